@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pathtrace probes. Every program parses the packet (or socket) it is given,
+ * applies the user's filter from .rodata and, on a match, writes one
+ * struct pathtrace_record to the ring buffer. Nothing here changes a packet or a
+ * verdict: netfilter probes always return NF_ACCEPT.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "record.h"
+
+#define NF_ACCEPT 1
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_ICMPV6 58
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile struct pathtrace_filter filter = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20); /* resized by the addon before load */
+} events SEC(".maps");
+
+/* Records that did not fit in the ring buffer, per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void emit(struct pathtrace_record *r)
+{
+	r->ts_ns = bpf_ktime_get_ns();
+	/* No wakeups: user space drains the ring on its own timer, in batches. */
+	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
+		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+		if (n)
+			*n += 1;
+	}
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	return filter.ports[(port >> 3) & 0x1fff] & (1 << (port & 7));
+}
+
+static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return false;
+	return true;
+}
+
+/* The user's filter, on a record whose tuple is filled in. */
+static __always_inline bool wanted(struct pathtrace_record *r)
+{
+	if (filter.netns && r->netns && r->netns != filter.netns)
+		return false;
+
+	__u8 proto = r->l4proto == IPPROTO_TCP ? PT_PROTO_TCP :
+		     r->l4proto == IPPROTO_UDP ? PT_PROTO_UDP :
+		     (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) ? PT_PROTO_ICMP : 0;
+	if (!(filter.protos & proto))
+		return false;
+
+	if (!filter.any_port) {
+		if (proto == PT_PROTO_ICMP)
+			return false;
+		if (!port_wanted(r->sport) && !port_wanted(r->dport))
+			return false;
+	}
+
+	if (filter.nhosts) {
+		bool hit = false;
+		for (int i = 0; i < PT_MAX_HOSTS; i++) {
+			if (i >= filter.nhosts)
+				break;
+			if (filter.hosts[i].family != r->family)
+				continue;
+			int n = r->family == 4 ? 4 : 16;
+			if (addr_eq(r->saddr, filter.hosts[i].addr, n) ||
+			    addr_eq(r->daddr, filter.hosts[i].addr, n)) {
+				hit = true;
+				break;
+			}
+		}
+		if (!hit)
+			return false;
+	}
+	return true;
+}
+
+/* Reads the IP and transport headers starting at the kernel address nh. */
+static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_record *r)
+{
+	__u8 first;
+	if (bpf_probe_read_kernel(&first, 1, nh))
+		return false;
+
+	const unsigned char *l4;
+	__u16 l4len;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), nh))
+			return false;
+		__u32 ihl = (first & 0xf) * 4;
+		if (ihl < sizeof(ip))
+			return false;
+		r->family = 4;
+		r->l4proto = ip.protocol;
+		r->ttl = ip.ttl;
+		r->ip_id = bpf_ntohs(ip.id);
+		__builtin_memcpy(r->saddr, &ip.saddr, 4);
+		__builtin_memcpy(r->daddr, &ip.daddr, 4);
+		l4 = nh + ihl;
+		l4len = bpf_ntohs(ip.tot_len) - ihl;
+		/* A non-first fragment carries no transport header. */
+		if (bpf_ntohs(ip.frag_off) & 0x1fff)
+			return true;
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), nh))
+			return false;
+		r->family = 6;
+		r->l4proto = ip6.nexthdr; /* extension headers are not walked */
+		r->ttl = ip6.hop_limit;
+		__builtin_memcpy(r->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(r->daddr, &ip6.daddr, 16);
+		l4 = nh + sizeof(ip6);
+		l4len = bpf_ntohs(ip6.payload_len);
+	} else {
+		return false;
+	}
+
+	if (r->l4proto == IPPROTO_TCP) {
+		struct tcphdr th;
+		if (bpf_probe_read_kernel(&th, sizeof(th), l4))
+			return false;
+		r->sport = bpf_ntohs(th.source);
+		r->dport = bpf_ntohs(th.dest);
+		r->seq = bpf_ntohl(th.seq);
+		r->ack = bpf_ntohl(th.ack_seq);
+		__u8 flags;
+		bpf_probe_read_kernel(&flags, 1, l4 + 13);
+		r->tcp_flags = flags;
+		__u16 doff = th.doff * 4;
+		r->len = l4len > doff ? l4len - doff : 0;
+	} else if (r->l4proto == IPPROTO_UDP) {
+		struct udphdr uh;
+		if (bpf_probe_read_kernel(&uh, sizeof(uh), l4))
+			return false;
+		r->sport = bpf_ntohs(uh.source);
+		r->dport = bpf_ntohs(uh.dest);
+		r->len = l4len > 8 ? l4len - 8 : 0;
+	} else if (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) {
+		__u8 tc[2];
+		if (bpf_probe_read_kernel(tc, 2, l4))
+			return false;
+		r->icmp_type = tc[0];
+		r->icmp_code = tc[1];
+		r->len = l4len;
+	}
+	return true;
+}
+
+static __always_inline __u32 dev_netns(const struct net_device *dev)
+{
+	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+}
+
+/* The namespace an skb belongs to: its device's, else its socket's. */
+static __always_inline __u32 skb_netns(const struct sk_buff *skb)
+{
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		return dev_netns(dev);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return 0;
+}
+
+static __always_inline bool skb_is_ip(const struct sk_buff *skb)
+{
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	return proto == ETH_P_IP || proto == ETH_P_IPV6;
+}
+
+/* IP header from the skb's network header offset (set once IP has seen it). */
+static __always_inline bool parse_skb_nh(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	__u16 nh = BPF_CORE_READ(skb, network_header);
+	if (nh == (__u16)~0U)
+		return false;
+	return parse_ip(BPF_CORE_READ(skb, head) + nh, r);
+}
+
+static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->point = point;
+	r->hook = PT_HOOK_NONE;
+	r->skb = (__u64)skb;
+}
+
+/* ---- netfilter hooks ---------------------------------------------------- */
+
+static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
+{
+	const struct nf_hook_state *st = ctx->state;
+	struct sk_buff *skb = ctx->skb;
+	struct pathtrace_record r;
+
+	init(&r, PT_POINT_NETFILTER, skb);
+	r.probe = slot;
+	r.hook = st->hook;
+	r.netns = BPF_CORE_READ(st, net, ns.inum);
+	if (filter.netns && r.netns != filter.netns)
+		return NF_ACCEPT;
+	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+		return NF_ACCEPT;
+	struct net_device *in = st->in, *out = st->out;
+	if (in)
+		r.ifindex = BPF_CORE_READ(in, ifindex);
+	if (out)
+		r.ifindex_out = BPF_CORE_READ(out, ifindex);
+	emit(&r);
+	return NF_ACCEPT;
+}
+
+#define NF_SLOT(n) \
+	SEC("netfilter") int nf_probe##n(struct bpf_nf_ctx *ctx) { return nf_probe(ctx, n); }
+NF_SLOT(0) NF_SLOT(1) NF_SLOT(2) NF_SLOT(3) NF_SLOT(4) NF_SLOT(5) NF_SLOT(6) NF_SLOT(7)
+
+/* ---- device points ------------------------------------------------------ */
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(on_netif_receive_skb, struct sk_buff *skb)
+{
+	struct pathtrace_record r;
+	if (!skb_is_ip(skb))
+		return 0;
+	init(&r, PT_POINT_NETIF_RECEIVE_SKB, skb);
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	r.netns = dev_netns(dev);
+	if (filter.netns && r.netns != filter.netns)
+		return 0;
+	/* The network header is reset only after this tracepoint; data is at L3. */
+	if (!parse_ip(BPF_CORE_READ(skb, data), &r) || !wanted(&r))
+		return 0;
+	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	emit(&r);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_start_xmit")
+int BPF_PROG(on_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
+{
+	struct pathtrace_record r;
+	if (!skb_is_ip(skb))
+		return 0;
+	init(&r, PT_POINT_NET_DEV_START_XMIT, skb);
+	r.netns = dev_netns(dev);
+	if (filter.netns && r.netns != filter.netns)
+		return 0;
+	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+		return 0;
+	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	emit(&r);
+	return 0;
+}
+
+/* ---- end of life -------------------------------------------------------- */
+
+static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *location, __u32 reason)
+{
+	struct pathtrace_record r;
+	if (!skb_is_ip(skb))
+		return;
+	init(&r, point, skb);
+	r.netns = skb_netns(skb);
+	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+		return;
+	r.location = (__u64)location;
+	r.reason = reason;
+	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	if (dev)
+		r.ifindex = BPF_CORE_READ(dev, ifindex);
+	emit(&r);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	on_free(PT_POINT_KFREE_SKB, skb, location, reason);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
+{
+	on_free(PT_POINT_CONSUME_SKB, skb, location, 0);
+	return 0;
+}
+
+/* ---- TCP ---------------------------------------------------------------- */
+
+/* Tuple of a socket (or request socket) as local -> remote. */
+static __always_inline bool sock_tuple(const struct sock_common *sk, struct pathtrace_record *r)
+{
+	__u16 family = BPF_CORE_READ(sk, skc_family);
+	if (family == AF_INET) {
+		r->family = 4;
+		BPF_CORE_READ_INTO(r->saddr, sk, skc_rcv_saddr);
+		BPF_CORE_READ_INTO(r->daddr, sk, skc_daddr);
+	} else if (family == AF_INET6) {
+		r->family = 6;
+		BPF_CORE_READ_INTO(r->saddr, sk, skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(r->daddr, sk, skc_v6_daddr);
+	} else {
+		return false;
+	}
+	r->l4proto = IPPROTO_TCP;
+	r->sport = BPF_CORE_READ(sk, skc_num);
+	r->dport = bpf_ntohs(BPF_CORE_READ(sk, skc_dport));
+	r->netns = BPF_CORE_READ(sk, skc_net.net, ns.inum);
+	return true;
+}
+
+static __always_inline void emit_sock(struct pathtrace_record *r, const struct sock_common *sk)
+{
+	r->location = (__u64)sk;
+	if (!sock_tuple(sk, r) || !wanted(r))
+		return;
+	r->pid = bpf_get_current_pid_tgid() >> 32;
+	emit(r);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(on_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct pathtrace_record r;
+	init(&r, PT_POINT_TCP_SEND_RESET, skb);
+	/* The tuple is that of the packet that caused the reset, so that the
+	 * reset joins that packet's journey. Without one, the socket's. */
+	if (skb) {
+		r.netns = skb_netns(skb);
+		if (!parse_skb_nh(skb, &r) || !wanted(&r))
+			return 0;
+		emit(&r);
+	} else if (sk) {
+		emit_sock(&r, &sk->__sk_common);
+	}
+	return 0;
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
+{
+	struct pathtrace_record r;
+	init(&r, PT_POINT_TCP_RECEIVE_RESET, 0);
+	emit_sock(&r, &sk->__sk_common);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(on_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff *skb)
+{
+	struct pathtrace_record r;
+	init(&r, PT_POINT_TCP_RETRANSMIT_SKB, skb);
+	/* The queued skb has no headers yet: seq and flags come from its control block. */
+	const struct tcp_skb_cb *cb = (const struct tcp_skb_cb *)&skb->cb[0];
+	r.seq = BPF_CORE_READ(cb, seq);
+	r.tcp_flags = BPF_CORE_READ(cb, tcp_flags);
+	r.len = BPF_CORE_READ(cb, end_seq) - r.seq;
+	emit_sock(&r, &sk->__sk_common);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(on_tcp_retransmit_synack, const struct sock *sk, const struct request_sock *req)
+{
+	struct pathtrace_record r;
+	init(&r, PT_POINT_TCP_RETRANSMIT_SYNACK, 0);
+	r.tcp_flags = 0x12; /* SYN ACK */
+	emit_sock(&r, &req->__req_common);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
+{
+	struct pathtrace_record r;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	init(&r, PT_POINT_INET_SOCK_SET_STATE, 0);
+	r.old_state = oldstate;
+	r.new_state = newstate;
+	emit_sock(&r, &sk->__sk_common);
+	return 0;
+}

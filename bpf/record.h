@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one record layout shared by the BPF programs (bpf/), the native addon
+ * (native/) and, through test/unit/record-layout.test.ts, the TypeScript
+ * decoder (src/record.ts). Change it here and in src/record.ts together.
+ *
+ * Multi-byte fields are in host byte order except the addresses, which keep
+ * network order. Included from BPF (vmlinux.h types) and from C++ (linux/types.h).
+ */
+#ifndef PATHTRACE_RECORD_H
+#define PATHTRACE_RECORD_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Where a record was produced. */
+enum pathtrace_point {
+	PT_POINT_NETFILTER = 1,          /* a netfilter hook probe; hook and probe say which */
+	PT_POINT_NETIF_RECEIVE_SKB = 2,  /* net:netif_receive_skb, the RX tcpdump tap follows */
+	PT_POINT_NET_DEV_START_XMIT = 3, /* net:net_dev_start_xmit, the TX tcpdump tap precedes */
+	PT_POINT_KFREE_SKB = 4,          /* skb:kfree_skb, reason and location */
+	PT_POINT_CONSUME_SKB = 5,        /* skb:consume_skb, location */
+	PT_POINT_TCP_SEND_RESET = 6,     /* tcp:tcp_send_reset, tuple of the packet that caused it */
+	PT_POINT_TCP_RECEIVE_RESET = 7,  /* tcp:tcp_receive_reset, socket tuple */
+	PT_POINT_TCP_RETRANSMIT_SKB = 8, /* tcp:tcp_retransmit_skb, socket tuple and seq */
+	PT_POINT_TCP_RETRANSMIT_SYNACK = 9, /* tcp:tcp_retransmit_synack, request socket tuple */
+	PT_POINT_INET_SOCK_SET_STATE = 10,  /* sock:inet_sock_set_state, old and new state */
+};
+
+/* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */
+#define PT_NF_SLOTS 8
+#define PT_NF_SLOT_ENTRY 0
+#define PT_NF_SLOT_EXIT (PT_NF_SLOTS - 1)
+
+#define PT_HOOK_NONE 0xff
+
+struct pathtrace_record {
+	__u64 ts_ns;       /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
+	__u64 skb;         /* skb address, 0 for socket-only records */
+	__u64 location;    /* kfree/consume: the freeing function's address */
+	__u32 netns;       /* network namespace inode number, 0 if unknown */
+	__u32 ifindex;     /* device of RX/TX; netfilter: in-device */
+	__u32 ifindex_out; /* netfilter: out-device */
+	__u32 reason;      /* kfree_skb: enum skb_drop_reason; tcp_send_reset: sk_rst_reason */
+	__u32 seq;         /* TCP sequence number */
+	__u32 ack;         /* TCP acknowledgement number */
+	__u16 point;       /* enum pathtrace_point */
+	__u8 hook;         /* netfilter hook (NF_INET_*), PT_HOOK_NONE elsewhere */
+	__u8 probe;        /* netfilter probe slot */
+	__u8 family;       /* 4, 6, or 0 when the headers could not be read */
+	__u8 l4proto;      /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6 */
+	__u8 tcp_flags;    /* TCP header byte 13: FIN 0x01 ... CWR 0x80 */
+	__u8 ttl;          /* IPv4 TTL / IPv6 hop limit */
+	__u16 sport;
+	__u16 dport;
+	__u16 len;         /* transport payload length */
+	__u16 ip_id;       /* IPv4 identification, 0 for IPv6 */
+	__u8 saddr[16];    /* IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u32 pid;         /* current tgid (socket records) */
+	__u8 old_state;    /* inet_sock_set_state */
+	__u8 new_state;
+	__u8 icmp_type;
+	__u8 icmp_code;
+};
+
+/* Filter applied in BPF, set in .rodata before the programs load. */
+#define PT_MAX_HOSTS 16
+#define PT_PROTO_TCP 0x1
+#define PT_PROTO_UDP 0x2
+#define PT_PROTO_ICMP 0x4
+
+struct pathtrace_host {
+	__u8 family; /* 4 or 6 */
+	__u8 addr[16];
+};
+
+struct pathtrace_filter {
+	__u32 netns;     /* only this namespace; 0 = any */
+	__u8 protos;     /* PT_PROTO_* mask */
+	__u8 any_port;   /* 1 when no --port was given */
+	__u8 nhosts;     /* 0 = any host */
+	__u8 pad;
+	struct pathtrace_host hosts[PT_MAX_HOSTS];
+	__u8 ports[65536 / 8]; /* bitmap of ports to match as source or destination */
+};
+
+#endif

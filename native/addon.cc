@@ -1,0 +1,193 @@
+// The JavaScript binding: converts arguments and results, nothing more.
+// Decoding, correlation and presentation live in src/ (TypeScript).
+#include <bpf/libbpf.h>
+#include <napi.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "kernel.h"
+#include "record.h"
+#include "tracer.h"
+
+namespace {
+using namespace pathtrace;
+
+Napi::Error error_with_errno(Napi::Env env, const std::string &msg, int err) {
+  Napi::Error e = Napi::Error::New(env, msg);
+  if (err) e.Set("errno", Napi::Number::New(env, err));
+  return e;
+}
+
+// new Tracer({ netns, protos, ports: number[] | null, hosts: [{family, addr: Uint8Array}],
+//              ringBytes, netfilter })
+class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Tracer", {
+      InstanceMethod("attachTracepoints", &TracerWrap::AttachTracepoints),
+      InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
+      InstanceMethod("consume", &TracerWrap::Consume),
+      InstanceMethod("lostEvents", &TracerWrap::LostEvents),
+      InstanceMethod("close", &TracerWrap::Close),
+    });
+  }
+
+  explicit TracerWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<TracerWrap>(info) {
+    Napi::Object o = info[0].As<Napi::Object>();
+    auto filter = std::make_unique<pathtrace_filter>();  // 8 KiB: not on the stack
+    filter->netns = o.Get("netns").As<Napi::Number>().Uint32Value();
+    filter->protos = o.Get("protos").As<Napi::Number>().Uint32Value();
+    Napi::Value ports = o.Get("ports");
+    filter->any_port = ports.IsArray() ? 0 : 1;
+    if (ports.IsArray()) {
+      Napi::Array a = ports.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) {
+        uint32_t p = a.Get(i).As<Napi::Number>().Uint32Value() & 0xffff;
+        filter->ports[p >> 3] |= 1 << (p & 7);
+      }
+    }
+    Napi::Array hosts = o.Get("hosts").As<Napi::Array>();
+    if (hosts.Length() > PT_MAX_HOSTS) throw Napi::Error::New(info.Env(), "too many hosts");
+    filter->nhosts = hosts.Length();
+    for (uint32_t i = 0; i < hosts.Length(); i++) {
+      Napi::Object h = hosts.Get(i).As<Napi::Object>();
+      filter->hosts[i].family = h.Get("family").As<Napi::Number>().Uint32Value();
+      Napi::Uint8Array addr = h.Get("addr").As<Napi::Uint8Array>();
+      memcpy(filter->hosts[i].addr, addr.Data(), std::min<size_t>(addr.ByteLength(), 16));
+    }
+    uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
+    bool netfilter = o.Get("netfilter").ToBoolean();
+    try {
+      tracer_ = std::make_unique<Tracer>(*filter, ring_bytes, netfilter);
+    } catch (const std::exception &e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+ private:
+  Tracer &tracer(Napi::Env env) {
+    if (!tracer_) throw Napi::Error::New(env, "tracer is closed");
+    return *tracer_;
+  }
+
+  Napi::Value AttachTracepoints(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    auto statuses = tracer(env).attach_tracepoints();
+    Napi::Array out = Napi::Array::New(env, statuses.size());
+    for (size_t i = 0; i < statuses.size(); i++) {
+      Napi::Object s = Napi::Object::New(env);
+      s.Set("point", statuses[i].point);
+      s.Set("attached", statuses[i].attached);
+      if (!statuses[i].attached) s.Set("error", statuses[i].error);
+      out.Set(i, s);
+    }
+    return out;
+  }
+
+  // attachNetfilter(netnsPath, [{pf, hook, slot, priority, step, maxTries}]) -> [{priority, errno}]
+  Napi::Value AttachNetfilter(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string path = info[0].As<Napi::String>();
+    Napi::Array reqs = info[1].As<Napi::Array>();
+    std::vector<NetfilterRequest> requests;
+    for (uint32_t i = 0; i < reqs.Length(); i++) {
+      Napi::Object r = reqs.Get(i).As<Napi::Object>();
+      requests.push_back({r.Get("pf").As<Napi::Number>().Int32Value(), r.Get("hook").As<Napi::Number>().Int32Value(),
+                          r.Get("slot").As<Napi::Number>().Int32Value(),
+                          r.Get("priority").As<Napi::Number>().Int32Value(),
+                          r.Get("step").As<Napi::Number>().Int32Value(),
+                          r.Get("maxTries").As<Napi::Number>().Int32Value()});
+    }
+    std::string error;
+    auto results = tracer(env).attach_netfilter(path, requests, &error);
+    if (!error.empty()) throw error_with_errno(env, error, results.empty() ? 0 : results[0].error);
+    Napi::Array out = Napi::Array::New(env, results.size());
+    for (size_t i = 0; i < results.size(); i++) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("priority", results[i].priority);
+      r.Set("errno", results[i].error);
+      out.Set(i, r);
+    }
+    return out;
+  }
+
+  // consume(Uint8Array) -> number of records copied into it
+  Napi::Value Consume(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+    size_t max = buf.ByteLength() / sizeof(pathtrace_record);
+    size_t n = tracer_ ? tracer_->consume(reinterpret_cast<pathtrace_record *>(buf.Data()), max) : 0;
+    return Napi::Number::New(env, n);
+  }
+
+  Napi::Value LostEvents(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), tracer_ ? (double)tracer_->lost_events() : 0);
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    tracer_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Tracer> tracer_;
+};
+
+Napi::Value KernelFeatures(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto f = probe_kernel();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("btf", f.btf);
+  o.Set("netfilterLinks", f.netfilter_links);
+  if (!f.btf) o.Set("btfError", f.btf_error);
+  return o;
+}
+
+Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  for (auto &[name, value] : kernel_enum(info[0].As<Napi::String>())) o.Set(name, (double)value);
+  return o;
+}
+
+Napi::Value Interfaces(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string error;
+  auto list = interfaces(info[0].As<Napi::String>(), &error);
+  if (!error.empty()) throw Napi::Error::New(env, error);
+  Napi::Object o = Napi::Object::New(env);
+  for (auto &[index, name] : list) o.Set(index, name);
+  return o;
+}
+
+// The record layout as compiled, for the decoder's layout test.
+Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Object off = Napi::Object::New(env);
+#define FIELD(f) off.Set(#f, (double)offsetof(pathtrace_record, f))
+  FIELD(ts_ns); FIELD(skb); FIELD(location); FIELD(netns); FIELD(ifindex); FIELD(ifindex_out);
+  FIELD(reason); FIELD(seq); FIELD(ack); FIELD(point); FIELD(hook); FIELD(probe); FIELD(family);
+  FIELD(l4proto); FIELD(tcp_flags); FIELD(ttl); FIELD(sport); FIELD(dport); FIELD(len); FIELD(ip_id);
+  FIELD(saddr); FIELD(daddr); FIELD(pid); FIELD(old_state); FIELD(new_state); FIELD(icmp_type);
+  FIELD(icmp_code);
+#undef FIELD
+  o.Set("size", (double)sizeof(pathtrace_record));
+  o.Set("offsets", off);
+  o.Set("nfSlots", PT_NF_SLOTS);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(nullptr);  // libbpf's own messages would go to stderr; errors are reported by us
+  exports.Set("Tracer", TracerWrap::Define(env));
+  exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
+  exports.Set("kernelEnum", Napi::Function::New(env, KernelEnum));
+  exports.Set("interfaces", Napi::Function::New(env, Interfaces));
+  exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(pathtrace, Init)

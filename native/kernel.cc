@@ -1,0 +1,72 @@
+#include "kernel.h"
+
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <net/if.h>
+
+#include "in_netns.h"
+
+namespace pathtrace {
+
+namespace {
+// Loaded once: the kernel's BTF does not change while we run.
+const struct btf *vmlinux_btf(std::string *error = nullptr) {
+  static struct btf *btf = nullptr;
+  static std::string load_error;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    btf = btf__load_vmlinux_btf();
+    if (!btf) load_error = "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)";
+  }
+  if (error) *error = load_error;
+  return btf;
+}
+}  // namespace
+
+KernelFeatures probe_kernel() {
+  KernelFeatures f;
+  f.btf = vmlinux_btf(&f.btf_error) != nullptr;
+  f.netfilter_links = libbpf_probe_bpf_prog_type(kProgTypeNetfilter, nullptr) == 1;
+  return f;
+}
+
+bool has_tracepoint(const std::string &name) {
+  const struct btf *btf = vmlinux_btf();
+  return btf && btf__find_by_name_kind(btf, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF) > 0;
+}
+
+std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  const struct btf *btf = vmlinux_btf();
+  if (!btf) return out;
+  int id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_ENUM);
+  if (id > 0) {
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    const struct btf_enum *e = btf_enum(t);
+    for (int i = 0; i < btf_vlen(t); i++) out.emplace_back(btf__name_by_offset(btf, e[i].name_off), e[i].val);
+    return out;
+  }
+  id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_ENUM64);
+  if (id > 0) {
+    const struct btf_type *t = btf__type_by_id(btf, id);
+    const struct btf_enum64 *e = btf_enum64(t);
+    for (int i = 0; i < btf_vlen(t); i++)
+      out.emplace_back(btf__name_by_offset(btf, e[i].name_off), (int64_t)btf_enum64_value(&e[i]));
+  }
+  return out;
+}
+
+std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error) {
+  std::vector<std::pair<unsigned, std::string>> out;
+  run_in_netns(netns_path, [&] {
+    struct if_nameindex *list = if_nameindex();
+    if (!list) return -1;
+    for (struct if_nameindex *i = list; i->if_index; i++) out.emplace_back(i->if_index, i->if_name);
+    if_freenameindex(list);
+    return 0;
+  }, error);
+  return out;
+}
+
+}  // namespace pathtrace

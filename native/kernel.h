@@ -1,0 +1,33 @@
+// What the running kernel offers, read from its BTF and by feature probes.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <linux/bpf.h>
+
+namespace pathtrace {
+
+// BPF_PROG_TYPE_NETFILTER (uapi value 32) came with Linux 6.4; Debian 12's
+// linux-libc-dev headers predate it, libbpf and the kernel do not.
+constexpr auto kProgTypeNetfilter = static_cast<enum bpf_prog_type>(32);
+
+struct KernelFeatures {
+  bool btf = false;              // /sys/kernel/btf/vmlinux loads
+  bool netfilter_links = false;  // BPF_PROG_TYPE_NETFILTER (Linux >= 6.4)
+  std::string btf_error;
+};
+
+KernelFeatures probe_kernel();
+
+// Whether the kernel has the BTF-typed tracepoint `name` (e.g. "kfree_skb").
+bool has_tracepoint(const std::string &name);
+
+// Enumerators of a kernel enum, from BTF: {name, value}. Empty if unknown.
+std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name);
+
+// Network devices {ifindex, name} of the namespace at netns_path ("" = own).
+std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error);
+
+}  // namespace pathtrace

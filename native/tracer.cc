@@ -1,0 +1,163 @@
+#include "tracer.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "in_netns.h"
+#include "kernel.h"
+#include "pathtrace.skel.h"
+
+namespace pathtrace {
+
+namespace {
+// A negative return from the ring buffer callback stops consumption after
+// the current sample (which libbpf counts as consumed): "batch full".
+constexpr int kBatchFull = -1000;
+
+std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
+
+// The tracepoint a tp_btf program attaches to, from its section name.
+std::string tracepoint_of(const bpf_program *prog) {
+  std::string sec = bpf_program__section_name(prog);
+  const std::string prefix = "tp_btf/";
+  return sec.rfind(prefix, 0) == 0 ? sec.substr(prefix.size()) : "";
+}
+
+bool is_netfilter(const bpf_program *prog) { return bpf_program__type(prog) == kProgTypeNetfilter; }
+
+bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
+  bpf_program *progs[PT_NF_SLOTS] = {
+      skel->progs.nf_probe0, skel->progs.nf_probe1, skel->progs.nf_probe2, skel->progs.nf_probe3,
+      skel->progs.nf_probe4, skel->progs.nf_probe5, skel->progs.nf_probe6, skel->progs.nf_probe7};
+  return slot >= 0 && slot < PT_NF_SLOTS ? progs[slot] : nullptr;
+}
+}  // namespace
+
+Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter) {
+  skel_ = pathtrace_bpf__open();
+  if (!skel_) throw std::runtime_error("cannot open the BPF object: " + errno_text(errno));
+  memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
+  bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
+
+  // Leave out what this kernel cannot load, so that the rest still works.
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    if (is_netfilter(prog)) {
+      if (!netfilter) bpf_program__set_autoload(prog, false);
+      continue;
+    }
+    std::string tp = tracepoint_of(prog);
+    if (!tp.empty() && !has_tracepoint(tp)) {
+      bpf_program__set_autoload(prog, false);
+      skipped_.push_back({tp, false, "this kernel has no tracepoint " + tp});
+    }
+  }
+
+  if (int err = pathtrace_bpf__load(skel_)) {
+    close();
+    throw std::runtime_error("cannot load the BPF programs: " + errno_text(err));
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
+  if (!ring_) {
+    int err = errno;
+    close();
+    throw std::runtime_error("cannot map the ring buffer: " + errno_text(err));
+  }
+}
+
+Tracer::~Tracer() { close(); }
+
+std::vector<PointStatus> Tracer::attach_tracepoints() {
+  std::vector<PointStatus> out = skipped_;
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, skel_->obj) {
+    std::string tp = tracepoint_of(prog);
+    if (tp.empty() || !bpf_program__autoload(prog)) continue;
+    PointStatus s{tp, false, ""};
+    bpf_link *link = bpf_program__attach(prog);
+    if (link) {
+      links_.push_back(link);
+      s.attached = true;
+    } else {
+      s.error = errno_text(errno);
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+std::vector<NetfilterResult> Tracer::attach_netfilter(const std::string &netns_path,
+                                                      const std::vector<NetfilterRequest> &requests,
+                                                      std::string *error) {
+  std::vector<NetfilterResult> results(requests.size());
+  int rc = run_in_netns(netns_path, [&] {
+    for (size_t i = 0; i < requests.size(); i++) {
+      const NetfilterRequest &rq = requests[i];
+      bpf_program *prog = nf_slot(skel_, rq.slot);
+      if (!prog || !bpf_program__autoload(prog)) {
+        results[i].error = EOPNOTSUPP;
+        continue;
+      }
+      int prio = rq.priority;
+      for (int attempt = 0; attempt < rq.max_tries; attempt++, prio += rq.step) {
+        LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)rq.pf, .hooknum = (__u32)rq.hook, .priority = prio);
+        bpf_link *link = bpf_program__attach_netfilter(prog, &opts);
+        if (link) {
+          links_.push_back(link);
+          results[i] = {prio, 0};
+          break;
+        }
+        results[i] = {prio, errno};
+        if (errno != EBUSY) break;  // EBUSY: that priority is taken, try the next
+      }
+    }
+    return 0;
+  }, error);
+  if (rc < 0)
+    for (auto &r : results) r.error = -rc;
+  return results;
+}
+
+int Tracer::on_sample(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<Tracer *>(ctx);
+  if (size == sizeof(pathtrace_record)) memcpy(&self->batch_[self->batch_len_++], data, size);
+  return self->batch_len_ >= self->batch_max_ ? kBatchFull : 0;
+}
+
+size_t Tracer::consume(pathtrace_record *out, size_t max) {
+  if (!ring_ || max == 0) return 0;
+  batch_ = out;
+  batch_len_ = 0;
+  batch_max_ = max;
+  ring_buffer__consume(ring_);
+  batch_ = nullptr;
+  return batch_len_;
+}
+
+uint64_t Tracer::lost_events() const {
+  if (!skel_) return 0;
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  std::vector<uint64_t> per_cpu(ncpu);
+  uint32_t key = 0;
+  if (bpf_map__lookup_elem(skel_->maps.lost, &key, sizeof(key), per_cpu.data(), per_cpu.size() * sizeof(uint64_t), 0))
+    return 0;
+  uint64_t sum = 0;
+  for (uint64_t n : per_cpu) sum += n;
+  return sum;
+}
+
+void Tracer::close() {
+  for (bpf_link *l : links_) bpf_link__destroy(l);
+  links_.clear();
+  if (ring_) ring_buffer__free(ring_);
+  ring_ = nullptr;
+  if (skel_) pathtrace_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+}  // namespace pathtrace

@@ -1,0 +1,65 @@
+// Owns pathtrace's kernel objects: the BPF skeleton, its links and the ring
+// buffer. Knows nothing of JavaScript; native/addon.cc is the binding.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "record.h"
+
+struct pathtrace_bpf;
+struct ring_buffer;
+struct bpf_link;
+
+namespace pathtrace {
+
+struct PointStatus {
+  std::string point;  // tracepoint name
+  bool attached = false;
+  std::string error;  // why not, when not
+};
+
+struct NetfilterRequest {
+  int pf;        // NFPROTO_IPV4 / NFPROTO_IPV6
+  int hook;      // NF_INET_*
+  int slot;      // probe program, 0 .. PT_NF_SLOTS-1
+  int priority;  // first priority to try
+  int step;      // on EBUSY try priority + step, up to max_tries times
+  int max_tries;
+};
+
+struct NetfilterResult {
+  int priority = 0;  // the priority attached at
+  int error = 0;     // errno when not attached
+};
+
+class Tracer {
+ public:
+  // Opens and loads the BPF object with this filter. Throws std::runtime_error.
+  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter);
+  ~Tracer();
+  Tracer(const Tracer &) = delete;
+  Tracer &operator=(const Tracer &) = delete;
+
+  std::vector<PointStatus> attach_tracepoints();
+  // Attaches netfilter probes inside the netns at netns_path ("" = own).
+  std::vector<NetfilterResult> attach_netfilter(const std::string &netns_path,
+                                                const std::vector<NetfilterRequest> &requests,
+                                                std::string *error);
+  // Copies up to max records into out; returns how many.
+  size_t consume(pathtrace_record *out, size_t max);
+  uint64_t lost_events() const;
+  void close();
+
+ private:
+  static int on_sample(void *ctx, void *data, size_t size);
+
+  pathtrace_bpf *skel_ = nullptr;
+  ring_buffer *ring_ = nullptr;
+  std::vector<bpf_link *> links_;
+  std::vector<PointStatus> skipped_;  // tracepoints the kernel lacks
+  pathtrace_record *batch_ = nullptr;
+  size_t batch_len_ = 0, batch_max_ = 0;
+};
+
+}  // namespace pathtrace

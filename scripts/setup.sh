@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Installs what pathtrace needs on Debian 12 (as root) and builds it.
+# Idempotent: packages already present are not reinstalled; the build is incremental.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: must run as root (installs Debian packages)" >&2
+  exit 1
+fi
+
+# libbpf >= 1.2 (netfilter links) and a matching bpftool only exist in bookworm-backports.
+backports=/etc/apt/sources.list.d/pathtrace-bookworm-backports.sources
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+  log "adding bookworm-backports to apt sources ($backports)"
+  cat > "$backports" <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+  apt_updated=
+fi
+
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump)
+backported=(libbpf-dev bpftool)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+# The backported packages also count as missing when the installed version is too old.
+have_libbpf=$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || true)
+if [ -z "$have_libbpf" ] || dpkg --compare-versions "$have_libbpf" lt '1:1.2'; then
+  missing+=(libbpf-dev/bookworm-backports libbpf1/bookworm-backports)
+fi
+have_bpftool=$(dpkg-query -W -f='${Version}' bpftool 2>/dev/null || true)
+if [ -z "$have_bpftool" ] || dpkg --compare-versions "$have_bpftool" lt '7.2'; then
+  missing+=(bpftool/bookworm-backports)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  log "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error --ignore-scripts
+fi
+
+log "building"
+npm run --silent build
+log "ready: run 'npx pathtrace --help'"

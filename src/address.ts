@@ -1,0 +1,42 @@
+// IP addresses between their kernel byte form and text.
+
+/** Text form of the address at bytes[off..]: dotted quad, or RFC 5952 IPv6. */
+export function formatAddress(bytes: Uint8Array, off: number, family: number): string {
+  if (family === 4) return `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
+  if (family !== 6) return '';
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push((bytes[off + i] << 8) | bytes[off + i + 1]);
+  // RFC 5952: compress the longest run (>= 2) of zero groups.
+  let bestAt = -1, bestLen = 0;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen && j - i >= 2) { bestAt = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestAt < 0) return hex.join(':');
+  return `${hex.slice(0, bestAt).join(':')}::${hex.slice(bestAt + bestLen).join(':')}`;
+}
+
+/** An IPv4 or IPv6 literal as 16 bytes (IPv4 in the first 4), for the BPF filter. */
+export function addressBytes(addr: string): { family: 4 | 6; addr: Uint8Array } {
+  const out = new Uint8Array(16);
+  if (addr.includes(':')) {
+    const [head, tail] = addr.split('::');
+    const parse = (s: string | undefined) => (s ? s.split(':') : []).flatMap((g) => {
+      if (g.includes('.')) { // IPv4-mapped tail
+        const b = g.split('.').map(Number);
+        return [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
+      }
+      return [parseInt(g, 16)];
+    });
+    const h = parse(head), t = parse(tail);
+    const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
+    groups.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+    return { family: 6, addr: out };
+  }
+  addr.split('.').forEach((b, i) => { out[i] = Number(b); });
+  return { family: 4, addr: out };
+}

@@ -1,0 +1,50 @@
+// Which layer freed a packet, from the freeing function and the drop reason.
+// Pure: names in, names out.
+
+export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
+
+const LOCATION_LAYERS: [RegExp, Layer][] = [
+  [/^(nft_|nf_|ipt_|ip6t_|ebt_|xt_|__nf_|nfqnl_|ipv6_defrag|ipv4_conntrack)/, 'netfilter'],
+  [/^(tcp_|__tcp_|inet_csk_|inet_twsk_|tcp_v4|tcp_v6)/, 'tcp'],
+  [/^(udp|__udp|udpv6_|__udp6)/, 'udp'],
+  [/^(icmp|icmpv6_|__icmp)/, 'icmp'],
+  [/^(sk_|__sk_|sock_|skb_queue_purge|inet_sock_destruct)/, 'socket'],
+  [/^(ip_|ip6_|ipv6_|__ip_|__ip6_|ip_rcv|ip6_rcv|fib_|rt6_|ip_route)/, 'ip'],
+  [/^(neigh_|__neigh_|arp_|ndisc_)/, 'neighbour'],
+  [/^(qdisc_|__qdisc_|sch_|pfifo_|tbf_|fq_|__dev_xmit_skb|tcf_)/, 'qdisc'],
+  [/^(dev_|__dev_|netif_|__netif_|napi_|veth_|loopback_|validate_xmit|sch_direct_xmit|net_rx_action|process_backlog|gro_)/, 'device'],
+];
+
+const REASON_LAYERS: [RegExp, Layer][] = [
+  [/^NETFILTER_DROP$/, 'netfilter'],
+  [/^(TCP_|SOCKET_BACKLOG|TCP)/, 'tcp'],
+  [/^(UDP_)/, 'udp'],
+  [/^(SOCKET_|PROTO_MEM|NO_SOCKET)/, 'socket'],
+  [/^(IP_|IPV6|OTHERHOST|IP_NOPROTO|IP_RPFILTER|IP_INHDR|IP_OUTNOROUTES|PKT_TOO_BIG|IP_TUNNEL)/, 'ip'],
+  [/^(NEIGH_)/, 'neighbour'],
+  [/^(QDISC_|TC_)/, 'qdisc'],
+  [/^(DEV_|DEV_READY|FULL_RING|NOMEM|DUP_FRAG|FRAG_)/, 'device'],
+  [/^(ICMP_)/, 'icmp'],
+];
+
+export function layerOfLocation(location: string): Layer | undefined {
+  for (const [re, layer] of LOCATION_LAYERS) if (re.test(location)) return layer;
+  return undefined;
+}
+
+/** The layer a drop belongs to: by reason when it names one, else by where it happened. */
+export function dropLayer(reason: string, location: string): Layer {
+  for (const [re, layer] of REASON_LAYERS) if (re.test(reason)) return layer;
+  return layerOfLocation(location) ?? 'kernel';
+}
+
+/**
+ * Whether a kfree_skb is a real drop. NOT_SPECIFIED frees are mostly the
+ * transport layer finishing with a packet it already handled (a retransmitted
+ * SYN answered by the request socket, say); elsewhere they are drops.
+ */
+export function isDrop(reason: string, location: string, reachedTransport: boolean): boolean {
+  if (reason !== 'NOT_SPECIFIED' && reason !== '0') return true;
+  const layer = layerOfLocation(location);
+  return !(reachedTransport && (layer === 'tcp' || layer === 'udp' || layer === 'socket' || layer === 'icmp'));
+}

@@ -1,0 +1,123 @@
+// Entry point: parses the command line, runs a trace or a demo, and turns
+// every failure into one line on stderr and a non-zero exit code.
+import { readFileSync } from 'node:fs';
+import { effectiveCaps, missingCaps } from './caps.js';
+import { runDemo } from './demo.js';
+import { NetnsError, resolveNetns } from './netns.js';
+import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
+import { JsonSink } from './output/json.js';
+import { ANSI, PLAIN, TextSink } from './output/text.js';
+import { Session, SessionError, type Sink } from './session.js';
+
+/** Failures the user can act on: printed as one line, exit code 1. */
+export class UserError extends Error {}
+
+export function filterText(o: TraceOptions): string {
+  const parts = [o.protos.join('/')];
+  if (o.ports) parts.push(`port ${compactPorts(o.ports)}`);
+  if (o.hosts.length) parts.push(`host ${o.hosts.join(',')}`);
+  return parts.join(' ');
+}
+
+function compactPorts(ports: number[]): string {
+  const out: string[] = [];
+  for (let i = 0; i < ports.length; ) {
+    let j = i;
+    while (j + 1 < ports.length && ports[j + 1] === ports[j] + 1) j++;
+    out.push(j > i ? `${ports[i]}-${ports[j]}` : `${ports[i]}`);
+    i = j + 1;
+  }
+  return out.join(',');
+}
+
+export function filterObject(o: TraceOptions): object {
+  return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns };
+}
+
+export function checkPrivileges(entersNetns: boolean): void {
+  const missing = missingCaps(effectiveCaps(), entersNetns);
+  if (missing.length) {
+    throw new UserError(`must run as root: loading BPF probes needs ${missing.join(', ')}`);
+  }
+}
+
+export function makeSink(o: TraceOptions, session: () => Session): Sink {
+  const devices = () => session().devices;
+  if (o.json) return new JsonSink(devices, filterObject(o));
+  const color = process.stdout.isTTY && !process.env.NO_COLOR;
+  return new TextSink(devices, filterText(o), color ? ANSI : PLAIN);
+}
+
+/** Runs a trace until a signal, --duration or --count; detaches on every path. */
+export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<void> {
+  checkPrivileges(options.netns !== null);
+  let netns;
+  try {
+    netns = resolveNetns(options.netns);
+  } catch (e) {
+    if (e instanceof NetnsError) throw new UserError(e.message);
+    throw e;
+  }
+  let session: Session;
+  try {
+    session = new Session(options, netns);
+  } catch (e) {
+    if (e instanceof SessionError) throw new UserError(e.message);
+    throw e;
+  }
+  const stop = () => session.stop('signal');
+  const onPipe = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') session.stop('stdout-closed'); };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  process.on('SIGHUP', stop);
+  process.stdout.on('error', onPipe);
+  try {
+    const sink = makeSink(options, () => session);
+    const done = session.run(sink);
+    onReady?.(session);
+    await done;
+  } finally {
+    session.close();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+    process.off('SIGHUP', stop);
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    const cmd = parseCommandLine(argv);
+    switch (cmd.kind) {
+      case 'help':
+        process.stdout.write(USAGE + '\n');
+        return 0;
+      case 'version':
+        process.stdout.write(`pathtrace ${version()}\n`);
+        return 0;
+      case 'trace':
+        await trace(cmd.options);
+        return 0;
+      case 'demo':
+        await runDemo(cmd.scenario, cmd.options);
+        return 0;
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`pathtrace: ${e.message}\nTry 'pathtrace --help' for more information.\n`);
+      return 2;
+    }
+    if (e instanceof UserError) {
+      process.stderr.write(`pathtrace: ${e.message}\n`);
+      return 1;
+    }
+    const err = e as Error;
+    process.stderr.write(`pathtrace: internal error: ${err.message}\n`);
+    if (process.env.PATHTRACE_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}

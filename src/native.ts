@@ -1,0 +1,50 @@
+// Types for the native addon (native/addon.cc) and its loading.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export interface FilterConfig {
+  netns: number;            // namespace inode; 0 = any
+  protos: number;           // PROTO_* mask
+  ports: number[] | null;   // null = any port
+  hosts: { family: 4 | 6; addr: Uint8Array }[];
+  ringBytes: number;
+  netfilter: boolean;       // load the netfilter probes
+}
+
+export interface PointStatus { point: string; attached: boolean; error?: string }
+export interface NetfilterRequest { pf: number; hook: number; slot: number; priority: number; step: number; maxTries: number }
+export interface NetfilterResult { priority: number; errno: number }
+
+export interface NativeTracer {
+  attachTracepoints(): PointStatus[];
+  attachNetfilter(netnsPath: string, requests: NetfilterRequest[]): NetfilterResult[];
+  consume(into: Uint8Array): number;
+  lostEvents(): number;
+  close(): void;
+}
+
+export interface Native {
+  Tracer: new (config: FilterConfig) => NativeTracer;
+  kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
+  kernelEnum(name: string): Record<string, number>;
+  interfaces(netnsPath: string): Record<number, string>;
+  recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number };
+}
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const ADDON_PATH = path.join(root, 'build', 'Release', 'pathtrace.node');
+
+let cached: Native | undefined;
+
+/** The addon, loaded on first use; throws a one-line error when it was not built. */
+export function native(): Native {
+  if (!cached) {
+    try {
+      cached = createRequire(import.meta.url)(ADDON_PATH) as Native;
+    } catch (e) {
+      throw new Error(`the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`);
+    }
+  }
+  return cached;
+}

@@ -1,0 +1,153 @@
+// Command-line parsing. Pure: argv in, options or a UsageError out.
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+
+export class UsageError extends Error {}
+
+export type Proto = 'tcp' | 'udp' | 'icmp';
+
+export interface TraceOptions {
+  ports: number[] | null;      // null: any port
+  hosts: string[];             // IPv4/IPv6 literals, normalised
+  protos: Proto[];
+  netns: string | null;        // as given: a name from `ip netns` or a path
+  json: boolean;
+  duration: number | null;     // seconds
+  count: number | null;        // packets
+  ringMiB: number;
+}
+
+export type Command =
+  | { kind: 'help' }
+  | { kind: 'version' }
+  | { kind: 'trace'; options: TraceOptions }
+  | { kind: 'demo'; scenario: string; options: TraceOptions };
+
+export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
+       pathtrace demo [local-in|local-out] [--json]
+                                             run a lab experiment in namespaces of its own
+
+Filter (applied in the kernel; all given filters must match):
+  -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
+  -H, --host ADDR             IPv4 or IPv6 source or destination address; repeatable
+      --proto PROTO           tcp, udp, icmp or all (default: tcp and udp with --port, else all)
+  -n, --netns NAME|PATH       trace inside this network namespace (a name from 'ip netns', or a
+                              path such as /proc/PID/ns/net); default: pathtrace's own
+
+Output and end:
+      --json                  NDJSON on stdout: ready, packet and summary records
+  -d, --duration SECONDS      stop after this long
+  -c, --count N               stop after N packets
+      --ring-mib N            ring buffer size in MiB (default 8)
+  -h, --help                  this help
+  -V, --version               version
+
+Stops on Ctrl-C or SIGTERM with a summary; whatever it attached is detached on every exit.`;
+
+const DEMO_SCENARIOS = ['local-in', 'local-out'];
+
+export function parsePorts(values: string[]): number[] {
+  const ports = new Set<number>();
+  for (const value of values) {
+    for (const part of value.split(',')) {
+      const m = /^\s*(\d+)(?:-(\d+))?\s*$/.exec(part);
+      if (!m) throw new UsageError(`bad port '${part}': expected a number from 1 to 65535, or a range like 8000-8080`);
+      const lo = Number(m[1]);
+      const hi = m[2] === undefined ? lo : Number(m[2]);
+      for (const p of [lo, hi]) {
+        if (!(p >= 1 && p <= 65535)) throw new UsageError(`bad port '${part}': ports go from 1 to 65535`);
+      }
+      if (hi < lo) throw new UsageError(`bad port range '${part}': the first port is above the last`);
+      for (let p = lo; p <= hi; p++) ports.add(p);
+    }
+  }
+  return [...ports].sort((a, b) => a - b);
+}
+
+export function parseHost(value: string): string {
+  const v = value.trim();
+  if (!isIP(v)) throw new UsageError(`bad host '${value}': expected an IPv4 or IPv6 address`);
+  return v;
+}
+
+function parseProtos(value: string | undefined, hasPorts: boolean): Proto[] {
+  if (value === undefined) return hasPorts ? ['tcp', 'udp'] : ['tcp', 'udp', 'icmp'];
+  const protos = new Set<Proto>();
+  for (const p of value.split(',')) {
+    const v = p.trim().toLowerCase();
+    if (v === 'all') ['tcp', 'udp', 'icmp'].forEach((x) => protos.add(x as Proto));
+    else if (v === 'tcp' || v === 'udp' || v === 'icmp') protos.add(v);
+    else throw new UsageError(`bad protocol '${p}': expected tcp, udp, icmp or all`);
+  }
+  if (hasPorts && protos.size === 1 && protos.has('icmp')) {
+    throw new UsageError('--port does not apply to --proto icmp: ICMP has no ports');
+  }
+  return [...protos];
+}
+
+function positiveNumber(name: string, value: string | undefined, integer: boolean): number | null {
+  if (value === undefined) return null;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`bad ${name} '${value}': expected a positive ${integer ? 'integer' : 'number'}`);
+  }
+  return n;
+}
+
+export function parseCommandLine(argv: string[]): Command {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        port: { type: 'string', short: 'p', multiple: true },
+        host: { type: 'string', short: 'H', multiple: true },
+        proto: { type: 'string' },
+        netns: { type: 'string', short: 'n' },
+        json: { type: 'boolean' },
+        duration: { type: 'string', short: 'd' },
+        count: { type: 'string', short: 'c' },
+        'ring-mib': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
+  }
+  const v = parsed.values;
+  if (v.help) return { kind: 'help' };
+  if (v.version) return { kind: 'version' };
+
+  const ports = v.port ? parsePorts(v.port) : null;
+  const ringMiB = positiveNumber('--ring-mib', v['ring-mib'], true) ?? 8;
+  if (ringMiB > 1024 || (ringMiB & (ringMiB - 1)) !== 0) {
+    throw new UsageError(`bad --ring-mib '${ringMiB}': expected a power of two up to 1024`);
+  }
+  const options: TraceOptions = {
+    ports,
+    hosts: (v.host ?? []).map(parseHost),
+    protos: parseProtos(v.proto, ports !== null),
+    netns: v.netns ?? null,
+    json: v.json ?? false,
+    duration: positiveNumber('--duration', v.duration, false),
+    count: positiveNumber('--count', v.count, true),
+    ringMiB,
+  };
+  if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
+
+  const [first, ...rest] = parsed.positionals;
+  if (first === undefined) return { kind: 'trace', options };
+  if (first === 'demo') {
+    if (rest.length > 1) throw new UsageError(`unexpected argument '${rest[1]}'`);
+    const scenario = rest[0] ?? 'local-in';
+    if (!DEMO_SCENARIOS.includes(scenario)) {
+      throw new UsageError(`unknown demo scenario '${scenario}': expected ${DEMO_SCENARIOS.join(' or ')}`);
+    }
+    return { kind: 'demo', scenario, options };
+  }
+  throw new UsageError(`unexpected argument '${first}' (filters are options: --port, --host, --proto)`);
+}

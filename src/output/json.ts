@@ -1,0 +1,109 @@
+// NDJSON records: the contract for scripts (see README "JSON output").
+// Names and meanings of existing fields stay; new fields may be added.
+import { flagLetters, type Journey } from '../journey.js';
+import { IPPROTO } from '../record.js';
+import { protoName, type Summary } from '../summary.js';
+import type { ReadyInfo, Sink } from '../session.js';
+
+export interface DeviceNames { name(ifindex: number): string }
+
+export function readyRecord(r: ReadyInfo, filter: object): object {
+  return {
+    type: 'ready',
+    netns: { name: r.netns.label, inode: r.netns.inode },
+    filter,
+    points: r.points,
+    netfilter: r.netfilter.map((p) => ({ family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit })),
+    unavailable: r.unavailable,
+    started_at: new Date(r.startedAt).toISOString(),
+  };
+}
+
+export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number): object {
+  return {
+    type: 'packet',
+    id: j.id,
+    time: new Date(startedAt + j.start / 1e6).toISOString(),
+    family: j.family === 6 ? 'ipv6' : 'ipv4',
+    proto: protoName(j.proto, j.family),
+    src: j.src,
+    dst: j.dst,
+    sport: j.sport,
+    dport: j.dport,
+    tcp_flags: j.proto === IPPROTO.TCP ? flagLetters(j.flags) : null,
+    seq: j.proto === IPPROTO.TCP ? j.seq : undefined,
+    ack: j.proto === IPPROTO.TCP ? j.ack : undefined,
+    len: j.len,
+    ip_id: j.family === 4 ? j.ipId : undefined,
+    netns: j.netns,
+    direction: j.direction,
+    steps: j.steps.map((s) => ({
+      point: s.point,
+      hook: s.hook,
+      at: s.at,
+      dev: s.ifindex ? devices.name(s.ifindex) : undefined,
+      location: s.location,
+      reason: s.reason,
+      t_ns: s.t,
+    })),
+    fate: j.fate,
+    drop: j.drop,
+    tcpdump: j.tcpdump,
+    tcpdump_devices: j.tcpdumpDevices.map((i) => devices.name(i)),
+    retransmit: j.retransmit,
+    tcp: j.tcp,
+    ending: j.ending,
+  };
+}
+
+export function summaryRecord(s: Summary): object {
+  return {
+    type: 'summary',
+    packets: s.packets,
+    dropped: s.byFate.dropped,
+    delivered: s.byFate.delivered,
+    sent: s.byFate.sent,
+    forwarded: s.byFate.forwarded,
+    unfinished: s.byFate.unfinished,
+    lost_events: s.lostEvents,
+    cut_by_timeout: s.cutByTimeout,
+    events: s.events,
+    duration_s: Math.round(s.durationNs / 1e6) / 1e3,
+    stopped_by: s.stoppedBy,
+    drops: s.drops,
+    flows: s.flows.map((f) => ({
+      flow: f.flow, proto: f.proto, a: f.a, b: f.b, packets: f.packets,
+      groups: f.groups.map((g) => ({
+        direction: g.direction, tcp_flags: g.flags || null, fate: g.fate, hook: g.hook, reason: g.reason,
+        location: g.location, count: g.count, tcpdump: g.tcpdump, tcp_saw: g.tcpSaw, replies: g.replies,
+        retransmits: g.retransmits,
+      })),
+      tcp_states: f.states, synack_retransmits: f.synackRetransmits, retransmits: f.retransmits,
+      resets_sent: f.resetsSent, resets_received: f.resetsReceived,
+    })),
+    unavailable: s.unavailable,
+  };
+}
+
+export class JsonSink implements Sink {
+  private startedAt = Date.now();
+
+  constructor(
+    private readonly devices: () => DeviceNames,
+    private readonly filter: object,
+    private readonly write: (line: string) => void = (l) => process.stdout.write(l + '\n'),
+  ) {}
+
+  ready(info: ReadyInfo): void {
+    this.startedAt = info.startedAt;
+    this.write(JSON.stringify(readyRecord(info, this.filter)));
+  }
+
+  packet(j: Journey): void {
+    this.write(JSON.stringify(packetRecord(j, this.devices(), this.startedAt)));
+  }
+
+  summary(s: Summary): void {
+    this.write(JSON.stringify(summaryRecord(s)));
+  }
+}
