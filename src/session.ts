@@ -1,7 +1,7 @@
 // A trace session: loads and attaches the probes, drains the ring buffer on a
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
-import { existsSync } from 'node:fs';
+import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from './correlate.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from './kernel-names.js';
@@ -103,6 +103,9 @@ export class Session {
   private timer: NodeJS.Timeout | null = null;
   private stopping: ((why: string) => void) | null = null;
   private readonly startedNs: bigint;
+  /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
+  private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
+  private recorded: string[] = [];
 
   constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
     const n = native();
@@ -134,6 +137,7 @@ export class Session {
     }
     this.baseNs = process.hrtime.bigint();
     this.startedNs = this.baseNs;
+    if (this.recordTo) writeFileSync(this.recordTo, '');
     this.base = clockBase(this.baseNs);
     const startedAt = Date.now();
 
@@ -226,6 +230,7 @@ export class Session {
         e.location = this.symbols.lookup(e.locHi, e.locLo);
         if (e.point === Point.KFREE_SKB) e.reasonName = this.reasons.name(e.reason);
       }
+      if (this.recordTo) this.recorded.push(JSON.stringify(e));
       this.correlator.push(e);
     };
     for (let i = 0; i < MAX_BATCHES_PER_POLL || final; i++) {
@@ -233,6 +238,10 @@ export class Session {
       this.events += n;
       decodeRecords(this.buf, n, this.base, push);
       if (n < BATCH_RECORDS) break;
+    }
+    if (this.recordTo && this.recorded.length) {
+      appendFileSync(this.recordTo, this.recorded.join('\n') + '\n');
+      this.recorded = [];
     }
     if (final) this.correlator.finish(this.now());
     else this.correlator.tick(this.now());

@@ -1,0 +1,101 @@
+// Runs the real pathtrace binary for end-to-end tests and collects its NDJSON.
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { TestContext } from 'node:test';
+import { BIN } from './paths.js';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Rec = Record<string, any>;
+
+export interface Finished { code: number | null; signal: NodeJS.Signals | null; records: Rec[]; stdout: string; stderr: string }
+
+export class Pathtrace {
+  readonly records: Rec[] = [];
+  stdout = '';
+  stderr = '';
+  private readonly exited: Promise<Finished>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stdout!.setEncoding('utf8');
+    child.stderr!.setEncoding('utf8');
+    child.stdout!.on('data', (d: string) => {
+      const before = this.stdout.length;
+      this.stdout += d;
+      const complete = this.stdout.lastIndexOf('\n');
+      if (complete < before) return;
+      const startAt = this.stdout.lastIndexOf('\n', before - 1) + 1;
+      for (const line of this.stdout.slice(startAt, complete).split('\n')) {
+        if (line) this.records.push(JSON.parse(line));
+      }
+    });
+    child.stderr!.on('data', (d: string) => { this.stderr += d; });
+    this.exited = new Promise((resolve) => child.on('exit', (code, signal) =>
+      resolve({ code, signal, records: this.records, stdout: this.stdout, stderr: this.stderr })));
+  }
+
+  /** Starts `pathtrace --json ARGS` and resolves once it printed its ready record. */
+  static async start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Pathtrace> {
+    const child = spawn(process.execPath, [BIN, '--json', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const pt = new Pathtrace(child);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`pathtrace not ready after 10 s: ${pt.stderr}`)), 10_000);
+      const check = setInterval(() => {
+        if (pt.records.some((r) => r.type === 'ready')) { clearInterval(check); clearTimeout(timer); resolve(); }
+      }, 10);
+      child.on('exit', (code) => { clearInterval(check); clearTimeout(timer); reject(new Error(`pathtrace exited (${code}): ${pt.stderr}`)); });
+    });
+    return pt;
+  }
+
+  get ready(): Rec {
+    return this.records.find((r) => r.type === 'ready')!;
+  }
+
+  packets(): Rec[] {
+    return this.records.filter((r) => r.type === 'packet');
+  }
+
+  /** Waits until a packet record satisfies pred (or the timeout passes). */
+  async waitFor(pred: (p: Rec) => boolean, ms = 5000): Promise<Rec | undefined> {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      const hit = this.packets().find(pred);
+      if (hit) return hit;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return undefined;
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<Finished> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+
+  done(): Promise<Finished> {
+    return this.exited;
+  }
+}
+
+/** Runs pathtrace to completion (no --json added). */
+export function runCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8', uid: opts.uid, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Skips the test unless running as root, saying why. */
+export function needsRoot(t: TestContext): boolean {
+  if (process.getuid?.() === 0) return true;
+  t.skip('needs root: loads BPF programs and creates network namespaces');
+  return false;
+}
+
+/** IDs of BPF links whose programs are pathtrace's (nf_probeN, on_*). */
+export function pathtraceLinks(): number[] {
+  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
+  const ours = new Set(progs.filter((p) => /^(nf_probe\d|on_(netif_rec|net_dev_st|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
+  const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number }[];
+  return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

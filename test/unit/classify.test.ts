@@ -1,0 +1,21 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { dropLayer, isDrop } from '../../src/classify.js';
+
+test('drop layer: by reason first, else by the freeing function', () => {
+  assert.equal(dropLayer('NETFILTER_DROP', 'nft_do_chain'), 'netfilter');
+  assert.equal(dropLayer('NETFILTER_DROP', 'nf_hook_slow'), 'netfilter');
+  assert.equal(dropLayer('NO_SOCKET', 'tcp_v4_rcv'), 'socket');
+  assert.equal(dropLayer('TCP_CSUM', 'tcp_v4_rcv'), 'tcp');
+  assert.equal(dropLayer('IP_NOPROTO', 'ip_local_deliver_finish'), 'ip');
+  assert.equal(dropLayer('QDISC_DROP', '__dev_xmit_skb'), 'qdisc');
+  assert.equal(dropLayer('NOT_SPECIFIED', 'veth_xmit'), 'device');
+  assert.equal(dropLayer('NOT_SPECIFIED', 'something_else'), 'kernel');
+});
+
+test('NOT_SPECIFIED frees by the transport layer after delivery are not drops; elsewhere they are', () => {
+  assert.equal(isDrop('NOT_SPECIFIED', 'tcp_v4_rcv', true), false);
+  assert.equal(isDrop('NOT_SPECIFIED', 'tcp_v4_rcv', false), true);
+  assert.equal(isDrop('NOT_SPECIFIED', 'veth_xmit', true), true);
+  assert.equal(isDrop('NETFILTER_DROP', 'nft_do_chain', true), true);
+});

@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Correlator, type NamedEvent } from '../../src/correlate.js';
+import { flagLetters } from '../../src/journey.js';
+import { NF_SLOT_ENTRY, NF_SLOT_EXIT, Point } from '../../src/record.js';
+import { loadEvents, replay } from '../helpers/replay.js';
+
+const kinds = (js: { direction: string; flags: number }[]) => js.map((j) => `${j.direction} ${flagLetters(j.flags)}`);
+
+test('local-in: every SYN is seen by tcpdump and dropped at LOCAL_IN before TCP', () => {
+  const { journeys } = replay(loadEvents('local-in'));
+  assert.ok(journeys.length >= 3, `expected the SYN and its retransmissions, got ${journeys.length}`);
+  journeys.forEach((j, i) => {
+    assert.equal(j.direction, 'in');
+    assert.equal(flagLetters(j.flags), 'S');
+    assert.equal(j.fate, 'dropped');
+    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' });
+    assert.equal(j.tcpdump, true);
+    assert.equal(j.retransmit, i, 'retransmissions numbered in order');
+    assert.deepEqual(j.tcp, { saw: false, reply: null });
+    assert.deepEqual(j.steps.map((s) => `${s.point}${s.hook ? ` ${s.hook} ${s.at}` : ''}`), [
+      'netif_receive_skb', 'netfilter PRE_ROUTING entry', 'netfilter PRE_ROUTING exit', 'netfilter LOCAL_IN entry', 'kfree_skb',
+    ]);
+  });
+});
+
+test('local-out: TCP receives each SYN and answers; the SYN-ACKs die at LOCAL_OUT unseen by tcpdump', () => {
+  const { journeys, correlator } = replay(loadEvents('local-out'));
+  const syns = journeys.filter((j) => j.direction === 'in');
+  const synacks = journeys.filter((j) => j.direction === 'out');
+  assert.ok(syns.length >= 3 && synacks.length >= syns.length);
+  for (const j of syns) {
+    assert.equal(flagLetters(j.flags), 'S');
+    assert.equal(j.fate, 'delivered');
+    assert.equal(j.tcpdump, true);
+    assert.deepEqual(j.tcp, { saw: true, reply: 'SA' });
+    assert.equal(j.steps.at(-1)!.location, 'tcp_rcv_state_process');
+  }
+  for (const j of synacks) {
+    assert.equal(flagLetters(j.flags), 'SA');
+    assert.equal(j.fate, 'dropped');
+    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain' });
+    assert.equal(j.tcpdump, false);
+  }
+  assert.deepEqual(syns.map((j) => j.retransmit), syns.map((_, i) => i));
+  // A SYN-ACK sent again by the request socket's timer is a retransmission of the same ISN.
+  assert.ok(synacks.some((j) => j.retransmit > 0));
+  // Released in the order they started: each SYN before the SYN-ACK it caused.
+  assert.equal(kinds(journeys)[0], 'in S');
+  assert.equal(kinds(journeys)[1], 'out SA');
+  assert.equal(correlator.flows.size, 1);
+});
+
+test('a connection that works: nothing dropped, every packet delivered or sent past tcpdump', () => {
+  const { journeys } = replay(loadEvents('connect-ok'));
+  assert.deepEqual(kinds(journeys).slice(0, 3), ['in S', 'out SA', 'in A']);
+  for (const j of journeys) {
+    assert.equal(j.drop, null);
+    assert.equal(j.fate, j.direction === 'in' ? 'delivered' : 'sent');
+    assert.equal(j.tcpdump, true);
+  }
+});
+
+test('a closed port: the stack answers RST and frees the SYN as NO_SOCKET, outside netfilter', () => {
+  const { journeys, correlator } = replay(loadEvents('closed-port'));
+  const [syn, rst] = journeys;
+  assert.equal(syn.fate, 'dropped');
+  assert.equal(syn.drop!.reason, 'NO_SOCKET');
+  assert.equal(syn.drop!.layer, 'socket');
+  assert.equal(syn.drop!.hook, null);
+  assert.deepEqual(syn.tcp, { saw: true, reply: 'R' });
+  assert.ok(syn.steps.some((s) => s.point === 'tcp_send_reset'));
+  assert.equal(flagLetters(rst.flags), 'RA');
+  assert.equal(rst.fate, 'sent');
+  assert.equal([...correlator.flows.values()][0].resetsSent, 1);
+});
+
+// Synthetic events for the cases the fixtures do not cover.
+function ev(p: Partial<NamedEvent>): NamedEvent {
+  return {
+    t: 0, point: Point.NETIF_RECEIVE_SKB, skb: 100, locHi: 0, locLo: 0, netns: 5, ifindex: 2, ifindexOut: 0,
+    reason: 0, seq: 1, ack: 0, hook: 0xff, probe: 0, family: 4, proto: 6, flags: 2, ttl: 64, sport: 40000,
+    dport: 80, len: 0, ipId: 1, src: '198.18.0.1', dst: '198.18.0.2', pid: 0, oldState: 0, newState: 0,
+    icmpType: 0, icmpCode: 0, ...p,
+  };
+}
+const nf = (hook: number, exit: boolean, p: Partial<NamedEvent> = {}) =>
+  ev({ point: Point.NETFILTER, hook, probe: exit ? NF_SLOT_EXIT : NF_SLOT_ENTRY, ...p });
+
+test('an address reused by another packet starts a new journey', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(0, false, { t: 2 }));
+  c.push(nf(0, true, { t: 3 }));
+  c.push(nf(1, false, { t: 4 }));
+  c.push(nf(1, true, { t: 5 }));
+  // Same skb address, another segment: the first packet ended silently (delivered).
+  c.push(ev({ t: 10, seq: 999, flags: 0x18, len: 10 }));
+  c.finish(20);
+  const [a, b] = c.drain();
+  assert.equal(a.fate, 'delivered');
+  assert.equal(a.ending, 'left');
+  assert.equal(b.seq, 999);
+  assert.equal(b.fate, 'unfinished');
+  assert.equal(b.ending, 'trace-ended');
+});
+
+test('a packet that stops mid-path is cut by timeout and reported unfinished, not dropped', () => {
+  const c = new Correlator({ netns: 5, idleNs: 1000 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(0, false, { t: 2 }));
+  c.tick(500);
+  assert.equal(c.drain().length, 0);
+  c.tick(1002);
+  const [j] = c.drain();
+  assert.equal(j.fate, 'unfinished');
+  assert.equal(j.ending, 'timeout');
+  assert.equal(j.drop, null);
+});
+
+test('forwarded: PRE_ROUTING, FORWARD, POST_ROUTING, out a device', () => {
+  const c = new Correlator({ netns: 5, graceNs: 10 });
+  c.push(ev({ t: 1 }));
+  for (const [i, h] of [0, 2, 4].entries()) {
+    c.push(nf(h, false, { t: 2 + i * 2 }));
+    c.push(nf(h, true, { t: 3 + i * 2 }));
+  }
+  c.push(ev({ t: 9, point: Point.NET_DEV_START_XMIT, ifindex: 3 }));
+  c.tick(100);
+  const [j] = c.drain();
+  assert.equal(j.direction, 'forward');
+  assert.equal(j.fate, 'forwarded');
+  assert.deepEqual(j.tcpdumpDevices, [2, 3]);
+});
+
+test('a drop after the exit probe of a hook is still that hook (netfilter reason)', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(nf(3, false, { t: 1 }));
+  c.push(nf(3, true, { t: 2 }));
+  c.push(ev({ t: 3, point: Point.KFREE_SKB, reasonName: 'NETFILTER_DROP', location: 'nf_hook_slow' }));
+  const [j] = c.drain();
+  assert.equal(j.direction, 'out');
+  assert.equal(j.drop!.hook, 'LOCAL_OUT');
+});
+
+test('events of other namespaces and consumes of unseen packets start nothing', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ netns: 6 }));
+  c.push(ev({ skb: 7, point: Point.CONSUME_SKB }));
+  c.push(ev({ skb: 8, point: Point.KFREE_SKB, netns: 0, reasonName: 'NO_SOCKET' }));
+  c.finish(10);
+  assert.deepEqual(c.drain(), []);
+});
+
+test('socket events go to the flow: states, SYN-ACK retransmissions, resets', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ point: Point.INET_SOCK_SET_STATE, skb: 0, oldState: 2, newState: 1 }));
+  c.push(ev({ point: Point.TCP_RETRANSMIT_SYNACK, skb: 0 }));
+  c.push(ev({ point: Point.TCP_RECEIVE_RESET, skb: 0, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000 }));
+  const [f] = c.flows.values();
+  assert.deepEqual(f.states.map((s) => `${s.from}>${s.to}`), ['SYN_SENT>ESTABLISHED']);
+  assert.equal(f.synackRetransmits, 1);
+  assert.equal(f.resetsReceived, 1);
+});

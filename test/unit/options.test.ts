@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseCommandLine, parsePorts, UsageError } from '../../src/options.js';
+
+const trace = (argv: string[]) => {
+  const c = parseCommandLine(argv);
+  assert.equal(c.kind, 'trace');
+  return (c as Extract<typeof c, { kind: 'trace' }>).options;
+};
+
+test('ports: repeatable, comma lists and ranges, deduplicated and sorted', () => {
+  assert.deepEqual(parsePorts(['3306']), [3306]);
+  assert.deepEqual(parsePorts(['443,80', '80']), [80, 443]);
+  assert.deepEqual(parsePorts(['8000-8003']), [8000, 8001, 8002, 8003]);
+  assert.deepEqual(trace(['-p', '22', '--port', '53']).ports, [22, 53]);
+});
+
+test('bad ports are usage errors that say what is expected', () => {
+  for (const bad of ['0', '65536', 'http', '-1', '10-5', '', '3306,']) {
+    assert.throws(() => parsePorts([bad]), UsageError, bad);
+  }
+  assert.throws(() => parseCommandLine(['--port', '99999']), /ports go from 1 to 65535/);
+});
+
+test('hosts accept IPv4 and IPv6 literals only', () => {
+  assert.deepEqual(trace(['--host', '198.18.0.1', '-H', 'fd00:198:18::1']).hosts, ['198.18.0.1', 'fd00:198:18::1']);
+  assert.throws(() => parseCommandLine(['--host', '1.2.3']), /bad host '1.2.3'/);
+  assert.throws(() => parseCommandLine(['--host', 'example.com']), UsageError);
+});
+
+test('protocols default to tcp and udp with a port, everything without', () => {
+  assert.deepEqual(trace(['--port', '53']).protos, ['tcp', 'udp']);
+  assert.deepEqual(trace([]).protos, ['tcp', 'udp', 'icmp']);
+  assert.deepEqual(trace(['--proto', 'all']).protos, ['tcp', 'udp', 'icmp']);
+  assert.deepEqual(trace(['--proto', 'udp']).protos, ['udp']);
+  assert.throws(() => parseCommandLine(['--proto', 'sctp']), /bad protocol 'sctp'/);
+  assert.throws(() => parseCommandLine(['--proto', 'icmp', '--port', '80']), /ICMP has no ports/);
+});
+
+test('duration, count, netns and json', () => {
+  const o = trace(['--duration', '2.5', '-c', '10', '--netns', 'srv', '--json']);
+  assert.equal(o.duration, 2.5);
+  assert.equal(o.count, 10);
+  assert.equal(o.netns, 'srv');
+  assert.equal(o.json, true);
+  assert.throws(() => parseCommandLine(['--count', '1.5']), /positive integer/);
+  assert.throws(() => parseCommandLine(['--duration', '-1']), UsageError);
+});
+
+test('unknown options and arguments are one-line usage errors', () => {
+  assert.throws(() => parseCommandLine(['--bogus']), (e: Error) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(() => parseCommandLine(['3306']), /unexpected argument '3306'/);
+  assert.throws(() => parseCommandLine(['--port']), UsageError);
+});
+
+test('demo scenarios', () => {
+  assert.deepEqual(parseCommandLine(['demo']).kind, 'demo');
+  const c = parseCommandLine(['demo', 'local-out', '--json']);
+  assert.ok(c.kind === 'demo' && c.scenario === 'local-out' && c.options.json);
+  assert.throws(() => parseCommandLine(['demo', 'nope']), /unknown demo scenario 'nope'/);
+});

@@ -1,0 +1,60 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { native } from '../../src/native.js';
+import { clockBase, decodeRecords, NF_SLOTS, OFFSETS, Point, RECORD_SIZE, type TraceEvent } from '../../src/record.js';
+
+test('the decoder uses the layout the addon was compiled with (bpf/record.h)', () => {
+  const layout = native().recordLayout();
+  assert.equal(RECORD_SIZE, layout.size);
+  assert.deepEqual({ ...OFFSETS }, layout.offsets);
+  assert.equal(NF_SLOTS, layout.nfSlots);
+});
+
+test('a record decodes field by field, times relative to the clock base', () => {
+  const buf = new Uint8Array(RECORD_SIZE * 2);
+  const v = new DataView(buf.buffer);
+  const o = RECORD_SIZE; // the second record
+  const ts = 0x1_2345_6789n + 1500n;
+  v.setBigUint64(o + OFFSETS.ts_ns, ts, true);
+  v.setBigUint64(o + OFFSETS.skb, 0xffff888012345678n, true);
+  v.setBigUint64(o + OFFSETS.location, 0xffffffff81f63250n, true);
+  v.setUint32(o + OFFSETS.netns, 4026531840, true);
+  v.setUint32(o + OFFSETS.ifindex, 7, true);
+  v.setUint32(o + OFFSETS.reason, 12, true);
+  v.setUint32(o + OFFSETS.seq, 0xdeadbeef, true);
+  v.setUint32(o + OFFSETS.ack, 1, true);
+  v.setUint16(o + OFFSETS.point, Point.NETFILTER, true);
+  v.setUint8(o + OFFSETS.hook, 1);
+  v.setUint8(o + OFFSETS.probe, 7);
+  v.setUint8(o + OFFSETS.family, 6);
+  v.setUint8(o + OFFSETS.l4proto, 6);
+  v.setUint8(o + OFFSETS.tcp_flags, 0x12);
+  v.setUint16(o + OFFSETS.sport, 3306, true);
+  v.setUint16(o + OFFSETS.dport, 41234, true);
+  v.setUint16(o + OFFSETS.len, 99, true);
+  buf.set([0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2], o + OFFSETS.saddr);
+  buf.set([0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], o + OFFSETS.daddr);
+
+  const events: TraceEvent[] = [];
+  decodeRecords(buf, 2, clockBase(0x1_2345_6789n), (e) => events.push(e));
+  const e = events[1];
+  assert.equal(e.t, 1500);
+  assert.equal(e.locHi, 0xffffffff);
+  assert.equal(e.locLo, 0x81f63250);
+  assert.equal(e.netns, 4026531840);
+  assert.equal(e.ifindex, 7);
+  assert.equal(e.reason, 12);
+  assert.equal(e.seq, 0xdeadbeef);
+  assert.equal(e.point, Point.NETFILTER);
+  assert.equal(e.hook, 1);
+  assert.equal(e.probe, 7);
+  assert.equal(e.family, 6);
+  assert.equal(e.flags, 0x12);
+  assert.equal(e.sport, 3306);
+  assert.equal(e.dport, 41234);
+  assert.equal(e.len, 99);
+  assert.equal(e.src, 'fd00:198:18::2');
+  assert.equal(e.dst, 'fd00:198:18::1');
+  // Two different skb addresses never fold to the same key.
+  assert.notEqual(e.skb, events[0].skb);
+});
