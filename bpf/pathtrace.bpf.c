@@ -321,12 +321,23 @@ static __always_inline bool sock_tuple(const struct sock_common *sk, struct path
 	__u16 family = BPF_CORE_READ(sk, skc_family);
 	if (family == AF_INET) {
 		r->family = 4;
-		BPF_CORE_READ_INTO(r->saddr, sk, skc_rcv_saddr);
-		BPF_CORE_READ_INTO(r->daddr, sk, skc_daddr);
+		bpf_core_read(r->saddr, 4, &sk->skc_rcv_saddr);
+		bpf_core_read(r->daddr, 4, &sk->skc_daddr);
 	} else if (family == AF_INET6) {
 		r->family = 6;
-		BPF_CORE_READ_INTO(r->saddr, sk, skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(r->daddr, sk, skc_v6_daddr);
+		bpf_core_read(r->saddr, 16, &sk->skc_v6_rcv_saddr);
+		bpf_core_read(r->daddr, 16, &sk->skc_v6_daddr);
+		/* An IPv4 peer of a dual-stack socket: v4-mapped, or not yet filled
+		 * in (a child socket's first state change). Report it as IPv4, as
+		 * its packets are. */
+		__u32 *d = (__u32 *)r->daddr;
+		__be32 v4 = BPF_CORE_READ(sk, skc_daddr);
+		if (d[0] == 0 && d[1] == 0 && (d[2] == bpf_htonl(0xffff) || (d[2] == 0 && d[3] == 0 && v4))) {
+			r->family = 4;
+			__builtin_memset(r->saddr, 0, 32);
+			bpf_core_read(r->saddr, 4, &sk->skc_rcv_saddr);
+			__builtin_memcpy(r->daddr, &v4, 4);
+		}
 	} else {
 		return false;
 	}

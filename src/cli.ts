@@ -66,6 +66,13 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     throw e;
   }
   const stop = () => session.stop('signal');
+  // A bug must not leave probes behind: detach, then report it in one line.
+  const crash = (e: unknown) => {
+    session.close();
+    process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
   const onPipe = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') session.stop('stdout-closed'); };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
@@ -81,6 +88,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     process.off('SIGHUP', stop);
+    process.off('uncaughtException', crash);
   }
 }
 
@@ -108,7 +116,7 @@ export async function main(argv: string[]): Promise<number> {
     }
   } catch (e) {
     if (e instanceof UsageError) {
-      process.stderr.write(`pathtrace: ${e.message}\nTry 'pathtrace --help' for more information.\n`);
+      process.stderr.write(`pathtrace: ${e.message} (see pathtrace --help)\n`);
       return 2;
     }
     if (e instanceof UserError) {

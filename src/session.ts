@@ -83,6 +83,18 @@ export function netfilterPlan(): NetfilterRequest[] {
   return plan;
 }
 
+/**
+ * What the kernel offers. PATHTRACE_PRETEND_KERNEL_LACKS=btf|netfilter makes
+ * this kernel look like one without (tests of the messages and the degraded mode).
+ */
+function kernelFeatures(n: ReturnType<typeof native>) {
+  const f = n.kernelFeatures();
+  const lacks = (process.env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(',');
+  if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
+  if (lacks.includes('netfilter')) f.netfilterLinks = false;
+  return f;
+}
+
 function errnoName(errno: number): string {
   const names: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 16: 'EBUSY', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
   return names[errno] ?? `errno ${errno}`;
@@ -109,7 +121,7 @@ export class Session {
 
   constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
     const n = native();
-    const features = n.kernelFeatures();
+    const features = kernelFeatures(n);
     if (!features.btf) {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
     }
