@@ -132,7 +132,14 @@ export function explain(s: Summary): string[] {
     const proto = f.proto === 'tcp' ? IPPROTO.TCP : f.proto === 'udp' ? IPPROTO.UDP : IPPROTO.ICMP;
     for (const g of f.groups) {
       const kind = packetKind(proto, g.flags);
-      if (g.fate !== 'dropped') continue;
+      if (g.fate !== 'dropped') {
+        const answered = g.replies.SA ?? 0;
+        if (g.direction === 'in' && g.flags === 'S' && g.tcpdump > 0 && answered > 0) {
+          out.push(`tcpdump shows ${g.tcpdump} SYN arriving, and TCP received ${g.tcpSaw === g.count ? 'every one' : g.tcpSaw}: ` +
+            `it answered ${answered === g.count ? 'each' : answered} with a SYN-ACK from a request socket in SYN_RECV.`);
+        }
+        continue;
+      }
       const where = g.hook ? `at ${g.hook}` : `in the ${g.layer} layer`;
       if (g.direction === 'in' && g.tcpdump > 0) {
         const tcp = proto === IPPROTO.TCP ? (g.tcpSaw === 0 ? ' TCP never saw them, so it never answered.' : '') : '';
@@ -142,10 +149,6 @@ export function explain(s: Summary): string[] {
         out.push(`tcpdump shows none of the ${g.count} ${kind} sent by this host: they were dropped ${where} (${g.reason}), ` +
           `before the device where tcpdump captures.`);
       }
-    }
-    const answered = f.groups.some((g) => g.direction === 'out' && g.flags === 'SA');
-    if (answered && f.proto === 'tcp') {
-      out.push('TCP received the SYN and answered with a SYN-ACK: a request socket in SYN_RECV exists for this connection.');
     }
   }
   return out;

@@ -1,0 +1,64 @@
+// Whatever pathtrace attaches is gone after it exits, however it exits; and
+// two pathtraces, or a chain at the priority it wants, do not make it fail.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { needsRoot, Pathtrace, pathtraceLinks, sleep } from '../helpers/pathtrace.js';
+
+const INT_MIN = -2147483648;
+const INT_MAX = 2147483647;
+const ALL_POINTS = 10 * 2 + 9; // entry and exit of 5 hooks x 2 families, 9 tracepoints
+
+async function linksGone(): Promise<number[]> {
+  for (let i = 0; i < 50 && pathtraceLinks().length; i++) await sleep(100);
+  return pathtraceLinks();
+}
+
+for (const how of ['duration', 'SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
+  test(`no BPF link is left after pathtrace ends by ${how}`, async (t) => {
+    if (!needsRoot(t)) return;
+    assert.deepEqual(pathtraceLinks(), [], 'no pathtrace running before the test');
+    const lab = new Lab();
+    try {
+      const pt = await Pathtrace.start(['--netns', lab.server.netns, ...(how === 'duration' ? ['--duration', '1'] : [])]);
+      assert.equal(pathtraceLinks().length, ALL_POINTS);
+      const end = how === 'duration' ? await pt.done() : await pt.stop(how);
+      if (how === 'SIGKILL') assert.equal(end.signal, 'SIGKILL');
+      else {
+        assert.equal(end.code, 0, end.stderr);
+        assert.equal(end.records.at(-1)!.type, 'summary');
+      }
+      assert.deepEqual(await linksGone(), []);
+    } finally {
+      lab.destroy();
+    }
+  });
+}
+
+test('two pathtraces at once, and a chain at the first free priority: both attach everywhere', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    // A base chain at INT_MIN+1 on LOCAL_IN takes the entry probe's first choice (EBUSY).
+    lab.exec(lab.server.netns, 'nft', ['-f', '-'],
+      `table inet early {\nchain c {\ntype filter hook input priority ${INT_MIN + 1}\n}\n}\n`);
+    lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
+    const a = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
+    const b = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
+    const prio = (p: Pathtrace, hook: string) => p.ready.netfilter.find((x: { family: string; hook: string }) => x.family === 'ipv4' && x.hook === hook);
+    assert.deepEqual(prio(a, 'LOCAL_IN'), { family: 'ipv4', hook: 'LOCAL_IN', entry_priority: INT_MIN + 2, exit_priority: INT_MAX - 1 });
+    assert.deepEqual(prio(b, 'LOCAL_IN'), { family: 'ipv4', hook: 'LOCAL_IN', entry_priority: INT_MIN + 3, exit_priority: INT_MAX - 2 });
+    assert.deepEqual(prio(b, 'PRE_ROUTING'), { family: 'ipv4', hook: 'PRE_ROUTING', entry_priority: INT_MIN + 2, exit_priority: INT_MAX - 2 });
+    assert.deepEqual(a.ready.unavailable, []);
+    assert.deepEqual(b.ready.unavailable, []);
+    await lab.connect('tcp', lab.server.v4, 3306, 300);
+    for (const p of [a, b]) {
+      const drop = await p.waitFor((x) => x.fate === 'dropped');
+      assert.equal(drop?.drop.hook, 'LOCAL_IN');
+    }
+    await Promise.all([a.stop(), b.stop()]);
+    assert.deepEqual(await linksGone(), []);
+  } finally {
+    lab.destroy();
+  }
+});

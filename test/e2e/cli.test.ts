@@ -1,0 +1,140 @@
+// The command line as a user meets it: bad input, privileges, a kernel that
+// lacks a feature, the NDJSON contract, --count, --duration and filters.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { needsRoot, Pathtrace, runCli } from '../helpers/pathtrace.js';
+
+/** One line on stderr, no stack trace. */
+function oneLine(stderr: string): string {
+  const lines = stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+  assert.doesNotMatch(stderr, /^\s+at |Error:|node:internal/m);
+  return lines[0];
+}
+
+test('bad input: one clear line on stderr, a non-zero exit code', () => {
+  const cases: [string[], number, RegExp][] = [
+    [['--port', '0'], 2, /^pathtrace: bad port '0': ports go from 1 to 65535/],
+    [['--port', 'mysql'], 2, /^pathtrace: bad port 'mysql'/],
+    [['--host', '999.1.1.1'], 2, /^pathtrace: bad host '999.1.1.1'/],
+    [['--frobnicate'], 2, /^pathtrace: unknown option '--frobnicate'/],
+    [['--proto', 'sctp'], 2, /^pathtrace: bad protocol 'sctp'/],
+    [['--netns', 'no-such-netns-pathtrace'], 1, /^pathtrace: unknown network namespace 'no-such-netns-pathtrace'/],
+    [['--netns', '/proc/999999999/ns/net'], 1, /^pathtrace: unknown network namespace '\/proc\/999999999\/ns\/net'/],
+    [['--netns', '/etc/hostname'], 1, /^pathtrace: '\/etc\/hostname' is not a network namespace file/],
+    [['demo', 'nowhere'], 2, /^pathtrace: unknown demo scenario 'nowhere'/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = runCli(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(oneLine(r.stderr), message);
+    assert.equal(r.stdout, '');
+  }
+});
+
+test('not root: says so and exits 1', (t) => {
+  if (!needsRoot(t)) return; // to drop to another user we must be root first
+  const r = runCli(['--port', '3306'], { uid: 65534 });
+  assert.equal(r.code, 1);
+  assert.match(oneLine(r.stderr), /^pathtrace: must run as root: loading BPF probes needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN/);
+});
+
+test('a kernel without BTF: says what is missing, exits 1', (t) => {
+  if (!needsRoot(t)) return;
+  const r = runCli(['--port', '3306', '--duration', '1'], { env: { PATHTRACE_PRETEND_KERNEL_LACKS: 'btf' } });
+  assert.equal(r.code, 1);
+  assert.match(oneLine(r.stderr), /BTF.*CONFIG_DEBUG_INFO_BTF.*nothing can be traced/);
+});
+
+test('a kernel without netfilter links: says so, and drops are still caught by kfree_skb', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'udp', '--dport', '5353', '-j', 'DROP']);
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353'], { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter' });
+    assert.deepEqual(pt.ready.netfilter, []);
+    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter').reason, /Linux >= 6\.4.*still work/);
+    await lab.connect('udp', lab.server.v4, 5353, 300);
+    const p = await pt.waitFor((x) => x.fate === 'dropped');
+    const { code } = await pt.stop();
+    assert.equal(code, 0);
+    assert.ok(p);
+    assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason }, { layer: 'netfilter', hook: null, reason: 'NETFILTER_DROP' });
+    assert.equal(p.tcpdump, true);
+    assert.ok(!p.steps.some((s: { point: string }) => s.point === 'netfilter'));
+  } finally {
+    lab.destroy();
+  }
+});
+
+test('--json: only NDJSON on stdout, a ready record first and a summary last; --count ends it', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    await lab.listen('udp', 5353);
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353', '--count', '2']);
+    await lab.connect('udp', lab.server.v4, 5353, 1000);
+    await lab.connect('udp', lab.server.v4, 5353, 1000);
+    const { code, stdout, records } = await pt.done();
+    assert.equal(code, 0);
+    const lines = stdout.trimEnd().split('\n');
+    assert.equal(lines.length, records.length);
+    assert.equal(records[0].type, 'ready');
+    assert.deepEqual(records[0].points.sort(), ['consume_skb', 'inet_sock_set_state', 'kfree_skb', 'net_dev_start_xmit',
+      'netif_receive_skb', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'tcp_send_reset']);
+    assert.equal(records[0].netfilter.length, 10);
+    for (const p of records[0].netfilter) assert.ok(p.entry_priority !== null && p.exit_priority !== null);
+    const packets = records.filter((r) => r.type === 'packet');
+    assert.equal(packets.length, 2);
+    const [req, resp] = packets;
+    assert.deepEqual([req.direction, req.fate, req.proto, req.tcp_flags, req.dport], ['in', 'delivered', 'udp', null, 5353]);
+    assert.deepEqual([resp.direction, resp.fate, resp.sport], ['out', 'sent', 5353]);
+    for (const p of packets) assert.ok(p.steps.every((s: { t_ns: number }) => Number.isInteger(s.t_ns) && s.t_ns >= 0));
+    const summary = records.at(-1)!;
+    assert.equal(summary.type, 'summary');
+    assert.equal(summary.packets, 2);
+    assert.equal(summary.stopped_by, 'count');
+    assert.equal(summary.lost_events, 0);
+  } finally {
+    lab.destroy();
+  }
+});
+
+test('--duration ends the trace by itself; --host keeps only that address', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    await lab.listen('tcp', 8080);
+    const started = Date.now();
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--host', lab.client.v6, '--duration', '2']);
+    await lab.connect('tcp', lab.server.v4, 8080, 1000);
+    await lab.connect('tcp', lab.server.v6, 8080, 1000);
+    const { code, records } = await pt.done();
+    assert.equal(code, 0);
+    assert.ok(Date.now() - started >= 2000);
+    const packets = records.filter((r) => r.type === 'packet');
+    assert.ok(packets.length >= 4, 'the IPv6 connection was traced');
+    for (const p of packets) {
+      assert.equal(p.family, 'ipv6');
+      assert.ok(p.src === lab.client.v6 || p.dst === lab.client.v6);
+    }
+    assert.equal(records.at(-1)!.stopped_by, 'duration');
+  } finally {
+    lab.destroy();
+  }
+});
+
+test('the traced namespace going away ends the trace with a summary', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    const pt = await Pathtrace.start(['--netns', lab.server.netns]);
+    lab.destroy();
+    const { code, records } = await pt.done();
+    assert.equal(code, 0);
+    assert.equal(records.at(-1)!.stopped_by, 'netns-gone');
+  } finally {
+    lab.destroy();
+  }
+});

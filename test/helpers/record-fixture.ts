@@ -1,0 +1,25 @@
+// Records a correlator fixture from a real trace in a lab (as root):
+//   node dist/test/helpers/record-fixture.js ok|closed|local-in|local-out test/fixtures/NAME.ndjson
+// ok: a connection that works; closed: no listener (RST); local-in/local-out: the demo rules.
+import { Lab } from '../../src/lab/lab.js';
+import { SCENARIOS, PORT } from '../../src/demo.js';
+import { Pathtrace } from './pathtrace.js';
+
+const [scenario, out] = process.argv.slice(2);
+if (!scenario || !out) {
+  process.stderr.write('usage: record-fixture ok|closed|local-in|local-out FILE\n');
+  process.exit(2);
+}
+const lab = new Lab();
+try {
+  const rule = SCENARIOS[scenario]?.rule;
+  if (rule) lab.exec(lab.server.netns, rule[0], rule.slice(1));
+  if (scenario !== 'closed') await lab.listen('tcp', PORT);
+  const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)], { PATHTRACE_RECORD_EVENTS: out });
+  const client = await lab.connect('tcp', lab.server.v4, PORT, rule ? 4500 : 1500);
+  await new Promise((r) => setTimeout(r, 300));
+  const { records } = await pt.stop();
+  process.stderr.write(`client: ${JSON.stringify(client)}; ${records.filter((r) => r.type === 'packet').length} packets\n`);
+} finally {
+  lab.destroy();
+}
