@@ -134,7 +134,9 @@ export function explain(s: Summary): string[] {
       const kind = packetKind(proto, g.flags);
       if (g.fate !== 'dropped') {
         const answered = g.replies.SA ?? 0;
-        if (g.direction === 'in' && g.flags === 'S' && g.tcpdump > 0 && answered > 0) {
+        // Worth saying only when the capture makes the SYNs look ignored: the answers never reached it.
+        const unseenAnswers = f.groups.some((x) => x.direction === 'out' && x.flags === 'SA' && x.tcpdump < x.count);
+        if (g.direction === 'in' && g.flags === 'S' && g.tcpdump > 0 && answered > 0 && unseenAnswers) {
           out.push(`tcpdump shows ${g.tcpdump} SYN arriving, and TCP received ${g.tcpSaw === g.count ? 'every one' : g.tcpSaw}: ` +
             `it answered ${answered === g.count ? 'each' : answered} with a SYN-ACK from a request socket in SYN_RECV.`);
         }

@@ -125,6 +125,22 @@ test('--duration ends the trace by itself; --host keeps only that address', asyn
   }
 });
 
+test('--netns accepts a path such as /proc/PID/ns/net', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    const { child } = await lab.peer(lab.server.netns, ['listen', 'tcp', '8080']);
+    const pt = await Pathtrace.start(['--netns', `/proc/${child.pid}/ns/net`, '--port', '8080']);
+    await lab.connect('tcp', lab.server.v4, 8080, 1000);
+    const syn = await pt.waitFor((p) => p.tcp_flags === 'S');
+    await pt.stop();
+    assert.equal(syn?.fate, 'delivered');
+    assert.equal(pt.ready.netns.name, `/proc/${child.pid}/ns/net`);
+  } finally {
+    lab.destroy();
+  }
+});
+
 test('the traced namespace going away ends the trace with a summary', async (t) => {
   if (!needsRoot(t)) return;
   const lab = new Lab();

@@ -2,6 +2,7 @@
 // without a rule, with the TCP-side facts and a real tcpdump beside pathtrace.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
+import { BIN } from '../helpers/paths.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -165,4 +166,24 @@ test('pathtrace demo local-in and local-out tell the story and leave nothing beh
   assert.match(localOut.stdout, /SYN_RECV/);
 
   assert.equal(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), before, 'the demo removed its namespaces');
+});
+
+test('Ctrl-C during the demo: a summary, exit 0, and the lab is gone', async (t) => {
+  if (!needsRoot(t)) return;
+  const demo = spawn(process.execPath, [BIN, 'demo', 'local-in'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '', stderr = '';
+  demo.stdout!.on('data', (d) => { stdout += d; });
+  const exited = new Promise<number | null>((r) => demo.on('exit', (code) => r(code)));
+  await new Promise<void>((resolve) => demo.stderr!.on('data', (d) => {
+    stderr += d;
+    if (stderr.includes('Ctrl-C to stop')) resolve();
+  }));
+  await new Promise((r) => setTimeout(r, 1200));
+  demo.kill('SIGINT');
+  assert.equal(await exited, 0, stderr);
+  assert.match(stdout, /── \d+ packets?/);
+  const names = [...new Set([...stderr.matchAll(/netns (pt[0-9a-f]+-(?:cli|srv))/g)].map((m) => m[1]))];
+  assert.equal(names.length, 2);
+  const left = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+  for (const n of names) assert.ok(!left.includes(n), `${n} removed`);
 });
