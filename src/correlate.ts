@@ -7,7 +7,7 @@
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
 import { HOOK_NAMES, tcpStateName, type HookName } from './kernel-names.js';
-import { IPPROTO, NF_SLOT_ENTRY, Point, type TraceEvent } from './record.js';
+import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, type TraceEvent } from './record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
 
 /** A decoded event plus the names the session resolved for it. */
@@ -121,7 +121,7 @@ export class Correlator {
     let a = this.active.get(e.skb);
     if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank === 70 && r === 10)))) {
       // The address now holds another packet: the old one went silent.
-      this.settle(a, 'silent', e.t);
+      this.settle(a, 'silent');
       a = undefined;
     }
     if (!a) {
@@ -141,13 +141,13 @@ export class Correlator {
   tick(now: number): void {
     for (const a of this.active.values()) {
       const left = a.seenXmit || a.localInExit;
-      if (now - a.last >= (left ? this.graceNs : this.idleNs)) this.settle(a, 'idle', now);
+      if (now - a.last >= (left ? this.graceNs : this.idleNs)) this.settle(a, 'idle');
     }
   }
 
   /** Settles everything still under way (the trace ended). */
-  finish(now: number): void {
-    for (const a of this.active.values()) this.settle(a, 'end', now);
+  finish(): void {
+    for (const a of this.active.values()) this.settle(a, 'end');
   }
 
   /** Completed journeys, in the order they started; journeys that started
@@ -229,16 +229,12 @@ export class Correlator {
     const step: Step = { point: '', t: e.t };
     switch (e.point) {
       case Point.NETIF_RECEIVE_SKB:
-        step.point = 'netif_receive_skb';
-        step.ifindex = e.ifindex;
-        a.seenRx = true;
-        j.tcpdump = true;
-        if (!j.tcpdumpDevices.includes(e.ifindex)) j.tcpdumpDevices.push(e.ifindex);
-        break;
       case Point.NET_DEV_START_XMIT:
-        step.point = 'net_dev_start_xmit';
+        // The device's tcpdump tap: right after RX, right before TX.
+        step.point = POINT_NAMES[e.point];
         step.ifindex = e.ifindex;
-        a.seenXmit = true;
+        if (e.point === Point.NETIF_RECEIVE_SKB) a.seenRx = true;
+        else a.seenXmit = true;
         j.tcpdump = true;
         if (!j.tcpdumpDevices.includes(e.ifindex)) j.tcpdumpDevices.push(e.ifindex);
         break;
@@ -262,17 +258,17 @@ export class Correlator {
         break;
       case Point.KFREE_SKB:
       case Point.CONSUME_SKB:
-        step.point = e.point === Point.KFREE_SKB ? 'kfree_skb' : 'consume_skb';
+        step.point = POINT_NAMES[e.point];
         step.location = e.location ?? '';
         if (e.point === Point.KFREE_SKB) step.reason = e.reasonName ?? String(e.reason);
         j.steps.push(step);
-        this.settle(a, 'free', e.t, e);
+        this.settle(a, 'free', e);
         return;
     }
     j.steps.push(step);
   }
 
-  private settle(a: Active, why: 'free' | 'idle' | 'end' | 'silent', now: number, free?: NamedEvent): void {
+  private settle(a: Active, why: 'free' | 'idle' | 'end' | 'silent', free?: NamedEvent): void {
     this.active.delete(a.skb);
     const j = a.j;
     const reachedTransport = a.localInExit || (a.seenRx && !j.steps.some((s) => s.point === 'netfilter'));
@@ -315,6 +311,5 @@ export class Correlator {
       j.tcp = { saw, reply };
     }
     this.done.push(j);
-    void now;
   }
 }

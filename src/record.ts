@@ -1,7 +1,6 @@
-import { formatAddress } from './address.js';
-
 // Decoder for struct pathtrace_record (bpf/record.h). The layout test
 // (test/unit/record-layout.test.ts) checks these offsets against the addon's.
+import { formatAddress } from './address.js';
 
 export const RECORD_SIZE = 104;
 

@@ -2,6 +2,7 @@
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { getSystemErrorName } from 'node:util';
 import { Correlator, type NamedEvent } from './correlate.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from './kernel-names.js';
@@ -96,8 +97,9 @@ function kernelFeatures(n: ReturnType<typeof native>) {
 }
 
 function errnoName(errno: number): string {
-  const names: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 16: 'EBUSY', 22: 'EINVAL', 95: 'EOPNOTSUPP' };
-  return names[errno] ?? `errno ${errno}`;
+  const why: Record<string, string> = { EBUSY: 'every priority tried is taken (EBUSY)', EOPNOTSUPP: 'not supported (EOPNOTSUPP)' };
+  const name = getSystemErrorName(-errno);
+  return why[name] ?? name;
 }
 
 export class Session {
@@ -114,7 +116,6 @@ export class Session {
   private events = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopping: ((why: string) => void) | null = null;
-  private readonly startedNs: bigint;
   /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
   private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
   private recorded: string[] = [];
@@ -148,7 +149,6 @@ export class Session {
       throw new SessionError((e as Error).message);
     }
     this.baseNs = process.hrtime.bigint();
-    this.startedNs = this.baseNs;
     if (this.recordTo) writeFileSync(this.recordTo, '');
     this.base = clockBase(this.baseNs);
     const startedAt = Date.now();
@@ -206,7 +206,7 @@ export class Session {
         const summary = this.tally.summary(this.correlator, {
           lostEvents: this.tracer?.lostEvents() ?? 0,
           events: this.events,
-          durationNs: Number(process.hrtime.bigint() - this.startedNs),
+          durationNs: this.now(),
           stoppedBy: why,
           unavailable: this.ready.unavailable,
         });
@@ -255,7 +255,7 @@ export class Session {
       appendFileSync(this.recordTo, this.recorded.join('\n') + '\n');
       this.recorded = [];
     }
-    if (final) this.correlator.finish(this.now());
+    if (final) this.correlator.finish();
     else this.correlator.tick(this.now());
     for (const j of this.correlator.drain()) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) break;

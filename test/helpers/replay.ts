@@ -24,7 +24,7 @@ export function replay(events: NamedEvent[], netns = events[0]?.netns ?? 0): { j
     last = e.t;
   }
   correlator.tick(last + 5e9);
-  correlator.finish(last + 5e9);
+  correlator.finish();
   journeys.push(...correlator.drain());
   return { journeys, correlator };
 }

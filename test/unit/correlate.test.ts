@@ -96,7 +96,7 @@ test('an address reused by another packet starts a new journey', () => {
   c.push(nf(1, true, { t: 5 }));
   // Same skb address, another segment: the first packet ended silently (delivered).
   c.push(ev({ t: 10, seq: 999, flags: 0x18, len: 10 }));
-  c.finish(20);
+  c.finish();
   const [a, b] = c.drain();
   assert.equal(a.fate, 'delivered');
   assert.equal(a.ending, 'left');
@@ -148,7 +148,7 @@ test('events of other namespaces and consumes of unseen packets start nothing', 
   c.push(ev({ netns: 6 }));
   c.push(ev({ skb: 7, point: Point.CONSUME_SKB }));
   c.push(ev({ skb: 8, point: Point.KFREE_SKB, netns: 0, reasonName: 'NO_SOCKET' }));
-  c.finish(10);
+  c.finish();
   assert.deepEqual(c.drain(), []);
 });
 
