@@ -74,7 +74,8 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 		return false;
 
 	if (!filter.any_port) {
-		if (proto == PT_PROTO_ICMP)
+		/* ICMP carries no ports; an ICMP error matches by the packet it quotes. */
+		if (proto == PT_PROTO_ICMP && !r->inner_proto)
 			return false;
 		if (!port_wanted(r->sport) && !port_wanted(r->dport))
 			return false;
@@ -89,7 +90,8 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 				continue;
 			int n = r->family == 4 ? 4 : 16;
 			if (addr_eq(r->saddr, filter.hosts[i].addr, n) ||
-			    addr_eq(r->daddr, filter.hosts[i].addr, n)) {
+			    addr_eq(r->daddr, filter.hosts[i].addr, n) ||
+			    (r->inner_proto && addr_eq(r->inner_daddr, filter.hosts[i].addr, n))) {
 				hit = true;
 				break;
 			}
@@ -98,6 +100,48 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 			return false;
 	}
 	return true;
+}
+
+/* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
+static __always_inline bool icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == 3 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* The packet an ICMP error quotes: its protocol, ports and destination, so
+ * that the error matches the port filter and joins the flow it is about. */
+static __always_inline void parse_quoted(const unsigned char *q, struct pathtrace_record *r)
+{
+	__u8 first;
+	const unsigned char *l4;
+	if (bpf_probe_read_kernel(&first, 1, q))
+		return;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), q))
+			return;
+		r->inner_proto = ip.protocol;
+		__builtin_memcpy(r->inner_daddr, &ip.daddr, 4);
+		l4 = q + (first & 0xf) * 4;
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), q))
+			return;
+		r->inner_proto = ip6.nexthdr;
+		__builtin_memcpy(r->inner_daddr, &ip6.daddr, 16);
+		l4 = q + sizeof(ip6);
+	} else {
+		return;
+	}
+	if (r->inner_proto == IPPROTO_TCP || r->inner_proto == IPPROTO_UDP) {
+		__be16 ports[2];
+		if (bpf_probe_read_kernel(ports, sizeof(ports), l4))
+			return;
+		r->sport = bpf_ntohs(ports[0]);
+		r->dport = bpf_ntohs(ports[1]);
+	}
 }
 
 /* Reads the IP and transport headers starting at the kernel address nh. */
@@ -169,6 +213,8 @@ static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_r
 		r->icmp_type = tc[0];
 		r->icmp_code = tc[1];
 		r->len = l4len;
+		if (icmp_is_error(r->l4proto, tc[0]))
+			parse_quoted(l4 + 8, r);
 	}
 	return true;
 }
@@ -178,15 +224,21 @@ static __always_inline __u32 dev_netns(const struct net_device *dev)
 	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
 }
 
-/* The namespace an skb belongs to: its device's, else its socket's. */
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+}
+
+/* The namespace an skb belongs to: its socket's, else its device's. The
+ * socket goes first: once queued on a UDP socket, skb->dev is scratch space. */
 static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 {
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (sk)
+		return sock_netns(sk);
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
 	if (dev)
 		return dev_netns(dev);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
-	if (sk)
-		return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	return 0;
 }
 
@@ -244,38 +296,112 @@ NF_SLOT(0) NF_SLOT(1) NF_SLOT(2) NF_SLOT(3) NF_SLOT(4) NF_SLOT(5) NF_SLOT(6) NF_
 
 /* ---- device points ------------------------------------------------------ */
 
-SEC("tp_btf/netif_receive_skb")
-int BPF_PROG(on_netif_receive_skb, struct sk_buff *skb)
+/* A packet at a device: on receive skb->data is at L3 and the network header
+ * is not set yet; on transmit the network header is. */
+static __always_inline void on_device(__u16 point, const struct sk_buff *skb, const struct net_device *dev, bool rx)
 {
 	struct pathtrace_record r;
 	if (!skb_is_ip(skb))
-		return 0;
-	init(&r, PT_POINT_NETIF_RECEIVE_SKB, skb);
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+		return;
+	init(&r, point, skb);
+	if (!dev)
+		dev = BPF_CORE_READ(skb, dev);
 	r.netns = dev_netns(dev);
 	if (filter.netns && r.netns != filter.netns)
-		return 0;
-	/* The network header is reset only after this tracepoint; data is at L3. */
-	if (!parse_ip(BPF_CORE_READ(skb, data), &r) || !wanted(&r))
-		return 0;
+		return;
+	bool ok = rx ? parse_ip(BPF_CORE_READ(skb, data), &r) : parse_skb_nh(skb, &r);
+	if (!ok || !wanted(&r))
+		return;
 	r.ifindex = BPF_CORE_READ(dev, ifindex);
 	emit(&r);
+}
+
+SEC("tp_btf/napi_gro_receive_entry")
+int BPF_PROG(on_napi_gro_receive_entry, struct sk_buff *skb)
+{
+	on_device(PT_POINT_NAPI_GRO_RECEIVE, skb, 0, true);
+	return 0;
+}
+
+SEC("tp_btf/netif_rx")
+int BPF_PROG(on_netif_rx, struct sk_buff *skb)
+{
+	on_device(PT_POINT_NETIF_RX, skb, 0, true);
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb")
+int BPF_PROG(on_netif_receive_skb, struct sk_buff *skb)
+{
+	on_device(PT_POINT_NETIF_RECEIVE_SKB, skb, 0, true);
+	return 0;
+}
+
+SEC("tp_btf/net_dev_queue")
+int BPF_PROG(on_net_dev_queue, struct sk_buff *skb)
+{
+	on_device(PT_POINT_NET_DEV_QUEUE, skb, 0, false);
 	return 0;
 }
 
 SEC("tp_btf/net_dev_start_xmit")
 int BPF_PROG(on_net_dev_start_xmit, struct sk_buff *skb, struct net_device *dev)
 {
+	on_device(PT_POINT_NET_DEV_START_XMIT, skb, dev, false);
+	return 0;
+}
+
+/* ---- qdisc: only where a packet is really queued ------------------------ */
+
+static __always_inline void on_qdisc(__u16 point, const struct Qdisc *q, const struct sk_buff *skb)
+{
 	struct pathtrace_record r;
-	if (!skb_is_ip(skb))
-		return 0;
-	init(&r, PT_POINT_NET_DEV_START_XMIT, skb);
+	if (!skb || !skb_is_ip(skb))
+		return;
+	init(&r, point, skb);
+	struct net_device *dev = BPF_CORE_READ(q, dev_queue, dev);
 	r.netns = dev_netns(dev);
+	if (filter.netns && r.netns != filter.netns)
+		return;
+	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+		return;
+	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	r.aux = BPF_CORE_READ(q, q.qlen);
+	emit(&r);
+}
+
+SEC("tp_btf/qdisc_enqueue")
+int BPF_PROG(on_qdisc_enqueue, struct Qdisc *q, const struct netdev_queue *txq, struct sk_buff *skb)
+{
+	on_qdisc(PT_POINT_QDISC_ENQUEUE, q, skb);
+	return 0;
+}
+
+SEC("tp_btf/qdisc_dequeue")
+int BPF_PROG(on_qdisc_dequeue, struct Qdisc *q, const struct netdev_queue *txq, int packets, struct sk_buff *skb)
+{
+	on_qdisc(PT_POINT_QDISC_DEQUEUE, q, skb);
+	return 0;
+}
+
+/* ---- the application reads ---------------------------------------------- */
+
+SEC("tp_btf/skb_copy_datagram_iovec")
+int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
+{
+	struct pathtrace_record r;
+	init(&r, PT_POINT_SKB_COPY_DATAGRAM, skb);
+	struct sock *sk = BPF_CORE_READ(skb, sk);
+	if (!sk)
+		return 0;
+	r.netns = sock_netns(sk);
 	if (filter.netns && r.netns != filter.netns)
 		return 0;
 	if (!parse_skb_nh(skb, &r) || !wanted(&r))
 		return 0;
-	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	r.aux = len;
+	r.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(r.comm, sizeof(r.comm));
 	emit(&r);
 	return 0;
 }
@@ -354,6 +480,7 @@ static __always_inline void emit_sock(struct pathtrace_record *r, const struct s
 	if (!sock_tuple(sk, r) || !wanted(r))
 		return;
 	r->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(r->comm, sizeof(r->comm));
 	emit(r);
 }
 

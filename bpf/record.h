@@ -26,6 +26,12 @@ enum pathtrace_point {
 	PT_POINT_TCP_RETRANSMIT_SKB = 8, /* tcp:tcp_retransmit_skb, socket tuple and seq */
 	PT_POINT_TCP_RETRANSMIT_SYNACK = 9, /* tcp:tcp_retransmit_synack, request socket tuple */
 	PT_POINT_INET_SOCK_SET_STATE = 10,  /* sock:inet_sock_set_state, old and new state */
+	PT_POINT_NETIF_RX = 11,              /* net:netif_rx: handed to the backlog (veth, lo) */
+	PT_POINT_NAPI_GRO_RECEIVE = 12,      /* net:napi_gro_receive_entry: NAPI driver receive */
+	PT_POINT_NET_DEV_QUEUE = 13,         /* net:net_dev_queue: dev_queue_xmit, before the qdisc */
+	PT_POINT_QDISC_ENQUEUE = 14,         /* qdisc:qdisc_enqueue: really queued; aux = queue length */
+	PT_POINT_QDISC_DEQUEUE = 15,         /* qdisc:qdisc_dequeue */
+	PT_POINT_SKB_COPY_DATAGRAM = 16,     /* skb:skb_copy_datagram_iovec: read by the application; aux = bytes */
 };
 
 /* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */
@@ -63,6 +69,13 @@ struct pathtrace_record {
 	__u8 new_state;
 	__u8 icmp_type;
 	__u8 icmp_code;
+	__u8 inner_proto;  /* ICMP errors: protocol of the quoted packet, whose ports are in sport/dport */
+	__u8 pad[3];
+	__u32 aux;         /* per point: bytes read, qdisc length */
+	union {
+		char comm[16];          /* current task (socket and read records) */
+		__u8 inner_daddr[16];   /* ICMP errors: destination of the quoted packet */
+	};
 };
 
 /* Filter applied in BPF, set in .rodata before the programs load. */

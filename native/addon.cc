@@ -160,6 +160,20 @@ Napi::Value Interfaces(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// readInNetns(netnsPath, [file...]) -> [text...]
+Napi::Value ReadInNetns(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> files;
+  for (uint32_t i = 0; i < list.Length(); i++) files.push_back(list.Get(i).As<Napi::String>());
+  std::string error;
+  auto texts = read_in_netns(info[0].As<Napi::String>(), files, &error);
+  if (!error.empty()) throw Napi::Error::New(env, error);
+  Napi::Array out = Napi::Array::New(env, texts.size());
+  for (size_t i = 0; i < texts.size(); i++) out.Set(i, texts[i]);
+  return out;
+}
+
 // The record layout as compiled, for the decoder's layout test.
 Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -170,7 +184,7 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   FIELD(reason); FIELD(seq); FIELD(ack); FIELD(point); FIELD(hook); FIELD(probe); FIELD(family);
   FIELD(l4proto); FIELD(tcp_flags); FIELD(ttl); FIELD(sport); FIELD(dport); FIELD(len); FIELD(ip_id);
   FIELD(saddr); FIELD(daddr); FIELD(pid); FIELD(old_state); FIELD(new_state); FIELD(icmp_type);
-  FIELD(icmp_code);
+  FIELD(icmp_code); FIELD(inner_proto); FIELD(aux); FIELD(comm); FIELD(inner_daddr);
 #undef FIELD
   o.Set("size", (double)sizeof(pathtrace_record));
   o.Set("offsets", off);
@@ -184,6 +198,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
   exports.Set("kernelEnum", Napi::Function::New(env, KernelEnum));
   exports.Set("interfaces", Napi::Function::New(env, Interfaces));
+  exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));
   exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));
   return exports;
 }

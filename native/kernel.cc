@@ -2,7 +2,9 @@
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <fstream>
 #include <net/if.h>
+#include <sstream>
 
 #include "in_netns.h"
 
@@ -64,6 +66,21 @@ std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netn
     if (!list) return -1;
     for (struct if_nameindex *i = list; i->if_index; i++) out.emplace_back(i->if_index, i->if_name);
     if_freenameindex(list);
+    return 0;
+  }, error);
+  return out;
+}
+
+std::vector<std::string> read_in_netns(const std::string &netns_path, const std::vector<std::string> &files,
+                                       std::string *error) {
+  std::vector<std::string> out(files.size());
+  run_in_netns(netns_path, [&] {
+    for (size_t i = 0; i < files.size(); i++) {
+      std::ifstream in(files[i]);
+      std::ostringstream text;
+      text << in.rdbuf();
+      out[i] = text.str();
+    }
     return 0;
   }, error);
   return out;

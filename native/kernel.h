@@ -30,4 +30,10 @@ std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name
 // Network devices {ifindex, name} of the namespace at netns_path ("" = own).
 std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error);
 
+// Contents of files read from a thread inside the namespace at netns_path
+// ("" = own): /proc/thread-self/net/... then shows that namespace. A file that
+// cannot be read gives "".
+std::vector<std::string> read_in_netns(const std::string &netns_path, const std::vector<std::string> &files,
+                                       std::string *error);
+
 }  // namespace pathtrace

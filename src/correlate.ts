@@ -6,7 +6,8 @@
 // length and IP id) and the point comes later on the path. Address reuse,
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
-import { HOOK_NAMES, tcpStateName, type HookName } from './kernel-names.js';
+import { FlowTable, type FlowState, type FlowTuple } from './flows.js';
+import { HOOK_NAMES, type HookName } from './kernel-names.js';
 import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, type TraceEvent } from './record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
 
@@ -25,31 +26,17 @@ export interface CorrelatorOptions {
   idleNs?: number;
   /** Idle time after which a packet that left (device, local stack) is settled. */
   graceNs?: number;
+  /** How long a packet delivered to a socket waits for the application's read. */
+  readWaitNs?: number;
+  /** Idle time of a packet waiting for a neighbour or in a qdisc. */
+  queueWaitNs?: number;
   /** Which netfilter probe slot is the hook's exit probe (the others are entry or between). */
   isExitProbe?: (slot: number) => boolean;
 }
 
-export interface FlowState {
-  key: string;
-  proto: number;
-  family: 4 | 6;
-  /** Endpoints as first seen: a is the sender of the first packet. */
-  a: string;
-  b: string;
-  journeys: number[];
-  states: { t: number; from: string; to: string; pid: number }[];
-  synackRetransmits: number;
-  retransmits: number;
-  resetsSent: number;
-  resetsReceived: number;
-  /** TCP segment copies seen, for retransmission numbering. */
-  segments: Map<string, number>;
-  /** Start times of SYN-ACK and RST packets sent by TCP, to tell whether a SYN was answered. */
-  replies: { t: number; kind: string }[];
-}
-
 interface Active {
   j: Journey;
+  flow: FlowState;
   skb: number;
   rank: number;
   last: number;
@@ -61,29 +48,42 @@ interface Active {
   nfHook: HookName | null;
   nfExited: boolean;
   sentReset: boolean;
+  postRoutingExit: number | null;
+  enqueued: number | null;
+  /** Only GRO has seen it so far. */
+  groOnly: boolean;
 }
 
-const DEFAULT_IDLE_NS = 1_000_000_000;
-const DEFAULT_GRACE_NS = 50_000_000;
+const MS = 1_000_000;
+const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, queueWaitNs: 5000 * MS };
 
 /** Order of points along a path; -1 for points that attach anywhere. */
 function rank(e: TraceEvent, exit: boolean): number {
   switch (e.point) {
+    case Point.NAPI_GRO_RECEIVE: return 4;
+    case Point.NETIF_RX: return 5;
     case Point.NETIF_RECEIVE_SKB: return 10;
     case Point.NETFILTER: return [20, 30, 40, 50, 60][e.hook] + (exit ? 1 : 0);
+    case Point.NET_DEV_QUEUE: return 64;
+    case Point.QDISC_ENQUEUE: return 65;
+    case Point.QDISC_DEQUEUE: return 66;
     case Point.NET_DEV_START_XMIT: return 70;
+    case Point.SKB_COPY_DATAGRAM: return 90;
     default: return -1;
   }
 }
 
-function endpoint(addr: string, port: number, family: number): string {
-  return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
+const RX_START = 10;   // ranks up to here begin a receive
+const TX_QUEUED = 64;  // ranks from here on: handed to a device
+
+function isIcmpError(e: TraceEvent): boolean {
+  return (e.proto === IPPROTO.ICMP || e.proto === IPPROTO.ICMPV6) && e.innerProto !== 0;
 }
 
-export function flowKey(e: { proto: number; family: number; src: string; dst: string; sport: number; dport: number }): string {
-  const a = endpoint(e.src, e.sport, e.family);
-  const b = endpoint(e.dst, e.dport, e.family);
-  return a < b ? `${e.proto} ${a} ${b}` : `${e.proto} ${b} ${a}`;
+/** The flow a packet belongs to; an ICMP error belongs to the flow of the packet it quotes. */
+function flowTuple(e: TraceEvent): FlowTuple {
+  if (isIcmpError(e)) return { proto: e.innerProto, family: e.family, src: e.dst, dst: e.innerDst, sport: e.sport, dport: e.dport };
+  return e;
 }
 
 function sameContent(j: Journey, e: TraceEvent): boolean {
@@ -95,15 +95,13 @@ function sameContent(j: Journey, e: TraceEvent): boolean {
 export class Correlator {
   private readonly active = new Map<number, Active>();
   private readonly done: Journey[] = [];
-  readonly flows = new Map<string, FlowState>();
+  readonly flows = new FlowTable();
   private nextId = 1;
-  private readonly idleNs: number;
-  private readonly graceNs: number;
+  private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly isExit: (slot: number) => boolean;
 
-  constructor(private readonly opts: CorrelatorOptions) {
-    this.idleNs = opts.idleNs ?? DEFAULT_IDLE_NS;
-    this.graceNs = opts.graceNs ?? DEFAULT_GRACE_NS;
+  constructor(opts: CorrelatorOptions) {
+    this.o = { ...DEFAULTS, ...opts } as Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
     this.isExit = opts.isExitProbe ?? ((slot) => slot !== NF_SLOT_ENTRY);
   }
 
@@ -119,19 +117,19 @@ export class Correlator {
     const exit = e.point === Point.NETFILTER && this.isExit(e.probe);
     const r = rank(e, exit);
     let a = this.active.get(e.skb);
-    if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank === 70 && r === 10)))) {
+    if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank >= TX_QUEUED && r <= RX_START)))) {
       // The address now holds another packet: the old one went silent.
       this.settle(a, 'silent');
       a = undefined;
     }
     if (!a) {
-      if (e.point === Point.CONSUME_SKB) return; // a normal end of a packet we never saw
+      // Ends of packets never seen, and reads of them, start nothing.
+      if (e.point === Point.CONSUME_SKB || e.point === Point.SKB_COPY_DATAGRAM) return;
       if (e.point === Point.TCP_SEND_RESET) {
-        const flow = this.flow(e);
-        flow.resetsSent++;
+        this.resetSent(this.flows.of(e), e.t);
         return;
       }
-      if (e.netns === 0 || (this.opts.netns && e.netns !== this.opts.netns)) return;
+      if (e.netns === 0 || (this.o.netns && e.netns !== this.o.netns)) return;
       a = this.start(e);
     }
     this.advance(a, e, exit, r);
@@ -140,9 +138,21 @@ export class Correlator {
   /** Settles journeys idle for too long at time now (ns, same clock as events). */
   tick(now: number): void {
     for (const a of this.active.values()) {
-      const left = a.seenXmit || a.localInExit;
-      if (now - a.last >= (left ? this.graceNs : this.idleNs)) this.settle(a, 'idle');
+      if (now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
     }
+  }
+
+  /** How long a journey may stay silent before it is settled, by where it is. */
+  private waitFor(a: Active): number {
+    if (a.seenXmit) return this.o.graceNs;
+    if (a.localInExit) return this.awaitsRead(a) ? this.o.readWaitNs : this.o.graceNs;
+    if (a.postRoutingExit !== null || a.enqueued !== null) return this.o.queueWaitNs;
+    return this.o.idleNs;
+  }
+
+  /** Data for a local socket: worth waiting for the application to read it. */
+  private awaitsRead(a: Active): boolean {
+    return a.j.len > 0 && (a.j.proto === IPPROTO.TCP || a.j.proto === IPPROTO.UDP) && !a.forward;
   }
 
   /** Settles everything still under way (the trace ended). */
@@ -166,150 +176,221 @@ export class Correlator {
     return this.active.size;
   }
 
-  private flow(e: { proto: number; family: number; src: string; dst: string; sport: number; dport: number }): FlowState {
-    const key = flowKey(e);
-    let f = this.flows.get(key);
-    if (!f) {
-      f = {
-        key, proto: e.proto, family: e.family as 4 | 6,
-        a: endpoint(e.src, e.sport, e.family), b: endpoint(e.dst, e.dport, e.family),
-        journeys: [], states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-        segments: new Map(), replies: [],
-      };
-      this.flows.set(key, f);
-    }
-    return f;
+  private resetSent(f: FlowState, t: number): void {
+    f.resetsSent++;
+    f.lastStackReset = t;
   }
 
   private socketEvent(e: NamedEvent): void {
-    if (this.opts.netns && e.netns && e.netns !== this.opts.netns) return;
-    const f = this.flow(e);
+    if (this.o.netns && e.netns && e.netns !== this.o.netns) return;
+    const f = this.flows.of(e);
     switch (e.point) {
       case Point.TCP_RETRANSMIT_SYNACK: f.synackRetransmits++; break;
       case Point.TCP_RETRANSMIT_SKB: f.retransmits++; break;
       case Point.TCP_RECEIVE_RESET: f.resetsReceived++; break;
       case Point.INET_SOCK_SET_STATE:
-        f.states.push({ t: e.t, from: tcpStateName(e.oldState), to: tcpStateName(e.newState), pid: e.pid });
+        this.flows.stateChange(e, e.t, e.oldState, e.newState, { pid: e.pid, comm: e.comm });
         break;
     }
   }
 
   private start(e: NamedEvent): Active {
-    const f = this.flow(e);
+    const flow = this.flows.of(flowTuple(e));
+    const r = rank(e, false);
+    const inbound = (r >= 0 && r <= RX_START) || (e.point === Point.NETFILTER && e.hook <= 2);
     const j: Journey = {
       id: this.nextId++, netns: e.netns, family: e.family as 4 | 6, proto: e.proto,
       src: e.src, dst: e.dst, sport: e.sport, dport: e.dport, flags: e.flags, seq: e.seq, ack: e.ack,
       len: e.len, ipId: e.ipId, start: e.t, steps: [],
-      direction: e.point === Point.NETIF_RECEIVE_SKB || (e.point === Point.NETFILTER && e.hook <= 2) ? 'in' : 'out',
+      direction: inbound ? 'in' : 'out',
       fate: 'unfinished', drop: null, ending: 'timeout', tcpdump: false, tcpdumpDevices: [], retransmit: 0,
-      flow: f.key,
+      flow: flow.key,
     };
+    if (isIcmpError(e)) {
+      j.icmp = { type: e.icmpType, code: e.icmpCode, about: { proto: e.innerProto, dst: e.innerDst } };
+    } else if (e.proto === IPPROTO.ICMP || e.proto === IPPROTO.ICMPV6) {
+      j.icmp = { type: e.icmpType, code: e.icmpCode, about: null };
+    }
     if (e.proto === IPPROTO.TCP && !(e.flags === TCP.ACK && e.len === 0)) {
       const seg = `${j.src} ${j.sport} ${j.seq} ${j.ack} ${j.flags} ${j.len}`;
-      const n = f.segments.get(seg) ?? 0;
-      f.segments.set(seg, n + 1);
+      const n = flow.segments.get(seg) ?? 0;
+      flow.segments.set(seg, n + 1);
       j.retransmit = n;
     }
-    if (e.proto === IPPROTO.TCP && j.direction === 'out' && (e.flags & (TCP.SYN | TCP.RST))) {
-      f.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
+    if (!inbound) {
+      j.origin = this.origin(e, flow);
+      if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
+        flow.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
+      }
     }
-    f.journeys.push(j.id);
+    flow.journeys.push(j.id);
     const a: Active = {
-      j, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
-      nfHook: null, nfExited: false, sentReset: false,
+      j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
+      nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
+      groOnly: e.point === Point.NAPI_GRO_RECEIVE,
     };
     this.active.set(e.skb, a);
     return a;
+  }
+
+  /** Who made an outgoing packet: a RST or ICMP error right after an incoming
+   *  packet of the flow died is an answer; TCP says when it sent a reset. */
+  private origin(e: NamedEvent, f: FlowState): Journey['origin'] {
+    const answer = (e.proto === IPPROTO.TCP && (e.flags & TCP.RST)) || isIcmpError(e);
+    if (!answer) return 'socket';
+    const recent = (t: number) => e.t - t < 10 * MS;
+    if (e.proto === IPPROTO.TCP && recent(f.lastStackReset)) return 'stack';
+    if (f.lastInDrop && recent(f.lastInDrop.t) && f.lastInDrop.layer === 'netfilter') return 'netfilter';
+    return e.proto === IPPROTO.TCP ? 'socket' : 'stack';
   }
 
   private advance(a: Active, e: NamedEvent, exit: boolean, r: number): void {
     const j = a.j;
     a.last = e.t;
     if (r >= 0) a.rank = r;
-    const step: Step = { point: '', t: e.t };
+    if (e.point !== Point.NAPI_GRO_RECEIVE) a.groOnly = false;
+    const step: Step = { point: POINT_NAMES[e.point] ?? `point-${e.point}`, t: e.t };
     switch (e.point) {
+      case Point.NAPI_GRO_RECEIVE:
+      case Point.NETIF_RX:
+      case Point.NET_DEV_QUEUE:
+        step.ifindex = e.ifindex;
+        break;
       case Point.NETIF_RECEIVE_SKB:
       case Point.NET_DEV_START_XMIT:
         // The device's tcpdump tap: right after RX, right before TX.
-        step.point = POINT_NAMES[e.point];
         step.ifindex = e.ifindex;
         if (e.point === Point.NETIF_RECEIVE_SKB) a.seenRx = true;
         else a.seenXmit = true;
         j.tcpdump = true;
         if (!j.tcpdumpDevices.includes(e.ifindex)) j.tcpdumpDevices.push(e.ifindex);
         break;
+      case Point.QDISC_ENQUEUE:
+        step.ifindex = e.ifindex;
+        step.qlen = e.aux;
+        a.enqueued = e.t;
+        break;
+      case Point.QDISC_DEQUEUE:
+        step.ifindex = e.ifindex;
+        if (a.enqueued !== null) j.qdiscWaitNs = e.t - a.enqueued;
+        a.enqueued = null;
+        break;
       case Point.NETFILTER: {
         const hook = HOOK_NAMES[e.hook];
-        step.point = 'netfilter';
         step.hook = hook;
         step.at = exit ? 'exit' : 'entry';
+        if (e.ifindex) step.in = e.ifindex;
+        if (e.ifindexOut) step.out = e.ifindexOut;
         a.nfHook = hook;
         a.nfExited = exit;
         if (hook === 'FORWARD') { a.forward = true; j.direction = 'forward'; }
         if (hook === 'LOCAL_IN' && exit) a.localInExit = true;
-        // NAT rewrites the tuple inside a hook: follow the packet's current addresses.
-        j.src = e.src; j.dst = e.dst; j.sport = e.sport; j.dport = e.dport;
+        if (hook === 'POST_ROUTING' && exit) a.postRoutingExit = e.t;
+        this.noteTranslation(a, e);
         break;
       }
       case Point.TCP_SEND_RESET:
-        step.point = 'tcp_send_reset';
         a.sentReset = true;
-        this.flows.get(j.flow)!.resetsSent++;
+        this.resetSent(a.flow, e.t);
         break;
+      case Point.SKB_COPY_DATAGRAM:
+        step.bytes = e.aux;
+        step.pid = e.pid;
+        step.comm = e.comm;
+        a.flow.owner = { pid: e.pid, comm: e.comm };
+        j.steps.push(step);
+        this.settle(a, 'read', e);
+        return;
       case Point.KFREE_SKB:
       case Point.CONSUME_SKB:
-        step.point = POINT_NAMES[e.point];
         step.location = e.location ?? '';
         if (e.point === Point.KFREE_SKB) step.reason = e.reasonName ?? String(e.reason);
         j.steps.push(step);
         this.settle(a, 'free', e);
         return;
     }
+    if (a.postRoutingExit !== null && r >= TX_QUEUED && j.neighbourWaitNs === undefined) {
+      j.neighbourWaitNs = e.t - a.postRoutingExit;
+    }
     j.steps.push(step);
   }
 
-  private settle(a: Active, why: 'free' | 'idle' | 'end' | 'silent', free?: NamedEvent): void {
+  /** NAT rewrites the tuple inside a hook: keep the original, note the new one. */
+  private noteTranslation(a: Active, e: NamedEvent): void {
+    const j = a.j;
+    const cur = j.translated ?? j;
+    if (cur.src === e.src && cur.dst === e.dst && cur.sport === e.sport && cur.dport === e.dport) return;
+    j.translated = { src: e.src, dst: e.dst, sport: e.sport, dport: e.dport };
+    this.flows.alias({ ...flowTuple(e) }, a.flow);
+  }
+
+  private settle(a: Active, why: 'free' | 'read' | 'idle' | 'end' | 'silent', ev?: NamedEvent): void {
     this.active.delete(a.skb);
     const j = a.j;
     const reachedTransport = a.localInExit || (a.seenRx && !j.steps.some((s) => s.point === 'netfilter'));
     let fate: Fate;
     let drop: Drop | null = null;
     let ending: Ending;
-    if (free && free.point === Point.KFREE_SKB &&
-        isDrop(free.reasonName ?? '', free.location ?? '', reachedTransport)) {
-      const reason = free.reasonName ?? String(free.reason);
-      const location = free.location ?? '';
+    if (ev && ev.point === Point.KFREE_SKB && isDrop(ev.reasonName ?? '', ev.location ?? '', reachedTransport)) {
+      const reason = ev.reasonName ?? String(ev.reason);
+      const location = ev.location ?? '';
       const layer = dropLayer(reason, location);
       // The hook it was in: entered and not left, or left just before a netfilter drop.
       const hook = a.nfHook && (!a.nfExited || layer === 'netfilter') ? a.nfHook : null;
       drop = { layer, hook, reason, location };
       fate = 'dropped';
       ending = 'freed';
+      if (j.direction !== 'out') a.flow.lastInDrop = { t: ev.t, layer };
     } else {
-      const freed = why === 'free';
-      ending = freed ? 'freed' : why === 'end' ? 'trace-ended' : 'left';
+      const freed = why === 'free' || why === 'read';
+      ending = why === 'free' ? 'freed' : why === 'read' ? 'read' : why === 'end' ? 'trace-ended' : 'left';
       if (a.seenXmit && (!a.seenRx || a.rank >= 60)) fate = a.forward ? 'forwarded' : 'sent';
       else if (a.localInExit || (freed && j.direction === 'in')) fate = 'delivered';
       else if (freed && j.direction === 'out') fate = 'sent';
       else if (a.seenXmit) fate = a.forward ? 'forwarded' : 'sent';
       else {
         fate = 'unfinished';
-        ending = why === 'end' ? 'trace-ended' : 'timeout';
+        ending = a.groOnly && why !== 'end' ? 'merged' : why === 'end' ? 'trace-ended' : 'timeout';
       }
     }
     j.fate = fate;
     j.drop = drop;
     j.ending = ending;
+    j.route = this.route(a);
+    if (j.direction === 'in' && (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) && (reachedTransport || drop?.layer === 'socket')) {
+      const read = why === 'read' && ev
+        ? { pid: ev.pid, comm: ev.comm, bytes: ev.aux, queuedNs: ev.t - this.deliveredAt(j) }
+        : null;
+      const socketLayer = drop !== null && ['socket', 'tcp', 'udp'].includes(drop.layer);
+      const socket = drop?.reason === 'NO_SOCKET' ? false : fate === 'delivered' || socketLayer ? true : null;
+      j.delivery = { socket, read };
+    }
     if (j.proto === IPPROTO.TCP && j.direction === 'in') {
-      const f = this.flows.get(j.flow)!;
       const saw = reachedTransport && !(drop && drop.layer === 'netfilter');
       let reply: string | null = a.sentReset ? 'R' : null;
       if (!reply && saw && (j.flags & TCP.SYN) && !(j.flags & TCP.ACK)) {
-        const r = f.replies.find((x) => x.t >= j.start);
+        const r = a.flow.replies.find((x) => x.t >= j.start);
         reply = r ? r.kind : null;
       }
       j.tcp = { saw, reply };
     }
     this.done.push(j);
+  }
+
+  /** When the transport layer got it: the LOCAL_IN exit, else the device. */
+  private deliveredAt(j: Journey): number {
+    const s = j.steps.find((x) => x.hook === 'LOCAL_IN' && x.at === 'exit') ?? j.steps.find((x) => x.point === 'netif_receive_skb');
+    return s?.t ?? j.start;
+  }
+
+  private route(a: Active): Journey['route'] {
+    const nf = a.j.steps.filter((s) => s.point === 'netfilter');
+    const inDev = nf.find((s) => s.in)?.in;
+    const outDev = [...nf].reverse().find((s) => s.out)?.out
+      ?? [...a.j.steps].reverse().find((s) => s.point === 'net_dev_start_xmit')?.ifindex;
+    if (a.forward) return { decision: 'forward', inDev, outDev };
+    if (a.j.steps.some((s) => s.hook === 'LOCAL_IN')) return { decision: 'local', inDev };
+    if (a.j.direction === 'out') return { decision: 'output', outDev };
+    return undefined;
   }
 }

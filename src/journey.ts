@@ -7,7 +7,9 @@ export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished'
 /** How the journey's observation ended. */
 export type Ending =
   | 'freed'        // a kfree_skb / consume_skb closed it
+  | 'read'         // the application read it from its socket
   | 'left'         // handed to a device (or to the local stack) and not seen again
+  | 'merged'       // GRO merged it into another packet at the device
   | 'timeout'      // no event for too long, in the middle of the path
   | 'trace-ended'; // the trace stopped while it was under way
 
@@ -16,9 +18,25 @@ export interface Step {
   hook?: HookName;               // netfilter steps
   at?: 'entry' | 'exit';         // netfilter steps: which probe
   t: number;                     // ns since the trace started
-  ifindex?: number;              // device of RX/TX steps
+  ifindex?: number;              // device of RX/TX/qdisc steps
+  in?: number;                   // netfilter steps: in and out devices (ifindex), when set
+  out?: number;
   location?: string;             // kfree/consume: the freeing function
   reason?: string;               // kfree_skb: the drop reason
+  qlen?: number;                 // qdisc steps: queue length
+  bytes?: number;                // skb_copy_datagram_iovec: bytes the application read
+  pid?: number;                  // skb_copy_datagram_iovec: the reader
+  comm?: string;
+}
+
+export interface Tuple { src: string; dst: string; sport: number; dport: number }
+
+/** For packets delivered to this host: the socket and the application's read. */
+export interface Delivery {
+  /** The transport layer found a socket (false: NO_SOCKET; null: cannot tell). */
+  socket: boolean | null;
+  /** The application's first read of it, with how long it sat in the socket queue. */
+  read: { pid: number; comm: string; bytes: number; queuedNs: number } | null;
 }
 
 export interface Drop {
@@ -58,6 +76,20 @@ export interface Journey {
   tcp?: { saw: boolean; reply: string | null };
   /** Key of the flow (connection) it belongs to. */
   flow: string;
+  /** The tuple after NAT, when a hook rewrote it. */
+  translated?: Tuple;
+  /** Routing decision: delivered here, forwarded, or sent by this host; and the devices. */
+  route?: { decision: 'local' | 'forward' | 'output'; inDev?: number; outDev?: number };
+  delivery?: Delivery;
+  /** Who made a packet this host sent: an application socket, the kernel's own
+   *  answer (TCP RST for no socket, ICMP error), or a netfilter REJECT rule. */
+  origin?: 'socket' | 'stack' | 'netfilter';
+  /** ICMP errors: the packet they are about (its ports are sport/dport). */
+  icmp?: { type: number; code: number; about: { proto: number; dst: string } | null };
+  /** Time between routing and the device queue: neighbour resolution. */
+  neighbourWaitNs?: number;
+  /** Time spent in a qdisc queue. */
+  qdiscWaitNs?: number;
 }
 
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';

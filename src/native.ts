@@ -29,6 +29,7 @@ export interface Native {
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
   interfaces(netnsPath: string): Record<number, string>;
+  readInNetns(netnsPath: string, files: string[]): string[];
   recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number };
 }
 

@@ -2,13 +2,14 @@
 // (test/unit/record-layout.test.ts) checks these offsets against the addon's.
 import { formatAddress } from './address.js';
 
-export const RECORD_SIZE = 104;
+export const RECORD_SIZE = 128;
 
 export const OFFSETS = {
   ts_ns: 0, skb: 8, location: 16, netns: 24, ifindex: 28, ifindex_out: 32, reason: 36,
   seq: 40, ack: 44, point: 48, hook: 50, probe: 51, family: 52, l4proto: 53, tcp_flags: 54,
   ttl: 55, sport: 56, dport: 58, len: 60, ip_id: 62, saddr: 64, daddr: 80, pid: 96,
-  old_state: 100, new_state: 101, icmp_type: 102, icmp_code: 103,
+  old_state: 100, new_state: 101, icmp_type: 102, icmp_code: 103, inner_proto: 104, aux: 108,
+  comm: 112, inner_daddr: 112,
 } as const;
 
 /** enum pathtrace_point */
@@ -23,6 +24,12 @@ export const Point = {
   TCP_RETRANSMIT_SKB: 8,
   TCP_RETRANSMIT_SYNACK: 9,
   INET_SOCK_SET_STATE: 10,
+  NETIF_RX: 11,
+  NAPI_GRO_RECEIVE: 12,
+  NET_DEV_QUEUE: 13,
+  QDISC_ENQUEUE: 14,
+  QDISC_DEQUEUE: 15,
+  SKB_COPY_DATAGRAM: 16,
 } as const;
 export type PointId = (typeof Point)[keyof typeof Point];
 
@@ -37,6 +44,12 @@ export const POINT_NAMES: Record<number, string> = {
   [Point.TCP_RETRANSMIT_SKB]: 'tcp_retransmit_skb',
   [Point.TCP_RETRANSMIT_SYNACK]: 'tcp_retransmit_synack',
   [Point.INET_SOCK_SET_STATE]: 'inet_sock_set_state',
+  [Point.NETIF_RX]: 'netif_rx',
+  [Point.NAPI_GRO_RECEIVE]: 'napi_gro_receive_entry',
+  [Point.NET_DEV_QUEUE]: 'net_dev_queue',
+  [Point.QDISC_ENQUEUE]: 'qdisc_enqueue',
+  [Point.QDISC_DEQUEUE]: 'qdisc_dequeue',
+  [Point.SKB_COPY_DATAGRAM]: 'skb_copy_datagram_iovec',
 };
 
 export const NF_SLOTS = 8;
@@ -82,6 +95,12 @@ export interface TraceEvent {
   newState: number;
   icmpType: number;
   icmpCode: number;
+  /** ICMP errors: protocol and destination of the quoted packet (0 / '' otherwise). */
+  innerProto: number;
+  innerDst: string;
+  aux: number;
+  /** Current task's command (socket and read records), '' otherwise. */
+  comm: string;
 }
 
 const TWO32 = 2 ** 32;
@@ -96,6 +115,12 @@ export function clockBase(monotonicNs: bigint): ClockBase {
   return { hi: Number(monotonicNs >> 32n), lo: Number(monotonicNs & 0xffffffffn) };
 }
 
+function cString(bytes: Uint8Array, off: number, max: number): string {
+  let end = off;
+  while (end < off + max && bytes[end] !== 0) end++;
+  return end === off ? '' : Buffer.from(bytes.buffer, bytes.byteOffset + off, end - off).toString('latin1');
+}
+
 /** Decodes count records from buf, calling sink for each. */
 export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, sink: (e: TraceEvent) => void): void {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -104,6 +129,7 @@ export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, s
 
 export function decodeRecord(view: DataView, bytes: Uint8Array, o: number, base: ClockBase): TraceEvent {
   const family = view.getUint8(o + OFFSETS.family);
+  const innerProto = view.getUint8(o + OFFSETS.inner_proto);
   const tsLo = view.getUint32(o + OFFSETS.ts_ns, true);
   const tsHi = view.getUint32(o + OFFSETS.ts_ns + 4, true);
   const skbLo = view.getUint32(o + OFFSETS.skb, true);
@@ -137,5 +163,9 @@ export function decodeRecord(view: DataView, bytes: Uint8Array, o: number, base:
     newState: view.getUint8(o + OFFSETS.new_state),
     icmpType: view.getUint8(o + OFFSETS.icmp_type),
     icmpCode: view.getUint8(o + OFFSETS.icmp_code),
+    innerProto,
+    innerDst: innerProto ? formatAddress(bytes, o + OFFSETS.inner_daddr, family) : '',
+    aux: view.getUint32(o + OFFSETS.aux, true),
+    comm: innerProto ? '' : cString(bytes, o + OFFSETS.comm, 16),
   };
 }

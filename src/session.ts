@@ -1,9 +1,10 @@
 // A trace session: loads and attaches the probes, drains the ring buffer on a
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
-import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { getSystemErrorName } from 'node:util';
 import { Correlator, type NamedEvent } from './correlate.js';
+import { COUNTER_FILES, counterDeltas, parseCounters, type Counters } from './counters.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from './kernel-names.js';
 import { addressBytes } from './address.js';
@@ -120,8 +121,15 @@ export class Session {
   private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
   private recorded: string[] = [];
 
+  /** The traced namespace, held open: /proc/self/fd/N reaches it even after `ip netns del`. */
+  private nsFd: number | null;
+  private readonly nsPath: string;
+  private readonly countersBefore: Counters | null;
+
   constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
     const n = native();
+    this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
+    this.nsPath = this.nsFd === null ? '' : `/proc/self/fd/${this.nsFd}`;
     const features = kernelFeatures(n);
     if (!features.btf) {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
@@ -146,6 +154,7 @@ export class Session {
         netfilter: features.netfilterLinks,
       });
     } catch (e) {
+      this.closeNetns();
       throw new SessionError((e as Error).message);
     }
     this.baseNs = process.hrtime.bigint();
@@ -164,7 +173,7 @@ export class Session {
         const plan = netfilterPlan();
         let results;
         try {
-          results = this.tracer.attachNetfilter(netns.path, plan);
+          results = this.tracer.attachNetfilter(this.nsPath, plan);
         } catch (e) {
           throw new SessionError((e as Error).message);
         }
@@ -182,7 +191,8 @@ export class Session {
           }
         }
       }
-      this.devices = new Devices(netns.path);
+      this.devices = new Devices(this.nsPath);
+      this.countersBefore = this.readCounters();
       this.correlator = new Correlator({ netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT });
       this.ready = { netns, points, netfilter, unavailable, startedAt };
     } catch (e) {
@@ -203,7 +213,9 @@ export class Session {
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
         this.poll(sink, true);
+        const after = this.readCounters();
         const summary = this.tally.summary(this.correlator, {
+          counters: this.countersBefore && after ? counterDeltas(this.countersBefore, after) : null,
           lostEvents: this.tracer?.lostEvents() ?? 0,
           events: this.events,
           durationNs: this.now(),
@@ -228,6 +240,21 @@ export class Session {
 
   stop(why = 'signal'): void {
     this.stopping?.(why);
+  }
+
+  /** The namespace's netstat -s counters, or null when they cannot be read. */
+  private readCounters(): Counters | null {
+    try {
+      const texts = native().readInNetns(this.nsPath, COUNTER_FILES);
+      return texts.some((t) => t.length) ? parseCounters(...texts) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  private closeNetns(): void {
+    if (this.nsFd !== null) closeSync(this.nsFd);
+    this.nsFd = null;
   }
 
   private now(): number {
@@ -269,5 +296,6 @@ export class Session {
     this.timer = null;
     this.tracer?.close();
     this.tracer = null;
+    this.closeNetns();
   }
 }

@@ -1,22 +1,28 @@
-// What a trace amounted to: counts by fate, drop points, and per flow the
-// groups of like packets. Built from the journeys that were reported.
-import type { Correlator, FlowState } from './correlate.js';
+// What a trace amounted to: counts by fate, drop points, and per connection
+// the groups of like packets, its TCP states and a one-line verdict. Built
+// from the journeys that were reported.
+import type { Correlator } from './correlate.js';
+import type { FlowState, Owner } from './flows.js';
 import { flagLetters, type Fate, type Journey } from './journey.js';
 import { IPPROTO } from './record.js';
+import { connectionVerdict } from './story.js';
 
 export interface PacketGroup {
   direction: Journey['direction'];
-  flags: string;          // TCP flag letters, '' for others
+  kind: string;           // TCP flag letters, 'udp', 'icmp'...
   fate: Fate;
   hook: string | null;    // drop hook
   reason: string | null;  // drop reason
   location: string | null;
   layer: string | null;
+  origin: Journey['origin'] | null;
   count: number;
   tcpdump: number;        // how many tcpdump would have captured
   tcpSaw: number;         // incoming TCP: how many TCP received
   replies: Record<string, number>;
   retransmits: number;
+  bytes: number;          // transport payload
+  read: number;           // how many the application read
 }
 
 export interface FlowSummary {
@@ -25,12 +31,15 @@ export interface FlowSummary {
   a: string;
   b: string;
   packets: number;
+  ids: number[];
   groups: PacketGroup[];
   states: string[];       // TCP state changes seen, "SYN_SENT>ESTABLISHED"
+  owner: Owner | null;
   synackRetransmits: number;
   retransmits: number;
   resetsSent: number;
   resetsReceived: number;
+  verdict: string;
 }
 
 export interface Summary {
@@ -38,6 +47,8 @@ export interface Summary {
   byFate: Record<Fate, number>;
   drops: { layer: string; hook: string | null; reason: string; location: string; count: number }[];
   flows: FlowSummary[];
+  /** netstat -s counters of the traced namespace that moved during the trace. */
+  counters: Record<string, number> | null;
   lostEvents: number;
   events: number;
   cutByTimeout: number;
@@ -56,6 +67,11 @@ export function protoName(proto: number, family: number): string {
   }
 }
 
+/** What kind of packet, for grouping: TCP flag letters, else the protocol. */
+export function packetKindKey(j: Journey): string {
+  return j.proto === IPPROTO.TCP ? flagLetters(j.flags) : protoName(j.proto, j.family);
+}
+
 /** Counts reported journeys; cheap per packet, turned into a Summary at the end. */
 export class Tally {
   packets = 0;
@@ -63,6 +79,7 @@ export class Tally {
   cutByTimeout = 0;
   private readonly drops = new Map<string, Summary['drops'][number]>();
   private readonly groups = new Map<string, Map<string, PacketGroup>>();
+  private readonly ids = new Map<string, number[]>();
 
   add(j: Journey): void {
     this.packets++;
@@ -75,37 +92,45 @@ export class Tally {
       this.drops.set(k, d);
     }
     let groups = this.groups.get(j.flow);
-    if (!groups) this.groups.set(j.flow, (groups = new Map()));
-    const flags = j.proto === IPPROTO.TCP ? flagLetters(j.flags) : '';
-    const k = `${j.direction}|${flags}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}`;
+    if (!groups) {
+      this.groups.set(j.flow, (groups = new Map()));
+      this.ids.set(j.flow, []);
+    }
+    this.ids.get(j.flow)!.push(j.id);
+    const kind = packetKindKey(j);
+    const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
     let g = groups.get(k);
     if (!g) {
       g = {
-        direction: j.direction, flags, fate: j.fate, hook: j.drop?.hook ?? null, reason: j.drop?.reason ?? null,
-        location: j.drop?.location ?? null, layer: j.drop?.layer ?? null,
-        count: 0, tcpdump: 0, tcpSaw: 0, replies: {}, retransmits: 0,
+        direction: j.direction, kind, fate: j.fate, hook: j.drop?.hook ?? null, reason: j.drop?.reason ?? null,
+        location: j.drop?.location ?? null, layer: j.drop?.layer ?? null, origin: j.origin ?? null,
+        count: 0, tcpdump: 0, tcpSaw: 0, replies: {}, retransmits: 0, bytes: 0, read: 0,
       };
       groups.set(k, g);
     }
     g.count++;
+    g.bytes += j.len;
     if (j.tcpdump) g.tcpdump++;
     if (j.tcp?.saw) g.tcpSaw++;
     if (j.tcp?.reply) g.replies[j.tcp.reply] = (g.replies[j.tcp.reply] ?? 0) + 1;
     if (j.retransmit > 0) g.retransmits++;
+    if (j.delivery?.read) g.read++;
   }
 
   flowSummary(f: FlowState): FlowSummary {
     const groups = [...(this.groups.get(f.key)?.values() ?? [])];
-    return {
+    const s: FlowSummary = {
       flow: f.key, proto: protoName(f.proto, f.family), a: f.a, b: f.b,
-      packets: groups.reduce((n, g) => n + g.count, 0), groups,
-      states: f.states.map((s) => `${s.from}>${s.to}`),
+      packets: groups.reduce((n, g) => n + g.count, 0), ids: this.ids.get(f.key) ?? [], groups,
+      states: f.states.map((x) => `${x.from}>${x.to}`), owner: f.owner,
       synackRetransmits: f.synackRetransmits, retransmits: f.retransmits,
-      resetsSent: f.resetsSent, resetsReceived: f.resetsReceived,
+      resetsSent: f.resetsSent, resetsReceived: f.resetsReceived, verdict: '',
     };
+    s.verdict = connectionVerdict(s);
+    return s;
   }
 
-  summary(correlator: Correlator, extra: Pick<Summary, 'lostEvents' | 'events' | 'durationNs' | 'stoppedBy' | 'unavailable'>): Summary {
+  summary(correlator: Correlator, extra: Pick<Summary, 'lostEvents' | 'events' | 'durationNs' | 'stoppedBy' | 'unavailable' | 'counters'>): Summary {
     const flows = [...correlator.flows.values()]
       .map((f) => this.flowSummary(f))
       .filter((f) => f.packets > 0 || f.states.length > 0);

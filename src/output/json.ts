@@ -2,7 +2,7 @@
 // Names and meanings of existing fields stay; new fields may be added.
 import { flagLetters, type Journey } from '../journey.js';
 import { IPPROTO } from '../record.js';
-import { protoName, type Summary } from '../summary.js';
+import { protoName, type FlowSummary, type Summary } from '../summary.js';
 import type { ReadyInfo, Sink } from '../session.js';
 
 export interface DeviceNames { name(ifindex: number): string }
@@ -42,8 +42,14 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       hook: s.hook,
       at: s.at,
       dev: s.ifindex ? devices.name(s.ifindex) : undefined,
+      in_dev: s.in ? devices.name(s.in) : undefined,
+      out_dev: s.out ? devices.name(s.out) : undefined,
       location: s.location,
       reason: s.reason,
+      qlen: s.qlen,
+      bytes: s.bytes,
+      pid: s.pid,
+      comm: s.comm,
       t_ns: s.t,
     })),
     fate: j.fate,
@@ -53,6 +59,36 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     retransmit: j.retransmit,
     tcp: j.tcp,
     ending: j.ending,
+    translated: j.translated,
+    route: j.route && {
+      decision: j.route.decision,
+      in_dev: j.route.inDev ? devices.name(j.route.inDev) : undefined,
+      out_dev: j.route.outDev ? devices.name(j.route.outDev) : undefined,
+    },
+    delivery: j.delivery && {
+      socket: j.delivery.socket,
+      read: j.delivery.read && { pid: j.delivery.read.pid, comm: j.delivery.read.comm, bytes: j.delivery.read.bytes, queued_ns: j.delivery.read.queuedNs },
+    },
+    origin: j.origin,
+    icmp: j.icmp && { type: j.icmp.type, code: j.icmp.code, about: j.icmp.about && { proto: protoName(j.icmp.about.proto, j.family), dst: j.icmp.about.dst } },
+    neighbour_wait_ns: j.neighbourWaitNs,
+    qdisc_wait_ns: j.qdiscWaitNs,
+    flow: j.flow,
+  };
+}
+
+export function connectionRecord(f: FlowSummary): object {
+  return {
+    type: 'connection',
+    flow: f.flow,
+    proto: f.proto,
+    a: f.a,
+    b: f.b,
+    packets: f.ids,
+    tcp_states: f.states,
+    process: f.owner,
+    retransmissions: f.groups.reduce((n, g) => n + g.retransmits, 0),
+    verdict: f.verdict,
   };
 }
 
@@ -74,13 +110,15 @@ export function summaryRecord(s: Summary): object {
     flows: s.flows.map((f) => ({
       flow: f.flow, proto: f.proto, a: f.a, b: f.b, packets: f.packets,
       groups: f.groups.map((g) => ({
-        direction: g.direction, tcp_flags: g.flags || null, fate: g.fate, hook: g.hook, reason: g.reason,
-        location: g.location, count: g.count, tcpdump: g.tcpdump, tcp_saw: g.tcpSaw, replies: g.replies,
-        retransmits: g.retransmits,
+        direction: g.direction, kind: g.kind, fate: g.fate, hook: g.hook, reason: g.reason, location: g.location,
+        origin: g.origin, count: g.count, tcpdump: g.tcpdump, tcp_saw: g.tcpSaw, replies: g.replies,
+        retransmits: g.retransmits, bytes: g.bytes, read: g.read,
       })),
+      verdict: f.verdict, process: f.owner,
       tcp_states: f.states, synack_retransmits: f.synackRetransmits, retransmits: f.retransmits,
       resets_sent: f.resetsSent, resets_received: f.resetsReceived,
     })),
+    counters: s.counters,
     unavailable: s.unavailable,
   };
 }
@@ -104,6 +142,7 @@ export class JsonSink implements Sink {
   }
 
   summary(s: Summary): void {
+    for (const f of s.flows) this.write(JSON.stringify(connectionRecord(f)));
     this.write(JSON.stringify(summaryRecord(s)));
   }
 }

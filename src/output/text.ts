@@ -1,9 +1,10 @@
-// Human-readable output: a short block per packet, a summary per flow, and
-// the part a tcpdump user needs: what the capture shows and why.
-import { flagLetters, TCP, type Journey } from '../journey.js';
+// Human-readable output: a short block per packet, a story per connection,
+// and the part a tcpdump user needs: what the capture shows and why.
+import { flagLetters, TCP, type Journey, type Step } from '../journey.js';
 import { IPPROTO } from '../record.js';
 import type { ReadyInfo, Sink } from '../session.js';
-import { protoName, type PacketGroup, type Summary } from '../summary.js';
+import { kindName } from '../story.js';
+import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../summary.js';
 import type { DeviceNames } from './json.js';
 
 export interface Style { bad(s: string): string; good(s: string): string; dim(s: string): string; bold(s: string): string }
@@ -16,6 +17,13 @@ export const ANSI: Style = {
 
 const FLAG_NAMES: Record<string, string> = {
   S: 'SYN', SA: 'SYN-ACK', A: 'ACK', PA: 'PSH-ACK', FA: 'FIN-ACK', FPA: 'FIN-PSH-ACK', R: 'RST', RA: 'RST-ACK',
+};
+
+const ICMP_NAMES: Record<string, string> = {
+  '4:3:3': 'port unreachable', '4:3:1': 'host unreachable', '4:3:0': 'net unreachable', '4:3:13': 'administratively prohibited',
+  '4:11:0': 'TTL exceeded', '4:0:0': 'echo reply', '4:8:0': 'echo request',
+  '6:1:4': 'port unreachable', '6:1:0': 'no route', '6:1:1': 'administratively prohibited', '6:1:3': 'address unreachable',
+  '6:3:0': 'hop limit exceeded', '6:128:0': 'echo request', '6:129:0': 'echo reply', '6:2:0': 'packet too big',
 };
 
 /** "SYN", "SYN-ACK"... or tcpdump's flag letters for unusual combinations. */
@@ -44,6 +52,13 @@ export function endpoint(addr: string, port: number, family: number, proto: numb
   return hasPort ? `${a}:${port}` : a;
 }
 
+export function duration(ns: number): string {
+  if (ns < 1e3) return `${ns} ns`;
+  if (ns < 1e6) return `${Math.round(ns / 1e3)} µs`;
+  if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 1 : 0)} ms`;
+  return `${(ns / 1e9).toFixed(1)} s`;
+}
+
 function clock(ms: number): string {
   const d = new Date(ms);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
@@ -51,30 +66,79 @@ function clock(ms: number): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(micros, 6)}`;
 }
 
-/** The path as stages: "rx veth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ LOCAL_IN ✗ dropped". */
+function origin(j: Journey): string {
+  if (j.origin === 'netfilter') return 'netfilter REJECT';
+  if (j.origin === 'stack') return 'kernel reply';
+  return `${protoName(j.proto, j.family).toUpperCase()} socket`;
+}
+
+/** The path as stages: "rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped". */
 export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
-  const parts: string[] = [];
-  if (j.direction === 'out') parts.push(`${protoName(j.proto, j.family).toUpperCase()} socket`);
+  const parts: (string | { hook: string })[] = [];
+  if (j.direction === 'out') parts.push(origin(j));
   const hooks = new Map<string, { exit: boolean }>();
-  for (const s of j.steps) {
-    if (s.point === 'netif_receive_skb') parts.push(`rx ${dev.name(s.ifindex ?? 0)}`, `tcpdump ${st.good('✓')}`);
-    else if (s.point === 'net_dev_start_xmit') parts.push(`tcpdump ${st.good('✓')}`, `tx ${dev.name(s.ifindex ?? 0)}`);
-    else if (s.point === 'netfilter' && s.hook) {
-      const h = hooks.get(s.hook);
-      if (!h) {
-        hooks.set(s.hook, { exit: s.at === 'exit' });
-        parts.push(`@${s.hook}`);
-      } else if (s.at === 'exit') h.exit = true;
-    } else if (s.point === 'tcp_send_reset') parts.push('TCP sent RST');
-  }
-  const rendered = parts.map((p) => {
-    if (!p.startsWith('@')) return p;
-    const hook = p.slice(1);
-    if (j.drop?.hook === hook) return `${hook} ${st.bad('✗ dropped')}`;
-    return hooks.get(hook)!.exit ? `${hook} ${st.good('✓')}` : `${hook} …`;
+  let rxDevice = false;
+  const steps = j.steps;
+  steps.forEach((s: Step, i) => {
+    switch (s.point) {
+      case 'napi_gro_receive_entry':
+      case 'netif_rx':
+        if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
+        rxDevice = true;
+        break;
+      case 'netif_receive_skb':
+        if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
+        rxDevice = true;
+        parts.push(`tcpdump ${st.good('✓')}`);
+        break;
+      case 'netfilter': {
+        const h = hooks.get(s.hook!);
+        if (!h) {
+          hooks.set(s.hook!, { exit: s.at === 'exit' });
+          parts.push({ hook: s.hook! });
+        } else if (s.at === 'exit') h.exit = true;
+        // After PRE_ROUTING the routing decision shows in the next hook.
+        const next = steps.slice(i + 1).find((x) => x.point === 'netfilter' && x.hook !== 'PRE_ROUTING');
+        if (s.hook === 'PRE_ROUTING' && s.at === 'exit' && next) {
+          parts.push(next.hook === 'FORWARD' ? `route: forward${next.out ? ` → ${dev.name(next.out)}` : ''}` : 'route: local');
+        }
+        break;
+      }
+      case 'net_dev_queue':
+        if (j.neighbourWaitNs !== undefined && j.neighbourWaitNs > 1e6) parts.push(`neighbour resolved after ${duration(j.neighbourWaitNs)}`);
+        break;
+      case 'qdisc_enqueue':
+        parts.push(`qdisc ${dev.name(s.ifindex ?? 0)} (queue ${s.qlen})`);
+        break;
+      case 'qdisc_dequeue':
+        if (j.qdiscWaitNs !== undefined) parts.push(`dequeued after ${duration(j.qdiscWaitNs)}`);
+        break;
+      case 'net_dev_start_xmit':
+        parts.push(`tcpdump ${st.good('✓')}`, `tx ${dev.name(s.ifindex ?? 0)}`);
+        break;
+      case 'tcp_send_reset':
+        parts.push('TCP sent RST');
+        break;
+    }
   });
-  if (j.fate === 'dropped' && !j.drop?.hook) rendered.push(st.bad(`✗ dropped`));
-  else if (j.fate !== 'dropped') rendered.push(j.fate === 'unfinished' ? `… ${j.ending}` : j.fate);
+  const rendered = parts.map((p) => {
+    if (typeof p === 'string') return p;
+    if (j.drop?.hook === p.hook) return `${p.hook} ${st.bad('✗ dropped')}`;
+    return hooks.get(p.hook)!.exit ? `${p.hook} ${st.good('✓')}` : `${p.hook} …`;
+  });
+  if (j.delivery && j.fate === 'delivered') {
+    rendered.push(`${protoName(j.proto, j.family).toUpperCase()} socket`);
+    const r = j.delivery.read;
+    rendered.push(r ? `read by ${r.comm}[${r.pid}] after ${duration(r.queuedNs)}` : 'delivered');
+  } else if (j.fate === 'dropped' && !j.drop?.hook) {
+    if (j.drop?.layer === 'neighbour' && j.neighbourWaitNs === undefined) {
+      const post = steps.find((s) => s.hook === 'POST_ROUTING' && s.at === 'exit');
+      if (post) rendered.push(`neighbour resolution ${duration(steps[steps.length - 1].t - post.t)}`);
+    }
+    rendered.push(st.bad(`✗ dropped`));
+  } else if (j.fate !== 'dropped') {
+    rendered.push(j.fate === 'unfinished' ? `… ${j.ending}` : j.fate);
+  }
   let line = rendered.join(' ─ ');
   if (!j.tcpdump) {
     line += j.direction === 'out'
@@ -84,18 +148,32 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   return line;
 }
 
-export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, st: Style = PLAIN): string {
+function header(j: Journey, startedAt: number, st: Style): string {
   const tcp = j.proto === IPPROTO.TCP;
-  const letters = flagLetters(j.flags);
-  const head = [
-    clock(startedAt + j.start / 1e6),
-    j.direction === 'in' ? 'in ' : j.direction === 'out' ? 'out' : 'fwd',
-    st.bold(packetKind(j.proto, letters)),
-    `${endpoint(j.src, j.sport, j.family, j.proto)} → ${endpoint(j.dst, j.dport, j.family, j.proto)}`,
-    tcp ? `[${tcpdumpFlags(j.flags)}] seq ${j.seq}${j.flags & TCP.ACK ? ` ack ${j.ack}` : ''} len ${j.len}` : `len ${j.len}`,
-  ];
-  if (j.retransmit > 0) head.push(st.dim(`(retransmission ${j.retransmit})`));
-  const lines = [head.join(' '), `  ${pathLine(j, dev, st)}`];
+  const dir = j.direction === 'in' ? 'in ' : j.direction === 'out' ? 'out' : 'fwd';
+  const parts = [clock(startedAt + j.start / 1e6), dir];
+  if (j.icmp) {
+    const name = ICMP_NAMES[`${j.family}:${j.icmp.type}:${j.icmp.code}`] ?? `type ${j.icmp.type} code ${j.icmp.code}`;
+    parts.push(st.bold(`ICMP ${name}`), `${j.src} → ${j.dst}`);
+    if (j.icmp.about) {
+      const about = protoName(j.icmp.about.proto, j.family);
+      parts.push(`about ${about} ${endpoint(j.dst, j.sport, j.family, j.icmp.about.proto)} → ${endpoint(j.icmp.about.dst, j.dport, j.family, j.icmp.about.proto)}`);
+    }
+  } else {
+    parts.push(st.bold(packetKind(j.proto, flagLetters(j.flags))),
+      `${endpoint(j.src, j.sport, j.family, j.proto)} → ${endpoint(j.dst, j.dport, j.family, j.proto)}`,
+      tcp ? `[${tcpdumpFlags(j.flags)}] seq ${j.seq}${j.flags & TCP.ACK ? ` ack ${j.ack}` : ''} len ${j.len}` : `len ${j.len}`);
+  }
+  if (j.translated) {
+    const t = j.translated;
+    parts.push(`NAT → ${endpoint(t.src, t.sport, j.family, j.proto)} → ${endpoint(t.dst, t.dport, j.family, j.proto)}`);
+  }
+  if (j.retransmit > 0) parts.push(st.dim(`(retransmission ${j.retransmit})`));
+  return parts.join(' ');
+}
+
+export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, st: Style = PLAIN): string {
+  const lines = [header(j, startedAt, st), `  ${pathLine(j, dev, st)}`];
   const facts: string[] = [];
   if (j.drop) {
     facts.push(`${st.bad(j.drop.reason)} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
@@ -108,18 +186,22 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     else if (j.tcp.reply) facts.push(`TCP answered ${packetKind(IPPROTO.TCP, j.tcp.reply)}`);
     else if ((j.flags & TCP.SYN) && !(j.flags & TCP.ACK)) facts.push('TCP received it');
   }
+  if (j.delivery?.socket === false) facts.push('no socket');
+  if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   return lines.join('\n');
 }
 
-function groupLine(g: PacketGroup, proto: number): string {
-  const kind = packetKind(proto, g.flags);
+function groupLine(g: PacketGroup): string {
   const dir = g.direction === 'in' ? 'in ' : g.direction === 'out' ? 'out' : 'fwd';
   const fate = g.fate === 'dropped'
     ? `dropped${g.hook ? ` at ${g.hook}` : ''} (${g.reason}${g.location ? `, ${g.location}` : ''})`
     : g.fate;
+  const kind = packetKind(g.kind === 'udp' ? IPPROTO.UDP : g.kind.startsWith('icmp') ? IPPROTO.ICMP : IPPROTO.TCP, g.kind);
   const parts = [`${dir} ${kind} ×${g.count}`, `tcpdump saw ${g.tcpdump}`, fate];
-  if (g.direction === 'in' && proto === IPPROTO.TCP) parts.push(`TCP saw ${g.tcpSaw}`);
+  if (g.direction === 'in' && /^[FSRPAUEC]+$/.test(g.kind)) parts.push(`TCP saw ${g.tcpSaw}`);
+  if (g.read) parts.push(`${g.read} read by the application`);
+  if (g.origin && g.origin !== 'socket') parts.push(g.origin === 'netfilter' ? 'made by netfilter REJECT' : 'made by the kernel');
   if (g.retransmits) parts.push(`${g.retransmits} retransmission${g.retransmits > 1 ? 's' : ''}`);
   return parts.join(' · ');
 }
@@ -129,23 +211,22 @@ function groupLine(g: PacketGroup, proto: number): string {
 export function explain(s: Summary): string[] {
   const out: string[] = [];
   for (const f of s.flows) {
-    const proto = f.proto === 'tcp' ? IPPROTO.TCP : f.proto === 'udp' ? IPPROTO.UDP : IPPROTO.ICMP;
     for (const g of f.groups) {
-      const kind = packetKind(proto, g.flags);
+      const kind = kindName(g.kind);
       if (g.fate !== 'dropped') {
-        const answered = g.replies.SA ?? 0;
         // Worth saying only when the capture makes the SYNs look ignored: the answers never reached it.
-        const unseenAnswers = f.groups.some((x) => x.direction === 'out' && x.flags === 'SA' && x.tcpdump < x.count);
-        if (g.direction === 'in' && g.flags === 'S' && g.tcpdump > 0 && answered > 0 && unseenAnswers) {
+        const answered = g.replies.SA ?? 0;
+        const unseenAnswers = f.groups.some((x) => x.direction === 'out' && x.kind === 'SA' && x.tcpdump < x.count);
+        if (g.direction === 'in' && g.kind === 'S' && g.tcpdump > 0 && answered > 0 && unseenAnswers) {
           out.push(`tcpdump shows ${g.tcpdump} SYN arriving, and TCP received ${g.tcpSaw === g.count ? 'every one' : g.tcpSaw}: ` +
             `it answered ${answered === g.count ? 'each' : answered} with a SYN-ACK from a request socket in SYN_RECV.`);
         }
         continue;
       }
       const where = g.hook ? `at ${g.hook}` : `in the ${g.layer} layer`;
-      if (g.direction === 'in' && g.tcpdump > 0) {
-        const tcp = proto === IPPROTO.TCP ? (g.tcpSaw === 0 ? ' TCP never saw them, so it never answered.' : '') : '';
-        out.push(`tcpdump shows ${g.tcpdump} ${kind} arriving: it captures them at the device, before netfilter. ` +
+      if (g.direction !== 'out' && g.tcpdump > 0) {
+        const tcp = /^[FSRPAUEC]+$/.test(g.kind) && g.tcpSaw === 0 && g.layer === 'netfilter' ? ' TCP never saw them, so it never answered.' : '';
+        out.push(`tcpdump shows ${g.tcpdump} ${kind} arriving: it captures them at the device, before ${g.hook ? 'netfilter' : 'the stack'}. ` +
           `They were dropped afterwards, ${where} (${g.reason}).${tcp}`);
       } else if (g.direction === 'out' && g.tcpdump === 0) {
         out.push(`tcpdump shows none of the ${g.count} ${kind} sent by this host: they were dropped ${where} (${g.reason}), ` +
@@ -156,24 +237,28 @@ export function explain(s: Summary): string[] {
   return out;
 }
 
+function flowLines(f: FlowSummary): string[] {
+  const lines = [`${f.proto} ${f.a} ↔ ${f.b}${f.owner ? ` · ${f.owner.comm}[${f.owner.pid}]` : ''}`];
+  lines.push(`  ${f.verdict}`);
+  for (const g of f.groups) lines.push(`    ${groupLine(g)}`);
+  const tcp: string[] = [];
+  if (f.synackRetransmits) tcp.push(`SYN-ACK retransmitted ${f.synackRetransmits}× by TCP`);
+  if (f.retransmits) tcp.push(`${f.retransmits} retransmissions by TCP`);
+  if (f.resetsSent) tcp.push(`${f.resetsSent} RST sent by TCP`);
+  if (f.resetsReceived) tcp.push(`${f.resetsReceived} RST received`);
+  if (tcp.length) lines.push(`    TCP: ${tcp.join(' · ')}`);
+  return lines;
+}
+
 export function formatSummary(s: Summary, st: Style = PLAIN): string {
   const fates = (['dropped', 'delivered', 'sent', 'forwarded', 'unfinished'] as const)
     .filter((f) => s.byFate[f] > 0).map((f) => `${s.byFate[f]} ${f}`);
   const lost = s.lostEvents > 0 ? st.bad(`${s.lostEvents} events LOST (ring buffer full): the picture is incomplete`) : '0 events lost';
   const lines = [st.bold(`── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`)];
   if (s.cutByTimeout) lines.push(`${s.cutByTimeout} journeys cut by timeout (no event for 1 s mid-path)`);
-  for (const f of s.flows) {
-    if (f.packets === 0 && f.states.length === 0) continue;
-    lines.push(`${f.proto} ${f.a} ↔ ${f.b}`);
-    const proto = f.proto === 'tcp' ? IPPROTO.TCP : f.proto === 'udp' ? IPPROTO.UDP : IPPROTO.ICMP;
-    for (const g of f.groups) lines.push(`  ${groupLine(g, proto)}`);
-    const tcp: string[] = [];
-    if (f.states.length) tcp.push(`states ${f.states.join(', ')}`);
-    if (f.synackRetransmits) tcp.push(`SYN-ACK retransmitted ${f.synackRetransmits}×`);
-    if (f.retransmits) tcp.push(`${f.retransmits} retransmissions`);
-    if (f.resetsSent) tcp.push(`${f.resetsSent} RST sent`);
-    if (f.resetsReceived) tcp.push(`${f.resetsReceived} RST received`);
-    if (tcp.length) lines.push(`  TCP: ${tcp.join(' · ')}`);
+  for (const f of s.flows) lines.push(...flowLines(f));
+  if (s.counters && Object.keys(s.counters).length) {
+    lines.push(`counters (netstat -s): ${Object.entries(s.counters).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ')}`);
   }
   const why = explain(s);
   if (why.length) {

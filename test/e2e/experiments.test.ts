@@ -152,14 +152,14 @@ test('pathtrace demo local-in and local-out tell the story and leave nothing beh
   const localIn = runCli(['demo', 'local-in']);
   assert.equal(localIn.code, 0, localIn.stderr);
   assert.match(localIn.stdout, /in {2}SYN .*→ 198\.18\.0\.2:3306/);
-  assert.match(localIn.stdout, /tcpdump ✓ ─ PRE_ROUTING ✓ ─ LOCAL_IN ✗ dropped/);
+  assert.match(localIn.stdout, /tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped/);
   assert.match(localIn.stdout, /NETFILTER_DROP at \w+ \(netfilter, hook LOCAL_IN\) · TCP never saw it/);
   assert.match(localIn.stdout, /tcpdump shows \d+ SYN arriving/);
   assert.doesNotMatch(localIn.stdout, /SYN-ACK/);
 
   const localOut = runCli(['demo', 'local-out']);
   assert.equal(localOut.code, 0, localOut.stderr);
-  assert.match(localOut.stdout, /LOCAL_IN ✓ ─ delivered/);
+  assert.match(localOut.stdout, /LOCAL_IN ✓ ─ TCP socket ─ delivered/);
   assert.match(localOut.stdout, /TCP answered SYN-ACK/);
   assert.match(localOut.stdout, /out SYN-ACK .*\n {2}TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗/);
   assert.match(localOut.stdout, /tcpdump shows none of the \d+ SYN-ACK/);

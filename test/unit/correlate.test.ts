@@ -19,7 +19,7 @@ test('local-in: every SYN is seen by tcpdump and dropped at LOCAL_IN before TCP'
     assert.equal(j.retransmit, i, 'retransmissions numbered in order');
     assert.deepEqual(j.tcp, { saw: false, reply: null });
     assert.deepEqual(j.steps.map((s) => `${s.point}${s.hook ? ` ${s.hook} ${s.at}` : ''}`), [
-      'netif_receive_skb', 'netfilter PRE_ROUTING entry', 'netfilter PRE_ROUTING exit', 'netfilter LOCAL_IN entry', 'kfree_skb',
+      'netif_rx', 'netif_receive_skb', 'netfilter PRE_ROUTING entry', 'netfilter PRE_ROUTING exit', 'netfilter LOCAL_IN entry', 'kfree_skb',
     ]);
   });
 });
@@ -81,7 +81,7 @@ function ev(p: Partial<NamedEvent>): NamedEvent {
     t: 0, point: Point.NETIF_RECEIVE_SKB, skb: 100, locHi: 0, locLo: 0, netns: 5, ifindex: 2, ifindexOut: 0,
     reason: 0, seq: 1, ack: 0, hook: 0xff, probe: 0, family: 4, proto: 6, flags: 2, ttl: 64, sport: 40000,
     dport: 80, len: 0, ipId: 1, src: '198.18.0.1', dst: '198.18.0.2', pid: 0, oldState: 0, newState: 0,
-    icmpType: 0, icmpCode: 0, ...p,
+    icmpType: 0, icmpCode: 0, innerProto: 0, innerDst: '', aux: 0, comm: '', ...p,
   };
 }
 const nf = (hook: number, exit: boolean, p: Partial<NamedEvent> = {}) =>

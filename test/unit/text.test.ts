@@ -11,7 +11,7 @@ function run(name: string) {
   const { journeys, correlator } = replay(loadEvents(name));
   const tally = new Tally();
   journeys.forEach((j) => tally.add(j));
-  const summary = tally.summary(correlator, { lostEvents: 0, events: 0, durationNs: 4e9, stoppedBy: 'signal', unavailable: [] });
+  const summary = tally.summary(correlator, { lostEvents: 0, events: 0, durationNs: 4e9, stoppedBy: 'signal', unavailable: [], counters: null });
   return { journeys, summary };
 }
 
@@ -25,7 +25,7 @@ test('tcpdump flag notation', () => {
 
 test('local-in: the path shows tcpdump saw it and LOCAL_IN dropped it; the summary explains', () => {
   const { journeys, summary } = run('local-in');
-  assert.equal(pathLine(journeys[0], devices, PLAIN), 'rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ LOCAL_IN ✗ dropped');
+  assert.equal(pathLine(journeys[0], devices, PLAIN), 'rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped');
   const block = formatJourney(journeys[1], devices, 0, PLAIN);
   assert.match(block, /^\d\d:\d\d:\d\d\.\d{6} in {2}SYN 198\.18\.0\.1:\d+ → 198\.18\.0\.2:3306 \[S\] seq \d+ len 0 \(retransmission 1\)$/m);
   assert.match(block, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\) · TCP never saw it/);
@@ -38,7 +38,7 @@ test('local-out: SYN delivered and answered, SYN-ACK dropped before the tap', ()
   const { journeys, summary } = run('local-out');
   const synack = journeys.find((j) => j.direction === 'out')!;
   assert.equal(pathLine(synack, devices, PLAIN), "TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗ (never reached a device's capture point)");
-  assert.match(formatJourney(journeys[0], devices, 0, PLAIN), /LOCAL_IN ✓ ─ delivered\n {2}freed by tcp_rcv_state_process · TCP answered SYN-ACK/);
+  assert.match(formatJourney(journeys[0], devices, 0, PLAIN), /route: local ─ LOCAL_IN ✓ ─ TCP socket ─ delivered\n {2}freed by tcp_rcv_state_process · TCP answered SYN-ACK/);
   const text = formatSummary(summary);
   assert.match(text, /TCP received every one: it answered each with a SYN-ACK from a request socket in SYN_RECV/);
   assert.match(text, /tcpdump shows none of the \d+ SYN-ACK sent by this host: they were dropped at LOCAL_OUT/);
@@ -49,5 +49,5 @@ test('a connection that works explains nothing away: no drop, no warnings', () =
   assert.match(pathLine(journeys[1], devices, PLAIN), /^TCP socket ─ LOCAL_OUT ✓ ─ POST_ROUTING ✓ ─ tcpdump ✓ ─ tx eth0 ─ sent$/);
   const text = formatSummary(summary);
   assert.doesNotMatch(text, /dropped|What tcpdump shows/);
-  assert.match(text, /states .*SYN_RECV>ESTABLISHED/);
+  assert.match(text, /^ {2}SYN reached TCP \(SYN_RECV\); socket LISTEN→SYN_RECV→ESTABLISHED→FIN_WAIT1→FIN_WAIT2$/m);
 });

@@ -1,0 +1,94 @@
+// Flows: the packets of one connection (both directions), with what the
+// socket layer told about it. Keyed by the endpoints in either order; a tuple
+// rewritten by NAT is an alias of the flow it came from.
+import { tcpStateName } from './kernel-names.js';
+
+export interface FlowTuple { proto: number; family: number; src: string; dst: string; sport: number; dport: number }
+
+export interface Owner { pid: number; comm: string }
+
+export interface FlowState {
+  key: string;
+  proto: number;
+  family: 4 | 6;
+  /** Endpoints as first seen: a is the sender of the first packet. */
+  a: string;
+  b: string;
+  journeys: number[];
+  states: { t: number; from: string; to: string }[];
+  synackRetransmits: number;
+  retransmits: number;
+  resetsSent: number;
+  resetsReceived: number;
+  /** TCP segment copies seen, for retransmission numbering. */
+  segments: Map<string, number>;
+  /** Start times of SYN-ACK and RST packets this host sent, to tell whether a SYN was answered. */
+  replies: { t: number; kind: string }[];
+  /** The latest incoming packet that was dropped, to tell a REJECT's answer from the stack's. */
+  lastInDrop: { t: number; layer: string } | null;
+  /** When TCP last sent a reset for this flow (tcp_send_reset). */
+  lastStackReset: number;
+  /** The process of the local socket, where a process-context event showed it. */
+  owner: Owner | null;
+}
+
+export function endpoint(addr: string, port: number, family: number): string {
+  return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+export function flowKey(t: FlowTuple): string {
+  const a = endpoint(t.src, t.sport, t.family);
+  const b = endpoint(t.dst, t.dport, t.family);
+  return a < b ? `${t.proto} ${a} ${b}` : `${t.proto} ${b} ${a}`;
+}
+
+// State changes made by the socket's own process (connect, close), where
+// `current` is its owner; the others happen in softirq context.
+const PROCESS_CONTEXT = new Set(['CLOSE>SYN_SENT', 'ESTABLISHED>FIN_WAIT1', 'CLOSE_WAIT>LAST_ACK', 'SYN_RECV>FIN_WAIT1']);
+
+export class FlowTable {
+  private readonly flows = new Map<string, FlowState>();
+  private readonly aliases = new Map<string, string>();
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  values(): IterableIterator<FlowState> {
+    return this.flows.values();
+  }
+
+  byKey(key: string): FlowState | undefined {
+    return this.flows.get(key);
+  }
+
+  /** The flow of a tuple, created on first sight. */
+  of(t: FlowTuple): FlowState {
+    let key = flowKey(t);
+    key = this.aliases.get(key) ?? key;
+    let f = this.flows.get(key);
+    if (!f) {
+      f = {
+        key, proto: t.proto, family: t.family as 4 | 6,
+        a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
+        journeys: [], states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
+        segments: new Map(), replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
+      };
+      this.flows.set(key, f);
+    }
+    return f;
+  }
+
+  /** Makes a translated tuple (NAT) name the same flow. */
+  alias(t: FlowTuple, f: FlowState): void {
+    const key = flowKey(t);
+    if (key !== f.key && !this.flows.has(key)) this.aliases.set(key, f.key);
+  }
+
+  stateChange(t: FlowTuple, time: number, oldState: number, newState: number, owner: Owner): void {
+    const f = this.of(t);
+    const from = tcpStateName(oldState), to = tcpStateName(newState);
+    f.states.push({ t: time, from, to });
+    if (PROCESS_CONTEXT.has(`${from}>${to}`) && owner.pid) f.owner = owner;
+  }
+}
