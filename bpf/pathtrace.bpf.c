@@ -61,45 +61,141 @@ static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n
 	return true;
 }
 
+/* Whether one tuple's ports and addresses pass the user's filter. */
+static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, const __u8 *daddr,
+					     const __u8 *inner_daddr, __u16 sport, __u16 dport)
+{
+	if (!filter.any_port && !port_wanted(sport) && !port_wanted(dport))
+		return false;
+	if (!filter.nhosts)
+		return true;
+	int n = family == 4 ? 4 : 16;
+	for (int i = 0; i < PT_MAX_HOSTS; i++) {
+		if (i >= filter.nhosts)
+			break;
+		if (filter.hosts[i].family != family)
+			continue;
+		if (addr_eq(saddr, filter.hosts[i].addr, n) || addr_eq(daddr, filter.hosts[i].addr, n) ||
+		    (inner_daddr && addr_eq(inner_daddr, filter.hosts[i].addr, n)))
+			return true;
+	}
+	return false;
+}
+
+/* The protocol part of the filter. An ICMP error counts as the protocol of
+ * the packet it quotes: the port unreachable for a UDP datagram belongs to
+ * UDP port 53's story; ICMP carries no ports otherwise. */
+static __always_inline bool proto_wanted(const struct pathtrace_record *r)
+{
+	__u8 l4 = r->inner_proto ? r->inner_proto : r->l4proto;
+	__u8 proto = l4 == IPPROTO_TCP ? PT_PROTO_TCP :
+		     l4 == IPPROTO_UDP ? PT_PROTO_UDP :
+		     (l4 == IPPROTO_ICMP || l4 == IPPROTO_ICMPV6) ? PT_PROTO_ICMP : 0;
+	bool icmp = r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6;
+	if (!(filter.protos & proto) && !(icmp && (filter.protos & PT_PROTO_ICMP)))
+		return false;
+	return filter.any_port || !icmp || r->inner_proto;
+}
+
 /* The user's filter, on a record whose tuple is filled in. */
 static __always_inline bool wanted(struct pathtrace_record *r)
 {
 	if (filter.netns && r->netns && r->netns != filter.netns)
 		return false;
+	return proto_wanted(r) &&
+	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_proto ? r->inner_daddr : 0, r->sport, r->dport);
+}
 
-	__u8 proto = r->l4proto == IPPROTO_TCP ? PT_PROTO_TCP :
-		     r->l4proto == IPPROTO_UDP ? PT_PROTO_UDP :
-		     (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) ? PT_PROTO_ICMP : 0;
-	if (!(filter.protos & proto))
+/* ---- following a packet whose tuple NAT rewrote -------------------------- */
+
+/* Packets that matched: a later event of the same packet is reported even
+ * when NAT has made its tuple miss the filter. Direct-mapped by what NAT
+ * keeps (TCP's sequence number, else IP id and length; the skb address is a
+ * pointer the verifier will not hash), checked by skb address; a collision
+ * only forgets a packet. */
+struct follow {
+	__u64 skb;
+	__u32 key;
+};
+
+#define FOLLOW_SLOTS 8192
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FOLLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct follow);
+} followed SEC(".maps");
+
+static __always_inline __u32 follow_key(const struct pathtrace_record *r)
+{
+	return r->l4proto == IPPROTO_TCP ? r->seq : ((__u32)r->ip_id << 16) ^ r->len;
+}
+
+static __always_inline struct follow *follow_slot(__u32 key)
+{
+	__u32 idx = (key * 2654435761u) >> 19; /* 13 bits: FOLLOW_SLOTS */
+	return bpf_map_lookup_elem(&followed, &idx);
+}
+
+static __always_inline bool is_followed(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	return f && f->skb == r->skb && f->key == key;
+}
+
+static __always_inline void follow(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	if (f) {
+		f->skb = r->skb;
+		f->key = key;
+	}
+}
+
+static __always_inline void unfollow(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	if (f && f->skb == r->skb)
+		f->skb = 0;
+}
+
+/* A packet whose conntrack entry, in either direction, matches the filter:
+ * a reply to a DNAT'd connection carries the translated tuple until
+ * POST_ROUTING restores it. The entry is attached from conntrack's hook on. */
+static __always_inline bool conntrack_wanted(const struct sk_buff *skb, const struct pathtrace_record *r)
+{
+	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	if (!nfct || !proto_wanted(r) || r->inner_proto)
 		return false;
-
-	if (!filter.any_port) {
-		/* ICMP carries no ports; an ICMP error matches by the packet it quotes. */
-		if (proto == PT_PROTO_ICMP && !r->inner_proto)
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	for (int dir = 0; dir < 2; dir++) {
+		struct nf_conntrack_tuple t;
+		if (bpf_core_read(&t, sizeof(t), &ct->tuplehash[dir].tuple))
 			return false;
-		if (!port_wanted(r->sport) && !port_wanted(r->dport))
+		if (t.dst.protonum != r->l4proto)
 			return false;
+		if (endpoints_wanted(r->family, (const __u8 *)&t.src.u3, (const __u8 *)&t.dst.u3, 0,
+				     bpf_ntohs(t.src.u.all), bpf_ntohs(t.dst.u.all)))
+			return true;
 	}
+	return false;
+}
 
-	if (filter.nhosts) {
-		bool hit = false;
-		for (int i = 0; i < PT_MAX_HOSTS; i++) {
-			if (i >= filter.nhosts)
-				break;
-			if (filter.hosts[i].family != r->family)
-				continue;
-			int n = r->family == 4 ? 4 : 16;
-			if (addr_eq(r->saddr, filter.hosts[i].addr, n) ||
-			    addr_eq(r->daddr, filter.hosts[i].addr, n) ||
-			    (r->inner_proto && addr_eq(r->inner_daddr, filter.hosts[i].addr, n))) {
-				hit = true;
-				break;
-			}
-		}
-		if (!hit)
-			return false;
+/* The filter for a packet event: its own tuple, or its conntrack entry's, or
+ * an earlier event of the same packet that matched. */
+static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	if (filter.netns && r->netns && r->netns != filter.netns)
+		return false;
+	if (wanted(r) || conntrack_wanted(skb, r)) {
+		follow(r);
+		return true;
 	}
-	return true;
+	return is_followed(r);
 }
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
@@ -279,7 +375,7 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	r.netns = BPF_CORE_READ(st, net, ns.inum);
 	if (filter.netns && r.netns != filter.netns)
 		return NF_ACCEPT;
-	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return NF_ACCEPT;
 	struct net_device *in = st->in, *out = st->out;
 	if (in)
@@ -310,7 +406,7 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	if (filter.netns && r.netns != filter.netns)
 		return;
 	bool ok = rx ? parse_ip(BPF_CORE_READ(skb, data), &r) : parse_skb_nh(skb, &r);
-	if (!ok || !wanted(&r))
+	if (!ok || !packet_wanted(skb, &r))
 		return;
 	r.ifindex = BPF_CORE_READ(dev, ifindex);
 	emit(&r);
@@ -363,7 +459,7 @@ static __always_inline void on_qdisc(__u16 point, const struct Qdisc *q, const s
 	r.netns = dev_netns(dev);
 	if (filter.netns && r.netns != filter.netns)
 		return;
-	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return;
 	r.ifindex = BPF_CORE_READ(dev, ifindex);
 	r.aux = BPF_CORE_READ(q, q.qlen);
@@ -397,7 +493,7 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	r.netns = sock_netns(sk);
 	if (filter.netns && r.netns != filter.netns)
 		return 0;
-	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return 0;
 	r.aux = len;
 	r.pid = bpf_get_current_pid_tgid() >> 32;
@@ -415,8 +511,9 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 		return;
 	init(&r, point, skb);
 	r.netns = skb_netns(skb);
-	if (!parse_skb_nh(skb, &r) || !wanted(&r))
+	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return;
+	unfollow(&r);
 	r.location = (__u64)location;
 	r.reason = reason;
 	struct net_device *dev = BPF_CORE_READ(skb, dev);
@@ -439,10 +536,10 @@ int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
 	return 0;
 }
 
-/* ---- TCP ---------------------------------------------------------------- */
+/* ---- TCP and sockets ---------------------------------------------------- */
 
 /* Tuple of a socket (or request socket) as local -> remote. */
-static __always_inline bool sock_tuple(const struct sock_common *sk, struct pathtrace_record *r)
+static __always_inline bool sock_tuple(const struct sock_common *sk, __u8 proto, bool full, struct pathtrace_record *r)
 {
 	__u16 family = BPF_CORE_READ(sk, skc_family);
 	if (family == AF_INET) {
@@ -467,17 +564,25 @@ static __always_inline bool sock_tuple(const struct sock_common *sk, struct path
 	} else {
 		return false;
 	}
-	r->l4proto = IPPROTO_TCP;
+	r->l4proto = proto;
 	r->sport = BPF_CORE_READ(sk, skc_num);
+	/* Closing unhashes a socket and zeroes skc_num before its state becomes
+	 * CLOSE; a full socket's inet_sport keeps the port. */
+	if (full) {
+		__u16 sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+		if (sport)
+			r->sport = sport;
+	}
 	r->dport = bpf_ntohs(BPF_CORE_READ(sk, skc_dport));
 	r->netns = BPF_CORE_READ(sk, skc_net.net, ns.inum);
 	return true;
 }
 
-static __always_inline void emit_sock(struct pathtrace_record *r, const struct sock_common *sk)
+/* A record about a socket; full is false for request sockets (not an inet_sock). */
+static __always_inline void emit_sock(struct pathtrace_record *r, const struct sock_common *sk, __u8 proto, bool full)
 {
 	r->location = (__u64)sk;
-	if (!sock_tuple(sk, r) || !wanted(r))
+	if (!sock_tuple(sk, proto, full, r) || !wanted(r))
 		return;
 	r->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
@@ -493,11 +598,11 @@ int BPF_PROG(on_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 	 * reset joins that packet's journey. Without one, the socket's. */
 	if (skb) {
 		r.netns = skb_netns(skb);
-		if (!parse_skb_nh(skb, &r) || !wanted(&r))
+		if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 			return 0;
 		emit(&r);
 	} else if (sk) {
-		emit_sock(&r, &sk->__sk_common);
+		emit_sock(&r, &sk->__sk_common, IPPROTO_TCP, true);
 	}
 	return 0;
 }
@@ -507,7 +612,7 @@ int BPF_PROG(on_tcp_receive_reset, struct sock *sk)
 {
 	struct pathtrace_record r;
 	init(&r, PT_POINT_TCP_RECEIVE_RESET, 0);
-	emit_sock(&r, &sk->__sk_common);
+	emit_sock(&r, &sk->__sk_common, IPPROTO_TCP, true);
 	return 0;
 }
 
@@ -521,7 +626,7 @@ int BPF_PROG(on_tcp_retransmit_skb, const struct sock *sk, const struct sk_buff 
 	r.seq = BPF_CORE_READ(cb, seq);
 	r.tcp_flags = BPF_CORE_READ(cb, tcp_flags);
 	r.len = BPF_CORE_READ(cb, end_seq) - r.seq;
-	emit_sock(&r, &sk->__sk_common);
+	emit_sock(&r, &sk->__sk_common, IPPROTO_TCP, true);
 	return 0;
 }
 
@@ -531,7 +636,7 @@ int BPF_PROG(on_tcp_retransmit_synack, const struct sock *sk, const struct reque
 	struct pathtrace_record r;
 	init(&r, PT_POINT_TCP_RETRANSMIT_SYNACK, 0);
 	r.tcp_flags = 0x12; /* SYN ACK */
-	emit_sock(&r, &req->__req_common);
+	emit_sock(&r, &req->__req_common, IPPROTO_TCP, false);
 	return 0;
 }
 
@@ -544,6 +649,20 @@ int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int ne
 	init(&r, PT_POINT_INET_SOCK_SET_STATE, 0);
 	r.old_state = oldstate;
 	r.new_state = newstate;
-	emit_sock(&r, &sk->__sk_common);
+	emit_sock(&r, &sk->__sk_common, IPPROTO_TCP, true);
+	return 0;
+}
+
+/* UDP reads: udp_recvmsg copies linear skbs without skb_copy_datagram_iovec,
+ * so the read shows at the socket, by local port, in the reader's context. */
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
+{
+	struct pathtrace_record r;
+	if (ret <= 0 || (flags & 2 /* MSG_PEEK */) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	init(&r, PT_POINT_SOCK_RECV_LENGTH, 0);
+	r.aux = ret;
+	emit_sock(&r, &sk->__sk_common, IPPROTO_UDP, true);
 	return 0;
 }

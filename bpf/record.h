@@ -32,6 +32,8 @@ enum pathtrace_point {
 	PT_POINT_QDISC_ENQUEUE = 14,         /* qdisc:qdisc_enqueue: really queued; aux = queue length */
 	PT_POINT_QDISC_DEQUEUE = 15,         /* qdisc:qdisc_dequeue */
 	PT_POINT_SKB_COPY_DATAGRAM = 16,     /* skb:skb_copy_datagram_iovec: read by the application; aux = bytes */
+	PT_POINT_SOCK_RECV_LENGTH = 17,      /* sock:sock_recv_length on a UDP socket (its reads copy without
+	                                        skb_copy_datagram_iovec); socket tuple, aux = bytes */
 };
 
 /* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */

@@ -25,7 +25,8 @@ SRC
   apt_updated=
 fi
 
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump)
+# nginx: the app-response lab scenario (DESIGN.md experiment 3).
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx)
 backported=(libbpf-dev bpftool)
 
 missing=()
@@ -45,8 +46,16 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Packages such as nginx start their service on install; the lab runs its own
+  # nginx inside a namespace, so keep the host's services as they are.
+  own_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

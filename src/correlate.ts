@@ -113,10 +113,16 @@ export class Correlator {
       case Point.INET_SOCK_SET_STATE:
         this.socketEvent(e);
         return;
+      case Point.SOCK_RECV_LENGTH:
+        this.udpRead(e);
+        return;
     }
     const exit = e.point === Point.NETFILTER && this.isExit(e.probe);
     const r = rank(e, exit);
     let a = this.active.get(e.skb);
+    // Handed to a device, the skb may live on in another namespace (veth), where
+    // a free can no longer name its namespace: not this packet's end here.
+    if (a && a.seenXmit && e.netns === 0) return;
     if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank >= TX_QUEUED && r <= RX_START)))) {
       // The address now holds another packet: the old one went silent.
       this.settle(a, 'silent');
@@ -194,6 +200,19 @@ export class Correlator {
     }
   }
 
+  /** A UDP socket's read: the oldest datagram waiting on that local port is the one read. */
+  private udpRead(e: NamedEvent): void {
+    if (this.o.netns && e.netns !== this.o.netns) return;
+    let oldest: Active | undefined;
+    for (const a of this.active.values()) {
+      if (a.j.proto === IPPROTO.UDP && a.localInExit && a.j.dport === e.sport && (!oldest || a.j.start < oldest.j.start)) oldest = a;
+    }
+    if (!oldest) return;
+    oldest.j.steps.push({ point: POINT_NAMES[e.point], t: e.t, bytes: e.aux, pid: e.pid, comm: e.comm });
+    oldest.flow.owner = { pid: e.pid, comm: e.comm };
+    this.settle(oldest, 'read', e);
+  }
+
   private start(e: NamedEvent): Active {
     const flow = this.flows.of(flowTuple(e));
     const r = rank(e, false);
@@ -206,6 +225,12 @@ export class Correlator {
       fate: 'unfinished', drop: null, ending: 'timeout', tcpdump: false, tcpdumpDevices: [], retransmit: 0,
       flow: flow.key,
     };
+    // First seen inside a hook (its tuple matched only after conntrack or NAT),
+    // but it came in on a device: it passed that device's tcpdump tap.
+    if (inbound && e.point === Point.NETFILTER && e.ifindex) {
+      j.tcpdump = true;
+      j.tcpdumpDevices.push(e.ifindex);
+    }
     if (isIcmpError(e)) {
       j.icmp = { type: e.icmpType, code: e.icmpCode, about: { proto: e.innerProto, dst: e.innerDst } };
     } else if (e.proto === IPPROTO.ICMP || e.proto === IPPROTO.ICMPV6) {
@@ -218,7 +243,6 @@ export class Correlator {
       j.retransmit = n;
     }
     if (!inbound) {
-      j.origin = this.origin(e, flow);
       if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
         flow.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
       }
@@ -233,15 +257,17 @@ export class Correlator {
     return a;
   }
 
-  /** Who made an outgoing packet: a RST or ICMP error right after an incoming
-   *  packet of the flow died is an answer; TCP says when it sent a reset. */
-  private origin(e: NamedEvent, f: FlowState): Journey['origin'] {
-    const answer = (e.proto === IPPROTO.TCP && (e.flags & TCP.RST)) || isIcmpError(e);
+  /** Who made an outgoing packet, known once it settles: a RST or ICMP error
+   *  made while an incoming packet of the flow was dying in a netfilter hook
+   *  (a REJECT rule sends its answer before the drop) came from netfilter;
+   *  TCP announces its own resets (tcp_send_reset); other errors are the stack's. */
+  private origin(j: Journey, f: FlowState): Journey['origin'] {
+    const answer = (j.proto === IPPROTO.TCP && (j.flags & TCP.RST)) || j.icmp?.about;
     if (!answer) return 'socket';
-    const recent = (t: number) => e.t - t < 10 * MS;
-    if (e.proto === IPPROTO.TCP && recent(f.lastStackReset)) return 'stack';
-    if (f.lastInDrop && recent(f.lastInDrop.t) && f.lastInDrop.layer === 'netfilter') return 'netfilter';
-    return e.proto === IPPROTO.TCP ? 'socket' : 'stack';
+    const near = (t: number) => Math.abs(j.start - t) < 10 * MS;
+    if (j.proto === IPPROTO.TCP && near(f.lastStackReset)) return 'stack';
+    if (f.lastInDrop && near(f.lastInDrop.t) && f.lastInDrop.layer === 'netfilter') return 'netfilter';
+    return j.proto === IPPROTO.TCP ? 'socket' : 'stack';
   }
 
   private advance(a: Active, e: NamedEvent, exit: boolean, r: number): void {
@@ -341,6 +367,12 @@ export class Correlator {
       fate = 'dropped';
       ending = 'freed';
       if (j.direction !== 'out') a.flow.lastInDrop = { t: ev.t, layer };
+    } else if (ev && this.unansweredSyn(a, ev)) {
+      // tcp_conn_request drops a SYN when the listener's accept or SYN queue is full,
+      // and the SYN is then consumed like an accepted one; only the missing SYN-ACK tells.
+      drop = { layer: 'tcp', hook: null, reason: 'TCP_LISTEN_OVERFLOW', location: ev.location ?? '', inferred: true };
+      fate = 'dropped';
+      ending = 'freed';
     } else {
       const freed = why === 'free' || why === 'read';
       ending = why === 'free' ? 'freed' : why === 'read' ? 'read' : why === 'end' ? 'trace-ended' : 'left';
@@ -357,6 +389,7 @@ export class Correlator {
     j.drop = drop;
     j.ending = ending;
     j.route = this.route(a);
+    if (j.direction === 'out') j.origin = this.origin(j, a.flow);
     if (j.direction === 'in' && (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) && (reachedTransport || drop?.layer === 'socket')) {
       const read = why === 'read' && ev
         ? { pid: ev.pid, comm: ev.comm, bytes: ev.aux, queuedNs: ev.t - this.deliveredAt(j) }
@@ -375,6 +408,14 @@ export class Correlator {
       j.tcp = { saw, reply };
     }
     this.done.push(j);
+  }
+
+  /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an
+   *  accepted SYN is sent (and its journey started) before the SYN is consumed. */
+  private unansweredSyn(a: Active, ev: NamedEvent): boolean {
+    const j = a.j;
+    return ev.point === Point.CONSUME_SKB && ev.location === 'tcp_rcv_state_process' && a.localInExit && !a.forward &&
+      j.proto === IPPROTO.TCP && j.flags === TCP.SYN && !a.flow.replies.some((r) => r.t >= j.start);
   }
 
   /** When the transport layer got it: the LOCAL_IN exit, else the device. */

@@ -2,37 +2,87 @@
 // that the demo creates and removes (also on Ctrl-C).
 import { checkPrivileges, trace } from './cli.js';
 import { Lab } from './lab/lab.js';
+import { startNginx, type Nginx } from './lab/nginx.js';
 import type { TraceOptions } from './options.js';
 
+type ClientResult = Awaited<ReturnType<Lab['connect']>>;
+
 export interface Scenario {
-  name: string;
   title: string;
-  /** The rule the server gets, as a user would type it. */
-  rule: string[];
+  router?: boolean;
+  /** The port traced and the namespace traced. */
+  port: number;
+  traced(lab: Lab): string;
+  /** Rules as a user would type them, with where they go. */
+  rules(lab: Lab): { netns: string; where: string; argv: string[] }[];
+  /** Servers and settings; returns a note on what the application saw, if it can tell. */
+  setup(lab: Lab): Promise<(() => string) | void>;
+  client(lab: Lab): Promise<ClientResult>;
   /** What to look for in the output. */
   lesson: string;
 }
 
 export const PORT = 3306;
+const CONNECT_MS = 4500; // the client's SYN at 0 s and its retransmissions
+
+const mysqlLike = (extra: string[]): Pick<Scenario, 'port' | 'traced' | 'rules' | 'setup' | 'client'> => ({
+  port: PORT,
+  traced: (lab) => lab.server.netns,
+  rules: (lab) => [{ netns: lab.server.netns, where: 'server', argv: ['iptables', '-I', ...extra, '-j', 'DROP'] }],
+  setup: async (lab) => { await lab.listen('tcp', PORT); },
+  client: (lab) => lab.connect('tcp', lab.server.v4, PORT, CONNECT_MS),
+});
 
 export const SCENARIOS: Record<string, Scenario> = {
   'local-in': {
-    name: 'local-in',
     title: 'SYN dropped at LOCAL_IN',
-    rule: ['iptables', '-I', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP'],
+    ...mysqlLike(['INPUT', '-p', 'tcp', '--dport', String(PORT)]),
     lesson: 'tcpdump on the server would show every SYN arriving, yet the server never answers: ' +
       'the SYNs die at LOCAL_IN, after the capture point and before TCP, so TCP has no state for them.',
   },
   'local-out': {
-    name: 'local-out',
     title: 'SYN-ACK dropped at LOCAL_OUT',
-    rule: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', String(PORT), '-j', 'DROP'],
+    ...mysqlLike(['OUTPUT', '-p', 'tcp', '--sport', String(PORT)]),
     lesson: 'tcpdump on the server would show the same SYN retransmissions and no SYN-ACK, as if the server ignored them; ' +
       'in fact TCP received each SYN (SYN_RECV) and answered, and its SYN-ACKs die at LOCAL_OUT, before the capture point.',
   },
+  'app-response': {
+    title: "nginx answers, but its response and FIN are dropped at LOCAL_OUT",
+    port: 80,
+    traced: (lab) => lab.server.netns,
+    rules: (lab) => [{
+      netns: lab.server.netns, where: 'server',
+      argv: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', '80', '--tcp-flags', 'SYN', 'NONE', '-j', 'DROP'],
+    }],
+    setup: async (lab) => {
+      // An orphaned FIN_WAIT1 socket gives up after one retransmission: the abort comes within the demo.
+      lab.sysctl(lab.server.netns, 'net.ipv4.tcp_orphan_retries', '1');
+      const nginx: Nginx = await startNginx(lab, lab.server, 80);
+      return () => {
+        const log = nginx.accessLog().trim();
+        return log ? `nginx's access log: ${log.split('\n').pop()}` : "nginx's access log is empty";
+      };
+    },
+    client: (lab) => lab.connect('tcp', lab.server.v4, 80, CONNECT_MS, lab.client, '--send', 'GET / HTTP/1.0\r\nHost: lab\r\n\r\n'),
+    lesson: 'the request reached nginx (it read it and logged it) while the client kept retransmitting it: nginx\'s response ' +
+      'and FIN died at LOCAL_OUT before tcpdump could see them, the server socket sat in FIN_WAIT1 and was aborted ' +
+      '(TCPAbortOnTimeout), and tcpdump alone would say the server never got the request.',
+  },
+  forward: {
+    title: 'through a router with DNAT: the replies are dropped at FORWARD',
+    router: true,
+    port: 80,
+    traced: (lab) => lab.router!.netns,
+    rules: (lab) => [
+      { netns: lab.router!.netns, where: 'router', argv: ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`] },
+      { netns: lab.router!.netns, where: 'router', argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--sport', '8080', '-j', 'DROP'] },
+    ],
+    setup: async (lab) => { await lab.listen('tcp', 8080); },
+    client: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, CONNECT_MS),
+    lesson: "the router rewrote each SYN to the server's address and forwarded it; the server answered, and its SYN-ACKs " +
+      'died in the router\'s FORWARD hook: tcpdump on the router would show them arriving from the server and never leaving.',
+  },
 };
-
-const CONNECT_MS = 4500; // the client's SYN at 0 s and its retransmissions at 1 s and 3 s
 
 export async function runDemo(name: string, options: TraceOptions): Promise<void> {
   const scenario = SCENARIOS[name];
@@ -42,24 +92,31 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
   const abort = () => { lab?.destroy(); process.exit(130); };
   process.once('SIGINT', abort); // until the trace takes over Ctrl-C
   try {
-    lab = new Lab();
+    lab = new Lab({ router: scenario.router });
     const { client, server } = lab;
-    lab.exec(server.netns, scenario.rule[0], scenario.rule.slice(1));
-    await lab.listen('tcp', PORT);
-    say(`${scenario.title}`);
-    say(`client ${client.v4} (netns ${client.netns}) connects to server ${server.v4}:${PORT} (netns ${server.netns})`);
-    say(`server rule: ${scenario.rule.join(' ')}`);
-    say(`tracing the server's namespace for ${CONNECT_MS / 1000} s...`);
+    const appView = await scenario.setup(lab);
+    const rules = scenario.rules(lab);
+    for (const r of rules) lab.exec(r.netns, r.argv[0], r.argv.slice(1));
+    const traced = scenario.traced(lab);
+    say(scenario.title);
+    say(`client ${client.v4} (netns ${client.netns}), server ${server.v4} (netns ${server.netns})` +
+      (lab.router ? `, router ${lab.router.toClient.v4} / ${lab.router.toServer.v4} (netns ${lab.router.netns})` : ''));
+    for (const r of rules) say(`${r.where} rule: ${r.argv.join(' ')}`);
+    say(`tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`);
     process.off('SIGINT', abort);
 
-    let result: Awaited<ReturnType<Lab['connect']>> | undefined;
-    await trace({ ...options, ports: [PORT], protos: ['tcp'], netns: server.netns, duration: null }, (session) => {
-      lab!.connect('tcp', server.v4, PORT, CONNECT_MS)
+    let result: ClientResult | undefined;
+    const traceOptions: TraceOptions = { ...options, ports: [scenario.port], protos: ['tcp'], netns: traced, duration: null };
+    await trace(traceOptions, (session) => {
+      scenario.client(lab!)
         .then((r) => { result = r; })
         .catch(() => {})
         .finally(() => setTimeout(() => session.stop('demo-done'), 300));
     });
-    if (result) say(`the client's view: ${result.ok ? `connected, got ${JSON.stringify(result.data)}` : `connect failed (${result.error}) after ${(result.ms / 1000).toFixed(1)} s`}`);
+    if (result) {
+      say(`the client's view: ${result.ok ? `got ${JSON.stringify(result.data)}` : `failed (${result.error}) after ${(result.ms / 1000).toFixed(1)} s`}`);
+    }
+    if (appView) say(appView());
     say(scenario.lesson);
   } finally {
     process.off('SIGINT', abort);

@@ -44,6 +44,9 @@ export interface Drop {
   hook: HookName | null;
   reason: string;
   location: string;
+  /** Set when the kernel freed the packet without a drop reason and pathtrace
+   *  named it from what followed (a SYN the listener consumed without answering). */
+  inferred?: true;
 }
 
 export interface Journey {

@@ -24,7 +24,7 @@ export type Command =
   | { kind: 'demo'; scenario: string; options: TraceOptions };
 
 export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
-       pathtrace demo [local-in|local-out] [--json]
+       pathtrace demo [local-in|local-out|app-response|forward] [--json]
                                              run a lab experiment in namespaces of its own
 
 Filter (applied in the kernel; all given filters must match):
@@ -44,7 +44,7 @@ Output and end:
 
 Stops on Ctrl-C or SIGTERM with a summary; whatever it attached is detached on every exit.`;
 
-const DEMO_SCENARIOS = ['local-in', 'local-out'];
+const DEMO_SCENARIOS = ['local-in', 'local-out', 'app-response', 'forward'];
 
 export function parsePorts(values: string[]): number[] {
   const ports = new Set<number>();

@@ -30,6 +30,7 @@ export const Point = {
   QDISC_ENQUEUE: 14,
   QDISC_DEQUEUE: 15,
   SKB_COPY_DATAGRAM: 16,
+  SOCK_RECV_LENGTH: 17,
 } as const;
 export type PointId = (typeof Point)[keyof typeof Point];
 
@@ -50,6 +51,7 @@ export const POINT_NAMES: Record<number, string> = {
   [Point.QDISC_ENQUEUE]: 'qdisc_enqueue',
   [Point.QDISC_DEQUEUE]: 'qdisc_dequeue',
   [Point.SKB_COPY_DATAGRAM]: 'skb_copy_datagram_iovec',
+  [Point.SOCK_RECV_LENGTH]: 'sock_recv_length',
 };
 
 export const NF_SLOTS = 8;

@@ -1,7 +1,7 @@
 // The story of a connection in one line, the way the source articles tell it:
-// "SYN ×6, each dropped at LOCAL_IN", "SYN reached TCP (SYN_RECV); SYN-ACK
-// dropped at LOCAL_OUT ×5", "request read by nginx; response and FIN dropped
-// at LOCAL_OUT; socket FIN_WAIT1 then aborted". Pure.
+// "SYN ×6, each dropped at LOCAL_IN", "SYN reached TCP (SYN_RECV); SYN-ACK ×5
+// dropped at LOCAL_OUT", "request read by nginx; 9 outgoing (data, FIN)
+// dropped at LOCAL_OUT; socket ESTABLISHED→FIN_WAIT1→CLOSE (aborted)". Pure.
 import type { FlowSummary, PacketGroup } from './summary.js';
 
 const NAMES: Record<string, string> = {
@@ -13,12 +13,32 @@ export function kindName(kind: string): string {
   return NAMES[kind] ?? `[${kind}]`;
 }
 
-function where(g: PacketGroup): string {
+/** Where a group of packets died: "at LOCAL_OUT", "in socket (NO_SOCKET)". */
+export function dropPlace(g: Pick<PacketGroup, 'hook' | 'layer' | 'reason'>): string {
   return g.hook ? `at ${g.hook}` : `in ${g.layer} (${g.reason})`;
 }
 
 function times(n: number): string {
   return n > 1 ? ` ×${n}` : '';
+}
+
+export interface DropBundle { direction: PacketGroup['direction']; place: string; kinds: string[]; count: number; tcpdump: number; reason: string }
+
+/** Dropped groups bundled by direction and place, kinds in order of first appearance. */
+export function bundleDrops(groups: PacketGroup[]): DropBundle[] {
+  const out = new Map<string, DropBundle>();
+  for (const g of groups) {
+    if (g.fate !== 'dropped') continue;
+    const place = dropPlace(g);
+    const k = `${g.direction} ${place}`;
+    const b = out.get(k) ?? { direction: g.direction, place, kinds: [], count: 0, tcpdump: 0, reason: g.reason ?? '' };
+    const name = kindName(g.kind);
+    if (!b.kinds.includes(name)) b.kinds.push(name);
+    b.count += g.count;
+    b.tcpdump += g.tcpdump;
+    out.set(k, b);
+  }
+  return [...out.values()];
 }
 
 const ABORTED_FROM = new Set(['SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'CLOSE_WAIT', 'CLOSING']);
@@ -39,39 +59,46 @@ export function statePath(states: string[]): string {
 
 export function connectionVerdict(f: FlowSummary): string {
   const parts: string[] = [];
-  const answeredBy = (kind: string) => f.groups.find((g) => g.direction === 'out' && g.kind === kind);
-  for (const g of f.groups) {
-    const name = kindName(g.kind);
-    const retrans = g.retransmits ? ` (${g.retransmits} retransmission${g.retransmits > 1 ? 's' : ''})` : '';
-    if (g.fate === 'dropped') {
-      const each = g.count > 1 ? ', each' : '';
-      const seen = g.direction === 'out' && g.tcpdump === 0 ? ', before tcpdump could see it' : '';
-      parts.push(`${name}${times(g.count)}${retrans}${each} dropped ${where(g)}${seen}`);
-      continue;
-    }
-    if (g.direction === 'in' && g.kind === 'S' && g.tcpSaw > 0) {
-      const sa = answeredBy('SA');
-      if (g.replies.SA) parts.push(`SYN${times(g.count)}${retrans} reached TCP (SYN_RECV)`);
-      else if (g.replies.R) parts.push(`SYN${times(g.count)} refused by TCP with RST (no socket)`);
-      else if (!sa) parts.push(`SYN${times(g.count)} reached TCP, not answered${retrans}`);
-      continue;
-    }
-    if (g.direction === 'in' && g.bytes > 0 && g.fate === 'delivered') {
-      const reader = f.owner ? ` by ${f.owner.comm}[${f.owner.pid}]` : '';
-      parts.push(g.read > 0
-        ? `${name}${times(g.count)}${retrans} read by the application${reader}`
-        : `${name}${times(g.count)}${retrans} delivered to the socket, not read`);
-      continue;
-    }
-    if (g.direction === 'out' && g.origin === 'netfilter') parts.push(`${name}${times(g.count)} sent by a netfilter REJECT rule`);
-    else if (g.direction === 'out' && g.origin === 'stack' && g.kind !== 'SA') parts.push(`${name}${times(g.count)} sent by the kernel (no socket)`);
+  const inbound = f.groups.filter((g) => g.direction === 'in');
+  // The handshake, as TCP saw it.
+  const syns = inbound.filter((g) => g.kind === 'S' && g.fate !== 'dropped');
+  if (syns.length) {
+    const n = syns.reduce((s, g) => s + g.count, 0);
+    const replies = syns.reduce((r, g) => ({ SA: r.SA + (g.replies.SA ?? 0), R: r.R + (g.replies.R ?? 0) }), { SA: 0, R: 0 });
+    if (replies.SA) parts.push(`SYN${times(n)} reached TCP (SYN_RECV)`);
+    else if (replies.R) parts.push(`SYN${times(n)} refused by TCP with RST (no socket)`);
+    else parts.push(`SYN${times(n)} reached TCP, not answered`);
   }
-  if (f.resetsSent && !parts.some((p) => p.includes('RST'))) parts.push(`TCP sent RST${times(f.resetsSent)}`);
+  // What the peer sent: read by the application or not, and how often again.
+  const data = inbound.filter((g) => g.bytes > 0);
+  if (data.length) {
+    const read = data.reduce((n, g) => n + g.read, 0);
+    const retrans = data.reduce((n, g) => n + g.retransmits, 0);
+    const reader = f.owner ? `${f.owner.comm}[${f.owner.pid}]` : 'the application';
+    const what = f.proto === 'udp' ? 'datagram' : 'request';
+    const delivered = data.filter((g) => g.fate === 'delivered').reduce((n, g) => n + g.count, 0);
+    if (read) parts.push(`${what}${times(read)} read by ${reader}`);
+    else if (delivered) parts.push(`${what}${times(delivered)} delivered to the socket, not read`);
+    if (retrans && f.proto === 'tcp') parts.push(`the peer retransmitted its data ${retrans}×`);
+  }
+  // Passed through this host.
+  for (const g of f.groups) {
+    if (g.fate === 'forwarded') parts.push(`${kindName(g.kind)}${times(g.count)} forwarded`);
+  }
+  // Where packets died, bundled.
+  for (const b of bundleDrops(f.groups)) {
+    const dir = b.direction === 'out' ? 'outgoing' : b.direction === 'in' ? 'incoming' : 'forwarded';
+    const unseen = b.direction === 'out' && b.tcpdump === 0 ? ', before tcpdump could see them' : '';
+    const what = b.kinds.length === 1 ? `${b.kinds[0]}${times(b.count)}` : `${b.count} ${dir} (${b.kinds.join(', ')})`;
+    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}`);
+  }
+  // Answers made by netfilter or by the kernel for want of a socket.
+  for (const g of f.groups) {
+    if (g.direction !== 'out' || !g.origin || g.origin === 'socket') continue;
+    parts.push(`${kindName(g.kind)}${times(g.count)} sent by ${g.origin === 'netfilter' ? 'a netfilter REJECT rule' : 'the kernel'}`);
+  }
   const path = statePath(f.states);
   if (path) parts.push(`socket ${path}`);
-  if (!parts.length) {
-    const dropped = f.groups.some((g) => g.fate === 'dropped');
-    return dropped ? 'packets dropped' : `${f.packets} packet${f.packets === 1 ? '' : 's'}, none dropped`;
-  }
+  if (!parts.length) return `${f.packets} packet${f.packets === 1 ? '' : 's'}, none dropped`;
   return parts.join('; ');
 }

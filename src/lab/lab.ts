@@ -30,6 +30,7 @@ export class Lab {
   readonly router?: { netns: string; toClient: Host; toServer: Host };
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
+  private readonly cleanups: (() => void)[] = [];
 
   constructor(opts: LabOptions = {}) {
     const tag = `pt${randomBytes(3).toString('hex')}`;
@@ -87,8 +88,28 @@ export class Lab {
     return run('ip', ['netns', 'exec', netns, cmd, ...args], input);
   }
 
+  /** A permanent neighbour entry on `on` for `peer`: no ARP/ND is needed to reach it. */
+  pinNeighbour(on: Host, peer: Host): void {
+    const [link] = JSON.parse(this.ip(peer.netns, '-j', 'link', 'show', peer.ifname)) as { address: string }[];
+    for (const addr of [peer.v4, peer.v6]) {
+      this.ip(on.netns, 'neigh', 'replace', addr, 'lladdr', link.address, 'dev', on.ifname, 'nud', 'permanent');
+    }
+  }
+
   sysctl(netns: string, key: string, value: string): void {
     this.exec(netns, 'sysctl', ['-qw', `${key}=${value}`]);
+  }
+
+  /** Starts a long-running command inside a namespace; it is killed by destroy(). */
+  spawn(netns: string, cmd: string, args: string[]): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    this.children.push(child);
+    return child;
+  }
+
+  /** Runs fn when the lab is destroyed (temporary files, say). */
+  onDestroy(fn: () => void): void {
+    this.cleanups.push(fn);
   }
 
   /** Starts a peer process (see peer.ts) in a namespace; resolves with it once it printed its first line. */
@@ -107,18 +128,19 @@ export class Lab {
     });
   }
 
-  async listen(proto: 'tcp' | 'udp', port: number, host: Host = this.server): Promise<void> {
-    await this.peer(host.netns, ['listen', proto, String(port)]);
+  async listen(proto: 'tcp' | 'udp', port: number, host: Host = this.server, ...options: string[]): Promise<void> {
+    await this.peer(host.netns, ['listen', proto, String(port), ...options]);
   }
 
-  /** The client's view of one connection or datagram: {ok, error?, data?, ms}. */
-  async connect(proto: 'tcp' | 'udp', addr: string, port: number, ms: number, from: Host = this.client) {
-    const { first } = await this.peer(from.netns, [proto === 'tcp' ? 'connect' : 'send', proto, addr, String(port), String(ms)]);
+  /** The client's view of one connection or of datagrams sent: {ok, error?, data?, ms}. */
+  async connect(proto: 'tcp' | 'udp', addr: string, port: number, ms: number, from: Host = this.client, ...options: string[]) {
+    const { first } = await this.peer(from.netns, [proto === 'tcp' ? 'connect' : 'send', proto, addr, String(port), String(ms), ...options]);
     return first as { ok: boolean; error?: string; data?: string; ms: number };
   }
 
   destroy(): void {
     for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
+    for (const fn of this.cleanups.splice(0)) fn();
     for (const ns of this.namespaces.splice(0)) {
       try {
         run('ip', ['netns', 'del', ns]);

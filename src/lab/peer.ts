@@ -1,28 +1,51 @@
 // A tiny client or server for lab namespaces, run as its own process inside
 // one (`ip netns exec NS node peer.js ...`). Prints one JSON line with what
 // happened, so that tests and the demo can report the application's view.
-//   listen tcp|udp PORT            serve: TCP writes "hello\n" and closes; UDP echoes
-//   connect tcp HOST PORT MS       one TCP connection, give up after MS
-//   send udp HOST PORT MS          one datagram, wait MS for the echo
+//   listen tcp|udp PORT [--stall MS] [--rcvbuf BYTES] [--backlog N]
+//       serve: TCP writes "hello\n" and closes; UDP echoes. --stall blocks the
+//       process after binding (nothing is read or accepted): full queues.
+//   connect tcp HOST PORT MS [--send TEXT]
+//       one TCP connection (sending TEXT once connected); give up after MS
+//   send udp HOST PORT MS [--count N] [--size BYTES] [--ttl N] [--from ADDR]
+//       N datagrams, then wait MS for an echo
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { parseArgs } from 'node:util';
 
 function report(o: object): void {
   process.stdout.write(JSON.stringify(o) + '\n');
 }
 
+/** Blocks this process: its sockets are neither read nor accepted meanwhile. */
+function stall(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    stall: { type: 'string' }, rcvbuf: { type: 'string' }, backlog: { type: 'string' },
+    send: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, ttl: { type: 'string' },
+    from: { type: 'string' },
+  },
+});
+
 function listen(proto: string, port: number): void {
   const host = '::'; // dual-stack: IPv4 and IPv6
+  const bound = () => {
+    report({ listening: port });
+    if (opt.stall) setImmediate(() => stall(Number(opt.stall)));
+  };
   if (proto === 'tcp') {
     const server = net.createServer((s) => {
       s.on('error', () => {});
       s.end('hello\n');
     });
-    server.listen({ port, host, backlog: 16 }, () => report({ listening: port }));
+    server.listen({ port, host, backlog: opt.backlog ? Number(opt.backlog) : 16 }, bound);
   } else {
-    const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false });
+    const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false, recvBufferSize: opt.rcvbuf ? Number(opt.rcvbuf) : undefined });
     sock.on('message', (msg, from) => sock.send(msg, from.port, from.address));
-    sock.bind(port, host, () => report({ listening: port }));
+    sock.bind(port, host, bound);
   }
 }
 
@@ -34,8 +57,9 @@ function connect(host: string, port: number, ms: number): void {
     s.destroy();
     report({ ...o, ms: Date.now() - started });
   };
-  const timer = setTimeout(() => done({ ok: false, error: 'timeout' }), ms);
+  const timer = setTimeout(() => done({ ok: false, error: 'timeout', data }), ms);
   let data = '';
+  s.on('connect', () => { if (opt.send) s.write(opt.send); });
   s.on('data', (d) => { data += d; });
   s.on('end', () => done({ ok: true, data }));
   s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, error: e.code ?? e.message }));
@@ -52,14 +76,18 @@ function send(host: string, port: number, ms: number): void {
   const timer = setTimeout(() => done({ ok: false, error: 'timeout' }), ms);
   sock.on('message', (m) => done({ ok: true, data: m.toString() }));
   sock.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, error: e.code ?? e.message }));
-  sock.send('ping\n', port, host);
+  sock.bind({ address: opt.from }, () => {
+    if (opt.ttl) sock.setTTL(Number(opt.ttl));
+    const payload = Buffer.alloc(opt.size ? Number(opt.size) : 5, 'p');
+    for (let i = 0; i < (opt.count ? Number(opt.count) : 1); i++) sock.send(payload, port, host);
+  });
 }
 
-const [mode, proto, a, b, c] = process.argv.slice(2);
+const [mode, proto, a, b, c] = positionals;
 if (mode === 'listen') listen(proto, Number(a));
 else if (mode === 'connect' && proto === 'tcp') connect(a, Number(b), Number(c));
 else if (mode === 'send' && proto === 'udp') send(a, Number(b), Number(c));
 else {
-  process.stderr.write('usage: peer listen tcp|udp PORT | connect tcp HOST PORT MS | send udp HOST PORT MS\n');
+  process.stderr.write('usage: peer listen tcp|udp PORT [options] | connect tcp HOST PORT MS | send udp HOST PORT MS\n');
   process.exit(2);
 }

@@ -3,7 +3,7 @@
 import { flagLetters, TCP, type Journey, type Step } from '../journey.js';
 import { IPPROTO } from '../record.js';
 import type { ReadyInfo, Sink } from '../session.js';
-import { kindName } from '../story.js';
+import { bundleDrops } from '../story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../summary.js';
 import type { DeviceNames } from './json.js';
 
@@ -79,6 +79,11 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   const hooks = new Map<string, { exit: boolean }>();
   let rxDevice = false;
   const steps = j.steps;
+  // Matched the filter only from a hook on (after conntrack or NAT): it came in on a device.
+  if (j.direction !== 'out' && steps[0]?.point === 'netfilter' && j.tcpdump) {
+    parts.push(`rx ${dev.name(j.tcpdumpDevices[0])}`, `tcpdump ${st.good('✓')}`);
+    rxDevice = true;
+  }
   steps.forEach((s: Step, i) => {
     switch (s.point) {
       case 'napi_gro_receive_entry':
@@ -177,6 +182,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   const facts: string[] = [];
   if (j.drop) {
     facts.push(`${st.bad(j.drop.reason)} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
+    if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
   } else if (j.ending === 'freed') {
     const last = j.steps[j.steps.length - 1];
     if (last?.location) facts.push(st.dim(`freed by ${last.location}`));
@@ -212,25 +218,24 @@ export function explain(s: Summary): string[] {
   const out: string[] = [];
   for (const f of s.flows) {
     for (const g of f.groups) {
-      const kind = kindName(g.kind);
-      if (g.fate !== 'dropped') {
-        // Worth saying only when the capture makes the SYNs look ignored: the answers never reached it.
-        const answered = g.replies.SA ?? 0;
-        const unseenAnswers = f.groups.some((x) => x.direction === 'out' && x.kind === 'SA' && x.tcpdump < x.count);
-        if (g.direction === 'in' && g.kind === 'S' && g.tcpdump > 0 && answered > 0 && unseenAnswers) {
-          out.push(`tcpdump shows ${g.tcpdump} SYN arriving, and TCP received ${g.tcpSaw === g.count ? 'every one' : g.tcpSaw}: ` +
-            `it answered ${answered === g.count ? 'each' : answered} with a SYN-ACK from a request socket in SYN_RECV.`);
-        }
-        continue;
+      // Worth saying only when the capture makes the SYNs look ignored: the answers never reached it.
+      const answered = g.replies.SA ?? 0;
+      const unseenAnswers = f.groups.some((x) => x.direction === 'out' && x.kind === 'SA' && x.tcpdump < x.count);
+      if (g.fate !== 'dropped' && g.direction === 'in' && g.kind === 'S' && g.tcpdump > 0 && answered > 0 && unseenAnswers) {
+        out.push(`tcpdump shows ${g.tcpdump} SYN arriving, and TCP received ${g.tcpSaw === g.count ? 'every one' : g.tcpSaw}: ` +
+          `it answered ${answered === g.count ? 'each' : answered} with a SYN-ACK from a request socket in SYN_RECV.`);
       }
-      const where = g.hook ? `at ${g.hook}` : `in the ${g.layer} layer`;
-      if (g.direction !== 'out' && g.tcpdump > 0) {
-        const tcp = /^[FSRPAUEC]+$/.test(g.kind) && g.tcpSaw === 0 && g.layer === 'netfilter' ? ' TCP never saw them, so it never answered.' : '';
-        out.push(`tcpdump shows ${g.tcpdump} ${kind} arriving: it captures them at the device, before ${g.hook ? 'netfilter' : 'the stack'}. ` +
-          `They were dropped afterwards, ${where} (${g.reason}).${tcp}`);
-      } else if (g.direction === 'out' && g.tcpdump === 0) {
-        out.push(`tcpdump shows none of the ${g.count} ${kind} sent by this host: they were dropped ${where} (${g.reason}), ` +
-          `before the device where tcpdump captures.`);
+    }
+    for (const b of bundleDrops(f.groups)) {
+      const kinds = b.kinds.join(', ');
+      if (b.direction !== 'out' && b.tcpdump > 0) {
+        const before = b.place.startsWith('at ') ? 'netfilter' : 'the stack';
+        const neverTcp = f.proto === 'tcp' && b.kinds.includes('SYN') && b.place.startsWith('at ') ? ' TCP never saw them, so it never answered.' : '';
+        out.push(`tcpdump shows ${b.tcpdump} ${kinds} arriving: it captures them at the device, before ${before}. ` +
+          `They were dropped afterwards, ${b.place.replace(/^in (\w+) \((.*)\)$/, 'in the $1 layer ($2)')}${b.place.startsWith('at ') ? ` (${b.reason})` : ''}.${neverTcp}`);
+      } else if (b.direction === 'out' && b.tcpdump === 0) {
+        out.push(`tcpdump shows none of the ${b.count} ${kinds} sent by this host: they were dropped ${b.place}` +
+          `${b.place.startsWith('at ') ? ` (${b.reason})` : ''}, before the device where tcpdump captures.`);
       }
     }
   }
@@ -257,8 +262,9 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
   const lines = [st.bold(`── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`)];
   if (s.cutByTimeout) lines.push(`${s.cutByTimeout} journeys cut by timeout (no event for 1 s mid-path)`);
   for (const f of s.flows) lines.push(...flowLines(f));
-  if (s.counters && Object.keys(s.counters).length) {
-    lines.push(`counters (netstat -s): ${Object.entries(s.counters).map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ')}`);
+  const counters = Object.entries(s.counters ?? {}).filter(([k]) => s.flows.some((f) => f.a.startsWith('[')) || !/^(Ip6|Icmp6|Udp6|UdpLite6)/.test(k));
+  if (counters.length) {
+    lines.push(`counters (netstat -s): ${counters.map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ')}`);
   }
   const why = explain(s);
   if (why.length) {

@@ -12,8 +12,9 @@ if (!scenario || !out) {
 }
 const lab = new Lab();
 try {
-  const rule = SCENARIOS[scenario]?.rule;
-  if (rule) lab.exec(lab.server.netns, rule[0], rule.slice(1));
+  const rules = SCENARIOS[scenario]?.rules(lab) ?? [];
+  for (const r of rules) lab.exec(r.netns, r.argv[0], r.argv.slice(1));
+  const rule = rules.length > 0;
   if (scenario !== 'closed') await lab.listen('tcp', PORT);
   const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)], { PATHTRACE_RECORD_EVENTS: out });
   const client = await lab.connect('tcp', lab.server.v4, PORT, rule ? 4500 : 1500);
