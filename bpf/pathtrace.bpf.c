@@ -116,6 +116,7 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 struct follow {
 	__u64 skb;
 	__u32 key;
+	__u8 proto;
 };
 
 #define FOLLOW_SLOTS 8192
@@ -142,7 +143,7 @@ static __always_inline bool is_followed(const struct pathtrace_record *r)
 {
 	__u32 key = follow_key(r);
 	struct follow *f = follow_slot(key);
-	return f && f->skb == r->skb && f->key == key;
+	return f && f->skb == r->skb && f->key == key && f->proto == r->l4proto;
 }
 
 static __always_inline void follow(const struct pathtrace_record *r)
@@ -152,6 +153,7 @@ static __always_inline void follow(const struct pathtrace_record *r)
 	if (f) {
 		f->skb = r->skb;
 		f->key = key;
+		f->proto = r->l4proto;
 	}
 }
 
@@ -408,6 +410,10 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	bool ok = rx ? parse_ip(BPF_CORE_READ(skb, data), &r) : parse_skb_nh(skb, &r);
 	if (!ok || !packet_wanted(skb, &r))
 		return;
+	/* Handed to the driver, the skb may end its life in another namespace
+	 * (veth) where nothing unfollows it. */
+	if (point == PT_POINT_NET_DEV_START_XMIT)
+		unfollow(&r);
 	r.ifindex = BPF_CORE_READ(dev, ifindex);
 	emit(&r);
 }

@@ -97,6 +97,8 @@ export class Correlator {
   private readonly done: Journey[] = [];
   readonly flows = new FlowTable();
   private nextId = 1;
+  /** State changes of sockets that had no local port yet (connect()). */
+  private pendingConnects: NamedEvent[] = [];
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly isExit: (slot: number) => boolean;
 
@@ -189,6 +191,12 @@ export class Correlator {
 
   private socketEvent(e: NamedEvent): void {
     if (this.o.netns && e.netns && e.netns !== this.o.netns) return;
+    if (e.point === Point.INET_SOCK_SET_STATE && e.sport === 0) {
+      // connect() enters SYN_SENT before it picks the local port: the SYN that follows names the flow.
+      this.pendingConnects = this.pendingConnects.filter((p) => e.t - p.t < this.o.idleNs);
+      this.pendingConnects.push(e);
+      return;
+    }
     const f = this.flows.of(e);
     switch (e.point) {
       case Point.TCP_RETRANSMIT_SYNACK: f.synackRetransmits++; break;
@@ -243,6 +251,13 @@ export class Correlator {
       j.retransmit = n;
     }
     if (!inbound) {
+      if (e.proto === IPPROTO.TCP && e.flags === TCP.SYN) {
+        const i = this.pendingConnects.findIndex((p) => p.dport === e.dport && p.dst === e.dst);
+        if (i >= 0) {
+          const p = this.pendingConnects.splice(i, 1)[0];
+          this.flows.stateChange(e, p.t, p.oldState, p.newState, { pid: p.pid, comm: p.comm });
+        }
+      }
       if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
         flow.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
       }

@@ -77,6 +77,10 @@ export class Lab {
       this.ip(h.netns, '-6', 'addr', 'add', `${h.v6}/${len6}`, 'dev', h.ifname, 'nodad');
       this.ip(h.netns, 'link', 'set', h.ifname, 'up');
     }
+    // Lab peers know each other's MAC: no ARP or ND delays in the experiments
+    // (a test of neighbour resolution uses an address that is not pinned).
+    this.pinNeighbour(a, b);
+    this.pinNeighbour(b, a);
   }
 
   ip(netns: string, ...args: string[]): string {

@@ -7,7 +7,7 @@ import { needsRoot, Pathtrace, pathtraceLinks, sleep } from '../helpers/pathtrac
 
 const INT_MIN = -2147483648;
 const INT_MAX = 2147483647;
-const ALL_POINTS = 10 * 2 + 15; // entry and exit of 5 hooks x 2 families, 15 tracepoints
+const ALL_POINTS = 10 * 2 + 16; // entry and exit of 5 hooks x 2 families, 16 tracepoints
 
 async function linksGone(): Promise<number[]> {
   for (let i = 0; i < 50 && pathtraceLinks().length; i++) await sleep(100);

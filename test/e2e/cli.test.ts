@@ -83,7 +83,7 @@ test('--json: only NDJSON on stdout, a ready record first and a summary last; --
     assert.equal(records[0].type, 'ready');
     assert.deepEqual(records[0].points.sort(), ['consume_skb', 'inet_sock_set_state', 'kfree_skb', 'napi_gro_receive_entry',
       'net_dev_queue', 'net_dev_start_xmit', 'netif_receive_skb', 'netif_rx', 'qdisc_dequeue', 'qdisc_enqueue',
-      'skb_copy_datagram_iovec', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'tcp_send_reset']);
+      'skb_copy_datagram_iovec', 'sock_recv_length', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'tcp_send_reset']);
     assert.equal(records[0].netfilter.length, 10);
     for (const p of records[0].netfilter) assert.ok(p.entry_priority !== null && p.exit_priority !== null);
     const packets = records.filter((r) => r.type === 'packet');

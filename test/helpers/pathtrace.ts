@@ -93,9 +93,51 @@ export function needsRoot(t: TestContext): boolean {
 /** IDs of BPF links whose programs are pathtrace's (nf_probeN, on_*). */
 export function pathtraceLinks(): number[] {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
-  const ours = new Set(progs.filter((p) => /^(nf_probe\d|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
+  const ours = new Set(progs.filter((p) => /^(nf_probe\d|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
   const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number }[];
   return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface LabTrace<T> {
+  lab: import('../../src/lab/lab.js').Lab;
+  result: T;
+  packets: Rec[];
+  connections: Rec[];
+  summary: Rec;
+  records: Rec[];
+}
+
+/**
+ * Builds a lab, lets setup install rules and servers, traces the namespace
+ * `traced` picks with args, runs traffic, waits for journeys to settle
+ * (settleMs), stops, and removes the lab. check() runs before the lab goes.
+ */
+export async function traceLab<T>(opts: {
+  router?: boolean;
+  setup?: (lab: import('../../src/lab/lab.js').Lab) => Promise<unknown> | unknown;
+  traced: (lab: import('../../src/lab/lab.js').Lab) => string;
+  args: string[];
+  traffic: (lab: import('../../src/lab/lab.js').Lab) => Promise<T>;
+  settleMs?: number;
+}, check: (t: LabTrace<T>) => void | Promise<void>): Promise<void> {
+  const { Lab } = await import('../../src/lab/lab.js');
+  const lab = new Lab({ router: opts.router });
+  try {
+    await opts.setup?.(lab);
+    const pt = await Pathtrace.start(['--netns', opts.traced(lab), ...opts.args]);
+    const result = await opts.traffic(lab);
+    await sleep(opts.settleMs ?? 300);
+    const { code, records, stderr } = await pt.stop();
+    if (code !== 0) throw new Error(`pathtrace exited ${code}: ${stderr}`);
+    await check({
+      lab, result, records,
+      packets: records.filter((r) => r.type === 'packet'),
+      connections: records.filter((r) => r.type === 'connection'),
+      summary: records.find((r) => r.type === 'summary')!,
+    });
+  } finally {
+    lab.destroy();
+  }
+}

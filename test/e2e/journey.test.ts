@@ -1,0 +1,301 @@
+// The whole journey (issue "The whole journey..."): drops outside netfilter,
+// each named by layer and reason; who answered (TCP, the kernel, a REJECT
+// rule); forwarding and NAT; the application's read; the connection's story
+// and the namespace's netstat counters. Real traffic in lab namespaces.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { needsRoot, traceLab, type Rec } from '../helpers/pathtrace.js';
+
+const dropped = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped');
+const out = (ps: Rec[]) => ps.filter((p) => p.direction === 'out');
+
+for (const family of [4, 6] as const) {
+  test(`closed TCP port, IPv${family}: the stack's RST, and the SYN freed as NO_SOCKET`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab({
+      traced: (lab) => lab.server.netns,
+      args: ['--port', '80'],
+      traffic: (lab) => lab.connect('tcp', family === 4 ? lab.server.v4 : lab.server.v6, 80, 500),
+    }, ({ result, packets, connections, summary }) => {
+      assert.equal(result.error, 'ECONNREFUSED');
+      const [syn] = dropped(packets);
+      assert.deepEqual({ ...syn.drop, location: undefined }, { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: undefined });
+      assert.match(syn.drop.location, /^tcp_v[46]_rcv$/);
+      assert.deepEqual(syn.delivery, { socket: false, read: null });
+      assert.deepEqual(syn.tcp, { saw: true, reply: 'R' });
+      assert.ok(syn.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP announced its reset');
+      const [rst] = out(packets);
+      assert.equal(rst.tcp_flags, 'RA');
+      assert.deepEqual([rst.fate, rst.origin, rst.tcpdump], ['sent', 'stack', true]);
+      assert.equal(rst.flow, syn.flow);
+      assert.match(connections[0].verdict, /SYN dropped in socket \(NO_SOCKET\); RST sent by the kernel/);
+      assert.equal(summary.counters[family === 4 ? 'TcpOutRsts' : 'TcpOutRsts'], 1);
+    });
+  });
+
+  test(`REJECT --reject-with tcp-reset, IPv${family}: a firewall RST, told apart from the stack's`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab({
+      traced: (lab) => lab.server.netns,
+      setup: async (lab) => {
+        lab.exec(lab.server.netns, family === 4 ? 'iptables' : 'ip6tables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '80', '-j', 'REJECT', '--reject-with', 'tcp-reset']);
+        await lab.listen('tcp', 80);
+      },
+      args: ['--port', '80'],
+      traffic: (lab) => lab.connect('tcp', family === 4 ? lab.server.v4 : lab.server.v6, 80, 500),
+    }, ({ result, packets, connections, summary }) => {
+      assert.equal(result.error, 'ECONNREFUSED');
+      const [syn] = dropped(packets);
+      assert.deepEqual([syn.drop.layer, syn.drop.hook, syn.drop.reason], ['netfilter', 'LOCAL_IN', 'NETFILTER_DROP']);
+      assert.equal(syn.tcp.saw, false);
+      assert.ok(!syn.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP sent no reset');
+      const [rst] = out(packets);
+      assert.equal(rst.tcp_flags, 'RA');
+      assert.deepEqual([rst.fate, rst.origin], ['sent', 'netfilter']);
+      assert.match(connections[0].verdict, /RST sent by a netfilter REJECT rule/);
+      assert.equal(summary.flows[0].resets_sent, 0);
+    });
+  });
+
+  test(`closed UDP port, IPv${family}: NO_SOCKET and the kernel's ICMP port unreachable, in the datagram's flow`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab({
+      traced: (lab) => lab.server.netns,
+      args: ['--port', '5353'],
+      traffic: (lab) => lab.connect('udp', family === 4 ? lab.server.v4 : lab.server.v6, 5353, 300),
+    }, ({ lab, packets, connections, summary }) => {
+      const [dgram] = dropped(packets);
+      assert.equal(dgram.proto, 'udp');
+      assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
+      assert.match(dgram.drop.location, /udp/);
+      const [icmp] = out(packets);
+      assert.equal(icmp.proto, family === 4 ? 'icmp' : 'icmpv6');
+      assert.deepEqual(icmp.icmp, family === 4
+        ? { type: 3, code: 3, about: { proto: 'udp', dst: lab.server.v4 } }
+        : { type: 1, code: 4, about: { proto: 'udp', dst: lab.server.v6 } });
+      assert.equal(icmp.origin, 'stack');
+      assert.equal(icmp.dport, 5353, 'matched --port by the datagram it quotes');
+      assert.equal(icmp.flow, dgram.flow);
+      assert.equal(connections.length, 1);
+      assert.equal(summary.counters[family === 4 ? 'UdpNoPorts' : 'Udp6NoPorts'], 1);
+    });
+  });
+}
+
+test('no route while forwarding: IP_INNOROUTES on the router, ICMP net unreachable back', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    router: true,
+    traced: (lab) => lab.router!.netns,
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', '198.19.0.1', 53, 300),
+  }, ({ lab, packets }) => {
+    const [d] = dropped(packets);
+    assert.deepEqual([d.direction, d.drop.layer, d.drop.reason, d.tcpdump], ['in', 'ip', 'IP_INNOROUTES', true]);
+    const [icmp] = out(packets);
+    assert.deepEqual([icmp.icmp.type, icmp.icmp.code, icmp.dst, icmp.origin], [3, 0, lab.client.v4, 'stack']);
+  });
+});
+
+test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before routing', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      lab.sysctl(lab.server.netns, 'net.ipv4.conf.all.rp_filter', '1');
+      lab.sysctl(lab.server.netns, 'net.ipv4.conf.eth0.rp_filter', '1');
+      lab.ip(lab.client.netns, 'addr', 'add', '198.18.99.1/32', 'dev', 'eth0');
+      await lab.listen('udp', 53);
+    },
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', lab.server.v4, 53, 300, lab.client, '--from', '198.18.99.1'),
+  }, ({ packets }) => {
+    assert.equal(packets.length, 1);
+    const [d] = packets;
+    assert.equal(d.src, '198.18.99.1');
+    assert.deepEqual([d.fate, d.drop.layer, d.drop.reason, d.tcpdump], ['dropped', 'ip', 'IP_RPFILTER', true]);
+    assert.ok(d.steps.some((s: Rec) => s.hook === 'PRE_ROUTING' && s.at === 'exit'));
+    assert.ok(!d.steps.some((s: Rec) => s.hook === 'LOCAL_IN'), 'never routed');
+  });
+});
+
+test('TTL expired while forwarding: dropped in ip_forward, ICMP time exceeded from the router', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    router: true,
+    traced: (lab) => lab.router!.netns,
+    setup: (lab) => lab.listen('udp', 53),
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', lab.server.v4, 53, 300, lab.client, '--ttl', '1'),
+  }, ({ lab, packets, connections }) => {
+    const [d] = dropped(packets);
+    assert.deepEqual([d.drop.layer, d.drop.location], ['ip', 'ip_forward']);
+    const [icmp] = out(packets);
+    assert.deepEqual([icmp.icmp.type, icmp.src, icmp.dst, icmp.origin], [11, lab.router!.toClient.v4, lab.client.v4, 'stack']);
+    assert.equal(icmp.icmp.about.dst, lab.server.v4);
+    assert.equal(connections.length, 1, 'the ICMP error joins the datagram\'s flow');
+  });
+});
+
+test('a full socket receive buffer: SOCKET_RCVBUFF drops after the socket was found', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: (lab) => lab.listen('udp', 53, lab.server, '--stall', '3000', '--rcvbuf', '2048'),
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', lab.server.v4, 53, 200, lab.client, '--count', '20', '--size', '1000'),
+  }, ({ packets, summary }) => {
+    const drops = dropped(packets);
+    assert.ok(drops.length >= 10, `${drops.length} drops`);
+    for (const d of drops) {
+      assert.deepEqual([d.drop.layer, d.drop.reason, d.delivery.socket], ['socket', 'SOCKET_RCVBUFF', true]);
+    }
+    assert.equal(summary.counters.UdpRcvbufErrors, drops.length);
+  });
+});
+
+test('a full listen backlog: SYNs the listener consumed without answering, named TCP_LISTEN_OVERFLOW', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: (lab) => lab.listen('tcp', 80, lab.server, '--stall', '4000', '--backlog', '1'),
+    args: ['--port', '80'],
+    traffic: (lab) => Promise.all([1, 2, 3, 4].map(() => lab.connect('tcp', lab.server.v4, 80, 1300))),
+  }, ({ packets, summary }) => {
+    const overflow = dropped(packets).filter((p) => p.drop.reason === 'TCP_LISTEN_OVERFLOW');
+    assert.ok(overflow.length >= 2, `${overflow.length} overflows`);
+    for (const p of overflow) {
+      assert.deepEqual([p.tcp_flags, p.drop.layer, p.drop.inferred, p.drop.location], ['S', 'tcp', true, 'tcp_rcv_state_process']);
+    }
+    // Accepted SYNs are answered and not counted.
+    assert.ok(packets.some((p) => p.tcp_flags === 'S' && p.fate === 'delivered' && p.tcp.reply === 'SA'));
+    assert.equal(summary.counters.TcpExtListenOverflows, overflow.length);
+  });
+});
+
+test('a qdisc with a tiny limit: QDISC_DROP before the tap; queued packets show the qdisc', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.client.netns,
+    setup: async (lab) => {
+      lab.exec(lab.client.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'root', 'tbf', 'rate', '1mbit', 'burst', '2000', 'limit', '3000']);
+      await lab.listen('udp', 53);
+    },
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', lab.server.v4, 53, 300, lab.client, '--count', '10', '--size', '1000'),
+  }, ({ packets }) => {
+    const sent = out(packets);
+    const drops = dropped(sent);
+    assert.ok(drops.length >= 1);
+    for (const d of drops) assert.deepEqual([d.drop.layer, d.drop.reason, d.tcpdump], ['qdisc', 'QDISC_DROP', false]);
+    const queued = sent.filter((p) => p.fate === 'sent');
+    assert.ok(queued.length >= 1);
+    for (const p of queued) {
+      const points = p.steps.map((s: Rec) => s.point).filter((x: string) => x.startsWith('net_dev') || x.startsWith('qdisc'));
+      assert.deepEqual(points, ['net_dev_queue', 'qdisc_enqueue', 'qdisc_dequeue', 'net_dev_start_xmit']);
+      assert.ok(Number.isInteger(p.qdisc_wait_ns));
+    }
+  });
+});
+
+test('neighbour resolution that fails: NEIGH_FAILED after the wait, ICMP host unreachable to ourselves', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.client.netns,
+    setup: (lab) => {
+      lab.sysctl(lab.client.netns, 'net.ipv4.neigh.eth0.mcast_solicit', '1');
+      lab.sysctl(lab.client.netns, 'net.ipv4.neigh.eth0.retrans_time_ms', '200');
+    },
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', '198.18.0.99', 53, 600),
+  }, ({ packets }) => {
+    const [d] = dropped(packets);
+    assert.deepEqual([d.direction, d.drop.layer, d.drop.reason, d.tcpdump], ['out', 'neighbour', 'NEIGH_FAILED', false]);
+    const post = d.steps.find((s: Rec) => s.hook === 'POST_ROUTING' && s.at === 'exit');
+    assert.ok(d.steps.at(-1).t_ns - post.t_ns >= 150e6, 'it waited for the neighbour');
+    const icmp = packets.find((p) => p.proto === 'icmp')!;
+    assert.deepEqual([icmp.icmp.type, icmp.icmp.code, icmp.fate], [3, 1, 'delivered']);
+  });
+});
+
+test('DNAT on a router: forwarded with both tuples, the replies in the same connection, followed on --port 80 only', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    router: true,
+    traced: (lab) => lab.router!.netns,
+    setup: async (lab) => {
+      lab.exec(lab.router!.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`]);
+      await lab.listen('tcp', 8080);
+    },
+    args: ['--port', '80'],
+    traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, 1000),
+  }, ({ lab, result, packets, connections }) => {
+    assert.equal(result.ok, true);
+    const syn = packets.find((p) => p.tcp_flags === 'S')!;
+    assert.deepEqual([syn.direction, syn.fate, syn.dst, syn.dport], ['forward', 'forwarded', lab.router!.toClient.v4, 80]);
+    assert.deepEqual(syn.translated, { src: lab.client.v4, dst: lab.server.v4, sport: syn.sport, dport: 8080 });
+    assert.deepEqual(syn.route, { decision: 'forward', in_dev: 'eth-cli', out_dev: 'eth-srv' });
+    assert.deepEqual(syn.tcpdump_devices, ['eth-cli', 'eth-srv']);
+    const synack = packets.find((p) => p.tcp_flags === 'SA')!;
+    assert.deepEqual([synack.src, synack.sport, synack.fate], [lab.server.v4, 8080, 'forwarded']);
+    assert.deepEqual(synack.translated, { src: lab.router!.toClient.v4, dst: lab.client.v4, sport: 80, dport: syn.sport });
+    assert.equal(connections.length, 1, 'both directions, both tuples: one connection');
+    assert.ok(packets.every((p) => p.flow === syn.flow && p.fate === 'forwarded'));
+  });
+});
+
+test('the application\'s read: who read the request, how long it waited in the socket, and the connection\'s owner', async (t) => {
+  if (!needsRoot(t)) return;
+  let serverPid = 0;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      const { child } = await lab.peer(lab.server.netns, ['listen', 'tcp', '8080']);
+      serverPid = child.pid!;
+    },
+    args: ['--port', '8080'],
+    traffic: (lab) => lab.connect('tcp', lab.server.v4, 8080, 1000, lab.client, '--send', 'hello server\n'),
+  }, ({ packets, connections }) => {
+    const req = packets.find((p) => p.direction === 'in' && p.len > 0)!;
+    assert.equal(req.fate, 'delivered');
+    assert.equal(req.ending, 'read');
+    assert.deepEqual({ ...req.delivery.read, queued_ns: undefined }, { pid: serverPid, comm: 'node', bytes: 13, queued_ns: undefined });
+    assert.ok(req.delivery.read.queued_ns >= 0);
+    assert.equal(req.steps.at(-1).point, 'skb_copy_datagram_iovec');
+    assert.deepEqual(connections[0].process, { pid: serverPid, comm: 'node' });
+    assert.match(connections[0].verdict, new RegExp(`request read by node\\[${serverPid}\\]`));
+    assert.equal(dropped(packets).length, 0, 'normal frees are not drops');
+  });
+});
+
+test('a UDP server\'s read, seen at its socket', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: (lab) => lab.listen('udp', 53),
+    args: ['--port', '53'],
+    traffic: (lab) => lab.connect('udp', lab.server.v6, 53, 500),
+  }, ({ result, packets }) => {
+    assert.equal(result.ok, true);
+    const [req, resp] = packets;
+    assert.deepEqual([req.direction, req.fate, req.ending, req.delivery.read.comm, req.delivery.read.bytes], ['in', 'delivered', 'read', 'node', 5]);
+    assert.deepEqual([resp.direction, resp.fate, resp.origin], ['out', 'sent', 'socket']);
+    assert.equal(dropped(packets).length, 0);
+  });
+});
+
+test('the client side of a connection: one connection from connect() to close, with its process', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.client.netns,
+    setup: (lab) => lab.listen('tcp', 8080),
+    args: ['--port', '8080'],
+    traffic: (lab) => lab.connect('tcp', lab.server.v4, 8080, 1000),
+  }, ({ result, connections }) => {
+    assert.equal(result.ok, true);
+    assert.equal(connections.length, 1);
+    const [c] = connections;
+    assert.deepEqual(c.tcp_states.slice(0, 2), ['CLOSE>SYN_SENT', 'SYN_SENT>ESTABLISHED']);
+    assert.equal(c.process.comm, 'node');
+  });
+});
