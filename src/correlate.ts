@@ -152,8 +152,8 @@ export class Correlator {
 
   /** How long a journey may stay silent before it is settled, by where it is. */
   private waitFor(a: Active): number {
-    if (a.seenXmit) return this.o.graceNs;
     if (a.localInExit) return this.awaitsRead(a) ? this.o.readWaitNs : this.o.graceNs;
+    if (a.seenXmit) return this.o.graceNs;
     if (a.postRoutingExit !== null || a.enqueued !== null) return this.o.queueWaitNs;
     return this.o.idleNs;
   }
@@ -302,7 +302,10 @@ export class Correlator {
         // The device's tcpdump tap: right after RX, right before TX.
         step.ifindex = e.ifindex;
         if (e.point === Point.NETIF_RECEIVE_SKB) a.seenRx = true;
-        else a.seenXmit = true;
+        else {
+          a.seenXmit = true;
+          a.localInExit = false; // on its way out again: not (yet) delivered here
+        }
         j.tcpdump = true;
         if (!j.tcpdumpDevices.includes(e.ifindex)) j.tcpdumpDevices.push(e.ifindex);
         break;
@@ -391,10 +394,11 @@ export class Correlator {
     } else {
       const freed = why === 'free' || why === 'read';
       ending = why === 'free' ? 'freed' : why === 'read' ? 'read' : why === 'end' ? 'trace-ended' : 'left';
-      if (a.seenXmit && (!a.seenRx || a.rank >= 60)) fate = a.forward ? 'forwarded' : 'sent';
-      else if (a.localInExit || (freed && j.direction === 'in')) fate = 'delivered';
-      else if (freed && j.direction === 'out') fate = 'sent';
+      // Delivered if it last left LOCAL_IN (a packet looped through lo or a veth
+      // pair in this namespace is sent and then delivered); else sent if it left a device.
+      if (a.localInExit || (freed && j.direction === 'in' && !a.seenXmit)) fate = 'delivered';
       else if (a.seenXmit) fate = a.forward ? 'forwarded' : 'sent';
+      else if (freed && j.direction === 'out') fate = 'sent';
       else {
         fate = 'unfinished';
         ending = a.groOnly && why !== 'end' ? 'merged' : why === 'end' ? 'trace-ended' : 'timeout';
@@ -405,7 +409,7 @@ export class Correlator {
     j.ending = ending;
     j.route = this.route(a);
     if (j.direction === 'out') j.origin = this.origin(j, a.flow);
-    if (j.direction === 'in' && (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) && (reachedTransport || drop?.layer === 'socket')) {
+    if ((j.direction === 'in' || a.localInExit) && (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) && (reachedTransport || drop?.layer === 'socket')) {
       const read = why === 'read' && ev
         ? { pid: ev.pid, comm: ev.comm, bytes: ev.aux, queuedNs: ev.t - this.deliveredAt(j) }
         : null;

@@ -15,7 +15,8 @@ export interface FlowState {
   a: string;
   b: string;
   journeys: number[];
-  states: { t: number; from: string; to: string }[];
+  /** TCP state changes, with the local endpoint of the socket that made them. */
+  states: { t: number; from: string; to: string; local: string }[];
   synackRetransmits: number;
   retransmits: number;
   resetsSent: number;
@@ -88,7 +89,7 @@ export class FlowTable {
   stateChange(t: FlowTuple, time: number, oldState: number, newState: number, owner: Owner): void {
     const f = this.of(t);
     const from = tcpStateName(oldState), to = tcpStateName(newState);
-    f.states.push({ t: time, from, to });
+    f.states.push({ t: time, from, to, local: endpoint(t.src, t.sport, t.family) });
     if (PROCESS_CONTEXT.has(`${from}>${to}`) && owner.pid) f.owner = owner;
   }
 }

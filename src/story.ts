@@ -97,8 +97,10 @@ export function connectionVerdict(f: FlowSummary): string {
     if (g.direction !== 'out' || !g.origin || g.origin === 'socket') continue;
     parts.push(`${kindName(g.kind)}${times(g.count)} sent by ${g.origin === 'netfilter' ? 'a netfilter REJECT rule' : 'the kernel'}`);
   }
-  const path = statePath(f.states);
-  if (path) parts.push(`socket ${path}`);
+  const sockets = Object.entries(f.socketStates);
+  for (const [local, states] of sockets) {
+    parts.push(`socket ${sockets.length > 1 ? `${local} ` : ''}${statePath(states)}`);
+  }
   if (!parts.length) return `${f.packets} packet${f.packets === 1 ? '' : 's'}, none dropped`;
   return parts.join('; ');
 }

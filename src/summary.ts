@@ -34,6 +34,8 @@ export interface FlowSummary {
   ids: number[];
   groups: PacketGroup[];
   states: string[];       // TCP state changes seen, "SYN_SENT>ESTABLISHED"
+  /** The same, per local socket endpoint (both ends show when both are on this host). */
+  socketStates: Record<string, string[]>;
   owner: Owner | null;
   synackRetransmits: number;
   retransmits: number;
@@ -123,6 +125,10 @@ export class Tally {
       flow: f.key, proto: protoName(f.proto, f.family), a: f.a, b: f.b,
       packets: groups.reduce((n, g) => n + g.count, 0), ids: this.ids.get(f.key) ?? [], groups,
       states: f.states.map((x) => `${x.from}>${x.to}`), owner: f.owner,
+      socketStates: f.states.reduce<Record<string, string[]>>((m, x) => {
+        (m[x.local] ??= []).push(`${x.from}>${x.to}`);
+        return m;
+      }, {}),
       synackRetransmits: f.synackRetransmits, retransmits: f.retransmits,
       resetsSent: f.resetsSent, resetsReceived: f.resetsReceived, verdict: '',
     };

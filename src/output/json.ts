@@ -86,6 +86,7 @@ export function connectionRecord(f: FlowSummary): object {
     b: f.b,
     packets: f.ids,
     tcp_states: f.states,
+    sockets: f.socketStates,
     process: f.owner,
     retransmissions: f.groups.reduce((n, g) => n + g.retransmits, 0),
     verdict: f.verdict,

@@ -299,3 +299,26 @@ test('the client side of a connection: one connection from connect() to close, w
     assert.equal(c.process.comm, 'node');
   });
 });
+
+test('loopback: each packet is sent, loops through lo and is delivered; both sockets\' states apart', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: (lab) => lab.listen('tcp', 8080),
+    args: ['--port', '8080'],
+    traffic: (lab) => lab.connect('tcp', '127.0.0.1', 8080, 1000, lab.server, '--send', 'hi'),
+  }, ({ result, packets, connections }) => {
+    assert.equal(result.ok, true);
+    for (const p of packets) {
+      assert.equal(p.fate, 'delivered', `${p.tcp_flags} ${p.fate}`);
+      assert.deepEqual(p.tcpdump_devices, ['lo']);
+      assert.equal(p.route.decision, 'local');
+      const points = p.steps.map((s: Rec) => s.point);
+      assert.ok(points.indexOf('net_dev_start_xmit') < points.indexOf('netif_receive_skb'));
+    }
+    assert.ok(packets.some((p) => p.ending === 'read' && p.delivery.read.bytes === 2));
+    const [c] = connections;
+    assert.equal(Object.keys(c.sockets).length, 2, 'the client and the server socket');
+    assert.deepEqual(c.sockets[`127.0.0.1:8080`].slice(0, 2), ['LISTEN>SYN_RECV', 'SYN_RECV>ESTABLISHED']);
+  });
+});
