@@ -52,6 +52,10 @@ interface Active {
   enqueued: number | null;
   /** Only GRO has seen it so far. */
   groOnly: boolean;
+  /** GRO merged this segment into another packet: it shares that packet's fate. */
+  mergedInto: Active | null;
+  /** Segments GRO merged into this packet. */
+  merged: Active[];
 }
 
 const MS = 1_000_000;
@@ -125,7 +129,9 @@ export class Correlator {
     // Handed to a device, the skb may live on in another namespace (veth), where
     // a free can no longer name its namespace: not this packet's end here.
     if (a && a.seenXmit && e.netns === 0) return;
-    if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank >= TX_QUEUED && r <= RX_START)))) {
+    if (a && a.groOnly && e.point === Point.NETIF_RECEIVE_SKB && a.j.seq === e.seq && e.len > a.j.len) {
+      this.groMerged(a, e);
+    } else if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank >= TX_QUEUED && r <= RX_START)))) {
       // The address now holds another packet: the old one went silent.
       this.settle(a, 'silent');
       a = undefined;
@@ -143,10 +149,25 @@ export class Correlator {
     this.advance(a, e, exit, r);
   }
 
+  /** GRO grew the segment a into a bigger packet: the segments that follow it
+   *  within the new length were merged into it and end with it. */
+  private groMerged(a: Active, e: NamedEvent): void {
+    const end = (a.j.seq + e.len) >>> 0;
+    for (const b of this.active.values()) {
+      if (b !== a && b.groOnly && b.flow === a.flow && b.j.start >= a.j.start && b.j.direction === a.j.direction &&
+          ((b.j.seq - a.j.seq) >>> 0) < ((end - a.j.seq) >>> 0)) {
+        b.mergedInto = a;
+        a.merged.push(b);
+      }
+    }
+    a.j.len = e.len;
+    a.j.flags = e.flags;
+  }
+
   /** Settles journeys idle for too long at time now (ns, same clock as events). */
   tick(now: number): void {
     for (const a of this.active.values()) {
-      if (now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
+      if (!a.mergedInto && now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
     }
   }
 
@@ -266,7 +287,7 @@ export class Correlator {
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
-      groOnly: e.point === Point.NAPI_GRO_RECEIVE,
+      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: [],
     };
     this.active.set(e.skb, a);
     return a;
@@ -369,8 +390,12 @@ export class Correlator {
   }
 
   private settle(a: Active, why: 'free' | 'read' | 'idle' | 'end' | 'silent', ev?: NamedEvent): void {
-    this.active.delete(a.skb);
+    if (this.active.get(a.skb) === a) this.active.delete(a.skb);
     const j = a.j;
+    if (a.mergedInto) {
+      if (why === 'end') this.settle(a.mergedInto, 'end');
+      return; // settles with the packet it was merged into
+    }
     const reachedTransport = a.localInExit || (a.seenRx && !j.steps.some((s) => s.point === 'netfilter'));
     let fate: Fate;
     let drop: Drop | null = null;
@@ -427,6 +452,11 @@ export class Correlator {
       j.tcp = { saw, reply };
     }
     this.done.push(j);
+    for (const m of a.merged) {
+      Object.assign(m.j, { fate: j.fate, drop: j.drop, ending: 'merged', mergedInto: j.id, route: j.route });
+      if (this.active.get(m.skb) === m) this.active.delete(m.skb);
+      this.done.push(m.j);
+    }
   }
 
   /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an

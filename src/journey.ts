@@ -93,6 +93,8 @@ export interface Journey {
   neighbourWaitNs?: number;
   /** Time spent in a qdisc queue. */
   qdiscWaitNs?: number;
+  /** GRO merged this segment into the packet with this id: it shares that packet's fate. */
+  mergedInto?: number;
 }
 
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';

@@ -73,6 +73,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     icmp: j.icmp && { type: j.icmp.type, code: j.icmp.code, about: j.icmp.about && { proto: protoName(j.icmp.about.proto, j.family), dst: j.icmp.about.dst } },
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
+    merged_into: j.mergedInto,
     flow: j.flow,
   };
 }

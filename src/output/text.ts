@@ -90,6 +90,7 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
       case 'netif_rx':
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
         rxDevice = true;
+        if (j.mergedInto !== undefined) parts.push('GRO merged');
         break;
       case 'netif_receive_skb':
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
@@ -193,6 +194,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     else if ((j.flags & TCP.SYN) && !(j.flags & TCP.ACK)) facts.push('TCP received it');
   }
   if (j.delivery?.socket === false) facts.push('no socket');
+  if (j.mergedInto !== undefined) facts.push(`GRO merged it into packet #${j.mergedInto}, whose fate it shares`);
   if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   return lines.join('\n');

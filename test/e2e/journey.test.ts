@@ -322,3 +322,33 @@ test('loopback: each packet is sent, loops through lo and is delivered; both soc
     assert.deepEqual(c.sockets[`127.0.0.1:8080`].slice(0, 2), ['LISTEN>SYN_RECV', 'SYN_RECV>ESTABLISHED']);
   });
 });
+
+test('GRO on the receiving device: segments merged into one packet share its fate; nothing is called a drop', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      lab.exec(lab.server.netns, 'ethtool', ['-K', 'eth0', 'gro', 'on']); // veth then receives through NAPI and GRO
+      lab.exec(lab.client.netns, 'ethtool', ['-K', 'eth0', 'tso', 'off', 'gso', 'off']); // wire-size segments
+      await lab.listen('tcp', 8080);
+    },
+    args: ['--port', '8080'],
+    traffic: (lab) => lab.connect('tcp', lab.server.v4, 8080, 2000, lab.client, '--send', 'x'.repeat(60000)),
+  }, ({ result, packets }) => {
+    assert.equal(result.ok, true);
+    const inbound = packets.filter((p) => p.direction === 'in');
+    for (const p of inbound) assert.equal(p.steps[0].point, 'napi_gro_receive_entry');
+    const merged = inbound.filter((p) => p.ending === 'merged');
+    assert.ok(merged.length > 0, 'some segments were merged');
+    const byId = new Map(packets.map((p) => [p.id, p]));
+    for (const m of merged) {
+      const head = byId.get(m.merged_into)!;
+      assert.ok(head, `packet #${m.merged_into} is reported`);
+      assert.equal(m.fate, head.fate);
+      assert.ok(head.len > m.len, 'the merged packet is larger');
+      assert.deepEqual(m.steps.map((s: Rec) => s.point), ['napi_gro_receive_entry']);
+    }
+    assert.equal(dropped(packets).length, 0);
+    assert.equal(packets.filter((p) => p.fate === 'unfinished').length, 0);
+  });
+});
