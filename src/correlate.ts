@@ -56,6 +56,8 @@ interface Active {
   mergedInto: Active | null;
   /** Segments GRO merged into this packet. */
   merged: Active[];
+  /** GSO cut it into segments (each its own journey) before the device. */
+  segmented: boolean;
 }
 
 const MS = 1_000_000;
@@ -254,6 +256,18 @@ export class Correlator {
       fate: 'unfinished', drop: null, ending: 'timeout', tcpdump: false, tcpdumpDevices: [], retransmit: 0,
       flow: flow.key,
     };
+    // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
+    if (!inbound && r >= TX_QUEUED && e.proto === IPPROTO.TCP) {
+      const parent = [...this.active.values()].find((p) => p.segmented && p.flow === flow &&
+        ((e.seq - p.j.seq) >>> 0) < p.j.len);
+      if (parent) {
+        j.segmentOf = parent.j.id;
+        parent.seenXmit = true;
+        parent.j.tcpdump = true;
+        if (!parent.j.tcpdumpDevices.includes(e.ifindex)) parent.j.tcpdumpDevices.push(e.ifindex);
+        (parent.j.segments ??= []).push(j.id);
+      }
+    }
     // First seen inside a hook (its tuple matched only after conntrack or NAT),
     // but it came in on a device: it passed that device's tcpdump tap.
     if (inbound && e.point === Point.NETFILTER && e.ifindex) {
@@ -287,7 +301,7 @@ export class Correlator {
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
-      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: [],
+      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: [], segmented: false,
     };
     this.active.set(e.skb, a);
     return a;
@@ -371,6 +385,12 @@ export class Correlator {
         step.location = e.location ?? '';
         if (e.point === Point.KFREE_SKB) step.reason = e.reasonName ?? String(e.reason);
         j.steps.push(step);
+        if (e.point === Point.CONSUME_SKB && e.location === 'validate_xmit_skb' && !a.seenXmit) {
+          // GSO made wire-size segments of it; they go to the device as their own
+          // journeys and it ends when they have (settled by the grace timeout).
+          a.segmented = true;
+          return;
+        }
         this.settle(a, 'free', e);
         return;
     }
@@ -418,7 +438,7 @@ export class Correlator {
       ending = 'freed';
     } else {
       const freed = why === 'free' || why === 'read';
-      ending = why === 'free' ? 'freed' : why === 'read' ? 'read' : why === 'end' ? 'trace-ended' : 'left';
+      ending = a.segmented ? 'segmented' : why === 'free' ? 'freed' : why === 'read' ? 'read' : why === 'end' ? 'trace-ended' : 'left';
       // Delivered if it last left LOCAL_IN (a packet looped through lo or a veth
       // pair in this namespace is sent and then delivered); else sent if it left a device.
       if (a.localInExit || (freed && j.direction === 'in' && !a.seenXmit)) fate = 'delivered';

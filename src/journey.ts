@@ -10,6 +10,7 @@ export type Ending =
   | 'read'         // the application read it from its socket
   | 'left'         // handed to a device (or to the local stack) and not seen again
   | 'merged'       // GRO merged it into another packet at the device
+  | 'segmented'    // GSO cut it into segments, which went on as their own journeys
   | 'timeout'      // no event for too long, in the middle of the path
   | 'trace-ended'; // the trace stopped while it was under way
 
@@ -95,6 +96,10 @@ export interface Journey {
   qdiscWaitNs?: number;
   /** GRO merged this segment into the packet with this id: it shares that packet's fate. */
   mergedInto?: number;
+  /** GSO: this wire segment was cut from the packet with this id. */
+  segmentOf?: number;
+  /** GSO: the ids of the segments this packet was cut into. */
+  segments?: number[];
 }
 
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';

@@ -19,7 +19,9 @@ export class Symbolizer {
       const lo = parseInt(line.slice(8, 16), 16);
       if (hi === 0 && lo === 0) continue; // addresses hidden (kptr_restrict)
       const tab = line.indexOf('\t', 19);
-      entries.push({ hi, lo, name: tab < 0 ? line.slice(19) : line.slice(19, tab) });
+      const name = tab < 0 ? line.slice(19) : line.slice(19, tab);
+      // Compiler clones (foo.isra.0, foo.constprop.0, foo.cold) are named as the source function.
+      entries.push({ hi, lo, name: name.replace(/\.(isra|constprop|part|cold|llvm)\b.*$/, '') });
     }
     entries.sort((a, b) => a.hi - b.hi || a.lo - b.lo);
     this.hi = Uint32Array.from(entries, (e) => e.hi);

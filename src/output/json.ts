@@ -74,6 +74,8 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
     merged_into: j.mergedInto,
+    segment_of: j.segmentOf,
+    segments: j.segments,
     flow: j.flow,
   };
 }

@@ -195,6 +195,8 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   }
   if (j.delivery?.socket === false) facts.push('no socket');
   if (j.mergedInto !== undefined) facts.push(`GRO merged it into packet #${j.mergedInto}, whose fate it shares`);
+  if (j.segments) facts.push(`GSO cut it into ${j.segments.length} segments (#${j.segments.join(', #')})`);
+  if (j.segmentOf !== undefined) facts.push(`a GSO segment of packet #${j.segmentOf}`);
   if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   return lines.join('\n');

@@ -352,3 +352,29 @@ test('GRO on the receiving device: segments merged into one packet share its fat
     assert.equal(packets.filter((p) => p.fate === 'unfinished').length, 0);
   });
 });
+
+test('GSO on the sending device: wire segments are their own journeys, linked to the packet they were cut from', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.client.netns,
+    setup: async (lab) => {
+      lab.exec(lab.client.netns, 'ethtool', ['-K', 'eth0', 'tso', 'off', 'gso', 'on']); // the stack segments, not the device
+      await lab.listen('tcp', 8080);
+    },
+    args: ['--port', '8080'],
+    traffic: (lab) => lab.connect('tcp', lab.server.v4, 8080, 2000, lab.client, '--send', 'x'.repeat(30000)),
+  }, ({ result, packets }) => {
+    assert.equal(result.ok, true);
+    const parents = packets.filter((p) => p.segments);
+    assert.ok(parents.length > 0, 'some packets were segmented');
+    const byId = new Map(packets.map((p) => [p.id, p]));
+    for (const parent of parents) {
+      assert.deepEqual([parent.direction, parent.fate, parent.ending, parent.tcpdump], ['out', 'sent', 'segmented', true]);
+      const segs = parent.segments.map((id: number) => byId.get(id)!);
+      assert.ok(segs.length >= 2);
+      assert.equal(segs.reduce((n: number, s: Rec) => n + s.len, 0), parent.len, 'the segments carry the whole packet');
+      for (const s of segs) assert.deepEqual([s.segment_of, s.fate, s.tcpdump], [parent.id, 'sent', true]);
+    }
+    assert.equal(dropped(packets).length, 0);
+  });
+});
