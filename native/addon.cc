@@ -27,6 +27,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     return DefineClass(env, "Tracer", {
       InstanceMethod("attachTracepoints", &TracerWrap::AttachTracepoints),
       InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
+      InstanceMethod("detachLink", &TracerWrap::DetachLink),
       InstanceMethod("consume", &TracerWrap::Consume),
       InstanceMethod("lostEvents", &TracerWrap::LostEvents),
       InstanceMethod("close", &TracerWrap::Close),
@@ -85,7 +86,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     return out;
   }
 
-  // attachNetfilter(netnsPath, [{pf, hook, slot, priority, step, maxTries}]) -> [{priority, errno}]
+  // attachNetfilter(netnsPath, [{pf, hook, slot, priority, step, maxTries}]) -> [{priority, errno, link}]
   Napi::Value AttachNetfilter(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     std::string path = info[0].As<Napi::String>();
@@ -107,9 +108,15 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       Napi::Object r = Napi::Object::New(env);
       r.Set("priority", results[i].priority);
       r.Set("errno", results[i].error);
+      r.Set("link", results[i].link);
       out.Set(i, r);
     }
     return out;
+  }
+
+  Napi::Value DetachLink(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return Napi::Boolean::New(env, tracer(env).detach_link(info[0].As<Napi::Number>().Int32Value()));
   }
 
   // consume(Uint8Array) -> number of records copied into it

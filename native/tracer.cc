@@ -107,11 +107,12 @@ std::vector<NetfilterResult> Tracer::attach_netfilter(const std::string &netns_p
         LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)rq.pf, .hooknum = (__u32)rq.hook, .priority = prio);
         bpf_link *link = bpf_program__attach_netfilter(prog, &opts);
         if (link) {
-          links_.push_back(link);
-          results[i] = {prio, 0};
+          int id = next_link_id_++;
+          netfilter_links_[id] = link;
+          results[i] = {prio, 0, id};
           break;
         }
-        results[i] = {prio, errno};
+        results[i] = {prio, errno, 0};
         if (errno != EBUSY) break;  // EBUSY: that priority is taken, try the next
       }
     }
@@ -120,6 +121,14 @@ std::vector<NetfilterResult> Tracer::attach_netfilter(const std::string &netns_p
   if (rc < 0)
     for (auto &r : results) r.error = -rc;
   return results;
+}
+
+bool Tracer::detach_link(int id) {
+  auto it = netfilter_links_.find(id);
+  if (it == netfilter_links_.end()) return false;
+  bpf_link__destroy(it->second);
+  netfilter_links_.erase(it);
+  return true;
 }
 
 int Tracer::on_sample(void *ctx, void *data, size_t size) {
@@ -154,6 +163,8 @@ uint64_t Tracer::lost_events() const {
 void Tracer::close() {
   for (bpf_link *l : links_) bpf_link__destroy(l);
   links_.clear();
+  for (auto &[id, l] : netfilter_links_) bpf_link__destroy(l);
+  netfilter_links_.clear();
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
   if (skel_) pathtrace_bpf__destroy(skel_);

@@ -2,6 +2,7 @@
 // buffer. Knows nothing of JavaScript; native/addon.cc is the binding.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,7 @@ struct NetfilterRequest {
 struct NetfilterResult {
   int priority = 0;  // the priority attached at
   int error = 0;     // errno when not attached
+  int link = 0;      // id for detach_link, when attached
 };
 
 class Tracer {
@@ -46,6 +48,8 @@ class Tracer {
   std::vector<NetfilterResult> attach_netfilter(const std::string &netns_path,
                                                 const std::vector<NetfilterRequest> &requests,
                                                 std::string *error);
+  // Detaches one netfilter link by the id attach_netfilter gave; false if unknown.
+  bool detach_link(int id);
   // Copies up to max records into out; returns how many.
   size_t consume(pathtrace_record *out, size_t max);
   uint64_t lost_events() const;
@@ -56,7 +60,9 @@ class Tracer {
 
   pathtrace_bpf *skel_ = nullptr;
   ring_buffer *ring_ = nullptr;
-  std::vector<bpf_link *> links_;
+  std::vector<bpf_link *> links_;              // tracepoints
+  std::map<int, bpf_link *> netfilter_links_;  // by id, so that probes can be re-placed
+  int next_link_id_ = 1;
   std::vector<PointStatus> skipped_;  // tracepoints the kernel lacks
   pathtrace_record *batch_ = nullptr;
   size_t batch_len_ = 0, batch_max_ = 0;

@@ -17,6 +17,8 @@ export interface NamedEvent extends TraceEvent {
   location?: string;
   /** kfree_skb: drop reason name without the SKB_DROP_REASON_ prefix. */
   reasonName?: string;
+  /** netfilter: the priority its probe sits at. */
+  priority?: number;
 }
 
 export interface CorrelatorOptions {
@@ -357,7 +359,8 @@ export class Correlator {
       case Point.NETFILTER: {
         const hook = HOOK_NAMES[e.hook];
         step.hook = hook;
-        step.at = exit ? 'exit' : 'entry';
+        step.at = exit ? 'exit' : e.probe === NF_SLOT_ENTRY ? 'entry' : 'between';
+        if (e.priority !== undefined) step.priority = e.priority;
         if (e.ifindex) step.in = e.ifindex;
         if (e.ifindexOut) step.out = e.ifindexOut;
         a.nfHook = hook;

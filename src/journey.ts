@@ -1,5 +1,6 @@
 // What the correlator produces: one packet's journey through this host.
 import type { Layer } from './classify.js';
+import type { RuleAttribution } from './ruleset/attribute.js';
 import type { HookName } from './kernel-names.js';
 
 export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished';
@@ -17,13 +18,14 @@ export type Ending =
 export interface Step {
   point: string;                 // tracepoint name, or "netfilter"
   hook?: HookName;               // netfilter steps
-  at?: 'entry' | 'exit';         // netfilter steps: which probe
+  at?: 'entry' | 'between' | 'exit'; // netfilter steps: which probe (between: between two chains)
   t: number;                     // ns since the trace started
   ifindex?: number;              // device of RX/TX/qdisc steps
   in?: number;                   // netfilter steps: in and out devices (ifindex), when set
   out?: number;
   location?: string;             // kfree/consume: the freeing function
   reason?: string;               // kfree_skb: the drop reason
+  priority?: number;             // netfilter steps: the probe's priority
   qlen?: number;                 // qdisc steps: queue length
   bytes?: number;                // skb_copy_datagram_iovec: bytes the application read
   pid?: number;                  // skb_copy_datagram_iovec: the reader
@@ -48,6 +50,8 @@ export interface Drop {
   /** Set when the kernel freed the packet without a drop reason and pathtrace
    *  named it from what followed (a SYN the listener consumed without answering). */
   inferred?: true;
+  /** Netfilter drops: the table, chain and rule, as far as the evidence goes. */
+  attribution?: RuleAttribution;
 }
 
 export interface Journey {

@@ -14,11 +14,12 @@ export interface FilterConfig {
 
 export interface PointStatus { point: string; attached: boolean; error?: string }
 export interface NetfilterRequest { pf: number; hook: number; slot: number; priority: number; step: number; maxTries: number }
-export interface NetfilterResult { priority: number; errno: number }
+export interface NetfilterResult { priority: number; errno: number; link: number }
 
 export interface NativeTracer {
   attachTracepoints(): PointStatus[];
   attachNetfilter(netnsPath: string, requests: NetfilterRequest[]): NetfilterResult[];
+  detachLink(link: number): boolean;
   consume(into: Uint8Array): number;
   lostEvents(): number;
   close(): void;

@@ -15,6 +15,8 @@ export interface TraceOptions {
   duration: number | null;     // seconds
   count: number | null;        // packets
   ringMiB: number;
+  /** Add an nftables trace table to name the exact rule (changes the ruleset while tracing). */
+  ruleTrace: boolean;
 }
 
 export type Command =
@@ -39,6 +41,9 @@ Output and end:
   -d, --duration SECONDS      stop after this long
   -c, --count N               stop after N packets
       --ring-mib N            ring buffer size in MiB (default 8)
+      --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
+                              of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
+                              without it pathtrace changes nothing and names the rule from counters and matches
   -h, --help                  this help
   -V, --version               version
 
@@ -110,6 +115,7 @@ export function parseCommandLine(argv: string[]): Command {
         duration: { type: 'string', short: 'd' },
         count: { type: 'string', short: 'c' },
         'ring-mib': { type: 'string' },
+        'rule-trace': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -136,6 +142,7 @@ export function parseCommandLine(argv: string[]): Command {
     duration: positiveNumber('--duration', v.duration, false),
     count: positiveNumber('--count', v.count, true),
     ringMiB,
+    ruleTrace: v['rule-trace'] ?? false,
   };
   if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
 

@@ -2,35 +2,31 @@
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
-import { getSystemErrorName } from 'node:util';
 import { Correlator, type NamedEvent } from './correlate.js';
 import { COUNTER_FILES, counterDeltas, parseCounters, type Counters } from './counters.js';
 import { Symbolizer } from './kallsyms.js';
-import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from './kernel-names.js';
+import { EnumNames } from './kernel-names.js';
+import { needsAttribution, RuleAttributor } from './attribution.js';
+import { NetfilterProbes, type HookProbes } from './probes.js';
+import { RulesetReader } from './ruleset/read.js';
+import { RuleTrace } from './ruletrace.js';
 import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
-import { native, type NativeTracer, type NetfilterRequest } from './native.js';
+import { native, type NativeTracer } from './native.js';
 import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
 import {
-  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT,
+  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT,
   clockBase, decodeRecords, type ClockBase,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
 
 export class SessionError extends Error {}
 
-export interface NetfilterProbe {
-  family: 'ipv4' | 'ipv6';
-  hook: string;
-  entry: number | null;  // priority, null when it could not attach
-  exit: number | null;
-}
-
 export interface ReadyInfo {
   netns: NetnsTarget;
   points: string[];
-  netfilter: NetfilterProbe[];
+  netfilter: HookProbes[];
   unavailable: { point: string; reason: string }[];
   startedAt: number; // Date.now() at the clock base
 }
@@ -38,6 +34,8 @@ export interface ReadyInfo {
 export interface Sink {
   ready(info: ReadyInfo): void;
   packet(j: Journey): void;
+  /** Something the user should know while tracing (the ruleset changed...). */
+  note(message: string): void;
   summary(s: Summary): void;
 }
 
@@ -66,24 +64,10 @@ export class Devices {
   }
 }
 
-const INT_MIN = -2147483648;
-const INT_MAX = 2147483647;
 const POLL_MS = 20;
 const BATCH_RECORDS = 4096;
+const RULESET_POLL_MS = 1000;
 const MAX_BATCHES_PER_POLL = 64;
-
-/** Entry probes just after INT_MIN (refused), exit probes just before INT_MAX;
- *  on EBUSY (priority taken by a chain or another tracer) the next one inward. */
-export function netfilterPlan(): NetfilterRequest[] {
-  const plan: NetfilterRequest[] = [];
-  for (const pf of [NFPROTO_IPV4, NFPROTO_IPV6]) {
-    for (let hook = 0; hook < HOOK_NAMES.length; hook++) {
-      plan.push({ pf, hook, slot: NF_SLOT_ENTRY, priority: INT_MIN + 1, step: 1, maxTries: 64 });
-      plan.push({ pf, hook, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 });
-    }
-  }
-  return plan;
-}
 
 /**
  * What the kernel offers. PATHTRACE_PRETEND_KERNEL_LACKS=btf|netfilter makes
@@ -95,12 +79,6 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
   return f;
-}
-
-function errnoName(errno: number): string {
-  const why: Record<string, string> = { EBUSY: 'every priority tried is taken (EBUSY)', EOPNOTSUPP: 'not supported (EOPNOTSUPP)' };
-  const name = getSystemErrorName(-errno);
-  return why[name] ?? name;
 }
 
 export class Session {
@@ -121,15 +99,26 @@ export class Session {
   private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
   private recorded: string[] = [];
 
-  /** The traced namespace, held open: /proc/self/fd/N reaches it even after `ip netns del`. */
+  /** The traced namespace, held open: /proc/PID/fd/N reaches it even after `ip netns del`. */
   private nsFd: number | null;
   private readonly nsPath: string;
   private readonly countersBefore: Counters | null;
+  private readonly probes: NetfilterProbes | null = null;
+  private readonly attributor: RuleAttributor | null = null;
+  /** Journeys in the order they are reported; netfilter drops wait for their rule. */
+  private readonly outbox: { j: Journey; pending: boolean }[] = [];
+  private reading: Promise<void> | null = null;
+  private dropsSinceReading = false;
+  private rulesetTimer: NodeJS.Timeout | null = null;
+  private ruleTrace: RuleTrace | null = null;
+  /** Said once the trace runs: what --rule-trace added, leftovers removed. */
+  private readonly notes: string[] = [];
 
   constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
     const n = native();
     this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
-    this.nsPath = this.nsFd === null ? '' : `/proc/self/fd/${this.nsFd}`;
+    // By our pid, not "self": child processes (nsenter) open it too.
+    this.nsPath = this.nsFd === null ? '' : `/proc/${process.pid}/fd/${this.nsFd}`;
     const features = kernelFeatures(n);
     if (!features.btf) {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
@@ -168,33 +157,33 @@ export class Session {
         if (s.attached) points.push(s.point);
         else unavailable.push({ point: s.point, reason: s.error ?? 'not attached' });
       }
-      const netfilter: NetfilterProbe[] = [];
+      this.devices = new Devices(this.nsPath);
       if (features.netfilterLinks) {
-        const plan = netfilterPlan();
-        let results;
+        this.probes = new NetfilterProbes(this.tracer, this.nsPath);
         try {
-          results = this.tracer.attachNetfilter(this.nsPath, plan);
+          this.probes.attachBrackets();
         } catch (e) {
           throw new SessionError((e as Error).message);
         }
-        for (let i = 0; i < plan.length; i += 2) {
-          const family = plan[i].pf === NFPROTO_IPV4 ? 'ipv4' : 'ipv6';
-          const hook = HOOK_NAMES[plan[i].hook];
-          const [entry, exit] = [results[i], results[i + 1]];
-          netfilter.push({
-            family, hook,
-            entry: entry.errno ? null : entry.priority,
-            exit: exit.errno ? null : exit.priority,
-          });
-          for (const [r, at] of [[entry, 'entry'], [exit, 'exit']] as const) {
-            if (r.errno) unavailable.push({ point: `netfilter ${family} ${hook} ${at}`, reason: errnoName(r.errno) });
+        unavailable.push(...this.probes.failures);
+        const reader = new RulesetReader(this.nsPath);
+        let trace: RuleTrace | null = null;
+        if (options.ruleTrace) {
+          trace = new RuleTrace(this.nsPath);
+          this.ruleTrace = trace;
+          const leftovers = trace.removeLeftovers();
+          if (leftovers.length) this.notes.push(`removed what a killed pathtrace left: table inet ${leftovers.join(', table inet ')}`);
+          try {
+            this.notes.push(trace.start(options));
+          } catch (e) {
+            throw new SessionError(`--rule-trace: cannot add the trace table: ${(e as Error).message.split('\n')[0]}`);
           }
         }
+        this.attributor = new RuleAttributor(reader, this.probes, this.devices, commandPrefix(netns), reader.readSync(false), trace);
       }
-      this.devices = new Devices(this.nsPath);
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({ netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT });
-      this.ready = { netns, points, netfilter, unavailable, startedAt };
+      this.ready = { netns, points, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
     } catch (e) {
       this.close();
       throw e;
@@ -204,6 +193,7 @@ export class Session {
   /** Runs until stop() (or --duration / --count / the namespace going away). */
   run(sink: Sink): Promise<Summary> {
     sink.ready(this.ready);
+    for (const n of this.notes) sink.note(n);
     return new Promise((resolve) => {
       let stopped = false;
       const stop = (why: string) => {
@@ -212,7 +202,9 @@ export class Session {
         if (this.timer) clearInterval(this.timer);
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
+        if (this.rulesetTimer) clearInterval(this.rulesetTimer);
         this.poll(sink, true);
+        this.attributeNow(sink);
         const after = this.readCounters();
         const summary = this.tally.summary(this.correlator, {
           counters: this.countersBefore && after ? counterDeltas(this.countersBefore, after) : null,
@@ -231,6 +223,16 @@ export class Session {
         ? setTimeout(() => stop('duration'), this.options.duration * 1000) : null;
       const netnsWatch = this.netns.path
         ? setInterval(() => { if (!existsSync(this.netns.path)) stop('netns-gone'); }, 500) : null;
+      if (this.attributor) {
+        this.rulesetTimer = setInterval(() => {
+          if (this.reading) return;
+          const dropsSeen = this.dropsSinceReading;
+          this.reading = this.attributor!.refresh(dropsSeen)
+            .then((change) => { if (change) sink.note(change); })
+            .catch(() => {})
+            .finally(() => { this.reading = null; });
+        }, RULESET_POLL_MS);
+      }
       this.timer = setInterval(() => {
         this.poll(sink, false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
@@ -268,6 +270,8 @@ export class Session {
       if (e.point === Point.KFREE_SKB || e.point === Point.CONSUME_SKB) {
         e.location = this.symbols.lookup(e.locHi, e.locLo);
         if (e.point === Point.KFREE_SKB) e.reasonName = this.reasons.name(e.reason);
+      } else if (e.point === Point.NETFILTER) {
+        e.priority = this.probes?.priority(e.family, e.hook, e.probe);
       }
       if (this.recordTo) this.recorded.push(JSON.stringify(e));
       this.correlator.push(e);
@@ -285,7 +289,51 @@ export class Session {
     if (final) this.correlator.finish();
     else this.correlator.tick(this.now());
     for (const j of this.correlator.drain()) {
-      if (this.options.count !== null && this.tally.packets >= this.options.count) break;
+      const pending = this.attributor !== null && needsAttribution(j);
+      this.outbox.push({ j, pending });
+      if (pending) this.dropsSinceReading = true;
+    }
+    if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
+    this.flush(sink);
+  }
+
+  /** Reads the ruleset (with rule texts) and attributes the drops waiting in the outbox. */
+  private attributeSoon(sink: Sink): void {
+    const waiting = this.outbox.filter((o) => o.pending);
+    this.dropsSinceReading = false;
+    // nftables' trace lines come from another process: give them a moment.
+    const settle = this.ruleTrace ? new Promise((r) => setTimeout(r, 100)) : Promise.resolve();
+    this.reading = settle.then(() => new RulesetReader(this.nsPath).read(true))
+      .then((rs) => {
+        this.attributor!.attribute(rs, waiting.map((o) => o.j));
+      })
+      .catch(() => {})
+      .finally(() => {
+        for (const o of waiting) o.pending = false;
+        this.reading = null;
+        this.flush(sink);
+      });
+  }
+
+  /** At the end: attribute what is still waiting, synchronously. */
+  private attributeNow(sink: Sink): void {
+    const waiting = this.outbox.filter((o) => o.pending);
+    if (waiting.length && this.attributor) {
+      try {
+        this.attributor.attribute(new RulesetReader(this.nsPath).readSync(true), waiting.map((o) => o.j));
+      } catch {
+        /* the namespace is gone: the drops keep their hook */
+      }
+    }
+    for (const o of waiting) o.pending = false;
+    this.flush(sink);
+  }
+
+  /** Reports journeys in order, up to the first that still waits for its rule. */
+  private flush(sink: Sink): void {
+    while (this.outbox.length && !this.outbox[0].pending) {
+      const { j } = this.outbox.shift()!;
+      if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
       this.tally.add(j);
       sink.packet(j);
     }
@@ -293,9 +341,19 @@ export class Session {
 
   close(): void {
     if (this.timer) clearInterval(this.timer);
+    if (this.rulesetTimer) clearInterval(this.rulesetTimer);
     this.timer = null;
+    this.rulesetTimer = null;
     this.tracer?.close();
     this.tracer = null;
+    this.ruleTrace?.stop();
+    this.ruleTrace = null;
     this.closeNetns();
   }
+}
+
+/** How the user runs a command in the traced namespace, for the commands pathtrace shows. */
+export function commandPrefix(netns: NetnsTarget): string {
+  if (!netns.path) return '';
+  return netns.path.startsWith('/run/netns/') ? `ip netns exec ${netns.label} ` : `nsenter --net=${netns.path} `;
 }

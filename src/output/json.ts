@@ -1,6 +1,6 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
-import { flagLetters, type Journey } from '../journey.js';
+import { flagLetters, type Drop, type Journey } from '../journey.js';
 import { IPPROTO } from '../record.js';
 import { protoName, type FlowSummary, type Summary } from '../summary.js';
 import type { ReadyInfo, Sink } from '../session.js';
@@ -53,7 +53,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       t_ns: s.t,
     })),
     fate: j.fate,
-    drop: j.drop,
+    drop: j.drop && dropRecord(j.drop),
     tcpdump: j.tcpdump,
     tcpdump_devices: j.tcpdumpDevices.map((i) => devices.name(i)),
     retransmit: j.retransmit,
@@ -77,6 +77,19 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     segment_of: j.segmentOf,
     segments: j.segments,
     flow: j.flow,
+  };
+}
+
+/** The drop, with the table, chain and rule flattened in when they are known. */
+export function dropRecord(d: Drop): object {
+  const a = d.attribution;
+  return {
+    layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, inferred: d.inferred,
+    ...(a && {
+      table: a.table, chain: a.chain, family: a.family, source: a.source,
+      rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
+      candidates: a.candidates, guess: a.guess, owner: a.owner, inspect: a.inspect, remove: a.remove,
+    }),
   };
 }
 
@@ -143,6 +156,10 @@ export class JsonSink implements Sink {
 
   packet(j: Journey): void {
     this.write(JSON.stringify(packetRecord(j, this.devices(), this.startedAt)));
+  }
+
+  note(message: string): void {
+    this.write(JSON.stringify({ type: 'note', time: new Date().toISOString(), message }));
   }
 
   summary(s: Summary): void {

@@ -2,6 +2,7 @@
 // and the part a tcpdump user needs: what the capture shows and why.
 import { flagLetters, TCP, type Journey, type Step } from '../journey.js';
 import { IPPROTO } from '../record.js';
+import type { RuleAttribution } from '../ruleset/attribute.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import { bundleDrops } from '../story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../summary.js';
@@ -178,12 +179,29 @@ function header(j: Journey, startedAt: number, st: Style): string {
   return parts.join(' ');
 }
 
+/** Where in the ruleset a netfilter drop happened, and the commands to look and undo. */
+export function ruleLines(a: RuleAttribution, st: Style): string[] {
+  const where = `table ${a.family} ${a.table} chain ${a.chain} (${a.source}${a.owner ? `, managed by ${a.owner}` : ''})`;
+  const lines: string[] = [];
+  if (a.rule) {
+    const how = a.rule.found === 'policy' ? 'the chain\'s policy' : `found by ${a.rule.found}`;
+    lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
+  } else {
+    lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
+  }
+  if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
+  return lines;
+}
+
 export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, st: Style = PLAIN): string {
   const lines = [header(j, startedAt, st), `  ${pathLine(j, dev, st)}`];
   const facts: string[] = [];
+  const extra: string[] = [];
   if (j.drop) {
     facts.push(`${st.bad(j.drop.reason)} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
     if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
+    const a = j.drop.attribution;
+    if (a) extra.push(...ruleLines(a, st));
   } else if (j.ending === 'freed') {
     const last = j.steps[j.steps.length - 1];
     if (last?.location) facts.push(st.dim(`freed by ${last.location}`));
@@ -199,6 +217,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.segmentOf !== undefined) facts.push(`a GSO segment of packet #${j.segmentOf}`);
   if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
+  for (const x of extra) lines.push(`  ${x}`);
   return lines.join('\n');
 }
 
@@ -305,6 +324,10 @@ export class TextSink implements Sink {
 
   packet(j: Journey): void {
     this.out(formatJourney(j, this.devices(), this.startedAt, this.style));
+  }
+
+  note(message: string): void {
+    this.err(`pathtrace: ${message}`);
   }
 
   summary(s: Summary): void {

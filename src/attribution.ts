@@ -1,0 +1,82 @@
+// Names the table, chain and rule of netfilter drops, read-only: the probes
+// between chains bracket the drop, the ruleset's counters and matches name
+// the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
+// the probes when the ruleset's layout changes.
+import type { Journey } from './journey.js';
+import type { NetfilterProbes } from './probes.js';
+import { attributeDrop, attributeFromTrace, type PacketView } from './ruleset/attribute.js';
+import type { RuleTrace } from './ruletrace.js';
+import type { Ruleset } from './ruleset/model.js';
+import { layoutChanges, layoutSignature } from './ruleset/plan.js';
+import { ruleCounterDeltas, ruleCounters, type RulesetReader } from './ruleset/read.js';
+import { protoName } from './summary.js';
+
+export interface DeviceNames { name(ifindex: number): string }
+
+export function needsAttribution(j: Journey): boolean {
+  return j.drop?.layer === 'netfilter' && j.drop.hook !== null;
+}
+
+export class RuleAttributor {
+  private baseline: Map<string, number>;
+  private layout: string;
+
+  constructor(
+    private readonly reader: RulesetReader,
+    private readonly probes: NetfilterProbes,
+    private readonly devices: DeviceNames,
+    /** How to run a command in the traced namespace, for the commands shown ("ip netns exec web "). */
+    private readonly prefix: string,
+    initial: Ruleset,
+    /** --rule-trace: nftables' own verdicts, tried first. */
+    readonly trace: RuleTrace | null = null,
+  ) {
+    this.baseline = ruleCounters(initial);
+    this.layout = layoutSignature(initial);
+    this.probes.place(initial);
+  }
+
+  /** Reads the ruleset again; re-places the probes if chains came, went or moved. Returns what changed. */
+  async refresh(dropsSinceLastReading: boolean): Promise<string | null> {
+    const rs = await this.reader.read(false);
+    if (!dropsSinceLastReading) this.baseline = ruleCounters(rs);
+    return this.relayout(rs);
+  }
+
+  private relayout(rs: Ruleset): string | null {
+    const sig = layoutSignature(rs);
+    if (sig === this.layout) return null;
+    const changes = layoutChanges(this.layout, sig);
+    this.layout = sig;
+    const gaps = this.probes.place(rs);
+    return `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
+  }
+
+  /** Attributes the drops of these journeys with a fresh reading of the ruleset (rule texts included). */
+  attribute(rs: Ruleset, journeys: Journey[]): void {
+    const now = ruleCounters(rs);
+    const deltas = ruleCounterDeltas(this.baseline, now);
+    this.baseline = now;
+    for (const j of journeys) {
+      const drop = j.drop!;
+      const hook = drop.hook!;
+      const traced = this.trace?.take(j);
+      if (traced) {
+        drop.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
+        continue;
+      }
+      const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined);
+      const after = Math.max(...steps.map((s) => s.priority!), -Infinity);
+      const before = this.probes.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
+      const nf = [...j.steps].reverse().find((s) => s.hook === hook);
+      const t = j.translated ?? j;
+      const packet: PacketView = {
+        family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
+        iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
+      };
+      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: drop.location, packet, counterDeltas: deltas, prefix: this.prefix });
+      if (a) drop.attribution = a;
+    }
+    this.relayout(rs);
+  }
+}

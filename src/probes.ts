@@ -1,0 +1,117 @@
+// The netfilter probes of a session: one at the entry and one at the exit of
+// each hook, and one in each gap between the hook's chains (re-placed when
+// the ruleset changes), and what priority each probe slot sits at.
+import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from './kernel-names.js';
+import type { NativeTracer, NetfilterRequest } from './native.js';
+import { NF_SLOT_ENTRY, NF_SLOT_EXIT } from './record.js';
+import { planGaps, type Gap } from './ruleset/plan.js';
+import type { Ruleset } from './ruleset/model.js';
+
+const INT_MIN = -2147483648;
+const INT_MAX = 2147483647;
+
+export interface HookProbes {
+  family: 'ipv4' | 'ipv6';
+  hook: HookName;
+  entry: number | null;  // priority, null when it could not attach
+  exit: number | null;
+  between: number[];     // probes between chains
+}
+
+/** Entry probes just after INT_MIN (refused), exit probes just before INT_MAX;
+ *  on EBUSY (priority taken by a chain or another tracer) the next one inward. */
+export function bracketPlan(): NetfilterRequest[] {
+  const plan: NetfilterRequest[] = [];
+  for (const pf of [NFPROTO_IPV4, NFPROTO_IPV6]) {
+    for (let hook = 0; hook < HOOK_NAMES.length; hook++) {
+      plan.push({ pf, hook, slot: NF_SLOT_ENTRY, priority: INT_MIN + 1, step: 1, maxTries: 64 });
+      plan.push({ pf, hook, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 });
+    }
+  }
+  return plan;
+}
+
+function errnoName(errno: number): string {
+  return errno === 16 ? 'every priority tried is taken (EBUSY)' : errno === 95 ? 'not supported (EOPNOTSUPP)' : `errno ${errno}`;
+}
+
+const key = (family: 4 | 6, hook: HookName) => `${family}:${hook}`;
+
+export class NetfilterProbes {
+  /** Priority of each attached slot, by family and hook. */
+  private readonly slots = new Map<string, Map<number, number>>();
+  private gapLinks: number[] = [];
+  readonly failures: { point: string; reason: string }[] = [];
+
+  constructor(private readonly tracer: NativeTracer, private readonly nsPath: string) {}
+
+  /** Attaches the entry and exit probes of every hook. */
+  attachBrackets(): void {
+    const plan = bracketPlan();
+    const results = this.tracer.attachNetfilter(this.nsPath, plan);
+    plan.forEach((rq, i) => {
+      const family = rq.pf === NFPROTO_IPV4 ? 4 : 6;
+      const hook = HOOK_NAMES[rq.hook];
+      const r = results[i];
+      if (r.errno) {
+        this.failures.push({
+          point: `netfilter ipv${family} ${hook} ${rq.slot === NF_SLOT_ENTRY ? 'entry' : 'exit'}`,
+          reason: errnoName(r.errno),
+        });
+      } else {
+        this.slotsOf(family, hook).set(rq.slot, r.priority);
+      }
+    });
+  }
+
+  private slotsOf(family: 4 | 6, hook: HookName): Map<number, number> {
+    let m = this.slots.get(key(family, hook));
+    if (!m) this.slots.set(key(family, hook), (m = new Map()));
+    return m;
+  }
+
+  /** Puts a probe in each gap between the ruleset's chains; the previous ones go. Returns the gaps. */
+  place(rs: Ruleset): Gap[] {
+    for (const id of this.gapLinks) this.tracer.detachLink(id);
+    this.gapLinks = [];
+    for (const m of this.slots.values()) for (const slot of [...m.keys()]) if (slot !== NF_SLOT_ENTRY && slot !== NF_SLOT_EXIT) m.delete(slot);
+    const gaps = planGaps(rs);
+    const requests = gaps.map((g) => ({
+      pf: g.family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: HOOK_NAMES.indexOf(g.hook), slot: g.slot,
+      priority: g.priority, step: 1, maxTries: Math.max(1, g.above - g.priority),
+    }));
+    const results = requests.length ? this.tracer.attachNetfilter(this.nsPath, requests) : [];
+    const placed: Gap[] = [];
+    results.forEach((r, i) => {
+      if (r.errno) return; // a gap we could not fill only makes the bracket wider
+      this.gapLinks.push(r.link);
+      this.slotsOf(gaps[i].family, gaps[i].hook).set(gaps[i].slot, r.priority);
+      placed.push({ ...gaps[i], priority: r.priority });
+    });
+    return placed;
+  }
+
+  priority(family: number, hook: number, slot: number): number | undefined {
+    return this.slots.get(key(family as 4 | 6, HOOK_NAMES[hook]))?.get(slot);
+  }
+
+  /** The probe priorities of a hook, ascending. */
+  priorities(family: 4 | 6, hook: HookName): number[] {
+    return [...(this.slots.get(key(family, hook))?.values() ?? [])].sort((a, b) => a - b);
+  }
+
+  describe(): HookProbes[] {
+    const out: HookProbes[] = [];
+    for (const family of [4, 6] as const) {
+      for (const hook of HOOK_NAMES) {
+        const m = this.slots.get(key(family, hook));
+        out.push({
+          family: family === 4 ? 'ipv4' : 'ipv6', hook,
+          entry: m?.get(NF_SLOT_ENTRY) ?? null, exit: m?.get(NF_SLOT_EXIT) ?? null,
+          between: [...(m?.entries() ?? [])].filter(([s]) => s !== NF_SLOT_ENTRY && s !== NF_SLOT_EXIT).map(([, p]) => p).sort((a, b) => a - b),
+        });
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,239 @@
+// Which table, chain and rule dropped a packet, read-only. The netfilter
+// probes bracket the drop between two priorities; the chains in between are
+// the candidates; rule counters that moved, and rules whose match plainly
+// covers the packet, single out the rule. Pure.
+import type { HookName } from '../kernel-names.js';
+import { baseChains, chainKey, chainOwner, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
+
+export interface PacketView {
+  family: 4 | 6;
+  proto: string; // tcp, udp, icmp, icmpv6
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  iif?: string;
+  oif?: string;
+}
+
+export interface RuleAttribution {
+  table: string;
+  chain: string;
+  family: string;
+  source: Source;
+  rule: { text: string; handle?: number; position: number; found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace' } | null;
+  /** When the evidence does not single out one rule (or chain): what it could be. */
+  candidates?: string[];
+  guess?: boolean;
+  owner?: string;
+  inspect?: string;
+  remove?: string;
+}
+
+// ---- matching a rule against a packet -------------------------------------
+
+function ipToBytes(a: string): number[] | null {
+  if (a.includes('.') && !a.includes(':')) {
+    const p = a.split('.').map(Number);
+    return p.length === 4 && p.every((x) => x >= 0 && x <= 255) ? p : null;
+  }
+  if (!a.includes(':')) return null;
+  const [h, t] = a.split('::');
+  const g = (s?: string) => (s ? s.split(':').map((x) => parseInt(x, 16)) : []);
+  const head = g(h), tail = g(t);
+  const groups = t === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill(0), ...tail];
+  return groups.flatMap((x) => [x >> 8, x & 0xff]);
+}
+
+function addrIn(addr: string, v: string): boolean | null {
+  const [net, lenText] = v.split('/');
+  const a = ipToBytes(addr), n = ipToBytes(net);
+  if (!a || !n) return null;
+  if (a.length !== n.length) return false;
+  const len = lenText === undefined ? a.length * 8 : Number(lenText);
+  for (let bit = 0; bit < len; bit++) {
+    const m = 0x80 >> (bit % 8);
+    if ((a[bit >> 3] & m) !== (n[bit >> 3] & m)) return false;
+  }
+  return true;
+}
+
+function portIn(port: number, v: string | number): boolean {
+  if (typeof v === 'number') return port === v;
+  const [lo, hi] = v.split('-').map(Number);
+  return hi === undefined ? port === lo : port >= lo && port <= hi;
+}
+
+const PROTO_NUMBERS: Record<string, string> = { '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'icmpv6' };
+
+function fieldMatches(m: Match, p: PacketView): boolean | null {
+  const any = (f: (v: string | number) => boolean | null) => {
+    let unknown = false;
+    for (const v of m.values) {
+      const r = f(v);
+      if (r) return true;
+      if (r === null) unknown = true;
+    }
+    return unknown ? null : false;
+  };
+  let r: boolean | null;
+  switch (m.field) {
+    case 'l4proto': r = any((v) => (PROTO_NUMBERS[String(v)] ?? String(v)) === p.proto || (p.proto === 'icmpv6' && v === 'ipv6-icmp')); break;
+    case 'nfproto': r = any((v) => v === (p.family === 4 ? 'ipv4' : 'ipv6')); break;
+    case 'sport': r = any((v) => portIn(p.sport, v)); break;
+    case 'dport': r = any((v) => portIn(p.dport, v)); break;
+    case 'saddr': r = any((v) => addrIn(p.src, String(v))); break;
+    case 'daddr': r = any((v) => addrIn(p.dst, String(v))); break;
+    case 'iif': r = p.iif === undefined ? null : any((v) => ifname(p.iif!, String(v))); break;
+    case 'oif': r = p.oif === undefined ? null : any((v) => ifname(p.oif!, String(v))); break;
+  }
+  return r === null ? null : m.negate ? !r : r;
+}
+
+function ifname(name: string, pattern: string): boolean {
+  return pattern.endsWith('+') || pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern;
+}
+
+/** true: every condition holds; false: one fails; null: cannot tell. */
+export function ruleCovers(r: Rule, p: PacketView): boolean | null {
+  if (r.matches === null) return null;
+  let unknown = false;
+  for (const m of r.matches) {
+    const ok = fieldMatches(m, p);
+    if (ok === false) return false;
+    if (ok === null) unknown = true;
+  }
+  return unknown ? null : true;
+}
+
+// ---- attribution ----------------------------------------------------------
+
+const DROPS = new Set(['drop', 'reject']);
+
+/** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to. */
+function droppingRules(rs: Ruleset, chain: Chain): { chain: Chain; rule: Rule }[] {
+  const out: { chain: Chain; rule: Rule }[] = [];
+  const seen = new Set<string>();
+  const walk = (c: Chain, depth: number) => {
+    if (seen.has(chainKey(c)) || depth > 8) return;
+    seen.add(chainKey(c));
+    for (const r of c.rules) {
+      if (r.verdict && DROPS.has(r.verdict)) out.push({ chain: c, rule: r });
+      if ((r.verdict === 'jump' || r.verdict === 'goto') && r.target) {
+        const t = rs.chains.find((x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === r.target);
+        if (t) walk(t, depth + 1);
+      }
+    }
+  };
+  walk(chain, 0);
+  return out;
+}
+
+export interface DropContext {
+  family: 4 | 6;
+  hook: HookName;
+  /** Priorities of the last probe the packet passed in the hook and the next one it did not reach. */
+  after: number;
+  before: number;
+  /** Where the kernel freed it: nft_do_chain (nftables, iptables-nft) or nf_hook_slow (legacy, others). */
+  location: string;
+  packet: PacketView;
+  /** Packets each rule's counter gained since the last reading, by ruleKey. */
+  counterDeltas: Map<string, number>;
+  /** How to run a command in the traced namespace: "" or "ip netns exec NAME ". */
+  prefix: string;
+}
+
+/** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
+export function candidateChains(rs: Ruleset, d: DropContext): Chain[] {
+  const bracketed = baseChains(rs, d.family, d.hook).filter((c) => c.priority! > d.after && c.priority! < d.before);
+  const nft = d.location === 'nft_do_chain';
+  const legacy = d.location === 'nf_hook_slow' || d.location === 'ipt_do_table' || d.location === 'ip6t_do_table';
+  const bySource = bracketed.filter((c) => (nft ? c.source !== 'iptables-legacy' : legacy ? c.source === 'iptables-legacy' : true));
+  return bySource.length ? bySource : bracketed;
+}
+
+function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { inspect: string; remove?: string } {
+  if (c.source === 'nft') {
+    return {
+      inspect: `${prefix}nft -a list chain ${c.family} ${c.table} ${c.name}`,
+      remove: r?.handle !== undefined ? `${prefix}nft delete rule ${c.family} ${c.table} ${c.name} handle ${r.handle}` : undefined,
+    };
+  }
+  const cmd = `${family === 4 ? 'iptables' : 'ip6tables'}${c.source === 'iptables-legacy' ? '-legacy' : ''}`;
+  const t = c.table === 'filter' ? '' : ` -t ${c.table}`;
+  return {
+    inspect: `${prefix}${cmd}${t} -L ${c.name} -v -n --line-numbers`,
+    remove: r ? `${prefix}${cmd}${t} -D ${c.name} ${r.position}` : undefined,
+  };
+}
+
+function describe(c: Chain, r: Rule): string {
+  return r.text || `${c.family} ${c.table} ${c.name} rule ${r.handle !== undefined ? `handle ${r.handle}` : r.position}`;
+}
+
+export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
+  const chains = candidateChains(rs, d);
+  if (!chains.length) return null;
+  const rules = chains.flatMap((c) => droppingRules(rs, c));
+  const moved = rules.filter(({ chain, rule }) => (d.counterDeltas.get(ruleKey(chain, rule)) ?? 0) > 0);
+  const covering = rules.filter(({ rule }) => ruleCovers(rule, d.packet) === true);
+  const possible = rules.filter(({ rule }) => ruleCovers(rule, d.packet) !== false);
+
+  let pick: { chain: Chain; rule: Rule } | undefined;
+  let found: NonNullable<RuleAttribution['rule']>['found'] | undefined;
+  let candidates: { chain: Chain; rule: Rule }[] = [];
+  if (moved.length === 1) {
+    pick = moved[0];
+    found = ruleCovers(pick.rule, d.packet) === true ? 'counters+match' : 'counters';
+  } else if (moved.length > 1) {
+    const both = moved.filter((m) => ruleCovers(m.rule, d.packet) !== false);
+    if (both.length === 1) { pick = both[0]; found = 'counters+match'; } else candidates = both.length ? both : moved;
+  } else if (covering.length === 1) {
+    pick = covering[0];
+    found = 'match';
+  } else {
+    candidates = covering.length ? covering : possible;
+  }
+
+  const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0].chain : chains.length === 1 ? chains[0] : undefined);
+  // No rule explains it and one chain drops by policy: the policy did.
+  if (!pick && !candidates.length && chains.length === 1 && chains[0].policy === 'drop') {
+    const c = chains[0];
+    return {
+      table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name),
+      rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
+      inspect: commands(c, null, d.family, d.prefix).inspect,
+    };
+  }
+  const base = pick?.chain ?? chain ?? chains[0];
+  const out: RuleAttribution = {
+    table: base.table, chain: base.name, family: base.family, source: base.source,
+    owner: chainOwner(base.table, base.name),
+    rule: pick ? { text: describe(pick.chain, pick.rule), handle: pick.rule.handle, position: pick.rule.position, found: found! } : null,
+    ...commands(pick?.chain ?? base, pick?.rule ?? null, d.family, d.prefix),
+  };
+  if (!pick) {
+    out.guess = true;
+    const list = candidates.length ? candidates.map((x) => describe(x.chain, x.rule)) : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
+    out.candidates = [...new Set(list)];
+    if (!chain) { out.table = chains.map((c) => c.table).join('|'); out.chain = chains.map((c) => c.name).join('|'); }
+  }
+  return out;
+}
+
+/** The exact rule, from nftables' own trace of the packet (--rule-trace). */
+export function attributeFromTrace(
+  rs: Ruleset, v: { family: string; table: string; chain: string; rule: string | null; handle?: number }, family: 4 | 6, prefix: string,
+): RuleAttribution {
+  const c = rs.chains.find((x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain);
+  const r = c?.rules.find((x) => x.handle === v.handle);
+  const chain: Chain = c ?? { family: v.family as Chain['family'], table: v.table, name: v.chain, source: 'nft', rules: [] };
+  return {
+    table: v.table, chain: v.chain, family: v.family, source: chain.source, owner: chainOwner(v.table, v.chain),
+    rule: v.rule === null
+      ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
+      : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
+    ...commands(chain, r ?? (v.handle !== undefined ? { handle: v.handle, position: 0 } as Rule : null), family, prefix),
+  };
+}

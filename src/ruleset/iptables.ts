@@ -1,0 +1,92 @@
+// iptables-save -c output (legacy tables, and the rule texts of iptables-nft's).
+import type { Chain, Match, Rule, TableFamily } from './model.js';
+import { IPTABLES_CHAIN_HOOK, LEGACY_PRIORITIES } from './model.js';
+
+const VERDICT: Record<string, Rule['verdict']> = { DROP: 'drop', REJECT: 'reject', ACCEPT: 'accept', RETURN: 'return', QUEUE: 'queue', NFQUEUE: 'queue' };
+
+/** What an iptables rule matches, or null when it uses options pathtrace does not model. */
+export function parseIptablesMatches(args: string[]): { matches: Match[] | null; verdict: Rule['verdict']; target?: string } {
+  const matches: Match[] = [];
+  let understood = true;
+  let verdict: Rule['verdict'] = null;
+  let target: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    let negate = false;
+    if (args[i] === '!') { negate = true; i++; }
+    const opt = args[i], val = args[i + 1];
+    const add = (field: Match['field'], values: (string | number)[]) => { matches.push({ field, negate, values }); i++; };
+    switch (opt) {
+      case '-A': i++; break;
+      case '-p': add('l4proto', [val]); break;
+      case '-s': add('saddr', val.split(',')); break;
+      case '-d': add('daddr', val.split(',')); break;
+      case '-i': add('iif', [val]); break;
+      case '-o': add('oif', [val]); break;
+      case '--dport': case '--destination-port': add('dport', [val.replace(':', '-')]); break;
+      case '--sport': case '--source-port': add('sport', [val.replace(':', '-')]); break;
+      case '--dports': add('dport', val.split(',').map((v) => v.replace(':', '-'))); break;
+      case '--sports': add('sport', val.split(',').map((v) => v.replace(':', '-'))); break;
+      case '-m':
+        if (!['tcp', 'udp', 'multiport', 'comment'].includes(val)) understood = false;
+        i++;
+        break;
+      case '--comment': i++; break;
+      case '-j':
+        verdict = VERDICT[val] ?? 'jump';
+        if (verdict === 'jump') target = val;
+        i++;
+        // Options of the target (--reject-with...) say nothing about the packet.
+        i = args.length;
+        break;
+      case '-g': verdict = 'goto'; target = val; i++; break;
+      default: understood = false;
+    }
+  }
+  return { matches: understood ? matches : null, verdict, target };
+}
+
+/** Splits a rule line as the shell would (iptables-save quotes comments). */
+function words(line: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  for (let m; (m = re.exec(line)); ) out.push(m[1] ?? m[2]);
+  return out;
+}
+
+/**
+ * Chains from `iptables-save -c` (or ip6tables-save). Builtin chains get the
+ * hook and the standard priority their table registers at.
+ */
+export function parseIptablesSave(text: string, family: 4 | 6, source: 'iptables-legacy' | 'iptables-nft'): Chain[] {
+  const fam: TableFamily = family === 4 ? 'ip' : 'ip6';
+  const cmd = `${family === 4 ? 'iptables' : 'ip6tables'}${source === 'iptables-legacy' ? '-legacy' : ''}`;
+  const chains = new Map<string, Chain>();
+  let table = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) { table = line.slice(1).trim(); continue; }
+    let m = /^:(\S+) (\S+)/.exec(line);
+    if (m) {
+      const hook = IPTABLES_CHAIN_HOOK[m[1]];
+      const priority = hook ? LEGACY_PRIORITIES[table]?.[hook] : undefined;
+      chains.set(`${table} ${m[1]}`, {
+        family: fam, table, name: m[1], source,
+        hook: priority !== undefined ? hook : undefined, priority,
+        policy: m[2] === 'DROP' ? 'drop' : m[2] === 'ACCEPT' ? 'accept' : undefined, rules: [],
+      });
+      continue;
+    }
+    m = /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line) ?? /^()()(-A (\S+) .*)$/.exec(line);
+    if (m) {
+      const chain = chains.get(`${table} ${m[4]}`);
+      if (!chain) continue;
+      const parsed = parseIptablesMatches(words(m[3]));
+      chain.rules.push({
+        position: chain.rules.length + 1,
+        text: `${cmd}${table === 'filter' ? '' : ` -t ${table}`} ${m[3]}`,
+        counter: m[1] ? { packets: Number(m[1]), bytes: Number(m[2]) } : null,
+        ...parsed,
+      });
+    }
+  }
+  return [...chains.values()];
+}

@@ -1,0 +1,99 @@
+// The traced namespace's firewall, as far as pathtrace needs it: base chains
+// by hook and priority, rules with their counters, verdicts and what they
+// match, and where each came from (native nft, iptables-nft, iptables-legacy).
+import type { HookName } from '../kernel-names.js';
+
+export type TableFamily = 'ip' | 'ip6' | 'inet';
+export type Source = 'nft' | 'iptables-nft' | 'iptables-legacy';
+
+/** One condition of a rule, in terms pathtrace can check against a packet. */
+export interface Match {
+  field: 'l4proto' | 'sport' | 'dport' | 'saddr' | 'daddr' | 'iif' | 'oif' | 'nfproto';
+  negate: boolean;
+  /** Alternatives: numbers, names, addresses, 'a-b' ranges, 'addr/len' prefixes. */
+  values: (string | number)[];
+}
+
+export interface Rule {
+  /** nft handle (nft and iptables-nft), for `nft delete rule ... handle N`. */
+  handle?: number;
+  /** 1-based position in its chain, for `iptables -D CHAIN N`. */
+  position: number;
+  /** The rule as its user would type it. */
+  text: string;
+  verdict: 'drop' | 'reject' | 'accept' | 'jump' | 'goto' | 'return' | 'queue' | null;
+  /** Chain a jump or goto leads to. */
+  target?: string;
+  counter: { packets: number; bytes: number } | null;
+  /** What it matches; null when some condition is beyond what pathtrace understands. */
+  matches: Match[] | null;
+}
+
+export interface Chain {
+  family: TableFamily;
+  table: string;
+  name: string;
+  source: Source;
+  /** Base chains: where they hook in and at which priority. */
+  hook?: HookName;
+  priority?: number;
+  policy?: 'accept' | 'drop';
+  rules: Rule[];
+}
+
+export interface Ruleset {
+  chains: Chain[];
+}
+
+/** Names a chain the same whether or not its table is known to be iptables-nft's. */
+export function chainKey(c: Pick<Chain, 'source' | 'family' | 'table' | 'name'>): string {
+  return `${c.source === 'iptables-legacy' ? 'legacy' : 'nft'}:${c.family}:${c.table}:${c.name}`;
+}
+
+export function ruleKey(c: Chain, r: Rule): string {
+  return `${chainKey(c)}#${r.handle ?? `p${r.position}`}`;
+}
+
+/** Base chains of one hook that see packets of an IP family (inet chains see both). */
+export function baseChains(rs: Ruleset, family: 4 | 6, hook: HookName): Chain[] {
+  const fam = family === 4 ? 'ip' : 'ip6';
+  return rs.chains.filter((c) => c.hook === hook && c.priority !== undefined && (c.family === fam || c.family === 'inet'));
+}
+
+/** Who manages a chain, when its name or table shows it. */
+export function chainOwner(table: string, chain: string): string | undefined {
+  const name = `${table} ${chain}`;
+  const owners: [RegExp, string][] = [
+    [/\bDOCKER\b|DOCKER-(USER|ISOLATION|FORWARD|CT|BRIDGE)/, 'docker'],
+    [/\bKUBE-|\bkube-proxy\b/, 'kube-proxy'],
+    [/^firewalld\b|\bfilter_(IN|OUT|FWD)_|\bnat_(PRE|POST)_/, 'firewalld'],
+    [/\bufw6?-/, 'ufw'],
+    [/\bCILIUM_|\bcilium/, 'cilium'],
+    [/\bcali-/, 'calico'],
+    [/\bf2b-/, 'fail2ban'],
+    [/\bLIBVIRT_/, 'libvirt'],
+    [/\bNETAVARK|\bnetavark/, 'netavark (podman)'],
+    [/\bCNI-/, 'CNI'],
+    [/\bcrowdsec/, 'crowdsec'],
+    [/\bWEAVE\b|\bWEAVE-/, 'weave'],
+  ];
+  return owners.find(([re]) => re.test(name))?.[1];
+}
+
+/** Standard priorities of the iptables-legacy tables, by hook (they register like the nft defaults). */
+export const LEGACY_PRIORITIES: Record<string, Partial<Record<HookName, number>>> = {
+  raw: { PRE_ROUTING: -300, LOCAL_OUT: -300 },
+  mangle: { PRE_ROUTING: -150, LOCAL_IN: -150, FORWARD: -150, LOCAL_OUT: -150, POST_ROUTING: -150 },
+  nat: { PRE_ROUTING: -100, LOCAL_IN: 100, LOCAL_OUT: -100, POST_ROUTING: 100 },
+  filter: { LOCAL_IN: 0, FORWARD: 0, LOCAL_OUT: 0 },
+  security: { LOCAL_IN: 50, FORWARD: 50, LOCAL_OUT: 50 },
+};
+
+/** iptables' builtin chain names, by hook. */
+export const IPTABLES_CHAIN_HOOK: Record<string, HookName> = {
+  PREROUTING: 'PRE_ROUTING', INPUT: 'LOCAL_IN', FORWARD: 'FORWARD', OUTPUT: 'LOCAL_OUT', POSTROUTING: 'POST_ROUTING',
+};
+
+export const NFT_HOOK: Record<string, HookName> = {
+  prerouting: 'PRE_ROUTING', input: 'LOCAL_IN', forward: 'FORWARD', output: 'LOCAL_OUT', postrouting: 'POST_ROUTING',
+};

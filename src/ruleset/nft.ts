@@ -1,0 +1,123 @@
+// nftables' JSON (`nft -j list ruleset`) and text (`nft -a list ruleset`) into the model.
+import type { Chain, Match, Rule, Ruleset, TableFamily } from './model.js';
+import { NFT_HOOK } from './model.js';
+
+type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+const FAMILIES = new Set(['ip', 'ip6', 'inet']);
+const VERDICTS = new Set(['drop', 'reject', 'accept', 'jump', 'goto', 'return', 'queue']);
+// Statements that neither match nor decide.
+const INERT = new Set(['counter', 'log', 'notrack', 'mangle', 'meta set']);
+
+function values(right: unknown): (string | number)[] | null {
+  if (typeof right === 'number' || typeof right === 'string') return [right];
+  if (right && typeof right === 'object') {
+    const r = right as Json;
+    if (Array.isArray(r.set)) {
+      const out: (string | number)[] = [];
+      for (const v of r.set) {
+        const x = values(v);
+        if (!x) return null;
+        out.push(...x);
+      }
+      return out;
+    }
+    if (Array.isArray(r.range)) return [`${r.range[0]}-${r.range[1]}`];
+    if (r.prefix) return [`${r.prefix.addr}/${r.prefix.len}`];
+  }
+  return null;
+}
+
+/** One nft match expression as pathtrace matches, or null if it is beyond them. */
+function parseMatch(m: Json): Match[] | null {
+  const negate = m.op === '!=';
+  if (m.op !== '==' && m.op !== '!=' && m.op !== 'in') return null;
+  const vals = values(m.right);
+  if (!vals) return null;
+  const left = m.left ?? {};
+  if (left.payload) {
+    const { protocol, field } = left.payload;
+    if ((protocol === 'tcp' || protocol === 'udp' || protocol === 'th') && (field === 'dport' || field === 'sport')) {
+      const out: Match[] = [{ field, negate, values: vals }];
+      if (protocol !== 'th') out.unshift({ field: 'l4proto', negate: false, values: [protocol] });
+      return out;
+    }
+    if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) {
+      return [{ field: 'nfproto', negate: false, values: [protocol === 'ip' ? 'ipv4' : 'ipv6'] }, { field, negate, values: vals }];
+    }
+    if ((protocol === 'ip' && field === 'protocol') || (protocol === 'ip6' && field === 'nexthdr')) {
+      return [{ field: 'l4proto', negate, values: vals }];
+    }
+    return null;
+  }
+  if (left.meta) {
+    const key = left.meta.key;
+    if (key === 'l4proto') return [{ field: 'l4proto', negate, values: vals }];
+    if (key === 'iifname') return [{ field: 'iif', negate, values: vals }];
+    if (key === 'oifname') return [{ field: 'oif', negate, values: vals }];
+    if (key === 'nfproto') return [{ field: 'nfproto', negate, values: vals }];
+  }
+  return null;
+}
+
+function parseRule(expr: Json[], position: number, handle: number, text: string): Rule {
+  const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
+  for (const e of expr) {
+    const [key] = Object.keys(e);
+    if (key === 'match') {
+      const m = parseMatch(e.match);
+      if (m && rule.matches) rule.matches.push(...m);
+      else rule.matches = null;
+    } else if (key === 'counter') {
+      rule.counter = { packets: e.counter.packets ?? 0, bytes: e.counter.bytes ?? 0 };
+    } else if (VERDICTS.has(key)) {
+      rule.verdict = key as Rule['verdict'];
+      if (key === 'jump' || key === 'goto') rule.target = e[key].target;
+    } else if (!INERT.has(key)) {
+      rule.matches = null; // a statement we do not model (limit, ct, set lookups, xt...)
+    }
+  }
+  return rule;
+}
+
+/** Rule texts by "family table chain handle", from `nft -a list ruleset`; counters shown as `counter`. */
+export function parseNftText(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  let table = '', chain = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    let m = /^table (\w+) (\S+) \{/.exec(line);
+    if (m) { table = `${m[1]} ${m[2]}`; continue; }
+    m = /^chain (\S+) \{/.exec(line);
+    if (m) { chain = m[1]; continue; }
+    m = /^(.*\S)\s+# handle (\d+)$/.exec(line);
+    if (m && chain && !line.startsWith('type ')) {
+      out.set(`${table} ${chain} ${m[2]}`, m[1].replace(/counter packets \d+ bytes \d+/, 'counter'));
+    }
+  }
+  return out;
+}
+
+/** The ruleset from `nft -j list ruleset`; texts from parseNftText when available. */
+export function parseNftJson(json: string, texts = new Map<string, string>()): Ruleset {
+  const items: Json[] = (JSON.parse(json).nftables ?? []) as Json[];
+  const chains = new Map<string, Chain>();
+  for (const item of items) {
+    const c = item.chain;
+    if (!c || !FAMILIES.has(c.family)) continue;
+    chains.set(`${c.family} ${c.table} ${c.name}`, {
+      family: c.family as TableFamily, table: c.table, name: c.name, source: 'nft',
+      hook: c.hook ? NFT_HOOK[c.hook] : undefined, priority: c.hook ? c.prio : undefined,
+      policy: c.policy === 'drop' ? 'drop' : c.hook ? 'accept' : undefined, rules: [],
+    });
+  }
+  for (const item of items) {
+    const r = item.rule;
+    if (!r || !FAMILIES.has(r.family)) continue;
+    const chain = chains.get(`${r.family} ${r.table} ${r.chain}`);
+    if (!chain) continue;
+    const text = texts.get(`${r.family} ${r.table} ${r.chain} ${r.handle}`) ?? '';
+    chain.rules.push(parseRule(r.expr ?? [], chain.rules.length + 1, r.handle, text));
+  }
+  return { chains: [...chains.values()] };
+}
