@@ -13,7 +13,9 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
     netns: { name: r.netns.label, inode: r.netns.inode },
     filter,
     points: r.points,
-    netfilter: r.netfilter.map((p) => ({ family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit })),
+    netfilter: r.netfilter.map((p) => ({
+      family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit, between_priorities: p.between,
+    })),
     unavailable: r.unavailable,
     started_at: new Date(r.startedAt).toISOString(),
   };
@@ -41,6 +43,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       point: s.point,
       hook: s.hook,
       at: s.at,
+      priority: s.priority,
       dev: s.ifindex ? devices.name(s.ifindex) : undefined,
       in_dev: s.in ? devices.name(s.in) : undefined,
       out_dev: s.out ? devices.name(s.out) : undefined,

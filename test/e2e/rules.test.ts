@@ -1,0 +1,243 @@
+// Which table, chain and rule dropped a packet (issue "Name the table, chain
+// and rule..."): read-only from probes between chains, rule counters and
+// matches, for iptables-nft, iptables-legacy and native nft; a ruleset
+// changed while tracing; --rule-trace's exact answer and its cleanup.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Lab } from '../../src/lab/lab.js';
+import { needsRoot, Pathtrace, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+
+const PORT = 3306;
+const nft = (lab: Lab, ruleset: string) => lab.exec(lab.server.netns, 'nft', ['-f', '-'], ruleset);
+const ipt = (lab: Lab, cmd: string, ...args: string[]) => lab.exec(lab.server.netns, cmd, args);
+const drops = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped' && p.drop.layer === 'netfilter');
+const connect = (lab: Lab) => lab.connect('tcp', lab.server.v4, PORT, 400);
+
+test('iptables-nft with raw, mangle, filter and an nft table on one hook: filter INPUT rule 2, by its counter', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--dport', String(PORT), '-j', 'ACCEPT');
+      ipt(lab, 'iptables', '-t', 'mangle', '-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT');
+      ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'udp', '--dport', '53', '-j', 'DROP');
+      ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP');
+      nft(lab, 'table inet extra {\nchain c {\ntype filter hook input priority 10\ntcp dport 22 counter accept\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ lab, packets, records }) => {
+    const ready = records[0];
+    const input = ready.netfilter.find((p: Rec) => p.family === 'ipv4' && p.hook === 'LOCAL_IN');
+    assert.deepEqual(input.between_priorities, [-149, 1], 'a probe after mangle (-150) and after filter (0), below the nft table (10)');
+    const [d] = drops(packets);
+    assert.ok(d, 'the SYN was dropped');
+    assert.deepEqual({ table: d.drop.table, chain: d.drop.chain, family: d.drop.family, source: d.drop.source },
+      { table: 'filter', chain: 'INPUT', family: 'ip', source: 'iptables-nft' });
+    assert.equal(d.drop.rule.text, 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP');
+    assert.equal(d.drop.rule.position, 2);
+    assert.match(d.drop.rule.found, /^counters/);
+    assert.equal(d.drop.remove, `ip netns exec ${lab.server.netns} iptables -D INPUT 2`);
+    assert.equal(d.drop.guess, undefined);
+    // The steps show the probes it passed in LOCAL_IN: the entry and the one after mangle, not the one after filter.
+    assert.deepEqual(d.steps.filter((s: Rec) => s.hook === 'LOCAL_IN').map((s: Rec) => [s.at, s.priority]),
+      [['entry', input.entry_priority], ['between', -149]]);
+  });
+});
+
+test('native nft without counters, at a custom priority: the rule by its match, with its handle', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'DROP'); // filter at 0: another chain on the hook
+      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority -10\nudp dport 53 drop\ntcp dport 3306 drop\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ lab, packets }) => {
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.table, d.drop.chain, d.drop.family, d.drop.source], ['fw', 'input', 'inet', 'nft']);
+    assert.equal(d.drop.rule.text, 'tcp dport 3306 drop');
+    assert.equal(d.drop.rule.found, 'match');
+    const handle = d.drop.rule.handle;
+    assert.ok(Number.isInteger(handle));
+    assert.equal(d.drop.remove, `ip netns exec ${lab.server.netns} nft delete rule inet fw input handle ${handle}`);
+    assert.equal(d.drop.inspect, `ip netns exec ${lab.server.netns} nft -a list chain inet fw input`);
+  });
+});
+
+test('a PRE_ROUTING nft chain between raw and conntrack, with a counter', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables', '-t', 'raw', '-A', 'PREROUTING', '-p', 'tcp', '--dport', String(PORT), '-j', 'ACCEPT');
+      nft(lab, 'table ip early {\nchain c {\ntype filter hook prerouting priority -250\nip saddr 198.18.0.0/24 tcp dport 3306 counter drop\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ packets }) => {
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.hook, d.drop.table, d.drop.chain], ['PRE_ROUTING', 'early', 'c']);
+    assert.equal(d.drop.rule.text, 'ip saddr 198.18.0.0/24 tcp dport 3306 counter drop');
+    assert.equal(d.drop.rule.found, 'counters+match');
+  });
+});
+
+test('iptables-legacy: freed in nf_hook_slow, named from iptables-legacy-save', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables-legacy', '-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT');
+      ipt(lab, 'iptables-legacy', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP');
+      nft(lab, 'table inet other {\nchain c {\ntype filter hook input priority 0\ntcp dport 22 accept\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ lab, packets }) => {
+    const [d] = drops(packets);
+    assert.equal(d.drop.location, 'nf_hook_slow');
+    assert.deepEqual([d.drop.table, d.drop.chain, d.drop.source], ['filter', 'INPUT', 'iptables-legacy']);
+    assert.equal(d.drop.rule.text, 'iptables-legacy -A INPUT -p tcp -m tcp --dport 3306 -j DROP');
+    assert.equal(d.drop.rule.position, 2);
+    assert.equal(d.drop.remove, `ip netns exec ${lab.server.netns} iptables-legacy -D INPUT 2`);
+  });
+});
+
+test('a rule in a chain named by its owner (DOCKER-USER), reached by a jump', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables', '-N', 'DOCKER-USER');
+      ipt(lab, 'iptables', '-A', 'INPUT', '-j', 'DOCKER-USER');
+      ipt(lab, 'iptables', '-A', 'DOCKER-USER', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ packets }) => {
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.chain, d.drop.owner], ['DOCKER-USER', 'docker']);
+    assert.equal(d.drop.rule.text, 'iptables -A DOCKER-USER -p tcp -m tcp --dport 3306 -j DROP');
+  });
+});
+
+test('when the evidence does not single out a rule: candidates, marked as a guess', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nip daddr 198.18.0.2 tcp dport 3306 drop\nip saddr 198.18.0.1 drop\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ packets }) => {
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.table, d.drop.chain, d.drop.rule, d.drop.guess], ['fw', 'input', null, true]);
+    assert.deepEqual(d.drop.candidates, ['ip daddr 198.18.0.2 tcp dport 3306 drop', 'ip saddr 198.18.0.1 drop']);
+  });
+});
+
+test('a ruleset changed while tracing: probes re-placed, said so, and the new chain named', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT)],
+    traffic: async (lab) => {
+      await connect(lab); // works: nothing drops yet
+      nft(lab, 'table inet late {\nchain c {\ntype filter hook input priority 5\ntcp dport 3306 counter drop\n}\n}\n');
+      await sleep(1500); // the ruleset is read every second
+      return connect(lab);
+    },
+  }, ({ records, packets }) => {
+    const note = records.find((r) => r.type === 'note');
+    assert.ok(note, 'a note on the change');
+    assert.match(note.message, /ruleset changed: \+inet late c \(LOCAL_IN, priority 5\); \d+ probes between chains re-placed/);
+    const noteAt = records.indexOf(note);
+    const [d] = drops(packets);
+    assert.ok(records.indexOf(d) > noteAt);
+    assert.deepEqual([d.drop.table, d.drop.chain, d.drop.rule.text], ['late', 'c', 'tcp dport 3306 counter drop']);
+    const ready = records[0];
+    assert.deepEqual(ready.netfilter.find((p: Rec) => p.family === 'ipv4' && p.hook === 'LOCAL_IN').between_priorities, [], 'one chain: no gap at the start');
+    assert.ok(d.steps.some((s: Rec) => s.hook === 'LOCAL_IN' && s.at === 'between' && s.priority === 1), 'the new probe between filter (0) and late (5)');
+  });
+});
+
+const tableList = (lab: Lab) => lab.exec(lab.server.netns, 'nft', ['list', 'tables']);
+
+test('--rule-trace names the exact rule where matches cannot, and says what it added', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nip daddr 198.18.0.2 tcp dport 3306 drop\nip saddr 198.18.0.1 drop\n}\n}\n');
+      await lab.listen('tcp', PORT);
+    },
+    args: ['--port', String(PORT), '--rule-trace'],
+    traffic: async (lab) => {
+      assert.match(tableList(lab), /table inet pathtrace_\d+/, 'the trace table is there while tracing');
+      return connect(lab);
+    },
+  }, ({ lab, records, packets }) => {
+    const note = records.find((r) => r.type === 'note' && /added table inet pathtrace_\d+/.test(r.message));
+    assert.ok(note);
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.chain, d.drop.rule.text, d.drop.rule.found], ['input', 'ip daddr 198.18.0.2 tcp dport 3306 drop', 'trace']);
+    assert.doesNotMatch(tableList(lab), /pathtrace_/, 'removed on exit');
+  });
+});
+
+for (const how of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
+  test(`--rule-trace leaves nothing in the ruleset after ${how}${how === 'SIGKILL' ? ' and a new run' : ''}`, async (t) => {
+    if (!needsRoot(t)) return;
+    const { Lab } = await import('../../src/lab/lab.js');
+    const lab = new Lab();
+    try {
+      const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT), '--rule-trace']);
+      assert.match(tableList(lab), /pathtrace_/);
+      await pt.stop(how);
+      if (how !== 'SIGKILL') {
+        assert.doesNotMatch(tableList(lab), /pathtrace_/);
+        return;
+      }
+      const left = /table inet (pathtrace_\d+)/.exec(tableList(lab))?.[1];
+      assert.ok(left, 'SIGKILL leaves the table behind');
+      const again = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT), '--rule-trace']);
+      await sleep(100);
+      const { records } = await again.stop();
+      assert.ok(records.some((r) => r.type === 'note' && r.message.includes(`removed what a killed pathtrace left: table inet ${left}`)));
+      assert.doesNotMatch(tableList(lab), /pathtrace_/);
+    } finally {
+      lab.destroy();
+    }
+  });
+}
+
+test('without --rule-trace the ruleset is left exactly as it was', async (t) => {
+  if (!needsRoot(t)) return;
+  const { Lab } = await import('../../src/lab/lab.js');
+  const lab = new Lab();
+  try {
+    ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP');
+    const before = lab.exec(lab.server.netns, 'nft', ['list', 'ruleset']);
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)]);
+    await connect(lab);
+    await pt.stop();
+    const after = lab.exec(lab.server.netns, 'nft', ['list', 'ruleset']).replace(/packets \d+ bytes \d+/g, '');
+    assert.equal(after, before.replace(/packets \d+ bytes \d+/g, ''));
+  } finally {
+    lab.destroy();
+  }
+});
