@@ -1,0 +1,127 @@
+// The ruleset model and the read-only attribution, on captured tool output.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { attributeDrop, ruleCovers, type DropContext } from '../../src/ruleset/attribute.js';
+import { parseIptablesSave } from '../../src/ruleset/iptables.js';
+import { chainOwner, ruleKey } from '../../src/ruleset/model.js';
+import { parseNftText } from '../../src/ruleset/nft.js';
+import { layoutChanges, layoutSignature, planGaps } from '../../src/ruleset/plan.js';
+import { assemble } from '../../src/ruleset/read.js';
+import { parsePacketFields, parseTraceLine, traceRules } from '../../src/ruletrace.js';
+
+// `nft -j list ruleset` of: iptables-nft raw PREROUTING accept + filter INPUT drop, and inet t c at priority 10.
+const NFT_JSON = JSON.stringify({ nftables: [
+  { metainfo: { version: '1.0.6' } },
+  { table: { family: 'ip', name: 'raw', handle: 1 } },
+  { chain: { family: 'ip', table: 'raw', name: 'PREROUTING', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
+  { rule: { family: 'ip', table: 'raw', chain: 'PREROUTING', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 5, bytes: 300 } }, { accept: null }] } },
+  { table: { family: 'ip', name: 'filter', handle: 2 } },
+  { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
+  { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
+  { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 7, bytes: 420 } }, { drop: null }] } },
+  { table: { family: 'inet', name: 't', handle: 3 } },
+  { chain: { family: 'inet', table: 't', name: 'c', handle: 1, type: 'filter', hook: 'input', prio: 10, policy: 'accept' } },
+  { rule: { family: 'inet', table: 't', chain: 'c', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '198.18.0.0', len: 24 } } } }, { drop: null }] } },
+  { table: { family: 'inet', name: 'pathtrace_42', handle: 4 } },
+  { chain: { family: 'inet', table: 'pathtrace_42', name: 'pre', handle: 1, type: 'filter', hook: 'prerouting', prio: -2147483648, policy: 'accept' } },
+] });
+const NFT_TEXT = `table ip filter { # handle 2
+\tchain INPUT { # handle 1
+\t\ttype filter hook input priority filter; policy accept;
+\t\tudp dport 53 counter packets 0 bytes 0 drop # handle 2
+\t\ttcp dport 3306 counter packets 7 bytes 420 drop # handle 3
+\t}
+}
+table inet t { # handle 3
+\tchain c { # handle 1
+\t\ttype filter hook input priority filter + 10; policy accept;
+\t\tip saddr 198.18.0.0/24 drop # handle 2
+\t}
+}`;
+const IPT_NFT_SAVE = `*filter
+:INPUT ACCEPT [0:0]
+[0:0] -A INPUT -p udp -m udp --dport 53 -j DROP
+[7:420] -A INPUT -p tcp -m tcp --dport 3306 -j DROP
+COMMIT`;
+const LEGACY_SAVE = `*filter
+:INPUT DROP [3:180]
+:FORWARD ACCEPT [0:0]
+:f2b-sshd - [0:0]
+[2:120] -A INPUT -p tcp -m tcp --dport 22 -j f2b-sshd
+[1:60] -A INPUT -s 10.0.0.0/8 -m conntrack --ctstate NEW -j ACCEPT
+[0:0] -A f2b-sshd -s 192.0.2.1/32 -j REJECT --reject-with icmp-port-unreachable
+COMMIT`;
+
+const rs = () => assemble(NFT_JSON, NFT_TEXT, IPT_NFT_SAVE, '', LEGACY_SAVE, '');
+const packet = { family: 4 as const, proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 3306 };
+
+test('assemble: nft chains, iptables-nft tables marked with iptables texts, legacy chains at standard priorities; our own tables left out', () => {
+  const r = rs();
+  const input = r.chains.find((c) => c.table === 'filter' && c.name === 'INPUT' && c.source === 'iptables-nft')!;
+  assert.deepEqual([input.hook, input.priority, input.rules.length], ['LOCAL_IN', 0, 2]);
+  assert.equal(input.rules[1].text, 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP');
+  assert.equal(input.rules[1].handle, 3);
+  const t = r.chains.find((c) => c.table === 't')!;
+  assert.equal(t.rules[0].text, 'ip saddr 198.18.0.0/24 drop');
+  const legacy = r.chains.find((c) => c.source === 'iptables-legacy' && c.name === 'INPUT')!;
+  assert.deepEqual([legacy.priority, legacy.policy, legacy.rules[0].verdict, legacy.rules[0].target], [0, 'drop', 'jump', 'f2b-sshd']);
+  assert.equal(legacy.rules[1].matches, null, 'conntrack matches are beyond the model');
+  assert.ok(!r.chains.some((c) => c.table.startsWith('pathtrace_')));
+  assert.equal(chainOwner('filter', 'f2b-sshd'), 'fail2ban');
+});
+
+test('probes go one above each chain priority, between chains only', () => {
+  const gaps = planGaps(rs()).filter((g) => g.family === 4 && g.hook === 'LOCAL_IN');
+  // iptables-nft filter (0) and legacy filter (0) share a priority; inet t at 10.
+  assert.deepEqual(gaps.map((g) => [g.priority, g.slot]), [[1, 1]]);
+  assert.ok(layoutChanges(layoutSignature({ chains: [] }), layoutSignature(rs())).includes('+ip raw PREROUTING (PRE_ROUTING, priority -300)'));
+});
+
+test('a rule covers a packet when every condition holds; unknown conditions make it a maybe', () => {
+  const r = rs();
+  const [udp, tcp] = r.chains.find((c) => c.table === 'filter' && c.source === 'iptables-nft')!.rules;
+  assert.equal(ruleCovers(udp, packet), false);
+  assert.equal(ruleCovers(tcp, packet), true);
+  assert.equal(ruleCovers(r.chains.find((c) => c.table === 't')!.rules[0], packet), true, 'prefix match');
+  assert.equal(ruleCovers(r.chains.find((c) => c.source === 'iptables-legacy')!.rules[1], { ...packet, src: '10.1.2.3' }), null);
+});
+
+function ctx(over: Partial<DropContext>): DropContext {
+  return { family: 4, hook: 'LOCAL_IN', after: -2147483647, before: 1, location: 'nft_do_chain', packet, counterDeltas: new Map(), prefix: '', ...over };
+}
+
+test('attribution: the bracketed chain; the rule whose counter moved; commands to inspect and remove it', () => {
+  const r = rs();
+  const input = r.chains.find((c) => c.table === 'filter' && c.source === 'iptables-nft')!;
+  const a = attributeDrop(r, ctx({ counterDeltas: new Map([[ruleKey(input, input.rules[1]), 1]]) }))!;
+  assert.deepEqual([a.table, a.chain, a.source, a.rule!.position, a.rule!.found], ['filter', 'INPUT', 'iptables-nft', 2, 'counters+match']);
+  assert.equal(a.remove, 'iptables -D INPUT 2');
+  // Without counters, the match alone.
+  assert.equal(attributeDrop(r, ctx({}))!.rule!.found, 'match');
+  // Bracketed above filter: only inet t c.
+  const t = attributeDrop(r, ctx({ after: 1, before: 2147483646 }))!;
+  assert.deepEqual([t.table, t.chain, t.rule!.text, t.remove], ['t', 'c', 'ip saddr 198.18.0.0/24 drop', 'nft delete rule inet t c handle 2']);
+  // Freed by nf_hook_slow: the legacy table; its rules cannot cover the packet, its policy drops.
+  const legacy = attributeDrop(r, ctx({ location: 'nf_hook_slow', packet: { ...packet, dport: 80 } }))!;
+  assert.equal(legacy.source, 'iptables-legacy');
+  assert.ok(legacy.guess || legacy.rule?.found === 'policy');
+});
+
+test('--rule-trace: the marking rules and the trace lines', () => {
+  assert.deepEqual(traceRules({ ports: [53, 3306], hosts: [], protos: ['tcp', 'udp'] }, 'pre'), [
+    'add rule inet TABLE pre meta l4proto { tcp, udp } th sport { 53, 3306 } meta nftrace set 1',
+    'add rule inet TABLE pre meta l4proto { tcp, udp } th dport { 53, 3306 } meta nftrace set 1',
+  ]);
+  assert.equal(traceRules({ ports: null, hosts: ['198.18.0.1', 'fd00:198:18::1'], protos: ['icmp'] }, 'out').length, 4);
+  const rule = parseTraceLine('trace id edbac1dd ip filter INPUT rule tcp dport 3306 counter packets 0 bytes 0 drop # handle 2 (verdict drop)')!;
+  assert.deepEqual([rule.id, rule.family, rule.table, rule.chain, rule.kind], ['edbac1dd', 'ip', 'filter', 'INPUT', 'rule']);
+  const pkt = parseTraceLine('trace id edbac1dd ip filter INPUT packet: iif "eth0" ip saddr 198.18.0.1 ip daddr 198.18.0.2 ip id 65036 tcp sport 40374 tcp dport 3306 tcp flags == syn')!;
+  assert.deepEqual(parsePacketFields(pkt.rest), { src: '198.18.0.1', dst: '198.18.0.2', sport: 40374, dport: 3306, ipId: 65036 });
+  assert.equal(parseNftText(NFT_TEXT).get('ip filter INPUT 3'), 'tcp dport 3306 counter drop');
+});
+
+test('iptables-save lines become rules with counters and the command that made them', () => {
+  const [input] = parseIptablesSave(IPT_NFT_SAVE, 6, 'iptables-legacy');
+  assert.equal(input.rules[0].text, 'ip6tables-legacy -A INPUT -p udp -m udp --dport 53 -j DROP');
+  assert.deepEqual(input.rules[1].counter, { packets: 7, bytes: 420 });
+});
