@@ -45,10 +45,20 @@ test('two pathtraces at once, and a chain at the first free priority: both attac
     lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
     const a = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
     const b = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
-    const prio = (p: Pathtrace, hook: string) => p.ready.netfilter.find((x: { family: string; hook: string }) => x.family === 'ipv4' && x.hook === hook);
-    assert.deepEqual(prio(a, 'LOCAL_IN'), { family: 'ipv4', hook: 'LOCAL_IN', entry_priority: INT_MIN + 2, exit_priority: INT_MAX - 1 });
-    assert.deepEqual(prio(b, 'LOCAL_IN'), { family: 'ipv4', hook: 'LOCAL_IN', entry_priority: INT_MIN + 3, exit_priority: INT_MAX - 2 });
-    assert.deepEqual(prio(b, 'PRE_ROUTING'), { family: 'ipv4', hook: 'PRE_ROUTING', entry_priority: INT_MIN + 2, exit_priority: INT_MAX - 2 });
+    const prio = (p: Pathtrace, hook: string) => {
+      const x = p.ready.netfilter.find((n: { family: string; hook: string }) => n.family === 'ipv4' && n.hook === hook);
+      return [x.entry_priority, x.exit_priority, ...x.between_priorities];
+    };
+    // The nft chain holds INT_MIN+1: a's entry moves up one, b's further; exits share nothing either.
+    const [aEntry, aExit, ...aBetween] = prio(a, 'LOCAL_IN');
+    const [bEntry, bExit, ...bBetween] = prio(b, 'LOCAL_IN');
+    assert.equal(aEntry, INT_MIN + 2);
+    assert.ok(bEntry > aEntry && bEntry < 0);
+    assert.deepEqual([aExit, bExit], [INT_MAX - 1, INT_MAX - 2]);
+    // Each also probes the gap between the early chain and iptables' filter (0), at a priority of its own.
+    const all = [aEntry, ...aBetween, bEntry, ...bBetween, INT_MIN + 1];
+    assert.equal(new Set(all).size, all.length, `no two hooks at one priority: ${all}`);
+    assert.deepEqual(prio(b, 'PRE_ROUTING').slice(0, 2), [INT_MIN + 2, INT_MAX - 2]);
     assert.deepEqual(a.ready.unavailable, []);
     assert.deepEqual(b.ready.unavailable, []);
     await lab.connect('tcp', lab.server.v4, 3306, 300);

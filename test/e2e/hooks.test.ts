@@ -85,7 +85,8 @@ for (const c of CASES) {
         assert.match(p.drop.location, /^(nft_do_chain|nf_hook_slow|ipt_do_table|ip6t_do_table)$/);
         // It entered the hook and never left it.
         const at = p.steps.filter((s: Rec) => s.hook === c.hook).map((s: Rec) => s.at);
-        assert.deepEqual(at, ['entry']);
+        assert.equal(at[0], 'entry');
+        assert.ok(!at.includes('exit'), at.join(' '));
         // Dropped on the way in: after the RX tap. On the way out: before the TX tap.
         const rx = c.hook === 'PRE_ROUTING' || c.hook === 'LOCAL_IN' || c.hook === 'FORWARD';
         assert.equal(p.tcpdump, rx);

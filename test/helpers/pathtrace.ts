@@ -141,3 +141,12 @@ export async function traceLab<T>(opts: {
     lab.destroy();
   }
 }
+
+/**
+ * Drops a test of normal traffic must not see. On a loaded machine the kernel
+ * really drops stale duplicates (an ACK or data TCP already has: the
+ * TCP_OLD_* reasons); those are drops, honestly reported, not noise.
+ */
+export function unexpectedDrops(packets: Rec[]): Rec[] {
+  return packets.filter((p) => p.fate === 'dropped' && !/^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason));
+}
