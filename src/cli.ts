@@ -8,6 +8,8 @@ import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './option
 import { JsonSink } from './output/json.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
+import { TuiSink } from './tui/sink.js';
+import { TuiStore } from './tui/store.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */
 export class UserError extends Error {}
@@ -41,10 +43,19 @@ export function checkPrivileges(entersNetns: boolean): void {
   }
 }
 
+/** The full-screen UI: on a terminal, unless --json or --plain. */
+export function usesTui(o: TraceOptions): boolean {
+  return process.stdout.isTTY === true && process.stdin.isTTY === true && !o.json && !o.plain;
+}
+
 export function makeSink(o: TraceOptions, session: () => Session): Sink {
   const devices = () => session().devices;
   if (o.json) return new JsonSink(devices, filterObject(o));
-  const color = process.stdout.isTTY && !process.env.NO_COLOR;
+  const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
+  if (usesTui(o)) {
+    const store = new TuiStore(filterText(o), () => session().correlator.flows);
+    return new TuiSink(store, devices, color ? ANSI : PLAIN, color, () => session().stop('quit'));
+  }
   return new TextSink(devices, filterText(o), color ? ANSI : PLAIN);
 }
 
@@ -67,8 +78,10 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
   const stop = () => session.stop('signal');
   // A bug must not leave probes behind: detach, then report it in one line.
+  let sink: Sink | null = null;
   const crash = (e: unknown) => {
     session.close();
+    if (sink instanceof TuiSink) sink.close();
     process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
     process.exit(1);
   };
@@ -79,12 +92,13 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   process.on('SIGHUP', stop);
   process.stdout.on('error', onPipe);
   try {
-    const sink = makeSink(options, () => session);
+    sink = makeSink(options, () => session);
     const done = session.run(sink);
     onReady?.(session);
     await done;
   } finally {
     session.close();
+    if (sink instanceof TuiSink) sink.close();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     process.off('SIGHUP', stop);

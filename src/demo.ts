@@ -1,6 +1,6 @@
 // `pathtrace demo`: the source articles' experiments, in a lab of namespaces
 // that the demo creates and removes (also on Ctrl-C).
-import { checkPrivileges, trace } from './cli.js';
+import { checkPrivileges, trace, usesTui } from './cli.js';
 import { Lab } from './lab/lab.js';
 import { startNginx, type Nginx } from './lab/nginx.js';
 import type { TraceOptions } from './options.js';
@@ -84,6 +84,11 @@ export const SCENARIOS: Record<string, Scenario> = {
   },
 };
 
+function describe(r: ClientResult | undefined): string {
+  if (!r) return 'no result';
+  return r.ok ? `got ${JSON.stringify(r.data)}` : `failed (${r.error}) after ${(r.ms / 1000).toFixed(1)} s`;
+}
+
 export async function runDemo(name: string, options: TraceOptions): Promise<void> {
   const scenario = SCENARIOS[name];
   checkPrivileges(true);
@@ -107,15 +112,18 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
 
     let result: ClientResult | undefined;
     const traceOptions: TraceOptions = { ...options, ports: [scenario.port], protos: ['tcp'], netns: traced, duration: null };
+    // In the UI the trace stays open when the client is done, to be explored; q ends it.
+    const ui = usesTui(traceOptions);
     await trace(traceOptions, (session) => {
       scenario.client(lab!)
         .then((r) => { result = r; })
         .catch(() => {})
-        .finally(() => setTimeout(() => session.stop('demo-done'), 300));
+        .finally(() => {
+          if (ui) session.note(`demo: the client is done (${describe(result)}); ${scenario.lesson} Press q to quit.`);
+          else setTimeout(() => session.stop('demo-done'), 300);
+        });
     });
-    if (result) {
-      say(`the client's view: ${result.ok ? `got ${JSON.stringify(result.data)}` : `failed (${result.error}) after ${(result.ms / 1000).toFixed(1)} s`}`);
-    }
+    if (result) say(`the client's view: ${describe(result)}`);
     if (appView) say(appView());
     say(scenario.lesson);
   } finally {

@@ -12,6 +12,8 @@ export interface TraceOptions {
   protos: Proto[];
   netns: string | null;        // as given: a name from `ip netns` or a path
   json: boolean;
+  /** Line output even on a terminal (no full-screen UI). */
+  plain: boolean;
   duration: number | null;     // seconds
   count: number | null;        // packets
   ringMiB: number;
@@ -37,7 +39,8 @@ Filter (applied in the kernel; all given filters must match):
                               path such as /proc/PID/ns/net); default: pathtrace's own
 
 Output and end:
-      --json                  NDJSON on stdout: ready, packet and summary records
+      --json                  NDJSON on stdout: ready, packet, connection and summary records
+      --plain                 a text block per packet, even on a terminal (default there: the full-screen UI)
   -d, --duration SECONDS      stop after this long
   -c, --count N               stop after N packets
       --ring-mib N            ring buffer size in MiB (default 8)
@@ -112,6 +115,7 @@ export function parseCommandLine(argv: string[]): Command {
         proto: { type: 'string' },
         netns: { type: 'string', short: 'n' },
         json: { type: 'boolean' },
+        plain: { type: 'boolean' },
         duration: { type: 'string', short: 'd' },
         count: { type: 'string', short: 'c' },
         'ring-mib': { type: 'string' },
@@ -139,6 +143,7 @@ export function parseCommandLine(argv: string[]): Command {
     protos: parseProtos(v.proto, ports !== null),
     netns: v.netns ?? null,
     json: v.json ?? false,
+    plain: v.plain ?? false,
     duration: positiveNumber('--duration', v.duration, false),
     count: positiveNumber('--count', v.count, true),
     ringMiB,

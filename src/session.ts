@@ -36,6 +36,8 @@ export interface Sink {
   packet(j: Journey): void;
   /** Something the user should know while tracing (the ruleset changed...). */
   note(message: string): void;
+  /** Live figures, every second, for sinks that show them (the UI). */
+  stats?(s: { events: number; lostEvents: number; counters: Record<string, number> | null }): void;
   summary(s: Summary): void;
 }
 
@@ -111,6 +113,8 @@ export class Session {
   private dropsSinceReading = false;
   private rulesetTimer: NodeJS.Timeout | null = null;
   private ruleTrace: RuleTrace | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private sink: Sink | null = null;
   /** Said once the trace runs: what --rule-trace added, leftovers removed. */
   private readonly notes: string[] = [];
 
@@ -192,6 +196,7 @@ export class Session {
 
   /** Runs until stop() (or --duration / --count / the namespace going away). */
   run(sink: Sink): Promise<Summary> {
+    this.sink = sink;
     sink.ready(this.ready);
     for (const n of this.notes) sink.note(n);
     return new Promise((resolve) => {
@@ -203,6 +208,7 @@ export class Session {
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
         if (this.rulesetTimer) clearInterval(this.rulesetTimer);
+        if (this.statsTimer) clearInterval(this.statsTimer);
         this.poll(sink, true);
         this.attributeNow(sink);
         const after = this.readCounters();
@@ -233,6 +239,15 @@ export class Session {
             .finally(() => { this.reading = null; });
         }, RULESET_POLL_MS);
       }
+      if (sink.stats) {
+        this.statsTimer = setInterval(() => {
+          const now = this.readCounters();
+          sink.stats!({
+            events: this.events, lostEvents: this.tracer?.lostEvents() ?? 0,
+            counters: this.countersBefore && now ? counterDeltas(this.countersBefore, now) : null,
+          });
+        }, 1000);
+      }
       this.timer = setInterval(() => {
         this.poll(sink, false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
@@ -242,6 +257,11 @@ export class Session {
 
   stop(why = 'signal'): void {
     this.stopping?.(why);
+  }
+
+  /** Tells the user something through the sink (the demo's commentary in the UI). */
+  note(message: string): void {
+    this.sink?.note(message);
   }
 
   /** The namespace's netstat -s counters, or null when they cannot be read. */
@@ -342,6 +362,7 @@ export class Session {
   close(): void {
     if (this.timer) clearInterval(this.timer);
     if (this.rulesetTimer) clearInterval(this.rulesetTimer);
+    if (this.statsTimer) clearInterval(this.statsTimer);
     this.timer = null;
     this.rulesetTimer = null;
     this.tracer?.close();

@@ -1,0 +1,277 @@
+// The full-screen view: the stack as stages with live counts, recent
+// connections with their story, a connection's packets, and a packet's
+// journey step by step. Reads a throttled snapshot of the store.
+import { Box, Text, useInput, useStdout } from 'ink';
+import { useEffect, useMemo, useRef, useState } from 'react';
+import type { Journey } from '../journey.js';
+import type { FlowSummary } from '../summary.js';
+import { duration, formatJourney, PLAIN } from '../output/text.js';
+import { FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
+import type { ConnectionView, LiveStats, TuiStore } from './store.js';
+
+export interface Theme { color: boolean }
+interface DeviceNames { name(ifindex: number): string }
+
+interface Snapshot {
+  version: number;
+  stages: Map<StageId, { reached: number; died: number }>;
+  connections: ConnectionView[];
+  stats: LiveStats;
+  eventsPerSecond: number;
+  notes: string[];
+  packets: number;
+  evicted: number;
+}
+
+function snapshot(store: TuiStore): Snapshot {
+  return {
+    version: store.version,
+    stages: new Map([...store.stages].map(([k, v]) => [k, { ...v }])),
+    connections: store.recentConnections().map((c) => ({ ...c, packets: [...c.packets] })),
+    stats: store.stats,
+    eventsPerSecond: store.eventsPerSecond,
+    notes: store.notes,
+    packets: store.packets,
+    evicted: store.evicted,
+  };
+}
+
+/** Re-renders at most every `ms` with a fresh snapshot, unless paused. */
+function useSnapshot(store: TuiStore, paused: boolean, ms: number): Snapshot {
+  const [snap, setSnap] = useState(() => snapshot(store));
+  const pausedRef = useRef(paused);
+  pausedRef.current = paused;
+  useEffect(() => {
+    const t = setInterval(() => {
+      if (!pausedRef.current && store.version !== snap.version) setSnap(snapshot(store));
+    }, ms);
+    return () => clearInterval(t);
+  });
+  return snap;
+}
+
+function useSize(): { columns: number; rows: number } {
+  const { stdout } = useStdout();
+  const get = () => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
+  const [size, setSize] = useState(get);
+  useEffect(() => {
+    const on = () => setSize(get());
+    stdout.on('resize', on);
+    return () => { stdout.off('resize', on); };
+  }, [stdout]);
+  return size;
+}
+
+function clockOf(ns: number): string {
+  const s = Math.floor(ns / 1e9);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${p(Math.floor(s / 3600))}:${p(Math.floor(s / 60) % 60)}:${p(s % 60)}`;
+}
+
+function Stage({ id, counts, theme }: { id: StageId; counts?: { reached: number; died: number }; theme: Theme }) {
+  const reached = counts?.reached ?? 0, died = counts?.died ?? 0;
+  return (
+    <Box marginRight={1}>
+      <Text dimColor={reached === 0} bold={died > 0}>{STAGE_LABELS[id]} {reached}</Text>
+      {died > 0 && <Text color={theme.color ? 'red' : undefined} bold inverse={!theme.color}>{` ✗${died} died`}</Text>}
+      <Text dimColor> ›</Text>
+    </Box>
+  );
+}
+
+function StageRow({ label, ids, snap, theme }: { label: string; ids: readonly StageId[]; snap: Snapshot; theme: Theme }) {
+  return (
+    <Box flexWrap="wrap">
+      <Box width={4}><Text bold>{label}</Text></Box>
+      {ids.map((id) => <Stage key={id} id={id} counts={snap.stages.get(id)} theme={theme} />)}
+    </Box>
+  );
+}
+
+export function StagesView({ snap, theme }: { snap: Snapshot; theme: Theme }) {
+  return (
+    <Box flexDirection="column">
+      <StageRow label="RX" ids={RX_STAGES} snap={snap} theme={theme} />
+      <StageRow label="FWD" ids={FWD_STAGES} snap={snap} theme={theme} />
+      <StageRow label="TX" ids={TX_STAGES} snap={snap} theme={theme} />
+    </Box>
+  );
+}
+
+function Row({ selected, children, theme }: { selected: boolean; children: string; theme: Theme }) {
+  return (
+    <Text wrap="truncate" inverse={selected} color={selected && theme.color ? 'cyan' : undefined}>
+      {selected ? '› ' : '  '}{children}
+    </Text>
+  );
+}
+
+/** A window of `height` rows around the selection. */
+function windowed<T>(items: T[], selected: number, height: number): { start: number; items: T[] } {
+  const h = Math.max(1, height);
+  const start = Math.max(0, Math.min(selected - Math.floor(h / 2), items.length - h));
+  return { start, items: items.slice(start, start + h) };
+}
+
+function connectionLine(c: ConnectionView, s: FlowSummary | null): string {
+  const name = s ? `${s.proto} ${s.a} ↔ ${s.b}` : c.key;
+  return `${name} · ${c.total} pkt${c.dropped ? ` ✗${c.dropped} dropped` : ''} · ${s?.verdict ?? ''}`;
+}
+
+function packetLine(j: Journey): string {
+  const kind = j.proto === 6 ? `[${['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => j.flags & (1 << i)).join('')}]` : j.icmp ? 'ICMP' : 'UDP';
+  const dir = j.direction === 'forward' ? 'fwd' : j.direction;
+  const fate = j.drop ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}` : j.fate;
+  return `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +
+    `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}`;
+}
+
+export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: DeviceNames; startedAt: number }) {
+  const steps = j.steps.map((s) => {
+    const where = s.hook ? `${s.hook} ${s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}` : '';
+    const dev = s.ifindex ? devices.name(s.ifindex) : '';
+    const extra = [where, dev, s.location, s.reason, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : ''].filter(Boolean).join(' ');
+    return `+${duration(s.t - j.start).padStart(8)}  ${s.point.padEnd(24)} ${extra}`;
+  });
+  return (
+    <Box flexDirection="column">
+      {formatJourney(j, devices, startedAt, PLAIN).split('\n').map((l, i) => <Text key={`h${i}`} wrap="truncate">{l}</Text>)}
+      <Text bold>steps</Text>
+      {steps.map((l, i) => <Text key={i} wrap="truncate">{l}</Text>)}
+      <Text>{`tcpdump: ${j.tcpdump ? `✓ captured on ${j.tcpdumpDevices.map((d) => devices.name(d)).join(', ')}` : '✗ it never passed a capture point'}`}</Text>
+    </Box>
+  );
+}
+
+const HELP = [
+  '↑/↓ or j/k   move',
+  'Enter        open (connection → packets → journey)',
+  'Esc/Bksp     back',
+  '/            filter the connections (Enter to apply, Esc to clear)',
+  'p            pause the view (tracing goes on)',
+  'c            clear the view',
+  '?            this help',
+  'q or Ctrl-C  quit: probes are detached, the summary follows',
+];
+
+type View = { kind: 'main' } | { kind: 'connection'; key: string } | { kind: 'packet'; key: string; id: number };
+
+export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
+  store: TuiStore; devices: DeviceNames; theme: Theme; onQuit: () => void; refreshMs?: number;
+}) {
+  const [paused, setPaused] = useState(false);
+  const [view, setView] = useState<View>({ kind: 'main' });
+  const [sel, setSel] = useState({ main: 0, connection: 0 });
+  const [filter, setFilter] = useState('');
+  const [editing, setEditing] = useState<string | null>(null);
+  const [help, setHelp] = useState(false);
+  const snap = useSnapshot(store, paused, refreshMs);
+  const { columns, rows } = useSize();
+
+  const conns = useMemo(() => snap.connections.filter((c) => {
+    if (!filter) return true;
+    const s = store.summaryOf(c.key);
+    return `${c.key} ${s?.verdict ?? ''}`.toLowerCase().includes(filter.toLowerCase());
+  }), [snap, filter, store]);
+  const conn = view.kind !== 'main' ? snap.connections.find((c) => c.key === view.key) : undefined;
+  const packets = conn ? [...conn.packets].reverse() : [];
+
+  useInput((input, key) => {
+    if (key.ctrl && input === 'c') return onQuit();
+    if (editing !== null) {
+      if (key.return) { setFilter(editing); setEditing(null); setSel({ ...sel, main: 0 }); }
+      else if (key.escape) { setFilter(''); setEditing(null); }
+      else if (key.backspace || key.delete) setEditing(editing.slice(0, -1));
+      else if (input && !key.ctrl && !key.meta) setEditing(editing + input);
+      return;
+    }
+    if (help) { setHelp(false); return; }
+    if (input === 'q') return onQuit();
+    if (input === '?') return setHelp(true);
+    if (input === 'p') return setPaused(!paused);
+    if (input === 'c') { store.clear(); setView({ kind: 'main' }); setSel({ main: 0, connection: 0 }); return; }
+    if (input === '/' && view.kind === 'main') return setEditing(filter);
+    const up = key.upArrow || input === 'k', down = key.downArrow || input === 'j';
+    if (key.escape || key.backspace || key.delete) {
+      if (view.kind === 'packet') setView({ kind: 'connection', key: view.key });
+      else setView({ kind: 'main' });
+      return;
+    }
+    if (view.kind === 'main') {
+      if (up) setSel({ ...sel, main: Math.max(0, sel.main - 1) });
+      if (down) setSel({ ...sel, main: Math.min(conns.length - 1, sel.main + 1) });
+      if (key.return && conns[sel.main]) { setView({ kind: 'connection', key: conns[sel.main].key }); setSel({ ...sel, connection: 0 }); }
+    } else if (view.kind === 'connection') {
+      if (up) setSel({ ...sel, connection: Math.max(0, sel.connection - 1) });
+      if (down) setSel({ ...sel, connection: Math.min(packets.length - 1, sel.connection + 1) });
+      if (key.return && packets[sel.connection]) setView({ kind: 'packet', key: view.key, id: packets[sel.connection].id });
+    } else if (view.kind === 'packet') {
+      const i = packets.findIndex((p) => p.id === view.id);
+      const next = up ? packets[i - 1] : down ? packets[i + 1] : undefined;
+      if (next) { setView({ ...view, id: next.id }); setSel({ ...sel, connection: i + (up ? -1 : 1) }); }
+    }
+  });
+
+  const ready = store.ready;
+  const ns = ready ? (ready.netns.label === 'own' ? 'own netns' : `netns ${ready.netns.label}`) : 'starting';
+  const uptime = ready ? clockOf((Date.now() - ready.startedAt) * 1e6) : '00:00:00';
+  const lost = snap.stats.lostEvents;
+  const unavailable = ready?.unavailable.length ?? 0;
+  const counters = Object.entries(snap.stats.counters ?? {}).filter(([k]) => !/^(Ip6|Icmp6|IpExt)/.test(k))
+    .map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ');
+
+  // Rows: status 1, stages 3+ (wrapping at 80 columns), counters 1, note 1, title 1, footer 1.
+  const stageRows = columns >= 150 ? 3 : 6;
+  const listHeight = Math.max(3, rows - stageRows - 7);
+
+  let body;
+  if (help) {
+    body = <Box flexDirection="column" borderStyle="round" paddingX={1}><Text bold>keys</Text>{HELP.map((h) => <Text key={h}>{h}</Text>)}</Box>;
+  } else if (view.kind === 'packet' && conn) {
+    const j = conn.packets.find((p) => p.id === view.id);
+    body = j ? <PacketDetail j={j} devices={devices} startedAt={ready?.startedAt ?? Date.now()} /> : <Text>packet #{view.id} is no longer kept</Text>;
+  } else if (view.kind === 'connection' && conn) {
+    const s = store.summaryOf(conn.key);
+    const w = windowed(packets, sel.connection, listHeight - 2);
+    body = (
+      <Box flexDirection="column">
+        <Text bold wrap="truncate">{connectionLine(conn, s).split(' · ').slice(0, 2).join(' · ')}{s?.owner ? ` · ${s.owner.comm}[${s.owner.pid}]` : ''}</Text>
+        <Text wrap="truncate">{s?.verdict ?? ''}</Text>
+        {w.items.map((p, i) => <Row key={p.id} theme={theme} selected={w.start + i === sel.connection}>{packetLine(p)}</Row>)}
+      </Box>
+    );
+  } else {
+    const w = windowed(conns, sel.main, listHeight - 1);
+    body = (
+      <Box flexDirection="column">
+        <Text bold>connections ({conns.length}{filter ? ` matching "${filter}"` : ''}{snap.evicted ? `, ${snap.evicted} older evicted` : ''})</Text>
+        {conns.length === 0 && <Text dimColor>  no matching packets yet</Text>}
+        {w.items.map((c, i) => (
+          <Row key={c.key} theme={theme} selected={w.start + i === sel.main}>
+            {connectionLine(c, store.summaryOf(c.key))}
+          </Row>
+        ))}
+      </Box>
+    );
+  }
+
+  return (
+    <Box flexDirection="column" width={columns} height={rows}>
+      <Text wrap="truncate">
+        <Text bold>pathtrace</Text>{` · ${store.filterText} · ${ns} · up ${uptime} · ${snap.eventsPerSecond} ev/s · ${snap.packets} packets · `}
+        {lost > 0
+          ? <Text color={theme.color ? 'red' : undefined} bold inverse>{`LOST ${lost} events`}</Text>
+          : <Text>lost 0</Text>}
+        {unavailable ? ` · ${unavailable} points unavailable` : ''}
+        {paused ? <Text inverse>{' PAUSED '}</Text> : ''}
+      </Text>
+      <StagesView snap={snap} theme={theme} />
+      <Text wrap="truncate" dimColor>{counters ? `netstat -s: ${counters}` : 'netstat -s: no change yet'}</Text>
+      <Box height={2} overflow="hidden"><Text wrap="wrap" color={theme.color ? "yellow" : undefined}>{snap.notes.at(-1) ?? ""}</Text></Box>
+      <Box flexDirection="column" flexGrow={1}>{body}</Box>
+      <Text wrap="truncate" dimColor>
+        {editing !== null ? `filter: ${editing}▏ (Enter apply · Esc clear)` : '↑↓/jk move · Enter open · Esc back · / filter · p pause · c clear · ? help · q quit'}
+      </Text>
+    </Box>
+  );
+}

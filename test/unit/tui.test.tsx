@@ -1,0 +1,151 @@
+// The UI's views and keys, on journeys replayed from the recorded experiments.
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { test, type TestContext } from 'node:test';
+import { render as inkRender } from 'ink';
+import { render } from 'ink-testing-library';
+import { App } from '../../src/tui/App.js';
+import { TuiStore } from '../../src/tui/store.js';
+import { stagesReached, deathStage } from '../../src/tui/stages.js';
+import { loadEvents, replay } from '../helpers/replay.js';
+
+const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
+const strip = (s = '') => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+const tick = (ms = 40) => new Promise((r) => setTimeout(r, ms));
+const KEY = { enter: '\r', esc: '\x1b', backspace: '\x7f', down: '\x1b[B', up: '\x1b[A', ctrlC: '\x03' };
+
+function storeOf(...fixtures: string[]) {
+  const all = fixtures.map((f) => replay(loadEvents(f)));
+  const flows = { byKey: (k: string) => all.map((a) => a.correlator.flows.byKey(k)).find(Boolean) };
+  const store = new TuiStore('tcp port 3306', () => flows);
+  store.setReady({ netns: { path: '/run/netns/srv', inode: 1, label: 'srv' }, points: [], netfilter: [], unavailable: [], startedAt: Date.now() });
+  for (const { journeys } of all) for (const j of journeys) store.add(j);
+  return store;
+}
+
+async function ui(t: TestContext, store: TuiStore, onQuit = () => {}) {
+  const r = render(<App store={store} devices={devices} theme={{ color: false }} onQuit={onQuit} refreshMs={10} />);
+  t.after(() => r.unmount()); // also when an assertion fails: ink holds stdin
+  await tick();
+  return { ...r, frame: () => strip(r.lastFrame()), key: async (k: string) => { r.stdin.write(k); await tick(); } };
+}
+
+test('stages: where packets went and where they died, marked, not by colour alone', async (t) => {
+  const store = storeOf('local-in');
+  const u = await ui(t, store);
+  const f = u.frame();
+  assert.match(f, /device RX 5 › tcpdump 5 › PRE_ROUTING 5 › routing 5 › LOCAL_IN 5 ✗5 died/);
+  assert.match(f, /transport 0/);
+  assert.match(f, /LOCAL_OUT 0/);
+  assert.match(f, /netns srv/);
+});
+
+test('the journey of a dropped SYN maps to its stages', () => {
+  const { journeys } = replay(loadEvents('local-in'));
+  assert.deepEqual(stagesReached(journeys[0]), ['rx', 'tap_rx', 'PRE_ROUTING', 'routing', 'LOCAL_IN']);
+  assert.equal(deathStage(journeys[0]), 'LOCAL_IN');
+  const out = replay(loadEvents('local-out')).journeys.find((j) => j.direction === 'out')!;
+  assert.deepEqual(stagesReached(out), ['LOCAL_OUT']);
+});
+
+test('connections list with verdicts; Enter opens its packets, Enter a packet\'s journey; Esc and Backspace go back', async (t) => {
+  const u = await ui(t, storeOf('local-out'));
+  assert.match(u.frame(), /connections \(1\)/);
+  assert.match(u.frame(), /› tcp 198\.18\.0\.1:\d+ ↔ 198\.18\.0\.2:3306 · 14 pkt ✗9 dropped · SYN ×5 reached TCP \(SYN_RECV\)/);
+  await u.key(KEY.enter);
+  assert.match(u.frame(), /#\d+\s+\+\d+\.\d{3}s out \[SA\]\s+0B ✗ LOCAL_OUT NETFILTER_DROP · tcpdump ✗/);
+  assert.match(u.frame(), /in\s+\[S\]\s+0B delivered · tcpdump ✓/);
+  // The newest packet is first; move to a SYN-ACK and open it.
+  const rows = u.frame().split('\n').filter((l) => /#\d+/.test(l));
+  const firstSynAck = rows.findIndex((l) => l.includes('[SA]'));
+  for (let i = 0; i < firstSynAck; i++) await u.key(KEY.down);
+  await u.key(KEY.enter);
+  const detail = u.frame();
+  assert.match(detail, /out SYN-ACK 198\.18\.0\.2:3306 → 198\.18\.0\.1:\d+/);
+  assert.match(detail, /TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗/);
+  assert.match(detail, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_OUT\)/);
+  assert.match(detail, /steps\n\+\s+0 ns\s+netfilter\s+LOCAL_OUT entry/);
+  assert.match(detail, /tcpdump: ✗ it never passed a capture point/);
+  await u.key(KEY.esc);
+  assert.match(u.frame(), /#\d+ .*\[SA\]/);
+  await u.key(KEY.backspace);
+  assert.match(u.frame(), /connections \(1\)/);
+});
+
+test('/ filters the list; Esc clears the filter', async (t) => {
+  const u = await ui(t, storeOf('local-in', 'closed-port'));
+  assert.match(u.frame(), /connections \(2\)/);
+  await u.key('/');
+  for (const c of 'NO_SOCKET') await u.key(c);
+  assert.match(u.frame(), /filter: NO_SOCKET/);
+  await u.key(KEY.enter);
+  assert.match(u.frame(), /connections \(1 matching "NO_SOCKET"\)/);
+  assert.match(u.frame(), /SYN dropped in socket \(NO_SOCKET\)/);
+  await u.key('/');
+  await u.key(KEY.esc);
+  assert.match(u.frame(), /connections \(2\)/);
+});
+
+test('p pauses the view while intake goes on; c clears it; ? shows help', async (t) => {
+  const store = storeOf('local-in');
+  const u = await ui(t, store);
+  await u.key('p');
+  assert.match(u.frame(), /PAUSED/);
+  for (const j of replay(loadEvents('closed-port')).journeys) store.add(j);
+  await tick(60);
+  assert.match(u.frame(), /connections \(1\)/, 'the view is frozen');
+  await u.key('p');
+  await tick(60);
+  assert.match(u.frame(), /connections \(2\)/);
+  assert.equal(store.packets, 7);
+  await u.key('c');
+  await tick(60);
+  assert.match(u.frame(), /connections \(0\)/);
+  assert.match(u.frame(), /LOCAL_IN 0/);
+  await u.key('?');
+  assert.match(u.frame(), /q or Ctrl-C\s+quit/);
+  await u.key('x');
+  assert.doesNotMatch(u.frame(), /q or Ctrl-C\s+quit/);
+});
+
+test('q and Ctrl-C quit; lost events are loud', async (t) => {
+  let quits = 0;
+  const store = storeOf('local-in');
+  const u = await ui(t, store, () => { quits++; });
+  store.setStats({ events: 100, lostEvents: 7, counters: { IpInReceives: 5 } });
+  await tick(60);
+  assert.match(u.frame(), /LOST 7 events/);
+  assert.match(u.frame(), /netstat -s: IpInReceives \+5/);
+  await u.key('q');
+  await u.key(KEY.ctrlC);
+  assert.equal(quits, 2);
+});
+
+class FakeStdout extends EventEmitter {
+  frames: string[] = [];
+  constructor(readonly columns: number, readonly rows: number) { super(); }
+  write = (s: string) => { this.frames.push(s); return true; };
+}
+class FakeStdin extends EventEmitter {
+  isTTY = true;
+  setEncoding() {} setRawMode() {} resume() {} pause() {} ref() {} unref() {} read() { return null; }
+}
+
+for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
+  test(`at ${columns}×${rows} every line fits and the list fills the screen`, async (t) => {
+    const store = storeOf('local-in', 'local-out', 'closed-port', 'connect-ok');
+    const stdout = new FakeStdout(columns, rows);
+    const app = inkRender(<App store={store} devices={devices} theme={{ color: false }} onQuit={() => {}} refreshMs={10} />, {
+      stdout: stdout as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream,
+      debug: true, patchConsole: false, exitOnCtrlC: false,
+    });
+    t.after(() => app.unmount());
+    await tick();
+    const frame = strip(stdout.frames.at(-1));
+    const lines = frame.split('\n');
+    for (const l of lines) assert.ok([...l].length <= columns, `too wide (${[...l].length}): ${l}`);
+    assert.ok(lines.length <= rows, `${lines.length} lines`);
+    assert.match(frame, /connections \(4\)/);
+    assert.equal(lines.filter((l) => / ↔ /.test(l)).length, 4);
+  });
+}
