@@ -16,7 +16,7 @@ const PORT = 3306;
 async function startTcpdump(lab: Lab, netns: string, ifname: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-tcpdump-'));
   const file = path.join(dir, 'cap.pcap');
-  const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-nn', '-U', '-w', file, 'tcp', 'port', String(PORT)],
+  const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-nn', '-U', '--immediate-mode', '-w', file, 'tcp', 'port', String(PORT)],
     { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     let err = '';
