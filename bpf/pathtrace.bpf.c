@@ -28,6 +28,19 @@ struct {
 	__uint(max_entries, 8 << 20); /* resized by the addon before load */
 } events SEC(".maps");
 
+/* Packet bytes for --write (only used when filter.snaplen is set). */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20); /* resized by the addon */
+} packet_bytes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathtrace_bytes);
+} bytes_scratch SEC(".maps");
+
 /* Records that did not fit in the ring buffer, per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -38,10 +51,46 @@ struct {
 
 static __always_inline void emit(struct pathtrace_record *r)
 {
-	r->ts_ns = bpf_ktime_get_ns();
 	/* No wakeups: user space drains the ring on its own timer, in batches. */
 	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
 		__u32 zero = 0;
+		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
+		if (n)
+			*n += 1;
+	}
+}
+
+/* The packet's bytes from its IP header (l3), as far as the skb's linear data goes. */
+static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, const struct pathtrace_record *r)
+{
+	if (!filter.snaplen)
+		return;
+	__u32 zero = 0;
+	struct pathtrace_bytes *b = bpf_map_lookup_elem(&bytes_scratch, &zero);
+	if (!b)
+		return;
+	const unsigned char *data = BPF_CORE_READ(skb, data);
+	__u32 headlen = BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len);
+	long avail = (long)(data + headlen) - (long)l3;
+	__u32 caplen = filter.snaplen;
+	if (avail < caplen)
+		caplen = avail > 0 ? avail : 0;
+	if (caplen > PT_MAX_SNAPLEN)
+		caplen = PT_MAX_SNAPLEN;
+	if (caplen == 0 || bpf_probe_read_kernel(b->data, caplen, l3))
+		return;
+	b->ts_ns = r->ts_ns;
+	b->skb = r->skb;
+	b->caplen = caplen;
+	b->point = r->point;
+	__u8 first = b->data[0];
+	if ((first >> 4) == 4 && caplen >= 4)
+		b->wirelen = ((__u16)b->data[2] << 8) | b->data[3];
+	else if ((first >> 4) == 6 && caplen >= 6)
+		b->wirelen = (((__u16)b->data[4] << 8) | b->data[5]) + 40;
+	else
+		b->wirelen = caplen;
+	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP)) {
 		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
 		if (n)
 			*n += 1;
@@ -358,6 +407,7 @@ static __always_inline bool parse_skb_nh(const struct sk_buff *skb, struct patht
 static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
 {
 	__builtin_memset(r, 0, sizeof(*r));
+	r->ts_ns = bpf_ktime_get_ns();
 	r->point = point;
 	r->hook = PT_HOOK_NONE;
 	r->skb = (__u64)skb;
@@ -384,6 +434,8 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 		r.ifindex = BPF_CORE_READ(in, ifindex);
 	if (out)
 		r.ifindex_out = BPF_CORE_READ(out, ifindex);
+	if (slot == PT_NF_SLOT_ENTRY && r.hook == 3 /* NF_INET_LOCAL_OUT */)
+		emit_bytes(skb, BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), &r);
 	emit(&r);
 	return NF_ACCEPT;
 }
@@ -415,6 +467,10 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	if (point == PT_POINT_NET_DEV_START_XMIT)
 		unfollow(&r);
 	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	/* Bytes first: user space reads the bytes ring before the events ring,
+	 * so an event it sees has its bytes there already. */
+	if (point != PT_POINT_NET_DEV_QUEUE)
+		emit_bytes(skb, rx ? BPF_CORE_READ(skb, data) : BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), &r);
 	emit(&r);
 }
 

@@ -80,6 +80,22 @@ struct pathtrace_record {
 	};
 };
 
+/* Packet bytes for --write, in a ring of their own: the IP header on, up to
+ * the snap length, tied to the event record of the same skb and ts_ns. */
+#define PT_MAX_SNAPLEN 1024
+
+struct pathtrace_bytes {
+	__u64 ts_ns;   /* equals the event record's */
+	__u64 skb;
+	__u16 caplen;  /* bytes in data */
+	__u16 wirelen; /* the IP packet's length */
+	__u16 point;
+	__u16 pad;
+	__u8 data[PT_MAX_SNAPLEN];
+};
+
+#define PT_BYTES_HEADER 24
+
 /* Filter applied in BPF, set in .rodata before the programs load. */
 #define PT_MAX_HOSTS 16
 #define PT_PROTO_TCP 0x1
@@ -97,6 +113,8 @@ struct pathtrace_filter {
 	__u8 any_port;   /* 1 when no --port was given */
 	__u8 nhosts;     /* 0 = any host */
 	__u8 pad;
+	__u16 snaplen;   /* --write: bytes of each packet to capture; 0 = none */
+	__u16 pad2;
 	struct pathtrace_host hosts[PT_MAX_HOSTS];
 	__u8 ports[65536 / 8]; /* bitmap of ports to match as source or destination */
 };

@@ -29,6 +29,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
       InstanceMethod("detachLink", &TracerWrap::DetachLink),
       InstanceMethod("consume", &TracerWrap::Consume),
+      InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
       InstanceMethod("lostEvents", &TracerWrap::LostEvents),
       InstanceMethod("close", &TracerWrap::Close),
     });
@@ -57,6 +58,8 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       Napi::Uint8Array addr = h.Get("addr").As<Napi::Uint8Array>();
       memcpy(filter->hosts[i].addr, addr.Data(), std::min<size_t>(addr.ByteLength(), 16));
     }
+    Napi::Value snaplen = o.Get("snaplen");
+    filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
     bool netfilter = o.Get("netfilter").ToBoolean();
     try {
@@ -128,6 +131,13 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     return Napi::Number::New(env, n);
   }
 
+  // consumeBytes(Uint8Array) -> bytes of packet-byte records copied into it
+  Napi::Value ConsumeBytes(const Napi::CallbackInfo &info) {
+    Napi::Uint8Array buf = info[0].As<Napi::Uint8Array>();
+    size_t n = tracer_ ? tracer_->consume_bytes(buf.Data(), buf.ByteLength()) : 0;
+    return Napi::Number::New(info.Env(), n);
+  }
+
   Napi::Value LostEvents(const Napi::CallbackInfo &info) {
     return Napi::Number::New(info.Env(), tracer_ ? (double)tracer_->lost_events() : 0);
   }
@@ -196,6 +206,8 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   o.Set("size", (double)sizeof(pathtrace_record));
   o.Set("offsets", off);
   o.Set("nfSlots", PT_NF_SLOTS);
+  o.Set("bytesHeader", (double)offsetof(pathtrace_bytes, data));
+  o.Set("maxSnaplen", PT_MAX_SNAPLEN);
   return o;
 }
 

@@ -42,6 +42,8 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilt
   if (!skel_) throw std::runtime_error("cannot open the BPF object: " + errno_text(errno));
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
   bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
+  // Packet bytes only travel with --write; otherwise the ring stays minimal.
+  bpf_map__set_max_entries(skel_->maps.packet_bytes, filter.snaplen ? ring_bytes : 4096);
 
   // Leave out what this kernel cannot load, so that the rest still works.
   bpf_program *prog;
@@ -62,7 +64,8 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilt
     throw std::runtime_error("cannot load the BPF programs: " + errno_text(err));
   }
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
-  if (!ring_) {
+  bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
+  if (!ring_ || !bytes_ring_) {
     int err = errno;
     close();
     throw std::runtime_error("cannot map the ring buffer: " + errno_text(err));
@@ -137,6 +140,25 @@ int Tracer::on_sample(void *ctx, void *data, size_t size) {
   return self->batch_len_ >= self->batch_max_ ? kBatchFull : 0;
 }
 
+int Tracer::on_bytes(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<Tracer *>(ctx);
+  size_t padded = (size + 7) & ~size_t(7);
+  if (self->bytes_len_ + padded > self->bytes_max_) return kBatchFull;  // this one is lost to the batch
+  memcpy(self->bytes_out_ + self->bytes_len_, data, size);
+  self->bytes_len_ += padded;
+  return self->bytes_len_ + sizeof(pathtrace_bytes) > self->bytes_max_ ? kBatchFull : 0;
+}
+
+size_t Tracer::consume_bytes(uint8_t *out, size_t max) {
+  if (!bytes_ring_) return 0;
+  bytes_out_ = out;
+  bytes_len_ = 0;
+  bytes_max_ = max;
+  ring_buffer__consume(bytes_ring_);
+  bytes_out_ = nullptr;
+  return bytes_len_;
+}
+
 size_t Tracer::consume(pathtrace_record *out, size_t max) {
   if (!ring_ || max == 0) return 0;
   batch_ = out;
@@ -167,6 +189,8 @@ void Tracer::close() {
   netfilter_links_.clear();
   if (ring_) ring_buffer__free(ring_);
   ring_ = nullptr;
+  if (bytes_ring_) ring_buffer__free(bytes_ring_);
+  bytes_ring_ = nullptr;
   if (skel_) pathtrace_bpf__destroy(skel_);
   skel_ = nullptr;
 }

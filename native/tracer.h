@@ -39,6 +39,8 @@ class Tracer {
  public:
   // Opens and loads the BPF object with this filter. Throws std::runtime_error.
   Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter);
+  // Copies packet byte records (struct pathtrace_bytes, header + caplen, each padded to 8) into out.
+  size_t consume_bytes(uint8_t *out, size_t max);
   ~Tracer();
   Tracer(const Tracer &) = delete;
   Tracer &operator=(const Tracer &) = delete;
@@ -57,9 +59,13 @@ class Tracer {
 
  private:
   static int on_sample(void *ctx, void *data, size_t size);
+  static int on_bytes(void *ctx, void *data, size_t size);
 
   pathtrace_bpf *skel_ = nullptr;
   ring_buffer *ring_ = nullptr;
+  ring_buffer *bytes_ring_ = nullptr;
+  uint8_t *bytes_out_ = nullptr;
+  size_t bytes_len_ = 0, bytes_max_ = 0;
   std::vector<bpf_link *> links_;              // tracepoints
   std::map<int, bpf_link *> netfilter_links_;  // by id, so that probes can be re-placed
   int next_link_id_ = 1;

@@ -25,8 +25,9 @@ SRC
   apt_updated=
 fi
 
-# nginx: the app-response lab scenario (DESIGN.md experiment 3); ethtool: GRO in the lab; tmux: the UI test.
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux)
+# nginx: the app-response lab scenario (DESIGN.md experiment 3); ethtool: GRO in the lab; tmux: the UI test;
+# tshark: reads back what --write wrote.
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark)
 backported=(libbpf-dev bpftool)
 
 missing=()

@@ -2,10 +2,12 @@
 // every failure into one line on stderr and a non-zero exit code.
 import { readFileSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
+import { CompareError, runCompare } from './compare-command.js';
 import { runDemo } from './demo.js';
 import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
 import { JsonSink } from './output/json.js';
+import { PcapSink } from './output/pcap-sink.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
 import { TuiSink } from './tui/sink.js';
@@ -49,6 +51,11 @@ export function usesTui(o: TraceOptions): boolean {
 }
 
 export function makeSink(o: TraceOptions, session: () => Session): Sink {
+  const sink = outputSink(o, session);
+  return o.write ? new PcapSink(sink, o.write, o.snaplen, () => session().devices) : sink;
+}
+
+function outputSink(o: TraceOptions, session: () => Session): Sink {
   const devices = () => session().devices;
   if (o.json) return new JsonSink(devices, filterObject(o));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
@@ -81,7 +88,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   let sink: Sink | null = null;
   const crash = (e: unknown) => {
     session.close();
-    if (sink instanceof TuiSink) sink.close();
+    sink?.close?.();
     process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
     process.exit(1);
   };
@@ -98,7 +105,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     await done;
   } finally {
     session.close();
-    if (sink instanceof TuiSink) sink.close();
+    sink?.close?.();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     process.off('SIGHUP', stop);
@@ -127,13 +134,16 @@ export async function main(argv: string[]): Promise<number> {
       case 'demo':
         await runDemo(cmd.scenario, cmd.options);
         return 0;
+      case 'compare':
+        process.stdout.write(runCompare(cmd.capture, cmd.trace) + '\n');
+        return 0;
     }
   } catch (e) {
     if (e instanceof UsageError) {
       process.stderr.write(`pathtrace: ${e.message} (see pathtrace --help)\n`);
       return 2;
     }
-    if (e instanceof UserError) {
+    if (e instanceof UserError || e instanceof CompareError) {
       process.stderr.write(`pathtrace: ${e.message}\n`);
       return 1;
     }

@@ -325,6 +325,7 @@ export class Correlator {
   private advance(a: Active, e: NamedEvent, exit: boolean, r: number): void {
     const j = a.j;
     a.last = e.t;
+    if (e.bytes && !j.bytes) j.bytes = e.bytes;
     if (r >= 0) a.rank = r;
     if (e.point !== Point.NAPI_GRO_RECEIVE) a.groOnly = false;
     const step: Step = { point: POINT_NAMES[e.point] ?? `point-${e.point}`, t: e.t };

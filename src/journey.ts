@@ -1,5 +1,6 @@
 // What the correlator produces: one packet's journey through this host.
 import type { Layer } from './classify.js';
+import type { PacketBytes } from './record.js';
 import type { RuleAttribution } from './ruleset/attribute.js';
 import type { HookName } from './kernel-names.js';
 
@@ -104,6 +105,8 @@ export interface Journey {
   segmentOf?: number;
   /** GSO: the ids of the segments this packet was cut into. */
   segments?: number[];
+  /** --write: the packet's bytes as pathtrace first saw them (from the IP header). */
+  bytes?: PacketBytes;
 }
 
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';

@@ -10,6 +10,7 @@ export interface FilterConfig {
   hosts: { family: 4 | 6; addr: Uint8Array }[];
   ringBytes: number;
   netfilter: boolean;       // load the netfilter probes
+  snaplen?: number;         // --write: packet bytes to capture (0/absent: none)
 }
 
 export interface PointStatus { point: string; attached: boolean; error?: string }
@@ -21,6 +22,7 @@ export interface NativeTracer {
   attachNetfilter(netnsPath: string, requests: NetfilterRequest[]): NetfilterResult[];
   detachLink(link: number): boolean;
   consume(into: Uint8Array): number;
+  consumeBytes(into: Uint8Array): number;
   lostEvents(): number;
   close(): void;
 }
@@ -31,7 +33,7 @@ export interface Native {
   kernelEnum(name: string): Record<string, number>;
   interfaces(netnsPath: string): Record<number, string>;
   readInNetns(netnsPath: string, files: string[]): string[];
-  recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number };
+  recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number; bytesHeader: number; maxSnaplen: number };
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

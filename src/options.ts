@@ -19,16 +19,26 @@ export interface TraceOptions {
   ringMiB: number;
   /** Add an nftables trace table to name the exact rule (changes the ruleset while tracing). */
   ruleTrace: boolean;
+  /** --write: a pcapng file of the traced packets, with their fates as comments. */
+  write: string | null;
+  snaplen: number;
 }
+
+export const MAX_SNAPLEN = 1024;
+export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
 
 export type Command =
   | { kind: 'help' }
   | { kind: 'version' }
   | { kind: 'trace'; options: TraceOptions }
-  | { kind: 'demo'; scenario: string; options: TraceOptions };
+  | { kind: 'demo'; scenario: string; options: TraceOptions }
+  | { kind: 'compare'; capture: string; trace: string };
 
 export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
        pathtrace demo [local-in|local-out|app-response|forward] [--json]
+       pathtrace compare CAPTURE.pcap[ng] TRACE     a tcpdump capture beside pathtrace's --json output
+                                             or --write file of the same time: what happened after
+                                             each captured frame, and what the capture lacks
                                              run a lab experiment in namespaces of its own
 
 Filter (applied in the kernel; all given filters must match):
@@ -43,6 +53,10 @@ Output and end:
       --plain                 a text block per packet, even on a terminal (default there: the full-screen UI)
   -d, --duration SECONDS      stop after this long
   -c, --count N               stop after N packets
+  -w, --write FILE.pcapng      also write the traced packets as pcapng (bytes from the IP header, one
+                              interface per device, each packet's fate as a comment; packets tcpdump
+                              could not see are included and say so)
+  -s, --snaplen BYTES         bytes of each packet to write (default 128, at most 1024)
       --ring-mib N            ring buffer size in MiB (default 8)
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
@@ -120,6 +134,8 @@ export function parseCommandLine(argv: string[]): Command {
         count: { type: 'string', short: 'c' },
         'ring-mib': { type: 'string' },
         'rule-trace': { type: 'boolean' },
+        write: { type: 'string', short: 'w' },
+        snaplen: { type: 'string', short: 's' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -148,11 +164,19 @@ export function parseCommandLine(argv: string[]): Command {
     count: positiveNumber('--count', v.count, true),
     ringMiB,
     ruleTrace: v['rule-trace'] ?? false,
+    write: v.write ?? null,
+    snaplen: positiveNumber('--snaplen', v.snaplen, true) ?? DEFAULT_SNAPLEN,
   };
+  if (options.snaplen > MAX_SNAPLEN) throw new UsageError(`bad --snaplen '${options.snaplen}': at most ${MAX_SNAPLEN} bytes`);
+  if (v.snaplen !== undefined && !options.write) throw new UsageError('--snaplen applies to --write');
   if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
 
   const [first, ...rest] = parsed.positionals;
   if (first === undefined) return { kind: 'trace', options };
+  if (first === 'compare') {
+    if (rest.length !== 2) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
+    return { kind: 'compare', capture: rest[0], trace: rest[1] };
+  }
   if (first === 'demo') {
     if (rest.length > 1) throw new UsageError(`unexpected argument '${rest[1]}'`);
     const scenario = rest[0] ?? 'local-in';

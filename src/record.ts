@@ -103,6 +103,8 @@ export interface TraceEvent {
   aux: number;
   /** Current task's command (socket and read records), '' otherwise. */
   comm: string;
+  /** --write: the packet's bytes, when this event captured them. */
+  bytes?: PacketBytes;
 }
 
 const TWO32 = 2 ** 32;
@@ -170,4 +172,21 @@ export function decodeRecord(view: DataView, bytes: Uint8Array, o: number, base:
     aux: view.getUint32(o + OFFSETS.aux, true),
     comm: innerProto ? '' : cString(bytes, o + OFFSETS.comm, 16),
   };
+}
+
+/** Packet bytes of --write (struct pathtrace_bytes): the IP packet from its header, as captured. */
+export interface PacketBytes { data: Uint8Array; wireLen: number }
+
+export const BYTES_HEADER = 24;
+
+/** Decodes the packet-byte records in buf[0..len) (each padded to 8), keyed by event time. */
+export function decodeBytes(buf: Uint8Array, len: number, base: ClockBase, into: Map<number, PacketBytes>): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (let o = 0; o + BYTES_HEADER <= len; ) {
+    const t = (view.getUint32(o + 4, true) - base.hi) * TWO32 + (view.getUint32(o, true) - base.lo);
+    const caplen = view.getUint16(o + 16, true);
+    const wireLen = view.getUint16(o + 18, true);
+    into.set(t, { data: buf.slice(o + BYTES_HEADER, o + BYTES_HEADER + caplen), wireLen });
+    o += (BYTES_HEADER + caplen + 7) & ~7;
+  }
 }

@@ -17,7 +17,7 @@ import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT,
-  clockBase, decodeRecords, type ClockBase,
+  clockBase, decodeBytes, decodeRecords, type ClockBase, type PacketBytes,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
 
@@ -36,6 +36,8 @@ export interface Sink {
   packet(j: Journey): void;
   /** Something the user should know while tracing (the ruleset changed...). */
   note(message: string): void;
+  /** Releases what the sink holds (the UI's screen), also when a trace fails; safe to repeat. */
+  close?(): void;
   /** Live figures, every second, for sinks that show them (the UI). */
   stats?(s: { events: number; lostEvents: number; counters: Record<string, number> | null }): void;
   summary(s: Summary): void;
@@ -93,6 +95,10 @@ export class Session {
   private readonly symbols = Symbolizer.fromProc();
   private readonly reasons: EnumNames;
   private readonly buf = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
+  /** --write: packet bytes by event time, until their event comes (kept one poll longer). */
+  private readonly bytesBuf: Uint8Array | null;
+  private bytes = new Map<number, PacketBytes>();
+  private olderBytes = new Map<number, PacketBytes>();
   private readonly tally = new Tally();
   private events = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -121,6 +127,7 @@ export class Session {
   constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
     const n = native();
     this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
+    this.bytesBuf = options.write ? new Uint8Array(4 << 20) : null;
     // By our pid, not "self": child processes (nsenter) open it too.
     this.nsPath = this.nsFd === null ? '' : `/proc/${process.pid}/fd/${this.nsFd}`;
     const features = kernelFeatures(n);
@@ -145,6 +152,7 @@ export class Session {
         hosts: options.hosts.map(addressBytes),
         ringBytes: options.ringMiB * 1024 * 1024,
         netfilter: features.netfilterLinks,
+        snaplen: options.write ? options.snaplen : 0,
       });
     } catch (e) {
       this.closeNetns();
@@ -293,9 +301,18 @@ export class Session {
       } else if (e.point === Point.NETFILTER) {
         e.priority = this.probes?.priority(e.family, e.hook, e.probe);
       }
-      if (this.recordTo) this.recorded.push(JSON.stringify(e));
+      if (this.bytesBuf) this.attachBytes(e);
+      if (this.recordTo) this.recorded.push(JSON.stringify(e, (k, v) => (k === 'bytes' ? undefined : v)));
       this.correlator.push(e);
     };
+    if (this.bytesBuf) {
+      [this.olderBytes, this.bytes] = [this.bytes, new Map()];
+      for (let i = 0; i < MAX_BATCHES_PER_POLL; i++) {
+        const n = tracer.consumeBytes(this.bytesBuf);
+        decodeBytes(this.bytesBuf, n, this.base, this.bytes);
+        if (n < this.bytesBuf.length / 2) break;
+      }
+    }
     for (let i = 0; i < MAX_BATCHES_PER_POLL || final; i++) {
       const n = tracer.consume(this.buf);
       this.events += n;
@@ -315,6 +332,12 @@ export class Session {
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
+  }
+
+  /** The bytes its BPF program captured along with this event (same timestamp). */
+  private attachBytes(e: NamedEvent): void {
+    const b = this.bytes.get(e.t) ?? this.olderBytes.get(e.t);
+    if (b) e.bytes = b;
   }
 
   /** Reads the ruleset (with rule texts) and attributes the drops waiting in the outbox. */

@@ -26,6 +26,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     type: 'packet',
     id: j.id,
     time: new Date(startedAt + j.start / 1e6).toISOString(),
+    time_us: Math.round(startedAt * 1000 + j.start / 1000),
     family: j.family === 6 ? 'ipv6' : 'ipv4',
     proto: protoName(j.proto, j.family),
     src: j.src,

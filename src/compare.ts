@@ -1,0 +1,148 @@
+// `pathtrace compare`: a tcpdump capture beside pathtrace's record of the same
+// time. Each captured frame is matched to its journey (tuple, TCP seq/ack/
+// flags, else IP id and length, and time) to say what happened after the
+// capture point; then what the kernel handled that the capture lacks, and
+// the frames nothing matched, with the likely reason. Pure.
+import type { Frame } from './pcap/read.js';
+import { parseIp, type PacketHeaders } from './pcap/packet.js';
+import { flagLetters } from './journey.js';
+import { IPPROTO } from './record.js';
+
+/** A packet record of pathtrace's --json output (or a --write file's comment). */
+export interface TracePacket {
+  id: number;
+  time_us: number;
+  family: 'ipv4' | 'ipv6';
+  proto: string;
+  src: string; dst: string; sport: number; dport: number;
+  tcp_flags: string | null;
+  seq?: number; ack?: number; len: number; ip_id?: number;
+  direction: string;
+  fate: string;
+  drop: { layer: string; hook: string | null; reason: string; location: string; table?: string; chain?: string; rule?: { text: string } | null } | null;
+  tcpdump: boolean;
+  tcpdump_devices: string[];
+  translated?: { src: string; dst: string; sport: number; dport: number };
+}
+
+export interface TraceFilter { ports: number[] | null; hosts: string[]; protos: string[] }
+
+export interface FrameRow { frame: Frame; headers: PacketHeaders | null; packet: TracePacket | null; reason?: string }
+
+export interface Comparison {
+  rows: FrameRow[];
+  /** Handled by the kernel, never captured: tcpdump could not see them, or missing from this capture. */
+  missing: TracePacket[];
+  window: { from: number; to: number } | null; // µs, the capture's time span
+}
+
+const PROTO_NAMES: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.ICMPV6]: 'icmpv6' };
+const MAX_SKEW_US = 2_000_000;
+
+function sameTuple(h: PacketHeaders, t: { src: string; dst: string; sport: number; dport: number }): boolean {
+  return h.src === t.src && h.dst === t.dst && h.sport === t.sport && h.dport === t.dport;
+}
+
+function sameContent(h: PacketHeaders, p: TracePacket): boolean {
+  if (PROTO_NAMES[h.proto] !== p.proto) return false;
+  if (!sameTuple(h, p) && !(p.translated && sameTuple(h, p.translated))) return false;
+  if (h.proto === IPPROTO.TCP) return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags;
+  return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
+}
+
+function inFilter(h: PacketHeaders, f: TraceFilter | null): boolean {
+  if (!f) return true;
+  const proto = PROTO_NAMES[h.proto] === 'icmpv6' ? 'icmp' : PROTO_NAMES[h.proto];
+  if (!f.protos.includes(proto)) return false;
+  if (f.ports && !f.ports.includes(h.sport) && !f.ports.includes(h.dport)) return false;
+  return !f.hosts.length || f.hosts.includes(h.src) || f.hosts.includes(h.dst);
+}
+
+export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null): Comparison {
+  const used = new Set<string>(); // packet id @ interface: a packet may pass two taps (forwarded)
+  const rows: FrameRow[] = [];
+  const traced = packets.length ? { from: Math.min(...packets.map((p) => p.time_us)), to: Math.max(...packets.map((p) => p.time_us)) } : null;
+  for (const frame of frames) {
+    const headers = frame.data ? parseIp(frame.data) : null;
+    if (!headers) {
+      rows.push({ frame, headers, packet: null, reason: 'not an IP packet' });
+      continue;
+    }
+    const t = Number(frame.timeNs / 1000n);
+    let best: TracePacket | null = null;
+    for (const p of packets) {
+      if (Math.abs(p.time_us - t) > MAX_SKEW_US || !sameContent(headers, p)) continue;
+      if (frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) continue;
+      if (used.has(`${p.id}@${frame.ifname ?? ''}`)) continue;
+      if (!best || Math.abs(p.time_us - t) < Math.abs(best.time_us - t)) best = p;
+    }
+    if (best) {
+      used.add(`${best.id}@${frame.ifname ?? ''}`);
+      rows.push({ frame, headers, packet: best });
+      continue;
+    }
+    let reason: string;
+    if (!inFilter(headers, filter)) reason = "outside pathtrace's filter";
+    else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
+    else if (packets.some((p) => sameTuple(headers, p) || (p.translated && sameTuple(headers, p.translated)))) {
+      reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
+    } else {
+      reason = 'no such flow was traced: captured on another host, interface or namespace';
+    }
+    rows.push({ frame, headers, packet: null, reason });
+  }
+  const times = frames.map((f) => Number(f.timeNs / 1000n));
+  const window = times.length ? { from: Math.min(...times), to: Math.max(...times) } : null;
+  const matched = new Set(rows.filter((r) => r.packet).map((r) => r.packet!.id));
+  const missing = packets.filter((p) => !matched.has(p.id) && (!window || (p.time_us >= window.from - MAX_SKEW_US && p.time_us <= window.to + MAX_SKEW_US)));
+  return { rows, missing, window };
+}
+
+// ---- text ------------------------------------------------------------------
+
+function clock(us: number): string {
+  const d = new Date(us / 1000);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(us % 1_000_000, 6)}`;
+}
+
+function headerText(h: PacketHeaders): string {
+  const a = (addr: string, port: number) => (h.proto === IPPROTO.TCP || h.proto === IPPROTO.UDP ? `${addr}.${port}` : addr);
+  const what = h.proto === IPPROTO.TCP ? `[${flagLetters(h.flags)}] seq ${h.seq}` : `${PROTO_NAMES[h.proto] ?? `proto ${h.proto}`} len ${h.len}`;
+  return `${a(h.src, h.sport)} > ${a(h.dst, h.dport)} ${what}`;
+}
+
+export function afterCapture(p: TracePacket): string {
+  if (p.drop) {
+    const where = p.drop.hook ? `at ${p.drop.hook}` : `in ${p.drop.layer}`;
+    const rule = p.drop.rule ? ` by ${p.drop.table}/${p.drop.chain}: ${p.drop.rule.text}` : p.drop.table ? ` in ${p.drop.table}/${p.drop.chain}` : '';
+    return `dropped ${where} (${p.drop.reason}, ${p.drop.location})${rule}`;
+  }
+  return p.fate;
+}
+
+function packetText(p: TracePacket): string {
+  const kind = p.tcp_flags ? `[${p.tcp_flags}]` : p.proto;
+  return `#${p.id} ${clock(p.time_us)} ${p.direction} ${kind} ${p.src}:${p.sport} → ${p.dst}:${p.dport}`;
+}
+
+export function formatComparison(c: Comparison, captureName: string, traceName: string, traced: number): string {
+  const lines = [`${c.rows.length} frames in ${captureName}, ${traced} packets in ${traceName}`, ''];
+  lines.push('frame  time             captured                                          after the capture point');
+  for (const r of c.rows) {
+    const t = clock(Number(r.frame.timeNs / 1000n));
+    const cap = r.headers ? headerText(r.headers) : '(not IP)';
+    const after = r.packet ? `${afterCapture(r.packet)} (pathtrace #${r.packet.id})` : `? ${r.reason}`;
+    lines.push(`${String(r.frame.index).padStart(5)}  ${t}  ${cap.padEnd(50)} ${after}`);
+  }
+  lines.push('', `Handled by the kernel but not in the capture (${c.missing.length}):`);
+  for (const p of c.missing) {
+    const why = p.tcpdump ? `tcpdump on ${p.tcpdump_devices.join(', ')} would have seen it: not captured here (another interface, or the capture started late)`
+      : 'it never reached a capture point';
+    lines.push(`  ${packetText(p)}: ${afterCapture(p)}; ${why}`);
+  }
+  const unmatched = c.rows.filter((r) => !r.packet);
+  lines.push('', `Frames pathtrace could not match (${unmatched.length}):`);
+  for (const r of unmatched) lines.push(`  frame ${r.frame.index}: ${r.headers ? headerText(r.headers) : '(not IP)'}: ${r.reason}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,83 @@
+// --write: the traced packets as pcapng, each with its fate as a comment
+// (and a second, machine-readable one that `pathtrace compare` reads).
+import type { Journey } from '../journey.js';
+import { PcapngWriter } from '../pcap/pcapng.js';
+import type { ReadyInfo, Sink } from '../session.js';
+import type { Summary } from '../summary.js';
+import { dropRecord, packetRecord, type DeviceNames } from './json.js';
+
+export const JSON_COMMENT = 'pathtrace-json: ';
+
+/** "dropped at LOCAL_IN: NETFILTER_DROP, filter/INPUT rule 2; tcpdump saw it". */
+export function fateComment(j: Journey, dev: DeviceNames): string {
+  let fate: string;
+  if (j.drop) {
+    const a = j.drop.attribution;
+    const rule = a ? `, ${a.table}/${a.chain}${a.rule ? ` rule ${a.rule.handle !== undefined && a.source === 'nft' ? `handle ${a.rule.handle}` : a.rule.position}` : ''}` : '';
+    fate = `dropped ${j.drop.hook ? `at ${j.drop.hook}` : `in ${j.drop.layer}`}: ${j.drop.reason} (${j.drop.location})${rule}`;
+  } else {
+    fate = j.fate === 'unfinished' ? `unfinished (${j.ending})` : j.fate;
+  }
+  const seen = j.tcpdump
+    ? `tcpdump saw it (${j.tcpdumpDevices.map((d) => dev.name(d)).join(', ')})`
+    : 'tcpdump did not see it: it never reached a capture point';
+  return `pathtrace: ${fate}; ${seen}`;
+}
+
+export class PcapSink implements Sink {
+  private writer: PcapngWriter | null = null;
+  private startedAt = 0;
+  written = 0;
+  withoutBytes = 0;
+
+  constructor(
+    private readonly inner: Sink,
+    private readonly path: string,
+    private readonly snaplen: number,
+    private readonly devices: () => DeviceNames,
+  ) {}
+
+  ready(info: ReadyInfo): void {
+    this.startedAt = info.startedAt;
+    this.writer = new PcapngWriter(this.path, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`);
+    this.inner.ready(info);
+  }
+
+  packet(j: Journey): void {
+    this.inner.packet(j);
+    if (!this.writer) return;
+    if (!j.bytes) {
+      this.withoutBytes++;
+      return;
+    }
+    const dev = this.devices();
+    const ifindex = j.tcpdumpDevices[0] ?? j.route?.outDev ?? j.route?.inDev;
+    const ifname = ifindex ? dev.name(ifindex) : 'none';
+    const time = BigInt(this.startedAt) * 1_000_000n + BigInt(Math.round(j.start));
+    const record = { ...packetRecord(j, dev, this.startedAt), drop: j.drop && dropRecord(j.drop), steps: undefined };
+    this.writer.packet(ifname, time, j.bytes.data, j.bytes.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
+    this.written++;
+  }
+
+  note(message: string): void {
+    this.inner.note(message);
+  }
+
+  close(): void {
+    this.writer?.close();
+    this.writer = null;
+    this.inner.close?.();
+  }
+
+  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void {
+    this.inner.stats?.(s);
+  }
+
+  summary(s: Summary): void {
+    this.writer?.close();
+    this.writer = null;
+    const missing = this.withoutBytes ? ` (${this.withoutBytes} without captured bytes left out)` : '';
+    this.inner.note(`wrote ${this.written} packets to ${this.path}${missing}`);
+    this.inner.summary(s);
+  }
+}

@@ -1,0 +1,65 @@
+// pcapng written and read back; the reader's refusals; the comparison's matching.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { compare, type TracePacket } from '../../src/compare.js';
+import { parseIp } from '../../src/pcap/packet.js';
+import { PcapngWriter } from '../../src/pcap/pcapng.js';
+import { CaptureError, readCapture, type Frame } from '../../src/pcap/read.js';
+
+// An IPv4 TCP SYN 198.18.0.1:40000 > 198.18.0.2:3306, seq 1000, 40 bytes.
+const SYN = Uint8Array.from([
+  0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 64, 6, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+  0x9c, 0x40, 0x0c, 0xea, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0,
+]);
+
+test('pcapng round trip: interfaces, nanosecond times, bytes and comments', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-pcapng-'));
+  try {
+    const file = path.join(dir, 'x.pcapng');
+    const w = new PcapngWriter(file, 128, 'test');
+    w.packet('eth0', 1_700_000_000_123_456_789n, SYN, 40, ['pathtrace: delivered', 'second']);
+    w.packet('lo', 1_700_000_001_000_000_000n, SYN.subarray(0, 20), 40, []);
+    w.packet('eth0', 1_700_000_002_000_000_001n, SYN, 40, ['x']);
+    w.close();
+    const frames = readCapture(readFileSync(file), file);
+    assert.deepEqual(frames.map((f) => [f.index, f.ifname, f.timeNs, f.comments]), [
+      [1, 'eth0', 1_700_000_000_123_456_789n, ['pathtrace: delivered', 'second']],
+      [2, 'lo', 1_700_000_001_000_000_000n, []],
+      [3, 'eth0', 1_700_000_002_000_000_001n, ['x']],
+    ]);
+    assert.deepEqual([...frames[0].data!], [...SYN]);
+    const h = parseIp(frames[0].data!)!;
+    assert.deepEqual([h.src, h.dst, h.sport, h.dport, h.seq, h.flags, h.ipId], ['198.18.0.1', '198.18.0.2', 40000, 3306, 1000, 2, 0x1234]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the reader refuses empty, foreign and truncated files with one sentence', () => {
+  assert.throws(() => readCapture(Buffer.alloc(0), 'a.pcap'), new CaptureError('a.pcap is empty'));
+  assert.throws(() => readCapture(Buffer.from('GIF89a'), 'b'), /b is not a pcap or pcapng file \(it starts with 47494638\)/);
+  const pcap = Buffer.alloc(24 + 16 + 40);
+  pcap.writeUInt32LE(0xa1b2c3d4, 0); pcap.writeUInt32LE(1, 20);
+  pcap.writeUInt32LE(40, 24 + 8); pcap.writeUInt32LE(40, 24 + 12);
+  assert.equal(readCapture(pcap, 'ok').length, 1);
+  assert.throws(() => readCapture(pcap.subarray(0, 60), 'c'), /c is truncated: packet 1 is cut short \(0 complete packets before it\)/);
+});
+
+test('compare matches by content and time, lists what the capture lacks, and says why a frame has no match', () => {
+  const t0 = 1_700_000_000_000_000_000n;
+  const frame = (index: number, ns: bigint, data: Uint8Array): Frame => ({ index, timeNs: t0 + ns, data, comments: [] });
+  const other = Uint8Array.from(SYN); other[22] = 0x1f; other[23] = 0x90; // dport 8080
+  const frames = [frame(1, 0n, SYN), frame(2, 1_000_000_000n, SYN), frame(3, 2_000_000n, other)];
+  const packet = (id: number, us: number, over: Partial<TracePacket> = {}): TracePacket => ({
+    id, time_us: Number(t0 / 1000n) + us, family: 'ipv4', proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 3306,
+    tcp_flags: 'S', seq: 1000, ack: 0, len: 0, ip_id: 0x1234, direction: 'in', fate: 'delivered', drop: null,
+    tcpdump: true, tcpdump_devices: ['eth0'], ...over,
+  });
+  const synack = packet(3, 100, { direction: 'out', src: '198.18.0.2', dst: '198.18.0.1', sport: 3306, dport: 40000, tcp_flags: 'SA', fate: 'dropped', tcpdump: false, tcpdump_devices: [] });
+  const c = compare(frames, [packet(1, 1), packet(2, 1_000_010), synack], { ports: [3306], hosts: [], protos: ['tcp', 'udp'] });
+  assert.deepEqual(c.rows.map((r) => r.packet?.id ?? r.reason), [1, 2, "outside pathtrace's filter"], 'retransmissions matched by time');
+  assert.deepEqual(c.missing.map((p) => p.id), [3]);
+});
