@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <ctime>
 #include <memory>
 
 #include "kernel.h"
@@ -191,6 +192,19 @@ Napi::Value ReadInNetns(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// clocks() -> [CLOCK_REALTIME ns, CLOCK_MONOTONIC ns] read back to back: BPF
+// times are monotonic; this pair turns them into wall-clock times to the µs.
+Napi::Value Clocks(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  struct timespec rt, mono;
+  clock_gettime(CLOCK_MONOTONIC, &mono);
+  clock_gettime(CLOCK_REALTIME, &rt);
+  Napi::Array out = Napi::Array::New(env, 2);
+  out.Set(0u, Napi::BigInt::New(env, static_cast<int64_t>(rt.tv_sec * 1000000000LL + rt.tv_nsec)));
+  out.Set(1u, Napi::BigInt::New(env, static_cast<int64_t>(mono.tv_sec * 1000000000LL + mono.tv_nsec)));
+  return out;
+}
+
 // The record layout as compiled, for the decoder's layout test.
 Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -219,6 +233,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("interfaces", Napi::Function::New(env, Interfaces));
   exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));
   exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));
+  exports.Set("clocks", Napi::Function::New(env, Clocks));
   return exports;
 }
 

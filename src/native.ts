@@ -33,6 +33,8 @@ export interface Native {
   kernelEnum(name: string): Record<string, number>;
   interfaces(netnsPath: string): Record<number, string>;
   readInNetns(netnsPath: string, files: string[]): string[];
+  /** [CLOCK_REALTIME, CLOCK_MONOTONIC] in ns, read back to back. */
+  clocks(): [bigint, bigint];
   recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number; bytesHeader: number; maxSnaplen: number };
 }
 

@@ -28,7 +28,7 @@ export interface ReadyInfo {
   points: string[];
   netfilter: HookProbes[];
   unavailable: { point: string; reason: string }[];
-  startedAt: number; // Date.now() at the clock base
+  startedAt: number; // wall-clock ms (fractional, µs precision) at the clock base
 }
 
 export interface Sink {
@@ -161,7 +161,9 @@ export class Session {
     this.baseNs = process.hrtime.bigint();
     if (this.recordTo) writeFileSync(this.recordTo, '');
     this.base = clockBase(this.baseNs);
-    const startedAt = Date.now();
+    // Wall-clock time of the base, to the µs (Date.now() has ms): times line up with tcpdump's.
+    const [realtime, monotonic] = n.clocks();
+    const startedAt = Number(realtime - (monotonic - this.baseNs)) / 1e6;
 
     try {
       const points: string[] = [];

@@ -53,7 +53,7 @@ export class PcapSink implements Sink {
     const dev = this.devices();
     const ifindex = j.tcpdumpDevices[0] ?? j.route?.outDev ?? j.route?.inDev;
     const ifname = ifindex ? dev.name(ifindex) : 'none';
-    const time = BigInt(this.startedAt) * 1_000_000n + BigInt(Math.round(j.start));
+    const time = BigInt(Math.round(this.startedAt * 1000)) * 1000n + BigInt(Math.round(j.start));
     const record = { ...packetRecord(j, dev, this.startedAt), drop: j.drop && dropRecord(j.drop), steps: undefined };
     this.writer.packet(ifname, time, j.bytes.data, j.bytes.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
     this.written++;
