@@ -32,10 +32,18 @@ export function layerOfLocation(location: string): Layer | undefined {
   return undefined;
 }
 
+const layers = new Map<string, Layer>();
+
 /** The layer a drop belongs to: by reason when it names one, else by where it happened. */
 export function dropLayer(reason: string, location: string): Layer {
-  for (const [re, layer] of REASON_LAYERS) if (re.test(reason)) return layer;
-  return layerOfLocation(location) ?? 'kernel';
+  const key = `${reason} ${location}`;
+  let layer = layers.get(key);
+  if (layer === undefined) {
+    layer = REASON_LAYERS.find(([re]) => re.test(reason))?.[1] ?? layerOfLocation(location) ?? 'kernel';
+    if (layers.size > 4096) layers.clear();
+    layers.set(key, layer);
+  }
+  return layer;
 }
 
 /**

@@ -8,7 +8,7 @@
 import { dropLayer, isDrop } from './classify.js';
 import { FlowTable, type FlowState, type FlowTuple } from './flows.js';
 import { HOOK_NAMES, type HookName } from './kernel-names.js';
-import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, type TraceEvent } from './record.js';
+import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from './record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
 
 /** A decoded event plus the names the session resolved for it. */
@@ -60,10 +60,22 @@ interface Active {
   merged: Active[];
   /** GSO cut it into segments (each its own journey) before the device. */
   segmented: boolean;
+  /** The tuple's hash at the last netfilter step (decoded records only). */
+  tupleHash?: number;
 }
 
 const MS = 1_000_000;
+/** Segments remembered per flow and direction, to number retransmissions (a long stream forgets old ones). */
+const MAX_SEGMENTS = 4096;
 const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, queueWaitNs: 5000 * MS };
+
+/** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
+function newStep(point: string, t: number): Step {
+  return {
+    point, t, hook: undefined, at: undefined, ifindex: undefined, in: undefined, out: undefined, location: undefined,
+    reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined,
+  };
+}
 
 /** Order of points along a path; -1 for points that attach anywhere. */
 function rank(e: TraceEvent, exit: boolean): number {
@@ -199,7 +211,10 @@ export class Correlator {
     if (this.done.length === 0) return [];
     let oldestActive = Infinity;
     for (const a of this.active.values()) oldestActive = Math.min(oldestActive, a.j.start);
-    this.done.sort((x, y) => x.start - y.start || x.id - y.id);
+    // Journeys mostly end in the order they started: sort only when they did not.
+    let sorted = true;
+    for (let i = 1; i < this.done.length && sorted; i++) sorted = this.done[i - 1].start <= this.done[i].start;
+    if (!sorted) this.done.sort((x, y) => x.start - y.start || x.id - y.id);
     let n = 0;
     while (n < this.done.length && this.done[n].start <= oldestActive) n++;
     return this.done.splice(0, n);
@@ -219,7 +234,7 @@ export class Correlator {
     if (e.point === Point.INET_SOCK_SET_STATE && e.sport === 0) {
       // connect() enters SYN_SENT before it picks the local port: the SYN that follows names the flow.
       this.pendingConnects = this.pendingConnects.filter((p) => e.t - p.t < this.o.idleNs);
-      this.pendingConnects.push(e);
+      this.pendingConnects.push(snapshotEvent(e));
       return;
     }
     const f = this.flows.of(e);
@@ -241,7 +256,7 @@ export class Correlator {
       if (a.j.proto === IPPROTO.UDP && a.localInExit && a.j.dport === e.sport && (!oldest || a.j.start < oldest.j.start)) oldest = a;
     }
     if (!oldest) return;
-    oldest.j.steps.push({ point: POINT_NAMES[e.point], t: e.t, bytes: e.aux, pid: e.pid, comm: e.comm });
+    oldest.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
     oldest.flow.owner = { pid: e.pid, comm: e.comm };
     this.settle(oldest, 'read', e);
   }
@@ -257,6 +272,10 @@ export class Correlator {
       direction: inbound ? 'in' : 'out',
       fate: 'unfinished', drop: null, ending: 'timeout', tcpdump: false, tcpdumpDevices: [], retransmit: 0,
       flow: flow.key,
+      // Declared up front: objects that keep one shape are faster to fill in.
+      tcp: undefined, translated: undefined, route: undefined, delivery: undefined, origin: undefined, icmp: undefined,
+      neighbourWaitNs: undefined, qdiscWaitNs: undefined, mergedInto: undefined, segmentOf: undefined, segments: undefined,
+      bytes: undefined,
     };
     // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
     if (!inbound && r >= TX_QUEUED && e.proto === IPPROTO.TCP) {
@@ -282,9 +301,12 @@ export class Correlator {
       j.icmp = { type: e.icmpType, code: e.icmpCode, about: null };
     }
     if (e.proto === IPPROTO.TCP && !(e.flags === TCP.ACK && e.len === 0)) {
-      const seg = `${j.src} ${j.sport} ${j.seq} ${j.ack} ${j.flags} ${j.len}`;
-      const n = flow.segments.get(seg) ?? 0;
-      flow.segments.set(seg, n + 1);
+      // A copy of a segment already seen (same direction, seq, flags, length) is a retransmission.
+      const segments = flow.segments[j.sport <= j.dport ? 0 : 1];
+      const seg = (j.flags * 4096 + (j.len & 0xfff)) * 2 ** 32 + j.seq;
+      const n = segments.get(seg) ?? 0;
+      if (n === 0 && segments.size >= MAX_SEGMENTS) segments.delete(segments.keys().next().value!);
+      segments.set(seg, n + 1);
       j.retransmit = n;
     }
     if (!inbound) {
@@ -299,7 +321,6 @@ export class Correlator {
         flow.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
       }
     }
-    flow.journeys.push(j.id);
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
@@ -328,7 +349,7 @@ export class Correlator {
     if (e.bytes && !j.bytes) j.bytes = e.bytes;
     if (r >= 0) a.rank = r;
     if (e.point !== Point.NAPI_GRO_RECEIVE) a.groOnly = false;
-    const step: Step = { point: POINT_NAMES[e.point] ?? `point-${e.point}`, t: e.t };
+    const step = newStep(POINT_NAMES[e.point] ?? `point-${e.point}`, e.t);
     switch (e.point) {
       case Point.NAPI_GRO_RECEIVE:
       case Point.NETIF_RX:
@@ -406,6 +427,12 @@ export class Correlator {
 
   /** NAT rewrites the tuple inside a hook: keep the original, note the new one. */
   private noteTranslation(a: Active, e: NamedEvent): void {
+    // Decoded records hash their tuple without making strings: compare those first.
+    const hash = (e as { tupleHash?: number }).tupleHash;
+    if (hash !== undefined) {
+      if (hash === a.tupleHash) return;
+      a.tupleHash = hash;
+    }
     const j = a.j;
     const cur = j.translated ?? j;
     if (cur.src === e.src && cur.dst === e.dst && cur.sport === e.sport && cur.dport === e.dport) return;

@@ -14,15 +14,14 @@ export interface FlowState {
   /** Endpoints as first seen: a is the sender of the first packet. */
   a: string;
   b: string;
-  journeys: number[];
   /** TCP state changes, with the local endpoint of the socket that made them. */
   states: { t: number; from: string; to: string; local: string }[];
   synackRetransmits: number;
   retransmits: number;
   resetsSent: number;
   resetsReceived: number;
-  /** TCP segment copies seen, for retransmission numbering. */
-  segments: Map<string, number>;
+  /** TCP segment copies seen, per direction, for retransmission numbering (bounded). */
+  segments: [Map<number, number>, Map<number, number>];
   /** Start times of SYN-ACK and RST packets this host sent, to tell whether a SYN was answered. */
   replies: { t: number; kind: string }[];
   /** The latest incoming packet that was dropped, to tell a REJECT's answer from the stack's. */
@@ -31,6 +30,19 @@ export interface FlowState {
   lastStackReset: number;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
+}
+
+// Strings of the same address are usually the same cached object; their hash is cheap anyway.
+const hashes = new Map<string, number>();
+function hashString(s: string): number {
+  let h = hashes.get(s);
+  if (h === undefined) {
+    h = 0;
+    for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
+    if (hashes.size > 65536) hashes.clear();
+    hashes.set(s, h);
+  }
+  return h;
 }
 
 export function endpoint(addr: string, port: number, family: number): string {
@@ -64,7 +76,23 @@ export class FlowTable {
   }
 
   /** The flow of a tuple, created on first sight. */
+  /** A direct-mapped cache of recent lookups by a numeric hash of the tuple (either direction), so
+   *  that the common case builds no key string; entries are checked against the tuple. */
+  private readonly recent: ({ f: FlowState; proto: number; src: string; dst: string; sport: number; dport: number } | undefined)[] = new Array(4096);
+
   of(t: FlowTuple): FlowState {
+    const h = (((t.sport ^ t.dport) * 31 + t.proto) ^ hashString(t.src) ^ hashString(t.dst)) & 4095;
+    const c = this.recent[h];
+    if (c && c.proto === t.proto && ((c.sport === t.sport && c.dport === t.dport && c.src === t.src && c.dst === t.dst) ||
+        (c.sport === t.dport && c.dport === t.sport && c.src === t.dst && c.dst === t.src)) && this.flows.get(c.f.key) === c.f) {
+      return c.f;
+    }
+    const f = this.lookup(t);
+    this.recent[h] = { f, proto: t.proto, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport };
+    return f;
+  }
+
+  private lookup(t: FlowTuple): FlowState {
     let key = flowKey(t);
     key = this.aliases.get(key) ?? key;
     let f = this.flows.get(key);
@@ -72,8 +100,8 @@ export class FlowTable {
       f = {
         key, proto: t.proto, family: t.family as 4 | 6,
         a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
-        journeys: [], states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-        segments: new Map(), replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
+        states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
+        segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
       };
       this.flows.set(key, f);
     }
@@ -84,6 +112,7 @@ export class FlowTable {
   alias(t: FlowTuple, f: FlowState): void {
     const key = flowKey(t);
     if (key !== f.key && !this.flows.has(key)) this.aliases.set(key, f.key);
+    this.recent.fill(undefined); // a cached lookup may now be wrong
   }
 
   stateChange(t: FlowTuple, time: number, oldState: number, newState: number, owner: Owner): void {

@@ -67,7 +67,7 @@ export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
 
 /** One decoded record. Times are ns since the trace's clock base. */
 export interface TraceEvent {
-  t: number;
+  readonly t: number;
   point: number;
   /** skb address folded into a number: exact for kernel direct-map addresses, a hint only. */
   skb: number;
@@ -125,53 +125,118 @@ function cString(bytes: Uint8Array, off: number, max: number): string {
   return end === off ? '' : Buffer.from(bytes.buffer, bytes.byteOffset + off, end - off).toString('latin1');
 }
 
-/** Decodes count records from buf, calling sink for each. */
-export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, sink: (e: TraceEvent) => void): void {
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let i = 0; i < count; i++) sink(decodeRecord(view, buf, i * RECORD_SIZE, base));
+/**
+ * One record of a batch, read in place: a cursor moved from record to record,
+ * so that decoding allocates nothing per event. Whoever keeps an event beyond
+ * the sink call must copy it (snapshotEvent). Addresses become strings only
+ * when asked for, through a bounded cache.
+ */
+export class RecordView implements TraceEvent {
+  private view: DataView;
+  private o = 0;
+  // Names the session resolves per event (NamedEvent): reset on each move.
+  location?: string;
+  reasonName?: string;
+  priority?: number;
+  bytes?: PacketBytes;
+
+  constructor(private bytesOf: Uint8Array, private readonly base: ClockBase) {
+    this.view = new DataView(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength);
+  }
+
+  at(o: number): this {
+    this.o = o;
+    this.location = this.reasonName = this.priority = this.bytes = undefined;
+    return this;
+  }
+
+  private u8(f: number): number { return this.view.getUint8(this.o + f); }
+  private u16(f: number): number { return this.view.getUint16(this.o + f, true); }
+  private u32(f: number): number { return this.view.getUint32(this.o + f, true); }
+
+  get t(): number { return (this.u32(OFFSETS.ts_ns + 4) - this.base.hi) * TWO32 + (this.u32(OFFSETS.ts_ns) - this.base.lo); }
+  get point(): number { return this.u16(OFFSETS.point); }
+  get skb(): number { return (this.u32(OFFSETS.skb + 4) & 0x1fffff) * TWO32 + this.u32(OFFSETS.skb); }
+  get locLo(): number { return this.u32(OFFSETS.location); }
+  get locHi(): number { return this.u32(OFFSETS.location + 4); }
+  get netns(): number { return this.u32(OFFSETS.netns); }
+  get ifindex(): number { return this.u32(OFFSETS.ifindex); }
+  get ifindexOut(): number { return this.u32(OFFSETS.ifindex_out); }
+  get reason(): number { return this.u32(OFFSETS.reason); }
+  get seq(): number { return this.u32(OFFSETS.seq); }
+  get ack(): number { return this.u32(OFFSETS.ack); }
+  get hook(): number { return this.u8(OFFSETS.hook); }
+  get probe(): number { return this.u8(OFFSETS.probe); }
+  get family(): number { return this.u8(OFFSETS.family); }
+  get proto(): number { return this.u8(OFFSETS.l4proto); }
+  get flags(): number { return this.u8(OFFSETS.tcp_flags); }
+  get ttl(): number { return this.u8(OFFSETS.ttl); }
+  get sport(): number { return this.u16(OFFSETS.sport); }
+  get dport(): number { return this.u16(OFFSETS.dport); }
+  get len(): number { return this.u16(OFFSETS.len); }
+  get ipId(): number { return this.u16(OFFSETS.ip_id); }
+  get src(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.saddr, this.family); }
+  get dst(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.daddr, this.family); }
+  get pid(): number { return this.u32(OFFSETS.pid); }
+  get oldState(): number { return this.u8(OFFSETS.old_state); }
+  get newState(): number { return this.u8(OFFSETS.new_state); }
+  get icmpType(): number { return this.u8(OFFSETS.icmp_type); }
+  get icmpCode(): number { return this.u8(OFFSETS.icmp_code); }
+  get innerProto(): number { return this.u8(OFFSETS.inner_proto); }
+  get innerDst(): string { return this.innerProto ? cachedAddress(this.bytesOf, this.o + OFFSETS.inner_daddr, this.family) : ''; }
+  get aux(): number { return this.u32(OFFSETS.aux); }
+  get comm(): string { return this.innerProto ? '' : cString(this.bytesOf, this.o + OFFSETS.comm, 16); }
+  /** A number that changes when the packet's addresses or ports do (NAT), without making strings. */
+  get tupleHash(): number {
+    let h = (this.u16(OFFSETS.sport) << 16) ^ this.u16(OFFSETS.dport);
+    for (let i = 0; i < 16; i += 4) h = Math.imul(h ^ this.u32(OFFSETS.saddr + i), 0x9e3779b1) ^ this.u32(OFFSETS.daddr + i);
+    return h >>> 0;
+  }
 }
 
-export function decodeRecord(view: DataView, bytes: Uint8Array, o: number, base: ClockBase): TraceEvent {
-  const family = view.getUint8(o + OFFSETS.family);
-  const innerProto = view.getUint8(o + OFFSETS.inner_proto);
-  const tsLo = view.getUint32(o + OFFSETS.ts_ns, true);
-  const tsHi = view.getUint32(o + OFFSETS.ts_ns + 4, true);
-  const skbLo = view.getUint32(o + OFFSETS.skb, true);
-  const skbHi = view.getUint32(o + OFFSETS.skb + 4, true);
-  return {
-    t: (tsHi - base.hi) * TWO32 + (tsLo - base.lo),
-    point: view.getUint16(o + OFFSETS.point, true),
-    skb: (skbHi & 0x1fffff) * TWO32 + skbLo,
-    locLo: view.getUint32(o + OFFSETS.location, true),
-    locHi: view.getUint32(o + OFFSETS.location + 4, true),
-    netns: view.getUint32(o + OFFSETS.netns, true),
-    ifindex: view.getUint32(o + OFFSETS.ifindex, true),
-    ifindexOut: view.getUint32(o + OFFSETS.ifindex_out, true),
-    reason: view.getUint32(o + OFFSETS.reason, true),
-    seq: view.getUint32(o + OFFSETS.seq, true),
-    ack: view.getUint32(o + OFFSETS.ack, true),
-    hook: view.getUint8(o + OFFSETS.hook),
-    probe: view.getUint8(o + OFFSETS.probe),
-    family,
-    proto: view.getUint8(o + OFFSETS.l4proto),
-    flags: view.getUint8(o + OFFSETS.tcp_flags),
-    ttl: view.getUint8(o + OFFSETS.ttl),
-    sport: view.getUint16(o + OFFSETS.sport, true),
-    dport: view.getUint16(o + OFFSETS.dport, true),
-    len: view.getUint16(o + OFFSETS.len, true),
-    ipId: view.getUint16(o + OFFSETS.ip_id, true),
-    src: formatAddress(bytes, o + OFFSETS.saddr, family),
-    dst: formatAddress(bytes, o + OFFSETS.daddr, family),
-    pid: view.getUint32(o + OFFSETS.pid, true),
-    oldState: view.getUint8(o + OFFSETS.old_state),
-    newState: view.getUint8(o + OFFSETS.new_state),
-    icmpType: view.getUint8(o + OFFSETS.icmp_type),
-    icmpCode: view.getUint8(o + OFFSETS.icmp_code),
-    innerProto,
-    innerDst: innerProto ? formatAddress(bytes, o + OFFSETS.inner_daddr, family) : '',
-    aux: view.getUint32(o + OFFSETS.aux, true),
-    comm: innerProto ? '' : cString(bytes, o + OFFSETS.comm, 16),
-  };
+/** A plain copy of an event, to keep beyond the sink call. */
+export function snapshotEvent<E extends TraceEvent>(e: E): E {
+  const out: Record<string, unknown> = {};
+  for (const k of EVENT_FIELDS) out[k] = (e as unknown as Record<string, unknown>)[k];
+  for (const k of ['location', 'reasonName', 'priority', 'bytes']) {
+    const v = (e as unknown as Record<string, unknown>)[k];
+    if (v !== undefined) out[k] = v;
+  }
+  return out as unknown as E;
+}
+
+const EVENT_FIELDS = ['t', 'point', 'skb', 'locLo', 'locHi', 'netns', 'ifindex', 'ifindexOut', 'reason', 'seq', 'ack',
+  'hook', 'probe', 'family', 'proto', 'flags', 'ttl', 'sport', 'dport', 'len', 'ipId', 'src', 'dst', 'pid', 'oldState',
+  'newState', 'icmpType', 'icmpCode', 'innerProto', 'innerDst', 'aux', 'comm'] as const;
+
+// Addresses repeat: the same few hosts. A bounded cache saves a string per event.
+const v4Cache = new Map<number, string>();
+const v6Cache = new Map<string, string>();
+
+function cachedAddress(b: Uint8Array, off: number, family: number): string {
+  if (family === 4) {
+    const k = (b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]; // int32: a small-integer key
+    let s = v4Cache.get(k);
+    if (s === undefined) {
+      if (v4Cache.size > 65536) v4Cache.clear();
+      v4Cache.set(k, (s = formatAddress(b, off, 4)));
+    }
+    return s;
+  }
+  if (family !== 6) return '';
+  const k = String.fromCharCode(...b.subarray(off, off + 16));
+  let s = v6Cache.get(k);
+  if (s === undefined) {
+    if (v6Cache.size > 65536) v6Cache.clear();
+    v6Cache.set(k, (s = formatAddress(b, off, 6)));
+  }
+  return s;
+}
+
+/** Decodes count records from buf, calling sink for each with the same moving view. */
+export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, sink: (e: RecordView) => void): void {
+  const view = new RecordView(buf, base);
+  for (let i = 0; i < count; i++) sink(view.at(i * RECORD_SIZE));
 }
 
 /** Packet bytes of --write (struct pathtrace_bytes): the IP packet from its header, as captured. */

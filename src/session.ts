@@ -17,7 +17,7 @@ import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT,
-  clockBase, decodeBytes, decodeRecords, type ClockBase, type PacketBytes,
+  clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
 
@@ -304,7 +304,7 @@ export class Session {
         e.priority = this.probes?.priority(e.family, e.hook, e.probe);
       }
       if (this.bytesBuf) this.attachBytes(e);
-      if (this.recordTo) this.recorded.push(JSON.stringify(e, (k, v) => (k === 'bytes' ? undefined : v)));
+      if (this.recordTo) this.recorded.push(JSON.stringify({ ...snapshotEvent(e), bytes: undefined }));
       this.correlator.push(e);
     };
     if (this.bytesBuf) {

@@ -74,6 +74,9 @@ export function packetKindKey(j: Journey): string {
   return j.proto === IPPROTO.TCP ? flagLetters(j.flags) : protoName(j.proto, j.family);
 }
 
+/** Packet ids listed per connection record (a long stream's count goes on). */
+const MAX_IDS_PER_FLOW = 1000;
+
 /** Counts reported journeys; cheap per packet, turned into a Summary at the end. */
 export class Tally {
   packets = 0;
@@ -98,7 +101,8 @@ export class Tally {
       this.groups.set(j.flow, (groups = new Map()));
       this.ids.set(j.flow, []);
     }
-    this.ids.get(j.flow)!.push(j.id);
+    const ids = this.ids.get(j.flow)!;
+    if (ids.length < MAX_IDS_PER_FLOW) ids.push(j.id);
     const kind = packetKindKey(j);
     const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
     let g = groups.get(k);

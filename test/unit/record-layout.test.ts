@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/native.js';
-import { clockBase, decodeRecords, NF_SLOTS, OFFSETS, Point, RECORD_SIZE, type TraceEvent } from '../../src/record.js';
+import { clockBase, decodeRecords, NF_SLOTS, OFFSETS, Point, RECORD_SIZE, snapshotEvent, type TraceEvent } from '../../src/record.js';
 
 test('the decoder uses the layout the addon was compiled with (bpf/record.h)', () => {
   const layout = native().recordLayout();
@@ -36,7 +36,7 @@ test('a record decodes field by field, times relative to the clock base', () => 
   buf.set([0xfd, 0, 1, 0x98, 0, 0x18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], o + OFFSETS.daddr);
 
   const events: TraceEvent[] = [];
-  decodeRecords(buf, 2, clockBase(0x1_2345_6789n), (e) => events.push(e));
+  decodeRecords(buf, 2, clockBase(0x1_2345_6789n), (e) => events.push(snapshotEvent(e)));
   const e = events[1];
   assert.equal(e.t, 1500);
   assert.equal(e.locHi, 0xffffffff);
