@@ -437,7 +437,8 @@ export class Correlator {
     const cur = j.translated ?? j;
     if (cur.src === e.src && cur.dst === e.dst && cur.sport === e.sport && cur.dport === e.dport) return;
     j.translated = { src: e.src, dst: e.dst, sport: e.sport, dport: e.dport };
-    this.flows.alias({ ...flowTuple(e) }, a.flow);
+    const t = flowTuple(e);
+    this.flows.alias({ proto: t.proto, family: t.family, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport }, a.flow);
   }
 
   private settle(a: Active, why: 'free' | 'read' | 'idle' | 'end' | 'silent', ev?: NamedEvent): void {
