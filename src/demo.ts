@@ -95,7 +95,8 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
   const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
   let lab: Lab | null = null;
   const abort = () => { lab?.destroy(); process.exit(130); };
-  process.once('SIGINT', abort); // until the trace takes over Ctrl-C
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.once(sig, abort); // until the trace takes them over
   try {
     lab = new Lab({ router: scenario.router });
     const { client, server } = lab;
@@ -108,7 +109,7 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
       (lab.router ? `, router ${lab.router.toClient.v4} / ${lab.router.toServer.v4} (netns ${lab.router.netns})` : ''));
     for (const r of rules) say(`${r.where} rule: ${r.argv.join(' ')}`);
     say(`tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`);
-    process.off('SIGINT', abort);
+    for (const sig of signals) process.off(sig, abort);
 
     let result: ClientResult | undefined;
     const traceOptions: TraceOptions = { ...options, ports: [scenario.port], protos: ['tcp'], netns: traced, duration: null };
@@ -127,7 +128,7 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
     if (appView) say(appView());
     say(scenario.lesson);
   } finally {
-    process.off('SIGINT', abort);
+    for (const sig of signals) process.off(sig, abort);
     lab?.destroy();
   }
 }
