@@ -49,8 +49,16 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
+/* The time is taken once a record is wanted: a filtered-out event costs no clock read. */
+static __always_inline void stamp(struct pathtrace_record *r)
+{
+	if (!r->ts_ns)
+		r->ts_ns = bpf_ktime_get_ns();
+}
+
 static __always_inline void emit(struct pathtrace_record *r)
 {
+	stamp(r);
 	/* No wakeups: user space drains the ring on its own timer, in batches. */
 	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
 		__u32 zero = 0;
@@ -61,16 +69,17 @@ static __always_inline void emit(struct pathtrace_record *r)
 }
 
 /* The packet's bytes from its IP header (l3), as far as the skb's linear data goes. */
-static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, const struct pathtrace_record *r)
+static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
 {
 	if (!filter.snaplen)
 		return;
+	stamp(r);
 	__u32 zero = 0;
 	struct pathtrace_bytes *b = bpf_map_lookup_elem(&bytes_scratch, &zero);
 	if (!b)
 		return;
-	const unsigned char *data = BPF_CORE_READ(skb, data);
-	__u32 headlen = BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len);
+	const unsigned char *data = skb->data;
+	__u32 headlen = skb->len - skb->data_len;
 	long avail = (long)(data + headlen) - (long)l3;
 	__u32 caplen = filter.snaplen;
 	if (avail < caplen)
@@ -219,7 +228,7 @@ static __always_inline void unfollow(const struct pathtrace_record *r)
  * POST_ROUTING restores it. The entry is attached from conntrack's hook on. */
 static __always_inline bool conntrack_wanted(const struct sk_buff *skb, const struct pathtrace_record *r)
 {
-	unsigned long nfct = BPF_CORE_READ(skb, _nfct);
+	unsigned long nfct = skb->_nfct;
 	if (!nfct || !proto_wanted(r) || r->inner_proto)
 		return false;
 	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
@@ -246,7 +255,9 @@ static __always_inline bool packet_wanted(const struct sk_buff *skb, struct path
 		follow(r);
 		return true;
 	}
-	return is_followed(r);
+	/* Only NAT changes a matched packet's tuple, and NAT needs conntrack:
+	 * without an entry there is nothing to follow (and no lookup to pay). */
+	return skb->_nfct && is_followed(r);
 }
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
@@ -291,9 +302,65 @@ static __always_inline void parse_quoted(const unsigned char *q, struct pathtrac
 	}
 }
 
+/* The common case in one read: IPv4 without options or IPv6, and a TCP or
+ * UDP header right behind. Returns false when parse_ip must do it piecewise. */
+static __always_inline bool parse_fast(const unsigned char *nh, struct pathtrace_record *r)
+{
+	__u8 h[60];
+	if (bpf_probe_read_kernel(h, sizeof(h), nh))
+		return false;
+	const __u8 *l4;
+	__u16 l4len;
+	if (h[0] == 0x45) {
+		const struct iphdr *ip = (const void *)h;
+		if (bpf_ntohs(ip->frag_off) & 0x1fff)
+			return false;
+		r->family = 4;
+		r->l4proto = ip->protocol;
+		r->ttl = ip->ttl;
+		r->ip_id = bpf_ntohs(ip->id);
+		__builtin_memcpy(r->saddr, &ip->saddr, 4);
+		__builtin_memcpy(r->daddr, &ip->daddr, 4);
+		l4 = h + 20;
+		l4len = bpf_ntohs(ip->tot_len) - 20;
+	} else if ((h[0] >> 4) == 6) {
+		const struct ipv6hdr *ip6 = (const void *)h;
+		r->family = 6;
+		r->l4proto = ip6->nexthdr;
+		r->ttl = ip6->hop_limit;
+		__builtin_memcpy(r->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(r->daddr, &ip6->daddr, 16);
+		l4 = h + 40;
+		l4len = bpf_ntohs(ip6->payload_len);
+	} else {
+		return false;
+	}
+	if (r->l4proto == IPPROTO_TCP) {
+		const struct tcphdr *th = (const void *)l4;
+		r->sport = bpf_ntohs(th->source);
+		r->dport = bpf_ntohs(th->dest);
+		r->seq = bpf_ntohl(th->seq);
+		r->ack = bpf_ntohl(th->ack_seq);
+		r->tcp_flags = l4[13];
+		__u16 doff = th->doff * 4;
+		r->len = l4len > doff ? l4len - doff : 0;
+		return true;
+	}
+	if (r->l4proto == IPPROTO_UDP) {
+		const struct udphdr *uh = (const void *)l4;
+		r->sport = bpf_ntohs(uh->source);
+		r->dport = bpf_ntohs(uh->dest);
+		r->len = l4len > 8 ? l4len - 8 : 0;
+		return true;
+	}
+	return false; /* ICMP and the rest: the long way */
+}
+
 /* Reads the IP and transport headers starting at the kernel address nh. */
 static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_record *r)
 {
+	if (parse_fast(nh, r))
+		return true;
 	__u8 first;
 	if (bpf_probe_read_kernel(&first, 1, nh))
 		return false;
@@ -368,22 +435,22 @@ static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_r
 
 static __always_inline __u32 dev_netns(const struct net_device *dev)
 {
-	return BPF_CORE_READ(dev, nd_net.net, ns.inum);
+	return dev->nd_net.net->ns.inum;
 }
 
 static __always_inline __u32 sock_netns(const struct sock *sk)
 {
-	return BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	return sk->__sk_common.skc_net.net->ns.inum;
 }
 
 /* The namespace an skb belongs to: its socket's, else its device's. The
  * socket goes first: once queued on a UDP socket, skb->dev is scratch space. */
 static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 {
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = skb->sk;
 	if (sk)
 		return sock_netns(sk);
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 	if (dev)
 		return dev_netns(dev);
 	return 0;
@@ -391,23 +458,22 @@ static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 
 static __always_inline bool skb_is_ip(const struct sk_buff *skb)
 {
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	__u16 proto = bpf_ntohs(skb->protocol);
 	return proto == ETH_P_IP || proto == ETH_P_IPV6;
 }
 
 /* IP header from the skb's network header offset (set once IP has seen it). */
 static __always_inline bool parse_skb_nh(const struct sk_buff *skb, struct pathtrace_record *r)
 {
-	__u16 nh = BPF_CORE_READ(skb, network_header);
+	__u16 nh = skb->network_header;
 	if (nh == (__u16)~0U)
 		return false;
-	return parse_ip(BPF_CORE_READ(skb, head) + nh, r);
+	return parse_ip(skb->head + nh, r);
 }
 
 static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
 {
 	__builtin_memset(r, 0, sizeof(*r));
-	r->ts_ns = bpf_ktime_get_ns();
 	r->point = point;
 	r->hook = PT_HOOK_NONE;
 	r->skb = (__u64)skb;
@@ -424,18 +490,18 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	init(&r, PT_POINT_NETFILTER, skb);
 	r.probe = slot;
 	r.hook = st->hook;
-	r.netns = BPF_CORE_READ(st, net, ns.inum);
+	r.netns = st->net->ns.inum;
 	if (filter.netns && r.netns != filter.netns)
 		return NF_ACCEPT;
 	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return NF_ACCEPT;
 	struct net_device *in = st->in, *out = st->out;
 	if (in)
-		r.ifindex = BPF_CORE_READ(in, ifindex);
+		r.ifindex = in->ifindex;
 	if (out)
-		r.ifindex_out = BPF_CORE_READ(out, ifindex);
+		r.ifindex_out = out->ifindex;
 	if (slot == PT_NF_SLOT_ENTRY && r.hook == 3 /* NF_INET_LOCAL_OUT */)
-		emit_bytes(skb, BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), &r);
+		emit_bytes(skb, skb->head + skb->network_header, &r);
 	emit(&r);
 	return NF_ACCEPT;
 }
@@ -455,22 +521,22 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 		return;
 	init(&r, point, skb);
 	if (!dev)
-		dev = BPF_CORE_READ(skb, dev);
+		dev = skb->dev;
 	r.netns = dev_netns(dev);
 	if (filter.netns && r.netns != filter.netns)
 		return;
-	bool ok = rx ? parse_ip(BPF_CORE_READ(skb, data), &r) : parse_skb_nh(skb, &r);
+	bool ok = rx ? parse_ip(skb->data, &r) : parse_skb_nh(skb, &r);
 	if (!ok || !packet_wanted(skb, &r))
 		return;
 	/* Handed to the driver, the skb may end its life in another namespace
 	 * (veth) where nothing unfollows it. */
 	if (point == PT_POINT_NET_DEV_START_XMIT)
 		unfollow(&r);
-	r.ifindex = BPF_CORE_READ(dev, ifindex);
+	r.ifindex = dev->ifindex;
 	/* Bytes first: user space reads the bytes ring before the events ring,
 	 * so an event it sees has its bytes there already. */
 	if (point != PT_POINT_NET_DEV_QUEUE)
-		emit_bytes(skb, rx ? BPF_CORE_READ(skb, data) : BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), &r);
+		emit_bytes(skb, rx ? skb->data : skb->head + skb->network_header, &r);
 	emit(&r);
 }
 
@@ -517,14 +583,14 @@ static __always_inline void on_qdisc(__u16 point, const struct Qdisc *q, const s
 	if (!skb || !skb_is_ip(skb))
 		return;
 	init(&r, point, skb);
-	struct net_device *dev = BPF_CORE_READ(q, dev_queue, dev);
+	struct net_device *dev = q->dev_queue->dev;
 	r.netns = dev_netns(dev);
 	if (filter.netns && r.netns != filter.netns)
 		return;
 	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return;
-	r.ifindex = BPF_CORE_READ(dev, ifindex);
-	r.aux = BPF_CORE_READ(q, q.qlen);
+	r.ifindex = dev->ifindex;
+	r.aux = q->q.qlen;
 	emit(&r);
 }
 
@@ -549,7 +615,7 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 {
 	struct pathtrace_record r;
 	init(&r, PT_POINT_SKB_COPY_DATAGRAM, skb);
-	struct sock *sk = BPF_CORE_READ(skb, sk);
+	struct sock *sk = skb->sk;
 	if (!sk)
 		return 0;
 	r.netns = sock_netns(sk);
@@ -573,14 +639,16 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 		return;
 	init(&r, point, skb);
 	r.netns = skb_netns(skb);
+	if (filter.netns && r.netns && r.netns != filter.netns)
+		return;
 	if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
 		return;
 	unfollow(&r);
 	r.location = (__u64)location;
 	r.reason = reason;
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
+	struct net_device *dev = skb->dev;
 	if (dev)
-		r.ifindex = BPF_CORE_READ(dev, ifindex);
+		r.ifindex = dev->ifindex;
 	emit(&r);
 }
 
@@ -706,7 +774,7 @@ SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(on_inet_sock_set_state, const struct sock *sk, int oldstate, int newstate)
 {
 	struct pathtrace_record r;
-	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
 	init(&r, PT_POINT_INET_SOCK_SET_STATE, 0);
 	r.old_state = oldstate;
@@ -721,7 +789,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
 {
 	struct pathtrace_record r;
-	if (ret <= 0 || (flags & 2 /* MSG_PEEK */) || BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+	if (ret <= 0 || (flags & 2 /* MSG_PEEK */) || sk->sk_protocol != IPPROTO_UDP)
 		return 0;
 	init(&r, PT_POINT_SOCK_RECV_LENGTH, 0);
 	r.aux = ret;

@@ -38,8 +38,26 @@ bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
 }  // namespace
 
 Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter) {
+  // A signal during verification (a profiler's SIGPROF, say) makes the load fail with EAGAIN: try again.
+  for (int attempt = 0;; attempt++) {
+    int err = open_and_load(filter, ring_bytes, netfilter);
+    if (!err) break;
+    close();
+    skipped_.clear();
+    if (err != -EAGAIN || attempt == 4) throw std::runtime_error("cannot load the BPF programs: " + errno_text(err));
+  }
+  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
+  bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
+  if (!ring_ || !bytes_ring_) {
+    int err = errno;
+    close();
+    throw std::runtime_error("cannot map the ring buffer: " + errno_text(err));
+  }
+}
+
+int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter) {
   skel_ = pathtrace_bpf__open();
-  if (!skel_) throw std::runtime_error("cannot open the BPF object: " + errno_text(errno));
+  if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
   bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
   // Packet bytes only travel with --write; otherwise the ring stays minimal.
@@ -59,17 +77,7 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilt
     }
   }
 
-  if (int err = pathtrace_bpf__load(skel_)) {
-    close();
-    throw std::runtime_error("cannot load the BPF programs: " + errno_text(err));
-  }
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
-  bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
-  if (!ring_ || !bytes_ring_) {
-    int err = errno;
-    close();
-    throw std::runtime_error("cannot map the ring buffer: " + errno_text(err));
-  }
+  return pathtrace_bpf__load(skel_);
 }
 
 Tracer::~Tracer() { close(); }

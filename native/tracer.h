@@ -58,6 +58,8 @@ class Tracer {
   void close();
 
  private:
+  // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
+  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter);
   static int on_sample(void *ctx, void *data, size_t size);
   static int on_bytes(void *ctx, void *data, size_t size);
 

@@ -26,8 +26,8 @@ SRC
 fi
 
 # nginx: the app-response lab scenario (DESIGN.md experiment 3); ethtool: GRO in the lab; tmux: the UI test;
-# tshark: reads back what --write wrote.
-packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark)
+# tshark: reads back what --write wrote; iperf3: the benchmark's stream.
+packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark iperf3)
 backported=(libbpf-dev bpftool)
 
 missing=()

@@ -20,6 +20,8 @@ export function needsAttribution(j: Journey): boolean {
 export class RuleAttributor {
   private baseline: Map<string, number>;
   private layout: string;
+  /** Whether the probes between chains were placed for a real reading yet. */
+  private placed = false;
 
   constructor(
     private readonly reader: RulesetReader,
@@ -33,7 +35,6 @@ export class RuleAttributor {
   ) {
     this.baseline = ruleCounters(initial);
     this.layout = layoutSignature(initial);
-    this.probes.place(initial);
   }
 
   /** Reads the ruleset again; re-places the probes if chains came, went or moved. Returns what changed. */
@@ -45,11 +46,13 @@ export class RuleAttributor {
 
   private relayout(rs: Ruleset): string | null {
     const sig = layoutSignature(rs);
-    if (sig === this.layout) return null;
+    if (sig === this.layout && this.placed) return null;
     const changes = layoutChanges(this.layout, sig);
+    const first = !this.placed;
     this.layout = sig;
+    this.placed = true;
     const gaps = this.probes.place(rs);
-    return `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
+    return first ? null : `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
   }
 
   /** Attributes the drops of these journeys with a fresh reading of the ruleset (rule texts included). */

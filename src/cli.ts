@@ -10,8 +10,6 @@ import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
-import { TuiSink } from './tui/sink.js';
-import { TuiStore } from './tui/store.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */
 export class UserError extends Error {}
@@ -45,21 +43,33 @@ export function checkPrivileges(entersNetns: boolean): void {
   }
 }
 
-/** The full-screen UI: on a terminal, unless --json or --plain. */
-export function usesTui(o: TraceOptions): boolean {
-  return process.stdout.isTTY === true && process.stdin.isTTY === true && !o.json && !o.plain;
+/** --quiet: everything but the per-packet output. */
+class QuietSink implements Sink {
+  constructor(private readonly inner: Sink) {}
+  ready(info: Parameters<Sink['ready']>[0]): void { this.inner.ready(info); }
+  packet(): void {}
+  note(message: string): void { this.inner.note(message); }
+  summary(s: Parameters<Sink['summary']>[0]): void { this.inner.summary(s); }
 }
 
-export function makeSink(o: TraceOptions, session: () => Session): Sink {
-  const sink = outputSink(o, session);
+/** The full-screen UI: on a terminal, unless --json or --plain. */
+export function usesTui(o: TraceOptions): boolean {
+  return process.stdout.isTTY === true && process.stdin.isTTY === true && !o.json && !o.plain && !o.quiet;
+}
+
+export async function makeSink(o: TraceOptions, session: () => Session): Promise<Sink> {
+  const sink = await outputSink(o, session);
   return o.write ? new PcapSink(sink, o.write, o.snaplen, () => session().devices) : sink;
 }
 
-function outputSink(o: TraceOptions, session: () => Session): Sink {
+async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink> {
   const devices = () => session().devices;
+  if (o.quiet) return new QuietSink(o.json ? new JsonSink(devices, filterObject(o)) : new TextSink(devices, filterText(o), PLAIN));
   if (o.json) return new JsonSink(devices, filterObject(o));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (usesTui(o)) {
+    // ink and React load only for the UI: a script using --json does not pay for them.
+    const [{ TuiSink }, { TuiStore }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js')]);
     const store = new TuiStore(filterText(o), () => session().correlator.flows);
     return new TuiSink(store, devices, color ? ANSI : PLAIN, color, () => session().stop('quit'));
   }
@@ -99,7 +109,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   process.on('SIGHUP', stop);
   process.stdout.on('error', onPipe);
   try {
-    sink = makeSink(options, () => session);
+    sink = await makeSink(options, () => session);
     const done = session.run(sink);
     onReady?.(session);
     await done;

@@ -14,6 +14,8 @@ export interface TraceOptions {
   json: boolean;
   /** Line output even on a terminal (no full-screen UI). */
   plain: boolean;
+  /** No per-packet output: the summary (and, with --json, the connection records) only. */
+  quiet: boolean;
   duration: number | null;     // seconds
   count: number | null;        // packets
   ringMiB: number;
@@ -51,6 +53,7 @@ Filter (applied in the kernel; all given filters must match):
 Output and end:
       --json                  NDJSON on stdout: ready, packet, connection and summary records
       --plain                 a text block per packet, even on a terminal (default there: the full-screen UI)
+  -q, --quiet                 no per-packet output, the summary only (cheapest at high packet rates)
   -d, --duration SECONDS      stop after this long
   -c, --count N               stop after N packets
   -w, --write FILE.pcapng      also write the traced packets as pcapng (bytes from the IP header, one
@@ -130,6 +133,7 @@ export function parseCommandLine(argv: string[]): Command {
         netns: { type: 'string', short: 'n' },
         json: { type: 'boolean' },
         plain: { type: 'boolean' },
+        quiet: { type: 'boolean', short: 'q' },
         duration: { type: 'string', short: 'd' },
         count: { type: 'string', short: 'c' },
         'ring-mib': { type: 'string' },
@@ -160,6 +164,7 @@ export function parseCommandLine(argv: string[]): Command {
     netns: v.netns ?? null,
     json: v.json ?? false,
     plain: v.plain ?? false,
+    quiet: v.quiet ?? false,
     duration: positiveNumber('--duration', v.duration, false),
     count: positiveNumber('--count', v.count, true),
     ringMiB,

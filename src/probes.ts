@@ -62,6 +62,7 @@ export class NetfilterProbes {
         this.slotsOf(family, hook).set(rq.slot, r.priority);
       }
     });
+    this.reindex();
   }
 
   private slotsOf(family: 4 | 6, hook: HookName): Map<number, number> {
@@ -88,11 +89,24 @@ export class NetfilterProbes {
       this.slotsOf(gaps[i].family, gaps[i].hook).set(gaps[i].slot, r.priority);
       placed.push({ ...gaps[i], priority: r.priority });
     });
+    this.reindex();
     return placed;
   }
 
+  /** Priorities by (family, hook, slot) in a flat array: this is asked for every netfilter event. */
+  private flat: (number | undefined)[] = [];
+
   priority(family: number, hook: number, slot: number): number | undefined {
-    return this.slots.get(key(family as 4 | 6, HOOK_NAMES[hook]))?.get(slot);
+    return this.flat[((family === 4 ? 0 : 1) * 5 + hook) * 8 + slot];
+  }
+
+  private reindex(): void {
+    this.flat = [];
+    for (const family of [4, 6] as const) {
+      HOOK_NAMES.forEach((hook, h) => {
+        for (const [slot, prio] of this.slots.get(key(family, hook)) ?? []) this.flat[((family === 4 ? 0 : 1) * 5 + h) * 8 + slot] = prio;
+      });
+    }
   }
 
   /** The probe priorities of a hook, ascending. */

@@ -92,7 +92,11 @@ export class Session {
   readonly devices: Devices;
   readonly correlator: Correlator;
   readonly ready: ReadyInfo;
-  private readonly symbols = Symbolizer.fromProc();
+  /** /proc/kallsyms, read when the first freed packet needs a name (not before ready). */
+  private symbolizer: Symbolizer | null = null;
+  private get symbols(): Symbolizer {
+    return (this.symbolizer ??= Symbolizer.fromProc());
+  }
   private readonly reasons: EnumNames;
   private readonly buf = new Uint8Array(BATCH_RECORDS * RECORD_SIZE);
   /** --write: packet bytes by event time, until their event comes (kept one poll longer). */
@@ -193,7 +197,8 @@ export class Session {
             throw new SessionError(`--rule-trace: cannot add the trace table: ${(e as Error).message.split('\n')[0]}`);
           }
         }
-        this.attributor = new RuleAttributor(reader, this.probes, this.devices, commandPrefix(netns), reader.readSync(false), trace);
+        // The ruleset is read after ready: the probes between chains follow within a moment.
+        this.attributor = new RuleAttributor(reader, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace);
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({ netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT });
@@ -240,6 +245,7 @@ export class Session {
       const netnsWatch = this.netns.path
         ? setInterval(() => { if (!existsSync(this.netns.path)) stop('netns-gone'); }, 500) : null;
       if (this.attributor) {
+        this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
         this.rulesetTimer = setInterval(() => {
           if (this.reading) return;
           const dropsSeen = this.dropsSinceReading;

@@ -1,0 +1,244 @@
+// `npm run bench` (as root): pathtrace's cost on real traffic, side by side
+// with no tracer and with tcpdump, in one run. Each workload is measured under
+// each configuration, interleaved and repeated; medians and spread are
+// printed as ratios to the no-tracer baseline. Then the micro-benchmark.
+//   npm run bench -- [--rounds N] [--seconds S] [--soak SECONDS]
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Lab, run } from '../src/lab/lab.js';
+import { run as micro } from './micro.js';
+import { BIN, ROOT } from '../test/helpers/paths.js';
+
+const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
+const PORTS = { stream: 5201, udp: 7000, rr: 7001 };
+const TRACED_PORTS = `${PORTS.stream},${PORTS.udp},${PORTS.rr}`;
+
+type Workload = 'stream' | 'udp' | 'rr';
+const WORKLOADS: { id: Workload; label: string; unit: string }[] = [
+  { id: 'stream', label: 'TCP stream (iperf3)', unit: 'Gbit/s' },
+  { id: 'udp', label: 'UDP 64-byte flood', unit: 'kpkt/s' },
+  { id: 'rr', label: 'TCP request/response', unit: 'ktrans/s' },
+];
+
+interface Config { id: string; label: string; start?: (lab: Lab, dir: string) => Promise<Tracer> }
+interface Tracer { stop(): Promise<TracerStats> }
+interface TracerStats { events?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number }
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function procStats(pid: number): { rssMiB: number; cpuS: number } {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return { rssMiB: hwm, cpuS: (Number(stat[11]) + Number(stat[12])) / 100 };
+  } catch {
+    return { rssMiB: 0, cpuS: 0 };
+  }
+}
+
+/** pathtrace on the server's namespace; --quiet, so that output formatting is not what is measured. */
+function pathtrace(args: string[]): Config['start'] {
+  return async (lab, dir) => {
+    const out = path.join(dir, `pt-${Date.now()}.ndjson`);
+    const started = Date.now();
+    const child = spawn(process.execPath, [BIN, '--json', '--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
+    let text = '';
+    child.stdout!.on('data', (d) => { text += d; });
+    while (!text.includes('"ready"')) {
+      if (child.exitCode !== null) throw new Error('pathtrace exited before it was ready');
+      await sleep(5);
+    }
+    const readyMs = Date.now() - started;
+    void out;
+    return {
+      async stop() {
+        const { rssMiB, cpuS } = procStats(child.pid!);
+        child.kill('SIGINT');
+        await new Promise((r) => child.on('exit', r));
+        const summary = JSON.parse(text.trim().split('\n').at(-1)!);
+        return { events: summary.events, lost: summary.lost_events, rssMiB, readyMs, cpuS };
+      },
+    };
+  };
+}
+
+const CONFIGS: Config[] = [
+  { id: 'none', label: 'no tracer' },
+  { id: 'pt-none', label: 'pathtrace, filter matching none', start: pathtrace(['--port', '9']) },
+  { id: 'pt-all', label: 'pathtrace, tracing all', start: pathtrace(['--port', TRACED_PORTS]) },
+  { id: 'pt-write', label: 'pathtrace, all + --write', start: pathtrace(['--port', TRACED_PORTS, '--write', 'DIR/w.pcapng']) },
+  {
+    id: 'tcpdump', label: 'tcpdump -w /dev/null, all', start: async (lab) => {
+      const child = spawn('ip', ['netns', 'exec', lab.server.netns, 'tcpdump', '-i', 'eth0', '-w', '/dev/null', '-n',
+        'port', String(PORTS.stream), 'or', 'port', String(PORTS.udp), 'or', 'port', String(PORTS.rr)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      await new Promise<void>((resolve) => child.stderr!.on('data', (d) => { if (String(d).includes('listening')) resolve(); }));
+      return {
+        async stop() {
+          const { rssMiB, cpuS } = procStats(child.pid!);
+          child.kill('SIGINT');
+          await new Promise((r) => child.on('exit', r));
+          return { rssMiB, cpuS };
+        },
+      };
+    },
+  },
+];
+
+/** Traffic runs on CPU 0, tracers wherever the scheduler puts them: what a probe costs shows on the
+ *  traffic's CPU, and one-byte round trips do not depend on another CPU waking up. */
+function spawnIn(netns: string, cmd: string, args: string[]): ChildProcess {
+  return spawn('ip', ['netns', 'exec', netns, 'taskset', '-c', '0', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+async function firstLine(child: ChildProcess): Promise<Record<string, number>> {
+  let text = '';
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(text.slice(0, nl)));
+    });
+    child.on('exit', (code) => { if (!text.includes('\n')) reject(new Error(`exited ${code}`)); });
+  });
+}
+
+async function lastLine(child: ChildProcess): Promise<Record<string, number>> {
+  let text = '';
+  child.stdout!.on('data', (d) => { text += d; });
+  await new Promise((r) => child.on('exit', r));
+  return JSON.parse(text.trim().split('\n').at(-1)!);
+}
+
+/** One measurement of a workload: its rate in the workload's unit. */
+async function measure(lab: Lab, w: Workload, seconds: number): Promise<number> {
+  const srv = lab.server.v4;
+  if (w === 'stream') {
+    const server = spawnIn(lab.server.netns, 'iperf3', ['-s', '-1', '-p', String(PORTS.stream)]);
+    await sleep(300);
+    const out = run('ip', ['netns', 'exec', lab.client.netns, 'taskset', '-c', '0', 'iperf3', '-c', srv, '-p', String(PORTS.stream), '-t', String(seconds), '-J']);
+    server.kill();
+    return JSON.parse(out).end.sum_received.bits_per_second / 1e9;
+  }
+  if (w === 'udp') {
+    const sink = spawnIn(lab.server.netns, LOADGEN, ['udp-sink', String(PORTS.udp), String(seconds + 1)]);
+    await firstLine(sink);
+    const flood = spawnIn(lab.client.netns, LOADGEN, ['udp-flood', srv, String(PORTS.udp), String(seconds), '18']);
+    await lastLine(flood);
+    const got = await lastLine(sink);
+    return got.packets / seconds / 1e3;
+  }
+  const server = spawnIn(lab.server.netns, LOADGEN, ['rr-server', String(PORTS.rr)]);
+  await firstLine(server);
+  const client = await lastLine(spawnIn(lab.client.netns, LOADGEN, ['rr-client', srv, String(PORTS.rr), String(seconds)]));
+  server.kill();
+  return client.transactions / client.seconds / 1e3;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function shuffle<T>(xs: T[]): T[] {
+  const a = [...xs];
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+async function soak(seconds: number): Promise<void> {
+  const lab = new Lab();
+  const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-soak-'));
+  try {
+    const tracer = await pathtrace(['--port', TRACED_PORTS])!(lab, dir);
+    const server = spawnIn(lab.server.netns, 'iperf3', ['-s', '-p', String(PORTS.stream)]);
+    await sleep(300);
+    const client = spawnIn(lab.client.netns, 'iperf3', ['-c', lab.server.v4, '-p', String(PORTS.stream), '-t', String(seconds)]);
+    const pid = Number(execFileSync('pgrep', ['-n', '-f', `${BIN} --json --quiet`], { encoding: 'utf8' }).trim());
+    const started = Date.now();
+    while (client.exitCode === null) {
+      await sleep(10_000);
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+      console.log(`soak ${Math.round((Date.now() - started) / 1000)} s: RSS ${rss.toFixed(0)} MiB`);
+    }
+    server.kill();
+    const s = await tracer.stop();
+    console.log(`soak done: ${s.events} events, ${s.lost} lost, peak RSS ${s.rssMiB!.toFixed(0)} MiB (target < 200 MiB)`);
+  } finally {
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, soak: { type: 'string' } } });
+  if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (namespaces, BPF)');
+  for (const need of [LOADGEN, '/usr/bin/iperf3', '/usr/bin/tcpdump']) {
+    if (!existsSync(need)) throw new Error(`missing ${need}: run scripts/setup.sh`);
+  }
+  if (values.soak) return soak(Number(values.soak));
+  const rounds = Number(values.rounds ?? 5);
+  const seconds = Number(values.seconds ?? 3);
+  const results = new Map<string, number[]>(); // `${workload} ${config}` -> rates
+  const stats = new Map<string, TracerStats[]>();
+  const lab = new Lab();
+  const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-bench-'));
+  try {
+    for (let r = 1; r <= rounds; r++) {
+      for (const w of WORKLOADS) {
+        for (const c of shuffle(CONFIGS)) {
+          const tracer = c.start ? await c.start(lab, dir) : null;
+          const rate = await measure(lab, w.id, seconds);
+          const s = tracer ? await tracer.stop() : null;
+          const k = `${w.id} ${c.id}`;
+          results.set(k, [...(results.get(k) ?? []), rate]);
+          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: s.events !== undefined ? s.events / seconds : undefined }]);
+          process.stderr.write(`round ${r}/${rounds} ${w.label.padEnd(22)} ${c.label.padEnd(34)} ${rate.toFixed(2)} ${w.unit}\n`);
+        }
+      }
+    }
+  } finally {
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const lines: string[] = [];
+  lines.push(`pathtrace overhead: ${rounds} rounds × ${seconds} s, configurations interleaved in random order; median (min–max) as a ratio of the no-tracer median`);
+  lines.push('');
+  lines.push(`${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`);
+  for (const w of WORKLOADS) {
+    const base = median(results.get(`${w.id} none`)!);
+    for (const c of CONFIGS) {
+      const xs = results.get(`${w.id} ${c.id}`)!;
+      const m = median(xs);
+      const st = stats.get(`${w.id} ${c.id}`) ?? [];
+      const ev = st.length && st[0].events !== undefined ? median(st.map((x) => x.events!)) : undefined;
+      const lost = st.length && st[0].lost !== undefined ? st.reduce((n, x) => n + x.lost!, 0) : undefined;
+      const rss = st.length ? Math.max(...st.map((x) => x.rssMiB ?? 0)) : undefined;
+      const cpu = st.length ? median(st.map((x) => x.cpuS ?? 0)) : undefined;
+      lines.push(`${w.label.padEnd(24)}${c.label.padEnd(36)}${`${m.toFixed(2)} ${w.unit.split('/')[0]}`.padStart(10)}  ${(m / base).toFixed(3).padStart(6)} ` +
+        `${`${(Math.min(...xs) / base).toFixed(2)}–${(Math.max(...xs) / base).toFixed(2)}`.padStart(13)}  ` +
+        `${ev === undefined ? '' : `${(ev / 1e3).toFixed(0)}k`.padStart(9)} ${lost === undefined ? '' : String(lost).padStart(6)} ` +
+        `${rss === undefined ? '' : rss.toFixed(0).padStart(8)} ${cpu === undefined ? '' : cpu.toFixed(2).padStart(6)}`);
+    }
+  }
+  const ready = [...stats.values()].flat().map((s) => s.readyMs).filter((x): x is number => x !== undefined);
+  lines.push('');
+  lines.push(`time from start to ready: median ${median(ready)} ms, max ${Math.max(...ready)} ms (target < 1000 ms)`);
+  const m = micro(4000, 5);
+  lines.push(`decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
+    `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`);
+  console.log(lines.join('\n'));
+}
+
+main().catch((e) => {
+  process.stderr.write(`bench: ${(e as Error).message}\n`);
+  process.exit(1);
+});
