@@ -177,13 +177,26 @@ async function soak(seconds: number): Promise<void> {
   }
 }
 
+/** --breakdown: what each group of probe points costs, alone, with a filter matching none. */
+const BREAKDOWN: Config[] = [
+  { id: 'none', label: 'no tracer' },
+  ...['netfilter', 'device', 'qdisc', 'drops', 'tcp', 'socket'].map((g) => ({
+    id: `only-${g}`, label: `only --points ${g}`, start: pathtrace(['--port', '9', '--points', g]),
+  })),
+  { id: 'pt-none', label: 'all points', start: pathtrace(['--port', '9']) },
+];
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string' }, seconds: { type: 'string' }, soak: { type: 'string' } } });
+  const { values } = parseArgs({ options: {
+    rounds: { type: 'string' }, seconds: { type: 'string' }, soak: { type: 'string' }, breakdown: { type: 'boolean' },
+  } });
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (namespaces, BPF)');
   for (const need of [LOADGEN, '/usr/bin/iperf3', '/usr/bin/tcpdump']) {
     if (!existsSync(need)) throw new Error(`missing ${need}: run scripts/setup.sh`);
   }
   if (values.soak) return soak(Number(values.soak));
+  const configs = values.breakdown ? BREAKDOWN : CONFIGS;
+  const workloads = values.breakdown ? WORKLOADS.filter((w) => w.id !== 'stream') : WORKLOADS;
   const rounds = Number(values.rounds ?? 5);
   const seconds = Number(values.seconds ?? 3);
   const results = new Map<string, number[]>(); // `${workload} ${config}` -> rates
@@ -192,8 +205,8 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-bench-'));
   try {
     for (let r = 1; r <= rounds; r++) {
-      for (const w of WORKLOADS) {
-        for (const c of shuffle(CONFIGS)) {
+      for (const w of workloads) {
+        for (const c of shuffle(configs)) {
           const tracer = c.start ? await c.start(lab, dir) : null;
           const rate = await measure(lab, w.id, seconds);
           const s = tracer ? await tracer.stop() : null;
@@ -213,9 +226,9 @@ async function main(): Promise<void> {
   lines.push(`pathtrace overhead: ${rounds} rounds × ${seconds} s, configurations interleaved in random order; median (min–max) as a ratio of the no-tracer median`);
   lines.push('');
   lines.push(`${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`);
-  for (const w of WORKLOADS) {
+  for (const w of workloads) {
     const base = median(results.get(`${w.id} none`)!);
-    for (const c of CONFIGS) {
+    for (const c of configs) {
       const xs = results.get(`${w.id} ${c.id}`)!;
       const m = median(xs);
       const st = stats.get(`${w.id} ${c.id}`) ?? [];

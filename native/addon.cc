@@ -63,8 +63,14 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
     bool netfilter = o.Get("netfilter").ToBoolean();
+    std::vector<std::string> skip;
+    Napi::Value skipped = o.Get("skip");
+    if (skipped.IsArray()) {
+      Napi::Array a = skipped.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) skip.push_back(a.Get(i).As<Napi::String>());
+    }
     try {
-      tracer_ = std::make_unique<Tracer>(*filter, ring_bytes, netfilter);
+      tracer_ = std::make_unique<Tracer>(*filter, ring_bytes, netfilter, skip);
     } catch (const std::exception &e) {
       throw Napi::Error::New(info.Env(), e.what());
     }

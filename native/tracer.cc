@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 #include <unistd.h>
@@ -37,10 +38,10 @@ bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
 }
 }  // namespace
 
-Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter) {
+Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip) {
   // A signal during verification (a profiler's SIGPROF, say) makes the load fail with EAGAIN: try again.
   for (int attempt = 0;; attempt++) {
-    int err = open_and_load(filter, ring_bytes, netfilter);
+    int err = open_and_load(filter, ring_bytes, netfilter, skip);
     if (!err) break;
     close();
     skipped_.clear();
@@ -55,7 +56,7 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilt
   }
 }
 
-int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter) {
+int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip) {
   skel_ = pathtrace_bpf__open();
   if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
@@ -71,6 +72,10 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, b
       continue;
     }
     std::string tp = tracepoint_of(prog);
+    if (std::find(skip.begin(), skip.end(), tp) != skip.end()) {
+      bpf_program__set_autoload(prog, false);
+      continue;
+    }
     if (!tp.empty() && !has_tracepoint(tp)) {
       bpf_program__set_autoload(prog, false);
       skipped_.push_back({tp, false, "this kernel has no tracepoint " + tp});

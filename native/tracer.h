@@ -38,7 +38,8 @@ struct NetfilterResult {
 class Tracer {
  public:
   // Opens and loads the BPF object with this filter. Throws std::runtime_error.
-  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter);
+  // skip: tracepoints not to load (the user's --points).
+  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip);
   // Copies packet byte records (struct pathtrace_bytes, header + caplen, each padded to 8) into out.
   size_t consume_bytes(uint8_t *out, size_t max);
   ~Tracer();
@@ -59,7 +60,7 @@ class Tracer {
 
  private:
   // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
-  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter);
+  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip);
   static int on_sample(void *ctx, void *data, size_t size);
   static int on_bytes(void *ctx, void *data, size_t size);
 

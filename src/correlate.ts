@@ -69,6 +69,25 @@ const MS = 1_000_000;
 const MAX_SEGMENTS = 4096;
 const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, queueWaitNs: 5000 * MS };
 
+/** A queue with O(1) shift; bounded: a socket nobody reads forgets its oldest entries. */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+  push(x: T): void {
+    if (this.items.length - this.head >= 65536) this.head += 32768;
+    this.items.push(x);
+  }
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const x = this.items[this.head++];
+    if (this.head > 4096 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+}
+
 /** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
 function newStep(point: string, t: number): Step {
   return {
@@ -119,6 +138,10 @@ export class Correlator {
   private nextId = 1;
   /** State changes of sockets that had no local port yet (connect()). */
   private pendingConnects: NamedEvent[] = [];
+  /** UDP datagrams delivered and not yet read, by local port, in arrival order (settled ones are skipped). */
+  private readonly udpQueues = new Map<number, Fifo<Active>>();
+  /** Packets GSO cut into segments, waiting for them, by flow. */
+  private readonly segmenting = new Map<FlowState, Active[]>();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly isExit: (slot: number) => boolean;
 
@@ -251,9 +274,11 @@ export class Correlator {
   /** A UDP socket's read: the oldest datagram waiting on that local port is the one read. */
   private udpRead(e: NamedEvent): void {
     if (this.o.netns && e.netns !== this.o.netns) return;
+    // Datagrams wait in their socket's queue in arrival order: the oldest still waiting is the one read.
+    const queue = this.udpQueues.get(e.sport);
     let oldest: Active | undefined;
-    for (const a of this.active.values()) {
-      if (a.j.proto === IPPROTO.UDP && a.localInExit && a.j.dport === e.sport && (!oldest || a.j.start < oldest.j.start)) oldest = a;
+    for (let a = queue?.shift(); a && !oldest; a = oldest ? undefined : queue!.shift()) {
+      if (this.active.get(a.skb) === a) oldest = a;
     }
     if (!oldest) return;
     oldest.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
@@ -279,8 +304,7 @@ export class Correlator {
     };
     // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
     if (!inbound && r >= TX_QUEUED && e.proto === IPPROTO.TCP) {
-      const parent = [...this.active.values()].find((p) => p.segmented && p.flow === flow &&
-        ((e.seq - p.j.seq) >>> 0) < p.j.len);
+      const parent = this.segmenting.get(flow)?.find((p) => this.active.get(p.skb) === p && ((e.seq - p.j.seq) >>> 0) < p.j.len);
       if (parent) {
         j.segmentOf = parent.j.id;
         parent.seenXmit = true;
@@ -388,7 +412,14 @@ export class Correlator {
         a.nfHook = hook;
         a.nfExited = exit;
         if (hook === 'FORWARD') { a.forward = true; j.direction = 'forward'; }
-        if (hook === 'LOCAL_IN' && exit) a.localInExit = true;
+        if (hook === 'LOCAL_IN' && exit) {
+          a.localInExit = true;
+          if (j.proto === IPPROTO.UDP && j.len > 0) {
+            let q = this.udpQueues.get(j.dport);
+            if (!q) this.udpQueues.set(j.dport, (q = new Fifo()));
+            q.push(a);
+          }
+        }
         if (hook === 'POST_ROUTING' && exit) a.postRoutingExit = e.t;
         this.noteTranslation(a, e);
         break;
@@ -414,6 +445,8 @@ export class Correlator {
           // GSO made wire-size segments of it; they go to the device as their own
           // journeys and it ends when they have (settled by the grace timeout).
           a.segmented = true;
+          const list = (this.segmenting.get(a.flow) ?? []).filter((p) => this.active.get(p.skb) === p);
+          this.segmenting.set(a.flow, [...list, a]);
           return;
         }
         this.settle(a, 'free', e);
@@ -443,6 +476,11 @@ export class Correlator {
 
   private settle(a: Active, why: 'free' | 'read' | 'idle' | 'end' | 'silent', ev?: NamedEvent): void {
     if (this.active.get(a.skb) === a) this.active.delete(a.skb);
+    if (a.segmented) {
+      const rest = (this.segmenting.get(a.flow) ?? []).filter((p) => p !== a);
+      if (rest.length) this.segmenting.set(a.flow, rest);
+      else this.segmenting.delete(a.flow);
+    }
     const j = a.j;
     if (a.mergedInto) {
       if (why === 'end') this.settle(a.mergedInto, 'end');

@@ -11,6 +11,7 @@ export interface FilterConfig {
   ringBytes: number;
   netfilter: boolean;       // load the netfilter probes
   snaplen?: number;         // --write: packet bytes to capture (0/absent: none)
+  skip?: string[];          // tracepoints not to load (--points)
 }
 
 export interface PointStatus { point: string; attached: boolean; error?: string }

@@ -24,7 +24,20 @@ export interface TraceOptions {
   /** --write: a pcapng file of the traced packets, with their fates as comments. */
   write: string | null;
   snaplen: number;
+  /** Groups of probe points to load (--points); all by default. */
+  points: PointGroup[];
 }
+
+/** Probe points by group, for --points: fewer points, less cost per packet. */
+export const POINT_GROUPS = {
+  netfilter: [] as string[], // the hook probes (netfilter links, not tracepoints)
+  device: ['napi_gro_receive_entry', 'netif_rx', 'netif_receive_skb', 'net_dev_queue', 'net_dev_start_xmit'],
+  qdisc: ['qdisc_enqueue', 'qdisc_dequeue'],
+  drops: ['kfree_skb', 'consume_skb'],
+  tcp: ['tcp_send_reset', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'inet_sock_set_state'],
+  socket: ['skb_copy_datagram_iovec', 'sock_recv_length'],
+};
+export type PointGroup = keyof typeof POINT_GROUPS;
 
 export const MAX_SNAPLEN = 1024;
 export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
@@ -60,6 +73,8 @@ Output and end:
                               interface per device, each packet's fate as a comment; packets tcpdump
                               could not see are included and say so)
   -s, --snaplen BYTES         bytes of each packet to write (default 128, at most 1024)
+      --points GROUP,...      probe only these (default all): netfilter, device, qdisc, drops, tcp, socket;
+                              fewer points cost less per packet and tell less (see docs/overhead.md)
       --ring-mib N            ring buffer size in MiB (default 8)
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
@@ -110,6 +125,18 @@ function parseProtos(value: string | undefined, hasPorts: boolean): Proto[] {
   return [...protos];
 }
 
+function parsePoints(value: string | undefined): PointGroup[] {
+  const all = Object.keys(POINT_GROUPS) as PointGroup[];
+  if (value === undefined) return all;
+  const out = new Set<PointGroup>();
+  for (const p of value.split(',')) {
+    const g = p.trim() as PointGroup;
+    if (!all.includes(g)) throw new UsageError(`bad point group '${p}': expected some of ${all.join(', ')}`);
+    out.add(g);
+  }
+  return [...out];
+}
+
 function positiveNumber(name: string, value: string | undefined, integer: boolean): number | null {
   if (value === undefined) return null;
   const n = Number(value);
@@ -139,6 +166,7 @@ export function parseCommandLine(argv: string[]): Command {
         'ring-mib': { type: 'string' },
         'rule-trace': { type: 'boolean' },
         write: { type: 'string', short: 'w' },
+        points: { type: 'string' },
         snaplen: { type: 'string', short: 's' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
@@ -171,6 +199,7 @@ export function parseCommandLine(argv: string[]): Command {
     ruleTrace: v['rule-trace'] ?? false,
     write: v.write ?? null,
     snaplen: positiveNumber('--snaplen', v.snaplen, true) ?? DEFAULT_SNAPLEN,
+    points: parsePoints(v.points),
   };
   if (options.snaplen > MAX_SNAPLEN) throw new UsageError(`bad --snaplen '${options.snaplen}': at most ${MAX_SNAPLEN} bytes`);
   if (v.snaplen !== undefined && !options.write) throw new UsageError('--snaplen applies to --write');

@@ -14,7 +14,7 @@ import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
 import { native, type NativeTracer } from './native.js';
 import type { NetnsTarget } from './netns.js';
-import type { TraceOptions } from './options.js';
+import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
@@ -139,6 +139,7 @@ export class Session {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
     }
     const unavailable: { point: string; reason: string }[] = [];
+    const netfilterWanted = options.points.includes('netfilter');
     if (!features.netfilterLinks) {
       unavailable.push({
         point: 'netfilter',
@@ -155,8 +156,9 @@ export class Session {
         ports: options.ports,
         hosts: options.hosts.map(addressBytes),
         ringBytes: options.ringMiB * 1024 * 1024,
-        netfilter: features.netfilterLinks,
+        netfilter: features.netfilterLinks && netfilterWanted,
         snaplen: options.write ? options.snaplen : 0,
+        skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
       });
     } catch (e) {
       this.closeNetns();
@@ -176,7 +178,7 @@ export class Session {
         else unavailable.push({ point: s.point, reason: s.error ?? 'not attached' });
       }
       this.devices = new Devices(this.nsPath);
-      if (features.netfilterLinks) {
+      if (features.netfilterLinks && netfilterWanted) {
         this.probes = new NetfilterProbes(this.tracer, this.nsPath);
         try {
           this.probes.attachBrackets();
@@ -382,8 +384,9 @@ export class Session {
 
   /** Reports journeys in order, up to the first that still waits for its rule. */
   private flush(sink: Sink): void {
-    while (this.outbox.length && !this.outbox[0].pending) {
-      const { j } = this.outbox.shift()!;
+    let n = 0;
+    while (n < this.outbox.length && !this.outbox[n].pending) n++;
+    for (const { j } of this.outbox.splice(0, n)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
       this.tally.add(j);
       sink.packet(j);
