@@ -223,6 +223,12 @@ export class Correlator {
     return a.j.len > 0 && (a.j.proto === IPPROTO.TCP || a.j.proto === IPPROTO.UDP) && !a.forward;
   }
 
+  /** Events were lost just now: every journey under way, or done but not yet handed out, may miss steps. */
+  markIncomplete(): void {
+    for (const a of this.active.values()) a.j.incomplete = true;
+    for (const j of this.done) j.incomplete = true;
+  }
+
   /** Settles everything still under way (the trace ended). */
   finish(): void {
     for (const a of this.active.values()) this.settle(a, 'end');
@@ -300,7 +306,7 @@ export class Correlator {
       // Declared up front: objects that keep one shape are faster to fill in.
       tcp: undefined, translated: undefined, route: undefined, delivery: undefined, origin: undefined, icmp: undefined,
       neighbourWaitNs: undefined, qdiscWaitNs: undefined, mergedInto: undefined, segmentOf: undefined, segments: undefined,
-      bytes: undefined,
+      bytes: undefined, incomplete: undefined,
     };
     // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
     if (!inbound && r >= TX_QUEUED && e.proto === IPPROTO.TCP) {

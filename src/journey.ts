@@ -107,6 +107,8 @@ export interface Journey {
   segments?: number[];
   /** --write: the packet's bytes as pathtrace first saw them (from the IP header). */
   bytes?: PacketBytes;
+  /** Events were lost (ring buffer full) while it was under way: its steps may be missing some. */
+  incomplete?: true;
 }
 
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';

@@ -105,6 +105,7 @@ export class Session {
   private olderBytes = new Map<number, PacketBytes>();
   private readonly tally = new Tally();
   private events = 0;
+  private lostSeen = 0;
   private timer: NodeJS.Timeout | null = null;
   private stopping: ((why: string) => void) | null = null;
   /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
@@ -328,6 +329,11 @@ export class Session {
       this.events += n;
       decodeRecords(this.buf, n, this.base, push);
       if (n < BATCH_RECORDS) break;
+    }
+    const lost = tracer.lostEvents();
+    if (lost > this.lostSeen) {
+      this.lostSeen = lost;
+      this.correlator.markIncomplete();
     }
     if (this.recordTo && this.recorded.length) {
       appendFileSync(this.recordTo, this.recorded.join('\n') + '\n');

@@ -54,6 +54,8 @@ export interface Summary {
   lostEvents: number;
   events: number;
   cutByTimeout: number;
+  /** Journeys under way when events were lost. */
+  incomplete: number;
   durationNs: number;
   stoppedBy: string;
   unavailable: { point: string; reason: string }[];
@@ -82,6 +84,7 @@ export class Tally {
   packets = 0;
   readonly byFate: Record<Fate, number> = { delivered: 0, sent: 0, forwarded: 0, dropped: 0, unfinished: 0 };
   cutByTimeout = 0;
+  incomplete = 0;
   private readonly drops = new Map<string, Summary['drops'][number]>();
   private readonly groups = new Map<string, Map<string, PacketGroup>>();
   private readonly ids = new Map<string, number[]>();
@@ -90,6 +93,7 @@ export class Tally {
     this.packets++;
     this.byFate[j.fate]++;
     if (j.ending === 'timeout') this.cutByTimeout++;
+    if (j.incomplete) this.incomplete++;
     if (j.drop) {
       const k = `${j.drop.layer}|${j.drop.hook}|${j.drop.reason}|${j.drop.location}`;
       const d = this.drops.get(k) ?? { ...j.drop, count: 0 };
@@ -147,7 +151,7 @@ export class Tally {
     return {
       packets: this.packets, byFate: { ...this.byFate },
       drops: [...this.drops.values()].sort((a, b) => b.count - a.count),
-      flows, cutByTimeout: this.cutByTimeout, ...extra,
+      flows, cutByTimeout: this.cutByTimeout, incomplete: this.incomplete, ...extra,
     };
   }
 }

@@ -215,6 +215,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.mergedInto !== undefined) facts.push(`GRO merged it into packet #${j.mergedInto}, whose fate it shares`);
   if (j.segments) facts.push(`GSO cut it into ${j.segments.length} segments (#${j.segments.join(', #')})`);
   if (j.segmentOf !== undefined) facts.push(`a GSO segment of packet #${j.segmentOf}`);
+  if (j.incomplete) facts.push(st.bad('events were lost while it was traced: steps may be missing'));
   if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   for (const x of extra) lines.push(`  ${x}`);
@@ -284,6 +285,7 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
   const lost = s.lostEvents > 0 ? st.bad(`${s.lostEvents} events LOST (ring buffer full): the picture is incomplete`) : '0 events lost';
   const lines = [st.bold(`── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`)];
   if (s.cutByTimeout) lines.push(`${s.cutByTimeout} journeys cut by timeout (no event for 1 s mid-path)`);
+  if (s.incomplete) lines.push(st.bad(`${s.incomplete} journeys were under way when events were lost: they may miss steps`));
   for (const f of s.flows) lines.push(...flowLines(f));
   const counters = Object.entries(s.counters ?? {}).filter(([k]) => s.flows.some((f) => f.a.startsWith('[')) || !/^(Ip6|Icmp6|Udp6|UdpLite6)/.test(k));
   if (counters.length) {

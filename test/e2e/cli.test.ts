@@ -1,9 +1,12 @@
 // The command line as a user meets it: bad input, privileges, a kernel that
 // lacks a feature, the NDJSON contract, --count, --duration and filters.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import { needsRoot, Pathtrace, runCli } from '../helpers/pathtrace.js';
+import { ROOT } from '../helpers/paths.js';
 
 /** One line on stderr, no stack trace. */
 function oneLine(stderr: string): string {
@@ -151,6 +154,27 @@ test('the traced namespace going away ends the trace with a summary', async (t) 
     const { code, records } = await pt.done();
     assert.equal(code, 0);
     assert.equal(records.at(-1)!.stopped_by, 'netns-gone');
+  } finally {
+    lab.destroy();
+  }
+});
+
+test('a flood that fills the ring buffer: lost events are counted, said loudly, and the journeys they touch marked', async (t) => {
+  if (!needsRoot(t)) return;
+  const loadgen = path.join(ROOT, 'build', 'pathtrace-loadgen');
+  const lab = new Lab();
+  try {
+    const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '3'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    await new Promise((r) => sink.stdout!.once('data', r));
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '7000', '--ring-mib', '1', '--quiet']);
+    execFileSync('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '1.5', '18']);
+    const { code, records } = await pt.stop();
+    sink.kill();
+    assert.equal(code, 0);
+    const summary = records.at(-1)!;
+    assert.ok(summary.lost_events > 0, 'the 1 MiB ring overflowed');
+    assert.ok(summary.incomplete > 0, 'journeys under way are marked');
+    assert.ok(summary.events > 0);
   } finally {
     lab.destroy();
   }
