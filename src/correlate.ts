@@ -67,6 +67,8 @@ interface Active {
 const MS = 1_000_000;
 /** Segments remembered per flow and direction, to number retransmissions (a long stream forgets old ones). */
 const MAX_SEGMENTS = 4096;
+/** Journeys under way at most; past it the oldest are settled early (memory stays bounded). */
+const MAX_ACTIVE = 20_000;
 const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, queueWaitNs: 5000 * MS };
 
 /** A queue with O(1) shift; bounded: a socket nobody reads forgets its oldest entries. */
@@ -293,6 +295,14 @@ export class Correlator {
   }
 
   private start(e: NamedEvent): Active {
+    if (this.active.size >= MAX_ACTIVE) {
+      // A flood of packets waiting (for their reads, say): settle the oldest tenth now, so memory stays bounded.
+      let n = MAX_ACTIVE / 10;
+      for (const old of this.active.values()) {
+        this.settle(old, 'idle');
+        if (--n === 0) break;
+      }
+    }
     const flow = this.flows.of(flowTuple(e));
     const r = rank(e, false);
     const inbound = (r >= 0 && r <= RX_START) || (e.point === Point.NETFILTER && e.hook <= 2);
