@@ -6,7 +6,7 @@
 // length and IP id) and the point comes later on the path. Address reuse,
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
-import { FlowTable, type FlowState, type FlowTuple } from './flows.js';
+import { FlowTable, side, type FlowState, type FlowTuple } from './flows.js';
 import { HOOK_NAMES, type HookName } from './kernel-names.js';
 import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from './record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
@@ -79,6 +79,9 @@ class Fifo<T> {
     if (this.items.length - this.head >= 65536) this.head += 32768;
     this.items.push(x);
   }
+  peek(): T | undefined {
+    return this.items[this.head];
+  }
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const x = this.items[this.head++];
@@ -142,12 +145,19 @@ export class Correlator {
   private pendingConnects: NamedEvent[] = [];
   /** UDP datagrams delivered and not yet read, by local port, in arrival order (settled ones are skipped). */
   private readonly udpQueues = new Map<number, Fifo<Active>>();
+  /** TCP data delivered and not yet read, by flow and direction (sequence space), in arrival order. */
+  private readonly tcpUnread = new Map<FlowState, [Fifo<Active>, Fifo<Active>]>();
   /** Packets GSO cut into segments, waiting for them, by flow. */
   private readonly segmenting = new Map<FlowState, Active[]>();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly isExit: (slot: number) => boolean;
 
   constructor(opts: CorrelatorOptions) {
+    this.flows.onEvict(() => {
+      for (const m of [this.tcpUnread, this.segmenting] as Map<FlowState, unknown>[]) {
+        for (const f of m.keys()) if (this.flows.byKey(f.key) !== f) m.delete(f);
+      }
+    });
     this.o = { ...DEFAULTS, ...opts } as Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
     this.isExit = opts.isExitProbe ?? ((slot) => slot !== NF_SLOT_ENTRY);
   }
@@ -163,6 +173,12 @@ export class Correlator {
       case Point.SOCK_RECV_LENGTH:
         this.udpRead(e);
         return;
+      case Point.SKB_COPY_DATAGRAM:
+        if (e.proto === IPPROTO.TCP) {
+          this.tcpRead(e);
+          return;
+        }
+        break;
     }
     const exit = e.point === Point.NETFILTER && this.isExit(e.probe);
     const r = rank(e, exit);
@@ -207,6 +223,7 @@ export class Correlator {
 
   /** Settles journeys idle for too long at time now (ns, same clock as events). */
   tick(now: number): void {
+    this.flows.generation++;
     for (const a of this.active.values()) {
       if (!a.mergedInto && now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
     }
@@ -294,6 +311,24 @@ export class Correlator {
     this.settle(oldest, 'read', e);
   }
 
+  /** A TCP read copies from one queued skb, which holds the segments TCP coalesced into it:
+   *  every unread segment of the flow up to the end of what was copied has been read. */
+  private tcpRead(e: NamedEvent): void {
+    if (this.o.netns && e.netns && e.netns !== this.o.netns) return;
+    const queue = this.tcpUnread.get(this.flows.of(e))?.[side(e)];
+    if (!queue) return;
+    const end = (e.seq + e.aux) >>> 0;
+    for (let a = queue.peek(); a; a = queue.peek()) {
+      if (this.active.get(a.skb) !== a) { queue.shift(); continue; } // settled already
+      const before = (end - a.j.seq) >>> 0;
+      if (before === 0 || before > 2 ** 31) break; // starts at or after the end of this read
+      queue.shift();
+      a.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
+      a.flow.owner = { pid: e.pid, comm: e.comm };
+      this.settle(a, 'read', e);
+    }
+  }
+
   private start(e: NamedEvent): Active {
     if (this.active.size >= MAX_ACTIVE) {
       // A flood of packets waiting (for their reads, say): settle the oldest tenth now, so memory stays bounded.
@@ -342,7 +377,7 @@ export class Correlator {
     }
     if (e.proto === IPPROTO.TCP && !(e.flags === TCP.ACK && e.len === 0)) {
       // A copy of a segment already seen (same direction, seq, flags, length) is a retransmission.
-      const segments = flow.segments[j.sport <= j.dport ? 0 : 1];
+      const segments = flow.segments[side(e)];
       const seg = (j.flags * 4096 + (j.len & 0xfff)) * 2 ** 32 + j.seq;
       const n = segments.get(seg) ?? 0;
       if (n === 0 && segments.size >= MAX_SEGMENTS) segments.delete(segments.keys().next().value!);
@@ -434,6 +469,10 @@ export class Correlator {
             let q = this.udpQueues.get(j.dport);
             if (!q) this.udpQueues.set(j.dport, (q = new Fifo()));
             q.push(a);
+          } else if (j.proto === IPPROTO.TCP && j.len > 0) {
+            let q = this.tcpUnread.get(a.flow);
+            if (!q) this.tcpUnread.set(a.flow, (q = [new Fifo(), new Fifo()]));
+            q[side(j)].push(a);
           }
         }
         if (hook === 'POST_ROUTING' && exit) a.postRoutingExit = e.t;

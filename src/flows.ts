@@ -30,7 +30,12 @@ export interface FlowState {
   lastStackReset: number;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
+  /** When it was last looked up (FlowTable generations): the least recent go first past the bound. */
+  seen: number;
 }
+
+/** Flows kept at most; past it the least recently active tenth is forgotten. */
+export const MAX_FLOWS = 10_000;
 
 // Strings of the same address are usually the same cached object; their hash is cheap anyway.
 const hashes = new Map<string, number>();
@@ -47,6 +52,11 @@ function hashString(s: string): number {
 
 export function endpoint(addr: string, port: number, family: number): string {
   return family === 6 ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** Which direction of its flow a packet goes (0 or 1; the reverse packet gets the other). */
+export function side(t: FlowTuple): 0 | 1 {
+  return t.sport < t.dport || (t.sport === t.dport && t.src < t.dst) ? 0 : 1;
 }
 
 export function flowKey(t: FlowTuple): string {
@@ -85,9 +95,11 @@ export class FlowTable {
     const c = this.recent[h];
     if (c && c.proto === t.proto && ((c.sport === t.sport && c.dport === t.dport && c.src === t.src && c.dst === t.dst) ||
         (c.sport === t.dport && c.dport === t.sport && c.src === t.dst && c.dst === t.src)) && this.flows.get(c.f.key) === c.f) {
+      c.f.seen = this.generation;
       return c.f;
     }
     const f = this.lookup(t);
+    f.seen = this.generation;
     this.recent[h] = { f, proto: t.proto, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport };
     return f;
   }
@@ -102,10 +114,32 @@ export class FlowTable {
         a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
         states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
         segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
+        seen: this.generation,
       };
       this.flows.set(key, f);
+      if (this.flows.size > MAX_FLOWS) this.evict();
     }
     return f;
+  }
+
+  /** Advanced by the correlator's tick: the clock of `seen`. */
+  generation = 0;
+  /** Flows forgotten to keep memory bounded. */
+  evicted = 0;
+  private readonly evictListeners: ((keys: Set<string>) => void)[] = [];
+
+  onEvict(fn: (keys: Set<string>) => void): void {
+    this.evictListeners.push(fn);
+  }
+
+  private evict(): void {
+    const old = [...this.flows.values()].sort((a, b) => a.seen - b.seen).slice(0, MAX_FLOWS / 10);
+    const keys = new Set(old.map((f) => f.key));
+    for (const k of keys) this.flows.delete(k);
+    for (const [alias, k] of this.aliases) if (keys.has(k)) this.aliases.delete(alias);
+    this.recent.fill(undefined);
+    this.evicted += keys.size;
+    for (const fn of this.evictListeners) fn(keys);
   }
 
   /** Makes a translated tuple (NAT) name the same flow. */

@@ -205,6 +205,7 @@ export class Session {
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({ netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT });
+      this.correlator.flows.onEvict((keys) => this.tally.forget(keys));
       this.ready = { netns, points, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
     } catch (e) {
       this.close();

@@ -56,6 +56,8 @@ export interface Summary {
   cutByTimeout: number;
   /** Journeys under way when events were lost. */
   incomplete: number;
+  /** Connections forgotten to keep memory bounded (their packets are counted above). */
+  evictedFlows: number;
   durationNs: number;
   stoppedBy: string;
   unavailable: { point: string; reason: string }[];
@@ -127,6 +129,14 @@ export class Tally {
     if (j.delivery?.read) g.read++;
   }
 
+  /** Forgets the groups of flows the correlator evicted. */
+  forget(keys: Set<string>): void {
+    for (const k of keys) {
+      this.groups.delete(k);
+      this.ids.delete(k);
+    }
+  }
+
   flowSummary(f: FlowState): FlowSummary {
     const groups = [...(this.groups.get(f.key)?.values() ?? [])];
     const s: FlowSummary = {
@@ -151,7 +161,7 @@ export class Tally {
     return {
       packets: this.packets, byFate: { ...this.byFate },
       drops: [...this.drops.values()].sort((a, b) => b.count - a.count),
-      flows, cutByTimeout: this.cutByTimeout, incomplete: this.incomplete, ...extra,
+      flows, cutByTimeout: this.cutByTimeout, incomplete: this.incomplete, evictedFlows: correlator.flows.evicted, ...extra,
     };
   }
 }

@@ -126,6 +126,7 @@ export function summaryRecord(s: Summary): object {
     lost_events: s.lostEvents,
     cut_by_timeout: s.cutByTimeout,
     incomplete: s.incomplete,
+    evicted_connections: s.evictedFlows,
     events: s.events,
     duration_s: Math.round(s.durationNs / 1e6) / 1e3,
     stopped_by: s.stoppedBy,

@@ -285,6 +285,7 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
   const lost = s.lostEvents > 0 ? st.bad(`${s.lostEvents} events LOST (ring buffer full): the picture is incomplete`) : '0 events lost';
   const lines = [st.bold(`── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`)];
   if (s.cutByTimeout) lines.push(`${s.cutByTimeout} journeys cut by timeout (no event for 1 s mid-path)`);
+  if (s.evictedFlows) lines.push(`${s.evictedFlows} older connections were forgotten to bound memory (their packets are counted)`);
   if (s.incomplete) lines.push(st.bad(`${s.incomplete} journeys were under way when events were lost: they may miss steps`));
   for (const f of s.flows) lines.push(...flowLines(f));
   const counters = Object.entries(s.counters ?? {}).filter(([k]) => s.flows.some((f) => f.a.startsWith('[')) || !/^(Ip6|Icmp6|Udp6|UdpLite6)/.test(k));

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Correlator, type NamedEvent } from '../../src/correlate.js';
+import { FlowTable, MAX_FLOWS, flowKey } from '../../src/flows.js';
 import { flagLetters } from '../../src/journey.js';
 import { NF_SLOT_ENTRY, NF_SLOT_EXIT, Point } from '../../src/record.js';
 import { loadEvents, replay } from '../helpers/replay.js';
@@ -161,4 +162,46 @@ test('socket events go to the flow: states, SYN-ACK retransmissions, resets', ()
   assert.deepEqual(f.states.map((s) => `${s.from}>${s.to}`), ['SYN_SENT>ESTABLISHED']);
   assert.equal(f.synackRetransmits, 1);
   assert.equal(f.resetsReceived, 1);
+});
+
+test('a TCP read settles every unread segment of its direction up to the end of the copy, and none of the other', () => {
+  const c = new Correlator({ netns: 5, readWaitNs: 1e12 });
+  const segment = (skb: number, t: number, seq: number, p: Partial<NamedEvent> = {}) => {
+    const s = { skb, seq, len: 100, flags: 0x18, ...p };
+    c.push(ev({ t, ...s }));
+    c.push(nf(1, false, { t: t + 1, ...s }));
+    c.push(nf(1, true, { t: t + 2, ...s }));
+  };
+  segment(1, 10, 1000);
+  segment(2, 20, 1100); // coalesced into the first skb's queue entry by TCP
+  segment(3, 30, 1200);
+  // The reply direction: another sequence space; its end (1150) would cover the first two by number.
+  segment(4, 40, 1050, { src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000 });
+  const read = { point: Point.SKB_COPY_DATAGRAM, skb: 1, pid: 42, comm: 'server' };
+  c.push(ev({ t: 50, ...read, seq: 1050, aux: 100, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, skb: 4 }));
+  c.push(ev({ t: 60, ...read, seq: 1000, aux: 200 }));
+  c.finish(); // journeys are released in the order they started
+  const all = c.drain();
+  assert.deepEqual(all.map((j) => [j.seq, j.ending]), [[1000, 'read'], [1100, 'read'], [1200, 'trace-ended'], [1050, 'read']]);
+  for (const j of all.filter((j) => j.ending === 'read')) assert.equal(j.steps.at(-1)!.point, 'skb_copy_datagram_iovec');
+});
+
+test('past MAX_FLOWS connections, the least recently active tenth is forgotten and counted', () => {
+  const flows = new FlowTable();
+  const tuple = (i: number) => ({ proto: 6, family: 4, src: '198.18.0.1', dst: '198.18.0.2', sport: 1024 + i, dport: 80 });
+  const forgotten: string[] = [];
+  flows.onEvict((keys) => forgotten.push(...keys));
+  const kept = flows.of(tuple(0));
+  for (let i = 1; i < MAX_FLOWS; i++) {
+    if (i % 100 === 0) flows.generation++;
+    flows.of(tuple(i));
+  }
+  flows.generation++;
+  flows.of(tuple(0)); // active again: not among the oldest
+  flows.of(tuple(MAX_FLOWS)); // one past the bound
+  assert.equal(flows.evicted, MAX_FLOWS / 10);
+  assert.equal(flows.size, MAX_FLOWS + 1 - MAX_FLOWS / 10);
+  assert.equal(forgotten.length, MAX_FLOWS / 10);
+  assert.equal(flows.of(tuple(0)), kept);
+  assert.ok(!flows.byKey(flowKey(tuple(1))), 'an old one is gone');
 });
