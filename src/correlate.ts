@@ -30,6 +30,8 @@ export interface CorrelatorOptions {
   graceNs?: number;
   /** How long a packet delivered to a socket waits for the application's read. */
   readWaitNs?: number;
+  /** Whether the read points are attached (else nothing waits for a read). */
+  reads?: boolean;
   /** Idle time of a packet waiting for a neighbour or in a qdisc. */
   queueWaitNs?: number;
   /** Which netfilter probe slot is the hook's exit probe (the others are entry or between). */
@@ -69,14 +71,15 @@ const MS = 1_000_000;
 const MAX_SEGMENTS = 4096;
 /** Journeys under way at most; past it the oldest are settled early (memory stays bounded). */
 const MAX_ACTIVE = 20_000;
-const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, queueWaitNs: 5000 * MS };
+const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, reads: true, queueWaitNs: 5000 * MS };
 
-/** A queue with O(1) shift; bounded: a socket nobody reads forgets its oldest entries. */
+/** A queue with O(1) shift; bounded: past 65536 entries it forgets its oldest half. */
 class Fifo<T> {
   private items: T[] = [];
   private head = 0;
   push(x: T): void {
     if (this.items.length - this.head >= 65536) this.head += 32768;
+    this.compact();
     this.items.push(x);
   }
   peek(): T | undefined {
@@ -85,12 +88,23 @@ class Fifo<T> {
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const x = this.items[this.head++];
+    this.compact();
+    return x;
+  }
+  private compact(): void {
     if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
-    return x;
   }
+}
+
+/** Data of one direction of a TCP flow delivered and not yet read, and where the reader is. */
+interface TcpUnread {
+  queue: Fifo<Active>;
+  /** The skb the last read copied from, and how much of it has been copied (reads are sequential). */
+  skb: number;
+  copied: number;
 }
 
 /** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
@@ -146,7 +160,7 @@ export class Correlator {
   /** UDP datagrams delivered and not yet read, by local port, in arrival order (settled ones are skipped). */
   private readonly udpQueues = new Map<number, Fifo<Active>>();
   /** TCP data delivered and not yet read, by flow and direction (sequence space), in arrival order. */
-  private readonly tcpUnread = new Map<FlowState, [Fifo<Active>, Fifo<Active>]>();
+  private readonly tcpUnread = new Map<FlowState, [TcpUnread, TcpUnread]>();
   /** Packets GSO cut into segments, waiting for them, by flow. */
   private readonly segmenting = new Map<FlowState, Active[]>();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
@@ -174,10 +188,7 @@ export class Correlator {
         this.udpRead(e);
         return;
       case Point.SKB_COPY_DATAGRAM:
-        if (e.proto === IPPROTO.TCP) {
-          this.tcpRead(e);
-          return;
-        }
+        if (e.proto === IPPROTO.TCP && this.tcpRead(e)) return;
         break;
     }
     const exit = e.point === Point.NETFILTER && this.isExit(e.probe);
@@ -239,7 +250,7 @@ export class Correlator {
 
   /** Data for a local socket: worth waiting for the application to read it. */
   private awaitsRead(a: Active): boolean {
-    return a.j.len > 0 && (a.j.proto === IPPROTO.TCP || a.j.proto === IPPROTO.UDP) && !a.forward;
+    return this.o.reads && a.j.len > 0 && (a.j.proto === IPPROTO.TCP || a.j.proto === IPPROTO.UDP) && !a.forward;
   }
 
   /** Events were lost just now: every journey under way, or done but not yet handed out, may miss steps. */
@@ -305,28 +316,41 @@ export class Correlator {
     for (let a = queue?.shift(); a && !oldest; a = oldest ? undefined : queue!.shift()) {
       if (this.active.get(a.skb) === a) oldest = a;
     }
-    if (!oldest) return;
-    oldest.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
-    oldest.flow.owner = { pid: e.pid, comm: e.comm };
-    this.settle(oldest, 'read', e);
+    if (oldest) this.settleRead(oldest, e);
   }
 
   /** A TCP read copies from one queued skb, which holds the segments TCP coalesced into it:
-   *  every unread segment of the flow up to the end of what was copied has been read. */
-  private tcpRead(e: NamedEvent): void {
-    if (this.o.netns && e.netns && e.netns !== this.o.netns) return;
-    const queue = this.tcpUnread.get(this.flows.of(e))?.[side(e)];
-    if (!queue) return;
-    const end = (e.seq + e.aux) >>> 0;
-    for (let a = queue.peek(); a; a = queue.peek()) {
-      if (this.active.get(a.skb) !== a) { queue.shift(); continue; } // settled already
+   *  every unread segment of its direction up to the end of what was copied has been read.
+   *  False when no delivered data waits for it (the read then joins its skb's journey, if any). */
+  private tcpRead(e: NamedEvent): boolean {
+    if (this.o.netns && e.netns && e.netns !== this.o.netns) return true;
+    const flow = this.flows.find(e);
+    const unread = flow && this.tcpUnread.get(flow)?.[side(e)];
+    if (!unread || !unread.queue.peek()) return false;
+    // The event does not give the offset in the skb: a read that continues the last one's skb starts where it ended.
+    unread.copied = unread.skb === e.skb ? unread.copied + e.aux : e.aux;
+    unread.skb = e.skb;
+    const end = (e.seq + unread.copied) >>> 0;
+    for (let a = unread.queue.peek(); a; a = unread.queue.peek()) {
+      if (this.active.get(a.skb) !== a) { unread.queue.shift(); continue; } // settled already
       const before = (end - a.j.seq) >>> 0;
       if (before === 0 || before > 2 ** 31) break; // starts at or after the end of this read
-      queue.shift();
-      a.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
-      a.flow.owner = { pid: e.pid, comm: e.comm };
-      this.settle(a, 'read', e);
+      unread.queue.shift();
+      this.settleRead(a, e);
     }
+    return true;
+  }
+
+  private settleRead(a: Active, e: NamedEvent): void {
+    a.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
+    a.flow.owner = { pid: e.pid, comm: e.comm };
+    this.settle(a, 'read', e);
+  }
+
+  /** Queues a delivered packet for its read; settled ones at the head go first, so the queue holds what waits. */
+  private awaitRead(q: Fifo<Active>, a: Active): void {
+    for (let h = q.peek(); h && this.active.get(h.skb) !== h; h = q.peek()) q.shift();
+    q.push(a);
   }
 
   private start(e: NamedEvent): Active {
@@ -465,14 +489,15 @@ export class Correlator {
         if (hook === 'FORWARD') { a.forward = true; j.direction = 'forward'; }
         if (hook === 'LOCAL_IN' && exit) {
           a.localInExit = true;
-          if (j.proto === IPPROTO.UDP && j.len > 0) {
-            let q = this.udpQueues.get(j.dport);
-            if (!q) this.udpQueues.set(j.dport, (q = new Fifo()));
-            q.push(a);
-          } else if (j.proto === IPPROTO.TCP && j.len > 0) {
+          // Queued by the tuple the socket sees (after any DNAT): the one its reads carry.
+          if (this.awaitsRead(a) && j.proto === IPPROTO.UDP) {
+            let q = this.udpQueues.get(e.dport);
+            if (!q) this.udpQueues.set(e.dport, (q = new Fifo()));
+            this.awaitRead(q, a);
+          } else if (this.awaitsRead(a) && j.proto === IPPROTO.TCP) {
             let q = this.tcpUnread.get(a.flow);
-            if (!q) this.tcpUnread.set(a.flow, (q = [new Fifo(), new Fifo()]));
-            q[side(j)].push(a);
+            if (!q) this.tcpUnread.set(a.flow, (q = [{ queue: new Fifo(), skb: 0, copied: 0 }, { queue: new Fifo(), skb: 0, copied: 0 }]));
+            this.awaitRead(q[side(e)].queue, a);
           }
         }
         if (hook === 'POST_ROUTING' && exit) a.postRoutingExit = e.t;
@@ -484,12 +509,7 @@ export class Correlator {
         this.resetSent(a.flow, e.t);
         break;
       case Point.SKB_COPY_DATAGRAM:
-        step.bytes = e.aux;
-        step.pid = e.pid;
-        step.comm = e.comm;
-        a.flow.owner = { pid: e.pid, comm: e.comm };
-        j.steps.push(step);
-        this.settle(a, 'read', e);
+        this.settleRead(a, e);
         return;
       case Point.KFREE_SKB:
       case Point.CONSUME_SKB:

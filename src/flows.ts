@@ -85,40 +85,43 @@ export class FlowTable {
     return this.flows.get(key);
   }
 
-  /** The flow of a tuple, created on first sight. */
   /** A direct-mapped cache of recent lookups by a numeric hash of the tuple (either direction), so
    *  that the common case builds no key string; entries are checked against the tuple. */
   private readonly recent: ({ f: FlowState; proto: number; src: string; dst: string; sport: number; dport: number } | undefined)[] = new Array(4096);
 
+  /** The flow of a tuple, created on first sight. */
   of(t: FlowTuple): FlowState {
+    return this.find(t) ?? this.create(t);
+  }
+
+  /** The flow of a tuple if there is one. */
+  find(t: FlowTuple): FlowState | undefined {
     const h = (((t.sport ^ t.dport) * 31 + t.proto) ^ hashString(t.src) ^ hashString(t.dst)) & 4095;
     const c = this.recent[h];
+    let f: FlowState | undefined;
     if (c && c.proto === t.proto && ((c.sport === t.sport && c.dport === t.dport && c.src === t.src && c.dst === t.dst) ||
         (c.sport === t.dport && c.dport === t.sport && c.src === t.dst && c.dst === t.src)) && this.flows.get(c.f.key) === c.f) {
-      c.f.seen = this.generation;
-      return c.f;
+      f = c.f;
+    } else {
+      const key = flowKey(t);
+      f = this.flows.get(this.aliases.get(key) ?? key);
+      if (f) this.recent[h] = { f, proto: t.proto, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport };
     }
-    const f = this.lookup(t);
-    f.seen = this.generation;
-    this.recent[h] = { f, proto: t.proto, src: t.src, dst: t.dst, sport: t.sport, dport: t.dport };
+    if (f) f.seen = this.generation;
     return f;
   }
 
-  private lookup(t: FlowTuple): FlowState {
-    let key = flowKey(t);
-    key = this.aliases.get(key) ?? key;
-    let f = this.flows.get(key);
-    if (!f) {
-      f = {
-        key, proto: t.proto, family: t.family as 4 | 6,
-        a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
-        states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-        segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
-        seen: this.generation,
-      };
-      this.flows.set(key, f);
-      if (this.flows.size > MAX_FLOWS) this.evict();
-    }
+  private create(t: FlowTuple): FlowState {
+    const key = flowKey(t);
+    const f: FlowState = {
+      key, proto: t.proto, family: t.family as 4 | 6,
+      a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
+      states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
+      segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
+      seen: this.generation,
+    };
+    this.flows.set(key, f);
+    if (this.flows.size > MAX_FLOWS) this.evict();
     return f;
   }
 

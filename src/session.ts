@@ -204,7 +204,10 @@ export class Session {
         this.attributor = new RuleAttributor(reader, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace);
       }
       this.countersBefore = this.readCounters();
-      this.correlator = new Correlator({ netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT });
+      this.correlator = new Correlator({
+        netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT,
+        reads: POINT_GROUPS.socket.some((p) => points.includes(p)),
+      });
       this.correlator.flows.onEvict((keys) => this.tally.forget(keys));
       this.ready = { netns, points, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
     } catch (e) {

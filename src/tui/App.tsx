@@ -156,60 +156,90 @@ const HELP = [
 
 type View = { kind: 'main' } | { kind: 'connection'; key: string } | { kind: 'packet'; key: string; id: number };
 
+/** What the keys change. */
+export interface UiState {
+  paused: boolean;
+  view: View;
+  sel: { main: number; connection: number };
+  filter: string;
+  /** The filter being typed, or null. */
+  editing: string | null;
+  help: boolean;
+}
+const INITIAL: UiState = { paused: false, view: { kind: 'main' }, sel: { main: 0, connection: 0 }, filter: '', editing: null, help: false };
+
+type Key = { return?: boolean; escape?: boolean; backspace?: boolean; delete?: boolean; upArrow?: boolean; downArrow?: boolean; ctrl?: boolean; meta?: boolean };
+
+function connectionsOf(snap: Snapshot, filter: string, store: TuiStore) {
+  if (!filter) return snap.connections;
+  const f = filter.toLowerCase();
+  return snap.connections.filter((c) => `${c.key} ${store.summaryOf(c.key)?.verdict ?? ''}`.toLowerCase().includes(f));
+}
+
+function packetsOf(snap: Snapshot, view: View) {
+  const conn = view.kind !== 'main' ? snap.connections.find((c) => c.key === view.key) : undefined;
+  return { conn, packets: conn ? [...conn.packets].reverse() : [] };
+}
+
+/** The state after a key: pure, and applied to the latest state, so keys typed (or pasted) faster than the
+ *  screen redraws are not lost. 'quit' and 'clear' are for the caller. */
+export function onKey(ui: UiState, input: string, key: Key, snap: Snapshot, store: TuiStore): UiState | 'quit' | 'clear' {
+  if (key.ctrl && input === 'c') return 'quit';
+  const { view, sel, editing } = ui;
+  if (editing !== null) {
+    if (key.return) return { ...ui, filter: editing, editing: null, sel: { ...sel, main: 0 } };
+    if (key.escape) return { ...ui, filter: '', editing: null };
+    if (key.backspace || key.delete) return { ...ui, editing: editing.slice(0, -1) };
+    if (input && !key.ctrl && !key.meta) return { ...ui, editing: editing + input };
+    return ui;
+  }
+  if (ui.help) return { ...ui, help: false };
+  if (input === 'q') return 'quit';
+  if (input === '?') return { ...ui, help: true };
+  if (input === 'p') return { ...ui, paused: !ui.paused };
+  if (input === 'c') return 'clear';
+  if (input === '/' && view.kind === 'main') return { ...ui, editing: ui.filter };
+  if (key.escape || key.backspace || key.delete) {
+    return { ...ui, view: view.kind === 'packet' ? { kind: 'connection', key: view.key } : { kind: 'main' } };
+  }
+  const up = key.upArrow || input === 'k', down = key.downArrow || input === 'j';
+  if (view.kind === 'main') {
+    const conns = connectionsOf(snap, ui.filter, store);
+    if (up) return { ...ui, sel: { ...sel, main: Math.max(0, sel.main - 1) } };
+    if (down) return { ...ui, sel: { ...sel, main: Math.max(0, Math.min(conns.length - 1, sel.main + 1)) } };
+    if (key.return && conns[sel.main]) return { ...ui, view: { kind: 'connection', key: conns[sel.main].key }, sel: { ...sel, connection: 0 } };
+    return ui;
+  }
+  const { packets } = packetsOf(snap, view);
+  if (view.kind === 'connection') {
+    if (up) return { ...ui, sel: { ...sel, connection: Math.max(0, sel.connection - 1) } };
+    if (down) return { ...ui, sel: { ...sel, connection: Math.max(0, Math.min(packets.length - 1, sel.connection + 1)) } };
+    if (key.return && packets[sel.connection]) return { ...ui, view: { kind: 'packet', key: view.key, id: packets[sel.connection].id } };
+    return ui;
+  }
+  const i = packets.findIndex((p) => p.id === view.id);
+  const next = up ? packets[i - 1] : down ? packets[i + 1] : undefined;
+  return next ? { ...ui, view: { ...view, id: next.id }, sel: { ...sel, connection: i + (up ? -1 : 1) } } : ui;
+}
+
 export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
   store: TuiStore; devices: DeviceNames; theme: Theme; onQuit: () => void; refreshMs?: number;
 }) {
-  const [paused, setPaused] = useState(false);
-  const [view, setView] = useState<View>({ kind: 'main' });
-  const [sel, setSel] = useState({ main: 0, connection: 0 });
-  const [filter, setFilter] = useState('');
-  const [editing, setEditing] = useState<string | null>(null);
-  const [help, setHelp] = useState(false);
+  const [ui, setUi] = useState(INITIAL);
+  const latest = useRef(ui);
+  const { paused, view, sel, filter, editing, help } = ui;
   const snap = useSnapshot(store, paused, refreshMs);
   const { columns, rows } = useSize();
 
-  const conns = useMemo(() => snap.connections.filter((c) => {
-    if (!filter) return true;
-    const s = store.summaryOf(c.key);
-    return `${c.key} ${s?.verdict ?? ''}`.toLowerCase().includes(filter.toLowerCase());
-  }), [snap, filter, store]);
-  const conn = view.kind !== 'main' ? snap.connections.find((c) => c.key === view.key) : undefined;
-  const packets = conn ? [...conn.packets].reverse() : [];
+  const conns = useMemo(() => connectionsOf(snap, filter, store), [snap, filter, store]);
+  const { conn, packets } = packetsOf(snap, view);
 
   useInput((input, key) => {
-    if (key.ctrl && input === 'c') return onQuit();
-    if (editing !== null) {
-      if (key.return) { setFilter(editing); setEditing(null); setSel({ ...sel, main: 0 }); }
-      else if (key.escape) { setFilter(''); setEditing(null); }
-      else if (key.backspace || key.delete) setEditing(editing.slice(0, -1));
-      else if (input && !key.ctrl && !key.meta) setEditing(editing + input);
-      return;
-    }
-    if (help) { setHelp(false); return; }
-    if (input === 'q') return onQuit();
-    if (input === '?') return setHelp(true);
-    if (input === 'p') return setPaused(!paused);
-    if (input === 'c') { store.clear(); setView({ kind: 'main' }); setSel({ main: 0, connection: 0 }); return; }
-    if (input === '/' && view.kind === 'main') return setEditing(filter);
-    const up = key.upArrow || input === 'k', down = key.downArrow || input === 'j';
-    if (key.escape || key.backspace || key.delete) {
-      if (view.kind === 'packet') setView({ kind: 'connection', key: view.key });
-      else setView({ kind: 'main' });
-      return;
-    }
-    if (view.kind === 'main') {
-      if (up) setSel({ ...sel, main: Math.max(0, sel.main - 1) });
-      if (down) setSel({ ...sel, main: Math.min(conns.length - 1, sel.main + 1) });
-      if (key.return && conns[sel.main]) { setView({ kind: 'connection', key: conns[sel.main].key }); setSel({ ...sel, connection: 0 }); }
-    } else if (view.kind === 'connection') {
-      if (up) setSel({ ...sel, connection: Math.max(0, sel.connection - 1) });
-      if (down) setSel({ ...sel, connection: Math.min(packets.length - 1, sel.connection + 1) });
-      if (key.return && packets[sel.connection]) setView({ kind: 'packet', key: view.key, id: packets[sel.connection].id });
-    } else if (view.kind === 'packet') {
-      const i = packets.findIndex((p) => p.id === view.id);
-      const next = up ? packets[i - 1] : down ? packets[i + 1] : undefined;
-      if (next) { setView({ ...view, id: next.id }); setSel({ ...sel, connection: i + (up ? -1 : 1) }); }
-    }
+    const next = onKey(latest.current, input, key, snap, store);
+    if (next === 'quit') return onQuit();
+    if (next === 'clear') store.clear();
+    latest.current = next === 'clear' ? { ...latest.current, view: INITIAL.view, sel: INITIAL.sel } : next;
+    setUi(latest.current);
   });
 
   const ready = store.ready;

@@ -12,6 +12,19 @@ import { loadEvents, replay } from '../helpers/replay.js';
 const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
 const strip = (s = '') => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 const tick = (ms = 40) => new Promise((r) => setTimeout(r, ms));
+
+/** Waits (up to 10 s: the machine may be busy) until the frame matches, then asserts it. */
+async function sees(frame: () => string, re: RegExp, message?: string): Promise<string> {
+  for (const until = Date.now() + 10_000; !re.test(frame()) && Date.now() < until;) await tick(10);
+  assert.match(frame(), re, message);
+  return frame();
+}
+
+/** Waits until the frame no longer matches, then asserts it. */
+async function gone(frame: () => string, re: RegExp): Promise<void> {
+  for (const until = Date.now() + 10_000; re.test(frame()) && Date.now() < until;) await tick(10);
+  assert.doesNotMatch(frame(), re);
+}
 const KEY = { enter: '\r', esc: '\x1b', backspace: '\x7f', down: '\x1b[B', up: '\x1b[A', ctrlC: '\x03' };
 
 function storeOf(...fixtures: string[]) {
@@ -27,14 +40,14 @@ async function ui(t: TestContext, store: TuiStore, onQuit = () => {}) {
   const r = render(<App store={store} devices={devices} theme={{ color: false }} onQuit={onQuit} refreshMs={10} />);
   t.after(() => r.unmount()); // also when an assertion fails: ink holds stdin
   await tick();
-  return { ...r, frame: () => strip(r.lastFrame()), key: async (k: string) => { r.stdin.write(k); await tick(); } };
+  const frame = () => strip(r.lastFrame());
+  return { ...r, frame, sees: (re: RegExp, message?: string) => sees(frame, re, message), gone: (re: RegExp) => gone(frame, re), key: async (k: string) => { r.stdin.write(k); await tick(); } };
 }
 
 test('stages: where packets went and where they died, marked, not by colour alone', async (t) => {
   const store = storeOf('local-in');
   const u = await ui(t, store);
-  const f = u.frame();
-  assert.match(f, /device RX 5 › tcpdump 5 › PRE_ROUTING 5 › routing 5 › LOCAL_IN 5 ✗5 died/);
+  const f = await u.sees(/device RX 5 › tcpdump 5 › PRE_ROUTING 5 › routing 5 › LOCAL_IN 5 ✗5 died/);
   assert.match(f, /transport 0/);
   assert.match(f, /LOCAL_OUT 0/);
   assert.match(f, /netns srv/);
@@ -50,62 +63,70 @@ test('the journey of a dropped SYN maps to its stages', () => {
 
 test('connections list with verdicts; Enter opens its packets, Enter a packet\'s journey; Esc and Backspace go back', async (t) => {
   const u = await ui(t, storeOf('local-out'));
-  assert.match(u.frame(), /connections \(1\)/);
-  assert.match(u.frame(), /› tcp 198\.18\.0\.1:\d+ ↔ 198\.18\.0\.2:3306 · 14 pkt ✗9 dropped · SYN ×5 reached TCP \(SYN_RECV\)/);
+  await u.sees(/connections \(1\)/);
+  await u.sees(/› tcp 198\.18\.0\.1:\d+ ↔ 198\.18\.0\.2:3306 · 14 pkt ✗9 dropped · SYN ×5 reached TCP \(SYN_RECV\)/);
   await u.key(KEY.enter);
-  assert.match(u.frame(), /#\d+\s+\+\d+\.\d{3}s out \[SA\]\s+0B ✗ LOCAL_OUT NETFILTER_DROP · tcpdump ✗/);
-  assert.match(u.frame(), /in\s+\[S\]\s+0B delivered · tcpdump ✓/);
+  await u.sees(/#\d+\s+\+\d+\.\d{3}s out \[SA\]\s+0B ✗ LOCAL_OUT NETFILTER_DROP · tcpdump ✗/);
+  await u.sees(/in\s+\[S\]\s+0B delivered · tcpdump ✓/);
   // The newest packet is first; move to a SYN-ACK and open it.
-  const rows = u.frame().split('\n').filter((l) => /#\d+/.test(l));
+  const rows = (await u.sees(/#\d+ .*\[SA\]/)).split('\n').filter((l) => /#\d+/.test(l));
   const firstSynAck = rows.findIndex((l) => l.includes('[SA]'));
   for (let i = 0; i < firstSynAck; i++) await u.key(KEY.down);
   await u.key(KEY.enter);
-  const detail = u.frame();
-  assert.match(detail, /out SYN-ACK 198\.18\.0\.2:3306 → 198\.18\.0\.1:\d+/);
+  const detail = await u.sees(/out SYN-ACK 198\.18\.0\.2:3306 → 198\.18\.0\.1:\d+/);
   assert.match(detail, /TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗/);
   assert.match(detail, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_OUT\)/);
   assert.match(detail, /steps\n\+\s+0 ns\s+netfilter\s+LOCAL_OUT entry/);
   assert.match(detail, /tcpdump: ✗ it never passed a capture point/);
   await u.key(KEY.esc);
-  assert.match(u.frame(), /#\d+ .*\[SA\]/);
+  await u.sees(/#\d+ .*\[SA\]/);
   await u.key(KEY.backspace);
-  assert.match(u.frame(), /connections \(1\)/);
+  await u.sees(/connections \(1\)/);
+});
+
+test('keys typed faster than the screen redraws all count', async (t) => {
+  const u = await ui(t, storeOf('local-in', 'closed-port'));
+  for (const k of ['/', ...'no_socket', KEY.enter, KEY.enter, KEY.enter]) u.stdin.write(k); // no redraw in between
+  await u.sees(/out RST-ACK 198\.18\.0\.2:3306 → 198\.18\.0\.1:\d+/); // the newest packet of the matching connection
+  await u.key(KEY.esc);
+  await u.key(KEY.esc);
+  await u.sees(/connections \(1 matching "no_socket"\)/);
 });
 
 test('/ filters the list; Esc clears the filter', async (t) => {
   const u = await ui(t, storeOf('local-in', 'closed-port'));
-  assert.match(u.frame(), /connections \(2\)/);
+  await u.sees(/connections \(2\)/);
   await u.key('/');
   for (const c of 'NO_SOCKET') await u.key(c);
-  assert.match(u.frame(), /filter: NO_SOCKET/);
+  await u.sees(/filter: NO_SOCKET/);
   await u.key(KEY.enter);
-  assert.match(u.frame(), /connections \(1 matching "NO_SOCKET"\)/);
-  assert.match(u.frame(), /SYN dropped in socket \(NO_SOCKET\)/);
+  await u.sees(/connections \(1 matching "NO_SOCKET"\)/);
+  await u.sees(/SYN dropped in socket \(NO_SOCKET\)/);
   await u.key('/');
   await u.key(KEY.esc);
-  assert.match(u.frame(), /connections \(2\)/);
+  await u.sees(/connections \(2\)/);
 });
 
 test('p pauses the view while intake goes on; c clears it; ? shows help', async (t) => {
   const store = storeOf('local-in');
   const u = await ui(t, store);
   await u.key('p');
-  assert.match(u.frame(), /PAUSED/);
+  await u.sees(/PAUSED/);
   for (const j of replay(loadEvents('closed-port')).journeys) store.add(j);
   await tick(60);
-  assert.match(u.frame(), /connections \(1\)/, 'the view is frozen');
+  await u.sees(/connections \(1\)/, 'the view is frozen');
   await u.key('p');
   await tick(60);
-  assert.match(u.frame(), /connections \(2\)/);
+  await u.sees(/connections \(2\)/);
   assert.equal(store.packets, 7);
   await u.key('c');
   await tick(60);
-  assert.match(u.frame(), /connections \(0\)/);
-  assert.match(u.frame(), /LOCAL_IN 0/);
+  await u.sees(/connections \(0\)/);
+  await u.sees(/LOCAL_IN 0/);
   await u.key('?');
-  assert.match(u.frame(), /q or Ctrl-C\s+quit/);
+  await u.sees(/q or Ctrl-C\s+quit/);
   await u.key('x');
-  assert.doesNotMatch(u.frame(), /q or Ctrl-C\s+quit/);
+  await u.gone(/q or Ctrl-C\s+quit/);
 });
 
 test('q and Ctrl-C quit; lost events are loud', async (t) => {
@@ -114,8 +135,8 @@ test('q and Ctrl-C quit; lost events are loud', async (t) => {
   const u = await ui(t, store, () => { quits++; });
   store.setStats({ events: 100, lostEvents: 7, counters: { IpInReceives: 5 } });
   await tick(60);
-  assert.match(u.frame(), /LOST 7 events/);
-  assert.match(u.frame(), /netstat -s: IpInReceives \+5/);
+  await u.sees(/LOST 7 events/);
+  await u.sees(/netstat -s: IpInReceives \+5/);
   await u.key('q');
   await u.key(KEY.ctrlC);
   assert.equal(quits, 2);
@@ -140,12 +161,10 @@ for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
       debug: true, patchConsole: false, exitOnCtrlC: false,
     });
     t.after(() => app.unmount());
-    await tick();
-    const frame = strip(stdout.frames.at(-1));
+    const frame = await sees(() => strip(stdout.frames.at(-1)), /connections \(4\)/);
     const lines = frame.split('\n');
     for (const l of lines) assert.ok([...l].length <= columns, `too wide (${[...l].length}): ${l}`);
     assert.ok(lines.length <= rows, `${lines.length} lines`);
-    assert.match(frame, /connections \(4\)/);
     assert.equal(lines.filter((l) => / ↔ /.test(l)).length, 4);
   });
 }
