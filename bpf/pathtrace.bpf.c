@@ -41,13 +41,21 @@ struct {
 	__type(value, struct pathtrace_bytes);
 } bytes_scratch SEC(".maps");
 
-/* Records that did not fit in the ring buffer, per CPU. */
+/* Records that did not fit in their ring buffer, per CPU: events (PT_LOST_EVENTS)
+ * and packet bytes (PT_LOST_BYTES: the packet is then written without them). */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } lost SEC(".maps");
+
+static __always_inline void count_lost(__u32 which)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &which);
+	if (n)
+		*n += 1;
+}
 
 /* The time is taken once a record is wanted: a filtered-out event costs no clock read. */
 static __always_inline void stamp(struct pathtrace_record *r)
@@ -60,12 +68,8 @@ static __always_inline void emit(struct pathtrace_record *r)
 {
 	stamp(r);
 	/* No wakeups: user space drains the ring on its own timer, in batches. */
-	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP)) {
-		__u32 zero = 0;
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
-		if (n)
-			*n += 1;
-	}
+	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP))
+		count_lost(PT_LOST_EVENTS);
 }
 
 /* The packet's bytes from its IP header (l3), as far as the skb's linear data goes. */
@@ -99,11 +103,8 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 		b->wirelen = (((__u16)b->data[4] << 8) | b->data[5]) + 40;
 	else
 		b->wirelen = caplen;
-	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP)) {
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
-		if (n)
-			*n += 1;
-	}
+	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP))
+		count_lost(PT_LOST_BYTES);
 }
 
 static __always_inline bool port_wanted(__u16 port)
@@ -247,17 +248,27 @@ static __always_inline bool conntrack_wanted(const struct sk_buff *skb, const st
 
 /* The filter for a packet event: its own tuple, or its conntrack entry's, or
  * an earlier event of the same packet that matched. */
+/* Set once a matched packet was seen with a tuple that only its conntrack
+ * entry matched, i.e. NAT rewrote it. */
+bool nat_seen = false;
+
 static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r)
 {
 	if (filter.netns && r->netns && r->netns != filter.netns)
 		return false;
-	if (wanted(r) || conntrack_wanted(skb, r)) {
+	if (wanted(r)) {
 		follow(r);
 		return true;
 	}
-	/* Only NAT changes a matched packet's tuple, and NAT needs conntrack:
-	 * without an entry there is nothing to follow (and no lookup to pay). */
-	return skb->_nfct && is_followed(r);
+	if (conntrack_wanted(skb, r)) {
+		nat_seen = true;
+		follow(r);
+		return true;
+	}
+	/* Only NAT changes a matched packet's tuple. Until NAT has been seen, a
+	 * miss needs no lookup; after, the lookup is needed also without a
+	 * conntrack entry: TCP and UDP drop it before queueing to the socket. */
+	return nat_seen && is_followed(r);
 }
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */

@@ -96,6 +96,10 @@ struct pathtrace_bytes {
 
 #define PT_BYTES_HEADER 24
 
+/* Keys of the lost map. */
+#define PT_LOST_EVENTS 0
+#define PT_LOST_BYTES 1
+
 /* Filter applied in BPF, set in .rodata before the programs load. */
 #define PT_MAX_HOSTS 16
 #define PT_PROTO_TCP 0x1

@@ -62,7 +62,7 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, b
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
   bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
   // Packet bytes only travel with --write; otherwise the ring stays minimal.
-  bpf_map__set_max_entries(skel_->maps.packet_bytes, filter.snaplen ? ring_bytes : 4096);
+  bpf_map__set_max_entries(skel_->maps.packet_bytes, filter.snaplen ? ring_bytes : (uint32_t)sysconf(_SC_PAGESIZE));
 
   // Leave out what this kernel cannot load, so that the rest still works.
   bpf_program *prog;
@@ -156,7 +156,8 @@ int Tracer::on_sample(void *ctx, void *data, size_t size) {
 int Tracer::on_bytes(void *ctx, void *data, size_t size) {
   auto *self = static_cast<Tracer *>(ctx);
   size_t padded = (size + 7) & ~size_t(7);
-  if (self->bytes_len_ + padded > self->bytes_max_) return kBatchFull;  // this one is lost to the batch
+  // Unreachable while callers leave room for a full record (below); it would drop this one.
+  if (self->bytes_len_ + padded > self->bytes_max_) return kBatchFull;
   memcpy(self->bytes_out_ + self->bytes_len_, data, size);
   self->bytes_len_ += padded;
   return self->bytes_len_ + sizeof(pathtrace_bytes) > self->bytes_max_ ? kBatchFull : 0;
@@ -187,7 +188,7 @@ uint64_t Tracer::lost_events() const {
   int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return 0;
   std::vector<uint64_t> per_cpu(ncpu);
-  uint32_t key = 0;
+  uint32_t key = PT_LOST_EVENTS;
   if (bpf_map__lookup_elem(skel_->maps.lost, &key, sizeof(key), per_cpu.data(), per_cpu.size() * sizeof(uint64_t), 0))
     return 0;
   uint64_t sum = 0;

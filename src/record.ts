@@ -240,7 +240,7 @@ export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, s
 }
 
 /** Packet bytes of --write (struct pathtrace_bytes): the IP packet from its header, as captured. */
-export interface PacketBytes { data: Uint8Array; wireLen: number }
+export interface PacketBytes { data: Uint8Array; wireLen: number; skb: number }
 
 export const BYTES_HEADER = 24;
 
@@ -251,7 +251,8 @@ export function decodeBytes(buf: Uint8Array, len: number, base: ClockBase, into:
     const t = (view.getUint32(o + 4, true) - base.hi) * TWO32 + (view.getUint32(o, true) - base.lo);
     const caplen = view.getUint16(o + 16, true);
     const wireLen = view.getUint16(o + 18, true);
-    into.set(t, { data: buf.slice(o + BYTES_HEADER, o + BYTES_HEADER + caplen), wireLen });
+    const skb = (view.getUint32(o + 12, true) & 0x1fffff) * TWO32 + view.getUint32(o + 8, true); // as RecordView.skb
+    into.set(t, { data: buf.slice(o + BYTES_HEADER, o + BYTES_HEADER + caplen), wireLen, skb });
     o += (BYTES_HEADER + caplen + 7) & ~7;
   }
 }

@@ -356,8 +356,9 @@ export class Session {
 
   /** The bytes its BPF program captured along with this event (same timestamp). */
   private attachBytes(e: NamedEvent): void {
+    // Keyed by time; the skb tells apart two CPUs' events of the same nanosecond.
     const b = this.bytes.get(e.t) ?? this.olderBytes.get(e.t);
-    if (b) e.bytes = b;
+    if (b && b.skb === e.skb) e.bytes = b;
   }
 
   /** Reads the ruleset (with rule texts) and attributes the drops waiting in the outbox. */

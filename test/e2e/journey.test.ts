@@ -244,6 +244,29 @@ test('DNAT on a router: forwarded with both tuples, the replies in the same conn
   });
 });
 
+test('REDIRECT to a local port: traced by the port clients use, delivered and read after conntrack lets go of it', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      lab.exec(lab.server.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'REDIRECT', '--to-ports', '8080']);
+      await lab.listen('tcp', 8080);
+    },
+    args: ['--port', '80'],
+    traffic: (lab) => lab.connect('tcp', lab.server.v4, 80, 1000, lab.client, '--send', 'hello'),
+  }, ({ result, packets }) => {
+    assert.equal(result.ok, true);
+    const req = packets.find((p) => p.direction === 'in' && p.len > 0)!;
+    assert.ok(req, 'the request is traced');
+    assert.equal(req.dport, 80);
+    assert.equal(req.translated.dport, 8080);
+    assert.equal(req.fate, 'delivered');
+    // TCP drops the conntrack reference before queueing to the socket: the read is still this packet's.
+    assert.equal(req.ending, 'read');
+    assert.equal(req.delivery.read.bytes, 5);
+  });
+});
+
 test('the application\'s read: who read the request, how long it waited in the socket, and the connection\'s owner', async (t) => {
   if (!needsRoot(t)) return;
   let serverPid = 0;
