@@ -1,6 +1,6 @@
 // Entry point: parses the command line, runs a trace or a demo, and turns
 // every failure into one line on stderr and a non-zero exit code.
-import { readFileSync } from 'node:fs';
+import { closeSync, readFileSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare } from './compare-command.js';
 import { runDemo } from './demo.js';
@@ -8,6 +8,7 @@ import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
 import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
+import { openForWriting, WriteError } from './pcap/pcapng.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
 
@@ -57,9 +58,10 @@ export function usesTui(o: TraceOptions): boolean {
   return process.stdout.isTTY === true && process.stdin.isTTY === true && !o.json && !o.plain && !o.quiet;
 }
 
-export async function makeSink(o: TraceOptions, session: () => Session): Promise<Sink> {
+/** capture: the --write file, opened before anything is attached (openForWriting). */
+export async function makeSink(o: TraceOptions, session: () => Session, capture: number | null): Promise<Sink> {
   const sink = await outputSink(o, session);
-  return o.write ? new PcapSink(sink, o.write, o.snaplen, () => session().devices) : sink;
+  return o.write && capture !== null ? new PcapSink(sink, o.write, capture, o.snaplen, () => session().devices) : sink;
 }
 
 async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink> {
@@ -87,10 +89,13 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     throw e;
   }
   let session: Session;
+  let capture: number | null = null;
   try {
+    if (options.write) capture = openForWriting(options.write);
     session = new Session(options, netns);
   } catch (e) {
-    if (e instanceof SessionError) throw new UserError(e.message);
+    if (capture !== null) closeSync(capture);
+    if (e instanceof SessionError || e instanceof WriteError) throw new UserError(e.message);
     throw e;
   }
   const stop = () => session.stop('signal');
@@ -109,7 +114,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   process.on('SIGHUP', stop);
   process.stdout.on('error', onPipe);
   try {
-    sink = await makeSink(options, () => session);
+    sink = await makeSink(options, () => session, capture);
     const done = session.run(sink);
     onReady?.(session);
     await done;

@@ -1,6 +1,6 @@
 // `pathtrace compare CAPTURE TRACE`: reads the files and prints the comparison.
 import { readFileSync } from 'node:fs';
-import { compare, formatComparison, type TraceFilter, type TracePacket } from './compare.js';
+import { compare, formatComparison, frameUs, type TraceFilter, type TracePacket } from './compare.js';
 import { JSON_COMMENT } from './output/pcap-sink.js';
 import { CaptureError, readCapture } from './pcap/read.js';
 
@@ -22,7 +22,7 @@ export function loadTrace(path: string): { packets: TracePacket[]; filter: Trace
     const packets: TracePacket[] = [];
     for (const f of readCapture(b, path)) {
       const c = f.comments.find((x) => x.startsWith(JSON_COMMENT));
-      if (c) packets.push({ ...JSON.parse(c.slice(JSON_COMMENT.length)), time_us: Number(f.timeNs / 1000n) });
+      if (c) packets.push({ ...JSON.parse(c.slice(JSON_COMMENT.length)), time_us: frameUs(f) });
     }
     if (!packets.length) throw new CompareError(`${path} is a capture without pathtrace's comments: give pathtrace's --json output or --write file`);
     return { packets, filter: null };

@@ -39,13 +39,15 @@ export interface Comparison {
 const PROTO_NAMES: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.ICMPV6]: 'icmpv6' };
 const MAX_SKEW_US = 2_000_000;
 
-function sameTuple(h: PacketHeaders, t: { src: string; dst: string; sport: number; dport: number }): boolean {
-  return h.src === t.src && h.dst === t.dst && h.sport === t.sport && h.dport === t.dport;
-}
+type Tuple = { src: string; dst: string; sport: number; dport: number };
+const tupleKey = (t: Tuple) => `${t.src} ${t.sport} ${t.dst} ${t.dport}`;
 
+/** A frame's time in µs, pathtrace's unit for packets. */
+export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
+
+/** Same packet: the tuple was checked by the index; TCP seq/ack/flags, else length and IP id. */
 function sameContent(h: PacketHeaders, p: TracePacket): boolean {
   if (PROTO_NAMES[h.proto] !== p.proto) return false;
-  if (!sameTuple(h, p) && !(p.translated && sameTuple(h, p.translated))) return false;
   if (h.proto === IPPROTO.TCP) return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags;
   return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
 }
@@ -58,19 +60,34 @@ function inFilter(h: PacketHeaders, f: TraceFilter | null): boolean {
   return !f.hosts.length || f.hosts.includes(h.src) || f.hosts.includes(h.dst);
 }
 
+function span(values: number[]): { from: number; to: number } | null {
+  if (!values.length) return null;
+  let from = Infinity, to = -Infinity;
+  for (const v of values) { if (v < from) from = v; if (v > to) to = v; }
+  return { from, to };
+}
+
 export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null): Comparison {
+  // Packets by tuple, and by the tuple NAT gave them: a capture may be on either side of the NAT.
+  const byTuple = new Map<string, TracePacket[]>();
+  const index = (k: string, p: TracePacket) => { const l = byTuple.get(k); if (l) l.push(p); else byTuple.set(k, [p]); };
+  for (const p of packets) {
+    index(tupleKey(p), p);
+    if (p.translated && tupleKey(p.translated) !== tupleKey(p)) index(tupleKey(p.translated), p);
+  }
   const used = new Set<string>(); // packet id @ interface: a packet may pass two taps (forwarded)
   const rows: FrameRow[] = [];
-  const traced = packets.length ? { from: Math.min(...packets.map((p) => p.time_us)), to: Math.max(...packets.map((p) => p.time_us)) } : null;
+  const traced = span(packets.map((p) => p.time_us));
   for (const frame of frames) {
     const headers = frame.data ? parseIp(frame.data) : null;
     if (!headers) {
       rows.push({ frame, headers, packet: null, reason: 'not an IP packet' });
       continue;
     }
-    const t = Number(frame.timeNs / 1000n);
+    const t = frameUs(frame);
+    const flow = byTuple.get(tupleKey(headers)) ?? [];
     let best: TracePacket | null = null;
-    for (const p of packets) {
+    for (const p of flow) {
       if (Math.abs(p.time_us - t) > MAX_SKEW_US || !sameContent(headers, p)) continue;
       if (frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) continue;
       if (used.has(`${p.id}@${frame.ifname ?? ''}`)) continue;
@@ -84,15 +101,11 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
     let reason: string;
     if (!inFilter(headers, filter)) reason = "outside pathtrace's filter";
     else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
-    else if (packets.some((p) => sameTuple(headers, p) || (p.translated && sameTuple(headers, p.translated)))) {
-      reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
-    } else {
-      reason = 'no such flow was traced: captured on another host, interface or namespace';
-    }
+    else if (flow.length) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
+    else reason = 'no such flow was traced: captured on another host, interface or namespace';
     rows.push({ frame, headers, packet: null, reason });
   }
-  const times = frames.map((f) => Number(f.timeNs / 1000n));
-  const window = times.length ? { from: Math.min(...times), to: Math.max(...times) } : null;
+  const window = span(frames.map(frameUs));
   const matched = new Set(rows.filter((r) => r.packet).map((r) => r.packet!.id));
   const missing = packets.filter((p) => !matched.has(p.id) && (!window || (p.time_us >= window.from - MAX_SKEW_US && p.time_us <= window.to + MAX_SKEW_US)));
   return { rows, missing, window };
@@ -130,7 +143,7 @@ export function formatComparison(c: Comparison, captureName: string, traceName: 
   const lines = [`${c.rows.length} frames in ${captureName}, ${traced} packets in ${traceName}`, ''];
   lines.push('frame  time             captured                                          after the capture point');
   for (const r of c.rows) {
-    const t = clock(Number(r.frame.timeNs / 1000n));
+    const t = clock(frameUs(r.frame));
     const cap = r.headers ? headerText(r.headers) : '(not IP)';
     const after = r.packet ? `${afterCapture(r.packet)} (pathtrace #${r.packet.id})` : `? ${r.reason}`;
     lines.push(`${String(r.frame.index).padStart(5)}  ${t}  ${cap.padEnd(50)} ${after}`);

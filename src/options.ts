@@ -1,6 +1,7 @@
 // Command-line parsing. Pure: argv in, options or a UsageError out.
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import { addressBytes, formatAddress } from './address.js';
 
 export class UsageError extends Error {}
 
@@ -51,10 +52,10 @@ export type Command =
 
 export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
        pathtrace demo [local-in|local-out|app-response|forward] [--json]
+                                             run a lab experiment in namespaces of its own
        pathtrace compare CAPTURE.pcap[ng] TRACE     a tcpdump capture beside pathtrace's --json output
                                              or --write file of the same time: what happened after
                                              each captured frame, and what the capture lacks
-                                             run a lab experiment in namespaces of its own
 
 Filter (applied in the kernel; all given filters must match):
   -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
@@ -107,7 +108,9 @@ export function parsePorts(values: string[]): number[] {
 export function parseHost(value: string): string {
   const v = value.trim();
   if (!isIP(v)) throw new UsageError(`bad host '${value}': expected an IPv4 or IPv6 address`);
-  return v;
+  // In the form events carry (compressed, lower case), so that text and JSON filters compare equal.
+  const { family, addr } = addressBytes(v);
+  return formatAddress(addr, 0, family);
 }
 
 function parseProtos(value: string | undefined, hasPorts: boolean): Proto[] {

@@ -4,11 +4,11 @@ import type { Journey } from '../journey.js';
 import { PcapngWriter } from '../pcap/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';
-import { dropRecord, packetRecord, type DeviceNames } from './json.js';
+import { packetRecord, type DeviceNames } from './json.js';
 
 export const JSON_COMMENT = 'pathtrace-json: ';
 
-/** "dropped at LOCAL_IN: NETFILTER_DROP, filter/INPUT rule 2; tcpdump saw it". */
+/** "pathtrace: dropped at LOCAL_IN: NETFILTER_DROP (nft_do_chain), filter/INPUT rule 2; tcpdump saw it (eth0)". */
 export function fateComment(j: Journey, dev: DeviceNames): string {
   let fate: string;
   if (j.drop) {
@@ -33,13 +33,14 @@ export class PcapSink implements Sink {
   constructor(
     private readonly inner: Sink,
     private readonly path: string,
+    private readonly fd: number,
     private readonly snaplen: number,
     private readonly devices: () => DeviceNames,
   ) {}
 
   ready(info: ReadyInfo): void {
     this.startedAt = info.startedAt;
-    this.writer = new PcapngWriter(this.path, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`);
+    this.writer = new PcapngWriter(this.fd, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`);
     this.inner.ready(info);
   }
 
@@ -54,7 +55,7 @@ export class PcapSink implements Sink {
     const ifindex = j.tcpdumpDevices[0] ?? j.route?.outDev ?? j.route?.inDev;
     const ifname = ifindex ? dev.name(ifindex) : 'none';
     const time = BigInt(Math.round(this.startedAt * 1000)) * 1000n + BigInt(Math.round(j.start));
-    const record = { ...packetRecord(j, dev, this.startedAt), drop: j.drop && dropRecord(j.drop), steps: undefined };
+    const record = { ...packetRecord(j, dev, this.startedAt), steps: undefined };
     this.writer.packet(ifname, time, j.bytes.data, j.bytes.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
     this.written++;
   }

@@ -3,6 +3,19 @@
 // bytes start at the IP header, as pathtrace reads them). Nanosecond stamps.
 import { closeSync, openSync, writeSync } from 'node:fs';
 
+/** Opens (creates or truncates) a file to write, or says in one sentence why it cannot. */
+export function openForWriting(path: string): number {
+  try {
+    return openSync(path, 'w');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such directory' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' || code === 'EROFS' ? 'permission denied' : (e as Error).message;
+    throw new WriteError(`cannot write ${path}: ${why}`);
+  }
+}
+
+export class WriteError extends Error {}
+
 export const LINKTYPE_RAW = 101;
 const BT_SHB = 0x0a0d0d0a, BT_IDB = 0x00000001, BT_EPB = 0x00000006;
 const OPT_ENDOFOPT = 0, OPT_COMMENT = 1, SHB_USERAPPL = 4, IF_NAME = 2, IF_DESCRIPTION = 3, IF_TSRESOL = 9;
@@ -73,8 +86,9 @@ export class PcapngWriter {
   private fd: number | null;
   private readonly interfaces = new Map<string, number>();
 
-  constructor(path: string, private readonly snaplen: number, private readonly description: string) {
-    this.fd = openSync(path, 'w');
+  /** fd: a file opened for writing (see openForWriting), owned by the writer from now on. */
+  constructor(fd: number, private readonly snaplen: number, private readonly description: string) {
+    this.fd = fd;
     this.write(sectionHeader('pathtrace'));
   }
 

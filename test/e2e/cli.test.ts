@@ -36,6 +36,14 @@ test('bad input: one clear line on stderr, a non-zero exit code', () => {
   }
 });
 
+test('--write to a place that cannot be written: one line before anything is attached', (t) => {
+  if (!needsRoot(t)) return;
+  const r = runCli(['--port', '9', '--duration', '1', '--write', '/nonexistent-pathtrace/x.pcapng']);
+  assert.equal(r.code, 1);
+  assert.match(oneLine(r.stderr), /^pathtrace: cannot write \/nonexistent-pathtrace\/x\.pcapng: no such directory$/);
+  assert.equal(r.stdout, '');
+});
+
 test('not root: says so and exits 1', (t) => {
   if (!needsRoot(t)) return; // to drop to another user we must be root first
   const r = runCli(['--port', '3306'], { uid: 65534 });

@@ -24,6 +24,7 @@ test('bad ports are usage errors that say what is expected', () => {
 
 test('hosts accept IPv4 and IPv6 literals only', () => {
   assert.deepEqual(trace(['--host', '198.18.0.1', '-H', 'fd00:198:18::1']).hosts, ['198.18.0.1', 'fd00:198:18::1']);
+  assert.deepEqual(trace(['--host', 'FD00:198:18:0::0001']).hosts, ['fd00:198:18::1'], 'in the form events carry');
   assert.throws(() => parseCommandLine(['--host', '1.2.3']), /bad host '1.2.3'/);
   assert.throws(() => parseCommandLine(['--host', 'example.com']), UsageError);
 });

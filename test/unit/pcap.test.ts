@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { compare, type TracePacket } from '../../src/compare.js';
 import { parseIp } from '../../src/pcap/packet.js';
-import { PcapngWriter } from '../../src/pcap/pcapng.js';
+import { openForWriting, PcapngWriter } from '../../src/pcap/pcapng.js';
 import { CaptureError, readCapture, type Frame } from '../../src/pcap/read.js';
 
 // An IPv4 TCP SYN 198.18.0.1:40000 > 198.18.0.2:3306, seq 1000, 40 bytes.
@@ -19,7 +19,7 @@ test('pcapng round trip: interfaces, nanosecond times, bytes and comments', () =
   const dir = mkdtempSync(path.join(tmpdir(), 'pt-pcapng-'));
   try {
     const file = path.join(dir, 'x.pcapng');
-    const w = new PcapngWriter(file, 128, 'test');
+    const w = new PcapngWriter(openForWriting(file), 128, 'test');
     w.packet('eth0', 1_700_000_000_123_456_789n, SYN, 40, ['pathtrace: delivered', 'second']);
     w.packet('lo', 1_700_000_001_000_000_000n, SYN.subarray(0, 20), 40, []);
     w.packet('eth0', 1_700_000_002_000_000_001n, SYN, 40, ['x']);
