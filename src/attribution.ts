@@ -39,7 +39,11 @@ export class RuleAttributor {
 
   /** Reads the ruleset again; re-places the probes if chains came, went or moved. Returns what changed. */
   async refresh(dropsSinceLastReading: boolean): Promise<string | null> {
-    const rs = await this.reader.read(false);
+    return this.take(await this.reader.read(false), dropsSinceLastReading);
+  }
+
+  /** A reading of the ruleset: the counters' baseline (unless drops wait for their deltas) and the probes' places. */
+  take(rs: Ruleset, dropsSinceLastReading: boolean): string | null {
     if (!dropsSinceLastReading) this.baseline = ruleCounters(rs);
     return this.relayout(rs);
   }

@@ -115,9 +115,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   process.stdout.on('error', onPipe);
   try {
     sink = await makeSink(options, () => session, capture);
-    const done = session.run(sink);
-    onReady?.(session);
-    await done;
+    await session.run(sink, () => onReady?.(session));
   } finally {
     session.close();
     sink?.close?.();

@@ -9,6 +9,7 @@ import { EnumNames } from './kernel-names.js';
 import { needsAttribution, RuleAttributor } from './attribution.js';
 import { NetfilterProbes, type HookProbes } from './probes.js';
 import { RulesetReader } from './ruleset/read.js';
+import type { Ruleset } from './ruleset/model.js';
 import { RuleTrace } from './ruletrace.js';
 import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
@@ -121,6 +122,8 @@ export class Session {
   /** Journeys in the order they are reported; netfilter drops wait for their rule. */
   private readonly outbox: { j: Journey; pending: boolean }[] = [];
   private reading: Promise<void> | null = null;
+  private stopBeforeRunning: string | null = null;
+  private readonly firstReading: Promise<Ruleset | null> | null;
   private dropsSinceReading = false;
   private rulesetTimer: NodeJS.Timeout | null = null;
   private ruleTrace: RuleTrace | null = null;
@@ -148,6 +151,11 @@ export class Session {
       });
     }
     this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
+
+    // The first reading of the ruleset starts before the probes load, beside it: its counters are the
+    // baseline for naming rules by counter, and must predate every drop traced.
+    const reader = features.netfilterLinks && netfilterWanted ? new RulesetReader(this.nsPath) : null;
+    this.firstReading = reader?.read(false).catch(() => null) ?? null;
 
     const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
     try {
@@ -187,7 +195,6 @@ export class Session {
           throw new SessionError((e as Error).message);
         }
         unavailable.push(...this.probes.failures);
-        const reader = new RulesetReader(this.nsPath);
         let trace: RuleTrace | null = null;
         if (options.ruleTrace) {
           trace = new RuleTrace(this.nsPath);
@@ -200,8 +207,8 @@ export class Session {
             throw new SessionError(`--rule-trace: cannot add the trace table: ${(e as Error).message.split('\n')[0]}`);
           }
         }
-        // The ruleset is read after ready: the probes between chains follow within a moment.
-        this.attributor = new RuleAttributor(reader, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace);
+        // The probes between chains are placed in run(), from the first reading of the ruleset.
+        this.attributor = new RuleAttributor(reader!, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace);
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({
@@ -217,10 +224,16 @@ export class Session {
   }
 
   /** Runs until stop() (or --duration / --count / the namespace going away). */
-  run(sink: Sink): Promise<Summary> {
+  /** onReady: called once ready is out (the demo starts its client then). */
+  async run(sink: Sink, onReady?: () => void): Promise<Summary> {
     this.sink = sink;
+    // The probes between chains go in before ready, from the reading that ran beside the load.
+    const rs = await this.firstReading;
+    if (rs && this.attributor) this.attributor.take(rs, false);
+    if (this.probes) this.ready.netfilter = this.probes.describe();
     sink.ready(this.ready);
     for (const n of this.notes) sink.note(n);
+    onReady?.();
     return new Promise((resolve) => {
       let stopped = false;
       const stop = (why: string) => {
@@ -252,7 +265,7 @@ export class Session {
       const netnsWatch = this.netns.path
         ? setInterval(() => { if (!existsSync(this.netns.path)) stop('netns-gone'); }, 500) : null;
       if (this.attributor) {
-        this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
+        if (!rs) this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
         this.rulesetTimer = setInterval(() => {
           if (this.reading) return;
           const dropsSeen = this.dropsSinceReading;
@@ -275,11 +288,13 @@ export class Session {
         this.poll(sink, false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
       }, POLL_MS);
+      if (this.stopBeforeRunning) stop(this.stopBeforeRunning); // a signal came while the ruleset was read
     });
   }
 
   stop(why = 'signal'): void {
-    this.stopping?.(why);
+    if (this.stopping) this.stopping(why);
+    else this.stopBeforeRunning = why;
   }
 
   /** Tells the user something through the sink (the demo's commentary in the UI). */
