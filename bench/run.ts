@@ -2,13 +2,14 @@
 // with no tracer and with tcpdump, in one run. Each workload is measured under
 // each configuration, interleaved and repeated; medians and spread are
 // printed as ratios to the no-tracer baseline. Then the micro-benchmark.
-//   npm run bench -- [--rounds N] [--seconds S] [--soak SECONDS]
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+//   npm run bench -- [--rounds N] [--seconds S] [--breakdown] [--soak SECONDS]
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab, run } from '../src/lab/lab.js';
+import { POINT_GROUPS } from '../src/options.js';
 import { run as micro } from './micro.js';
 import { BIN, ROOT } from '../test/helpers/paths.js';
 
@@ -24,7 +25,7 @@ const WORKLOADS: { id: Workload; label: string; unit: string }[] = [
 ];
 
 interface Config { id: string; label: string; start?: (lab: Lab, dir: string) => Promise<Tracer> }
-interface Tracer { stop(): Promise<TracerStats> }
+interface Tracer { pid?: number; stop(): Promise<TracerStats> }
 interface TracerStats { events?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -40,10 +41,17 @@ function procStats(pid: number): { rssMiB: number; cpuS: number } {
   }
 }
 
+/** Stops a tracer with SIGINT (its summary comes out); its peak RSS and CPU time just before. */
+async function stopChild(child: ChildProcess): Promise<{ rssMiB: number; cpuS: number }> {
+  const stats = procStats(child.pid!);
+  child.kill('SIGINT');
+  await new Promise((r) => child.on('exit', r));
+  return stats;
+}
+
 /** pathtrace on the server's namespace; --quiet, so that output formatting is not what is measured. */
 function pathtrace(args: string[]): Config['start'] {
   return async (lab, dir) => {
-    const out = path.join(dir, `pt-${Date.now()}.ndjson`);
     const started = Date.now();
     const child = spawn(process.execPath, [BIN, '--json', '--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))],
       { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -54,12 +62,10 @@ function pathtrace(args: string[]): Config['start'] {
       await sleep(5);
     }
     const readyMs = Date.now() - started;
-    void out;
     return {
+      pid: child.pid!,
       async stop() {
-        const { rssMiB, cpuS } = procStats(child.pid!);
-        child.kill('SIGINT');
-        await new Promise((r) => child.on('exit', r));
+        const { rssMiB, cpuS } = await stopChild(child);
         const summary = JSON.parse(text.trim().split('\n').at(-1)!);
         return { events: summary.events, lost: summary.lost_events, rssMiB, readyMs, cpuS };
       },
@@ -78,12 +84,7 @@ const CONFIGS: Config[] = [
         'port', String(PORTS.stream), 'or', 'port', String(PORTS.udp), 'or', 'port', String(PORTS.rr)], { stdio: ['ignore', 'ignore', 'pipe'] });
       await new Promise<void>((resolve) => child.stderr!.on('data', (d) => { if (String(d).includes('listening')) resolve(); }));
       return {
-        async stop() {
-          const { rssMiB, cpuS } = procStats(child.pid!);
-          child.kill('SIGINT');
-          await new Promise((r) => child.on('exit', r));
-          return { rssMiB, cpuS };
-        },
+        stop: () => stopChild(child),
       };
     },
   },
@@ -161,7 +162,7 @@ async function soak(seconds: number): Promise<void> {
     const server = spawnIn(lab.server.netns, 'iperf3', ['-s', '-p', String(PORTS.stream)]);
     await sleep(300);
     const client = spawnIn(lab.client.netns, 'iperf3', ['-c', lab.server.v4, '-p', String(PORTS.stream), '-t', String(seconds)]);
-    const pid = Number(execFileSync('pgrep', ['-n', '-f', `${BIN} --json --quiet`], { encoding: 'utf8' }).trim());
+    const pid = tracer.pid!;
     const started = Date.now();
     while (client.exitCode === null) {
       await sleep(10_000);
@@ -180,7 +181,7 @@ async function soak(seconds: number): Promise<void> {
 /** --breakdown: what each group of probe points costs, alone, with a filter matching none. */
 const BREAKDOWN: Config[] = [
   { id: 'none', label: 'no tracer' },
-  ...['netfilter', 'device', 'qdisc', 'drops', 'tcp', 'socket'].map((g) => ({
+  ...Object.keys(POINT_GROUPS).map((g) => ({
     id: `only-${g}`, label: `only --points ${g}`, start: pathtrace(['--port', '9', '--points', g]),
   })),
   { id: 'pt-none', label: 'all points', start: pathtrace(['--port', '9']) },

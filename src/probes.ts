@@ -3,7 +3,7 @@
 // the ruleset changes), and what priority each probe slot sits at.
 import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from './kernel-names.js';
 import type { NativeTracer, NetfilterRequest } from './native.js';
-import { NF_SLOT_ENTRY, NF_SLOT_EXIT } from './record.js';
+import { NF_SLOT_ENTRY, NF_SLOT_EXIT, NF_SLOTS } from './record.js';
 import { planGaps, type Gap } from './ruleset/plan.js';
 import type { Ruleset } from './ruleset/model.js';
 
@@ -96,15 +96,19 @@ export class NetfilterProbes {
   /** Priorities by (family, hook, slot) in a flat array: this is asked for every netfilter event. */
   private flat: (number | undefined)[] = [];
 
+  private static flatIndex(family: number, hook: number, slot: number): number {
+    return ((family === 4 ? 0 : 1) * 5 + hook) * NF_SLOTS + slot;
+  }
+
   priority(family: number, hook: number, slot: number): number | undefined {
-    return this.flat[((family === 4 ? 0 : 1) * 5 + hook) * 8 + slot];
+    return this.flat[NetfilterProbes.flatIndex(family, hook, slot)];
   }
 
   private reindex(): void {
     this.flat = [];
     for (const family of [4, 6] as const) {
       HOOK_NAMES.forEach((hook, h) => {
-        for (const [slot, prio] of this.slots.get(key(family, hook)) ?? []) this.flat[((family === 4 ? 0 : 1) * 5 + h) * 8 + slot] = prio;
+        for (const [slot, prio] of this.slots.get(key(family, hook)) ?? []) this.flat[NetfilterProbes.flatIndex(family, h, slot)] = prio;
       });
     }
   }
