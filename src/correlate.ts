@@ -102,10 +102,14 @@ class Fifo<T> {
 /** Data of one direction of a TCP flow delivered and not yet read, and where the reader is. */
 interface TcpUnread {
   queue: Fifo<Active>;
-  /** The skb the last read copied from, and how much of it has been copied (reads are sequential). */
+  /** The skb the last read copied from (address and sequence number: addresses are reused), and how much
+   *  of it has been copied (reads are sequential). */
   skb: number;
+  seq: number;
   copied: number;
 }
+
+const newUnread = (): TcpUnread => ({ queue: new Fifo(), skb: 0, seq: 0, copied: 0 });
 
 /** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
 function newStep(point: string, t: number): Step {
@@ -328,8 +332,9 @@ export class Correlator {
     const unread = flow && this.tcpUnread.get(flow)?.[side(e)];
     if (!unread || !unread.queue.peek()) return false;
     // The event does not give the offset in the skb: a read that continues the last one's skb starts where it ended.
-    unread.copied = unread.skb === e.skb ? unread.copied + e.aux : e.aux;
+    unread.copied = unread.skb === e.skb && unread.seq === e.seq ? unread.copied + e.aux : e.aux;
     unread.skb = e.skb;
+    unread.seq = e.seq;
     const end = (e.seq + unread.copied) >>> 0;
     for (let a = unread.queue.peek(); a; a = unread.queue.peek()) {
       if (this.active.get(a.skb) !== a) { unread.queue.shift(); continue; } // settled already
@@ -496,7 +501,7 @@ export class Correlator {
             this.awaitRead(q, a);
           } else if (this.awaitsRead(a) && j.proto === IPPROTO.TCP) {
             let q = this.tcpUnread.get(a.flow);
-            if (!q) this.tcpUnread.set(a.flow, (q = [{ queue: new Fifo(), skb: 0, copied: 0 }, { queue: new Fifo(), skb: 0, copied: 0 }]));
+            if (!q) this.tcpUnread.set(a.flow, (q = [newUnread(), newUnread()]));
             this.awaitRead(q[side(e)].queue, a);
           }
         }

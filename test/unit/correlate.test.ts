@@ -205,3 +205,17 @@ test('past MAX_FLOWS connections, the least recently active tenth is forgotten a
   assert.equal(flows.of(tuple(0)), kept);
   assert.ok(!flows.byKey(flowKey(tuple(1))), 'an old one is gone');
 });
+
+test('a TCP read in parts: each part continues where the last ended in the same skb', () => {
+  const c = new Correlator({ netns: 5, readWaitNs: 1e12 });
+  for (const [skb, t, seq] of [[1, 10, 1000], [2, 20, 1100]]) {
+    c.push(ev({ t, skb, seq, len: 100, flags: 0x18 }));
+    c.push(nf(1, false, { t: t + 1, skb, seq, len: 100, flags: 0x18 }));
+    c.push(nf(1, true, { t: t + 2, skb, seq, len: 100, flags: 0x18 }));
+  }
+  const read = (t: number, aux: number) => c.push(ev({ t, point: Point.SKB_COPY_DATAGRAM, skb: 1, seq: 1000, aux, pid: 7, comm: 'app' }));
+  read(30, 50); // bytes 1000-1049: the first segment's
+  assert.deepEqual(c.drain().map((j) => [j.seq, j.ending]), [[1000, 'read']]);
+  read(40, 100); // 1050-1149: into the second segment, which TCP had coalesced into skb 1
+  assert.deepEqual(c.drain().map((j) => [j.seq, j.ending, j.delivery!.read!.queuedNs]), [[1100, 'read', 40 - 22]]);
+});
