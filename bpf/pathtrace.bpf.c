@@ -72,10 +72,82 @@ static __always_inline void emit(struct pathtrace_record *r)
 		count_lost(PT_LOST_EVENTS);
 }
 
+/* ---- following a packet whose tuple NAT rewrote -------------------------- */
+
+/* Packets that matched: a later event of the same packet is reported even
+ * when NAT has made its tuple miss the filter. Direct-mapped by what NAT
+ * keeps (TCP's sequence number, else IP id and length; the skb address is a
+ * pointer the verifier will not hash), checked by skb address; a collision
+ * only forgets a packet. */
+struct follow {
+	__u64 skb;
+	__u32 key;
+	__u8 proto;
+	__u8 bytes_sent; /* --write: this packet's bytes went out already */
+};
+
+#define FOLLOW_SLOTS 8192
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FOLLOW_SLOTS);
+	__type(key, __u32);
+	__type(value, struct follow);
+} followed SEC(".maps");
+
+static __always_inline __u32 follow_key(const struct pathtrace_record *r)
+{
+	return r->l4proto == IPPROTO_TCP ? r->seq : ((__u32)r->ip_id << 16) ^ r->len;
+}
+
+static __always_inline struct follow *follow_slot(__u32 key)
+{
+	__u32 idx = (key * 2654435761u) >> 19; /* 13 bits: FOLLOW_SLOTS */
+	return bpf_map_lookup_elem(&followed, &idx);
+}
+
+static __always_inline void follow(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	if (f) {
+		if (f->skb != r->skb || f->key != key)
+			f->bytes_sent = 0;
+		f->skb = r->skb;
+		f->key = key;
+		f->proto = r->l4proto;
+	}
+}
+
+static __always_inline void unfollow(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	if (f && f->skb == r->skb)
+		f->skb = 0;
+}
+
+/* The slot of a packet that is followed (it matched the filter), or NULL. */
+static __always_inline struct follow *followed_slot(const struct pathtrace_record *r)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	return f && f->skb == r->skb && f->key == key && f->proto == r->l4proto ? f : 0;
+}
+
+static __always_inline bool is_followed(const struct pathtrace_record *r)
+{
+	return followed_slot(r) != 0;
+}
+
 /* The packet's bytes from its IP header (l3), as far as the skb's linear data goes. */
 static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
 {
 	if (!filter.snaplen)
+		return;
+	/* Once per packet: its first point (the journey's) is the one user space uses. */
+	struct follow *f = followed_slot(r);
+	if (f && f->bytes_sent)
 		return;
 	stamp(r);
 	__u32 zero = 0;
@@ -105,6 +177,8 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 		b->wirelen = caplen;
 	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP))
 		count_lost(PT_LOST_BYTES);
+	else if (f)
+		f->bytes_sent = 1;
 }
 
 static __always_inline bool port_wanted(__u16 port)
@@ -163,65 +237,6 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 		return false;
 	return proto_wanted(r) &&
 	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_proto ? r->inner_daddr : 0, r->sport, r->dport);
-}
-
-/* ---- following a packet whose tuple NAT rewrote -------------------------- */
-
-/* Packets that matched: a later event of the same packet is reported even
- * when NAT has made its tuple miss the filter. Direct-mapped by what NAT
- * keeps (TCP's sequence number, else IP id and length; the skb address is a
- * pointer the verifier will not hash), checked by skb address; a collision
- * only forgets a packet. */
-struct follow {
-	__u64 skb;
-	__u32 key;
-	__u8 proto;
-};
-
-#define FOLLOW_SLOTS 8192
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, FOLLOW_SLOTS);
-	__type(key, __u32);
-	__type(value, struct follow);
-} followed SEC(".maps");
-
-static __always_inline __u32 follow_key(const struct pathtrace_record *r)
-{
-	return r->l4proto == IPPROTO_TCP ? r->seq : ((__u32)r->ip_id << 16) ^ r->len;
-}
-
-static __always_inline struct follow *follow_slot(__u32 key)
-{
-	__u32 idx = (key * 2654435761u) >> 19; /* 13 bits: FOLLOW_SLOTS */
-	return bpf_map_lookup_elem(&followed, &idx);
-}
-
-static __always_inline bool is_followed(const struct pathtrace_record *r)
-{
-	__u32 key = follow_key(r);
-	struct follow *f = follow_slot(key);
-	return f && f->skb == r->skb && f->key == key && f->proto == r->l4proto;
-}
-
-static __always_inline void follow(const struct pathtrace_record *r)
-{
-	__u32 key = follow_key(r);
-	struct follow *f = follow_slot(key);
-	if (f) {
-		f->skb = r->skb;
-		f->key = key;
-		f->proto = r->l4proto;
-	}
-}
-
-static __always_inline void unfollow(const struct pathtrace_record *r)
-{
-	__u32 key = follow_key(r);
-	struct follow *f = follow_slot(key);
-	if (f && f->skb == r->skb)
-		f->skb = 0;
 }
 
 /* A packet whose conntrack entry, in either direction, matches the filter:
@@ -539,15 +554,14 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	bool ok = rx ? parse_ip(skb->data, &r) : parse_skb_nh(skb, &r);
 	if (!ok || !packet_wanted(skb, &r))
 		return;
+	r.ifindex = dev->ifindex;
+	/* Bytes first: user space reads the bytes ring before the events ring,
+	 * so an event it sees has its bytes there already. */
+	emit_bytes(skb, rx ? skb->data : skb->head + skb->network_header, &r);
 	/* Handed to the driver, the skb may end its life in another namespace
 	 * (veth) where nothing unfollows it. */
 	if (point == PT_POINT_NET_DEV_START_XMIT)
 		unfollow(&r);
-	r.ifindex = dev->ifindex;
-	/* Bytes first: user space reads the bytes ring before the events ring,
-	 * so an event it sees has its bytes there already. */
-	if (point != PT_POINT_NET_DEV_QUEUE)
-		emit_bytes(skb, rx ? skb->data : skb->head + skb->network_header, &r);
 	emit(&r);
 }
 
