@@ -70,12 +70,28 @@ async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink
   if (o.json) return new JsonSink(devices, filterObject(o));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (usesTui(o)) {
-    // ink and React load only for the UI: a script using --json does not pay for them.
-    const [{ TuiSink }, { TuiStore }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js')]);
+    const { TuiSink, TuiStore } = await loadTui();
     const store = new TuiStore(filterText(o), () => session().correlator.flows);
     return new TuiSink(store, devices, color ? ANSI : PLAIN, color, () => session().stop('quit'));
   }
   return new TextSink(devices, filterText(o), color ? ANSI : PLAIN);
+}
+
+/**
+ * ink and React load only for the UI: a script using --json does not pay for them.
+ * ink decides once, at import, that it runs in CI when CI or CONTINUOUS_INTEGRATION is set, and then draws
+ * nothing until exit. The UI runs only on a terminal, so those are hidden from that import and put back.
+ */
+async function loadTui() {
+  const ciKeys = ['CI', 'CONTINUOUS_INTEGRATION'];
+  const saved = ciKeys.map((k) => [k, process.env[k]] as const);
+  for (const k of ciKeys) delete process.env[k];
+  try {
+    const [{ TuiSink }, { TuiStore }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js')]);
+    return { TuiSink, TuiStore };
+  } finally {
+    for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
+  }
 }
 
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
