@@ -119,13 +119,16 @@ function newStep(point: string, t: number): Step {
   };
 }
 
+/** Rank of each netfilter hook's entry (PRE_ROUTING .. POST_ROUTING); its exit is one more. */
+const NF_RANK = [20, 30, 40, 50, 60];
+
 /** Order of points along a path; -1 for points that attach anywhere. */
 function rank(e: TraceEvent, exit: boolean): number {
   switch (e.point) {
     case Point.NAPI_GRO_RECEIVE: return 4;
     case Point.NETIF_RX: return 5;
     case Point.NETIF_RECEIVE_SKB: return 10;
-    case Point.NETFILTER: return [20, 30, 40, 50, 60][e.hook] + (exit ? 1 : 0);
+    case Point.NETFILTER: return NF_RANK[e.hook] + (exit ? 1 : 0);
     case Point.NET_DEV_QUEUE: return 64;
     case Point.QDISC_ENQUEUE: return 65;
     case Point.QDISC_DEQUEUE: return 66;
@@ -347,7 +350,11 @@ export class Correlator {
   }
 
   private settleRead(a: Active, e: NamedEvent): void {
-    a.j.steps.push({ ...newStep(POINT_NAMES[e.point], e.t), bytes: e.aux, pid: e.pid, comm: e.comm });
+    const step = newStep(POINT_NAMES[e.point], e.t);
+    step.bytes = e.aux;
+    step.pid = e.pid;
+    step.comm = e.comm;
+    a.j.steps.push(step);
     a.flow.owner = { pid: e.pid, comm: e.comm };
     this.settle(a, 'read', e);
   }
@@ -566,7 +573,7 @@ export class Correlator {
       if (why === 'end') this.settle(a.mergedInto, 'end');
       return; // settles with the packet it was merged into
     }
-    const reachedTransport = a.localInExit || (a.seenRx && !j.steps.some((s) => s.point === 'netfilter'));
+    const reachedTransport = a.localInExit || (a.seenRx && a.nfHook === null); // no hooks: nothing in between
     let fate: Fate;
     let drop: Drop | null = null;
     let ending: Ending;
@@ -608,7 +615,7 @@ export class Correlator {
       const read = why === 'read' && ev
         ? { pid: ev.pid, comm: ev.comm, bytes: ev.aux, queuedNs: ev.t - this.deliveredAt(j) }
         : null;
-      const socketLayer = drop !== null && ['socket', 'tcp', 'udp'].includes(drop.layer);
+      const socketLayer = drop !== null && (drop.layer === 'socket' || drop.layer === 'tcp' || drop.layer === 'udp');
       const socket = drop?.reason === 'NO_SOCKET' ? false : fate === 'delivered' || socketLayer ? true : null;
       j.delivery = { socket, read };
     }
@@ -643,13 +650,25 @@ export class Correlator {
     return s?.t ?? j.start;
   }
 
+  /** The routing decision its hooks show: the first netfilter step's input device, the last one's output
+   *  device (else the last device it was sent on). One pass: this runs for every packet. */
   private route(a: Active): Journey['route'] {
-    const nf = a.j.steps.filter((s) => s.point === 'netfilter');
-    const inDev = nf.find((s) => s.in)?.in;
-    const outDev = [...nf].reverse().find((s) => s.out)?.out
-      ?? [...a.j.steps].reverse().find((s) => s.point === 'net_dev_start_xmit')?.ifindex;
+    let inDev: number | undefined;
+    let nfOut: number | undefined;
+    let xmitOut: number | undefined;
+    let local = false;
+    for (const s of a.j.steps) {
+      if (s.point === 'netfilter') {
+        if (inDev === undefined && s.in) inDev = s.in;
+        if (s.out) nfOut = s.out;
+        if (s.hook === 'LOCAL_IN') local = true;
+      } else if (s.point === 'net_dev_start_xmit' && s.ifindex !== undefined) {
+        xmitOut = s.ifindex;
+      }
+    }
+    const outDev = nfOut ?? xmitOut;
     if (a.forward) return { decision: 'forward', inDev, outDev };
-    if (a.j.steps.some((s) => s.hook === 'LOCAL_IN')) return { decision: 'local', inDev };
+    if (local) return { decision: 'local', inDev };
     if (a.j.direction === 'out') return { decision: 'output', outDev };
     return undefined;
   }
