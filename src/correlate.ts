@@ -59,7 +59,7 @@ interface Active {
   /** GRO merged this segment into another packet: it shares that packet's fate. */
   mergedInto: Active | null;
   /** Segments GRO merged into this packet. */
-  merged: Active[];
+  merged: Active[] | null;
   /** GSO cut it into segments (each its own journey) before the device. */
   segmented: boolean;
   /** The tuple's hash at the last netfilter step (decoded records only). */
@@ -232,7 +232,7 @@ export class Correlator {
       if (b !== a && b.groOnly && b.flow === a.flow && b.j.start >= a.j.start && b.j.direction === a.j.direction &&
           ((b.j.seq - a.j.seq) >>> 0) < ((end - a.j.seq) >>> 0)) {
         b.mergedInto = a;
-        a.merged.push(b);
+        (a.merged ??= []).push(b);
       }
     }
     a.j.len = e.len;
@@ -277,10 +277,6 @@ export class Correlator {
     if (this.done.length === 0) return [];
     let oldestActive = Infinity;
     for (const a of this.active.values()) oldestActive = Math.min(oldestActive, a.j.start);
-    // Journeys mostly end in the order they started: sort only when they did not.
-    let sorted = true;
-    for (let i = 1; i < this.done.length && sorted; i++) sorted = this.done[i - 1].start <= this.done[i].start;
-    if (!sorted) this.done.sort((x, y) => x.start - y.start || x.id - y.id);
     let n = 0;
     while (n < this.done.length && this.done[n].start <= oldestActive) n++;
     return this.done.splice(0, n);
@@ -435,7 +431,7 @@ export class Correlator {
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
-      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: [], segmented: false,
+      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: null, segmented: false,
     };
     this.active.set(e.skb, a);
     return a;
@@ -628,12 +624,30 @@ export class Correlator {
       }
       j.tcp = { saw, reply };
     }
-    this.done.push(j);
-    for (const m of a.merged) {
+    this.finished(j);
+    for (const m of a.merged ?? []) {
       Object.assign(m.j, { fate: j.fate, drop: j.drop, ending: 'merged', mergedInto: j.id, route: j.route });
       if (this.active.get(m.skb) === m) this.active.delete(m.skb);
-      this.done.push(m.j);
+      this.finished(m.j);
     }
+  }
+
+  /** Into done, kept in the order journeys started. They mostly end in that order: the common case appends. */
+  private finished(j: Journey): void {
+    const d = this.done;
+    const before = (x: Journey) => x.start < j.start || (x.start === j.start && x.id < j.id);
+    if (d.length === 0 || before(d[d.length - 1])) {
+      d.push(j);
+      return;
+    }
+    let lo = 0;
+    let hi = d.length - 1; // d[hi] is not before j
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (before(d[mid])) lo = mid + 1;
+      else hi = mid;
+    }
+    d.splice(lo, 0, j);
   }
 
   /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an
