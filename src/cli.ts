@@ -3,6 +3,7 @@
 import { closeSync, readFileSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare } from './compare-command.js';
+import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
 import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
@@ -106,12 +107,16 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
   let session: Session;
   let capture: number | null = null;
+  let live: LiveCapture | null = null;
   try {
     if (options.write) capture = openForWriting(options.write);
+    // Listening before the probes attach: the capture covers the whole trace.
+    if (options.withTcpdump) live = await LiveCapture.start(options.withTcpdump, netns, captureFilter(options));
     session = new Session(options, netns);
   } catch (e) {
     if (capture !== null) closeSync(capture);
-    if (e instanceof SessionError || e instanceof WriteError) throw new UserError(e.message);
+    live?.discard();
+    if (e instanceof SessionError || e instanceof WriteError || e instanceof LiveCaptureError) throw new UserError(e.message);
     throw e;
   }
   const stop = () => session.stop('signal');
@@ -120,6 +125,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   const crash = (e: unknown) => {
     session.close();
     sink?.close?.();
+    live?.discard();
     process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
     process.exit(1);
   };
@@ -129,12 +135,16 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   process.on('SIGTERM', stop);
   process.on('SIGHUP', stop);
   process.stdout.on('error', onPipe);
+  let comparing: ComparingSink | null = null;
   try {
     sink = await makeSink(options, () => session, capture);
+    if (live) sink = comparing = new ComparingSink(sink, () => session.devices, options);
     await session.run(sink, () => onReady?.(session));
+    if (live && comparing) process.stdout.write(comparing.comparison(await live.stop(), live.iface) + '\n');
   } finally {
     session.close();
     sink?.close?.();
+    live?.discard();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
     process.off('SIGHUP', stop);

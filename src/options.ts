@@ -3,6 +3,11 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { addressBytes, formatAddress } from './address.js';
 
+/** Interface names as the kernel takes them (IFNAMSIZ), or tcpdump's "any". */
+export function validInterface(name: string): boolean {
+  return /^[^\s/:]{1,15}$/.test(name) && name !== '.' && name !== '..';
+}
+
 export class UsageError extends Error {}
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
@@ -25,6 +30,8 @@ export interface TraceOptions {
   /** --write: a pcapng file of the traced packets, with their fates as comments. */
   write: string | null;
   snaplen: number;
+  /** --with-tcpdump: run tcpdump on this interface beside the trace and compare at the end. */
+  withTcpdump: string | null;
   /** Groups of probe points to load (--points); all by default. */
   points: PointGroup[];
 }
@@ -74,6 +81,8 @@ Output and end:
                               interface per device, each packet's fate as a comment; packets tcpdump
                               could not see are included and say so)
   -s, --snaplen BYTES         bytes of each packet to write (default 128, at most 1024)
+      --with-tcpdump IFACE    also run tcpdump on IFACE (in the traced namespace, with the same filter) and
+                              at the end compare its capture with the trace, as 'pathtrace compare' does
       --points GROUP,...      probe only these (default all): netfilter, device, qdisc, drops, tcp, socket;
                               fewer points cost less per packet and tell less (see docs/overhead.md)
       --ring-mib N            ring buffer size in MiB (default 8)
@@ -171,6 +180,7 @@ export function parseCommandLine(argv: string[]): Command {
         write: { type: 'string', short: 'w' },
         points: { type: 'string' },
         snaplen: { type: 'string', short: 's' },
+        'with-tcpdump': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -203,9 +213,16 @@ export function parseCommandLine(argv: string[]): Command {
     write: v.write ?? null,
     snaplen: positiveNumber('--snaplen', v.snaplen, true) ?? DEFAULT_SNAPLEN,
     points: parsePoints(v.points),
+    withTcpdump: v['with-tcpdump'] ?? null,
   };
   if (options.snaplen > MAX_SNAPLEN) throw new UsageError(`bad --snaplen '${options.snaplen}': at most ${MAX_SNAPLEN} bytes`);
   if (v.snaplen !== undefined && !options.write) throw new UsageError('--snaplen applies to --write');
+  if (options.withTcpdump !== null && !validInterface(options.withTcpdump)) {
+    throw new UsageError(`bad interface '${options.withTcpdump}' for --with-tcpdump: a name of at most 15 characters, or any`);
+  }
+  if (options.withTcpdump !== null && options.json) {
+    throw new UsageError('--with-tcpdump prints a text comparison, not with --json (capture with tcpdump -w, then run pathtrace compare)');
+  }
   if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
 
   const [first, ...rest] = parsed.positionals;

@@ -2,13 +2,14 @@
 // tcpdump capture of the lab experiments (issue "Compare with tcpdump...").
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import { startNginx } from '../../src/lab/nginx.js';
-import { needsRoot, Pathtrace, runCli, sleep, type Rec } from '../helpers/pathtrace.js';
+import { BIN } from '../helpers/paths.js';
+import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep, type Rec } from '../helpers/pathtrace.js';
 
 function tools(t: TestContext, ...names: string[]): boolean {
   const missing = names.filter((n) => spawnSync(n, ['--version']).error);
@@ -155,4 +156,69 @@ test('compare: frames outside the filter are named so; bad files get one line an
     assert.match(out.stderr.trimEnd(), re);
     assert.equal(out.stderr.trimEnd().split('\n').length, 1);
   }
+});
+
+/** tcpdump processes of --with-tcpdump (their capture files live in pathtrace-capture-* directories). */
+function liveCaptures(): { pids: string; dirs: string[] } {
+  const pids = spawnSync('pgrep', ['-f', 'pathtrace-capture-'], { encoding: 'utf8' }).stdout.trim();
+  return { pids, dirs: readdirSync(tmpdir()).filter((f) => f.startsWith('pathtrace-capture-')) };
+}
+
+/** `pathtrace --plain ARGS` started, resolved once it said it is ready. */
+async function startPlain(args: string[]): Promise<{ child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, '--plain', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '', err = '';
+  child.stdout!.on('data', (d) => { out += d; });
+  child.stderr!.on('data', (d) => { err += d; });
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await Promise.race([
+    new Promise<void>((resolve) => child.stderr!.on('data', () => { if (/pathtrace: tracing/.test(err)) resolve(); })),
+    exit.then((code) => { throw new Error(`pathtrace exited (${code}): ${err}`); }),
+  ]);
+  return { child, out: () => out, err: () => err, exit };
+}
+
+test('--with-tcpdump: tcpdump runs beside the trace; at the end the comparison shows the SYN-ACKs it could not see', async (t) => {
+  if (!needsRoot(t) || !tools(t, 'tcpdump')) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  lab.exec(lab.server.netns, 'iptables', ['-I', 'OUTPUT', '-p', 'tcp', '--sport', '3306', '-j', 'DROP']);
+  await lab.listen('tcp', 3306);
+  const pt = await startPlain(['--netns', lab.server.netns, '--port', '3306', '--with-tcpdump', 'eth0']);
+  assert.ok(liveCaptures().pids, 'tcpdump runs while tracing');
+  await lab.connect('tcp', lab.server.v4, 3306, 2500);
+  await sleep(300);
+  pt.child.kill('SIGINT');
+  assert.equal(await pt.exit, 0, pt.err());
+  const out = pt.out();
+  const syns = (out.match(/^[\d:.]+ in +SYN 198/gm) ?? []).length;
+  const synacks = (out.match(/^[\d:.]+ out SYN-ACK 198/gm) ?? []).length;
+  assert.ok(syns >= 2 && synacks >= 2, `SYNs and SYN-ACKs traced:\n${out}`);
+  const cmp = out.slice(out.indexOf('── compared with tcpdump -i eth0'));
+  assert.match(cmp, new RegExp(`^── compared with tcpdump -i eth0\\n${syns} frames in tcpdump -i eth0, ${syns + synacks} packets in this trace`));
+  assert.equal((cmp.match(/\[S\] seq \d+ +delivered \(pathtrace #\d+\)/g) ?? []).length, syns);
+  assert.match(cmp, new RegExp(`Handled by the kernel but not in the capture \\(${synacks}\\):`));
+  assert.equal((cmp.match(/out \[SA\] .*: dropped at LOCAL_OUT \(NETFILTER_DROP, nft_do_chain\) by filter\/OUTPUT: .*; it never reached a capture point/g) ?? []).length, synacks);
+  assert.match(cmp, /Frames pathtrace could not match \(0\):/);
+  assert.deepEqual(liveCaptures(), { pids: '', dirs: [] }, 'no tcpdump and no capture file left');
+});
+
+test('--with-tcpdump: tcpdump dies with pathtrace, even by SIGKILL; an unknown interface is one line', async (t) => {
+  if (!needsRoot(t) || !tools(t, 'tcpdump')) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  const pt = await startPlain(['--netns', lab.server.netns, '--port', '3306', '--with-tcpdump', 'eth0']);
+  assert.ok(liveCaptures().pids, 'tcpdump runs while tracing');
+  assert.deepEqual(liveCaptures().dirs, [], 'its file is unlinked once open');
+  pt.child.kill('SIGKILL');
+  await pt.exit;
+  for (let i = 0; i < 50 && liveCaptures().pids; i++) await sleep(100);
+  assert.deepEqual(liveCaptures(), { pids: '', dirs: [] });
+  assert.deepEqual(pathtraceLinks(), []);
+
+  const r = runCli(['--netns', lab.server.netns, '--port', '3306', '--with-tcpdump', 'nosuch0', '--duration', '1']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, 'pathtrace: tcpdump -i nosuch0 failed: nosuch0: No such device exists\n');
+  assert.deepEqual(liveCaptures(), { pids: '', dirs: [] });
+  assert.deepEqual(pathtraceLinks(), []);
 });

@@ -60,3 +60,13 @@ test('demo scenarios', () => {
   assert.ok(c.kind === 'demo' && c.scenario === 'local-out' && c.options.json);
   assert.throws(() => parseCommandLine(['demo', 'nope']), /unknown demo scenario 'nope'/);
 });
+
+test('--with-tcpdump takes an interface name; not with --json', () => {
+  assert.equal(trace(['--with-tcpdump', 'eth0']).withTcpdump, 'eth0');
+  assert.equal(trace(['--with-tcpdump', 'any']).withTcpdump, 'any');
+  assert.equal(trace([]).withTcpdump, null);
+  for (const bad of ['', 'a/b', 'x y', 'sixteen-chars-xx']) {
+    assert.throws(() => parseCommandLine(['--with-tcpdump', bad]), /bad interface .* for --with-tcpdump/);
+  }
+  assert.throws(() => parseCommandLine(['--with-tcpdump', 'eth0', '--json']), /not with --json .*pathtrace compare/);
+});

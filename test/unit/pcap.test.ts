@@ -4,7 +4,9 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { compare, type TracePacket } from '../../src/compare.js';
+import { captureFilter } from '../../src/live-capture.js';
 import { parseIp } from '../../src/pcap/packet.js';
 import { openForWriting, PcapngWriter } from '../../src/pcap/pcapng.js';
 import { CaptureError, readCapture, type Frame } from '../../src/pcap/read.js';
@@ -62,4 +64,23 @@ test('compare matches by content and time, lists what the capture lacks, and say
   const c = compare(frames, [packet(1, 1), packet(2, 1_000_010), synack], { ports: [3306], hosts: [], protos: ['tcp', 'udp'] });
   assert.deepEqual(c.rows.map((r) => r.packet?.id ?? r.reason), [1, 2, "outside pathtrace's filter"], 'retransmissions matched by time');
   assert.deepEqual(c.missing.map((p) => p.id), [3]);
+});
+
+test('--with-tcpdump: the trace filter as tcpdump\'s, ranges kept short, ICMP errors kept; tcpdump compiles each', () => {
+  const cases: [Parameters<typeof captureFilter>[0], string][] = [
+    [{ ports: [3306], hosts: [], protos: ['tcp', 'udp'] }, '(((tcp or udp) and port 3306) or ICMP_ERRORS)'],
+    [{ ports: [53, 8000, 8001, 8002], hosts: [], protos: ['udp'] }, '((udp and (port 53 or portrange 8000-8002)) or ICMP_ERRORS)'],
+    [{ ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'] }, '((tcp or udp) or icmp or icmp6)'],
+    [{ ports: null, hosts: ['198.18.0.2', 'fd00:198:18::2'], protos: ['icmp'] }, '(host 198.18.0.2 or host fd00:198:18::2) and (icmp or icmp6)'],
+    [{ ports: [80], hosts: ['198.18.0.2'], protos: ['tcp'] }, 'host 198.18.0.2 and ((tcp and port 80) or ICMP_ERRORS)'],
+  ];
+  const errors = captureFilter({ ports: [1], hosts: [], protos: ['tcp'] }).replace(/^\(\(tcp and port 1\) or (.*)\)$/, '$1');
+  assert.match(errors, /icmp-unreach.*icmp6type/);
+  const canCompile = spawnSync('tcpdump', ['--version']).status === 0;
+  for (const [o, want] of cases) {
+    const f = captureFilter(o);
+    assert.equal(f, want.replace('ICMP_ERRORS', errors));
+    // -d compiles without capturing (no root); -y: a link type, so no interface is opened.
+    if (canCompile) assert.equal(spawnSync('tcpdump', ['-d', '-y', 'EN10MB', f]).status, 0, f);
+  }
 });

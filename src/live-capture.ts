@@ -1,0 +1,155 @@
+// --with-tcpdump IFACE: tcpdump captures beside the trace, in the traced namespace and with the trace's
+// filter; when the trace ends, its capture is compared with the trace as `pathtrace compare` does. Nothing
+// stays behind on any exit: tcpdump dies with pathtrace (PR_SET_PDEATHSIG, by setpriv), and its file is
+// unlinked as soon as both have it open (pathtrace reads it back through its own descriptor).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { compare, formatComparison, type TraceFilter, type TracePacket } from './compare.js';
+import type { Journey } from './journey.js';
+import type { NetnsTarget } from './netns.js';
+import type { TraceOptions } from './options.js';
+import { packetRecord, type DeviceNames } from './output/json.js';
+import { readCapture } from './pcap/read.js';
+import type { ReadyInfo, Sink } from './session.js';
+import type { Summary } from './summary.js';
+
+export class LiveCaptureError extends Error {}
+
+const any = (xs: string[]) => (xs.length === 1 ? xs[0] : `(${xs.join(' or ')})`);
+
+/** Ports as tcpdump primitives: consecutive ports as one portrange. */
+function portPrimitives(ports: number[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < ports.length; ) {
+    let k = i;
+    while (k + 1 < ports.length && ports[k + 1] === ports[k] + 1) k++;
+    out.push(i === k ? `port ${ports[i]}` : `portrange ${ports[i]}-${ports[k]}`);
+    i = k + 1;
+  }
+  return out;
+}
+
+// pathtrace follows an ICMP error by the packet it quotes; tcpdump's filter cannot read the quote, so it
+// takes every error (those about other packets show as outside pathtrace's filter in the comparison).
+const ICMP_ERRORS = '(icmp and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or ' +
+  'icmp[icmptype] == icmp-paramprob)) or (icmp6 and icmp6[icmp6type] >= 1 and icmp6[icmp6type] <= 4)';
+
+/** The trace's filter as a pcap-filter expression for tcpdump. Pure. */
+export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>): string {
+  const l4 = o.protos.filter((p) => p !== 'icmp');
+  const alts: string[] = [];
+  if (l4.length) alts.push(o.ports ? `(${any(l4)} and ${any(portPrimitives(o.ports))})` : any(l4));
+  if (o.protos.includes('icmp') && !o.ports) alts.push('icmp or icmp6');
+  else if (l4.length) alts.push(ICMP_ERRORS);
+  const what = `(${alts.join(' or ')})`;
+  return o.hosts.length ? `${any(o.hosts.map((h) => `host ${h}`))} and ${what}` : what;
+}
+
+/** A tcpdump writing to a file of its own until stop(). */
+export class LiveCapture {
+  private exited: Promise<number | null>;
+  private stderr = '';
+  private fd: number | null = null;
+
+  private constructor(private readonly child: ChildProcess, private readonly dir: string,
+    readonly iface: string) {
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    child.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString(); });
+  }
+
+  /** Starts tcpdump and waits until it listens (so that it covers all the trace); errors in one line. */
+  static async start(iface: string, netns: NetnsTarget, filter: string): Promise<LiveCapture> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-capture-'));
+    const file = path.join(dir, `${iface}.pcap`);
+    // -U, --immediate-mode: each packet written as it comes; -n: no name lookups; -s 262: headers are enough;
+    // -Z root: a change of user would clear the parent-death signal.
+    const tcpdump = ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262', '-Z', 'root', '-w', file, filter];
+    const argv = ['setpriv', '--pdeathsig', 'KILL', '--', ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []), ...tcpdump];
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const c = new LiveCapture(child, dir, iface);
+    const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+    const listening = new Promise<void>((resolve) => {
+      const on = () => { if (/listening on/.test(c.stderr)) { child.stderr!.off('data', on); resolve(); } };
+      child.stderr!.on('data', on);
+    });
+    const outcome = await Promise.race([listening.then(() => 'ok' as const), c.exited.then(() => 'exited' as const),
+      spawnError, new Promise<'slow'>((r) => setTimeout(() => r('slow'), 10_000).unref())]);
+    if (outcome === 'ok') {
+      // tcpdump opened its file before it said it listens.
+      c.fd = openSync(file, 'r');
+      rmSync(dir, { recursive: true, force: true });
+      return c;
+    }
+    c.discard();
+    if (outcome instanceof Error) {
+      const missing = (outcome as NodeJS.ErrnoException).code === 'ENOENT';
+      throw new LiveCaptureError(missing ? '--with-tcpdump needs setpriv (util-linux)' : `cannot start tcpdump: ${outcome.message}`);
+    }
+    if (outcome === 'slow') throw new LiveCaptureError(`tcpdump on ${iface} did not start listening within 10 s`);
+    if (/failed to execute tcpdump/.test(c.stderr)) throw new LiveCaptureError('--with-tcpdump needs tcpdump (apt install tcpdump)');
+    // tcpdump's own error is its first "tcpdump: ..." line (then a detail in parentheses).
+    const why = /^tcpdump: (.*)$/m.exec(c.stderr)?.[1] ?? (c.stderr.trim().split('\n')[0] || 'it exited');
+    throw new LiveCaptureError(`tcpdump -i ${iface} failed: ${why}`);
+  }
+
+  /** Stops tcpdump (it writes out what it holds) and returns the capture. */
+  async stop(): Promise<Buffer> {
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    await this.exited;
+    clearTimeout(timer);
+    const buf = Buffer.alloc(fstatSync(this.fd!).size);
+    for (let o = 0; o < buf.length; ) {
+      const n = readSync(this.fd!, buf, o, buf.length - o, o);
+      if (n === 0) break;
+      o += n;
+    }
+    return buf;
+  }
+
+  /** Kills tcpdump if it still runs and lets go of its file. Safe to repeat. */
+  discard(): void {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+    if (this.fd !== null) closeSync(this.fd);
+    this.fd = null;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Packets kept for the comparison at most (without their steps); past it the comparison says so. */
+export const MAX_COMPARED = 200_000;
+
+/** Passes everything on, and keeps each packet's record for the comparison at the end. */
+export class ComparingSink implements Sink {
+  readonly packets: TracePacket[] = [];
+  left = 0;
+  private startedAt = Date.now();
+
+  constructor(private readonly inner: Sink, private readonly devices: () => DeviceNames, private readonly filter: TraceFilter) {}
+
+  ready(info: ReadyInfo): void {
+    this.startedAt = info.startedAt;
+    this.inner.ready(info);
+  }
+
+  packet(j: Journey): void {
+    this.inner.packet(j);
+    if (this.packets.length >= MAX_COMPARED) { this.left++; return; }
+    this.packets.push({ ...packetRecord(j, this.devices(), this.startedAt), steps: undefined } as unknown as TracePacket);
+  }
+
+  note(message: string): void { this.inner.note(message); }
+  close(): void { this.inner.close?.(); }
+  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void { this.inner.stats?.(s); }
+  summary(s: Summary): void { this.inner.summary(s); }
+
+  /** The comparison of tcpdump's capture with the packets traced. */
+  comparison(capture: Buffer, iface: string): string {
+    const name = `tcpdump -i ${iface}`;
+    const frames = readCapture(capture, name);
+    const left = this.left ? ` (the first ${MAX_COMPARED} packets traced; ${this.left} more left out)` : '';
+    return `── compared with ${name}${left}\n` + formatComparison(compare(frames, this.packets, this.filter), name, 'this trace', this.packets.length);
+  }
+}
