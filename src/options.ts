@@ -3,11 +3,6 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { addressBytes, formatAddress } from './address.js';
 
-/** Interface names as the kernel takes them (IFNAMSIZ), or tcpdump's "any". */
-export function validInterface(name: string): boolean {
-  return /^[^\s/:]{1,15}$/.test(name) && name !== '.' && name !== '..';
-}
-
 export class UsageError extends Error {}
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
@@ -147,6 +142,11 @@ function parsePoints(value: string | undefined): PointGroup[] {
     out.add(g);
   }
   return [...out];
+}
+
+/** Interface names as the kernel takes them (IFNAMSIZ), or tcpdump's "any". */
+function validInterface(name: string): boolean {
+  return /^[^\s/:]{1,15}$/.test(name) && name !== '.' && name !== '..';
 }
 
 function positiveNumber(name: string, value: string | undefined, integer: boolean): number | null {
