@@ -144,9 +144,39 @@ export class RecordView implements TraceEvent {
     this.view = new DataView(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength);
   }
 
+  // Read on every move: the correlator asks for these several times per event.
+  t = 0;
+  point = 0;
+  skb = 0;
+  netns = 0;
+  hook = 0;
+  probe = 0;
+  family = 0;
+  proto = 0;
+  flags = 0;
+  seq = 0;
+  ack = 0;
+  sport = 0;
+  dport = 0;
+  len = 0;
+
   at(o: number): this {
     this.o = o;
     this.location = this.reasonName = this.priority = this.bytes = undefined;
+    this.t = (this.u32(OFFSETS.ts_ns + 4) - this.base.hi) * TWO32 + (this.u32(OFFSETS.ts_ns) - this.base.lo);
+    this.point = this.u16(OFFSETS.point);
+    this.skb = (this.u32(OFFSETS.skb + 4) & 0x1fffff) * TWO32 + this.u32(OFFSETS.skb);
+    this.netns = this.u32(OFFSETS.netns);
+    this.hook = this.u8(OFFSETS.hook);
+    this.probe = this.u8(OFFSETS.probe);
+    this.family = this.u8(OFFSETS.family);
+    this.proto = this.u8(OFFSETS.l4proto);
+    this.flags = this.u8(OFFSETS.tcp_flags);
+    this.seq = this.u32(OFFSETS.seq);
+    this.ack = this.u32(OFFSETS.ack);
+    this.sport = this.u16(OFFSETS.sport);
+    this.dport = this.u16(OFFSETS.dport);
+    this.len = this.u16(OFFSETS.len);
     return this;
   }
 
@@ -154,26 +184,12 @@ export class RecordView implements TraceEvent {
   private u16(f: number): number { return this.view.getUint16(this.o + f, true); }
   private u32(f: number): number { return this.view.getUint32(this.o + f, true); }
 
-  get t(): number { return (this.u32(OFFSETS.ts_ns + 4) - this.base.hi) * TWO32 + (this.u32(OFFSETS.ts_ns) - this.base.lo); }
-  get point(): number { return this.u16(OFFSETS.point); }
-  get skb(): number { return (this.u32(OFFSETS.skb + 4) & 0x1fffff) * TWO32 + this.u32(OFFSETS.skb); }
   get locLo(): number { return this.u32(OFFSETS.location); }
   get locHi(): number { return this.u32(OFFSETS.location + 4); }
-  get netns(): number { return this.u32(OFFSETS.netns); }
   get ifindex(): number { return this.u32(OFFSETS.ifindex); }
   get ifindexOut(): number { return this.u32(OFFSETS.ifindex_out); }
   get reason(): number { return this.u32(OFFSETS.reason); }
-  get seq(): number { return this.u32(OFFSETS.seq); }
-  get ack(): number { return this.u32(OFFSETS.ack); }
-  get hook(): number { return this.u8(OFFSETS.hook); }
-  get probe(): number { return this.u8(OFFSETS.probe); }
-  get family(): number { return this.u8(OFFSETS.family); }
-  get proto(): number { return this.u8(OFFSETS.l4proto); }
-  get flags(): number { return this.u8(OFFSETS.tcp_flags); }
   get ttl(): number { return this.u8(OFFSETS.ttl); }
-  get sport(): number { return this.u16(OFFSETS.sport); }
-  get dport(): number { return this.u16(OFFSETS.dport); }
-  get len(): number { return this.u16(OFFSETS.len); }
   get ipId(): number { return this.u16(OFFSETS.ip_id); }
   get src(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.saddr, this.family); }
   get dst(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.daddr, this.family); }
