@@ -47,6 +47,10 @@ export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'
   return o.hosts.length ? `${any(o.hosts.map((h) => `host ${h}`))} and ${what}` : what;
 }
 
+/** Packets kept for the comparison at most (without their steps), and frames tcpdump captures (-c): memory
+ *  stays bounded on a busy port; past it the comparison says so. */
+export const MAX_COMPARED = 200_000;
+
 /** A tcpdump writing to a file of its own until stop(). */
 export class LiveCapture {
   private exited: Promise<number | null>;
@@ -65,7 +69,8 @@ export class LiveCapture {
     const file = path.join(dir, `${iface}.pcap`);
     // -U, --immediate-mode: each packet written as it comes; -n: no name lookups; -s 262: headers are enough;
     // -Z root: a change of user would clear the parent-death signal.
-    const tcpdump = ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262', '-Z', 'root', '-w', file, filter];
+    const tcpdump = ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262', '-Z', 'root',
+      '-c', String(MAX_COMPARED), '-w', file, filter];
     const argv = ['setpriv', '--pdeathsig', 'KILL', '--', ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []), ...tcpdump];
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
     const c = new LiveCapture(child, dir, iface);
@@ -118,9 +123,6 @@ export class LiveCapture {
   }
 }
 
-/** Packets kept for the comparison at most (without their steps); past it the comparison says so. */
-export const MAX_COMPARED = 200_000;
-
 /** Passes everything on, and keeps each packet's record for the comparison at the end. */
 export class ComparingSink implements Sink {
   readonly packets: TracePacket[] = [];
@@ -149,7 +151,9 @@ export class ComparingSink implements Sink {
   comparison(capture: Buffer, iface: string): string {
     const name = `tcpdump -i ${iface}`;
     const frames = readCapture(capture, name);
-    const left = this.left ? ` (the first ${MAX_COMPARED} packets traced; ${this.left} more left out)` : '';
+    const limits = [this.left ? `the first ${MAX_COMPARED} packets traced (${this.left} more left out)` : '',
+      frames.length >= MAX_COMPARED ? `the first ${MAX_COMPARED} frames captured` : ''].filter(Boolean);
+    const left = limits.length ? ` (${limits.join('; ')})` : '';
     return `── compared with ${name}${left}\n` + formatComparison(compare(frames, this.packets, this.filter), name, 'this trace', this.packets.length);
   }
 }
