@@ -1,6 +1,6 @@
 // `pathtrace compare`: a tcpdump capture beside pathtrace's record of the same
-// time. Each captured frame is matched to its journey (tuple, TCP seq/ack/
-// flags, else IP id and length, and time) to say what happened after the
+// time. Each captured frame is matched to its journey (tuple, TCP seq/ack/flags/
+// length, else IP id and length, and time) to say what happened after the
 // capture point; then what the kernel handled that the capture lacks, and
 // the frames nothing matched, with the likely reason. Pure.
 import type { Frame } from './pcap/read.js';
@@ -45,10 +45,10 @@ const tupleKey = (t: Tuple) => `${t.src} ${t.sport} ${t.dst} ${t.dport}`;
 /** A frame's time in µs, pathtrace's unit for packets. */
 export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
 
-/** Same packet: the tuple was checked by the index; TCP seq/ack/flags, else length and IP id. */
+/** Same packet: the tuple was checked by the index; TCP seq/ack/flags and length, else length and IP id. */
 function sameContent(h: PacketHeaders, p: TracePacket): boolean {
   if (PROTO_NAMES[h.proto] !== p.proto) return false;
-  if (h.proto === IPPROTO.TCP) return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags;
+  if (h.proto === IPPROTO.TCP) return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags && h.len === p.len;
   return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
 }
 

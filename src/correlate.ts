@@ -2,7 +2,7 @@
 // time comes only from the events and from tick(now).
 //
 // Identity (DESIGN.md): the skb address is a hint; an event continues a
-// journey only if the packet's content matches (TCP seq/ack/flags, else
+// journey only if the packet's content matches (TCP seq/ack/flags/length, else
 // length and IP id) and the point comes later on the path. Address reuse,
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
@@ -60,8 +60,9 @@ interface Active {
   mergedInto: Active | null;
   /** Segments GRO merged into this packet. */
   merged: Active[] | null;
-  /** GSO cut it into segments (each its own journey) before the device. */
+  /** GSO cut it into segments (each its own journey) before the device; the payload they carried so far. */
   segmented: boolean;
+  segmentBytes: number;
   /** The tuple's hash at the last netfilter step (decoded records only). */
   tupleHash?: number;
 }
@@ -153,7 +154,9 @@ function flowTuple(e: TraceEvent): FlowTuple {
 
 function sameContent(j: Journey, e: TraceEvent): boolean {
   if (j.proto !== e.proto) return false;
-  if (j.proto === IPPROTO.TCP) return j.seq === e.seq && j.ack === e.ack && j.flags === e.flags;
+  // TCP: the length too, since a pure ACK and the first segment of the data that follows it share
+  // seq, ack and flags (and the segment may take the ACK's freed address).
+  if (j.proto === IPPROTO.TCP) return j.seq === e.seq && j.ack === e.ack && j.flags === e.flags && j.len === e.len;
   return j.len === e.len && (j.family === 6 || j.ipId === e.ipId);
 }
 
@@ -387,13 +390,23 @@ export class Correlator {
     };
     // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
     if (!inbound && r >= TX_QUEUED && e.proto === IPPROTO.TCP) {
-      const parent = this.segmenting.get(flow)?.find((p) => this.active.get(p.skb) === p && ((e.seq - p.j.seq) >>> 0) < p.j.len);
+      // The latest packet that holds this sequence number: a retransmission may overlap one still listed.
+      const waiting = this.segmenting.get(flow) ?? [];
+      let parent: Active | undefined;
+      for (let i = waiting.length - 1; i >= 0 && !parent; i--) {
+        const p = waiting[i];
+        if (this.active.get(p.skb) === p && ((e.seq - p.j.seq) >>> 0) < p.j.len) parent = p;
+      }
       if (parent) {
         j.segmentOf = parent.j.id;
         parent.seenXmit = true;
+        parent.last = e.t; // its grace runs from its latest segment: a stalled CPU may space them out
         parent.j.tcpdump = true;
         if (!parent.j.tcpdumpDevices.includes(e.ifindex)) parent.j.tcpdumpDevices.push(e.ifindex);
         (parent.j.segments ??= []).push(j.id);
+        parent.segmentBytes += e.len;
+        // All of it went out in segments: it ends now, and no later packet's segment can be taken for its own.
+        if (parent.segmentBytes >= parent.j.len) this.settle(parent, 'free');
       }
     }
     // First seen inside a hook (its tuple matched only after conntrack or NAT),
@@ -431,7 +444,7 @@ export class Correlator {
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
-      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: null, segmented: false,
+      groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: null, segmented: false, segmentBytes: 0,
     };
     this.active.set(e.skb, a);
     return a;

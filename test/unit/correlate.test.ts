@@ -219,3 +219,45 @@ test('a TCP read in parts: each part continues where the last ended in the same 
   read(40, 100); // 1050-1149: into the second segment, which TCP had coalesced into skb 1
   assert.deepEqual(c.drain().map((j) => [j.seq, j.ending, j.delivery!.read!.queuedNs]), [[1100, 'read', 40 - 22]]);
 });
+
+test('GSO: each wire segment joins the latest packet that holds its bytes, and a packet ends once all went out', () => {
+  const c = new Correlator({ netns: 5 });
+  const data = { flags: 0x18, ifindex: 2 };
+  const sent = (skb: number, t: number, seq: number, len: number) => {
+    for (const [i, [hook, exit]] of ([[3, false], [3, true], [4, false], [4, true]] as const).entries()) {
+      c.push(nf(hook, exit, { t: t + i, skb, seq, len, ...data }));
+    }
+    c.push(ev({ t: t + 4, point: Point.CONSUME_SKB, skb, seq, len, location: 'validate_xmit_skb', ...data }));
+  };
+  const wire = (skb: number, t: number, seq: number) => c.push(ev({ t, point: Point.NET_DEV_START_XMIT, skb, seq, len: 1000, ...data }));
+  sent(10, 10, 1000, 3000);
+  wire(11, 20, 1000);
+  sent(30, 30, 1000, 2000); // a retransmission of the first 2000 bytes while the first packet still waits
+  wire(31, 40, 1000);
+  wire(32, 41, 2000);
+  wire(12, 50, 2000);
+  wire(13, 51, 3000);
+  c.finish();
+  const all = c.drain();
+  const [first, retransmitted] = all.filter((j) => j.segments);
+  const segs = (p: typeof first) => p.segments!.map((id) => all.find((j) => j.id === id)!.seq);
+  assert.deepEqual([first.len, segs(first)], [3000, [1000, 2000, 3000]]);
+  assert.deepEqual([retransmitted.len, segs(retransmitted)], [2000, [1000, 2000]]);
+  for (const p of [first, retransmitted]) assert.deepEqual([p.fate, p.ending, p.tcpdump], ['sent', 'segmented', true]);
+});
+
+test('a pure ACK and the first segment of the data after it share seq, ack and flags: the length tells them apart', () => {
+  const c = new Correlator({ netns: 5 });
+  const tcp = { flags: 0x10, seq: 5000, ack: 7, ifindex: 2 };
+  c.push(nf(3, false, { t: 1, skb: 50, len: 0, ...tcp }));
+  c.push(ev({ t: 2, point: Point.NET_DEV_START_XMIT, skb: 50, len: 0, ...tcp }));
+  c.push(nf(3, false, { t: 10, skb: 60, len: 2000, ...tcp }));
+  c.push(ev({ t: 11, point: Point.CONSUME_SKB, skb: 60, len: 2000, location: 'validate_xmit_skb', ...tcp }));
+  c.push(ev({ t: 12, point: Point.NET_DEV_START_XMIT, skb: 50, len: 1000, ...tcp })); // at the ACK's address
+  c.push(ev({ t: 13, point: Point.NET_DEV_START_XMIT, skb: 51, len: 1000, ...tcp, seq: 6000 }));
+  c.finish();
+  const all = c.drain();
+  assert.deepEqual(all.find((j) => j.len === 0)!.steps.map((s) => s.point), ['netfilter', 'net_dev_start_xmit']);
+  const parent = all.find((j) => j.len === 2000)!;
+  assert.deepEqual(parent.segments!.map((id) => all.find((j) => j.id === id)!.seq), [5000, 6000]);
+});
