@@ -36,6 +36,8 @@ export interface CorrelatorOptions {
   queueWaitNs?: number;
   /** Which netfilter probe slot is the hook's exit probe (the others are entry or between). */
   isExitProbe?: (slot: number) => boolean;
+  /** Completed journeys held back for start order at most (MAX_HELD). */
+  maxHeld?: number;
 }
 
 interface Active {
@@ -72,7 +74,9 @@ const MS = 1_000_000;
 const MAX_SEGMENTS = 4096;
 /** Journeys under way at most; past it the oldest are settled early (memory stays bounded). */
 const MAX_ACTIVE = 20_000;
-const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, reads: true, queueWaitNs: 5000 * MS };
+/** Completed journeys held back behind one still under way (drain's start order); past it they go out. */
+const MAX_HELD = 20_000;
+const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, reads: true, queueWaitNs: 5000 * MS, maxHeld: MAX_HELD };
 
 /** A queue with O(1) shift; bounded: past 65536 entries it forgets its oldest half. */
 class Fifo<T> {
@@ -275,13 +279,16 @@ export class Correlator {
   }
 
   /** Completed journeys, in the order they started; journeys that started
-   *  before one still under way wait for it. */
+   *  before one still under way wait for it (up to maxHeld of them). */
   drain(): Journey[] {
     if (this.done.length === 0) return [];
     let oldestActive = Infinity;
     for (const a of this.active.values()) oldestActive = Math.min(oldestActive, a.j.start);
     let n = 0;
     while (n < this.done.length && this.done[n].start <= oldestActive) n++;
+    // A packet that waits long (for its read, in a queue) holds back all that started after it: at high
+    // rates that is most of the memory. Past maxHeld they go out, and it follows later, out of start order.
+    if (this.done.length - n > this.o.maxHeld) n = this.done.length;
     return this.done.splice(0, n);
   }
 

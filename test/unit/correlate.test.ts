@@ -261,3 +261,21 @@ test('a pure ACK and the first segment of the data after it share seq, ack and f
   const parent = all.find((j) => j.len === 2000)!;
   assert.deepEqual(parent.segments!.map((id) => all.find((j) => j.id === id)!.seq), [5000, 6000]);
 });
+
+test('journeys held back behind one still under way go out past maxHeld: memory stays bounded', () => {
+  const c = new Correlator({ netns: 5, maxHeld: 3, readWaitNs: 1e12 });
+  const udp = { proto: 17, flags: 0, len: 10, dport: 53 };
+  // A datagram delivered and waiting for its read (which may never come, if events were lost).
+  c.push(ev({ t: 1, skb: 1, ...udp }));
+  c.push(nf(1, false, { t: 2, skb: 1, ...udp }));
+  c.push(nf(1, true, { t: 3, skb: 1, ...udp }));
+  const quick = (i: number) => {
+    c.push(ev({ t: 10 + i, skb: 100 + i, ...udp, ipId: i }));
+    c.push(ev({ t: 10.5 + i, point: Point.KFREE_SKB, skb: 100 + i, ...udp, ipId: i, reasonName: 'NO_SOCKET', location: 'x' }));
+  };
+  for (let i = 0; i < 3; i++) quick(i);
+  assert.deepEqual(c.drain(), [], 'three held back for start order');
+  quick(3);
+  assert.deepEqual(c.drain().map((j) => j.ipId), [0, 1, 2, 3], 'past maxHeld they go out');
+  assert.equal(c.activeCount, 1, 'the waiting one still waits');
+});
