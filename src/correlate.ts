@@ -76,6 +76,8 @@ const MAX_SEGMENTS = 4096;
 const MAX_ACTIVE = 20_000;
 /** Completed journeys held back behind one still under way (drain's start order); past it they go out. */
 const MAX_HELD = 20_000;
+/** How often tick() drops settled packets from the read queues (event time). */
+const PRUNE_EVERY_NS = 250 * MS;
 const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, reads: true, queueWaitNs: 5000 * MS, maxHeld: MAX_HELD };
 
 /** A queue with O(1) shift; bounded: past 65536 entries it forgets its oldest half. */
@@ -97,7 +99,10 @@ class Fifo<T> {
     return x;
   }
   private compact(): void {
-    if (this.head > 4096 && this.head * 2 > this.items.length) {
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
       this.head = 0;
     }
@@ -179,6 +184,7 @@ export class Correlator {
   private readonly segmenting = new Map<FlowState, Active[]>();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly isExit: (slot: number) => boolean;
+  private prunedAt = 0;
 
   constructor(opts: CorrelatorOptions) {
     this.flows.onEvict(() => {
@@ -251,6 +257,13 @@ export class Correlator {
     this.flows.generation++;
     for (const a of this.active.values()) {
       if (!a.mergedInto && now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
+    }
+    if (now - this.prunedAt >= PRUNE_EVERY_NS) {
+      // Unread packets settle oldest first (by their read or its timeout): dropping the settled heads
+      // keeps the queues to what still waits. Else a queue holds up to 64 k settled journeys after a flood.
+      this.prunedAt = now;
+      for (const [port, q] of this.udpQueues) if (this.dropSettled(q)) this.udpQueues.delete(port);
+      for (const sides of this.tcpUnread.values()) for (const u of sides) this.dropSettled(u.queue);
     }
   }
 
@@ -367,8 +380,14 @@ export class Correlator {
 
   /** Queues a delivered packet for its read; settled ones at the head go first, so the queue holds what waits. */
   private awaitRead(q: Fifo<Active>, a: Active): void {
-    for (let h = q.peek(); h && this.active.get(h.skb) !== h; h = q.peek()) q.shift();
+    this.dropSettled(q);
     q.push(a);
+  }
+
+  /** Drops the settled packets at the head of a read queue; true when nothing waits in it any more. */
+  private dropSettled(q: Fifo<Active>): boolean {
+    for (let h = q.peek(); h && this.active.get(h.skb) !== h; h = q.peek()) q.shift();
+    return q.peek() === undefined;
   }
 
   private start(e: NamedEvent): Active {
