@@ -279,3 +279,16 @@ test('journeys held back behind one still under way go out past maxHeld: memory 
   assert.deepEqual(c.drain().map((j) => j.ipId), [0, 1, 2, 3], 'past maxHeld they go out');
   assert.equal(c.activeCount, 1, 'the waiting one still waits');
 });
+
+test('read queues let go of packets settled without their read', () => {
+  const c = new Correlator({ netns: 5, readWaitNs: 1000 });
+  const udp = { proto: 17, flags: 0, len: 10, dport: 53 };
+  for (let i = 0; i < 100; i++) {
+    c.push(ev({ t: i, skb: 1 + i, ...udp, ipId: i }));
+    c.push(nf(1, true, { t: i + 0.5, skb: 1 + i, ...udp, ipId: i }));
+  }
+  c.tick(2000); // their reads never came: settled
+  assert.equal(c.activeCount, 0);
+  c.tick(1e9); // and the queue that held them for reads is gone
+  assert.equal((c as unknown as { udpQueues: Map<number, unknown> }).udpQueues.size, 0);
+});
