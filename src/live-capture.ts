@@ -3,7 +3,7 @@
 // stays behind on any exit: tcpdump dies with pathtrace (PR_SET_PDEATHSIG, by setpriv), and its file is
 // unlinked as soon as both have it open (pathtrace reads it back through its own descriptor).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, fstatSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compare, formatComparison, type TraceFilter, type TracePacket } from './compare.js';
@@ -105,13 +105,7 @@ export class LiveCapture {
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     await this.exited;
     clearTimeout(timer);
-    const buf = Buffer.alloc(fstatSync(this.fd!).size);
-    for (let o = 0; o < buf.length; ) {
-      const n = readSync(this.fd!, buf, o, buf.length - o, o);
-      if (n === 0) break;
-      o += n;
-    }
-    return buf;
+    return readFileSync(this.fd!); // from its start: nothing has read through this descriptor
   }
 
   /** Kills tcpdump if it still runs and lets go of its file. Safe to repeat. */
