@@ -183,7 +183,11 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 
 static __always_inline bool port_wanted(__u16 port)
 {
-	return filter.ports[(port >> 3) & 0x1fff] & (1 << (port & 7));
+	/* The mask looks redundant for 16 bits and clang drops it, but verifiers
+	 * before ~6.8 do not bound a byte swap's result: keep it (barrier_var). */
+	__u32 idx = port >> 3;
+	barrier_var(idx);
+	return filter.ports[idx & 0x1fff] & (1 << (port & 7));
 }
 
 static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n)
@@ -242,9 +246,8 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 /* A packet whose conntrack entry, in either direction, matches the filter:
  * a reply to a DNAT'd connection carries the translated tuple until
  * POST_ROUTING restores it. The entry is attached from conntrack's hook on. */
-static __always_inline bool conntrack_wanted(const struct sk_buff *skb, const struct pathtrace_record *r)
+static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pathtrace_record *r)
 {
-	unsigned long nfct = skb->_nfct;
 	if (!nfct || !proto_wanted(r) || r->inner_proto)
 		return false;
 	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
@@ -267,7 +270,7 @@ static __always_inline bool conntrack_wanted(const struct sk_buff *skb, const st
  * entry matched, i.e. NAT rewrote it. */
 bool nat_seen = false;
 
-static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r)
+static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r)
 {
 	if (filter.netns && r->netns && r->netns != filter.netns)
 		return false;
@@ -275,7 +278,7 @@ static __always_inline bool packet_wanted(const struct sk_buff *skb, struct path
 		follow(r);
 		return true;
 	}
-	if (conntrack_wanted(skb, r)) {
+	if (conntrack_wanted(nfct, r)) {
 		nat_seen = true;
 		follow(r);
 		return true;
@@ -284,6 +287,11 @@ static __always_inline bool packet_wanted(const struct sk_buff *skb, struct path
 	 * miss needs no lookup; after, the lookup is needed also without a
 	 * conntrack entry: TCP and UDP drop it before queueing to the socket. */
 	return nat_seen && is_followed(r);
+}
+
+static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	return packet_wanted_nfct(skb->_nfct, r);
 }
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
@@ -536,6 +544,9 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	SEC("netfilter") int nf_probe##n(struct bpf_nf_ctx *ctx) { return nf_probe(ctx, n); }
 NF_SLOT(0) NF_SLOT(1) NF_SLOT(2) NF_SLOT(3) NF_SLOT(4) NF_SLOT(5) NF_SLOT(6) NF_SLOT(7)
 
+/* Kernels without netfilter links (< 6.4): the same records from trampolines. */
+#include "netfilter_trampolines.bpf.h"
+
 /* ---- device points ------------------------------------------------------ */
 
 /* A packet at a device: on receive skb->data is at L3 and the network header
@@ -688,6 +699,23 @@ SEC("tp_btf/consume_skb")
 int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
 {
 	on_free(PT_POINT_CONSUME_SKB, skb, location, 0);
+	return 0;
+}
+
+/* Older argument lists: a program may not read an argument its tracepoint
+ * lacks, so the addon loads one of each pair, by the arity in the kernel's BTF.
+ * kfree_skb has a reason since 5.17, consume_skb a location since 6.3. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(on_kfree_skb_noreason, struct sk_buff *skb, void *location)
+{
+	on_free(PT_POINT_KFREE_SKB, skb, location, PT_REASON_NONE);
+	return 0;
+}
+
+SEC("tp_btf/consume_skb")
+int BPF_PROG(on_consume_skb_noloc, struct sk_buff *skb)
+{
+	on_free(PT_POINT_CONSUME_SKB, skb, 0, 0);
 	return 0;
 }
 

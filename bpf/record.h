@@ -34,7 +34,17 @@ enum pathtrace_point {
 	PT_POINT_SKB_COPY_DATAGRAM = 16,     /* skb:skb_copy_datagram_iovec: read by the application; aux = bytes */
 	PT_POINT_SOCK_RECV_LENGTH = 17,      /* sock:sock_recv_length on a UDP socket (its reads copy without
 	                                        skb_copy_datagram_iovec); socket tuple, aux = bytes */
+	PT_POINT_NF_CHAIN = 18,              /* a table's chain returned a drop verdict (trampolines, < 6.4):
+	                                        hook, probe = PT_NF_EVAL_*, aux = the chain's priority,
+	                                        comm = the table's name (truncated to 15 characters) */
 };
+
+/* PT_POINT_NF_CHAIN: which evaluator returned the verdict. */
+#define PT_NF_EVAL_NFT 1 /* nft_do_chain: nftables and iptables-nft */
+#define PT_NF_EVAL_XT 2  /* ipt_do_table / ip6t_do_table: iptables-legacy */
+
+/* kfree_skb's reason on kernels whose tracepoint has none (< 5.17). */
+#define PT_REASON_NONE 0xffffffffu
 
 /* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */
 #define PT_NF_SLOTS 8

@@ -21,7 +21,7 @@ Napi::Error error_with_errno(Napi::Env env, const std::string &msg, int err) {
 }
 
 // new Tracer({ netns, protos, ports: number[] | null, hosts: [{family, addr: Uint8Array}],
-//              ringBytes, netfilter })
+//              ringBytes, netfilter: 'links' | 'trampolines' | 'none', snaplen, skip })
 class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -32,6 +32,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       InstanceMethod("consume", &TracerWrap::Consume),
       InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
       InstanceMethod("lostEvents", &TracerWrap::LostEvents),
+      InstanceMethod("dropReasons", &TracerWrap::DropReasons),
       InstanceMethod("close", &TracerWrap::Close),
     });
   }
@@ -62,7 +63,8 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     Napi::Value snaplen = o.Get("snaplen");
     filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
-    bool netfilter = o.Get("netfilter").ToBoolean();
+    std::string nf = o.Get("netfilter").IsString() ? o.Get("netfilter").As<Napi::String>().Utf8Value() : "none";
+    NetfilterMode netfilter = nf == "links" ? NetfilterMode::Links : nf == "trampolines" ? NetfilterMode::Trampolines : NetfilterMode::None;
     std::vector<std::string> skip;
     Napi::Value skipped = o.Get("skip");
     if (skipped.IsArray()) {
@@ -149,6 +151,10 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     return Napi::Number::New(info.Env(), tracer_ ? (double)tracer_->lost_events() : 0);
   }
 
+  Napi::Value DropReasons(const Napi::CallbackInfo &info) {
+    return Napi::Boolean::New(info.Env(), tracer(info.Env()).drop_reasons());
+  }
+
   Napi::Value Close(const Napi::CallbackInfo &info) {
     tracer_.reset();
     return info.Env().Undefined();
@@ -165,6 +171,12 @@ Napi::Value KernelFeatures(const Napi::CallbackInfo &info) {
   o.Set("netfilterLinks", f.netfilter_links);
   if (!f.btf) o.Set("btfError", f.btf_error);
   return o;
+}
+
+// setLibbpfDebug(on): libbpf's messages to stderr (--debug).
+Napi::Value SetLibbpfDebug(const Napi::CallbackInfo &info) {
+  set_libbpf_debug(info[0].ToBoolean());
+  return info.Env().Undefined();
 }
 
 Napi::Value KernelEnum(const Napi::CallbackInfo &info) {
@@ -232,10 +244,11 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  libbpf_set_print(nullptr);  // libbpf's own messages would go to stderr; errors are reported by us
+  set_libbpf_debug(false);  // libbpf's messages are kept for load errors, not printed
   exports.Set("Tracer", TracerWrap::Define(env));
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
   exports.Set("kernelEnum", Napi::Function::New(env, KernelEnum));
+  exports.Set("setLibbpfDebug", Napi::Function::New(env, SetLibbpfDebug));
   exports.Set("interfaces", Napi::Function::New(env, Interfaces));
   exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));
   exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));

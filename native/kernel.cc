@@ -38,6 +38,42 @@ bool has_tracepoint(const std::string &name) {
   return btf && btf__find_by_name_kind(btf, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF) > 0;
 }
 
+int tracepoint_arity(const std::string &name) {
+  const struct btf *btf = vmlinux_btf();
+  if (!btf) return -1;
+  int id = btf__find_by_name_kind(btf, ("btf_trace_" + name).c_str(), BTF_KIND_TYPEDEF);
+  if (id <= 0) return -1;
+  const struct btf_type *t = btf__type_by_id(btf, id);  // typedef -> pointer -> function prototype
+  while (t && (btf_is_typedef(t) || btf_is_ptr(t))) t = btf__type_by_id(btf, t->type);
+  return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
+}
+
+namespace {
+bool find_function(const struct btf *btf, const std::string &name, std::vector<std::string> *params) {
+  int id = btf__find_by_name_kind(btf, name.c_str(), BTF_KIND_FUNC);
+  if (id <= 0) return false;
+  const struct btf_type *proto = btf__type_by_id(btf, btf__type_by_id(btf, id)->type);
+  if (params && proto && btf_is_func_proto(proto)) {
+    const struct btf_param *p = btf_params(proto);
+    for (int i = 0; i < btf_vlen(proto); i++) params->push_back(btf__name_by_offset(btf, p[i].name_off));
+  }
+  return true;
+}
+}  // namespace
+
+bool kernel_function(const std::string &name, const std::string &module, std::vector<std::string> *params) {
+  const struct btf *vmlinux = vmlinux_btf();
+  if (!vmlinux) return false;
+  if (find_function(vmlinux, name, params)) return true;
+  if (module.empty()) return false;
+  // Module BTF exists since 5.11 (CONFIG_DEBUG_INFO_BTF_MODULES), and only while the module is loaded.
+  struct btf *mod = btf__load_module_btf(module.c_str(), const_cast<struct btf *>(vmlinux));
+  if (!mod) return false;
+  bool found = find_function(mod, name, params);
+  btf__free(mod);
+  return found;
+}
+
 std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name) {
   std::vector<std::pair<std::string, int64_t>> out;
   const struct btf *btf = vmlinux_btf();

@@ -24,6 +24,14 @@ KernelFeatures probe_kernel();
 // Whether the kernel has the BTF-typed tracepoint `name` (e.g. "kfree_skb").
 bool has_tracepoint(const std::string &name);
 
+// Arguments of the BTF-typed tracepoint `name` (its probe's leading context
+// pointer not counted), or -1 when the kernel has no such tracepoint.
+int tracepoint_arity(const std::string &name);
+
+// Whether the kernel's BTF has the function `name`, in vmlinux or in the BTF of
+// `module` (when loaded); its parameters' names go to *params.
+bool kernel_function(const std::string &name, const std::string &module, std::vector<std::string> *params);
+
 // Enumerators of a kernel enum, from BTF: {name, value}. Empty if unknown.
 std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name);
 

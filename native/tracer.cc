@@ -4,6 +4,8 @@
 #include <bpf/libbpf.h>
 #include <cerrno>
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <unistd.h>
@@ -21,11 +23,77 @@ constexpr int kBatchFull = -1000;
 
 std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
 
-// The tracepoint a tp_btf program attaches to, from its section name.
-std::string tracepoint_of(const bpf_program *prog) {
+// The point a program attaches to, from its section name: a tracepoint's name
+// ("kfree_skb"), or a trampoline's section ("fexit/nft_do_chain"); "" for netfilter links.
+std::string point_of(const bpf_program *prog) {
   std::string sec = bpf_program__section_name(prog);
-  const std::string prefix = "tp_btf/";
-  return sec.rfind(prefix, 0) == 0 ? sec.substr(prefix.size()) : "";
+  const std::string tp = "tp_btf/";
+  if (sec.rfind(tp, 0) == 0) return sec.substr(tp.size());
+  return sec.rfind("fentry/", 0) == 0 || sec.rfind("fexit/", 0) == 0 ? sec : "";
+}
+
+bool is_trampoline(const bpf_program *prog) {
+  auto t = bpf_program__expected_attach_type(prog);
+  return bpf_program__type(prog) == BPF_PROG_TYPE_TRACING && (t == BPF_TRACE_FENTRY || t == BPF_TRACE_FEXIT);
+}
+
+// Programs of one tracepoint for different argument lists, most arguments
+// first: the first whose arguments the kernel's tracepoint has is loaded.
+struct Variant {
+  const char *prog, *tracepoint;
+  int args;
+};
+constexpr Variant kVariants[] = {
+    {"on_kfree_skb", "kfree_skb", 3}, {"on_kfree_skb_noreason", "kfree_skb", 2},
+    {"on_consume_skb", "consume_skb", 2}, {"on_consume_skb_noloc", "consume_skb", 1},
+};
+
+// The trampolines that trace netfilter without links, and where their function lives.
+struct Trampoline {
+  const char *prog, *function, *module;
+};
+constexpr Trampoline kTrampolines[] = {
+    {"nf_hook_slow_entry", "nf_hook_slow", ""}, {"nf_hook_slow_exit", "nf_hook_slow", ""},
+    {"nft_do_chain_exit", "nft_do_chain", "nf_tables"}, {"ipt_do_table_exit", "ipt_do_table", "ip_tables"},
+    {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables"},
+};
+
+// libbpf's messages of the current load (bounded), for the error of a failed one.
+bool libbpf_debug = false;
+std::string libbpf_log;
+
+int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args) {
+  char line[1024];
+  vsnprintf(line, sizeof(line), fmt, args);
+  if (libbpf_debug) fputs(line, stderr);
+  if (level != LIBBPF_DEBUG && libbpf_log.size() < (1 << 20)) libbpf_log += line;
+  return 0;
+}
+
+// "program P: last lines of the verifier's log", from libbpf's messages of a failed load.
+std::string load_failure(const std::string &log) {
+  std::string prog;
+  size_t at = log.rfind("BPF program load failed");
+  if (at != std::string::npos) {
+    size_t q1 = log.rfind("prog '", at), q2 = q1 == std::string::npos ? q1 : log.find('\'', q1 + 6);
+    if (q2 != std::string::npos) prog = log.substr(q1 + 6, q2 - q1 - 6);
+  }
+  std::vector<std::string> lines;
+  size_t begin = log.rfind("-- BEGIN PROG LOAD LOG --"), end = log.rfind("-- END PROG LOAD LOG --");
+  if (begin != std::string::npos && end != std::string::npos && end > begin) {
+    std::string body = log.substr(begin, end - begin);
+    size_t pos = body.find('\n');
+    while (pos != std::string::npos) {
+      size_t next = body.find('\n', pos + 1);
+      std::string l = body.substr(pos + 1, (next == std::string::npos ? body.size() : next) - pos - 1);
+      if (!l.empty() && l.rfind("processed ", 0) != 0) lines.push_back(l);
+      pos = next;
+    }
+  }
+  std::string out = prog.empty() ? "" : "program " + prog + " was refused";
+  size_t from = lines.size() > 3 ? lines.size() - 3 : 0;
+  for (size_t i = from; i < lines.size(); i++) out += (out.empty() ? "" : i == from ? ": " : " | ") + lines[i];
+  return out;
 }
 
 bool is_netfilter(const bpf_program *prog) { return bpf_program__type(prog) == kProgTypeNetfilter; }
@@ -38,15 +106,34 @@ bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
 }
 }  // namespace
 
-Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip) {
+void set_libbpf_debug(bool debug) {
+  libbpf_debug = debug;
+  libbpf_set_print(on_libbpf_print);
+}
+
+Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
+  libbpf_set_print(on_libbpf_print);
+  std::string trampolines_refused;
   // A signal during verification (a profiler's SIGPROF, say) makes the load fail with EAGAIN: try again.
   for (int attempt = 0;; attempt++) {
+    libbpf_log.clear();
     int err = open_and_load(filter, ring_bytes, netfilter, skip);
     if (!err) break;
+    std::string why = load_failure(libbpf_log);
     close();
     skipped_.clear();
-    if (err != -EAGAIN || attempt == 4) throw std::runtime_error("cannot load the BPF programs: " + errno_text(err));
+    if (err != -EAGAIN && netfilter == NetfilterMode::Trampolines) {
+      // Trace the rest without them, and say why.
+      trampolines_refused = errno_text(err) + (why.empty() ? "" : ": " + why);
+      netfilter = NetfilterMode::None;
+      continue;
+    }
+    if (err != -EAGAIN || attempt == 4)
+      throw std::runtime_error("cannot load the BPF programs: " + errno_text(err) + (why.empty() ? "" : ": " + why) +
+                               " (pathtrace --debug shows libbpf's whole log)");
   }
+  if (!trampolines_refused.empty())
+    skipped_.push_back({"netfilter trampolines", false, "refused by this kernel: " + trampolines_refused});
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
   bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
   if (!ring_ || !bytes_ring_) {
@@ -56,7 +143,7 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilt
   }
 }
 
-int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip) {
+int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
   skel_ = pathtrace_bpf__open();
   if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
@@ -68,10 +155,11 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, b
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel_->obj) {
     if (is_netfilter(prog)) {
-      if (!netfilter) bpf_program__set_autoload(prog, false);
+      if (netfilter != NetfilterMode::Links) bpf_program__set_autoload(prog, false);
       continue;
     }
-    std::string tp = tracepoint_of(prog);
+    if (is_trampoline(prog)) continue;  // choose_trampolines
+    std::string tp = point_of(prog);
     if (std::find(skip.begin(), skip.end(), tp) != skip.end()) {
       bpf_program__set_autoload(prog, false);
       continue;
@@ -82,7 +170,39 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, b
     }
   }
 
+  choose_variants();
+  choose_trampolines(netfilter == NetfilterMode::Trampolines);
   return pathtrace_bpf__load(skel_);
+}
+
+void Tracer::choose_variants() {
+  for (const Variant &v : kVariants) {
+    bpf_program *prog = bpf_object__find_program_by_name(skel_->obj, v.prog);
+    if (!prog || !bpf_program__autoload(prog)) continue;
+    int arity = tracepoint_arity(v.tracepoint);
+    // Loaded: the first variant (with the most arguments) that the tracepoint's arguments cover.
+    bool chosen = arity >= v.args;
+    for (const Variant &w : kVariants)
+      if (&w < &v && std::string(w.tracepoint) == v.tracepoint && arity >= w.args) chosen = false;
+    if (!chosen) bpf_program__set_autoload(prog, false);
+    if (chosen && std::string(v.tracepoint) == "kfree_skb") drop_reasons_ = v.args >= 3;
+  }
+}
+
+void Tracer::choose_trampolines(bool wanted) {
+  for (const Trampoline &t : kTrampolines) {
+    bpf_program *prog = bpf_object__find_program_by_name(skel_->obj, t.prog);
+    if (!prog) continue;
+    std::vector<std::string> params;
+    bool present = wanted && kernel_function(t.function, t.module, &params);
+    bpf_program__set_autoload(prog, present);
+    if (wanted && !present)
+      skipped_.push_back({point_of(prog), false,
+                          std::string(t.function) + " is not in this kernel's BTF" +
+                              (*t.module ? std::string(" (module ") + t.module + " not loaded, or no module BTF before 5.11)" : "")});
+    if (present && std::string(t.module).find("_tables") != std::string::npos)
+      skel_->rodata->xt_table_first = !params.empty() && params[0] != "skb";
+  }
 }
 
 Tracer::~Tracer() { close(); }
@@ -91,7 +211,7 @@ std::vector<PointStatus> Tracer::attach_tracepoints() {
   std::vector<PointStatus> out = skipped_;
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel_->obj) {
-    std::string tp = tracepoint_of(prog);
+    std::string tp = point_of(prog);
     if (tp.empty() || !bpf_program__autoload(prog)) continue;
     PointStatus s{tp, false, ""};
     bpf_link *link = bpf_program__attach(prog);

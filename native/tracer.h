@@ -35,11 +35,22 @@ struct NetfilterResult {
   int link = 0;      // id for detach_link, when attached
 };
 
+// How the netfilter hooks are traced: BPF netfilter links (6.4+), trampolines
+// on nf_hook_slow and the table evaluators (older kernels), or not at all.
+enum class NetfilterMode { None, Links, Trampolines };
+
+// libbpf's messages: kept for the error of a failed load, and also printed to
+// stderr when debug is set (--debug).
+void set_libbpf_debug(bool debug);
+
 class Tracer {
  public:
-  // Opens and loads the BPF object with this filter. Throws std::runtime_error.
+  // Opens and loads the BPF object with this filter. Throws std::runtime_error
+  // whose text says which program the kernel refused and why.
   // skip: tracepoints not to load (the user's --points).
-  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip);
+  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
+  // Whether kfree_skb reports drop reasons on this kernel (5.17+).
+  bool drop_reasons() const { return drop_reasons_; }
   // Copies packet byte records (struct pathtrace_bytes, header + caplen, each padded to 8) into out.
   size_t consume_bytes(uint8_t *out, size_t max);
   ~Tracer();
@@ -60,7 +71,9 @@ class Tracer {
 
  private:
   // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
-  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, bool netfilter, const std::vector<std::string> &skip);
+  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
+  void choose_variants();
+  void choose_trampolines(bool wanted);
   static int on_sample(void *ctx, void *data, size_t size);
   static int on_bytes(void *ctx, void *data, size_t size);
 
@@ -72,7 +85,8 @@ class Tracer {
   std::vector<bpf_link *> links_;              // tracepoints
   std::map<int, bpf_link *> netfilter_links_;  // by id, so that probes can be re-placed
   int next_link_id_ = 1;
-  std::vector<PointStatus> skipped_;  // tracepoints the kernel lacks
+  std::vector<PointStatus> skipped_;  // points the kernel lacks
+  bool drop_reasons_ = true;
   pathtrace_record *batch_ = nullptr;
   size_t batch_len_ = 0, batch_max_ = 0;
 };

@@ -25,7 +25,8 @@ export class RuleAttributor {
 
   constructor(
     private readonly reader: RulesetReader,
-    private readonly probes: NetfilterProbes,
+    /** The probes between chains (netfilter links); null when trampolines trace the hooks. */
+    private readonly probes: NetfilterProbes | null,
     private readonly devices: DeviceNames,
     /** How to run a command in the traced namespace, for the commands shown ("ip netns exec web "). */
     private readonly prefix: string,
@@ -55,6 +56,7 @@ export class RuleAttributor {
     const first = !this.placed;
     this.layout = sig;
     this.placed = true;
+    if (!this.probes) return first ? null : `ruleset changed: ${changes.join(', ')}`;
     const gaps = this.probes.place(rs);
     return first ? null : `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
   }
@@ -72,16 +74,18 @@ export class RuleAttributor {
         drop.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
         continue;
       }
-      const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined);
-      const after = Math.max(...steps.map((s) => s.priority!), -Infinity);
-      const before = this.probes.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
+      // A trampoline saw the chain return the drop: that chain's priority (and table) alone.
+      const chain = j.steps.find((s) => s.hook === hook && s.at === 'chain');
+      const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined && s.at !== 'chain');
+      const after = chain ? chain.priority! - 1 : Math.max(...steps.map((s) => s.priority!), -Infinity);
+      const before = chain ? chain.priority! + 1 : this.probes?.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
       const nf = [...j.steps].reverse().find((s) => s.hook === hook);
       const t = j.translated ?? j;
       const packet: PacketView = {
         family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
         iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
       };
-      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: drop.location, packet, counterDeltas: deltas, prefix: this.prefix });
+      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: chain?.location ?? drop.location, packet, counterDeltas: deltas, prefix: this.prefix, table: chain?.table });
       if (a) drop.attribution = a;
     }
     this.relayout(rs);

@@ -50,9 +50,13 @@ export function dropLayer(reason: string, location: string): Layer {
  * Whether a kfree_skb is a real drop. NOT_SPECIFIED frees are mostly the
  * transport layer finishing with a packet it already handled (a retransmitted
  * SYN answered by the request socket, say); elsewhere they are drops.
+ * reason null: the kernel reports none (< 5.17), where kfree_skb is used for
+ * drops only, except by TCP for packets it handled: a free at TCP after it
+ * sent a reset (no socket) is a drop, other TCP frees of delivered packets are not.
  */
-export function isDrop(reason: string, location: string, reachedTransport: boolean): boolean {
-  if (reason !== 'NOT_SPECIFIED' && reason !== '0') return true;
+export function isDrop(reason: string | null, location: string, reachedTransport: boolean, resetSent = false): boolean {
   const layer = layerOfLocation(location);
+  if (reason === null) return !(reachedTransport && layer === 'tcp' && !resetSent);
+  if (reason !== 'NOT_SPECIFIED' && reason !== '0') return true;
   return !(reachedTransport && (layer === 'tcp' || layer === 'udp' || layer === 'socket' || layer === 'icmp'));
 }

@@ -8,16 +8,16 @@
 import { dropLayer, isDrop } from './classify.js';
 import { FlowTable, side, type FlowState, type FlowTuple } from './flows.js';
 import { HOOK_NAMES, type HookName } from './kernel-names.js';
-import { IPPROTO, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from './record.js';
+import { IPPROTO, NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from './record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
 
 /** A decoded event plus the names the session resolved for it. */
 export interface NamedEvent extends TraceEvent {
   /** kfree/consume: the freeing function (from kallsyms). */
   location?: string;
-  /** kfree_skb: drop reason name without the SKB_DROP_REASON_ prefix. */
-  reasonName?: string;
-  /** netfilter: the priority its probe sits at. */
+  /** kfree_skb: drop reason name without the SKB_DROP_REASON_ prefix; null where the kernel reports none (< 5.17). */
+  reasonName?: string | null;
+  /** netfilter: the priority its probe sits at; a chain's drop: the chain's priority. */
   priority?: number;
 }
 
@@ -125,7 +125,7 @@ const newUnread = (): TcpUnread => ({ queue: new Fifo(), skb: 0, seq: 0, copied:
 function newStep(point: string, t: number): Step {
   return {
     point, t, hook: undefined, at: undefined, ifindex: undefined, in: undefined, out: undefined, location: undefined,
-    reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined,
+    reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined, table: undefined,
   };
 }
 
@@ -225,8 +225,8 @@ export class Correlator {
       a = undefined;
     }
     if (!a) {
-      // Ends of packets never seen, and reads of them, start nothing.
-      if (e.point === Point.CONSUME_SKB || e.point === Point.SKB_COPY_DATAGRAM) return;
+      // Ends of packets never seen, reads of them and chain verdicts on them start nothing.
+      if (e.point === Point.CONSUME_SKB || e.point === Point.SKB_COPY_DATAGRAM || e.point === Point.NF_CHAIN) return;
       if (e.point === Point.TCP_SEND_RESET) {
         this.resetSent(this.flows.of(e), e.t);
         return;
@@ -551,6 +551,14 @@ export class Correlator {
         this.noteTranslation(a, e);
         break;
       }
+      case Point.NF_CHAIN:
+        // A table's base chain returned the drop (trampolines): its table and priority name it.
+        step.hook = HOOK_NAMES[e.hook];
+        step.at = 'chain';
+        step.priority = e.priority;
+        step.table = e.comm;
+        step.location = e.probe === NF_EVAL_XT ? 'ipt_do_table' : 'nft_do_chain';
+        break;
       case Point.TCP_SEND_RESET:
         a.sentReset = true;
         this.resetSent(a.flow, e.t);
@@ -561,7 +569,7 @@ export class Correlator {
       case Point.KFREE_SKB:
       case Point.CONSUME_SKB:
         step.location = e.location ?? '';
-        if (e.point === Point.KFREE_SKB) step.reason = e.reasonName ?? String(e.reason);
+        if (e.point === Point.KFREE_SKB) step.reason = e.reasonName === null ? undefined : e.reasonName ?? String(e.reason);
         j.steps.push(step);
         if (e.point === Point.CONSUME_SKB && e.location === 'validate_xmit_skb' && !a.seenXmit) {
           // GSO made wire-size segments of it; they go to the device as their own
@@ -608,14 +616,15 @@ export class Correlator {
       if (why === 'end') this.settle(a.mergedInto, 'end');
       return; // settles with the packet it was merged into
     }
-    const reachedTransport = a.localInExit || (a.seenRx && a.nfHook === null); // no hooks: nothing in between
+    // No hooks, or (netfilter traced by trampolines) none registered after PRE_ROUTING: nothing in between.
+    const reachedTransport = a.localInExit || (a.seenRx && (a.nfHook === null || (a.nfHook === 'PRE_ROUTING' && a.nfExited)));
     let fate: Fate;
     let drop: Drop | null = null;
     let ending: Ending;
-    if (ev && ev.point === Point.KFREE_SKB && isDrop(ev.reasonName ?? '', ev.location ?? '', reachedTransport)) {
-      const reason = ev.reasonName ?? String(ev.reason);
+    const reason = ev?.reasonName === null ? null : ev?.reasonName ?? String(ev?.reason);
+    if (ev && ev.point === Point.KFREE_SKB && isDrop(reason, ev.location ?? '', reachedTransport, a.sentReset)) {
       const location = ev.location ?? '';
-      const layer = dropLayer(reason, location);
+      const layer = dropLayer(reason ?? '', location);
       // The hook it was in: entered and not left, or left just before a netfilter drop.
       const hook = a.nfHook && (!a.nfExited || layer === 'netfilter') ? a.nfHook : null;
       drop = { layer, hook, reason, location };

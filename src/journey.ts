@@ -19,7 +19,9 @@ export type Ending =
 export interface Step {
   point: string;                 // tracepoint name, or "netfilter"
   hook?: HookName;               // netfilter steps
-  at?: 'entry' | 'between' | 'exit'; // netfilter steps: which probe (between: between two chains)
+  at?: 'entry' | 'between' | 'exit' | 'chain'; // netfilter steps: which probe (between: between two chains;
+                                 // chain: a table's chain returned the drop, seen by a trampoline)
+  table?: string;                // chain steps: the table's name (at most 15 characters)
   t: number;                     // ns since the trace started
   ifindex?: number;              // device of RX/TX/qdisc steps
   in?: number;                   // netfilter steps: in and out devices (ifindex), when set
@@ -46,7 +48,8 @@ export interface Delivery {
 export interface Drop {
   layer: Layer;
   hook: HookName | null;
-  reason: string;
+  /** The kernel's drop reason; null where it reports none (Linux < 5.17). */
+  reason: string | null;
   location: string;
   /** Set when the kernel freed the packet without a drop reason and pathtrace
    *  named it from what followed (a SYN the listener consumed without answering). */

@@ -9,10 +9,13 @@ export interface FilterConfig {
   ports: number[] | null;   // null = any port
   hosts: { family: 4 | 6; addr: Uint8Array }[];
   ringBytes: number;
-  netfilter: boolean;       // load the netfilter probes
+  netfilter: NetfilterMechanism; // how to trace the netfilter hooks
   snaplen?: number;         // --write: packet bytes to capture (0/absent: none)
   skip?: string[];          // tracepoints not to load (--points)
 }
+
+/** links: BPF netfilter links (6.4+); trampolines: fentry/fexit on nf_hook_slow and the table evaluators. */
+export type NetfilterMechanism = 'links' | 'trampolines' | 'none';
 
 export interface PointStatus { point: string; attached: boolean; error?: string }
 export interface NetfilterRequest { pf: number; hook: number; slot: number; priority: number; step: number; maxTries: number }
@@ -25,6 +28,8 @@ export interface NativeTracer {
   consume(into: Uint8Array): number;
   consumeBytes(into: Uint8Array): number;
   lostEvents(): number;
+  /** Whether kfree_skb reports drop reasons on this kernel (5.17+). */
+  dropReasons(): boolean;
   close(): void;
 }
 
@@ -32,6 +37,8 @@ export interface Native {
   Tracer: new (config: FilterConfig) => NativeTracer;
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
+  /** libbpf's messages to stderr (--debug). */
+  setLibbpfDebug(on: boolean): void;
   interfaces(netnsPath: string): Record<number, string>;
   readInNetns(netnsPath: string, files: string[]): string[];
   /** [CLOCK_REALTIME, CLOCK_MONOTONIC] in ns, read back to back. */

@@ -17,6 +17,8 @@ export interface TraceOptions {
   plain: boolean;
   /** No per-packet output: the summary (and, with --json, the connection records) only. */
   quiet: boolean;
+  /** --debug: libbpf's messages on stderr. */
+  debug?: boolean;
   duration: number | null;     // seconds
   count: number | null;        // packets
   ringMiB: number;
@@ -84,6 +86,7 @@ Output and end:
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
                               without it pathtrace changes nothing and names the rule from counters and matches
+      --debug                 print libbpf's messages (the verifier's log when the kernel refuses a program)
   -h, --help                  this help
   -V, --version               version
 
@@ -173,6 +176,7 @@ export function parseCommandLine(argv: string[]): Command {
         json: { type: 'boolean' },
         plain: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
+        debug: { type: 'boolean' },
         duration: { type: 'string', short: 'd' },
         count: { type: 'string', short: 'c' },
         'ring-mib': { type: 'string' },
@@ -206,6 +210,7 @@ export function parseCommandLine(argv: string[]): Command {
     json: v.json ?? false,
     plain: v.plain ?? false,
     quiet: v.quiet ?? false,
+    debug: v.debug ?? false,
     duration: positiveNumber('--duration', v.duration, false),
     count: positiveNumber('--count', v.count, true),
     ringMiB,

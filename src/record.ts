@@ -31,6 +31,7 @@ export const Point = {
   QDISC_DEQUEUE: 15,
   SKB_COPY_DATAGRAM: 16,
   SOCK_RECV_LENGTH: 17,
+  NF_CHAIN: 18,
 } as const;
 export type PointId = (typeof Point)[keyof typeof Point];
 
@@ -52,7 +53,14 @@ export const POINT_NAMES: Record<number, string> = {
   [Point.QDISC_DEQUEUE]: 'qdisc_dequeue',
   [Point.SKB_COPY_DATAGRAM]: 'skb_copy_datagram_iovec',
   [Point.SOCK_RECV_LENGTH]: 'sock_recv_length',
+  [Point.NF_CHAIN]: 'netfilter chain',
 };
+
+/** kfree_skb's reason on kernels whose tracepoint has none (< 5.17): PT_REASON_NONE. */
+export const REASON_NONE = 0xffffffff;
+/** PT_POINT_NF_CHAIN's probe: the evaluator that returned the drop (PT_NF_EVAL_*). */
+export const NF_EVAL_NFT = 1;
+export const NF_EVAL_XT = 2;
 
 export const NF_SLOTS = 8;
 export const NF_SLOT_ENTRY = 0;

@@ -13,11 +13,11 @@ import type { Ruleset } from './ruleset/model.js';
 import { RuleTrace } from './ruletrace.js';
 import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
-import { native, type NativeTracer } from './native.js';
+import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import type { NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
-  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT,
+  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
@@ -27,6 +27,8 @@ export class SessionError extends Error {}
 export interface ReadyInfo {
   netns: NetnsTarget;
   points: string[];
+  /** How the netfilter hooks are traced. */
+  netfilterMechanism: NetfilterMechanism;
   netfilter: HookProbes[];
   unavailable: { point: string; reason: string }[];
   startedAt: number; // wall-clock ms (fractional, µs precision) at the clock base
@@ -88,6 +90,20 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   return f;
 }
 
+/** What the user loses when the hooks cannot be traced the way this kernel should allow. */
+const NO_NETFILTER: Record<NetfilterMechanism, string> = {
+  links: 'the BPF netfilter links could not attach: hooks cannot be named; device, drop and TCP points still work',
+  trampolines: 'this kernel has no BPF netfilter links (Linux < 6.4) and trampolines on nf_hook_slow did not load or attach: ' +
+    'hooks cannot be named; device, drop and TCP points still work',
+  none: '',
+};
+
+/** How netfilter is traced after attaching: trampolines need both ends of nf_hook_slow. */
+function netfilterTracedBy(wanted: NetfilterMechanism, points: string[]): NetfilterMechanism {
+  if (wanted !== 'trampolines') return wanted;
+  return points.includes('fentry/nf_hook_slow') && points.includes('fexit/nf_hook_slow') ? 'trampolines' : 'none';
+}
+
 export class Session {
   private tracer: NativeTracer | null;
   private readonly base: ClockBase;
@@ -145,18 +161,14 @@ export class Session {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
     }
     const unavailable: { point: string; reason: string }[] = [];
-    const netfilterWanted = options.points.includes('netfilter');
-    if (!features.netfilterLinks) {
-      unavailable.push({
-        point: 'netfilter',
-        reason: 'this kernel has no BPF netfilter links (Linux >= 6.4): hooks cannot be named; device, drop and TCP points still work',
-      });
-    }
+    const mechanism: NetfilterMechanism = !options.points.includes('netfilter') ? 'none'
+      : features.netfilterLinks ? 'links' : 'trampolines';
+    n.setLibbpfDebug(options.debug ?? false);
     this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
 
     // The first reading of the ruleset starts before the probes load, beside it: its counters are the
     // baseline for naming rules by counter, and must predate every drop traced.
-    const reader = features.netfilterLinks && netfilterWanted ? new RulesetReader(this.nsPath) : null;
+    const reader = mechanism !== 'none' ? new RulesetReader(this.nsPath) : null;
     this.firstReading = reader?.read(false).catch(() => null) ?? null;
 
     const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
@@ -167,7 +179,7 @@ export class Session {
         ports: options.ports,
         hosts: options.hosts.map(addressBytes),
         ringBytes: options.ringMiB * 1024 * 1024,
-        netfilter: features.netfilterLinks && netfilterWanted,
+        netfilter: mechanism,
         snaplen: options.write ? options.snaplen : 0,
         skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
       });
@@ -189,7 +201,17 @@ export class Session {
         else unavailable.push({ point: s.point, reason: s.error ?? 'not attached' });
       }
       this.devices = new Devices(this.nsPath);
-      if (features.netfilterLinks && netfilterWanted) {
+      const traced = netfilterTracedBy(mechanism, points);
+      if (mechanism !== 'none' && traced !== mechanism) {
+        // One line: what is lost, and the kernel's refusal when the trampolines were refused at load.
+        const refused = unavailable.findIndex((u) => u.point === 'netfilter trampolines');
+        const why = refused >= 0 ? ` (${unavailable.splice(refused, 1)[0].reason})` : '';
+        unavailable.push({ point: 'netfilter', reason: NO_NETFILTER[mechanism].replace(':', `${why}:`) });
+      }
+      if (!this.tracer.dropReasons()) {
+        unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
+      }
+      if (traced === 'links') {
         this.probes = new NetfilterProbes(this.tracer, this.nsPath);
         try {
           this.probes.attachBrackets();
@@ -197,6 +219,8 @@ export class Session {
           throw new SessionError((e as Error).message);
         }
         unavailable.push(...this.probes.failures);
+      }
+      if (traced !== 'none') {
         let trace: RuleTrace | null = null;
         if (options.ruleTrace) {
           trace = new RuleTrace(this.nsPath);
@@ -218,7 +242,7 @@ export class Session {
         reads: POINT_GROUPS.socket.some((p) => points.includes(p)),
       });
       this.correlator.flows.onEvict((keys) => this.tally.forget(keys));
-      this.ready = { netns, points, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
+      this.ready = { netns, points, netfilterMechanism: traced, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
     } catch (e) {
       this.close();
       throw e;
@@ -329,9 +353,11 @@ export class Session {
     const push = (e: NamedEvent) => {
       if (e.point === Point.KFREE_SKB || e.point === Point.CONSUME_SKB) {
         e.location = this.symbols.lookup(e.locHi, e.locLo);
-        if (e.point === Point.KFREE_SKB) e.reasonName = this.reasons.name(e.reason);
+        if (e.point === Point.KFREE_SKB) e.reasonName = e.reason === REASON_NONE ? null : this.reasons.name(e.reason);
       } else if (e.point === Point.NETFILTER) {
         e.priority = this.probes?.priority(e.family, e.hook, e.probe);
+      } else if (e.point === Point.NF_CHAIN) {
+        e.priority = e.aux | 0; // an int in the kernel
       }
       if (this.bytesBuf) this.attachBytes(e);
       if (this.recordTo) this.recorded.push(JSON.stringify({ ...snapshotEvent(e), bytes: undefined }));

@@ -47,7 +47,7 @@ export interface FlowSummary {
 export interface Summary {
   packets: number;
   byFate: Record<Fate, number>;
-  drops: { layer: string; hook: string | null; reason: string; location: string; count: number }[];
+  drops: { layer: string; hook: string | null; reason: string | null; location: string; count: number }[];
   flows: FlowSummary[];
   /** netstat -s counters of the traced namespace that moved during the trace. */
   counters: Record<string, number> | null;

@@ -13,6 +13,7 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
     netns: { name: r.netns.label, inode: r.netns.inode },
     filter,
     points: r.points,
+    netfilter_mechanism: r.netfilterMechanism,
     netfilter: r.netfilter.map((p) => ({
       family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit, between_priorities: p.between,
     })),

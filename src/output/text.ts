@@ -198,7 +198,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   const facts: string[] = [];
   const extra: string[] = [];
   if (j.drop) {
-    facts.push(`${st.bad(j.drop.reason)} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
+    facts.push(`${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
     if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
@@ -225,7 +225,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
 function groupLine(g: PacketGroup): string {
   const dir = g.direction === 'in' ? 'in ' : g.direction === 'out' ? 'out' : 'fwd';
   const fate = g.fate === 'dropped'
-    ? `dropped${g.hook ? ` at ${g.hook}` : ''} (${g.reason}${g.location ? `, ${g.location}` : ''})`
+    ? `dropped${g.hook ? ` at ${g.hook}` : ''} (${g.reason ?? 'no reason'}${g.location ? `, ${g.location}` : ''})`
     : g.fate;
   const kind = packetKind(g.kind === 'udp' ? IPPROTO.UDP : g.kind.startsWith('icmp') ? IPPROTO.ICMP : IPPROTO.TCP, g.kind);
   const parts = [`${dir} ${kind} ×${g.count}`, `tcpdump saw ${g.tcpdump}`, fate];
@@ -304,7 +304,10 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
 export function readyLine(r: ReadyInfo, filterText: string): string {
   const nf = r.netfilter.filter((p) => p.entry !== null).length + r.netfilter.filter((p) => p.exit !== null).length;
   const ns = r.netns.label === 'own' ? 'this network namespace' : `netns ${r.netns.label}`;
-  return `pathtrace: tracing ${filterText} in ${ns}: ${nf} netfilter probes, ${r.points.length} tracepoints` +
+  const hooks = r.netfilterMechanism === 'links' ? `${nf} netfilter probes`
+    : r.netfilterMechanism === 'trampolines' ? 'netfilter by trampolines on nf_hook_slow' : 'netfilter not traced';
+  const tracepoints = r.points.filter((p) => !p.includes('/')).length;
+  return `pathtrace: tracing ${filterText} in ${ns}: ${hooks}, ${tracepoints} tracepoints` +
     `${r.unavailable.length ? `, ${r.unavailable.length} points unavailable` : ''}. Ctrl-C to stop.`;
 }
 

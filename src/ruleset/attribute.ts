@@ -142,11 +142,14 @@ export interface DropContext {
   counterDeltas: Map<string, number>;
   /** How to run a command in the traced namespace: "" or "ip netns exec NAME ". */
   prefix: string;
+  /** The table a trampoline saw return the drop (its name cut to 15 characters). */
+  table?: string;
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
 export function candidateChains(rs: Ruleset, d: DropContext): Chain[] {
-  const bracketed = baseChains(rs, d.family, d.hook).filter((c) => c.priority! > d.after && c.priority! < d.before);
+  const bracketed = baseChains(rs, d.family, d.hook).filter((c) => c.priority! > d.after && c.priority! < d.before &&
+    (d.table === undefined || c.table.slice(0, 15) === d.table));
   const nft = d.location === 'nft_do_chain';
   const legacy = d.location === 'nf_hook_slow' || d.location === 'ipt_do_table' || d.location === 'ip6t_do_table';
   const bySource = bracketed.filter((c) => (nft ? c.source !== 'iptables-legacy' : legacy ? c.source === 'iptables-legacy' : true));
