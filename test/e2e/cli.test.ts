@@ -58,14 +58,16 @@ test('a kernel without BTF: says what is missing, exits 1', (t) => {
   assert.match(oneLine(r.stderr), /BTF.*CONFIG_DEBUG_INFO_BTF.*nothing can be traced/);
 });
 
-test('a kernel without netfilter links: says so, and drops are still caught by kfree_skb', async (t) => {
+test('a kernel without netfilter links that refuses trampolines (this one, pretending): says so in one line, and drops are still caught by kfree_skb', async (t) => {
   if (!needsRoot(t)) return;
   const lab = new Lab();
   try {
     lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'udp', '--dport', '5353', '-j', 'DROP']);
     const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353'], { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter' });
     assert.deepEqual(pt.ready.netfilter, []);
-    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter').reason, /Linux >= 6\.4.*still work/);
+    assert.equal(pt.ready.netfilter_mechanism, 'none');
+    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter').reason,
+      /no BPF netfilter links \(Linux < 6\.4\) and trampolines on nf_hook_slow did not load or attach \(.*nf_hook_slow_entry.*\): .*still work/);
     await lab.connect('udp', lab.server.v4, 5353, 300);
     const p = await pt.waitFor((x) => x.fate === 'dropped');
     const { code } = await pt.stop();

@@ -6,6 +6,9 @@ import { BIN } from './paths.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Rec = Record<string, any>;
 
+/** Waits are multiplied by PATHTRACE_TEST_SLOWDOWN: the kernel matrix runs under qemu's TCG, many times slower. */
+export const SLOWDOWN = Math.max(1, Number(process.env.PATHTRACE_TEST_SLOWDOWN) || 1);
+
 export interface Finished { code: number | null; signal: NodeJS.Signals | null; records: Rec[]; stdout: string; stderr: string }
 
 export class Pathtrace {
@@ -37,7 +40,7 @@ export class Pathtrace {
     const child = spawn(process.execPath, [BIN, '--json', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const pt = new Pathtrace(child);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pathtrace not ready after 10 s: ${pt.stderr}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`pathtrace not ready after ${10 * SLOWDOWN} s: ${pt.stderr}`)), 10_000 * SLOWDOWN);
       const check = setInterval(() => {
         if (pt.records.some((r) => r.type === 'ready')) { clearInterval(check); clearTimeout(timer); resolve(); }
       }, 10);
@@ -56,7 +59,7 @@ export class Pathtrace {
 
   /** Waits until a packet record satisfies pred (or the timeout passes). */
   async waitFor(pred: (p: Rec) => boolean, ms = 5000): Promise<Rec | undefined> {
-    const until = Date.now() + ms;
+    const until = Date.now() + ms * SLOWDOWN;
     while (Date.now() < until) {
       const hit = this.packets().find(pred);
       if (hit) return hit;
@@ -90,10 +93,10 @@ export function needsRoot(t: TestContext): boolean {
   return false;
 }
 
-/** IDs of BPF links whose programs are pathtrace's (nf_probeN, on_*). */
+/** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
 export function pathtraceLinks(): number[] {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
-  const ours = new Set(progs.filter((p) => /^(nf_probe\d|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
+  const ours = new Set(progs.filter((p) => /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
   const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number }[];
   return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
 }
@@ -128,7 +131,7 @@ export async function traceLab<T>(opts: {
     await opts.setup?.(lab);
     const pt = await Pathtrace.start(['--netns', opts.traced(lab), ...opts.args]);
     const result = await opts.traffic(lab);
-    await sleep(opts.settleMs ?? 300);
+    await sleep((opts.settleMs ?? 300) * SLOWDOWN);
     const { code, records, stderr } = await pt.stop();
     if (code !== 0) throw new Error(`pathtrace exited ${code}: ${stderr}`);
     await check({

@@ -1,0 +1,199 @@
+// The kernel matrix's scenarios: `npm run test:kernels` runs this file inside
+// VMs of Debian's own kernels (test/kernels/matrix.ts), and `npm test` runs it
+// on this machine's kernel. Each must hold on every kernel pathtrace supports,
+// whichever mechanism traces netfilter there (links on 6.4+, trampolines
+// before) and whether or not kfree_skb has drop reasons (5.17+).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { needsRoot, Pathtrace, SLOWDOWN, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+
+const PORT = 3306;
+
+interface Traced {
+  ready: Rec;
+  packets: Rec[];
+  summary: Rec;
+  client: { ok: boolean; error?: string };
+}
+
+/** A lab with a listening server, setup's rules, pathtrace in `at`'s namespace, one client try. */
+async function trace(opts: {
+  router?: boolean;
+  proto?: 'tcp' | 'udp';
+  listen?: boolean;
+  setup?: (lab: Lab) => void;
+  at: (lab: Lab) => string;
+  until?: (p: Rec) => boolean;
+}): Promise<Traced> {
+  const lab = new Lab({ router: opts.router });
+  let pt: Pathtrace | undefined;
+  try {
+    const proto = opts.proto ?? 'tcp';
+    opts.setup?.(lab);
+    if (opts.listen !== false) await lab.listen(proto, PORT);
+    pt = await Pathtrace.start(['--netns', opts.at(lab), '--port', String(PORT), '--proto', proto === 'udp' ? 'all' : 'tcp']);
+    const client = await lab.connect(proto, lab.server.v4, PORT, 1500 * SLOWDOWN);
+    if (opts.until) await pt.waitFor(opts.until);
+    await new Promise((r) => setTimeout(r, 300 * SLOWDOWN));
+    const { code, records, stderr } = await pt.stop();
+    assert.equal(code, 0, stderr);
+    return {
+      ready: records.find((r) => r.type === 'ready')!,
+      packets: records.filter((r) => r.type === 'packet'),
+      summary: records.find((r) => r.type === 'summary')!,
+      client,
+    };
+  } finally {
+    await pt?.stop();
+    lab.destroy();
+  }
+}
+
+/** The drop reason this kernel reports for a netfilter drop: none before 5.17. */
+function netfilterReason(ready: Rec): string | null {
+  return ready.unavailable.some((u: Rec) => u.point === 'drop reasons') ? null : 'NETFILTER_DROP';
+}
+
+function assertTraced(ready: Rec): void {
+  assert.ok(['links', 'trampolines'].includes(ready.netfilter_mechanism),
+    `netfilter must be traced on every kernel of the matrix: ${JSON.stringify(ready.unavailable)}`);
+}
+
+function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, chain: string): void {
+  assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
+    { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain }, JSON.stringify(p.drop));
+  const at = p.steps.filter((s: Rec) => s.hook === hook && s.at !== 'chain').map((s: Rec) => s.at);
+  assert.equal(at[0], 'entry', `it entered ${hook}: ${JSON.stringify(p.steps)}`);
+  assert.ok(!at.includes('exit'), `and never left it: ${at.join(' ')}`);
+}
+
+const ipt = (lab: Lab, ns: string, cmd: string, rule: string) => lab.exec(ns, cmd, rule.split(' '));
+
+test('SYN dropped by an INPUT rule: LOCAL_IN, seen by tcpdump, table filter chain INPUT', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    setup: (lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
+    at: (lab) => lab.server.netns,
+    until: (p) => p.fate === 'dropped',
+  });
+  assertTraced(r.ready);
+  assert.equal(r.client.ok, false);
+  const syns = r.packets.filter((p) => p.tcp_flags === 'S');
+  assert.ok(syns.length >= 1, JSON.stringify(r.packets));
+  for (const p of syns) {
+    assert.equal(p.fate, 'dropped');
+    assertNetfilterDrop(p, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
+    assert.equal(p.tcpdump, true);
+    assert.equal(p.tcp.saw, false, 'TCP never saw it');
+  }
+  assert.equal(r.summary.lost_events, 0);
+});
+
+test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table filter chain OUTPUT', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    setup: (lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`),
+    at: (lab) => lab.server.netns,
+    until: (p) => p.fate === 'dropped',
+  });
+  assertTraced(r.ready);
+  const synacks = r.packets.filter((p) => p.tcp_flags === 'SA');
+  assert.ok(synacks.length >= 1, JSON.stringify(r.packets));
+  for (const p of synacks) {
+    assert.equal(p.direction, 'out');
+    assertNetfilterDrop(p, r.ready, 'LOCAL_OUT', 'filter', 'OUTPUT');
+    assert.equal(p.tcpdump, false);
+  }
+  const syn = r.packets.find((p) => p.tcp_flags === 'S')!;
+  assert.equal(syn.fate, 'delivered', JSON.stringify(syn));
+  assert.equal(syn.tcpdump, true);
+});
+
+test('forwarded SYN dropped by a FORWARD rule on a router: FORWARD, table filter chain FORWARD', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    router: true,
+    setup: (lab) => ipt(lab, lab.router!.netns, 'iptables', `-A FORWARD -p tcp --dport ${PORT} -j DROP`),
+    at: (lab) => lab.router!.netns,
+    until: (p) => p.fate === 'dropped',
+  });
+  assertTraced(r.ready);
+  const syns = r.packets.filter((p) => p.tcp_flags === 'S');
+  assert.ok(syns.length >= 1, JSON.stringify(r.packets));
+  for (const p of syns) {
+    assert.equal(p.direction, 'forward');
+    assertNetfilterDrop(p, r.ready, 'FORWARD', 'filter', 'FORWARD');
+    assert.equal(p.tcpdump, true);
+  }
+});
+
+test('native nft: a drop in table inet t chain c (input) is named by table and chain', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    setup: (lab) => lab.exec(lab.server.netns, 'nft', ['-f', '-'],
+      `table inet t {\nchain c {\ntype filter hook input priority filter + 5\ntcp dport ${PORT} drop\n}\n}\n`),
+    at: (lab) => lab.server.netns,
+    until: (p) => p.fate === 'dropped',
+  });
+  assertTraced(r.ready);
+  const syn = r.packets.find((p) => p.tcp_flags === 'S' && p.fate === 'dropped');
+  assert.ok(syn, JSON.stringify(r.packets));
+  assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 't', 'c');
+  assert.equal(syn.drop.source, 'nft');
+});
+
+test('iptables-legacy: a drop in the legacy filter table is named, with its source', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    setup: (lab) => ipt(lab, lab.server.netns, 'iptables-legacy', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
+    at: (lab) => lab.server.netns,
+    until: (p) => p.fate === 'dropped',
+  });
+  assertTraced(r.ready);
+  const syn = r.packets.find((p) => p.tcp_flags === 'S' && p.fate === 'dropped');
+  assert.ok(syn, JSON.stringify(r.packets));
+  assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
+  assert.equal(syn.drop.source, 'iptables-legacy');
+});
+
+test('a closed UDP port: the datagram is dropped by the stack and the ICMP port unreachable follows', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    proto: 'udp',
+    listen: false,
+    at: (lab) => lab.server.netns,
+    until: (p) => p.proto === 'icmp',
+  });
+  const dgram = r.packets.find((p) => p.proto === 'udp' && p.direction === 'in');
+  assert.ok(dgram, JSON.stringify(r.packets));
+  assert.equal(dgram.fate, 'dropped', JSON.stringify(dgram));
+  assert.equal(dgram.drop.hook, null);
+  // With drop reasons: NO_SOCKET (socket layer); without: named by the freeing function (__udp4_lib_rcv).
+  if (dgram.drop.reason === null) assert.equal(dgram.drop.layer, 'udp', JSON.stringify(dgram.drop));
+  else assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
+  const icmp = r.packets.find((p) => p.proto === 'icmp' && p.direction === 'out');
+  assert.ok(icmp, 'the port unreachable');
+  assert.deepEqual([icmp.icmp.type, icmp.icmp.code], [3, 3]);
+  assert.equal(icmp.flow, dgram.flow, 'in the datagram\'s flow');
+});
+
+test('a graceful exchange with a filter table in place: delivered both ways, no drop', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    // An ACCEPT rule: the hooks are in use (trampolines see nf_hook_slow), and nothing is dropped.
+    setup: (lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j ACCEPT`),
+    at: (lab) => lab.server.netns,
+    until: (p) => p.tcp_flags?.includes('F') && p.direction === 'in',
+  });
+  assertTraced(r.ready);
+  assert.equal(r.client.ok, true, JSON.stringify(r.client));
+  assert.deepEqual(unexpectedDrops(r.packets), []);
+  const syn = r.packets.find((p) => p.tcp_flags === 'S')!;
+  assert.equal(syn.fate, 'delivered');
+  assert.ok(syn.steps.some((s: Rec) => s.hook === 'LOCAL_IN' && s.at === 'exit'), JSON.stringify(syn.steps));
+  const synack = r.packets.find((p) => p.tcp_flags === 'SA')!;
+  assert.equal(synack.fate, 'sent');
+  assert.equal(synack.tcpdump, true);
+  assert.equal(r.summary.dropped, 0);
+});
