@@ -19,3 +19,13 @@ test('NOT_SPECIFIED frees by the transport layer after delivery are not drops; e
   assert.equal(isDrop('NOT_SPECIFIED', 'veth_xmit', true), true);
   assert.equal(isDrop('NETFILTER_DROP', 'nft_do_chain', true), true);
 });
+
+test('kernels without drop reasons (< 5.17): kfree_skb means a drop, except TCP freeing what it handled', () => {
+  assert.equal(isDrop(null, 'nf_hook_slow', false), true);
+  assert.equal(isDrop(null, '__udp4_lib_rcv', true), true, 'a closed UDP port');
+  // A retransmitted SYN answered by the request socket is freed at tcp_v4_rcv: handled, not dropped.
+  assert.equal(isDrop(null, 'tcp_v4_rcv', true), false);
+  // Freed after TCP answered it with a reset: no socket, a drop.
+  assert.equal(isDrop(null, 'tcp_v4_rcv', true, true), true);
+  assert.equal(dropLayer('', '__udp4_lib_rcv'), 'udp');
+});

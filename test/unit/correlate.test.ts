@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { Correlator, type NamedEvent } from '../../src/correlate.js';
 import { FlowTable, MAX_FLOWS, flowKey } from '../../src/flows.js';
 import { flagLetters } from '../../src/journey.js';
-import { NF_SLOT_ENTRY, NF_SLOT_EXIT, Point } from '../../src/record.js';
+import { NF_EVAL_NFT, NF_SLOT_ENTRY, NF_SLOT_EXIT, Point } from '../../src/record.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const kinds = (js: { direction: string; flags: number }[]) => js.map((j) => `${j.direction} ${flagLetters(j.flags)}`);
@@ -142,6 +142,33 @@ test('a drop after the exit probe of a hook is still that hook (netfilter reason
   const [j] = c.drain();
   assert.equal(j.direction, 'out');
   assert.equal(j.drop!.hook, 'LOCAL_OUT');
+});
+
+test('trampolines on a kernel without drop reasons: the chain step names table and priority, the drop has reason null', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(1, false, { t: 2 })); // nf_hook_slow's entry: no priority
+  c.push(ev({ t: 3, point: Point.NF_CHAIN, hook: 1, probe: NF_EVAL_NFT, priority: 0, comm: 'filter' }));
+  c.push(ev({ t: 4, point: Point.KFREE_SKB, reasonName: null, location: 'nf_hook_slow' }));
+  const [j] = c.drain();
+  assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow' });
+  const chain = j.steps.find((s) => s.at === 'chain')!;
+  assert.deepEqual([chain.hook, chain.table, chain.priority, chain.location], ['LOCAL_IN', 'filter', 0, 'nft_do_chain']);
+  // A chain verdict on a packet never seen starts nothing.
+  c.push(ev({ skb: 9, t: 5, point: Point.NF_CHAIN, hook: 1, probe: NF_EVAL_NFT, comm: 'filter' }));
+  c.finish();
+  assert.equal(c.drain().length, 0);
+});
+
+test('trampolines with no hook registered after PRE_ROUTING: a TCP free after delivery is no drop on a kernel without reasons', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(0, false, { t: 2 }));
+  c.push(nf(0, true, { t: 3 }));
+  c.push(ev({ t: 4, point: Point.KFREE_SKB, reasonName: null, location: 'tcp_v4_rcv' }));
+  const [j] = c.drain();
+  assert.equal(j.drop, null);
+  assert.equal(j.fate, 'delivered');
 });
 
 test('events of other namespaces and consumes of unseen packets start nothing', () => {

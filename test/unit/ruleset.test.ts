@@ -107,6 +107,16 @@ test('attribution: the bracketed chain; the rule whose counter moved; commands t
   assert.ok(legacy.guess || legacy.rule?.found === 'policy');
 });
 
+test('attribution from a trampoline: the chain that returned the drop, by its table and priority', () => {
+  const r = rs();
+  // fexit of nft_do_chain saw table "t" at priority 10 return the drop: not the filter table at 0.
+  const t = attributeDrop(r, ctx({ after: 9, before: 11, table: 't', packet: { ...packet, dport: 80 } }))!;
+  assert.deepEqual([t.table, t.chain, t.rule!.found], ['t', 'c', 'match']);
+  // The table's name decides between chains at one priority; one the ruleset lacks names nothing.
+  assert.equal(attributeDrop(r, ctx({ after: -1, before: 1, table: 'filter' }))!.chain, 'INPUT');
+  assert.equal(attributeDrop(r, ctx({ after: -1, before: 1, table: 'nosuch' })), null);
+});
+
 test('--rule-trace: the marking rules and the trace lines', () => {
   assert.deepEqual(traceRules({ ports: [53, 3306], hosts: [], protos: ['tcp', 'udp'] }, 'pre'), [
     'add rule inet TABLE pre meta l4proto { tcp, udp } th sport { 53, 3306 } meta nftrace set 1',
