@@ -124,9 +124,14 @@ static __always_inline void xt_table_done(unsigned long long *ctx)
 {
 	if ((ctx[3] & NF_VERDICT_MASK) != NF_DROP)
 		return;
-	const struct xt_table *t = (const void *)(xt_table_first ? ctx[0] : ctx[2]);
-	struct sk_buff *skb = (void *)(xt_table_first ? ctx[1] : ctx[0]);
-	const struct nf_hook_state *st = (const void *)(xt_table_first ? ctx[2] : ctx[1]);
+	/* Each argument is loaded at a constant offset: the verifier refuses a computed one into ctx. */
+	unsigned long long a0 = ctx[0], a1 = ctx[1], a2 = ctx[2];
+	barrier_var(a0);
+	barrier_var(a1);
+	barrier_var(a2);
+	const struct xt_table *t = (const void *)(xt_table_first ? a0 : a2);
+	struct sk_buff *skb = (void *)(xt_table_first ? a1 : a0);
+	const struct nf_hook_state *st = (const void *)(xt_table_first ? a2 : a1);
 	nf_chain_dropped(skb, BPF_CORE_READ(st, hook), BPF_CORE_READ(t, priority), (const char *)&t->name, PT_NF_EVAL_XT);
 }
 

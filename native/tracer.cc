@@ -58,26 +58,48 @@ constexpr Trampoline kTrampolines[] = {
     {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables"},
 };
 
+// Why a trampoline's function cannot be traced, and what the user loses.
+std::string trampoline_missing(const Trampoline &t) {
+  std::string mod = t.module;
+  if (mod.empty()) return std::string(t.function) + " is not in this kernel's BTF";
+  if (access(("/sys/module/" + mod).c_str(), F_OK) != 0)
+    return mod + " is not loaded: chains of its tables made later are named from the ruleset alone";
+  return "no BTF for module " + mod + " (Linux < 5.11): the chains of its tables are named from the ruleset alone";
+}
+
+bool is_trampoline_name(const std::string &prog) {
+  for (const Trampoline &t : kTrampolines)
+    if (prog == t.prog) return true;
+  return false;
+}
+
 // libbpf's messages of the current load (bounded), for the error of a failed one.
 bool libbpf_debug = false;
 std::string libbpf_log;
 
 int on_libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args) {
-  char line[1024];
-  vsnprintf(line, sizeof(line), fmt, args);
-  if (libbpf_debug) fputs(line, stderr);
-  if (level != LIBBPF_DEBUG && libbpf_log.size() < (1 << 20)) libbpf_log += line;
+  va_list copy;
+  va_copy(copy, args);
+  int n = vsnprintf(nullptr, 0, fmt, copy);  // a verifier log comes as one message
+  va_end(copy);
+  std::string text(n > 0 ? n : 0, '\0');
+  if (n > 0) vsnprintf(text.data(), n + 1, fmt, args);
+  if (libbpf_debug) fputs(text.c_str(), stderr);
+  if (level != LIBBPF_DEBUG && libbpf_log.size() < (4 << 20)) libbpf_log += text;
   return 0;
+}
+
+// The program a failed load names ("prog 'X': BPF program load failed"), or "".
+std::string refused_program(const std::string &log) {
+  size_t at = log.rfind("BPF program load failed");
+  size_t q1 = at == std::string::npos ? at : log.rfind("prog '", at);
+  size_t q2 = q1 == std::string::npos ? q1 : log.find('\'', q1 + 6);
+  return q2 == std::string::npos ? "" : log.substr(q1 + 6, q2 - q1 - 6);
 }
 
 // "program P: last lines of the verifier's log", from libbpf's messages of a failed load.
 std::string load_failure(const std::string &log) {
-  std::string prog;
-  size_t at = log.rfind("BPF program load failed");
-  if (at != std::string::npos) {
-    size_t q1 = log.rfind("prog '", at), q2 = q1 == std::string::npos ? q1 : log.find('\'', q1 + 6);
-    if (q2 != std::string::npos) prog = log.substr(q1 + 6, q2 - q1 - 6);
-  }
+  std::string prog = refused_program(log);
   std::vector<std::string> lines;
   size_t begin = log.rfind("-- BEGIN PROG LOAD LOG --"), end = log.rfind("-- END PROG LOAD LOG --");
   if (begin != std::string::npos && end != std::string::npos && end > begin) {
@@ -123,9 +145,15 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMod
     close();
     skipped_.clear();
     if (err != -EAGAIN && netfilter == NetfilterMode::Trampolines) {
-      // Trace the rest without them, and say why.
-      trampolines_refused = errno_text(err) + (why.empty() ? "" : ": " + why);
-      netfilter = NetfilterMode::None;
+      // A table evaluator refused: the rest without it. nf_hook_slow refused: no trampolines. Either way, say why.
+      std::string prog = refused_program(libbpf_log);
+      bool evaluator = !prog.empty() && prog.rfind("nf_hook_slow", 0) != 0 && is_trampoline_name(prog);
+      if (evaluator && !refused_.count(prog)) {
+        refused_[prog] = errno_text(err) + (why.empty() ? "" : ": " + why);
+      } else {
+        trampolines_refused = errno_text(err) + (why.empty() ? "" : ": " + why);
+        netfilter = NetfilterMode::None;
+      }
       continue;
     }
     if (err != -EAGAIN || attempt == 4)
@@ -194,12 +222,12 @@ void Tracer::choose_trampolines(bool wanted) {
     bpf_program *prog = bpf_object__find_program_by_name(skel_->obj, t.prog);
     if (!prog) continue;
     std::vector<std::string> params;
+    auto refused = refused_.find(t.prog);
     bool present = wanted && kernel_function(t.function, t.module, &params);
-    bpf_program__set_autoload(prog, present);
-    if (wanted && !present)
-      skipped_.push_back({point_of(prog), false,
-                          std::string(t.function) + " is not in this kernel's BTF" +
-                              (*t.module ? std::string(" (module ") + t.module + " not loaded, or no module BTF before 5.11)" : "")});
+    bpf_program__set_autoload(prog, present && refused == refused_.end());
+    if (wanted && !present) skipped_.push_back({point_of(prog), false, trampoline_missing(t)});
+    if (present && refused != refused_.end())
+      skipped_.push_back({point_of(prog), false, "refused by this kernel: " + refused->second + "; its chains are named from the ruleset alone"});
     if (present && std::string(t.module).find("_tables") != std::string::npos)
       skel_->rodata->xt_table_first = !params.empty() && params[0] != "skb";
   }

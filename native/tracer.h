@@ -87,6 +87,7 @@ class Tracer {
   int next_link_id_ = 1;
   std::vector<PointStatus> skipped_;  // points the kernel lacks
   bool drop_reasons_ = true;
+  std::map<std::string, std::string> refused_;  // table evaluators the kernel refused, and why
   pathtrace_record *batch_ = nullptr;
   size_t batch_len_ = 0, batch_max_ = 0;
 };

@@ -1,0 +1,107 @@
+// The kernel matrix: `node dist/test/kernels/matrix.js [NAMES...]` runs a command (by default the kernel scenario
+// tests) under each of Debian's kernels in qemu (scripts/kernels/boot.sh), and on this machine for HOST.
+// Env: PATHTRACE_MATRIX_COMMAND (a bash script, run in the repository root), plus boot.sh's PATHTRACE_VM_*.
+import { spawn } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from '../helpers/paths.js';
+
+export const KERNELS = ['5.10', '6.1', '6.12'];
+export const DEFAULT_COMMAND = 'node --test --test-concurrency=1 dist/test/kernels/*.test.js';
+const SCRIPTS = path.join(ROOT, 'scripts', 'kernels');
+
+export interface Result {
+  kernel: string;
+  release: string;
+  ok: boolean;
+  detail: string;
+  seconds: number;
+}
+
+/** The kernels to run: the arguments, or all of KERNELS; `host` (any case) means this machine without a VM. */
+export function kernelsToRun(args: string[]): string[] {
+  const names = args.length > 0 ? args : KERNELS;
+  return names.map((n) => (n.toLowerCase() === 'host' ? 'HOST' : n));
+}
+
+/** Splits a stream's chunks into whole lines, each prefixed; flush() returns what is left of a last line. */
+export function linePrefixer(prefix: string): { push(chunk: string): string; flush(): string } {
+  let rest = '';
+  return {
+    push(chunk) {
+      const lines = (rest + chunk).split('\n');
+      rest = lines.pop() ?? '';
+      return lines.map((l) => `${prefix}${l}\n`).join('');
+    },
+    flush() {
+      const last = rest ? `${prefix}${rest}\n` : '';
+      rest = '';
+      return last;
+    },
+  };
+}
+
+export function summaryTable(results: Result[]): string {
+  const rows = [
+    ['kernel', 'release', 'result', 'seconds'],
+    ...results.map((r) => [r.kernel, r.release, r.ok ? 'ok' : `FAILED (${r.detail})`, r.seconds.toFixed(1)]),
+  ];
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+/** Runs a program in the repository root, its output prefixed on our stdout; resolves with code and stdout. */
+function run(file: string, args: string[], prefix: string, keepStdout = false, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    const out = linePrefixer(prefix);
+    const err = linePrefixer(prefix);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (keepStdout) stdout += d;
+      else process.stdout.write(out.push(d));
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => process.stdout.write(err.push(d)));
+    child.on('error', (e) => process.stdout.write(`${prefix}${e.message}\n`));
+    child.on('close', (code, signal) => {
+      process.stdout.write(out.flush() + err.flush());
+      resolve({ code: code ?? (signal ? 128 : 1), stdout });
+    });
+  });
+}
+
+async function runKernel(kernel: string, command: string): Promise<Result> {
+  const start = Date.now();
+  const prefix = `[${kernel}] `;
+  const done = (release: string, ok: boolean, detail: string): Result => ({
+    kernel, release, ok, detail, seconds: (Date.now() - start) / 1000,
+  });
+  if (kernel === 'HOST') {
+    const { code } = await run('bash', ['-c', command], prefix);
+    return done(os.release(), code === 0, `exit ${code}`);
+  }
+  const fetched = await run('bash', [path.join(SCRIPTS, 'fetch.sh'), kernel], prefix, true);
+  const release = fetched.stdout.trim().split(/\s+/)[1] ?? '?';
+  if (fetched.code !== 0) return done(release, false, 'fetch failed');
+  // The tests' waits stretch under qemu's TCG (about 6 times slower here); boot.sh passes PATHTRACE_* in.
+  const slow = { PATHTRACE_TEST_SLOWDOWN: process.env.PATHTRACE_TEST_SLOWDOWN ?? '6' };
+  const { code } = await run('bash', [path.join(SCRIPTS, 'boot.sh'), kernel, command], prefix, false, slow);
+  const detail = code === 124 ? 'timeout' : code === 125 ? 'VM failed' : `exit ${code}`;
+  return done(release, code === 0, detail);
+}
+
+async function main(): Promise<void> {
+  const command = process.env.PATHTRACE_MATRIX_COMMAND || DEFAULT_COMMAND;
+  const results: Result[] = [];
+  for (const kernel of kernelsToRun(process.argv.slice(2))) {
+    process.stdout.write(`\n=== ${kernel}: ${command}\n`);
+    const r = await runKernel(kernel, command);
+    process.stdout.write(`=== ${kernel} (${r.release}): ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
+    results.push(r);
+  }
+  process.stdout.write('\n' + summaryTable(results));
+  process.exitCode = results.every((r) => r.ok) ? 0 : 1;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) await main();
