@@ -90,6 +90,14 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   return f;
 }
 
+/** What the user loses without a tracepoint that older kernels lack. */
+const WITHOUT: Record<string, string> = {
+  sock_recv_length: 'UDP reads by the application are not seen (UDP datagrams end as delivered, without their read)',
+  qdisc_enqueue: 'the time a packet waits in a qdisc is not measured',
+  napi_gro_receive_entry: 'GRO merges at NAPI drivers are not seen',
+  netif_rx: 'packets handed over by veth and loopback show from netif_receive_skb on',
+};
+
 /** What the user loses when the hooks cannot be traced the way this kernel should allow. */
 const NO_NETFILTER: Record<NetfilterMechanism, string> = {
   links: 'the BPF netfilter links could not attach: hooks cannot be named; device, drop and TCP points still work',
@@ -198,7 +206,7 @@ export class Session {
       const points: string[] = [];
       for (const s of this.tracer.attachTracepoints()) {
         if (s.attached) points.push(s.point);
-        else unavailable.push({ point: s.point, reason: s.error ?? 'not attached' });
+        else unavailable.push({ point: s.point, reason: `${s.error ?? 'not attached'}${WITHOUT[s.point] ? `: ${WITHOUT[s.point]}` : ''}` });
       }
       this.devices = new Devices(this.nsPath);
       const traced = netfilterTracedBy(mechanism, points);
