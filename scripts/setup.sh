@@ -15,9 +15,12 @@ fi
 backports=/etc/apt/sources.list.d/pathtrace-bookworm-backports.sources
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
   log "adding bookworm-backports to apt sources ($backports)"
-  cat > "$backports" <<'SRC'
+  . scripts/debian-archive.sh
+  uri=$(debian_archive_uri)
+  [ -n "$uri" ] || { echo "setup: no apt source for bookworm in /etc/apt/sources.list{,.d}: cannot add bookworm-backports" >&2; exit 1; }
+  cat > "$backports" <<SRC
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: $uri
 Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg

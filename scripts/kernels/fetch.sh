@@ -23,27 +23,8 @@ if [ -z "${PATHTRACE_KERNELS_REFRESH:-}" ] && [ -e "$link/.complete" ]; then
 fi
 
 # The archive URI is the one this machine's own sources use for bookworm (never a host name of ours).
-archive_uri() {
-  local f
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -e "$f" ] || continue
-    # deb822: a paragraph whose Suites include "bookworm" exactly.
-    awk 'BEGIN { RS = ""; FS = "\n" }
-      { uris = ""; hit = 0
-        for (i = 1; i <= NF; i++) {
-          if ($i ~ /^[ \t]*#/) continue
-          if ($i ~ /^URIs:/) { uris = $i; sub(/^URIs:[ \t]*/, "", uris) }
-          if ($i ~ /^Suites:/ && (" " $i " ") ~ /[ \t]bookworm[ \t]/) hit = 1
-        }
-        if (hit && uris != "") { split(uris, u, /[ \t]+/); print u[1]; exit } }' "$f"
-  done
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-    [ -e "$f" ] || continue
-    # one-line format: deb [options] URI SUITE COMPONENTS...
-    sed -E -n 's/^deb[ \t]+(\[[^]]*\][ \t]+)?([^ \t]+)[ \t]+bookworm[ \t].*/\2/p' "$f"
-  done
-}
-uri=$(archive_uri | head -n1)
+. "$(dirname "$0")/../debian-archive.sh"
+uri=$(debian_archive_uri | head -n1)
 [ -n "$uri" ] || { log "no apt source with suite bookworm found in /etc/apt/sources.list{,.d}"; exit 1; }
 
 # A private apt configuration: the machine's own sources, lists and caches stay untouched.
