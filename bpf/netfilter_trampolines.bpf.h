@@ -13,6 +13,9 @@
  *   table and the chain's priority (PT_POINT_NF_CHAIN). They live in modules:
  *   the addon loads them only where the module's BTF has them (5.11+).
  *
+ * Where trampolines are refused, kprobes and kretprobes on the same functions
+ * give the same records (the kretprobe finds its call's arguments on a stack).
+ *
  * Kernel pointers here are read with CO-RE reads, not loads: the structures
  * differ between the kernels pathtrace runs on, and the reads work the same
  * in every program type.
@@ -104,49 +107,163 @@ static __always_inline void nf_chain_dropped(struct sk_buff *skb, __u8 hook, int
 	emit(&r);
 }
 
-SEC("fexit/nft_do_chain")
-int BPF_PROG(nft_do_chain_exit, struct nft_pktinfo *pkt, void *priv, unsigned int ret)
+static __always_inline void nft_chain_done(const struct nft_pktinfo *pkt, const void *priv, unsigned int ret)
 {
 	if ((ret & NF_VERDICT_MASK) != NF_DROP)
-		return 0;
+		return;
 	/* priv is the base chain's struct nft_chain, inside struct nft_base_chain with the hook's ops. */
 	const struct nft_chain *chain = priv;
 	const struct nft_base_chain *base = (const void *)chain - bpf_core_field_offset(struct nft_base_chain, chain);
 	__u8 pf = BPF_CORE_READ(base, ops.pf);
 	if (pf != NFPROTO_IPV4 && pf != NFPROTO_IPV6 && pf != NFPROTO_INET)
-		return 0;
+		return;
 	nf_chain_dropped(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
 			 BPF_CORE_READ(chain, table, name), PT_NF_EVAL_NFT);
+}
+
+SEC("fexit/nft_do_chain")
+int BPF_PROG(nft_do_chain_exit, struct nft_pktinfo *pkt, void *priv, unsigned int ret)
+{
+	nft_chain_done(pkt, priv, ret);
 	return 0;
 }
 
-static __always_inline void xt_table_done(unsigned long long *ctx)
+/* ipt_do_table / ip6t_do_table returned verdict for arguments a0..a2 (in either order). */
+static __always_inline void xt_table_done(unsigned long long a0, unsigned long long a1, unsigned long long a2,
+					  unsigned long long verdict)
 {
-	if ((ctx[3] & NF_VERDICT_MASK) != NF_DROP)
+	if ((verdict & NF_VERDICT_MASK) != NF_DROP)
 		return;
-	/* Each argument is loaded at a constant offset: the verifier refuses a computed one into ctx. */
-	unsigned long long a0 = ctx[0], a1 = ctx[1], a2 = ctx[2];
-	barrier_var(a0);
-	barrier_var(a1);
-	barrier_var(a2);
 	const struct xt_table *t = (const void *)(xt_table_first ? a0 : a2);
 	struct sk_buff *skb = (void *)(xt_table_first ? a1 : a0);
 	const struct nf_hook_state *st = (const void *)(xt_table_first ? a2 : a1);
 	nf_chain_dropped(skb, BPF_CORE_READ(st, hook), BPF_CORE_READ(t, priority), (const char *)&t->name, PT_NF_EVAL_XT);
 }
 
+/* Each argument is loaded at a constant offset: the verifier refuses a computed one into ctx. */
+static __always_inline void xt_table_exit(unsigned long long *ctx)
+{
+	unsigned long long a0 = ctx[0], a1 = ctx[1], a2 = ctx[2];
+	barrier_var(a0);
+	barrier_var(a1);
+	barrier_var(a2);
+	xt_table_done(a0, a1, a2, ctx[3]);
+}
+
 SEC("fexit/ipt_do_table")
 int ipt_do_table_exit(unsigned long long *ctx)
 {
-	xt_table_done(ctx);
+	xt_table_exit(ctx);
 	return 0;
 }
 
 SEC("fexit/ip6t_do_table")
 int ip6t_do_table_exit(unsigned long long *ctx)
 {
-	xt_table_done(ctx);
+	xt_table_exit(ctx);
 	return 0;
 }
+
+/* ---- the same with kprobes, where trampolines are refused ---------------- */
+
+/* A kretprobe has no arguments: each kprobe keeps its call's arguments on a
+ * per-CPU stack, popped by the kretprobe. Calls nest per CPU (a softirq inside
+ * a hook) and return in order; a frame too deep is counted, not kept. */
+#define KP_DEPTH 8
+
+struct kp_frames {
+	__u32 depth;
+	__u32 pad;
+	__u64 args[KP_DEPTH][3];
+};
+
+enum kp_function { KP_NF_HOOK_SLOW, KP_NFT_DO_CHAIN, KP_IPT_DO_TABLE, KP_IP6T_DO_TABLE, KP_FUNCTIONS };
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, KP_FUNCTIONS);
+	__type(key, __u32);
+	__type(value, struct kp_frames);
+} kp_stack SEC(".maps");
+
+static __always_inline void kp_push(__u32 fn, __u64 a0, __u64 a1, __u64 a2)
+{
+	struct kp_frames *f = bpf_map_lookup_elem(&kp_stack, &fn);
+	if (!f)
+		return;
+	__u32 d = f->depth;
+	if (d < KP_DEPTH) {
+		f->args[d][0] = a0;
+		f->args[d][1] = a1;
+		f->args[d][2] = a2;
+	}
+	f->depth = d + 1;
+}
+
+/* The arguments of the call returning now; false when they were not kept. */
+static __always_inline bool kp_pop(__u32 fn, __u64 *a0, __u64 *a1, __u64 *a2)
+{
+	struct kp_frames *f = bpf_map_lookup_elem(&kp_stack, &fn);
+	if (!f || f->depth == 0)
+		return false;
+	__u32 d = --f->depth;
+	if (d >= KP_DEPTH)
+		return false;
+	*a0 = f->args[d][0];
+	*a1 = f->args[d][1];
+	*a2 = f->args[d][2];
+	return true;
+}
+
+SEC("kprobe/nf_hook_slow")
+int BPF_KPROBE(kp_nf_hook_slow, struct sk_buff *skb, const struct nf_hook_state *state)
+{
+	kp_push(KP_NF_HOOK_SLOW, (__u64)skb, (__u64)state, 0);
+	nf_hook_record(skb, state, PT_NF_SLOT_ENTRY);
+	return 0;
+}
+
+SEC("kretprobe/nf_hook_slow")
+int BPF_KRETPROBE(kr_nf_hook_slow, int ret)
+{
+	__u64 skb, state, unused;
+	if (kp_pop(KP_NF_HOOK_SLOW, &skb, &state, &unused) && ret == 1)
+		nf_hook_record((struct sk_buff *)skb, (const struct nf_hook_state *)state, PT_NF_SLOT_EXIT);
+	return 0;
+}
+
+SEC("kprobe/nft_do_chain")
+int BPF_KPROBE(kp_nft_do_chain, const struct nft_pktinfo *pkt, const void *priv)
+{
+	kp_push(KP_NFT_DO_CHAIN, (__u64)pkt, (__u64)priv, 0);
+	return 0;
+}
+
+SEC("kretprobe/nft_do_chain")
+int BPF_KRETPROBE(kr_nft_do_chain, unsigned int ret)
+{
+	__u64 pkt, priv, unused;
+	if (kp_pop(KP_NFT_DO_CHAIN, &pkt, &priv, &unused))
+		nft_chain_done((const struct nft_pktinfo *)pkt, (const void *)priv, ret);
+	return 0;
+}
+
+#define KP_XT(fn, id)                                                                         \
+	SEC("kprobe/" #fn)                                                                    \
+	int BPF_KPROBE(kp_##fn, void *a0, void *a1, void *a2)                                  \
+	{                                                                                     \
+		kp_push(id, (__u64)a0, (__u64)a1, (__u64)a2);                                 \
+		return 0;                                                                     \
+	}                                                                                     \
+	SEC("kretprobe/" #fn)                                                                 \
+	int BPF_KRETPROBE(kr_##fn, unsigned int ret)                                           \
+	{                                                                                     \
+		__u64 a0, a1, a2;                                                             \
+		if (kp_pop(id, &a0, &a1, &a2))                                                \
+			xt_table_done(a0, a1, a2, ret);                                       \
+		return 0;                                                                     \
+	}
+KP_XT(ipt_do_table, KP_IPT_DO_TABLE)
+KP_XT(ip6t_do_table, KP_IP6T_DO_TABLE)
 
 #endif

@@ -21,7 +21,7 @@ Napi::Error error_with_errno(Napi::Env env, const std::string &msg, int err) {
 }
 
 // new Tracer({ netns, protos, ports: number[] | null, hosts: [{family, addr: Uint8Array}],
-//              ringBytes, netfilter: 'links' | 'trampolines' | 'none', snaplen, skip })
+//              ringBytes, netfilter: 'links' | 'trampolines' | 'kprobes' | 'none', snaplen, skip })
 class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -33,6 +33,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
       InstanceMethod("lostEvents", &TracerWrap::LostEvents),
       InstanceMethod("dropReasons", &TracerWrap::DropReasons),
+      InstanceMethod("netfilterMode", &TracerWrap::NetfilterModeLoaded),
       InstanceMethod("close", &TracerWrap::Close),
     });
   }
@@ -64,7 +65,8 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
     std::string nf = o.Get("netfilter").IsString() ? o.Get("netfilter").As<Napi::String>().Utf8Value() : "none";
-    NetfilterMode netfilter = nf == "links" ? NetfilterMode::Links : nf == "trampolines" ? NetfilterMode::Trampolines : NetfilterMode::None;
+    NetfilterMode netfilter = nf == "links" ? NetfilterMode::Links : nf == "trampolines" ? NetfilterMode::Trampolines
+                              : nf == "kprobes" ? NetfilterMode::Kprobes : NetfilterMode::None;
     std::vector<std::string> skip;
     Napi::Value skipped = o.Get("skip");
     if (skipped.IsArray()) {
@@ -153,6 +155,12 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
 
   Napi::Value DropReasons(const Napi::CallbackInfo &info) {
     return Napi::Boolean::New(info.Env(), tracer(info.Env()).drop_reasons());
+  }
+
+  Napi::Value NetfilterModeLoaded(const Napi::CallbackInfo &info) {
+    NetfilterMode m = tracer(info.Env()).netfilter_mode();
+    return Napi::String::New(info.Env(), m == NetfilterMode::Links ? "links" : m == NetfilterMode::Trampolines ? "trampolines"
+                                         : m == NetfilterMode::Kprobes ? "kprobes" : "none");
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {

@@ -24,17 +24,14 @@ constexpr int kBatchFull = -1000;
 std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
 
 // The point a program attaches to, from its section name: a tracepoint's name
-// ("kfree_skb"), or a trampoline's section ("fexit/nft_do_chain"); "" for netfilter links.
+// ("kfree_skb"), or the section of a trampoline or kprobe ("fexit/nft_do_chain"); "" for netfilter links.
 std::string point_of(const bpf_program *prog) {
   std::string sec = bpf_program__section_name(prog);
   const std::string tp = "tp_btf/";
   if (sec.rfind(tp, 0) == 0) return sec.substr(tp.size());
-  return sec.rfind("fentry/", 0) == 0 || sec.rfind("fexit/", 0) == 0 ? sec : "";
-}
-
-bool is_trampoline(const bpf_program *prog) {
-  auto t = bpf_program__expected_attach_type(prog);
-  return bpf_program__type(prog) == BPF_PROG_TYPE_TRACING && (t == BPF_TRACE_FENTRY || t == BPF_TRACE_FEXIT);
+  for (const char *kind : {"fentry/", "fexit/", "kprobe/", "kretprobe/"})
+    if (sec.rfind(kind, 0) == 0) return sec;
+  return "";
 }
 
 // Programs of one tracepoint for different argument lists, most arguments
@@ -48,18 +45,31 @@ constexpr Variant kVariants[] = {
     {"on_consume_skb", "consume_skb", 2}, {"on_consume_skb_noloc", "consume_skb", 1},
 };
 
-// The trampolines that trace netfilter without links, and where their function lives.
-struct Trampoline {
+// The programs that trace netfilter without links: trampolines, or kprobes where
+// those are refused; and where each one's function lives.
+struct HookTracer {
   const char *prog, *function, *module;
+  NetfilterMode mode;
 };
-constexpr Trampoline kTrampolines[] = {
-    {"nf_hook_slow_entry", "nf_hook_slow", ""}, {"nf_hook_slow_exit", "nf_hook_slow", ""},
-    {"nft_do_chain_exit", "nft_do_chain", "nf_tables"}, {"ipt_do_table_exit", "ipt_do_table", "ip_tables"},
-    {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables"},
+constexpr NetfilterMode T = NetfilterMode::Trampolines, K = NetfilterMode::Kprobes;
+constexpr HookTracer kHookTracers[] = {
+    {"nf_hook_slow_entry", "nf_hook_slow", "", T}, {"nf_hook_slow_exit", "nf_hook_slow", "", T},
+    {"nft_do_chain_exit", "nft_do_chain", "nf_tables", T}, {"ipt_do_table_exit", "ipt_do_table", "ip_tables", T},
+    {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables", T},
+    {"kp_nf_hook_slow", "nf_hook_slow", "", K}, {"kr_nf_hook_slow", "nf_hook_slow", "", K},
+    {"kp_nft_do_chain", "nft_do_chain", "nf_tables", K}, {"kr_nft_do_chain", "nft_do_chain", "nf_tables", K},
+    {"kp_ipt_do_table", "ipt_do_table", "ip_tables", K}, {"kr_ipt_do_table", "ipt_do_table", "ip_tables", K},
+    {"kp_ip6t_do_table", "ip6t_do_table", "ip6_tables", K}, {"kr_ip6t_do_table", "ip6t_do_table", "ip6_tables", K},
 };
 
-// Why a trampoline's function cannot be traced, and what the user loses.
-std::string trampoline_missing(const Trampoline &t) {
+const HookTracer *hook_tracer(const std::string &prog) {
+  for (const HookTracer &t : kHookTracers)
+    if (prog == t.prog) return &t;
+  return nullptr;
+}
+
+// Why a function cannot be traced, and what the user loses.
+std::string function_missing(const HookTracer &t) {
   std::string mod = t.module;
   if (mod.empty()) return std::string(t.function) + " is not in this kernel's BTF";
   if (access(("/sys/module/" + mod).c_str(), F_OK) != 0)
@@ -67,10 +77,8 @@ std::string trampoline_missing(const Trampoline &t) {
   return "no BTF for module " + mod + " (Linux < 5.11): the chains of its tables are named from the ruleset alone";
 }
 
-bool is_trampoline_name(const std::string &prog) {
-  for (const Trampoline &t : kTrampolines)
-    if (prog == t.prog) return true;
-  return false;
+const char *mode_name(NetfilterMode m) {
+  return m == NetfilterMode::Trampolines ? "trampolines" : m == NetfilterMode::Kprobes ? "kprobes" : "links";
 }
 
 // libbpf's messages of the current load (bounded), for the error of a failed one.
@@ -135,33 +143,33 @@ void set_libbpf_debug(bool debug) {
 
 Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
   libbpf_set_print(on_libbpf_print);
-  std::string trampolines_refused;
+  std::vector<std::string> refusals;  // of a whole mechanism, said in the end
   // A signal during verification (a profiler's SIGPROF, say) makes the load fail with EAGAIN: try again.
   for (int attempt = 0;; attempt++) {
     libbpf_log.clear();
     int err = open_and_load(filter, ring_bytes, netfilter, skip);
     if (!err) break;
-    std::string why = load_failure(libbpf_log);
+    std::string why = errno_text(err), detail = load_failure(libbpf_log);
+    if (!detail.empty()) why += ": " + detail;
+    std::string prog = refused_program(libbpf_log);
     close();
     skipped_.clear();
-    if (err != -EAGAIN && netfilter == NetfilterMode::Trampolines) {
-      // A table evaluator refused: the rest without it. nf_hook_slow refused: no trampolines. Either way, say why.
-      std::string prog = refused_program(libbpf_log);
-      bool evaluator = !prog.empty() && prog.rfind("nf_hook_slow", 0) != 0 && is_trampoline_name(prog);
-      if (evaluator && !refused_.count(prog)) {
-        refused_[prog] = errno_text(err) + (why.empty() ? "" : ": " + why);
+    if (err != -EAGAIN && (netfilter == NetfilterMode::Trampolines || netfilter == NetfilterMode::Kprobes)) {
+      // A table evaluator refused: the rest without it. nf_hook_slow's refused: the next mechanism. Say why.
+      const HookTracer *t = hook_tracer(prog);
+      if (t && std::string(t->function) != "nf_hook_slow" && !refused_.count(prog)) {
+        refused_[prog] = why;
       } else {
-        trampolines_refused = errno_text(err) + (why.empty() ? "" : ": " + why);
-        netfilter = NetfilterMode::None;
+        refusals.push_back(std::string(mode_name(netfilter)) + " refused by this kernel: " + why);
+        netfilter = netfilter == NetfilterMode::Trampolines ? NetfilterMode::Kprobes : NetfilterMode::None;
       }
       continue;
     }
     if (err != -EAGAIN || attempt == 4)
-      throw std::runtime_error("cannot load the BPF programs: " + errno_text(err) + (why.empty() ? "" : ": " + why) +
-                               " (pathtrace --debug shows libbpf's whole log)");
+      throw std::runtime_error("cannot load the BPF programs: " + why + " (pathtrace --debug shows libbpf's whole log)");
   }
-  if (!trampolines_refused.empty())
-    skipped_.push_back({"netfilter trampolines", false, "refused by this kernel: " + trampolines_refused});
+  netfilter_ = netfilter;
+  for (const std::string &r : refusals) skipped_.push_back({"netfilter " + r.substr(0, r.find(' ')), false, r});
   ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
   bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
   if (!ring_ || !bytes_ring_) {
@@ -186,7 +194,7 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, N
       if (netfilter != NetfilterMode::Links) bpf_program__set_autoload(prog, false);
       continue;
     }
-    if (is_trampoline(prog)) continue;  // choose_trampolines
+    if (hook_tracer(bpf_program__name(prog))) continue;  // choose_hook_tracers
     std::string tp = point_of(prog);
     if (std::find(skip.begin(), skip.end(), tp) != skip.end()) {
       bpf_program__set_autoload(prog, false);
@@ -199,7 +207,7 @@ int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, N
   }
 
   choose_variants();
-  choose_trampolines(netfilter == NetfilterMode::Trampolines);
+  choose_hook_tracers(netfilter);
   return pathtrace_bpf__load(skel_);
 }
 
@@ -217,15 +225,17 @@ void Tracer::choose_variants() {
   }
 }
 
-void Tracer::choose_trampolines(bool wanted) {
-  for (const Trampoline &t : kTrampolines) {
+void Tracer::choose_hook_tracers(NetfilterMode mode) {
+  for (const HookTracer &t : kHookTracers) {
     bpf_program *prog = bpf_object__find_program_by_name(skel_->obj, t.prog);
     if (!prog) continue;
+    bool wanted = t.mode == mode;
     std::vector<std::string> params;
-    auto refused = refused_.find(t.prog);
+    // The kprobes read the same structures with CO-RE: they too need the function's BTF.
     bool present = wanted && kernel_function(t.function, t.module, &params);
+    auto refused = refused_.find(t.prog);
     bpf_program__set_autoload(prog, present && refused == refused_.end());
-    if (wanted && !present) skipped_.push_back({point_of(prog), false, trampoline_missing(t)});
+    if (wanted && !present) skipped_.push_back({point_of(prog), false, function_missing(t)});
     if (present && refused != refused_.end())
       skipped_.push_back({point_of(prog), false, "refused by this kernel: " + refused->second + "; its chains are named from the ruleset alone"});
     if (present && std::string(t.module).find("_tables") != std::string::npos)

@@ -36,8 +36,9 @@ struct NetfilterResult {
 };
 
 // How the netfilter hooks are traced: BPF netfilter links (6.4+), trampolines
-// on nf_hook_slow and the table evaluators (older kernels), or not at all.
-enum class NetfilterMode { None, Links, Trampolines };
+// on nf_hook_slow and the table evaluators (older kernels), kprobes on the same
+// (where trampolines are refused), or not at all.
+enum class NetfilterMode { None, Links, Trampolines, Kprobes };
 
 // libbpf's messages: kept for the error of a failed load, and also printed to
 // stderr when debug is set (--debug).
@@ -51,6 +52,8 @@ class Tracer {
   Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
   // Whether kfree_skb reports drop reasons on this kernel (5.17+).
   bool drop_reasons() const { return drop_reasons_; }
+  // The mechanism loaded: the one asked for, or the next one down when the kernel refused it.
+  NetfilterMode netfilter_mode() const { return netfilter_; }
   // Copies packet byte records (struct pathtrace_bytes, header + caplen, each padded to 8) into out.
   size_t consume_bytes(uint8_t *out, size_t max);
   ~Tracer();
@@ -73,7 +76,7 @@ class Tracer {
   // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
   int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
   void choose_variants();
-  void choose_trampolines(bool wanted);
+  void choose_hook_tracers(NetfilterMode mode);
   static int on_sample(void *ctx, void *data, size_t size);
   static int on_bytes(void *ctx, void *data, size_t size);
 
@@ -87,6 +90,7 @@ class Tracer {
   int next_link_id_ = 1;
   std::vector<PointStatus> skipped_;  // points the kernel lacks
   bool drop_reasons_ = true;
+  NetfilterMode netfilter_ = NetfilterMode::None;
   std::map<std::string, std::string> refused_;  // table evaluators the kernel refused, and why
   pathtrace_record *batch_ = nullptr;
   size_t batch_len_ = 0, batch_max_ = 0;

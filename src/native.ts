@@ -14,8 +14,9 @@ export interface FilterConfig {
   skip?: string[];          // tracepoints not to load (--points)
 }
 
-/** links: BPF netfilter links (6.4+); trampolines: fentry/fexit on nf_hook_slow and the table evaluators. */
-export type NetfilterMechanism = 'links' | 'trampolines' | 'none';
+/** links: BPF netfilter links (6.4+); trampolines: fentry/fexit on nf_hook_slow and the table evaluators;
+ *  kprobes: kprobes and kretprobes on the same, where trampolines are refused. */
+export type NetfilterMechanism = 'links' | 'trampolines' | 'kprobes' | 'none';
 
 export interface PointStatus { point: string; attached: boolean; error?: string }
 export interface NetfilterRequest { pf: number; hook: number; slot: number; priority: number; step: number; maxTries: number }
@@ -30,6 +31,8 @@ export interface NativeTracer {
   lostEvents(): number;
   /** Whether kfree_skb reports drop reasons on this kernel (5.17+). */
   dropReasons(): boolean;
+  /** The mechanism loaded for netfilter: the one asked for, or the next one down when the kernel refused it. */
+  netfilterMode(): NetfilterMechanism;
   close(): void;
 }
 

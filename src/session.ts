@@ -79,7 +79,7 @@ const RULESET_POLL_MS = 1000;
 const MAX_BATCHES_PER_POLL = 8;
 
 /**
- * What the kernel offers. PATHTRACE_PRETEND_KERNEL_LACKS=btf|netfilter makes
+ * What the kernel offers. PATHTRACE_PRETEND_KERNEL_LACKS=btf,netfilter,trampolines makes
  * this kernel look like one without (tests of the messages and the degraded mode).
  */
 function kernelFeatures(n: ReturnType<typeof native>) {
@@ -87,7 +87,7 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   const lacks = (process.env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(',');
   if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
-  return f;
+  return { ...f, trampolines: !lacks.includes('trampolines') };
 }
 
 /** What the user loses without a tracepoint that older kernels lack. */
@@ -98,18 +98,28 @@ const WITHOUT: Record<string, string> = {
   netif_rx: 'packets handed over by veth and loopback show from netif_receive_skb on',
 };
 
-/** What the user loses when the hooks cannot be traced the way this kernel should allow. */
-const NO_NETFILTER: Record<NetfilterMechanism, string> = {
-  links: 'the BPF netfilter links could not attach: hooks cannot be named; device, drop and TCP points still work',
-  trampolines: 'this kernel has no BPF netfilter links (Linux < 6.4) and trampolines on nf_hook_slow did not load or attach: ' +
-    'hooks cannot be named; device, drop and TCP points still work',
-  none: '',
+/** The points that must both attach for each mechanism to trace the hooks (nf_hook_slow's entry and return). */
+const HOOK_POINTS: Partial<Record<NetfilterMechanism, string[]>> = {
+  trampolines: ['fentry/nf_hook_slow', 'fexit/nf_hook_slow'],
+  kprobes: ['kprobe/nf_hook_slow', 'kretprobe/nf_hook_slow'],
 };
 
-/** How netfilter is traced after attaching: trampolines need both ends of nf_hook_slow. */
-function netfilterTracedBy(wanted: NetfilterMechanism, points: string[]): NetfilterMechanism {
-  if (wanted !== 'trampolines') return wanted;
-  return points.includes('fentry/nf_hook_slow') && points.includes('fexit/nf_hook_slow') ? 'trampolines' : 'none';
+/** How netfilter is traced after attaching: what loaded, if its points on nf_hook_slow attached. */
+function netfilterTracedBy(loaded: NetfilterMechanism, points: string[]): NetfilterMechanism {
+  const needed = HOOK_POINTS[loaded];
+  return !needed || needed.every((p) => points.includes(p)) ? loaded : 'none';
+}
+
+/** One line on how netfilter is traced when it is not the way this kernel should allow (and why), or null. */
+function netfilterShortfall(wanted: NetfilterMechanism, traced: NetfilterMechanism, refusals: string[]): string | null {
+  const why = refusals.length ? ` (${refusals.join('; ')})` : '';
+  if (traced === 'none' && wanted === 'links') return 'the BPF netfilter links could not attach: hooks cannot be named; device, drop and TCP points still work';
+  if (traced === 'none' && wanted !== 'none') {
+    return `this kernel has no BPF netfilter links (Linux < 6.4), and neither trampolines nor kprobes on nf_hook_slow could trace the hooks${why}: ` +
+      'hooks cannot be named; device, drop and TCP points still work';
+  }
+  if (traced === 'kprobes' && wanted === 'trampolines') return `kprobes trace the hooks, as trampolines could not${why}`;
+  return null;
 }
 
 export class Session {
@@ -170,7 +180,7 @@ export class Session {
     }
     const unavailable: { point: string; reason: string }[] = [];
     const mechanism: NetfilterMechanism = !options.points.includes('netfilter') ? 'none'
-      : features.netfilterLinks ? 'links' : 'trampolines';
+      : features.netfilterLinks ? 'links' : features.trampolines ? 'trampolines' : 'kprobes';
     n.setLibbpfDebug(options.debug ?? false);
     this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
 
@@ -209,13 +219,16 @@ export class Session {
         else unavailable.push({ point: s.point, reason: `${s.error ?? 'not attached'}${WITHOUT[s.point] ? `: ${WITHOUT[s.point]}` : ''}` });
       }
       this.devices = new Devices(this.nsPath);
-      const traced = netfilterTracedBy(mechanism, points);
-      if (mechanism !== 'none' && traced !== mechanism) {
-        // One line: what is lost, and the kernel's refusal when the trampolines were refused at load.
-        const refused = unavailable.findIndex((u) => u.point === 'netfilter trampolines');
-        const why = refused >= 0 ? ` (${unavailable.splice(refused, 1)[0].reason})` : '';
-        unavailable.push({ point: 'netfilter', reason: NO_NETFILTER[mechanism].replace(':', `${why}:`) });
-      }
+      const traced = netfilterTracedBy(this.tracer.netfilterMode(), points);
+      // The kernel's refusals of whole mechanisms go into one line with what they cost.
+      // Untraced, the points of the mechanism that did not attach say nothing more than that line.
+      const folded = traced === 'none' ? /^(netfilter (trampolines|kprobes)$|(fentry|fexit|kprobe|kretprobe)\/)/ : /^netfilter (trampolines|kprobes)$/;
+      const refusals = unavailable.filter((u) => /^netfilter (trampolines|kprobes)$/.test(u.point)).map((u) => u.reason);
+      const hookError = unavailable.find((u) => u.point.endsWith('/nf_hook_slow'));
+      if (traced === 'none' && hookError) refusals.push(`${hookError.point.split('/')[0]}s did not attach: ${hookError.reason}`);
+      unavailable.splice(0, unavailable.length, ...unavailable.filter((u) => !folded.test(u.point)));
+      const shortfall = netfilterShortfall(mechanism, traced, refusals);
+      if (shortfall) unavailable.push({ point: 'netfilter', reason: shortfall });
       if (!this.tracer.dropReasons()) {
         unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
       }

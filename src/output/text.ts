@@ -305,7 +305,7 @@ export function readyLine(r: ReadyInfo, filterText: string): string {
   const nf = r.netfilter.filter((p) => p.entry !== null).length + r.netfilter.filter((p) => p.exit !== null).length;
   const ns = r.netns.label === 'own' ? 'this network namespace' : `netns ${r.netns.label}`;
   const hooks = r.netfilterMechanism === 'links' ? `${nf} netfilter probes`
-    : r.netfilterMechanism === 'trampolines' ? 'netfilter by trampolines on nf_hook_slow' : 'netfilter not traced';
+    : r.netfilterMechanism === 'none' ? 'netfilter not traced' : `netfilter by ${r.netfilterMechanism} on nf_hook_slow`;
   const tracepoints = r.points.filter((p) => !p.includes('/')).length;
   return `pathtrace: tracing ${filterText} in ${ns}: ${hooks}, ${tracepoints} tracepoints` +
     `${r.unavailable.length ? `, ${r.unavailable.length} points unavailable` : ''}. Ctrl-C to stop.`;

@@ -96,7 +96,7 @@ export function needsRoot(t: TestContext): boolean {
 /** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
 export function pathtraceLinks(): number[] {
   const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
-  const ours = new Set(progs.filter((p) => /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
+  const ours = new Set(progs.filter((p) => /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
   const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number }[];
   return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
 }

@@ -7,9 +7,14 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from '../helpers/paths.js';
 
-// 6.12 has netfilter links; ":trampolines" runs it as a kernel without them would be (both paths on one kernel).
-export const KERNELS = ['5.10', '6.1', '6.12', '6.12:trampolines'];
-const VARIANTS: Record<string, NodeJS.ProcessEnv> = { trampolines: { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter' } };
+// 6.12 has netfilter links; ":trampolines" runs it as a kernel without them would be (both paths on one kernel);
+// ":kprobes" runs 6.1 as a kernel that refuses trampolines would be. The scenarios check the mechanism used.
+export const KERNELS = ['5.10', '6.1', '6.12', '6.12:trampolines', '6.1:kprobes'];
+const VARIANTS: Record<string, NodeJS.ProcessEnv> = {
+  '': {},
+  trampolines: { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter', PATHTRACE_EXPECT_NETFILTER: 'trampolines' },
+  kprobes: { PATHTRACE_PRETEND_KERNEL_LACKS: 'trampolines', PATHTRACE_EXPECT_NETFILTER: 'kprobes' },
+};
 export const DEFAULT_COMMAND = 'node --test --test-concurrency=1 dist/test/kernels/*.test.js';
 const SCRIPTS = path.join(ROOT, 'scripts', 'kernels');
 

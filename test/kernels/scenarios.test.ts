@@ -56,18 +56,21 @@ function netfilterReason(ready: Rec): string | null {
 }
 
 function assertTraced(ready: Rec): void {
-  assert.ok(['links', 'trampolines'].includes(ready.netfilter_mechanism),
+  const expected = process.env.PATHTRACE_EXPECT_NETFILTER;
+  if (expected) assert.equal(ready.netfilter_mechanism, expected);
+  assert.ok(['links', 'trampolines', 'kprobes'].includes(ready.netfilter_mechanism),
     `netfilter must be traced on every kernel of the matrix: ${JSON.stringify(ready.unavailable)}`);
 }
 
 function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, chain: string): void {
   assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
     { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain }, JSON.stringify(p.drop));
-  // Where a trampoline on the table's evaluator is attached, it saw the chain return the drop.
-  const evaluator = p.drop.source === 'iptables-legacy' ? 'fexit/ipt_do_table' : 'fexit/nft_do_chain';
-  if (ready.points.includes(evaluator)) {
+  // Where a trampoline or kretprobe on the table's evaluator is attached, it saw the chain return the drop.
+  const evaluator = p.drop.source === 'iptables-legacy' ? 'ipt_do_table' : 'nft_do_chain';
+  const kind = ready.netfilter_mechanism === 'kprobes' ? 'kretprobe' : 'fexit';
+  if (ready.points.includes(`${kind}/${evaluator}`)) {
     const chainStep = p.steps.find((s: Rec) => s.at === 'chain');
-    assert.ok(chainStep && chainStep.hook === hook && chainStep.table === table, `${evaluator}: ${JSON.stringify(p.steps)}`);
+    assert.ok(chainStep && chainStep.hook === hook && chainStep.table === table, `${kind}/${evaluator}: ${JSON.stringify(p.steps)}`);
   }
   const at = p.steps.filter((s: Rec) => s.hook === hook && s.at !== 'chain').map((s: Rec) => s.at);
   assert.equal(at[0], 'entry', `it entered ${hook}: ${JSON.stringify(p.steps)}`);
