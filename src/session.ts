@@ -14,6 +14,7 @@ import { RuleTrace } from './ruletrace.js';
 import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
+import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import type { NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
@@ -88,38 +89,6 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
   return { ...f, trampolines: !lacks.includes('trampolines') };
-}
-
-/** What the user loses without a tracepoint that older kernels lack. */
-const WITHOUT: Record<string, string> = {
-  sock_recv_length: 'UDP reads by the application are not seen (UDP datagrams end as delivered, without their read)',
-  qdisc_enqueue: 'the time a packet waits in a qdisc is not measured',
-  napi_gro_receive_entry: 'GRO merges at NAPI drivers are not seen',
-  netif_rx: 'packets handed over by veth and loopback show from netif_receive_skb on',
-};
-
-/** The points that must both attach for each mechanism to trace the hooks (nf_hook_slow's entry and return). */
-const HOOK_POINTS: Partial<Record<NetfilterMechanism, string[]>> = {
-  trampolines: ['fentry/nf_hook_slow', 'fexit/nf_hook_slow'],
-  kprobes: ['kprobe/nf_hook_slow', 'kretprobe/nf_hook_slow'],
-};
-
-/** How netfilter is traced after attaching: what loaded, if its points on nf_hook_slow attached. */
-function netfilterTracedBy(loaded: NetfilterMechanism, points: string[]): NetfilterMechanism {
-  const needed = HOOK_POINTS[loaded];
-  return !needed || needed.every((p) => points.includes(p)) ? loaded : 'none';
-}
-
-/** One line on how netfilter is traced when it is not the way this kernel should allow (and why), or null. */
-function netfilterShortfall(wanted: NetfilterMechanism, traced: NetfilterMechanism, refusals: string[]): string | null {
-  const why = refusals.length ? ` (${refusals.join('; ')})` : '';
-  if (traced === 'none' && wanted === 'links') return 'the BPF netfilter links could not attach: hooks cannot be named; device, drop and TCP points still work';
-  if (traced === 'none' && wanted !== 'none') {
-    return `this kernel has no BPF netfilter links (Linux < 6.4), and neither trampolines nor kprobes on nf_hook_slow could trace the hooks${why}: ` +
-      'hooks cannot be named; device, drop and TCP points still work';
-  }
-  if (traced === 'kprobes' && wanted === 'trampolines') return `kprobes trace the hooks, as trampolines could not${why}`;
-  return null;
 }
 
 export class Session {
@@ -214,21 +183,14 @@ export class Session {
 
     try {
       const points: string[] = [];
+      const unattachedPoints: Unavailable[] = [];
       for (const s of this.tracer.attachTracepoints()) {
         if (s.attached) points.push(s.point);
-        else unavailable.push({ point: s.point, reason: `${s.error ?? 'not attached'}${WITHOUT[s.point] ? `: ${WITHOUT[s.point]}` : ''}` });
+        else unattachedPoints.push(unattached(s.point, s.error));
       }
       this.devices = new Devices(this.nsPath);
-      const traced = netfilterTracedBy(this.tracer.netfilterMode(), points);
-      // The kernel's refusals of whole mechanisms go into one line with what they cost.
-      // Untraced, the points of the mechanism that did not attach say nothing more than that line.
-      const folded = traced === 'none' ? /^(netfilter (trampolines|kprobes)$|(fentry|fexit|kprobe|kretprobe)\/)/ : /^netfilter (trampolines|kprobes)$/;
-      const refusals = unavailable.filter((u) => /^netfilter (trampolines|kprobes)$/.test(u.point)).map((u) => u.reason);
-      const hookError = unavailable.find((u) => u.point.endsWith('/nf_hook_slow'));
-      if (traced === 'none' && hookError) refusals.push(`${hookError.point.split('/')[0]}s did not attach: ${hookError.reason}`);
-      unavailable.splice(0, unavailable.length, ...unavailable.filter((u) => !folded.test(u.point)));
-      const shortfall = netfilterShortfall(mechanism, traced, refusals);
-      if (shortfall) unavailable.push({ point: 'netfilter', reason: shortfall });
+      const { traced, unavailable: said } = netfilterTracing(mechanism, this.tracer.netfilterMode(), points, unattachedPoints);
+      unavailable.push(...said);
       if (!this.tracer.dropReasons()) {
         unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
       }
