@@ -79,18 +79,25 @@ function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, ch
 
 const ipt = (lab: Lab, ns: string, cmd: string, rule: string) => lab.exec(ns, cmd, rule.split(' '));
 
+/** Traces the drop setup's rule makes, in the server's namespace (the router's with router): netfilter must be traced. */
+async function traceDrop(setup: (lab: Lab) => void, router = false): Promise<Traced> {
+  const r = await trace({ router, setup, at: (lab) => (router ? lab.router!.netns : lab.server.netns), until: (p) => p.fate === 'dropped' });
+  assertTraced(r.ready);
+  return r;
+}
+
+/** The packets with these TCP flags (dropped ones only with dropped): at least one. */
+function withFlags(r: Traced, flags: string, dropped = false): Rec[] {
+  const ps = r.packets.filter((p) => p.tcp_flags === flags && (!dropped || p.fate === 'dropped'));
+  assert.ok(ps.length >= 1, JSON.stringify(r.packets));
+  return ps;
+}
+
 test('SYN dropped by an INPUT rule: LOCAL_IN, seen by tcpdump, table filter chain INPUT', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await trace({
-    setup: (lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
-    at: (lab) => lab.server.netns,
-    until: (p) => p.fate === 'dropped',
-  });
-  assertTraced(r.ready);
+  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`));
   assert.equal(r.client.ok, false);
-  const syns = r.packets.filter((p) => p.tcp_flags === 'S');
-  assert.ok(syns.length >= 1, JSON.stringify(r.packets));
-  for (const p of syns) {
+  for (const p of withFlags(r, 'S')) {
     assert.equal(p.fate, 'dropped');
     assertNetfilterDrop(p, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
     assert.equal(p.tcpdump, true);
@@ -101,36 +108,21 @@ test('SYN dropped by an INPUT rule: LOCAL_IN, seen by tcpdump, table filter chai
 
 test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table filter chain OUTPUT', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await trace({
-    setup: (lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`),
-    at: (lab) => lab.server.netns,
-    until: (p) => p.fate === 'dropped',
-  });
-  assertTraced(r.ready);
-  const synacks = r.packets.filter((p) => p.tcp_flags === 'SA');
-  assert.ok(synacks.length >= 1, JSON.stringify(r.packets));
-  for (const p of synacks) {
+  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`));
+  for (const p of withFlags(r, 'SA')) {
     assert.equal(p.direction, 'out');
     assertNetfilterDrop(p, r.ready, 'LOCAL_OUT', 'filter', 'OUTPUT');
     assert.equal(p.tcpdump, false);
   }
-  const syn = r.packets.find((p) => p.tcp_flags === 'S')!;
+  const [syn] = withFlags(r, 'S');
   assert.equal(syn.fate, 'delivered', JSON.stringify(syn));
   assert.equal(syn.tcpdump, true);
 });
 
 test('forwarded SYN dropped by a FORWARD rule on a router: FORWARD, table filter chain FORWARD', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await trace({
-    router: true,
-    setup: (lab) => ipt(lab, lab.router!.netns, 'iptables', `-A FORWARD -p tcp --dport ${PORT} -j DROP`),
-    at: (lab) => lab.router!.netns,
-    until: (p) => p.fate === 'dropped',
-  });
-  assertTraced(r.ready);
-  const syns = r.packets.filter((p) => p.tcp_flags === 'S');
-  assert.ok(syns.length >= 1, JSON.stringify(r.packets));
-  for (const p of syns) {
+  const r = await traceDrop((lab) => ipt(lab, lab.router!.netns, 'iptables', `-A FORWARD -p tcp --dport ${PORT} -j DROP`), true);
+  for (const p of withFlags(r, 'S')) {
     assert.equal(p.direction, 'forward');
     assertNetfilterDrop(p, r.ready, 'FORWARD', 'filter', 'FORWARD');
     assert.equal(p.tcpdump, true);
@@ -139,29 +131,17 @@ test('forwarded SYN dropped by a FORWARD rule on a router: FORWARD, table filter
 
 test('native nft: a drop in table inet t chain c (input) is named by table and chain', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await trace({
-    setup: (lab) => lab.exec(lab.server.netns, 'nft', ['-f', '-'],
-      `table inet t {\nchain c {\ntype filter hook input priority filter + 5\ntcp dport ${PORT} drop\n}\n}\n`),
-    at: (lab) => lab.server.netns,
-    until: (p) => p.fate === 'dropped',
-  });
-  assertTraced(r.ready);
-  const syn = r.packets.find((p) => p.tcp_flags === 'S' && p.fate === 'dropped');
-  assert.ok(syn, JSON.stringify(r.packets));
+  const r = await traceDrop((lab) => lab.exec(lab.server.netns, 'nft', ['-f', '-'],
+    `table inet t {\nchain c {\ntype filter hook input priority filter + 5\ntcp dport ${PORT} drop\n}\n}\n`));
+  const [syn] = withFlags(r, 'S', true);
   assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 't', 'c');
   assert.equal(syn.drop.source, 'nft');
 });
 
 test('iptables-legacy: a drop in the legacy filter table is named, with its source', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await trace({
-    setup: (lab) => ipt(lab, lab.server.netns, 'iptables-legacy', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
-    at: (lab) => lab.server.netns,
-    until: (p) => p.fate === 'dropped',
-  });
-  assertTraced(r.ready);
-  const syn = r.packets.find((p) => p.tcp_flags === 'S' && p.fate === 'dropped');
-  assert.ok(syn, JSON.stringify(r.packets));
+  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables-legacy', `-A INPUT -p tcp --dport ${PORT} -j DROP`));
+  const [syn] = withFlags(r, 'S', true);
   assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
   assert.equal(syn.drop.source, 'iptables-legacy');
 });
