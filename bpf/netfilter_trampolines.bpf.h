@@ -54,6 +54,14 @@ static __always_inline bool skb_wanted_core(const struct sk_buff *skb, struct pa
 	return parse_ip(head + nh, r) && packet_wanted_nfct(BPF_CORE_READ(skb, _nfct), r);
 }
 
+/* --write: a packet's bytes at its LOCAL_OUT entry, as the link probe sends them (a packet that dies there
+ * reaches no device point). */
+static __always_inline void emit_bytes_core(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	unsigned char *head_end = BPF_CORE_READ(skb, data) + (BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len));
+	emit_bytes_to(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), head_end, r);
+}
+
 static __always_inline void nf_hook_record(struct sk_buff *skb, const struct nf_hook_state *st, __u8 slot)
 {
 	__u8 pf = BPF_CORE_READ(st, pf);
@@ -72,6 +80,8 @@ static __always_inline void nf_hook_record(struct sk_buff *skb, const struct nf_
 		r.ifindex = BPF_CORE_READ(in, ifindex);
 	if (out)
 		r.ifindex_out = BPF_CORE_READ(out, ifindex);
+	if (slot == PT_NF_SLOT_ENTRY && r.hook == 3 /* NF_INET_LOCAL_OUT */)
+		emit_bytes_core(skb, &r);
 	emit(&r);
 }
 

@@ -140,8 +140,8 @@ static __always_inline bool is_followed(const struct pathtrace_record *r)
 	return followed_slot(r) != 0;
 }
 
-/* The packet's bytes from its IP header (l3), as far as the skb's linear data goes. */
-static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
+/* The packet's bytes from its IP header (l3) up to head_end, the end of the skb's linear data. */
+static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigned char *head_end, struct pathtrace_record *r)
 {
 	if (!filter.snaplen)
 		return;
@@ -154,9 +154,7 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 	struct pathtrace_bytes *b = bpf_map_lookup_elem(&bytes_scratch, &zero);
 	if (!b)
 		return;
-	const unsigned char *data = skb->data;
-	__u32 headlen = skb->len - skb->data_len;
-	long avail = (long)(data + headlen) - (long)l3;
+	long avail = (long)head_end - (long)l3;
 	__u32 caplen = filter.snaplen;
 	if (avail < caplen)
 		caplen = avail > 0 ? avail : 0;
@@ -179,6 +177,11 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 		count_lost(PT_LOST_BYTES);
 	else if (f)
 		f->bytes_sent = 1;
+}
+
+static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
+{
+	emit_bytes_to(l3, skb->data + (skb->len - skb->data_len), r);
 }
 
 static __always_inline bool port_wanted(__u16 port)

@@ -5,7 +5,12 @@
 // before) and whether or not kfree_skb has drop reasons (5.17+).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
+import { parseIp } from '../../src/pcap/packet.js';
+import { readCapture, type Frame } from '../../src/pcap/read.js';
 import { needsRoot, Pathtrace, SLOWDOWN, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
 
 const PORT = 3306;
@@ -25,6 +30,7 @@ async function trace(opts: {
   setup?: (lab: Lab) => void;
   at: (lab: Lab) => string;
   until?: (p: Rec) => boolean;
+  args?: string[];
 }): Promise<Traced> {
   const lab = new Lab({ router: opts.router });
   let pt: Pathtrace | undefined;
@@ -32,7 +38,7 @@ async function trace(opts: {
     const proto = opts.proto ?? 'tcp';
     opts.setup?.(lab);
     if (opts.listen !== false) await lab.listen(proto, PORT);
-    pt = await Pathtrace.start(['--netns', opts.at(lab), '--port', String(PORT), '--proto', proto === 'udp' ? 'all' : 'tcp']);
+    pt = await Pathtrace.start(['--netns', opts.at(lab), '--port', String(PORT), '--proto', proto === 'udp' ? 'all' : 'tcp', ...opts.args ?? []]);
     const client = await lab.connect(proto, lab.server.v4, PORT, 1500 * SLOWDOWN);
     if (opts.until) await pt.waitFor(opts.until);
     await new Promise((r) => setTimeout(r, 300 * SLOWDOWN));
@@ -80,8 +86,8 @@ function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, ch
 const ipt = (lab: Lab, ns: string, cmd: string, rule: string) => lab.exec(ns, cmd, rule.split(' '));
 
 /** Traces the drop setup's rule makes, in the server's namespace (the router's with router): netfilter must be traced. */
-async function traceDrop(setup: (lab: Lab) => void, router = false): Promise<Traced> {
-  const r = await trace({ router, setup, at: (lab) => (router ? lab.router!.netns : lab.server.netns), until: (p) => p.fate === 'dropped' });
+async function traceDrop(setup: (lab: Lab) => void, router = false, args: string[] = []): Promise<Traced> {
+  const r = await trace({ router, setup, args, at: (lab) => (router ? lab.router!.netns : lab.server.netns), until: (p) => p.fate === 'dropped' });
   assertTraced(r.ready);
   return r;
 }
@@ -106,14 +112,27 @@ test('SYN dropped by an INPUT rule: LOCAL_IN, seen by tcpdump, table filter chai
   assert.equal(r.summary.lost_events, 0);
 });
 
-test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table filter chain OUTPUT', async (t) => {
+test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table filter chain OUTPUT; --write keeps its bytes', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`));
-  for (const p of withFlags(r, 'SA')) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pathtrace-kernels-'));
+  const file = path.join(dir, 'trace.pcapng');
+  let r: Traced;
+  let frames: Frame[];
+  try {
+    r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`), false, ['--write', file]);
+    frames = readCapture(readFileSync(file), file);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const synacks = withFlags(r, 'SA');
+  for (const p of synacks) {
     assert.equal(p.direction, 'out');
     assertNetfilterDrop(p, r.ready, 'LOCAL_OUT', 'filter', 'OUTPUT');
     assert.equal(p.tcpdump, false);
   }
+  // The bytes of each dropped SYN-ACK were taken at its LOCAL_OUT entry, the only point it reached.
+  const written = frames.filter((f) => f.data && parseIp(f.data)?.flags === 0x12 && parseIp(f.data)?.sport === PORT);
+  assert.equal(written.length, synacks.length, JSON.stringify(frames.map((f) => f.comments)));
   const [syn] = withFlags(r, 'S');
   assert.equal(syn.fate, 'delivered', JSON.stringify(syn));
   assert.equal(syn.tcpdump, true);
