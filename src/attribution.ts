@@ -33,6 +33,8 @@ export class RuleAttributor {
     initial: Ruleset,
     /** --rule-trace: nftables' own verdicts, tried first. */
     readonly trace: RuleTrace | null = null,
+    /** The trace's clock (ns, as event times): when each counter reading ended. */
+    private readonly now: () => number = () => -Infinity,
   ) {
     this.baseline = ruleCounters(initial);
     this.layout = layoutSignature(initial);
@@ -45,8 +47,16 @@ export class RuleAttributor {
 
   /** A reading of the ruleset: the counters' baseline (unless drops wait for their deltas) and the probes' places. */
   take(rs: Ruleset, dropsSinceLastReading: boolean): string | null {
-    if (!dropsSinceLastReading) this.baseline = ruleCounters(rs);
+    if (!dropsSinceLastReading) this.adoptBaseline(rs);
     return this.relayout(rs);
+  }
+
+  /** Counters a drop's deltas are taken against; a drop before the reading ended may be in them already. */
+  private baselineAt = -Infinity;
+
+  private adoptBaseline(rs: Ruleset): void {
+    this.baseline = ruleCounters(rs);
+    this.baselineAt = this.now();
   }
 
   private relayout(rs: Ruleset): string | null {
@@ -63,9 +73,9 @@ export class RuleAttributor {
 
   /** Attributes the drops of these journeys with a fresh reading of the ruleset (rule texts included). */
   attribute(rs: Ruleset, journeys: Journey[]): void {
-    const now = ruleCounters(rs);
-    const deltas = ruleCounterDeltas(this.baseline, now);
-    this.baseline = now;
+    const deltas = ruleCounterDeltas(this.baseline, ruleCounters(rs));
+    const baselineAt = this.baselineAt;
+    this.adoptBaseline(rs);
     for (const j of journeys) {
       const drop = j.drop!;
       const hook = drop.hook!;
@@ -85,7 +95,8 @@ export class RuleAttributor {
         family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
         iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
       };
-      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: chain?.location ?? drop.location, packet, counterDeltas: deltas, prefix: this.prefix, table: chain?.table });
+      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: chain?.location ?? drop.location, packet, counterDeltas: deltas, prefix: this.prefix, table: chain?.table,
+        countersTrusted: j.steps[j.steps.length - 1].t > baselineAt });
       if (a) drop.attribution = a;
     }
     this.relayout(rs);

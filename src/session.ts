@@ -217,7 +217,7 @@ export class Session {
           }
         }
         // The probes between chains are placed in run(), from the first reading of the ruleset.
-        this.attributor = new RuleAttributor(reader!, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace);
+        this.attributor = new RuleAttributor(reader!, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace, () => this.now());
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({

@@ -144,6 +144,8 @@ export interface DropContext {
   prefix: string;
   /** The table a trampoline saw return the drop (its name cut to 15 characters). */
   table?: string;
+  /** The counters' baseline predates the drop: a counted rule whose counter did not move did not drop it. */
+  countersTrusted?: boolean;
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
@@ -178,8 +180,10 @@ function describe(c: Chain, r: Rule): string {
 export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
   const chains = candidateChains(rs, d);
   if (!chains.length) return null;
-  const rules = chains.flatMap((c) => droppingRules(rs, c));
-  const moved = rules.filter(({ chain, rule }) => (d.counterDeltas.get(ruleKey(chain, rule)) ?? 0) > 0);
+  const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
+  // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
+  const rules = chains.flatMap((c) => droppingRules(rs, c)).filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0));
+  const moved = rules.filter((x) => delta(x) > 0);
   const covering = rules.filter(({ rule }) => ruleCovers(rule, d.packet) === true);
   const possible = rules.filter(({ rule }) => ruleCovers(rule, d.packet) !== false);
 

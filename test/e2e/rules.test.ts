@@ -46,6 +46,31 @@ test('iptables-nft with raw, mangle, filter and an nft table on one hook: filter
   });
 });
 
+test('a chain policy that drops, beside a counting DROP rule that did not: the policy, not the rule', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: async (lab) => {
+      // ufw's shape: a broad DROP rule pathtrace cannot match (ctstate), and the policy that really drops.
+      ipt(lab, 'iptables', '-A', 'INPUT', '-m', 'conntrack', '--ctstate', 'INVALID', '-j', 'DROP');
+      ipt(lab, 'iptables', '-P', 'INPUT', 'DROP');
+    },
+    args: ['--port', String(PORT)],
+    traffic: connect,
+  }, ({ packets }) => {
+    const ds = drops(packets);
+    assert.ok(ds.length >= 1, 'the SYN was dropped');
+    // Every drop after the counters' first reading is named by the policy; one before it may only be a guess.
+    const named = ds.filter((d) => d.drop.rule?.found === 'policy');
+    assert.ok(named.length >= 1, JSON.stringify(ds.map((d) => d.drop)));
+    for (const d of ds) {
+      assert.ok(d.drop.rule?.found === 'policy' || d.drop.guess === true, `never a confident wrong rule: ${JSON.stringify(d.drop)}`);
+      assert.notEqual(d.drop.rule?.text, 'iptables -A INPUT -m conntrack --ctstate INVALID -j DROP');
+    }
+    assert.deepEqual([named[0].drop.table, named[0].drop.chain], ['filter', 'INPUT']);
+  });
+});
+
 test('native nft without counters, at a custom priority: the rule by its match, with its handle', async (t) => {
   if (!needsRoot(t)) return;
   await traceLab({

@@ -117,6 +117,28 @@ test('attribution from a trampoline: the chain that returned the drop, by its ta
   assert.equal(attributeDrop(r, ctx({ after: -1, before: 1, table: 'nosuch' })), null);
 });
 
+test('counters that predate the drop: a counting rule that did not move did not drop it; the policy did', () => {
+  // ufw's shape: INPUT policy DROP, a broad DROP rule that counts (ctstate INVALID: pathtrace cannot match it),
+  // and one whose match covers the packet; neither counter moved.
+  const save = `*filter
+:INPUT DROP [0:0]
+[0:0] -A INPUT -m conntrack --ctstate INVALID -j DROP
+[0:0] -A INPUT -p tcp -m tcp --dport 3306 -j DROP
+COMMIT`;
+  const nftJson = JSON.stringify({ nftables: [
+    { table: { family: 'ip', name: 'filter', handle: 1 } },
+    { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
+    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [{ xt: { type: 'match', name: 'conntrack' } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
+    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
+  ] });
+  const r = assemble(nftJson, '', save, '', '', '');
+  const trusted = attributeDrop(r, ctx({ countersTrusted: true }))!;
+  assert.equal(trusted.rule!.found, 'policy');
+  assert.equal(trusted.guess, undefined);
+  // A baseline read after the drop may hold it already: then the counters prove nothing, and the match decides.
+  assert.equal(attributeDrop(r, ctx({}))!.rule!.found, 'match');
+});
+
 test('--rule-trace: the marking rules and the trace lines', () => {
   assert.deepEqual(traceRules({ ports: [53, 3306], hosts: [], protos: ['tcp', 'udp'] }, 'pre'), [
     'add rule inet TABLE pre meta l4proto { tcp, udp } th sport { 53, 3306 } meta nftrace set 1',
