@@ -60,6 +60,16 @@ function parseMatch(m: Json): Match[] | null {
   return null;
 }
 
+/** xt targets (iptables-nft rules in nft's JSON) that end a packet's way. */
+const XT_VERDICTS: Record<string, Rule['verdict']> = { REJECT: 'reject', DROP: 'drop' };
+
+/** The verdicts a verdict map can give: {"vmap": {"key": ..., "data": {"set": [[value, {"drop": null}], ...]}}}. */
+function vmapVerdicts(vmap: Json): string[] {
+  const set = vmap?.data?.set;
+  if (!Array.isArray(set)) return [];
+  return set.flatMap((el: Json) => (Array.isArray(el) && el[1] && typeof el[1] === 'object' ? Object.keys(el[1]) : []));
+}
+
 function parseRule(expr: Json[], position: number, handle: number, text: string): Rule {
   const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
   for (const e of expr) {
@@ -73,6 +83,13 @@ function parseRule(expr: Json[], position: number, handle: number, text: string)
     } else if (VERDICTS.has(key)) {
       rule.verdict = key as Rule['verdict'];
       if (key === 'jump' || key === 'goto') rule.target = e[key].target;
+    } else if (key === 'xt' && e.xt?.type === 'target' && XT_VERDICTS[e.xt.name]) {
+      rule.verdict = XT_VERDICTS[e.xt.name]; // iptables-nft's -j REJECT and the like
+    } else if (key === 'vmap') {
+      // A verdict map: it drops what maps to drop or reject; which packets do is beyond the model.
+      const verdicts = vmapVerdicts(e.vmap);
+      rule.verdict = verdicts.includes('drop') ? 'drop' : verdicts.includes('reject') ? 'reject' : rule.verdict;
+      rule.matches = null;
     } else if (!INERT.has(key)) {
       rule.matches = null; // a statement we do not model (limit, ct, set lookups, xt...)
     }

@@ -85,7 +85,14 @@ export function assemble(json: string, nftText: string, ipt4: string, ipt6: stri
       const c = rs.chains.find((x) => x.family === saved.family && x.table === saved.table && x.name === saved.name);
       if (!c) continue;
       c.source = 'iptables-nft';
-      c.rules.forEach((r, i) => { if (saved.rules[i]) r.text = saved.rules[i].text; });
+      c.rules.forEach((r, i) => {
+        const sr = saved.rules[i];
+        if (!sr) return;
+        r.text = sr.text;
+        // An xt target (-j REJECT) or match is opaque in nft's JSON; iptables' own words say what it does.
+        if (r.verdict === null) { r.verdict = sr.verdict; r.target = sr.target; }
+        if (r.matches === null) r.matches = sr.matches;
+      });
     }
   }
   rs.chains.push(...parseIptablesSave(leg4, 4, 'iptables-legacy'), ...parseIptablesSave(leg6, 6, 'iptables-legacy'));

@@ -139,6 +139,35 @@ COMMIT`;
   assert.equal(attributeDrop(r, ctx({}))!.rule!.found, 'match');
 });
 
+test('verdicts of every kind: an iptables-nft REJECT (an xt target in nft JSON) and a verdict map are candidates', () => {
+  const nftJson = JSON.stringify({ nftables: [
+    { table: { family: 'ip', name: 'filter', handle: 1 } },
+    { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
+    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [
+      { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 1, bytes: 60 } },
+      { xt: { type: 'target', name: 'REJECT' } }] } },
+    { table: { family: 'inet', name: 'fw', handle: 2 } },
+    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 1, type: 'filter', hook: 'input', prio: 10, policy: 'accept' } },
+    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 2, expr: [
+      { vmap: { key: { payload: { protocol: 'tcp', field: 'dport' } }, data: { set: [[22, { accept: null }], [3306, { drop: null }]] } } }] } },
+  ] });
+  const save = `*filter
+:INPUT ACCEPT [0:0]
+[1:60] -A INPUT -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset
+COMMIT`;
+  const r = assemble(nftJson, '', save, '', '', '');
+  const input = r.chains.find((c) => c.name === 'INPUT')!;
+  assert.deepEqual([input.rules[0].verdict, input.rules[0].matches?.length], ['reject', 2]);
+  const reject = attributeDrop(r, ctx({ before: 1 }))!;
+  assert.deepEqual([reject.chain, reject.rule!.text, reject.rule!.found], ['INPUT', 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset', 'match']);
+  // Without iptables' texts, the xt target alone still reads as a reject.
+  assert.equal(assemble(nftJson, '', '', '', '', '').chains.find((c) => c.name === 'INPUT')!.rules[0].verdict, 'reject');
+  const vmap = r.chains.find((c) => c.name === 'in')!.rules[0];
+  assert.deepEqual([vmap.verdict, vmap.matches], ['drop', null]);
+  const fw = attributeDrop(r, ctx({ after: 9, before: 11 }))!;
+  assert.deepEqual([fw.table, fw.chain, fw.guess], ['fw', 'in', true]);
+});
+
 test('--rule-trace: the marking rules and the trace lines', () => {
   assert.deepEqual(traceRules({ ports: [53, 3306], hosts: [], protos: ['tcp', 'udp'] }, 'pre'), [
     'add rule inet TABLE pre meta l4proto { tcp, udp } th sport { 53, 3306 } meta nftrace set 1',
