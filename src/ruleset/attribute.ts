@@ -110,8 +110,8 @@ export function ruleCovers(r: Rule, p: PacketView): boolean | null {
 
 const DROPS = new Set(['drop', 'reject']);
 
-/** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to. */
-function droppingRules(rs: Ruleset, chain: Chain): { chain: Chain; rule: Rule }[] {
+/** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to by a rule that can match it. */
+function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
   const out: { chain: Chain; rule: Rule }[] = [];
   const seen = new Set<string>();
   const walk = (c: Chain, depth: number) => {
@@ -119,7 +119,7 @@ function droppingRules(rs: Ruleset, chain: Chain): { chain: Chain; rule: Rule }[
     seen.add(chainKey(c));
     for (const r of c.rules) {
       if (r.verdict && DROPS.has(r.verdict)) out.push({ chain: c, rule: r });
-      if ((r.verdict === 'jump' || r.verdict === 'goto') && r.target) {
+      if ((r.verdict === 'jump' || r.verdict === 'goto') && r.target && ruleCovers(r, p) !== false) {
         const t = rs.chains.find((x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === r.target);
         if (t) walk(t, depth + 1);
       }
@@ -182,7 +182,7 @@ export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | nu
   if (!chains.length) return null;
   const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
-  const rules = chains.flatMap((c) => droppingRules(rs, c)).filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0));
+  const rules = chains.flatMap((c) => droppingRules(rs, c, d.packet)).filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0));
   const moved = rules.filter((x) => delta(x) > 0);
   const covering = rules.filter(({ rule }) => ruleCovers(rule, d.packet) === true);
   const possible = rules.filter(({ rule }) => ruleCovers(rule, d.packet) !== false);

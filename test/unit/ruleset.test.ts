@@ -168,6 +168,22 @@ COMMIT`;
   assert.deepEqual([fw.table, fw.chain, fw.guess], ['fw', 'in', true]);
 });
 
+test('a chain reached only by a jump whose match cannot fit the packet holds no candidate', () => {
+  const nftJson = JSON.stringify({ nftables: [
+    { table: { family: 'inet', name: 'fw', handle: 1 } },
+    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
+    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 2, expr: [
+      { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'nosuch' } }, { jump: { target: 'other' } }] } },
+    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 3, expr: [
+      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '198.18.0.1' } }, { drop: null }] } },
+    { chain: { family: 'inet', table: 'fw', name: 'other', handle: 4 } },
+    { rule: { family: 'inet', table: 'fw', chain: 'other', handle: 5, expr: [{ reject: null }] } },
+  ] });
+  const r = assemble(nftJson, '', '', '', '', '');
+  const a = attributeDrop(r, ctx({ after: -1, before: 1, packet: { ...packet, iif: 'eth0' } }))!;
+  assert.deepEqual([a.chain, a.rule!.handle, a.rule!.found], ['in', 3, 'match']);
+});
+
 test('--rule-trace: the marking rules and the trace lines', () => {
   assert.deepEqual(traceRules({ ports: [53, 3306], hosts: [], protos: ['tcp', 'udp'] }, 'pre'), [
     'add rule inet TABLE pre meta l4proto { tcp, udp } th sport { 53, 3306 } meta nftrace set 1',
