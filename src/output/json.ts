@@ -95,7 +95,7 @@ export function dropRecord(d: Drop): object {
     ...(a && {
       table: a.table, chain: a.chain, family: a.family, source: a.source,
       rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
-      candidates: a.candidates, guess: a.guess, owner: a.owner, inspect: a.inspect, remove: a.remove,
+      candidates: a.candidates, guess: a.guess, owner: a.owner, hint: a.hint, inspect: a.inspect, remove: a.remove,
     }),
   };
 }

@@ -190,6 +190,7 @@ export function ruleLines(a: RuleAttribution, st: Style): string[] {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
+  if (a.hint) lines.push(st.dim(`${a.owner}: ${a.hint}`));
   return lines;
 }
 

@@ -3,7 +3,7 @@
 // the candidates; rule counters that moved, and rules whose match plainly
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../kernel-names.js';
-import { baseChains, chainKey, chainOwner, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
+import { baseChains, chainKey, chainOwner, ownerHint, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
 
 export interface PacketView {
   family: 4 | 6;
@@ -26,6 +26,8 @@ export interface RuleAttribution {
   candidates?: string[];
   guess?: boolean;
   owner?: string;
+  /** What the owner's user does about it (ufw delete, DOCKER-USER...). */
+  hint?: string;
   inspect?: string;
   remove?: string;
 }
@@ -178,6 +180,15 @@ function describe(c: Chain, r: Rule): string {
 }
 
 export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
+  return withHint(attributeDropRaw(rs, d), d.prefix);
+}
+
+function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | null {
+  const hint = a && ownerHint(a.owner, a.chain, a.rule?.text ?? '', prefix);
+  return hint ? { ...a, hint } : a;
+}
+
+function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   const chains = candidateChains(rs, d);
   if (!chains.length) return null;
   const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
@@ -236,11 +247,11 @@ export function attributeFromTrace(
   const c = rs.chains.find((x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain);
   const r = c?.rules.find((x) => x.handle === v.handle);
   const chain: Chain = c ?? { family: v.family as Chain['family'], table: v.table, name: v.chain, source: 'nft', rules: [] };
-  return {
+  return withHint({
     table: v.table, chain: v.chain, family: v.family, source: chain.source, owner: chainOwner(v.table, v.chain),
     rule: v.rule === null
       ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
       : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
     ...commands(chain, r ?? (v.handle !== undefined ? { handle: v.handle, position: 0 } as Rule : null), family, prefix),
-  };
+  }, prefix)!;
 }

@@ -97,3 +97,29 @@ export const IPTABLES_CHAIN_HOOK: Record<string, HookName> = {
 export const NFT_HOOK: Record<string, HookName> = {
   prerouting: 'PRE_ROUTING', input: 'LOCAL_IN', forward: 'FORWARD', output: 'LOCAL_OUT', postrouting: 'POST_ROUTING',
 };
+
+/**
+ * What the user of the tool that owns a chain would do about its rule: ufw's and
+ * firewalld's users change the rule through their tool, Docker's add theirs to
+ * DOCKER-USER, kube-proxy's rules follow Services. Undefined for chains nobody owns.
+ */
+export function ownerHint(owner: string | undefined, chain: string, ruleText: string, prefix: string): string | undefined {
+  switch (owner) {
+    case 'ufw':
+      return `a ufw rule or policy: ${prefix}ufw status numbered, then ${prefix}ufw delete NUM (or ufw default allow incoming for the policy)`;
+    case 'firewalld':
+      return `a firewalld zone's rule: ${prefix}firewall-cmd --list-all (--zone ZONE), and change it with firewall-cmd --permanent`;
+    case 'docker':
+      return chain === 'DOCKER-USER'
+        ? 'DOCKER-USER holds your own rules for containers: Docker leaves them as they are'
+        : `Docker rewrites this chain: put rules of your own in DOCKER-USER (${prefix}iptables -I DOCKER-USER ...)`;
+    case 'kube-proxy':
+      return /has no endpoints/.test(ruleText)
+        ? 'kube-proxy rejects traffic to a Service without endpoints: kubectl get endpoints for that Service'
+        : 'kube-proxy rewrites this chain from Services and endpoints: change those, not the rule';
+    case 'fail2ban':
+      return `a fail2ban ban: ${prefix}fail2ban-client status, and fail2ban-client set JAIL unbanip ADDRESS`;
+    default:
+      return undefined;
+  }
+}

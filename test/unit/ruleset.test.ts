@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { attributeDrop, ruleCovers, type DropContext } from '../../src/ruleset/attribute.js';
 import { parseIptablesSave } from '../../src/ruleset/iptables.js';
-import { chainOwner, ruleKey } from '../../src/ruleset/model.js';
+import { chainOwner, ownerHint, ruleKey } from '../../src/ruleset/model.js';
 import { parseNftText } from '../../src/ruleset/nft.js';
 import { layoutChanges, layoutSignature, planGaps } from '../../src/ruleset/plan.js';
 import { assemble } from '../../src/ruleset/read.js';
@@ -182,6 +182,26 @@ test('a chain reached only by a jump whose match cannot fit the packet holds no 
   const r = assemble(nftJson, '', '', '', '', '');
   const a = attributeDrop(r, ctx({ after: -1, before: 1, packet: { ...packet, iif: 'eth0' } }))!;
   assert.deepEqual([a.chain, a.rule!.handle, a.rule!.found], ['in', 3, 'match']);
+});
+
+test('hints in the words of the tool that owns the chain', () => {
+  assert.match(ownerHint('ufw', 'ufw-user-input', '', 'ip netns exec web ')!, /ip netns exec web ufw status numbered, then ip netns exec web ufw delete NUM/);
+  assert.match(ownerHint('firewalld', 'filter_IN_public_deny', '', '')!, /firewall-cmd --list-all/);
+  assert.match(ownerHint('docker', 'DOCKER-USER', '', '')!, /your own rules/);
+  assert.match(ownerHint('docker', 'DOCKER-ISOLATION-STAGE-2', '', '')!, /put rules of your own in DOCKER-USER/);
+  assert.match(ownerHint('kube-proxy', 'KUBE-SERVICES', 'iptables -A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "default/web has no endpoints" -j REJECT', '')!,
+    /Service without endpoints/);
+  assert.equal(ownerHint(undefined, 'INPUT', '', ''), undefined);
+  // In an attribution: a DOCKER-USER drop says whose chain it is and what its user does.
+  const r = assemble('', '', '', '', `*filter
+:FORWARD DROP [0:0]
+:DOCKER-USER - [0:0]
+[0:0] -A FORWARD -j DOCKER-USER
+[1:60] -A DOCKER-USER -p tcp -m tcp --dport 3306 -j DROP
+COMMIT`, '');
+  const a = attributeDrop(r, ctx({ hook: 'FORWARD', location: 'nf_hook_slow' }))!;
+  assert.deepEqual([a.chain, a.owner], ['DOCKER-USER', 'docker']);
+  assert.match(a.hint!, /your own rules/);
 });
 
 test('--rule-trace: the marking rules and the trace lines', () => {
