@@ -188,6 +188,7 @@ export function ruleLines(a: RuleAttribution, st: Style): string[] {
     lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
   } else {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
+    if (a.source !== 'iptables-legacy') lines.push(st.dim('pathtrace --rule-trace (same filter) names the rule exactly, with nftables\' own trace'));
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
   if (a.hint) lines.push(st.dim(`${a.owner}: ${a.hint}`));

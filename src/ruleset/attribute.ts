@@ -188,6 +188,14 @@ function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | 
   return hint ? { ...a, hint } : a;
 }
 
+/** Whether every rule that could have dropped the packet is in one chain and the first of them surely matches it:
+ *  rules run in order, so that one ended it before the others were reached. A rule before it that may match
+ *  (a condition pathtrace cannot check), or one in another chain, could equally explain the drop. */
+function firstInOneChain(possible: { chain: Chain; rule: Rule }[], covering: { chain: Chain; rule: Rule }[]): boolean {
+  // Rules of one chain come in their order (droppingRules walks it).
+  return covering.length > 0 && possible[0] === covering[0] && possible.every((x) => x.chain === covering[0].chain);
+}
+
 function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   const chains = candidateChains(rs, d);
   if (!chains.length) return null;
@@ -207,11 +215,13 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   } else if (moved.length > 1) {
     const both = moved.filter((m) => ruleCovers(m.rule, d.packet) !== false);
     if (both.length === 1) { pick = both[0]; found = 'counters+match'; } else candidates = both.length ? both : moved;
-  } else if (covering.length === 1) {
+  } else if (firstInOneChain(possible, covering)) {
     pick = covering[0];
     found = 'match';
   } else {
-    candidates = covering.length ? covering : possible;
+    // In the order they run: the rules that may match, up to the first that surely does (the rest cannot be reached).
+    const sure = possible.findIndex((x) => covering.includes(x));
+    candidates = sure >= 0 && possible.every((x) => x.chain === possible[0].chain) ? possible.slice(0, sure + 1) : possible;
   }
 
   const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0].chain : chains.length === 1 ? chains[0] : undefined);

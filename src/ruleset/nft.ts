@@ -9,30 +9,39 @@ const VERDICTS = new Set(['drop', 'reject', 'accept', 'jump', 'goto', 'return', 
 // Statements that neither match nor decide.
 const INERT = new Set(['counter', 'log', 'notrack', 'mangle', 'meta set']);
 
-function values(right: unknown): (string | number)[] | null {
+/** Named sets' elements, by "family table name" (JSON values as in an anonymous set). */
+type Sets = Map<string, unknown[]>;
+
+function values(right: unknown, sets: Sets, where: string): (string | number)[] | null {
+  if (typeof right === 'string' && right.startsWith('@')) {
+    // A named set: its elements, read with the ruleset (an empty set matches nothing).
+    const elems = sets.get(`${where} ${right.slice(1)}`);
+    return elems ? values({ set: elems }, sets, where) : null;
+  }
   if (typeof right === 'number' || typeof right === 'string') return [right];
   if (right && typeof right === 'object') {
     const r = right as Json;
     if (Array.isArray(r.set)) {
       const out: (string | number)[] = [];
       for (const v of r.set) {
-        const x = values(v);
+        const x = values(v, sets, where);
         if (!x) return null;
         out.push(...x);
       }
       return out;
     }
+    if (r.elem && typeof r.elem === 'object' && 'val' in r.elem) return values(r.elem.val, sets, where); // with timeout, counter...
     if (Array.isArray(r.range)) return [`${r.range[0]}-${r.range[1]}`];
     if (r.prefix) return [`${r.prefix.addr}/${r.prefix.len}`];
   }
   return null;
 }
 
-/** One nft match expression as pathtrace matches, or null if it is beyond them. */
-function parseMatch(m: Json): Match[] | null {
+/** One nft match expression as pathtrace matches, or null if it is beyond them. where: "family table". */
+function parseMatch(m: Json, sets: Sets, where: string): Match[] | null {
   const negate = m.op === '!=';
   if (m.op !== '==' && m.op !== '!=' && m.op !== 'in') return null;
-  const vals = values(m.right);
+  const vals = values(m.right, sets, where);
   if (!vals) return null;
   const left = m.left ?? {};
   if (left.payload) {
@@ -70,12 +79,12 @@ function vmapVerdicts(vmap: Json): string[] {
   return set.flatMap((el: Json) => (Array.isArray(el) && el[1] && typeof el[1] === 'object' ? Object.keys(el[1]) : []));
 }
 
-function parseRule(expr: Json[], position: number, handle: number, text: string): Rule {
+function parseRule(expr: Json[], position: number, handle: number, text: string, sets: Sets, where: string): Rule {
   const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
   for (const e of expr) {
     const [key] = Object.keys(e);
     if (key === 'match') {
-      const m = parseMatch(e.match);
+      const m = parseMatch(e.match, sets, where);
       if (m && rule.matches) rule.matches.push(...m);
       else rule.matches = null;
     } else if (key === 'counter') {
@@ -119,7 +128,10 @@ export function parseNftText(text: string): Map<string, string> {
 export function parseNftJson(json: string, texts = new Map<string, string>()): Ruleset {
   const items: Json[] = (JSON.parse(json).nftables ?? []) as Json[];
   const chains = new Map<string, Chain>();
+  const sets: Sets = new Map();
   for (const item of items) {
+    const set = item.set;
+    if (set && FAMILIES.has(set.family)) sets.set(`${set.family} ${set.table} ${set.name}`, set.elem ?? []);
     const c = item.chain;
     if (!c || !FAMILIES.has(c.family)) continue;
     chains.set(`${c.family} ${c.table} ${c.name}`, {
@@ -134,7 +146,7 @@ export function parseNftJson(json: string, texts = new Map<string, string>()): R
     const chain = chains.get(`${r.family} ${r.table} ${r.chain}`);
     if (!chain) continue;
     const text = texts.get(`${r.family} ${r.table} ${r.chain} ${r.handle}`) ?? '';
-    chain.rules.push(parseRule(r.expr ?? [], chain.rules.length + 1, r.handle, text));
+    chain.rules.push(parseRule(r.expr ?? [], chain.rules.length + 1, r.handle, text, sets, `${r.family} ${r.table}`));
   }
   return { chains: [...chains.values()] };
 }

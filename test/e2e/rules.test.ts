@@ -159,7 +159,8 @@ test('when the evidence does not single out a rule: candidates, marked as a gues
   await traceLab({
     traced: (lab) => lab.server.netns,
     setup: async (lab) => {
-      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nip daddr 198.18.0.2 tcp dport 3306 drop\nip saddr 198.18.0.1 drop\n}\n}\n');
+      // A condition pathtrace cannot check (ct state) before one it can: either rule may have dropped the SYN.
+      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nct state new drop\nip saddr 198.18.0.1 drop\n}\n}\n');
       await lab.listen('tcp', PORT);
     },
     args: ['--port', String(PORT)],
@@ -167,7 +168,7 @@ test('when the evidence does not single out a rule: candidates, marked as a gues
   }, ({ packets }) => {
     const [d] = drops(packets);
     assert.deepEqual([d.drop.table, d.drop.chain, d.drop.rule, d.drop.guess], ['fw', 'input', null, true]);
-    assert.deepEqual(d.drop.candidates, ['ip daddr 198.18.0.2 tcp dport 3306 drop', 'ip saddr 198.18.0.1 drop']);
+    assert.deepEqual(d.drop.candidates, ['ct state new drop', 'ip saddr 198.18.0.1 drop']);
   });
 });
 
@@ -207,7 +208,8 @@ test('--rule-trace names the exact rule where matches cannot, and says what it a
   await traceLab({
     traced: (lab) => lab.server.netns,
     setup: async (lab) => {
-      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nip daddr 198.18.0.2 tcp dport 3306 drop\nip saddr 198.18.0.1 drop\n}\n}\n');
+      // A condition pathtrace cannot check (ct state) before one it can: either rule may have dropped the SYN.
+      nft(lab, 'table inet fw {\nchain input {\ntype filter hook input priority 0\nct state new drop\nip saddr 198.18.0.1 drop\n}\n}\n');
       await lab.listen('tcp', PORT);
     },
     args: ['--port', String(PORT), '--rule-trace'],
@@ -219,7 +221,8 @@ test('--rule-trace names the exact rule where matches cannot, and says what it a
     const note = records.find((r) => r.type === 'note' && /added table inet pathtrace_\d+/.test(r.message));
     assert.ok(note);
     const [d] = drops(packets);
-    assert.deepEqual([d.drop.chain, d.drop.rule.text, d.drop.rule.found], ['input', 'ip daddr 198.18.0.2 tcp dport 3306 drop', 'trace']);
+    // nftables' own trace settles what the matches could not: the ct state rule.
+    assert.deepEqual([d.drop.chain, d.drop.rule.text, d.drop.rule.found], ['input', 'ct state new drop', 'trace']);
     assert.doesNotMatch(tableList(lab), /pathtrace_/, 'removed on exit');
   });
 });
