@@ -117,18 +117,67 @@ static __always_inline void nf_chain_dropped(struct sk_buff *skb, __u8 hook, int
 	emit(&r);
 }
 
-static __always_inline void nft_chain_done(const struct nft_pktinfo *pkt, const void *priv, unsigned int ret)
+/* The packet and chain nft_do_chain is evaluating on this CPU: since 6.11 a drop frees the packet inside
+ * nft_do_chain (which then returns NF_STOLEN), and kfree_skb finds its chain here (nft_chain_freeing). */
+struct nft_active {
+	__u64 skb;
+	__u64 chain;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nft_active);
+} nft_active SEC(".maps");
+
+/* Set by the addon when a program marks nft_do_chain's evaluations (nft_active is kept). */
+const volatile bool nft_active_kept = false;
+
+static __always_inline void nft_mark(__u64 skb, __u64 chain)
 {
-	if ((ret & NF_VERDICT_MASK) != NF_DROP)
-		return;
-	/* priv is the base chain's struct nft_chain, inside struct nft_base_chain with the hook's ops. */
+	__u32 zero = 0;
+	struct nft_active *a = bpf_map_lookup_elem(&nft_active, &zero);
+	if (a) {
+		a->skb = skb;
+		a->chain = chain;
+	}
+}
+
+/* A drop record for the base chain (struct nft_chain of a struct nft_base_chain) that dropped skb. */
+static __always_inline void nft_chain_dropped(struct sk_buff *skb, const void *priv)
+{
 	const struct nft_chain *chain = priv;
 	const struct nft_base_chain *base = (const void *)chain - bpf_core_field_offset(struct nft_base_chain, chain);
 	__u8 pf = BPF_CORE_READ(base, ops.pf);
 	if (pf != NFPROTO_IPV4 && pf != NFPROTO_IPV6 && pf != NFPROTO_INET)
 		return;
-	nf_chain_dropped(BPF_CORE_READ(pkt, skb), BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
+	nf_chain_dropped(skb, BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
 			 BPF_CORE_READ(chain, table, name), PT_NF_EVAL_NFT);
+}
+
+/* nft_do_chain returned: before 6.11 a drop is the verdict NF_DROP (nf_hook_slow frees the packet after). */
+static __always_inline void nft_chain_done(const struct nft_pktinfo *pkt, const void *priv, unsigned int ret)
+{
+	nft_mark(0, 0);
+	if ((ret & NF_VERDICT_MASK) == NF_DROP)
+		nft_chain_dropped(BPF_CORE_READ(pkt, skb), priv);
+}
+
+/* kfree_skb of skb: when nft_do_chain is evaluating it on this CPU, that chain dropped it (6.11+). */
+static __always_inline void nft_chain_freeing(const struct sk_buff *skb)
+{
+	__u32 zero = 0;
+	struct nft_active *a = bpf_map_lookup_elem(&nft_active, &zero);
+	if (a && a->skb == (__u64)skb)
+		nft_chain_dropped((struct sk_buff *)skb, (const void *)a->chain);
+}
+
+SEC("fentry/nft_do_chain")
+int BPF_PROG(nft_do_chain_entry, struct nft_pktinfo *pkt, void *priv)
+{
+	nft_mark((__u64)BPF_CORE_READ(pkt, skb), (__u64)priv);
+	return 0;
 }
 
 SEC("fexit/nft_do_chain")
@@ -246,6 +295,7 @@ SEC("kprobe/nft_do_chain")
 int BPF_KPROBE(kp_nft_do_chain, const struct nft_pktinfo *pkt, const void *priv)
 {
 	kp_push(KP_NFT_DO_CHAIN, (__u64)pkt, (__u64)priv, 0);
+	nft_mark((__u64)BPF_CORE_READ(pkt, skb), (__u64)priv);
 	return 0;
 }
 

@@ -671,7 +671,8 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 
 /* ---- end of life -------------------------------------------------------- */
 
-static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *location, __u32 reason)
+/* nft_chains: whether a drop inside nft_do_chain may be freed here (kernels with drop reasons). */
+static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *location, __u32 reason, bool nft_chains)
 {
 	struct pathtrace_record r;
 	if (!skb_is_ip(skb))
@@ -688,20 +689,24 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 	struct net_device *dev = skb->dev;
 	if (dev)
 		r.ifindex = dev->ifindex;
+	/* Only where the addon keeps nft_active: elsewhere this is dead code, so the verifier never sees
+	 * nftables' structures, which older kernels have no BTF for. */
+	if (nft_chains && nft_active_kept && point == PT_POINT_KFREE_SKB)
+		nft_chain_freeing(skb);
 	emit(&r);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	on_free(PT_POINT_KFREE_SKB, skb, location, reason);
+	on_free(PT_POINT_KFREE_SKB, skb, location, reason, true);
 	return 0;
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
 {
-	on_free(PT_POINT_CONSUME_SKB, skb, location, 0);
+	on_free(PT_POINT_CONSUME_SKB, skb, location, 0, false);
 	return 0;
 }
 
@@ -711,14 +716,14 @@ int BPF_PROG(on_consume_skb, struct sk_buff *skb, void *location)
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(on_kfree_skb_noreason, struct sk_buff *skb, void *location)
 {
-	on_free(PT_POINT_KFREE_SKB, skb, location, PT_REASON_NONE);
+	on_free(PT_POINT_KFREE_SKB, skb, location, PT_REASON_NONE, false);
 	return 0;
 }
 
 SEC("tp_btf/consume_skb")
 int BPF_PROG(on_consume_skb_noloc, struct sk_buff *skb)
 {
-	on_free(PT_POINT_CONSUME_SKB, skb, 0, 0);
+	on_free(PT_POINT_CONSUME_SKB, skb, 0, 0, false);
 	return 0;
 }
 

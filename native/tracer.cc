@@ -54,7 +54,8 @@ struct HookTracer {
 constexpr NetfilterMode T = NetfilterMode::Trampolines, K = NetfilterMode::Kprobes;
 constexpr HookTracer kHookTracers[] = {
     {"nf_hook_slow_entry", "nf_hook_slow", "", T}, {"nf_hook_slow_exit", "nf_hook_slow", "", T},
-    {"nft_do_chain_exit", "nft_do_chain", "nf_tables", T}, {"ipt_do_table_exit", "ipt_do_table", "ip_tables", T},
+    {"nft_do_chain_entry", "nft_do_chain", "nf_tables", T}, {"nft_do_chain_exit", "nft_do_chain", "nf_tables", T},
+    {"ipt_do_table_exit", "ipt_do_table", "ip_tables", T},
     {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables", T},
     {"kp_nf_hook_slow", "nf_hook_slow", "", K}, {"kr_nf_hook_slow", "nf_hook_slow", "", K},
     {"kp_nft_do_chain", "nft_do_chain", "nf_tables", K}, {"kr_nft_do_chain", "nft_do_chain", "nf_tables", K},
@@ -238,6 +239,8 @@ void Tracer::choose_hook_tracers(NetfilterMode mode) {
     if (wanted && !present) skipped_.push_back({point_of(prog), false, function_missing(t)});
     if (present && refused != refused_.end())
       skipped_.push_back({point_of(prog), false, "refused by this kernel: " + refused->second + "; its chains are named from the ruleset alone"});
+    // kfree_skb looks up the chain nft_do_chain is evaluating (a drop freed inside it, 6.11+).
+    if (present && refused == refused_.end() && std::string(t.function) == "nft_do_chain") skel_->rodata->nft_active_kept = true;
     if (present && std::string(t.module).find("_tables") != std::string::npos)
       skel_->rodata->xt_table_first = !params.empty() && params[0] != "skb";
   }
