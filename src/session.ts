@@ -346,17 +346,13 @@ export class Session {
       if (this.recordTo) this.recorded.push(JSON.stringify({ ...snapshotEvent(e), bytes: undefined }));
       this.correlator.push(e);
     };
-    if (this.bytesBuf) {
-      [this.olderBytes, this.bytes] = [this.bytes, new Map()];
-      for (let i = 0; i < MAX_BATCHES_PER_POLL; i++) {
-        const n = tracer.consumeBytes(this.bytesBuf);
-        decodeBytes(this.bytesBuf, n, this.base, this.bytes);
-        if (n < this.bytesBuf.length / 2) break;
-      }
-    }
+    if (this.bytesBuf) [this.olderBytes, this.bytes] = [this.bytes, new Map()];
     for (let i = 0; i < MAX_BATCHES_PER_POLL || final; i++) {
       const n = tracer.consume(this.buf);
       this.events += n;
+      // BPF writes a packet's bytes before its event: read after the events, every event read has its bytes here
+      // (bytes of events still to come wait one poll in olderBytes).
+      if (this.bytesBuf) this.readBytes(tracer);
       decodeRecords(this.buf, n, this.base, push);
       if (n < BATCH_RECORDS) break;
     }
@@ -378,6 +374,14 @@ export class Session {
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
+  }
+
+  private readBytes(tracer: NativeTracer): void {
+    for (let i = 0; i < MAX_BATCHES_PER_POLL; i++) {
+      const n = tracer.consumeBytes(this.bytesBuf!);
+      decodeBytes(this.bytesBuf!, n, this.base, this.bytes);
+      if (n < this.bytesBuf!.length / 2) break;
+    }
   }
 
   /** The bytes its BPF program captured along with this event (same timestamp). */
