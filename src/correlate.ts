@@ -67,6 +67,13 @@ interface Active {
   segmentBytes: number;
   /** The tuple's hash at the last netfilter step (decoded records only). */
   tupleHash?: number;
+  /** Devices of the last receive and the last transmit step (stacked devices: bridge, bond, VLAN). */
+  rxDev: number;
+  txDev: number;
+  /** In br_netfilter's pass: the bridge calls the IP hooks for a frame on its port, naming the bridge
+   *  device as in/out before the packet was received on it (PRE_ROUTING, and for a bridged frame FORWARD
+   *  and POST_ROUTING); it ends when the bridge hands the packet up to its own device. */
+  bridgePass: boolean;
 }
 
 const MS = 1_000_000;
@@ -126,11 +133,14 @@ function newStep(point: string, t: number): Step {
   return {
     point, t, hook: undefined, at: undefined, ifindex: undefined, in: undefined, out: undefined, location: undefined,
     reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined, table: undefined,
+    bridge: undefined,
   };
 }
 
 /** Rank of each netfilter hook's entry (PRE_ROUTING .. POST_ROUTING); its exit is one more. */
 const NF_RANK = [20, 30, 40, 50, 60];
+
+const SKB_COPY_RANK = 90;
 
 /** Order of points along a path; -1 for points that attach anywhere. */
 function rank(e: TraceEvent, exit: boolean): number {
@@ -143,7 +153,7 @@ function rank(e: TraceEvent, exit: boolean): number {
     case Point.QDISC_ENQUEUE: return 65;
     case Point.QDISC_DEQUEUE: return 66;
     case Point.NET_DEV_START_XMIT: return 70;
-    case Point.SKB_COPY_DATAGRAM: return 90;
+    case Point.SKB_COPY_DATAGRAM: return SKB_COPY_RANK;
     default: return -1;
   }
 }
@@ -159,6 +169,22 @@ function isIcmpError(e: TraceEvent): boolean {
 function flowTuple(e: TraceEvent): FlowTuple {
   if (isIcmpError(e)) return { proto: e.innerProto, family: e.family, src: e.dst, dst: e.innerDst, sport: e.sport, dport: e.dport };
   return e;
+}
+
+/**
+ * Whether event e, of rank r, comes later on a's path. Besides the path order (and a packet
+ * looped back from a device into this namespace), a packet passes stacked devices: a bridge,
+ * bond or VLAN device hands it to a lower device (a second transmit), and a bridge port hands
+ * it up to the bridge device (a second receive), after br_netfilter's PRE_ROUTING pass when
+ * bridge-nf-call-iptables is on.
+ */
+function comesLater(a: Active, e: TraceEvent, r: number): boolean {
+  if (r < 0 || r >= a.rank) return true;
+  if (a.rank >= TX_QUEUED) {
+    if (r <= RX_START) return true; // looped back
+    return r < SKB_COPY_RANK && a.txDev !== 0 && e.ifindex !== a.txDev;
+  }
+  return r <= RX_START && a.rank <= NF_RANK[0] + 1 && a.rxDev !== 0 && e.ifindex !== a.rxDev;
 }
 
 function sameContent(j: Journey, e: TraceEvent): boolean {
@@ -219,7 +245,7 @@ export class Correlator {
     if (a && a.seenXmit && e.netns === 0) return;
     if (a && a.groOnly && e.point === Point.NETIF_RECEIVE_SKB && a.j.seq === e.seq && e.len > a.j.len) {
       this.groMerged(a, e);
-    } else if (a && !(sameContent(a.j, e) && (r < 0 || r >= a.rank || (a.rank >= TX_QUEUED && r <= RX_START)))) {
+    } else if (a && !(sameContent(a.j, e) && comesLater(a, e, r))) {
       // The address now holds another packet: the old one went silent.
       this.settle(a, 'silent');
       a = undefined;
@@ -471,6 +497,7 @@ export class Correlator {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
       nfHook: null, nfExited: false, sentReset: false, postRoutingExit: null, enqueued: null,
       groOnly: e.point === Point.NAPI_GRO_RECEIVE, mergedInto: null, merged: null, segmented: false, segmentBytes: 0,
+      rxDev: 0, txDev: 0, bridgePass: false,
     };
     this.active.set(e.skb, a);
     return a;
@@ -506,9 +533,16 @@ export class Correlator {
       case Point.NET_DEV_START_XMIT:
         // The device's tcpdump tap: right after RX, right before TX.
         step.ifindex = e.ifindex;
-        if (e.point === Point.NETIF_RECEIVE_SKB) a.seenRx = true;
-        else {
+        if (e.point === Point.NETIF_RECEIVE_SKB) {
+          a.seenRx = true;
+          a.rxDev = e.ifindex;
+          a.bridgePass = false;
+        } else {
+          // Received here and sent on without reaching the local stack: forwarded, by a bridge
+          // (or tc) when no FORWARD hook saw it.
+          if (a.seenRx && !a.forward && !a.localInExit && j.direction === 'in') { a.forward = true; j.direction = 'forward'; }
           a.seenXmit = true;
+          a.txDev = e.ifindex;
           a.localInExit = false; // on its way out again: not (yet) delivered here
         }
         j.tcpdump = true;
@@ -531,6 +565,8 @@ export class Correlator {
         if (e.priority !== undefined) step.priority = e.priority;
         if (e.ifindex) step.in = e.ifindex;
         if (e.ifindexOut) step.out = e.ifindexOut;
+        if (hook === 'PRE_ROUTING' && a.seenRx && e.ifindex && e.ifindex !== a.rxDev) a.bridgePass = true;
+        if (a.bridgePass) step.bridge = true;
         a.nfHook = hook;
         a.nfExited = exit;
         if (hook === 'FORWARD') { a.forward = true; j.direction = 'forward'; }
@@ -712,22 +748,34 @@ export class Correlator {
     return s?.t ?? j.start;
   }
 
-  /** The routing decision its hooks show: the first netfilter step's input device, the last one's output
-   *  device (else the last device it was sent on). One pass: this runs for every packet. */
+  /** The routing decision its hooks show: the input device of the hook after routing (LOCAL_IN, FORWARD;
+   *  else the first hook's, else the device it arrived on: a bridge port's hooks come before the bridge
+   *  device), the last hook's output device (else the last device it was sent on). One pass: this runs for
+   *  every packet. */
   private route(a: Active): Journey['route'] {
     let inDev: number | undefined;
+    let routedIn: number | undefined;
+    let rxIn: number | undefined;
     let nfOut: number | undefined;
     let xmitOut: number | undefined;
     let local = false;
+    let routed = false;
     for (const s of a.j.steps) {
       if (s.point === 'netfilter') {
-        if (inDev === undefined && s.in) inDev = s.in;
+        if (s.hook === 'FORWARD' && !s.bridge) routed = true;
+        if (inDev === undefined && s.in && !s.bridge) inDev = s.in;
+        if ((s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') && !s.bridge && s.in && routedIn === undefined) routedIn = s.in;
         if (s.out) nfOut = s.out;
         if (s.hook === 'LOCAL_IN') local = true;
       } else if (s.point === 'net_dev_start_xmit' && s.ifindex !== undefined) {
         xmitOut = s.ifindex;
+      } else if (s.point === 'netif_receive_skb' && rxIn === undefined) {
+        rxIn = s.ifindex;
       }
     }
+    // Forwarded without IP routing (no FORWARD hook, or only br_netfilter's): the bridge's ports.
+    if (a.forward && !routed) return { decision: 'bridge', inDev: rxIn, outDev: xmitOut };
+    inDev = routedIn ?? inDev ?? rxIn;
     const outDev = nfOut ?? xmitOut;
     if (a.forward) return { decision: 'forward', inDev, outDev };
     if (local) return { decision: 'local', inDev };

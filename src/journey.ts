@@ -33,6 +33,8 @@ export interface Step {
   bytes?: number;                // skb_copy_datagram_iovec: bytes the application read
   pid?: number;                  // skb_copy_datagram_iovec: the reader
   comm?: string;
+  bridge?: true;                 // netfilter steps: br_netfilter's pass for a frame on a bridge port
+                                 // (bridge-nf-call-iptables); in/out then name the bridge device
 }
 
 export interface Tuple { src: string; dst: string; sport: number; dport: number }
@@ -91,7 +93,8 @@ export interface Journey {
   /** The tuple after NAT, when a hook rewrote it. */
   translated?: Tuple;
   /** Routing decision: delivered here, forwarded, or sent by this host; and the devices. */
-  route?: { decision: 'local' | 'forward' | 'output'; inDev?: number; outDev?: number };
+  /** bridge: sent on without IP routing, from the port it arrived on to another (a bridge; or tc redirect). */
+  route?: { decision: 'local' | 'forward' | 'bridge' | 'output'; inDev?: number; outDev?: number };
   delivery?: Delivery;
   /** Who made a packet this host sent: an application socket, the kernel's own
    *  answer (TCP RST for no socket, ICMP error), or a netfilter REJECT rule. */

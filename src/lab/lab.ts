@@ -16,6 +16,9 @@ export interface Host {
 export interface LabOptions {
   /** Put a router namespace (forwarding on) between client and server. */
   router?: boolean;
+  /** A Docker-style host as the router: the server (and a neighbour) are containers on its bridge br0,
+   *  which holds the router's address toward them. */
+  bridge?: boolean;
 }
 
 const PEER = fileURLToPath(new URL('./peer.js', import.meta.url));
@@ -28,6 +31,8 @@ export class Lab {
   readonly client: Host;
   readonly server: Host;
   readonly router?: { netns: string; toClient: Host; toServer: Host };
+  /** bridge: a second container on the bridge, beside the server. */
+  readonly neighbour?: Host;
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly cleanups: (() => void)[] = [];
@@ -44,7 +49,7 @@ export class Lab {
     try {
       const cli = ns('cli');
       const srv = ns('srv');
-      if (!opts.router) {
+      if (!opts.router && !opts.bridge) {
         this.client = { netns: cli, ifname: 'eth0', v4: '198.18.0.1', v6: 'fd00:198:18::1' };
         this.server = { netns: srv, ifname: 'eth0', v4: '198.18.0.2', v6: 'fd00:198:18::2' };
         this.link(this.client, 24, this.server, 64);
@@ -53,10 +58,15 @@ export class Lab {
         this.client = { netns: cli, ifname: 'eth0', v4: '198.18.1.1', v6: 'fd00:198:18:1::1' };
         this.server = { netns: srv, ifname: 'eth0', v4: '198.18.2.2', v6: 'fd00:198:18:2::2' };
         const toClient = { netns: rtr, ifname: 'eth-cli', v4: '198.18.1.254', v6: 'fd00:198:18:1::fe' };
-        const toServer = { netns: rtr, ifname: 'eth-srv', v4: '198.18.2.254', v6: 'fd00:198:18:2::fe' };
+        const toServer = { netns: rtr, ifname: opts.bridge ? 'br0' : 'eth-srv', v4: '198.18.2.254', v6: 'fd00:198:18:2::fe' };
         this.router = { netns: rtr, toClient, toServer };
         this.link(this.client, 24, toClient, 64);
-        this.link(this.server, 24, toServer, 64);
+        if (opts.bridge) {
+          this.neighbour = { netns: ns('nb'), ifname: 'eth0', v4: '198.18.2.3', v6: 'fd00:198:18:2::3' };
+          this.bridge(toServer, [[this.server, 'veth-srv'], [this.neighbour, 'veth-nb']]);
+        } else {
+          this.link(this.server, 24, toServer, 64);
+        }
         for (const [host, gw] of [[this.client, toClient], [this.server, toServer]] as const) {
           this.ip(host.netns, 'route', 'add', 'default', 'via', gw.v4);
           this.ip(host.netns, '-6', 'route', 'add', 'default', 'via', gw.v6);
@@ -81,6 +91,23 @@ export class Lab {
     // (a test of neighbour resolution uses an address that is not pinned).
     this.pinNeighbour(a, b);
     this.pinNeighbour(b, a);
+  }
+
+  /** A bridge on br with an address of its own, and each host on a port of it (a veth pair). */
+  private bridge(br: Host, ports: [Host, string][]): void {
+    this.ip(br.netns, 'link', 'add', br.ifname, 'type', 'bridge');
+    for (const [h, port] of ports) {
+      run('ip', ['link', 'add', h.ifname, 'netns', h.netns, 'type', 'veth', 'peer', 'name', port, 'netns', br.netns]);
+      this.ip(br.netns, 'link', 'set', port, 'master', br.ifname, 'up');
+    }
+    for (const h of [br, ...ports.map(([x]) => x)]) {
+      this.ip(h.netns, 'addr', 'add', `${h.v4}/24`, 'dev', h.ifname);
+      this.ip(h.netns, '-6', 'addr', 'add', `${h.v6}/64`, 'dev', h.ifname, 'nodad');
+      this.ip(h.netns, 'link', 'set', h.ifname, 'up');
+    }
+    // Pinned once the ports are in: a bridge takes its address from them.
+    const hosts = [br, ...ports.map(([x]) => x)];
+    for (const a of hosts) for (const b of hosts) if (a !== b) this.pinNeighbour(a, b);
   }
 
   ip(netns: string, ...args: string[]): string {

@@ -47,6 +47,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       at: s.at,
       priority: s.priority,
       table: s.table,
+      bridge: s.bridge,
       dev: s.ifindex ? devices.name(s.ifindex) : undefined,
       in_dev: s.in ? devices.name(s.in) : undefined,
       out_dev: s.out ? devices.name(s.out) : undefined,

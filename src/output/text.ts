@@ -75,17 +75,20 @@ function origin(j: Journey): string {
 
 /** The path as stages: "rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped". */
 export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
-  const parts: (string | { hook: string })[] = [];
+  const parts: (string | { key: string; hook: string })[] = [];
   if (j.direction === 'out') parts.push(origin(j));
+  // Hook passes by key: the hook's name, marked "(bridge)" for br_netfilter's pass on a bridge port.
   const hooks = new Map<string, { exit: boolean }>();
   let rxDevice = false;
+  let routeShown = false;
+  let preRouting = false;
   const steps = j.steps;
   // Matched the filter only from a hook on (after conntrack or NAT): it came in on a device.
   if (j.direction !== 'out' && steps[0]?.point === 'netfilter' && j.tcpdump) {
     parts.push(`rx ${dev.name(j.tcpdumpDevices[0])}`, `tcpdump ${st.good('✓')}`);
     rxDevice = true;
   }
-  steps.forEach((s: Step, i) => {
+  steps.forEach((s: Step) => {
     switch (s.point) {
       case 'napi_gro_receive_entry':
       case 'netif_rx':
@@ -94,21 +97,25 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         if (j.mergedInto !== undefined) parts.push('GRO merged');
         break;
       case 'netif_receive_skb':
+        // A second receive: a bridge (bond, VLAN) handed it up to its own device.
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
+        else if (parts.length && !String(parts[parts.length - 1]).startsWith('rx ')) parts.push(`up to ${dev.name(s.ifindex ?? 0)}`);
         rxDevice = true;
         parts.push(`tcpdump ${st.good('✓')}`);
         break;
       case 'netfilter': {
-        const h = hooks.get(s.hook!);
-        if (!h) {
-          hooks.set(s.hook!, { exit: s.at === 'exit' });
-          parts.push({ hook: s.hook! });
-        } else if (s.at === 'exit') h.exit = true;
-        // After PRE_ROUTING the routing decision shows in the next hook.
-        const next = steps.slice(i + 1).find((x) => x.point === 'netfilter' && x.hook !== 'PRE_ROUTING');
-        if (s.hook === 'PRE_ROUTING' && s.at === 'exit' && next) {
-          parts.push(next.hook === 'FORWARD' ? `route: forward${next.out ? ` → ${dev.name(next.out)}` : ''}` : 'route: local');
+        const key = s.bridge ? `${s.hook} (bridge)` : s.hook!;
+        // The routing decision shows before the first hook after routing.
+        if (!routeShown && !s.bridge && (s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') && preRouting) {
+          parts.push(s.hook === 'FORWARD' ? `route: forward${s.out ? ` → ${dev.name(s.out)}` : ''}` : 'route: local');
+          routeShown = true;
         }
+        if (s.hook === 'PRE_ROUTING') preRouting = true;
+        const h = hooks.get(key);
+        if (!h) {
+          hooks.set(key, { exit: s.at === 'exit' });
+          parts.push({ key, hook: s.hook! });
+        } else if (s.at === 'exit') h.exit = true;
         break;
       }
       case 'net_dev_queue':
@@ -128,10 +135,13 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         break;
     }
   });
+  // The drop is at the last pass of its hook (a bridge pass and the routed one may share a hook).
+  const lastOfHook = new Map<string, object>();
+  for (const p of parts) if (typeof p !== 'string') lastOfHook.set(p.hook, p);
   const rendered = parts.map((p) => {
     if (typeof p === 'string') return p;
-    if (j.drop?.hook === p.hook) return `${p.hook} ${st.bad('✗ dropped')}`;
-    return hooks.get(p.hook)!.exit ? `${p.hook} ${st.good('✓')}` : `${p.hook} …`;
+    if (j.drop?.hook === p.hook && lastOfHook.get(p.hook) === p) return `${p.key} ${st.bad('✗ dropped')}`;
+    return hooks.get(p.key)!.exit ? `${p.key} ${st.good('✓')}` : `${p.key} …`;
   });
   if (j.delivery && j.fate === 'delivered') {
     rendered.push(`${protoName(j.proto, j.family).toUpperCase()} socket`);
@@ -219,6 +229,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.segmentOf !== undefined) facts.push(`a GSO segment of packet #${j.segmentOf}`);
   if (j.incomplete) facts.push(st.bad('events were lost while it was traced: steps may be missing'));
   if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
+  if (j.route?.decision === 'bridge' && j.route.outDev) facts.push(`bridged ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)} (no IP routing)`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   for (const x of extra) lines.push(`  ${x}`);
   return lines.join('\n');

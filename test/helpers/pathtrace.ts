@@ -119,6 +119,7 @@ export interface LabTrace<T> {
  */
 export async function traceLab<T>(opts: {
   router?: boolean;
+  bridge?: boolean;
   setup?: (lab: import('../../src/lab/lab.js').Lab) => Promise<unknown> | unknown;
   traced: (lab: import('../../src/lab/lab.js').Lab) => string;
   args: string[];
@@ -126,7 +127,7 @@ export async function traceLab<T>(opts: {
   settleMs?: number;
 }, check: (t: LabTrace<T>) => void | Promise<void>): Promise<void> {
   const { Lab } = await import('../../src/lab/lab.js');
-  const lab = new Lab({ router: opts.router });
+  const lab = new Lab({ router: opts.router, bridge: opts.bridge });
   try {
     await opts.setup?.(lab);
     const pt = await Pathtrace.start(['--netns', opts.traced(lab), ...opts.args]);

@@ -134,6 +134,42 @@ test('forwarded: PRE_ROUTING, FORWARD, POST_ROUTING, out a device', () => {
   assert.deepEqual(j.tcpdumpDevices, [2, 3]);
 });
 
+test('stacked devices: a bridge port hands the packet up to the bridge device, a bridge hands it down to a port', () => {
+  const c = new Correlator({ netns: 5, graceNs: 10 });
+  // From a container's port (ifindex 7) with br_netfilter: PRE_ROUTING names the bridge (4) before
+  // the packet is received on it; then routed out of device 2.
+  c.push(ev({ t: 1, point: Point.NETIF_RECEIVE_SKB, ifindex: 7 }));
+  c.push(nf(0, false, { t: 2, ifindex: 4 }));
+  c.push(nf(0, true, { t: 3, ifindex: 4 }));
+  c.push(ev({ t: 4, point: Point.NETIF_RECEIVE_SKB, ifindex: 4 }));
+  c.push(nf(2, false, { t: 5, ifindex: 4, ifindexOut: 2 }));
+  c.push(nf(2, true, { t: 6, ifindex: 4, ifindexOut: 2 }));
+  c.push(ev({ t: 7, point: Point.NET_DEV_START_XMIT, ifindex: 2 }));
+  // The answer, routed to the bridge, which sends it on to the port.
+  const back = { skb: 0xbeef, src: '198.18.1.1', dst: '198.18.2.2', sport: 3306, dport: 40000, seq: 7, ack: 101 };
+  c.push(ev({ ...back, t: 10, point: Point.NETIF_RECEIVE_SKB, ifindex: 2 }));
+  c.push(nf(2, false, { ...back, t: 11, ifindex: 2, ifindexOut: 4 }));
+  c.push(ev({ ...back, t: 12, point: Point.NET_DEV_QUEUE, ifindex: 4 }));
+  c.push(ev({ ...back, t: 13, point: Point.NET_DEV_START_XMIT, ifindex: 4 }));
+  c.push(ev({ ...back, t: 14, point: Point.NET_DEV_QUEUE, ifindex: 7 }));
+  c.push(ev({ ...back, t: 15, point: Point.NET_DEV_START_XMIT, ifindex: 7 }));
+  // A pure L2 frame between two ports, no IP hooks.
+  const l2 = { skb: 0xf00d, seq: 50 };
+  c.push(ev({ ...l2, t: 20, point: Point.NETIF_RECEIVE_SKB, ifindex: 8 }));
+  c.push(ev({ ...l2, t: 21, point: Point.NET_DEV_QUEUE, ifindex: 7 }));
+  c.push(ev({ ...l2, t: 22, point: Point.NET_DEV_START_XMIT, ifindex: 7 }));
+  c.tick(100);
+  const [up, down, bridged] = c.drain();
+  assert.equal(c.drain().length, 0, 'three journeys, none split');
+  assert.equal(up.fate, 'forwarded');
+  assert.deepEqual(up.steps.map((s) => s.bridge ?? false), [false, true, true, false, false, false, false], 'only the PRE_ROUTING pass was the bridge\'s');
+  assert.deepEqual(up.route, { decision: 'forward', inDev: 4, outDev: 2 });
+  assert.deepEqual(up.tcpdumpDevices, [7, 4, 2]);
+  assert.equal(down.fate, 'forwarded');
+  assert.deepEqual(down.tcpdumpDevices, [2, 4, 7]);
+  assert.deepEqual([bridged.direction, bridged.fate, bridged.route], ['forward', 'forwarded', { decision: 'bridge', inDev: 8, outDev: 7 }]);
+});
+
 test('a drop after the exit probe of a hook is still that hook (netfilter reason)', () => {
   const c = new Correlator({ netns: 5 });
   c.push(nf(3, false, { t: 1 }));
