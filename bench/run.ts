@@ -2,7 +2,8 @@
 // with no tracer and with tcpdump, in one run. Each workload is measured under
 // each configuration, interleaved and repeated; medians and spread are
 // printed as ratios to the no-tracer baseline. Then the micro-benchmark.
-//   npm run bench -- [--rounds N] [--seconds S] [--breakdown] [--soak SECONDS]
+//   npm run bench -- [--rounds N] [--seconds S] [--breakdown] [--soak SECONDS] [--ruleset]
+// --ruleset: only the large-ruleset part (bench/ruleset.ts), which a full run ends with.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { Lab, run } from '../src/lab/lab.js';
 import { POINT_GROUPS } from '../src/options.js';
 import { run as micro } from './micro.js';
+import { rulesetBench } from './ruleset.js';
 import { BIN, ROOT } from '../test/helpers/paths.js';
 
 const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
@@ -190,12 +192,17 @@ const BREAKDOWN: Config[] = [
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: {
     rounds: { type: 'string' }, seconds: { type: 'string' }, soak: { type: 'string' }, breakdown: { type: 'boolean' },
+    ruleset: { type: 'boolean' },
   } });
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (namespaces, BPF)');
   for (const need of [LOADGEN, '/usr/bin/iperf3', '/usr/bin/tcpdump']) {
     if (!existsSync(need)) throw new Error(`missing ${need}: run scripts/setup.sh`);
   }
   if (values.soak) return soak(Number(values.soak));
+  if (values.ruleset) {
+    console.log((await rulesetBench(Number(values.rounds ?? 5))).join('\n'));
+    return;
+  }
   const configs = values.breakdown ? BREAKDOWN : CONFIGS;
   const workloads = values.breakdown ? WORKLOADS.filter((w) => w.id !== 'stream') : WORKLOADS;
   const rounds = Number(values.rounds ?? 5);
@@ -249,6 +256,7 @@ async function main(): Promise<void> {
   const m = micro(4000, 5);
   lines.push(`decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
     `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`);
+  if (!values.breakdown) lines.push('', ...(await rulesetBench(rounds)));
   console.log(lines.join('\n'));
 }
 

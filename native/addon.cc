@@ -4,8 +4,10 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <cstring>
 #include <ctime>
 #include <memory>
+#include <unistd.h>
 
 #include "kernel.h"
 #include "record.h"
@@ -218,6 +220,26 @@ Napi::Value ReadInNetns(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// nftablesWatch(netnsPath) -> fd: a socket that hears of every ruleset change in that namespace.
+Napi::Value NftablesWatch(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string error;
+  int fd = nftables_watch(info[0].As<Napi::String>(), &error);
+  if (fd < 0) throw Napi::Error::New(env, error.empty() ? std::string("cannot watch the ruleset: ") + strerror(-fd) : error);
+  return Napi::Number::New(env, fd);
+}
+
+// nftablesChanges(fd) -> messages read since the last call (0: no change).
+Napi::Value NftablesChanges(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), nftables_changes(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// closeFd(fd)
+Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+  close(info[0].As<Napi::Number>().Int32Value());
+  return info.Env().Undefined();
+}
+
 // clocks() -> [CLOCK_REALTIME ns, CLOCK_MONOTONIC ns] read back to back: BPF
 // times are monotonic; this pair turns them into wall-clock times to the µs.
 Napi::Value Clocks(const Napi::CallbackInfo &info) {
@@ -261,6 +283,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));
   exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));
   exports.Set("clocks", Napi::Function::New(env, Clocks));
+  exports.Set("nftablesWatch", Napi::Function::New(env, NftablesWatch));
+  exports.Set("nftablesChanges", Napi::Function::New(env, NftablesChanges));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   return exports;
 }
 

@@ -2,9 +2,15 @@
 
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <linux/netfilter/nfnetlink.h>
+#include <linux/netlink.h>
 #include <net/if.h>
 #include <sstream>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "in_netns.h"
 
@@ -120,6 +126,41 @@ std::vector<std::string> read_in_netns(const std::string &netns_path, const std:
     return 0;
   }, error);
   return out;
+}
+
+int nftables_watch(const std::string &netns_path, std::string *error) {
+  // A socket belongs to the namespace it was created in, whichever thread reads it later.
+  return run_in_netns(netns_path, [&] {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
+    if (fd < 0) return -errno;
+    struct sockaddr_nl addr = {};
+    addr.nl_family = AF_NETLINK;
+    int group = NFNLGRP_NFTABLES;
+    if (bind(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) != 0 ||
+        setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) != 0) {
+      int err = errno;
+      close(fd);
+      *error = std::string("cannot watch the ruleset for changes: ") + strerror(err);
+      return -err;
+    }
+    return fd;
+  }, error);
+}
+
+int nftables_changes(int fd) {
+  static char buf[1 << 16];
+  int n = 0;
+  for (;;) {
+    ssize_t len = recv(fd, buf, sizeof(buf), 0);
+    if (len > 0) {
+      int left = static_cast<int>(len);
+      for (auto *h = reinterpret_cast<struct nlmsghdr *>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) n++;
+      continue;
+    }
+    if (len < 0 && errno == ENOBUFS) { n++; continue; }  // the socket overflowed: changes were lost
+    if (len < 0 && errno == EINTR) continue;
+    return n;
+  }
 }
 
 }  // namespace pathtrace

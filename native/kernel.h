@@ -44,4 +44,12 @@ std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netn
 std::vector<std::string> read_in_netns(const std::string &netns_path, const std::vector<std::string> &files,
                                        std::string *error);
 
+// A netlink socket, opened in the namespace at netns_path, subscribed to nftables' change
+// notifications (NFNLGRP_NFTABLES): every change of the ruleset (nft, iptables-nft, set
+// elements) sends messages to it; counters moving do not. Non-blocking; -errno on failure.
+int nftables_watch(const std::string &netns_path, std::string *error);
+
+// Reads what the socket holds: the number of messages (a lost one, ENOBUFS, counts too).
+int nftables_changes(int fd);
+
 }  // namespace pathtrace

@@ -4,11 +4,11 @@
 // the probes when the ruleset's layout changes.
 import type { Journey } from './journey.js';
 import type { NetfilterProbes } from './probes.js';
-import { attributeDrop, attributeFromTrace, type PacketView } from './ruleset/attribute.js';
+import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './ruleset/attribute.js';
 import type { RuleTrace } from './ruletrace.js';
 import type { Ruleset } from './ruleset/model.js';
 import { layoutChanges, layoutSignature } from './ruleset/plan.js';
-import { ruleCounterDeltas, ruleCounters, type RulesetReader } from './ruleset/read.js';
+import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './ruleset/read.js';
 import { protoName } from './summary.js';
 
 export interface DeviceNames { name(ifindex: number): string }
@@ -22,6 +22,8 @@ export class RuleAttributor {
   private layout: string;
   /** Whether the probes between chains were placed for a real reading yet. */
   private placed = false;
+  /** The last reading of the whole ruleset: where a drop's chains can be. */
+  private known: Ruleset;
 
   constructor(
     private readonly reader: RulesetReader,
@@ -38,6 +40,7 @@ export class RuleAttributor {
   ) {
     this.baseline = ruleCounters(initial);
     this.layout = layoutSignature(initial);
+    this.known = initial;
   }
 
   /** Reads the ruleset again; re-places the probes if chains came, went or moved. Returns what changed. */
@@ -47,15 +50,29 @@ export class RuleAttributor {
 
   /** A reading of the ruleset: the counters' baseline (unless drops wait for their deltas) and the probes' places. */
   take(rs: Ruleset, dropsSinceLastReading: boolean): string | null {
-    if (!dropsSinceLastReading) this.adoptBaseline(rs);
+    if (!dropsSinceLastReading) this.adoptBaseline(rs, false);
     return this.relayout(rs);
+  }
+
+  /** The tables the drops' chains can be in, to read only those (a large ruleset costs ~0.5 s to read whole);
+   *  null (read it all) before the first reading or when the layout names none. */
+  tablesFor(journeys: Journey[]): TableRef[] | null {
+    if (!this.placed) return null;
+    const out = new Map<string, TableRef>();
+    for (const j of journeys) {
+      for (const c of candidateChains(this.known, this.context(j))) out.set(`${c.source} ${c.family} ${c.table}`, c);
+    }
+    return out.size ? [...out.values()].map(({ source, family, table }) => ({ source, family, table })) : null;
   }
 
   /** Counters a drop's deltas are taken against; a drop before the reading ended may be in them already. */
   private baselineAt = -Infinity;
 
-  private adoptBaseline(rs: Ruleset): void {
-    this.baseline = ruleCounters(rs);
+  /** A partial reading (some tables) updates their counters only. */
+  private adoptBaseline(rs: Ruleset, partial: boolean): void {
+    const counters = ruleCounters(rs);
+    if (partial) for (const [k, v] of counters) this.baseline.set(k, v);
+    else this.baseline = counters;
     this.baselineAt = this.now();
   }
 
@@ -66,39 +83,47 @@ export class RuleAttributor {
     const first = !this.placed;
     this.layout = sig;
     this.placed = true;
+    this.known = rs;
     if (!this.probes) return first ? null : `ruleset changed: ${changes.join(', ')}`;
     const gaps = this.probes.place(rs);
     return first ? null : `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
   }
 
-  /** Attributes the drops of these journeys with a fresh reading of the ruleset (rule texts included). */
-  attribute(rs: Ruleset, journeys: Journey[]): void {
+  /** Where the drop of j can be: its hook and the priorities bracketing it (the probes it passed, or the
+   *  chain a trampoline saw return it), without the packet and counters. */
+  private context(j: Journey): Omit<DropContext, 'packet' | 'counterDeltas' | 'prefix'> {
+    const drop = j.drop!;
+    const hook = drop.hook!;
+    // A trampoline saw the chain return the drop: that chain's priority (and table) alone.
+    const chain = j.steps.find((s) => s.hook === hook && s.at === 'chain');
+    const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined && s.at !== 'chain');
+    const after = chain ? chain.priority! - 1 : Math.max(...steps.map((s) => s.priority!), -Infinity);
+    const before = chain ? chain.priority! + 1 : this.probes?.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
+    return { family: j.family, hook, after, before, location: chain?.location ?? drop.location, table: chain?.table };
+  }
+
+  /** Attributes the drops of these journeys with a fresh reading of the ruleset (rule texts included);
+   *  partial: of some tables only (tablesFor). */
+  attribute(rs: Ruleset, journeys: Journey[], partial = false): void {
     const deltas = ruleCounterDeltas(this.baseline, ruleCounters(rs));
     const baselineAt = this.baselineAt;
-    this.adoptBaseline(rs);
+    this.adoptBaseline(rs, partial);
     for (const j of journeys) {
-      const drop = j.drop!;
-      const hook = drop.hook!;
       const traced = this.trace?.take(j);
       if (traced) {
-        drop.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
+        j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
         continue;
       }
-      // A trampoline saw the chain return the drop: that chain's priority (and table) alone.
-      const chain = j.steps.find((s) => s.hook === hook && s.at === 'chain');
-      const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined && s.at !== 'chain');
-      const after = chain ? chain.priority! - 1 : Math.max(...steps.map((s) => s.priority!), -Infinity);
-      const before = chain ? chain.priority! + 1 : this.probes?.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
-      const nf = [...j.steps].reverse().find((s) => s.hook === hook);
+      const nf = [...j.steps].reverse().find((s) => s.hook === j.drop!.hook);
       const t = j.translated ?? j;
       const packet: PacketView = {
         family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
         iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
       };
-      const a = attributeDrop(rs, { family: j.family, hook, after, before, location: chain?.location ?? drop.location, packet, counterDeltas: deltas, prefix: this.prefix, table: chain?.table,
-        countersTrusted: j.steps[j.steps.length - 1].t > baselineAt });
-      if (a) drop.attribution = a;
+      const a = attributeDrop(rs, { ...this.context(j), packet, counterDeltas: deltas, prefix: this.prefix,
+        countersTrusted: j.steps[j.steps.length - 1].t > baselineAt, answered: j.drop!.answered });
+      if (a) j.drop!.attribution = a;
     }
-    this.relayout(rs);
+    if (!partial) this.relayout(rs);
   }
 }

@@ -492,6 +492,7 @@ export class Correlator {
       if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
         flow.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
       }
+      if ((e.proto === IPPROTO.TCP && (e.flags & TCP.RST)) || isIcmpError(e)) flow.lastAnswer = e.t;
     }
     const a: Active = {
       j, flow, skb: e.skb, rank: 0, last: e.t, seenRx: false, seenXmit: false, localInExit: false, forward: false,
@@ -664,6 +665,12 @@ export class Correlator {
       // The hook it was in: entered and not left, or left just before a netfilter drop.
       const hook = a.nfHook && (!a.nfExited || layer === 'netfilter') ? a.nfHook : null;
       drop = { layer, hook, reason, location };
+      if (layer === 'netfilter' && hook) {
+        // Since it entered that hook (its last pass: a bridge's and the routed one may share a name).
+        let entered = j.start;
+        for (const s of j.steps) if (s.point === 'netfilter' && s.hook === hook && s.at === 'entry') entered = s.t;
+        drop.answered = a.flow.lastAnswer >= entered;
+      }
       fate = 'dropped';
       ending = 'freed';
       if (j.direction !== 'out') a.flow.lastInDrop = { t: ev.t, layer };

@@ -28,6 +28,9 @@ export interface FlowState {
   lastInDrop: { t: number; layer: string } | null;
   /** When TCP last sent a reset for this flow (tcp_send_reset). */
   lastStackReset: number;
+  /** When this host last began to send an answer (TCP RST or ICMP error) in the flow: a REJECT rule
+   *  sends one from inside the hook, before the packet is dropped. */
+  lastAnswer: number;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
   /** When it was last looked up (FlowTable generations): the least recent go first past the bound. */
@@ -117,7 +120,7 @@ export class FlowTable {
       key, proto: t.proto, family: t.family as 4 | 6,
       a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
       states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-      segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, owner: null,
+      segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, lastAnswer: -Infinity, owner: null,
       seen: this.generation,
     };
     this.flows.set(key, f);

@@ -56,6 +56,9 @@ export interface Drop {
   /** Set when the kernel freed the packet without a drop reason and pathtrace
    *  named it from what followed (a SYN the listener consumed without answering). */
   inferred?: true;
+  /** Netfilter drops: whether this host began an answer (RST, ICMP error) for the flow while the packet was in
+   *  the hook that dropped it, as a REJECT does; false for a silent drop. */
+  answered?: boolean;
   /** Netfilter drops: the table, chain and rule, as far as the evidence goes. */
   attribution?: RuleAttribution;
 }

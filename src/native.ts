@@ -44,6 +44,11 @@ export interface Native {
   setLibbpfDebug(on: boolean): void;
   interfaces(netnsPath: string): Record<number, string>;
   readInNetns(netnsPath: string, files: string[]): string[];
+  /** A netlink socket hearing of every nftables change in the namespace (fd); throws when it cannot. */
+  nftablesWatch(netnsPath: string): number;
+  /** Change messages read from it since the last call. */
+  nftablesChanges(fd: number): number;
+  closeFd(fd: number): void;
   /** [CLOCK_REALTIME, CLOCK_MONOTONIC] in ns, read back to back. */
   clocks(): [bigint, bigint];
   recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number; bytesHeader: number; maxSnaplen: number };

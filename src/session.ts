@@ -9,6 +9,7 @@ import { EnumNames } from './kernel-names.js';
 import { needsAttribution, RuleAttributor } from './attribution.js';
 import { NetfilterProbes, type HookProbes } from './probes.js';
 import { RulesetReader } from './ruleset/read.js';
+import { RulesetWatch } from './ruleset/watch.js';
 import type { Ruleset } from './ruleset/model.js';
 import { RuleTrace } from './ruletrace.js';
 import { addressBytes } from './address.js';
@@ -73,8 +74,13 @@ export class Devices {
 }
 
 const POLL_MS = 20;
+const POLL_IDLE_MS = 100;
+/** Polls without an event before the trace counts as idle. */
+const IDLE_AFTER_POLLS = 5;
 const BATCH_RECORDS = 4096;
+/** Without change notifications, the ruleset is read this often; with them, they are checked this often. */
 const RULESET_POLL_MS = 1000;
+const RULESET_WATCH_MS = 100;
 /** Batches read per poll at most: the event loop runs in between (keys, signals, timers), and an overdue
  *  poll runs again at once, so a flood is drained as fast (under a UDP flood, loop delay p99 ~450 ms at 64). */
 const MAX_BATCHES_PER_POLL = 8;
@@ -112,7 +118,7 @@ export class Session {
   private readonly tally = new Tally();
   private events = 0;
   private lostSeen = 0;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: NodeJS.Timeout | null = null; // the next poll
   private stopping: ((why: string) => void) | null = null;
   /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
   private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
@@ -131,6 +137,8 @@ export class Session {
   private readonly firstReading: Promise<Ruleset | null> | null;
   private dropsSinceReading = false;
   private rulesetTimer: NodeJS.Timeout | null = null;
+  /** Hears of ruleset changes: the ruleset is read again only then (a large one costs ~0.5 s to read). */
+  private rulesetWatch: RulesetWatch | null = null;
   private ruleTrace: RuleTrace | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private sink: Sink | null = null;
@@ -156,6 +164,8 @@ export class Session {
     // The first reading of the ruleset starts before the probes load, beside it: its counters are the
     // baseline for naming rules by counter, and must predate every drop traced.
     const reader = mechanism !== 'none' ? new RulesetReader(this.nsPath) : null;
+    // Listening before the first reading: no change can fall between the two.
+    if (reader) this.rulesetWatch = RulesetWatch.open(this.nsPath);
     this.firstReading = reader?.read(false).catch(() => null) ?? null;
 
     const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
@@ -248,7 +258,7 @@ export class Session {
       const stop = (why: string) => {
         if (stopped) return;
         stopped = true;
-        if (this.timer) clearInterval(this.timer);
+        if (this.timer) clearTimeout(this.timer);
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
         if (this.rulesetTimer) clearInterval(this.rulesetTimer);
@@ -276,13 +286,13 @@ export class Session {
       if (this.attributor) {
         if (!rs) this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
         this.rulesetTimer = setInterval(() => {
-          if (this.reading) return;
+          if (this.reading || (this.rulesetWatch && !this.rulesetWatch.due())) return;
           const dropsSeen = this.dropsSinceReading;
           this.reading = this.attributor!.refresh(dropsSeen)
             .then((change) => { if (change) sink.note(change); })
             .catch(() => {})
             .finally(() => { this.reading = null; });
-        }, RULESET_POLL_MS);
+        }, this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS);
       }
       if (sink.stats) {
         this.statsTimer = setInterval(() => {
@@ -293,10 +303,17 @@ export class Session {
           });
         }, 1000);
       }
-      this.timer = setInterval(() => {
+      // Every POLL_MS while events come; idle, every POLL_IDLE_MS (an idle trace costs half as much CPU).
+      let idlePolls = 0;
+      const pollAgain = () => {
+        const before = this.events;
         this.poll(sink, false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
-      }, POLL_MS);
+        if (stopped) return;
+        idlePolls = this.events === before ? idlePolls + 1 : 0;
+        this.timer = setTimeout(pollAgain, idlePolls >= IDLE_AFTER_POLLS ? POLL_IDLE_MS : POLL_MS);
+      };
+      this.timer = setTimeout(pollAgain, POLL_MS);
       if (this.stopBeforeRunning) stop(this.stopBeforeRunning); // a signal came while the ruleset was read
     });
   }
@@ -397,9 +414,11 @@ export class Session {
     this.dropsSinceReading = false;
     // nftables' trace lines come from another process: give them a moment.
     const settle = this.ruleTrace ? new Promise((r) => setTimeout(r, 100)) : Promise.resolve();
-    this.reading = settle.then(() => new RulesetReader(this.nsPath).read(true))
+    // Only the tables the drops' chains can be in, with their counters and texts.
+    const tables = this.attributor!.tablesFor(waiting.map((o) => o.j)) ?? undefined;
+    this.reading = settle.then(() => new RulesetReader(this.nsPath).read(true, tables))
       .then((rs) => {
-        this.attributor!.attribute(rs, waiting.map((o) => o.j));
+        this.attributor!.attribute(rs, waiting.map((o) => o.j), tables !== undefined);
       })
       .catch(() => {})
       .finally(() => {
@@ -414,7 +433,8 @@ export class Session {
     const waiting = this.outbox.filter((o) => o.pending);
     if (waiting.length && this.attributor) {
       try {
-        this.attributor.attribute(new RulesetReader(this.nsPath).readSync(true), waiting.map((o) => o.j));
+        const tables = this.attributor.tablesFor(waiting.map((o) => o.j)) ?? undefined;
+        this.attributor.attribute(new RulesetReader(this.nsPath).readSync(true, tables), waiting.map((o) => o.j), tables !== undefined);
       } catch {
         /* the namespace is gone: the drops keep their hook */
       }
@@ -435,7 +455,7 @@ export class Session {
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    if (this.timer) clearTimeout(this.timer);
     if (this.rulesetTimer) clearInterval(this.rulesetTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
     this.timer = null;
@@ -444,6 +464,8 @@ export class Session {
     this.tracer = null;
     this.ruleTrace?.stop();
     this.ruleTrace = null;
+    this.rulesetWatch?.close();
+    this.rulesetWatch = null;
     this.closeNetns();
   }
 }

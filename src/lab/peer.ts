@@ -4,7 +4,7 @@
 //   listen tcp|udp PORT [--stall MS] [--rcvbuf BYTES] [--backlog N]
 //       serve: TCP writes "hello\n" and closes; UDP echoes. --stall blocks the
 //       process after binding (nothing is read or accepted): full queues.
-//   connect tcp HOST PORT MS [--send TEXT]
+//   connect tcp HOST PORT MS [--send TEXT] [--from ADDR]
 //       one TCP connection (sending TEXT once connected); give up after MS
 //   send udp HOST PORT MS [--count N] [--size BYTES] [--ttl N] [--from ADDR]
 //       N datagrams, then wait MS for an echo
@@ -51,7 +51,7 @@ function listen(proto: string, port: number): void {
 
 function connect(host: string, port: number, ms: number): void {
   const started = Date.now();
-  const s = net.connect({ host, port });
+  const s = net.connect({ host, port, localAddress: opt.from });
   const done = (o: object) => {
     clearTimeout(timer);
     s.destroy();

@@ -121,8 +121,10 @@ function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain
     seen.add(chainKey(c));
     for (const r of c.rules) {
       if (r.verdict && DROPS.has(r.verdict)) out.push({ chain: c, rule: r });
-      if ((r.verdict === 'jump' || r.verdict === 'goto') && r.target && ruleCovers(r, p) !== false) {
-        const t = rs.chains.find((x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === r.target);
+      const targets = r.verdict === 'jump' || r.verdict === 'goto' ? [r.target] : r.mapTargets ?? [];
+      if (!targets.length || ruleCovers(r, p) === false) continue;
+      for (const name of targets) {
+        const t = rs.chains.find((x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === name);
         if (t) walk(t, depth + 1);
       }
     }
@@ -148,10 +150,12 @@ export interface DropContext {
   table?: string;
   /** The counters' baseline predates the drop: a counted rule whose counter did not move did not drop it. */
   countersTrusted?: boolean;
+  /** Netfilter answered the packet (RST, ICMP error) as it dropped it: a reject; false: silently, a drop. */
+  answered?: boolean;
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
-export function candidateChains(rs: Ruleset, d: DropContext): Chain[] {
+export function candidateChains(rs: Ruleset, d: Pick<DropContext, 'family' | 'hook' | 'after' | 'before' | 'table' | 'location'>): Chain[] {
   const bracketed = baseChains(rs, d.family, d.hook).filter((c) => c.priority! > d.after && c.priority! < d.before &&
     (d.table === undefined || c.table.slice(0, 15) === d.table));
   const nft = d.location === 'nft_do_chain';
@@ -201,7 +205,10 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   if (!chains.length) return null;
   const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
-  const rules = chains.flatMap((c) => droppingRules(rs, c, d.packet)).filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0));
+  // A silent drop was no reject, and a reject answers (a verdict map may do either).
+  const rules = chains.flatMap((c) => droppingRules(rs, c, d.packet))
+    .filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0))
+    .filter((x) => d.answered === undefined || x.rule.verdict === null || (x.rule.verdict === 'reject') === d.answered);
   const moved = rules.filter((x) => delta(x) > 0);
   const covering = rules.filter(({ rule }) => ruleCovers(rule, d.packet) === true);
   const possible = rules.filter(({ rule }) => ruleCovers(rule, d.packet) !== false);
@@ -226,7 +233,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
 
   const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0].chain : chains.length === 1 ? chains[0] : undefined);
   // No rule explains it and one chain drops by policy: the policy did.
-  if (!pick && !candidates.length && chains.length === 1 && chains[0].policy === 'drop') {
+  if (!pick && !candidates.length && chains.length === 1 && chains[0].policy === 'drop' && d.answered !== true) {
     const c = chains[0];
     return {
       table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name),

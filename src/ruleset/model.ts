@@ -24,6 +24,8 @@ export interface Rule {
   verdict: 'drop' | 'reject' | 'accept' | 'jump' | 'goto' | 'return' | 'queue' | null;
   /** Chain a jump or goto leads to. */
   target?: string;
+  /** Chains a verdict map may jump or go to (which one a packet takes is beyond the model). */
+  mapTargets?: string[];
   counter: { packets: number; bytes: number } | null;
   /** What it matches; null when some condition is beyond what pathtrace understands. */
   matches: Match[] | null;

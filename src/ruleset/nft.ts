@@ -72,11 +72,13 @@ function parseMatch(m: Json, sets: Sets, where: string): Match[] | null {
 /** xt targets (iptables-nft rules in nft's JSON) that end a packet's way. */
 const XT_VERDICTS: Record<string, Rule['verdict']> = { REJECT: 'reject', DROP: 'drop' };
 
-/** The verdicts a verdict map can give: {"vmap": {"key": ..., "data": {"set": [[value, {"drop": null}], ...]}}}. */
-function vmapVerdicts(vmap: Json): string[] {
-  const set = vmap?.data?.set;
+/** The verdicts a verdict map can give, {"vmap": {"key": ..., "data": {"set": [[value, {"drop": null}], ...]}}}
+ *  or, for a named map (vmap @name), its elements as read with the ruleset. */
+function vmapVerdicts(vmap: Json, sets: Sets, where: string): Json[] {
+  const data = vmap?.data;
+  const set = typeof data === 'string' && data.startsWith('@') ? sets.get(`${where} ${data.slice(1)}`) : data?.set;
   if (!Array.isArray(set)) return [];
-  return set.flatMap((el: Json) => (Array.isArray(el) && el[1] && typeof el[1] === 'object' ? Object.keys(el[1]) : []));
+  return set.flatMap((el: Json) => (Array.isArray(el) && el[1] && typeof el[1] === 'object' ? [el[1]] : []));
 }
 
 function parseRule(expr: Json[], position: number, handle: number, text: string, sets: Sets, where: string): Rule {
@@ -96,8 +98,11 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
       rule.verdict = XT_VERDICTS[e.xt.name]; // iptables-nft's -j REJECT and the like
     } else if (key === 'vmap') {
       // A verdict map: it drops what maps to drop or reject; which packets do is beyond the model.
-      const verdicts = vmapVerdicts(e.vmap);
-      rule.verdict = verdicts.includes('drop') ? 'drop' : verdicts.includes('reject') ? 'reject' : rule.verdict;
+      const verdicts = vmapVerdicts(e.vmap, sets, where);
+      const kinds = verdicts.flatMap((v) => Object.keys(v));
+      rule.verdict = kinds.includes('drop') ? 'drop' : kinds.includes('reject') ? 'reject' : rule.verdict;
+      const targets = verdicts.flatMap((v) => [v.jump?.target, v.goto?.target]).filter((x): x is string => typeof x === 'string');
+      if (targets.length) rule.mapTargets = [...new Set(targets)];
       rule.matches = null;
     } else if (!INERT.has(key)) {
       rule.matches = null; // a statement we do not model (limit, ct, set lookups, xt...)
@@ -130,7 +135,7 @@ export function parseNftJson(json: string, texts = new Map<string, string>()): R
   const chains = new Map<string, Chain>();
   const sets: Sets = new Map();
   for (const item of items) {
-    const set = item.set;
+    const set = item.set ?? item.map; // named verdict maps (vmap @name) are maps
     if (set && FAMILIES.has(set.family)) sets.set(`${set.family} ${set.table} ${set.name}`, set.elem ?? []);
     const c = item.chain;
     if (!c || !FAMILIES.has(c.family)) continue;

@@ -5,10 +5,13 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { native } from '../native.js';
 import { parseIptablesSave } from './iptables.js';
-import { ruleKey, type Chain, type Ruleset } from './model.js';
+import { ruleKey, type Chain, type Ruleset, type Source, type TableFamily } from './model.js';
 import { parseNftJson, parseNftText } from './nft.js';
 
 const run = promisify(execFile);
+
+/** One table to read: large rulesets (kube-proxy's) are read a table at a time, only those a drop went through. */
+export interface TableRef { source: Source; family: TableFamily; table: string }
 
 export class RulesetReader {
   /** @param nsPath namespace file to enter ("" = pathtrace's own), e.g. /proc/PID/fd/N */
@@ -46,33 +49,58 @@ export class RulesetReader {
     }
   }
 
-  /** The layout and counters; with texts, also the rules as their users typed them. */
-  async read(texts = false): Promise<Ruleset> {
-    const legacy = this.legacyTables();
-    const [json, nftText, ipt4, ipt6, leg4, leg6] = await Promise.all([
-      this.out('nft', ['-j', 'list', 'ruleset']),
-      texts ? this.out('nft', ['-a', 'list', 'ruleset']) : '',
-      texts ? this.out('iptables-nft-save', ['-c']) : '',
-      texts ? this.out('ip6tables-nft-save', ['-c']) : '',
-      legacy.v4 ? this.out('iptables-legacy-save', ['-c']) : '',
-      legacy.v6 ? this.out('ip6tables-legacy-save', ['-c']) : '',
-    ]);
-    return assemble(json, nftText, ipt4, ipt6, leg4, leg6);
+  /** What to run for a reading, by the part of assemble() each output goes to. */
+  private plan(texts: boolean, tables?: TableRef[]): Command[][] {
+    if (!tables) {
+      const legacy = this.legacyTables();
+      const want = (on: boolean, cmd: Command) => (on ? [cmd] : []);
+      return [
+        [['nft', ['-j', 'list', 'ruleset']]],
+        want(texts, ['nft', ['-a', 'list', 'ruleset']]),
+        want(texts, ['iptables-nft-save', ['-c']]),
+        want(texts, ['ip6tables-nft-save', ['-c']]),
+        want(legacy.v4, ['iptables-legacy-save', ['-c']]),
+        want(legacy.v6, ['ip6tables-legacy-save', ['-c']]),
+      ];
+    }
+    const nft = tables.filter((t) => t.source !== 'iptables-legacy');
+    // A reading without texts cannot tell iptables-nft's tables from nft's: any of iptables' table names may be.
+    const save = (cmd: string, family: TableFamily, legacy: boolean, want: boolean): Command[] => (want ? tables
+      .filter((t) => t.family === family && (t.source === 'iptables-legacy') === legacy && IPTABLES_TABLES.has(t.table))
+      .map((t) => [cmd, ['-c', '-t', t.table]]) : []);
+    return [
+      nft.map((t) => ['nft', ['-j', 'list', 'table', t.family, t.table]]),
+      texts ? nft.map((t) => ['nft', ['-a', 'list', 'table', t.family, t.table]]) : [],
+      save('iptables-nft-save', 'ip', false, texts),
+      save('ip6tables-nft-save', 'ip6', false, texts),
+      save('iptables-legacy-save', 'ip', true, true),
+      save('ip6tables-legacy-save', 'ip6', true, true),
+    ];
+  }
+
+  /** The layout and counters; with texts, also the rules as their users typed them. With tables, only those. */
+  async read(texts = false, tables?: TableRef[]): Promise<Ruleset> {
+    const outs = await Promise.all(this.plan(texts, tables).map((cmds) => Promise.all(cmds.map(([c, a]) => this.out(c, a)))));
+    return assembleParts(outs);
   }
 
   /** The same, synchronously: for the first probes before tracing starts, and the last attributions at exit. */
-  readSync(texts = false): Ruleset {
-    const legacy = this.legacyTables();
-    const out = (cmd: string, args: string[], want = true) => (want ? this.outSync(cmd, args) : '');
-    return assemble(
-      out('nft', ['-j', 'list', 'ruleset']),
-      out('nft', ['-a', 'list', 'ruleset'], texts),
-      out('iptables-nft-save', ['-c'], texts),
-      out('ip6tables-nft-save', ['-c'], texts),
-      out('iptables-legacy-save', ['-c'], legacy.v4),
-      out('ip6tables-legacy-save', ['-c'], legacy.v6),
-    );
+  readSync(texts = false, tables?: TableRef[]): Ruleset {
+    return assembleParts(this.plan(texts, tables).map((cmds) => cmds.map(([c, a]) => this.outSync(c, a))));
   }
+}
+
+type Command = [string, string[]];
+const IPTABLES_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);
+
+/** Each part's outputs (one per table, or one for all) joined: nft's JSON documents merged into one. */
+function assembleParts([jsons, ...texts]: string[][]): Ruleset {
+  const json = jsons.length === 1 ? jsons[0] : (() => {
+    const items = jsons.flatMap((j) => { try { return JSON.parse(j).nftables ?? []; } catch { return []; } });
+    return items.length ? JSON.stringify({ nftables: items }) : '';
+  })();
+  const [nftText, ipt4, ipt6, leg4, leg6] = texts.map((t) => t.join('\n'));
+  return assemble(json, nftText, ipt4, ipt6, leg4, leg6);
 }
 
 /** Combines the tools' outputs: iptables-nft's tables are marked as such and get iptables rule texts. */

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
+import { moved, readCounters } from '../helpers/kernel-counters.js';
 import { needsRoot, traceLab, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 
@@ -161,6 +162,35 @@ test('a drop in DOCKER-USER on a Docker host: FORWARD, the rule by its counter, 
       assert.equal(d.drop.rule.text, `iptables -A DOCKER-USER -s ${lab.client.v4}/32 -p tcp -m tcp --dport ${PORT} -j DROP`);
       assert.equal(d.drop.guess, undefined, JSON.stringify(d.drop));
       assert.match(d.drop.hint, /DOCKER-USER holds your own rules/);
+    }
+  });
+});
+
+test('Docker\'s FORWARD policy drops a port the container did not publish: the policy, as the kernel counted', async (t) => {
+  if (!needsRoot(t)) return;
+  let policyMoved = false;
+  await traceLab({
+    bridge: true,
+    traced: (lab) => lab.router!.netns,
+    setup: async (lab) => {
+      dockerHost(lab, true);
+      await lab.listen('tcp', 5432);
+    },
+    args: ['--port', '5432'],
+    traffic: async (lab) => {
+      const before = readCounters(lab, lab.router!.netns);
+      const r = await lab.connect('tcp', lab.server.v4, 5432, 800);
+      policyMoved = moved(before, readCounters(lab, lab.router!.netns)).includes('policy filter FORWARD');
+      return r;
+    },
+  }, ({ result, packets }) => {
+    assert.equal(result.ok, false);
+    assert.ok(policyMoved, 'the kernel counted the FORWARD policy');
+    const drops = packets.filter((p) => p.fate === 'dropped');
+    assert.ok(drops.length >= 1);
+    for (const d of drops) {
+      assert.equal(d.drop.hook, 'FORWARD');
+      assert.deepEqual([d.drop.rule?.text, d.drop.rule?.found, d.drop.answered], ['policy drop of ip filter FORWARD', 'policy', false], JSON.stringify(d.drop));
     }
   });
 });

@@ -1,13 +1,17 @@
 // The ruleset model and the read-only attribution, on captured tool output.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { attributeDrop, ruleCovers, type DropContext } from '../../src/ruleset/attribute.js';
 import { parseIptablesSave } from '../../src/ruleset/iptables.js';
-import { chainOwner, ownerHint, ruleKey } from '../../src/ruleset/model.js';
-import { parseNftText } from '../../src/ruleset/nft.js';
+import { chainOwner, ownerHint, ruleKey, type Ruleset } from '../../src/ruleset/model.js';
+import { parseNftJson, parseNftText } from '../../src/ruleset/nft.js';
 import { layoutChanges, layoutSignature, planGaps } from '../../src/ruleset/plan.js';
 import { assemble } from '../../src/ruleset/read.js';
 import { parsePacketFields, parseTraceLine, traceRules } from '../../src/ruletrace.js';
+import { emptyService, kubeProxyRuleset } from '../fixtures/rulesets/kube-proxy.js';
+import { FIXTURES } from '../helpers/paths.js';
 
 // `nft -j list ruleset` of: iptables-nft raw PREROUTING accept + filter INPUT drop, and inet t c at priority 10.
 const NFT_JSON = JSON.stringify({ nftables: [
@@ -256,4 +260,61 @@ test('iptables-save lines become rules with counters and the command that made t
   const [input] = parseIptablesSave(IPT_NFT_SAVE, 6, 'iptables-legacy');
   assert.equal(input.rules[0].text, 'ip6tables-legacy -A INPUT -p udp -m udp --dport 53 -j DROP');
   assert.deepEqual(input.rules[1].counter, { packets: 7, bytes: 420 });
+});
+
+// ---- the corpus of real rulesets (test/fixtures/rulesets), matched without the kernel ----
+const corpus = (name: string) => readFileSync(path.join(FIXTURES, 'rulesets', name), 'utf8');
+const synTo = (dport: number, src = '198.18.0.1') =>
+  ({ family: 4 as const, proto: 'tcp', src, dst: '198.18.0.2', sport: 40000, dport, iif: 'eth0' });
+const atInput = (rs: Ruleset, over: Partial<DropContext>) => attributeDrop(rs, {
+  family: 4, hook: 'LOCAL_IN', after: -Infinity, before: Infinity, location: 'nft_do_chain', packet: synTo(3306),
+  counterDeltas: new Map(), prefix: '', ...over,
+});
+
+test('ufw (iptables-nft): a reset names `ufw reject` by its match alone; a silent drop with no rule counting it is the policy', () => {
+  const ufw: Ruleset = { chains: parseIptablesSave(corpus('ufw.rules'), 4, 'iptables-nft') };
+  const reject = atInput(ufw, { answered: true })!;
+  assert.equal(reject.rule?.text, 'iptables -A ufw-user-input -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset');
+  assert.deepEqual([reject.rule?.found, reject.guess, reject.owner], ['match', undefined, 'ufw']);
+  // iptables-nft counts every rule (the fixture was saved without -c). None moved since a baseline from
+  // before the drop: the INPUT policy.
+  for (const c of ufw.chains) for (const r of c.rules) r.counter ??= { packets: 0, bytes: 0 };
+  const zero = new Map(ufw.chains.flatMap((c) => c.rules.map((r) => [ruleKey(c, r), 0] as [string, number])));
+  const silent = atInput(ufw, { packet: synTo(8080), answered: false, countersTrusted: true, counterDeltas: zero })!;
+  assert.deepEqual([silent.rule?.text, silent.rule?.found], ['policy drop of ip filter INPUT', 'policy']);
+  // Without counters or the answer: never a confident rule, the candidates in the order they run.
+  const unsure = atInput(ufw, { packet: synTo(8080) })!;
+  assert.equal(unsure.guess, true);
+  assert.ok(unsure.candidates!.length > 1);
+});
+
+test('kube-proxy (6,683 rules): the REJECT of the Service without endpoints, among thousands of rules', () => {
+  const shape = { services: 830, endpoints: 2, empty: 20 };
+  const { text, rules } = kubeProxyRuleset(shape);
+  assert.ok(rules >= 6000, `${rules} rules`);
+  const kube: Ruleset = { chains: parseIptablesSave(text, 4, 'iptables-nft') };
+  const svc = emptyService(shape, 7);
+  const a = attributeDrop(kube, {
+    family: 4, hook: 'LOCAL_OUT', after: -Infinity, before: Infinity, location: 'nft_do_chain', answered: true,
+    packet: { family: 4, proto: 'tcp', src: '198.18.0.2', dst: svc.ip, sport: 40000, dport: svc.port, oif: 'eth0' },
+    counterDeltas: new Map(), prefix: '',
+  })!;
+  for (const part of [`-d ${svc.ip} `, 'empty7:p80 has no endpoints', '-j REJECT']) assert.ok(a.rule!.text.includes(part), a.rule!.text);
+  assert.deepEqual([a.chain, a.owner, a.guess], ['KUBE-SERVICES', 'kube-proxy', undefined]);
+  assert.match(a.hint!, /Service without endpoints/);
+});
+
+test('nftables.conf: a named set by its elements; a verdict map jumps to a chain whose reject is the candidate', () => {
+  // nftables.conf loaded in a namespace, as `nft -j list ruleset` and `nft -a list ruleset` printed it.
+  const rs = parseNftJson(corpus('nftables.conf.json'), parseNftText(corpus('nftables.conf.listing')));
+  // Without counters, the state map (it drops invalid packets, a state pathtrace cannot see) may have: a guess.
+  const unsure = atInput(rs, { answered: false })!;
+  assert.deepEqual([unsure.guess, unsure.candidates], [true, ['ct state vmap { invalid : drop, established : accept, related : accept }', 'ip saddr @blocklist counter drop']]);
+  const counted = rs.chains.find((c) => c.name === 'input')!;
+  const setRule = counted.rules.find((r) => r.text.includes('@blocklist'))!;
+  const blocked = atInput(rs, { answered: false, countersTrusted: true, counterDeltas: new Map([[ruleKey(counted, setRule), 1]]) })!;
+  assert.deepEqual([blocked.rule?.text, blocked.rule?.found], ['ip saddr @blocklist counter drop', 'counters+match']);
+  const viaMap = atInput(rs, { packet: synTo(3306, '198.18.0.7'), answered: true })!;
+  assert.equal(viaMap.chain, 'database');
+  assert.match(viaMap.rule!.text, /reject with tcp reset/);
 });
