@@ -14,7 +14,7 @@ export interface TracePacket {
   time_us: number;
   family: 'ipv4' | 'ipv6';
   proto: string;
-  src: string; dst: string; sport: number; dport: number;
+  src: string; dst: string; sport: number | null; dport: number | null;
   tcp_flags: string | null;
   seq?: number; ack?: number; len: number; ip_id?: number;
   direction: string;
@@ -39,8 +39,9 @@ export interface Comparison {
 const PROTO_NAMES: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.ICMPV6]: 'icmpv6' };
 const MAX_SKEW_US = 2_000_000;
 
-type Tuple = { src: string; dst: string; sport: number; dport: number };
-const tupleKey = (t: Tuple) => `${t.src} ${t.sport} ${t.dst} ${t.dport}`;
+type Tuple = { src: string; dst: string; sport: number | null; dport: number | null };
+/** ICMP has no ports (null in a trace, 0 in a frame's headers). */
+const tupleKey = (t: Tuple) => `${t.src} ${t.sport ?? 0} ${t.dst} ${t.dport ?? 0}`;
 
 /** A frame's time in µs, pathtrace's unit for packets. */
 export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
@@ -136,7 +137,8 @@ export function afterCapture(p: TracePacket): string {
 
 function packetText(p: TracePacket): string {
   const kind = p.tcp_flags ? `[${p.tcp_flags}]` : p.proto;
-  return `#${p.id} ${clock(p.time_us)} ${p.direction} ${kind} ${p.src}:${p.sport} → ${p.dst}:${p.dport}`;
+  const at = (addr: string, port: number | null) => (port === null ? addr : `${addr}:${port}`);
+  return `#${p.id} ${clock(p.time_us)} ${p.direction} ${kind} ${at(p.src, p.sport)} → ${at(p.dst, p.dport)}`;
 }
 
 export function formatComparison(c: Comparison, captureName: string, traceName: string, traced: number): string {

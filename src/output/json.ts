@@ -32,8 +32,9 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     proto: protoName(j.proto, j.family),
     src: j.src,
     dst: j.dst,
-    sport: j.sport,
-    dport: j.dport,
+    // ICMP has no ports: an error's are those of the packet it quotes (icmp.about).
+    sport: j.icmp ? null : j.sport,
+    dport: j.icmp ? null : j.dport,
     tcp_flags: j.proto === IPPROTO.TCP ? flagLetters(j.flags) : null,
     seq: j.proto === IPPROTO.TCP ? j.seq : undefined,
     ack: j.proto === IPPROTO.TCP ? j.ack : undefined,
@@ -77,7 +78,10 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       read: j.delivery.read && { pid: j.delivery.read.pid, comm: j.delivery.read.comm, bytes: j.delivery.read.bytes, queued_ns: j.delivery.read.queuedNs },
     },
     origin: j.origin,
-    icmp: j.icmp && { type: j.icmp.type, code: j.icmp.code, about: j.icmp.about && { proto: protoName(j.icmp.about.proto, j.family), dst: j.icmp.about.dst } },
+    icmp: j.icmp && {
+      type: j.icmp.type, code: j.icmp.code,
+      about: j.icmp.about && { proto: protoName(j.icmp.about.proto, j.family), src: j.dst, dst: j.icmp.about.dst, sport: j.sport, dport: j.dport },
+    },
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
     incomplete: j.incomplete,

@@ -15,7 +15,7 @@ test('local-in: every SYN is seen by tcpdump and dropped at LOCAL_IN before TCP'
     assert.equal(j.direction, 'in');
     assert.equal(flagLetters(j.flags), 'S');
     assert.equal(j.fate, 'dropped');
-    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' });
+    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: false });
     assert.equal(j.tcpdump, true);
     assert.equal(j.retransmit, i, 'retransmissions numbered in order');
     assert.deepEqual(j.tcp, { saw: false, reply: null });
@@ -40,7 +40,7 @@ test('local-out: TCP receives each SYN and answers; the SYN-ACKs die at LOCAL_OU
   for (const j of synacks) {
     assert.equal(flagLetters(j.flags), 'SA');
     assert.equal(j.fate, 'dropped');
-    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain' });
+    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: false });
     assert.equal(j.tcpdump, false);
   }
   assert.deepEqual(syns.map((j) => j.retransmit), syns.map((_, i) => i));
@@ -170,6 +170,23 @@ test('stacked devices: a bridge port hands the packet up to the bridge device, a
   assert.deepEqual([bridged.direction, bridged.fate, bridged.route], ['forward', 'forwarded', { decision: 'bridge', inDev: 8, outDev: 7 }]);
 });
 
+test('a netfilter drop is answered when a reset or ICMP error of its flow began while it was in the hook (a REJECT)', () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(1, false, { t: 2 }));
+  // REJECT --reject-with tcp-reset: the RST goes out through LOCAL_OUT before the SYN is freed.
+  const rst = { skb: 200, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, flags: 0x14 };
+  c.push(nf(3, false, { ...rst, t: 3 }));
+  c.push(ev({ t: 4, point: Point.KFREE_SKB, reasonName: 'NETFILTER_DROP', location: 'nft_do_chain' }));
+  // A silent drop of the next SYN: the earlier RST does not count.
+  c.push(ev({ t: 10, skb: 300, seq: 5 }));
+  c.push(nf(1, false, { t: 11, skb: 300, seq: 5 }));
+  c.push(ev({ t: 12, skb: 300, seq: 5, point: Point.KFREE_SKB, reasonName: 'NETFILTER_DROP', location: 'nft_do_chain' }));
+  c.finish();
+  const drops = c.drain().filter((j) => j.fate === 'dropped');
+  assert.deepEqual(drops.map((j) => j.drop!.answered), [true, false]);
+});
+
 test('a drop after the exit probe of a hook is still that hook (netfilter reason)', () => {
   const c = new Correlator({ netns: 5 });
   c.push(nf(3, false, { t: 1 }));
@@ -187,7 +204,7 @@ test('trampolines on a kernel without drop reasons: the chain step names table a
   c.push(ev({ t: 3, point: Point.NF_CHAIN, hook: 1, probe: NF_EVAL_NFT, priority: 0, comm: 'filter' }));
   c.push(ev({ t: 4, point: Point.KFREE_SKB, reasonName: null, location: 'nf_hook_slow' }));
   const [j] = c.drain();
-  assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow' });
+  assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow', answered: false });
   const chain = j.steps.find((s) => s.at === 'chain')!;
   assert.deepEqual([chain.hook, chain.table, chain.priority, chain.location], ['LOCAL_IN', 'filter', 0, 'nft_do_chain']);
   // A chain verdict on a packet never seen starts nothing.
