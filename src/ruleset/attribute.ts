@@ -3,7 +3,7 @@
 // the candidates; rule counters that moved, and rules whose match plainly
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../kernel-names.js';
-import { baseChains, chainKey, chainOwner, ownerHint, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
+import { baseChains, chainKey, chainOwner, ownerHint, policyKey, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
 
 export interface PacketView {
   family: 4 | 6;
@@ -232,9 +232,12 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   }
 
   const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0].chain : chains.length === 1 ? chains[0] : undefined);
-  // No rule explains it and one chain drops by policy: the policy did.
-  if (!pick && !candidates.length && chains.length === 1 && chains[0].policy === 'drop' && d.answered !== true) {
-    const c = chains[0];
+  // No rule explains it and one chain's policy can have dropped it (a drop policy whose counter moved, where
+  // it has one): that policy did. A policy never answers.
+  const policies = chains.filter((c) => c.policy === 'drop' &&
+    !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0));
+  if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
+    const c = policies[0];
     return {
       table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name),
       rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },

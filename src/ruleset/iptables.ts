@@ -64,14 +64,15 @@ export function parseIptablesSave(text: string, family: 4 | 6, source: 'iptables
   let table = '';
   for (const line of text.split('\n')) {
     if (line.startsWith('*')) { table = line.slice(1).trim(); continue; }
-    let m = /^:(\S+) (\S+)/.exec(line);
+    let m = /^:(\S+) (\S+)(?: \[(\d+):(\d+)\])?/.exec(line);
     if (m) {
       const hook = IPTABLES_CHAIN_HOOK[m[1]];
       const priority = hook ? LEGACY_PRIORITIES[table]?.[hook] : undefined;
+      const policy = m[2] === 'DROP' ? 'drop' : m[2] === 'ACCEPT' ? 'accept' : undefined;
       chains.set(`${table} ${m[1]}`, {
         family: fam, table, name: m[1], source,
-        hook: priority !== undefined ? hook : undefined, priority,
-        policy: m[2] === 'DROP' ? 'drop' : m[2] === 'ACCEPT' ? 'accept' : undefined, rules: [],
+        hook: priority !== undefined ? hook : undefined, priority, policy,
+        policyCounter: policy && m[3] !== undefined ? { packets: Number(m[3]), bytes: Number(m[4]) } : undefined, rules: [],
       });
       continue;
     }

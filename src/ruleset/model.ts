@@ -40,6 +40,8 @@ export interface Chain {
   hook?: HookName;
   priority?: number;
   policy?: 'accept' | 'drop';
+  /** Packets the policy decided (iptables-save -c gives them; nft does not). */
+  policyCounter?: { packets: number; bytes: number };
   rules: Rule[];
 }
 
@@ -54,6 +56,11 @@ export function chainKey(c: Pick<Chain, 'source' | 'family' | 'table' | 'name'>)
 
 export function ruleKey(c: Chain, r: Rule): string {
   return `${chainKey(c)}#${r.handle ?? `p${r.position}`}`;
+}
+
+/** The counter key of a chain's policy, beside its rules'. */
+export function policyKey(c: Chain): string {
+  return `${chainKey(c)}#policy`;
 }
 
 /** Base chains of one hook that see packets of an IP family (inet chains see both). */

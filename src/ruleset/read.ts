@@ -5,7 +5,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { native } from '../native.js';
 import { parseIptablesSave } from './iptables.js';
-import { ruleKey, type Chain, type Ruleset, type Source, type TableFamily } from './model.js';
+import { policyKey, ruleKey, type Chain, type Ruleset, type Source, type TableFamily } from './model.js';
 import { parseNftJson, parseNftText } from './nft.js';
 
 const run = promisify(execFile);
@@ -57,8 +57,9 @@ export class RulesetReader {
       return [
         [['nft', ['-j', 'list', 'ruleset']]],
         want(texts, ['nft', ['-a', 'list', 'ruleset']]),
-        want(texts, ['iptables-nft-save', ['-c']]),
-        want(texts, ['ip6tables-nft-save', ['-c']]),
+        // Always: its policy counters are part of every baseline (nft's JSON has none).
+        want(true, ['iptables-nft-save', ['-c']]),
+        want(true, ['ip6tables-nft-save', ['-c']]),
         want(legacy.v4, ['iptables-legacy-save', ['-c']]),
         want(legacy.v6, ['ip6tables-legacy-save', ['-c']]),
       ];
@@ -71,8 +72,8 @@ export class RulesetReader {
     return [
       nft.map((t) => ['nft', ['-j', 'list', 'table', t.family, t.table]]),
       texts ? nft.map((t) => ['nft', ['-a', 'list', 'table', t.family, t.table]]) : [],
-      save('iptables-nft-save', 'ip', false, texts),
-      save('ip6tables-nft-save', 'ip6', false, texts),
+      save('iptables-nft-save', 'ip', false, true),
+      save('ip6tables-nft-save', 'ip6', false, true),
       save('iptables-legacy-save', 'ip', true, true),
       save('ip6tables-legacy-save', 'ip6', true, true),
     ];
@@ -113,6 +114,7 @@ export function assemble(json: string, nftText: string, ipt4: string, ipt6: stri
       const c = rs.chains.find((x) => x.family === saved.family && x.table === saved.table && x.name === saved.name);
       if (!c) continue;
       c.source = 'iptables-nft';
+      c.policyCounter = saved.policyCounter;
       c.rules.forEach((r, i) => {
         const sr = saved.rules[i];
         if (!sr) return;
@@ -130,7 +132,10 @@ export function assemble(json: string, nftText: string, ipt4: string, ipt6: stri
 /** Packet counters by rule, to tell which rules moved between two readings. */
 export function ruleCounters(rs: Ruleset): Map<string, number> {
   const out = new Map<string, number>();
-  for (const c of rs.chains as Chain[]) for (const r of c.rules) if (r.counter) out.set(ruleKey(c, r), r.counter.packets);
+  for (const c of rs.chains as Chain[]) {
+    for (const r of c.rules) if (r.counter) out.set(ruleKey(c, r), r.counter.packets);
+    if (c.policyCounter) out.set(policyKey(c), c.policyCounter.packets);
+  }
   return out;
 }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { attributeDrop, ruleCovers, type DropContext } from '../../src/ruleset/attribute.js';
 import { parseIptablesSave } from '../../src/ruleset/iptables.js';
-import { chainOwner, ownerHint, ruleKey, type Ruleset } from '../../src/ruleset/model.js';
+import { chainOwner, ownerHint, policyKey, ruleKey, type Ruleset } from '../../src/ruleset/model.js';
 import { parseNftJson, parseNftText } from '../../src/ruleset/nft.js';
 import { layoutChanges, layoutSignature, planGaps } from '../../src/ruleset/plan.js';
 import { assemble } from '../../src/ruleset/read.js';
@@ -136,9 +136,14 @@ COMMIT`;
     { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
   ] });
   const r = assemble(nftJson, '', save, '', '', '');
-  const trusted = attributeDrop(r, ctx({ countersTrusted: true }))!;
+  // The kernel counted the drop on the policy (iptables-save -c shows policy counters).
+  const policyMoved = new Map([[policyKey(r.chains[0]), 1]]);
+  const trusted = attributeDrop(r, ctx({ countersTrusted: true, counterDeltas: policyMoved }))!;
   assert.equal(trusted.rule!.found, 'policy');
   assert.equal(trusted.guess, undefined);
+  // Nothing moved, not even the policy: nothing explains it, so no answer is given as certain.
+  const nothing = attributeDrop(r, ctx({ countersTrusted: true }))!;
+  assert.deepEqual([nothing.rule, nothing.guess], [null, true]);
   // A baseline read after the drop may hold it already: then the counters prove nothing, and either rule may have.
   const untrusted = attributeDrop(r, ctx({}))!;
   assert.deepEqual([untrusted.rule, untrusted.guess, untrusted.candidates?.length], [null, true, 2]);
@@ -277,9 +282,10 @@ test('ufw (iptables-nft): a reset names `ufw reject` by its match alone; a silen
   assert.equal(reject.rule?.text, 'iptables -A ufw-user-input -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset');
   assert.deepEqual([reject.rule?.found, reject.guess, reject.owner], ['match', undefined, 'ufw']);
   // iptables-nft counts every rule (the fixture was saved without -c). None moved since a baseline from
-  // before the drop: the INPUT policy.
+  // before the drop, the INPUT policy's counter did: the INPUT policy.
   for (const c of ufw.chains) for (const r of c.rules) r.counter ??= { packets: 0, bytes: 0 };
   const zero = new Map(ufw.chains.flatMap((c) => c.rules.map((r) => [ruleKey(c, r), 0] as [string, number])));
+  zero.set(policyKey(ufw.chains.find((c) => c.name === 'INPUT')!), 1);
   const silent = atInput(ufw, { packet: synTo(8080), answered: false, countersTrusted: true, counterDeltas: zero })!;
   assert.deepEqual([silent.rule?.text, silent.rule?.found], ['policy drop of ip filter INPUT', 'policy']);
   // Without counters or the answer: never a confident rule, the candidates in the order they run.
