@@ -1,11 +1,10 @@
 // What a large ruleset costs pathtrace (issue "Right answers on real hosts"): a kube-proxy-sized
 // iptables-nft ruleset in the traced namespace, beside an empty one, in the same run. Per round:
 // time to ready, CPU of pathtrace and its children (nft, iptables-save) while idle, and the time from
-// a connection refused by kube-proxy's "has no endpoints" REJECT to the packet record naming that rule.
-import { spawn } from 'node:child_process';
+// a connection refused by kube-proxy's "has no endpoints" REJECT (the packet's time) to the record naming the rule.
 import { readFileSync } from 'node:fs';
 import { Lab } from '../src/lab/lab.js';
-import { BIN } from '../test/helpers/paths.js';
+import { startPathtrace } from './traced.js';
 import { emptyService, kubeProxyRuleset, type KubeProxyShape } from '../test/fixtures/rulesets/kube-proxy.js';
 
 /** 830 Services of 2 endpoints and 20 without: 6,683 rules, the size that cost 65 % of a core before. */
@@ -34,15 +33,7 @@ async function round(kubeProxy: boolean): Promise<RulesetRound> {
     }
     // Service addresses are routed out of the server's device, as a node routes them.
     lab.ip(srv, 'route', 'add', '198.19.0.0/16', 'dev', lab.server.ifname);
-    const started = Date.now();
-    const child = spawn(process.execPath, [BIN, '--json', '--netns', srv, '--port', '80'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout!.on('data', (d) => { text += d; });
-    while (!text.includes('"ready"')) {
-      if (child.exitCode !== null) throw new Error('pathtrace exited before it was ready');
-      await sleep(5);
-    }
-    const readyMs = Date.now() - started;
+    const { child, readyMs, output } = await startPathtrace(['--netns', srv, '--port', '80']);
     await sleep(1000); // the first reading's tail and the start-up settle
     const cpu0 = cpuSeconds(child.pid!);
     await sleep(IDLE_S * 1000);
@@ -55,9 +46,10 @@ async function round(kubeProxy: boolean): Promise<RulesetRound> {
     let attributionMs: number | null = null;
     let rule: string | null = null;
     while (Date.now() - t0 < 5000) {
-      const rec = text.split('\n').filter((l) => l.includes('"type":"packet"')).map((l) => JSON.parse(l)).find((p) => p.fate === 'dropped');
+      const rec = output().split('\n').filter((l) => l.includes('"type":"packet"')).map((l) => JSON.parse(l)).find((p) => p.fate === 'dropped');
       if (rec) {
-        attributionMs = Date.now() - t0;
+        // From the packet's own time (it was dropped as it started) to its record, named.
+        attributionMs = Date.now() - rec.time_us / 1000;
         rule = rec.drop.rule?.text ?? (rec.drop.candidates ? `guess: ${rec.drop.candidates.join(' | ')}` : null);
         break;
       }
@@ -82,14 +74,14 @@ export async function rulesetBench(rounds: number): Promise<string[]> {
       const x = await round(kube);
       results[kube ? 'kube' : 'empty'].push(x);
       process.stderr.write(`ruleset round ${r}/${rounds} ${kube ? `kube-proxy (${x.rules} rules)` : 'empty'}: ready ${x.readyMs} ms, ` +
-        `idle CPU ${x.idleCpuPct.toFixed(1)} %, attribution ${x.attributionMs ?? '-'} ms: ${x.rule}\n`);
+        `idle CPU ${x.idleCpuPct.toFixed(1)} %, attribution ${x.attributionMs === null ? '-' : x.attributionMs.toFixed(0)} ms: ${x.rule}\n`);
     }
   }
   const lines = [`large ruleset (${rounds} rounds, median; idle over ${IDLE_S} s; CPU of pathtrace and its children, % of one core):`];
   for (const [label, xs] of [['empty ruleset', results.empty], [`kube-proxy, ${results.kube[0]?.rules} rules`, results.kube]] as const) {
     const att = xs.map((x) => x.attributionMs).filter((x): x is number => x !== null);
     lines.push(`  ${label.padEnd(26)} ready ${median(xs.map((x) => x.readyMs))} ms · idle CPU ${median(xs.map((x) => x.idleCpuPct)).toFixed(1)} % · ` +
-      `attribution ${att.length ? `${median(att)} ms` : 'none'} (${att.length}/${xs.length} named: ${xs[0]?.rule})`);
+      `attribution ${att.length ? `${median(att).toFixed(0)} ms` : 'none'} (${att.length}/${xs.length} named: ${xs[0]?.rule})`);
   }
   lines.push('  targets with the kube-proxy ruleset: idle CPU < 2 %, ready < 1500 ms, attribution < 1000 ms');
   return lines;

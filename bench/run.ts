@@ -13,7 +13,8 @@ import { Lab, run } from '../src/lab/lab.js';
 import { POINT_GROUPS } from '../src/options.js';
 import { run as micro } from './micro.js';
 import { rulesetBench } from './ruleset.js';
-import { BIN, ROOT } from '../test/helpers/paths.js';
+import { startPathtrace } from './traced.js';
+import { ROOT } from '../test/helpers/paths.js';
 
 const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
 const PORTS = { stream: 5201, udp: 7000, rr: 7001 };
@@ -54,21 +55,12 @@ async function stopChild(child: ChildProcess): Promise<{ rssMiB: number; cpuS: n
 /** pathtrace on the server's namespace; --quiet, so that output formatting is not what is measured. */
 function pathtrace(args: string[]): Config['start'] {
   return async (lab, dir) => {
-    const started = Date.now();
-    const child = spawn(process.execPath, [BIN, '--json', '--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))],
-      { stdio: ['ignore', 'pipe', 'inherit'] });
-    let text = '';
-    child.stdout!.on('data', (d) => { text += d; });
-    while (!text.includes('"ready"')) {
-      if (child.exitCode !== null) throw new Error('pathtrace exited before it was ready');
-      await sleep(5);
-    }
-    const readyMs = Date.now() - started;
+    const { child, readyMs, output } = await startPathtrace(['--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))]);
     return {
       pid: child.pid!,
       async stop() {
         const { rssMiB, cpuS } = await stopChild(child);
-        const summary = JSON.parse(text.trim().split('\n').at(-1)!);
+        const summary = JSON.parse(output().trim().split('\n').at(-1)!);
         return { events: summary.events, lost: summary.lost_events, rssMiB, readyMs, cpuS };
       },
     };

@@ -31,6 +31,22 @@ function dockerHost(lab: Lab, bridgeNf: boolean): void {
   }
 }
 
+/** A trace of the Docker host (the router), its ruleset loaded and a server listening on port, during traffic. */
+function traceDockerHost<T>(bridgeNf: boolean, port: number, traffic: (lab: Lab) => Promise<T>,
+  check: Parameters<typeof traceLab<T>>[1], setup?: (lab: Lab) => void): Promise<void> {
+  return traceLab({
+    bridge: true,
+    traced: (lab) => lab.router!.netns,
+    setup: async (lab) => {
+      dockerHost(lab, bridgeNf);
+      setup?.(lab);
+      await lab.listen('tcp', port);
+    },
+    args: ['--port', String(port)],
+    traffic,
+  }, check);
+}
+
 /** A graceful exchange: every packet one journey that went somewhere, none resent, none cut short. */
 function graceful(packets: Rec[], summary: Rec): void {
   assert.deepEqual(unexpectedDrops(packets), [], 'no drop');
@@ -44,16 +60,7 @@ const points = (p: Rec) => p.steps.map((s: Rec) => `${s.point}${s.hook ? `/${s.h
 for (const bridgeNf of [true, false]) {
   test(`Docker host, published port, bridge-nf-call-iptables ${bridgeNf ? 'on' : 'off'}: one journey per packet, through the bridge`, async (t) => {
     if (!needsRoot(t) || (bridgeNf && !brNetfilter(t))) return;
-    await traceLab({
-      bridge: true,
-      traced: (lab) => lab.router!.netns,
-      setup: async (lab) => {
-        dockerHost(lab, bridgeNf);
-        await lab.listen('tcp', PORT);
-      },
-      args: ['--port', String(PORT)],
-      traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, PORT, 800, lab.client, '--send', 'hello'),
-    }, ({ result, packets, summary }) => {
+    await traceDockerHost(bridgeNf, PORT, (lab) => lab.connect('tcp', lab.router!.toClient.v4, PORT, 800, lab.client, '--send', 'hello'), ({ result, packets, summary }) => {
       assert.equal(result.ok, true, JSON.stringify(result));
       graceful(packets, summary);
       assert.ok(packets.length >= 6, `the whole exchange: ${packets.length} packets`);
@@ -81,16 +88,7 @@ for (const bridgeNf of [true, false]) {
 
   test(`pure L2 bridge between two containers, bridge-nf-call-iptables ${bridgeNf ? 'on' : 'off'}: bridged, with the bridge's passes as steps`, async (t) => {
     if (!needsRoot(t) || (bridgeNf && !brNetfilter(t))) return;
-    await traceLab({
-      bridge: true,
-      traced: (lab) => lab.router!.netns,
-      setup: async (lab) => {
-        dockerHost(lab, bridgeNf);
-        await lab.listen('tcp', PORT);
-      },
-      args: ['--port', String(PORT)],
-      traffic: (lab) => lab.connect('tcp', lab.server.v4, PORT, 800, lab.neighbour!, '--send', 'hello'),
-    }, ({ result, packets, summary }) => {
+    await traceDockerHost(bridgeNf, PORT, (lab) => lab.connect('tcp', lab.server.v4, PORT, 800, lab.neighbour!, '--send', 'hello'), ({ result, packets, summary }) => {
       assert.equal(result.ok, true, JSON.stringify(result));
       graceful(packets, summary);
       assert.ok(packets.length >= 6, `the whole exchange: ${packets.length} packets`);
@@ -142,17 +140,7 @@ test('a container to a service on the Docker host (through the bridge device): d
 
 test('a drop in DOCKER-USER on a Docker host: FORWARD, the rule by its counter, Docker named as the owner', async (t) => {
   if (!needsRoot(t)) return;
-  await traceLab({
-    bridge: true,
-    traced: (lab) => lab.router!.netns,
-    setup: async (lab) => {
-      dockerHost(lab, true);
-      lab.exec(lab.router!.netns, 'iptables', ['-I', 'DOCKER-USER', '-s', lab.client.v4, '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
-      await lab.listen('tcp', PORT);
-    },
-    args: ['--port', String(PORT)],
-    traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, PORT, 800),
-  }, ({ lab, result, packets }) => {
+  await traceDockerHost(true, PORT, (lab) => lab.connect('tcp', lab.router!.toClient.v4, PORT, 800), ({ lab, result, packets }) => {
     assert.equal(result.ok, false);
     const drops = packets.filter((p) => p.fate === 'dropped');
     assert.ok(drops.length >= 1, 'the SYN was dropped');
@@ -163,26 +151,17 @@ test('a drop in DOCKER-USER on a Docker host: FORWARD, the rule by its counter, 
       assert.equal(d.drop.guess, undefined, JSON.stringify(d.drop));
       assert.match(d.drop.hint, /DOCKER-USER holds your own rules/);
     }
-  });
+  }, (lab) => lab.exec(lab.router!.netns, 'iptables', ['-I', 'DOCKER-USER', '-s', lab.client.v4, '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']));
 });
 
 test('Docker\'s FORWARD policy drops a port the container did not publish: the policy, as the kernel counted', async (t) => {
   if (!needsRoot(t)) return;
   let policyMoved = false;
-  await traceLab({
-    bridge: true,
-    traced: (lab) => lab.router!.netns,
-    setup: async (lab) => {
-      dockerHost(lab, true);
-      await lab.listen('tcp', 5432);
-    },
-    args: ['--port', '5432'],
-    traffic: async (lab) => {
-      const before = readCounters(lab, lab.router!.netns);
-      const r = await lab.connect('tcp', lab.server.v4, 5432, 800);
-      policyMoved = moved(before, readCounters(lab, lab.router!.netns)).includes('policy filter FORWARD');
-      return r;
-    },
+  await traceDockerHost(true, 5432, async (lab) => {
+    const before = readCounters(lab, lab.router!.netns);
+    const r = await lab.connect('tcp', lab.server.v4, 5432, 800);
+    policyMoved = moved(before, readCounters(lab, lab.router!.netns)).includes('policy filter FORWARD');
+    return r;
   }, ({ result, packets }) => {
     assert.equal(result.ok, false);
     assert.ok(policyMoved, 'the kernel counted the FORWARD policy');
