@@ -32,6 +32,9 @@ export interface ReadyInfo {
   /** How the netfilter hooks are traced. */
   netfilterMechanism: NetfilterMechanism;
   netfilter: HookProbes[];
+  /** How ruleset changes are learnt: nftables' notifications, polling every second, or not at all (no
+   *  netfilter tracing). */
+  rulesetChanges: 'notified' | 'polled' | null;
   unavailable: { point: string; reason: string }[];
   startedAt: number; // wall-clock ms (fractional, µs precision) at the clock base
 }
@@ -235,7 +238,10 @@ export class Session {
         reads: POINT_GROUPS.socket.some((p) => points.includes(p)),
       });
       this.correlator.flows.onEvict((keys) => this.tally.forget(keys));
-      this.ready = { netns, points, netfilterMechanism: traced, netfilter: this.probes?.describe() ?? [], unavailable, startedAt };
+      this.ready = {
+        netns, points, netfilterMechanism: traced, netfilter: this.probes?.describe() ?? [], unavailable, startedAt,
+        rulesetChanges: reader ? (this.rulesetWatch ? 'notified' : 'polled') : null,
+      };
     } catch (e) {
       this.close();
       throw e;

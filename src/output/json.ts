@@ -17,6 +17,7 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
     netfilter: r.netfilter.map((p) => ({
       family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit, between_priorities: p.between,
     })),
+    ruleset_changes: r.rulesetChanges ?? undefined,
     unavailable: r.unavailable,
     started_at: new Date(r.startedAt).toISOString(),
   };

@@ -196,6 +196,7 @@ test('a ruleset changed while tracing: probes re-placed, said so, and the new ch
     assert.ok(records.indexOf(d) > noteAt);
     assert.deepEqual([d.drop.table, d.drop.chain, d.drop.rule.text], ['late', 'c', 'tcp dport 3306 counter drop']);
     const ready = records[0];
+    assert.equal(ready.ruleset_changes, 'notified', 'heard from nftables, not polled');
     assert.deepEqual(ready.netfilter.find((p: Rec) => p.family === 'ipv4' && p.hook === 'LOCAL_IN').between_priorities, [], 'one chain: no gap at the start');
     assert.ok(d.steps.some((s: Rec) => s.hook === 'LOCAL_IN' && s.at === 'between' && s.priority === 1), 'the new probe between filter (0) and late (5)');
   });
