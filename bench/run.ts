@@ -29,9 +29,10 @@ const WORKLOADS: { id: Workload; label: string; unit: string }[] = [
 
 interface Config { id: string; label: string; start?: (lab: Lab, dir: string) => Promise<Tracer> }
 interface Tracer { pid?: number; stop(): Promise<TracerStats> }
-interface TracerStats { events?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number }
+interface TracerStats { events?: number; packets?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const perSecond = (n: number | undefined, seconds: number) => (n === undefined ? undefined : n / seconds);
 
 function procStats(pid: number): { rssMiB: number; cpuS: number } {
   try {
@@ -61,7 +62,7 @@ function pathtrace(args: string[]): Config['start'] {
       async stop() {
         const { rssMiB, cpuS } = await stopChild(child);
         const summary = JSON.parse(output().trim().split('\n').at(-1)!);
-        return { events: summary.events, lost: summary.lost_events, rssMiB, readyMs, cpuS };
+        return { events: summary.events, packets: summary.packets, lost: summary.lost_events, rssMiB, readyMs, cpuS };
       },
     };
   };
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
           const s = tracer ? await tracer.stop() : null;
           const k = `${w.id} ${c.id}`;
           results.set(k, [...(results.get(k) ?? []), rate]);
-          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: s.events !== undefined ? s.events / seconds : undefined }]);
+          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: perSecond(s.events, seconds), packets: perSecond(s.packets, seconds) }]);
           process.stderr.write(`round ${r}/${rounds} ${w.label.padEnd(22)} ${c.label.padEnd(34)} ${rate.toFixed(2)} ${w.unit}\n`);
         }
       }
@@ -225,7 +226,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   lines.push(`pathtrace overhead: ${rounds} rounds × ${seconds} s, configurations interleaved in random order; median (min–max) as a ratio of the no-tracer median`);
   lines.push('');
-  lines.push(`${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`);
+  lines.push(`${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'pkts/s'.padStart(7)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`);
   for (const w of workloads) {
     const base = median(results.get(`${w.id} none`)!);
     for (const c of configs) {
@@ -233,18 +234,26 @@ async function main(): Promise<void> {
       const m = median(xs);
       const st = stats.get(`${w.id} ${c.id}`) ?? [];
       const ev = st.length && st[0].events !== undefined ? median(st.map((x) => x.events!)) : undefined;
+      const pk = st.length && st[0].packets !== undefined ? median(st.map((x) => x.packets!)) : undefined;
       const lost = st.length && st[0].lost !== undefined ? st.reduce((n, x) => n + x.lost!, 0) : undefined;
       const rss = st.length ? Math.max(...st.map((x) => x.rssMiB ?? 0)) : undefined;
       const cpu = st.length ? median(st.map((x) => x.cpuS ?? 0)) : undefined;
       lines.push(`${w.label.padEnd(24)}${c.label.padEnd(36)}${`${m.toFixed(2)} ${w.unit.split('/')[0]}`.padStart(10)}  ${(m / base).toFixed(3).padStart(6)} ` +
         `${`${(Math.min(...xs) / base).toFixed(2)}–${(Math.max(...xs) / base).toFixed(2)}`.padStart(13)}  ` +
-        `${ev === undefined ? '' : `${(ev / 1e3).toFixed(0)}k`.padStart(9)} ${lost === undefined ? '' : String(lost).padStart(6)} ` +
+        `${ev === undefined ? '' : `${(ev / 1e3).toFixed(0)}k`.padStart(9)} ${pk === undefined ? '' : `${(pk / 1e3).toFixed(0)}k`.padStart(7)} ` +
+        `${lost === undefined ? '' : String(lost).padStart(6)} ` +
         `${rss === undefined ? '' : rss.toFixed(0).padStart(8)} ${cpu === undefined ? '' : cpu.toFixed(2).padStart(6)}`);
     }
   }
   const ready = [...stats.values()].flat().map((s) => s.readyMs).filter((x): x is number => x !== undefined);
   lines.push('');
   lines.push(`time from start to ready: median ${median(ready)} ms, max ${Math.max(...ready)} ms (target < 1000 ms)`);
+  // What the whole pipeline (ring → addon → decode → correlate → summary) sustains: its rate where it lost events.
+  const saturated = (stats.get('udp pt-all') ?? []).filter((x) => (x.lost ?? 0) > 0);
+  lines.push(saturated.length
+    ? `whole pipeline, saturated (UDP flood, tracing all, ${saturated.length}/${rounds} rounds losing events): median ` +
+      `${(median(saturated.map((x) => x.events!)) / 1e3).toFixed(0)} k events/s, ${(median(saturated.map((x) => x.packets!)) / 1e3).toFixed(0)} k packets/s`
+    : 'whole pipeline: not saturated by the UDP flood (no events lost)');
   const m = micro(4000, 5);
   lines.push(`decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
     `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`);

@@ -3,11 +3,14 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
+#include <csignal>
 #include <algorithm>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <pthread.h>
 #include <stdexcept>
+#include <thread>
 #include <unistd.h>
 
 #include "in_netns.h"
@@ -145,10 +148,19 @@ void set_libbpf_debug(bool debug) {
 Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
   libbpf_set_print(on_libbpf_print);
   std::vector<std::string> refusals;  // of a whole mechanism, said in the end
-  // A signal during verification (a profiler's SIGPROF, say) makes the load fail with EAGAIN: try again.
+  // A signal during verification makes the load fail with EAGAIN. The load runs on a thread of its own
+  // that blocks them all (a profiler's SIGPROF aimed at the JS thread, SIGCHLD of the nft children);
+  // one that still comes through is met by trying again.
   for (int attempt = 0;; attempt++) {
     libbpf_log.clear();
-    int err = open_and_load(filter, ring_bytes, netfilter, skip);
+    int err = 0;
+    std::thread loader([&] {
+      sigset_t all;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, nullptr);
+      err = open_and_load(filter, ring_bytes, netfilter, skip);
+    });
+    loader.join();
     if (!err) break;
     std::string why = errno_text(err), detail = load_failure(libbpf_log);
     if (!detail.empty()) why += ": " + detail;
