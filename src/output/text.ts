@@ -212,6 +212,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.drop) {
     facts.push(`${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
     if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
+    if (j.drop.answered !== undefined) facts.push(j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent');
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
   } else if (j.ending === 'freed') {

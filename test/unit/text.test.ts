@@ -28,7 +28,7 @@ test('local-in: the path shows tcpdump saw it and LOCAL_IN dropped it; the summa
   assert.equal(pathLine(journeys[0], devices, PLAIN), 'rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped');
   const block = formatJourney(journeys[1], devices, 0, PLAIN);
   assert.match(block, /^\d\d:\d\d:\d\d\.\d{6} in {2}SYN 198\.18\.0\.1:\d+ → 198\.18\.0\.2:3306 \[S\] seq \d+ len 0 \(retransmission 1\)$/m);
-  assert.match(block, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\) · TCP never saw it/);
+  assert.match(block, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/);
   const text = formatSummary(summary);
   assert.match(text, new RegExp(`── ${journeys.length} packets: ${journeys.length} dropped · 0 events lost`));
   assert.match(text, /tcpdump shows \d+ SYN arriving: it captures them at the device, before netfilter\. They were dropped afterwards, at LOCAL_IN/);
