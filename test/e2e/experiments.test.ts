@@ -152,7 +152,7 @@ test('pathtrace demo local-in and local-out tell the story and leave nothing beh
   assert.equal(localIn.code, 0, localIn.stderr);
   assert.match(localIn.stdout, /in {2}SYN .*→ 198\.18\.0\.2:3306/);
   assert.match(localIn.stdout, /tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped/);
-  assert.match(localIn.stdout, /NETFILTER_DROP at \w+ \(netfilter, hook LOCAL_IN\) · TCP never saw it/);
+  assert.match(localIn.stdout, /NETFILTER_DROP at \w+ \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/);
   assert.match(localIn.stdout, /tcpdump shows \d+ SYN arriving/);
   assert.doesNotMatch(localIn.stdout, /SYN-ACK/);
 
