@@ -51,6 +51,7 @@ export class RuleAttributor {
   /** A reading of the ruleset: the counters' baseline (unless drops wait for their deltas) and the probes' places. */
   take(rs: Ruleset, dropsSinceLastReading: boolean): string | null {
     if (!dropsSinceLastReading) this.adoptBaseline(rs, false);
+    this.known = rs;
     return this.relayout(rs);
   }
 
@@ -83,7 +84,6 @@ export class RuleAttributor {
     const first = !this.placed;
     this.layout = sig;
     this.placed = true;
-    this.known = rs;
     if (!this.probes) return first ? null : `ruleset changed: ${changes.join(', ')}`;
     const gaps = this.probes.place(rs);
     return first ? null : `ruleset changed: ${changes.join(', ')}; ${gaps.length} probes between chains re-placed`;
@@ -124,6 +124,9 @@ export class RuleAttributor {
         countersTrusted: j.steps[j.steps.length - 1].t > baselineAt, answered: j.drop!.answered });
       if (a) j.drop!.attribution = a;
     }
-    if (!partial) this.relayout(rs);
+    if (!partial) {
+      this.known = rs;
+      this.relayout(rs);
+    }
   }
 }
