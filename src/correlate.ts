@@ -297,7 +297,9 @@ export class Correlator {
   private waitFor(a: Active): number {
     if (a.localInExit) return this.awaitsRead(a) ? this.o.readWaitNs : this.o.graceNs;
     if (a.seenXmit) return this.o.graceNs;
-    if (a.postRoutingExit !== null || a.enqueued !== null) return this.o.queueWaitNs;
+    // Queued: for the neighbour, in a qdisc, or inside a hook (NFQUEUE to a program, a slow first packet
+    // of a connection under a loaded VM): a hook's exit comes late, not never.
+    if (a.postRoutingExit !== null || a.enqueued !== null || (a.nfHook !== null && !a.nfExited)) return this.o.queueWaitNs;
     return this.o.idleNs;
   }
 

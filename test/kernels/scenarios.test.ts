@@ -228,7 +228,9 @@ test('a container behind a Docker host\'s bridge: each packet one journey throug
   assertTraced(r.ready);
   assert.equal(r.client.ok, true, JSON.stringify(r.client));
   assert.deepEqual(unexpectedDrops(r.packets), []);
-  assert.deepEqual(r.packets.filter((p) => p.fate !== 'forwarded').map((p) => `${p.id} ${p.fate} ${p.ending}`), [], 'every packet forwarded');
+  assert.deepEqual(r.packets.filter((p) => p.fate !== 'forwarded')
+    .map((p) => `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s: Rec) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`),
+  [], 'every packet forwarded');
   assert.equal(r.summary.cut_by_timeout, 0);
   const [synAck] = withFlags(r, 'SA');
   // Up from the container's port to the bridge, routed out; br_netfilter's pass on the port first, when loaded.

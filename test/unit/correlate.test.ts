@@ -107,16 +107,36 @@ test('an address reused by another packet starts a new journey', () => {
 });
 
 test('a packet that stops mid-path is cut by timeout and reported unfinished, not dropped', () => {
-  const c = new Correlator({ netns: 5, idleNs: 1000 });
+  const c = new Correlator({ netns: 5, idleNs: 1000, queueWaitNs: 5000 });
   c.push(ev({ t: 1 }));
   c.push(nf(0, false, { t: 2 }));
+  c.push(nf(0, true, { t: 3 }));
   c.tick(500);
   assert.equal(c.drain().length, 0);
-  c.tick(1002);
+  c.tick(1003);
   const [j] = c.drain();
   assert.equal(j.fate, 'unfinished');
   assert.equal(j.ending, 'timeout');
   assert.equal(j.drop, null);
+});
+
+test('inside a hook a packet may wait (NFQUEUE, a slow first packet): its exit, late, continues the journey', () => {
+  const c = new Correlator({ netns: 5, idleNs: 1000, queueWaitNs: 5000, graceNs: 10 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(0, false, { t: 2 }));
+  c.tick(2000);
+  assert.equal(c.drain().length, 0, 'not cut after the idle time');
+  c.push(nf(0, true, { t: 2500 }));
+  c.push(nf(1, false, { t: 2501 }));
+  c.push(nf(1, true, { t: 2502 }));
+  c.tick(3000);
+  const [j] = c.drain();
+  assert.equal(j.fate, 'delivered');
+  assert.equal(j.steps.length, 5);
+  c.push(ev({ t: 4000, skb: 7 }));
+  c.push(nf(0, false, { t: 4001, skb: 7 }));
+  c.tick(9002);
+  assert.deepEqual(c.drain().map((x) => [x.fate, x.ending]), [['unfinished', 'timeout']], 'but not for ever');
 });
 
 test('forwarded: PRE_ROUTING, FORWARD, POST_ROUTING, out a device', () => {
