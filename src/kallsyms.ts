@@ -7,8 +7,8 @@ export class Symbolizer {
   private readonly names: string[];
   private readonly cache = new Map<number, string>();
 
-  /** Parses kallsyms text; keeps text symbols (t/T/w/W), sorted by address. Runs before every trace
-   *  (~120 k lines): no object or regular expression per line. */
+  /** Parses kallsyms text; keeps text symbols (t/T/w/W), sorted by address. Runs when the first free
+   *  must be named (~120 k lines, while events wait): no object or regular expression per line. */
   constructor(text: string) {
     const his: number[] = [], los: number[] = [], names: string[] = [];
     let sorted = true;

@@ -13,6 +13,17 @@ const run = promisify(execFile);
 /** One table to read: large rulesets (kube-proxy's) are read a table at a time, only those a drop went through. */
 export interface TableRef { source: Source; family: TableFamily; table: string }
 
+/** The iptables-legacy tables loaded in a namespace, IPv4 then IPv6 (/proc/net/ip{,6}_tables_names);
+ *  null when the namespace cannot be entered. */
+export function legacyTableNames(nsPath: string): [string, string] | null {
+  try {
+    const [v4, v6] = native().readInNetns(nsPath, ['/proc/thread-self/net/ip_tables_names', '/proc/thread-self/net/ip6_tables_names']);
+    return [v4, v6];
+  } catch {
+    return null;
+  }
+}
+
 export class RulesetReader {
   /** @param nsPath namespace file to enter ("" = pathtrace's own), e.g. /proc/PID/fd/N */
   constructor(private readonly nsPath: string) {}
@@ -39,14 +50,10 @@ export class RulesetReader {
     }
   }
 
-  /** Legacy tables loaded in the namespace, per family (/proc/net/ip_tables_names). */
+  /** Legacy tables loaded in the namespace, per family. */
   private legacyTables(): { v4: boolean; v6: boolean } {
-    try {
-      const [v4, v6] = native().readInNetns(this.nsPath, ['/proc/thread-self/net/ip_tables_names', '/proc/thread-self/net/ip6_tables_names']);
-      return { v4: v4.trim() !== '', v6: v6.trim() !== '' };
-    } catch {
-      return { v4: false, v6: false };
-    }
+    const [v4, v6] = legacyTableNames(this.nsPath) ?? ['', ''];
+    return { v4: v4.trim() !== '', v6: v6.trim() !== '' };
   }
 
   /** What to run for a reading, by the part of assemble() each output goes to. */

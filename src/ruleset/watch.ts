@@ -2,6 +2,7 @@
 // change (nft, iptables-nft, set elements) on a netlink group the addon listens to; iptables-legacy
 // announces nothing, but its tables' list (what moves the probes) is cheap to compare.
 import { native } from '../native.js';
+import { legacyTableNames } from './read.js';
 
 /** How long a burst of changes (an iptables-restore of thousands of rules) may go on before it is read anyway. */
 const MAX_DEFER_MS = 2000;
@@ -30,11 +31,7 @@ export class RulesetWatch {
   }
 
   private legacyTables(): string {
-    try {
-      return native().readInNetns(this.nsPath, ['/proc/thread-self/net/ip_tables_names', '/proc/thread-self/net/ip6_tables_names']).join('|');
-    } catch {
-      return this.legacy;
-    }
+    return legacyTableNames(this.nsPath)?.join('|') ?? this.legacy;
   }
 
   /** Whether the ruleset should be read now: it changed, and the burst is over (or has gone on for long). */
