@@ -77,8 +77,6 @@ interface Active {
 }
 
 const MS = 1_000_000;
-/** Segments remembered per flow and direction, to number retransmissions (a long stream forgets old ones). */
-const MAX_SEGMENTS = 4096;
 /** Journeys under way at most; past it the oldest are settled early (memory stays bounded). */
 const MAX_ACTIVE = 20_000;
 /** Completed journeys held back behind one still under way (drain's start order); past it they go out. */
@@ -476,12 +474,7 @@ export class Correlator {
     }
     if (e.proto === IPPROTO.TCP && !(e.flags === TCP.ACK && e.len === 0)) {
       // A copy of a segment already seen (same direction, seq, flags, length) is a retransmission.
-      const segments = flow.segments[side(e)];
-      const seg = (j.flags * 4096 + (j.len & 0xfff)) * 2 ** 32 + j.seq;
-      const n = segments.get(seg) ?? 0;
-      if (n === 0 && segments.size >= MAX_SEGMENTS) segments.delete(segments.keys().next().value!);
-      segments.set(seg, n + 1);
-      j.retransmit = n;
+      j.retransmit = flow.segments[side(e)].count((j.flags * 4096 + (j.len & 0xfff)) * 2 ** 32 + j.seq);
     }
     if (!inbound) {
       if (e.proto === IPPROTO.TCP && e.flags === TCP.SYN) {

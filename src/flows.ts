@@ -21,7 +21,7 @@ export interface FlowState {
   resetsSent: number;
   resetsReceived: number;
   /** TCP segment copies seen, per direction, for retransmission numbering (bounded). */
-  segments: [Map<number, number>, Map<number, number>];
+  segments: [SegmentCopies, SegmentCopies];
   /** Start times of SYN-ACK and RST packets this host sent, to tell whether a SYN was answered. */
   replies: { t: number; kind: string }[];
   /** The latest incoming packet that was dropped, to tell a REJECT's answer from the stack's. */
@@ -35,6 +35,27 @@ export interface FlowState {
   owner: Owner | null;
   /** When it was last looked up (FlowTable generations): the least recent go first past the bound. */
   seen: number;
+}
+
+/** How often each recent TCP segment was seen: the latest `keep` to 2 × `keep` of them, in two
+ *  generations. (Deleting a Map's oldest key one at a time makes V8 walk the deleted slots on every
+ *  keys().next(): that was the correlator's hottest line under a request/response load.) */
+export class SegmentCopies {
+  private current = new Map<number, number>();
+  private previous = new Map<number, number>();
+
+  constructor(private readonly keep = 2048) {}
+
+  /** Counts one more copy of the segment; returns how many were seen before. */
+  count(segment: number): number {
+    const n = this.current.get(segment) ?? this.previous.get(segment) ?? 0;
+    if (n === 0 && this.current.size >= this.keep) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(segment, n + 1);
+    return n;
+  }
 }
 
 /** Flows kept at most; past it the least recently active tenth is forgotten. */
@@ -120,7 +141,7 @@ export class FlowTable {
       key, proto: t.proto, family: t.family as 4 | 6,
       a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
       states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-      segments: [new Map(), new Map()], replies: [], lastInDrop: null, lastStackReset: -Infinity, lastAnswer: -Infinity, owner: null,
+      segments: [new SegmentCopies(), new SegmentCopies()], replies: [], lastInDrop: null, lastStackReset: -Infinity, lastAnswer: -Infinity, owner: null,
       seen: this.generation,
     };
     this.flows.set(key, f);

@@ -123,10 +123,15 @@ export interface Journey {
 export const TCP_FLAG_LETTERS = 'FSRPAUEC';
 
 /** TCP flags as letters in header bit order: S, SA, FPA, RA... */
-export function flagLetters(flags: number): string {
+/** Built once: this is asked for every TCP packet reported. */
+const FLAG_LETTERS = Array.from({ length: 256 }, (_, flags) => {
   let s = '';
   for (let i = 0; i < 8; i++) if (flags & (1 << i)) s += TCP_FLAG_LETTERS[i];
   return s;
+});
+
+export function flagLetters(flags: number): string {
+  return FLAG_LETTERS[flags & 0xff];
 }
 
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;

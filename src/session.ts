@@ -84,8 +84,10 @@ const BATCH_RECORDS = 4096;
 /** Without change notifications, the ruleset is read this often; with them, they are checked this often. */
 const RULESET_POLL_MS = 1000;
 const RULESET_WATCH_MS = 100;
-/** Batches read per poll at most: the event loop runs in between (keys, signals, timers), and an overdue
- *  poll runs again at once, so a flood is drained as fast (under a UDP flood, loop delay p99 ~450 ms at 64). */
+/** Batches read per poll at most: the event loop runs in between (keys, signals, timers). A poll that
+ *  left records in the ring runs again as soon as the loop has turned (setImmediate), not after POLL_MS:
+ *  with a 20 ms pause after each poll, the drain sat idle a third of the time under a request/response
+ *  load while the ring overflowed. */
 const MAX_BATCHES_PER_POLL = 8;
 
 /**
@@ -121,7 +123,7 @@ export class Session {
   private readonly tally = new Tally();
   private events = 0;
   private lostSeen = 0;
-  private timer: NodeJS.Timeout | null = null; // the next poll
+  private cancelPoll: (() => void) | null = null; // cancels the next poll
   private stopping: ((why: string) => void) | null = null;
   /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
   private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
@@ -264,7 +266,7 @@ export class Session {
       const stop = (why: string) => {
         if (stopped) return;
         stopped = true;
-        if (this.timer) clearTimeout(this.timer);
+        this.cancelPoll?.();
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
         if (this.rulesetTimer) clearInterval(this.rulesetTimer);
@@ -313,13 +315,22 @@ export class Session {
       let idlePolls = 0;
       const pollAgain = () => {
         const before = this.events;
-        this.poll(sink, false);
+        const more = this.poll(sink, false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
         if (stopped) return;
         idlePolls = this.events === before ? idlePolls + 1 : 0;
-        this.timer = setTimeout(pollAgain, idlePolls >= IDLE_AFTER_POLLS ? POLL_IDLE_MS : POLL_MS);
+        if (more) {
+          const next = setImmediate(pollAgain);
+          this.cancelPoll = () => clearImmediate(next);
+        } else {
+          schedule(idlePolls >= IDLE_AFTER_POLLS ? POLL_IDLE_MS : POLL_MS);
+        }
       };
-      this.timer = setTimeout(pollAgain, POLL_MS);
+      const schedule = (ms: number) => {
+        const next = setTimeout(pollAgain, ms);
+        this.cancelPoll = () => clearTimeout(next);
+      };
+      schedule(POLL_MS);
       if (this.stopBeforeRunning) stop(this.stopBeforeRunning); // a signal came while the ruleset was read
     });
   }
@@ -353,9 +364,11 @@ export class Session {
     return Number(process.hrtime.bigint() - this.baseNs);
   }
 
-  private poll(sink: Sink, final: boolean): void {
+  /** Drains the ring into the correlator and reports what ended; true when records were left in the ring. */
+  private poll(sink: Sink, final: boolean): boolean {
     const tracer = this.tracer;
-    if (!tracer) return;
+    if (!tracer) return false;
+    let more = false;
     const push = (e: NamedEvent) => {
       if (e.point === Point.KFREE_SKB || e.point === Point.CONSUME_SKB) {
         e.location = this.symbols.lookup(e.locHi, e.locLo);
@@ -377,7 +390,8 @@ export class Session {
       // (bytes of events still to come wait one poll in olderBytes).
       if (this.bytesBuf) this.readBytes(tracer);
       decodeRecords(this.buf, n, this.base, push);
-      if (n < BATCH_RECORDS) break;
+      more = n === BATCH_RECORDS;
+      if (!more) break;
     }
     const lost = tracer.lostEvents();
     if (lost > this.lostSeen) {
@@ -397,6 +411,7 @@ export class Session {
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
+    return more;
   }
 
   private readBytes(tracer: NativeTracer): void {
@@ -461,10 +476,10 @@ export class Session {
   }
 
   close(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.cancelPoll?.();
+    this.cancelPoll = null;
     if (this.rulesetTimer) clearInterval(this.rulesetTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
-    this.timer = null;
     this.rulesetTimer = null;
     this.tracer?.close();
     this.tracer = null;

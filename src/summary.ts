@@ -81,6 +81,12 @@ export function packetKindKey(j: Journey): string {
 /** Packet ids listed per connection record (a long stream's count goes on). */
 const MAX_IDS_PER_FLOW = 1000;
 
+/** Whether the journey belongs in the group (the fields its key is made of). */
+function inGroup(g: PacketGroup, j: Journey, kind: string): boolean {
+  return g.direction === j.direction && g.kind === kind && g.fate === j.fate && g.hook === (j.drop?.hook ?? null) &&
+    g.reason === (j.drop?.reason ?? null) && g.location === (j.drop?.location ?? null) && g.origin === (j.origin ?? null);
+}
+
 /** Counts reported journeys; cheap per packet, turned into a Summary at the end. */
 export class Tally {
   packets = 0;
@@ -89,6 +95,8 @@ export class Tally {
   incomplete = 0;
   private readonly drops = new Map<string, Summary['drops'][number]>();
   private readonly groups = new Map<string, Map<string, PacketGroup>>();
+  /** The groups the flow's last packets went to: most packets go where one of the last few went (no key to build). */
+  private readonly recentGroups = new Map<string, PacketGroup[]>();
   private readonly ids = new Map<string, number[]>();
 
   add(j: Journey): void {
@@ -110,15 +118,21 @@ export class Tally {
     const ids = this.ids.get(j.flow)!;
     if (ids.length < MAX_IDS_PER_FLOW) ids.push(j.id);
     const kind = packetKindKey(j);
-    const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
-    let g = groups.get(k);
+    let recent = this.recentGroups.get(j.flow);
+    if (!recent) this.recentGroups.set(j.flow, (recent = []));
+    let g = recent.find((x) => inGroup(x, j, kind));
     if (!g) {
-      g = {
-        direction: j.direction, kind, fate: j.fate, hook: j.drop?.hook ?? null, reason: j.drop?.reason ?? null,
-        location: j.drop?.location ?? null, layer: j.drop?.layer ?? null, origin: j.origin ?? null,
-        count: 0, tcpdump: 0, tcpSaw: 0, replies: {}, retransmits: 0, bytes: 0, read: 0,
-      };
-      groups.set(k, g);
+      const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
+      g = groups.get(k);
+      if (!g) {
+        g = {
+          direction: j.direction, kind, fate: j.fate, hook: j.drop?.hook ?? null, reason: j.drop?.reason ?? null,
+          location: j.drop?.location ?? null, layer: j.drop?.layer ?? null, origin: j.origin ?? null,
+          count: 0, tcpdump: 0, tcpSaw: 0, replies: {}, retransmits: 0, bytes: 0, read: 0,
+        };
+        groups.set(k, g);
+      }
+      if (recent.unshift(g) > 4) recent.pop();
     }
     g.count++;
     g.bytes += j.len;
@@ -133,6 +147,7 @@ export class Tally {
   forget(keys: Set<string>): void {
     for (const k of keys) {
       this.groups.delete(k);
+      this.recentGroups.delete(k);
       this.ids.delete(k);
     }
   }
