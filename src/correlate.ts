@@ -34,8 +34,9 @@ export interface CorrelatorOptions {
   reads?: boolean;
   /** Idle time of a packet waiting for a neighbour or in a qdisc. */
   queueWaitNs?: number;
-  /** Which netfilter probe slot is the hook's exit probe (the others are entry or between). */
-  isExitProbe?: (slot: number) => boolean;
+  /** Whether a netfilter probe slot at a hook is where packets leave it: the exit probe; at a hook without
+   *  chains, also the entry probe when it is the hook's only one. */
+  isExitProbe?: (slot: number, family: number, hook: number) => boolean;
   /** Completed journeys held back for start order at most (MAX_HELD). */
   maxHeld?: number;
 }
@@ -131,7 +132,7 @@ function newStep(point: string, t: number): Step {
   return {
     point, t, hook: undefined, at: undefined, ifindex: undefined, in: undefined, out: undefined, location: undefined,
     reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined, table: undefined,
-    bridge: undefined,
+    bridge: undefined, passed: undefined,
   };
 }
 
@@ -207,7 +208,7 @@ export class Correlator {
   /** Packets GSO cut into segments, waiting for them, by flow. */
   private readonly segmenting = new Map<FlowState, Active[]>();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
-  private readonly isExit: (slot: number) => boolean;
+  private readonly isExit: (slot: number, family: number, hook: number) => boolean;
   private prunedAt = 0;
 
   constructor(opts: CorrelatorOptions) {
@@ -235,7 +236,7 @@ export class Correlator {
         if (e.proto === IPPROTO.TCP && this.tcpRead(e)) return;
         break;
     }
-    const exit = e.point === Point.NETFILTER && this.isExit(e.probe);
+    const exit = e.point === Point.NETFILTER && this.isExit(e.probe, e.family, e.hook);
     const r = rank(e, exit);
     let a = this.active.get(e.skb);
     // Handed to a device, the skb may live on in another namespace (veth), where
@@ -557,7 +558,8 @@ export class Correlator {
       case Point.NETFILTER: {
         const hook = HOOK_NAMES[e.hook];
         step.hook = hook;
-        step.at = exit ? 'exit' : e.probe === NF_SLOT_ENTRY ? 'entry' : 'between';
+        step.at = e.probe === NF_SLOT_ENTRY ? 'entry' : exit ? 'exit' : 'between';
+        if (exit && step.at === 'entry') step.passed = true;
         if (e.priority !== undefined) step.priority = e.priority;
         if (e.ifindex) step.in = e.ifindex;
         if (e.ifindexOut) step.out = e.ifindexOut;
@@ -744,9 +746,12 @@ export class Correlator {
       j.proto === IPPROTO.TCP && j.flags === TCP.SYN && !a.flow.replies.some((r) => r.t >= j.start);
   }
 
-  /** When the transport layer got it: the LOCAL_IN exit, else the device. */
+  /** When the transport layer got it: when it left LOCAL_IN, else the device. */
   private deliveredAt(j: Journey): number {
-    const s = j.steps.find((x) => x.hook === 'LOCAL_IN' && x.at === 'exit') ?? j.steps.find((x) => x.point === 'netif_receive_skb');
+    // Its last LOCAL_IN step: the exit, or the entry where it is the only probe.
+    let s: Step | undefined;
+    for (const x of j.steps) if (x.hook === 'LOCAL_IN' && x.at !== 'chain') s = x;
+    s ??= j.steps.find((x) => x.point === 'netif_receive_skb');
     return s?.t ?? j.start;
   }
 

@@ -22,6 +22,8 @@ export interface Step {
   at?: 'entry' | 'between' | 'exit' | 'chain'; // netfilter steps: which probe (between: between two chains;
                                  // chain: a table's chain returned the drop, seen by a trampoline)
   table?: string;                // chain steps: the table's name (at most 15 characters)
+  passed?: true;                 // an entry step where it is the hook's only probe (no chains in the
+                                 // family): it passed the hook
   t: number;                     // ns since the trace started
   ifindex?: number;              // device of RX/TX/qdisc steps
   in?: number;                   // netfilter steps: in and out devices (ifindex), when set

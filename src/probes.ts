@@ -1,10 +1,12 @@
 // The netfilter probes of a session: one at the entry and one at the exit of
-// each hook, and one in each gap between the hook's chains (re-placed when
-// the ruleset changes), and what priority each probe slot sits at.
+// each hook, and one in each gap between the hook's chains; in a family (IPv4,
+// IPv6) without chains, the entry probes alone (each probe a packet meets costs,
+// and nothing there drops or rewrites a packet). Re-placed when the ruleset
+// changes; and what priority each probe slot sits at.
 import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from './kernel-names.js';
 import type { NativeTracer, NetfilterRequest } from './native.js';
 import { NF_SLOT_ENTRY, NF_SLOT_EXIT, NF_SLOTS } from './record.js';
-import { planGaps, type Gap } from './ruleset/plan.js';
+import { hookPriorities, planGaps, type Gap } from './ruleset/plan.js';
 import type { Ruleset } from './ruleset/model.js';
 
 const INT_MIN = -2147483648;
@@ -14,7 +16,8 @@ export interface HookProbes {
   family: 'ipv4' | 'ipv6';
   hook: HookName;
   entry: number | null;  // priority, null when it could not attach
-  exit: number | null;
+  exit: number | null;   // null also in a family without chains: the entry probe alone sees packets pass
+  bracketed: boolean;    // entry and exit: a drop there is placed between them
   between: number[];     // probes between chains
 }
 
@@ -41,6 +44,8 @@ export class NetfilterProbes {
   /** Priority of each attached slot, by family and hook. */
   private readonly slots = new Map<string, Map<number, number>>();
   private gapLinks: number[] = [];
+  /** Exit probes by hook, while attached. */
+  private readonly exitLinks = new Map<string, number>();
   readonly failures: { point: string; reason: string }[] = [];
 
   constructor(private readonly tracer: NativeTracer, private readonly nsPath: string) {}
@@ -60,9 +65,46 @@ export class NetfilterProbes {
         });
       } else {
         this.slotsOf(family, hook).set(rq.slot, r.priority);
+        if (rq.slot === NF_SLOT_EXIT) this.exitLinks.set(key(family, hook), r.link);
       }
     });
     this.reindex();
+  }
+
+  /** Exit probes only in a family with chains: detached where the ruleset has none, attached again where
+   *  chains came. Not per hook: one chain brings conntrack and NAT to every hook of its family, and they
+   *  rewrite (and may drop) packets where no chain is. A chain that comes before this runs still sits
+   *  after the entry probe, so a drop there is still placed in its hook (the packet entered it, and
+   *  never went further). */
+  private placeExits(rs: Ruleset): void {
+    const wanted: NetfilterRequest[] = [];
+    for (const family of [4, 6] as const) {
+      const chains = HOOK_NAMES.some((hook) => hookPriorities(rs, family, hook).length > 0);
+      HOOK_NAMES.forEach((hook, h) => {
+        const k = key(family, hook);
+        const link = this.exitLinks.get(k);
+        if (!chains && link !== undefined) {
+          this.tracer.detachLink(link);
+          this.exitLinks.delete(k);
+          this.slotsOf(family, hook).delete(NF_SLOT_EXIT);
+        } else if (chains && link === undefined && this.slotsOf(family, hook).has(NF_SLOT_ENTRY)) {
+          wanted.push({ pf: family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: h, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 });
+        }
+      });
+    }
+    const results = wanted.length ? this.tracer.attachNetfilter(this.nsPath, wanted) : [];
+    results.forEach((r, i) => {
+      if (r.errno) return; // the hook's entry probe still sees its packets pass
+      const family = wanted[i].pf === NFPROTO_IPV4 ? 4 : 6;
+      const hook = HOOK_NAMES[wanted[i].hook];
+      this.exitLinks.set(key(family, hook), r.link);
+      this.slotsOf(family, hook).set(NF_SLOT_EXIT, r.priority);
+    });
+  }
+
+  /** Whether the hook's entry probe is its only one: a packet it sees passes the hook (no chains in its family). */
+  passOnly(family: number, hook: number): boolean {
+    return this.priority(family, hook, NF_SLOT_ENTRY) !== undefined && this.priority(family, hook, NF_SLOT_EXIT) === undefined;
   }
 
   private slotsOf(family: 4 | 6, hook: HookName): Map<number, number> {
@@ -71,8 +113,10 @@ export class NetfilterProbes {
     return m;
   }
 
-  /** Puts a probe in each gap between the ruleset's chains; the previous ones go. Returns the gaps. */
+  /** Puts an exit probe at each hook with chains and a probe in each gap between its chains; the previous
+   *  gap probes go. Returns the gaps. */
   place(rs: Ruleset): Gap[] {
+    this.placeExits(rs);
     for (const id of this.gapLinks) this.tracer.detachLink(id);
     this.gapLinks = [];
     for (const m of this.slots.values()) for (const slot of [...m.keys()]) if (slot !== NF_SLOT_ENTRY && slot !== NF_SLOT_EXIT) m.delete(slot);
@@ -126,6 +170,7 @@ export class NetfilterProbes {
         out.push({
           family: family === 4 ? 'ipv4' : 'ipv6', hook,
           entry: m?.get(NF_SLOT_ENTRY) ?? null, exit: m?.get(NF_SLOT_EXIT) ?? null,
+          bracketed: m?.has(NF_SLOT_ENTRY) === true && m.has(NF_SLOT_EXIT),
           between: [...(m?.entries() ?? [])].filter(([s]) => s !== NF_SLOT_ENTRY && s !== NF_SLOT_EXIT).map(([, p]) => p).sort((a, b) => a - b),
         });
       }

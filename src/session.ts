@@ -19,7 +19,7 @@ import { netfilterTracing, unattached, type Unavailable } from './netfilter-mech
 import type { NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
-  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_EXIT, REASON_NONE,
+  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
@@ -236,7 +236,8 @@ export class Session {
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({
-        netns: netns.inode, isExitProbe: (slot) => slot === NF_SLOT_EXIT,
+        netns: netns.inode,
+        isExitProbe: (slot, family, hook) => slot === NF_SLOT_EXIT || (slot === NF_SLOT_ENTRY && this.probes?.passOnly(family, hook) === true),
         reads: POINT_GROUPS.socket.some((p) => points.includes(p)),
       });
       this.correlator.flows.onEvict((keys) => this.tally.forget(keys));

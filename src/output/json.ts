@@ -16,6 +16,7 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
     netfilter_mechanism: r.netfilterMechanism,
     netfilter: r.netfilter.map((p) => ({
       family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit, between_priorities: p.between,
+      bracketed: p.bracketed,
     })),
     ruleset_changes: r.rulesetChanges ?? undefined,
     unavailable: r.unavailable,
@@ -47,6 +48,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       point: s.point,
       hook: s.hook,
       at: s.at,
+      passed: s.passed,
       priority: s.priority,
       table: s.table,
       bridge: s.bridge,

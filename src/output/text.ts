@@ -113,9 +113,9 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         if (s.hook === 'PRE_ROUTING') preRouting = true;
         const h = hooks.get(key);
         if (!h) {
-          hooks.set(key, { exit: s.at === 'exit' });
+          hooks.set(key, { exit: s.at === 'exit' || s.passed === true });
           parts.push({ key, hook: s.hook! });
-        } else if (s.at === 'exit') h.exit = true;
+        } else if (s.at === 'exit' || s.passed) h.exit = true;
         break;
       }
       case 'net_dev_queue':

@@ -128,7 +128,7 @@ function packetLine(j: Journey): string {
 
 export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: DeviceNames; startedAt: number }) {
   const steps = j.steps.map((s) => {
-    const where = s.hook ? `${s.hook} ${s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}` : '';
+    const where = s.hook ? `${s.hook} ${s.passed ? 'passed' : s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}` : '';
     const dev = s.ifindex ? devices.name(s.ifindex) : '';
     const extra = [where, dev, s.location, s.reason, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : ''].filter(Boolean).join(' ');
     return `+${duration(s.t - j.start).padStart(8)}  ${s.point.padEnd(24)} ${extra}`;

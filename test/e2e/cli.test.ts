@@ -100,7 +100,8 @@ test('--json: only NDJSON on stdout, a ready record first and a summary last; --
       'net_dev_queue', 'net_dev_start_xmit', 'netif_receive_skb', 'netif_rx', 'qdisc_dequeue', 'qdisc_enqueue',
       'skb_copy_datagram_iovec', 'sock_recv_length', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'tcp_send_reset']);
     assert.equal(records[0].netfilter.length, 10);
-    for (const p of records[0].netfilter) assert.ok(p.entry_priority !== null && p.exit_priority !== null);
+    // No chains in the namespace: each hook's entry probe alone.
+    for (const p of records[0].netfilter) assert.ok(p.entry_priority !== null && p.exit_priority === null && !p.bracketed);
     const packets = records.filter((r) => r.type === 'packet');
     assert.equal(packets.length, 2);
     const [req, resp] = packets;

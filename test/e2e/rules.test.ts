@@ -202,6 +202,37 @@ test('a ruleset changed while tracing: probes re-placed, said so, and the new ch
   });
 });
 
+test('no chains in a family: its hooks keep their entry probe only (passed); the first chain brings the exits back', async (t) => {
+  if (!needsRoot(t)) return;
+  await traceLab({
+    traced: (lab) => lab.server.netns,
+    setup: (lab) => lab.listen('tcp', PORT),
+    args: ['--port', String(PORT)],
+    traffic: async (lab) => {
+      await connect(lab); // nothing in the ruleset: delivered through entry probes alone
+      nft(lab, 'table ip late {\nchain c {\ntype filter hook input priority 5\ntcp dport 3306 counter drop\n}\n}\n');
+      await sleep(1500);
+      return connect(lab);
+    },
+  }, ({ records, packets }) => {
+    const ready = records[0];
+    for (const p of ready.netfilter) {
+      assert.ok(p.entry_priority !== null, `${p.family} ${p.hook} has its entry probe`);
+      assert.deepEqual([p.exit_priority, p.bracketed], [null, false], `${p.family} ${p.hook}: no exit probe without chains`);
+    }
+    const syn = packets.find((p) => p.tcp_flags === 'S' && p.fate === 'delivered')!;
+    assert.ok(syn, 'the first SYN was delivered');
+    const hooks = syn.steps.filter((s: Rec) => s.point === 'netfilter');
+    assert.deepEqual(hooks.map((s: Rec) => [s.hook, s.at, s.passed]), [['PRE_ROUTING', 'entry', true], ['LOCAL_IN', 'entry', true]]);
+    assert.equal(syn.delivery.socket, true);
+    // The chain came: IPv4's hooks are bracketed again, and the drop is placed in its hook and chain.
+    const [d] = drops(packets);
+    assert.deepEqual([d.drop.hook, d.drop.table, d.drop.chain], ['LOCAL_IN', 'late', 'c']);
+    assert.deepEqual(d.steps.filter((s: Rec) => s.point === 'netfilter').map((s: Rec) => `${s.hook} ${s.at}${s.passed ? ' passed' : ''}`),
+      ['PRE_ROUTING entry', 'PRE_ROUTING exit', 'LOCAL_IN entry']);
+  });
+});
+
 const tableList = (lab: Lab) => lab.exec(lab.server.netns, 'nft', ['list', 'tables']);
 
 test('--rule-trace names the exact rule where matches cannot, and says what it added', async (t) => {
