@@ -29,10 +29,24 @@ const WORKLOADS: { id: Workload; label: string; unit: string }[] = [
 
 interface Config { id: string; label: string; start?: (lab: Lab, dir: string) => Promise<Tracer> }
 interface Tracer { pid?: number; stop(): Promise<TracerStats> }
-interface TracerStats { events?: number; packets?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number }
+interface TracerStats {
+  events?: number; packets?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number;
+  /** CPU time of pathtrace's main thread (drain, decode, correlate, output) from ready to the end of the traffic. */
+  mainCpuS?: number;
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const perSecond = (n: number | undefined, seconds: number) => (n === undefined ? undefined : n / seconds);
+
+/** CPU seconds of a process's main thread (where the ring is drained and events correlated). */
+function mainThreadCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(stat[11]) + Number(stat[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
 
 function procStats(pid: number): { rssMiB: number; cpuS: number } {
   try {
@@ -57,12 +71,14 @@ async function stopChild(child: ChildProcess): Promise<{ rssMiB: number; cpuS: n
 function pathtrace(args: string[]): Config['start'] {
   return async (lab, dir) => {
     const { child, readyMs, output } = await startPathtrace(['--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))]);
+    const cpuAtReady = mainThreadCpu(child.pid!);
     return {
       pid: child.pid!,
       async stop() {
+        const mainCpuS = mainThreadCpu(child.pid!) - cpuAtReady;
         const { rssMiB, cpuS } = await stopChild(child);
         const summary = JSON.parse(output().trim().split('\n').at(-1)!);
-        return { events: summary.events, packets: summary.packets, lost: summary.lost_events, rssMiB, readyMs, cpuS };
+        return { events: summary.events, packets: summary.packets, lost: summary.lost_events, rssMiB, readyMs, cpuS, mainCpuS };
       },
     };
   };
@@ -213,7 +229,7 @@ async function main(): Promise<void> {
           const s = tracer ? await tracer.stop() : null;
           const k = `${w.id} ${c.id}`;
           results.set(k, [...(results.get(k) ?? []), rate]);
-          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: perSecond(s.events, seconds), packets: perSecond(s.packets, seconds) }]);
+          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: perSecond(s.events, seconds), packets: perSecond(s.packets, seconds), mainCpuS: s.mainCpuS }]);
           process.stderr.write(`round ${r}/${rounds} ${w.label.padEnd(22)} ${c.label.padEnd(34)} ${rate.toFixed(2)} ${w.unit}\n`);
         }
       }
@@ -248,7 +264,15 @@ async function main(): Promise<void> {
   const ready = [...stats.values()].flat().map((s) => s.readyMs).filter((x): x is number => x !== undefined);
   lines.push('');
   lines.push(`time from start to ready: median ${median(ready)} ms, max ${Math.max(...ready)} ms (target < 1000 ms)`);
-  // What the whole pipeline (ring → addon → decode → correlate → summary) sustains: its rate where it lost events.
+  // What the whole pipeline (ring → addon → decode → correlate → summary) sustains on one core: the events it
+  // handled per second of its main thread's CPU (where all of that runs), tracing all; and its rate where it lost events.
+  for (const w of workloads.filter((x) => x.id !== 'stream')) {
+    const st = (stats.get(`${w.id} pt-all`) ?? []).filter((x) => x.mainCpuS);
+    if (!st.length) continue;
+    const perCore = (n: (x: TracerStats) => number) => median(st.map((x) => n(x) * seconds / x.mainCpuS!)) / 1e3;
+    lines.push(`whole pipeline, one core (${w.label}, tracing all): ${perCore((x) => x.events!).toFixed(0)} k events/s, ` +
+      `${perCore((x) => x.packets!).toFixed(0)} k packets/s per second of its main thread's CPU`);
+  }
   const saturated = (stats.get('udp pt-all') ?? []).filter((x) => (x.lost ?? 0) > 0);
   lines.push(saturated.length
     ? `whole pipeline, saturated (UDP flood, tracing all, ${saturated.length}/${rounds} rounds losing events): median ` +
