@@ -23,6 +23,9 @@ namespace {
 // A negative return from the ring buffer callback stops consumption after
 // the current sample (which libbpf counts as consumed): "batch full".
 constexpr int kBatchFull = -1000;
+// Records queued between the drain thread and JavaScript at most (64 MiB): about a second of a busy
+// port's events, what the event loop may fall behind by while the JIT warms up or a GC runs.
+constexpr size_t kMaxQueuedRecords = (64u << 20) / sizeof(pathtrace_record);
 
 std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
 
@@ -183,12 +186,17 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMod
   }
   netfilter_ = netfilter;
   for (const std::string &r : refusals) skipped_.push_back({"netfilter " + r.substr(0, r.find(' ')), false, r});
-  ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.events), on_sample, this, nullptr);
   bytes_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.packet_bytes), on_bytes, this, nullptr);
-  if (!ring_ || !bytes_ring_) {
+  if (!bytes_ring_) {
     int err = errno;
     close();
     throw std::runtime_error("cannot map the ring buffer: " + errno_text(err));
+  }
+  try {
+    drain_ = std::make_unique<Drain>(bpf_map__fd(skel_->maps.events), kMaxQueuedRecords);
+  } catch (...) {
+    close();
+    throw;
   }
 }
 
@@ -320,12 +328,6 @@ bool Tracer::detach_link(int id) {
   return true;
 }
 
-int Tracer::on_sample(void *ctx, void *data, size_t size) {
-  auto *self = static_cast<Tracer *>(ctx);
-  if (size == sizeof(pathtrace_record)) memcpy(&self->batch_[self->batch_len_++], data, size);
-  return self->batch_len_ >= self->batch_max_ ? kBatchFull : 0;
-}
-
 int Tracer::on_bytes(void *ctx, void *data, size_t size) {
   auto *self = static_cast<Tracer *>(ctx);
   size_t padded = (size + 7) & ~size_t(7);
@@ -346,16 +348,6 @@ size_t Tracer::consume_bytes(uint8_t *out, size_t max) {
   return bytes_len_;
 }
 
-size_t Tracer::consume(pathtrace_record *out, size_t max) {
-  if (!ring_ || max == 0) return 0;
-  batch_ = out;
-  batch_len_ = 0;
-  batch_max_ = max;
-  ring_buffer__consume(ring_);
-  batch_ = nullptr;
-  return batch_len_;
-}
-
 uint64_t Tracer::lost_events() const {
   if (!skel_) return 0;
   int ncpu = libbpf_num_possible_cpus();
@@ -374,8 +366,7 @@ void Tracer::close() {
   links_.clear();
   for (auto &[id, l] : netfilter_links_) bpf_link__destroy(l);
   netfilter_links_.clear();
-  if (ring_) ring_buffer__free(ring_);
-  ring_ = nullptr;
+  drain_.reset();
   if (bytes_ring_) ring_buffer__free(bytes_ring_);
   bytes_ring_ = nullptr;
   if (skel_) pathtrace_bpf__destroy(skel_);

@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "drain.h"
 #include "record.h"
 
 struct pathtrace_bpf;
@@ -67,8 +69,8 @@ class Tracer {
                                                 std::string *error);
   // Detaches one netfilter link by the id attach_netfilter gave; false if unknown.
   bool detach_link(int id);
-  // Copies up to max records into out; returns how many.
-  size_t consume(pathtrace_record *out, size_t max);
+  // Copies up to max records into out, oldest first; returns how many.
+  size_t consume(pathtrace_record *out, size_t max) { return drain_ ? drain_->take(out, max) : 0; }
   uint64_t lost_events() const;
   void close();
 
@@ -77,11 +79,10 @@ class Tracer {
   int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
   void choose_variants();
   void choose_hook_tracers(NetfilterMode mode);
-  static int on_sample(void *ctx, void *data, size_t size);
   static int on_bytes(void *ctx, void *data, size_t size);
 
   pathtrace_bpf *skel_ = nullptr;
-  ring_buffer *ring_ = nullptr;
+  std::unique_ptr<Drain> drain_;  // the event ring, emptied on a thread of its own
   ring_buffer *bytes_ring_ = nullptr;
   uint8_t *bytes_out_ = nullptr;
   size_t bytes_len_ = 0, bytes_max_ = 0;
@@ -92,8 +93,6 @@ class Tracer {
   bool drop_reasons_ = true;
   NetfilterMode netfilter_ = NetfilterMode::None;
   std::map<std::string, std::string> refused_;  // table evaluators the kernel refused, and why
-  pathtrace_record *batch_ = nullptr;
-  size_t batch_len_ = 0, batch_max_ = 0;
 };
 
 }  // namespace pathtrace

@@ -44,9 +44,10 @@ export const POINT_GROUPS = {
 };
 export type PointGroup = keyof typeof POINT_GROUPS;
 
-/** Holds about 0.6 s of a busy port's events (~400 k/s of 136 bytes): what the drain falls behind while the
- *  JIT warms up at the start (8 MiB lost ~200 k events of a request/response load there, 16 MiB ~100 k). */
-export const DEFAULT_RING_MIB = 32;
+/** The kernel's ring: emptied every millisecond by the addon's drain thread into a queue (up to 64 MiB)
+ *  that JavaScript takes from, so it only has to hold what comes between two drains. Its pages are mapped
+ *  twice into the process (RSS counts 2 × its size, from the start). */
+export const DEFAULT_RING_MIB = 8;
 export const MAX_SNAPLEN = 1024;
 export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
 
@@ -85,7 +86,7 @@ Output and end:
                               at the end compare its capture with the trace, as 'pathtrace compare' does
       --points GROUP,...      probe only these (default all): netfilter, device, qdisc, drops, tcp, socket;
                               fewer points cost less per packet and tell less (see docs/overhead.md)
-      --ring-mib N            ring buffer size in MiB (default 32)
+      --ring-mib N            kernel ring buffer size in MiB (default 8)
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
                               without it pathtrace changes nothing and names the rule from counters and matches

@@ -1,11 +1,11 @@
 // The command line as a user meets it: bad input, privileges, a kernel that
 // lacks a feature, the NDJSON contract, --count, --duration and filters.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, runCli } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, runCli, sleep } from '../helpers/pathtrace.js';
 import { ROOT } from '../helpers/paths.js';
 
 /** One line on stderr, no stack trace. */
@@ -172,7 +172,7 @@ test('the traced namespace going away ends the trace with a summary', async (t) 
   }
 });
 
-test('a flood that fills the ring buffer: lost events are counted, said loudly, and the journeys they touch marked', async (t) => {
+test('a flood while pathtrace is stalled fills the ring buffer: lost events are counted, said loudly, and the journeys they touch marked', async (t) => {
   if (!needsRoot(t)) return;
   const loadgen = path.join(ROOT, 'build', 'pathtrace-loadgen');
   const lab = new Lab();
@@ -180,7 +180,13 @@ test('a flood that fills the ring buffer: lost events are counted, said loudly, 
     const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '3'], { stdio: ['ignore', 'pipe', 'ignore'] });
     await new Promise((r) => sink.stdout!.once('data', r));
     const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '7000', '--ring-mib', '1', '--quiet']);
-    execFileSync('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '1.5', '18']);
+    const flood = spawn('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '1.5', '18'], { stdio: 'ignore' });
+    // Stopped (as a machine under memory pressure or a debugger would), the reader of the ring falls behind.
+    await sleep(300);
+    pt.child.kill('SIGSTOP');
+    await sleep(500);
+    pt.child.kill('SIGCONT');
+    await new Promise((r) => flood.on('exit', r));
     const { code, records } = await pt.stop();
     sink.kill();
     assert.equal(code, 0);

@@ -1,0 +1,114 @@
+#include "drain.h"
+
+#include <bpf/libbpf.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace pathtrace {
+
+namespace {
+// A negative return from the ring buffer callback stops consumption after the current sample
+// (which libbpf counts as consumed): the queue is full.
+constexpr int kQueueFull = -1000;
+// Pauses between reads of the ring: short while records come (a busy port fills an 8 MiB ring in
+// ~100 ms), longer once it has been empty for a while (an idle trace wakes 50 times a second).
+constexpr auto kBusyPause = std::chrono::milliseconds(1);
+constexpr auto kIdlePause = std::chrono::milliseconds(20);
+constexpr int kIdleAfterEmptyReads = 20;
+}  // namespace
+
+Drain::Drain(int ring_fd, size_t max_records) : max_records_(max_records) {
+  ring_ = ring_buffer__new(ring_fd, on_sample, this, nullptr);
+  if (!ring_) throw std::runtime_error(std::string("cannot map the ring buffer: ") + strerror(errno));
+  filling_.reserve(kChunkRecords);
+  thread_ = std::thread([this] { run(); });
+}
+
+Drain::~Drain() {
+  {
+    std::lock_guard<std::mutex> lock(sleep_mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  ring_buffer__free(ring_);
+}
+
+void Drain::run() {
+  // Signals are for the event loop's thread (Ctrl-C must stop the trace, not this one).
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  int empty_reads = 0;
+  while (!stop_) {
+    size_t n;
+    {
+      std::lock_guard<std::mutex> lock(drain_mu_);
+      n = drain_ring();
+    }
+    empty_reads = n ? 0 : empty_reads + 1;
+    std::unique_lock<std::mutex> lock(sleep_mu_);
+    wake_.wait_for(lock, empty_reads >= kIdleAfterEmptyReads ? kIdlePause : kBusyPause, [this] { return stop_.load(); });
+  }
+}
+
+int Drain::on_sample(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<Drain *>(ctx);
+  if (size != sizeof(pathtrace_record)) return 0;
+  self->filling_.emplace_back();
+  memcpy(&self->filling_.back(), data, size);
+  if (self->filling_.size() < kChunkRecords) return 0;
+  std::lock_guard<std::mutex> lock(self->queue_mu_);
+  self->queued_ += self->filling_.size();
+  self->queue_.push_back(std::move(self->filling_));
+  self->filling_ = Chunk();
+  self->filling_.reserve(kChunkRecords);
+  return self->queued_ >= self->max_records_ ? kQueueFull : 0;
+}
+
+size_t Drain::drain_ring() {
+  {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    if (queued_ >= max_records_) return 0;  // JavaScript is far behind: the ring holds the rest
+  }
+  int n = ring_buffer__consume(ring_);
+  if (!filling_.empty()) {
+    std::lock_guard<std::mutex> lock(queue_mu_);
+    queued_ += filling_.size();
+    queue_.push_back(std::move(filling_));
+    filling_ = Chunk();
+    filling_.reserve(kChunkRecords);
+  }
+  return n > 0 ? size_t(n) : n < 0 ? 1 : 0;  // negative: stopped with the queue full, after a record
+}
+
+size_t Drain::take(pathtrace_record *out, size_t max) {
+  {
+    std::lock_guard<std::mutex> lock(drain_mu_);
+    drain_ring();
+  }
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  size_t n = 0;
+  while (n < max && !queue_.empty()) {
+    Chunk &front = queue_.front();
+    size_t k = std::min(max - n, front.size() - head_);
+    memcpy(out + n, front.data() + head_, k * sizeof(pathtrace_record));
+    n += k;
+    head_ += k;
+    if (head_ == front.size()) {
+      queue_.pop_front();
+      head_ = 0;
+    }
+  }
+  queued_ -= n;
+  return n;
+}
+
+}  // namespace pathtrace
