@@ -475,7 +475,7 @@ export class Correlator {
     }
     if (e.proto === IPPROTO.TCP && !(e.flags === TCP.ACK && e.len === 0)) {
       // A copy of a segment already seen (same direction, seq, flags, length) is a retransmission.
-      j.retransmit = flow.segments[side(e)].count((j.flags * 4096 + (j.len & 0xfff)) * 2 ** 32 + j.seq);
+      j.retransmit = flow.segments[side(e)].count(j.seq, j.flags * 4096 + (j.len & 0xfff));
     }
     if (!inbound) {
       if (e.proto === IPPROTO.TCP && e.flags === TCP.SYN) {

@@ -39,21 +39,37 @@ export interface FlowState {
 
 /** How often each recent TCP segment was seen: the latest `keep` to 2 × `keep` of them, in two
  *  generations. (Deleting a Map's oldest key one at a time makes V8 walk the deleted slots on every
- *  keys().next(): that was the correlator's hottest line under a request/response load.) */
+ *  keys().next(): that was the correlator's hottest line under a request/response load.) Keyed by the
+ *  sequence number as an int32, a small integer to V8 (a 52-bit key is a boxed double: allocated and
+ *  hashed as such on every packet); the value holds the segment's kind and its count. */
 export class SegmentCopies {
   private current = new Map<number, number>();
   private previous = new Map<number, number>();
+  /** Segments that share a sequence number with another kind (a retransmission cut differently). */
+  private apart = new Map<number, number>();
 
   constructor(private readonly keep = 2048) {}
 
-  /** Counts one more copy of the segment; returns how many were seen before. */
-  count(segment: number): number {
-    const n = this.current.get(segment) ?? this.previous.get(segment) ?? 0;
+  /** Counts one more copy of the segment at seq of this kind (flags and length, < 2^20); returns how
+   *  many were seen before. */
+  count(seq: number, kind: number): number {
+    const k = seq | 0;
+    const v = this.current.get(k) ?? this.previous.get(k);
+    if (v !== undefined && v >>> 10 !== kind) return this.countApart(seq, kind);
+    const n = v === undefined ? 0 : v & 1023;
     if (n === 0 && this.current.size >= this.keep) {
       this.previous = this.current;
       this.current = new Map();
     }
-    this.current.set(segment, n + 1);
+    this.current.set(k, kind * 1024 + Math.min(n + 1, 1023));
+    return n;
+  }
+
+  private countApart(seq: number, kind: number): number {
+    const key = kind * 2 ** 32 + (seq >>> 0);
+    const n = this.apart.get(key) ?? 0;
+    if (n === 0 && this.apart.size >= this.keep) this.apart = new Map();
+    this.apart.set(key, n + 1);
     return n;
   }
 }
