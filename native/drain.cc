@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -27,7 +28,7 @@ constexpr int kIdleAfterEmptyReads = 20;
 Drain::Drain(int ring_fd, size_t max_records) : max_records_(max_records) {
   ring_ = ring_buffer__new(ring_fd, on_sample, this, nullptr);
   if (!ring_) throw std::runtime_error(std::string("cannot map the ring buffer: ") + strerror(errno));
-  filling_.reserve(kChunkRecords);
+  filling_.reserve(kChunkRecords);  // never grows: full, it is flushed
   thread_ = std::thread([this] { run(); });
 }
 
@@ -39,6 +40,18 @@ Drain::~Drain() {
   wake_.notify_all();
   if (thread_.joinable()) thread_.join();
   ring_buffer__free(ring_);
+  for (Chunk &c : queue_) unmap_chunk(c);
+}
+
+Drain::Chunk Drain::map_chunk() {
+  void *p = mmap(nullptr, kChunkRecords * sizeof(pathtrace_record), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) return {};
+  return {static_cast<pathtrace_record *>(p), 0};
+}
+
+void Drain::unmap_chunk(Chunk &c) {
+  if (c.records) munmap(c.records, kChunkRecords * sizeof(pathtrace_record));
+  c = {};
 }
 
 void Drain::run() {
@@ -65,12 +78,28 @@ int Drain::on_sample(void *ctx, void *data, size_t size) {
   self->filling_.emplace_back();
   memcpy(&self->filling_.back(), data, size);
   if (self->filling_.size() < kChunkRecords) return 0;
+  self->flush_filling();
   std::lock_guard<std::mutex> lock(self->queue_mu_);
-  self->queued_ += self->filling_.size();
-  self->queue_.push_back(std::move(self->filling_));
-  self->filling_ = Chunk();
-  self->filling_.reserve(kChunkRecords);
   return self->queued_ >= self->max_records_ ? kQueueFull : 0;
+}
+
+void Drain::flush_filling() {
+  std::lock_guard<std::mutex> lock(queue_mu_);
+  size_t from = 0;
+  while (from < filling_.size()) {
+    if (queue_.empty() || queue_.back().size == kChunkRecords) {
+      Chunk c = map_chunk();
+      if (!c.records) break;  // no memory: these records are dropped (not counted; rare enough not to matter)
+      queue_.push_back(c);
+    }
+    Chunk &back = queue_.back();
+    size_t k = std::min(kChunkRecords - back.size, filling_.size() - from);
+    memcpy(back.records + back.size, filling_.data() + from, k * sizeof(pathtrace_record));
+    back.size += k;
+    queued_ += k;
+    from += k;
+  }
+  filling_.clear();
 }
 
 size_t Drain::drain_ring() {
@@ -79,13 +108,7 @@ size_t Drain::drain_ring() {
     if (queued_ >= max_records_) return 0;  // JavaScript is far behind: the ring holds the rest
   }
   int n = ring_buffer__consume(ring_);
-  if (!filling_.empty()) {
-    std::lock_guard<std::mutex> lock(queue_mu_);
-    queued_ += filling_.size();
-    queue_.push_back(std::move(filling_));
-    filling_ = Chunk();
-    filling_.reserve(kChunkRecords);
-  }
+  if (!filling_.empty()) flush_filling();
   return n > 0 ? size_t(n) : n < 0 ? 1 : 0;  // negative: stopped with the queue full, after a record
 }
 
@@ -98,14 +121,15 @@ size_t Drain::take(pathtrace_record *out, size_t max) {
   size_t n = 0;
   while (n < max && !queue_.empty()) {
     Chunk &front = queue_.front();
-    size_t k = std::min(max - n, front.size() - head_);
-    memcpy(out + n, front.data() + head_, k * sizeof(pathtrace_record));
+    size_t k = std::min(max - n, front.size - head_);
+    memcpy(out + n, front.records + head_, k * sizeof(pathtrace_record));
     n += k;
     head_ += k;
-    if (head_ == front.size()) {
-      queue_.pop_front();
-      head_ = 0;
-    }
+    if (head_ < front.size) break;
+    // Taken whole: unmapped (the last one too: the next drain maps a fresh one, touched as it fills).
+    unmap_chunk(front);
+    queue_.pop_front();
+    head_ = 0;
   }
   queued_ -= n;
   return n;

@@ -3,13 +3,13 @@
 // not on the JIT warming up at the start, a garbage collection or a ruleset
 // read. The queue grows only while JavaScript is behind, up to a bound; past
 // it the thread leaves records in the ring, and the ring's overflow is counted
-// as lost events, as before.
+// as lost events, as before. Its chunks are mapped and unmapped as they fill
+// and empty: memory a burst took goes back to the system when it is taken.
 #pragma once
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
-#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -35,23 +35,32 @@ class Drain {
   size_t take(pathtrace_record *out, size_t max);
 
  private:
-  using Chunk = std::vector<pathtrace_record>;
-  static constexpr size_t kChunkRecords = 4096;
+  static constexpr size_t kChunkRecords = 4096;  // 512 KiB
+
+  // kChunkRecords records in pages of their own.
+  struct Chunk {
+    pathtrace_record *records = nullptr;
+    size_t size = 0;  // records in it
+  };
+  static Chunk map_chunk();
+  static void unmap_chunk(Chunk &c);
 
   void run();
   // Moves records from the ring into the queue; returns how many. Caller holds drain_mu_.
   size_t drain_ring();
+  // Appends what filling_ holds to the queue. Caller holds drain_mu_.
+  void flush_filling();
   static int on_sample(void *ctx, void *data, size_t size);
 
   ring_buffer *ring_ = nullptr;
   const size_t max_records_;
 
-  std::mutex drain_mu_;  // one reader of the ring at a time
-  Chunk filling_;        // records read, not yet queued (drain_mu_)
+  std::mutex drain_mu_;                    // one reader of the ring at a time
+  std::vector<pathtrace_record> filling_;  // records read, not yet queued (drain_mu_)
 
   std::mutex queue_mu_;
-  std::deque<Chunk> queue_;  // full chunks and the last partial one, oldest first
-  size_t queued_ = 0;        // records in queue_
+  std::deque<Chunk> queue_;  // oldest first; only the last one may have room
+  size_t queued_ = 0;        // records in queue_ not yet taken
   size_t head_ = 0;          // records of queue_.front() already taken
 
   std::atomic<bool> stop_{false};
