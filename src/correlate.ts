@@ -34,8 +34,8 @@ export interface CorrelatorOptions {
   reads?: boolean;
   /** Idle time of a packet waiting for a neighbour or in a qdisc. */
   queueWaitNs?: number;
-  /** Whether a netfilter probe slot at a hook is where packets leave it: the exit probe; at a hook without
-   *  chains, also the entry probe when it is the hook's only one. */
+  /** Whether a netfilter probe slot at a hook is where packets leave it: the exit probe; in a family without
+   *  chains, also the entry probe, the hook's only one. */
   isExitProbe?: (slot: number, family: number, hook: number) => boolean;
   /** Completed journeys held back for start order at most (MAX_HELD). */
   maxHeld?: number;

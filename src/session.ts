@@ -85,7 +85,7 @@ const BATCH_RECORDS = 4096;
 const RULESET_POLL_MS = 1000;
 const RULESET_WATCH_MS = 100;
 /** Batches read per poll at most: the event loop runs in between (keys, signals, timers). A poll that
- *  left records in the ring runs again as soon as the loop has turned (setImmediate), not after POLL_MS:
+ *  left records behind runs again as soon as the loop has turned (setImmediate), not after POLL_MS:
  *  with a 20 ms pause after each poll, the drain sat idle a third of the time under a request/response
  *  load while the ring overflowed. */
 const MAX_BATCHES_PER_POLL = 8;
@@ -365,7 +365,7 @@ export class Session {
     return Number(process.hrtime.bigint() - this.baseNs);
   }
 
-  /** Drains the ring into the correlator and reports what ended; true when records were left in the ring. */
+  /** Takes the addon's records into the correlator and reports what ended; true when records were left. */
   private poll(sink: Sink, final: boolean): boolean {
     const tracer = this.tracer;
     if (!tracer) return false;
