@@ -556,6 +556,18 @@ static __always_inline void init(struct pathtrace_record *r, __u16 point, const 
 	r->skb = (__u64)skb;
 }
 
+/* The record of a packet event at nh, in netns, when the user's filter wants the packet: false at the
+ * first sign it does not (its ports, before anything is built). */
+static __always_inline bool packet_record(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb,
+					  const unsigned char *nh, __u32 netns)
+{
+	if (skb_ruled_out(skb, nh))
+		return false;
+	init(r, point, skb);
+	r->netns = netns;
+	return parse_ip(nh, r) && packet_wanted(skb, r);
+}
+
 /* ---- netfilter hooks ---------------------------------------------------- */
 
 static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
@@ -567,15 +579,10 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	__u32 netns = st->net->ns.inum;
 	if (filter.netns && netns != filter.netns)
 		return NF_ACCEPT;
-	const unsigned char *nh = skb_nh(skb);
-	if (skb_ruled_out(skb, nh))
+	if (!packet_record(&r, PT_POINT_NETFILTER, skb, skb_nh(skb), netns))
 		return NF_ACCEPT;
-	init(&r, PT_POINT_NETFILTER, skb);
 	r.probe = slot;
 	r.hook = st->hook;
-	r.netns = netns;
-	if (!parse_ip(nh, &r) || !packet_wanted(skb, &r))
-		return NF_ACCEPT;
 	struct net_device *in = st->in, *out = st->out;
 	if (in)
 		r.ifindex = in->ifindex;
@@ -609,11 +616,7 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	if (filter.netns && netns != filter.netns)
 		return;
 	const unsigned char *nh = rx ? skb->data : skb_nh(skb);
-	if (skb_ruled_out(skb, nh))
-		return;
-	init(&r, point, skb);
-	r.netns = netns;
-	if (!parse_ip(nh, &r) || !packet_wanted(skb, &r))
+	if (!packet_record(&r, point, skb, nh, netns))
 		return;
 	r.ifindex = dev->ifindex;
 	/* Bytes first: user space reads the bytes ring before the events ring,
@@ -672,12 +675,7 @@ static __always_inline void on_qdisc(__u16 point, const struct Qdisc *q, const s
 	__u32 netns = dev_netns(dev);
 	if (filter.netns && netns != filter.netns)
 		return;
-	const unsigned char *nh = skb_nh(skb);
-	if (skb_ruled_out(skb, nh))
-		return;
-	init(&r, point, skb);
-	r.netns = netns;
-	if (!parse_ip(nh, &r) || !packet_wanted(skb, &r))
+	if (!packet_record(&r, point, skb, skb_nh(skb), netns))
 		return;
 	r.ifindex = dev->ifindex;
 	r.aux = q->q.qlen;
@@ -710,12 +708,7 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	__u32 netns = sock_netns(sk);
 	if (filter.netns && netns != filter.netns)
 		return 0;
-	const unsigned char *nh = skb_nh(skb);
-	if (skb_ruled_out(skb, nh))
-		return 0;
-	init(&r, PT_POINT_SKB_COPY_DATAGRAM, skb);
-	r.netns = netns;
-	if (!parse_ip(nh, &r) || !packet_wanted(skb, &r))
+	if (!packet_record(&r, PT_POINT_SKB_COPY_DATAGRAM, skb, skb_nh(skb), netns))
 		return 0;
 	r.aux = len;
 	r.pid = bpf_get_current_pid_tgid() >> 32;
@@ -735,12 +728,7 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 	__u32 netns = skb_netns(skb);
 	if (filter.netns && netns && netns != filter.netns)
 		return;
-	const unsigned char *nh = skb_nh(skb);
-	if (skb_ruled_out(skb, nh))
-		return;
-	init(&r, point, skb);
-	r.netns = netns;
-	if (!parse_ip(nh, &r) || !packet_wanted(skb, &r))
+	if (!packet_record(&r, point, skb, skb_nh(skb), netns))
 		return;
 	unfollow(&r);
 	r.location = (__u64)location;
