@@ -297,17 +297,18 @@ static __always_inline bool packet_wanted(const struct sk_buff *skb, struct path
 	return packet_wanted_nfct(skb->_nfct, r);
 }
 
+/* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
+ * options or a UDP header right behind. What a packet point looks at first. */
+#define PT_HEAD_BYTES 60
+
 /* The cheap answer for most packets at a busy server: TCP or UDP to ports the
  * filter does not want, and nothing that could make the packet wanted later in
- * its path (no conntrack entry to match by, no NAT seen). Reads the few bytes it
- * needs before anything else is done; true when the packet can be left at once.
+ * its path (no conntrack entry to match by, no NAT seen). Looks at the header
+ * bytes h before anything is built; true when the packet can be left at once.
  * Anything it is unsure of goes the long way (packet_wanted). */
-static __always_inline bool ports_rule_out(const unsigned char *nh, unsigned long nfct)
+static __always_inline bool ports_rule_out(const __u8 *h, unsigned long nfct)
 {
 	if (filter.any_port || nat_seen || nfct)
-		return false;
-	__u8 h[44]; /* an IPv6 header and the ports; IPv4 without options uses the first 24 */
-	if (bpf_probe_read_kernel(h, sizeof(h), nh))
 		return false;
 	const __u8 *ports;
 	__u8 proto;
@@ -369,13 +370,10 @@ static __always_inline void parse_quoted(const unsigned char *q, struct pathtrac
 	}
 }
 
-/* The common case in one read: IPv4 without options or IPv6, and a TCP or
- * UDP header right behind. Returns false when parse_ip must do it piecewise. */
-static __always_inline bool parse_fast(const unsigned char *nh, struct pathtrace_record *r)
+/* The common case from the header bytes h (PT_HEAD_BYTES): IPv4 without options or IPv6, and a TCP
+ * or UDP header right behind. Returns false when parse_slow must do it piecewise. */
+static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r)
 {
-	__u8 h[60];
-	if (bpf_probe_read_kernel(h, sizeof(h), nh))
-		return false;
 	const __u8 *l4;
 	__u16 l4len;
 	if (h[0] == 0x45) {
@@ -423,11 +421,9 @@ static __always_inline bool parse_fast(const unsigned char *nh, struct pathtrace
 	return false; /* ICMP and the rest: the long way */
 }
 
-/* Reads the IP and transport headers starting at the kernel address nh. */
-static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_record *r)
+/* Reads the IP and transport headers starting at the kernel address nh, piece by piece. */
+static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace_record *r)
 {
-	if (parse_fast(nh, r))
-		return true;
 	__u8 first;
 	if (bpf_probe_read_kernel(&first, 1, nh))
 		return false;
@@ -500,6 +496,15 @@ static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_r
 	return true;
 }
 
+/* Reads the IP and transport headers starting at the kernel address nh. */
+static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_record *r)
+{
+	__u8 h[PT_HEAD_BYTES];
+	if (!bpf_probe_read_kernel(h, sizeof(h), nh) && parse_fast(h, r))
+		return true;
+	return parse_slow(nh, r);
+}
+
 static __always_inline __u32 dev_netns(const struct net_device *dev)
 {
 	return dev->nd_net.net->ns.inum;
@@ -542,12 +547,6 @@ static __always_inline bool parse_skb_nh(const struct sk_buff *skb, struct patht
 	return nh && parse_ip(nh, r);
 }
 
-/* An skb at a packet point that the filter surely does not want: checked before a record is built. */
-static __always_inline bool skb_ruled_out(const struct sk_buff *skb, const unsigned char *nh)
-{
-	return !nh || ports_rule_out(nh, skb->_nfct);
-}
-
 static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
 {
 	__builtin_memset(r, 0, sizeof(*r));
@@ -561,11 +560,19 @@ static __always_inline void init(struct pathtrace_record *r, __u16 point, const 
 static __always_inline bool packet_record(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb,
 					  const unsigned char *nh, __u32 netns)
 {
-	if (skb_ruled_out(skb, nh))
+	if (!nh)
+		return false;
+	/* One read of the headers serves the early answer and the record (a packet that
+	 * ends near a page's end, or anything unusual, is read piecewise). */
+	__u8 h[PT_HEAD_BYTES];
+	bool head = !bpf_probe_read_kernel(h, sizeof(h), nh);
+	if (head && ports_rule_out(h, skb->_nfct))
 		return false;
 	init(r, point, skb);
 	r->netns = netns;
-	return parse_ip(nh, r) && packet_wanted(skb, r);
+	if (!(head && parse_fast(h, r)) && !parse_slow(nh, r))
+		return false;
+	return packet_wanted(skb, r);
 }
 
 /* ---- netfilter hooks ---------------------------------------------------- */
@@ -779,48 +786,58 @@ int BPF_PROG(on_consume_skb_noloc, struct sk_buff *skb)
 /* Tuple of a socket (or request socket) as local -> remote. */
 static __always_inline bool sock_tuple(const struct sock_common *sk, __u8 proto, bool full, struct pathtrace_record *r)
 {
-	__u16 family = BPF_CORE_READ(sk, skc_family);
+	/* Direct loads (BTF pointers): a probe read each would cost as much as the whole record. */
+	__u16 family = sk->skc_family;
 	if (family == AF_INET) {
 		r->family = 4;
-		bpf_core_read(r->saddr, 4, &sk->skc_rcv_saddr);
-		bpf_core_read(r->daddr, 4, &sk->skc_daddr);
+		__builtin_memcpy(r->saddr, &sk->skc_rcv_saddr, 4);
+		__builtin_memcpy(r->daddr, &sk->skc_daddr, 4);
 	} else if (family == AF_INET6) {
 		r->family = 6;
-		bpf_core_read(r->saddr, 16, &sk->skc_v6_rcv_saddr);
-		bpf_core_read(r->daddr, 16, &sk->skc_v6_daddr);
+		__builtin_memcpy(r->saddr, &sk->skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r->daddr, &sk->skc_v6_daddr, 16);
 		/* An IPv4 peer of a dual-stack socket: v4-mapped, or not yet filled
 		 * in (a child socket's first state change). Report it as IPv4, as
 		 * its packets are. */
 		__u32 *d = (__u32 *)r->daddr;
-		__be32 v4 = BPF_CORE_READ(sk, skc_daddr);
+		__be32 v4 = sk->skc_daddr;
 		if (d[0] == 0 && d[1] == 0 && (d[2] == bpf_htonl(0xffff) || (d[2] == 0 && d[3] == 0 && v4))) {
 			r->family = 4;
 			__builtin_memset(r->saddr, 0, 32);
-			bpf_core_read(r->saddr, 4, &sk->skc_rcv_saddr);
+			__builtin_memcpy(r->saddr, &sk->skc_rcv_saddr, 4);
 			__builtin_memcpy(r->daddr, &v4, 4);
 		}
 	} else {
 		return false;
 	}
 	r->l4proto = proto;
-	r->sport = BPF_CORE_READ(sk, skc_num);
+	r->sport = sk->skc_num;
 	/* Closing unhashes a socket and zeroes skc_num before its state becomes
-	 * CLOSE; a full socket's inet_sport keeps the port. */
-	if (full) {
-		__u16 sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
-		if (sport)
-			r->sport = sport;
-	}
-	r->dport = bpf_ntohs(BPF_CORE_READ(sk, skc_dport));
-	r->netns = BPF_CORE_READ(sk, skc_net.net, ns.inum);
+	 * CLOSE; a full socket's inet_sport keeps the port (an inet_sock field past
+	 * struct sock: a probe read, as a direct load there is refused). */
+	if (full && !r->sport)
+		r->sport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	r->dport = bpf_ntohs(sk->skc_dport);
+	r->netns = sk->skc_net.net->ns.inum;
 	return true;
+}
+
+/* A socket the filter surely does not want, from three direct loads (another namespace, or ports it does not
+ * want): sock_recv_length runs for every datagram read, and the whole tuple costs ten probe reads. A closing
+ * socket's zeroed local port goes the long way (sock_tuple reads the port it kept). */
+static __always_inline bool sock_ruled_out(const struct sock_common *sk)
+{
+	if (filter.netns && sk->skc_net.net->ns.inum != filter.netns)
+		return true;
+	__u16 num = sk->skc_num;
+	return !filter.any_port && num && !port_wanted(num) && !port_wanted(bpf_ntohs(sk->skc_dport));
 }
 
 /* A record about a socket; full is false for request sockets (not an inet_sock). */
 static __always_inline void emit_sock(struct pathtrace_record *r, const struct sock_common *sk, __u8 proto, bool full)
 {
 	r->location = (__u64)sk;
-	if (!sock_tuple(sk, proto, full, r) || !wanted(r))
+	if (sock_ruled_out(sk) || !sock_tuple(sk, proto, full, r) || !wanted(r))
 		return;
 	r->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
