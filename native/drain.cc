@@ -89,7 +89,10 @@ void Drain::flush_filling() {
   while (from < filling_.size()) {
     if (queue_.empty() || queue_.back().size == kChunkRecords) {
       Chunk c = map_chunk();
-      if (!c.records) break;  // no memory: these records are dropped (not counted; rare enough not to matter)
+      if (!c.records) {  // no memory: these records are lost, and counted so
+        dropped_ += filling_.size() - from;
+        break;
+      }
       queue_.push_back(c);
     }
     Chunk &back = queue_.back();

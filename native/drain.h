@@ -33,6 +33,8 @@ class Drain {
   // Moves up to max queued records into out, oldest first; returns how many.
   // Empties the ring first, so that a caller sees every record the kernel wrote before the call.
   size_t take(pathtrace_record *out, size_t max);
+  // Records read from the ring that could not be queued (no memory for a chunk): lost like the ring's overflow.
+  uint64_t dropped() const { return dropped_; }
 
  private:
   static constexpr size_t kChunkRecords = 4096;  // 512 KiB
@@ -62,6 +64,7 @@ class Drain {
   std::deque<Chunk> queue_;  // oldest first; only the last one may have room
   size_t queued_ = 0;        // records in queue_ not yet taken
   size_t head_ = 0;          // records of queue_.front() already taken
+  std::atomic<uint64_t> dropped_{0};
 
   std::atomic<bool> stop_{false};
   std::mutex sleep_mu_;

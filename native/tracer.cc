@@ -356,7 +356,7 @@ uint64_t Tracer::lost_events() const {
   uint32_t key = PT_LOST_EVENTS;
   if (bpf_map__lookup_elem(skel_->maps.lost, &key, sizeof(key), per_cpu.data(), per_cpu.size() * sizeof(uint64_t), 0))
     return 0;
-  uint64_t sum = 0;
+  uint64_t sum = drain_ ? drain_->dropped() : 0;
   for (uint64_t n : per_cpu) sum += n;
   return sum;
 }

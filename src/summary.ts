@@ -120,7 +120,8 @@ export class Tally {
     const kind = packetKindKey(j);
     let recent = this.recentGroups.get(j.flow);
     if (!recent) this.recentGroups.set(j.flow, (recent = []));
-    let g = recent.find((x) => inGroup(x, j, kind));
+    let g: PacketGroup | undefined;
+    for (const x of recent) if (inGroup(x, j, kind)) { g = x; break; } // no closure per packet
     if (!g) {
       const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
       g = groups.get(k);
