@@ -86,7 +86,7 @@ Output and end:
                               at the end compare its capture with the trace, as 'pathtrace compare' does
       --points GROUP,...      probe only these (default all): netfilter, device, qdisc, drops, tcp, socket;
                               fewer points cost less per packet and tell less (see docs/overhead.md)
-      --ring-mib N            kernel ring buffer size in MiB (default 8)
+      --ring-mib N            kernel ring buffer size in MiB (default 8, a power of two up to 256)
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
                               without it pathtrace changes nothing and names the rule from counters and matches
@@ -118,6 +118,10 @@ export function parsePorts(values: string[]): number[] {
 
 export function parseHost(value: string): string {
   const v = value.trim();
+  const zone = v.indexOf('%');
+  if (zone >= 0 && isIP(v)) {
+    throw new UsageError(`bad host '${value}': packets carry no zone; give '${v.slice(0, zone)}' (matched on every interface), and --netns for another namespace`);
+  }
   if (!isIP(v)) throw new UsageError(`bad host '${value}': expected an IPv4 or IPv6 address`);
   // In the form events carry (compressed, lower case), so that text and JSON filters compare equal.
   const { family, addr } = addressBytes(v);
@@ -156,20 +160,49 @@ function validInterface(name: string): boolean {
   return /^[^\s/:]{1,15}$/.test(name) && name !== '.' && name !== '..';
 }
 
-function positiveNumber(name: string, value: string | undefined, integer: boolean): number | null {
+/** A positive decimal number (Number() would also take 0x10, 1e3 and ' 5'), at most max. */
+function positiveNumber(name: string, value: string | undefined, integer: boolean, max: number, unit = ''): number | null {
   if (value === undefined) return null;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`bad ${name} '${value}': expected a positive ${integer ? 'integer' : 'number'}`);
+  if (!(integer ? /^\d+$/ : /^\d+(\.\d+)?$/).test(value) || n <= 0) {
+    throw new UsageError(`bad ${name} '${value}': expected a positive ${integer ? 'integer' : 'number'}${integer ? '' : ' like 30 or 2.5'}`);
   }
+  if (n > max) throw new UsageError(`bad ${name} '${value}': at most ${max}${unit}`);
   return n;
 }
+
+/** Options that take a value. */
+const VALUE_OPTIONS = new Set(['--port', '-p', '--host', '-H', '--proto', '--netns', '-n', '--duration', '-d', '--count', '-c',
+  '--ring-mib', '--write', '-w', '--points', '--snaplen', '-s', '--with-tcpdump']);
+
+/** `--port -1` as `--port=-1`: parseArgs takes a value that starts with '-' for an option and calls the
+ *  pair ambiguous; a negative number is a bad value, to be named as such. */
+function joinNegativeValues(argv: string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = argv[i + 1];
+    if (VALUE_OPTIONS.has(a) && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(a.startsWith('--') ? `${a}=${next}` : `${a}${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/** Node's timers hold at most 2^31 - 1 ms: a longer --duration would fire at once. */
+const MAX_DURATION_S = 2147483;
+const MAX_COUNT = 2 ** 32;
+/** The ring's pages are mapped twice (RSS counts 2 × its size); past 256 MiB the queue behind it is the better buffer. */
+const MAX_RING_MIB = 256;
 
 export function parseCommandLine(argv: string[]): Command {
   let parsed;
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinNegativeValues(argv),
       allowPositionals: true,
       strict: true,
       options: {
@@ -202,10 +235,11 @@ export function parseCommandLine(argv: string[]): Command {
   if (v.version) return { kind: 'version' };
 
   const ports = v.port ? parsePorts(v.port) : null;
-  const ringMiB = positiveNumber('--ring-mib', v['ring-mib'], true) ?? DEFAULT_RING_MIB;
-  if (ringMiB > 1024 || (ringMiB & (ringMiB - 1)) !== 0) {
-    throw new UsageError(`bad --ring-mib '${ringMiB}': expected a power of two up to 1024`);
+  const ringMiB = positiveNumber('--ring-mib', v['ring-mib'], true, MAX_RING_MIB, ' (its pages are mapped twice)') ?? DEFAULT_RING_MIB;
+  if ((ringMiB & (ringMiB - 1)) !== 0) {
+    throw new UsageError(`bad --ring-mib '${ringMiB}': expected a power of two up to ${MAX_RING_MIB}`);
   }
+  if (v.write !== undefined && v.write.trim() === '') throw new UsageError("bad --write '': expected a file name");
   const options: TraceOptions = {
     ports,
     hosts: (v.host ?? []).map(parseHost),
@@ -215,16 +249,15 @@ export function parseCommandLine(argv: string[]): Command {
     plain: v.plain ?? false,
     quiet: v.quiet ?? false,
     debug: v.debug ?? false,
-    duration: positiveNumber('--duration', v.duration, false),
-    count: positiveNumber('--count', v.count, true),
+    duration: positiveNumber('--duration', v.duration, false, MAX_DURATION_S, ' seconds (24 days)'),
+    count: positiveNumber('--count', v.count, true, MAX_COUNT),
     ringMiB,
     ruleTrace: v['rule-trace'] ?? false,
     write: v.write ?? null,
-    snaplen: positiveNumber('--snaplen', v.snaplen, true) ?? DEFAULT_SNAPLEN,
+    snaplen: positiveNumber('--snaplen', v.snaplen, true, MAX_SNAPLEN, ' bytes') ?? DEFAULT_SNAPLEN,
     points: parsePoints(v.points),
     withTcpdump: v['with-tcpdump'] ?? null,
   };
-  if (options.snaplen > MAX_SNAPLEN) throw new UsageError(`bad --snaplen '${options.snaplen}': at most ${MAX_SNAPLEN} bytes`);
   if (v.snaplen !== undefined && !options.write) throw new UsageError('--snaplen applies to --write');
   if (options.withTcpdump !== null && !validInterface(options.withTcpdump)) {
     throw new UsageError(`bad interface '${options.withTcpdump}' for --with-tcpdump: a name of at most 15 characters, or any`);

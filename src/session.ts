@@ -16,7 +16,7 @@ import { addressBytes } from './address.js';
 import type { Journey } from './journey.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
-import type { NetnsTarget } from './netns.js';
+import { findNetns, type NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
@@ -290,8 +290,15 @@ export class Session {
       this.stopping = stop;
       const durationTimer = this.options.duration !== null
         ? setTimeout(() => stop('duration'), this.options.duration * 1000) : null;
-      const netnsWatch = this.netns.path
-        ? setInterval(() => { if (!existsSync(this.netns.path)) stop('netns-gone'); }, 500) : null;
+      // Gone when nothing names the namespace any more (its file held open here keeps it alive, unused).
+      let named = this.netns.path;
+      const netnsWatch = named
+        ? setInterval(() => {
+          if (existsSync(named)) return;
+          const again = findNetns(this.netns.inode);
+          if (again) named = again;
+          else stop('netns-gone');
+        }, 500) : null;
       if (this.attributor) {
         if (!rs) this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
         this.rulesetTimer = setInterval(() => {

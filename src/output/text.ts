@@ -312,6 +312,7 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
     for (const w of why) lines.push(`  - ${w}`);
   }
   for (const u of s.unavailable) lines.push(st.dim(`not traced: ${u.point}: ${u.reason}`));
+  if (s.stoppedBy === 'netns-gone') lines.push(st.bad('stopped: the traced network namespace is gone (deleted, or its last process exited)'));
   return lines.join('\n');
 }
 

@@ -1,7 +1,8 @@
 // A small pcapng writer: a section header, an interface per device, an
 // enhanced packet block per packet with a comment. Raw IP link type (the
 // bytes start at the IP header, as pathtrace reads them). Nanosecond stamps.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 
 /** Opens (creates or truncates) a file to write, or says in one sentence why it cannot. */
 export function openForWriting(path: string): number {
@@ -9,7 +10,10 @@ export function openForWriting(path: string): number {
     return openSync(path, 'w');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such directory' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' || code === 'EROFS' ? 'permission denied' : (e as Error).message;
+    // ENOENT with the directory there: a file system that creates no files (/proc, /sys).
+    const noDir = code === 'ENOENT' && !existsSync(dirname(path));
+    const why = noDir ? `no such directory ${dirname(path)}` : code === 'ENOENT' ? 'files cannot be created there'
+      : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' || code === 'EROFS' ? 'permission denied' : (e as Error).message;
     throw new WriteError(`cannot write ${path}: ${why}`);
   }
 }

@@ -2,6 +2,7 @@
 // lacks a feature, the NDJSON contract, --count, --duration and filters.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
@@ -40,8 +41,11 @@ test('--write to a place that cannot be written: one line before anything is att
   if (!needsRoot(t)) return;
   const r = runCli(['--port', '9', '--duration', '1', '--write', '/nonexistent-pathtrace/x.pcapng']);
   assert.equal(r.code, 1);
-  assert.match(oneLine(r.stderr), /^pathtrace: cannot write \/nonexistent-pathtrace\/x\.pcapng: no such directory$/);
+  assert.match(oneLine(r.stderr), /^pathtrace: cannot write \/nonexistent-pathtrace\/x\.pcapng: no such directory \/nonexistent-pathtrace$/);
   assert.equal(r.stdout, '');
+  const proc = runCli(['--port', '9', '--duration', '1', '--write', '/proc/x.pcapng']);
+  assert.equal(proc.code, 1);
+  assert.match(oneLine(proc.stderr), /^pathtrace: cannot write \/proc\/x\.pcapng: files cannot be created there$/, 'the directory is there');
 });
 
 test('not root: says so and exits 1', (t) => {
@@ -153,6 +157,30 @@ test('--netns accepts a path such as /proc/PID/ns/net', async (t) => {
     await pt.stop();
     assert.equal(syn?.fate, 'delivered');
     assert.equal(pt.ready.netns.name, `/proc/${child.pid}/ns/net`);
+  } finally {
+    lab.destroy();
+  }
+});
+
+test('--netns /proc/PID/ns/net: the trace outlives that process while the namespace lives on', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  try {
+    const sleeper = spawn('ip', ['netns', 'exec', lab.server.netns, 'sleep', '60'], { stdio: 'ignore' });
+    const nsIno = statSync(`/run/netns/${lab.server.netns}`).ino;
+    while (statSync(`/proc/${sleeper.pid}/ns/net`).ino !== nsIno) await sleep(10); // until it has entered
+    const { child } = await lab.peer(lab.server.netns, ['listen', 'tcp', '8080']);
+    const pt = await Pathtrace.start(['--netns', `/proc/${sleeper.pid}/ns/net`, '--port', '8080']);
+    sleeper.kill();
+    await new Promise((r) => sleeper.on('exit', r));
+    await sleep(1200); // the namespace file is looked for every 500 ms
+    assert.ok(child.exitCode === null, 'the listener still runs in the namespace');
+    await lab.connect('tcp', lab.server.v4, 8080, 1000);
+    const syn = await pt.waitFor((p) => p.tcp_flags === 'S');
+    assert.equal(syn?.fate, 'delivered', 'still tracing after the process named by --netns exited');
+    lab.destroy();
+    const { records } = await pt.done();
+    assert.equal(records.at(-1)!.stopped_by, 'netns-gone', 'and ends once nothing names the namespace');
   } finally {
     lab.destroy();
   }

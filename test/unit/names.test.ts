@@ -58,4 +58,7 @@ test('--netns: own namespace by default; unknown names and non-namespace files a
   assert.throws(() => resolveNetns('surely-not-there', '/nonexistent-run-netns'), NetnsError);
   assert.throws(() => resolveNetns('/etc/hostname'), /not a network namespace file/);
   assert.equal(resolveNetns('/proc/self/ns/net').inode, own.inode);
+  // Namespace files of other types live on the same nsfs: named by their type, before anything loads.
+  assert.throws(() => resolveNetns('/proc/self/ns/mnt'), /'\/proc\/self\/ns\/mnt' is a mnt namespace, not a network namespace/);
+  assert.throws(() => resolveNetns('/proc/self/ns/pid'), /is a pid namespace, not a network namespace/);
 });

@@ -70,3 +70,29 @@ test('--with-tcpdump takes an interface name; not with --json', () => {
   }
   assert.throws(() => parseCommandLine(['--with-tcpdump', 'eth0', '--json']), /not with --json .*pathtrace compare/);
 });
+
+test('negative values are bad values, named as such (not "ambiguous")', () => {
+  assert.throws(() => parseCommandLine(['--port', '-1']), /bad port '-1'/);
+  assert.throws(() => parseCommandLine(['-p', '-1']), /bad port '-1'/);
+  assert.throws(() => parseCommandLine(['--duration', '-1']), /bad --duration '-1': expected a positive number/);
+  assert.throws(() => parseCommandLine(['--count', '-3']), /bad --count '-3': expected a positive integer/);
+  assert.equal(trace(['--port', '53', '-q']).quiet, true, 'an option after a value is still an option');
+});
+
+test('numbers are decimal, and every limit has a ceiling it names', () => {
+  for (const bad of ['0x10', '1e3', ' 5', 'Infinity', '']) {
+    assert.throws(() => parseCommandLine(['--duration', bad]), /bad --duration .*expected a positive number/, bad);
+  }
+  assert.throws(() => parseCommandLine(['--duration', '2147484']), /at most 2147483 seconds/);
+  assert.equal(trace(['--duration', '2147483']).duration, 2147483);
+  assert.throws(() => parseCommandLine(['--count', String(2 ** 32 + 1)]), /bad --count .*at most 4294967296/);
+  assert.throws(() => parseCommandLine(['--ring-mib', '1024']), /bad --ring-mib '1024': at most 256/);
+  assert.throws(() => parseCommandLine(['--ring-mib', '48']), /power of two up to 256/);
+  assert.equal(trace(['--ring-mib', '256']).ringMiB, 256);
+  assert.throws(() => parseCommandLine(['--write', 'x.pcapng', '--snaplen', '2000']), /bad --snaplen '2000': at most 1024 bytes/);
+});
+
+test('an empty --write and an address with a zone are refused, not ignored', () => {
+  assert.throws(() => parseCommandLine(['--write', '']), /bad --write '': expected a file name/);
+  assert.throws(() => parseCommandLine(['--host', 'fe80::1%eth0']), /bad host 'fe80::1%eth0': packets carry no zone; give 'fe80::1'/);
+});

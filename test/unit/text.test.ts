@@ -51,3 +51,9 @@ test('a connection that works explains nothing away: no drop, no warnings', () =
   assert.doesNotMatch(text, /dropped|What tcpdump shows/);
   assert.match(text, /^ {2}SYN reached TCP \(SYN_RECV\); socket LISTEN→SYN_RECV→ESTABLISHED→FIN_WAIT1→FIN_WAIT2$/m);
 });
+
+test('a trace ended by its namespace going away says so', () => {
+  const { summary } = run('connect-ok');
+  assert.doesNotMatch(formatSummary(summary), /namespace is gone/);
+  assert.match(formatSummary({ ...summary, stoppedBy: 'netns-gone' }), /stopped: the traced network namespace is gone \(deleted, or its last process exited\)/);
+});
