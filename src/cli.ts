@@ -9,6 +9,7 @@ import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
 import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
+import { drainStdout, SlowReaderSink } from './output/slow-reader.js';
 import { openForWriting, WriteError } from './pcap/pcapng.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
@@ -68,14 +69,14 @@ export async function makeSink(o: TraceOptions, session: () => Session, capture:
 async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink> {
   const devices = () => session().devices;
   if (o.quiet) return new QuietSink(o.json ? new JsonSink(devices, filterObject(o)) : new TextSink(devices, filterText(o), PLAIN));
-  if (o.json) return new JsonSink(devices, filterObject(o));
+  if (o.json) return new SlowReaderSink(new JsonSink(devices, filterObject(o)));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (usesTui(o)) {
     const { TuiSink, TuiStore } = await loadTui();
     const store = new TuiStore(filterText(o), () => session().correlator.flows);
     return new TuiSink(store, devices, color ? ANSI : PLAIN, color, () => session().stop('quit'));
   }
-  return new TextSink(devices, filterText(o), color ? ANSI : PLAIN);
+  return new SlowReaderSink(new TextSink(devices, filterText(o), color ? ANSI : PLAIN));
 }
 
 /**
@@ -105,25 +106,32 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     if (e instanceof NetnsError) throw new UserError(e.message);
     throw e;
   }
-  let session: Session;
+  let session: Session | undefined;
   let capture: number | null = null;
   let live: LiveCapture | null = null;
+  // Caught from the first moment: the session's setup (BPF load, --rule-trace's table) takes a while, and
+  // a signal then would otherwise kill the process with what it had added still in place.
+  let signalled = false;
+  const stop = () => { signalled = true; session?.stop('signal'); };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
   try {
     if (options.write) capture = openForWriting(options.write);
     // Listening before the probes attach: the capture covers the whole trace.
     if (options.withTcpdump) live = await LiveCapture.start(options.withTcpdump, netns, captureFilter(options));
     session = new Session(options, netns);
+    if (signalled) session.stop('signal'); // it runs, says it is ready and stops: everything detached
   } catch (e) {
+    for (const sig of signals) process.off(sig, stop);
     if (capture !== null) closeSync(capture);
     live?.discard();
     if (e instanceof SessionError || e instanceof WriteError || e instanceof LiveCaptureError) throw new UserError(e.message);
     throw e;
   }
-  const stop = () => session.stop('signal');
   // A bug must not leave probes behind: detach, then report it in one line.
   let sink: Sink | null = null;
   const crash = (e: unknown) => {
-    session.close();
+    session?.close();
     sink?.close?.();
     live?.discard();
     process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
@@ -131,9 +139,6 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   };
   process.on('uncaughtException', crash);
   const onPipe = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') session.stop('stdout-closed'); };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  process.on('SIGHUP', stop);
   process.stdout.on('error', onPipe);
   let comparing: ComparingSink | null = null;
   try {
@@ -145,9 +150,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     session.close();
     sink?.close?.();
     live?.discard();
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
-    process.off('SIGHUP', stop);
+    for (const sig of signals) process.off(sig, stop);
     process.off('uncaughtException', crash);
   }
 }
@@ -169,6 +172,11 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'trace':
         await trace(cmd.options);
+        // Everything is detached by now: a reader that takes nothing more does not keep the process.
+        if (!(await drainStdout(3000))) {
+          process.stderr.write(`pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`);
+          process.exit(0);
+        }
         return 0;
       case 'demo':
         await runDemo(cmd.scenario, cmd.options);

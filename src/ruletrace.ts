@@ -94,8 +94,9 @@ export class RuleTrace {
       ...traceRules(o, 'pre'), ...traceRules(o, 'out'),
     ].map((l) => l.replace('TABLE', this.table)).join('\n');
     this.nft(['-f', '-'], script + '\n');
-    const [cmd, argv] = this.nsPath ? ['nsenter', [`--net=${this.nsPath}`, 'nft', '-a', 'monitor', 'trace']] : ['nft', ['-a', 'monitor', 'trace']];
-    this.monitor = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'ignore'] });
+    // Killed with pathtrace, even by SIGKILL (the parent-death signal survives nsenter's exec).
+    const argv = ['--pdeathsig', 'KILL', '--', ...(this.nsPath ? ['nsenter', `--net=${this.nsPath}`, '--'] : []), 'nft', '-a', 'monitor', 'trace'];
+    this.monitor = spawn('setpriv', argv, { stdio: ['ignore', 'pipe', 'ignore'] });
     createInterface({ input: this.monitor.stdout! }).on('line', (l) => this.onLine(l));
     return `added table inet ${this.table} (chains at priority -2147483648 on prerouting and output that set meta nftrace ` +
       `on the traced packets); it is removed when pathtrace exits`;

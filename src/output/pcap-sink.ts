@@ -1,5 +1,6 @@
 // --write: the traced packets as pcapng, each with its fate as a comment
 // (and a second, machine-readable one that `pathtrace compare` reads).
+import { closeSync } from 'node:fs';
 import type { Journey } from '../journey.js';
 import { PcapngWriter } from '../pcap/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
@@ -24,11 +25,22 @@ export function fateComment(j: Journey, dev: DeviceNames): string {
   return `pathtrace: ${fate}; ${seen}`;
 }
 
+/** A write error in words: what a full disk or a size limit is, not an errno. */
+function writeFailure(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOSPC' ? 'no space left on the device (ENOSPC)'
+    : code === 'EFBIG' ? 'the file size limit was reached (EFBIG, ulimit -f)'
+      : code === 'EDQUOT' ? 'the disk quota was reached (EDQUOT)'
+        : code === 'EIO' ? 'an I/O error (EIO)' : (e as Error).message;
+}
+
 export class PcapSink implements Sink {
   private writer: PcapngWriter | null = null;
   private startedAt = 0;
   written = 0;
   withoutBytes = 0;
+  /** Why the file could not be written to the end (the trace goes on without it). */
+  private failed: string | null = null;
 
   constructor(
     private readonly inner: Sink,
@@ -40,8 +52,8 @@ export class PcapSink implements Sink {
 
   ready(info: ReadyInfo): void {
     this.startedAt = info.startedAt;
-    this.writer = new PcapngWriter(this.fd, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`);
     this.inner.ready(info);
+    this.writing(() => { this.writer = new PcapngWriter(this.fd, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`); });
   }
 
   packet(j: Journey): void {
@@ -56,8 +68,25 @@ export class PcapSink implements Sink {
     const ifname = ifindex ? dev.name(ifindex) : 'none';
     const time = BigInt(Math.round(this.startedAt * 1000)) * 1000n + BigInt(Math.round(j.start));
     const record = { ...packetRecord(j, dev, this.startedAt), steps: undefined };
-    this.writer.packet(ifname, time, j.bytes.data, j.bytes.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
-    this.written++;
+    this.writing(() => {
+      this.writer!.packet(ifname, time, j.bytes!.data, j.bytes!.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
+      this.written++;
+    });
+  }
+
+  /** A write to the file; the first that fails ends the file, said once, and the trace goes on. */
+  private writing(write: () => void): void {
+    try {
+      write();
+    } catch (e) {
+      this.failed = writeFailure(e);
+      try {
+        if (this.writer) this.writer.close();
+        else closeSync(this.fd); // the writer never took it
+      } catch { /* the descriptor goes anyway */ }
+      this.writer = null;
+      this.inner.note(`cannot write ${this.path} any more: ${this.failed}; the trace goes on without it`);
+    }
   }
 
   note(message: string): void {
@@ -78,7 +107,8 @@ export class PcapSink implements Sink {
     this.writer?.close();
     this.writer = null;
     const missing = this.withoutBytes ? ` (${this.withoutBytes} without captured bytes left out)` : '';
-    this.inner.note(`wrote ${this.written} packets to ${this.path}${missing}`);
+    const cut = this.failed ? `, then stopped: ${this.failed}` : '';
+    this.inner.note(`wrote ${this.written} packets to ${this.path}${missing}${cut}`);
     this.inner.summary(s);
   }
 }

@@ -83,6 +83,7 @@ function readPcapng(b: Buffer, name: string): Frame[] {
     const btype = r32(o), len = r32(o + 4);
     if (len < 12 || o + len > b.length) throw new CaptureError(`${name} is truncated: a block is cut short after ${frames.length} packets`);
     if (btype === 1) { // interface description
+      if (len < 20) throw new CaptureError(`${name} is not a valid pcapng file: an interface block is shorter than its header`);
       const opts = readOptions(b, o + 16, o + len - 4, le);
       const tsresol = opts.find(([c]) => c === 9)?.[1][0] ?? 6;
       const tsPerSec = tsresol & 0x80 ? 2n ** BigInt(tsresol & 0x7f) : 10n ** BigInt(tsresol);
@@ -92,11 +93,13 @@ function readPcapng(b: Buffer, name: string): Frame[] {
       });
     } else if (btype === 6 || btype === 3) { // enhanced / simple packet
       const enhanced = btype === 6;
+      if (len < (enhanced ? 32 : 16)) throw new CaptureError(`${name} is not a valid pcapng file: packet block ${frames.length + 1} is shorter than its header`);
       const iface = ifaces[enhanced ? r32(o + 8) : 0];
       if (!iface) throw new CaptureError(`${name} is not a valid pcapng file: a packet names an undeclared interface`);
-      const caplen = enhanced ? r32(o + 20) : Math.min(r32(o + 8), len - 16);
       const dataAt = o + (enhanced ? 28 : 12);
-      const raw = new Uint8Array(b.buffer, b.byteOffset + dataAt, Math.min(caplen, len - (dataAt - o) - 4));
+      // Within the block whatever the length field says (a huge one would also overflow `& ~3` below).
+      const caplen = Math.min(enhanced ? r32(o + 20) : r32(o + 8), len - (dataAt - o) - 4);
+      const raw = new Uint8Array(b.buffer, b.byteOffset + dataAt, caplen);
       const ts = enhanced ? (BigInt(r32(o + 12)) << 32n) | BigInt(r32(o + 16)) : 0n;
       const comments = enhanced
         ? readOptions(b, dataAt + ((caplen + 3) & ~3), o + len - 4, le).filter(([c]) => c === 1).map(([, v]) => v.toString('utf8'))

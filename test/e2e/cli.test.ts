@@ -2,12 +2,13 @@
 // lacks a feature, the NDJSON contract, --count, --duration and filters.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, runCli, sleep } from '../helpers/pathtrace.js';
-import { ROOT } from '../helpers/paths.js';
+import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep } from '../helpers/pathtrace.js';
+import { BIN, ROOT } from '../helpers/paths.js';
 
 /** One line on stderr, no stack trace. */
 function oneLine(stderr: string): string {
@@ -46,6 +47,41 @@ test('--write to a place that cannot be written: one line before anything is att
   const proc = runCli(['--port', '9', '--duration', '1', '--write', '/proc/x.pcapng']);
   assert.equal(proc.code, 1);
   assert.match(oneLine(proc.stderr), /^pathtrace: cannot write \/proc\/x\.pcapng: files cannot be created there$/, 'the directory is there');
+});
+
+test('--write to a full disk or past a file size limit: the file stops, said as what it is; the trace and its summary go on', async (t) => {
+  if (!needsRoot(t)) return;
+  const full = runCli(['--json', '--port', '9', '--duration', '1', '--write', '/dev/full']);
+  assert.equal(full.code, 0, full.stderr);
+  assert.doesNotMatch(full.stderr, /internal error/);
+  const records = full.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const notes = records.filter((r) => r.type === 'note').map((r) => r.message);
+  assert.ok(notes.includes('cannot write /dev/full any more: no space left on the device (ENOSPC); the trace goes on without it'), notes.join('\n'));
+  assert.ok(notes.includes('wrote 0 packets to /dev/full, then stopped: no space left on the device (ENOSPC)'), notes.join('\n'));
+  assert.equal(records.at(-1).type, 'summary');
+
+  // A file size limit of 1 KiB: the section and interface headers fit, packets soon do not.
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-fsize-'));
+  const lab = new Lab();
+  try {
+    const file = path.join(dir, 'w.pcapng');
+    const child = spawn('prlimit', ['--fsize=1024', process.execPath, BIN, '--json', '--netns', lab.server.netns, '--port', '8080', '--count', '6', '--write', file],
+      { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d) => { out += d; });
+    child.stderr!.on('data', (d) => { err += d; });
+    const exited = new Promise((r) => child.on('exit', (c, sig) => r(c ?? sig)));
+    while (!out.includes('"ready"') && child.exitCode === null) await sleep(20);
+    for (let i = 0; i < 6 && child.exitCode === null; i++) await lab.connect('tcp', lab.server.v4, 8080, 300).catch(() => {});
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, err);
+    const fsNotes = out.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'note').map((r) => r.message as string);
+    assert.ok(fsNotes.some((m) => /^wrote \d+ packets to .*w\.pcapng, then stopped: the file size limit was reached \(EFBIG, ulimit -f\)$/.test(m)), fsNotes.join('\n'));
+  } finally {
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('not root: says so and exits 1', (t) => {
@@ -222,6 +258,65 @@ test('a flood while pathtrace is stalled fills the ring buffer: lost events are 
     assert.ok(summary.lost_events > 0, 'the 1 MiB ring overflowed');
     assert.ok(summary.incomplete > 0, 'journeys under way are marked');
     assert.ok(summary.events > 0);
+  } finally {
+    lab.destroy();
+  }
+});
+
+/** Peak RSS of a process in MiB. */
+function peakMiB(pid: number): number {
+  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+test('a reader of stdout that falls behind costs bounded memory: records are skipped and said, and a stalled one does not keep pathtrace alive', async (t) => {
+  if (!needsRoot(t)) return;
+  const loadgen = path.join(ROOT, 'build', 'pathtrace-loadgen');
+  const lab = new Lab();
+  try {
+    for (const reader of ['slow', 'stalled'] as const) {
+      const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '4'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      await new Promise((r) => sink.stdout!.once('data', r));
+      // stdout is a pipe nobody reads yet: its 64 KiB fill at once, the rest waits in pathtrace.
+      const pt = spawn(process.execPath, [BIN, '--json', '--netns', lab.server.netns, '--port', '7000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      pt.stderr!.on('data', (d) => { stderr += d; });
+      let head = '';
+      const onData = (d: Buffer) => { head += d; };
+      pt.stdout!.on('data', onData);
+      while (!head.includes('"ready"') && pt.exitCode === null) await sleep(20);
+      pt.stdout!.off('data', onData);
+      pt.stdout!.pause();
+      const flood = spawn('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '3', '18'], { stdio: 'ignore' });
+      await new Promise((r) => flood.on('exit', r));
+      sink.kill();
+      // ~1 KB per packet record at this rate is hundreds of MB; unbounded, the backlog reached 1.15 GB in 20 s.
+      const peak = peakMiB(pt.pid!);
+      assert.ok(peak < 400, `${reader} reader: peak RSS ${peak.toFixed(0)} MiB`);
+      const exited = new Promise<number | null>((r) => pt.on('exit', (c) => r(c)));
+      pt.kill('SIGINT');
+      if (reader === 'slow') {
+        await sleep(1000);
+        let out = '';
+        pt.stdout!.on('data', (d) => { out += d; });
+        const ended = new Promise((r) => pt.stdout!.on('end', r));
+        pt.stdout!.resume();
+        assert.equal(await exited, 0);
+        await ended;
+        const records = out.trim().split('\n').map((l) => JSON.parse(l));
+        const notes = records.filter((r) => r.type === 'note').map((r) => r.message as string);
+        assert.ok(notes.some((m) => /stdout's reader fell behind \(16 MiB waiting\): packet records are skipped/.test(m)), notes.join('\n'));
+        const skipped = Number(/^(\d+) packet records in all were skipped/.exec(notes.find((m) => /in all were skipped/.test(m)) ?? '')?.[1]);
+        const summary = records.at(-1)!;
+        assert.equal(summary.type, 'summary');
+        assert.ok(skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
+          `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`);
+      } else {
+        // Never read: pathtrace exits once the reader has taken nothing for 3 s, everything detached.
+        assert.equal(await exited, 0);
+        assert.match(stderr, /stdout's reader took nothing for 3 s: exiting without the last \d+ bytes/);
+        assert.deepEqual(pathtraceLinks(), []);
+      }
+    }
   } finally {
     lab.destroy();
   }

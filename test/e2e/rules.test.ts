@@ -3,9 +3,12 @@
 // matches, for iptables-nft, iptables-legacy and native nft; a ruleset
 // changed while tracing; --rule-trace's exact answer and its cleanup.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { BIN } from '../helpers/paths.js';
 
 const PORT = 3306;
 const nft = (lab: Lab, ruleset: string) => lab.exec(lab.server.netns, 'nft', ['-f', '-'], ruleset);
@@ -274,6 +277,8 @@ for (const how of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
       }
       const left = /table inet (pathtrace_\d+)/.exec(tableList(lab))?.[1];
       assert.ok(left, 'SIGKILL leaves the table behind');
+      await sleep(300);
+      assert.deepEqual(monitors(), [], 'but not its nft monitor: killed with pathtrace');
       const again = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT), '--rule-trace']);
       await sleep(100);
       const { records } = await again.stop();
@@ -284,6 +289,42 @@ for (const how of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     }
   });
 }
+
+/** `nft -a monitor trace` processes running now. */
+function monitors(): string[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').startsWith('nft -a monitor trace');
+    } catch {
+      return false;
+    }
+  });
+}
+
+test('--rule-trace: a signal at any moment of the start leaves no table, monitor or probe behind', async (t) => {
+  if (!needsRoot(t)) return;
+  const { Lab } = await import('../../src/lab/lab.js');
+  const lab = new Lab();
+  try {
+    // From before the BPF load to after the table is added (the start takes ~0.5–1 s here).
+    for (const ms of [50, 300, 600, 900, 1200]) {
+      const child = spawn(process.execPath, [BIN, '--json', '--netns', lab.server.netns, '--port', String(PORT), '--rule-trace'],
+        { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr!.on('data', (d) => { stderr += d; });
+      await sleep(ms);
+      child.kill('SIGINT');
+      const code = await new Promise((r) => child.on('exit', (c, sig) => r(c ?? sig)));
+      // Before pathtrace's own code runs (node's start), SIGINT's default action ends it: nothing was added yet.
+      assert.ok(code === 0 || code === 'SIGINT', `SIGINT after ${ms} ms: ${code} ${stderr}`);
+      assert.doesNotMatch(tableList(lab), /pathtrace_/, `SIGINT after ${ms} ms left the table`);
+      assert.deepEqual(pathtraceLinks(), [], `SIGINT after ${ms} ms left probes`);
+      assert.deepEqual(monitors(), [], `SIGINT after ${ms} ms left nft monitor`);
+    }
+  } finally {
+    lab.destroy();
+  }
+});
 
 test('without --rule-trace the ruleset is left exactly as it was', async (t) => {
   if (!needsRoot(t)) return;
