@@ -112,7 +112,17 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   // Caught from the first moment: the session's setup (BPF load, --rule-trace's table) takes a while, and
   // a signal then would otherwise kill the process with what it had added still in place.
   let signalled = false;
-  const stop = () => { signalled = true; session?.stop('signal'); };
+  let draining = false;
+  const stop = () => {
+    if (signalled || draining) { // a second Ctrl-C, or one while stdout drains: at once, still detaching
+      session?.close();
+      live?.discard();
+      process.stderr.write('pathtrace: stopped at once (second signal); everything it attached is detached\n');
+      process.exit(130);
+    }
+    signalled = true;
+    session?.stop('signal');
+  };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, stop);
   try {
@@ -146,6 +156,13 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     if (live) sink = comparing = new ComparingSink(sink, () => session.devices, options);
     await session.run(sink, () => onReady?.(session));
     if (live && comparing) process.stdout.write(comparing.comparison(await live.stop(), live.iface) + '\n');
+    // Everything is detached by now: a reader that takes nothing more does not keep the process.
+    session.close();
+    draining = true;
+    if (!(await drainStdout(3000))) {
+      process.stderr.write(`pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`);
+      process.exit(0);
+    }
   } finally {
     session.close();
     sink?.close?.();
@@ -172,11 +189,6 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'trace':
         await trace(cmd.options);
-        // Everything is detached by now: a reader that takes nothing more does not keep the process.
-        if (!(await drainStdout(3000))) {
-          process.stderr.write(`pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`);
-          process.exit(0);
-        }
         return 0;
       case 'demo':
         await runDemo(cmd.scenario, cmd.options);

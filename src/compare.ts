@@ -68,14 +68,52 @@ function span(values: number[]): { from: number; to: number } | null {
   return { from, to };
 }
 
-export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null): Comparison {
-  // Packets by tuple, and by the tuple NAT gave them: a capture may be on either side of the NAT.
-  const byTuple = new Map<string, TracePacket[]>();
-  const index = (k: string, p: TracePacket) => { const l = byTuple.get(k); if (l) l.push(p); else byTuple.set(k, [p]); };
+/** What sameContent compares, as a key: TCP's seq, ack, flags and length; else the length (and the IP id,
+ *  when one is given: only IPv4 packets carry one). */
+function contentKey(tuple: string, proto: string, tcp: { seq?: number; ack?: number; flags: string | null } | null, len: number, ipId?: number): string {
+  return tcp ? `${tuple}|${tcp.seq}|${tcp.ack}|${tcp.flags}|${len}` : `${tuple}|${proto}|${len}|${ipId ?? ''}`;
+}
+
+/** Packets of one content key, in time order; per interface, how many at the start are used there (frames
+ *  come mostly in time order: the walk left of a frame's time stops at them). */
+interface Candidates { list: TracePacket[]; usedBelow: Map<string, number> }
+
+/** The index of the unused candidate nearest to t (µs) within the skew, or -1: a binary search, then
+ *  outwards. Linear overall: the walk left stops at the used prefix, the walk right at the first fit. */
+function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) => boolean): number {
+  const l = c.list;
+  let lo = 0, hi = l.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (l[mid].time_us < t) lo = mid + 1; else hi = mid;
+  }
+  const floor = c.usedBelow.get(iface) ?? 0;
+  let left = -1;
+  for (let i = lo - 1; i >= floor && t - l[i].time_us <= MAX_SKEW_US; i--) if (ok(l[i])) { left = i; break; }
+  for (let i = lo; i < l.length && l[i].time_us - t <= MAX_SKEW_US; i++) {
+    if (left >= 0 && l[i].time_us - t >= t - l[left].time_us) break; // no nearer one on this side
+    if (ok(l[i])) return i;
+  }
+  return left;
+}
+
+/** stats.candidates counts the traced packets looked at for a frame: what makes the comparison linear or not. */
+export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null, stats?: { candidates: number }): Comparison {
+  // Packets by content, under their tuple and the tuple NAT gave them (a capture may be on either side of
+  // the NAT); flows by tuple, to say why a frame has no match.
+  const byContent = new Map<string, Candidates>();
+  const flows = new Set<string>();
+  const index = (tuple: string, p: TracePacket) => {
+    flows.add(tuple);
+    const k = contentKey(tuple, p.proto, p.proto === 'tcp' ? { seq: p.seq, ack: p.ack, flags: p.tcp_flags } : null, p.len, p.family === 'ipv4' ? p.ip_id : undefined);
+    const c = byContent.get(k);
+    if (c) c.list.push(p); else byContent.set(k, { list: [p], usedBelow: new Map() });
+  };
   for (const p of packets) {
     index(tupleKey(p), p);
     if (p.translated && tupleKey(p.translated) !== tupleKey(p)) index(tupleKey(p.translated), p);
   }
+  for (const c of byContent.values()) c.list.sort((x, y) => x.time_us - y.time_us);
   const used = new Set<string>(); // packet id @ interface: a packet may pass two taps (forwarded)
   const rows: FrameRow[] = [];
   const traced = span(packets.map((p) => p.time_us));
@@ -86,23 +124,33 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
       continue;
     }
     const t = frameUs(frame);
-    const flow = byTuple.get(tupleKey(headers)) ?? [];
-    let best: TracePacket | null = null;
-    for (const p of flow) {
-      if (Math.abs(p.time_us - t) > MAX_SKEW_US || !sameContent(headers, p)) continue;
-      if (frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) continue;
-      if (used.has(`${p.id}@${frame.ifname ?? ''}`)) continue;
-      if (!best || Math.abs(p.time_us - t) < Math.abs(best.time_us - t)) best = p;
+    const tuple = tupleKey(headers);
+    const proto = PROTO_NAMES[headers.proto] ?? '';
+    const tcp = headers.proto === IPPROTO.TCP ? { seq: headers.seq, ack: headers.ack, flags: flagLetters(headers.flags) } : null;
+    const iface = frame.ifname ?? '';
+    const ok = (p: TracePacket) => (stats && stats.candidates++, sameContent(headers, p)) &&
+      !(frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) && !used.has(`${p.id}@${iface}`);
+    // With its IP id, else among packets traced without one.
+    const ids = headers.family === 4 && !tcp ? [headers.ipId, undefined] : [undefined];
+    let best: { c: Candidates; i: number } | null = null;
+    for (const id of ids) {
+      const c = byContent.get(contentKey(tuple, proto, tcp, headers.len, id));
+      const i = c ? nearest(c, t, iface, ok) : -1;
+      if (i >= 0 && (!best || Math.abs(c!.list[i].time_us - t) < Math.abs(best.c.list[best.i].time_us - t))) best = { c: c!, i };
     }
     if (best) {
-      used.add(`${best.id}@${frame.ifname ?? ''}`);
-      rows.push({ frame, headers, packet: best });
+      const { c, i } = best;
+      used.add(`${c.list[i].id}@${iface}`);
+      let below = c.usedBelow.get(iface) ?? 0;
+      while (below < c.list.length && used.has(`${c.list[below].id}@${iface}`)) below++;
+      c.usedBelow.set(iface, below);
+      rows.push({ frame, headers, packet: c.list[i] });
       continue;
     }
     let reason: string;
     if (!inFilter(headers, filter)) reason = "outside pathtrace's filter";
     else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
-    else if (flow.length) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
+    else if (flows.has(tuple)) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
     else reason = 'no such flow was traced: captured on another host, interface or namespace';
     rows.push({ frame, headers, packet: null, reason });
   }

@@ -268,12 +268,12 @@ function peakMiB(pid: number): number {
   return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 }
 
-test('a reader of stdout that falls behind costs bounded memory: records are skipped and said, and a stalled one does not keep pathtrace alive', async (t) => {
+test('a reader of stdout that falls behind costs bounded memory: records are skipped and said; a stalled one does not keep pathtrace alive, and a second Ctrl-C ends it at once', async (t) => {
   if (!needsRoot(t)) return;
   const loadgen = path.join(ROOT, 'build', 'pathtrace-loadgen');
   const lab = new Lab();
   try {
-    for (const reader of ['slow', 'stalled'] as const) {
+    for (const reader of ['slow', 'stalled', 'stalled, Ctrl-C twice'] as const) {
       const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '4'], { stdio: ['ignore', 'pipe', 'ignore'] });
       await new Promise((r) => sink.stdout!.once('data', r));
       // stdout is a pipe nobody reads yet: its 64 KiB fill at once, the rest waits in pathtrace.
@@ -310,10 +310,17 @@ test('a reader of stdout that falls behind costs bounded memory: records are ski
         assert.equal(summary.type, 'summary');
         assert.ok(skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
           `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`);
-      } else {
+      } else if (reader === 'stalled') {
         // Never read: pathtrace exits once the reader has taken nothing for 3 s, everything detached.
         assert.equal(await exited, 0);
         assert.match(stderr, /stdout's reader took nothing for 3 s: exiting without the last \d+ bytes/);
+        assert.deepEqual(pathtraceLinks(), []);
+      } else {
+        await sleep(500);
+        pt.kill('SIGINT');
+        assert.equal(await exited, 130);
+        assert.match(stderr, /stopped at once \(second signal\); everything it attached is detached/);
+        assert.doesNotMatch(stderr, /took nothing for 3 s/);
         assert.deepEqual(pathtraceLinks(), []);
       }
     }

@@ -147,7 +147,7 @@ test('compare: frames outside the filter are named so; bad files get one line an
     [['compare', files.text, json], /^pathtrace: .*notes\.txt is not a pcap or pcapng file \(it starts with 68656c6c\)$/],
     [['compare', files.cut, json], /^pathtrace: .*cut\.pcap is truncated: packet \d+ is cut short \(\d+ complete packets before it\)$/],
     [['compare', path.join(dir, 'nope.pcap'), json], /^pathtrace: cannot read .*nope\.pcap: no such file$/],
-    [['compare', cap, files.text], /^pathtrace: .*notes\.txt is neither pathtrace's --json output nor a --write file \(line 1 is not JSON\)$/],
+    [['compare', cap, files.text], /^pathtrace: .*notes\.txt is neither pathtrace's --json output nor a --write file \(line 1 is not a JSON record\)$/],
     [['compare', cap], /^pathtrace: compare takes two files/],
   ];
   for (const [args, re] of cases) {

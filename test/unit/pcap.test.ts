@@ -17,6 +17,12 @@ const SYN = Uint8Array.from([
   0x9c, 0x40, 0x0c, 0xea, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0xfa, 0xf0, 0, 0, 0, 0,
 ]);
 
+// A UDP datagram 198.18.0.1:40000 > 198.18.0.2:3306, 10 bytes of payload, IP id 0.
+const UDP_SAME = Uint8Array.from([
+  0x45, 0, 0, 38, 0, 0, 0x40, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 18, 0, 2,
+  0x9c, 0x40, 0x0c, 0xea, 0, 18, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+]);
+
 test('pcapng round trip: interfaces, nanosecond times, bytes and comments', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'pt-pcapng-'));
   try {
@@ -64,6 +70,34 @@ test('compare matches by content and time, lists what the capture lacks, and say
   const c = compare(frames, [packet(1, 1), packet(2, 1_000_010), synack], { ports: [3306], hosts: [], protos: ['tcp', 'udp'] });
   assert.deepEqual(c.rows.map((r) => r.packet?.id ?? r.reason), [1, 2, "outside pathtrace's filter"], 'retransmissions matched by time');
   assert.deepEqual(c.missing.map((p) => p.id), [3]);
+});
+
+test('compare is linear within a flow: a stream of 20 000 segments looks at a few candidates per frame', () => {
+  const t0 = 1_700_000_000_000_000_000n;
+  const n = 20_000;
+  const frames: Frame[] = [];
+  const packets: TracePacket[] = [];
+  for (let i = 0; i < n; i++) {
+    const seg = Uint8Array.from(SYN);
+    new DataView(seg.buffer).setUint32(24, 1000 + i * 1448); // seq
+    seg[33] = 0x10; // ACK
+    frames.push({ index: i + 1, timeNs: t0 + BigInt(i) * 10_000n, data: seg, comments: [] });
+    packets.push({
+      id: i + 1, time_us: Number(t0 / 1000n) + i * 10 + 3, family: 'ipv4', proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2',
+      sport: 40000, dport: 3306, tcp_flags: 'A', seq: 1000 + i * 1448, ack: 0, len: 0, ip_id: 0x1234, direction: 'in',
+      fate: 'delivered', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
+    });
+  }
+  // And a UDP flow of identical datagrams (same length, IPv6-like: no IP id to tell them apart).
+  const stats = { candidates: 0 };
+  const c = compare(frames, packets, null, stats);
+  assert.equal(c.rows.filter((r) => r.packet).length, n);
+  assert.ok(stats.candidates <= 2 * n, `${stats.candidates} candidates looked at for ${n} frames`);
+  const same = frames.map((f) => ({ ...f, data: UDP_SAME }));
+  const datagrams = packets.map((p) => ({ ...p, proto: 'udp', tcp_flags: null, seq: undefined, ack: undefined, len: 10, ip_id: undefined }));
+  const udp = { candidates: 0 };
+  assert.equal(compare(same, datagrams, null, udp).rows.filter((r) => r.packet).length, n);
+  assert.ok(udp.candidates <= 3 * n, `${udp.candidates} candidates looked at for ${n} identical datagrams`);
 });
 
 test('--with-tcpdump: the trace filter as tcpdump\'s, ranges kept short, ICMP errors kept; tcpdump compiles each', () => {
