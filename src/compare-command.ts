@@ -1,6 +1,6 @@
 // `pathtrace compare CAPTURE TRACE`: reads the files and prints the comparison.
 import { readFileSync } from 'node:fs';
-import { compare, formatComparison, frameUs, type TraceFilter, type TracePacket } from './compare.js';
+import { compare, formatComparison, frameUs, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
 import { JSON_COMMENT } from './output/pcap-sink.js';
 import { CaptureError, readCapture } from './pcap/read.js';
 
@@ -11,7 +11,9 @@ function read(path: string): Buffer {
     return readFileSync(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new CompareError(`cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : (e as Error).message}`);
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory'
+      : code === 'ERR_FS_FILE_TOO_LARGE' ? 'larger than 2 GiB, more than is read at once (editcap -c splits it)' : (e as Error).message;
+    throw new CompareError(`cannot read ${path}: ${why}`);
   }
 }
 
@@ -89,9 +91,12 @@ export function loadTrace(path: string): { packets: TracePacket[]; filter: Trace
 
 export function runCompare(capture: string, trace: string): string {
   try {
-    const frames = readCapture(read(capture), capture);
+    const limit = { max: MAX_COMPARED, beyond: 0 };
+    const frames = readCapture(read(capture), capture, limit);
     const { packets, filter } = loadTrace(trace);
-    return formatComparison(compare(frames, packets, filter), capture, trace, packets.length);
+    const cut = limit.beyond ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
+      `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)\n` : '';
+    return cut + formatComparison(compare(frames, packets, filter), capture, trace, packets.length);
   } catch (e) {
     if (e instanceof CaptureError) throw new CompareError(e.message);
     throw e;

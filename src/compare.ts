@@ -39,6 +39,10 @@ export interface Comparison {
 const PROTO_NAMES: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.ICMPV6]: 'icmpv6' };
 const MAX_SKEW_US = 2_000_000;
 
+/** Frames compared at most (and packets kept for --with-tcpdump, frames it captures): memory stays bounded
+ *  on a busy port or a huge file; past it the comparison says so. */
+export const MAX_COMPARED = 200_000;
+
 type Tuple = { src: string; dst: string; sport: number | null; dport: number | null };
 /** ICMP has no ports (null in a trace, 0 in a frame's headers). */
 const tupleKey = (t: Tuple) => `${t.src} ${t.sport ?? 0} ${t.dst} ${t.dport ?? 0}`;

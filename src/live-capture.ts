@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { compare, formatComparison, type TraceFilter, type TracePacket } from './compare.js';
+import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
 import type { Journey } from './journey.js';
 import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
@@ -47,9 +47,6 @@ export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'
   return o.hosts.length ? `${any(o.hosts.map((h) => `host ${h}`))} and ${what}` : what;
 }
 
-/** Packets kept for the comparison at most (without their steps), and frames tcpdump captures (-c): memory
- *  stays bounded on a busy port; past it the comparison says so. */
-export const MAX_COMPARED = 200_000;
 
 /** A tcpdump writing to a file of its own until stop(). */
 export class LiveCapture {

@@ -30,7 +30,11 @@ export function ipPayload(linktype: number, d: Uint8Array): Uint8Array | null {
   }
 }
 
-function readPcap(b: Buffer, name: string): Frame[] {
+/** At most max frames are kept; the rest are only checked and counted (beyond): a huge capture costs the
+ *  frames compared, not one object per frame. */
+export interface FrameLimit { max: number; beyond: number }
+
+function readPcap(b: Buffer, name: string, limit: FrameLimit): Frame[] {
   const magic = b.readUInt32LE(0);
   const le = magic === 0xa1b2c3d4 || magic === 0xa1b23c4d;
   const nano = magic === 0xa1b23c4d || magic === 0x4d3cb2a1;
@@ -41,7 +45,12 @@ function readPcap(b: Buffer, name: string): Frame[] {
   for (let o = 24; o < b.length; ) {
     if (o + 16 > b.length) throw new CaptureError(`${name} is truncated: packet ${frames.length + 1} is cut short (${frames.length} complete packets before it)`);
     const sec = r32(o), frac = r32(o + 4), incl = r32(o + 8);
-    if (o + 16 + incl > b.length) throw new CaptureError(`${name} is truncated: packet ${frames.length + 1} is cut short (${frames.length} complete packets before it)`);
+    if (o + 16 + incl > b.length) throw new CaptureError(`${name} is truncated: packet ${frames.length + limit.beyond + 1} is cut short (${frames.length + limit.beyond} complete packets before it)`);
+    if (frames.length >= limit.max) {
+      limit.beyond++;
+      o += 16 + incl;
+      continue;
+    }
     const data = new Uint8Array(b.buffer, b.byteOffset + o + 16, incl);
     frames.push({
       index: frames.length + 1, timeNs: BigInt(sec) * 1_000_000_000n + BigInt(frac) * (nano ? 1n : 1000n),
@@ -66,7 +75,7 @@ function readOptions(b: Buffer, start: number, end: number, le: boolean): [numbe
   return out;
 }
 
-function readPcapng(b: Buffer, name: string): Frame[] {
+function readPcapng(b: Buffer, name: string, limit: FrameLimit): Frame[] {
   const frames: Frame[] = [];
   let ifaces: Iface[] = [];
   let le = true;
@@ -96,6 +105,11 @@ function readPcapng(b: Buffer, name: string): Frame[] {
       if (len < (enhanced ? 32 : 16)) throw new CaptureError(`${name} is not a valid pcapng file: packet block ${frames.length + 1} is shorter than its header`);
       const iface = ifaces[enhanced ? r32(o + 8) : 0];
       if (!iface) throw new CaptureError(`${name} is not a valid pcapng file: a packet names an undeclared interface`);
+      if (frames.length >= limit.max) {
+        limit.beyond++;
+        o += len;
+        continue;
+      }
       const dataAt = o + (enhanced ? 28 : 12);
       // Within the block whatever the length field says (a huge one would also overflow `& ~3` below).
       const caplen = Math.min(enhanced ? r32(o + 20) : r32(o + 8), len - (dataAt - o) - 4);
@@ -114,12 +128,12 @@ function readPcapng(b: Buffer, name: string): Frame[] {
   return frames;
 }
 
-/** Frames of a pcap or pcapng file. */
-export function readCapture(b: Buffer, name: string): Frame[] {
+/** Frames of a pcap or pcapng file, the first limit.max of them (all by default). */
+export function readCapture(b: Buffer, name: string, limit: FrameLimit = { max: Infinity, beyond: 0 }): Frame[] {
   if (b.length === 0) throw new CaptureError(`${name} is empty`);
   if (b.length < 4) throw new CaptureError(`${name} is not a pcap or pcapng file (only ${b.length} bytes)`);
   const magic = b.readUInt32LE(0);
-  if ([0xa1b2c3d4, 0xa1b23c4d, 0xd4c3b2a1, 0x4d3cb2a1].includes(magic)) return readPcap(b, name);
-  if (magic === 0x0a0d0d0a) return readPcapng(b, name);
+  if ([0xa1b2c3d4, 0xa1b23c4d, 0xd4c3b2a1, 0x4d3cb2a1].includes(magic)) return readPcap(b, name, limit);
+  if (magic === 0x0a0d0d0a) return readPcapng(b, name, limit);
   throw new CaptureError(`${name} is not a pcap or pcapng file (it starts with ${b.subarray(0, 4).toString('hex')})`);
 }

@@ -81,7 +81,7 @@ export class Pathtrace {
 /** Runs pathtrace to completion (no --json added). */
 export function runCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8', uid: opts.uid, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000,
+    encoding: 'utf8', uid: opts.uid, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000, maxBuffer: 256 << 20,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
