@@ -107,6 +107,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     throw e;
   }
   let session: Session | undefined;
+  let sink: Sink | null = null;
   let capture: number | null = null;
   let live: LiveCapture | null = null;
   // Caught from the first moment: the session's setup (BPF load, --rule-trace's table) takes a while, and
@@ -116,6 +117,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   const stop = () => {
     if (signalled || draining) { // a second Ctrl-C, or one while stdout drains: at once, still detaching
       session?.close();
+      sink?.close?.();
       live?.discard();
       process.stderr.write('pathtrace: stopped at once (second signal); everything it attached is detached\n');
       process.exit(130);
@@ -139,7 +141,6 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     throw e;
   }
   // A bug must not leave probes behind: detach, then report it in one line.
-  let sink: Sink | null = null;
   const crash = (e: unknown) => {
     session?.close();
     sink?.close?.();
@@ -161,6 +162,8 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     draining = true;
     if (!(await drainStdout(3000))) {
       process.stderr.write(`pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`);
+      sink?.close?.();
+      live?.discard(); // its temporary directory too
       process.exit(0);
     }
   } finally {

@@ -1,5 +1,6 @@
 // A real nginx (Debian's package) serving in a lab namespace, for the
-// app-response experiment: keepalive off, so it answers and closes at once.
+// app-response experiment: keepalive off, so it answers and closes at once;
+// one process (no master), so that the lab's SIGKILL leaves no orphaned worker.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -19,6 +20,7 @@ export async function startNginx(lab: Lab, host: Host, port: number): Promise<Ng
   writeFileSync(conf, `
 user root;
 daemon off;
+master_process off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log;
