@@ -61,6 +61,8 @@ export interface Summary {
   durationNs: number;
   stoppedBy: string;
   unavailable: { point: string; reason: string }[];
+  /** Packet records not written because stdout's reader fell behind (counted above all the same). */
+  outputSkipped?: number;
 }
 
 export function protoName(proto: number, family: number): string {

@@ -140,6 +140,7 @@ export function summaryRecord(s: Summary): object {
     events: s.events,
     duration_s: Math.round(s.durationNs / 1e6) / 1e3,
     stopped_by: s.stoppedBy,
+    output_skipped: s.outputSkipped ?? 0,
     drops: s.drops,
     flows: s.flows.map((f) => ({
       flow: f.flow, proto: f.proto, a: f.a, b: f.b, packets: f.packets,

@@ -41,7 +41,7 @@ export class SlowReaderSink implements Sink {
 
   summary(s: Summary): void {
     if (this.skipped) this.inner.note(`${this.skipped} packet records in all were skipped because stdout's reader fell behind (the summary counts them)`);
-    this.inner.summary(s);
+    this.inner.summary({ ...s, outputSkipped: this.skipped });
   }
 }
 

@@ -310,6 +310,7 @@ test('a reader of stdout that falls behind costs bounded memory: records are ski
         assert.equal(summary.type, 'summary');
         assert.ok(skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
           `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`);
+        assert.equal(summary.output_skipped, skipped);
       } else if (reader === 'stalled') {
         // Never read: pathtrace exits once the reader has taken nothing for 3 s, everything detached.
         assert.equal(await exited, 0);

@@ -11,7 +11,7 @@ function recorder() {
     ready: () => calls.push('ready'),
     packet: (j) => calls.push(`packet ${j.id}`),
     note: (m) => calls.push(`note ${m}`),
-    summary: () => calls.push('summary'),
+    summary: (sum) => calls.push(`summary, ${sum.outputSkipped} skipped`),
   };
   return { calls, sink };
 }
@@ -39,7 +39,7 @@ test('past the backlog bound packet records are skipped, counted and said; notes
     'packet 4',
     "note stdout's reader fell behind (0 MiB waiting): packet records are skipped until it catches up",
     "note 3 packet records in all were skipped because stdout's reader fell behind (the summary counts them)",
-    'summary',
+    'summary, 3 skipped',
   ]);
 });
 
