@@ -4,11 +4,10 @@
 // table of what was checked and what was found.
 //   npm run soak -- [--seconds S] [--kills N]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab } from '../src/lab/lab.js';
-import { pathtraceLinks } from '../test/helpers/pathtrace.js';
+import { nftMonitors, pathtraceLinks, peakMiB } from '../test/helpers/pathtrace.js';
 import { BIN, ROOT } from '../test/helpers/paths.js';
 
 const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
@@ -36,19 +35,6 @@ async function start(args: string[], stalled = false): Promise<Started> {
 }
 
 const records = (s: Started) => s.out().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
-const peakMiB = (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-/** `nft -a monitor trace` processes running now. */
-function monitors(): number {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith('nft\0-a\0monitor\0trace');
-    } catch {
-      return false;
-    }
-  }).length;
-}
-
 async function flood(lab: Lab, seconds: number): Promise<void> {
   const sink = spawn('ip', ['netns', 'exec', lab.server.netns, LOADGEN, 'udp-sink', '7000', String(seconds + 1)], { stdio: ['ignore', 'pipe', 'ignore'] });
   await new Promise((r) => sink.stdout!.once('data', r));
@@ -116,7 +102,7 @@ async function main(): Promise<void> {
         child.kill('SIGKILL');
         await exited;
         await sleep(100);
-        worst = Math.max(worst, pathtraceLinks().length + monitors());
+        worst = Math.max(worst, pathtraceLinks().length + nftMonitors().length);
       }
       const after = await start(['--netns', lab.server.netns, '--port', '7000', '--rule-trace']);
       after.child.kill('SIGINT');

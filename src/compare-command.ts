@@ -1,6 +1,7 @@
 // `pathtrace compare CAPTURE TRACE`: reads the files and prints the comparison.
 import { readFileSync } from 'node:fs';
 import { compare, formatComparison, frameUs, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
+import { fileFailure } from './file-errors.js';
 import { JSON_COMMENT } from './output/pcap-sink.js';
 import { CaptureError, readCapture } from './pcap/read.js';
 
@@ -10,9 +11,7 @@ function read(path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory'
-      : code === 'ERR_FS_FILE_TOO_LARGE' ? 'larger than 2 GiB, more than is read at once (editcap -c splits it)' : (e as Error).message;
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileFailure(e);
     throw new CompareError(`cannot read ${path}: ${why}`);
   }
 }

@@ -1,6 +1,7 @@
 // --write: the traced packets as pcapng, each with its fate as a comment
 // (and a second, machine-readable one that `pathtrace compare` reads).
 import { closeSync } from 'node:fs';
+import { fileFailure } from '../file-errors.js';
 import type { Journey } from '../journey.js';
 import { PcapngWriter } from '../pcap/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
@@ -23,15 +24,6 @@ export function fateComment(j: Journey, dev: DeviceNames): string {
     ? `tcpdump saw it (${j.tcpdumpDevices.map((d) => dev.name(d)).join(', ')})`
     : 'tcpdump did not see it: it never reached a capture point';
   return `pathtrace: ${fate}; ${seen}`;
-}
-
-/** A write error in words: what a full disk or a size limit is, not an errno. */
-function writeFailure(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code === 'ENOSPC' ? 'no space left on the device (ENOSPC)'
-    : code === 'EFBIG' ? 'the file size limit was reached (EFBIG, ulimit -f)'
-      : code === 'EDQUOT' ? 'the disk quota was reached (EDQUOT)'
-        : code === 'EIO' ? 'an I/O error (EIO)' : (e as Error).message;
 }
 
 export class PcapSink implements Sink {
@@ -79,7 +71,7 @@ export class PcapSink implements Sink {
     try {
       write();
     } catch (e) {
-      this.failed = writeFailure(e);
+      this.failed = fileFailure(e);
       try {
         if (this.writer) this.writer.close();
         else closeSync(this.fd); // the writer never took it

@@ -3,6 +3,7 @@
 // bytes start at the IP header, as pathtrace reads them). Nanosecond stamps.
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileFailure } from '../file-errors.js';
 
 /** Opens (creates or truncates) a file to write, or says in one sentence why it cannot. */
 export function openForWriting(path: string): number {
@@ -12,8 +13,7 @@ export function openForWriting(path: string): number {
     const code = (e as NodeJS.ErrnoException).code;
     // ENOENT with the directory there: a file system that creates no files (/proc, /sys).
     const noDir = code === 'ENOENT' && !existsSync(dirname(path));
-    const why = noDir ? `no such directory ${dirname(path)}` : code === 'ENOENT' ? 'files cannot be created there'
-      : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' || code === 'EROFS' ? 'permission denied' : (e as Error).message;
+    const why = noDir ? `no such directory ${dirname(path)}` : code === 'ENOENT' ? 'files cannot be created there' : fileFailure(e);
     throw new WriteError(`cannot write ${path}: ${why}`);
   }
 }

@@ -2,12 +2,12 @@
 // lacks a feature, the NDJSON contract, --count, --duration and filters.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, peakMiB, runCli, sleep } from '../helpers/pathtrace.js';
 import { BIN, ROOT } from '../helpers/paths.js';
 
 /** One line on stderr, no stack trace. */
@@ -262,11 +262,6 @@ test('a flood while pathtrace is stalled fills the ring buffer: lost events are 
     lab.destroy();
   }
 });
-
-/** Peak RSS of a process in MiB. */
-function peakMiB(pid: number): number {
-  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-}
 
 test('a reader of stdout that falls behind costs bounded memory: records are skipped and said; a stalled one does not keep pathtrace alive, and a second Ctrl-C ends it at once', async (t) => {
   if (!needsRoot(t)) return;

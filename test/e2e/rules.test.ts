@@ -4,10 +4,9 @@
 // changed while tracing; --rule-trace's exact answer and its cleanup.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, pathtraceLinks, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, nftMonitors, Pathtrace, pathtraceLinks, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
 import { BIN } from '../helpers/paths.js';
 
 const PORT = 3306;
@@ -278,7 +277,7 @@ for (const how of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
       const left = /table inet (pathtrace_\d+)/.exec(tableList(lab))?.[1];
       assert.ok(left, 'SIGKILL leaves the table behind');
       await sleep(300);
-      assert.deepEqual(monitors(), [], 'but not its nft monitor: killed with pathtrace');
+      assert.deepEqual(nftMonitors(), [], 'but not its nft monitor: killed with pathtrace');
       const again = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT), '--rule-trace']);
       await sleep(100);
       const { records } = await again.stop();
@@ -286,17 +285,6 @@ for (const how of ['SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
       assert.doesNotMatch(tableList(lab), /pathtrace_/);
     } finally {
       lab.destroy();
-    }
-  });
-}
-
-/** `nft -a monitor trace` processes running now. */
-function monitors(): string[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ').startsWith('nft -a monitor trace');
-    } catch {
-      return false;
     }
   });
 }
@@ -319,7 +307,7 @@ test('--rule-trace: a signal at any moment of the start leaves no table, monitor
       assert.ok(code === 0 || code === 'SIGINT', `SIGINT after ${ms} ms: ${code} ${stderr}`);
       assert.doesNotMatch(tableList(lab), /pathtrace_/, `SIGINT after ${ms} ms left the table`);
       assert.deepEqual(pathtraceLinks(), [], `SIGINT after ${ms} ms left probes`);
-      assert.deepEqual(monitors(), [], `SIGINT after ${ms} ms left nft monitor`);
+      assert.deepEqual(nftMonitors(), [], `SIGINT after ${ms} ms left nft monitor`);
     }
   } finally {
     lab.destroy();

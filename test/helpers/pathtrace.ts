@@ -1,5 +1,6 @@
 // Runs the real pathtrace binary for end-to-end tests and collects its NDJSON.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
 import { BIN } from './paths.js';
 
@@ -157,4 +158,20 @@ export function unexpectedDrops(packets: Rec[]): Rec[] {
   const stale = (p: Rec) => /^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason) ||
     (p.drop.reason === 'TCP_CLOSE' && p.len === 0 && /^F?A$/.test(p.tcp_flags ?? ''));
   return packets.filter((p) => p.fate === 'dropped' && !stale(p));
+}
+
+/** Peak RSS of a process in MiB (VmHWM). */
+export function peakMiB(pid: number): number {
+  return Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+}
+
+/** PIDs of the `nft -a monitor trace` processes running now (--rule-trace's reader). */
+export function nftMonitors(): string[] {
+  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+    try {
+      return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith('nft\0-a\0monitor\0trace');
+    } catch {
+      return false;
+    }
+  });
 }
