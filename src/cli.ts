@@ -11,6 +11,7 @@ import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
 import { drainStdout, SlowReaderSink } from './output/slow-reader.js';
 import { openForWriting, WriteError } from './pcap/pcapng.js';
+import { ProgressLine } from './progress.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
 
@@ -175,6 +176,16 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
 }
 
+/** `pathtrace compare`, with a progress line on stderr when it is a terminal. */
+function compareWithProgress(capture: string, trace: string): string {
+  const line = process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
+  try {
+    return runCompare(capture, trace, line ? (label, pos, size) => line.update(label, pos, size) : undefined);
+  } finally {
+    line?.end();
+  }
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
@@ -197,7 +208,7 @@ export async function main(argv: string[]): Promise<number> {
         await runDemo(cmd.scenario, cmd.options);
         return 0;
       case 'compare':
-        process.stdout.write(runCompare(cmd.capture, cmd.trace) + '\n');
+        process.stdout.write(compareWithProgress(cmd.capture, cmd.trace) + '\n');
         return 0;
     }
   } catch (e) {

@@ -1,19 +1,66 @@
 // `pathtrace compare CAPTURE TRACE`: reads the files and prints the comparison.
-import { readFileSync } from 'node:fs';
-import { compare, formatComparison, frameUs, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
+import { compare, formatComparison, frameTuples, frameUs, matchableTime, MAX_COMPARED, packetTuples, type TraceFilter,
+  type TracePacket } from './compare.js';
 import { fileFailure } from './file-errors.js';
 import { JSON_COMMENT } from './output/pcap-sink.js';
-import { CaptureError, readCapture } from './pcap/read.js';
+import { bufferSource, CaptureError, captureFrames, fileSource, readCapture, type ByteSource } from './pcap/read.js';
 
 export class CompareError extends Error {}
 
-function read(path: string): Buffer {
+/** Told where reading an input is: a file's position and size in bytes. */
+export type Progress = (label: string, pos: number, size: number) => void;
+
+/** Pipes and devices are read whole, up to this; files through a window. */
+const STREAM_MAX = 1 << 30;
+/** A longer line is not pathtrace's (a record is a few KiB). */
+const LINE_MAX = 16 << 20;
+
+/** An input by position: a regular file through a window, anything else (a pipe, <(...)) read first. */
+function open(path: string, progress?: Progress): { src: ByteSource; close(): void } {
+  const why = (e: unknown) => new CompareError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileFailure(e)}`);
+  let fd: number;
   try {
-    return readFileSync(path);
+    fd = openSync(path, 'r');
   } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileFailure(e);
-    throw new CompareError(`cannot read ${path}: ${why}`);
+    throw why(e);
   }
+  const close = () => closeSync(fd);
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new CompareError(`cannot read ${path}: it is a directory`);
+    if (st.isFile()) return { src: fileSource(fd, path, progress && ((pos, size) => progress(path, pos, size))), close };
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (let n = -1; n !== 0; total += n) {
+      if (total > STREAM_MAX) throw new CompareError(`${path} is a stream of more than ${STREAM_MAX >> 30} GiB: save it to a file first`);
+      const chunk = Buffer.alloc(1 << 20);
+      n = readSync(fd, chunk, 0, chunk.length, null);
+      chunks.push(chunk.subarray(0, n));
+    }
+    close();
+    return { src: bufferSource(Buffer.concat(chunks)), close: () => {} };
+  } catch (e) {
+    close();
+    throw e instanceof CompareError || e instanceof CaptureError ? e : why(e);
+  }
+}
+
+/** The lines of a source, numbered from 1, decoded as UTF-8 across chunk boundaries. */
+function* lines(src: ByteSource, name: string): Generator<[number, string]> {
+  const decoder = new StringDecoder('utf8');
+  let rest = '', n = 0;
+  for (let pos = 0; pos < src.size; ) {
+    const len = Math.min(1 << 20, src.size - pos);
+    const parts = (rest + decoder.write(src.at(pos, len))).split('\n');
+    pos += len;
+    rest = parts.pop()!;
+    for (const line of parts) yield [++n, line];
+    if (rest.length > LINE_MAX) throw new CompareError(`${name} is not pathtrace's --json output (line ${n + 1} is longer than ${LINE_MAX >> 20} MiB)`);
+  }
+  rest += decoder.end();
+  if (rest) yield [++n, rest];
 }
 
 /** A JSON object, or null for anything else (not JSON, null, a number, an array). */
@@ -49,12 +96,27 @@ function validFilter(f: unknown): f is TraceFilter {
     Array.isArray(f.hosts) && f.hosts.every(isStr) && Array.isArray(f.protos) && f.protos.every(isStr);
 }
 
-/** pathtrace's record of a trace: --json output (NDJSON) or a --write file (pcapng with our comments). */
-export function loadTrace(path: string): { packets: TracePacket[]; filter: TraceFilter | null } {
-  const b = read(path);
-  if (b.length >= 4 && b.readUInt32LE(0) === 0x0a0d0d0a) {
-    const packets: TracePacket[] = [];
-    for (const f of readCapture(b, path)) {
+/** What the comparison takes of a trace: its packets near the capture's time (all without a capture
+ *  time), MAX_COMPARED of them at most (beyond: the others near it); of all, their number, their span and
+ *  which of the capture's tuples they had. Read as a stream: a trace of any length costs what is kept. */
+export interface LoadedTrace {
+  packets: TracePacket[]; filter: TraceFilter | null;
+  total: number; beyond: number; traced: { from: number; to: number } | null; flows: Set<string>;
+}
+
+export function loadTrace(src: ByteSource, path: string, near: { from: number; to: number } | null = null,
+  tuples: Set<string> = new Set()): LoadedTrace {
+  const t: LoadedTrace = { packets: [], filter: null, total: 0, beyond: 0, traced: null, flows: new Set() };
+  const take = (p: TracePacket) => {
+    t.total++;
+    const at = p.time_us;
+    t.traced = t.traced ? { from: Math.min(t.traced.from, at), to: Math.max(t.traced.to, at) } : { from: at, to: at };
+    for (const k of packetTuples(p)) if (tuples.has(k)) t.flows.add(k);
+    if (near && (at < near.from || at > near.to)) return;
+    if (t.packets.length < MAX_COMPARED) t.packets.push(p); else t.beyond++;
+  };
+  if (src.size >= 4 && src.at(0, 4).readUInt32LE(0) === 0x0a0d0d0a) {
+    for (const f of captureFrames(src, path)) {
       const c = f.comments.find((x) => x.startsWith(JSON_COMMENT));
       if (!c) continue;
       const r = parseRecord(c.slice(JSON_COMMENT.length));
@@ -62,42 +124,52 @@ export function loadTrace(path: string): { packets: TracePacket[]; filter: Trace
       const p = { ...r, time_us: frameUs(f) };
       const bad = badPacketField(p);
       if (bad) throw new CompareError(`${path}: frame ${f.index} carries a packet record whose '${bad}' is missing or malformed`);
-      packets.push(p as unknown as TracePacket);
+      take(p as unknown as TracePacket);
     }
-    if (!packets.length) throw new CompareError(`${path} is a capture without pathtrace's comments: give pathtrace's --json output or --write file`);
-    return { packets, filter: null };
+    if (!t.total) throw new CompareError(`${path} is a capture without pathtrace's comments: give pathtrace's --json output or --write file`);
+    return t;
   }
-  const packets: TracePacket[] = [];
-  let filter: TraceFilter | null = null;
-  for (const [i, line] of b.toString('utf8').split('\n').entries()) {
+  for (const [i, line] of lines(src, path)) {
     if (!line.trim()) continue;
     const r = parseRecord(line);
-    if (!r) throw new CompareError(`${path} is neither pathtrace's --json output nor a --write file (line ${i + 1} is not a JSON record)`);
-    const where = `${path} line ${i + 1}`;
+    if (!r) throw new CompareError(`${path} is neither pathtrace's --json output nor a --write file (line ${i} is not a JSON record)`);
+    const where = `${path} line ${i}`;
     if (r.type === 'ready') {
       if (!validFilter(r.filter)) throw new CompareError(`${where}: the ready record's filter is malformed`);
-      filter = r.filter;
+      t.filter = r.filter;
     }
     if (r.type === 'packet') {
       const bad = badPacketField(r);
       if (bad) throw new CompareError(`${where}: a packet record whose '${bad}' is missing or malformed`);
-      packets.push(r as unknown as TracePacket);
+      take(r as unknown as TracePacket);
     }
   }
-  if (!packets.length) throw new CompareError(`${path} has no pathtrace packet records`);
-  return { packets, filter };
+  if (!t.total) throw new CompareError(`${path} has no pathtrace packet records`);
+  return t;
 }
 
-export function runCompare(capture: string, trace: string): string {
+/** The capture, then the packets of the trace near its time, compared; progress hears of long reads. */
+export function runCompare(capture: string, trace: string, progress?: Progress): string {
+  const inputs: { close(): void }[] = [];
+  const input = (path: string) => {
+    const i = open(path, progress);
+    inputs.push(i);
+    return i.src;
+  };
   try {
     const limit = { max: MAX_COMPARED, beyond: 0 };
-    const frames = readCapture(read(capture), capture, limit);
-    const { packets, filter } = loadTrace(trace);
-    const cut = limit.beyond ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
-      `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)\n` : '';
-    return cut + formatComparison(compare(frames, packets, filter), capture, trace, packets.length);
+    const frames = readCapture(input(capture), capture, limit);
+    const t = loadTrace(input(trace), trace, matchableTime(frames), frameTuples(frames));
+    const cut = [
+      limit.beyond ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
+        `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)` : '',
+      t.beyond ? `compared the first ${MAX_COMPARED} packets of ${trace} in the capture's time (${t.beyond} more left out)` : '',
+    ].filter(Boolean).map((l) => l + '\n').join('');
+    return cut + formatComparison(compare(frames, t.packets, t.filter, { traced: t.traced, flows: t.flows }), capture, trace, t.total);
   } catch (e) {
     if (e instanceof CaptureError) throw new CompareError(e.message);
     throw e;
+  } finally {
+    for (const i of inputs) i.close();
   }
 }

@@ -47,6 +47,32 @@ type Tuple = { src: string; dst: string; sport: number | null; dport: number | n
 /** ICMP has no ports (null in a trace, 0 in a frame's headers). */
 const tupleKey = (t: Tuple) => `${t.src} ${t.sport ?? 0} ${t.dst} ${t.dport ?? 0}`;
 
+/** The tuples a packet is known by: its own and the one NAT gave it (a capture may be on either side). */
+export function packetTuples(p: Pick<TracePacket, 'src' | 'dst' | 'sport' | 'dport' | 'translated'>): string[] {
+  const own = tupleKey(p);
+  return p.translated && tupleKey(p.translated) !== own ? [own, tupleKey(p.translated)] : [own];
+}
+
+/** The time (µs) in which a traced packet can match one of these frames or be missing from them. */
+export function matchableTime(frames: Frame[]): { from: number; to: number } | null {
+  const w = span(frames.map(frameUs));
+  return w && { from: w.from - MAX_SKEW_US, to: w.to + MAX_SKEW_US };
+}
+
+/** The tuples of the IP frames. */
+export function frameTuples(frames: Frame[]): Set<string> {
+  const out = new Set<string>();
+  for (const f of frames) {
+    const h = f.data && parseIp(f.data);
+    if (h) out.add(tupleKey(h));
+  }
+  return out;
+}
+
+/** What a trace read in part adds: the span of all its packets, and which frame tuples any of its packets
+ *  had (those outside the span kept). */
+export interface CompareOptions { stats?: { candidates: number }; traced?: { from: number; to: number } | null; flows?: Set<string> }
+
 /** A frame's time in µs, pathtrace's unit for packets. */
 export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
 
@@ -102,7 +128,8 @@ function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) =
 }
 
 /** stats.candidates counts the traced packets looked at for a frame: what makes the comparison linear or not. */
-export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null, stats?: { candidates: number }): Comparison {
+export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null, opts: CompareOptions = {}): Comparison {
+  const { stats } = opts;
   // Packets by content, under their tuple and the tuple NAT gave them (a capture may be on either side of
   // the NAT); flows by tuple, to say why a frame has no match.
   const byContent = new Map<string, Candidates>();
@@ -113,14 +140,11 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
     const c = byContent.get(k);
     if (c) c.list.push(p); else byContent.set(k, { list: [p], usedBelow: new Map() });
   };
-  for (const p of packets) {
-    index(tupleKey(p), p);
-    if (p.translated && tupleKey(p.translated) !== tupleKey(p)) index(tupleKey(p.translated), p);
-  }
+  for (const p of packets) for (const t of packetTuples(p)) index(t, p);
   for (const c of byContent.values()) c.list.sort((x, y) => x.time_us - y.time_us);
   const used = new Set<string>(); // packet id @ interface: a packet may pass two taps (forwarded)
   const rows: FrameRow[] = [];
-  const traced = span(packets.map((p) => p.time_us));
+  const traced = opts.traced !== undefined ? opts.traced : span(packets.map((p) => p.time_us));
   for (const frame of frames) {
     const headers = frame.data ? parseIp(frame.data) : null;
     if (!headers) {
@@ -154,7 +178,7 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
     let reason: string;
     if (!inFilter(headers, filter)) reason = "outside pathtrace's filter";
     else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
-    else if (flows.has(tuple)) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
+    else if (flows.has(tuple) || opts.flows?.has(tuple)) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
     else reason = 'no such flow was traced: captured on another host, interface or namespace';
     rows.push({ frame, headers, packet: null, reason });
   }

@@ -9,7 +9,6 @@ export function fileFailure(e: unknown): string {
     case 'EFBIG': return 'the file size limit was reached (EFBIG, ulimit -f)';
     case 'EDQUOT': return 'the disk quota was reached (EDQUOT)';
     case 'EIO': return 'an I/O error (EIO)';
-    case 'ERR_FS_FILE_TOO_LARGE': return 'larger than 2 GiB, more than is read at once (editcap -c splits it)';
     default: return (e as Error).message;
   }
 }

@@ -3,7 +3,7 @@
 // stays behind on any exit: tcpdump dies with pathtrace (PR_SET_PDEATHSIG, by setpriv), and its file is
 // unlinked as soon as both have it open (pathtrace reads it back through its own descriptor).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
@@ -11,7 +11,7 @@ import type { Journey } from './journey.js';
 import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
 import { packetRecord, type DeviceNames } from './output/json.js';
-import { readCapture } from './pcap/read.js';
+import { fileSource, readCapture, type ByteSource } from './pcap/read.js';
 import type { ReadyInfo, Sink } from './session.js';
 import type { Summary } from './summary.js';
 
@@ -96,13 +96,13 @@ export class LiveCapture {
     throw new LiveCaptureError(`tcpdump -i ${iface} failed: ${why}`);
   }
 
-  /** Stops tcpdump (it writes out what it holds) and returns the capture. */
-  async stop(): Promise<Buffer> {
+  /** Stops tcpdump (it writes out what it holds) and returns the capture, read through a window. */
+  async stop(): Promise<ByteSource> {
     this.child.kill('SIGTERM');
     const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
     await this.exited;
     clearTimeout(timer);
-    return readFileSync(this.fd!); // from its start: nothing has read through this descriptor
+    return fileSource(this.fd!, `tcpdump -i ${this.iface}`);
   }
 
   /** Kills tcpdump if it still runs and lets go of its file. Safe to repeat. */
@@ -139,7 +139,7 @@ export class ComparingSink implements Sink {
   summary(s: Summary): void { this.inner.summary(s); }
 
   /** The comparison of tcpdump's capture with the packets traced. */
-  comparison(capture: Buffer, iface: string): string {
+  comparison(capture: ByteSource, iface: string): string {
     const name = `tcpdump -i ${iface}`;
     const frames = readCapture(capture, name);
     const limits = [this.left ? `the first ${MAX_COMPARED} packets traced (${this.left} more left out)` : '',

@@ -90,13 +90,13 @@ test('compare is linear within a flow: a stream of 20 000 segments looks at a fe
   }
   // And a UDP flow of identical datagrams (same length, IPv6-like: no IP id to tell them apart).
   const stats = { candidates: 0 };
-  const c = compare(frames, packets, null, stats);
+  const c = compare(frames, packets, null, { stats });
   assert.equal(c.rows.filter((r) => r.packet).length, n);
   assert.ok(stats.candidates <= 2 * n, `${stats.candidates} candidates looked at for ${n} frames`);
   const same = frames.map((f) => ({ ...f, data: UDP_SAME }));
   const datagrams = packets.map((p) => ({ ...p, proto: 'udp', tcp_flags: null, seq: undefined, ack: undefined, len: 10, ip_id: undefined }));
   const udp = { candidates: 0 };
-  assert.equal(compare(same, datagrams, null, udp).rows.filter((r) => r.packet).length, n);
+  assert.equal(compare(same, datagrams, null, { stats: udp }).rows.filter((r) => r.packet).length, n);
   assert.ok(udp.candidates <= 3 * n, `${udp.candidates} candidates looked at for ${n} identical datagrams`);
 });
 
