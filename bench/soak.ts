@@ -1,9 +1,9 @@
 // `npm run soak` (as root, not in CI): pathtrace under the conditions a hostile user or a bad day brings,
-// each checked for what it must leave: a UDP flood, a reader of stdout that stalls, the traced namespace
-// deleted mid-trace, two instances side by side, SIGKILL at random moments of --rule-trace. Prints a
-// table of what was checked and what was found.
+// each checked for what it must leave: a UDP flood, a reader of stdout that stalls, --with-tcpdump through
+// the flood, two instances side by side, SIGKILL at random moments of --rule-trace, the traced namespace
+// deleted mid-trace. Prints a table of what was checked and what was found.
 //   npm run soak -- [--seconds S] [--kills N]
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab } from '../src/lab/lab.js';
@@ -17,17 +17,22 @@ interface Row { check: string; found: string; ok: boolean }
 
 interface Started { child: ChildProcess; out(): string; err(): string; exited: Promise<number | string | null> }
 
-/** pathtrace with --json; stdout read unless `stalled`. Resolves once it is ready (or has exited). */
-async function start(args: string[], stalled = false): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** pathtrace with --json (or --plain, as --with-tcpdump needs); stdout read unless `stalled`. Resolves once
+ *  it is ready; throws if it exits first. */
+async function start(args: string[], opts: { stalled?: boolean; plain?: boolean } = {}): Promise<Started> {
+  const child = spawn(process.execPath, [BIN, opts.plain ? '--plain' : '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   const onData = (d: Buffer) => { out += d; };
   child.stdout!.on('data', onData);
   child.stderr!.on('data', (d) => { err += d; });
   const exited = new Promise<number | string | null>((r) => child.on('exit', (c, sig) => r(c ?? sig)));
-  while (!out.includes('"ready"') && child.exitCode === null) await sleep(20);
-  if (stalled) {
+  const ready = () => (opts.plain ? /pathtrace: tracing/.test(err) : out.includes('"ready"'));
+  while (!ready()) {
+    if (child.exitCode !== null) throw new Error(`pathtrace ${args.join(' ')} exited ${child.exitCode}: ${err.trim()}`);
+    await sleep(20);
+  }
+  if (opts.stalled) {
     child.stdout!.off('data', onData);
     child.stdout!.pause();
   }
@@ -68,7 +73,7 @@ async function main(): Promise<void> {
     }
     // A reader of stdout that stalls during the flood.
     {
-      const pt = await start(['--netns', lab.server.netns, '--port', '7000'], true);
+      const pt = await start(['--netns', lab.server.netns, '--port', '7000'], { stalled: true });
       await flood(lab, seconds);
       const peak = peakMiB(pt.child.pid!);
       const stopped = Date.now();
@@ -76,6 +81,20 @@ async function main(): Promise<void> {
       const code = await pt.exited;
       row(`stdout never read, ${seconds} s flood`, `peak RSS ${peak.toFixed(0)} MiB, exit ${code} ${((Date.now() - stopped) / 1000).toFixed(1)} s after SIGINT, links left ${pathtraceLinks().length}`,
         code === 0 && peak < 400 && pathtraceLinks().length === 0);
+    }
+    // --with-tcpdump through the flood: its comparison at the end is linear, and the exit prompt.
+    {
+      const pt = await start(['--netns', lab.server.netns, '--port', '7000', '--quiet', '--with-tcpdump', 'eth0'], { plain: true });
+      await flood(lab, seconds);
+      const peak = peakMiB(pt.child.pid!);
+      const stopped = Date.now();
+      pt.child.kill('SIGINT');
+      const code = await pt.exited;
+      const took = (Date.now() - stopped) / 1000;
+      const frames = /^(\d+) frames in tcpdump/m.exec(pt.out())?.[1] ?? '?';
+      const tcpdumps = spawnSync('pgrep', ['-f', 'pathtrace-capture-'], { encoding: 'utf8' }).stdout.trim();
+      row(`--with-tcpdump eth0 through a ${seconds} s flood`, `exit ${code} ${took.toFixed(1)} s after SIGINT, ${frames} frames compared, peak RSS ${peak.toFixed(0)} MiB, tcpdump left ${tcpdumps ? 'yes' : 'no'}`,
+        code === 0 && took < 30 && frames !== '?' && !tcpdumps && pathtraceLinks().length === 0);
     }
     // Two instances side by side see the same packets.
     {
