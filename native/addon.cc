@@ -183,6 +183,11 @@ Napi::Value KernelFeatures(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// libbpfVersion() -> "v1.4": the libbpf the addon runs with (the one carried beside it).
+Napi::Value LibbpfVersion(const Napi::CallbackInfo &info) {
+  return Napi::String::New(info.Env(), libbpf_version_string());
+}
+
 // setLibbpfDebug(on): libbpf's messages to stderr (--debug).
 Napi::Value SetLibbpfDebug(const Napi::CallbackInfo &info) {
   set_libbpf_debug(info[0].ToBoolean());
@@ -278,6 +283,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Tracer", TracerWrap::Define(env));
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
   exports.Set("kernelEnum", Napi::Function::New(env, KernelEnum));
+  exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));
   exports.Set("setLibbpfDebug", Napi::Function::New(env, SetLibbpfDebug));
   exports.Set("interfaces", Napi::Function::New(env, Interfaces));
   exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));

@@ -1,6 +1,6 @@
 // Entry point: parses the command line, runs a trace or a demo, and turns
 // every failure into one line on stderr and a non-zero exit code.
-import { closeSync, readFileSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare } from './compare-command.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
@@ -14,6 +14,8 @@ import { openForWriting, WriteError } from './pcap/pcapng.js';
 import { ProgressLine } from './progress.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';
+import { missingTools } from './tools.js';
+import { findVersion, versionText } from './version.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */
 export class UserError extends Error {}
@@ -100,6 +102,8 @@ async function loadTui() {
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
 export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<void> {
   checkPrivileges(options.netns !== null);
+  const lacking = options.ruleTrace ? missingTools([['nft', 'nftables']]) : [];
+  if (lacking.length) throw new UserError(`--rule-trace needs ${lacking.join(', ')}: apt install nftables, or trace without it`);
   let netns;
   try {
     netns = resolveNetns(options.netns);
@@ -186,11 +190,6 @@ function compareWithProgress(capture: string, trace: string): string {
   }
 }
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
-
 export async function main(argv: string[]): Promise<number> {
   try {
     const cmd = parseCommandLine(argv);
@@ -199,7 +198,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(USAGE + '\n');
         return 0;
       case 'version':
-        process.stdout.write(`pathtrace ${version()}\n`);
+        process.stdout.write(versionText(findVersion()) + '\n');
         return 0;
       case 'trace':
         await trace(cmd.options);

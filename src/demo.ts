@@ -1,9 +1,10 @@
 // `pathtrace demo`: the source articles' experiments, in a lab of namespaces
 // that the demo creates and removes (also on Ctrl-C).
-import { checkPrivileges, trace, usesTui } from './cli.js';
+import { checkPrivileges, trace, UserError, usesTui } from './cli.js';
 import { Lab } from './lab/lab.js';
-import { startNginx, type Nginx } from './lab/nginx.js';
+import { NGINX_BIN, startNginx, type Nginx } from './lab/nginx.js';
 import type { TraceOptions } from './options.js';
+import { missingTools } from './tools.js';
 
 type ClientResult = Awaited<ReturnType<Lab['connect']>>;
 
@@ -20,6 +21,8 @@ export interface Scenario {
   client(lab: Lab): Promise<ClientResult>;
   /** What to look for in the output. */
   lesson: string;
+  /** Programs it runs beyond ip and iptables, with their package. */
+  needs?: [string, string][];
 }
 
 export const PORT = 3306;
@@ -49,6 +52,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   'app-response': {
     title: "nginx answers, but its response and FIN are dropped at LOCAL_OUT",
     port: 80,
+    needs: [[NGINX_BIN, 'nginx']],
     traced: (lab) => lab.server.netns,
     rules: (lab) => [{
       netns: lab.server.netns, where: 'server',
@@ -92,6 +96,8 @@ function describe(r: ClientResult | undefined): string {
 export async function runDemo(name: string, options: TraceOptions): Promise<void> {
   const scenario = SCENARIOS[name];
   checkPrivileges(true);
+  const lacking = missingTools([['ip', 'iproute2'], ['iptables', 'iptables'], ...(scenario.needs ?? [])]);
+  if (lacking.length) throw new UserError(`demo ${name} needs ${lacking.join(', ')}: apt install them, or trace your own traffic`);
   const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
   let lab: Lab | null = null;
   const abort = () => { lab?.destroy(); process.exit(130); };

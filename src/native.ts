@@ -1,4 +1,5 @@
 // Types for the native addon (native/addon.cc) and its loading.
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -40,6 +41,8 @@ export interface Native {
   Tracer: new (config: FilterConfig) => NativeTracer;
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
+  /** "v1.4": the libbpf the addon runs with. */
+  libbpfVersion(): string;
   /** libbpf's messages to stderr (--debug). */
   setLibbpfDebug(on: boolean): void;
   interfaces(netnsPath: string): Record<number, string>;
@@ -59,13 +62,24 @@ export const ADDON_PATH = path.join(root, 'build', 'Release', 'pathtrace.node');
 
 let cached: Native | undefined;
 
+/** Why the addon did not load, in one line: not built (a development tree), or the system lacks what the
+ *  prebuilt one needs (the loader's complaint, e.g. an older glibc). Pure. */
+export function addonFailure(e: Error, exists: boolean): string {
+  if (!exists) return `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`;
+  const why = e.message.split('\n')[0];
+  const glibc = /GLIBC(XX)?_[\d.]+/.exec(why);
+  const need = glibc ? ': the prebuilt addon needs glibc 2.34 or later (Debian 12, Ubuntu 22.04, RHEL 9, Amazon Linux 2023); ' +
+    'elsewhere build it from the source (scripts/setup.sh)' : '';
+  return `cannot load the native addon (${why})${need}`;
+}
+
 /** The addon, loaded on first use; throws a one-line error when it was not built. */
 export function native(): Native {
   if (!cached) {
     try {
       cached = createRequire(import.meta.url)(ADDON_PATH) as Native;
     } catch (e) {
-      throw new Error(`the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`);
+      throw new Error(addonFailure(e as Error, existsSync(ADDON_PATH)));
     }
   }
   return cached;

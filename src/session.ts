@@ -23,6 +23,7 @@ import {
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
 import { Tally, type Summary } from './summary.js';
+import { missingToolNotes, onPath } from './tools.js';
 
 export class SessionError extends Error {}
 
@@ -219,6 +220,7 @@ export class Session {
         unavailable.push(...this.probes.failures);
       }
       if (traced !== 'none') {
+        this.notes.push(...missingToolNotes(onPath));
         let trace: RuleTrace | null = null;
         if (options.ruleTrace) {
           trace = new RuleTrace(this.nsPath);

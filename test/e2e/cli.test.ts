@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
@@ -36,6 +36,33 @@ test('bad input: one clear line on stderr, a non-zero exit code', () => {
     assert.match(oneLine(r.stderr), message);
     assert.equal(r.stdout, '');
   }
+});
+
+test('--version: the version, the libbpf carried with the addon, and this kernel\'s features', () => {
+  const r = runCli(['--version']);
+  assert.equal(r.code, 0, r.stderr);
+  const [name, libbpf, kernel] = r.stdout.trimEnd().split('\n');
+  assert.match(name, /^pathtrace \d+\.\d+\.\d+$/);
+  assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/);
+  assert.match(kernel, new RegExp(`^kernel ${os.release().replace(/\./g, '\\.')} x86_64: BTF yes; BPF netfilter links (yes|no|run as root to tell); kprobes (yes|no)$`));
+});
+
+test('tools missing from the server: a trace says once what it loses; --rule-trace and a demo refuse in one line', (t) => {
+  if (!needsRoot(t)) return;
+  const bare = mkdtempSync(path.join(tmpdir(), 'pt-bare-'));
+  t.after(() => rmSync(bare, { recursive: true, force: true }));
+  const env = { PATH: bare };
+  const trace = runCli(['--json', '--port', '9', '--duration', '1'], { env });
+  assert.equal(trace.code, 0, trace.stderr);
+  const notes = trace.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'note').map((r) => r.message);
+  assert.deepEqual(notes.filter((n) => /installed/.test(n)),
+    ['neither nft nor iptables is installed: a drop in netfilter is told by its hook, not by its table, chain and rule (apt install nftables)']);
+  const rt = runCli(['--rule-trace', '--port', '9', '--duration', '1'], { env });
+  assert.equal(rt.code, 1);
+  assert.equal(oneLine(rt.stderr), 'pathtrace: --rule-trace needs nft (nftables): apt install nftables, or trace without it');
+  const demo = runCli(['demo', 'local-in', '--plain'], { env });
+  assert.equal(demo.code, 1);
+  assert.equal(oneLine(demo.stderr), 'pathtrace: demo local-in needs ip (iproute2), iptables: apt install them, or trace your own traffic');
 });
 
 test('--write to a place that cannot be written: one line before anything is attached', (t) => {
