@@ -34,6 +34,8 @@ packages=(clang llvm libelf-dev zlib1g-dev pkg-config make cmake g++ iproute2 ip
 # The kernel matrix (scripts/kernels, npm run test:kernels): qemu, the initramfs' busybox and cpio, depmod/modprobe
 # for Debian's kernel packages, xz for their compressed modules.
 packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)
+# The packaged-install test (npm run test:package): a minimal Debian root for its server.
+packages+=(debootstrap)
 backported=(libbpf-dev bpftool)
 
 missing=()

@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # boot.sh NAME COMMAND...: run COMMAND as root under Debian's kernel NAME (see fetch.sh) in qemu, on a copy-on-write
 # view of this machine's / (read-only 9p under a tmpfs overlay), in the caller's working directory and PATH.
+# PATHTRACE_VM_ROOT=DIR boots DIR as the root instead (a minimal Debian root: minroot.sh), COMMAND run in /root.
 # One argument is a bash script ('uname -r && ip link'); several are an exact argv (uname -r).
 # COMMAND's stdout+stderr stream to stdout; its exit code is boot.sh's (124: timeout, 125: the VM failed).
 # Env: PATHTRACE_VM_TIMEOUT (s, default 1200), PATHTRACE_VM_ACCEL (kvm|tcg; default kvm when /dev/kvm is usable),
 # PATHTRACE_VM_MEM (default 3G), PATHTRACE_VM_CPUS (default 2), PATHTRACE_KERNELS_CACHE (see fetch.sh).
-# In the guest, PATHTRACE_KERNEL=NAME; PATH, LANG, TERM and PATHTRACE_*/NODE_* variables are passed through.
+# In the guest, PATHTRACE_KERNEL=NAME; PATH, LANG, TERM and PATHTRACE_*/NODE_* variables are passed through; the
+# kernel package's tree is shared at /run/pathtrace/kernel (its modules, its config).
 set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: boot.sh NAME COMMAND..." >&2; exit 2; }
 name=$1; shift
 here=$(cd "$(dirname "$0")" && pwd)
+vmroot=${PATHTRACE_VM_ROOT:-/}
+[ "$vmroot" = / ] && cwd=$PWD || cwd=/root
 cache=${PATHTRACE_KERNELS_CACHE:-/var/cache/pathtrace-kernels}
 log() { printf 'boot.sh: %s\n' "$*" >&2; }
 
@@ -49,13 +53,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-printf 'NAME=%q\nRELEASE=%q\nTREE=%q\n' "$name" "$release" "$tree" > "$xfer/guest.conf"
+printf 'NAME=%q\nRELEASE=%q\n' "$name" "$release" > "$xfer/guest.conf"
 {
   echo "export HOME=/root PATHTRACE_KERNEL=$(printf %q "$name")"
   for v in PATH LANG TERM $(compgen -e | grep -E '^(PATHTRACE|NODE)_' || true); do
     [ -z "${!v+x}" ] || printf 'export %s=%q\n' "$v" "${!v}"
   done
-  printf 'cd %q || exit 125\n' "$PWD"
+  printf 'cd %q || exit 125\n' "$cwd"
   if [ $# -eq 1 ]; then printf '%s\n' "$1"; else printf 'exec'; printf ' %q' "$@"; echo; fi
 } > "$xfer/run.sh"
 : > "$xfer/out"
@@ -74,7 +78,8 @@ timeout -k 10 "${PATHTRACE_VM_TIMEOUT:-1200}" qemu-system-x86_64 \
   -nodefaults -no-reboot -display none -monitor none -serial "file:$xfer/console" \
   -kernel "$tree/boot/vmlinuz-$release" -initrd "$initrd" \
   -append "console=ttyS0 quiet loglevel=3 panic=-1" \
-  -virtfs local,path=/,mount_tag=hostroot,readonly=on,security_model=none,multidevs=remap \
+  -virtfs "local,path=$vmroot,mount_tag=hostroot,readonly=on,security_model=none,multidevs=remap" \
+  -virtfs "local,path=$tree,mount_tag=kernel,readonly=on,security_model=none" \
   -virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
   < /dev/null > "$xfer/qemu.log" 2>&1 &
 qemu_pid=$!

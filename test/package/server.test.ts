@@ -1,0 +1,105 @@
+// The release package on a minimal server: `npm run package`'s tarball installed, with the network cut, into
+// a Debian 12 minbase root that has only Node (this machine's node and npm, copied), iproute2 and nftables
+// (plus iptables and kmod: scripts/kernels/minroot.sh says why), then that root booted under Debian 12's own
+// kernel (scripts/kernels/boot.sh): --version, the local-in demo and a --port trace of a namespace lab
+// (test/package/guest.sh) work, and no compiler or library pathtrace carries is installed there.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { needsRoot } from '../helpers/pathtrace.js';
+import { ROOT } from '../helpers/paths.js';
+
+const KERNEL = '6.1'; // Debian 12's
+const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** This environment, without what points at this machine's files (NODE_EXTRA_CA_CERTS: the server has no such file). */
+function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const e: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete e.NODE_EXTRA_CA_CERTS;
+  return e;
+}
+
+const sh = (cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}) =>
+  execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: env(extra), maxBuffer: 64 << 20 });
+
+/** boot.sh's output (the guest's stdout and stderr) and exit code. */
+function boot(root: string, command: string): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('bash', [path.join(ROOT, 'scripts/kernels/boot.sh'), KERNEL, command], {
+      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: env({ PATH, PATHTRACE_VM_ROOT: root }),
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    child.on('close', (code) => resolve({ code, out }));
+  });
+}
+
+/** The guest's sections ("=== NAME" lines start them). */
+function sections(out: string): Map<string, string> {
+  const m = new Map<string, string>();
+  let name = '';
+  for (const line of out.split('\n')) {
+    const head = /^=== (\S+)$/.exec(line);
+    if (head) name = head[1];
+    else m.set(name, (m.get(name) ?? '') + line + '\n');
+  }
+  return m;
+}
+
+test('the package on a minimal Debian 12 server: installed offline, --version, the demo and a --port trace work', async (t) => {
+  if (!needsRoot(t)) return;
+  const tarball = sh('bash', ['scripts/package.sh']).trim().split('\n').pop()!;
+  const base = sh('bash', ['scripts/kernels/minroot.sh']).trim();
+  const root = mkdtempSync('/var/tmp/pathtrace-server-');
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  sh('cp', ['-a', `${base}/.`, root]); // device nodes too
+
+  // A Node runtime: the node binary and npm, as Node's own tarball lays them out under /usr/local.
+  copyFileSync(process.execPath, path.join(root, 'usr/local/bin/node'));
+  const npm = path.dirname(path.dirname(realpathSync(execFileSync('which', ['npm'], { encoding: 'utf8' }).trim())));
+  mkdirSync(path.join(root, 'usr/local/lib/node_modules'), { recursive: true });
+  sh('cp', ['-a', npm, path.join(root, 'usr/local/lib/node_modules/npm')]);
+  symlinkSync('../lib/node_modules/npm/bin/npm-cli.js', path.join(root, 'usr/local/bin/npm'));
+  copyFileSync(path.join(ROOT, tarball), path.join(root, 'root', tarball));
+  copyFileSync(path.join(ROOT, 'test/package/guest.sh'), path.join(root, 'root/guest.sh'));
+
+  // Installed as a user would, with no network at all (a namespace of its own).
+  sh('unshare', ['--net', '--mount', '--', 'sh', '-c',
+    `mount -t proc proc "$0/proc" && chroot "$0" npm install -g --offline --no-audit --no-fund /root/${tarball}`, root], { PATH });
+
+  const { code, out } = await boot(root, 'bash /root/guest.sh');
+  const s = sections(out);
+  const say = `guest output:\n${out}`;
+  assert.equal(code, 0, say);
+
+  const [name, libbpf, kernel] = (s.get('version') ?? '').trim().split('\n');
+  assert.match(name, /^pathtrace \d+\.\d+\.\d+$/, say);
+  assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/, say);
+  assert.match(kernel, /^kernel 6\.1\.\S+ x86_64: BTF yes; BPF netfilter links no; kprobes yes$/, say);
+
+  assert.equal((s.get('installed') ?? '').trim(), 'checked', `installed on the server: ${s.get('installed')}`);
+  // Debian 12's own libbpf (1.1, iproute2's) is there too: pathtrace runs with the one it carries.
+  const system = /^1:(\d+\.\d+)/.exec((s.get('system-libbpf') ?? '').trim())?.[1];
+  assert.ok(system && !libbpf.startsWith(`libbpf ${system} `), `the system's libbpf ${system}, pathtrace's: ${libbpf}`);
+
+  const demo = s.get('demo') ?? '';
+  assert.match(demo, /LOCAL_IN ✗ dropped/, say);
+  assert.match(demo, /iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP/, say);
+
+  const trace = s.get('trace') ?? '';
+  assert.match(trace, /^exit 0$/m, say);
+  const records = trace.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  assert.equal(records[0]?.type, 'ready', say);
+  const packets = records.filter((r) => r.type === 'packet');
+  assert.ok(packets.length >= 2, say);
+  for (const p of packets) {
+    assert.equal(p.fate, 'dropped', say);
+    assert.equal(p.drop.hook, 'LOCAL_IN', say);
+    assert.equal(p.drop.table, 'guard', say);
+    assert.equal(p.drop.chain, 'input', say);
+  }
+  assert.equal(records.at(-1)?.stopped_by, 'count', say);
+});
