@@ -40,3 +40,23 @@ export function addressBytes(addr: string): { family: 4 | 6; addr: Uint8Array } 
   addr.split('.').forEach((b, i) => { out[i] = Number(b); });
   return { family: 4, addr: out };
 }
+
+/** The IPv4 addresses a namespace owns: the "/32 host LOCAL" leaves of /proc/net/fib_trie. */
+export function localAddressesV4(fibTrie: string): string[] {
+  const out = new Set<string>();
+  let last = '';
+  for (const line of fibTrie.split('\n')) {
+    const leaf = /\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
+    if (leaf) last = leaf[1];
+    else if (/^\s+\/32 host LOCAL/.test(line) && last) out.add(last);
+  }
+  return [...out];
+}
+
+/** The IPv6 addresses of /proc/net/if_inet6 (32 hex digits each, first on its line). */
+export function localAddressesV6(ifInet6: string): string[] {
+  return ifInet6.split('\n').flatMap((line) => {
+    const hex = /^([0-9a-f]{32})\s/.exec(line)?.[1];
+    return hex ? [formatAddress(Uint8Array.from(hex.match(/../g)!.map((b) => parseInt(b, 16))), 0, 6)] : [];
+  });
+}

@@ -2,7 +2,8 @@
 // every failure into one line on stderr and a non-zero exit code.
 import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
-import { CompareError, runCompare } from './compare-command.js';
+import { CompareError, runCompare, type Progress } from './compare-command.js';
+import { runMerge } from './merge-command.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
 import { NetnsError, resolveNetns } from './netns.js';
@@ -180,11 +181,11 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
 }
 
-/** `pathtrace compare`, with a progress line on stderr when it is a terminal. */
-function compareWithProgress(capture: string, trace: string): string {
+/** compare and merge, with a progress line on stderr when it is a terminal. */
+function withProgress<T>(run: (progress?: Progress) => T): T {
   const line = process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
   try {
-    return runCompare(capture, trace, line ? (label, pos, size) => line.update(label, pos, size) : undefined);
+    return run(line ? (label, pos, size) => line.update(label, pos, size) : undefined);
   } finally {
     line?.end();
   }
@@ -207,7 +208,10 @@ export async function main(argv: string[]): Promise<number> {
         await runDemo(cmd.scenario, cmd.options);
         return 0;
       case 'compare':
-        process.stdout.write(compareWithProgress(cmd.capture, cmd.trace) + '\n');
+        process.stdout.write(withProgress((p) => runCompare(cmd.capture, cmd.trace, p)) + '\n');
+        return 0;
+      case 'merge':
+        process.stdout.write(withProgress((p) => runMerge(cmd.traces, cmd.json, p)) + '\n');
         return 0;
     }
   } catch (e) {

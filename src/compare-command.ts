@@ -18,7 +18,7 @@ const STREAM_MAX = 1 << 30;
 const LINE_MAX = 16 << 20;
 
 /** An input by position: a regular file through a window, anything else (a pipe, <(...)) read first. */
-function open(path: string, progress?: Progress): { src: ByteSource; close(): void } {
+function openInput(path: string, progress?: Progress): { src: ByteSource; close(): void } {
   const why = (e: unknown) => new CompareError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileFailure(e)}`);
   let fd: number;
   try {
@@ -102,11 +102,14 @@ function validFilter(f: unknown): f is TraceFilter {
 export interface LoadedTrace {
   packets: TracePacket[]; filter: TraceFilter | null;
   total: number; beyond: number; traced: { from: number; to: number } | null; flows: Set<string>;
+  /** --json output only: its ready and summary records (merge reads the addresses, times and counts). */
+  ready: Record<string, unknown> | null;
+  summary: Record<string, unknown> | null;
 }
 
 export function loadTrace(src: ByteSource, path: string, near: { from: number; to: number } | null = null,
-  tuples: Set<string> = new Set()): LoadedTrace {
-  const t: LoadedTrace = { packets: [], filter: null, total: 0, beyond: 0, traced: null, flows: new Set() };
+  tuples: Set<string> = new Set(), anyPackets: 'at least one' | 'may be none' = 'at least one'): LoadedTrace {
+  const t: LoadedTrace = { packets: [], filter: null, total: 0, beyond: 0, traced: null, flows: new Set(), ready: null, summary: null };
   const take = (p: TracePacket) => {
     t.total++;
     const at = p.time_us;
@@ -137,22 +140,37 @@ export function loadTrace(src: ByteSource, path: string, near: { from: number; t
     if (r.type === 'ready') {
       if (!validFilter(r.filter)) throw new CompareError(`${where}: the ready record's filter is malformed`);
       t.filter = r.filter;
+      t.ready = r;
     }
+    if (r.type === 'summary') t.summary = r;
     if (r.type === 'packet') {
       const bad = badPacketField(r);
       if (bad) throw new CompareError(`${where}: a packet record whose '${bad}' is missing or malformed`);
       take(r as unknown as TracePacket);
     }
   }
-  if (!t.total) throw new CompareError(`${path} has no pathtrace packet records`);
+  // A trace with its ready record and no packet is one of a host that saw none (merge takes it).
+  if (!t.total && !(t.ready && anyPackets === 'may be none')) throw new CompareError(`${path} has no pathtrace packet records`);
   return t;
+}
+
+/** A whole trace file (MAX_COMPARED packets at most), for merge: a --json output may have no packet. */
+export function readTraceFile(path: string, progress?: Progress): LoadedTrace {
+  const input = openInput(path, progress);
+  try {
+    return loadTrace(input.src, path, null, new Set(), 'may be none');
+  } catch (e) {
+    throw e instanceof CaptureError ? new CompareError(e.message) : e;
+  } finally {
+    input.close();
+  }
 }
 
 /** The capture, then the packets of the trace near its time, compared; progress hears of long reads. */
 export function runCompare(capture: string, trace: string, progress?: Progress): string {
   const inputs: { close(): void }[] = [];
   const input = (path: string) => {
-    const i = open(path, progress);
+    const i = openInput(path, progress);
     inputs.push(i);
     return i.src;
   };

@@ -56,7 +56,8 @@ export type Command =
   | { kind: 'version' }
   | { kind: 'trace'; options: TraceOptions }
   | { kind: 'demo'; scenario: string; options: TraceOptions }
-  | { kind: 'compare'; capture: string; trace: string };
+  | { kind: 'compare'; capture: string; trace: string }
+  | { kind: 'merge'; traces: [string, string]; json: boolean };
 
 export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
        pathtrace demo [local-in|local-out|app-response|forward] [--json]
@@ -64,6 +65,9 @@ export const USAGE = `Usage: pathtrace [options]            trace packets and re
        pathtrace compare CAPTURE.pcap[ng] TRACE     a tcpdump capture beside pathtrace's --json output
                                              or --write file of the same time: what happened after
                                              each captured frame, and what the capture lacks
+       pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
+                                             two hosts' --json outputs or --write files of the same
+                                             time: where between them each packet was lost
 
 Filter (applied in the kernel; all given filters must match):
   -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
@@ -272,6 +276,10 @@ export function parseCommandLine(argv: string[]): Command {
   if (first === 'compare') {
     if (rest.length !== 2) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
     return { kind: 'compare', capture: rest[0], trace: rest[1] };
+  }
+  if (first === 'merge') {
+    if (rest.length !== 2) throw new UsageError("merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)");
+    return { kind: 'merge', traces: [rest[0], rest[1]], json: options.json };
   }
   if (first === 'demo') {
     if (rest.length > 1) throw new UsageError(`unexpected argument '${rest[1]}'`);

@@ -12,7 +12,7 @@ import { RulesetReader } from './ruleset/read.js';
 import { RulesetWatch } from './ruleset/watch.js';
 import type { Ruleset } from './ruleset/model.js';
 import { RuleTrace } from './ruletrace.js';
-import { addressBytes } from './address.js';
+import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import type { Journey } from './journey.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
@@ -38,6 +38,8 @@ export interface ReadyInfo {
   rulesetChanges: 'notified' | 'polled' | null;
   unavailable: { point: string; reason: string }[];
   startedAt: number; // wall-clock ms (fractional, µs precision) at the clock base
+  /** The namespace's own addresses at the start, loopback aside (which packets are for it: merge). */
+  addresses: string[];
 }
 
 export interface Sink {
@@ -101,6 +103,16 @@ function kernelFeatures(n: ReturnType<typeof native>) {
   if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
   return { ...f, trampolines: !lacks.includes('trampolines') };
+}
+
+/** A namespace's addresses, loopback aside; none when they cannot be read. */
+function namespaceAddresses(n: ReturnType<typeof native>, nsPath: string): string[] {
+  try {
+    const [v4, v6] = n.readInNetns(nsPath, ['/proc/thread-self/net/fib_trie', '/proc/thread-self/net/if_inet6']);
+    return [...localAddressesV4(v4), ...localAddressesV6(v6)].filter((a) => !a.startsWith('127.') && a !== '::1');
+  } catch {
+    return [];
+  }
 }
 
 export class Session {
@@ -246,6 +258,7 @@ export class Session {
       this.ready = {
         netns, points, netfilterMechanism: traced, netfilter: this.probes?.describe() ?? [], unavailable, startedAt,
         rulesetChanges: reader ? (this.rulesetWatch ? 'notified' : 'polled') : null,
+        addresses: namespaceAddresses(n, this.nsPath),
       };
     } catch (e) {
       this.close();

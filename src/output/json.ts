@@ -21,6 +21,7 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
     ruleset_changes: r.rulesetChanges ?? undefined,
     unavailable: r.unavailable,
     started_at: new Date(r.startedAt).toISOString(),
+    addresses: r.addresses,
   };
 }
 

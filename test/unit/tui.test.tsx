@@ -31,7 +31,7 @@ function storeOf(...fixtures: string[]) {
   const all = fixtures.map((f) => replay(loadEvents(f)));
   const flows = { byKey: (k: string) => all.map((a) => a.correlator.flows.byKey(k)).find(Boolean) };
   const store = new TuiStore('tcp port 3306', () => flows);
-  store.setReady({ netns: { path: '/run/netns/srv', inode: 1, label: 'srv' }, points: [], netfilterMechanism: 'links', netfilter: [], rulesetChanges: 'notified', unavailable: [], startedAt: Date.now() });
+  store.setReady({ netns: { path: '/run/netns/srv', inode: 1, label: 'srv' }, points: [], netfilterMechanism: 'links', netfilter: [], rulesetChanges: 'notified', unavailable: [], startedAt: Date.now(), addresses: [] });
   for (const { journeys } of all) for (const j of journeys) store.add(j);
   return store;
 }

@@ -1,0 +1,154 @@
+// `pathtrace merge [NAME=]A [NAME=]B [--json]`: reads two hosts' traces, merges them (merge.ts) and tells
+// each connection's trips between the two: text, or NDJSON records.
+import path from 'node:path';
+import { afterCapture } from './compare.js';
+import { readTraceFile, type LoadedTrace, type Progress } from './compare-command.js';
+import { merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
+
+/** "client=c.ndjson" names the host; a bare file is named by its base name, without extension. */
+export function hostArgument(arg: string): { name: string; file: string } {
+  const eq = /^([A-Za-z][\w.-]{0,31})=(.+)$/.exec(arg);
+  if (eq) return { name: eq[1], file: eq[2] };
+  return { name: path.basename(arg).replace(/\.[^.]*$/, '') || arg, file: arg };
+}
+
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/** A host's trace as merge takes it: the time it traced and its addresses from its ready and summary
+ *  records where it has them (--json output), else from its packets. Pure. */
+export function hostTrace(name: string, t: LoadedTrace): HostTrace {
+  const packets = t.packets as HostPacket[];
+  const started = typeof t.ready?.started_at === 'string' ? Date.parse(t.ready.started_at) : NaN;
+  const duration = t.summary?.duration_s;
+  const traced = Number.isFinite(started) && isNum(duration) ? { from: started * 1000, to: started * 1000 + duration * 1e6 } : t.traced;
+  const listed = Array.isArray(t.ready?.addresses) ? (t.ready.addresses as unknown[]).filter((a): a is string => typeof a === 'string') : [];
+  const seen = packets.flatMap((p) => (p.direction === 'out' ? [p.src] : p.direction === 'in' ? [p.dst] : []));
+  const lost = t.summary?.lost_events;
+  return { name, packets, filter: t.filter, traced, addresses: new Set([...listed, ...seen]), lostEvents: isNum(lost) ? lost : null };
+}
+
+// ---- text ------------------------------------------------------------------
+
+function clock(us: number): string {
+  const d = new Date(us / 1000);
+  const p = (n: number, w = 2) => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(Math.floor(((us % 1e6) + 1e6) % 1e6), 6)}`;
+}
+
+const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
+
+const PROTOS: Record<string, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
+/** A trace's flow key ("6 198.18.0.1:40000 198.18.0.2:3306") as "tcp 198.18.0.1:40000 ↔ 198.18.0.2:3306". */
+const flowText = (flow: string) => {
+  const [proto, a, b] = flow.split(' ');
+  return b ? `${PROTOS[proto] ?? `proto ${proto}`} ${a} ↔ ${b}` : flow;
+};
+
+/** The counters that tell of loss: drops, discards, errors, overflows, retransmissions, timeouts. */
+const LOSS_COUNTER = /drop|discard|err|overflow|fail|retrans|lost|timeout|prune|collapse/i;
+
+/** "server's clock is 1.204 ms ahead of client's ± 0.050 ms (from 6 packets seen by both)". Pure. */
+export function clockText(m: Merged): string {
+  const [a, b] = m.hosts;
+  const c = m.clock;
+  if (c.offsetUs === null) return `clocks: no packet was seen by both: each host's times are its own`;
+  const ahead = (v: number) => (v >= 0 ? `${ms(v)} ahead of` : `${ms(-v)} behind`);
+  const from = `from ${c.pairs} packet${c.pairs === 1 ? '' : 's'} seen by both`;
+  if (c.uncertaintyUs === null) {
+    return c.upperUs !== null
+      ? `clocks: ${b}'s is at most ${ahead(c.upperUs)} ${a}'s (${from}, all sent by ${a}: the one-way delay is not known; times below take it as 0)`
+      : `clocks: ${b}'s is at least ${ahead(c.lowerUs!)} ${a}'s (${from}, all sent by ${b}: the one-way delay is not known; times below take it as 0)`;
+  }
+  const warn = c.inconsistent ? `; the packets contradict each other: a clock stepped or drifted during the traces, times are approximate` : '';
+  return `clocks: ${b}'s is ${ahead(c.offsetUs)} ${a}'s ± ${ms(c.uncertaintyUs)} (${from})${warn}; times below are ${a}'s`;
+}
+
+const kind = (p: HostPacket) => (p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`);
+const device = (p: HostPacket, tx: boolean) => {
+  const points = tx ? ['net_dev_start_xmit'] : ['napi_gro_receive_entry', 'netif_receive_skb', 'netif_rx'];
+  const s = (p.steps ?? []).filter((x) => points.includes(x.point));
+  return (tx ? s.at(-1) : s[0])?.dev ?? 'device';
+};
+
+/** One trip as a line: where it went between the two hosts. Pure. */
+export function tripText(t: Trip, hosts: [string, string]): string {
+  const [from, to] = [hosts[t.from], hosts[1 - t.from]];
+  const p = (t.sent ?? t.received)!;
+  const head = `${clock(t.at)}  ${from} → ${to}  ${kind(p)}`;
+  const left = t.sent ? `left ${from}'s ${device(t.sent, true)}` : '';
+  const arrived = t.received ? `reached ${to}'s ${device(t.received, false)}${t.leftAt !== null && t.arrivedAt !== null ? ` after ${ms(t.arrivedAt - t.leftAt)}` : ''}` : '';
+  const stories: Record<PathVerdict, () => string> = {
+    delivered: () => `${left} · ${arrived} · delivered`,
+    arrived: () => `${left} · ${arrived} · then ${t.received!.fate}`,
+    'dropped-at-receiver': () => `${left} · ${arrived} · on ${to}: ${afterCapture(t.received!)}`,
+    'lost-on-path': () => `${left} · never reached ${to}: lost on the path`,
+    'dropped-at-sender': () => `never left ${from}: ${afterCapture(t.sent!)}`,
+    'not-sent': () => `not seen leaving ${from} (${t.sent!.fate})`,
+    'receiver-blind': () => `${left} · ${to}'s trace cannot tell (not tracing then, or its filter leaves it out)`,
+    'sender-unseen': () => `${arrived} · ${from}'s trace has no such packet leaving (another sender, or its events lost) · on ${to}: ${afterCapture(t.received!)}`,
+  };
+  return `${head}  ${stories[t.path]()}`;
+}
+
+export function formatMerged(m: Merged, files: [string, string], traces: [LoadedTrace, LoadedTrace]): string {
+  const [a, b] = m.hosts;
+  const lines = [`${a}: ${files[0]} (${traces[0].total} packets) · ${b}: ${files[1]} (${traces[1].total} packets)`, clockText(m), ''];
+  for (const c of m.connections) {
+    lines.push(flowText(c.flow), `  ${c.verdict}`);
+    for (const t of c.trips) lines.push(`    ${tripText(t, m.hosts)}`);
+    lines.push('');
+  }
+  if (!m.connections.length) lines.push(`no packet went between ${a} and ${b} in these traces`, '');
+  const totals = new Map<PathVerdict, number>();
+  for (const c of m.connections) for (const t of c.trips) totals.set(t.path, (totals.get(t.path) ?? 0) + 1);
+  if (totals.size) lines.push(`trips: ${[...totals].map(([p, n]) => `${n} ${PATH_WORDS[p]}`).join(', ')}`);
+  m.hosts.forEach((h, i) => {
+    const other = m.hosts[1 - i];
+    if (m.elsewhere[i]) lines.push(`${h}: ${m.elsewhere[i]} packets sent to addresses ${other} does not have, left out (another host, or a NAT on the path that ${other}'s trace cannot show)`);
+    const lost = traces[i].summary?.lost_events;
+    if (isNum(lost) && lost > 0) lines.push(`${h} lost ${lost} events: a packet missing from its trace may be among them`);
+    const counters = traces[i].summary?.counters;
+    const loss = counters && typeof counters === 'object' ? Object.entries(counters).filter(([k]) => LOSS_COUNTER.test(k)) : [];
+    if (loss.length) lines.push(`${h}'s counters of loss (netstat -s): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`);
+  });
+  return lines.join('\n').trimEnd();
+}
+
+// ---- JSON ------------------------------------------------------------------
+
+const side = (host: string, p: HostPacket | null, at: number | null) => p && {
+  host, id: p.id, fate: p.fate, drop: p.drop, at_us: at === null ? null : Math.round(at),
+};
+
+/** NDJSON records: the clock, each trip with its path verdict, each connection, totals. Pure. */
+export function mergedRecords(m: Merged): object[] {
+  const [a, b] = m.hosts;
+  const c = m.clock;
+  const out: object[] = [{
+    type: 'clock', hosts: m.hosts, offset_us: c.offsetUs, uncertainty_us: c.uncertaintyUs, lower_us: c.lowerUs, upper_us: c.upperUs,
+    pairs: c.pairs, inconsistent: c.inconsistent,
+  }];
+  const totals: Record<string, number> = {};
+  for (const conn of m.connections) {
+    for (const t of conn.trips) {
+      const p = (t.sent ?? t.received)!;
+      totals[t.path] = (totals[t.path] ?? 0) + 1;
+      out.push({
+        type: 'trip', flow: conn.flow, from: m.hosts[t.from], to: m.hosts[1 - t.from], path: t.path,
+        proto: p.proto, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, tcp_flags: p.tcp_flags, seq: p.seq, ack: p.ack, len: p.len,
+        sent: side(m.hosts[t.from], t.sent, t.leftAt), received: side(m.hosts[1 - t.from], t.received, t.arrivedAt),
+      });
+    }
+    out.push({ type: 'connection', flow: conn.flow, verdict: conn.verdict, trips: conn.trips.length });
+  }
+  out.push({ type: 'merge_summary', hosts: m.hosts, paths: totals, elsewhere: { [a]: m.elsewhere[0], [b]: m.elsewhere[1] } });
+  return out;
+}
+
+export function runMerge(args: [string, string], json: boolean, progress?: Progress): string {
+  const [x, y] = args.map(hostArgument);
+  const names: [string, string] = x.name === y.name ? [`${x.name}#1`, `${y.name}#2`] : [x.name, y.name];
+  const traces: [LoadedTrace, LoadedTrace] = [readTraceFile(x.file, progress), readTraceFile(y.file, progress)];
+  const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));
+  return json ? mergedRecords(m).map((r) => JSON.stringify(r)).join('\n') : formatMerged(m, [x.file, y.file], traces);
+}

@@ -1,0 +1,268 @@
+// `pathtrace merge`: two hosts' traces of the same time, side by side. Each packet one host sent to the
+// other is found in the other's trace by its content (TCP seq/ack/flags/length, else IP id and length: the
+// same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
+// (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
+// The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
+import type { TracePacket, TraceFilter } from './compare.js';
+
+/** A packet record as merge reads it: compare's fields, and its steps for the device times. */
+export interface HostPacket extends TracePacket {
+  steps?: { point: string; t_ns?: number; dev?: string }[];
+  flow?: string;
+}
+
+export interface HostTrace {
+  name: string;
+  packets: HostPacket[];
+  filter: TraceFilter | null;
+  /** µs on its clock: when it traced (its ready and summary), else the span of its packets. */
+  traced: { from: number; to: number } | null;
+  /** Its namespace's addresses (the ready record's), else those its packets show. */
+  addresses: Set<string>;
+  lostEvents: number | null;
+}
+
+export type PathVerdict =
+  | 'delivered'            // reached the receiver's device, and the receiver's stack took it
+  | 'arrived'              // reached the receiver's device; then forwarded, sent on, or still under way
+  | 'dropped-at-receiver'  // reached the receiver's device, dropped there (its drop says where)
+  | 'lost-on-path'         // left the sender's device, never reached the receiver's
+  | 'dropped-at-sender'    // never left the sender (its drop says where)
+  | 'not-sent'             // the sender's trace does not show it leaving (still under way, or no device step)
+  | 'receiver-blind'       // left the sender; the receiver was not tracing then, or its filter leaves it out
+  | 'sender-unseen';       // reached the receiver; the sender's trace has no such packet
+
+export interface Trip {
+  from: 0 | 1;             // the host that sent it (0: the first)
+  sent: HostPacket | null;
+  received: HostPacket | null;
+  path: PathVerdict;
+  /** µs on the first host's clock: when it left the sender's device, when it reached the receiver's. */
+  leftAt: number | null;
+  arrivedAt: number | null;
+  /** µs on the first host's clock: when the trip began as its traces show it (the device, else the record). */
+  at: number;
+}
+
+export interface Clock {
+  /** The second host's clock minus the first's, µs; null when no packet was seen by both. */
+  offsetUs: number | null;
+  /** ± µs around it; null with a one-sided bound only (the one-way delay is unknown). */
+  uncertaintyUs: number | null;
+  /** Bounds: from packets the second sent (lower) and the first sent (upper). */
+  lowerUs: number | null;
+  upperUs: number | null;
+  pairs: number;
+  /** The bounds contradict each other (lower > upper): a clock stepped, or drifted, during the traces. */
+  inconsistent: boolean;
+}
+
+export interface Connection {
+  /** The flow as the first host names it (or the second, for one the first never saw). */
+  flow: string;
+  trips: Trip[];
+  verdict: string;
+}
+
+export interface Merged {
+  hosts: [string, string];
+  clock: Clock;
+  connections: Connection[];
+  /** Packets each host sent to, or received from, addresses the other does not have: not part of the merge. */
+  elsewhere: [number, number];
+}
+
+const TX_POINTS = new Set(['net_dev_start_xmit']);
+const RX_POINTS = new Set(['napi_gro_receive_entry', 'netif_receive_skb', 'netif_rx']);
+/** The longest a packet is taken to be in flight between the two devices. */
+const MAX_TRANSIT_US = 3_000_000;
+/** Added to the clock's uncertainty when matching: a receiver's time may precede the corrected departure by this. */
+const SLACK_US = 1000;
+
+/** The µs time of the packet at a device (its last TX step, or its first RX step), on its host's clock. */
+export function deviceTime(p: HostPacket, tx: boolean): number | null {
+  const steps = p.steps ?? [];
+  const t0 = steps[0]?.t_ns;
+  const at = steps.filter((s) => (tx ? TX_POINTS : RX_POINTS).has(s.point) && s.t_ns !== undefined);
+  const s = tx ? at.at(-1) : at[0];
+  return s && t0 !== undefined ? p.time_us + (s.t_ns! - t0) / 1000 : null;
+}
+
+const tuple = (p: { src: string; dst: string; sport: number | null; dport: number | null }) =>
+  `${p.src} ${p.sport ?? 0} ${p.dst} ${p.dport ?? 0}`;
+
+/** The flow, direction-free: the trace's own name for it. */
+export const flowOf = (p: HostPacket) =>
+  p.flow ?? [tuple(p), tuple({ src: p.dst, dst: p.src, sport: p.dport, dport: p.sport })].sort().join(' | ');
+
+/** What identifies a packet across hosts. TCP's 32-bit sequence and acknowledgement numbers do whatever a
+ *  NAT did to the addresses; an IPv4 datagram's IP id and length do within the transit time; an IPv6
+ *  datagram's length alone does not: its addresses are part of its key. */
+function contentKey(p: HostPacket): string {
+  if (p.proto === 'tcp') return `tcp ${p.seq} ${p.ack} ${p.tcp_flags} ${p.len}`;
+  return p.ip_id !== undefined ? `${p.proto} ${p.len} ${p.ip_id}` : `${p.proto} ${p.len} ${tuple(p)}`;
+}
+
+interface Timed { p: HostPacket; t: number }
+
+function byKey(list: Timed[]): Map<string, Timed[]> {
+  const m = new Map<string, Timed[]>();
+  for (const x of list) {
+    const k = contentKey(x.p);
+    const l = m.get(k);
+    if (l) l.push(x); else m.set(k, [x]);
+  }
+  return m;
+}
+
+/** The second host's clock minus the first's. A packet the first sent and the second received bounds it
+ *  from above (arrival − departure = delay + offset ≥ offset); one the other way, from below. Evidence:
+ *  TCP packets whose content occurs once on each side. */
+export function estimateClock(ab: [number, number][], ba: [number, number][]): Clock {
+  const upper = ab.length ? Math.min(...ab.map(([left, arrived]) => arrived - left)) : null;
+  const lower = ba.length ? Math.max(...ba.map(([left, arrived]) => left - arrived)) : null;
+  const pairs = ab.length + ba.length;
+  if (upper !== null && lower !== null) {
+    return { offsetUs: (lower + upper) / 2, uncertaintyUs: Math.abs(upper - lower) / 2, lowerUs: lower, upperUs: upper, pairs, inconsistent: lower > upper };
+  }
+  return { offsetUs: upper ?? lower, uncertaintyUs: null, lowerUs: lower, upperUs: upper, pairs, inconsistent: false };
+}
+
+/** [departure, arrival] times of TCP packets both saw, each on its host's clock: those whose content occurs
+ *  as many times on each side (a SYN and its retransmissions that all arrived), paired in time order. */
+function evidence(out: Timed[], inn: Timed[]): [number, number][] {
+  const a = byKey(out.filter((x) => x.p.proto === 'tcp')), b = byKey(inn.filter((x) => x.p.proto === 'tcp'));
+  const pairs: [number, number][] = [];
+  for (const [k, l] of a) {
+    const r = b.get(k);
+    if (!r || r.length !== l.length) continue;
+    const [ls, rs] = [[...l].sort((x, y) => x.t - y.t), [...r].sort((x, y) => x.t - y.t)];
+    ls.forEach((x, i) => pairs.push([x.t, rs[i].t]));
+  }
+  return pairs;
+}
+
+/** Whether a host's trace would have had this packet: its filter takes it and it was tracing then. */
+function covers(h: HostTrace, p: HostPacket, at: number | null): boolean {
+  const f = h.filter;
+  if (f) {
+    if (!f.protos.includes(p.proto === 'icmpv6' ? 'icmp' : p.proto)) return false;
+    if (f.ports && !f.ports.includes(p.sport ?? -1) && !f.ports.includes(p.dport ?? -1)) return false;
+    if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
+  }
+  return h.traced !== null && at !== null && at >= h.traced.from && at <= h.traced.to;
+}
+
+const timed = (h: HostTrace, dir: 'in' | 'out'): Timed[] =>
+  h.packets.filter((p) => p.direction === dir).flatMap((p) => {
+    const t = deviceTime(p, dir === 'out');
+    return t === null ? [] : [{ p, t }];
+  });
+
+/** The packets one host sent matched with those the other received. A receiver's packet belongs to the
+ *  last departure before it: departures are taken latest first, each the earliest arrival after it
+ *  (retransmissions share their content, and the first copies may be those lost). shift: sender's clock → receiver's. */
+function match(sent: Timed[], received: Timed[], shift: number, tolerance: number): Map<HostPacket, Timed> {
+  const arrivals = byKey(received);
+  for (const l of arrivals.values()) l.sort((x, y) => x.t - y.t);
+  const used = new Set<HostPacket>();
+  const matched = new Map<HostPacket, Timed>();
+  for (const s of [...sent].sort((x, y) => y.t - x.t)) {
+    const at = s.t + shift;
+    const r = arrivals.get(contentKey(s.p))?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
+    if (r) {
+      used.add(r.p);
+      matched.set(s.p, r);
+    }
+  }
+  return matched;
+}
+
+/** Each trip from one host to the other. paired: flows (by the sender's name) some packet of which reached
+ *  the other side: a packet of theirs sent to an address the other does not have (a NAT on the path) is
+ *  still one of its own. */
+function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, tolerance: number, paired: Set<string>): { trips: Trip[]; elsewhere: number } {
+  const to = (1 - from) as 0 | 1;
+  const toFirst = (host: 0 | 1, t: number) => (host === 0 ? t : t - offset);
+  const shift = from === 0 ? offset : -offset;
+  const matched = match(timed(hosts[from], 'out'), timed(hosts[to], 'in'), shift, tolerance);
+  const out: Trip[] = [];
+  let elsewhere = 0;
+  for (const p of hosts[from].packets) {
+    if (p.direction !== 'out') continue;
+    const r = matched.get(p);
+    if (!r && !hosts[to].addresses.has(p.dst) && !paired.has(`${from} ${flowOf(p)}`)) { elsewhere++; continue; }
+    const t = deviceTime(p, true);
+    let path: PathVerdict;
+    if (r) path = r.p.fate === 'dropped' ? 'dropped-at-receiver' : r.p.fate === 'delivered' ? 'delivered' : 'arrived';
+    else if (p.fate === 'dropped') path = 'dropped-at-sender';
+    else if (t === null) path = 'not-sent';
+    else path = covers(hosts[to], p, t + shift) ? 'lost-on-path' : 'receiver-blind';
+    out.push({
+      from, sent: p, received: r?.p ?? null, path, leftAt: t === null ? null : toFirst(from, t), arrivedAt: r ? toFirst(to, r.t) : null,
+      at: toFirst(from, t ?? p.time_us),
+    });
+  }
+  const got = new Set([...matched.values()].map((r) => r.p));
+  for (const p of hosts[to].packets) {
+    if (p.direction !== 'in' || got.has(p)) continue;
+    if (!hosts[from].addresses.has(p.src)) continue; // from a third host
+    const t = deviceTime(p, false);
+    out.push({ from, sent: null, received: p, path: 'sender-unseen', leftAt: null, arrivedAt: t === null ? null : toFirst(to, t), at: toFirst(to, t ?? p.time_us) });
+  }
+  return { trips: out, elsewhere };
+}
+
+export const PATH_WORDS: Record<PathVerdict, string> = {
+  delivered: 'delivered', arrived: 'arrived', 'dropped-at-receiver': 'dropped at the receiver',
+  'lost-on-path': 'lost on the path', 'dropped-at-sender': 'dropped at the sender', 'not-sent': 'not seen leaving the sender',
+  'receiver-blind': "outside the receiver's trace", 'sender-unseen': "not seen leaving the sender",
+};
+
+/** "[S] ×3 lost on the path (client → server); [SA] delivered (server → client)". Pure. */
+export function connectionVerdict(trips: Trip[], hosts: [string, string]): string {
+  const groups = new Map<string, { kind: string; n: number; words: string }>();
+  for (const t of trips) {
+    const p = t.sent ?? t.received!;
+    const kind = p.tcp_flags ? `[${p.tcp_flags}]` : p.proto;
+    const words = `${PATH_WORDS[t.path]} (${hosts[t.from]} → ${hosts[1 - t.from]})`;
+    const g = groups.get(`${kind} ${words}`);
+    if (g) g.n++; else groups.set(`${kind} ${words}`, { kind, n: 1, words });
+  }
+  return [...groups.values()].map((g) => `${g.kind}${g.n > 1 ? ` ×${g.n}` : ''} ${g.words}`).join('; ');
+}
+
+export function merge(first: HostTrace, second: HostTrace): Merged {
+  const hosts: [HostTrace, HostTrace] = [first, second];
+  const clock = estimateClock(evidence(timed(first, 'out'), timed(second, 'in')), evidence(timed(second, 'out'), timed(first, 'in')));
+  const offset = clock.offsetUs ?? 0;
+  const tolerance = (clock.uncertaintyUs ?? 0) + SLACK_US;
+  // First without, then with the flows known to reach the other side.
+  const paired = new Set<string>();
+  for (const from of [0, 1] as const) {
+    for (const t of trips(hosts, from, offset, tolerance, paired).trips) if (t.sent && t.received) paired.add(`${from} ${flowOf(t.sent)}`);
+  }
+  const both = ([0, 1] as const).map((from) => trips(hosts, from, offset, tolerance, paired));
+  const all = both.flatMap((b) => b.trips);
+  // One connection per flow as the first host names it; the second's name where the first never saw it.
+  const firstName = new Map<string, string>();
+  for (const t of all) {
+    if (!t.sent || !t.received) continue;
+    const [a, b] = t.from === 0 ? [t.sent, t.received] : [t.received, t.sent];
+    firstName.set(flowOf(b), flowOf(a));
+  }
+  const byFlow = new Map<string, Trip[]>();
+  for (const t of all) {
+    const onFirst = t.from === 0 ? t.sent : t.received;
+    const onSecond = (t.from === 0 ? t.received : t.sent)!;
+    const name = onFirst ? flowOf(onFirst) : firstName.get(flowOf(onSecond)) ?? flowOf(onSecond);
+    const l = byFlow.get(name);
+    if (l) l.push(t); else byFlow.set(name, [t]);
+  }
+  const time = (t: Trip) => t.at;
+  const connections = [...byFlow].map(([flow, ts]) => {
+    ts.sort((x, y) => time(x) - time(y));
+    return { flow, trips: ts, verdict: connectionVerdict(ts, [first.name, second.name]) };
+  }).sort((x, y) => time(x.trips[0]) - time(y.trips[0]));
+  return { hosts: [first.name, second.name], clock, connections, elsewhere: [both[0].elsewhere, both[1].elsewhere] };
+}
