@@ -517,14 +517,17 @@ static __always_inline __u32 sock_netns(const struct sock *sk)
 
 /* The namespace an skb belongs to: its socket's, else its device's. The
  * socket goes first: once queued on a UDP socket, skb->dev is scratch space. */
+/* The namespace a packet is in now: its device's, else (sent, before routing gave it one) its socket's.
+ * The device comes first: a packet a veth carried into another namespace keeps its sender's socket until
+ * that namespace's IP layer orphans it, and a drop there (a netdev ingress rule) is not the sender's. */
 static __always_inline __u32 skb_netns(const struct sk_buff *skb)
 {
-	struct sock *sk = skb->sk;
-	if (sk)
-		return sock_netns(sk);
 	struct net_device *dev = skb->dev;
 	if (dev)
 		return dev_netns(dev);
+	struct sock *sk = skb->sk;
+	if (sk)
+		return sock_netns(sk);
 	return 0;
 }
 

@@ -1,0 +1,100 @@
+// merge on hand-made traces: the clocks' offset from packets seen both ways, a retransmission whose first
+// copies were lost, a NAT on the path, and what is left out or cannot be told.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/merge.js';
+import { hostArgument } from '../../src/merge-command.js';
+
+const T0 = 1_700_000_000_000_000; // µs
+const CLIENT = '198.18.1.1', SERVER = '198.18.2.2';
+
+/** A TCP packet client → server (o changes that) with one device step at t (µs on its host's clock). */
+function tcp(id: number, dir: 'in' | 'out', t: number, flags: string, seq: number, o: Partial<HostPacket> = {}): HostPacket {
+  const out = dir === 'out';
+  return {
+    id, time_us: t, family: 'ipv4', proto: 'tcp', src: CLIENT, dst: SERVER, sport: 40000, dport: 3306, tcp_flags: flags, seq, ack: 0,
+    len: 0, direction: dir, fate: out ? 'sent' : 'delivered', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
+    steps: [{ point: out ? 'net_dev_start_xmit' : 'netif_receive_skb', t_ns: 0, dev: 'eth0' }],
+    flow: `6 ${CLIENT}:40000 ${SERVER}:3306`,
+    ...o,
+  };
+}
+const REPLY = { src: SERVER, dst: CLIENT, sport: 3306, dport: 40000 };
+
+function host(name: string, packets: HostPacket[], o: Partial<HostTrace> = {}): HostTrace {
+  return {
+    name, packets, filter: { ports: [3306], hosts: [], protos: ['tcp', 'udp'] }, traced: { from: T0 - 10e6, to: T0 + 10e6 },
+    addresses: new Set([name === 'client' ? CLIENT : SERVER]), lostEvents: 0, ...o,
+  };
+}
+
+test('clock: bounded from above by what the first sent, from below by what the second sent', () => {
+  // Server's clock 5 ms ahead; 100 µs one way, 300 µs the other.
+  const c = estimateClock([[0, 5100]], [[10_000, 5300]]);
+  assert.deepEqual([c.lowerUs, c.upperUs, c.offsetUs, c.uncertaintyUs, c.inconsistent], [4700, 5100, 4900, 200, false]);
+  const one = estimateClock([[0, 5100], [1000, 6050]], []);
+  assert.deepEqual([one.offsetUs, one.uncertaintyUs, one.upperUs, one.lowerUs], [5050, null, 5050, null]);
+  assert.equal(estimateClock([], []).offsetUs, null);
+  assert.equal(estimateClock([[0, 100]], [[600, 0]]).inconsistent, true, 'the second sent at 600 what the first got at 0: 600 ≤ offset ≤ 100');
+});
+
+test('a handshake through clocks 5 s apart: every trip delivered, times on the first host\'s clock', () => {
+  const skew = 5_000_000;
+  const client = host('client', [tcp(1, 'out', T0, 'S', 100), tcp(2, 'in', T0 + 400, 'SA', 900, REPLY)]);
+  const server = host('server', [
+    tcp(1, 'in', T0 + skew + 150, 'S', 100), tcp(2, 'out', T0 + skew + 250, 'SA', 900, REPLY),
+  ], { traced: { from: T0 + skew - 10e6, to: T0 + skew + 10e6 } });
+  const m = merge(client, server);
+  assert.equal(m.clock.offsetUs, skew);
+  assert.equal(m.clock.uncertaintyUs, 150, 'half the round trip: 150 µs each way could also be 0 and 300');
+  assert.equal(m.connections.length, 1);
+  const [syn, synack] = m.connections[0].trips;
+  assert.deepEqual([syn.path, syn.from, syn.leftAt, syn.arrivedAt], ['delivered', 0, T0, T0 + 150]);
+  assert.deepEqual([synack.path, synack.from, synack.leftAt, synack.arrivedAt], ['delivered', 1, T0 + 250, T0 + 400]);
+  assert.equal(m.connections[0].verdict, '[S] delivered (client → server); [SA] delivered (server → client)');
+});
+
+test('retransmissions: the copy that arrived is the last one sent before it; the first ones were lost on the path', () => {
+  const client = host('client', [tcp(1, 'out', T0, 'S', 7), tcp(2, 'out', T0 + 1e6, 'S', 7), tcp(3, 'out', T0 + 3e6, 'S', 7)]);
+  const server = host('server', [tcp(9, 'in', T0 + 3e6 + 80, 'S', 7)]);
+  const trips = merge(client, server).connections[0].trips;
+  assert.deepEqual(trips.map((t) => [t.sent!.id, t.path, t.received?.id ?? null]), [
+    [1, 'lost-on-path', null], [2, 'lost-on-path', null], [3, 'delivered', 9],
+  ]);
+});
+
+test('a NAT on the path: TCP content matches whatever the addresses; a flow that never got through is left out, and said', () => {
+  // The client talks to the router's 198.18.1.254:80; the server sees the router's address and port 8080.
+  const nat = { src: '198.18.2.254', dst: SERVER, sport: 50000, dport: 8080, flow: `6 198.18.2.254:50000 ${SERVER}:8080` };
+  const toVip = { dst: '198.18.1.254', dport: 80, flow: `6 ${CLIENT}:40000 198.18.1.254:80` };
+  const client = host('client', [tcp(1, 'out', T0, 'S', 55, toVip), tcp(2, 'out', T0 + 10, 'S', 66, { ...toVip, sport: 40001, flow: 'other' })]);
+  const server = host('server', [tcp(5, 'in', T0 + 200, 'S', 55, nat)], { filter: { ports: [8080], hosts: [], protos: ['tcp'] } });
+  const m = merge(client, server);
+  assert.equal(m.connections.length, 1);
+  assert.deepEqual(m.connections[0].trips.map((t) => [t.sent?.id, t.path, t.received?.id]), [[1, 'delivered', 5]]);
+  assert.equal(m.connections[0].flow, `6 ${CLIENT}:40000 198.18.1.254:80`, "named as the first host names it");
+  assert.deepEqual(m.elsewhere, [1, 0], 'the second SYN went to an address the server does not have, in a flow that never reached it');
+});
+
+test('what cannot be told is not called lost: the receiver was not tracing then, or its filter leaves the packet out', () => {
+  const client = host('client', [tcp(1, 'out', T0, 'S', 1), tcp(2, 'out', T0 + 20e6, 'S', 2, { sport: 40002, flow: 'b' })]);
+  const notThen = merge(client, host('server', []));
+  assert.deepEqual(notThen.connections.flatMap((c) => c.trips.map((t) => t.path)), ['lost-on-path', 'receiver-blind']);
+  const otherPort = merge(client, host('server', [], { filter: { ports: [22], hosts: [], protos: ['tcp'] } }));
+  assert.deepEqual(otherPort.connections.flatMap((c) => c.trips.map((t) => t.path)), ['receiver-blind', 'receiver-blind']);
+  // A packet the receiver got that the sender's trace lacks.
+  const unseen = merge(host('client', []), host('server', [tcp(3, 'in', T0, 'S', 9)]));
+  assert.deepEqual(unseen.connections[0].trips.map((t) => [t.path, t.received?.id]), [['sender-unseen', 3]]);
+  // Dropped on the sender: never left.
+  const dropped = merge(host('client', [tcp(4, 'out', T0, 'S', 3, {
+    fate: 'dropped', steps: [{ point: 'kfree_skb', t_ns: 0 }],
+    drop: { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain' },
+  })]), host('server', []));
+  assert.deepEqual(dropped.connections[0].trips.map((t) => [t.path, t.leftAt, t.at]), [['dropped-at-sender', null, T0]]);
+});
+
+test('merge arguments: NAME=FILE names a host, a bare file its base name', () => {
+  assert.deepEqual(hostArgument('client=/tmp/c.ndjson'), { name: 'client', file: '/tmp/c.ndjson' });
+  assert.deepEqual(hostArgument('/var/tmp/db1.json'), { name: 'db1', file: '/var/tmp/db1.json' });
+  assert.deepEqual(hostArgument('./a=b/x.json'), { name: 'x', file: './a=b/x.json' });
+});
