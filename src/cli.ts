@@ -4,6 +4,7 @@ import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare, type Progress } from './compare-command.js';
 import { runMerge } from './merge-command.js';
+import { traceAcross } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
 import { NetnsError, resolveNetns } from './netns.js';
@@ -181,6 +182,34 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
 }
 
+/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts). */
+export async function across(namespaces: [string, string], argv: string[], json: boolean, names?: [string, string],
+  onReady?: (stop: () => void) => void): Promise<number> {
+  checkPrivileges(true);
+  for (const n of namespaces) {
+    try {
+      resolveNetns(n);
+    } catch (e) {
+      throw e instanceof NetnsError ? new UserError(e.message) : e;
+    }
+  }
+  const run = traceAcross(argv, namespaces, json, process.argv[1], names);
+  let signalled = false;
+  const stop = () => {
+    if (signalled) process.exit(130); // the children get SIGTERM by their parent-death signal, and detach
+    signalled = true;
+    run.stop();
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
+  try {
+    if (onReady) run.ready.then(() => onReady(run.stop));
+    return await run.done;
+  } finally {
+    for (const sig of signals) process.off(sig, stop);
+  }
+}
+
 /** compare and merge, with a progress line on stderr when it is a terminal. */
 function withProgress<T>(run: (progress?: Progress) => T): T {
   const line = process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
@@ -202,6 +231,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(versionText(findVersion()) + '\n');
         return 0;
       case 'trace':
+        if (cmd.options.across) return await across(cmd.options.across, argv, cmd.options.json);
         await trace(cmd.options);
         return 0;
       case 'demo':

@@ -1,6 +1,6 @@
 // `pathtrace demo`: the source articles' experiments, in a lab of namespaces
 // that the demo creates and removes (also on Ctrl-C).
-import { checkPrivileges, trace, UserError, usesTui } from './cli.js';
+import { across, checkPrivileges, trace, UserError, usesTui } from './cli.js';
 import { Lab } from './lab/lab.js';
 import { NGINX_BIN, startNginx, type Nginx } from './lab/nginx.js';
 import type { TraceOptions } from './options.js';
@@ -23,6 +23,8 @@ export interface Scenario {
   lesson: string;
   /** Programs it runs beyond ip and iptables, with their package. */
   needs?: [string, string][];
+  /** Two namespaces traced at once and merged (--netns twice), named client and server. */
+  both?(lab: Lab): [string, string];
 }
 
 export const PORT = 3306;
@@ -86,6 +88,19 @@ export const SCENARIOS: Record<string, Scenario> = {
     lesson: "the router rewrote each SYN to the server's address and forwarded it; the server answered, and its SYN-ACKs " +
       'died in the router\'s FORWARD hook: tcpdump on the router would show them arriving from the server and never leaving.',
   },
+  across: {
+    title: 'client and server traced at once; a router neither traces drops the SYNs between them',
+    router: true,
+    port: PORT,
+    traced: (lab) => lab.client.netns,
+    both: (lab) => [lab.client.netns, lab.server.netns],
+    rules: (lab) => [{ netns: lab.router!.netns, where: 'router', argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP'] }],
+    setup: async (lab) => { await lab.listen('tcp', PORT); },
+    client: (lab) => lab.connect('tcp', lab.server.v4, PORT, CONNECT_MS),
+    lesson: "each SYN left the client's eth0 and never reached the server's: lost on the path, in a host neither end " +
+      "traced (here the router's FORWARD chain). tcpdump on both ends shows only that it left and never arrived; the " +
+      'merge says it of every packet, and that neither end dropped it.',
+  },
 };
 
 function describe(r: ClientResult | undefined): string {
@@ -114,10 +129,19 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
     say(`client ${client.v4} (netns ${client.netns}), server ${server.v4} (netns ${server.netns})` +
       (lab.router ? `, router ${lab.router.toClient.v4} / ${lab.router.toServer.v4} (netns ${lab.router.netns})` : ''));
     for (const r of rules) say(`${r.where} rule: ${r.argv.join(' ')}`);
-    say(`tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`);
+    say(scenario.both ? `tracing port ${scenario.port} in the client's and the server's netns at once for ${CONNECT_MS / 1000} s...`
+      : `tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`);
     for (const sig of signals) process.off(sig, abort);
 
     let result: ClientResult | undefined;
+    if (scenario.both) {
+      const code = await across(scenario.both(lab), ['--port', String(scenario.port), '--proto', 'tcp'], options.json, ['client', 'server'],
+        (stop) => { scenario.client(lab!).then((r) => { result = r; }).catch(() => {}).finally(() => setTimeout(stop, 300)); });
+      if (code !== 0) throw new UserError('demo across: a trace failed (see above)');
+      if (result) say(`the client's view: ${describe(result)}`);
+      say(scenario.lesson);
+      return;
+    }
     const traceOptions: TraceOptions = { ...options, ports: [scenario.port], protos: ['tcp'], netns: traced, duration: null };
     // In the UI the trace stays open when the client is done, to be explored; q ends it.
     const ui = usesTui(traceOptions);

@@ -92,7 +92,8 @@ export function tripText(t: Trip, hosts: [string, string]): string {
 
 export function formatMerged(m: Merged, files: [string, string], traces: [LoadedTrace, LoadedTrace]): string {
   const [a, b] = m.hosts;
-  const lines = [`${a}: ${files[0]} (${traces[0].total} packets) · ${b}: ${files[1]} (${traces[1].total} packets)`, clockText(m), ''];
+  const named = (h: string, f: string, t: LoadedTrace) => `${h}${f === h ? '' : `: ${f}`} (${t.total} packets)`;
+  const lines = [`${named(a, files[0], traces[0])} · ${named(b, files[1], traces[1])}`, clockText(m), ''];
   for (const c of m.connections) {
     lines.push(flowText(c.flow), `  ${c.verdict}`);
     for (const t of c.trips) lines.push(`    ${tripText(t, m.hosts)}`);

@@ -12,6 +12,8 @@ export interface TraceOptions {
   hosts: string[];             // IPv4/IPv6 literals, normalised
   protos: Proto[];
   netns: string | null;        // as given: a name from `ip netns` or a path
+  /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (across.ts). */
+  across: [string, string] | null;
   json: boolean;
   /** Line output even on a terminal (no full-screen UI). */
   plain: boolean;
@@ -60,7 +62,7 @@ export type Command =
   | { kind: 'merge'; traces: [string, string]; json: boolean };
 
 export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
-       pathtrace demo [local-in|local-out|app-response|forward] [--json]
+       pathtrace demo [local-in|local-out|app-response|forward|across] [--json]
                                              run a lab experiment in namespaces of its own
        pathtrace compare CAPTURE.pcap[ng] TRACE     a tcpdump capture beside pathtrace's --json output
                                              or --write file of the same time: what happened after
@@ -74,7 +76,9 @@ Filter (applied in the kernel; all given filters must match):
   -H, --host ADDR             IPv4 or IPv6 source or destination address; repeatable
       --proto PROTO           tcp, udp, icmp or all (default: tcp and udp with --port, else all)
   -n, --netns NAME|PATH       trace inside this network namespace (a name from 'ip netns', or a
-                              path such as /proc/PID/ns/net); default: pathtrace's own
+                              path such as /proc/PID/ns/net); default: pathtrace's own. Twice: both
+                              at once, each packet tagged by its namespace, merged at the end as
+                              'pathtrace merge' does
 
 Output and end:
       --json                  NDJSON on stdout: ready, packet, connection and summary records
@@ -100,7 +104,7 @@ Output and end:
 
 Stops on Ctrl-C or SIGTERM with a summary; whatever it attached is detached on every exit.`;
 
-const DEMO_SCENARIOS = ['local-in', 'local-out', 'app-response', 'forward'];
+const DEMO_SCENARIOS = ['local-in', 'local-out', 'app-response', 'forward', 'across'];
 
 export function parsePorts(values: string[]): number[] {
   const ports = new Set<number>();
@@ -213,7 +217,7 @@ export function parseCommandLine(argv: string[]): Command {
         port: { type: 'string', short: 'p', multiple: true },
         host: { type: 'string', short: 'H', multiple: true },
         proto: { type: 'string' },
-        netns: { type: 'string', short: 'n' },
+        netns: { type: 'string', short: 'n', multiple: true },
         json: { type: 'boolean' },
         plain: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
@@ -248,7 +252,8 @@ export function parseCommandLine(argv: string[]): Command {
     ports,
     hosts: (v.host ?? []).map(parseHost),
     protos: parseProtos(v.proto, ports !== null),
-    netns: v.netns ?? null,
+    netns: v.netns?.[0] ?? null,
+    across: v.netns?.length === 2 ? [v.netns[0], v.netns[1]] : null,
     json: v.json ?? false,
     plain: v.plain ?? false,
     quiet: v.quiet ?? false,
@@ -270,6 +275,12 @@ export function parseCommandLine(argv: string[]): Command {
     throw new UsageError('--with-tcpdump prints a text comparison, not with --json (capture with tcpdump -w, then run pathtrace compare)');
   }
   if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
+  if ((v.netns?.length ?? 0) > 2) throw new UsageError('--netns at most twice: two namespaces traced at once and merged');
+  if (options.across) {
+    if (options.across[0] === options.across[1]) throw new UsageError(`--netns '${options.across[0]}' twice: give two different namespaces`);
+    if (options.write) throw new UsageError('--write with two namespaces: trace each with a --write of its own, then pathtrace merge the two files');
+    if (options.withTcpdump !== null) throw new UsageError('--with-tcpdump with two namespaces: trace one at a time beside tcpdump');
+  }
 
   const [first, ...rest] = parsed.positionals;
   if (first === undefined) return { kind: 'trace', options };

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, runCli, sleep, SLOWDOWN, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep, SLOWDOWN, type Rec } from '../helpers/pathtrace.js';
 
 interface Case {
   /** Rules and settings, before the traces start. */
@@ -138,4 +138,66 @@ test('merge: a clean exchange is delivered both ways, and the clocks (one machin
   assert.ok(m.trips.some((x) => x.from === 'server') && m.trips.some((x) => x.from === 'client'));
   assert.ok(m.clock.pairs >= 4, JSON.stringify(m.clock));
   assert.ok(m.clock.lower_us <= 0 && m.clock.upper_us >= 0, `one clock: 0 within [${m.clock.lower_us}, ${m.clock.upper_us}] µs`);
+});
+
+test('--netns twice: both traced at once, each packet tagged by its namespace, merged at the end; nothing left behind', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab({ router: true });
+  t.after(() => lab.destroy());
+  lab.exec(lab.router!.netns, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
+  await lab.listen('tcp', 3306);
+  const pt = await Pathtrace.start(['--netns', lab.client.netns, '--netns', lab.server.netns, '--port', '3306']);
+  for (let i = 0; i < 200 * SLOWDOWN && pt.records.filter((r) => r.type === 'ready').length < 2; i++) await sleep(50);
+  assert.equal(pt.records.filter((r) => r.type === 'ready').length, 2, 'a ready record from each');
+  assert.deepEqual(new Set(pt.records.filter((r) => r.type === 'ready').map((r) => r.host)), new Set([lab.client.netns, lab.server.netns]));
+  await lab.connect('tcp', lab.server.v4, 3306, 2500 * SLOWDOWN);
+  const done = await pt.stop();
+  assert.equal(done.code, 0, done.stderr);
+  const packets = done.records.filter((r) => r.type === 'packet');
+  assert.ok(packets.length >= 2 && packets.every((p) => p.host === lab.client.netns), 'the SYNs, in the client only');
+  const trips = done.records.filter((r) => r.type === 'trip');
+  assert.ok(trips.length >= 2 && trips.every((x) => x.path === 'lost-on-path' && x.from === lab.client.netns), JSON.stringify(trips));
+  assert.equal(done.records.at(-1)?.type, 'merge_summary');
+  assert.deepEqual(pathtraceLinks(), [], 'both children detached');
+});
+
+test('--netns twice: a namespace that is not there, the same one twice, or with --write: one line, nothing started', (t) => {
+  if (!needsRoot(t)) return;
+  const cases: [string[], number, RegExp][] = [
+    [['--netns', 'no-such-pt-ns', '--netns', 'no-such-pt-ns2'], 1, /^pathtrace: unknown network namespace 'no-such-pt-ns'/],
+    [['--netns', 'a', '--netns', 'a'], 2, /^pathtrace: --netns 'a' twice: give two different namespaces/],
+    [['--netns', 'a', '--netns', 'b', '--netns', 'c'], 2, /^pathtrace: --netns at most twice/],
+    [['--netns', 'a', '--netns', 'b', '--write', '/tmp/x.pcapng'], 2, /^pathtrace: --write with two namespaces: trace each with a --write of its own/],
+  ];
+  for (const [args, code, message] of cases) {
+    const r = runCli(args);
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
+
+test('--netns twice, the parent killed: its children detach by themselves', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab({ router: true });
+  t.after(() => lab.destroy());
+  const pt = await Pathtrace.start(['--netns', lab.client.netns, '--netns', lab.server.netns, '--port', '3306']);
+  assert.ok(pathtraceLinks().length > 0, 'attached while tracing');
+  pt.child.kill('SIGKILL');
+  await pt.done();
+  let left = pathtraceLinks();
+  for (let i = 0; i < 100 * SLOWDOWN && left.length; i++) {
+    await sleep(100);
+    left = pathtraceLinks();
+  }
+  assert.deepEqual(left, [], 'the children got SIGTERM when their parent died, and detached');
+});
+
+test('pathtrace demo across: the SYNs are lost on the path between client and server', (t) => {
+  if (!needsRoot(t)) return;
+  const r = runCli(['demo', 'across']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /\[S\] ×\d+ lost on the path \(client → server\)/);
+  assert.match(r.stdout, /left client's eth0 · never reached server: lost on the path/);
+  assert.match(r.stderr, /lost on the path, in a host neither end traced/);
 });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/merge.js';
 import { hostArgument } from '../../src/merge-command.js';
+import { childArgs, packetLine } from '../../src/across.js';
 
 const T0 = 1_700_000_000_000_000; // µs
 const CLIENT = '198.18.1.1', SERVER = '198.18.2.2';
@@ -97,4 +98,15 @@ test('merge arguments: NAME=FILE names a host, a bare file its base name', () =>
   assert.deepEqual(hostArgument('client=/tmp/c.ndjson'), { name: 'client', file: '/tmp/c.ndjson' });
   assert.deepEqual(hostArgument('/var/tmp/db1.json'), { name: 'db1', file: '/var/tmp/db1.json' });
   assert.deepEqual(hostArgument('./a=b/x.json'), { name: 'x', file: './a=b/x.json' });
+});
+
+test('--netns twice: each child gets the user\'s arguments with its own --netns and --json; a packet as a tagged line', () => {
+  assert.deepEqual(childArgs(['--netns', 'a', '-p', '3306', '--netns=b', '--plain', '-nc', '--duration', '5'], 'a'),
+    ['-p', '3306', '--duration', '5', '--json', '--netns', 'a']);
+  assert.deepEqual(childArgs(['--json', '-n', 'x', '--rule-trace'], 'y'), ['--rule-trace', '--json', '--netns', 'y']);
+  const line = packetLine('client', {
+    time: '2026-11-29T13:13:21.203Z', direction: 'out', tcp_flags: 'S', proto: 'tcp', src: CLIENT, sport: 40000, dst: SERVER, dport: 3306,
+    fate: 'dropped', drop: { hook: 'LOCAL_OUT', layer: 'netfilter', reason: 'NETFILTER_DROP' },
+  }, 6);
+  assert.equal(line, 'client  13:13:21.203 out [S] 198.18.1.1:40000 → 198.18.2.2:3306 dropped at LOCAL_OUT (NETFILTER_DROP)');
 });

@@ -1,0 +1,106 @@
+// --netns A --netns B: both namespaces traced at once, each by a pathtrace of its own (a child process with
+// its own probes and ring: nothing shared, and each detaches by itself), their packets told as they come,
+// tagged by namespace, and at the end merged as `pathtrace merge` does. The children die with this process
+// (PR_SET_PDEATHSIG, by setpriv): SIGTERM, on which they detach.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { MAX_COMPARED } from './compare.js';
+import { loadTrace, type LoadedTrace } from './compare-command.js';
+import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
+import { merge } from './merge.js';
+import { bufferSource } from './pcap/read.js';
+
+/** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
+export function childArgs(argv: string[], netns: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--netns' || a === '-n') { i++; continue; }
+    if (a.startsWith('--netns=') || (a.startsWith('-n') && !a.startsWith('--') && a.length > 2)) continue;
+    if (a === '--json' || a === '--plain') continue;
+    out.push(a);
+  }
+  return [...out, '--json', '--netns', netns];
+}
+
+/** One line for a packet as it comes: "client  out [S] 198.18.1.1:40000 → 198.18.2.2:3306 sent". Pure. */
+export function packetLine(host: string, r: Record<string, any>, width: number): string {
+  const at = (a: string, p: number | null) => (p === null ? a : `${a}:${p}`);
+  const kind = r.tcp_flags ? `[${r.tcp_flags}]` : r.proto;
+  const fate = r.drop ? `dropped at ${r.drop.hook ?? r.drop.layer} (${r.drop.reason})` : r.fate;
+  const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
+  return `${host.padEnd(width)}  ${time} ${String(r.direction).padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)} ${fate}`;
+}
+
+interface Child { name: string; proc: ChildProcess; packets: string[]; others: string[]; beyond: number; exited: Promise<number> }
+
+export interface AcrossRun {
+  /** Resolves once both are ready (their probes attached). */
+  ready: Promise<void>;
+  /** Asks both to finish (SIGINT): each writes its summary. */
+  stop(): void;
+  /** Resolves with the exit code once both are done and the merge is printed. */
+  done: Promise<number>;
+}
+
+/**
+ * Starts both traces. names label the namespaces in the output (default: as given).
+ * out/err: where records and lines go (stdout and stderr).
+ */
+export function traceAcross(argv: string[], across: [string, string], json: boolean, bin: string,
+  names: [string, string] = across, out = process.stdout, err = process.stderr): AcrossRun {
+  const width = Math.max(...names.map((n) => n.length));
+  const start = (netns: string, name: string): Child => {
+    const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, bin, ...childArgs(argv, netns)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c: Child = { name, proc, packets: [], others: [], beyond: 0, exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))) };
+    let rest = '';
+    proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop()!;
+      for (const line of lines) take(c, line);
+    });
+    let errRest = '';
+    proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (errRest + d).split('\n');
+      errRest = lines.pop()!;
+      for (const line of lines) if (line) err.write(`[${name}] ${line}\n`);
+    });
+    proc.on('error', (e) => err.write(`[${name}] cannot start: ${e.message}\n`));
+    return c;
+  };
+  let readyCount = 0;
+  let onReady: () => void = () => {};
+  const ready = new Promise<void>((r) => { onReady = r; });
+  const take = (c: Child, line: string) => {
+    let r: Record<string, any>;
+    try {
+      r = JSON.parse(line);
+    } catch {
+      return;
+    }
+    if (r.type === 'ready' && ++readyCount === 2) {
+      if (!json) err.write(`pathtrace: tracing ${names.join(' and ')} at once, each by a pathtrace of its own. Ctrl-C to stop and merge.\n`);
+      onReady();
+    }
+    if (r.type === 'packet') {
+      // Kept for the merge, as many as merge takes from a file.
+      if (c.packets.length < MAX_COMPARED) c.packets.push(line); else c.beyond++;
+    } else c.others.push(line);
+    if (json) out.write(JSON.stringify({ host: c.name, ...r }) + '\n');
+    else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');
+  };
+  const children = [start(across[0], names[0]), start(across[1], names[1])];
+  // One that fails at its start (a namespace that is not there) takes the other down: nothing to merge.
+  for (const c of children) c.exited.then((code) => { if (code !== 0 && readyCount < 2) for (const o of children) o.proc.kill('SIGINT'); });
+  const stop = () => { for (const c of children) c.proc.kill('SIGINT'); };
+  const done = (async () => {
+    const codes = await Promise.all(children.map((c) => c.exited));
+    if (codes.some((c) => c !== 0) && readyCount < 2) return 1;
+    const traces = children.map((c) => loadTrace(bufferSource(Buffer.from([...c.others, ...c.packets].join('\n'))), c.name, null, new Set(), 'may be none')) as [LoadedTrace, LoadedTrace];
+    const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));
+    const cut = children.filter((c) => c.beyond).map((c) => `merged the first ${MAX_COMPARED} packets of ${c.name} (${c.beyond} more left out)`);
+    if (json) for (const r of mergedRecords(m)) out.write(JSON.stringify(r) + '\n');
+    else out.write(`\n── across ${names[0]} and ${names[1]}\n${cut.map((l) => l + '\n').join('')}${formatMerged(m, [across[0], across[1]], traces)}\n`);
+    return codes.every((c) => c === 0) ? 0 : 1;
+  })();
+  return { ready, stop, done };
+}
