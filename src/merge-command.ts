@@ -110,7 +110,7 @@ export function formatMerged(m: Merged, files: [string, string], traces: [Loaded
     if (isNum(lost) && lost > 0) lines.push(`${h} lost ${lost} events: a packet missing from its trace may be among them`);
     const counters = traces[i].summary?.counters;
     const loss = counters && typeof counters === 'object' ? Object.entries(counters).filter(([k]) => LOSS_COUNTER.test(k)) : [];
-    if (loss.length) lines.push(`${h}'s counters of loss (netstat -s): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`);
+    if (loss.length) lines.push(`${h}'s counters of loss (netstat -s, ip -s link, softnet_stat): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`);
   });
   return lines.join('\n').trimEnd();
 }

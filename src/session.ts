@@ -3,7 +3,7 @@
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from './correlate.js';
-import { COUNTER_FILES, counterDeltas, parseCounters, type Counters } from './counters.js';
+import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
 import { needsAttribution, RuleAttributor } from './attribution.js';
@@ -368,11 +368,11 @@ export class Session {
     this.sink?.note(message);
   }
 
-  /** The namespace's netstat -s counters, or null when they cannot be read. */
+  /** The namespace's netstat -s counters and its devices' and the host's counters of loss; null when they cannot be read. */
   private readCounters(): Counters | null {
     try {
       const texts = native().readInNetns(this.nsPath, COUNTER_FILES);
-      return texts.some((t) => t.length) ? parseCounters(...texts) : null;
+      return texts.some((t) => t.length) ? parseAllCounters(texts) : null;
     } catch {
       return null;
     }

@@ -100,6 +100,13 @@ test('merge: a full queue on the client\'s device never left the client', async 
   for (const trip of m.trips) assert.equal(trip.sent.drop.layer, 'qdisc');
 });
 
+test('merge: the client\'s device drops (its veth peer is down): never left the client, and its tx_dropped moved', async (t) => {
+  if (!needsRoot(t)) return;
+  const m = await across(t, { setup: (lab) => lab.exec(lab.router!.netns, 'ip', ['link', 'set', 'eth-cli', 'down']) });
+  only(m, 'client→server [S] dropped-at-sender');
+  assert.match(m.text, /client's counters of loss \(netstat -s, ip -s link, softnet_stat\): .*eth0\.tx_dropped \+\d+/);
+});
+
 test('merge: a drop in the server\'s INPUT reached the server\'s device and died there', async (t) => {
   if (!needsRoot(t)) return;
   const m = await across(t, { setup: (lab) => lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']) });

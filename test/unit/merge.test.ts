@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/merge.js';
 import { hostArgument } from '../../src/merge-command.js';
 import { childArgs, packetLine } from '../../src/across.js';
+import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/counters.js';
 
 const T0 = 1_700_000_000_000_000; // µs
 const CLIENT = '198.18.1.1', SERVER = '198.18.2.2';
@@ -109,4 +110,19 @@ test('--netns twice: each child gets the user\'s arguments with its own --netns 
     fate: 'dropped', drop: { hook: 'LOCAL_OUT', layer: 'netfilter', reason: 'NETFILTER_DROP' },
   }, 6);
   assert.equal(line, 'client  13:13:21.203 out [S] 198.18.1.1:40000 → 198.18.2.2:3306 dropped at LOCAL_OUT (NETFILTER_DROP)');
+});
+
+test('counters of loss beside the netstat ones: each device\'s drops and errors, and the host\'s softnet drops', () => {
+  const dev = `Inter-|   Receive                                                |  Transmit
+ face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
+    lo:   16173     149    0    0    0     0          0         0    16173     149    0    0    0     0       0          0
+  eth0: 1000 10 1 2 3 4 0 0 2000 20 5 6 7 0 8 0
+`;
+  const c = parseDeviceCounters(dev);
+  assert.deepEqual([c.get('eth0.rx_errors'), c.get('eth0.rx_dropped'), c.get('eth0.rx_fifo_errors'), c.get('eth0.rx_frame_errors')], [1, 2, 3, 4]);
+  assert.deepEqual([c.get('eth0.tx_errors'), c.get('eth0.tx_dropped'), c.get('eth0.tx_fifo_errors'), c.get('eth0.tx_carrier_errors')], [5, 6, 7, 8]);
+  assert.equal(c.has('eth0.rx_bytes'), false);
+  assert.deepEqual([...parseSoftnet('0ad6b8cc 00000010 00000050\n0204c316 00000002 00000002\n')], [['SoftnetDropped', 18]]);
+  const all = parseAllCounters(['Tcp: InSegs\nTcp: 7\n', '', 'Ip6InReceives 3\n', dev, '00000001 00000001 00000000\n']);
+  assert.deepEqual([all.get('TcpInSegs'), all.get('Ip6InReceives'), all.get('eth0.tx_dropped'), all.get('SoftnetDropped')], [7, 3, 6, 1]);
 });
