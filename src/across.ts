@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { MAX_COMPARED } from './compare.js';
 import { loadTrace, type LoadedTrace } from './compare-command.js';
 import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
-import { merge } from './merge.js';
+import { merge, type Merged } from './merge.js';
 import { bufferSource } from './pcap/read.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
@@ -38,31 +38,47 @@ export interface AcrossRun {
   ready: Promise<void>;
   /** Asks both to finish (SIGINT): each writes its summary. */
   stop(): void;
+  /** The merge of what both traced so far (the full-screen view redraws it); null before both are ready. */
+  current(): Merged | null;
   /** Resolves with the exit code once both are done and the merge is printed. */
   done: Promise<number>;
 }
 
-/**
- * Starts both traces. names label the namespaces in the output (default: as given).
- * out/err: where records and lines go (stdout and stderr).
- */
-export function traceAcross(argv: string[], across: [string, string], json: boolean, bin: string,
-  names: [string, string] = across, out = process.stdout, err = process.stderr): AcrossRun {
+export interface AcrossOptions {
+  json: boolean;
+  /** How the namespaces are named in the output (default: as given). */
+  names?: [string, string];
+  /** The full-screen view takes the records and the children's messages instead of the terminal. */
+  view?: { record(host: 0 | 1, r: Record<string, any>): void; message(host: 0 | 1, line: string): void; close(): void };
+  out?: NodeJS.WritableStream;
+  err?: NodeJS.WritableStream;
+}
+
+function traceOf(c: Child): LoadedTrace {
+  return loadTrace(bufferSource(Buffer.from([...c.others, ...c.packets].join('\n'))), c.name, null, new Set(), 'may be none');
+}
+
+/** Starts both traces (bin: pathtrace's own script, for the children). */
+export function traceAcross(argv: string[], across: [string, string], bin: string, o: AcrossOptions): AcrossRun {
+  const { json, view } = o;
+  const names = o.names ?? across;
+  const out = o.out ?? process.stdout, err = o.err ?? process.stderr;
   const width = Math.max(...names.map((n) => n.length));
-  const start = (netns: string, name: string): Child => {
+  const start = (netns: string, host: 0 | 1): Child => {
+    const name = names[host];
     const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, bin, ...childArgs(argv, netns)], { stdio: ['ignore', 'pipe', 'pipe'] });
     const c: Child = { name, proc, packets: [], others: [], beyond: 0, exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))) };
     let rest = '';
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (rest + d).split('\n');
       rest = lines.pop()!;
-      for (const line of lines) take(c, line);
+      for (const line of lines) take(c, host, line);
     });
     let errRest = '';
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (errRest + d).split('\n');
       errRest = lines.pop()!;
-      for (const line of lines) if (line) err.write(`[${name}] ${line}\n`);
+      for (const line of lines) if (line) (view ? view.message(host, line) : err.write(`[${name}] ${line}\n`));
     });
     proc.on('error', (e) => err.write(`[${name}] cannot start: ${e.message}\n`));
     return c;
@@ -70,7 +86,7 @@ export function traceAcross(argv: string[], across: [string, string], json: bool
   let readyCount = 0;
   let onReady: () => void = () => {};
   const ready = new Promise<void>((r) => { onReady = r; });
-  const take = (c: Child, line: string) => {
+  const take = (c: Child, host: 0 | 1, line: string) => {
     let r: Record<string, any>;
     try {
       r = JSON.parse(line);
@@ -78,29 +94,36 @@ export function traceAcross(argv: string[], across: [string, string], json: bool
       return;
     }
     if (r.type === 'ready' && ++readyCount === 2) {
-      if (!json) err.write(`pathtrace: tracing ${names.join(' and ')} at once, each by a pathtrace of its own. Ctrl-C to stop and merge.\n`);
+      if (!json && !view) err.write(`pathtrace: tracing ${names.join(' and ')} at once, each by a pathtrace of its own. Ctrl-C to stop and merge.\n`);
       onReady();
     }
     if (r.type === 'packet') {
       // Kept for the merge, as many as merge takes from a file.
       if (c.packets.length < MAX_COMPARED) c.packets.push(line); else c.beyond++;
     } else c.others.push(line);
-    if (json) out.write(JSON.stringify({ host: c.name, ...r }) + '\n');
+    if (view) view.record(host, r);
+    else if (json) out.write(JSON.stringify({ host: c.name, ...r }) + '\n');
     else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');
   };
-  const children = [start(across[0], names[0]), start(across[1], names[1])];
+  const children = [start(across[0], 0), start(across[1], 1)];
   // One that fails at its start (a namespace that is not there) takes the other down: nothing to merge.
-  for (const c of children) c.exited.then((code) => { if (code !== 0 && readyCount < 2) for (const o of children) o.proc.kill('SIGINT'); });
+  for (const c of children) c.exited.then((code) => { if (code !== 0 && readyCount < 2) for (const x of children) x.proc.kill('SIGINT'); });
   const stop = () => { for (const c of children) c.proc.kill('SIGINT'); };
+  const current = () => {
+    if (readyCount < 2) return null;
+    const now = Date.now() * 1000;
+    return merge(hostTrace(names[0], traceOf(children[0]), now), hostTrace(names[1], traceOf(children[1]), now));
+  };
   const done = (async () => {
     const codes = await Promise.all(children.map((c) => c.exited));
+    view?.close();
     if (codes.some((c) => c !== 0) && readyCount < 2) return 1;
-    const traces = children.map((c) => loadTrace(bufferSource(Buffer.from([...c.others, ...c.packets].join('\n'))), c.name, null, new Set(), 'may be none')) as [LoadedTrace, LoadedTrace];
+    const traces = [traceOf(children[0]), traceOf(children[1])] as [LoadedTrace, LoadedTrace];
     const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));
     const cut = children.filter((c) => c.beyond).map((c) => `merged the first ${MAX_COMPARED} packets of ${c.name} (${c.beyond} more left out)`);
     if (json) for (const r of mergedRecords(m)) out.write(JSON.stringify(r) + '\n');
     else out.write(`\n── across ${names[0]} and ${names[1]}\n${cut.map((l) => l + '\n').join('')}${formatMerged(m, [across[0], across[1]], traces)}\n`);
     return codes.every((c) => c === 0) ? 0 : 1;
   })();
-  return { ready, stop, done };
+  return { ready, stop, current, done };
 }

@@ -4,7 +4,7 @@ import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare, type Progress } from './compare-command.js';
 import { runMerge } from './merge-command.js';
-import { traceAcross } from './across.js';
+import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
 import { NetnsError, resolveNetns } from './netns.js';
@@ -94,8 +94,8 @@ async function loadTui() {
   const saved = ciKeys.map((k) => [k, process.env[k]] as const);
   for (const k of ciKeys) delete process.env[k];
   try {
-    const [{ TuiSink }, { TuiStore }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js')]);
-    return { TuiSink, TuiStore };
+    const [{ TuiSink }, { TuiStore }, { AcrossStore, showAcross }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js'), import('./tui/across.js')]);
+    return { TuiSink, TuiStore, AcrossStore, showAcross };
   } finally {
     for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
   }
@@ -182,21 +182,43 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   }
 }
 
-/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts). */
-export async function across(namespaces: [string, string], argv: string[], json: boolean, names?: [string, string],
+/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts); on a
+ *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
+export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
   onReady?: (stop: () => void) => void): Promise<number> {
   checkPrivileges(true);
-  for (const n of namespaces) {
+  for (const n of o.across) {
     try {
       resolveNetns(n);
     } catch (e) {
       throw e instanceof NetnsError ? new UserError(e.message) : e;
     }
   }
-  const run = traceAcross(argv, namespaces, json, process.argv[1], names);
+  let stopRun = () => {};
+  let view: AcrossOptions['view'];
+  let redraw: NodeJS.Timeout | null = null;
+  if (usesTui(o)) {
+    const { AcrossStore, showAcross } = await loadTui();
+    const store = new AcrossStore(names ?? o.across);
+    const screen = showAcross(store, !process.env.NO_COLOR, () => stopRun());
+    view = {
+      record: (host, r) => store.record(host, r),
+      message: (host, line) => store.message(host, line),
+      close: () => { if (redraw) clearInterval(redraw); screen.close(); },
+    };
+    redraw = setInterval(() => {
+      const m = run.current();
+      if (m) store.setMerged(m);
+    }, 1000);
+  }
+  const run = traceAcross(argv, o.across, process.argv[1], { json: o.json, names, view });
+  stopRun = run.stop;
   let signalled = false;
   const stop = () => {
-    if (signalled) process.exit(130); // the children get SIGTERM by their parent-death signal, and detach
+    if (signalled) { // the children get SIGTERM by their parent-death signal, and detach
+      view?.close();
+      process.exit(130);
+    }
     signalled = true;
     run.stop();
   };
@@ -206,6 +228,7 @@ export async function across(namespaces: [string, string], argv: string[], json:
     if (onReady) run.ready.then(() => onReady(run.stop));
     return await run.done;
   } finally {
+    view?.close();
     for (const sig of signals) process.off(sig, stop);
   }
 }
@@ -231,7 +254,7 @@ export async function main(argv: string[]): Promise<number> {
         process.stdout.write(versionText(findVersion()) + '\n');
         return 0;
       case 'trace':
-        if (cmd.options.across) return await across(cmd.options.across, argv, cmd.options.json);
+        if (cmd.options.across) return await across({ ...cmd.options, across: cmd.options.across }, argv);
         await trace(cmd.options);
         return 0;
       case 'demo':

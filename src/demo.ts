@@ -135,7 +135,7 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
 
     let result: ClientResult | undefined;
     if (scenario.both) {
-      const code = await across(scenario.both(lab), ['--port', String(scenario.port), '--proto', 'tcp'], options.json, ['client', 'server'],
+      const code = await across({ ...options, across: scenario.both(lab) }, ['--port', String(scenario.port), '--proto', 'tcp'], ['client', 'server'],
         (stop) => { scenario.client(lab!).then((r) => { result = r; }).catch(() => {}).finally(() => setTimeout(stop, 300)); });
       if (code !== 0) throw new UserError('demo across: a trace failed (see above)');
       if (result) say(`the client's view: ${describe(result)}`);

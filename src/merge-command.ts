@@ -15,12 +15,15 @@ export function hostArgument(arg: string): { name: string; file: string } {
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
 /** A host's trace as merge takes it: the time it traced and its addresses from its ready and summary
- *  records where it has them (--json output), else from its packets. Pure. */
-export function hostTrace(name: string, t: LoadedTrace): HostTrace {
+ *  records where it has them (--json output), else from its packets. Pure: nowUs is the time now, for a
+ *  trace that has not ended. */
+export function hostTrace(name: string, t: LoadedTrace, nowUs?: number): HostTrace {
   const packets = t.packets as HostPacket[];
   const started = typeof t.ready?.started_at === 'string' ? Date.parse(t.ready.started_at) : NaN;
   const duration = t.summary?.duration_s;
-  const traced = Number.isFinite(started) && isNum(duration) ? { from: started * 1000, to: started * 1000 + duration * 1e6 } : t.traced;
+  // A trace still running (nowUs: --netns twice, redrawn as it goes) has traced until now.
+  const end = isNum(duration) ? started * 1000 + duration * 1e6 : nowUs;
+  const traced = Number.isFinite(started) && end !== undefined ? { from: started * 1000, to: end } : t.traced;
   const listed = Array.isArray(t.ready?.addresses) ? (t.ready.addresses as unknown[]).filter((a): a is string => typeof a === 'string') : [];
   const seen = packets.flatMap((p) => (p.direction === 'out' ? [p.src] : p.direction === 'in' ? [p.dst] : []));
   const lost = t.summary?.lost_events;
@@ -39,7 +42,7 @@ const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 
 const PROTOS: Record<string, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 /** A trace's flow key ("6 198.18.0.1:40000 198.18.0.2:3306") as "tcp 198.18.0.1:40000 ↔ 198.18.0.2:3306". */
-const flowText = (flow: string) => {
+export const flowText = (flow: string) => {
   const [proto, a, b] = flow.split(' ');
   return b ? `${PROTOS[proto] ?? `proto ${proto}`} ${a} ↔ ${b}` : flow;
 };

@@ -119,8 +119,10 @@ function byKey(list: Timed[]): Map<string, Timed[]> {
  *  from above (arrival − departure = delay + offset ≥ offset); one the other way, from below. Evidence:
  *  TCP packets whose content occurs once on each side. */
 export function estimateClock(ab: [number, number][], ba: [number, number][]): Clock {
-  const upper = ab.length ? Math.min(...ab.map(([left, arrived]) => arrived - left)) : null;
-  const lower = ba.length ? Math.max(...ba.map(([left, arrived]) => left - arrived)) : null;
+  // Loops, not Math.min(...): a spread of 200 000 arguments overflows the stack.
+  let upper: number | null = null, lower: number | null = null;
+  for (const [left, arrived] of ab) upper = upper === null ? arrived - left : Math.min(upper, arrived - left);
+  for (const [left, arrived] of ba) lower = lower === null ? left - arrived : Math.max(lower, left - arrived);
   const pairs = ab.length + ba.length;
   if (upper !== null && lower !== null) {
     return { offsetUs: (lower + upper) / 2, uncertaintyUs: Math.abs(upper - lower) / 2, lowerUs: lower, upperUs: upper, pairs, inconsistent: lower > upper };

@@ -79,21 +79,24 @@ function Stage({ id, counts, theme }: { id: StageId; counts?: { reached: number;
   );
 }
 
-function StageRow({ label, ids, snap, theme }: { label: string; ids: readonly StageId[]; snap: Snapshot; theme: Theme }) {
+type StageCounts = Map<StageId, { reached: number; died: number }>;
+
+function StageRow({ label, ids, stages, theme }: { label: string; ids: readonly StageId[]; stages: StageCounts; theme: Theme }) {
   return (
     <Box flexWrap="wrap">
       <Box width={4}><Text bold>{label}</Text></Box>
-      {ids.map((id) => <Stage key={id} id={id} counts={snap.stages.get(id)} theme={theme} />)}
+      {ids.map((id) => <Stage key={id} id={id} counts={stages.get(id)} theme={theme} />)}
     </Box>
   );
 }
 
-export function StagesView({ snap, theme }: { snap: Snapshot; theme: Theme }) {
+/** The stages as three rows (receive, forward, transmit), each with how many packets reached and died there. */
+export function StagesView({ stages, theme }: { stages: StageCounts; theme: Theme }) {
   return (
     <Box flexDirection="column">
-      <StageRow label="RX" ids={RX_STAGES} snap={snap} theme={theme} />
-      <StageRow label="FWD" ids={FWD_STAGES} snap={snap} theme={theme} />
-      <StageRow label="TX" ids={TX_STAGES} snap={snap} theme={theme} />
+      <StageRow label="RX" ids={RX_STAGES} stages={stages} theme={theme} />
+      <StageRow label="FWD" ids={FWD_STAGES} stages={stages} theme={theme} />
+      <StageRow label="TX" ids={TX_STAGES} stages={stages} theme={theme} />
     </Box>
   );
 }
@@ -295,7 +298,7 @@ export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
         {unavailable ? ` · ${unavailable} points unavailable` : ''}
         {paused ? <Text inverse>{' PAUSED '}</Text> : ''}
       </Text>
-      <StagesView snap={snap} theme={theme} />
+      <StagesView stages={snap.stages} theme={theme} />
       <Text wrap="truncate" dimColor>{counters ? `netstat -s: ${counters}` : 'netstat -s: no change yet'}</Text>
       <Box height={2} overflow="hidden"><Text wrap="wrap" color={theme.color ? "yellow" : undefined}>{snap.notes.at(-1) ?? ""}</Text></Box>
       <Box flexDirection="column" flexGrow={1}>{body}</Box>

@@ -168,3 +168,34 @@ for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
     assert.equal(lines.filter((l) => / ↔ /.test(l)).length, 4);
   });
 }
+
+test('--netns twice on a terminal: both namespaces\' stages side by side, the merge verdict between them, q stops', async (t) => {
+  const { AcrossStore, AcrossView } = await import('../../src/tui/across.js');
+  const { merge } = await import('../../src/merge.js');
+  const store = new AcrossStore(['client', 'server']);
+  const syn = {
+    type: 'packet', id: 1, time_us: 1_700_000_000_000_000, family: 'ipv4', proto: 'tcp', src: '198.18.1.1', dst: '198.18.2.2', sport: 40000,
+    dport: 3306, tcp_flags: 'S', seq: 5, ack: 0, len: 0, direction: 'out', fate: 'sent', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
+    flow: '6 198.18.1.1:40000 198.18.2.2:3306',
+    steps: [{ point: 'netfilter', hook: 'LOCAL_OUT', at: 'entry', t_ns: 0 }, { point: 'netfilter', hook: 'POST_ROUTING', at: 'entry', t_ns: 10 },
+      { point: 'net_dev_queue', dev: 'eth0', t_ns: 20 }, { point: 'net_dev_start_xmit', dev: 'eth0', t_ns: 30 }],
+  };
+  const dropped = { ...syn, id: 2, direction: 'in', fate: 'dropped', drop: { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' },
+    steps: [{ point: 'netif_receive_skb', dev: 'eth0', t_ns: 0 }, { point: 'netfilter', hook: 'PRE_ROUTING', at: 'entry', t_ns: 5 },
+      { point: 'netfilter', hook: 'LOCAL_IN', at: 'entry', t_ns: 9 }, { point: 'kfree_skb', reason: 'NETFILTER_DROP', t_ns: 12 }] };
+  store.record(0, syn);
+  store.record(1, dropped);
+  const host = (name: string, p: object) => ({ name, packets: [p] as never[], filter: null, traced: { from: 0, to: 2e15 }, addresses: new Set([name === 'client' ? '198.18.1.1' : '198.18.2.2']), lostEvents: 0 });
+  store.setMerged(merge(host('client', syn), host('server', dropped)));
+  let quit = 0;
+  const r = render(<AcrossView store={store} theme={{ color: false }} onQuit={() => { quit++; }} />);
+  t.after(() => r.unmount());
+  const frame = await sees(() => strip(r.lastFrame()), /dropped at the receiver \(client → server\)/);
+  assert.match(frame, /client \(1 packets\)[\s\S]*server \(1 packets\)/);
+  assert.match(frame, /tcp 198\.18\.1\.1:40000 ↔ 198\.18\.2\.2:3306 · \[S\] dropped at the receiver/);
+  assert.match(frame, /LOCAL_IN 1 ✗1 died/, "the server's column shows where it died");
+  assert.match(frame, /POST_ROUTING 1/, "the client's column shows it leaving");
+  r.stdin.write('q');
+  for (let i = 0; i < 100 && !quit; i++) await tick(10);
+  assert.equal(quit, 1);
+});
