@@ -70,7 +70,7 @@ const kind = (p: HostPacket) => (p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 't
 const device = (p: HostPacket, tx: boolean) => {
   const points = tx ? ['net_dev_start_xmit'] : ['napi_gro_receive_entry', 'netif_receive_skb', 'netif_rx'];
   const s = (p.steps ?? []).filter((x) => points.includes(x.point));
-  return (tx ? s.at(-1) : s[0])?.dev ?? 'device';
+  return (tx ? s.at(-1) : s[0])?.dev ?? p.tcpdump_devices[0] ?? 'device';
 };
 
 /** One trip as a line: where it went between the two hosts. Pure. */

@@ -79,9 +79,12 @@ const MAX_TRANSIT_US = 3_000_000;
 /** Added to the clock's uncertainty when matching: a receiver's time may precede the corrected departure by this. */
 const SLACK_US = 1000;
 
-/** The µs time of the packet at a device (its last TX step, or its first RX step), on its host's clock. */
+/** The µs time of the packet at a device (its last TX step, or its first RX step), on its host's clock.
+ *  A --write file's records have no steps: there the journey's start stands for it (an arriving packet's
+ *  is its device; a departing one's is where it was made, microseconds before it left) where tcpdump saw it. */
 export function deviceTime(p: HostPacket, tx: boolean): number | null {
-  const steps = p.steps ?? [];
+  if (!p.steps) return p.tcpdump ? p.time_us : null;
+  const steps = p.steps;
   const t0 = steps[0]?.t_ns;
   const at = steps.filter((s) => (tx ? TX_POINTS : RX_POINTS).has(s.point) && s.t_ns !== undefined);
   const s = tx ? at.at(-1) : at[0];
@@ -152,7 +155,8 @@ function covers(h: HostTrace, p: HostPacket, at: number | null): boolean {
     if (f.ports && !f.ports.includes(p.sport ?? -1) && !f.ports.includes(p.dport ?? -1)) return false;
     if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
   }
-  return h.traced !== null && at !== null && at >= h.traced.from && at <= h.traced.to;
+  // at is when it left: it would have arrived within MAX_TRANSIT_US of that.
+  return h.traced !== null && at !== null && at + MAX_TRANSIT_US >= h.traced.from && at <= h.traced.to;
 }
 
 const timed = (h: HostTrace, dir: 'in' | 'out'): Timed[] =>

@@ -18,9 +18,11 @@ interface Case {
   serverPort?: number;
   /** The address the client connects to (default: the server's). */
   to?: (lab: Lab) => string;
+  /** Each trace also --write's a pcapng file, merged too (its records have no steps). */
+  write?: boolean;
 }
 
-interface Merged { trips: Rec[]; clock: Rec; text: string; connected: boolean }
+interface Merged { trips: Rec[]; clock: Rec; text: string; connected: boolean; written?: Rec[] }
 
 async function across(t: TestContext, c: Case): Promise<Merged> {
   const lab = new Lab({ router: true });
@@ -30,8 +32,10 @@ async function across(t: TestContext, c: Case): Promise<Merged> {
   const port = c.port ?? 3306, serverPort = c.serverPort ?? port;
   c.setup?.(lab);
   await lab.listen('tcp', serverPort);
-  const client = await Pathtrace.start(['--netns', lab.client.netns, '--port', String(port)]);
-  const server = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(serverPort)]);
+  const pcapng = ['client', 'server'].map((n) => path.join(dir, `${n}.pcapng`));
+  const write = (i: number) => (c.write ? ['--write', pcapng[i]] : []);
+  const client = await Pathtrace.start(['--netns', lab.client.netns, '--port', String(port), ...write(0)]);
+  const server = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(serverPort), ...write(1)]);
   const r = await lab.connect('tcp', c.to?.(lab) ?? lab.server.v4, port, 2500 * SLOWDOWN);
   await sleep(300 * SLOWDOWN);
   const files = ['client', 'server'].map((n) => path.join(dir, `${n}.ndjson`));
@@ -43,7 +47,12 @@ async function across(t: TestContext, c: Case): Promise<Merged> {
   const records = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const text = runCli(['merge', `client=${files[0]}`, `server=${files[1]}`]);
   assert.equal(text.code, 0, text.stderr);
-  return { trips: records.filter((x) => x.type === 'trip'), clock: records.find((x) => x.type === 'clock'), text: text.stdout, connected: r.ok };
+  const written = c.write ? runCli(['merge', '--json', `client=${pcapng[0]}`, `server=${pcapng[1]}`]) : null;
+  assert.equal(written?.code ?? 0, 0, written?.stderr);
+  return {
+    trips: records.filter((x) => x.type === 'trip'), clock: records.find((x) => x.type === 'clock'), text: text.stdout, connected: r.ok,
+    written: written?.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'trip'),
+  };
 }
 
 const paths = (m: Merged) => m.trips.map((t) => `${t.from}→${t.to} [${t.tcp_flags}] ${t.path}`);
@@ -107,10 +116,11 @@ test('merge: the client\'s device drops (its veth peer is down): never left the 
   assert.match(m.text, /client's counters of loss \(netstat -s, ip -s link, softnet_stat\): .*eth0\.tx_dropped \+\d+/);
 });
 
-test('merge: a drop in the server\'s INPUT reached the server\'s device and died there', async (t) => {
+test('merge: a drop in the server\'s INPUT reached the server\'s device and died there (from --json outputs and --write files)', async (t) => {
   if (!needsRoot(t)) return;
-  const m = await across(t, { setup: (lab) => lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']) });
+  const m = await across(t, { write: true, setup: (lab) => lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']) });
   only(m, 'client→server [S] dropped-at-receiver');
+  assert.deepEqual(m.written!.map((x) => x.path), m.trips.map((x) => x.path), 'the --write files merge as the --json outputs do');
   for (const trip of m.trips) {
     assert.deepEqual([trip.received.drop.hook, trip.received.drop.chain], ['LOCAL_IN', 'INPUT']);
     assert.ok(trip.received.at_us >= trip.sent.at_us - 1000, 'arrival after departure, on one clock');
