@@ -190,7 +190,8 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
 
 // ---- text ------------------------------------------------------------------
 
-function clock(us: number): string {
+/** HH:MM:SS.µµµµµµ, local time. */
+export function clock(us: number): string {
   const d = new Date(us / 1000);
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(us % 1_000_000, 6)}`;

@@ -1,7 +1,7 @@
 // `pathtrace merge [NAME=]A [NAME=]B [--json]`: reads two hosts' traces, merges them (merge.ts) and tells
 // each connection's trips between the two: text, or NDJSON records.
 import path from 'node:path';
-import { afterCapture } from './compare.js';
+import { afterCapture, clock } from './compare.js';
 import { readTraceFile, type LoadedTrace, type Progress } from './compare-command.js';
 import { merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
 
@@ -31,12 +31,6 @@ export function hostTrace(name: string, t: LoadedTrace, nowUs?: number): HostTra
 }
 
 // ---- text ------------------------------------------------------------------
-
-function clock(us: number): string {
-  const d = new Date(us / 1000);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(Math.floor(((us % 1e6) + 1e6) % 1e6), 6)}`;
-}
 
 const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 
