@@ -1,5 +1,6 @@
 // Which layer freed a packet, from the freeing function and the drop reason.
 // Pure: names in, names out.
+import { REASONS } from './reasons.js';
 
 export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
 
@@ -34,12 +35,14 @@ export function layerOfLocation(location: string): Layer | undefined {
 
 const layers = new Map<string, Layer>();
 
-/** The layer a drop belongs to: by reason when it names one, else by where it happened. */
+/** The layer a drop belongs to: by reason when it names one (the table in reasons.ts, else the naming rules
+ *  above, for a reason newer than the table), else by where it happened. */
 export function dropLayer(reason: string, location: string): Layer {
   const key = `${reason} ${location}`;
   let layer = layers.get(key);
   if (layer === undefined) {
-    layer = REASON_LAYERS.find(([re]) => re.test(reason))?.[1] ?? layerOfLocation(location) ?? 'kernel';
+    const named = reason === 'NOT_SPECIFIED' ? undefined : REASONS[reason]?.layer; // it names none: where says
+    layer = named ?? REASON_LAYERS.find(([re]) => re.test(reason))?.[1] ?? layerOfLocation(location) ?? 'kernel';
     if (layers.size > 4096) layers.clear();
     layers.set(key, layer);
   }

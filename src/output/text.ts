@@ -2,6 +2,7 @@
 // and the part a tcpdump user needs: what the capture shows and why.
 import { flagLetters, TCP, type Journey, type Step } from '../journey.js';
 import { IPPROTO } from '../record.js';
+import { explainDrop } from '../reasons.js';
 import type { RuleAttribution } from '../ruleset/attribute.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import { bundleDrops } from '../story.js';
@@ -213,6 +214,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     facts.push(`${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
     if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
     if (j.drop.answered !== undefined) facts.push(j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent');
+    extra.push(st.dim(`why: ${explainDrop(j.drop)}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
   } else if (j.ending === 'freed') {

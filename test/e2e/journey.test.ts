@@ -19,7 +19,8 @@ for (const family of [4, 6] as const) {
     }, ({ result, packets, connections, summary }) => {
       assert.equal(result.error, 'ECONNREFUSED');
       const [syn] = dropped(packets);
-      assert.deepEqual({ ...syn.drop, location: undefined }, { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: undefined });
+      assert.deepEqual({ ...syn.drop, location: undefined, explanation: undefined }, { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: undefined, explanation: undefined });
+      assert.match(syn.drop.explanation, /^no socket was bound to its destination port and address \(nothing listening there\): TCP answers such a packet with a reset/);
       assert.match(syn.drop.location, /^tcp_v[46]_rcv$/);
       assert.deepEqual(syn.delivery, { socket: false, read: null });
       assert.deepEqual(syn.tcp, { saw: true, reply: 'R' });
@@ -114,6 +115,7 @@ test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before rou
     const [d] = packets;
     assert.equal(d.src, '198.18.99.1');
     assert.deepEqual([d.fate, d.drop.layer, d.drop.reason, d.tcpdump], ['dropped', 'ip', 'IP_RPFILTER', true]);
+    assert.match(d.drop.explanation, /^reverse path filtering: a reply to its source would not leave by the device it came in on \(rp_filter\)$/);
     assert.ok(d.steps.some((s: Rec) => s.hook === 'PRE_ROUTING' && (s.at === 'exit' || s.passed)), 'it left PRE_ROUTING');
     assert.ok(!d.steps.some((s: Rec) => s.hook === 'LOCAL_IN'), 'never routed');
   });
@@ -130,6 +132,9 @@ test('TTL expired while forwarding: dropped in ip_forward, ICMP time exceeded fr
   }, ({ lab, packets, connections }) => {
     const [d] = dropped(packets);
     assert.deepEqual([d.drop.layer, d.drop.location], ['ip', 'ip_forward']);
+    if (d.drop.reason !== null) { // a kernel with drop reasons (5.17+) says IP_INHDR, which means this here
+      assert.equal(d.drop.explanation, 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded');
+    }
     const [icmp] = out(packets);
     assert.deepEqual([icmp.icmp.type, icmp.src, icmp.dst, icmp.origin], [11, lab.router!.toClient.v4, lab.client.v4, 'stack']);
     assert.equal(icmp.icmp.about.dst, lab.server.v4);
@@ -166,6 +171,7 @@ test('a full listen backlog: SYNs the listener consumed without answering, named
     assert.ok(overflow.length >= 2, `${overflow.length} overflows`);
     for (const p of overflow) {
       assert.deepEqual([p.tcp_flags, p.drop.layer, p.drop.inferred, p.drop.location], ['S', 'tcp', true, 'tcp_rcv_state_process']);
+      assert.match(p.drop.explanation, /^the listening socket's accept queue was full: the application does not accept connections fast enough/);
     }
     // Accepted SYNs are answered and not counted.
     assert.ok(packets.some((p) => p.tcp_flags === 'S' && p.fate === 'delivered' && p.tcp.reply === 'SA'));

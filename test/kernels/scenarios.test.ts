@@ -74,6 +74,8 @@ function assertTraced(ready: Rec): void {
 function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, chain: string): void {
   assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
     { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain }, JSON.stringify(p.drop));
+  // In words on every kernel, with drop reasons or without.
+  assert.match(p.drop.explanation, /^a netfilter rule \(iptables or nftables\) dropped it/, JSON.stringify(p.drop));
   // Where a trampoline or kretprobe on the table's evaluator is attached, it saw the chain return the drop.
   const evaluator = p.drop.source === 'iptables-legacy' ? 'ipt_do_table' : 'nft_do_chain';
   const kind = ready.netfilter_mechanism === 'kprobes' ? 'kretprobe' : 'fexit';
@@ -181,8 +183,13 @@ test('a closed UDP port: the datagram is dropped by the stack and the ICMP port 
   assert.equal(dgram.fate, 'dropped', JSON.stringify(dgram));
   assert.equal(dgram.drop.hook, null);
   // With drop reasons: NO_SOCKET (socket layer); without: named by the freeing function (__udp4_lib_rcv).
-  if (dgram.drop.reason === null) assert.equal(dgram.drop.layer, 'udp', JSON.stringify(dgram.drop));
-  else assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
+  if (dgram.drop.reason === null) {
+    assert.equal(dgram.drop.layer, 'udp', JSON.stringify(dgram.drop));
+    assert.match(dgram.drop.explanation, /^UDP refused it \(\w+\); this kernel names no drop reasons/);
+  } else {
+    assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
+    assert.match(dgram.drop.explanation, /^no socket was bound to its destination port/);
+  }
   const icmp = r.packets.find((p) => p.proto === 'icmp' && p.direction === 'out');
   assert.ok(icmp, 'the port unreachable');
   assert.deepEqual([icmp.icmp.type, icmp.icmp.code], [3, 3]);
