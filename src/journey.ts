@@ -63,6 +63,8 @@ export interface Drop {
   answered?: boolean;
   /** Netfilter drops: the table, chain and rule, as far as the evidence goes. */
   attribution?: RuleAttribution;
+  /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */
+  advice?: string[];
 }
 
 export interface Journey {

@@ -165,3 +165,33 @@ export function explainDrop(d: { reason: string | null; location: string; layer:
   }
   return reasonText(d.reason);
 }
+
+/** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command
+ *  in its namespace ("ip netns exec web " or ""). */
+export interface AdviceContext {
+  proto: 'tcp' | 'udp' | 'icmp' | string; src: string; dst: string; dport: number; dev: string | null; prefix: string;
+}
+
+/** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
+export function dropAdvice(d: { reason: string | null; location: string; attribution?: unknown }, c: AdviceContext): string[] {
+  const p = c.prefix;
+  const dev = c.dev;
+  const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
+  const v6 = c.dst.includes(':');
+  switch (d.reason) {
+    case 'NETFILTER_DROP': return d.attribution ? [] : [`${p}nft list ruleset`, `${p}iptables-legacy-save`];
+    case 'NO_SOCKET': return [listening];
+    case 'TCP_LISTEN_OVERFLOW': return [`${listening} (Recv-Q: connections waiting to be accepted, Send-Q: the backlog)`, `${p}sysctl net.core.somaxconn`];
+    case 'SOCKET_RCVBUFF': return [`${p}ss -${c.proto === 'udp' ? 'u' : 't'}amn 'sport = :${c.dport}' (skmem: rb is the buffer)`, `${p}sysctl net.core.rmem_max net.core.rmem_default`];
+    case 'PROTO_MEM': return [`${p}sysctl net.ipv4.tcp_mem net.ipv4.udp_mem`, `${p}cat /proc/net/sockstat`];
+    case 'IP_RPFILTER': return [`${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`, `${p}ip route get ${c.src}`];
+    case 'IP_OUTNOROUTES': case 'IP_INNOROUTES': return [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`];
+    case 'IP_INHDR': return /^ip6?_forward/.test(d.location) ? [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} (a loop between routers also exhausts the TTL)`] : [];
+    case 'CPU_BACKLOG': return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
+    case 'DEV_READY': case 'XDP': return dev ? [`${p}ip link show ${dev}`] : [];
+  }
+  if (d.reason?.startsWith('NEIGH_') && dev) return [`${p}ip neigh show dev ${dev}`];
+  if (d.reason && /^(QDISC_|CAKE_|FQ_|DUALPI2_)/.test(d.reason) && dev) return [`${p}tc -s qdisc show dev ${dev}`];
+  if (d.reason && /^TC_/.test(d.reason) && dev) return [`${p}tc -s filter show dev ${dev} ${d.reason === 'TC_INGRESS' ? 'ingress' : 'egress'}`];
+  return [];
+}

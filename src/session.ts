@@ -22,8 +22,9 @@ import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
-import { Tally, type Summary } from './summary.js';
+import { protoName, Tally, type Summary } from './summary.js';
 import { missingToolNotes, onPath } from './tools.js';
+import { dropAdvice, type AdviceContext } from './reasons.js';
 
 export class SessionError extends Error {}
 
@@ -494,8 +495,18 @@ export class Session {
     for (const { j } of this.outbox.splice(0, n)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
       this.tally.add(j);
+      if (j.drop) j.drop.advice = dropAdvice(j.drop, this.adviceContext(j));
       sink.packet(j);
     }
+  }
+
+  /** A dropped packet's values for its advice: the device it was freed on (else its route's). */
+  private adviceContext(j: Journey): AdviceContext {
+    const freed = [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
+    return {
+      proto: protoName(j.proto, j.family), src: j.src, dst: j.dst, dport: j.dport,
+      dev: freed ? this.devices.name(freed) : null, prefix: commandPrefix(this.netns),
+    };
   }
 
   close(): void {

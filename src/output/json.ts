@@ -101,7 +101,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
 export function dropRecord(d: Drop): object {
   const a = d.attribution;
   return {
-    layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, explanation: explainDrop(d), inferred: d.inferred, answered: d.answered,
+    layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, explanation: explainDrop(d), advice: d.advice ?? [], inferred: d.inferred, answered: d.answered,
     ...(a && {
       table: a.table, chain: a.chain, family: a.family, source: a.source,
       rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },

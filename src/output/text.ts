@@ -215,6 +215,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
     if (j.drop.answered !== undefined) facts.push(j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent');
     extra.push(st.dim(`why: ${explainDrop(j.drop)}`));
+    if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
   } else if (j.ending === 'freed') {

@@ -16,11 +16,12 @@ for (const family of [4, 6] as const) {
       traced: (lab) => lab.server.netns,
       args: ['--port', '80'],
       traffic: (lab) => lab.connect('tcp', family === 4 ? lab.server.v4 : lab.server.v6, 80, 500),
-    }, ({ result, packets, connections, summary }) => {
+    }, ({ lab, result, packets, connections, summary }) => {
       assert.equal(result.error, 'ECONNREFUSED');
       const [syn] = dropped(packets);
-      assert.deepEqual({ ...syn.drop, location: undefined, explanation: undefined }, { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: undefined, explanation: undefined });
+      assert.deepEqual({ ...syn.drop, location: undefined, explanation: undefined, advice: undefined }, { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: undefined, explanation: undefined, advice: undefined });
       assert.match(syn.drop.explanation, /^no socket was bound to its destination port and address \(nothing listening there\): TCP answers such a packet with a reset/);
+      assert.deepEqual(syn.drop.advice, [`ip netns exec ${lab.server.netns} ss -tlnp 'sport = :80'`]);
       assert.match(syn.drop.location, /^tcp_v[46]_rcv$/);
       assert.deepEqual(syn.delivery, { socket: false, read: null });
       assert.deepEqual(syn.tcp, { saw: true, reply: 'R' });
@@ -116,6 +117,7 @@ test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before rou
     assert.equal(d.src, '198.18.99.1');
     assert.deepEqual([d.fate, d.drop.layer, d.drop.reason, d.tcpdump], ['dropped', 'ip', 'IP_RPFILTER', true]);
     assert.match(d.drop.explanation, /^reverse path filtering: a reply to its source would not leave by the device it came in on \(rp_filter\)$/);
+    assert.match(d.drop.advice[0], /^ip netns exec \S+ sysctl net\.ipv4\.conf\.all\.rp_filter net\.ipv4\.conf\.eth0\.rp_filter$/);
     assert.ok(d.steps.some((s: Rec) => s.hook === 'PRE_ROUTING' && (s.at === 'exit' || s.passed)), 'it left PRE_ROUTING');
     assert.ok(!d.steps.some((s: Rec) => s.hook === 'LOCAL_IN'), 'never routed');
   });
@@ -172,6 +174,7 @@ test('a full listen backlog: SYNs the listener consumed without answering, named
     for (const p of overflow) {
       assert.deepEqual([p.tcp_flags, p.drop.layer, p.drop.inferred, p.drop.location], ['S', 'tcp', true, 'tcp_rcv_state_process']);
       assert.match(p.drop.explanation, /^the listening socket's accept queue was full: the application does not accept connections fast enough/);
+      assert.match(p.drop.advice.join('\n'), /ss -tlnp 'sport = :80'[\s\S]*sysctl net\.core\.somaxconn/);
     }
     // Accepted SYNs are answered and not counted.
     assert.ok(packets.some((p) => p.tcp_flags === 'S' && p.fate === 'delivered' && p.tcp.reply === 'SA'));

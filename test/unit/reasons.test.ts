@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dropLayer } from '../../src/classify.js';
-import { explainDrop, NOT_REASONS, REASONS, reasonText } from '../../src/reasons.js';
+import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText } from '../../src/reasons.js';
 import { native } from '../../src/native.js';
 import { FIXTURES } from '../helpers/paths.js';
 
@@ -50,4 +50,19 @@ test('context: a TTL that ran out while forwarding, no reason at all, NOT_SPECIF
   assert.equal(reasonText('TCP_SOMETHING_NEW'), "the kernel's reason TCP_SOMETHING_NEW, which pathtrace has no words for yet");
   assert.equal(dropLayer('TCP_SOMETHING_NEW', 'x'), 'tcp', 'its layer by the naming rules');
   assert.match(explainDrop({ reason: 'NO_SOCKET', location: 'tcp_v4_rcv', layer: 'socket' }), /^no socket was bound to its destination port/);
+});
+
+test("advice: the commands that show the cause, with this packet's values and its namespace", () => {
+  const c = { proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', dport: 3306, dev: 'eth0', prefix: 'ip netns exec srv ' };
+  assert.deepEqual(dropAdvice({ reason: 'NO_SOCKET', location: 'tcp_v4_rcv' }, c), ["ip netns exec srv ss -tlnp 'sport = :3306'"]);
+  assert.deepEqual(dropAdvice({ reason: 'NO_SOCKET', location: '__udp4_lib_rcv' }, { ...c, proto: 'udp', dport: 53 }), ["ip netns exec srv ss -ulnp 'sport = :53'"]);
+  assert.deepEqual(dropAdvice({ reason: 'TCP_LISTEN_OVERFLOW', location: 'tcp_rcv_state_process' }, c)[1], 'ip netns exec srv sysctl net.core.somaxconn');
+  assert.deepEqual(dropAdvice({ reason: 'IP_RPFILTER', location: 'ip_rcv_finish_core' }, c),
+    ['ip netns exec srv sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter', 'ip netns exec srv ip route get 198.18.0.1']);
+  assert.deepEqual(dropAdvice({ reason: 'QDISC_DROP', location: '__dev_queue_xmit' }, { ...c, prefix: '' }), ['tc -s qdisc show dev eth0']);
+  assert.deepEqual(dropAdvice({ reason: 'NEIGH_FAILED', location: 'neigh_invalidate' }, c), ['ip netns exec srv ip neigh show dev eth0']);
+  assert.deepEqual(dropAdvice({ reason: 'NETFILTER_DROP', location: 'nft_do_chain', attribution: {} }, c), [], 'the rule lines say what to inspect');
+  assert.deepEqual(dropAdvice({ reason: 'NETFILTER_DROP', location: 'nft_do_chain' }, c)[0], 'ip netns exec srv nft list ruleset');
+  assert.deepEqual(dropAdvice({ reason: 'TCP_OLD_DATA', location: 'tcp_validate_incoming' }, c), [], 'nothing to run for a duplicate');
+  assert.deepEqual(dropAdvice({ reason: 'IP_INHDR', location: 'ip_forward' }, { ...c, dst: 'fd00::2' }), ['ip netns exec srv ip -6 route get fd00::2 (a loop between routers also exhausts the TTL)']);
 });
