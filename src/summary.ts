@@ -1,6 +1,7 @@
 // What a trace amounted to: counts by fate, drop points, and per connection
 // the groups of like packets, its TCP states and a one-line verdict. Built
 // from the journeys that were reported.
+import { explainDrop } from './reasons.js';
 import type { Correlator } from './correlate.js';
 import type { FlowState, Owner } from './flows.js';
 import { flagLetters, type Fate, type Journey } from './journey.js';
@@ -47,7 +48,7 @@ export interface FlowSummary {
 export interface Summary {
   packets: number;
   byFate: Record<Fate, number>;
-  drops: { layer: string; hook: string | null; reason: string | null; location: string; count: number }[];
+  drops: { layer: string; hook: string | null; reason: string | null; location: string; explanation: string; count: number }[];
   flows: FlowSummary[];
   /** netstat -s counters of the traced namespace that moved during the trace. */
   counters: Record<string, number> | null;
@@ -107,8 +108,10 @@ export class Tally {
     if (j.ending === 'timeout') this.cutByTimeout++;
     if (j.incomplete) this.incomplete++;
     if (j.drop) {
-      const k = `${j.drop.layer}|${j.drop.hook}|${j.drop.reason}|${j.drop.location}`;
-      const d = this.drops.get(k) ?? { ...j.drop, count: 0 };
+      // By what it means and where: the same cause at two freeing functions (tcp_v4_rcv, tcp_v6_rcv) is one group.
+      const explanation = explainDrop(j.drop);
+      const k = `${j.drop.hook}|${explanation}`;
+      const d = this.drops.get(k) ?? { ...j.drop, explanation, count: 0 };
       d.count++;
       this.drops.set(k, d);
     }

@@ -309,6 +309,10 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
   if (counters.length) {
     lines.push(`counters (netstat -s): ${counters.map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ')}`);
   }
+  if (s.drops.length) {
+    lines.push(st.bold('Drops by cause:'));
+    for (const d of s.drops) lines.push(`  ${d.count} × ${d.explanation}${d.hook ? ` (at ${d.hook})` : ''}`);
+  }
   const why = explain(s);
   if (why.length) {
     lines.push(st.bold('What tcpdump shows, and why:'));
