@@ -208,9 +208,9 @@ test('--with-tcpdump: tcpdump runs beside the trace; at the end the comparison s
   assert.ok(syns >= 2 && synacks >= 2, `SYNs and SYN-ACKs traced:\n${out}`);
   const cmp = out.slice(out.indexOf('── compared with tcpdump -i eth0'));
   assert.match(cmp, new RegExp(`^── compared with tcpdump -i eth0\\n${syns} frames in tcpdump -i eth0, ${syns + synacks} packets in this trace`));
-  assert.equal((cmp.match(/\[S\] seq \d+ +delivered \(pathtrace #\d+\)/g) ?? []).length, syns);
+  assert.equal((cmp.match(/\[S\] seq \d+ +delivered \(pathtrace #\d+\)/g) ?? []).length, syns, cmp);
   assert.match(cmp, new RegExp(`Handled by the kernel but not in the capture \\(${synacks}\\):`));
-  assert.equal((cmp.match(/out \[SA\] .*: dropped at LOCAL_OUT \(NETFILTER_DROP, nft_do_chain\) by filter\/OUTPUT: .*; it never reached a capture point/g) ?? []).length, synacks);
+  assert.equal((cmp.match(/out \[SA\] .*: dropped at LOCAL_OUT \(NETFILTER_DROP, nft_do_chain\) by filter\/OUTPUT: .*; it never reached a capture point/g) ?? []).length, synacks, cmp);
   assert.match(cmp, /Frames pathtrace could not match \(0\):/);
   assert.deepEqual(liveCaptures(), { pids: '', dirs: [] }, 'no tcpdump and no capture file left');
 });
