@@ -222,14 +222,22 @@ export async function across(o: TraceOptions & { across: [string, string] }, arg
     signalled = true;
     run.stop();
   };
+  // A bug while both trace: the screen restored, one line; the children get SIGTERM as this process exits.
+  const crash = (e: unknown) => {
+    view?.close();
+    process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
+    process.exit(1);
+  };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.on(sig, stop);
+  process.on('uncaughtException', crash);
   try {
     if (onReady) run.ready.then(() => onReady(run.stop));
     return await run.done;
   } finally {
     view?.close();
     for (const sig of signals) process.off(sig, stop);
+    process.off('uncaughtException', crash);
   }
 }
 
