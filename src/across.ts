@@ -3,11 +3,10 @@
 // tagged by namespace, and at the end merged as `pathtrace merge` does. The children die with this process
 // (PR_SET_PDEATHSIG, by setpriv): SIGTERM, on which they detach.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MAX_COMPARED } from './compare.js';
-import { loadTrace, type LoadedTrace } from './compare-command.js';
+import { MAX_COMPARED, type TracePacket } from './compare.js';
+import type { LoadedTrace } from './compare-command.js';
 import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
 import { merge, type Merged } from './merge.js';
-import { bufferSource } from './pcap/read.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
@@ -31,7 +30,11 @@ export function packetLine(host: string, r: Record<string, any>, width: number):
   return `${host.padEnd(width)}  ${time} ${String(r.direction).padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)} ${fate}`;
 }
 
-interface Child { name: string; proc: ChildProcess; packets: string[]; others: string[]; beyond: number; exited: Promise<number> }
+/** A child's records, parsed once as they come: its packets (MAX_COMPARED at most), its ready and summary. */
+interface Child {
+  name: string; proc: ChildProcess; packets: Record<string, any>[]; beyond: number;
+  ready: Record<string, any> | null; summary: Record<string, any> | null; exited: Promise<number>;
+}
 
 export interface AcrossRun {
   /** Resolves once both are ready (their probes attached). */
@@ -54,8 +57,12 @@ export interface AcrossOptions {
   err?: NodeJS.WritableStream;
 }
 
+/** A child's trace as merge takes it (the view redraws it every second: nothing is parsed again). */
 function traceOf(c: Child): LoadedTrace {
-  return loadTrace(bufferSource(Buffer.from([...c.others, ...c.packets].join('\n'))), c.name, null, new Set(), 'may be none');
+  return {
+    packets: c.packets as TracePacket[], filter: c.ready?.filter ?? null, total: c.packets.length + c.beyond, beyond: c.beyond,
+    traced: null, flows: new Set(), ready: c.ready, summary: c.summary,
+  };
 }
 
 /** Starts both traces (bin: pathtrace's own script, for the children). */
@@ -67,7 +74,7 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
   const start = (netns: string, host: 0 | 1): Child => {
     const name = names[host];
     const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, bin, ...childArgs(argv, netns)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const c: Child = { name, proc, packets: [], others: [], beyond: 0, exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))) };
+    const c: Child = { name, proc, packets: [], beyond: 0, ready: null, summary: null, exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))) };
     let rest = '';
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (rest + d).split('\n');
@@ -99,8 +106,9 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     }
     if (r.type === 'packet') {
       // Kept for the merge, as many as merge takes from a file.
-      if (c.packets.length < MAX_COMPARED) c.packets.push(line); else c.beyond++;
-    } else c.others.push(line);
+      if (c.packets.length < MAX_COMPARED) c.packets.push(r); else c.beyond++;
+    } else if (r.type === 'ready') c.ready = r;
+    else if (r.type === 'summary') c.summary = r;
     if (view) view.record(host, r);
     else if (json) out.write(JSON.stringify({ host: c.name, ...r }) + '\n');
     else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');

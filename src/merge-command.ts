@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { afterCapture, clock } from './compare.js';
 import { readTraceFile, type LoadedTrace, type Progress } from './compare-command.js';
-import { merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
+import { deviceStep, merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
 
 /** "client=c.ndjson" names the host; a bare file is named by its base name, without extension. */
 export function hostArgument(arg: string): { name: string; file: string } {
@@ -61,11 +61,7 @@ export function clockText(m: Merged): string {
 }
 
 const kind = (p: HostPacket) => (p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`);
-const device = (p: HostPacket, tx: boolean) => {
-  const points = tx ? ['net_dev_start_xmit'] : ['napi_gro_receive_entry', 'netif_receive_skb', 'netif_rx'];
-  const s = (p.steps ?? []).filter((x) => points.includes(x.point));
-  return (tx ? s.at(-1) : s[0])?.dev ?? p.tcpdump_devices[0] ?? 'device';
-};
+const device = (p: HostPacket, tx: boolean) => deviceStep(p, tx)?.dev ?? p.tcpdump_devices[0] ?? 'device';
 
 /** One trip as a line: where it went between the two hosts. Pure. */
 export function tripText(t: Trip, hosts: [string, string]): string {

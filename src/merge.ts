@@ -84,11 +84,15 @@ const SLACK_US = 1000;
  *  is its device; a departing one's is where it was made, microseconds before it left) where tcpdump saw it. */
 export function deviceTime(p: HostPacket, tx: boolean): number | null {
   if (!p.steps) return p.tcpdump ? p.time_us : null;
-  const steps = p.steps;
-  const t0 = steps[0]?.t_ns;
-  const at = steps.filter((s) => (tx ? TX_POINTS : RX_POINTS).has(s.point) && s.t_ns !== undefined);
-  const s = tx ? at.at(-1) : at[0];
-  return s && t0 !== undefined ? p.time_us + (s.t_ns! - t0) / 1000 : null;
+  const t0 = p.steps[0]?.t_ns;
+  const s = deviceStep(p, tx);
+  return s?.t_ns !== undefined && t0 !== undefined ? p.time_us + (s.t_ns - t0) / 1000 : null;
+}
+
+/** The packet's step at a device: its last TX step, or its first RX step. */
+export function deviceStep(p: HostPacket, tx: boolean): NonNullable<HostPacket['steps']>[number] | undefined {
+  const at = (p.steps ?? []).filter((s) => (tx ? TX_POINTS : RX_POINTS).has(s.point));
+  return tx ? at.at(-1) : at[0];
 }
 
 const tuple = (p: { src: string; dst: string; sport: number | null; dport: number | null }) =>
