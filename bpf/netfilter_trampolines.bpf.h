@@ -42,6 +42,12 @@ static __always_inline __u32 skb_netns_core(const struct sk_buff *skb)
 	return dev ? BPF_CORE_READ(dev, nd_net.net, ns.inum) : 0;
 }
 
+/* skb_head_end() with CO-RE reads (kprobes get plain pointers). */
+static __always_inline const unsigned char *skb_head_end_core(const struct sk_buff *skb)
+{
+	return BPF_CORE_READ(skb, data) + (BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len));
+}
+
 /* Headers and the user's filter, with CO-RE reads of the skb. */
 static __always_inline bool skb_wanted_core(const struct sk_buff *skb, struct pathtrace_record *r)
 {
@@ -50,16 +56,15 @@ static __always_inline bool skb_wanted_core(const struct sk_buff *skb, struct pa
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	if (nh == (__u16)~0U)
 		return false;
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	return parse_ip(head + nh, r) && packet_wanted_nfct(BPF_CORE_READ(skb, _nfct), r);
+	unsigned char *l3 = BPF_CORE_READ(skb, head) + nh;
+	return parse_ip(l3, r) && packet_wanted_nfct(BPF_CORE_READ(skb, _nfct), r, l3, skb_head_end_core(skb));
 }
 
 /* --write: a packet's bytes at its LOCAL_OUT entry, as the link probe sends them (a packet that dies there
  * reaches no device point). */
 static __always_inline void emit_bytes_core(const struct sk_buff *skb, struct pathtrace_record *r)
 {
-	unsigned char *head_end = BPF_CORE_READ(skb, data) + (BPF_CORE_READ(skb, len) - BPF_CORE_READ(skb, data_len));
-	emit_bytes_to(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), head_end, r);
+	emit_bytes_to(BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), skb_head_end_core(skb), r);
 }
 
 static __always_inline void nf_hook_record(struct sk_buff *skb, const struct nf_hook_state *st, __u8 slot)

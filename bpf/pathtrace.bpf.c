@@ -84,7 +84,12 @@ struct follow {
 	__u32 key;
 	__u8 proto;
 	__u8 bytes_sent; /* --write: this packet's bytes went out already */
+	__u8 verdict;    /* FOLLOWED; with an expression also PASSED_BY, its answer for the packet kept */
+	__u8 ct_checked; /* expression: the packet's NAT forms were tried */
 };
+
+#define FOLLOWED 1
+#define PASSED_BY 2
 
 #define FOLLOW_SLOTS 8192
 
@@ -116,6 +121,7 @@ static __always_inline void follow(const struct pathtrace_record *r)
 		f->skb = r->skb;
 		f->key = key;
 		f->proto = r->l4proto;
+		f->verdict = FOLLOWED;
 	}
 }
 
@@ -132,12 +138,18 @@ static __always_inline struct follow *followed_slot(const struct pathtrace_recor
 {
 	__u32 key = follow_key(r);
 	struct follow *f = follow_slot(key);
-	return f && f->skb == r->skb && f->key == key && f->proto == r->l4proto ? f : 0;
+	return f && f->skb == r->skb && f->key == key && f->proto == r->l4proto && f->verdict == FOLLOWED ? f : 0;
 }
 
 static __always_inline bool is_followed(const struct pathtrace_record *r)
 {
 	return followed_slot(r) != 0;
+}
+
+/* The end of an skb's linear data: what a read from its headers may reach. */
+static __always_inline const unsigned char *skb_head_end(const struct sk_buff *skb)
+{
+	return skb->data + (skb->len - skb->data_len);
 }
 
 /* The packet's bytes from its IP header (l3) up to head_end, the end of the skb's linear data. */
@@ -181,7 +193,7 @@ static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigne
 
 static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
 {
-	emit_bytes_to(l3, skb->data + (skb->len - skb->data_len), r);
+	emit_bytes_to(l3, skb_head_end(skb), r);
 }
 
 static __always_inline bool port_wanted(__u16 port)
@@ -267,16 +279,102 @@ static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pa
 	return false;
 }
 
-/* The filter for a packet event: its own tuple, or its conntrack entry's, or
- * an earlier event of the same packet that matched. */
 /* Set once a matched packet was seen with a tuple that only its conntrack
  * entry matched, i.e. NAT rewrote it. */
 bool nat_seen = false;
 
-static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r)
+#include "expression.bpf.h"
+
+/* The expression on the packet whose IP header is at l3 (up to end) and, for an ICMP error, on the
+ * packet it quotes: the error belongs to the flow it is about, as with --port. */
+static __always_inline bool expr_packet(const unsigned char *l3, const unsigned char *end,
+					const struct pathtrace_record *r)
+{
+	struct expr_buf *b = expr_fill(l3, end);
+	if (!b)
+		return false;
+	if (expr_run())
+		return true;
+	if (!r->inner_proto)
+		return false;
+	__u32 ihl = r->family == 4 ? (b->pkt[0] & 0xf) * 4 : 40;
+	return expr_fill(l3 + ihl + 8, end) && expr_run();
+}
+
+#define IPS_NAT_MASK 0x30 /* IPS_SRC_NAT | IPS_DST_NAT */
+#define IP_CT_IS_REPLY 3
+
+/* The expression on the packet as it looks on either side of its connection's NAT: a packet of the
+ * original direction is its entry's original tuple before NAT and the reply tuple reversed after it,
+ * a reply the other way round. Only for entries that NAT changed (otherwise both are the packet). */
+static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned char *l3, const unsigned char *end,
+					   const struct pathtrace_record *r)
+{
+	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	if (!ct || !(BPF_CORE_READ(ct, status) & IPS_NAT_MASK) || r->inner_proto)
+		return false;
+	if (r->l4proto != IPPROTO_TCP && r->l4proto != IPPROTO_UDP)
+		return false;
+	int own = (nfct & 7) >= IP_CT_IS_REPLY;
+	for (int reversed = 0; reversed < 2; reversed++) {
+		struct nf_conntrack_tuple t;
+		if (bpf_core_read(&t, sizeof(t), &ct->tuplehash[reversed ? !own : own].tuple))
+			return false;
+		struct expr_buf *b = expr_fill(l3, end);
+		if (!b)
+			return false;
+		__u16 sport = bpf_ntohs(t.src.u.all), dport = bpf_ntohs(t.dst.u.all);
+		if (reversed)
+			expr_set_tuple(b, r->family, (const __u8 *)&t.dst.u3, (const __u8 *)&t.src.u3, dport, sport);
+		else
+			expr_set_tuple(b, r->family, (const __u8 *)&t.src.u3, (const __u8 *)&t.dst.u3, sport, dport);
+		if (expr_run())
+			return true;
+	}
+	return false;
+}
+
+/* The filter with an expression. The expression runs once per packet, at its first point: the answer
+ * is kept in the packet's follow slot, so a later point costs a lookup, and a packet that matched is
+ * followed to its end whatever its later points do to it (a TTL decremented, an address translated).
+ * A packet that did not match is tried once more on both sides of its NAT, once NAT has set it up. */
+static __always_inline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_record *r,
+					       const unsigned char *l3, const unsigned char *end)
+{
+	__u32 key = follow_key(r);
+	struct follow *f = follow_slot(key);
+	if (!f)
+		return false;
+	if (f->skb != r->skb || f->key != key || f->proto != r->l4proto || !f->verdict) {
+		f->skb = r->skb;
+		f->key = key;
+		f->proto = r->l4proto;
+		f->bytes_sent = 0;
+		f->ct_checked = 0;
+		f->verdict = wanted(r) && expr_packet(l3, end, r) ? FOLLOWED : PASSED_BY;
+	}
+	if (f->verdict == PASSED_BY && nfct && !f->ct_checked) {
+		struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+		if (ct && (BPF_CORE_READ(ct, status) & IPS_NAT_MASK)) {
+			f->ct_checked = 1;
+			if ((wanted(r) || conntrack_wanted(nfct, r)) && expr_conntrack(nfct, l3, end, r)) {
+				f->verdict = FOLLOWED;
+				nat_seen = true;
+			}
+		}
+	}
+	return f->verdict == FOLLOWED;
+}
+
+/* The filter for a packet event whose IP header is at l3 (readable up to end): its own tuple, or its
+ * conntrack entry's, or an earlier event of the same packet that matched. */
+static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r,
+					       const unsigned char *l3, const unsigned char *end)
 {
 	if (filter.netns && r->netns && r->netns != filter.netns)
 		return false;
+	if (filter.expression)
+		return expr_packet_wanted(nfct, r, l3, end);
 	if (wanted(r)) {
 		follow(r);
 		return true;
@@ -292,9 +390,10 @@ static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtr
 	return nat_seen && is_followed(r);
 }
 
-static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r)
+static __always_inline bool packet_wanted(const struct sk_buff *skb, struct pathtrace_record *r,
+					  const unsigned char *l3)
 {
-	return packet_wanted_nfct(skb->_nfct, r);
+	return packet_wanted_nfct(skb->_nfct, r, l3, skb_head_end(skb));
 }
 
 /* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
@@ -575,7 +674,7 @@ static __always_inline bool packet_record(struct pathtrace_record *r, __u16 poin
 	r->netns = netns;
 	if (!(head && parse_fast(h, r)) && !parse_slow(nh, r))
 		return false;
-	return packet_wanted(skb, r);
+	return packet_wanted(skb, r, nh);
 }
 
 /* ---- netfilter hooks ---------------------------------------------------- */
@@ -836,11 +935,20 @@ static __always_inline bool sock_ruled_out(const struct sock_common *sk)
 	return !filter.any_port && num && !port_wanted(num) && !port_wanted(bpf_ntohs(sk->skc_dport));
 }
 
+/* The expression on a socket record: on a packet built from its tuple, either way, since the record is
+ * about the connection's packets in both directions. */
+static __always_inline bool sock_expr_wanted(const struct pathtrace_record *r)
+{
+	if (!filter.expression)
+		return true;
+	return (expr_synthesize(r, false) && expr_run()) || (expr_synthesize(r, true) && expr_run());
+}
+
 /* A record about a socket; full is false for request sockets (not an inet_sock). */
 static __always_inline void emit_sock(struct pathtrace_record *r, const struct sock_common *sk, __u8 proto, bool full)
 {
 	r->location = (__u64)sk;
-	if (sock_ruled_out(sk) || !sock_tuple(sk, proto, full, r) || !wanted(r))
+	if (sock_ruled_out(sk) || !sock_tuple(sk, proto, full, r) || !wanted(r) || !sock_expr_wanted(r))
 		return;
 	r->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(r->comm, sizeof(r->comm));
@@ -856,7 +964,7 @@ int BPF_PROG(on_tcp_send_reset, const struct sock *sk, const struct sk_buff *skb
 	 * reset joins that packet's journey. Without one, the socket's. */
 	if (skb) {
 		r.netns = skb_netns(skb);
-		if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r))
+		if (!parse_skb_nh(skb, &r) || !packet_wanted(skb, &r, skb_nh(skb)))
 			return 0;
 		emit(&r);
 	} else if (sk) {
@@ -923,4 +1031,22 @@ int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
 	r.aux = ret;
 	emit_sock(&r, &sk->__sk_common, IPPROTO_UDP, true);
 	return 0;
+}
+
+/* ---- the expression's self-test ----------------------------------------- */
+
+/* Runs the expression on a packet given by BPF_PROG_TEST_RUN (an Ethernet frame, padded to the window): the test that
+ * compares it with tcpdump's answers (test/unit/expression-kernel.test.ts). Never attached. */
+SEC("tc")
+int expr_test(struct __sk_buff *skb)
+{
+	struct expr_buf *b = expr_buf();
+	if (!b)
+		return -1;
+	/* The addon pads each frame to the whole window: a load of constant size. */
+	if (bpf_skb_load_bytes(skb, 14, b->pkt, PT_EXPR_WINDOW))
+		return -1;
+	b->wirelen = expr_wirelen(b);
+	b->caplen = b->wirelen < PT_EXPR_WINDOW ? b->wirelen : PT_EXPR_WINDOW;
+	return expr_run();
 }

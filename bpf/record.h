@@ -116,6 +116,24 @@ struct pathtrace_bytes {
 #define PT_PROTO_UDP 0x2
 #define PT_PROTO_ICMP 0x4
 
+/* A tcpdump filter expression as libpcap compiles it for raw IP (classic BPF, the layout of struct
+ * sock_filter), run by the interpreter in bpf/expression.bpf.h. */
+#define PT_EXPR_MAX_INSNS 256 /* a power of two: the interpreter masks its program counter with it */
+#define PT_EXPR_WINDOW 256    /* bytes of a packet, from its IP header, that the expression can read */
+
+struct pathtrace_expr_insn {
+	__u16 code;
+	__u8 jt;
+	__u8 jf;
+	__u32 k;
+};
+
+struct pathtrace_expr {
+	__u32 len; /* instructions; 0 = no expression */
+	__u32 pad;
+	struct pathtrace_expr_insn insns[PT_EXPR_MAX_INSNS];
+};
+
 struct pathtrace_host {
 	__u8 family; /* 4 or 6 */
 	__u8 addr[16];
@@ -126,7 +144,7 @@ struct pathtrace_filter {
 	__u8 protos;     /* PT_PROTO_* mask */
 	__u8 any_port;   /* 1 when no --port was given */
 	__u8 nhosts;     /* 0 = any host */
-	__u8 pad;
+	__u8 expression; /* 1: the program in .bss `expr` must match too */
 	__u16 snaplen;   /* --write: bytes of each packet to capture; 0 = none */
 	__u16 pad2;
 	struct pathtrace_host hosts[PT_MAX_HOSTS];

@@ -9,6 +9,7 @@
 #include <memory>
 #include <unistd.h>
 
+#include "expression.h"
 #include "kernel.h"
 #include "record.h"
 #include "tracer.h"
@@ -22,7 +23,17 @@ Napi::Error error_with_errno(Napi::Env env, const std::string &msg, int err) {
   return e;
 }
 
-// new Tracer({ netns, protos, ports: number[] | null, hosts: [{family, addr: Uint8Array}],
+// A compiled expression as JavaScript holds it: 8 bytes per classic BPF instruction; none when absent.
+std::vector<pathtrace_expr_insn> program_of(Napi::Value v) {
+  std::vector<pathtrace_expr_insn> out;
+  if (!v.IsTypedArray()) return out;
+  Napi::Uint8Array a = v.As<Napi::Uint8Array>();
+  out.resize(std::min<size_t>(a.ByteLength() / sizeof(pathtrace_expr_insn), PT_EXPR_MAX_INSNS));
+  memcpy(out.data(), a.Data(), out.size() * sizeof(pathtrace_expr_insn));
+  return out;
+}
+
+// new Tracer({ netns, protos, ports: number[] | null, hosts: [{family, addr: Uint8Array}], expression,
 //              ringBytes, netfilter: 'links' | 'trampolines' | 'kprobes' | 'none', snaplen, skip })
 class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
  public:
@@ -65,6 +76,8 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     }
     Napi::Value snaplen = o.Get("snaplen");
     filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
+    std::vector<pathtrace_expr_insn> expression = program_of(o.Get("expression"));
+    filter->expression = !expression.empty();
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
     std::string nf = o.Get("netfilter").IsString() ? o.Get("netfilter").As<Napi::String>().Utf8Value() : "none";
     NetfilterMode netfilter = nf == "links" ? NetfilterMode::Links : nf == "trampolines" ? NetfilterMode::Trampolines
@@ -76,7 +89,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       for (uint32_t i = 0; i < a.Length(); i++) skip.push_back(a.Get(i).As<Napi::String>());
     }
     try {
-      tracer_ = std::make_unique<Tracer>(*filter, ring_bytes, netfilter, skip);
+      tracer_ = std::make_unique<Tracer>(*filter, expression, ring_bytes, netfilter, skip);
     } catch (const std::exception &e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -278,6 +291,41 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// compileExpression(text, [library...]) -> Uint8Array of classic BPF for raw IP; throws libpcap's message.
+Napi::Value CompileExpression(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> libraries;
+  for (uint32_t i = 0; i < list.Length(); i++) libraries.push_back(list.Get(i).As<Napi::String>());
+  try {
+    auto prog = compile_expression(info[0].As<Napi::String>(), libraries);
+    auto out = Napi::Uint8Array::New(env, prog.size() * sizeof(pathtrace_expr_insn));
+    memcpy(out.Data(), prog.data(), out.ByteLength());
+    return out;
+  } catch (const std::exception &e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
+// testExpression(program, [packet...]) -> [1 | 0 | -1...]: the kernel interpreter's answers.
+Napi::Value TestExpression(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::vector<uint8_t>> packets;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Uint8Array p = list.Get(i).As<Napi::Uint8Array>();
+    packets.emplace_back(p.Data(), p.Data() + p.ByteLength());
+  }
+  try {
+    auto answers = test_expression(program_of(info[0]), packets);
+    Napi::Array out = Napi::Array::New(env, answers.size());
+    for (size_t i = 0; i < answers.size(); i++) out.Set(i, answers[i]);
+    return out;
+  } catch (const std::exception &e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set_libbpf_debug(false);  // libbpf's messages are kept for load errors, not printed
   exports.Set("Tracer", TracerWrap::Define(env));
@@ -292,6 +340,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("nftablesWatch", Napi::Function::New(env, NftablesWatch));
   exports.Set("nftablesChanges", Napi::Function::New(env, NftablesChanges));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("compileExpression", Napi::Function::New(env, CompileExpression));
+  exports.Set("testExpression", Napi::Function::New(env, TestExpression));
   return exports;
 }
 

@@ -148,7 +148,8 @@ void set_libbpf_debug(bool debug) {
   libbpf_set_print(on_libbpf_print);
 }
 
-Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
+Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
+         NetfilterMode netfilter, const std::vector<std::string> &skip) {
   libbpf_set_print(on_libbpf_print);
   std::vector<std::string> refusals;  // of a whole mechanism, said in the end
   // A signal during verification makes the load fail with EAGAIN. The load runs on a thread of its own
@@ -161,7 +162,7 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMod
       sigset_t all;
       sigfillset(&all);
       pthread_sigmask(SIG_BLOCK, &all, nullptr);
-      err = open_and_load(filter, ring_bytes, netfilter, skip);
+      err = open_and_load(filter, expression, ring_bytes, netfilter, skip);
     });
     loader.join();
     if (!err) break;
@@ -200,10 +201,13 @@ Tracer::Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMod
   }
 }
 
-int Tracer::open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
+int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
+         NetfilterMode netfilter, const std::vector<std::string> &skip) {
   skel_ = pathtrace_bpf__open();
   if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
+  skel_->bss->expr.len = std::min<size_t>(expression.size(), PT_EXPR_MAX_INSNS);
+  memcpy(skel_->bss->expr.insns, expression.data(), skel_->bss->expr.len * sizeof(pathtrace_expr_insn));
   bpf_map__set_max_entries(skel_->maps.events, ring_bytes);
   // Packet bytes only travel with --write; otherwise the ring stays minimal.
   bpf_map__set_max_entries(skel_->maps.packet_bytes, filter.snaplen ? ring_bytes : (uint32_t)sysconf(_SC_PAGESIZE));
@@ -371,6 +375,34 @@ void Tracer::close() {
   bytes_ring_ = nullptr;
   if (skel_) pathtrace_bpf__destroy(skel_);
   skel_ = nullptr;
+}
+
+std::vector<int> test_expression(const std::vector<pathtrace_expr_insn> &program,
+                                 const std::vector<std::vector<uint8_t>> &packets) {
+  if (program.size() > PT_EXPR_MAX_INSNS) throw std::runtime_error("program too long");
+  pathtrace_bpf *skel = pathtrace_bpf__open();
+  if (!skel) throw std::runtime_error(std::string("cannot open the BPF object: ") + strerror(errno));
+  bpf_program *prog;
+  bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, prog == skel->progs.expr_test);
+  skel->bss->expr.len = program.size();
+  memcpy(skel->bss->expr.insns, program.data(), program.size() * sizeof(pathtrace_expr_insn));
+  if (int err = pathtrace_bpf__load(skel)) {
+    pathtrace_bpf__destroy(skel);
+    throw std::runtime_error(std::string("cannot load the expression's self-test: ") + strerror(-err));
+  }
+  std::vector<int> out;
+  int fd = bpf_program__fd(skel->progs.expr_test);
+  for (const std::vector<uint8_t> &ip : packets) {
+    // An Ethernet frame around the packet (what a tc program's test run takes), padded to the window.
+    std::vector<uint8_t> frame(14 + std::max<size_t>(ip.size(), PT_EXPR_WINDOW), 0);
+    frame[12] = (!ip.empty() && (ip[0] >> 4) == 6) ? 0x86 : 0x08;
+    frame[13] = (!ip.empty() && (ip[0] >> 4) == 6) ? 0xdd : 0x00;
+    memcpy(frame.data() + 14, ip.data(), std::min<size_t>(ip.size(), PT_EXPR_WINDOW));
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(), .data_size_in = (__u32)frame.size(), .repeat = 1);
+    out.push_back(bpf_prog_test_run_opts(fd, &opts) ? -1 : (int)opts.retval);
+  }
+  pathtrace_bpf__destroy(skel);
+  return out;
 }
 
 }  // namespace pathtrace

@@ -51,7 +51,8 @@ class Tracer {
   // Opens and loads the BPF object with this filter. Throws std::runtime_error
   // whose text says which program the kernel refused and why.
   // skip: tracepoints not to load (the user's --points).
-  Tracer(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
+  Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
+         NetfilterMode netfilter, const std::vector<std::string> &skip);
   // Whether kfree_skb reports drop reasons on this kernel (5.17+).
   bool drop_reasons() const { return drop_reasons_; }
   // The mechanism loaded: the one asked for, or the next one down when the kernel refused it.
@@ -76,7 +77,8 @@ class Tracer {
 
  private:
   // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
-  int open_and_load(const pathtrace_filter &filter, uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
+  int open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
+         NetfilterMode netfilter, const std::vector<std::string> &skip);
   void choose_variants();
   void choose_hook_tracers(NetfilterMode mode);
   static int on_bytes(void *ctx, void *data, size_t size);
@@ -94,5 +96,11 @@ class Tracer {
   NetfilterMode netfilter_ = NetfilterMode::None;
   std::map<std::string, std::string> refused_;  // table evaluators the kernel refused, and why
 };
+
+// The BPF interpreter's answer to the expression (1 match, 0 not, -1 could not run) for each IP packet,
+// through BPF_PROG_TEST_RUN of the object's self-test program: what the test holding it to tcpdump's
+// answers asks. Throws when the program cannot load.
+std::vector<int> test_expression(const std::vector<pathtrace_expr_insn> &program,
+                                 const std::vector<std::vector<uint8_t>> &packets);
 
 }  // namespace pathtrace

@@ -7,6 +7,8 @@ import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
+import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, MAX_INSNS_WITHOUT_BPF_LOOP, type Expression } from './expression.js';
+import { native } from './native.js';
 import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
 import { JsonSink } from './output/json.js';
@@ -26,7 +28,13 @@ export function filterText(o: TraceOptions): string {
   const parts = [o.protos.join('/')];
   if (o.ports) parts.push(`port ${compactPorts(o.ports)}`);
   if (o.hosts.length) parts.push(`host ${o.hosts.join(',')}`);
-  return parts.join(' ');
+  if (!o.expression) return parts.join(' ');
+  return onlyExpression(o) ? `'${o.expression}'` : `${parts.join(' ')} and '${o.expression}'`;
+}
+
+/** An expression without --port, --host or --proto beside it. */
+export function onlyExpression(o: Pick<TraceOptions, 'expression' | 'ports' | 'hosts' | 'protos'>): boolean {
+  return o.expression !== null && !o.ports && !o.hosts.length && o.protos.length === 3;
 }
 
 function compactPorts(ports: number[]): string {
@@ -40,8 +48,23 @@ function compactPorts(ports: number[]): string {
   return out.join(',');
 }
 
-export function filterObject(o: TraceOptions): object {
-  return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns };
+/** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */
+export function filterObject(o: TraceOptions, expression: Expression | null = null): object {
+  const bpf = expression ? instructions(expression.program).map((i) => [i.code, i.jt, i.jf, i.k]) : null;
+  return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns, expression: expression ? { text: expression.text, bpf } : null };
+}
+
+/** The user's expression compiled for this kernel (bpf_loop decides how long it may be), or null. */
+export function compileFor(o: TraceOptions): Expression | null {
+  if (!o.expression) return null;
+  const n = native();
+  const withLoop = 'BPF_FUNC_loop' in n.kernelEnum('bpf_func_id');
+  const libraries = process.env.PATHTRACE_LIBPCAP ? [process.env.PATHTRACE_LIBPCAP] : LIBPCAP_NAMES;
+  try {
+    return compileExpression(o.expression, (t, l) => n.compileExpression(t, l), withLoop ? MAX_INSNS : MAX_INSNS_WITHOUT_BPF_LOOP, libraries);
+  } catch (e) {
+    throw e instanceof ExpressionError ? new UserError(e.message) : e;
+  }
 }
 
 export function checkPrivileges(entersNetns: boolean): void {
@@ -73,8 +96,8 @@ export async function makeSink(o: TraceOptions, session: () => Session, capture:
 
 async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink> {
   const devices = () => session().devices;
-  if (o.quiet) return new QuietSink(o.json ? new JsonSink(devices, filterObject(o)) : new TextSink(devices, filterText(o), PLAIN));
-  if (o.json) return new SlowReaderSink(new JsonSink(devices, filterObject(o)));
+  if (o.quiet) return new QuietSink(o.json ? new JsonSink(devices, filterObject(o, session().expression)) : new TextSink(devices, filterText(o), PLAIN));
+  if (o.json) return new SlowReaderSink(new JsonSink(devices, filterObject(o, session().expression)));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (usesTui(o)) {
     const { TuiSink, TuiStore } = await loadTui();
@@ -113,6 +136,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     if (e instanceof NetnsError) throw new UserError(e.message);
     throw e;
   }
+  const expression = compileFor(options);
   let session: Session | undefined;
   let sink: Sink | null = null;
   let capture: number | null = null;
@@ -138,7 +162,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     if (options.write) capture = openForWriting(options.write);
     // Listening before the probes attach: the capture covers the whole trace.
     if (options.withTcpdump) live = await LiveCapture.start(options.withTcpdump, netns, captureFilter(options));
-    session = new Session(options, netns);
+    session = new Session(options, netns, expression);
     if (signalled) session.stop('signal'); // it runs, says it is ready and stops: everything detached
   } catch (e) {
     for (const sig of signals) process.off(sig, stop);

@@ -36,8 +36,15 @@ function portPrimitives(ports: number[]): string[] {
 const ICMP_ERRORS = '(icmp and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or ' +
   'icmp[icmptype] == icmp-paramprob)) or (icmp6 and icmp6[icmp6type] >= 1 and icmp6[icmp6type] <= 4)';
 
-/** The trace's filter as a pcap-filter expression for tcpdump. Pure. */
-export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>): string {
+/** The trace's filter as a pcap-filter expression for tcpdump: the user's expression verbatim when it is
+ *  the whole filter. Pure. */
+export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'> & { expression?: string | null }): string {
+  if (!o.expression) return optionsFilter(o);
+  const alone = !o.ports && !o.hosts.length && o.protos.length === 3;
+  return alone ? o.expression : `${optionsFilter(o)} and (${o.expression})`;
+}
+
+function optionsFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>): string {
   const l4 = o.protos.filter((p) => p !== 'icmp');
   const alts: string[] = [];
   if (l4.length) alts.push(o.ports ? `(${any(l4)} and ${any(portPrimitives(o.ports))})` : any(l4));

@@ -13,6 +13,7 @@ export interface FilterConfig {
   netfilter: NetfilterMechanism; // how to trace the netfilter hooks
   snaplen?: number;         // --write: packet bytes to capture (0/absent: none)
   skip?: string[];          // tracepoints not to load (--points)
+  expression?: Uint8Array | null; // classic BPF of the user's tcpdump expression (expression.ts)
 }
 
 /** links: BPF netfilter links (6.4+); trampolines: fentry/fexit on nf_hook_slow and the table evaluators;
@@ -54,6 +55,11 @@ export interface Native {
   closeFd(fd: number): void;
   /** [CLOCK_REALTIME, CLOCK_MONOTONIC] in ns, read back to back. */
   clocks(): [bigint, bigint];
+  /** A tcpdump expression compiled by libpcap (the first of libraries that loads) for raw IP; throws
+   *  libpcap's message. */
+  compileExpression(text: string, libraries: string[]): Uint8Array;
+  /** The kernel interpreter's answers (1, 0; -1: could not run) for IP packets, by BPF_PROG_TEST_RUN. */
+  testExpression(program: Uint8Array, packets: Uint8Array[]): number[];
   recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number; bytesHeader: number; maxSnaplen: number };
 }
 

@@ -10,6 +10,8 @@ export type Proto = 'tcp' | 'udp' | 'icmp';
 export interface TraceOptions {
   ports: number[] | null;      // null: any port
   hosts: string[];             // IPv4/IPv6 literals, normalised
+  /** A tcpdump filter expression (the words after the options, joined as tcpdump joins them), or null. */
+  expression: string | null;
   protos: Proto[];
   netns: string | null;        // as given: a name from `ip netns` or a path
   /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (across.ts). */
@@ -61,7 +63,7 @@ export type Command =
   | { kind: 'compare'; capture: string; trace: string }
   | { kind: 'merge'; traces: [string, string]; json: boolean };
 
-export const USAGE = `Usage: pathtrace [options]            trace packets and report each one's path and fate
+export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and report each one's path and fate
        pathtrace demo [local-in|local-out|app-response|forward|across] [--json]
                                              run a lab experiment in namespaces of its own
        pathtrace compare CAPTURE.pcap[ng] TRACE     a tcpdump capture beside pathtrace's --json output
@@ -72,6 +74,13 @@ export const USAGE = `Usage: pathtrace [options]            trace packets and re
                                              time: where between them each packet was lost
 
 Filter (applied in the kernel; all given filters must match):
+  EXPRESSION                  a tcpdump filter expression, as tcpdump takes it: 'tcp port 3306 and host
+                              10.1.2.3', 'udp and not port 53', 'tcp[tcpflags] & tcp-syn != 0'. Compiled by
+                              libpcap (the library tcpdump uses; needed for expressions only) and run in the
+                              kernel once per packet, at its first point: a packet that matched is followed
+                              to its end, through NAT too. It reads the first 256 bytes from the IP header.
+                              ICMP errors about a matching packet (unreachable, time exceeded, too big) are
+                              kept. pathtrace follows TCP, UDP and ICMP over IPv4 and IPv6
   -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
   -H, --host ADDR             IPv4 or IPv6 source or destination address; repeatable
       --proto PROTO           tcp, udp, icmp or all (default: tcp and udp with --port, else all)
@@ -251,6 +260,7 @@ export function parseCommandLine(argv: string[]): Command {
   const options: TraceOptions = {
     ports,
     hosts: (v.host ?? []).map(parseHost),
+    expression: null,
     protos: parseProtos(v.proto, ports !== null),
     netns: v.netns?.[0] ?? null,
     across: v.netns?.length === 2 ? [v.netns[0], v.netns[1]] : null,
@@ -284,6 +294,12 @@ export function parseCommandLine(argv: string[]): Command {
 
   const [first, ...rest] = parsed.positionals;
   if (first === undefined) return { kind: 'trace', options };
+  const subcommand = ['compare', 'merge', 'demo'].includes(first);
+  if (!subcommand) {
+    const expression = parsed.positionals.join(' ').trim();
+    if (!expression) throw new UsageError('empty filter expression');
+    return { kind: 'trace', options: { ...options, expression } };
+  }
   if (first === 'compare') {
     if (rest.length !== 2) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
     return { kind: 'compare', capture: rest[0], trace: rest[1] };
@@ -292,13 +308,11 @@ export function parseCommandLine(argv: string[]): Command {
     if (rest.length !== 2) throw new UsageError("merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)");
     return { kind: 'merge', traces: [rest[0], rest[1]], json: options.json };
   }
-  if (first === 'demo') {
-    if (rest.length > 1) throw new UsageError(`unexpected argument '${rest[1]}'`);
-    const scenario = rest[0] ?? 'local-in';
-    if (!DEMO_SCENARIOS.includes(scenario)) {
-      throw new UsageError(`unknown demo scenario '${scenario}': expected ${DEMO_SCENARIOS.join(' or ')}`);
-    }
-    return { kind: 'demo', scenario, options };
+  // demo
+  if (rest.length > 1) throw new UsageError(`unexpected argument '${rest[1]}'`);
+  const scenario = rest[0] ?? 'local-in';
+  if (!DEMO_SCENARIOS.includes(scenario)) {
+    throw new UsageError(`unknown demo scenario '${scenario}': expected ${DEMO_SCENARIOS.join(' or ')}`);
   }
-  throw new UsageError(`unexpected argument '${first}' (filters are options: --port, --host, --proto)`);
+  return { kind: 'demo', scenario, options };
 }

@@ -14,6 +14,7 @@ import type { Ruleset } from './ruleset/model.js';
 import { RuleTrace } from './ruletrace.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import type { Journey } from './journey.js';
+import type { Expression } from './expression.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import { findNetns, type NetnsTarget } from './netns.js';
@@ -164,7 +165,8 @@ export class Session {
   /** Said once the trace runs: what --rule-trace added, leftovers removed. */
   private readonly notes: string[] = [];
 
-  constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget) {
+  /** expression: the user's tcpdump expression, compiled (expression.ts). */
+  constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget, readonly expression: Expression | null = null) {
     const n = native();
     this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
     this.bytesBuf = options.write ? new Uint8Array(4 << 20) : null;
@@ -197,6 +199,7 @@ export class Session {
         ringBytes: options.ringMiB * 1024 * 1024,
         netfilter: mechanism,
         snaplen: options.write ? options.snaplen : 0,
+        expression: expression?.program ?? null,
         skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
       });
     } catch (e) {

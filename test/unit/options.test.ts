@@ -50,8 +50,21 @@ test('duration, count, netns and json', () => {
 
 test('unknown options and arguments are one-line usage errors', () => {
   assert.throws(() => parseCommandLine(['--bogus']), (e: Error) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message) && !e.message.includes('\n'));
-  assert.throws(() => parseCommandLine(['3306']), /unexpected argument '3306'/);
   assert.throws(() => parseCommandLine(['--port']), UsageError);
+  assert.throws(() => parseCommandLine(['demo', 'local-in', 'extra']), /unexpected argument 'extra'/);
+});
+
+test('the words after the options are a tcpdump expression, joined as tcpdump joins them', () => {
+  const c = parseCommandLine(['-q', 'tcp', 'port', '3306', 'and', 'not', 'host', '198.18.0.1']);
+  assert.ok(c.kind === 'trace');
+  assert.equal(c.options.expression, 'tcp port 3306 and not host 198.18.0.1');
+  assert.equal(c.options.quiet, true);
+  const one = parseCommandLine(['tcp[tcpflags] & tcp-syn != 0', '--json']);
+  assert.ok(one.kind === 'trace' && one.options.expression === 'tcp[tcpflags] & tcp-syn != 0' && one.options.json);
+  assert.ok(one.kind === 'trace' && one.options.ports === null, 'no --port: any port beside the expression');
+  const none = parseCommandLine(['-p', '80']);
+  assert.ok(none.kind === 'trace' && none.options.expression === null);
+  assert.throws(() => parseCommandLine(['  ']), /empty filter expression/);
 });
 
 test('demo scenarios', () => {

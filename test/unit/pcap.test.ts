@@ -107,6 +107,9 @@ test('--with-tcpdump: the trace filter as tcpdump\'s, ranges kept short, ICMP er
     [{ ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'] }, '((tcp or udp) or icmp or icmp6)'],
     [{ ports: null, hosts: ['198.18.0.2', 'fd00:198:18::2'], protos: ['icmp'] }, '(host 198.18.0.2 or host fd00:198:18::2) and (icmp or icmp6)'],
     [{ ports: [80], hosts: ['198.18.0.2'], protos: ['tcp'] }, 'host 198.18.0.2 and ((tcp and port 80) or ICMP_ERRORS)'],
+    // The user's expression verbatim when it is the whole filter; beside options, both.
+    [{ ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'], expression: 'tcp port 3306 and host 198.18.0.1' }, 'tcp port 3306 and host 198.18.0.1'],
+    [{ ports: [53], hosts: [], protos: ['udp'], expression: 'not host 198.18.0.9' }, '((udp and port 53) or ICMP_ERRORS) and (not host 198.18.0.9)'],
   ];
   const errors = captureFilter({ ports: [1], hosts: [], protos: ['tcp'] }).replace(/^\(\(tcp and port 1\) or (.*)\)$/, '$1');
   assert.match(errors, /icmp-unreach.*icmp6type/);

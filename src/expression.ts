@@ -1,0 +1,158 @@
+// The user's tcpdump filter expression. libpcap compiles it for raw IP, exactly as tcpdump does (native
+// compileExpression); the program is checked for what the kernel interpreter (bpf/expression.bpf.h) runs,
+// and run here too on captured frames (compare), by the same classic BPF rules.
+
+/** A compiled expression: its text as the user gave it, and classic BPF (8 bytes per instruction, as
+ *  struct sock_filter) for a packet that starts at its IP header. */
+export interface Expression { text: string; program: Uint8Array }
+
+/** The libpcap names tried, in order: RHEL and Amazon Linux, Debian and Ubuntu, a development link. */
+export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
+
+/** Instructions the kernel runs at most: with bpf_loop (5.17+), and without (the verifier walks each step). */
+export const MAX_INSNS = 256;
+export const MAX_INSNS_WITHOUT_BPF_LOOP = 64;
+/** Bytes of a packet from its IP header that the kernel program can read (PT_EXPR_WINDOW). */
+export const WINDOW = 256;
+
+export interface Insn { code: number; jt: number; jf: number; k: number }
+
+export function instructions(program: Uint8Array): Insn[] {
+  const v = new DataView(program.buffer, program.byteOffset, program.byteLength);
+  const out: Insn[] = [];
+  for (let o = 0; o + 8 <= program.byteLength; o += 8) {
+    out.push({ code: v.getUint16(o, true), jt: v.getUint8(o + 2), jf: v.getUint8(o + 3), k: v.getUint32(o + 4, true) });
+  }
+  return out;
+}
+
+export function programOf(insns: Insn[]): Uint8Array {
+  const out = new Uint8Array(insns.length * 8);
+  const v = new DataView(out.buffer);
+  insns.forEach((i, n) => {
+    v.setUint16(n * 8, i.code, true);
+    v.setUint8(n * 8 + 2, i.jt);
+    v.setUint8(n * 8 + 3, i.jf);
+    v.setUint32(n * 8 + 4, i.k, true);
+  });
+  return out;
+}
+
+const CLASS = (c: number) => c & 0x07;
+const MODE = (c: number) => c & 0xe0;
+const SKF_AD_OFF = 0xfffff000; // Linux's ancillary data (the skb's metadata, not its bytes)
+
+/** Why the kernel program cannot run this program, or null. Pure. */
+export function programRefusal(program: Uint8Array, maxInsns: number): string | null {
+  const insns = instructions(program);
+  if (insns.length > maxInsns) {
+    return `it compiles to ${insns.length} classic BPF instructions, and pathtrace runs at most ${maxInsns} in the kernel` +
+      (maxInsns < MAX_INSNS ? ` without bpf_loop (Linux < 5.17; ${MAX_INSNS} with it)` : '') + ': shorten it, or filter with --port and --host';
+  }
+  for (const i of insns) {
+    const load = CLASS(i.code) === 0x00 && (MODE(i.code) === 0x20 || MODE(i.code) === 0x40);
+    if (load && i.k >= SKF_AD_OFF) return 'it reads packet metadata (a Linux BPF extension), which pathtrace\'s probes do not have';
+  }
+  return null;
+}
+
+/** Whether the packet (from its IP header; wirelen: its whole length) passes the program: classic BPF as
+ *  the kernel runs it, a load beyond the bytes held failing the filter. Pure. */
+export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wirelen = ipLength(pkt)): boolean {
+  const insns = program instanceof Uint8Array ? instructions(program) : program;
+  const mem = new Uint32Array(16);
+  const len = Math.min(pkt.length, wirelen);
+  let a = 0, x = 0;
+  const load = (off: number, size: number): number | null => {
+    if (off + size > len) return null;
+    let v = 0;
+    for (let i = 0; i < size; i++) v = v * 256 + pkt[off + i];
+    return v >>> 0;
+  };
+  for (let pc = 0; pc < insns.length; ) {
+    const { code, jt, jf, k } = insns[pc++];
+    switch (CLASS(code)) {
+      case 0x00: case 0x01: { // ld, ldx
+        const size = (code & 0x18) === 0x00 ? 4 : (code & 0x18) === 0x08 ? 2 : 1;
+        let v: number | null;
+        switch (MODE(code)) {
+          case 0x00: v = k; break;
+          case 0x80: v = wirelen; break;
+          case 0x60: v = mem[k & 15]; break;
+          case 0x20: v = load(k, size); break;
+          case 0x40: v = load((x + k) >>> 0, size); break;
+          case 0xa0: { const b = load(k, 1); v = b === null ? null : (b & 0xf) << 2; break; }
+          default: return false;
+        }
+        if (v === null) return false;
+        if (CLASS(code) === 0x00) a = v; else x = v;
+        break;
+      }
+      case 0x02: mem[k & 15] = a; break;
+      case 0x03: mem[k & 15] = x; break;
+      case 0x04: {
+        const s = code & 0x08 ? x : k;
+        switch (code & 0xf0) {
+          case 0x00: a = (a + s) >>> 0; break;
+          case 0x10: a = (a - s) >>> 0; break;
+          case 0x20: a = Math.imul(a, s) >>> 0; break;
+          case 0x30: if (!s) return false; a = Math.floor(a / s) >>> 0; break;
+          case 0x40: a = (a | s) >>> 0; break;
+          case 0x50: a = (a & s) >>> 0; break;
+          case 0x60: a = (a << (s & 31)) >>> 0; break;
+          case 0x70: a = a >>> (s & 31); break;
+          case 0x80: a = -a >>> 0; break;
+          case 0x90: if (!s) return false; a = (a % s) >>> 0; break;
+          case 0xa0: a = (a ^ s) >>> 0; break;
+          default: return false;
+        }
+        break;
+      }
+      case 0x05: {
+        const s = code & 0x08 ? x : k;
+        let t: boolean;
+        switch (code & 0xf0) {
+          case 0x00: pc += k; continue;
+          case 0x10: t = a === s; break;
+          case 0x20: t = a > s; break;
+          case 0x30: t = a >= s; break;
+          case 0x40: t = (a & s) !== 0; break;
+          default: return false;
+        }
+        pc += t ? jt : jf;
+        break;
+      }
+      case 0x06: return ((code & 0x18) === 0x10 ? a : k) !== 0;
+      case 0x07: if (code & 0x80) a = x; else x = a; break;
+    }
+  }
+  return false;
+}
+
+/** An IP packet's length from its header (the bytes held when it has none). */
+export function ipLength(pkt: Uint8Array): number {
+  const v = pkt[0] >> 4;
+  if (v === 4 && pkt.length >= 4) return (pkt[2] << 8) | pkt[3];
+  if (v === 6 && pkt.length >= 6) return ((pkt[4] << 8) | pkt[5]) + 40;
+  return pkt.length;
+}
+
+export class ExpressionError extends Error {}
+
+/** Compiles text with the system's libpcap (compile: the addon's compileExpression) and checks that the
+ *  kernel program can run it; throws an ExpressionError naming what is wrong, in one line. */
+export function compileExpression(text: string, compile: (text: string, libraries: string[]) => Uint8Array,
+  maxInsns: number, libraries = LIBPCAP_NAMES): Expression {
+  let program: Uint8Array;
+  try {
+    program = compile(text, libraries);
+  } catch (e) {
+    const why = (e as Error).message.replace(/^can't parse filter expression: /, '');
+    if (/need libpcap/.test(why)) throw new ExpressionError(`${why}: apt install libpcap0.8, or dnf install libpcap`);
+    if (/rejects all packets/.test(why)) throw new ExpressionError(`filter expression '${text}' matches no IP packet (pathtrace follows IPv4 and IPv6)`);
+    throw new ExpressionError(`bad filter expression '${text}': ${why}`);
+  }
+  const refusal = programRefusal(program, maxInsns);
+  if (refusal) throw new ExpressionError(`filter expression '${text}' cannot run in the kernel: ${refusal}`);
+  return { text, program };
+}
