@@ -1,6 +1,12 @@
 // IP packets built byte by byte, and a raw-IP pcap of them: the corpus on which pathtrace's expression
 // filter is held to tcpdump's answers.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { addressBytes } from '../../src/address.js';
+import { compileExpression, MAX_INSNS, MAX_INSNS_WITHOUT_BPF_LOOP, runExpression } from '../../src/expression.js';
+import type { Native } from '../../src/native.js';
 
 export interface PacketSpec {
   src: string; dst: string;
@@ -82,4 +88,49 @@ export function packetCorpus(): Uint8Array[] {
     }
   }
   return out.map(ipPacket);
+}
+
+/** Expressions a user types for host traffic: every primitive of the issue, both families, flag tests. */
+export const EXPRESSIONS = [
+  'tcp port 3306', 'tcp port 3306 and host 198.18.0.2', 'udp', 'icmp', 'icmp6', 'ip', 'ip6', 'tcp or udp',
+  'host 198.18.0.1', 'src host 198.18.0.1', 'dst host fd00:198:18::2', 'net 198.18.0.0/16', 'net 198.19.0.0 mask 255.255.0.0',
+  'src net fd00:198:18::/48', 'dst net fd00:198:18:5::/64', 'port 53', 'src port 53', 'dst port 3306', 'portrange 8000-8080',
+  'udp dst portrange 5000-5001', 'not port 22', '!tcp && !udp', 'tcp and (port 80 or port 22)', 'ip6 and tcp port 80',
+  'tcp[tcpflags] & tcp-syn != 0', 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn', 'tcp[tcpflags] & tcp-rst != 0',
+  'tcp[13] = 0x18', 'icmp[icmptype] == icmp-unreach', 'icmp6[icmp6type] == 1', 'ip[8] < 2', 'ip6[7] = 64', 'len > 500',
+  'less 60', 'greater 1000', 'ip proto 17', 'ip6 proto 58', 'ip[6:2] & 0x1fff != 0', 'tcp port 3306 or (udp and host 198.19.7.9)',
+  'not (src host 198.18.0.1 or src host fd00:198:18::1)', 'udp[8:4] = 0x61616161', 'tcp[((tcp[12:1] & 0xf0) >> 2):1] = 0x61',
+];
+
+/** Indexes (0-based) of the packets tcpdump's filter takes from the file: packet i is stamped i seconds. */
+function tcpdumpMatches(file: string, expression: string): Set<number> {
+  const r = spawnSync('tcpdump', ['-r', file, '-n', '-tt', expression], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`tcpdump '${expression}': ${r.stderr}`);
+  return new Set(r.stdout.split('\n').filter((l) => /^\d+\.\d+ /.test(l)).map((l) => parseInt(l, 10)));
+}
+
+/** Where the kernel interpreter (BPF_PROG_TEST_RUN on this kernel) or compare's disagree with tcpdump on the
+ *  corpus, one line per packet; and expressions that do not split the corpus (a useless case). */
+export function corpusDisagreements(n: Native): string[] {
+  const packets = packetCorpus();
+  const maxInsns = 'BPF_FUNC_loop' in n.kernelEnum('bpf_func_id') ? MAX_INSNS : MAX_INSNS_WITHOUT_BPF_LOOP;
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-expr-'));
+  const out: string[] = [];
+  try {
+    const file = path.join(dir, 'corpus.pcap');
+    writeFileSync(file, rawPcap(packets));
+    for (const text of EXPRESSIONS) {
+      const { program } = compileExpression(text, (x, l) => n.compileExpression(x, l), maxInsns);
+      const want = tcpdumpMatches(file, text);
+      if (want.size === 0 || want.size === packets.length) out.push(`'${text}' does not split the corpus`);
+      const kernel = n.testExpression(program, packets);
+      packets.forEach((p, i) => {
+        if (kernel[i] !== (want.has(i) ? 1 : 0)) out.push(`'${text}' packet ${i + 1}: kernel ${kernel[i]}, tcpdump ${want.has(i)}`);
+        if (runExpression(program, p) !== want.has(i)) out.push(`'${text}' packet ${i + 1}: compare ${!want.has(i)}, tcpdump ${want.has(i)}`);
+      });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return out;
 }

@@ -14,6 +14,9 @@ import { parseIp } from '../../src/pcap/packet.js';
 import { readCapture, type Frame } from '../../src/pcap/read.js';
 import { needsRoot, Pathtrace, SLOWDOWN, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
+import { corpusDisagreements } from '../helpers/packets.js';
+import { native } from '../../src/native.js';
+import { spawnSync } from 'node:child_process';
 
 const PORT = 3306;
 
@@ -262,4 +265,22 @@ test('a DOCKER-USER rule on a Docker host drops the SYN at FORWARD: named by tab
   const [syn] = withFlags(r, 'S', true);
   assertNetfilterDrop(syn, r.ready, 'FORWARD', 'filter', 'DOCKER-USER');
   assert.equal(syn.drop.owner, 'docker');
+});
+
+test('tcpdump expressions: the kernel interpreter takes exactly the packets tcpdump takes, on the whole corpus', (t) => {
+  if (!needsRoot(t)) return;
+  if (spawnSync('tcpdump', ['--version']).status !== 0) return t.skip('needs tcpdump: apt install tcpdump');
+  assert.deepEqual(corpusDisagreements(native()).slice(0, 10), []);
+});
+
+test('a tcpdump expression beside --port: only SYNs, the dropped one named by its rule', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`), false,
+    ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst host 198.18.0.2']);
+  assert.equal(r.ready.filter.expression.text, 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst host 198.18.0.2');
+  assert.ok(r.packets.length >= 1);
+  for (const p of r.packets) {
+    assert.equal(p.tcp_flags, 'S', JSON.stringify(r.packets.map((x) => x.tcp_flags)));
+    assertNetfilterDrop(p, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
+  }
 });
