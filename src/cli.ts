@@ -3,6 +3,7 @@
 import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare, type Progress } from './compare-command.js';
+import type { TraceFilter } from './compare.js';
 import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
@@ -49,8 +50,8 @@ function compactPorts(ports: number[]): string {
 }
 
 /** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */
-export function filterObject(o: TraceOptions, expression: Expression | null = null): object {
-  const bpf = expression ? instructions(expression.program).map((i) => [i.code, i.jt, i.jf, i.k]) : null;
+export function filterObject(o: TraceOptions, expression: Expression | null = null): TraceFilter & { netns: string | null } {
+  const bpf = expression ? instructions(expression.program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]) : [];
   return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns, expression: expression ? { text: expression.text, bpf } : null };
 }
 
@@ -185,7 +186,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   let comparing: ComparingSink | null = null;
   try {
     sink = await makeSink(options, () => session, capture);
-    if (live) sink = comparing = new ComparingSink(sink, () => session.devices, options);
+    if (live) sink = comparing = new ComparingSink(sink, () => session.devices, filterObject(options, expression));
     await session.run(sink, () => onReady?.(session));
     if (live && comparing) process.stdout.write(comparing.comparison(await live.stop(), live.iface) + '\n');
     // Everything is detached by now: a reader that takes nothing more does not keep the process.
@@ -211,6 +212,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
 export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
   onReady?: (stop: () => void) => void): Promise<number> {
   checkPrivileges(true);
+  compileFor(o); // a bad expression said once, here, rather than by both children
   for (const n of o.across) {
     try {
       resolveNetns(n);

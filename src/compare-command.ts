@@ -93,7 +93,14 @@ function badPacketField(r: Record<string, unknown>): string | null {
 
 function validFilter(f: unknown): f is TraceFilter {
   return isObj(f) && (f.ports === null || (Array.isArray(f.ports) && f.ports.every(isNum))) &&
-    Array.isArray(f.hosts) && f.hosts.every(isStr) && Array.isArray(f.protos) && f.protos.every(isStr);
+    Array.isArray(f.hosts) && f.hosts.every(isStr) && Array.isArray(f.protos) && f.protos.every(isStr) &&
+    (f.expression === undefined || f.expression === null || validExpression(f.expression));
+}
+
+/** An expression's classic BPF as the ready record holds it: [code, jt, jf, k] per instruction. */
+function validExpression(e: unknown): boolean {
+  return isObj(e) && isStr(e.text) && Array.isArray(e.bpf) &&
+    e.bpf.every((i) => Array.isArray(i) && i.length === 4 && i.every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff));
 }
 
 /** What the comparison takes of a trace: its packets near the capture's time (all without a capture

@@ -7,6 +7,7 @@ import type { Frame } from './pcap/read.js';
 import { parseIp, type PacketHeaders } from './pcap/packet.js';
 import { flagLetters } from './journey.js';
 import { IPPROTO } from './record.js';
+import { expressionTakes, type Insn } from './expression.js';
 
 /** A packet record of pathtrace's --json output (or a --write file's comment). */
 export interface TracePacket {
@@ -25,7 +26,11 @@ export interface TracePacket {
   translated?: { src: string; dst: string; sport: number; dport: number };
 }
 
-export interface TraceFilter { ports: number[] | null; hosts: string[]; protos: string[] }
+/** The trace's filter from its ready record: the options, and the expression with its classic BPF. */
+export interface TraceFilter {
+  ports: number[] | null; hosts: string[]; protos: string[];
+  expression?: { text: string; bpf: [number, number, number, number][] } | null;
+}
 
 export interface FrameRow { frame: Frame; headers: PacketHeaders | null; packet: TracePacket | null; reason?: string }
 
@@ -83,8 +88,10 @@ function sameContent(h: PacketHeaders, p: TracePacket): boolean {
   return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
 }
 
-function inFilter(h: PacketHeaders, f: TraceFilter | null): boolean {
+/** data: the frame from its IP header (its first bytes: an expression testing bytes beyond them fails). */
+function inFilter(h: PacketHeaders, data: Uint8Array, f: TraceFilter | null, expression: Insn[] | null): boolean {
   if (!f) return true;
+  if (expression && !expressionTakes(expression, data)) return false;
   const proto = PROTO_NAMES[h.proto] === 'icmpv6' ? 'icmp' : PROTO_NAMES[h.proto];
   if (!f.protos.includes(proto)) return false;
   if (f.ports && !f.ports.includes(h.sport) && !f.ports.includes(h.dport)) return false;
@@ -134,6 +141,7 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
   // the NAT); flows by tuple, to say why a frame has no match.
   const byContent = new Map<string, Candidates>();
   const flows = new Set<string>();
+  const expression = filter?.expression?.bpf.map(([code, jt, jf, k]) => ({ code, jt, jf, k })) ?? null;
   const index = (tuple: string, p: TracePacket) => {
     flows.add(tuple);
     const k = contentKey(tuple, p.proto, p.proto === 'tcp' ? { seq: p.seq, ack: p.ack, flags: p.tcp_flags } : null, p.len, p.family === 'ipv4' ? p.ip_id : undefined);
@@ -176,7 +184,7 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
       continue;
     }
     let reason: string;
-    if (!inFilter(headers, filter)) reason = "outside pathtrace's filter";
+    if (!inFilter(headers, frame.data!, filter, expression)) reason = "outside pathtrace's filter";
     else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
     else if (flows.has(tuple) || opts.flows?.has(tuple)) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
     else reason = 'no such flow was traced: captured on another host, interface or namespace';

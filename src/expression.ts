@@ -129,6 +129,19 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
   return false;
 }
 
+/** Whether the expression takes the packet as the kernel does: its own bytes, or for an ICMP error the
+ *  packet it quotes (the error belongs to that packet's flow). Pure. */
+export function expressionTakes(program: Uint8Array | Insn[], pkt: Uint8Array): boolean {
+  const insns = program instanceof Uint8Array ? instructions(program) : program;
+  if (runExpression(insns, pkt)) return true;
+  const v = pkt[0] >> 4;
+  const l4 = v === 4 ? (pkt[0] & 0xf) * 4 : 40;
+  const proto = v === 4 ? pkt[9] : pkt[6];
+  const type = pkt[l4];
+  const error = v === 4 ? proto === 1 && (type === 3 || type === 11 || type === 12) : proto === 58 && type >= 1 && type <= 4;
+  return error && pkt.length > l4 + 8 && runExpression(insns, pkt.subarray(l4 + 8));
+}
+
 /** An IP packet's length from its header (the bytes held when it has none). */
 export function ipLength(pkt: Uint8Array): number {
   const v = pkt[0] >> 4;

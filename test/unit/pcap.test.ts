@@ -6,6 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
 import { compare, type TracePacket } from '../../src/compare.js';
+import { compileExpression, instructions, MAX_INSNS } from '../../src/expression.js';
+import { native } from '../../src/native.js';
 import { captureFilter } from '../../src/live-capture.js';
 import { parseIp } from '../../src/pcap/packet.js';
 import { openForWriting, PcapngWriter } from '../../src/pcap/pcapng.js';
@@ -70,6 +72,19 @@ test('compare matches by content and time, lists what the capture lacks, and say
   const c = compare(frames, [packet(1, 1), packet(2, 1_000_010), synack], { ports: [3306], hosts: [], protos: ['tcp', 'udp'] });
   assert.deepEqual(c.rows.map((r) => r.packet?.id ?? r.reason), [1, 2, "outside pathtrace's filter"], 'retransmissions matched by time');
   assert.deepEqual(c.missing.map((p) => p.id), [3]);
+});
+
+test('compare with an expression: a frame it does not take is outside the filter; an ICMP error about one it takes is not', () => {
+  const t0 = 1_700_000_000_000_000_000n;
+  const frame = (index: number, data: Uint8Array): Frame => ({ index, timeNs: t0 + BigInt(index) * 1000n, data, comments: [] });
+  const other = Uint8Array.from(SYN); other[22] = 0x1f; other[23] = 0x90; // dport 8080
+  // Port unreachable from the server about the SYN: ICMP, quoting the SYN's first 28 bytes.
+  const error = Uint8Array.from([0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 198, 18, 0, 2, 198, 18, 0, 1, 3, 3, 0, 0, 0, 0, 0, 0, ...SYN.slice(0, 28)]);
+  const n = native();
+  const { program } = compileExpression('tcp dst port 3306', (x, l) => n.compileExpression(x, l), MAX_INSNS);
+  const bpf = instructions(program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]);
+  const c = compare([frame(1, other), frame(2, error)], [], { ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'], expression: { text: 'tcp dst port 3306', bpf } });
+  assert.deepEqual(c.rows.map((r) => r.reason), ["outside pathtrace's filter", 'no such flow was traced: captured on another host, interface or namespace']);
 });
 
 test('compare is linear within a flow: a stream of 20 000 segments looks at a few candidates per frame', () => {
