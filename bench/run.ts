@@ -89,6 +89,9 @@ const CONFIGS: Config[] = [
   { id: 'pt-none', label: 'pathtrace, filter matching none', start: pathtrace(['--port', '9']) },
   { id: 'pt-all', label: 'pathtrace, tracing all', start: pathtrace(['--port', TRACED_PORTS]) },
   { id: 'pt-write', label: 'pathtrace, all + --write', start: pathtrace(['--port', TRACED_PORTS, '--write', 'DIR/w.pcapng']) },
+  // The same two filters as tcpdump expressions: run by the kernel interpreter once per packet.
+  { id: 'pt-expr-none', label: "pathtrace 'port 9'", start: pathtrace(['port 9']) },
+  { id: 'pt-expr-all', label: 'pathtrace, all by an expression', start: pathtrace([`port ${PORTS.stream} or port ${PORTS.udp} or port ${PORTS.rr}`]) },
   {
     id: 'tcpdump', label: 'tcpdump -w /dev/null, all', start: async (lab) => {
       const child = spawn('ip', ['netns', 'exec', lab.server.netns, 'tcpdump', '-i', 'eth0', '-w', '/dev/null', '-n',

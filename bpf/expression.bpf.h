@@ -91,6 +91,7 @@ static __always_inline bool expr_step(struct expr_buf *b)
 		b->result = 0;
 		return true;
 	}
+	barrier_var(pc); /* keep the mask: clang would drop it after the test above, and the verifier needs it */
 	const struct pathtrace_expr_insn *in = &expr.insns[pc & (PT_EXPR_MAX_INSNS - 1)];
 	__u16 code = in->code;
 	__u32 k = in->k;
@@ -176,6 +177,7 @@ fail:
 	return true;
 }
 
+#ifndef PT_NO_BPF_LOOP
 struct expr_loop_ctx {
 	struct expr_buf *b; /* bpf_loop's context must be on the stack */
 };
@@ -184,28 +186,27 @@ static long expr_loop_step(__u32 i, void *ctx)
 {
 	return expr_step(((struct expr_loop_ctx *)ctx)->b);
 }
-
-/* Set by the addon where the kernel has no bpf_loop (< 5.17): the program then runs in a loop the
- * verifier walks step by step, so the addon refuses longer programs there. */
-#define PT_EXPR_MAX_INSNS_UNROLLED 64
+#endif
 
 /* Whether the packet in the per-CPU buffer passes the expression. Classic BPF only jumps forward: a
- * program of n instructions returns within n steps. */
+ * program of n instructions returns within n steps, and bpf_loop (5.17+) lets the verifier check the
+ * step once. Kernels without it get the object built with PT_NO_BPF_LOOP, where this is never asked:
+ * the addon refuses expressions there (a loop the verifier walks step by step is too large for it
+ * at the points that ask), and the callback's reference alone would keep kernels before 5.13 from
+ * loading the object. */
 static __noinline int expr_run(void)
 {
+#ifdef PT_NO_BPF_LOOP
+	return 0;
+#else
 	struct expr_buf *b = expr_buf();
 	if (!b)
 		return 0;
 	b->pc = b->a = b->x = b->result = 0;
-	if (bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_loop)) {
-		struct expr_loop_ctx c = {b};
-		bpf_loop(PT_EXPR_MAX_INSNS, expr_loop_step, &c, 0);
-	} else {
-		for (int i = 0; i < PT_EXPR_MAX_INSNS_UNROLLED; i++)
-			if (expr_step(b))
-				break;
-	}
+	struct expr_loop_ctx c = {b};
+	bpf_loop(PT_EXPR_MAX_INSNS, expr_loop_step, &c, 0);
 	return b->result;
+#endif
 }
 
 /* The packet's wire length from the IP header at the start of the buffer. */

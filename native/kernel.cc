@@ -101,6 +101,12 @@ std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name
   return out;
 }
 
+bool kernel_has_bpf_loop() {
+  for (const auto &[name, value] : kernel_enum("bpf_func_id"))
+    if (name == "BPF_FUNC_loop") return true;
+  return false;
+}
+
 std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error) {
   std::vector<std::pair<unsigned, std::string>> out;
   run_in_netns(netns_path, [&] {

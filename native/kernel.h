@@ -34,6 +34,8 @@ bool kernel_function(const std::string &name, const std::string &module, std::ve
 
 // Enumerators of a kernel enum, from BTF: {name, value}. Empty if unknown.
 std::vector<std::pair<std::string, int64_t>> kernel_enum(const std::string &name);
+// Whether the kernel has the bpf_loop helper (5.17+, or backported): BPF_FUNC_loop in its BTF.
+bool kernel_has_bpf_loop();
 
 // Network devices {ifindex, name} of the namespace at netns_path ("" = own).
 std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error);

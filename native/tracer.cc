@@ -16,10 +16,29 @@
 #include "in_netns.h"
 #include "kernel.h"
 #include "pathtrace.skel.h"
+#include "pathtrace_compat.skel.h"
 
 namespace pathtrace {
 
 namespace {
+
+// The BPF object for this kernel: the one built without bpf_loop where the kernel lacks it (its expression
+// interpreter's callback would keep a kernel before 5.13 from loading the other). Same programs, maps and
+// variables, so one skeleton serves both: only the ELF it opens differs.
+pathtrace_bpf *open_skeleton() {
+  if (kernel_has_bpf_loop()) return pathtrace_bpf__open();
+  auto *skel = static_cast<pathtrace_bpf *>(calloc(1, sizeof(pathtrace_bpf)));
+  if (!skel) return nullptr;
+  if (pathtrace_bpf__create_skeleton(skel) == 0) {
+    skel->skeleton->data = pathtrace_compat_bpf__elf_bytes(&skel->skeleton->data_sz);
+    if (bpf_object__open_skeleton(skel->skeleton, nullptr) == 0) return skel;
+  }
+  int err = errno;
+  pathtrace_bpf__destroy(skel);
+  errno = err;
+  return nullptr;
+}
+
 // A negative return from the ring buffer callback stops consumption after
 // the current sample (which libbpf counts as consumed): "batch full".
 constexpr int kBatchFull = -1000;
@@ -203,7 +222,7 @@ Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_
 
 int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
          NetfilterMode netfilter, const std::vector<std::string> &skip) {
-  skel_ = pathtrace_bpf__open();
+  skel_ = open_skeleton();
   if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
   skel_->bss->expr.len = std::min<size_t>(expression.size(), PT_EXPR_MAX_INSNS);
@@ -212,6 +231,7 @@ int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<path
   // Packet bytes only travel with --write; otherwise the ring stays minimal.
   bpf_map__set_max_entries(skel_->maps.packet_bytes, filter.snaplen ? ring_bytes : (uint32_t)sysconf(_SC_PAGESIZE));
 
+  bpf_program__set_autoload(skel_->progs.expr_test, false);  // only for test_expression()
   // Leave out what this kernel cannot load, so that the rest still works.
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel_->obj) {
@@ -380,7 +400,7 @@ void Tracer::close() {
 std::vector<int> test_expression(const std::vector<pathtrace_expr_insn> &program,
                                  const std::vector<std::vector<uint8_t>> &packets) {
   if (program.size() > PT_EXPR_MAX_INSNS) throw std::runtime_error("program too long");
-  pathtrace_bpf *skel = pathtrace_bpf__open();
+  pathtrace_bpf *skel = open_skeleton();
   if (!skel) throw std::runtime_error(std::string("cannot open the BPF object: ") + strerror(errno));
   bpf_program *prog;
   bpf_object__for_each_program(prog, skel->obj) bpf_program__set_autoload(prog, prog == skel->progs.expr_test);

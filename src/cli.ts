@@ -8,7 +8,8 @@ import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
 import { runDemo } from './demo.js';
-import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, MAX_INSNS_WITHOUT_BPF_LOOP, type Expression } from './expression.js';
+import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from './expression.js';
+import { release } from 'node:os';
 import { native } from './native.js';
 import { NetnsError, resolveNetns } from './netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
@@ -55,14 +56,17 @@ export function filterObject(o: TraceOptions, expression: Expression | null = nu
   return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns, expression: expression ? { text: expression.text, bpf } : null };
 }
 
-/** The user's expression compiled for this kernel (bpf_loop decides how long it may be), or null. */
+/** The user's expression compiled, or null; a one-line UserError when it cannot be, or this kernel cannot run it. */
 export function compileFor(o: TraceOptions): Expression | null {
   if (!o.expression) return null;
   const n = native();
-  const withLoop = 'BPF_FUNC_loop' in n.kernelEnum('bpf_func_id');
+  if (!('BPF_FUNC_loop' in n.kernelEnum('bpf_func_id'))) {
+    throw new UserError(`filter expressions need the bpf_loop helper (Linux 5.17 or later), which this kernel (${release()}) lacks: ` +
+      'filter with --port, --host and --proto');
+  }
   const libraries = process.env.PATHTRACE_LIBPCAP ? [process.env.PATHTRACE_LIBPCAP] : LIBPCAP_NAMES;
   try {
-    return compileExpression(o.expression, (t, l) => n.compileExpression(t, l), withLoop ? MAX_INSNS : MAX_INSNS_WITHOUT_BPF_LOOP, libraries);
+    return compileExpression(o.expression, (t, l) => n.compileExpression(t, l), MAX_INSNS, libraries);
   } catch (e) {
     throw e instanceof ExpressionError ? new UserError(e.message) : e;
   }

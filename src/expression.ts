@@ -9,9 +9,8 @@ export interface Expression { text: string; program: Uint8Array }
 /** The libpcap names tried, in order: RHEL and Amazon Linux, Debian and Ubuntu, a development link. */
 export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
 
-/** Instructions the kernel runs at most: with bpf_loop (5.17+), and without (the verifier walks each step). */
+/** Instructions the kernel runs at most (PT_EXPR_MAX_INSNS). */
 export const MAX_INSNS = 256;
-export const MAX_INSNS_WITHOUT_BPF_LOOP = 64;
 /** Bytes of a packet from its IP header that the kernel program can read (PT_EXPR_WINDOW). */
 export const WINDOW = 256;
 
@@ -46,8 +45,8 @@ const SKF_AD_OFF = 0xfffff000; // Linux's ancillary data (the skb's metadata, no
 export function programRefusal(program: Uint8Array, maxInsns: number): string | null {
   const insns = instructions(program);
   if (insns.length > maxInsns) {
-    return `it compiles to ${insns.length} classic BPF instructions, and pathtrace runs at most ${maxInsns} in the kernel` +
-      (maxInsns < MAX_INSNS ? ` without bpf_loop (Linux < 5.17; ${MAX_INSNS} with it)` : '') + ': shorten it, or filter with --port and --host';
+    return `it compiles to ${insns.length} classic BPF instructions, and pathtrace runs at most ${maxInsns} in the kernel: ` +
+      'shorten it, or filter with --port and --host';
   }
   for (const i of insns) {
     const load = CLASS(i.code) === 0x00 && (MODE(i.code) === 0x20 || MODE(i.code) === 0x40);
@@ -155,7 +154,7 @@ export class ExpressionError extends Error {}
 /** Compiles text with the system's libpcap (compile: the addon's compileExpression) and checks that the
  *  kernel program can run it; throws an ExpressionError naming what is wrong, in one line. */
 export function compileExpression(text: string, compile: (text: string, libraries: string[]) => Uint8Array,
-  maxInsns: number, libraries = LIBPCAP_NAMES): Expression {
+  maxInsns = MAX_INSNS, libraries = LIBPCAP_NAMES): Expression {
   let program: Uint8Array;
   try {
     program = compile(text, libraries);

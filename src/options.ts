@@ -80,7 +80,7 @@ Filter (applied in the kernel; all given filters must match):
                               kernel once per packet, at its first point: a packet that matched is followed
                               to its end, through NAT too. It reads the first 256 bytes from the IP header.
                               ICMP errors about a matching packet (unreachable, time exceeded, too big) are
-                              kept. pathtrace follows TCP, UDP and ICMP over IPv4 and IPv6
+                              kept. pathtrace follows TCP, UDP and ICMP over IPv4 and IPv6. Needs Linux 5.17+
   -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
   -H, --host ADDR             IPv4 or IPv6 source or destination address; repeatable
       --proto PROTO           tcp, udp, icmp or all (default: tcp and udp with --port, else all)

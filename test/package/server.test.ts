@@ -102,4 +102,6 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
     assert.equal(p.drop.chain, 'input', say);
   }
   assert.equal(records.at(-1)?.stopped_by, 'count', say);
+  assert.equal(s.get('expression')?.trim(), 'pathtrace: filter expressions need libpcap, the library tcpdump uses ' +
+    '(none of libpcap.so.1, libpcap.so.0.8, libpcap.so loads): apt install libpcap0.8, or dnf install libpcap\nexit 1', say);
 });
