@@ -1035,8 +1035,8 @@ int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
 
 /* ---- the expression's self-test ----------------------------------------- */
 
-/* Runs the expression on a packet given by BPF_PROG_TEST_RUN (an Ethernet frame, padded to the window): the test that
- * compares it with tcpdump's answers (test/unit/expression-kernel.test.ts). Never attached. */
+/* Runs the expression on a packet given by BPF_PROG_TEST_RUN (an Ethernet frame, padded to the window), for the
+ * test that holds it to tcpdump's answers (test/helpers/packets.ts, corpusDisagreements). Never attached. */
 SEC("tc")
 int expr_test(struct __sk_buff *skb)
 {
