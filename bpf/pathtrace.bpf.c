@@ -86,6 +86,7 @@ struct follow {
 	__u8 bytes_sent; /* --write: this packet's bytes went out already */
 	__u8 verdict;    /* FOLLOWED; with an expression also PASSED_BY, its answer for the packet kept */
 	__u8 ct_checked; /* expression: the packet's NAT forms were tried */
+	__u32 tuple;     /* expression, PASSED_BY: the addresses and ports it was answered for (tuple_digest) */
 };
 
 #define FOLLOWED 1
@@ -334,6 +335,15 @@ static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned ch
 	return false;
 }
 
+/* The addresses and ports of a record, folded: a PASSED_BY answer holds for the same packet only (an skb
+ * freed where nothing unfollows it may come back for another packet whose key is the same, an IPv6
+ * datagram of the same length), and a packet NAT rewrote is asked again. */
+static __always_inline __u32 tuple_digest(const struct pathtrace_record *r)
+{
+	const __u32 *s = (const __u32 *)r->saddr, *d = (const __u32 *)r->daddr;
+	return s[0] ^ s[1] ^ s[2] ^ s[3] ^ d[0] ^ (d[1] * 31) ^ (d[2] * 131) ^ (d[3] * 8191) ^ ((__u32)r->sport << 16 | r->dport);
+}
+
 /* The filter with an expression. The expression runs once per packet, at its first point: the answer
  * is kept in the packet's follow slot, so a later point costs a lookup, and a packet that matched is
  * followed to its end whatever its later points do to it (a TTL decremented, an address translated).
@@ -345,10 +355,13 @@ static __always_inline bool expr_packet_wanted(unsigned long nfct, struct pathtr
 	struct follow *f = follow_slot(key);
 	if (!f)
 		return false;
-	if (f->skb != r->skb || f->key != key || f->proto != r->l4proto || !f->verdict) {
+	__u32 tuple = tuple_digest(r);
+	if (f->skb != r->skb || f->key != key || f->proto != r->l4proto || !f->verdict ||
+	    (f->verdict == PASSED_BY && f->tuple != tuple)) {
 		f->skb = r->skb;
 		f->key = key;
 		f->proto = r->l4proto;
+		f->tuple = tuple;
 		f->bytes_sent = 0;
 		f->ct_checked = 0;
 		f->verdict = wanted(r) && expr_packet(l3, end, r) ? FOLLOWED : PASSED_BY;
