@@ -6,10 +6,11 @@
 // length and IP id) and the point comes later on the path. Address reuse,
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
-import { FlowTable, side, type FlowState, type FlowTuple } from './flows.js';
+import { endpoint, FlowTable, side, type FlowState, type FlowTuple } from './flows.js';
 import { HOOK_NAMES, type HookName } from './kernel-names.js';
 import { IPPROTO, NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from './record.js';
-import { TCP, type Drop, type Ending, type Fate, type Journey, type Step } from './journey.js';
+import { TCP, type Drop, type Ending, type Fate, type Journey, type Step, type TcpStateSeen } from './journey.js';
+import { TCP_STATE_REASONS } from './reasons.js';
 
 /** A decoded event plus the names the session resolved for it. */
 export interface NamedEvent extends TraceEvent {
@@ -668,6 +669,11 @@ export class Correlator {
         for (const s of j.steps) if (s.point === 'netfilter' && s.hook === hook && s.at === 'entry') entered = s.t;
         drop.answered = a.flow.lastAnswer >= entered;
       }
+      // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell.
+      if (layer === 'tcp' && j.proto === IPPROTO.TCP && reason && TCP_STATE_REASONS.has(reason) && !a.forward &&
+          (j.direction === 'in' || a.localInExit)) {
+        drop.tcpState = this.socketState(a, ev.t);
+      }
       fate = 'dropped';
       ending = 'freed';
       if (j.direction !== 'out') a.flow.lastInDrop = { t: ev.t, layer };
@@ -744,6 +750,28 @@ export class Correlator {
     const j = a.j;
     return ev.point === Point.CONSUME_SKB && ev.location === 'tcp_rcv_state_process' && a.localInExit && !a.forward &&
       j.proto === IPPROTO.TCP && j.flags === TCP.SYN && !a.flow.replies.some((r) => r.t >= j.start);
+  }
+
+  /** The state of the local socket a TCP packet came to (its destination, after any DNAT) when TCP got it, from
+   *  the last state change seen before then; and the changes after, up to its drop at time t. Without an earlier
+   *  change, the first later one still tells the state it left. */
+  private socketState(a: Active, t: number): TcpStateSeen {
+    const to = a.j.translated ?? a.j;
+    const local = endpoint(to.dst, to.dport, a.j.family);
+    const arrived = this.deliveredAt(a.j);
+    let before: FlowState['states'][number] | undefined;
+    let after: FlowState['states'][number] | undefined;
+    const then: string[] = [];
+    for (const s of a.flow.states) {
+      if (s.local !== local || s.t > t) continue;
+      if (s.t <= arrived) before = s;
+      else {
+        after ??= s;
+        then.push(s.to);
+      }
+    }
+    if (before) return { state: before.to, from: before.from, then };
+    return { state: after?.from ?? null, from: null, then };
   }
 
   /** When the transport layer got it: when it left LOCAL_IN, else the device. */

@@ -65,6 +65,21 @@ export interface Drop {
   attribution?: RuleAttribution;
   /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */
   advice?: string[];
+  /** TCP drops whose meaning depends on the connection's state (reasons.ts, TCP_STATE_REASONS): the state of
+   *  the socket the packet came to, as pathtrace saw it change. */
+  tcpState?: TcpStateSeen;
+}
+
+/** A local TCP socket's state around a packet it got, from the state changes pathtrace saw (the tracepoint
+ *  sock:inet_sock_set_state, which reports neither TIME_WAIT nor request sockets). */
+export interface TcpStateSeen {
+  /** Its state when the packet reached TCP; null when no change of that socket was seen since tracing began. */
+  state: string | null;
+  /** The state it had come from (FIN_WAIT2 in FIN_WAIT2>CLOSE); null when not seen. */
+  from: string | null;
+  /** The states it went to after the packet reached TCP and before the drop: mostly the packet's own doing
+   *  (the reset it caused), or the application's (a close() while the packet waited in the socket's backlog). */
+  then: string[];
 }
 
 export interface Journey {

@@ -3,6 +3,7 @@
 // uses each one; a reason this table does not know (a newer kernel) still gets its name and its layer by
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
 import type { Layer } from './classify.js';
+import type { TcpStateSeen } from './journey.js';
 
 export interface ReasonText { layer: Layer; text: string }
 
@@ -55,9 +56,9 @@ export const REASONS: Record<string, ReasonText> = {
   TCP_INVALID_SEQUENCE: r('tcp', 'its sequence number is outside the receive window'),
   TCP_INVALID_END_SEQUENCE: r('tcp', 'its data ends beyond the receive window'),
   TCP_INVALID_ACK_SEQUENCE: r('tcp', 'it acknowledges data never sent, or data older than the window'),
-  TCP_RESET: r('tcp', 'it is a reset (RST) that closed the connection'),
+  TCP_RESET: r('tcp', 'a reset (RST) that TCP refused as invalid'),
   TCP_INVALID_SYN: r('tcp', 'a SYN the connection cannot take in its state (a SYN inside an established connection)'),
-  TCP_CLOSE: r('tcp', 'its connection was closed (TCP_CLOSE)'),
+  TCP_CLOSE: r('tcp', 'its socket was closed (in state CLOSE) when TCP processed it'),
   TCP_FASTOPEN: r('tcp', 'TCP Fast Open data that was not accepted'),
   TCP_OLD_ACK: r('tcp', 'it acknowledges data acknowledged already'),
   TCP_TOO_OLD_ACK: r('tcp', 'it acknowledges data far older than the window'),
@@ -154,8 +155,102 @@ const BY_LAYER: Record<Layer, string> = {
   qdisc: "its device's queueing discipline dropped it", device: 'its device dropped it', kernel: 'the kernel freed it',
 };
 
-/** A drop in one sentence: the reason's meaning, refined by where it happened. Pure. */
-export function explainDrop(d: { reason: string | null; location: string; layer: Layer }): string {
+/** TCP reasons whose meaning depends on the state of the socket the packet came to: for these the correlator
+ *  notes that state (Drop.tcpState) and the explanation says what it was and why it refused the packet. */
+export const TCP_STATE_REASONS = new Set([
+  'TCP_FLAGS', 'TCP_ABORT_ON_DATA', 'TCP_OLD_DATA', 'TCP_OLD_SEQUENCE', 'TCP_INVALID_SEQUENCE', 'TCP_INVALID_END_SEQUENCE',
+  'TCP_INVALID_ACK_SEQUENCE', 'TCP_OLD_ACK', 'TCP_TOO_OLD_ACK', 'TCP_ACK_UNSENT_DATA', 'TCP_RESET', 'TCP_INVALID_SYN',
+  'TCP_CLOSE', 'TCP_RFC7323_PAWS', 'TCP_RFC7323_PAWS_ACK',
+]);
+
+/** States past the handshake's first SYN, where TCP checks a segment's sequence number, ACK and flags
+ *  (tcp_validate_incoming, RFC 793's "synchronized" states). */
+const SYNCHRONIZED = new Set(['SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK']);
+
+/** What each state meant for the socket (include/net/tcp_states.h). */
+const STATE_WORDS: Record<string, string> = {
+  ESTABLISHED: 'its connection was ESTABLISHED',
+  SYN_SENT: 'its socket was in SYN_SENT (connect() waiting for the SYN-ACK)',
+  SYN_RECV: "its socket was in SYN_RECV (waiting for the handshake's last ACK)",
+  FIN_WAIT1: 'its socket was in FIN_WAIT1 (this side had closed, its FIN not yet acknowledged)',
+  FIN_WAIT2: 'its socket was in FIN_WAIT2 (this side had closed and the peer had acknowledged its FIN)',
+  CLOSE_WAIT: "its socket was in CLOSE_WAIT (the peer had closed its side, this side's application not yet)",
+  CLOSING: 'its socket was in CLOSING (both sides had sent a FIN at once)',
+  LAST_ACK: 'its socket was in LAST_ACK (both sides had closed; it waited for the ACK of its FIN)',
+  LISTEN: 'it came to a listening socket (LISTEN)',
+  NEW_SYN_RECV: 'it came to a request socket (NEW_SYN_RECV: a SYN-ACK sent, the handshake not complete)',
+};
+
+/** Where the socket stood: its state when the packet reached TCP, and what it went to before the drop. */
+function stateWords(s: TcpStateSeen): string {
+  let where: string;
+  if (s.state === 'CLOSE') {
+    // A socket that closed first reports FIN_WAIT2>CLOSE (or CLOSING>CLOSE), never TIME_WAIT: tcp_time_wait hands
+    // the connection to a time-wait socket (substate TIME_WAIT, or FIN_WAIT2 while the peer's FIN is due), and
+    // closes the full one. That handover is the usual case, not a certainty (a reset also closes from there).
+    where = s.from === 'FIN_WAIT2' || s.from === 'CLOSING'
+      ? `its socket had gone from ${s.from} to CLOSE (normally a time-wait socket then takes over the connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports)`
+      : `its connection's socket had closed (${s.from ? `${s.from}>` : ''}CLOSE)`;
+  } else {
+    where = STATE_WORDS[s.state!] ?? `its socket was in ${s.state}`;
+  }
+  return s.then.length ? `${where}, and went to ${s.then.join(' then ')} before the drop` : where;
+}
+
+/** Why a socket in that state refused the packet, from the code that returns each reason (tcp_input.c:
+ *  tcp_rcv_state_process, tcp_rcv_synsent_state_process, tcp_validate_incoming, tcp_sequence, tcp_data_queue). */
+function stateWhy(reason: string, s: TcpStateSeen): string {
+  const at = s.state!;
+  const closedSince = s.then.includes('CLOSE');
+  switch (reason) {
+    case 'TCP_FLAGS':
+      if (at === 'LISTEN') return ': a listening socket takes only a SYN (a segment with ACK gets a reset)';
+      // Its socket gone, the lookup found the port's listener: nothing else returns TCP_FLAGS for a segment of a
+      // closed connection (a time-wait socket answers with an ACK or a reset, naming no reason; none at all: NO_SOCKET).
+      if (at === 'CLOSE') return ': a listening socket on its port got it, and a listener takes only a SYN (a segment with ACK gets a reset)';
+      if (at === 'SYN_SENT') return ': waiting for a SYN-ACK, it drops a segment that acknowledges its SYN without a SYN of its own';
+      if (SYNCHRONIZED.has(at)) return ', where every segment must carry ACK, RST or SYN, and it had none of them';
+      return '';
+    case 'TCP_ABORT_ON_DATA':
+      return ': the peer still sent data after the application had closed the socket (or shut down reading), and with no one to read it TCP resets the connection (RFC 1122)';
+    case 'TCP_OLD_DATA':
+      return SYNCHRONIZED.has(at) ? ": a copy the peer resent because this host's ACK was lost or late, or one the network duplicated" : '';
+    case 'TCP_OLD_SEQUENCE':
+      return SYNCHRONIZED.has(at) ? ': an old duplicate delayed in the network, or a segment of an earlier connection on the same ports' : '';
+    case 'TCP_INVALID_SEQUENCE': case 'TCP_INVALID_END_SEQUENCE':
+      return SYNCHRONIZED.has(at)
+        ? ': either the peer overran the window this host offered, or the segment is stale, forged or rewritten by a middlebox (TCP answers with a duplicate ACK)'
+        : '';
+    case 'TCP_RESET':
+      if (closedSince) return '';
+      if (at === 'LISTEN' || at === 'CLOSE') return ': no connection was left to reset, and a listening socket ignores a reset';
+      if (at === 'SYN_SENT') return ': waiting for a SYN-ACK, it takes a reset only along with an ACK of its SYN, and this one had no ACK';
+      if (SYNCHRONIZED.has(at)) return ': its sequence number was in the window but not the next expected one, so TCP kept the connection and sent a challenge ACK (RFC 5961)';
+      return '';
+    case 'TCP_INVALID_SYN':
+      return SYNCHRONIZED.has(at)
+        ? ', and TCP answers a SYN there with a challenge ACK (RFC 5961) instead of a new connection: the peer has likely lost the old one (a restart) and reuses its ports'
+        : '';
+    case 'TCP_INVALID_ACK_SEQUENCE':
+      return at === 'SYN_SENT' ? ': the ACK is not for its SYN (a SYN-ACK of an earlier attempt on the same ports), so TCP answers with a reset' : '';
+    case 'TCP_OLD_ACK': case 'TCP_TOO_OLD_ACK': case 'TCP_ACK_UNSENT_DATA':
+      return at === 'SYN_RECV' ? ": the handshake's last ACK does not acknowledge its SYN-ACK, so TCP answers with a reset" : '';
+    case 'TCP_CLOSE':
+      if (closedSince) return ': it closed after the packet arrived and before TCP processed it, and TCP takes nothing on a closed socket';
+      return at === 'CLOSE' ? ': the packet reached it while it was being torn down, and TCP takes nothing on a closed socket' : '';
+  }
+  return '';
+}
+
+/** A TCP drop's clause about the connection's state: what it was, as seen, and why that state refused the packet. */
+export function tcpStateClause(reason: string, s: TcpStateSeen): string {
+  if (s.state === null) return "its connection's state was not seen since tracing began";
+  return stateWords(s) + stateWhy(reason, s);
+}
+
+/** A drop in one sentence: the reason's meaning, refined by where it happened and, for TCP, by the state of the
+ *  connection (when the correlator noted it). Pure. */
+export function explainDrop(d: { reason: string | null; location: string; layer: Layer; tcpState?: TcpStateSeen }): string {
   const where = d.location ? ` (${d.location})` : '';
   if (d.reason === null) return `${BY_LAYER[d.layer]}${where}; this kernel names no drop reasons (Linux < 5.17)`;
   if (d.reason === 'NOT_SPECIFIED') return `${BY_LAYER[d.layer]}${where}, naming no reason`;
@@ -163,6 +258,7 @@ export function explainDrop(d: { reason: string | null; location: string; layer:
   if (d.reason === 'IP_INHDR' && /^ip6?_forward/.test(d.location)) {
     return 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded';
   }
+  if (d.tcpState && TCP_STATE_REASONS.has(d.reason)) return `${reasonText(d.reason)}; ${tcpStateClause(d.reason, d.tcpState)}`;
   return reasonText(d.reason);
 }
 

@@ -102,6 +102,7 @@ export function dropRecord(d: Drop): object {
   const a = d.attribution;
   return {
     layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, explanation: explainDrop(d), advice: d.advice ?? [], inferred: d.inferred, answered: d.answered,
+    tcp_state: d.tcpState,
     ...(a && {
       table: a.table, chain: a.chain, family: a.family, source: a.source,
       rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },

@@ -264,6 +264,45 @@ test('socket events go to the flow: states, SYN-ACK retransmissions, resets', ()
   assert.equal(f.resetsReceived, 1);
 });
 
+test("a TCP drop notes its socket's state: the last change before TCP got it, the changes up to the drop; that socket's only", () => {
+  const c = new Correlator({ netns: 5 });
+  const server = { src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000 };
+  const state = (t: number, oldState: number, newState: number, p: Partial<NamedEvent> = server) =>
+    c.push(ev({ t, point: Point.INET_SOCK_SET_STATE, skb: 0, oldState, newState, ...p }));
+  const data = (skb: number, t: number, reasonName: string, p: Partial<NamedEvent> = {}) => {
+    const d = { skb, seq: 7, flags: 0x18, len: 5, ...p };
+    c.push(ev({ t, ...d }));
+    c.push(nf(1, false, { t: t + 1, ...d }));
+    c.push(nf(1, true, { t: t + 2, ...d }));
+  };
+  state(1, 1, 4); // ESTABLISHED>FIN_WAIT1: the server closed
+  state(2, 4, 5); // FIN_WAIT1>FIN_WAIT2
+  // The client's own socket on this host (loopback, say): another local endpoint, not the one the data came to.
+  state(3, 1, 8, { src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 80 });
+  data(1, 10, 'TCP_ABORT_ON_DATA');
+  state(13, 5, 7); // FIN_WAIT2>CLOSE: the reset this data caused
+  c.push(ev({ t: 14, skb: 1, seq: 7, flags: 0x18, len: 5, point: Point.KFREE_SKB, reasonName: 'TCP_ABORT_ON_DATA', location: 'tcp_v4_do_rcv' }));
+  // A later segment meets the closed connection's listener.
+  data(2, 20, 'TCP_FLAGS', { seq: 12 });
+  c.push(ev({ t: 23, skb: 2, seq: 12, flags: 0x18, len: 5, point: Point.KFREE_SKB, reasonName: 'TCP_FLAGS', location: 'tcp_v4_do_rcv' }));
+  // Another connection, no state change seen: unknown, not guessed; a checksum drop notes no state.
+  data(3, 30, 'TCP_OLD_DATA', { sport: 40001 });
+  c.push(ev({ t: 33, skb: 3, seq: 7, flags: 0x18, len: 5, sport: 40001, point: Point.KFREE_SKB, reasonName: 'TCP_OLD_DATA', location: 'tcp_rcv_established' }));
+  data(4, 40, 'TCP_CSUM', { sport: 40002 });
+  c.push(ev({ t: 43, skb: 4, seq: 7, flags: 0x18, len: 5, sport: 40002, point: Point.KFREE_SKB, reasonName: 'TCP_CSUM', location: 'tcp_v4_rcv' }));
+  // Nothing seen before it came, but a change after: the state it left is the one the packet met.
+  data(5, 50, 'TCP_CLOSE', { sport: 40003 });
+  state(53, 1, 7, { ...server, dport: 40003 });
+  c.push(ev({ t: 54, skb: 5, seq: 7, flags: 0x18, len: 5, sport: 40003, point: Point.KFREE_SKB, reasonName: 'TCP_CLOSE', location: 'tcp_rcv_state_process' }));
+  c.finish();
+  const [abort, flags, old, csum, closed] = c.drain();
+  assert.deepEqual(closed.drop!.tcpState, { state: 'ESTABLISHED', from: null, then: ['CLOSE'] });
+  assert.deepEqual(abort.drop!.tcpState, { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] });
+  assert.deepEqual(flags.drop!.tcpState, { state: 'CLOSE', from: 'FIN_WAIT2', then: [] });
+  assert.deepEqual(old.drop!.tcpState, { state: null, from: null, then: [] });
+  assert.equal(csum.drop!.tcpState, undefined);
+});
+
 test('a TCP read settles every unread segment of its direction up to the end of the copy, and none of the other', () => {
   const c = new Correlator({ netns: 5, readWaitNs: 1e12 });
   const segment = (skb: number, t: number, seq: number, p: Partial<NamedEvent> = {}) => {

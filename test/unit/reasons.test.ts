@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dropLayer } from '../../src/classify.js';
-import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText } from '../../src/reasons.js';
+import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText, TCP_STATE_REASONS } from '../../src/reasons.js';
 import { native } from '../../src/native.js';
 import { FIXTURES } from '../helpers/paths.js';
 
@@ -65,4 +65,57 @@ test("advice: the commands that show the cause, with this packet's values and it
   assert.deepEqual(dropAdvice({ reason: 'NETFILTER_DROP', location: 'nft_do_chain' }, c)[0], 'ip netns exec srv nft list ruleset');
   assert.deepEqual(dropAdvice({ reason: 'TCP_OLD_DATA', location: 'tcp_validate_incoming' }, c), [], 'nothing to run for a duplicate');
   assert.deepEqual(dropAdvice({ reason: 'IP_INHDR', location: 'ip_forward' }, { ...c, dst: 'fd00::2' }), ['ip netns exec srv ip -6 route get fd00::2 (a loop between routers also exhausts the TTL)']);
+});
+
+// TCP drops and the state of the socket the packet came to (Drop.tcpState, from the state changes seen).
+const tcp = (reason: string, state: string | null, from: string | null = null, then: string[] = []) =>
+  explainDrop({ reason, location: 'tcp_v4_do_rcv', layer: 'tcp', tcpState: { state, from, then } });
+
+test('TCP state: data after this side closed, in FIN_WAIT2, which the reset then closed', () => {
+  assert.equal(tcp('TCP_ABORT_ON_DATA', 'FIN_WAIT2', 'FIN_WAIT1', ['CLOSE']),
+    'data came for a socket its application had closed: the connection was aborted with a reset; ' +
+    'its socket was in FIN_WAIT2 (this side had closed and the peer had acknowledged its FIN), and went to CLOSE before the drop: ' +
+    'the peer still sent data after the application had closed the socket (or shut down reading), and with no one to read it TCP resets the connection (RFC 1122)');
+});
+
+test('TCP state: a segment after the connection closed meets the listener; after an active close, TIME_WAIT is named as what the kernel normally keeps', () => {
+  const gone = tcp('TCP_FLAGS', 'CLOSE', 'LAST_ACK');
+  assert.match(gone, /; its connection's socket had closed \(LAST_ACK>CLOSE\): a listening socket on its port got it, and a listener takes only a SYN \(a segment with ACK gets a reset\)$/);
+  const tw = tcp('TCP_FLAGS', 'CLOSE', 'FIN_WAIT2');
+  assert.match(tw, /; its socket had gone from FIN_WAIT2 to CLOSE \(normally a time-wait socket then takes over the connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports\): a listening socket/);
+  assert.match(tcp('TCP_FLAGS', 'CLOSE', 'FIN_WAIT1'), /its connection's socket had closed \(FIN_WAIT1>CLOSE\)/, 'FIN_WAIT1>CLOSE is an abort, not a hand-over');
+  assert.doesNotMatch(tw, /its socket was in TIME_WAIT/, 'the tracepoint never reports TIME_WAIT: not stated as seen');
+  assert.match(tcp('TCP_FLAGS', 'LISTEN'), /; it came to a listening socket \(LISTEN\): a listening socket takes only a SYN/);
+});
+
+test('TCP state: TCP_FLAGS in a synchronized connection and in SYN_SENT', () => {
+  assert.match(tcp('TCP_FLAGS', 'ESTABLISHED', 'SYN_RECV'), /; its connection was ESTABLISHED, where every segment must carry ACK, RST or SYN, and it had none of them$/);
+  assert.match(tcp('TCP_FLAGS', 'SYN_SENT', 'CLOSE'), /its socket was in SYN_SENT \(connect\(\) waiting for the SYN-ACK\): waiting for a SYN-ACK, it drops a segment that acknowledges its SYN without a SYN of its own$/);
+});
+
+test('TCP state: sequence numbers in ESTABLISHED are a retransmission, an old duplicate, or a disagreement', () => {
+  assert.match(tcp('TCP_OLD_DATA', 'ESTABLISHED'), /^all its data had been received already .*; its connection was ESTABLISHED: a copy the peer resent because this host's ACK was lost or late, or one the network duplicated$/);
+  assert.match(tcp('TCP_OLD_SEQUENCE', 'ESTABLISHED'), /ESTABLISHED: an old duplicate delayed in the network, or a segment of an earlier connection on the same ports$/);
+  assert.match(tcp('TCP_INVALID_SEQUENCE', 'CLOSE_WAIT'), /its socket was in CLOSE_WAIT \(.*\): either the peer overran the window this host offered, or the segment is stale, forged or rewritten by a middlebox \(TCP answers with a duplicate ACK\)$/);
+  assert.match(tcp('TCP_INVALID_SYN', 'ESTABLISHED'), /challenge ACK \(RFC 5961\) instead of a new connection/);
+});
+
+test('TCP state: resets, and a socket closed before TCP processed the packet', () => {
+  assert.match(tcp('TCP_RESET', 'ESTABLISHED'), /^a reset \(RST\) that TCP refused as invalid; .*in the window but not the next expected one, so TCP kept the connection and sent a challenge ACK \(RFC 5961\)$/);
+  assert.match(tcp('TCP_RESET', 'SYN_SENT'), /takes a reset only along with an ACK of its SYN, and this one had no ACK$/);
+  assert.match(tcp('TCP_CLOSE', 'ESTABLISHED', 'SYN_RECV', ['CLOSE']),
+    /; its connection was ESTABLISHED, and went to CLOSE before the drop: it closed after the packet arrived and before TCP processed it/);
+  assert.match(tcp('TCP_INVALID_ACK_SEQUENCE', 'SYN_SENT'), /the ACK is not for its SYN .* so TCP answers with a reset$/);
+  assert.match(tcp('TCP_OLD_ACK', 'SYN_RECV'), /the handshake's last ACK does not acknowledge its SYN-ACK, so TCP answers with a reset$/);
+});
+
+test('TCP state: unknown since tracing began is said so, never guessed; other reasons and drops without a state are as before', () => {
+  for (const reason of TCP_STATE_REASONS) {
+    assert.equal(tcp(reason, null), `${reasonText(reason)}; its connection's state was not seen since tracing began`, reason);
+    const known = tcp(reason, 'FIN_WAIT1');
+    assert.ok(!known.endsWith('.') && known.startsWith(reasonText(reason)), reason);
+  }
+  assert.equal(explainDrop({ reason: 'TCP_FLAGS', location: 'tcp_v4_do_rcv', layer: 'tcp' }), reasonText('TCP_FLAGS'), 'no state noted: the reason alone');
+  assert.equal(tcp('TCP_CSUM', 'ESTABLISHED'), reasonText('TCP_CSUM'), 'a bad checksum does not depend on the state');
+  assert.equal(tcp('TCP_FLAGS', 'BOUND_INACTIVE'), `${reasonText('TCP_FLAGS')}; its socket was in BOUND_INACTIVE`, 'a state without words: its name');
 });
