@@ -265,8 +265,14 @@ export function explainDrop(d: { reason: string | null; location: string; layer:
 /** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command
  *  in its namespace ("ip netns exec web " or ""). */
 export interface AdviceContext {
-  proto: 'tcp' | 'udp' | 'icmp' | string; src: string; dst: string; dport: number; dev: string | null; prefix: string;
+  proto: 'tcp' | 'udp' | 'icmp' | string; src: string; dst: string; sport: number; dport: number; dev: string | null; prefix: string;
 }
+
+/** Counters (nstat names) that count what a TCP state drop did: an abort, a challenge ACK, a PAWS reject. */
+const TCP_COUNTERS: Record<string, string> = {
+  TCP_ABORT_ON_DATA: 'TcpExtTCPAbortOnData', TCP_INVALID_SYN: 'TcpExtTCPSYNChallenge TcpExtTCPChallengeACK',
+  TCP_RESET: 'TcpExtTCPChallengeACK', TCP_RFC7323_PAWS: 'TcpExtPAWSEstab', TCP_RFC7323_PAWS_ACK: 'TcpExtPAWSEstab',
+};
 
 /** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
 export function dropAdvice(d: { reason: string | null; location: string; attribution?: unknown }, c: AdviceContext): string[] {
@@ -285,6 +291,12 @@ export function dropAdvice(d: { reason: string | null; location: string; attribu
     case 'IP_INHDR': return /^ip6?_forward/.test(d.location) ? [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} (a loop between routers also exhausts the TTL)`] : [];
     case 'CPU_BACKLOG': return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
     case 'DEV_READY': case 'XDP': return dev ? [`${p}ip link show ${dev}`] : [];
+  }
+  // A TCP state drop: the connection's socket as it is now (-a: TIME_WAIT entries too; -o: its timers), from this
+  // host's side (its local port is the packet's destination). A duplicate (OLD_DATA, OLD_SEQUENCE) needs nothing.
+  if (d.reason && TCP_STATE_REASONS.has(d.reason) && d.reason !== 'TCP_OLD_DATA' && d.reason !== 'TCP_OLD_SEQUENCE') {
+    const counters = TCP_COUNTERS[d.reason];
+    return [`${p}ss -tanoi 'sport = :${c.dport} and dport = :${c.sport}'`, ...(counters ? [`${p}nstat -az ${counters}`] : [])];
   }
   if (d.reason?.startsWith('NEIGH_') && dev) return [`${p}ip neigh show dev ${dev}`];
   if (d.reason && /^(QDISC_|CAKE_|FQ_|DUALPI2_)/.test(d.reason) && dev) return [`${p}tc -s qdisc show dev ${dev}`];

@@ -507,7 +507,7 @@ export class Session {
   private adviceContext(j: Journey): AdviceContext {
     const freed = [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
     return {
-      proto: protoName(j.proto, j.family), src: j.src, dst: j.dst, dport: j.dport,
+      proto: protoName(j.proto, j.family), src: j.src, dst: j.dst, sport: j.sport, dport: j.dport,
       dev: freed ? this.devices.name(freed) : null, prefix: commandPrefix(this.netns),
     };
   }

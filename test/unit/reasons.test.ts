@@ -53,7 +53,7 @@ test('context: a TTL that ran out while forwarding, no reason at all, NOT_SPECIF
 });
 
 test("advice: the commands that show the cause, with this packet's values and its namespace", () => {
-  const c = { proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', dport: 3306, dev: 'eth0', prefix: 'ip netns exec srv ' };
+  const c = { proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 3306, dev: 'eth0', prefix: 'ip netns exec srv ' };
   assert.deepEqual(dropAdvice({ reason: 'NO_SOCKET', location: 'tcp_v4_rcv' }, c), ["ip netns exec srv ss -tlnp 'sport = :3306'"]);
   assert.deepEqual(dropAdvice({ reason: 'NO_SOCKET', location: '__udp4_lib_rcv' }, { ...c, proto: 'udp', dport: 53 }), ["ip netns exec srv ss -ulnp 'sport = :53'"]);
   assert.deepEqual(dropAdvice({ reason: 'TCP_LISTEN_OVERFLOW', location: 'tcp_rcv_state_process' }, c)[1], 'ip netns exec srv sysctl net.core.somaxconn');
@@ -118,4 +118,13 @@ test('TCP state: unknown since tracing began is said so, never guessed; other re
   assert.equal(explainDrop({ reason: 'TCP_FLAGS', location: 'tcp_v4_do_rcv', layer: 'tcp' }), reasonText('TCP_FLAGS'), 'no state noted: the reason alone');
   assert.equal(tcp('TCP_CSUM', 'ESTABLISHED'), reasonText('TCP_CSUM'), 'a bad checksum does not depend on the state');
   assert.equal(tcp('TCP_FLAGS', 'BOUND_INACTIVE'), `${reasonText('TCP_FLAGS')}; its socket was in BOUND_INACTIVE`, 'a state without words: its name');
+});
+
+test('TCP state advice: the connection from this side with ss, and the counter of what TCP did', () => {
+  const c = { proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 8080, dev: 'eth0', prefix: 'ip netns exec srv ' };
+  assert.deepEqual(dropAdvice({ reason: 'TCP_ABORT_ON_DATA', location: 'tcp_v4_do_rcv' }, c),
+    ["ip netns exec srv ss -tanoi 'sport = :8080 and dport = :40000'", 'ip netns exec srv nstat -az TcpExtTCPAbortOnData']);
+  assert.deepEqual(dropAdvice({ reason: 'TCP_FLAGS', location: 'tcp_v4_do_rcv' }, { ...c, prefix: '' }), ["ss -tanoi 'sport = :8080 and dport = :40000'"]);
+  assert.deepEqual(dropAdvice({ reason: 'TCP_INVALID_SYN', location: 'tcp_validate_incoming' }, c)[1], 'ip netns exec srv nstat -az TcpExtTCPSYNChallenge TcpExtTCPChallengeACK');
+  assert.deepEqual(dropAdvice({ reason: 'TCP_OLD_SEQUENCE', location: 'tcp_validate_incoming' }, c), [], 'nothing to run for an old duplicate');
 });
