@@ -1,11 +1,14 @@
 // A tiny client or server for lab namespaces, run as its own process inside
 // one (`ip netns exec NS node peer.js ...`). Prints one JSON line with what
 // happened, so that tests and the demo can report the application's view.
-//   listen tcp|udp PORT [--stall MS] [--rcvbuf BYTES] [--backlog N]
+//   listen tcp|udp PORT [--stall MS] [--rcvbuf BYTES] [--backlog N] [--close]
 //       serve: TCP writes "hello\n" and closes; UDP echoes. --stall blocks the
 //       process after binding (nothing is read or accepted): full queues.
-//   connect tcp HOST PORT MS [--send TEXT] [--from ADDR]
-//       one TCP connection (sending TEXT once connected); give up after MS
+//       --close: TCP closes each connection at once, sending nothing.
+//   connect tcp HOST PORT MS [--send TEXT] [--from ADDR] [--after-fin TEXT]
+//       one TCP connection (sending TEXT once connected); give up after MS.
+//       --after-fin: once the server closed its side (its FIN came), send TEXT
+//       to it, after the FIN's ACK went out (the server's socket then FIN_WAIT2)
 //   send udp HOST PORT MS [--count N] [--size BYTES] [--ttl N] [--from ADDR]
 //       N datagrams, then wait MS for an echo
 import dgram from 'node:dgram';
@@ -26,7 +29,7 @@ const { values: opt, positionals } = parseArgs({
   options: {
     stall: { type: 'string' }, rcvbuf: { type: 'string' }, backlog: { type: 'string' },
     send: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, ttl: { type: 'string' },
-    from: { type: 'string' },
+    from: { type: 'string' }, close: { type: 'boolean' }, 'after-fin': { type: 'string' },
   },
 });
 
@@ -39,7 +42,8 @@ function listen(proto: string, port: number): void {
   if (proto === 'tcp') {
     const server = net.createServer((s) => {
       s.on('error', () => {});
-      s.end('hello\n');
+      if (opt.close) s.destroy();
+      else s.end('hello\n');
     });
     server.listen({ port, host, backlog: opt.backlog ? Number(opt.backlog) : 16 }, bound);
   } else {
@@ -51,7 +55,8 @@ function listen(proto: string, port: number): void {
 
 function connect(host: string, port: number, ms: number): void {
   const started = Date.now();
-  const s = net.connect({ host, port, localAddress: opt.from });
+  // --after-fin writes after the server's FIN: the socket must stay open for writing (half-open).
+  const s = net.connect({ host, port, localAddress: opt.from, allowHalfOpen: opt['after-fin'] !== undefined });
   const done = (o: object) => {
     clearTimeout(timer);
     s.destroy();
@@ -61,7 +66,13 @@ function connect(host: string, port: number, ms: number): void {
   let data = '';
   s.on('connect', () => { if (opt.send) s.write(opt.send); });
   s.on('data', (d) => { data += d; });
-  s.on('end', () => done({ ok: true, data }));
+  s.on('end', () => {
+    const late = opt['after-fin'];
+    if (late === undefined) return done({ ok: true, data });
+    // Linux delays the ACK of a FIN by at most 200 ms (TCP_DELACK_MAX): written after 300 ms, the data does not
+    // carry that ACK, and reaches a server socket whose FIN was acknowledged.
+    setTimeout(() => s.write(late, () => setTimeout(() => done({ ok: true, data }), 200)), 300);
+  });
   s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, error: e.code ?? e.message }));
 }
 

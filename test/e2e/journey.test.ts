@@ -84,6 +84,44 @@ for (const family of [4, 6] as const) {
   });
 }
 
+for (const family of [4, 6] as const) {
+  test(`data after the server closed, IPv${family}: TCP_ABORT_ON_DATA, with the state its socket was in and why it refused`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab({
+      traced: (lab) => lab.server.netns,
+      setup: async (lab) => {
+        // Above 60 s (TCP_TIMEWAIT_LEN) a socket closed by its application waits in FIN_WAIT2 as itself; at or below,
+        // a time-wait socket takes over, which answers such data with a reset but names no drop reason.
+        lab.sysctl(lab.server.netns, 'net.ipv4.tcp_fin_timeout', '120');
+        await lab.listen('tcp', 8080, lab.server, '--close');
+      },
+      args: ['--port', '8080'],
+      traffic: (lab) => lab.connect('tcp', family === 4 ? lab.server.v4 : lab.server.v6, 8080, 3000, lab.client, '--after-fin', 'late request'),
+    }, ({ lab, result, packets, connections, summary }) => {
+      assert.equal(result.ok, true);
+      const drops = dropped(packets);
+      assert.equal(drops.length, 1, JSON.stringify(drops.map((p) => p.drop)));
+      const [d] = drops;
+      assert.deepEqual([d.direction, d.tcp_flags, d.len, d.drop.layer, d.drop.reason], ['in', 'PA', 12, 'tcp', 'TCP_ABORT_ON_DATA']);
+      // The server socket's changes, as the kernel reported them: FIN_WAIT2 when the data came, CLOSE by its reset.
+      const local = family === 4 ? `${lab.server.v4}:8080` : `[${lab.server.v6}]:8080`;
+      assert.deepEqual(connections[0].sockets[local],
+        ['LISTEN>SYN_RECV', 'SYN_RECV>ESTABLISHED', 'ESTABLISHED>FIN_WAIT1', 'FIN_WAIT1>FIN_WAIT2', 'FIN_WAIT2>CLOSE']);
+      assert.deepEqual(d.drop.tcp_state, { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] });
+      assert.equal(d.drop.explanation, 'data came for a socket its application had closed: the connection was aborted with a reset; ' +
+        'its socket was in FIN_WAIT2 (this side had closed and the peer had acknowledged its FIN), and went to CLOSE before the drop: ' +
+        'the peer still sent data after the application had closed the socket (or shut down reading), and with no one to read it TCP resets the connection (RFC 1122)');
+      const ns = `ip netns exec ${lab.server.netns} `;
+      assert.deepEqual(d.drop.advice, [`${ns}ss -tanoi 'sport = :8080 and dport = :${d.sport}'`, `${ns}nstat -az TcpExtTCPAbortOnData`]);
+      assert.ok(d.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
+      const rst = out(packets).find((p) => p.tcp_flags === 'R');
+      assert.deepEqual([rst?.origin, rst?.fate], ['stack', 'sent']);
+      assert.equal(summary.counters.TcpExtTCPAbortOnData, 1);
+      assert.ok(summary.drops.some((g: Rec) => g.explanation === d.drop.explanation && g.count === 1), 'the summary groups it by the same words');
+    });
+  });
+}
+
 test('no route while forwarding: IP_INNOROUTES on the router, ICMP net unreachable back', async (t) => {
   if (!needsRoot(t)) return;
   await traceLab({
