@@ -54,12 +54,15 @@ export function dropLayer(reason: string, location: string): Layer {
  * transport layer finishing with a packet it already handled (a retransmitted
  * SYN answered by the request socket, say); elsewhere they are drops.
  * reason null: the kernel reports none (< 5.17), where kfree_skb is used for
- * drops only, except by TCP for packets it handled: a free at TCP after it
- * sent a reset (no socket) is a drop, other TCP frees of delivered packets are not.
+ * drops only, except by TCP for packets it handled.
+ * Either way, a free at TCP after it answered the packet with a reset is a
+ * drop: no socket (< 5.17), or a time-wait socket refusing data that came
+ * after this side closed (tcp_v4_rcv's TCP_TW_RST, NOT_SPECIFIED on 6.18).
  */
 export function isDrop(reason: string | null, location: string, reachedTransport: boolean, resetSent = false): boolean {
   const layer = layerOfLocation(location);
   if (reason === null) return !(reachedTransport && layer === 'tcp' && !resetSent);
   if (reason !== 'NOT_SPECIFIED' && reason !== '0') return true;
+  if (layer === 'tcp' && resetSent) return true;
   return !(reachedTransport && (layer === 'tcp' || layer === 'udp' || layer === 'socket' || layer === 'icmp'));
 }

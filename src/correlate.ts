@@ -669,10 +669,13 @@ export class Correlator {
         for (const s of j.steps) if (s.point === 'netfilter' && s.hook === hook && s.at === 'entry') entered = s.t;
         drop.answered = a.flow.lastAnswer >= entered;
       }
-      // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell.
-      if (layer === 'tcp' && j.proto === IPPROTO.TCP && reason && TCP_STATE_REASONS.has(reason) && !a.forward &&
+      // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell. Where TCP
+      // named no reason (a time-wait socket's reset), only a state seen says more than the freeing function.
+      const named = reason !== null && reason !== 'NOT_SPECIFIED';
+      if (layer === 'tcp' && j.proto === IPPROTO.TCP && (!named || TCP_STATE_REASONS.has(reason)) && !a.forward &&
           (j.direction === 'in' || a.localInExit)) {
-        drop.tcpState = this.socketState(a, ev.t);
+        const seen = this.socketState(a, ev.t);
+        if (named || seen.state !== null) drop.tcpState = seen;
       }
       fate = 'dropped';
       ending = 'freed';

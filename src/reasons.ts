@@ -238,11 +238,16 @@ function stateWhy(reason: string, s: TcpStateSeen): string {
     case 'TCP_CLOSE':
       if (closedSince) return ': it closed after the packet arrived and before TCP processed it, and TCP takes nothing on a closed socket';
       return at === 'CLOSE' ? ': the packet reached it while it was being torn down, and TCP takes nothing on a closed socket' : '';
+    case '':
+      // No reason named: TCP dropped it after answering with a reset (classify.ts), which a time-wait socket does
+      // for data that comes after this side closed (tcp_timewait_state_process: TCP_TW_RST).
+      return at === 'CLOSE' && (s.from === 'FIN_WAIT2' || s.from === 'CLOSING') && !s.then.length ? ': a time-wait socket takes no data' : '';
   }
   return '';
 }
 
-/** A TCP drop's clause about the connection's state: what it was, as seen, and why that state refused the packet. */
+/** A TCP drop's clause about the connection's state: what it was, as seen, and why that state refused the packet
+ *  (reason '' where the kernel named none). */
 export function tcpStateClause(reason: string, s: TcpStateSeen): string {
   if (s.state === null) return "its connection's state was not seen since tracing began";
   return stateWords(s) + stateWhy(reason, s);
@@ -252,8 +257,9 @@ export function tcpStateClause(reason: string, s: TcpStateSeen): string {
  *  connection (when the correlator noted it). Pure. */
 export function explainDrop(d: { reason: string | null; location: string; layer: Layer; tcpState?: TcpStateSeen }): string {
   const where = d.location ? ` (${d.location})` : '';
-  if (d.reason === null) return `${BY_LAYER[d.layer]}${where}; this kernel names no drop reasons (Linux < 5.17)`;
-  if (d.reason === 'NOT_SPECIFIED') return `${BY_LAYER[d.layer]}${where}, naming no reason`;
+  const state = d.tcpState ? `; ${tcpStateClause('', d.tcpState)}` : '';
+  if (d.reason === null) return `${BY_LAYER[d.layer]}${where}; this kernel names no drop reasons (Linux < 5.17)${state}`;
+  if (d.reason === 'NOT_SPECIFIED') return `${BY_LAYER[d.layer]}${where}, naming no reason${state}`;
   // ip_forward and ip6_forward use IP_INHDR for one thing only: the TTL (hop limit) that ran out.
   if (d.reason === 'IP_INHDR' && /^ip6?_forward/.test(d.location)) {
     return 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded';

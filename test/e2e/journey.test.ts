@@ -122,6 +122,38 @@ for (const family of [4, 6] as const) {
   });
 }
 
+for (const family of [4, 6] as const) {
+  test(`data after the server closed, default tcp_fin_timeout, IPv${family}: the time-wait socket's reset, a drop with no reason and the state`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab({
+      traced: (lab) => lab.server.netns,
+      setup: (lab) => lab.listen('tcp', 8080, lab.server, '--close'),
+      args: ['--port', '8080'],
+      traffic: (lab) => lab.connect('tcp', family === 4 ? lab.server.v4 : lab.server.v6, 8080, 3000, lab.client, '--after-fin', 'late request'),
+    }, ({ lab, result, packets, connections }) => {
+      assert.equal(result.ok, true);
+      const drops = dropped(packets);
+      assert.equal(drops.length, 1, JSON.stringify(drops.map((p) => p.drop)));
+      const [d] = drops;
+      // Linux 6.18 frees it in tcp_v4_rcv (tcp_v6_rcv) naming no reason (NOT_SPECIFIED; before 5.17 none at all),
+      // after the time-wait socket's reset.
+      assert.deepEqual([d.direction, d.tcp_flags, d.len, d.drop.layer], ['in', 'PA', 12, 'tcp']);
+      assert.match(d.drop.location, /^tcp_v[46]_rcv$/);
+      assert.ok(d.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
+      const local = family === 4 ? `${lab.server.v4}:8080` : `[${lab.server.v6}]:8080`;
+      assert.deepEqual(connections[0].sockets[local],
+        ['LISTEN>SYN_RECV', 'SYN_RECV>ESTABLISHED', 'ESTABLISHED>FIN_WAIT1', 'FIN_WAIT1>FIN_WAIT2', 'FIN_WAIT2>CLOSE']);
+      assert.deepEqual(d.drop.tcp_state, { state: 'CLOSE', from: 'FIN_WAIT2', then: [] });
+      assert.ok(d.drop.reason === 'NOT_SPECIFIED' || d.drop.reason === null, `reason ${d.drop.reason}`);
+      assert.ok(d.drop.explanation.startsWith(`TCP refused it (${d.drop.location})`), d.drop.explanation);
+      assert.ok(d.drop.explanation.endsWith('; its socket had gone from FIN_WAIT2 to CLOSE (normally a time-wait socket then takes over the ' +
+        'connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports): a time-wait socket takes no data'), d.drop.explanation);
+      const rst = out(packets).find((p) => p.tcp_flags === 'R');
+      assert.deepEqual([rst?.origin, rst?.fate], ['stack', 'sent']);
+    });
+  });
+}
+
 test('no route while forwarding: IP_INNOROUTES on the router, ICMP net unreachable back', async (t) => {
   if (!needsRoot(t)) return;
   await traceLab({

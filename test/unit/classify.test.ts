@@ -17,6 +17,8 @@ test('NOT_SPECIFIED frees by the transport layer after delivery are not drops; e
   assert.equal(isDrop('NOT_SPECIFIED', 'tcp_v4_rcv', true), false);
   assert.equal(isDrop('NOT_SPECIFIED', 'tcp_v4_rcv', false), true);
   assert.equal(isDrop('NOT_SPECIFIED', 'veth_xmit', true), true);
+  // Answered with a reset (data to a time-wait socket after this side closed): refused, a drop.
+  assert.equal(isDrop('NOT_SPECIFIED', 'tcp_v4_rcv', true, true), true);
   assert.equal(isDrop('NETFILTER_DROP', 'nft_do_chain', true), true);
 });
 

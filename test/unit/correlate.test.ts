@@ -294,8 +294,17 @@ test("a TCP drop notes its socket's state: the last change before TCP got it, th
   data(5, 50, 'TCP_CLOSE', { sport: 40003 });
   state(53, 1, 7, { ...server, dport: 40003 });
   c.push(ev({ t: 54, skb: 5, seq: 7, flags: 0x18, len: 5, sport: 40003, point: Point.KFREE_SKB, reasonName: 'TCP_CLOSE', location: 'tcp_rcv_state_process' }));
+  // Answered with a reset and freed naming no reason (a time-wait socket's reset): a drop, with the state where seen.
+  state(60, 5, 7, { ...server, dport: 40004 }); // FIN_WAIT2>CLOSE: the time-wait socket took over
+  for (const [skb, t, sport] of [[6, 70, 40004], [7, 80, 40005]]) {
+    data(skb, t, 'NOT_SPECIFIED', { sport });
+    c.push(ev({ t: t + 3, skb, seq: 7, flags: 0x18, len: 5, sport, point: Point.TCP_SEND_RESET }));
+    c.push(ev({ t: t + 4, skb, seq: 7, flags: 0x18, len: 5, sport, point: Point.KFREE_SKB, reasonName: 'NOT_SPECIFIED', location: 'tcp_v4_rcv' }));
+  }
   c.finish();
-  const [abort, flags, old, csum, closed] = c.drain();
+  const [abort, flags, old, csum, closed, timeWait, unseen] = c.drain();
+  assert.deepEqual([timeWait.fate, timeWait.drop!.layer, timeWait.drop!.tcpState], ['dropped', 'tcp', { state: 'CLOSE', from: 'FIN_WAIT2', then: [] }]);
+  assert.deepEqual([unseen.fate, unseen.drop!.tcpState], ['dropped', undefined], 'no reason and no state seen: nothing to add');
   assert.deepEqual(closed.drop!.tcpState, { state: 'ESTABLISHED', from: null, then: ['CLOSE'] });
   assert.deepEqual(abort.drop!.tcpState, { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] });
   assert.deepEqual(flags.drop!.tcpState, { state: 'CLOSE', from: 'FIN_WAIT2', then: [] });

@@ -120,6 +120,17 @@ test('TCP state: unknown since tracing began is said so, never guessed; other re
   assert.equal(tcp('TCP_FLAGS', 'BOUND_INACTIVE'), `${reasonText('TCP_FLAGS')}; its socket was in BOUND_INACTIVE`, 'a state without words: its name');
 });
 
+test('TCP state where TCP named no reason: a time-wait socket refusing data after this side closed', () => {
+  const tw = { state: 'CLOSE', from: 'FIN_WAIT2', then: [] };
+  assert.equal(explainDrop({ reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv', layer: 'tcp', tcpState: tw }),
+    'TCP refused it (tcp_v4_rcv), naming no reason; its socket had gone from FIN_WAIT2 to CLOSE (normally a time-wait socket then ' +
+    'takes over the connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports): a time-wait socket takes no data');
+  assert.match(explainDrop({ reason: null, location: 'tcp_v4_rcv', layer: 'tcp', tcpState: tw }), /^TCP refused it \(tcp_v4_rcv\); this kernel names no drop reasons \(Linux < 5\.17\); its socket had gone from FIN_WAIT2/);
+  assert.equal(explainDrop({ reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv', layer: 'tcp', tcpState: { state: 'ESTABLISHED', from: 'SYN_RECV', then: [] } }),
+    'TCP refused it (tcp_v4_rcv), naming no reason; its connection was ESTABLISHED', 'no why without a reason to go by');
+  assert.equal(explainDrop({ reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv', layer: 'tcp' }), 'TCP refused it (tcp_v4_rcv), naming no reason');
+});
+
 test('TCP state advice: the connection from this side with ss, and the counter of what TCP did', () => {
   const c = { proto: 'tcp', src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 8080, dev: 'eth0', prefix: 'ip netns exec srv ' };
   assert.deepEqual(dropAdvice({ reason: 'TCP_ABORT_ON_DATA', location: 'tcp_v4_do_rcv' }, c),
