@@ -190,13 +190,15 @@ async function startPlain(args: string[]): Promise<{ child: ChildProcess; out: (
   return { child, out: () => out, err: () => err, exit };
 }
 
-test('--with-tcpdump: tcpdump runs beside the trace; at the end the comparison shows the SYN-ACKs it could not see', async (t) => {
+// The filter as options, and as an expression (handed to tcpdump verbatim).
+for (const filter of [['--port', '3306'], ['tcp port 3306']]) {
+test(`--with-tcpdump, filter ${filter.join(' ')}: tcpdump runs beside the trace; at the end the comparison shows the SYN-ACKs it could not see`, async (t) => {
   if (!needsRoot(t) || !tools(t, 'tcpdump')) return;
   const lab = new Lab();
   t.after(() => lab.destroy());
   lab.exec(lab.server.netns, 'iptables', ['-I', 'OUTPUT', '-p', 'tcp', '--sport', '3306', '-j', 'DROP']);
   await lab.listen('tcp', 3306);
-  const pt = await startPlain(['--netns', lab.server.netns, '--port', '3306', '--with-tcpdump', 'eth0']);
+  const pt = await startPlain(['--netns', lab.server.netns, ...filter, '--with-tcpdump', 'eth0']);
   assert.ok(liveCaptures().pids, 'tcpdump runs while tracing');
   await lab.connect('tcp', lab.server.v4, 3306, 2500);
   await sleep(300);
@@ -214,6 +216,7 @@ test('--with-tcpdump: tcpdump runs beside the trace; at the end the comparison s
   assert.match(cmp, /Frames pathtrace could not match \(0\):/);
   assert.deepEqual(liveCaptures(), { pids: '', dirs: [] }, 'no tcpdump and no capture file left');
 });
+}
 
 test('--with-tcpdump: tcpdump dies with pathtrace, even by SIGKILL; an unknown interface is one line', async (t) => {
   if (!needsRoot(t) || !tools(t, 'tcpdump')) return;
