@@ -221,24 +221,27 @@ static __always_inline __u32 expr_wirelen(const struct expr_buf *b)
 }
 
 /* Copies the packet whose IP header is at the kernel address l3 into the buffer: up to the window, the
- * end of what can be read (end: the skb's linear data) and the packet's own length. */
-static __always_inline struct expr_buf *expr_fill(const unsigned char *l3, const unsigned char *end)
+ * end of what can be read (end: the skb's linear data) and the packet's own length; true when it holds
+ * an IP header. The reads are of constant size (a variable one needs bounds that older verifiers lose),
+ * so they may take bytes past the packet, which caplen then leaves out; a packet near the end of its page
+ * gets a shorter read. Not inlined: its places would together overflow the 512-byte stack. */
+static __noinline bool expr_fill(const unsigned char *l3, const unsigned char *end)
 {
 	struct expr_buf *b = expr_buf();
-	if (!b || !l3)
-		return 0;
-	long avail = (long)end - (long)l3;
-	__u32 n = PT_EXPR_WINDOW;
-	if (avail < n)
-		n = avail > 0 ? avail : 0;
-	barrier_var(n);
-	if (n > PT_EXPR_WINDOW)
-		n = PT_EXPR_WINDOW;
-	if (n < 20 || bpf_probe_read_kernel(b->pkt, n, l3))
-		return 0;
+	if (!b || !l3 || end <= l3)
+		return false;
+	__u32 got = PT_EXPR_WINDOW;
+	if (bpf_probe_read_kernel(b->pkt, PT_EXPR_WINDOW, l3)) {
+		got = 64;
+		if (bpf_probe_read_kernel(b->pkt, 64, l3))
+			return false;
+	}
+	__u64 avail = end - l3;
+	if (avail < got)
+		got = avail;
 	b->wirelen = expr_wirelen(b);
-	b->caplen = n < b->wirelen ? n : b->wirelen;
-	return b;
+	b->caplen = got < b->wirelen ? got : b->wirelen;
+	return b->caplen >= 20;
 }
 
 /* Writes the addresses and ports of a tuple over the packet in the buffer (IPv4 or IPv6 as in family):

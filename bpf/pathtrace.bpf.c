@@ -291,12 +291,14 @@ bool nat_seen = false;
 static __always_inline bool expr_packet(const unsigned char *l3, const unsigned char *end,
 					const struct pathtrace_record *r)
 {
-	struct expr_buf *b = expr_fill(l3, end);
-	if (!b)
+	if (!expr_fill(l3, end))
 		return false;
 	if (expr_run())
 		return true;
 	if (!r->inner_proto)
+		return false;
+	struct expr_buf *b = expr_buf();
+	if (!b)
 		return false;
 	__u32 ihl = r->family == 4 ? (b->pkt[0] & 0xf) * 4 : 40;
 	return expr_fill(l3 + ihl + 8, end) && expr_run();
@@ -321,8 +323,8 @@ static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned ch
 		struct nf_conntrack_tuple t;
 		if (bpf_core_read(&t, sizeof(t), &ct->tuplehash[reversed ? !own : own].tuple))
 			return false;
-		struct expr_buf *b = expr_fill(l3, end);
-		if (!b)
+		struct expr_buf *b = expr_buf();
+		if (!b || !expr_fill(l3, end))
 			return false;
 		__u16 sport = bpf_ntohs(t.src.u.all), dport = bpf_ntohs(t.dst.u.all);
 		if (reversed)
