@@ -13,7 +13,7 @@ export function packageVersion(): string {
 export interface Found {
   version: string;
   kernel: string;   // "6.1.0-35-amd64 x86_64"
-  addon: { libbpf: string; btf: boolean; btfError?: string; netfilterLinks: boolean } | { error: string };
+  addon: { libbpf: string; btf: boolean; btfError?: string; netfilterLinks: boolean; bpfLoop: boolean } | { error: string };
   /** Probing for BPF program types needs the rights to load them. */
   privileged: boolean;
   kprobes: boolean; // the kprobe PMU libbpf attaches through
@@ -27,7 +27,7 @@ export function versionText(f: Found): string {
   lines.push(`libbpf ${f.addon.libbpf.replace(/^v/, '')} (carried with the addon)`);
   const links = f.privileged ? yes(f.addon.netfilterLinks) : 'run as root to tell';
   lines.push(`kernel ${f.kernel}: BTF ${f.addon.btf ? 'yes' : `no (${f.addon.btfError})`}; BPF netfilter links ${links}; ` +
-    `kprobes ${yes(f.kprobes)}`);
+    `kprobes ${yes(f.kprobes)}; bpf_loop ${f.addon.bpfLoop ? 'yes (filter expressions run)' : 'no (no filter expressions: Linux 5.17+)'}`);
   return lines.join('\n');
 }
 
@@ -35,7 +35,7 @@ export function findVersion(): Found {
   let addon: Found['addon'];
   try {
     const n = native();
-    addon = { libbpf: n.libbpfVersion(), ...n.kernelFeatures() };
+    addon = { libbpf: n.libbpfVersion(), ...n.kernelFeatures(), bpfLoop: 'BPF_FUNC_loop' in n.kernelEnum('bpf_func_id') };
   } catch (e) {
     addon = { error: (e as Error).message };
   }

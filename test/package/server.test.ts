@@ -78,7 +78,7 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
   const [name, libbpf, kernel] = (s.get('version') ?? '').trim().split('\n');
   assert.match(name, /^pathtrace \d+\.\d+\.\d+$/, say);
   assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/, say);
-  assert.match(kernel, /^kernel 6\.1\.\S+ x86_64: BTF yes; BPF netfilter links no; kprobes yes$/, say);
+  assert.match(kernel, /^kernel 6\.1\.\S+ x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes \(filter expressions run\)$/, say);
 
   assert.equal((s.get('installed') ?? '').trim(), 'checked', `installed on the server: ${s.get('installed')}`);
   // Debian 12's own libbpf (1.1, iproute2's) is there too: pathtrace runs with the one it carries.

@@ -12,12 +12,13 @@ import { versionText, type Found } from '../../src/version.js';
 test('--version: the version, the carried libbpf and what the kernel offers; without root, what it cannot tell', () => {
   const found: Found = {
     version: '0.1.0', kernel: '6.1.0-35-amd64 x86_64', privileged: true, kprobes: true,
-    addon: { libbpf: 'v1.4', btf: true, netfilterLinks: false },
+    addon: { libbpf: 'v1.4', btf: true, netfilterLinks: false, bpfLoop: true },
   };
   assert.equal(versionText(found), 'pathtrace 0.1.0\nlibbpf 1.4 (carried with the addon)\n' +
-    'kernel 6.1.0-35-amd64 x86_64: BTF yes; BPF netfilter links no; kprobes yes');
+    'kernel 6.1.0-35-amd64 x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes (filter expressions run)');
+  assert.match(versionText({ ...found, addon: { ...found.addon, bpfLoop: false } as Found['addon'] }), /; bpf_loop no \(no filter expressions: Linux 5\.17\+\)$/);
   assert.match(versionText({ ...found, privileged: false }), /BPF netfilter links run as root to tell;/);
-  assert.match(versionText({ ...found, addon: { libbpf: 'v1.4', btf: false, btfError: 'no /sys/kernel/btf/vmlinux', netfilterLinks: false } }),
+  assert.match(versionText({ ...found, addon: { libbpf: 'v1.4', btf: false, btfError: 'no /sys/kernel/btf/vmlinux', netfilterLinks: false, bpfLoop: false } }),
     /BTF no \(no \/sys\/kernel\/btf\/vmlinux\)/);
   assert.equal(versionText({ ...found, addon: { error: 'cannot load the native addon (x)' } }),
     'pathtrace 0.1.0\naddon: cannot load the native addon (x)');
