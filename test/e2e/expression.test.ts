@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LIBPCAP_NAMES } from '../../src/expression.js';
-import { needsRoot, runCli, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { dnatToServer, needsRoot, runCli, traceLab, type Rec } from '../helpers/pathtrace.js';
 
 test('bad expressions: one line naming what is wrong, as libpcap says it; a missing libpcap says what to install', (t) => {
   if (!needsRoot(t)) return;
@@ -58,10 +58,7 @@ test('an expression and DNAT: the SYN from the NAT hook on, by the port it is tr
   await traceLab({
     router: true,
     traced: (lab) => lab.router!.netns,
-    setup: async (lab) => {
-      lab.exec(lab.router!.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`]);
-      await lab.listen('tcp', 8080);
-    },
+    setup: dnatToServer,
     args: ['tcp port 8080'],
     traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, 1000),
   }, ({ lab, result, packets, connections }) => {

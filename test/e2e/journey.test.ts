@@ -4,7 +4,7 @@
 // and the namespace's netstat counters. Real traffic in lab namespaces.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { needsRoot, traceLab, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+import { dnatToServer, needsRoot, traceLab, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
 
 const dropped = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped');
 const out = (ps: Rec[]) => ps.filter((p) => p.direction === 'out');
@@ -302,10 +302,7 @@ test('DNAT on a router: forwarded with both tuples, the replies in the same conn
   await traceLab({
     router: true,
     traced: (lab) => lab.router!.netns,
-    setup: async (lab) => {
-      lab.exec(lab.router!.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`]);
-      await lab.listen('tcp', 8080);
-    },
+    setup: dnatToServer,
     args: ['--port', '80'],
     traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, 1000),
   }, ({ lab, result, packets, connections }) => {

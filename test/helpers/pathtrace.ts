@@ -147,6 +147,12 @@ export async function traceLab<T>(opts: {
   }
 }
 
+/** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens. */
+export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Promise<void> {
+  lab.exec(lab.router!.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`]);
+  await lab.listen('tcp', 8080);
+}
+
 /**
  * Drops a test of normal traffic must not see. On a loaded machine the kernel
  * really drops stale duplicates (an ACK or data TCP already has: the
