@@ -19,8 +19,12 @@ struct expr_buf {
 	__u32 wirelen; /* the IP packet's length (BPF_LEN) */
 	__u32 mem[16]; /* the program's scratch memory (BPF_MEM) */
 	__u32 pc, a, x, result; /* the machine's state */
+	/* A conntrack entry's tuple, read here rather than on the stack, where the programs that free packets
+	 * (on_kfree_skb with nft_chain_freeing) have no room left; also for the filter without an expression. */
+	struct nf_conntrack_tuple tuple;
 };
 
+/* Per CPU: a probe runs to its end on the CPU it started on. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

@@ -106,20 +106,26 @@ int BPF_PROG(nf_hook_slow_exit, struct sk_buff *skb, const struct nf_hook_state 
 	return 0;
 }
 
+/* The record of a base chain (or legacy table) that returned a drop verdict, r holding the packet's tuple. */
+static __always_inline void nf_chain_emit(struct pathtrace_record *r, __u8 hook, int priority, const char *table, __u8 kind)
+{
+	r->point = PT_POINT_NF_CHAIN;
+	r->probe = kind;
+	r->hook = hook;
+	r->aux = priority;
+	r->reason = NF_DROP;
+	bpf_probe_read_kernel_str(r->comm, sizeof(r->comm), table);
+	emit(r);
+}
+
 /* A base chain (or legacy table) returned a drop verdict for skb. */
 static __always_inline void nf_chain_dropped(struct sk_buff *skb, __u8 hook, int priority, const char *table, __u8 kind)
 {
 	struct pathtrace_record r;
 	init(&r, PT_POINT_NF_CHAIN, skb);
-	r.probe = kind;
-	r.hook = hook;
-	r.aux = priority;
-	r.reason = NF_DROP;
 	r.netns = skb_netns_core(skb);
-	if (!skb_wanted_core(skb, &r))
-		return;
-	bpf_probe_read_kernel_str(r.comm, sizeof(r.comm), table);
-	emit(&r);
+	if (skb_wanted_core(skb, &r))
+		nf_chain_emit(&r, hook, priority, table, kind);
 }
 
 /* The packet and chain nft_do_chain is evaluating on this CPU: since 6.11 a drop frees the packet inside
@@ -149,16 +155,21 @@ static __always_inline void nft_mark(__u64 skb, __u64 chain)
 	}
 }
 
-/* A drop record for the base chain (struct nft_chain of a struct nft_base_chain) that dropped skb. */
+/* The base chain behind priv (struct nft_chain of a struct nft_base_chain), or NULL when not an IP family's. */
+static __always_inline const struct nft_base_chain *nft_ip_base_chain(const void *priv)
+{
+	const struct nft_base_chain *base = priv - bpf_core_field_offset(struct nft_base_chain, chain);
+	__u8 pf = BPF_CORE_READ(base, ops.pf);
+	return pf == NFPROTO_IPV4 || pf == NFPROTO_IPV6 || pf == NFPROTO_INET ? base : 0;
+}
+
+/* A drop record for the base chain priv that dropped skb. */
 static __always_inline void nft_chain_dropped(struct sk_buff *skb, const void *priv)
 {
-	const struct nft_chain *chain = priv;
-	const struct nft_base_chain *base = (const void *)chain - bpf_core_field_offset(struct nft_base_chain, chain);
-	__u8 pf = BPF_CORE_READ(base, ops.pf);
-	if (pf != NFPROTO_IPV4 && pf != NFPROTO_IPV6 && pf != NFPROTO_INET)
-		return;
-	nf_chain_dropped(skb, BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
-			 BPF_CORE_READ(chain, table, name), PT_NF_EVAL_NFT);
+	const struct nft_base_chain *base = nft_ip_base_chain(priv);
+	if (base)
+		nf_chain_dropped(skb, BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
+				 BPF_CORE_READ((const struct nft_chain *)priv, table, name), PT_NF_EVAL_NFT);
 }
 
 /* nft_do_chain returned: before 6.11 a drop is the verdict NF_DROP (nf_hook_slow frees the packet after). */
@@ -169,13 +180,34 @@ static __always_inline void nft_chain_done(const struct nft_pktinfo *pkt, const 
 		nft_chain_dropped(BPF_CORE_READ(pkt, skb), priv);
 }
 
-/* kfree_skb of skb: when nft_do_chain is evaluating it on this CPU, that chain dropped it (6.11+). */
-static __always_inline void nft_chain_freeing(const struct sk_buff *skb)
+/* The chain record nft_chain_freeing builds: not on the stack, where on_kfree_skb has its own. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathtrace_record);
+} chain_scratch SEC(".maps");
+
+/* kfree_skb of skb, whose record freed the filter wanted: when nft_do_chain is evaluating it on this CPU, that
+ * chain dropped it (6.11+), and its chain record goes first, with freed's tuple (the filter's answer is known).
+ * Not inlined, and its record in a map: on_kfree_skb's stack has no room for a second record beside the
+ * expression's calls (512 bytes in all). */
+static __noinline void nft_chain_freeing(const struct sk_buff *skb, const struct pathtrace_record *freed)
 {
 	__u32 zero = 0;
 	struct nft_active *a = bpf_map_lookup_elem(&nft_active, &zero);
-	if (a && a->skb == (__u64)skb)
-		nft_chain_dropped((struct sk_buff *)skb, (const void *)a->chain);
+	if (!a || a->skb != (__u64)skb)
+		return;
+	const struct nft_chain *chain = (const void *)a->chain;
+	const struct nft_base_chain *base = nft_ip_base_chain(chain);
+	struct pathtrace_record *r = bpf_map_lookup_elem(&chain_scratch, &zero);
+	if (!base || !r)
+		return;
+	__builtin_memcpy(r, freed, sizeof(*r));
+	r->ts_ns = r->location = 0;
+	r->ifindex = r->ifindex_out = 0;
+	nf_chain_emit(r, BPF_CORE_READ(base, ops.hooknum), BPF_CORE_READ(base, ops.priority),
+		      BPF_CORE_READ(chain, table, name), PT_NF_EVAL_NFT);
 }
 
 SEC("fentry/nft_do_chain")

@@ -259,6 +259,8 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_proto ? r->inner_daddr : 0, r->sport, r->dport);
 }
 
+#include "expression.bpf.h"
+
 /* A packet whose conntrack entry, in either direction, matches the filter:
  * a reply to a DNAT'd connection carries the translated tuple until
  * POST_ROUTING restores it. The entry is attached from conntrack's hook on. */
@@ -267,14 +269,17 @@ static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pa
 	if (!nfct || !proto_wanted(r) || r->inner_proto)
 		return false;
 	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	struct expr_buf *b = expr_buf();
+	if (!b)
+		return false;
+	struct nf_conntrack_tuple *t = &b->tuple;
 	for (int dir = 0; dir < 2; dir++) {
-		struct nf_conntrack_tuple t;
-		if (bpf_core_read(&t, sizeof(t), &ct->tuplehash[dir].tuple))
+		if (bpf_core_read(t, sizeof(*t), &ct->tuplehash[dir].tuple))
 			return false;
-		if (t.dst.protonum != r->l4proto)
+		if (t->dst.protonum != r->l4proto)
 			return false;
-		if (endpoints_wanted(r->family, (const __u8 *)&t.src.u3, (const __u8 *)&t.dst.u3, 0,
-				     bpf_ntohs(t.src.u.all), bpf_ntohs(t.dst.u.all)))
+		if (endpoints_wanted(r->family, (const __u8 *)&t->src.u3, (const __u8 *)&t->dst.u3, 0,
+				     bpf_ntohs(t->src.u.all), bpf_ntohs(t->dst.u.all)))
 			return true;
 	}
 	return false;
@@ -283,8 +288,6 @@ static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pa
 /* Set once a matched packet was seen with a tuple that only its conntrack
  * entry matched, i.e. NAT rewrote it. */
 bool nat_seen = false;
-
-#include "expression.bpf.h"
 
 /* The expression on the packet whose IP header is at l3 (up to end) and, for an ICMP error, on the
  * packet it quotes: the error belongs to the flow it is about, as with --port. */
@@ -320,17 +323,17 @@ static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned ch
 		return false;
 	int own = (nfct & 7) >= IP_CT_IS_REPLY;
 	for (int reversed = 0; reversed < 2; reversed++) {
-		struct nf_conntrack_tuple t;
-		if (bpf_core_read(&t, sizeof(t), &ct->tuplehash[reversed ? !own : own].tuple))
-			return false;
 		struct expr_buf *b = expr_buf();
 		if (!b || !expr_fill(l3, end))
 			return false;
-		__u16 sport = bpf_ntohs(t.src.u.all), dport = bpf_ntohs(t.dst.u.all);
+		struct nf_conntrack_tuple *t = &b->tuple;
+		if (bpf_core_read(t, sizeof(*t), &ct->tuplehash[reversed ? !own : own].tuple))
+			return false;
+		__u16 sport = bpf_ntohs(t->src.u.all), dport = bpf_ntohs(t->dst.u.all);
 		if (reversed)
-			expr_set_tuple(b, r->family, (const __u8 *)&t.dst.u3, (const __u8 *)&t.src.u3, dport, sport);
+			expr_set_tuple(b, r->family, (const __u8 *)&t->dst.u3, (const __u8 *)&t->src.u3, dport, sport);
 		else
-			expr_set_tuple(b, r->family, (const __u8 *)&t.src.u3, (const __u8 *)&t.dst.u3, sport, dport);
+			expr_set_tuple(b, r->family, (const __u8 *)&t->src.u3, (const __u8 *)&t->dst.u3, sport, dport);
 		if (expr_run())
 			return true;
 	}
@@ -349,8 +352,9 @@ static __always_inline __u32 tuple_digest(const struct pathtrace_record *r)
 /* The filter with an expression. The expression runs once per packet, at its first point: the answer
  * is kept in the packet's follow slot, so a later point costs a lookup, and a packet that matched is
  * followed to its end whatever its later points do to it (a TTL decremented, an address translated).
- * A packet that did not match is tried once more on both sides of its NAT, once NAT has set it up. */
-static __always_inline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_record *r,
+ * A packet that did not match is tried once more on both sides of its NAT, once NAT has set it up.
+ * Not inlined: its paths would otherwise multiply those of the program around it for the verifier. */
+static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_record *r,
 					       const unsigned char *l3, const unsigned char *end)
 {
 	__u32 key = follow_key(r);
@@ -863,7 +867,7 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 	/* Only where the addon keeps nft_active: elsewhere this is dead code, so the verifier never sees
 	 * nftables' structures, which older kernels have no BTF for. */
 	if (nft_chains && nft_active_kept && point == PT_POINT_KFREE_SKB)
-		nft_chain_freeing(skb);
+		nft_chain_freeing(skb, &r);
 	emit(&r);
 }
 
@@ -952,11 +956,14 @@ static __always_inline bool sock_ruled_out(const struct sock_common *sk)
 
 /* The expression on a socket record: on a packet built from its tuple, either way, since the record is
  * about the connection's packets in both directions. */
+static __noinline bool sock_expr_tried(const struct pathtrace_record *r)
+{
+	return (expr_synthesize(r, false) && expr_run()) || (expr_synthesize(r, true) && expr_run());
+}
+
 static __always_inline bool sock_expr_wanted(const struct pathtrace_record *r)
 {
-	if (!filter.expression)
-		return true;
-	return (expr_synthesize(r, false) && expr_run()) || (expr_synthesize(r, true) && expr_run());
+	return !filter.expression || sock_expr_tried(r);
 }
 
 /* A record about a socket; full is false for request sockets (not an inet_sock). */
