@@ -1,6 +1,7 @@
 // The user's tcpdump filter expression. libpcap compiles it for raw IP, exactly as tcpdump does (native
 // compileExpression); the program is checked for what the kernel interpreter (bpf/expression.bpf.h) runs,
 // and run here too on captured frames (compare), by the same classic BPF rules.
+import { addressBytes } from './address.js';
 
 /** A compiled expression: its text as the user gave it, and classic BPF (8 bytes per instruction, as
  *  struct sock_filter) for a packet that starts at its IP header. */
@@ -167,4 +168,42 @@ export function compileExpression(text: string, compile: (text: string, librarie
   const refusal = programRefusal(program, maxInsns);
   if (refusal) throw new ExpressionError(`filter expression '${text}' cannot run in the kernel: ${refusal}`);
   return { text, program };
+}
+
+/** What a packet record says of a packet: enough to rebuild its headers. */
+export interface PacketFields {
+  family: 'ipv4' | 'ipv6'; proto: string; src: string; dst: string; sport: number | null; dport: number | null;
+  tcp_flags: string | null; seq?: number; ack?: number; len: number; ip_id?: number; icmp?: { type: number; code: number } | null;
+}
+
+const FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
+
+/** The headers of the packet a record describes (IP, then TCP, UDP or ICMP; no payload bytes, TTL 64), for an
+ *  expression to run on where the bytes are not at hand, as the kernel does for socket records. Pure. */
+export function packetFromFields(p: PacketFields): Uint8Array {
+  const v6 = p.family === 'ipv6';
+  const proto = p.proto === 'tcp' ? 6 : p.proto === 'udp' ? 17 : v6 ? 58 : 1;
+  const l4 = new Uint8Array(proto === 6 ? 20 : 8);
+  const v = new DataView(l4.buffer);
+  if (proto === 6 || proto === 17) {
+    v.setUint16(0, p.sport ?? 0);
+    v.setUint16(2, p.dport ?? 0);
+  }
+  if (proto === 6) {
+    v.setUint32(4, p.seq ?? 0);
+    v.setUint32(8, p.ack ?? 0);
+    l4[12] = 5 << 4;
+    l4[13] = [...(p.tcp_flags ?? '')].reduce((m, c) => m | (FLAG_BITS[c] ?? 0), 0);
+  } else if (proto === 17) {
+    v.setUint16(4, 8 + p.len);
+  } else {
+    l4[0] = p.icmp?.type ?? 0;
+    l4[1] = p.icmp?.code ?? 0;
+  }
+  const { addr: src } = addressBytes(p.src), { addr: dst } = addressBytes(p.dst);
+  const wire = (v6 ? 40 : 20) + l4.length + (proto === 6 || proto === 17 ? p.len : 0);
+  const ip = v6
+    ? [0x60, 0, 0, 0, (wire - 40) >> 8, (wire - 40) & 255, proto, 64, ...src, ...dst]
+    : [0x45, 0, wire >> 8, wire & 255, (p.ip_id ?? 0) >> 8, (p.ip_id ?? 0) & 255, 0, 0, 64, proto, 0, 0, ...src.slice(0, 4), ...dst.slice(0, 4)];
+  return Uint8Array.from([...ip, ...l4]);
 }

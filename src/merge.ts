@@ -3,6 +3,7 @@
 // same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
 // (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
 // The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
+import { expressionTakes, packetFromFields } from './expression.js';
 import type { TracePacket, TraceFilter } from './compare.js';
 
 /** A packet record as merge reads it: compare's fields, and its steps for the device times. */
@@ -158,6 +159,9 @@ function covers(h: HostTrace, p: HostPacket, at: number | null): boolean {
     if (!f.protos.includes(p.proto === 'icmpv6' ? 'icmp' : p.proto)) return false;
     if (f.ports && !f.ports.includes(p.sport ?? -1) && !f.ports.includes(p.dport ?? -1)) return false;
     if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
+    // Its expression, on the headers the sender's record gives (no payload): a packet it does not take is
+    // outside that trace, never lost on the path.
+    if (f.expression && !expressionTakes(f.expression.bpf.map(([code, jt, jf, k]) => ({ code, jt, jf, k })), packetFromFields(p))) return false;
   }
   // at is when it left: it would have arrived within MAX_TRANSIT_US of that.
   return h.traced !== null && at !== null && at + MAX_TRANSIT_US >= h.traced.from && at <= h.traced.to;

@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/merge.js';
+import { compileExpression, instructions } from '../../src/expression.js';
+import { native } from '../../src/native.js';
 import { hostArgument } from '../../src/merge-command.js';
 import { childArgs, packetLine } from '../../src/across.js';
 import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/counters.js';
@@ -84,6 +86,15 @@ test('what cannot be told is not called lost: the receiver was not tracing then,
   assert.deepEqual(notThen.connections.flatMap((c) => c.trips.map((t) => t.path)), ['lost-on-path', 'receiver-blind']);
   const otherPort = merge(client, host('server', [], { filter: { ports: [22], hosts: [], protos: ['tcp'] } }));
   assert.deepEqual(otherPort.connections.flatMap((c) => c.trips.map((t) => t.path)), ['receiver-blind', 'receiver-blind']);
+  // The receiver's filter as a tcpdump expression: run on the headers the sender's record gives.
+  const byExpression = (text: string) => {
+    const n = native();
+    const bpf = instructions(compileExpression(text, (x, l) => n.compileExpression(x, l)).program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]);
+    const m = merge(client, host('server', [], { filter: { ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'], expression: { text, bpf } } }));
+    return m.connections.flatMap((c) => c.trips.map((t) => t.path));
+  };
+  assert.deepEqual(byExpression('tcp port 22'), ['receiver-blind', 'receiver-blind']);
+  assert.deepEqual(byExpression('tcp[tcpflags] & tcp-syn != 0 and dst port 3306'), ['lost-on-path', 'receiver-blind']);
   // A packet the receiver got that the sender's trace lacks.
   const unseen = merge(host('client', []), host('server', [tcp(3, 'in', T0, 'S', 9)]));
   assert.deepEqual(unseen.connections[0].trips.map((t) => [t.path, t.received?.id]), [['sender-unseen', 3]]);
