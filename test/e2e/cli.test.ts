@@ -44,7 +44,7 @@ test('--version: the version, the libbpf carried with the addon, and this kernel
   const [name, libbpf, kernel] = r.stdout.trimEnd().split('\n');
   assert.match(name, /^pathtrace \d+\.\d+\.\d+$/);
   assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/);
-  assert.match(kernel, new RegExp(`^kernel ${os.release().replace(/\./g, '\\.')} x86_64: BTF yes; BPF netfilter links (yes|no|run as root to tell); kprobes (yes|no)$`));
+  assert.match(kernel, new RegExp(`^kernel ${os.release().replace(/\./g, '\\.')} x86_64: BTF yes; BPF netfilter links (yes|no|run as root to tell); kprobes (yes|no); bpf_loop (yes \\(filter expressions run\\)|no \\(no filter expressions: Linux 5\\.17\\+\\))$`));
 });
 
 test('tools missing from the server: a trace says once what it loses; --rule-trace and a demo refuse in one line', (t) => {
