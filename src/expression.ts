@@ -12,8 +12,6 @@ export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
 
 /** Instructions the kernel runs at most (PT_EXPR_MAX_INSNS). */
 export const MAX_INSNS = 256;
-/** Bytes of a packet from its IP header that the kernel program can read (PT_EXPR_WINDOW). */
-export const WINDOW = 256;
 
 export interface Insn { code: number; jt: number; jf: number; k: number }
 
@@ -23,18 +21,6 @@ export function instructions(program: Uint8Array): Insn[] {
   for (let o = 0; o + 8 <= program.byteLength; o += 8) {
     out.push({ code: v.getUint16(o, true), jt: v.getUint8(o + 2), jf: v.getUint8(o + 3), k: v.getUint32(o + 4, true) });
   }
-  return out;
-}
-
-export function programOf(insns: Insn[]): Uint8Array {
-  const out = new Uint8Array(insns.length * 8);
-  const v = new DataView(out.buffer);
-  insns.forEach((i, n) => {
-    v.setUint16(n * 8, i.code, true);
-    v.setUint8(n * 8 + 2, i.jt);
-    v.setUint8(n * 8 + 3, i.jf);
-    v.setUint32(n * 8 + 4, i.k, true);
-  });
   return out;
 }
 
