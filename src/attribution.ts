@@ -2,7 +2,7 @@
 // between chains bracket the drop, the ruleset's counters and matches name
 // the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
 // the probes when the ruleset's layout changes.
-import type { Journey } from './journey.js';
+import type { DeviceNames, Journey } from './journey.js';
 import type { NetfilterProbes } from './probes.js';
 import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './ruleset/attribute.js';
 import type { RuleTrace } from './ruletrace.js';
@@ -11,7 +11,6 @@ import { layoutChanges, layoutSignature } from './ruleset/plan.js';
 import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './ruleset/read.js';
 import { protoName } from './summary.js';
 
-export interface DeviceNames { name(ifindex: number): string }
 
 export function needsAttribution(j: Journey): boolean {
   return j.drop?.layer === 'netfilter' && j.drop.hook !== null;

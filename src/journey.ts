@@ -49,6 +49,9 @@ export interface Delivery {
   read: { pid: number; comm: string; bytes: number; queuedNs: number } | null;
 }
 
+/** Device names by ifindex, as the session resolved them in the traced namespace. */
+export interface DeviceNames { name(ifindex: number): string }
+
 export interface Drop {
   layer: Layer;
   hook: HookName | null;

@@ -1,12 +1,11 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
-import { flagLetters, type Drop, type Journey } from '../journey.js';
+import { flagLetters, type Drop, type Journey, type DeviceNames } from '../journey.js';
 import { explainDrop } from '../reasons.js';
 import { IPPROTO } from '../record.js';
 import { protoName, type FlowSummary, type Summary } from '../summary.js';
 import type { ReadyInfo, Sink } from '../session.js';
 
-export interface DeviceNames { name(ifindex: number): string }
 
 export function readyRecord(r: ReadyInfo, filter: object): object {
   return {

@@ -2,11 +2,11 @@
 // (and a second, machine-readable one that `pathtrace compare` reads).
 import { closeSync } from 'node:fs';
 import { fileFailure } from '../file-errors.js';
-import type { Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../journey.js';
 import { PcapngWriter } from '../pcap/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';
-import { packetRecord, type DeviceNames } from './json.js';
+import { packetRecord } from './json.js';
 
 export const JSON_COMMENT = 'pathtrace-json: ';
 

@@ -1,13 +1,12 @@
 // Human-readable output: a short block per packet, a story per connection,
 // and the part a tcpdump user needs: what the capture shows and why.
-import { flagLetters, TCP, type Journey, type Step } from '../journey.js';
+import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../journey.js';
 import { IPPROTO } from '../record.js';
 import { explainDrop } from '../reasons.js';
 import type { RuleAttribution } from '../ruleset/attribute.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import { bundleDrops } from '../story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../summary.js';
-import type { DeviceNames } from './json.js';
 
 export interface Style { bad(s: string): string; good(s: string): string; dim(s: string): string; bold(s: string): string }
 

@@ -2,14 +2,13 @@
 // alternate screen; on exit the screen is restored and the text summary printed.
 import { render, type Instance } from 'ink';
 import { createElement } from 'react';
-import type { Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../journey.js';
 import { formatSummary, type Style } from '../output/text.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';
 import { App } from './App.js';
 import type { LiveStats, TuiStore } from './store.js';
 
-interface DeviceNames { name(ifindex: number): string }
 
 export class TuiSink implements Sink {
   private ink: Instance | null = null;
