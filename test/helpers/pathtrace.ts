@@ -94,12 +94,26 @@ export function needsRoot(t: TestContext): boolean {
   return false;
 }
 
+/**
+ * bpftool's JSON listing. A link or program that goes away between bpftool finding its id and reading it fails the
+ * whole listing (it does, while a killed pathtrace detaches), so a failed listing is taken again a few times.
+ */
+function bpftoolList<T>(kind: 'prog' | 'link'): T[] {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return JSON.parse(execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as T[];
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
+    }
+  }
+}
+
 /** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
 export function pathtraceLinks(): number[] {
-  const progs = JSON.parse(execFileSync('bpftool', ['-j', 'prog', 'show'], { encoding: 'utf8' })) as { id: number; name?: string }[];
+  const progs = bpftoolList<{ id: number; name?: string }>('prog');
   const ours = new Set(progs.filter((p) => /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
-  const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { id: number; prog_id: number }[];
-  return links.filter((l) => ours.has(l.prog_id)).map((l) => l.id);
+  return bpftoolList<{ id: number; prog_id: number }>('link').filter((l) => ours.has(l.prog_id)).map((l) => l.id);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
