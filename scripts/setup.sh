@@ -29,8 +29,8 @@ SRC
 fi
 
 # nginx: the app-response lab scenario (DESIGN.md experiment 3); ethtool: GRO in the lab; tmux: the UI test;
-# tshark: reads back what --write wrote; iperf3: the benchmark's stream.
-packages=(clang llvm libelf-dev zlib1g-dev libpcap0.8-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark iperf3)
+# tshark: reads back what --write wrote; iperf3: the benchmark's stream; clang-format: npm run lint.
+packages=(clang llvm libelf-dev zlib1g-dev libpcap0.8-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark iperf3 clang-format)
 # The kernel matrix (scripts/kernels, npm run test:kernels): qemu, the initramfs' busybox and cpio, depmod/modprobe
 # for Debian's kernel packages, xz for their compressed modules.
 packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)
