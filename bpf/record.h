@@ -14,29 +14,39 @@
 #include <linux/types.h>
 #endif
 
-/* Where a record was produced. */
+/*
+ * Where a record was produced: P(name, id, the name output gives it, its --points group) makes
+ * PT_POINT_<name> = id. A tracepoint's point is named after its tracepoint (its program's SEC("tp_btf/...")).
+ * Listed by group, in the order a packet meets them; ids are explicit and never reused (recorded traces hold them).
+ */
+#define PATHTRACE_POINTS(P) \
+	P(NETFILTER, 1, "netfilter", "netfilter")            /* a netfilter hook probe; hook and probe say which */ \
+	P(NF_CHAIN, 18, "netfilter chain", "netfilter")      /* a table's chain returned a drop verdict (trampolines,
+	                                                        < 6.4): hook, probe = PT_NF_EVAL_*, aux = the chain's
+	                                                        priority, comm = the table's name (truncated to 15
+	                                                        characters) */ \
+	P(NAPI_GRO_RECEIVE, 12, "napi_gro_receive_entry", "device") /* NAPI driver receive */ \
+	P(NETIF_RX, 11, "netif_rx", "device")                 /* handed to the backlog (veth, lo) */ \
+	P(NETIF_RECEIVE_SKB, 2, "netif_receive_skb", "device") /* the RX tcpdump tap follows */ \
+	P(NET_DEV_QUEUE, 13, "net_dev_queue", "device")       /* dev_queue_xmit, before the qdisc */ \
+	P(NET_DEV_START_XMIT, 3, "net_dev_start_xmit", "device") /* the TX tcpdump tap precedes */ \
+	P(QDISC_ENQUEUE, 14, "qdisc_enqueue", "qdisc")         /* really queued; aux = queue length */ \
+	P(QDISC_DEQUEUE, 15, "qdisc_dequeue", "qdisc") \
+	P(KFREE_SKB, 4, "kfree_skb", "drops")                  /* reason and location */ \
+	P(CONSUME_SKB, 5, "consume_skb", "drops")              /* location */ \
+	P(TCP_SEND_RESET, 6, "tcp_send_reset", "tcp")          /* tuple of the packet that caused it */ \
+	P(TCP_RECEIVE_RESET, 7, "tcp_receive_reset", "tcp")    /* socket tuple */ \
+	P(TCP_RETRANSMIT_SKB, 8, "tcp_retransmit_skb", "tcp")  /* socket tuple and seq */ \
+	P(TCP_RETRANSMIT_SYNACK, 9, "tcp_retransmit_synack", "tcp") /* request socket tuple */ \
+	P(INET_SOCK_SET_STATE, 10, "inet_sock_set_state", "tcp") /* old and new state */ \
+	P(SKB_COPY_DATAGRAM, 16, "skb_copy_datagram_iovec", "socket") /* read by the application; aux = bytes */ \
+	P(SOCK_RECV_LENGTH, 17, "sock_recv_length", "socket")  /* on a UDP socket (its reads copy without
+	                                                          skb_copy_datagram_iovec); socket tuple, aux = bytes */
+
 enum pathtrace_point {
-	PT_POINT_NETFILTER = 1,          /* a netfilter hook probe; hook and probe say which */
-	PT_POINT_NETIF_RECEIVE_SKB = 2,  /* net:netif_receive_skb, the RX tcpdump tap follows */
-	PT_POINT_NET_DEV_START_XMIT = 3, /* net:net_dev_start_xmit, the TX tcpdump tap precedes */
-	PT_POINT_KFREE_SKB = 4,          /* skb:kfree_skb, reason and location */
-	PT_POINT_CONSUME_SKB = 5,        /* skb:consume_skb, location */
-	PT_POINT_TCP_SEND_RESET = 6,     /* tcp:tcp_send_reset, tuple of the packet that caused it */
-	PT_POINT_TCP_RECEIVE_RESET = 7,  /* tcp:tcp_receive_reset, socket tuple */
-	PT_POINT_TCP_RETRANSMIT_SKB = 8, /* tcp:tcp_retransmit_skb, socket tuple and seq */
-	PT_POINT_TCP_RETRANSMIT_SYNACK = 9, /* tcp:tcp_retransmit_synack, request socket tuple */
-	PT_POINT_INET_SOCK_SET_STATE = 10,  /* sock:inet_sock_set_state, old and new state */
-	PT_POINT_NETIF_RX = 11,              /* net:netif_rx: handed to the backlog (veth, lo) */
-	PT_POINT_NAPI_GRO_RECEIVE = 12,      /* net:napi_gro_receive_entry: NAPI driver receive */
-	PT_POINT_NET_DEV_QUEUE = 13,         /* net:net_dev_queue: dev_queue_xmit, before the qdisc */
-	PT_POINT_QDISC_ENQUEUE = 14,         /* qdisc:qdisc_enqueue: really queued; aux = queue length */
-	PT_POINT_QDISC_DEQUEUE = 15,         /* qdisc:qdisc_dequeue */
-	PT_POINT_SKB_COPY_DATAGRAM = 16,     /* skb:skb_copy_datagram_iovec: read by the application; aux = bytes */
-	PT_POINT_SOCK_RECV_LENGTH = 17,      /* sock:sock_recv_length on a UDP socket (its reads copy without
-	                                        skb_copy_datagram_iovec); socket tuple, aux = bytes */
-	PT_POINT_NF_CHAIN = 18,              /* a table's chain returned a drop verdict (trampolines, < 6.4):
-	                                        hook, probe = PT_NF_EVAL_*, aux = the chain's priority,
-	                                        comm = the table's name (truncated to 15 characters) */
+#define PT_POINT_ENUM(name, id, ...) PT_POINT_##name = id,
+	PATHTRACE_POINTS(PT_POINT_ENUM)
+#undef PT_POINT_ENUM
 };
 
 /* PT_POINT_NF_CHAIN: which evaluator returned the verdict. */
@@ -53,42 +63,56 @@ enum pathtrace_point {
 
 #define PT_HOOK_NONE 0xff
 
+/*
+ * struct pathtrace_record, a field a line: F(type, name), or A(type, name, count) for an array; its union,
+ * which ends it, in a list of its own.
+ */
+#define PATHTRACE_RECORD_FIELDS(F, A) \
+	F(__u64, ts_ns)         /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */ \
+	F(__u64, skb)           /* skb address, 0 for socket-only records */ \
+	F(__u64, location)      /* kfree/consume: the freeing function's address */ \
+	F(__u32, netns)         /* network namespace inode number, 0 if unknown */ \
+	F(__u32, ifindex)       /* device of RX/TX; netfilter: in-device */ \
+	F(__u32, ifindex_out)   /* netfilter: out-device */ \
+	F(__u32, reason)        /* kfree_skb: enum skb_drop_reason; tcp_send_reset: sk_rst_reason */ \
+	F(__u32, seq)           /* TCP sequence number */ \
+	F(__u32, ack)           /* TCP acknowledgement number */ \
+	F(__u16, point)         /* enum pathtrace_point */ \
+	F(__u8, hook)           /* netfilter hook (NF_INET_*), PT_HOOK_NONE elsewhere */ \
+	F(__u8, probe)          /* netfilter probe slot */ \
+	F(__u8, family)         /* 4, 6, or 0 when the headers could not be read */ \
+	F(__u8, l4proto)        /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6 */ \
+	F(__u8, tcp_flags)      /* TCP header byte 13: FIN 0x01 ... CWR 0x80 */ \
+	F(__u8, ttl)            /* IPv4 TTL / IPv6 hop limit */ \
+	F(__u16, sport) \
+	F(__u16, dport) \
+	F(__u16, len)           /* transport payload length */ \
+	F(__u16, ip_id)         /* IPv4 identification, 0 for IPv6 */ \
+	A(__u8, saddr, 16)      /* IPv4 in the first 4 bytes */ \
+	A(__u8, daddr, 16) \
+	F(__u32, pid)           /* current tgid (socket records) */ \
+	F(__u8, old_state)      /* inet_sock_set_state */ \
+	F(__u8, new_state) \
+	F(__u8, icmp_type) \
+	F(__u8, icmp_code) \
+	F(__u8, inner_proto)    /* ICMP errors: protocol of the quoted packet, whose ports are in sport/dport */ \
+	A(__u8, pad, 3) \
+	F(__u32, aux)           /* per point: bytes read, qdisc length */
+
+#define PATHTRACE_RECORD_UNION(F, A) \
+	A(char, comm, 16)       /* current task (socket and read records) */ \
+	A(__u8, inner_daddr, 16) /* ICMP errors: destination of the quoted packet */
+
+#define PT_MEMBER(type, name) type name;
+#define PT_ARRAY(type, name, count) type name[count];
 struct pathtrace_record {
-	__u64 ts_ns;       /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */
-	__u64 skb;         /* skb address, 0 for socket-only records */
-	__u64 location;    /* kfree/consume: the freeing function's address */
-	__u32 netns;       /* network namespace inode number, 0 if unknown */
-	__u32 ifindex;     /* device of RX/TX; netfilter: in-device */
-	__u32 ifindex_out; /* netfilter: out-device */
-	__u32 reason;      /* kfree_skb: enum skb_drop_reason; tcp_send_reset: sk_rst_reason */
-	__u32 seq;         /* TCP sequence number */
-	__u32 ack;         /* TCP acknowledgement number */
-	__u16 point;       /* enum pathtrace_point */
-	__u8 hook;         /* netfilter hook (NF_INET_*), PT_HOOK_NONE elsewhere */
-	__u8 probe;        /* netfilter probe slot */
-	__u8 family;       /* 4, 6, or 0 when the headers could not be read */
-	__u8 l4proto;      /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6 */
-	__u8 tcp_flags;    /* TCP header byte 13: FIN 0x01 ... CWR 0x80 */
-	__u8 ttl;          /* IPv4 TTL / IPv6 hop limit */
-	__u16 sport;
-	__u16 dport;
-	__u16 len;         /* transport payload length */
-	__u16 ip_id;       /* IPv4 identification, 0 for IPv6 */
-	__u8 saddr[16];    /* IPv4 in the first 4 bytes */
-	__u8 daddr[16];
-	__u32 pid;         /* current tgid (socket records) */
-	__u8 old_state;    /* inet_sock_set_state */
-	__u8 new_state;
-	__u8 icmp_type;
-	__u8 icmp_code;
-	__u8 inner_proto;  /* ICMP errors: protocol of the quoted packet, whose ports are in sport/dport */
-	__u8 pad[3];
-	__u32 aux;         /* per point: bytes read, qdisc length */
+	PATHTRACE_RECORD_FIELDS(PT_MEMBER, PT_ARRAY)
 	union {
-		char comm[16];          /* current task (socket and read records) */
-		__u8 inner_daddr[16];   /* ICMP errors: destination of the quoted packet */
+		PATHTRACE_RECORD_UNION(PT_MEMBER, PT_ARRAY)
 	};
 };
+#undef PT_MEMBER
+#undef PT_ARRAY
 
 /* Packet bytes for --write, in a ring of their own: the IP header on, up to
  * the snap length, tied to the event record of the same skb and ts_ns. */
