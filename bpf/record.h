@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The one record layout shared by the BPF programs (bpf/), the native addon
- * (native/) and, through test/unit/record-layout.test.ts, the TypeScript
- * decoder (src/record.ts). Change it here and in src/record.ts together.
+ * (native/) and the TypeScript decoder (src/record.ts). It is defined once, in
+ * the X-macros below; scripts/generate-record-ts.mjs writes them into
+ * src/record.generated.ts when the TypeScript builds, and
+ * test/unit/record-layout.test.ts fails if that differs from what the compiler
+ * built. A new field: a line in PATHTRACE_RECORD_FIELDS, its decoding in
+ * src/record.ts (tsc says where). A new point: a line in PATHTRACE_POINTS.
  *
  * Multi-byte fields are in host byte order except the addresses, which keep
  * network order. Included from BPF (vmlinux.h types) and from C++ (linux/types.h).
@@ -65,7 +69,7 @@ enum pathtrace_point {
 
 /*
  * struct pathtrace_record, a field a line: F(type, name), or A(type, name, count) for an array; its union,
- * which ends it, in a list of its own.
+ * which ends it, in a list of its own. Types are those of scripts/generate-record-ts.mjs's TYPE_SIZES.
  */
 #define PATHTRACE_RECORD_FIELDS(F, A) \
 	F(__u64, ts_ns)         /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */ \
@@ -174,5 +178,11 @@ struct pathtrace_filter {
 	struct pathtrace_host hosts[PT_MAX_HOSTS];
 	__u8 ports[65536 / 8]; /* bitmap of ports to match as source or destination */
 };
+
+/* The constants user space uses: scripts/generate-record-ts.mjs writes them into TypeScript, without PT_. */
+#define PATHTRACE_CONSTANTS(C) \
+	C(PT_REASON_NONE) C(PT_NF_EVAL_NFT) C(PT_NF_EVAL_XT) C(PT_NF_SLOTS) C(PT_NF_SLOT_ENTRY) C(PT_NF_SLOT_EXIT) \
+	C(PT_HOOK_NONE) C(PT_MAX_SNAPLEN) C(PT_BYTES_HEADER) C(PT_MAX_HOSTS) C(PT_PROTO_TCP) C(PT_PROTO_UDP) \
+	C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW)
 
 #endif

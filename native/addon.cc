@@ -271,23 +271,39 @@ Napi::Value Clocks(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// The record layout as compiled, for the decoder's layout test.
+// bpf/record.h as compiled, for test/unit/record-layout.test.ts: what src/record.generated.ts must say.
 Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  Napi::Object fields = Napi::Object::New(env), points = Napi::Object::New(env), constants = Napi::Object::New(env);
+  auto field = [&](const char *name, size_t offset, size_t size) {
+    Napi::Object f = Napi::Object::New(env);
+    f.Set("offset", (double)offset);
+    f.Set("size", (double)size);
+    fields.Set(name, f);
+  };
+  auto point = [&](const char *key, int id, const char *name, const char *group) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("id", id);
+    p.Set("name", name);
+    p.Set("group", group);
+    points.Set(key, p);
+  };
+#define PT_FIELD(type, name, ...) field(#name, offsetof(pathtrace_record, name), sizeof(pathtrace_record::name));
+  PATHTRACE_RECORD_FIELDS(PT_FIELD, PT_FIELD)
+  PATHTRACE_RECORD_UNION(PT_FIELD, PT_FIELD)
+#undef PT_FIELD
+#define PT_POINT(key, id, name, group) point(#key, PT_POINT_##key, name, group);
+  PATHTRACE_POINTS(PT_POINT)
+#undef PT_POINT
+#define PT_CONSTANT(name) constants.Set(#name, (double)(name));
+  PATHTRACE_CONSTANTS(PT_CONSTANT)
+#undef PT_CONSTANT
   Napi::Object o = Napi::Object::New(env);
-  Napi::Object off = Napi::Object::New(env);
-#define FIELD(f) off.Set(#f, (double)offsetof(pathtrace_record, f))
-  FIELD(ts_ns); FIELD(skb); FIELD(location); FIELD(netns); FIELD(ifindex); FIELD(ifindex_out);
-  FIELD(reason); FIELD(seq); FIELD(ack); FIELD(point); FIELD(hook); FIELD(probe); FIELD(family);
-  FIELD(l4proto); FIELD(tcp_flags); FIELD(ttl); FIELD(sport); FIELD(dport); FIELD(len); FIELD(ip_id);
-  FIELD(saddr); FIELD(daddr); FIELD(pid); FIELD(old_state); FIELD(new_state); FIELD(icmp_type);
-  FIELD(icmp_code); FIELD(inner_proto); FIELD(aux); FIELD(comm); FIELD(inner_daddr);
-#undef FIELD
   o.Set("size", (double)sizeof(pathtrace_record));
-  o.Set("offsets", off);
-  o.Set("nfSlots", PT_NF_SLOTS);
+  o.Set("fields", fields);
+  o.Set("points", points);
+  o.Set("constants", constants);
   o.Set("bytesHeader", (double)offsetof(pathtrace_bytes, data));
-  o.Set("maxSnaplen", PT_MAX_SNAPLEN);
   return o;
 }
 

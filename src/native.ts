@@ -60,7 +60,11 @@ export interface Native {
   compileExpression(text: string, libraries: string[]): Uint8Array;
   /** The kernel interpreter's answers (1, 0; -1: could not run) for IP packets, by BPF_PROG_TEST_RUN. */
   testExpression(program: Uint8Array, packets: Uint8Array[]): number[];
-  recordLayout(): { size: number; offsets: Record<string, number>; nfSlots: number; bytesHeader: number; maxSnaplen: number };
+  /** bpf/record.h as compiled (fields by name, points by PT_POINT_ suffix, constants by name), for its test. */
+  recordLayout(): {
+    size: number; fields: Record<string, { offset: number; size: number }>; bytesHeader: number;
+    points: Record<string, { id: number; name: string; group: string }>; constants: Record<string, number>;
+  };
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

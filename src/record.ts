@@ -1,75 +1,9 @@
-// Decoder for struct pathtrace_record (bpf/record.h). The layout test
-// (test/unit/record-layout.test.ts) checks these offsets against the addon's.
+// Decoder for struct pathtrace_record (bpf/record.h). Its layout, the point table and the constants come from
+// record.generated.ts, which the build writes from record.h (scripts/generate-record-ts.mjs).
 import { formatAddress } from './address.js';
+import { BYTES_HEADER, OFFSETS, RECORD_SIZE, type RecordField } from './record.generated.js';
 
-export const RECORD_SIZE = 128;
-
-export const OFFSETS = {
-  ts_ns: 0, skb: 8, location: 16, netns: 24, ifindex: 28, ifindex_out: 32, reason: 36,
-  seq: 40, ack: 44, point: 48, hook: 50, probe: 51, family: 52, l4proto: 53, tcp_flags: 54,
-  ttl: 55, sport: 56, dport: 58, len: 60, ip_id: 62, saddr: 64, daddr: 80, pid: 96,
-  old_state: 100, new_state: 101, icmp_type: 102, icmp_code: 103, inner_proto: 104, aux: 108,
-  comm: 112, inner_daddr: 112,
-} as const;
-
-/** enum pathtrace_point */
-export const Point = {
-  NETFILTER: 1,
-  NETIF_RECEIVE_SKB: 2,
-  NET_DEV_START_XMIT: 3,
-  KFREE_SKB: 4,
-  CONSUME_SKB: 5,
-  TCP_SEND_RESET: 6,
-  TCP_RECEIVE_RESET: 7,
-  TCP_RETRANSMIT_SKB: 8,
-  TCP_RETRANSMIT_SYNACK: 9,
-  INET_SOCK_SET_STATE: 10,
-  NETIF_RX: 11,
-  NAPI_GRO_RECEIVE: 12,
-  NET_DEV_QUEUE: 13,
-  QDISC_ENQUEUE: 14,
-  QDISC_DEQUEUE: 15,
-  SKB_COPY_DATAGRAM: 16,
-  SOCK_RECV_LENGTH: 17,
-  NF_CHAIN: 18,
-} as const;
-export type PointId = (typeof Point)[keyof typeof Point];
-
-export const POINT_NAMES: Record<number, string> = {
-  [Point.NETFILTER]: 'netfilter',
-  [Point.NETIF_RECEIVE_SKB]: 'netif_receive_skb',
-  [Point.NET_DEV_START_XMIT]: 'net_dev_start_xmit',
-  [Point.KFREE_SKB]: 'kfree_skb',
-  [Point.CONSUME_SKB]: 'consume_skb',
-  [Point.TCP_SEND_RESET]: 'tcp_send_reset',
-  [Point.TCP_RECEIVE_RESET]: 'tcp_receive_reset',
-  [Point.TCP_RETRANSMIT_SKB]: 'tcp_retransmit_skb',
-  [Point.TCP_RETRANSMIT_SYNACK]: 'tcp_retransmit_synack',
-  [Point.INET_SOCK_SET_STATE]: 'inet_sock_set_state',
-  [Point.NETIF_RX]: 'netif_rx',
-  [Point.NAPI_GRO_RECEIVE]: 'napi_gro_receive_entry',
-  [Point.NET_DEV_QUEUE]: 'net_dev_queue',
-  [Point.QDISC_ENQUEUE]: 'qdisc_enqueue',
-  [Point.QDISC_DEQUEUE]: 'qdisc_dequeue',
-  [Point.SKB_COPY_DATAGRAM]: 'skb_copy_datagram_iovec',
-  [Point.SOCK_RECV_LENGTH]: 'sock_recv_length',
-  [Point.NF_CHAIN]: 'netfilter chain',
-};
-
-/** kfree_skb's reason on kernels whose tracepoint has none (< 5.17): PT_REASON_NONE. */
-export const REASON_NONE = 0xffffffff;
-/** PT_POINT_NF_CHAIN's probe: the evaluator that returned the drop (PT_NF_EVAL_*). */
-export const NF_EVAL_NFT = 1;
-export const NF_EVAL_XT = 2;
-
-export const NF_SLOTS = 8;
-export const NF_SLOT_ENTRY = 0;
-export const NF_SLOT_EXIT = NF_SLOTS - 1;
-export const HOOK_NONE = 0xff;
-
-export const PROTO_TCP = 1;
-export const PROTO_UDP = 2;
-export const PROTO_ICMP = 4;
+export * from './record.generated.js';
 
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
 
@@ -229,9 +163,21 @@ export function snapshotEvent<E extends TraceEvent>(e: E): E {
   return out as unknown as E;
 }
 
-const EVENT_FIELDS = ['t', 'point', 'skb', 'locLo', 'locHi', 'netns', 'ifindex', 'ifindexOut', 'reason', 'seq', 'ack',
-  'hook', 'probe', 'family', 'proto', 'flags', 'ttl', 'sport', 'dport', 'len', 'ipId', 'src', 'dst', 'pid', 'oldState',
-  'newState', 'icmpType', 'icmpCode', 'innerProto', 'innerDst', 'aux', 'comm'] as const;
+/**
+ * What each field of the record is called in a TraceEvent, in the order of a snapshot's keys (and so of events
+ * recorded by PATHTRACE_RECORD_EVENTS). tsc fails here when a field of bpf/record.h has no entry, so that a new
+ * field cannot be left out of snapshots.
+ */
+const EVENT_NAMES = {
+  ts_ns: ['t'], point: ['point'], skb: ['skb'], location: ['locLo', 'locHi'], netns: ['netns'], ifindex: ['ifindex'],
+  ifindex_out: ['ifindexOut'], reason: ['reason'], seq: ['seq'], ack: ['ack'], hook: ['hook'], probe: ['probe'],
+  family: ['family'], l4proto: ['proto'], tcp_flags: ['flags'], ttl: ['ttl'], sport: ['sport'], dport: ['dport'],
+  len: ['len'], ip_id: ['ipId'], saddr: ['src'], daddr: ['dst'], pid: ['pid'], old_state: ['oldState'],
+  new_state: ['newState'], icmp_type: ['icmpType'], icmp_code: ['icmpCode'], inner_proto: ['innerProto'],
+  inner_daddr: ['innerDst'], aux: ['aux'], comm: ['comm'], pad: [],
+} as const satisfies { readonly [F in RecordField]: readonly (keyof TraceEvent)[] };
+
+const EVENT_FIELDS: readonly (keyof TraceEvent)[] = Object.values(EVENT_NAMES).flat();
 
 // Addresses repeat: the same few hosts. A bounded cache saves a string per event.
 const v4Cache = new Map<number, string>();
@@ -265,8 +211,6 @@ export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, s
 
 /** Packet bytes of --write (struct pathtrace_bytes): the IP packet from its header, as captured. */
 export interface PacketBytes { data: Uint8Array; wireLen: number; skb: number }
-
-export const BYTES_HEADER = 24;
 
 /** Decodes the packet-byte records in buf[0..len) (each padded to 8), keyed by event time. */
 export function decodeBytes(buf: Uint8Array, len: number, base: ClockBase, into: Map<number, PacketBytes>): void {

@@ -1,13 +1,34 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { native } from '../../src/native.js';
-import { clockBase, decodeRecords, NF_SLOTS, OFFSETS, Point, RECORD_SIZE, snapshotEvent, type TraceEvent } from '../../src/record.js';
+import * as generated from '../../src/record.generated.js';
+import {
+  BYTES_HEADER, clockBase, decodeRecords, OFFSETS, Point, POINT_NAMES, POINTS, RECORD_FIELDS, RECORD_SIZE, snapshotEvent,
+  type TraceEvent,
+} from '../../src/record.js';
 
-test('the decoder uses the layout the addon was compiled with (bpf/record.h)', () => {
+// src/record.generated.ts is what scripts/generate-record-ts.mjs read in bpf/record.h; the addon says what the C++
+// compiler made of the same X-macros. They differ when the generator misreads record.h or the build left one stale.
+
+test('the generated record layout is the one the addon was compiled with (bpf/record.h)', () => {
   const layout = native().recordLayout();
   assert.equal(RECORD_SIZE, layout.size);
-  assert.deepEqual({ ...OFFSETS }, layout.offsets);
-  assert.equal(NF_SLOTS, layout.nfSlots);
+  assert.deepEqual(Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, { offset: f.offset, size: f.size }])), layout.fields);
+  assert.deepEqual({ ...OFFSETS }, Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, f.offset])));
+  assert.equal(BYTES_HEADER, layout.bytesHeader, 'PT_BYTES_HEADER is where struct pathtrace_bytes has its data');
+});
+
+test('the generated point table is enum pathtrace_point as compiled', () => {
+  const { points } = native().recordLayout();
+  assert.deepEqual(Object.fromEntries(POINTS.map(({ key, id, name, group }) => [key, { id, name, group }])), points);
+  assert.deepEqual({ ...Point }, Object.fromEntries(Object.entries(points).map(([key, p]) => [key, p.id])));
+  assert.deepEqual({ ...POINT_NAMES }, Object.fromEntries(Object.values(points).map((p) => [p.id, p.name])));
+});
+
+test('the generated constants are those of bpf/record.h as compiled', () => {
+  const { constants } = native().recordLayout();
+  const values = generated as unknown as Record<string, unknown>;
+  assert.deepEqual(Object.fromEntries(Object.keys(constants).map((c) => [c, values[c.replace(/^PT_/, '')]])), constants);
 });
 
 test('a record decodes field by field, times relative to the clock base', () => {
