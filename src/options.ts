@@ -2,6 +2,7 @@
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { addressBytes, formatAddress } from './address.js';
+import { EXPR_WINDOW, MAX_HOSTS, MAX_SNAPLEN, POINT_GROUP_NAMES, POINTS } from './record.js';
 
 export class UsageError extends Error {}
 
@@ -37,22 +38,16 @@ export interface TraceOptions {
   points: PointGroup[];
 }
 
-/** Probe points by group, for --points: fewer points, less cost per packet. */
-export const POINT_GROUPS = {
-  netfilter: [] as string[], // the hook probes (netfilter links, not tracepoints)
-  device: ['napi_gro_receive_entry', 'netif_rx', 'netif_receive_skb', 'net_dev_queue', 'net_dev_start_xmit'],
-  qdisc: ['qdisc_enqueue', 'qdisc_dequeue'],
-  drops: ['kfree_skb', 'consume_skb'],
-  tcp: ['tcp_send_reset', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'inet_sock_set_state'],
-  socket: ['skb_copy_datagram_iovec', 'sock_recv_length'],
-};
-export type PointGroup = keyof typeof POINT_GROUPS;
+/** Probe points by group, for --points: fewer points, less cost per packet. Each group names its tracepoints, as
+ *  bpf/record.h's point table groups them; netfilter's points are hook probes (netfilter links, not tracepoints). */
+export const POINT_GROUPS = Object.fromEntries(POINT_GROUP_NAMES.map((g) =>
+  [g, g === 'netfilter' ? [] : POINTS.filter((p) => p.group === g).map((p) => p.name)])) as Record<PointGroup, string[]>;
+export type PointGroup = (typeof POINT_GROUP_NAMES)[number];
 
 /** The kernel's ring: emptied every millisecond by the addon's drain thread into a queue (up to 64 MiB)
  *  that JavaScript takes from, so it only has to hold what comes between two drains. Its pages are mapped
  *  twice into the process (RSS counts 2 × its size, from the start). */
 export const DEFAULT_RING_MIB = 8;
-export const MAX_SNAPLEN = 1024;
 export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
 
 export type Command =
@@ -78,7 +73,7 @@ Filter (applied in the kernel; all given filters must match):
                               10.1.2.3', 'udp and not port 53', 'tcp[tcpflags] & tcp-syn != 0'. Compiled by
                               libpcap (the library tcpdump uses; needed for expressions only) and run in the
                               kernel once per packet, at its first point: a packet that matched is followed
-                              to its end, through NAT too. It reads the first 256 bytes from the IP header.
+                              to its end, through NAT too. It reads the first ${EXPR_WINDOW} bytes from the IP header.
                               ICMP errors about a matching packet (unreachable, time exceeded, too big) are
                               kept. pathtrace follows TCP, UDP and ICMP over IPv4 and IPv6. Needs Linux 5.17+
   -p, --port PORT[,PORT...]   TCP/UDP source or destination port; ranges as 8000-8080; repeatable
@@ -98,10 +93,10 @@ Output and end:
   -w, --write FILE.pcapng      also write the traced packets as pcapng (bytes from the IP header, one
                               interface per device, each packet's fate as a comment; packets tcpdump
                               could not see are included and say so)
-  -s, --snaplen BYTES         bytes of each packet to write (default 128, at most 1024)
+  -s, --snaplen BYTES         bytes of each packet to write (default 128, at most ${MAX_SNAPLEN})
       --with-tcpdump IFACE    also run tcpdump on IFACE (in the traced namespace, with the same filter) and
                               at the end compare its capture with the trace, as 'pathtrace compare' does
-      --points GROUP,...      probe only these (default all): netfilter, device, qdisc, drops, tcp, socket;
+      --points GROUP,...      probe only these (default all): ${POINT_GROUP_NAMES.join(', ')};
                               fewer points cost less per packet and tell less (see docs/overhead.md)
       --ring-mib N            kernel ring buffer size in MiB (default 8, a power of two up to 256)
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
@@ -284,7 +279,7 @@ export function parseCommandLine(argv: string[]): Command {
   if (options.withTcpdump !== null && options.json) {
     throw new UsageError('--with-tcpdump prints a text comparison, not with --json (capture with tcpdump -w, then run pathtrace compare)');
   }
-  if (options.hosts.length > 16) throw new UsageError('too many --host filters (at most 16)');
+  if (options.hosts.length > MAX_HOSTS) throw new UsageError(`too many --host filters (at most ${MAX_HOSTS})`);
   if ((v.netns?.length ?? 0) > 2) throw new UsageError('--netns at most twice: two namespaces traced at once and merged');
   if (options.across) {
     if (options.across[0] === options.across[1]) throw new UsageError(`--netns '${options.across[0]}' twice: give two different namespaces`);
