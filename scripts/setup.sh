@@ -36,6 +36,8 @@ packages=(clang llvm libelf-dev zlib1g-dev libpcap0.8-dev pkg-config make cmake 
 packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)
 # The packaged-install test (npm run test:package): a minimal Debian root for its server.
 packages+=(debootstrap)
+# node-gyp (npm run build:gyp, test/builds): gyp is Python.
+packages+=(python3)
 backported=(libbpf-dev bpftool)
 
 missing=()
