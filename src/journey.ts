@@ -1,7 +1,7 @@
 // What the correlator produces: one packet's journey through this host.
 import type { Layer } from './classify.js';
 import type { PacketBytes } from './record.js';
-import type { RuleAttribution } from './ruleset/attribute.js';
+import type { RuleAttribution } from './rules/attribute.js';
 import type { HookName } from './kernel-names.js';
 
 export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished';

@@ -3,7 +3,7 @@
 import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../journey.js';
 import { IPPROTO } from '../record.js';
 import { explainDrop } from '../reasons.js';
-import type { RuleAttribution } from '../ruleset/attribute.js';
+import type { RuleAttribution } from '../rules/attribute.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import { bundleDrops } from '../story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../summary.js';

@@ -2,14 +2,14 @@
 // between chains bracket the drop, the ruleset's counters and matches name
 // the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
 // the probes when the ruleset's layout changes.
-import type { DeviceNames, Journey } from './journey.js';
-import type { NetfilterProbes } from './probes.js';
-import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './ruleset/attribute.js';
+import type { DeviceNames, Journey } from '../journey.js';
+import type { NetfilterProbes } from '../probes.js';
+import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './attribute.js';
 import type { RuleTrace } from './ruletrace.js';
-import type { Ruleset } from './ruleset/model.js';
-import { layoutChanges, layoutSignature } from './ruleset/plan.js';
-import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './ruleset/read.js';
-import { protoName } from './summary.js';
+import type { Ruleset } from './model.js';
+import { layoutChanges, layoutSignature } from './plan.js';
+import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './read.js';
+import { protoName } from '../summary.js';
 
 
 export function needsAttribution(j: Journey): boolean {
