@@ -1,7 +1,7 @@
 // Micro-benchmark (no root): decode + correlate of recorded events on one
 // core. The recorded experiments are replayed as binary records, many times
 // over with fresh skb addresses and sequence numbers, as one big event stream.
-import { Correlator } from '../src/correlate.js';
+import { Correlator } from '../src/correlate/correlate.js';
 import { clockBase, decodeRecords, OFFSETS, RECORD_SIZE, type TraceEvent } from '../src/record.js';
 import { NF_SLOT_EXIT } from '../src/record.js';
 import { addressBytes } from '../src/address.js';

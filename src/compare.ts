@@ -5,7 +5,7 @@
 // the frames nothing matched, with the likely reason. Pure.
 import type { Frame } from './pcap/read.js';
 import { parseIp, type PacketHeaders } from './pcap/packet.js';
-import { flagLetters } from './journey.js';
+import { flagLetters } from './correlate/journey.js';
 import { IPPROTO } from './record.js';
 import { expressionTakes, type Insn } from './expression.js';
 

@@ -7,7 +7,7 @@ import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from './compare.js';
-import type { DeviceNames, Journey } from './journey.js';
+import type { DeviceNames, Journey } from './correlate/journey.js';
 import type { NetnsTarget } from './netns.js';
 import type { TraceOptions } from './options.js';
 import { packetRecord } from './output/json.js';

@@ -2,7 +2,7 @@
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
-import { Correlator, type NamedEvent } from './correlate.js';
+import { Correlator, type NamedEvent } from './correlate/correlate.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -13,7 +13,7 @@ import { RulesetWatch } from './rules/watch.js';
 import type { Ruleset } from './rules/model.js';
 import { RuleTrace } from './rules/ruletrace.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
-import type { Journey } from './journey.js';
+import type { Journey } from './correlate/journey.js';
 import type { Expression } from './expression.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';

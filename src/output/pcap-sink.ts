@@ -2,7 +2,7 @@
 // (and a second, machine-readable one that `pathtrace compare` reads).
 import { closeSync } from 'node:fs';
 import { fileFailure } from '../file-errors.js';
-import type { DeviceNames, Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import { PcapngWriter } from '../pcap/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';

@@ -2,7 +2,7 @@
 // past a backlog of BACKLOG_BYTES waiting in stdout, packet records are skipped and counted, as tcpdump
 // counts what its buffer dropped; the ready line, notes and the summary always go. And at exit, a reader
 // that takes nothing more does not keep pathtrace alive.
-import type { Journey } from '../journey.js';
+import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';
 

@@ -1,6 +1,6 @@
 // Human-readable output: a short block per packet, a story per connection,
 // and the part a tcpdump user needs: what the capture shows and why.
-import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../journey.js';
+import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../correlate/journey.js';
 import { IPPROTO } from '../record.js';
 import { explainDrop } from '../reasons.js';
 import type { RuleAttribution } from '../rules/attribute.js';

@@ -2,7 +2,7 @@
 // between chains bracket the drop, the ruleset's counters and matches name
 // the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
 // the probes when the ruleset's layout changes.
-import type { DeviceNames, Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { NetfilterProbes } from '../probes.js';
 import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './attribute.js';
 import type { RuleTrace } from './ruletrace.js';

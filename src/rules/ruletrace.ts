@@ -4,7 +4,7 @@
 // the table on every exit path (and, on start, what a killed run left).
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import type { Journey } from '../journey.js';
+import type { Journey } from '../correlate/journey.js';
 import type { TraceOptions } from '../options.js';
 
 export const TABLE_PREFIX = 'pathtrace_';

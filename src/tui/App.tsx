@@ -3,7 +3,7 @@
 // journey step by step. Reads a throttled snapshot of the store.
 import { Box, Text, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useRef, useState } from 'react';
-import type { DeviceNames, Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { FlowSummary } from '../summary.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
 import { FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';

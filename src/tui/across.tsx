@@ -3,7 +3,7 @@
 // the final merge is printed when the screen is restored.
 import { Box, render, Text, useInput, useStdout, type Instance } from 'ink';
 import { createElement, useEffect, useState } from 'react';
-import type { Journey } from '../journey.js';
+import type { Journey } from '../correlate/journey.js';
 import { clockText, flowText } from '../merge-command.js';
 import type { Merged } from '../merge.js';
 import { StagesView, type Theme } from './App.js';

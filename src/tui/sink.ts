@@ -2,7 +2,7 @@
 // alternate screen; on exit the screen is restored and the text summary printed.
 import { render, type Instance } from 'ink';
 import { createElement } from 'react';
-import type { DeviceNames, Journey } from '../journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import { formatSummary, type Style } from '../output/text.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';

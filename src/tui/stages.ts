@@ -1,6 +1,6 @@
 // The stack as stages a packet passes, for the UI's picture: which stages
 // each journey reached and where it died. Pure.
-import type { Journey } from '../journey.js';
+import type { Journey } from '../correlate/journey.js';
 
 export const RX_STAGES = ['rx', 'tap_rx', 'PRE_ROUTING', 'routing', 'LOCAL_IN', 'transport', 'socket', 'app'] as const;
 export const FWD_STAGES = ['FORWARD'] as const;

@@ -1,8 +1,8 @@
 // What the UI shows, kept outside React: journeys come in at any rate, the
 // UI reads a snapshot when it renders (throttled). Memory stays bounded:
 // old connections and old packets are evicted, their counts kept.
-import type { FlowTable } from '../flows.js';
-import type { Journey } from '../journey.js';
+import type { FlowTable } from '../correlate/flows.js';
+import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo } from '../session.js';
 import { Tally, type FlowSummary } from '../summary.js';
 import { deathStage, stagesReached, type StageId } from './stages.js';

@@ -2,8 +2,8 @@
 // PATHTRACE_RECORD_EVENTS=FILE) through the correlator.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Correlator, type NamedEvent } from '../../src/correlate.js';
-import type { Journey } from '../../src/journey.js';
+import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
+import type { Journey } from '../../src/correlate/journey.js';
 import { NF_SLOT_EXIT } from '../../src/record.js';
 import { FIXTURES } from './paths.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dropLayer, isDrop } from '../../src/classify.js';
+import { dropLayer, isDrop } from '../../src/correlate/classify.js';
 
 test('drop layer: by reason first, else by the freeing function', () => {
   assert.equal(dropLayer('NETFILTER_DROP', 'nft_do_chain'), 'netfilter');

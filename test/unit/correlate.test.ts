@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Correlator, type NamedEvent } from '../../src/correlate.js';
-import { FlowTable, MAX_FLOWS, flowKey } from '../../src/flows.js';
-import { flagLetters } from '../../src/journey.js';
+import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
+import { FlowTable, MAX_FLOWS, flowKey } from '../../src/correlate/flows.js';
+import { flagLetters } from '../../src/correlate/journey.js';
 import {
   clockBase, decodeRecords, HOOK_NONE, NF_EVAL_NFT, NF_SLOT_ENTRY, NF_SLOT_EXIT, Point, RECORD_FIELDS, RECORD_SIZE,
   snapshotEvent, type RecordField, type TraceEvent,

@@ -1,7 +1,7 @@
 // Retransmission numbering: how often each TCP segment was seen.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { SegmentCopies } from '../../src/flows.js';
+import { SegmentCopies } from '../../src/correlate/flows.js';
 
 const kind = (flags: number, len: number) => flags * 4096 + (len & 0xfff);
 

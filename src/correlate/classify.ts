@@ -1,8 +1,7 @@
 // Which layer freed a packet, from the freeing function and the drop reason.
 // Pure: names in, names out.
-import { REASONS } from './reasons.js';
-
-export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
+import { REASONS } from '../reasons.js';
+import type { Layer } from './journey.js';
 
 const LOCATION_LAYERS: [RegExp, Layer][] = [
   [/^(nft_|nf_|ipt_|ip6t_|ebt_|xt_|__nf_|nfqnl_|ipv6_defrag|ipv4_conntrack)/, 'netfilter'],

@@ -1,8 +1,10 @@
 // What the correlator produces: one packet's journey through this host.
-import type { Layer } from './classify.js';
-import type { PacketBytes } from './record.js';
-import type { RuleAttribution } from './rules/attribute.js';
-import type { HookName } from './kernel-names.js';
+import type { PacketBytes } from '../record.js';
+import type { RuleAttribution } from '../rules/attribute.js';
+import type { HookName } from '../kernel-names.js';
+
+/** The layer that freed a dropped packet (classify.ts tells it). */
+export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
 
 export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished';
 
