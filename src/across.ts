@@ -4,7 +4,7 @@
 // (PR_SET_PDEATHSIG, by setpriv): SIGTERM, on which they detach.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { MAX_COMPARED, type TracePacket } from './compare.js';
-import type { LoadedTrace } from './compare-command.js';
+import type { LoadedTrace } from './capture/trace-file.js';
 import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
 import { merge, type Merged } from './merge.js';
 

@@ -2,11 +2,11 @@
 // every failure into one line on stderr and a non-zero exit code.
 import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
-import { CompareError, runCompare, type Progress } from './compare-command.js';
+import { CompareError, runCompare, type Progress } from './capture/trace-file.js';
 import type { TraceFilter } from './compare.js';
 import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
-import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './live-capture.js';
+import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './capture/live-capture.js';
 import { runDemo } from './demo.js';
 import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from './expression.js';
 import { release } from 'node:os';
@@ -16,7 +16,7 @@ import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './option
 import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
 import { drainStdout, SlowReaderSink } from './output/slow-reader.js';
-import { openForWriting, WriteError } from './pcap/pcapng.js';
+import { openForWriting, WriteError } from './capture/pcapng.js';
 import { ProgressLine } from './progress.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
 import { Session, SessionError, type Sink } from './session.js';

@@ -2,7 +2,7 @@
 // each connection's trips between the two: text, or NDJSON records.
 import path from 'node:path';
 import { afterCapture, clock } from './compare.js';
-import { readTraceFile, type LoadedTrace, type Progress } from './compare-command.js';
+import { readTraceFile, type LoadedTrace, type Progress } from './capture/trace-file.js';
 import { deviceStep, merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
 
 /** "client=c.ndjson" names the host; a bare file is named by its base name, without extension. */

@@ -1,9 +1,9 @@
 // --write: the traced packets as pcapng, each with its fate as a comment
 // (and a second, machine-readable one that `pathtrace compare` reads).
 import { closeSync } from 'node:fs';
-import { fileFailure } from '../file-errors.js';
+import { fileFailure } from '../capture/file-errors.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
-import { PcapngWriter } from '../pcap/pcapng.js';
+import { PcapngWriter } from '../capture/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
 import type { Summary } from '../summary.js';
 import { packetRecord } from './json.js';

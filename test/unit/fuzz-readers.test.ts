@@ -7,10 +7,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { CompareError, runCompare } from '../../src/compare-command.js';
+import { CompareError, runCompare } from '../../src/capture/trace-file.js';
 import { packetRecord } from '../../src/output/json.js';
 import { JSON_COMMENT } from '../../src/output/pcap-sink.js';
-import { openForWriting, PcapngWriter } from '../../src/pcap/pcapng.js';
+import { openForWriting, PcapngWriter } from '../../src/capture/pcapng.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const CASES = 400;

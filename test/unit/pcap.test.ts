@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process';
 import { compare, type TracePacket } from '../../src/compare.js';
 import { compileExpression, instructions, MAX_INSNS } from '../../src/expression.js';
 import { native } from '../../src/native.js';
-import { captureFilter } from '../../src/live-capture.js';
-import { parseIp } from '../../src/pcap/packet.js';
-import { openForWriting, PcapngWriter } from '../../src/pcap/pcapng.js';
-import { CaptureError, readCapture, type Frame } from '../../src/pcap/read.js';
+import { captureFilter } from '../../src/capture/live-capture.js';
+import { parseIp } from '../../src/capture/packet.js';
+import { openForWriting, PcapngWriter } from '../../src/capture/pcapng.js';
+import { CaptureError, readCapture, type Frame } from '../../src/capture/read.js';
 
 // An IPv4 TCP SYN 198.18.0.1:40000 > 198.18.0.2:3306, seq 1000, 40 bytes.
 const SYN = Uint8Array.from([

@@ -3,7 +3,7 @@
 // bytes start at the IP header, as pathtrace reads them). Nanosecond stamps.
 import { closeSync, existsSync, openSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { fileFailure } from '../file-errors.js';
+import { fileFailure } from './file-errors.js';
 
 /** Opens (creates or truncates) a file to write, or says in one sentence why it cannot. */
 export function openForWriting(path: string): number {
