@@ -3,10 +3,10 @@
 // tagged by namespace, and at the end merged as `pathtrace merge` does. The children die with this process
 // (PR_SET_PDEATHSIG, by setpriv): SIGTERM, on which they detach.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MAX_COMPARED, type TracePacket } from './compare.js';
+import { MAX_COMPARED, type TracePacket } from './report/compare.js';
 import type { LoadedTrace } from './capture/trace-file.js';
 import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
-import { merge, type Merged } from './merge.js';
+import { merge, type Merged } from './report/merge.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {

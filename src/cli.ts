@@ -3,7 +3,7 @@
 import { closeSync } from 'node:fs';
 import { effectiveCaps, missingCaps } from './caps.js';
 import { CompareError, runCompare, type Progress } from './capture/trace-file.js';
-import type { TraceFilter } from './compare.js';
+import type { TraceFilter } from './report/compare.js';
 import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './capture/live-capture.js';

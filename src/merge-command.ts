@@ -1,9 +1,9 @@
 // `pathtrace merge [NAME=]A [NAME=]B [--json]`: reads two hosts' traces, merges them (merge.ts) and tells
 // each connection's trips between the two: text, or NDJSON records.
 import path from 'node:path';
-import { afterCapture, clock } from './compare.js';
+import { afterCapture, clock } from './report/compare.js';
 import { readTraceFile, type LoadedTrace, type Progress } from './capture/trace-file.js';
-import { deviceStep, merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './merge.js';
+import { deviceStep, merge, PATH_WORDS, type HostPacket, type HostTrace, type Merged, type PathVerdict, type Trip } from './report/merge.js';
 
 /** "client=c.ndjson" names the host; a bare file is named by its base name, without extension. */
 export function hostArgument(arg: string): { name: string; file: string } {

@@ -6,14 +6,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from '../compare.js';
+import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from '../report/compare.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { NetnsTarget } from '../netns.js';
 import type { TraceOptions } from '../options.js';
 import { packetRecord } from '../output/json.js';
 import { fileSource, readCapture, type ByteSource } from './read.js';
 import type { ReadyInfo, Sink } from '../session.js';
-import type { Summary } from '../summary.js';
+import type { Summary } from '../report/summary.js';
 
 export class LiveCaptureError extends Error {}
 

@@ -2,7 +2,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { compare, formatComparison, frameTuples, frameUs, matchableTime, MAX_COMPARED, packetTuples, type TraceFilter,
-  type TracePacket } from '../compare.js';
+  type TracePacket } from '../report/compare.js';
 import { fileFailure } from './file-errors.js';
 import { JSON_COMMENT } from '../output/pcap-sink.js';
 import { bufferSource, CaptureError, captureFrames, fileSource, readCapture, type ByteSource } from './read.js';

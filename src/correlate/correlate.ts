@@ -10,7 +10,7 @@ import { endpoint, FlowTable, side, type FlowState, type FlowTuple } from './flo
 import { HOOK_NAMES, type HookName } from '../kernel-names.js';
 import { IPPROTO, NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from '../record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step, type TcpStateSeen } from './journey.js';
-import { TCP_STATE_REASONS } from '../reasons.js';
+import { TCP_STATE_REASONS } from '../report/reasons.js';
 
 /** A decoded event plus the names the session resolved for it. */
 export interface NamedEvent extends TraceEvent {

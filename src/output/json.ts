@@ -1,9 +1,9 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
 import { flagLetters, type Drop, type Journey, type DeviceNames } from '../correlate/journey.js';
-import { explainDrop } from '../reasons.js';
+import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../record.js';
-import { protoName, type FlowSummary, type Summary } from '../summary.js';
+import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from '../session.js';
 
 

@@ -5,7 +5,7 @@ import { fileFailure } from '../capture/file-errors.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import { PcapngWriter } from '../capture/pcapng.js';
 import type { ReadyInfo, Sink } from '../session.js';
-import type { Summary } from '../summary.js';
+import type { Summary } from '../report/summary.js';
 import { packetRecord } from './json.js';
 
 export const JSON_COMMENT = 'pathtrace-json: ';

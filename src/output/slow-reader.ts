@@ -4,7 +4,7 @@
 // that takes nothing more does not keep pathtrace alive.
 import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../session.js';
-import type { Summary } from '../summary.js';
+import type { Summary } from '../report/summary.js';
 
 export const BACKLOG_BYTES = 16 << 20;
 

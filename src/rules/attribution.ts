@@ -9,7 +9,7 @@ import type { RuleTrace } from './ruletrace.js';
 import type { Ruleset } from './model.js';
 import { layoutChanges, layoutSignature } from './plan.js';
 import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './read.js';
-import { protoName } from '../summary.js';
+import { protoName } from '../report/summary.js';
 
 
 export function needsAttribution(j: Journey): boolean {

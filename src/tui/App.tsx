@@ -4,7 +4,7 @@
 import { Box, Text, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
-import type { FlowSummary } from '../summary.js';
+import type { FlowSummary } from '../report/summary.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
 import { FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
 import type { ConnectionView, LiveStats, TuiStore } from './store.js';

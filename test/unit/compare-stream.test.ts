@@ -6,7 +6,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { compare, frameTuples, matchableTime, type TracePacket } from '../../src/compare.js';
+import { compare, frameTuples, matchableTime, type TracePacket } from '../../src/report/compare.js';
 import { CompareError, loadTrace, runCompare } from '../../src/capture/trace-file.js';
 import { ProgressLine, progressText } from '../../src/progress.js';
 import { bufferSource, fileSource, readCapture } from '../../src/capture/read.js';

@@ -2,7 +2,7 @@
 // copies were lost, a NAT on the path, and what is left out or cannot be told.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/merge.js';
+import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/report/merge.js';
 import { compileExpression, instructions } from '../../src/expression.js';
 import { native } from '../../src/native.js';
 import { hostArgument } from '../../src/merge-command.js';

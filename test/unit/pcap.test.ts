@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { spawnSync } from 'node:child_process';
-import { compare, type TracePacket } from '../../src/compare.js';
+import { compare, type TracePacket } from '../../src/report/compare.js';
 import { compileExpression, instructions, MAX_INSNS } from '../../src/expression.js';
 import { native } from '../../src/native.js';
 import { captureFilter } from '../../src/capture/live-capture.js';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dropLayer } from '../../src/correlate/classify.js';
-import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText, TCP_STATE_REASONS } from '../../src/reasons.js';
+import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText, TCP_STATE_REASONS } from '../../src/report/reasons.js';
 import { native } from '../../src/native.js';
 import { FIXTURES } from '../helpers/paths.js';
 

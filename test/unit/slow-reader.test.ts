@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { Journey } from '../../src/correlate/journey.js';
 import { drainStdout, SlowReaderSink } from '../../src/output/slow-reader.js';
 import type { Sink } from '../../src/session.js';
-import type { Summary } from '../../src/summary.js';
+import type { Summary } from '../../src/report/summary.js';
 
 function recorder() {
   const calls: string[] = [];

@@ -171,7 +171,7 @@ for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
 
 test('--netns twice on a terminal: both namespaces\' stages side by side, the merge verdict between them, q stops', async (t) => {
   const { AcrossStore, AcrossView } = await import('../../src/tui/across.js');
-  const { merge } = await import('../../src/merge.js');
+  const { merge } = await import('../../src/report/merge.js');
   const store = new AcrossStore(['client', 'server']);
   const syn = {
     type: 'packet', id: 1, time_us: 1_700_000_000_000_000, family: 'ipv4', proto: 'tcp', src: '198.18.1.1', dst: '198.18.2.2', sport: 40000,

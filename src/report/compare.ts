@@ -3,11 +3,11 @@
 // length, else IP id and length, and time) to say what happened after the
 // capture point; then what the kernel handled that the capture lacks, and
 // the frames nothing matched, with the likely reason. Pure.
-import type { Frame } from './capture/read.js';
-import { parseIp, type PacketHeaders } from './capture/packet.js';
-import { flagLetters } from './correlate/journey.js';
-import { IPPROTO } from './record.js';
-import { expressionTakes, type Insn } from './expression.js';
+import type { Frame } from '../capture/read.js';
+import { parseIp, type PacketHeaders } from '../capture/packet.js';
+import { flagLetters } from '../correlate/journey.js';
+import { IPPROTO } from '../record.js';
+import { expressionTakes, type Insn } from '../expression.js';
 
 /** A packet record of pathtrace's --json output (or a --write file's comment). */
 export interface TracePacket {

@@ -2,10 +2,10 @@
 // the groups of like packets, its TCP states and a one-line verdict. Built
 // from the journeys that were reported.
 import { explainDrop } from './reasons.js';
-import type { Correlator } from './correlate/correlate.js';
-import type { FlowState, Owner } from './correlate/flows.js';
-import { flagLetters, type Fate, type Journey } from './correlate/journey.js';
-import { IPPROTO } from './record.js';
+import type { Correlator } from '../correlate/correlate.js';
+import type { FlowState, Owner } from '../correlate/flows.js';
+import { flagLetters, type Fate, type Journey } from '../correlate/journey.js';
+import { IPPROTO } from '../record.js';
 import { connectionVerdict } from './story.js';
 
 export interface PacketGroup {

@@ -2,7 +2,7 @@
 // the packet, and the layer it belongs to. Written from include/net/dropreason-core.h and the code that
 // uses each one; a reason this table does not know (a newer kernel) still gets its name and its layer by
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
-import type { Layer, TcpStateSeen } from './correlate/journey.js';
+import type { Layer, TcpStateSeen } from '../correlate/journey.js';
 
 export interface ReasonText { layer: Layer; text: string }
 
