@@ -23,7 +23,8 @@ import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
-import { protoName, Tally, type Summary } from './report/summary.js';
+import { protoName, type Summary } from './report/summary.js';
+import { Tally } from './report/tally.js';
 import { missingToolNotes, onPath } from './tools.js';
 import { dropAdvice, type AdviceContext } from './report/reasons.js';
 

@@ -4,7 +4,8 @@
 import type { FlowTable } from '../correlate/flows.js';
 import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo } from '../session.js';
-import { Tally, type FlowSummary } from '../report/summary.js';
+import type { FlowSummary } from '../report/summary.js';
+import { Tally } from '../report/tally.js';
 import { deathStage, stagesReached, type StageId } from './stages.js';
 
 export const MAX_CONNECTIONS = 200;

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatJourney, formatSummary, pathLine, PLAIN, tcpdumpFlags } from '../../src/output/text.js';
-import { Tally } from '../../src/report/summary.js';
+import { Tally } from '../../src/report/tally.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
