@@ -2,9 +2,9 @@
 // core. The recorded experiments are replayed as binary records, many times
 // over with fresh skb addresses and sequence numbers, as one big event stream.
 import { Correlator } from '../src/correlate/correlate.js';
-import { clockBase, decodeRecords, OFFSETS, RECORD_SIZE, type TraceEvent } from '../src/record.js';
-import { NF_SLOT_EXIT } from '../src/record.js';
-import { addressBytes } from '../src/address.js';
+import { clockBase, decodeRecords, OFFSETS, RECORD_SIZE, type TraceEvent } from '../src/trace/record.js';
+import { NF_SLOT_EXIT } from '../src/trace/record.js';
+import { addressBytes } from '../src/trace/address.js';
 import { loadEvents } from '../test/helpers/replay.js';
 
 /** Encodes decoded events back into binary records (the layout of bpf/record.h). */

@@ -3,7 +3,7 @@
 // before tsc; test/unit/record-layout.test.ts holds what it writes to what the C++ compiler built into the addon.
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const OUTPUT = new URL('../src/record.generated.ts', import.meta.url);
+const OUTPUT = new URL('../src/trace/record.generated.ts', import.meta.url);
 const HEADER = new URL('../bpf/record.h', import.meta.url);
 
 // Sizes of the C types record.h uses; each is aligned to its size (x86-64, arm64 and BPF alike).

@@ -8,10 +8,10 @@ import { runMerge } from './merge-command.js';
 import { traceAcross, type AcrossOptions } from './across.js';
 import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './capture/live-capture.js';
 import { runDemo } from './demo.js';
-import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from './expression.js';
+import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from './trace/expression.js';
 import { release } from 'node:os';
-import { native } from './native.js';
-import { NetnsError, resolveNetns } from './netns.js';
+import { native } from './trace/native.js';
+import { NetnsError, resolveNetns } from './trace/netns.js';
 import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
 import { JsonSink } from './output/json.js';
 import { PcapSink } from './output/pcap-sink.js';
@@ -19,8 +19,9 @@ import { drainStdout, SlowReaderSink } from './output/slow-reader.js';
 import { openForWriting, WriteError } from './capture/pcapng.js';
 import { ProgressLine } from './progress.js';
 import { ANSI, PLAIN, TextSink } from './output/text.js';
-import { Session, SessionError, type Sink } from './session.js';
-import { missingTools } from './tools.js';
+import type { Sink } from './output/sink.js';
+import { Session, SessionError } from './trace/session.js';
+import { missingTools } from './trace/tools.js';
 import { findVersion, versionText } from './version.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */

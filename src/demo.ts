@@ -4,7 +4,7 @@ import { across, checkPrivileges, trace, UserError, usesTui } from './cli.js';
 import { Lab } from './lab/lab.js';
 import { NGINX_BIN, startNginx, type Nginx } from './lab/nginx.js';
 import type { TraceOptions } from './options.js';
-import { missingTools } from './tools.js';
+import { missingTools } from './trace/tools.js';
 
 type ClientResult = Awaited<ReturnType<Lab['connect']>>;
 

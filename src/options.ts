@@ -1,8 +1,8 @@
 // Command-line parsing. Pure: argv in, options or a UsageError out.
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { addressBytes, formatAddress } from './address.js';
-import { EXPR_WINDOW, MAX_HOSTS, MAX_SNAPLEN, POINT_GROUP_NAMES, POINTS } from './record.js';
+import { addressBytes, formatAddress } from './trace/address.js';
+import { EXPR_WINDOW, MAX_HOSTS, MAX_SNAPLEN, POINT_GROUP_NAMES, POINTS } from './trace/record.js';
 
 export class UsageError extends Error {}
 

@@ -1,5 +1,5 @@
 // The headers of a captured IP packet: enough to match it to a journey. Pure.
-import { formatAddress } from '../address.js';
+import { formatAddress } from '../trace/address.js';
 
 export interface PacketHeaders {
   family: 4 | 6;

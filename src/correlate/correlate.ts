@@ -7,8 +7,8 @@
 // clones and a packet re-entering after a device loop are told apart that way.
 import { dropLayer, isDrop } from './classify.js';
 import { endpoint, FlowTable, side, type FlowState, type FlowTuple } from './flows.js';
-import { HOOK_NAMES, type HookName } from '../kernel-names.js';
-import { IPPROTO, NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from '../record.js';
+import { HOOK_NAMES, type HookName } from '../trace/kernel-names.js';
+import { IPPROTO, NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES, snapshotEvent, type TraceEvent } from '../trace/record.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type Step, type TcpStateSeen } from './journey.js';
 import { TCP_STATE_REASONS } from '../report/reasons.js';
 

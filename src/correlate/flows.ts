@@ -1,7 +1,7 @@
 // Flows: the packets of one connection (both directions), with what the
 // socket layer told about it. Keyed by the endpoints in either order; a tuple
 // rewritten by NAT is an alias of the flow it came from.
-import { tcpStateName } from '../kernel-names.js';
+import { tcpStateName } from '../trace/kernel-names.js';
 
 export interface FlowTuple { proto: number; family: number; src: string; dst: string; sport: number; dport: number }
 

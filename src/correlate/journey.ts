@@ -1,7 +1,7 @@
 // What the correlator produces: one packet's journey through this host.
-import type { PacketBytes } from '../record.js';
+import type { PacketBytes } from '../trace/record.js';
 import type { RuleAttribution } from '../rules/attribute.js';
-import type { HookName } from '../kernel-names.js';
+import type { HookName } from '../trace/kernel-names.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
 export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';

@@ -2,9 +2,9 @@
 // Names and meanings of existing fields stay; new fields may be added.
 import { flagLetters, type Drop, type Journey, type DeviceNames } from '../correlate/journey.js';
 import { explainDrop } from '../report/reasons.js';
-import { IPPROTO } from '../record.js';
+import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
-import type { ReadyInfo, Sink } from '../session.js';
+import type { ReadyInfo, Sink } from './sink.js';
 
 
 export function readyRecord(r: ReadyInfo, filter: object): object {

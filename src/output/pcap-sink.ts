@@ -4,7 +4,7 @@ import { closeSync } from 'node:fs';
 import { fileFailure } from '../capture/file-errors.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import { PcapngWriter } from '../capture/pcapng.js';
-import type { ReadyInfo, Sink } from '../session.js';
+import type { ReadyInfo, Sink } from './sink.js';
 import type { Summary } from '../report/summary.js';
 import { packetRecord } from './json.js';
 

@@ -3,7 +3,7 @@
 // counts what its buffer dropped; the ready line, notes and the summary always go. And at exit, a reader
 // that takes nothing more does not keep pathtrace alive.
 import type { Journey } from '../correlate/journey.js';
-import type { ReadyInfo, Sink } from '../session.js';
+import type { ReadyInfo, Sink } from './sink.js';
 import type { Summary } from '../report/summary.js';
 
 export const BACKLOG_BYTES = 16 << 20;

@@ -1,11 +1,11 @@
 // Human-readable output: a short block per packet, a story per connection,
 // and the part a tcpdump user needs: what the capture shows and why.
 import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../correlate/journey.js';
-import { IPPROTO } from '../record.js';
+import { IPPROTO } from '../trace/record.js';
 import { explain } from '../report/explain.js';
 import { explainDrop } from '../report/reasons.js';
 import type { RuleAttribution } from '../rules/attribute.js';
-import type { ReadyInfo, Sink } from '../session.js';
+import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
 
 export interface Style { bad(s: string): string; good(s: string): string; dim(s: string): string; bold(s: string): string }

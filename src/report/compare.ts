@@ -6,8 +6,8 @@
 import type { Frame } from '../capture/read.js';
 import { parseIp, type PacketHeaders } from '../capture/packet.js';
 import { flagLetters } from '../correlate/journey.js';
-import { IPPROTO } from '../record.js';
-import { expressionTakes, type Insn } from '../expression.js';
+import { IPPROTO } from '../trace/record.js';
+import { expressionTakes, type Insn } from '../trace/expression.js';
 
 /** A packet record of pathtrace's --json output (or a --write file's comment). */
 export interface TracePacket {

@@ -3,7 +3,7 @@
 // same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
 // (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
 // The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
-import { expressionTakes, packetFromFields } from '../expression.js';
+import { expressionTakes, packetFromFields } from '../trace/expression.js';
 import type { TracePacket, TraceFilter } from './compare.js';
 
 /** A packet record as merge reads it: compare's fields, and its steps for the device times. */

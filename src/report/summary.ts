@@ -3,7 +3,7 @@
 // every output reads. tally.ts builds it from the journeys that were reported.
 import type { Owner } from '../correlate/flows.js';
 import type { Fate, Journey } from '../correlate/journey.js';
-import { IPPROTO } from '../record.js';
+import { IPPROTO } from '../trace/record.js';
 
 export interface PacketGroup {
   direction: Journey['direction'];

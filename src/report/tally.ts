@@ -2,7 +2,7 @@
 import type { Correlator } from '../correlate/correlate.js';
 import type { FlowState } from '../correlate/flows.js';
 import { flagLetters, type Fate, type Journey } from '../correlate/journey.js';
-import { IPPROTO } from '../record.js';
+import { IPPROTO } from '../trace/record.js';
 import { explainDrop } from './reasons.js';
 import { connectionVerdict } from './story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from './summary.js';

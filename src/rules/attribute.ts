@@ -2,7 +2,7 @@
 // probes bracket the drop between two priorities; the chains in between are
 // the candidates; rule counters that moved, and rules whose match plainly
 // covers the packet, single out the rule. Pure.
-import type { HookName } from '../kernel-names.js';
+import type { HookName } from '../trace/kernel-names.js';
 import { baseChains, chainKey, chainOwner, ownerHint, policyKey, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
 
 export interface PacketView {

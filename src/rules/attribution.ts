@@ -3,7 +3,7 @@
 // the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
 // the probes when the ruleset's layout changes.
 import type { DeviceNames, Journey } from '../correlate/journey.js';
-import type { NetfilterProbes } from '../probes.js';
+import type { NetfilterProbes } from '../trace/probes.js';
 import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './attribute.js';
 import type { RuleTrace } from './ruletrace.js';
 import type { Ruleset } from './model.js';

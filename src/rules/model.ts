@@ -1,7 +1,7 @@
 // The traced namespace's firewall, as far as pathtrace needs it: base chains
 // by hook and priority, rules with their counters, verdicts and what they
 // match, and where each came from (native nft, iptables-nft, iptables-legacy).
-import type { HookName } from '../kernel-names.js';
+import type { HookName } from '../trace/kernel-names.js';
 
 export type TableFamily = 'ip' | 'ip6' | 'inet';
 export type Source = 'nft' | 'iptables-nft' | 'iptables-legacy';

@@ -1,7 +1,7 @@
 // Where to put netfilter probes between chains: one just above each base
 // chain's priority (never at it: EBUSY), so that a drop is bracketed to the
 // chains between the last probe a packet passed and the next. Pure.
-import { HOOK_NAMES, type HookName } from '../kernel-names.js';
+import { HOOK_NAMES, type HookName } from '../trace/kernel-names.js';
 import { baseChains, chainKey, type Ruleset } from './model.js';
 
 /** Probe slots 1 .. BETWEEN_SLOTS sit between chains (0 is the entry, the last the exit). */

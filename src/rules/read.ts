@@ -3,7 +3,7 @@
 // legacy tables when the namespace has any. Read-only.
 import { execFile, execFileSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { native } from '../native.js';
+import { native } from '../trace/native.js';
 import { parseIptablesSave } from './iptables.js';
 import { policyKey, ruleKey, type Chain, type Ruleset, type Source, type TableFamily } from './model.js';
 import { parseNftJson, parseNftText } from './nft.js';

@@ -1,7 +1,7 @@
 // Tells when the traced namespace's ruleset changed, without reading it: nftables announces every
 // change (nft, iptables-nft, set elements) on a netlink group the addon listens to; iptables-legacy
 // announces nothing, but its tables' list (what moves the probes) is cheap to compare.
-import { native } from '../native.js';
+import { native } from '../trace/native.js';
 import { legacyTableNames } from './read.js';
 
 /** How long a burst of changes (an iptables-restore of thousands of rules) may go on before it is read anyway. */

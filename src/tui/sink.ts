@@ -4,7 +4,7 @@ import { render, type Instance } from 'ink';
 import { createElement } from 'react';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import { formatSummary, type Style } from '../output/text.js';
-import type { ReadyInfo, Sink } from '../session.js';
+import type { ReadyInfo, Sink } from '../output/sink.js';
 import type { Summary } from '../report/summary.js';
 import { App } from './App.js';
 import type { LiveStats, TuiStore } from './store.js';

@@ -3,7 +3,7 @@
 // old connections and old packets are evicted, their counts kept.
 import type { FlowTable } from '../correlate/flows.js';
 import type { Journey } from '../correlate/journey.js';
-import type { ReadyInfo } from '../session.js';
+import type { ReadyInfo } from '../output/sink.js';
 import type { FlowSummary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { deathStage, stagesReached, type StageId } from './stages.js';

@@ -4,7 +4,7 @@
 // on this kernel and each of the matrix.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { LIBPCAP_NAMES } from '../../src/expression.js';
+import { LIBPCAP_NAMES } from '../../src/trace/expression.js';
 import { dnatToServer, needsRoot, runCli, traceLab, type Rec } from '../helpers/pathtrace.js';
 
 test('bad expressions: one line naming what is wrong, as libpcap says it; a missing libpcap says what to install', (t) => {

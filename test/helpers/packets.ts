@@ -4,9 +4,9 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { addressBytes } from '../../src/address.js';
-import { compileExpression, runExpression } from '../../src/expression.js';
-import type { Native } from '../../src/native.js';
+import { addressBytes } from '../../src/trace/address.js';
+import { compileExpression, runExpression } from '../../src/trace/expression.js';
+import type { Native } from '../../src/trace/native.js';
 
 export interface PacketSpec {
   src: string; dst: string;

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
 import type { Journey } from '../../src/correlate/journey.js';
-import { NF_SLOT_EXIT } from '../../src/record.js';
+import { NF_SLOT_EXIT } from '../../src/trace/record.js';
 import { FIXTURES } from './paths.js';
 
 export function loadEvents(name: string): NamedEvent[] {

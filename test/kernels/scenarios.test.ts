@@ -15,7 +15,7 @@ import { readCapture, type Frame } from '../../src/capture/read.js';
 import { needsRoot, Pathtrace, runCli, SLOWDOWN, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { corpusDisagreements } from '../helpers/packets.js';
-import { native } from '../../src/native.js';
+import { native } from '../../src/trace/native.js';
 import { spawnSync } from 'node:child_process';
 
 const PORT = 3306;

@@ -6,7 +6,7 @@ import { flagLetters } from '../../src/correlate/journey.js';
 import {
   clockBase, decodeRecords, HOOK_NONE, NF_EVAL_NFT, NF_SLOT_ENTRY, NF_SLOT_EXIT, Point, RECORD_FIELDS, RECORD_SIZE,
   snapshotEvent, type RecordField, type TraceEvent,
-} from '../../src/record.js';
+} from '../../src/trace/record.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const kinds = (js: { direction: string; flags: number }[]) => js.map((j) => `${j.direction} ${flagLetters(j.flags)}`);

@@ -5,8 +5,8 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { addonFailure, ADDON_PATH } from '../../src/native.js';
-import { missingToolNotes, missingTools, onPath } from '../../src/tools.js';
+import { addonFailure, ADDON_PATH } from '../../src/trace/native.js';
+import { missingToolNotes, missingTools, onPath } from '../../src/trace/tools.js';
 import { versionText, type Found } from '../../src/version.js';
 
 test('--version: the version, the carried libbpf and what the kernel offers; without root, what it cannot tell', () => {

@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/report/merge.js';
-import { compileExpression, instructions } from '../../src/expression.js';
-import { native } from '../../src/native.js';
+import { compileExpression, instructions } from '../../src/trace/expression.js';
+import { native } from '../../src/trace/native.js';
 import { hostArgument } from '../../src/merge-command.js';
 import { childArgs, packetLine } from '../../src/across.js';
-import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/counters.js';
+import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/trace/counters.js';
 
 const T0 = 1_700_000_000_000_000; // µs
 const CLIENT = '198.18.1.1', SERVER = '198.18.2.2';

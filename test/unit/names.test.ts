@@ -1,11 +1,11 @@
 // Addresses, kernel symbols and enum names: the small pure pieces the output rests on.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { addressBytes, formatAddress } from '../../src/address.js';
+import { addressBytes, formatAddress } from '../../src/trace/address.js';
 import { effectiveCaps, missingCaps } from '../../src/caps.js';
-import { Symbolizer } from '../../src/kallsyms.js';
-import { EnumNames } from '../../src/kernel-names.js';
-import { NetnsError, resolveNetns } from '../../src/netns.js';
+import { Symbolizer } from '../../src/trace/kallsyms.js';
+import { EnumNames } from '../../src/trace/kernel-names.js';
+import { NetnsError, resolveNetns } from '../../src/trace/netns.js';
 
 test('IPv6 text form follows RFC 5952; bytes round-trip', () => {
   for (const a of ['fd00:198:18::1', '::1', '::', 'fe80::1:0:0:2', '2001:db8:0:1:1:1:1:1', '1::', '198.18.0.2']) {

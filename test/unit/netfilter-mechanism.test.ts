@@ -1,7 +1,7 @@
 // What ready says about how netfilter is traced, from what loaded and attached.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { netfilterTracing, unattached } from '../../src/netfilter-mechanism.js';
+import { netfilterTracing, unattached } from '../../src/trace/netfilter-mechanism.js';
 
 const TRAMPOLINES = ['fentry/nf_hook_slow', 'fexit/nf_hook_slow', 'kfree_skb'];
 

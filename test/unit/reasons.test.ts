@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { dropLayer } from '../../src/correlate/classify.js';
 import { dropAdvice, explainDrop, NOT_REASONS, REASONS, reasonText, TCP_STATE_REASONS } from '../../src/report/reasons.js';
-import { native } from '../../src/native.js';
+import { native } from '../../src/trace/native.js';
 import { FIXTURES } from '../helpers/paths.js';
 
 const newest = readFileSync(path.join(FIXTURES, 'drop-reasons-6.18.txt'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { native } from '../../src/native.js';
-import * as generated from '../../src/record.generated.js';
+import { native } from '../../src/trace/native.js';
+import * as generated from '../../src/trace/record.generated.js';
 import {
   BYTES_HEADER, clockBase, decodeRecords, OFFSETS, Point, POINT_NAMES, POINTS, RECORD_FIELDS, RECORD_SIZE, snapshotEvent,
   type TraceEvent,
-} from '../../src/record.js';
+} from '../../src/trace/record.js';
 
 // src/record.generated.ts is what scripts/generate-record-ts.mjs read in bpf/record.h; the addon says what the C++
 // compiler made of the same X-macros. They differ when the generator misreads record.h or the build left one stale.

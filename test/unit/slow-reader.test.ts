@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Journey } from '../../src/correlate/journey.js';
 import { drainStdout, SlowReaderSink } from '../../src/output/slow-reader.js';
-import type { Sink } from '../../src/session.js';
+import type { Sink } from '../../src/output/sink.js';
 import type { Summary } from '../../src/report/summary.js';
 
 function recorder() {

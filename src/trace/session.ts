@@ -2,60 +2,34 @@
 // timer, names and correlates events, and hands finished journeys to a sink.
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
-import { Correlator, type NamedEvent } from './correlate/correlate.js';
+import { Correlator, type NamedEvent } from '../correlate/correlate.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
-import { needsAttribution, RuleAttributor } from './rules/attribution.js';
-import { NetfilterProbes, type HookProbes } from './probes.js';
-import { RulesetReader } from './rules/read.js';
-import { RulesetWatch } from './rules/watch.js';
-import type { Ruleset } from './rules/model.js';
-import { RuleTrace } from './rules/ruletrace.js';
+import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
+import { NetfilterProbes } from './probes.js';
+import { RulesetReader } from '../rules/read.js';
+import { RulesetWatch } from '../rules/watch.js';
+import type { Ruleset } from '../rules/model.js';
+import { RuleTrace } from '../rules/ruletrace.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
-import type { Journey } from './correlate/journey.js';
+import type { Journey } from '../correlate/journey.js';
+import type { ReadyInfo, Sink } from '../output/sink.js';
 import type { Expression } from './expression.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import { findNetns, type NetnsTarget } from './netns.js';
-import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
+import { POINT_GROUPS, type PointGroup, type TraceOptions } from '../options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
-import { protoName, type Summary } from './report/summary.js';
-import { Tally } from './report/tally.js';
+import { protoName, type Summary } from '../report/summary.js';
+import { Tally } from '../report/tally.js';
 import { missingToolNotes, onPath } from './tools.js';
-import { dropAdvice, type AdviceContext } from './report/reasons.js';
+import { dropAdvice, type AdviceContext } from '../report/reasons.js';
 
 export class SessionError extends Error {}
-
-export interface ReadyInfo {
-  netns: NetnsTarget;
-  points: string[];
-  /** How the netfilter hooks are traced. */
-  netfilterMechanism: NetfilterMechanism;
-  netfilter: HookProbes[];
-  /** How ruleset changes are learnt: nftables' notifications, polling every second, or not at all (no
-   *  netfilter tracing). */
-  rulesetChanges: 'notified' | 'polled' | null;
-  unavailable: { point: string; reason: string }[];
-  startedAt: number; // wall-clock ms (fractional, µs precision) at the clock base
-  /** The namespace's own addresses at the start, loopback aside (which packets are for it: merge). */
-  addresses: string[];
-}
-
-export interface Sink {
-  ready(info: ReadyInfo): void;
-  packet(j: Journey): void;
-  /** Something the user should know while tracing (the ruleset changed...). */
-  note(message: string): void;
-  /** Releases what the sink holds (the UI's screen), also when a trace fails; safe to repeat. */
-  close?(): void;
-  /** Live figures, every second, for sinks that show them (the UI). */
-  stats?(s: { events: number; lostEvents: number; counters: Record<string, number> | null }): void;
-  summary(s: Summary): void;
-}
 
 /** Names for what the kernel reports as numbers: devices of the traced namespace. */
 export class Devices {

@@ -6,8 +6,8 @@
 import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from './kernel-names.js';
 import type { NativeTracer, NetfilterRequest } from './native.js';
 import { NF_SLOT_ENTRY, NF_SLOT_EXIT, NF_SLOTS } from './record.js';
-import { hookPriorities, planGaps, type Gap } from './rules/plan.js';
-import type { Ruleset } from './rules/model.js';
+import { hookPriorities, planGaps, type Gap } from '../rules/plan.js';
+import type { Ruleset } from '../rules/model.js';
 
 const INT_MIN = -2147483648;
 const INT_MAX = 2147483647;

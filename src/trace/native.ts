@@ -67,7 +67,8 @@ export interface Native {
   };
 }
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The repository's (or the package's) root, from dist/src/trace/.
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const ADDON_PATH = path.join(root, 'build', 'Release', 'pathtrace.node');
 
 let cached: Native | undefined;
