@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Lab, run } from '../src/lab/lab.js';
-import { POINT_GROUPS } from '../src/options.js';
+import { POINT_GROUPS } from '../src/trace/options.js';
 import { run as micro } from './micro.js';
 import { rulesetBench } from './ruleset.js';
 import { startPathtrace } from './traced.js';

@@ -2,7 +2,7 @@
 // Starts the compiled CLI (dist/), built by scripts/setup.sh or `npm run build`.
 import { existsSync } from 'node:fs';
 
-const cli = new URL('../dist/src/cli.js', import.meta.url);
+const cli = new URL('../dist/src/commands/cli.js', import.meta.url);
 if (!existsSync(cli)) {
   process.stderr.write('pathtrace: not built yet; run scripts/setup.sh (or npm run build)\n');
   process.exit(1);

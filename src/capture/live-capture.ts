@@ -9,7 +9,7 @@ import path from 'node:path';
 import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from '../report/compare.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { NetnsTarget } from '../trace/netns.js';
-import type { TraceOptions } from '../options.js';
+import type { TraceOptions } from '../trace/options.js';
 import { packetRecord } from '../output/json.js';
 import { fileSource, readCapture, type ByteSource } from './read.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';

@@ -1,11 +1,11 @@
-// `pathtrace compare CAPTURE TRACE`: reads the files and prints the comparison.
+// Reading a trace back: a --json output (or a --write pcapng's comments) as the packets compare and merge take,
+// streamed, within the capture's time when there is one. Inputs are files, pipes or process substitutions.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import { compare, formatComparison, frameTuples, frameUs, matchableTime, MAX_COMPARED, packetTuples, type TraceFilter,
-  type TracePacket } from '../report/compare.js';
+import { frameUs, MAX_COMPARED, packetTuples, type TraceFilter, type TracePacket } from '../report/compare.js';
 import { fileFailure } from './file-errors.js';
 import { JSON_COMMENT } from '../output/pcap-sink.js';
-import { bufferSource, CaptureError, captureFrames, fileSource, readCapture, type ByteSource } from './read.js';
+import { bufferSource, CaptureError, captureFrames, fileSource, type ByteSource } from './read.js';
 
 export class CompareError extends Error {}
 
@@ -18,7 +18,7 @@ const STREAM_MAX = 1 << 30;
 const LINE_MAX = 16 << 20;
 
 /** An input by position: a regular file through a window, anything else (a pipe, <(...)) read first. */
-function openInput(path: string, progress?: Progress): { src: ByteSource; close(): void } {
+export function openInput(path: string, progress?: Progress): { src: ByteSource; close(): void } {
   const why = (e: unknown) => new CompareError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : fileFailure(e)}`);
   let fd: number;
   try {
@@ -170,31 +170,5 @@ export function readTraceFile(path: string, progress?: Progress): LoadedTrace {
     throw e instanceof CaptureError ? new CompareError(e.message) : e;
   } finally {
     input.close();
-  }
-}
-
-/** The capture, then the packets of the trace near its time, compared; progress hears of long reads. */
-export function runCompare(capture: string, trace: string, progress?: Progress): string {
-  const inputs: { close(): void }[] = [];
-  const input = (path: string) => {
-    const i = openInput(path, progress);
-    inputs.push(i);
-    return i.src;
-  };
-  try {
-    const limit = { max: MAX_COMPARED, beyond: 0 };
-    const frames = readCapture(input(capture), capture, limit);
-    const t = loadTrace(input(trace), trace, matchableTime(frames), frameTuples(frames));
-    const cut = [
-      limit.beyond ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
-        `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)` : '',
-      t.beyond ? `compared the first ${MAX_COMPARED} packets of ${trace} in the capture's time (${t.beyond} more left out)` : '',
-    ].filter(Boolean).map((l) => l + '\n').join('');
-    return cut + formatComparison(compare(frames, t.packets, t.filter, { traced: t.traced, flows: t.flows }), capture, trace, t.total);
-  } catch (e) {
-    if (e instanceof CaptureError) throw new CompareError(e.message);
-    throw e;
-  } finally {
-    for (const i of inputs) i.close();
   }
 }

@@ -5,7 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Journey } from '../correlate/journey.js';
-import type { TraceOptions } from '../options.js';
+import type { TraceOptions } from '../trace/options.js';
 
 export const TABLE_PREFIX = 'pathtrace_';
 

@@ -19,7 +19,7 @@ import type { Expression } from './expression.js';
 import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import { findNetns, type NetnsTarget } from './netns.js';
-import { POINT_GROUPS, type PointGroup, type TraceOptions } from '../options.js';
+import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,

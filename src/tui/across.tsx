@@ -4,7 +4,7 @@
 import { Box, render, Text, useInput, useStdout, type Instance } from 'ink';
 import { createElement, useEffect, useState } from 'react';
 import type { Journey } from '../correlate/journey.js';
-import { clockText, flowText } from '../merge-command.js';
+import { clockText, flowText } from '../output/merge.js';
 import type { Merged } from '../report/merge.js';
 import { StagesView, type Theme } from './App.js';
 import { deathStage, stagesReached, type StageId } from './stages.js';

@@ -2,7 +2,7 @@
 //   node dist/test/helpers/record-fixture.js ok|closed|local-in|local-out test/fixtures/NAME.ndjson
 // ok: a connection that works; closed: no listener (RST); local-in/local-out: the demo rules.
 import { Lab } from '../../src/lab/lab.js';
-import { SCENARIOS, PORT } from '../../src/demo.js';
+import { SCENARIOS, PORT } from '../../src/commands/demo.js';
 import { Pathtrace } from './pathtrace.js';
 
 const [scenario, out] = process.argv.slice(2);

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { compare, frameTuples, matchableTime, type TracePacket } from '../../src/report/compare.js';
-import { CompareError, loadTrace, runCompare } from '../../src/capture/trace-file.js';
-import { ProgressLine, progressText } from '../../src/progress.js';
+import { CompareError, loadTrace } from '../../src/capture/trace-file.js';
+import { runCompare } from '../../src/commands/compare.js';
+import { ProgressLine, progressText } from '../../src/commands/progress.js';
 import { bufferSource, fileSource, readCapture } from '../../src/capture/read.js';
 import { ROOT } from '../helpers/paths.js';
 
@@ -64,7 +65,7 @@ test('compare reads a capture larger than 2 GiB as a stream: every frame counted
   const trace = path.join(dir, 'trace.json');
   writeFileSync(trace, ndjson([packet(1, T0 * 1e6)]));
   // In a process of its own, for its peak memory: reading the file whole would take 2.2 GiB.
-  const script = `import { runCompare } from ${JSON.stringify(path.join(ROOT, 'dist/src/capture/trace-file.js'))};
+  const script = `import { runCompare } from ${JSON.stringify(path.join(ROOT, 'dist/src/commands/compare.js'))};
     const out = runCompare(process.argv[1], process.argv[2]);
     console.log(JSON.stringify({ head: out.split('\\n')[0], delivered: out.includes('delivered (pathtrace #1)'), rss: process.resourceUsage().maxRSS }));`;
   const r = JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script, cap, trace], { encoding: 'utf8' }));

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { addonFailure, ADDON_PATH } from '../../src/trace/native.js';
 import { missingToolNotes, missingTools, onPath } from '../../src/trace/tools.js';
-import { versionText, type Found } from '../../src/version.js';
+import { versionText, type Found } from '../../src/commands/version.js';
 
 test('--version: the version, the carried libbpf and what the kernel offers; without root, what it cannot tell', () => {
   const found: Found = {

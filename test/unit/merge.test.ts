@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src/report/merge.js';
 import { compileExpression, instructions } from '../../src/trace/expression.js';
 import { native } from '../../src/trace/native.js';
-import { hostArgument } from '../../src/merge-command.js';
-import { childArgs, packetLine } from '../../src/across.js';
+import { hostArgument } from '../../src/commands/merge.js';
+import { childArgs, packetLine } from '../../src/commands/across.js';
 import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/trace/counters.js';
 
 const T0 = 1_700_000_000_000_000; // µs

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addressBytes, formatAddress } from '../../src/trace/address.js';
-import { effectiveCaps, missingCaps } from '../../src/caps.js';
+import { effectiveCaps, missingCaps } from '../../src/commands/caps.js';
 import { Symbolizer } from '../../src/trace/kallsyms.js';
 import { EnumNames } from '../../src/trace/kernel-names.js';
 import { NetnsError, resolveNetns } from '../../src/trace/netns.js';

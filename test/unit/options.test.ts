@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseCommandLine, parsePorts, UsageError } from '../../src/options.js';
+import { parseCommandLine, parsePorts, UsageError } from '../../src/commands/options.js';
 
 const trace = (argv: string[]) => {
   const c = parseCommandLine(argv);

@@ -1,28 +1,22 @@
-// Entry point: parses the command line, runs a trace or a demo, and turns
-// every failure into one line on stderr and a non-zero exit code.
+// The trace command: checks what it needs, opens the session, picks the output (text, NDJSON, the UI,
+// --write, --with-tcpdump), runs until a signal, --duration or --count, and detaches on every path.
 import { closeSync } from 'node:fs';
-import { effectiveCaps, missingCaps } from './caps.js';
-import { CompareError, runCompare, type Progress } from './capture/trace-file.js';
-import type { TraceFilter } from './report/compare.js';
-import { runMerge } from './merge-command.js';
-import { traceAcross, type AcrossOptions } from './across.js';
-import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from './capture/live-capture.js';
-import { runDemo } from './demo.js';
-import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from './trace/expression.js';
 import { release } from 'node:os';
-import { native } from './trace/native.js';
-import { NetnsError, resolveNetns } from './trace/netns.js';
-import { parseCommandLine, USAGE, UsageError, type TraceOptions } from './options.js';
-import { JsonSink } from './output/json.js';
-import { PcapSink } from './output/pcap-sink.js';
-import { drainStdout, SlowReaderSink } from './output/slow-reader.js';
-import { openForWriting, WriteError } from './capture/pcapng.js';
-import { ProgressLine } from './progress.js';
-import { ANSI, PLAIN, TextSink } from './output/text.js';
-import type { Sink } from './output/sink.js';
-import { Session, SessionError } from './trace/session.js';
-import { missingTools } from './trace/tools.js';
-import { findVersion, versionText } from './version.js';
+import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from '../capture/live-capture.js';
+import { openForWriting, WriteError } from '../capture/pcapng.js';
+import { JsonSink } from '../output/json.js';
+import { PcapSink } from '../output/pcap-sink.js';
+import type { Sink } from '../output/sink.js';
+import { drainStdout, SlowReaderSink } from '../output/slow-reader.js';
+import { ANSI, PLAIN, TextSink } from '../output/text.js';
+import type { TraceFilter } from '../report/compare.js';
+import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from '../trace/expression.js';
+import { native } from '../trace/native.js';
+import { NetnsError, resolveNetns } from '../trace/netns.js';
+import type { TraceOptions } from '../trace/options.js';
+import { Session, SessionError } from '../trace/session.js';
+import { missingTools } from '../trace/tools.js';
+import { effectiveCaps, missingCaps } from './caps.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */
 export class UserError extends Error {}
@@ -118,12 +112,12 @@ async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink
  * ink decides once, at import, that it runs in CI when CI or CONTINUOUS_INTEGRATION is set, and then draws
  * nothing until exit. The UI runs only on a terminal, so those are hidden from that import and put back.
  */
-async function loadTui() {
+export async function loadTui() {
   const ciKeys = ['CI', 'CONTINUOUS_INTEGRATION'];
   const saved = ciKeys.map((k) => [k, process.env[k]] as const);
   for (const k of ciKeys) delete process.env[k];
   try {
-    const [{ TuiSink }, { TuiStore }, { AcrossStore, showAcross }] = await Promise.all([import('./tui/sink.js'), import('./tui/store.js'), import('./tui/across.js')]);
+    const [{ TuiSink }, { TuiStore }, { AcrossStore, showAcross }] = await Promise.all([import('../tui/sink.js'), import('../tui/store.js'), import('../tui/across.js')]);
     return { TuiSink, TuiStore, AcrossStore, showAcross };
   } finally {
     for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
@@ -209,115 +203,5 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     live?.discard();
     for (const sig of signals) process.off(sig, stop);
     process.off('uncaughtException', crash);
-  }
-}
-
-/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts); on a
- *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
-export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
-  onReady?: (stop: () => void) => void): Promise<number> {
-  checkPrivileges(true);
-  compileFor(o); // a bad expression said once, here, rather than by both children
-  for (const n of o.across) {
-    try {
-      resolveNetns(n);
-    } catch (e) {
-      throw e instanceof NetnsError ? new UserError(e.message) : e;
-    }
-  }
-  let stopRun = () => {};
-  let view: AcrossOptions['view'];
-  let redraw: NodeJS.Timeout | null = null;
-  if (usesTui(o)) {
-    const { AcrossStore, showAcross } = await loadTui();
-    const store = new AcrossStore(names ?? o.across);
-    const screen = showAcross(store, !process.env.NO_COLOR, () => stopRun());
-    view = {
-      record: (host, r) => store.record(host, r),
-      message: (host, line) => store.message(host, line),
-      close: () => { if (redraw) clearInterval(redraw); screen.close(); },
-    };
-    redraw = setInterval(() => {
-      const m = run.current();
-      if (m) store.setMerged(m);
-    }, 1000);
-  }
-  const run = traceAcross(argv, o.across, process.argv[1], { json: o.json, names, view });
-  stopRun = run.stop;
-  let signalled = false;
-  const stop = () => {
-    if (signalled) { // the children get SIGTERM by their parent-death signal, and detach
-      view?.close();
-      process.exit(130);
-    }
-    signalled = true;
-    run.stop();
-  };
-  // A bug while both trace: the screen restored, one line; the children get SIGTERM as this process exits.
-  const crash = (e: unknown) => {
-    view?.close();
-    process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
-    process.exit(1);
-  };
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const sig of signals) process.on(sig, stop);
-  process.on('uncaughtException', crash);
-  try {
-    if (onReady) run.ready.then(() => onReady(run.stop));
-    return await run.done;
-  } finally {
-    view?.close();
-    for (const sig of signals) process.off(sig, stop);
-    process.off('uncaughtException', crash);
-  }
-}
-
-/** compare and merge, with a progress line on stderr when it is a terminal. */
-function withProgress<T>(run: (progress?: Progress) => T): T {
-  const line = process.stderr.isTTY ? new ProgressLine(process.stderr) : null;
-  try {
-    return run(line ? (label, pos, size) => line.update(label, pos, size) : undefined);
-  } finally {
-    line?.end();
-  }
-}
-
-export async function main(argv: string[]): Promise<number> {
-  try {
-    const cmd = parseCommandLine(argv);
-    switch (cmd.kind) {
-      case 'help':
-        process.stdout.write(USAGE + '\n');
-        return 0;
-      case 'version':
-        process.stdout.write(versionText(findVersion()) + '\n');
-        return 0;
-      case 'trace':
-        if (cmd.options.across) return await across({ ...cmd.options, across: cmd.options.across }, argv);
-        await trace(cmd.options);
-        return 0;
-      case 'demo':
-        await runDemo(cmd.scenario, cmd.options);
-        return 0;
-      case 'compare':
-        process.stdout.write(withProgress((p) => runCompare(cmd.capture, cmd.trace, p)) + '\n');
-        return 0;
-      case 'merge':
-        process.stdout.write(withProgress((p) => runMerge(cmd.traces, cmd.json, p)) + '\n');
-        return 0;
-    }
-  } catch (e) {
-    if (e instanceof UsageError) {
-      process.stderr.write(`pathtrace: ${e.message} (see pathtrace --help)\n`);
-      return 2;
-    }
-    if (e instanceof UserError || e instanceof CompareError) {
-      process.stderr.write(`pathtrace: ${e.message}\n`);
-      return 1;
-    }
-    const err = e as Error;
-    process.stderr.write(`pathtrace: internal error: ${err.message}\n`);
-    if (process.env.PATHTRACE_DEBUG) process.stderr.write(`${err.stack}\n`);
-    return 1;
   }
 }

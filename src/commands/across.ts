@@ -3,10 +3,14 @@
 // tagged by namespace, and at the end merged as `pathtrace merge` does. The children die with this process
 // (PR_SET_PDEATHSIG, by setpriv): SIGTERM, on which they detach.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { MAX_COMPARED, type TracePacket } from './report/compare.js';
-import type { LoadedTrace } from './capture/trace-file.js';
-import { formatMerged, hostTrace, mergedRecords } from './merge-command.js';
-import { merge, type Merged } from './report/merge.js';
+import type { LoadedTrace } from '../capture/trace-file.js';
+import { formatMerged, mergedRecords } from '../output/merge.js';
+import { MAX_COMPARED, type TracePacket } from '../report/compare.js';
+import { merge, type Merged } from '../report/merge.js';
+import { NetnsError, resolveNetns } from '../trace/netns.js';
+import type { TraceOptions } from '../trace/options.js';
+import { hostTrace } from './merge.js';
+import { checkPrivileges, compileFor, loadTui, UserError, usesTui } from './trace.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
@@ -134,4 +138,64 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     return codes.every((c) => c === 0) ? 0 : 1;
   })();
   return { ready, stop, current, done };
+}
+
+/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts); on a
+ *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
+export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
+  onReady?: (stop: () => void) => void): Promise<number> {
+  checkPrivileges(true);
+  compileFor(o); // a bad expression said once, here, rather than by both children
+  for (const n of o.across) {
+    try {
+      resolveNetns(n);
+    } catch (e) {
+      throw e instanceof NetnsError ? new UserError(e.message) : e;
+    }
+  }
+  let stopRun = () => {};
+  let view: AcrossOptions['view'];
+  let redraw: NodeJS.Timeout | null = null;
+  if (usesTui(o)) {
+    const { AcrossStore, showAcross } = await loadTui();
+    const store = new AcrossStore(names ?? o.across);
+    const screen = showAcross(store, !process.env.NO_COLOR, () => stopRun());
+    view = {
+      record: (host, r) => store.record(host, r),
+      message: (host, line) => store.message(host, line),
+      close: () => { if (redraw) clearInterval(redraw); screen.close(); },
+    };
+    redraw = setInterval(() => {
+      const m = run.current();
+      if (m) store.setMerged(m);
+    }, 1000);
+  }
+  const run = traceAcross(argv, o.across, process.argv[1], { json: o.json, names, view });
+  stopRun = run.stop;
+  let signalled = false;
+  const stop = () => {
+    if (signalled) { // the children get SIGTERM by their parent-death signal, and detach
+      view?.close();
+      process.exit(130);
+    }
+    signalled = true;
+    run.stop();
+  };
+  // A bug while both trace: the screen restored, one line; the children get SIGTERM as this process exits.
+  const crash = (e: unknown) => {
+    view?.close();
+    process.stderr.write(`pathtrace: internal error: ${(e as Error)?.message ?? e}\n`);
+    process.exit(1);
+  };
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
+  process.on('uncaughtException', crash);
+  try {
+    if (onReady) run.ready.then(() => onReady(run.stop));
+    return await run.done;
+  } finally {
+    view?.close();
+    for (const sig of signals) process.off(sig, stop);
+    process.off('uncaughtException', crash);
+  }
 }

@@ -3,10 +3,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { effectiveCaps, missingCaps } from './caps.js';
-import { native } from './trace/native.js';
+import { native } from '../trace/native.js';
 
 export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

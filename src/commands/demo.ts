@@ -1,10 +1,11 @@
 // `pathtrace demo`: the source articles' experiments, in a lab of namespaces
 // that the demo creates and removes (also on Ctrl-C).
-import { across, checkPrivileges, trace, UserError, usesTui } from './cli.js';
-import { Lab } from './lab/lab.js';
-import { NGINX_BIN, startNginx, type Nginx } from './lab/nginx.js';
-import type { TraceOptions } from './options.js';
-import { missingTools } from './trace/tools.js';
+import { across } from './across.js';
+import { checkPrivileges, trace, UserError, usesTui } from './trace.js';
+import { Lab } from '../lab/lab.js';
+import { NGINX_BIN, startNginx, type Nginx } from '../lab/nginx.js';
+import type { TraceOptions } from '../trace/options.js';
+import { missingTools } from '../trace/tools.js';
 
 type ClientResult = Awaited<ReturnType<Lab['connect']>>;
 

@@ -1,54 +1,11 @@
 // Command-line parsing. Pure: argv in, options or a UsageError out.
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { addressBytes, formatAddress } from './trace/address.js';
-import { EXPR_WINDOW, MAX_HOSTS, MAX_SNAPLEN, POINT_GROUP_NAMES, POINTS } from './trace/record.js';
+import { addressBytes, formatAddress } from '../trace/address.js';
+import { EXPR_WINDOW, MAX_HOSTS, POINT_GROUP_NAMES } from '../trace/record.js';
+import { DEFAULT_RING_MIB, DEFAULT_SNAPLEN, MAX_SNAPLEN, POINT_GROUPS, type PointGroup, type Proto, type TraceOptions } from '../trace/options.js';
 
 export class UsageError extends Error {}
-
-export type Proto = 'tcp' | 'udp' | 'icmp';
-
-export interface TraceOptions {
-  ports: number[] | null;      // null: any port
-  hosts: string[];             // IPv4/IPv6 literals, normalised
-  /** A tcpdump filter expression (the words after the options, joined as tcpdump joins them), or null. */
-  expression: string | null;
-  protos: Proto[];
-  netns: string | null;        // as given: a name from `ip netns` or a path
-  /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (across.ts). */
-  across: [string, string] | null;
-  json: boolean;
-  /** Line output even on a terminal (no full-screen UI). */
-  plain: boolean;
-  /** No per-packet output: the summary (and, with --json, the connection records) only. */
-  quiet: boolean;
-  /** --debug: libbpf's messages on stderr. */
-  debug?: boolean;
-  duration: number | null;     // seconds
-  count: number | null;        // packets
-  ringMiB: number;
-  /** Add an nftables trace table to name the exact rule (changes the ruleset while tracing). */
-  ruleTrace: boolean;
-  /** --write: a pcapng file of the traced packets, with their fates as comments. */
-  write: string | null;
-  snaplen: number;
-  /** --with-tcpdump: run tcpdump on this interface beside the trace and compare at the end. */
-  withTcpdump: string | null;
-  /** Groups of probe points to load (--points); all by default. */
-  points: PointGroup[];
-}
-
-/** Probe points by group, for --points: fewer points, less cost per packet. Each group names its tracepoints, as
- *  bpf/record.h's point table groups them; netfilter's points are hook probes (netfilter links, not tracepoints). */
-export const POINT_GROUPS = Object.fromEntries(POINT_GROUP_NAMES.map((g) =>
-  [g, g === 'netfilter' ? [] : POINTS.filter((p) => p.group === g).map((p) => p.name)])) as Record<PointGroup, string[]>;
-export type PointGroup = (typeof POINT_GROUP_NAMES)[number];
-
-/** The kernel's ring: emptied every millisecond by the addon's drain thread into a queue (up to 64 MiB)
- *  that JavaScript takes from, so it only has to hold what comes between two drains. Its pages are mapped
- *  twice into the process (RSS counts 2 × its size, from the start). */
-export const DEFAULT_RING_MIB = 8;
-export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
 
 export type Command =
   | { kind: 'help' }
