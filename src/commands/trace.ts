@@ -14,7 +14,7 @@ import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_IN
 import { native } from '../trace/native.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
-import { Session, SessionError } from '../trace/session.js';
+import { Session, SessionError, type SessionSwitches } from '../trace/session.js';
 import { missingTools } from '../trace/tools.js';
 import { effectiveCaps, missingCaps } from './caps.js';
 
@@ -124,6 +124,11 @@ export async function loadTui() {
   }
 }
 
+/** The session's test switches, from the environment: read here only, handed to the session. */
+export function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches {
+  return { pretendLacks: (env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(','), recordEventsTo: env.PATHTRACE_RECORD_EVENTS || null };
+}
+
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
 export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<void> {
   checkPrivileges(options.netns !== null);
@@ -162,7 +167,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     if (options.write) capture = openForWriting(options.write);
     // Listening before the probes attach: the capture covers the whole trace.
     if (options.withTcpdump) live = await LiveCapture.start(options.withTcpdump, netns, captureFilter(options));
-    session = new Session(options, netns, expression);
+    session = new Session(options, netns, expression, sessionSwitches());
     if (signalled) session.stop('signal'); // it runs, says it is ready and stops: everything detached
   } catch (e) {
     for (const sig of signals) process.off(sig, stop);

@@ -3,58 +3,34 @@
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from '../correlate/correlate.js';
-import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
-import { Symbolizer } from './kallsyms.js';
-import { EnumNames } from './kernel-names.js';
-import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
-import { NetfilterProbes } from './probes.js';
-import { RulesetReader } from '../rules/read.js';
-import { RulesetWatch } from '../rules/watch.js';
-import type { Ruleset } from '../rules/model.js';
-import { RuleTrace } from '../rules/ruletrace.js';
-import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
+import { dropAdvice, type AdviceContext } from '../report/reasons.js';
+import { protoName, type Summary } from '../report/summary.js';
+import { Tally } from '../report/tally.js';
+import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
+import type { Ruleset } from '../rules/model.js';
+import { RulesetReader } from '../rules/read.js';
+import { RuleTrace } from '../rules/ruletrace.js';
+import { RulesetWatch } from '../rules/watch.js';
+import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
+import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
+import { Devices } from './devices.js';
 import type { Expression } from './expression.js';
-import { native, type NativeTracer, type NetfilterMechanism } from './native.js';
+import { Symbolizer } from './kallsyms.js';
+import { EnumNames } from './kernel-names.js';
+import { native, type Native, type NativeTracer, type NetfilterMechanism } from './native.js';
 import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import { findNetns, type NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
+import { NetfilterProbes } from './probes.js';
 import {
   Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
   clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
 } from './record.js';
-import { protoName, type Summary } from '../report/summary.js';
-import { Tally } from '../report/tally.js';
 import { missingToolNotes, onPath } from './tools.js';
-import { dropAdvice, type AdviceContext } from '../report/reasons.js';
 
 export class SessionError extends Error {}
-
-/** Names for what the kernel reports as numbers: devices of the traced namespace. */
-export class Devices {
-  private names: Record<number, string> = {};
-  private refreshedAt = 0;
-
-  constructor(private readonly netnsPath: string) {
-    this.refresh();
-  }
-
-  private refresh(): void {
-    try {
-      this.names = native().interfaces(this.netnsPath);
-    } catch {
-      /* the namespace went away: keep the names we had */
-    }
-    this.refreshedAt = Date.now();
-  }
-
-  name(ifindex: number): string {
-    if (!ifindex) return '';
-    if (!(ifindex in this.names) && Date.now() - this.refreshedAt > 1000) this.refresh();
-    return this.names[ifindex] ?? `if${ifindex}`;
-  }
-}
 
 const POLL_MS = 20;
 const POLL_IDLE_MS = 100;
@@ -70,20 +46,49 @@ const RULESET_WATCH_MS = 100;
  *  load while the ring overflowed. */
 const MAX_BATCHES_PER_POLL = 8;
 
-/**
- * What the kernel offers. PATHTRACE_PRETEND_KERNEL_LACKS=btf,netfilter,trampolines makes
- * this kernel look like one without (tests of the messages and the degraded mode).
- */
-function kernelFeatures(n: ReturnType<typeof native>) {
+/** Test switches, read from the environment by the command layer (commands/trace.ts) and handed in. */
+export interface SessionSwitches {
+  /** PATHTRACE_PRETEND_KERNEL_LACKS=btf,netfilter,trampolines: this kernel looks like one without (tests of
+   *  the messages and the degraded mode). */
+  pretendLacks: string[];
+  /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
+  recordEventsTo: string | null;
+}
+
+export const NO_SWITCHES: SessionSwitches = { pretendLacks: [], recordEventsTo: null };
+
+/** What the kernel offers, less what the switches pretend it lacks. */
+function kernelFeatures(n: Native, lacks: string[]) {
   const f = n.kernelFeatures();
-  const lacks = (process.env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(',');
   if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
   return { ...f, trampolines: !lacks.includes('trampolines') };
 }
 
+/** How the netfilter hooks are to be traced: by links where the kernel has them, else trampolines, else kprobes. */
+function netfilterMechanism(points: PointGroup[], f: ReturnType<typeof kernelFeatures>): NetfilterMechanism {
+  if (!points.includes('netfilter')) return 'none';
+  return f.netfilterLinks ? 'links' : f.trampolines ? 'trampolines' : 'kprobes';
+}
+
+/** The addon's tracer for these options: the filter it applies in the kernel and the points it leaves out. */
+function tracerConfig(options: TraceOptions, netns: NetnsTarget, expression: Expression | null, netfilter: NetfilterMechanism) {
+  const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
+  return {
+    netns: netns.inode,
+    protos,
+    ports: options.ports,
+    hosts: options.hosts.map(addressBytes),
+    ringBytes: options.ringMiB * 1024 * 1024,
+    netfilter,
+    snaplen: options.write ? options.snaplen : 0,
+    expression: expression?.program ?? null,
+    skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
+  };
+}
+
 /** A namespace's addresses, loopback aside; none when they cannot be read. */
-function namespaceAddresses(n: ReturnType<typeof native>, nsPath: string): string[] {
+function namespaceAddresses(n: Native, nsPath: string): string[] {
   try {
     const [v4, v6] = n.readInNetns(nsPath, ['/proc/thread-self/net/fib_trie', '/proc/thread-self/net/if_inet6']);
     return [...localAddressesV4(v4), ...localAddressesV6(v6)].filter((a) => !a.startsWith('127.') && a !== '::1');
@@ -115,8 +120,8 @@ export class Session {
   private lostSeen = 0;
   private cancelPoll: (() => void) | null = null; // cancels the next poll
   private stopping: ((why: string) => void) | null = null;
-  /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
-  private readonly recordTo = process.env.PATHTRACE_RECORD_EVENTS || null;
+  /** Named events are written here as NDJSON (SessionSwitches.recordEventsTo). */
+  private readonly recordTo: string | null;
   private recorded: string[] = [];
 
   /** The traced namespace, held open: /proc/PID/fd/N reaches it even after `ip netns del`. */
@@ -140,20 +145,20 @@ export class Session {
   /** Said once the trace runs: what --rule-trace added, leftovers removed. */
   private readonly notes: string[] = [];
 
-  /** expression: the user's tcpdump expression, compiled (expression.ts). */
-  constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget, readonly expression: Expression | null = null) {
+  /** expression: the user's tcpdump expression, compiled (expression.ts). Loads, attaches, wires. */
+  constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget, readonly expression: Expression | null = null,
+    switches: SessionSwitches = NO_SWITCHES) {
     const n = native();
+    this.recordTo = switches.recordEventsTo;
     this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
     this.bytesBuf = options.write ? new Uint8Array(4 << 20) : null;
     // By our pid, not "self": child processes (nsenter) open it too.
     this.nsPath = this.nsFd === null ? '' : `/proc/${process.pid}/fd/${this.nsFd}`;
-    const features = kernelFeatures(n);
+    const features = kernelFeatures(n, switches.pretendLacks);
     if (!features.btf) {
       throw new SessionError(`${features.btfError}: pathtrace's probes need it; nothing can be traced on this kernel`);
     }
-    const unavailable: { point: string; reason: string }[] = [];
-    const mechanism: NetfilterMechanism = !options.points.includes('netfilter') ? 'none'
-      : features.netfilterLinks ? 'links' : features.trampolines ? 'trampolines' : 'kprobes';
+    const mechanism = netfilterMechanism(options.points, features);
     n.setLibbpfDebug(options.debug ?? false);
     this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
 
@@ -164,19 +169,9 @@ export class Session {
     if (reader) this.rulesetWatch = RulesetWatch.open(this.nsPath);
     this.firstReading = reader?.read(false).catch(() => null) ?? null;
 
-    const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
+    // Load.
     try {
-      this.tracer = new n.Tracer({
-        netns: netns.inode,
-        protos,
-        ports: options.ports,
-        hosts: options.hosts.map(addressBytes),
-        ringBytes: options.ringMiB * 1024 * 1024,
-        netfilter: mechanism,
-        snaplen: options.write ? options.snaplen : 0,
-        expression: expression?.program ?? null,
-        skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
-      });
+      this.tracer = new n.Tracer(tracerConfig(options, netns, expression, mechanism));
     } catch (e) {
       this.closeNetns();
       throw new SessionError((e as Error).message);
@@ -189,41 +184,14 @@ export class Session {
     const startedAt = Number(realtime - (monotonic - this.baseNs)) / 1e6;
 
     try {
-      const points: string[] = [];
-      const unattachedPoints: Unavailable[] = [];
-      for (const s of this.tracer.attachTracepoints()) {
-        if (s.attached) points.push(s.point);
-        else unattachedPoints.push(unattached(s.point, s.error));
-      }
+      // Attach.
+      const { points, traced, unavailable, probes } = this.attach(this.tracer, mechanism);
+      this.probes = probes;
       this.devices = new Devices(this.nsPath);
-      const { traced, unavailable: said } = netfilterTracing(mechanism, this.tracer.netfilterMode(), points, unattachedPoints);
-      unavailable.push(...said);
-      if (!this.tracer.dropReasons()) {
-        unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
-      }
-      if (traced === 'links') {
-        this.probes = new NetfilterProbes(this.tracer, this.nsPath);
-        try {
-          this.probes.attachBrackets();
-        } catch (e) {
-          throw new SessionError((e as Error).message);
-        }
-        unavailable.push(...this.probes.failures);
-      }
+      // Wire: rules, counters, the correlator.
       if (traced !== 'none') {
         this.notes.push(...missingToolNotes(onPath));
-        let trace: RuleTrace | null = null;
-        if (options.ruleTrace) {
-          trace = new RuleTrace(this.nsPath);
-          this.ruleTrace = trace;
-          const leftovers = trace.removeLeftovers();
-          if (leftovers.length) this.notes.push(`removed what a killed pathtrace left: table inet ${leftovers.join(', table inet ')}`);
-          try {
-            this.notes.push(trace.start(options));
-          } catch (e) {
-            throw new SessionError(`--rule-trace: cannot add the trace table: ${(e as Error).message.split('\n')[0]}`);
-          }
-        }
+        const trace = options.ruleTrace ? this.startRuleTrace() : null;
         // The probes between chains are placed in run(), from the first reading of the ruleset.
         this.attributor = new RuleAttributor(reader!, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace, () => this.now());
       }
@@ -243,6 +211,45 @@ export class Session {
       this.close();
       throw e;
     }
+  }
+
+  /** Attaches the tracepoints and the netfilter probes; says which points could not be. */
+  private attach(tracer: NativeTracer, mechanism: NetfilterMechanism):
+    { points: string[]; traced: NetfilterMechanism; unavailable: Unavailable[]; probes: NetfilterProbes | null } {
+    const points: string[] = [];
+    const unattachedPoints: Unavailable[] = [];
+    for (const s of tracer.attachTracepoints()) {
+      if (s.attached) points.push(s.point);
+      else unattachedPoints.push(unattached(s.point, s.error));
+    }
+    const { traced, unavailable } = netfilterTracing(mechanism, tracer.netfilterMode(), points, unattachedPoints);
+    if (!tracer.dropReasons()) {
+      unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
+    }
+    const probes = traced === 'links' ? new NetfilterProbes(tracer, this.nsPath) : null;
+    if (probes) {
+      try {
+        probes.attachBrackets();
+      } catch (e) {
+        throw new SessionError((e as Error).message);
+      }
+      unavailable.push(...probes.failures);
+    }
+    return { points, traced, unavailable, probes };
+  }
+
+  /** --rule-trace: the nftables trace table, after removing what a killed pathtrace left. */
+  private startRuleTrace(): RuleTrace {
+    const trace = new RuleTrace(this.nsPath);
+    this.ruleTrace = trace;
+    const leftovers = trace.removeLeftovers();
+    if (leftovers.length) this.notes.push(`removed what a killed pathtrace left: table inet ${leftovers.join(', table inet ')}`);
+    try {
+      this.notes.push(trace.start(this.options));
+    } catch (e) {
+      throw new SessionError(`--rule-trace: cannot add the trace table: ${(e as Error).message.split('\n')[0]}`);
+    }
+    return trace;
   }
 
   /** Runs until stop() (or --duration / --count / the namespace going away). */
