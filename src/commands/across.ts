@@ -140,7 +140,7 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
   return { ready, stop, current, done };
 }
 
-/** --netns A --netns B: both traced by children of this process, merged at the end (across.ts); on a
+/** --netns A --netns B: both traced by children of this process, merged at the end (traceAcross above); on a
  *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
 export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
   onReady?: (stop: () => void) => void): Promise<number> {

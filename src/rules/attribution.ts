@@ -1,6 +1,6 @@
 // Names the table, chain and rule of netfilter drops, read-only: the probes
 // between chains bracket the drop, the ruleset's counters and matches name
-// the rule (src/ruleset/attribute.ts). Keeps the counter baseline and moves
+// the rule (attribute.ts). Keeps the counter baseline and moves
 // the probes when the ruleset's layout changes.
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { NetfilterProbes } from '../trace/probes.js';
