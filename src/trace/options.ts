@@ -12,7 +12,7 @@ export interface TraceOptions {
   expression: string | null;
   protos: Proto[];
   netns: string | null;        // as given: a name from `ip netns` or a path
-  /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (across.ts). */
+  /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (commands/across.ts). */
   across: [string, string] | null;
   json: boolean;
   /** Line output even on a terminal (no full-screen UI). */
