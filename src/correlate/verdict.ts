@@ -1,0 +1,99 @@
+// The verdict: how a packet's journey ends (its fate, the drop if any, how its observation ended), from what
+// the correlator saw of its path and of its flow. Pure: plain data in, the verdict out.
+import { dropLayer, isDrop } from './classify.js';
+import type { FlowState } from './flows.js';
+import { TCP, type Drop, type Ending, type Fate, type Journey } from './journey.js';
+import { IPPROTO, Point } from '../trace/record.js';
+import { TCP_STATE_REASONS } from '../report/reasons.js';
+import { socketState } from './delivery.js';
+import type { NamedEvent, PathSeen } from './packet.js';
+
+/** Why the correlator stopped following it: freed, read by the application, idle too long, the trace ended,
+ *  or its skb address came to hold another packet. */
+export type Why = 'free' | 'read' | 'idle' | 'end' | 'silent';
+
+/** What the verdict reads of the journey. */
+export type JourneySoFar =
+  Pick<Journey, 'family' | 'proto' | 'flags' | 'direction' | 'start' | 'steps' | 'dst' | 'dport' | 'translated'>;
+
+/** What it reads of the flow: when this host last began an answer (RST, ICMP error), the SYN-ACKs and RSTs it
+ *  sent, its sockets' state changes. */
+export type FlowFacts = Pick<FlowState, 'lastAnswer' | 'replies' | 'states'>;
+
+/** The event that ended it (why 'free': a kfree_skb or consume_skb; 'read': the read). */
+export type EndEvent = Pick<NamedEvent, 'point' | 't' | 'reason' | 'reasonName' | 'location'>;
+
+export interface Verdict {
+  fate: Fate;
+  drop: Drop | null;
+  ending: Ending;
+}
+
+/** Whether the transport layer got it: it left LOCAL_IN; or it was received and no hook lay in between (no
+ *  hooks, or, netfilter traced by trampolines, none registered after PRE_ROUTING). */
+export function reachedTransport(p: PathSeen): boolean {
+  return p.localInExit || (p.seenRx && (p.nfHook === null || (p.nfHook === 'PRE_ROUTING' && p.nfExited)));
+}
+
+/** How following a packet that got somewhere ended, by why it stopped. */
+const ENDINGS: Record<Why, Ending> = { free: 'freed', read: 'read', end: 'trace-ended', idle: 'left', silent: 'left' };
+
+/** The verdict on journey j when the correlator stops following it (why; end: the event that ended it, if any). */
+export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why, end?: EndEvent): Verdict {
+  if (end && end.point === Point.KFREE_SKB) {
+    const reason = end.reasonName === null ? null : end.reasonName ?? String(end.reason);
+    if (isDrop(reason, end.location ?? '', reachedTransport(p), p.sentReset)) {
+      return { fate: 'dropped', drop: freedDrop(j, p, flow, end, reason), ending: 'freed' };
+    }
+  } else if (end && unansweredSyn(j, p, flow, end)) {
+    // tcp_conn_request drops a SYN when the listener's accept or SYN queue is full,
+    // and the SYN is then consumed like an accepted one; only the missing SYN-ACK tells.
+    const drop: Drop = {
+      layer: 'tcp', hook: null, reason: 'TCP_LISTEN_OVERFLOW', location: end.location ?? '', inferred: true,
+    };
+    return { fate: 'dropped', drop, ending: 'freed' };
+  }
+  const freed = why === 'free' || why === 'read';
+  // Delivered if it last left LOCAL_IN (a packet looped through lo or a veth
+  // pair in this namespace is sent and then delivered); else sent if it left a device.
+  let fate: Fate;
+  if (p.localInExit || (freed && j.direction === 'in' && !p.seenXmit)) fate = 'delivered';
+  else if (p.seenXmit) fate = p.forward ? 'forwarded' : 'sent';
+  else if (freed && j.direction === 'out') fate = 'sent';
+  else {
+    // Stopped on its way: seen by GRO only, it went up merged into another packet; else cut by time or the trace's end.
+    return { fate: 'unfinished', drop: null, ending: why === 'end' ? 'trace-ended' : p.groOnly ? 'merged' : 'timeout' };
+  }
+  return { fate, drop: null, ending: p.segmented ? 'segmented' : ENDINGS[why] };
+}
+
+/** Where and why a kfree_skb that is a drop (reason: the name, null where the kernel reports none) dropped it. */
+function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent, reason: string | null): Drop {
+  const location = end.location ?? '';
+  const layer = dropLayer(reason ?? '', location);
+  // The hook it was in: entered and not left, or left just before a netfilter drop.
+  const hook = p.nfHook && (!p.nfExited || layer === 'netfilter') ? p.nfHook : null;
+  const drop: Drop = { layer, hook, reason, location };
+  if (layer === 'netfilter' && hook) {
+    // Since it entered that hook (its last pass: a bridge's and the routed one may share a name).
+    let entered = j.start;
+    for (const s of j.steps) if (s.point === 'netfilter' && s.hook === hook && s.at === 'entry') entered = s.t;
+    drop.answered = flow.lastAnswer >= entered;
+  }
+  // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell. Where TCP
+  // named no reason (a time-wait socket's reset), only a state seen says more than the freeing function.
+  const named = reason !== null && reason !== 'NOT_SPECIFIED';
+  if (layer === 'tcp' && j.proto === IPPROTO.TCP && (!named || TCP_STATE_REASONS.has(reason)) && !p.forward &&
+      (j.direction === 'in' || p.localInExit)) {
+    const seen = socketState(j, flow.states, end.t);
+    if (named || seen.state !== null) drop.tcpState = seen;
+  }
+  return drop;
+}
+
+/** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an
+ *  accepted SYN is sent (and its journey started) before the SYN is consumed. */
+function unansweredSyn(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent): boolean {
+  return end.point === Point.CONSUME_SKB && end.location === 'tcp_rcv_state_process' && p.localInExit && !p.forward &&
+    j.proto === IPPROTO.TCP && j.flags === TCP.SYN && !flow.replies.some((r) => r.t >= j.start);
+}

@@ -1,0 +1,199 @@
+// The verdict on plain data: what the correlator saw of a packet's path and flow, and how it stopped.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { delivery, tcpAnswer } from '../../src/correlate/delivery.js';
+import type { NamedEvent, PathSeen } from '../../src/correlate/packet.js';
+import { verdict, type EndEvent, type FlowFacts, type JourneySoFar } from '../../src/correlate/verdict.js';
+import { endpoint } from '../../src/correlate/flows.js';
+import type { Journey, Step } from '../../src/correlate/journey.js';
+import { Point } from '../../src/trace/record.js';
+
+const SYN = 0x02;
+const PSH_ACK = 0x18;
+
+const seen = (p: Partial<PathSeen> = {}): PathSeen => ({
+  seenRx: false, seenXmit: false, localInExit: false, forward: false, nfHook: null, nfExited: false, sentReset: false,
+  groOnly: false, segmented: false, ...p,
+});
+/** Received, through PRE_ROUTING, and out of LOCAL_IN: the transport layer has it. */
+const arrived = seen({ seenRx: true, nfHook: 'LOCAL_IN', nfExited: true, localInExit: true });
+/** Received and inside a hook, not out of it. */
+const inHook = (nfHook: PathSeen['nfHook']) => seen({ seenRx: true, nfHook });
+
+const step = (point: string, t: number, p: Partial<Step> = {}): Step => ({ point, t, ...p });
+/** An incoming TCP segment to 198.18.0.2:80, received at t 1, out of LOCAL_IN at t 5. */
+const segment = (p: Partial<JourneySoFar> = {}): JourneySoFar => ({
+  family: 4, proto: 6, flags: PSH_ACK, direction: 'in', start: 1, dst: '198.18.0.2', dport: 80, translated: undefined,
+  steps: [
+    step('netif_receive_skb', 1), step('netfilter', 2, { hook: 'PRE_ROUTING', at: 'entry' }),
+    step('netfilter', 3, { hook: 'PRE_ROUTING', at: 'exit' }), step('netfilter', 4, { hook: 'LOCAL_IN', at: 'entry' }),
+    step('netfilter', 5, { hook: 'LOCAL_IN', at: 'exit' }),
+  ],
+  ...p,
+});
+const outgoing = (p: Partial<JourneySoFar> = {}) => segment({ direction: 'out', steps: [], ...p });
+const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({ lastAnswer: -Infinity, replies: [], states: [], ...p });
+const kfree = (reasonName: string | null, location: string, t = 10): EndEvent =>
+  ({ point: Point.KFREE_SKB, t, reason: 0, reasonName, location });
+const consume = (location: string, t = 10): EndEvent => ({ point: Point.CONSUME_SKB, t, reason: 0, location });
+/** A verdict without a drop. */
+const ok = (fate: string, ending: string) => ({ fate, drop: null, ending });
+const dropped = (drop: object) => ({ fate: 'dropped', drop, ending: 'freed' });
+/** A state change of the socket at addr:port (as FlowTable.stateChange notes it). */
+const state = (t: number, from: string, to: string, addr = '198.18.0.2', port = 80) =>
+  ({ t, from, to, local: endpoint(addr, port, 4) });
+
+test('delivered: it left LOCAL_IN, however its observation ended', () => {
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'idle'), ok('delivered', 'left'));
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'silent'), ok('delivered', 'left'));
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'end'), ok('delivered', 'trace-ended'));
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'read', { point: Point.SKB_COPY_DATAGRAM, t: 9, reason: 0 }),
+    ok('delivered', 'read'));
+  // Looped through lo or a veth pair in this namespace: sent, then delivered.
+  assert.equal(verdict(segment(), { ...arrived, seenXmit: true }, flow(), 'idle').fate, 'delivered');
+});
+
+test('consume vs kfree: a consume is no drop, nor a kfree naming no reason once the transport layer had it', () => {
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', consume('tcp_rcv_established')),
+    ok('delivered', 'freed'));
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')),
+    ok('delivered', 'freed'));
+  // The same free before the transport layer had it is a drop.
+  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')).drop,
+    { layer: 'tcp', hook: 'LOCAL_IN', reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv' });
+  // A reason that names a drop is one, after LOCAL_IN too.
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree('NO_SOCKET', 'tcp_v4_rcv')),
+    dropped({ layer: 'socket', hook: null, reason: 'NO_SOCKET', location: 'tcp_v4_rcv' }));
+  // Freed without a path out of the host: an incoming packet was delivered, an outgoing one sent.
+  assert.equal(verdict(segment(), seen({ seenRx: true }), flow(), 'free', consume('skb_release_data')).fate, 'delivered');
+  const leftLocalOut = seen({ nfHook: 'LOCAL_OUT', nfExited: true });
+  assert.equal(verdict(outgoing(), leftLocalOut, flow(), 'free', consume('skb_release_data')).fate, 'sent');
+});
+
+test('no hooks, or none after PRE_ROUTING (trampolines): received is at the transport layer', () => {
+  const tcpFree = kfree('NOT_SPECIFIED', 'tcp_v4_rcv');
+  assert.equal(verdict(segment(), seen({ seenRx: true }), flow(), 'free', tcpFree).drop, null);
+  const pastPreRouting = seen({ seenRx: true, nfHook: 'PRE_ROUTING', nfExited: true });
+  assert.equal(verdict(segment(), pastPreRouting, flow(), 'free', tcpFree).drop, null);
+  assert.equal(verdict(segment(), inHook('PRE_ROUTING'), flow(), 'free', tcpFree).fate, 'dropped');
+});
+
+test('a kernel without drop reasons (< 5.17): a kfree is a drop, except TCP freeing a packet it handled', () => {
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree(null, 'tcp_v4_rcv')),
+    ok('delivered', 'freed'));
+  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree(null, 'nf_hook_slow')).drop,
+    { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow', answered: false });
+  // ...and TCP's free after it answered with a reset: no socket.
+  assert.deepEqual(verdict(segment(), { ...arrived, sentReset: true }, flow(), 'free', kfree(null, 'tcp_v4_rcv')).drop,
+    { layer: 'tcp', hook: null, reason: null, location: 'tcp_v4_rcv' });
+});
+
+test('TCP free after a reset: a drop, with the socket state when one was seen (a time-wait socket refusing data)', () => {
+  const reset = { ...arrived, sentReset: true };
+  const free = kfree('NOT_SPECIFIED', 'tcp_v4_rcv');
+  const v = verdict(segment(), reset, flow({ states: [state(0, 'FIN_WAIT2', 'CLOSE')] }), 'free', free);
+  const tcpState = { state: 'CLOSE', from: 'FIN_WAIT2', then: [] };
+  assert.deepEqual(v, dropped({ layer: 'tcp', hook: null, reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv', tcpState }));
+  // No reason and no state seen: nothing to add.
+  assert.equal(verdict(segment(), reset, flow(), 'free', free).drop!.tcpState, undefined);
+  // Without the reset the same free is TCP done with it.
+  assert.equal(verdict(segment(), arrived, flow(), 'free', free).drop, null);
+});
+
+test("a TCP drop whose meaning depends on the state notes its socket's: when TCP got it, and the changes after", () => {
+  const states = [
+    state(0, 'ESTABLISHED', 'FIN_WAIT1'),
+    state(5, 'FIN_WAIT1', 'FIN_WAIT2'), // at the instant TCP got it: before
+    state(7, 'FIN_WAIT2', 'CLOSE'),
+    state(8, 'ESTABLISHED', 'CLOSE', '198.18.0.1', 40000), // the other end's socket, on this host too
+    state(20, 'CLOSE', 'LISTEN'),
+  ];
+  const drop = (reason: string, f = flow({ states }), p = arrived, j = segment()) =>
+    verdict(j, p, f, 'free', kfree(reason, 'tcp_v4_do_rcv')).drop!;
+  // TCP got it at t 5 (LOCAL_IN's exit), dropped it at t 10: the change at t 20 came after it.
+  assert.deepEqual(drop('TCP_ABORT_ON_DATA').tcpState, { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] });
+  assert.equal(drop('TCP_CSUM').tcpState, undefined, 'a checksum says nothing of the state');
+  // Nothing seen before it came: the first change after tells the state it left.
+  const later = flow({ states: [state(7, 'ESTABLISHED', 'CLOSE')] });
+  assert.deepEqual(drop('TCP_CLOSE', later).tcpState, { state: 'ESTABLISHED', from: null, then: ['CLOSE'] });
+  // Nothing seen at all: unknown, not guessed.
+  assert.deepEqual(drop('TCP_OLD_DATA', flow()).tcpState, { state: null, from: null, then: [] });
+  // Forwarded TCP met no local socket.
+  const fwd = seen({ seenRx: true, forward: true, nfHook: 'FORWARD', nfExited: true });
+  assert.equal(drop('TCP_FLAGS', flow({ states }), fwd, segment({ direction: 'forward' })).tcpState, undefined);
+});
+
+test('NAT: the socket state is that of the destination after DNAT', () => {
+  const states = [state(0, 'ESTABLISHED', 'CLOSE', '10.0.0.5', 8080), state(0, 'FIN_WAIT2', 'CLOSE')];
+  const natted = segment({ translated: { src: '198.18.0.1', dst: '10.0.0.5', sport: 40000, dport: 8080 } });
+  const drop = verdict(natted, arrived, flow({ states }), 'free', kfree('TCP_FLAGS', 'tcp_v4_do_rcv')).drop!;
+  assert.deepEqual(drop.tcpState, { state: 'CLOSE', from: 'ESTABLISHED', then: [] });
+});
+
+test('netfilter drops: the hook it was in, or left just before; answered when an answer began since it entered', () => {
+  const nfDrop = kfree('NETFILTER_DROP', 'nft_do_chain');
+  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow({ lastAnswer: 4 }), 'free', nfDrop),
+    dropped({ layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: true }));
+  // The answer began before it entered LOCAL_IN (t 4): another packet's.
+  assert.equal(verdict(segment(), inHook('LOCAL_IN'), flow({ lastAnswer: 3 }), 'free', nfDrop).drop!.answered, false);
+  // Out of the hook's exit probe, a netfilter drop is still that hook's; another layer's is in no hook.
+  const out = seen({ nfHook: 'LOCAL_OUT', nfExited: true });
+  const hook = (free: EndEvent) => verdict(outgoing(), out, flow(), 'free', free).drop!.hook;
+  assert.equal(hook(kfree('NETFILTER_DROP', 'nf_hook_slow')), 'LOCAL_OUT');
+  assert.equal(hook(kfree('IP_OUTNOROUTES', 'ip_route_output_flow')), null);
+});
+
+test('a SYN the listener consumed with no SYN-ACK or RST since it came: dropped, an inferred listen overflow', () => {
+  const syn = segment({ flags: SYN });
+  const consumed = consume('tcp_rcv_state_process');
+  assert.deepEqual(verdict(syn, arrived, flow({ replies: [{ t: 0, kind: 'SA' }] }), 'free', consumed),
+    dropped({ layer: 'tcp', hook: null, reason: 'TCP_LISTEN_OVERFLOW', location: 'tcp_rcv_state_process', inferred: true }));
+  // Answered (the SYN-ACK's journey starts before the SYN is consumed): delivered.
+  assert.deepEqual(verdict(syn, arrived, flow({ replies: [{ t: 8, kind: 'SA' }] }), 'free', consumed),
+    ok('delivered', 'freed'));
+  // Not a SYN alone, or consumed elsewhere: delivered.
+  assert.equal(verdict(segment({ flags: SYN | 0x10 }), arrived, flow(), 'free', consumed).fate, 'delivered');
+  assert.equal(verdict(syn, arrived, flow(), 'free', consume('tcp_v4_rcv')).fate, 'delivered');
+});
+
+test('forwarded and sent: it left a device', () => {
+  const routed = seen({ seenRx: true, seenXmit: true, forward: true, nfHook: 'POST_ROUTING', nfExited: true });
+  assert.deepEqual(verdict(segment({ direction: 'forward' }), routed, flow(), 'idle'), ok('forwarded', 'left'));
+  const sent = seen({ seenXmit: true, nfHook: 'POST_ROUTING', nfExited: true });
+  assert.deepEqual(verdict(outgoing(), sent, flow(), 'idle'), ok('sent', 'left'));
+  assert.deepEqual(verdict(outgoing(), sent, flow(), 'end'), ok('sent', 'trace-ended'));
+});
+
+test('GSO: a packet cut into segments, all of which went out, was sent and ended segmented', () => {
+  const cut = seen({ seenXmit: true, segmented: true, nfHook: 'POST_ROUTING', nfExited: true });
+  assert.deepEqual(verdict(outgoing(), cut, flow(), 'free'), ok('sent', 'segmented'));
+  assert.deepEqual(verdict(outgoing(), cut, flow(), 'idle'), ok('sent', 'segmented'));
+  // No segment seen going out: unfinished, cut by time.
+  const waiting = seen({ segmented: true, nfHook: 'POST_ROUTING', nfExited: true });
+  assert.deepEqual(verdict(outgoing(), waiting, flow(), 'idle'), ok('unfinished', 'timeout'));
+});
+
+test('unfinished: stopped mid-path; seen by GRO only, it went up merged into another packet', () => {
+  assert.deepEqual(verdict(segment(), inHook('PRE_ROUTING'), flow(), 'idle'), ok('unfinished', 'timeout'));
+  assert.deepEqual(verdict(segment(), inHook('PRE_ROUTING'), flow(), 'silent'), ok('unfinished', 'timeout'));
+  assert.deepEqual(verdict(segment(), inHook('PRE_ROUTING'), flow(), 'end'), ok('unfinished', 'trace-ended'));
+  const gro = seen({ groOnly: true });
+  assert.deepEqual(verdict(segment(), gro, flow(), 'idle'), ok('unfinished', 'merged'));
+  assert.deepEqual(verdict(segment(), gro, flow(), 'end'), ok('unfinished', 'trace-ended'));
+});
+
+test('delivery and TCP answer: the socket it found, its read, and what TCP answered a SYN', () => {
+  const j = { ...segment(), flags: SYN } as Journey;
+  const noSocket = { layer: 'socket', hook: null, reason: 'NO_SOCKET', location: 'tcp_v4_rcv' } as const;
+  assert.deepEqual(delivery(j, arrived, true, 'dropped', noSocket), { socket: false, read: null });
+  assert.deepEqual(delivery(j, arrived, true, 'delivered', null), { socket: true, read: null });
+  const read = { point: Point.SKB_COPY_DATAGRAM, t: 25, pid: 7, comm: 'app', aux: 100 } as NamedEvent;
+  // Read 20 ns after it left LOCAL_IN.
+  assert.deepEqual(delivery(j, arrived, true, 'delivered', null, read)!.read, { pid: 7, comm: 'app', bytes: 100, queuedNs: 20 });
+  assert.equal(delivery(j, inHook('LOCAL_IN'), false, 'unfinished', null), undefined, 'never reached a socket');
+  const replies = [{ t: 0, kind: 'R' }, { t: 6, kind: 'SA' }]; // the first one since it came
+  assert.deepEqual(tcpAnswer(j, arrived, true, null, replies), { saw: true, reply: 'SA' });
+  assert.deepEqual(tcpAnswer(j, { ...arrived, sentReset: true }, true, noSocket, []), { saw: true, reply: 'R' });
+  const nfDrop = { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' } as const;
+  assert.deepEqual(tcpAnswer(j, inHook('LOCAL_IN'), false, nfDrop, []), { saw: false, reply: null });
+});
