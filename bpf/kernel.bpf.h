@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What the programs read of the kernel beyond vmlinux.h: the constants it cannot carry (BTF holds enums,
+ * not #defines) and small readers of sk_buff, net_device and sock (a namespace, the network header, the end
+ * of the linear data). Included by pathtrace.bpf.c before anything else of pathtrace's.
+ */
+#ifndef PATHTRACE_KERNEL_BPF_H
+#define PATHTRACE_KERNEL_BPF_H
+
+#define NF_ACCEPT 1
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_ICMPV6 58
+
+/* The end of an skb's linear data: what a read from its headers may reach. */
+static __always_inline const unsigned char *skb_head_end(const struct sk_buff *skb)
+{
+	return skb->data + (skb->len - skb->data_len);
+}
+
+static __always_inline __u32 dev_netns(const struct net_device *dev)
+{
+	return dev->nd_net.net->ns.inum;
+}
+
+static __always_inline __u32 sock_netns(const struct sock *sk)
+{
+	return sk->__sk_common.skc_net.net->ns.inum;
+}
+
+/* The namespace an skb belongs to: its socket's, else its device's. The
+ * socket goes first: once queued on a UDP socket, skb->dev is scratch space. */
+/* The namespace a packet is in now: its device's, else (sent, before routing gave it one) its socket's.
+ * The device comes first: a packet a veth carried into another namespace keeps its sender's socket until
+ * that namespace's IP layer orphans it, and a drop there (a netdev ingress rule) is not the sender's. */
+static __always_inline __u32 skb_netns(const struct sk_buff *skb)
+{
+	struct net_device *dev = skb->dev;
+	if (dev)
+		return dev_netns(dev);
+	struct sock *sk = skb->sk;
+	if (sk)
+		return sock_netns(sk);
+	return 0;
+}
+
+static __always_inline bool skb_is_ip(const struct sk_buff *skb)
+{
+	__u16 proto = bpf_ntohs(skb->protocol);
+	return proto == ETH_P_IP || proto == ETH_P_IPV6;
+}
+
+/* The IP header from the skb's network header offset (set once IP has seen it), or NULL. */
+static __always_inline const unsigned char *skb_nh(const struct sk_buff *skb)
+{
+	__u16 nh = skb->network_header;
+	return nh == (__u16)~0U ? 0 : skb->head + nh;
+}
+
+#endif

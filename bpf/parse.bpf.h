@@ -1,0 +1,197 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * A packet's headers into the record: IPv4 or IPv6, then TCP, UDP or ICMP (and the packet an ICMP error
+ * quotes). parse_fast reads the common case from one read of the first PT_HEAD_BYTES; parse_slow reads the
+ * rest piecewise. Included by pathtrace.bpf.c.
+ */
+#ifndef PATHTRACE_PARSE_BPF_H
+#define PATHTRACE_PARSE_BPF_H
+
+/* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
+ * options or a UDP header right behind. What a packet point looks at first. */
+#define PT_HEAD_BYTES 60
+
+/* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
+static __always_inline bool icmp_is_error(__u8 proto, __u8 type)
+{
+	if (proto == IPPROTO_ICMP)
+		return type == 3 || type == 11 || type == 12;
+	return type >= 1 && type <= 4;
+}
+
+/* The packet an ICMP error quotes: its protocol, ports and destination, so
+ * that the error matches the port filter and joins the flow it is about. */
+static __always_inline void parse_quoted(const unsigned char *q, struct pathtrace_record *r)
+{
+	__u8 first;
+	const unsigned char *l4;
+	if (bpf_probe_read_kernel(&first, 1, q))
+		return;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), q))
+			return;
+		r->inner_proto = ip.protocol;
+		__builtin_memcpy(r->inner_daddr, &ip.daddr, 4);
+		l4 = q + (first & 0xf) * 4;
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), q))
+			return;
+		r->inner_proto = ip6.nexthdr;
+		__builtin_memcpy(r->inner_daddr, &ip6.daddr, 16);
+		l4 = q + sizeof(ip6);
+	} else {
+		return;
+	}
+	if (r->inner_proto == IPPROTO_TCP || r->inner_proto == IPPROTO_UDP) {
+		__be16 ports[2];
+		if (bpf_probe_read_kernel(ports, sizeof(ports), l4))
+			return;
+		r->sport = bpf_ntohs(ports[0]);
+		r->dport = bpf_ntohs(ports[1]);
+	}
+}
+
+/* The common case from the header bytes h (PT_HEAD_BYTES): IPv4 without options or IPv6, and a TCP
+ * or UDP header right behind. Returns false when parse_slow must do it piecewise. */
+static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r)
+{
+	const __u8 *l4;
+	__u16 l4len;
+	if (h[0] == 0x45) {
+		const struct iphdr *ip = (const void *)h;
+		if (bpf_ntohs(ip->frag_off) & 0x1fff)
+			return false;
+		r->family = 4;
+		r->l4proto = ip->protocol;
+		r->ttl = ip->ttl;
+		r->ip_id = bpf_ntohs(ip->id);
+		__builtin_memcpy(r->saddr, &ip->saddr, 4);
+		__builtin_memcpy(r->daddr, &ip->daddr, 4);
+		l4 = h + 20;
+		l4len = bpf_ntohs(ip->tot_len) - 20;
+	} else if ((h[0] >> 4) == 6) {
+		const struct ipv6hdr *ip6 = (const void *)h;
+		r->family = 6;
+		r->l4proto = ip6->nexthdr;
+		r->ttl = ip6->hop_limit;
+		__builtin_memcpy(r->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(r->daddr, &ip6->daddr, 16);
+		l4 = h + 40;
+		l4len = bpf_ntohs(ip6->payload_len);
+	} else {
+		return false;
+	}
+	if (r->l4proto == IPPROTO_TCP) {
+		const struct tcphdr *th = (const void *)l4;
+		r->sport = bpf_ntohs(th->source);
+		r->dport = bpf_ntohs(th->dest);
+		r->seq = bpf_ntohl(th->seq);
+		r->ack = bpf_ntohl(th->ack_seq);
+		r->tcp_flags = l4[13];
+		__u16 doff = th->doff * 4;
+		r->len = l4len > doff ? l4len - doff : 0;
+		return true;
+	}
+	if (r->l4proto == IPPROTO_UDP) {
+		const struct udphdr *uh = (const void *)l4;
+		r->sport = bpf_ntohs(uh->source);
+		r->dport = bpf_ntohs(uh->dest);
+		r->len = l4len > 8 ? l4len - 8 : 0;
+		return true;
+	}
+	return false; /* ICMP and the rest: the long way */
+}
+
+/* Reads the IP and transport headers starting at the kernel address nh, piece by piece. */
+static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace_record *r)
+{
+	__u8 first;
+	if (bpf_probe_read_kernel(&first, 1, nh))
+		return false;
+
+	const unsigned char *l4;
+	__u16 l4len;
+	if ((first >> 4) == 4) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), nh))
+			return false;
+		__u32 ihl = (first & 0xf) * 4;
+		if (ihl < sizeof(ip))
+			return false;
+		r->family = 4;
+		r->l4proto = ip.protocol;
+		r->ttl = ip.ttl;
+		r->ip_id = bpf_ntohs(ip.id);
+		__builtin_memcpy(r->saddr, &ip.saddr, 4);
+		__builtin_memcpy(r->daddr, &ip.daddr, 4);
+		l4 = nh + ihl;
+		l4len = bpf_ntohs(ip.tot_len) - ihl;
+		/* A non-first fragment carries no transport header. */
+		if (bpf_ntohs(ip.frag_off) & 0x1fff)
+			return true;
+	} else if ((first >> 4) == 6) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), nh))
+			return false;
+		r->family = 6;
+		r->l4proto = ip6.nexthdr; /* extension headers are not walked */
+		r->ttl = ip6.hop_limit;
+		__builtin_memcpy(r->saddr, &ip6.saddr, 16);
+		__builtin_memcpy(r->daddr, &ip6.daddr, 16);
+		l4 = nh + sizeof(ip6);
+		l4len = bpf_ntohs(ip6.payload_len);
+	} else {
+		return false;
+	}
+
+	if (r->l4proto == IPPROTO_TCP) {
+		struct tcphdr th;
+		if (bpf_probe_read_kernel(&th, sizeof(th), l4))
+			return false;
+		r->sport = bpf_ntohs(th.source);
+		r->dport = bpf_ntohs(th.dest);
+		r->seq = bpf_ntohl(th.seq);
+		r->ack = bpf_ntohl(th.ack_seq);
+		__u8 flags;
+		bpf_probe_read_kernel(&flags, 1, l4 + 13);
+		r->tcp_flags = flags;
+		__u16 doff = th.doff * 4;
+		r->len = l4len > doff ? l4len - doff : 0;
+	} else if (r->l4proto == IPPROTO_UDP) {
+		struct udphdr uh;
+		if (bpf_probe_read_kernel(&uh, sizeof(uh), l4))
+			return false;
+		r->sport = bpf_ntohs(uh.source);
+		r->dport = bpf_ntohs(uh.dest);
+		r->len = l4len > 8 ? l4len - 8 : 0;
+	} else if (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) {
+		__u8 tc[2];
+		if (bpf_probe_read_kernel(tc, 2, l4))
+			return false;
+		r->icmp_type = tc[0];
+		r->icmp_code = tc[1];
+		r->len = l4len;
+		if (icmp_is_error(r->l4proto, tc[0]))
+			parse_quoted(l4 + 8, r);
+	}
+	return true;
+}
+
+/* Reads the IP and transport headers starting at the kernel address nh. */
+static __always_inline bool parse_ip(const unsigned char *nh, struct pathtrace_record *r)
+{
+	__u8 h[PT_HEAD_BYTES];
+	if (!bpf_probe_read_kernel(h, sizeof(h), nh) && parse_fast(h, r))
+		return true;
+	return parse_slow(nh, r);
+}
+
+static __always_inline bool parse_skb_nh(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	const unsigned char *nh = skb_nh(skb);
+	return nh && parse_ip(nh, r);
+}
+
+#endif
