@@ -17,7 +17,7 @@ static __always_inline bool port_wanted(__u16 port)
 	 * before ~6.8 do not bound a byte swap's result: keep it (barrier_var). */
 	__u32 idx = port >> 3;
 	barrier_var(idx);
-	return filter.ports[idx & 0x1fff] & (1 << (port & 7));
+	return filter.ports[idx & (sizeof(filter.ports) - 1)] & (1 << (port & 7));
 }
 
 static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n)
@@ -159,7 +159,7 @@ static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pa
 {
 	if (!nfct || !proto_wanted(r) || r->inner_proto)
 		return false;
-	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	struct nf_conn *ct = nfct_conn(nfct);
 	struct expr_buf *b = expr_buf();
 	if (!b)
 		return false;
@@ -194,12 +194,9 @@ static __always_inline bool expr_packet(const unsigned char *l3, const unsigned 
 	struct expr_buf *b = expr_buf();
 	if (!b)
 		return false;
-	__u32 ihl = r->family == 4 ? (b->pkt[0] & 0xf) * 4 : 40;
-	return expr_fill(l3 + ihl + 8, end) && expr_run();
+	__u32 ihl = r->family == 4 ? (b->pkt[0] & 0xf) * 4 : sizeof(struct ipv6hdr);
+	return expr_fill(l3 + ihl + sizeof(struct icmphdr), end) && expr_run();
 }
-
-#define IPS_NAT_MASK 0x30 /* IPS_SRC_NAT | IPS_DST_NAT */
-#define IP_CT_IS_REPLY 3
 
 /* The expression on the packet as it looks on either side of its connection's NAT: a packet of the
  * original direction is its entry's original tuple before NAT and the reply tuple reversed after it,
@@ -207,12 +204,12 @@ static __always_inline bool expr_packet(const unsigned char *l3, const unsigned 
 static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned char *l3, const unsigned char *end,
 					   const struct pathtrace_record *r)
 {
-	struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+	struct nf_conn *ct = nfct_conn(nfct);
 	if (!ct || !(BPF_CORE_READ(ct, status) & IPS_NAT_MASK) || r->inner_proto)
 		return false;
 	if (r->l4proto != IPPROTO_TCP && r->l4proto != IPPROTO_UDP)
 		return false;
-	int own = (nfct & 7) >= IP_CT_IS_REPLY;
+	int own = (nfct & NFCT_INFOMASK) >= IP_CT_IS_REPLY;
 	for (int reversed = 0; reversed < 2; reversed++) {
 		struct expr_buf *b = expr_buf();
 		if (!b || !expr_fill(l3, end))
@@ -264,7 +261,7 @@ static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_r
 		f->verdict = wanted(r) && expr_packet(l3, end, r) ? FOLLOWED : PASSED_BY;
 	}
 	if (f->verdict == PASSED_BY && nfct && !f->ct_checked) {
-		struct nf_conn *ct = (struct nf_conn *)(nfct & ~7UL);
+		struct nf_conn *ct = nfct_conn(nfct);
 		if (ct && (BPF_CORE_READ(ct, status) & IPS_NAT_MASK)) {
 			f->ct_checked = 1;
 			if ((wanted(r) || conntrack_wanted(nfct, r)) && expr_conntrack(nfct, l3, end, r)) {
@@ -319,14 +316,14 @@ static __always_inline bool ports_rule_out(const __u8 *h, unsigned long nfct)
 		return false;
 	const __u8 *ports;
 	__u8 proto;
-	if (h[0] == 0x45) {
-		if ((h[6] & 0x1f) || h[7]) /* a fragment after the first: no ports */
+	if (h[0] == IPV4_NO_OPTIONS) {
+		if ((h[6] & (IP_OFFSET >> 8)) || h[7]) /* a fragment after the first: no ports */
 			return false;
 		proto = h[9];
-		ports = h + 20;
+		ports = h + sizeof(struct iphdr);
 	} else if ((h[0] >> 4) == 6) {
 		proto = h[6]; /* extension headers go the long way */
-		ports = h + 40;
+		ports = h + sizeof(struct ipv6hdr);
 	} else {
 		return false;
 	}

@@ -23,12 +23,6 @@
 #ifndef PATHTRACE_NETFILTER_TRAMPOLINES_H
 #define PATHTRACE_NETFILTER_TRAMPOLINES_H
 
-#define NFPROTO_INET 1
-#define NFPROTO_IPV4 2
-#define NFPROTO_IPV6 10
-#define NF_DROP 0
-#define NF_VERDICT_MASK 0xff
-
 /* Set by the addon from the kernel's BTF: ipt_do_table and ip6t_do_table take
  * (priv, skb, state) since 5.16, (skb, state, table) before. */
 const volatile bool xt_table_first = true;
@@ -85,7 +79,7 @@ static __always_inline void nf_hook_record(struct sk_buff *skb, const struct nf_
 		r.ifindex = BPF_CORE_READ(in, ifindex);
 	if (out)
 		r.ifindex_out = BPF_CORE_READ(out, ifindex);
-	if (slot == PT_NF_SLOT_ENTRY && r.hook == 3 /* NF_INET_LOCAL_OUT */)
+	if (slot == PT_NF_SLOT_ENTRY && r.hook == NF_INET_LOCAL_OUT)
 		emit_bytes_core(skb, &r);
 	emit(&r);
 }

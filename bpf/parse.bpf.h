@@ -10,13 +10,14 @@
 /* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
  * options or a UDP header right behind. What a packet point looks at first. */
 #define PT_HEAD_BYTES 60
+#define IPV4_NO_OPTIONS 0x45 /* the first byte of an IPv4 header of 5 words */
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */
 static __always_inline bool icmp_is_error(__u8 proto, __u8 type)
 {
 	if (proto == IPPROTO_ICMP)
-		return type == 3 || type == 11 || type == 12;
-	return type >= 1 && type <= 4;
+		return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
+	return type >= ICMPV6_DEST_UNREACH && type <= ICMPV6_PARAMPROB;
 }
 
 /* The packet an ICMP error quotes: its protocol, ports and destination, so
@@ -59,9 +60,9 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 {
 	const __u8 *l4;
 	__u16 l4len;
-	if (h[0] == 0x45) {
+	if (h[0] == IPV4_NO_OPTIONS) {
 		const struct iphdr *ip = (const void *)h;
-		if (bpf_ntohs(ip->frag_off) & 0x1fff)
+		if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
 			return false;
 		r->family = 4;
 		r->l4proto = ip->protocol;
@@ -69,8 +70,8 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 		r->ip_id = bpf_ntohs(ip->id);
 		__builtin_memcpy(r->saddr, &ip->saddr, 4);
 		__builtin_memcpy(r->daddr, &ip->daddr, 4);
-		l4 = h + 20;
-		l4len = bpf_ntohs(ip->tot_len) - 20;
+		l4 = h + sizeof(struct iphdr);
+		l4len = bpf_ntohs(ip->tot_len) - sizeof(struct iphdr);
 	} else if ((h[0] >> 4) == 6) {
 		const struct ipv6hdr *ip6 = (const void *)h;
 		r->family = 6;
@@ -78,7 +79,7 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 		r->ttl = ip6->hop_limit;
 		__builtin_memcpy(r->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(r->daddr, &ip6->daddr, 16);
-		l4 = h + 40;
+		l4 = h + sizeof(struct ipv6hdr);
 		l4len = bpf_ntohs(ip6->payload_len);
 	} else {
 		return false;
@@ -89,7 +90,7 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 		r->dport = bpf_ntohs(th->dest);
 		r->seq = bpf_ntohl(th->seq);
 		r->ack = bpf_ntohl(th->ack_seq);
-		r->tcp_flags = l4[13];
+		r->tcp_flags = tcp_flag_byte(th);
 		__u16 doff = th->doff * 4;
 		r->len = l4len > doff ? l4len - doff : 0;
 		return true;
@@ -98,7 +99,7 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 		const struct udphdr *uh = (const void *)l4;
 		r->sport = bpf_ntohs(uh->source);
 		r->dport = bpf_ntohs(uh->dest);
-		r->len = l4len > 8 ? l4len - 8 : 0;
+		r->len = l4len > sizeof(struct udphdr) ? l4len - sizeof(struct udphdr) : 0;
 		return true;
 	}
 	return false; /* ICMP and the rest: the long way */
@@ -129,7 +130,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		l4 = nh + ihl;
 		l4len = bpf_ntohs(ip.tot_len) - ihl;
 		/* A non-first fragment carries no transport header. */
-		if (bpf_ntohs(ip.frag_off) & 0x1fff)
+		if (bpf_ntohs(ip.frag_off) & IP_OFFSET)
 			return true;
 	} else if ((first >> 4) == 6) {
 		struct ipv6hdr ip6;
@@ -155,7 +156,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		r->seq = bpf_ntohl(th.seq);
 		r->ack = bpf_ntohl(th.ack_seq);
 		__u8 flags;
-		bpf_probe_read_kernel(&flags, 1, l4 + 13);
+		bpf_probe_read_kernel(&flags, 1, &tcp_flag_byte(l4));
 		r->tcp_flags = flags;
 		__u16 doff = th.doff * 4;
 		r->len = l4len > doff ? l4len - doff : 0;
@@ -165,7 +166,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 			return false;
 		r->sport = bpf_ntohs(uh.source);
 		r->dport = bpf_ntohs(uh.dest);
-		r->len = l4len > 8 ? l4len - 8 : 0;
+		r->len = l4len > sizeof(struct udphdr) ? l4len - sizeof(struct udphdr) : 0;
 	} else if (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) {
 		__u8 tc[2];
 		if (bpf_probe_read_kernel(tc, 2, l4))
@@ -174,7 +175,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		r->icmp_code = tc[1];
 		r->len = l4len;
 		if (icmp_is_error(r->l4proto, tc[0]))
-			parse_quoted(l4 + 8, r);
+			parse_quoted(l4 + sizeof(struct icmphdr), r); /* ICMPv6's header is as long */
 	}
 	return true;
 }

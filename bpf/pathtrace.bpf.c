@@ -106,7 +106,7 @@ static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigne
 	if ((first >> 4) == 4 && caplen >= 4)
 		b->wirelen = ((__u16)b->data[2] << 8) | b->data[3];
 	else if ((first >> 4) == 6 && caplen >= 6)
-		b->wirelen = (((__u16)b->data[4] << 8) | b->data[5]) + 40;
+		b->wirelen = (((__u16)b->data[4] << 8) | b->data[5]) + sizeof(struct ipv6hdr);
 	else
 		b->wirelen = caplen;
 	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP))
@@ -171,7 +171,7 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 		r.ifindex = in->ifindex;
 	if (out)
 		r.ifindex_out = out->ifindex;
-	if (slot == PT_NF_SLOT_ENTRY && r.hook == 3 /* NF_INET_LOCAL_OUT */)
+	if (slot == PT_NF_SLOT_ENTRY && r.hook == NF_INET_LOCAL_OUT)
 		emit_bytes(skb, skb->head + skb->network_header, &r);
 	emit(&r);
 	return NF_ACCEPT;
@@ -478,7 +478,7 @@ int BPF_PROG(on_tcp_retransmit_synack, const struct sock *sk, const struct reque
 {
 	struct pathtrace_record r;
 	init(&r, PT_POINT_TCP_RETRANSMIT_SYNACK, 0);
-	r.tcp_flags = 0x12; /* SYN ACK */
+	r.tcp_flags = TCPHDR_SYN | TCPHDR_ACK;
 	emit_sock(&r, &req->__req_common, IPPROTO_TCP, false);
 	return 0;
 }
@@ -502,7 +502,7 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(on_sock_recv_length, struct sock *sk, int ret, int flags)
 {
 	struct pathtrace_record r;
-	if (ret <= 0 || (flags & 2 /* MSG_PEEK */) || sk->sk_protocol != IPPROTO_UDP)
+	if (ret <= 0 || (flags & MSG_PEEK) || sk->sk_protocol != IPPROTO_UDP)
 		return 0;
 	init(&r, PT_POINT_SOCK_RECV_LENGTH, 0);
 	r.aux = ret;
