@@ -54,6 +54,46 @@ static __always_inline void parse_quoted(const unsigned char *q, struct pathtrac
 	}
 }
 
+/* The record's fields from one header, for both ways of reading it: a header in memory the program may read
+ * directly (the packet's first bytes, or a header read piecewise, on the stack). l4len: the length of the
+ * transport header and its payload. */
+static __always_inline void ipv4_fields(const struct iphdr *ip, struct pathtrace_record *r)
+{
+	r->family = 4;
+	r->l4proto = ip->protocol;
+	r->ttl = ip->ttl;
+	r->ip_id = bpf_ntohs(ip->id);
+	__builtin_memcpy(r->saddr, &ip->saddr, 4);
+	__builtin_memcpy(r->daddr, &ip->daddr, 4);
+}
+
+static __always_inline void ipv6_fields(const struct ipv6hdr *ip6, struct pathtrace_record *r)
+{
+	r->family = 6;
+	r->l4proto = ip6->nexthdr; /* extension headers are not walked */
+	r->ttl = ip6->hop_limit;
+	__builtin_memcpy(r->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(r->daddr, &ip6->daddr, 16);
+}
+
+static __always_inline void tcp_fields(const struct tcphdr *th, __u16 l4len, struct pathtrace_record *r)
+{
+	r->sport = bpf_ntohs(th->source);
+	r->dport = bpf_ntohs(th->dest);
+	r->seq = bpf_ntohl(th->seq);
+	r->ack = bpf_ntohl(th->ack_seq);
+	r->tcp_flags = tcp_flag_byte(th);
+	__u16 doff = th->doff * 4;
+	r->len = l4len > doff ? l4len - doff : 0;
+}
+
+static __always_inline void udp_fields(const struct udphdr *uh, __u16 l4len, struct pathtrace_record *r)
+{
+	r->sport = bpf_ntohs(uh->source);
+	r->dport = bpf_ntohs(uh->dest);
+	r->len = l4len > sizeof(struct udphdr) ? l4len - sizeof(struct udphdr) : 0;
+}
+
 /* The common case from the header bytes h (PT_HEAD_BYTES): IPv4 without options or IPv6, and a TCP
  * or UDP header right behind. Returns false when parse_slow must do it piecewise. */
 static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r)
@@ -64,42 +104,23 @@ static __always_inline bool parse_fast(const __u8 *h, struct pathtrace_record *r
 		const struct iphdr *ip = (const void *)h;
 		if (bpf_ntohs(ip->frag_off) & IP_OFFSET)
 			return false;
-		r->family = 4;
-		r->l4proto = ip->protocol;
-		r->ttl = ip->ttl;
-		r->ip_id = bpf_ntohs(ip->id);
-		__builtin_memcpy(r->saddr, &ip->saddr, 4);
-		__builtin_memcpy(r->daddr, &ip->daddr, 4);
+		ipv4_fields(ip, r);
 		l4 = h + sizeof(struct iphdr);
 		l4len = bpf_ntohs(ip->tot_len) - sizeof(struct iphdr);
 	} else if ((h[0] >> 4) == 6) {
 		const struct ipv6hdr *ip6 = (const void *)h;
-		r->family = 6;
-		r->l4proto = ip6->nexthdr;
-		r->ttl = ip6->hop_limit;
-		__builtin_memcpy(r->saddr, &ip6->saddr, 16);
-		__builtin_memcpy(r->daddr, &ip6->daddr, 16);
+		ipv6_fields(ip6, r);
 		l4 = h + sizeof(struct ipv6hdr);
 		l4len = bpf_ntohs(ip6->payload_len);
 	} else {
 		return false;
 	}
 	if (r->l4proto == IPPROTO_TCP) {
-		const struct tcphdr *th = (const void *)l4;
-		r->sport = bpf_ntohs(th->source);
-		r->dport = bpf_ntohs(th->dest);
-		r->seq = bpf_ntohl(th->seq);
-		r->ack = bpf_ntohl(th->ack_seq);
-		r->tcp_flags = tcp_flag_byte(th);
-		__u16 doff = th->doff * 4;
-		r->len = l4len > doff ? l4len - doff : 0;
+		tcp_fields((const void *)l4, l4len, r);
 		return true;
 	}
 	if (r->l4proto == IPPROTO_UDP) {
-		const struct udphdr *uh = (const void *)l4;
-		r->sport = bpf_ntohs(uh->source);
-		r->dport = bpf_ntohs(uh->dest);
-		r->len = l4len > sizeof(struct udphdr) ? l4len - sizeof(struct udphdr) : 0;
+		udp_fields((const void *)l4, l4len, r);
 		return true;
 	}
 	return false; /* ICMP and the rest: the long way */
@@ -121,12 +142,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		__u32 ihl = (first & 0xf) * 4;
 		if (ihl < sizeof(ip))
 			return false;
-		r->family = 4;
-		r->l4proto = ip.protocol;
-		r->ttl = ip.ttl;
-		r->ip_id = bpf_ntohs(ip.id);
-		__builtin_memcpy(r->saddr, &ip.saddr, 4);
-		__builtin_memcpy(r->daddr, &ip.daddr, 4);
+		ipv4_fields(&ip, r);
 		l4 = nh + ihl;
 		l4len = bpf_ntohs(ip.tot_len) - ihl;
 		/* A non-first fragment carries no transport header. */
@@ -136,11 +152,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		struct ipv6hdr ip6;
 		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), nh))
 			return false;
-		r->family = 6;
-		r->l4proto = ip6.nexthdr; /* extension headers are not walked */
-		r->ttl = ip6.hop_limit;
-		__builtin_memcpy(r->saddr, &ip6.saddr, 16);
-		__builtin_memcpy(r->daddr, &ip6.daddr, 16);
+		ipv6_fields(&ip6, r);
 		l4 = nh + sizeof(ip6);
 		l4len = bpf_ntohs(ip6.payload_len);
 	} else {
@@ -164,9 +176,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		struct udphdr uh;
 		if (bpf_probe_read_kernel(&uh, sizeof(uh), l4))
 			return false;
-		r->sport = bpf_ntohs(uh.source);
-		r->dport = bpf_ntohs(uh.dest);
-		r->len = l4len > sizeof(struct udphdr) ? l4len - sizeof(struct udphdr) : 0;
+		udp_fields(&uh, l4len, r);
 	} else if (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) {
 		__u8 tc[2];
 		if (bpf_probe_read_kernel(tc, 2, l4))
