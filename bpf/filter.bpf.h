@@ -11,6 +11,19 @@ const volatile struct pathtrace_filter filter = {};
 
 /* ---- the tuple: namespace, protocol, ports, hosts ----------------------- */
 
+/* --netns: whether netns, a namespace's inode number, is not the namespace asked for. */
+static __always_inline bool netns_unwanted(__u32 netns)
+{
+	return filter.netns && netns != filter.netns;
+}
+
+/* The same for a record, whose namespace may be 0, not known (a packet with neither device nor socket): let
+ * through. */
+static __always_inline bool record_netns_unwanted(const struct pathtrace_record *r)
+{
+	return filter.netns && r->netns && r->netns != filter.netns;
+}
+
 static __always_inline bool port_wanted(__u16 port)
 {
 	/* The mask looks redundant for 16 bits and clang drops it, but verifiers
@@ -67,7 +80,7 @@ static __always_inline bool proto_wanted(const struct pathtrace_record *r)
 /* The user's filter, on a record whose tuple is filled in. */
 static __always_inline bool wanted(struct pathtrace_record *r)
 {
-	if (filter.netns && r->netns && r->netns != filter.netns)
+	if (record_netns_unwanted(r))
 		return false;
 	return proto_wanted(r) &&
 	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_proto ? r->inner_daddr : 0, r->sport, r->dport);
@@ -280,7 +293,7 @@ static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_r
 static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r,
 					       const unsigned char *l3, const unsigned char *end)
 {
-	if (filter.netns && r->netns && r->netns != filter.netns)
+	if (record_netns_unwanted(r))
 		return false;
 	if (filter.expression)
 		return expr_packet_wanted(nfct, r, l3, end);

@@ -45,7 +45,7 @@ static __always_inline const unsigned char *skb_head_end_core(const struct sk_bu
 /* Headers and the user's filter, with CO-RE reads of the skb. */
 static __always_inline bool skb_wanted_core(const struct sk_buff *skb, struct pathtrace_record *r)
 {
-	if (filter.netns && r->netns && r->netns != filter.netns)
+	if (record_netns_unwanted(r))
 		return false;
 	__u16 nh = BPF_CORE_READ(skb, network_header);
 	if (nh == (__u16)~0U)

@@ -160,7 +160,7 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	struct pathtrace_record r;
 
 	__u32 netns = st->net->ns.inum;
-	if (filter.netns && netns != filter.netns)
+	if (netns_unwanted(netns))
 		return NF_ACCEPT;
 	if (!packet_record(&r, PT_POINT_NETFILTER, skb, skb_nh(skb), netns))
 		return NF_ACCEPT;
@@ -196,7 +196,7 @@ static __always_inline void on_device(__u16 point, const struct sk_buff *skb, co
 	if (!dev)
 		dev = skb->dev;
 	__u32 netns = dev_netns(dev);
-	if (filter.netns && netns != filter.netns)
+	if (netns_unwanted(netns))
 		return;
 	const unsigned char *nh = rx ? skb->data : skb_nh(skb);
 	if (!packet_record(&r, point, skb, nh, netns))
@@ -256,7 +256,7 @@ static __always_inline void on_qdisc(__u16 point, const struct Qdisc *q, const s
 		return;
 	struct net_device *dev = q->dev_queue->dev;
 	__u32 netns = dev_netns(dev);
-	if (filter.netns && netns != filter.netns)
+	if (netns_unwanted(netns))
 		return;
 	if (!packet_record(&r, point, skb, skb_nh(skb), netns))
 		return;
@@ -289,7 +289,7 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	if (!sk)
 		return 0;
 	__u32 netns = sock_netns(sk);
-	if (filter.netns && netns != filter.netns)
+	if (netns_unwanted(netns))
 		return 0;
 	if (!packet_record(&r, PT_POINT_SKB_COPY_DATAGRAM, skb, skb_nh(skb), netns))
 		return 0;
@@ -309,7 +309,7 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 	if (!skb_is_ip(skb))
 		return;
 	__u32 netns = skb_netns(skb);
-	if (filter.netns && netns && netns != filter.netns)
+	if (netns && netns_unwanted(netns)) /* 0: not known */
 		return;
 	if (!packet_record(&r, point, skb, skb_nh(skb), netns))
 		return;
@@ -403,7 +403,7 @@ static __always_inline bool sock_tuple(const struct sock_common *sk, __u8 proto,
  * socket's zeroed local port goes the long way (sock_tuple reads the port it kept). */
 static __always_inline bool sock_ruled_out(const struct sock_common *sk)
 {
-	if (filter.netns && sk->skc_net.net->ns.inum != filter.netns)
+	if (netns_unwanted(sk->skc_net.net->ns.inum))
 		return true;
 	__u16 num = sk->skc_num;
 	return !filter.any_port && num && !port_wanted(num) && !port_wanted(bpf_ntohs(sk->skc_dport));
