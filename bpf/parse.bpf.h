@@ -163,15 +163,7 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 		struct tcphdr th;
 		if (bpf_probe_read_kernel(&th, sizeof(th), l4))
 			return false;
-		r->sport = bpf_ntohs(th.source);
-		r->dport = bpf_ntohs(th.dest);
-		r->seq = bpf_ntohl(th.seq);
-		r->ack = bpf_ntohl(th.ack_seq);
-		__u8 flags;
-		bpf_probe_read_kernel(&flags, 1, &tcp_flag_byte(l4));
-		r->tcp_flags = flags;
-		__u16 doff = th.doff * 4;
-		r->len = l4len > doff ? l4len - doff : 0;
+		tcp_fields(&th, l4len, r);
 	} else if (r->l4proto == IPPROTO_UDP) {
 		struct udphdr uh;
 		if (bpf_probe_read_kernel(&uh, sizeof(uh), l4))
