@@ -2,7 +2,8 @@
 /*
  * The user's filter, set in .rodata before load (struct pathtrace_filter): the namespace, protocols, ports
  * and hosts, the tcpdump expression (expression.bpf.h), and the follow table that keeps a matched packet
- * wanted at its later points when NAT has rewritten its tuple. Included by pathtrace.bpf.c.
+ * wanted at its later points when NAT has rewritten its tuple. Included by pathtrace.bpf.c, after kernel.bpf.h
+ * and parse.bpf.h (ports_rule_out reads the header bytes parse_fast reads).
  */
 #ifndef PATHTRACE_FILTER_BPF_H
 #define PATHTRACE_FILTER_BPF_H

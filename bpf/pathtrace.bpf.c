@@ -120,7 +120,6 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 	emit_bytes_to(l3, skb_head_end(skb), r);
 }
 
-
 /* ---- a packet event's record -------------------------------------------- */
 
 static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
