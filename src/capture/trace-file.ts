@@ -6,6 +6,7 @@ import { frameUs, MAX_COMPARED, packetTuples, type TraceFilter, type TracePacket
 import { fileFailure } from './file-errors.js';
 import { JSON_COMMENT } from '../output/pcap-sink.js';
 import { bufferSource, CaptureError, captureFrames, fileSource, type ByteSource } from './read.js';
+import type { ReadyRecord, SummaryRecord } from '../output/records.js';
 
 export class CompareError extends Error {}
 
@@ -109,9 +110,10 @@ function validExpression(e: unknown): boolean {
 export interface LoadedTrace {
   packets: TracePacket[]; filter: TraceFilter | null;
   total: number; beyond: number; traced: { from: number; to: number } | null; flows: Set<string>;
-  /** --json output only: its ready and summary records (merge reads the addresses, times and counts). */
-  ready: Record<string, unknown> | null;
-  summary: Record<string, unknown> | null;
+  /** --json output only: its ready and summary records (merge reads the addresses, times and counts). Only the
+   *  ready record's filter is checked here: a reader checks the other fields it takes. */
+  ready: ReadyRecord | null;
+  summary: SummaryRecord | null;
 }
 
 export function loadTrace(src: ByteSource, path: string, near: { from: number; to: number } | null = null,
@@ -147,9 +149,9 @@ export function loadTrace(src: ByteSource, path: string, near: { from: number; t
     if (r.type === 'ready') {
       if (!validFilter(r.filter)) throw new CompareError(`${where}: the ready record's filter is malformed`);
       t.filter = r.filter;
-      t.ready = r;
+      t.ready = r as unknown as ReadyRecord;
     }
-    if (r.type === 'summary') t.summary = r;
+    if (r.type === 'summary') t.summary = r as unknown as SummaryRecord;
     if (r.type === 'packet') {
       const bad = badPacketField(r);
       if (bad) throw new CompareError(`${where}: a packet record whose '${bad}' is missing or malformed`);

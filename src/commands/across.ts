@@ -5,12 +5,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { formatMerged, mergedRecords } from '../output/merge.js';
-import { MAX_COMPARED, type TracePacket } from '../report/compare.js';
+import { MAX_COMPARED } from '../report/compare.js';
 import { merge, type Merged } from '../report/merge.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
 import { hostTrace } from './merge.js';
 import { checkPrivileges, compileFor, loadTui, UserError, usesTui } from './trace.js';
+import type { DropRecord, HostRecord, PacketRecord, ReadyRecord, SummaryRecord, TraceRecord } from '../output/records.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
@@ -25,8 +26,12 @@ export function childArgs(argv: string[], netns: string): string[] {
   return [...out, '--json', '--netns', netns];
 }
 
+/** What packetLine reads of a packet record. */
+type PacketLineFields = Pick<PacketRecord, 'time' | 'direction' | 'tcp_flags' | 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'fate'> &
+  { drop: Pick<DropRecord, 'hook' | 'layer' | 'reason'> | null };
+
 /** One line for a packet as it comes: "client  out [S] 198.18.1.1:40000 → 198.18.2.2:3306 sent". Pure. */
-export function packetLine(host: string, r: Record<string, any>, width: number): string {
+export function packetLine(host: string, r: PacketLineFields, width: number): string {
   const at = (a: string, p: number | null) => (p === null ? a : `${a}:${p}`);
   const kind = r.tcp_flags ? `[${r.tcp_flags}]` : r.proto;
   const fate = r.drop ? `dropped at ${r.drop.hook ?? r.drop.layer} (${r.drop.reason})` : r.fate;
@@ -36,8 +41,8 @@ export function packetLine(host: string, r: Record<string, any>, width: number):
 
 /** A child's records, parsed once as they come: its packets (MAX_COMPARED at most), its ready and summary. */
 interface Child {
-  name: string; proc: ChildProcess; packets: Record<string, any>[]; beyond: number;
-  ready: Record<string, any> | null; summary: Record<string, any> | null; exited: Promise<number>;
+  name: string; proc: ChildProcess; packets: PacketRecord[]; beyond: number;
+  ready: ReadyRecord | null; summary: SummaryRecord | null; exited: Promise<number>;
 }
 
 export interface AcrossRun {
@@ -56,7 +61,7 @@ export interface AcrossOptions {
   /** How the namespaces are named in the output (default: as given). */
   names?: [string, string];
   /** The full-screen view takes the records and the children's messages instead of the terminal. */
-  view?: { record(host: 0 | 1, r: Record<string, any>): void; message(host: 0 | 1, line: string): void; close(): void };
+  view?: { record(host: 0 | 1, r: TraceRecord): void; message(host: 0 | 1, line: string): void; close(): void };
   out?: NodeJS.WritableStream;
   err?: NodeJS.WritableStream;
 }
@@ -64,7 +69,7 @@ export interface AcrossOptions {
 /** A child's trace as merge takes it (the view redraws it every second: nothing is parsed again). */
 function traceOf(c: Child): LoadedTrace {
   return {
-    packets: c.packets as TracePacket[], filter: c.ready?.filter ?? null, total: c.packets.length + c.beyond, beyond: c.beyond,
+    packets: c.packets, filter: c.ready?.filter ?? null, total: c.packets.length + c.beyond, beyond: c.beyond,
     traced: null, flows: new Set(), ready: c.ready, summary: c.summary,
   };
 }
@@ -98,7 +103,7 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
   let onReady: () => void = () => {};
   const ready = new Promise<void>((r) => { onReady = r; });
   const take = (c: Child, host: 0 | 1, line: string) => {
-    let r: Record<string, any>;
+    let r: TraceRecord; // pathtrace's own child wrote it
     try {
       r = JSON.parse(line);
     } catch {
@@ -114,7 +119,10 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     } else if (r.type === 'ready') c.ready = r;
     else if (r.type === 'summary') c.summary = r;
     if (view) view.record(host, r);
-    else if (json) out.write(JSON.stringify({ host: c.name, ...r }) + '\n');
+    else if (json) {
+      const tagged: HostRecord = { host: c.name, ...r };
+      out.write(JSON.stringify(tagged) + '\n');
+    }
     else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');
   };
   const children = [start(across[0], 0), start(across[1], 1)];

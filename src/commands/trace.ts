@@ -9,7 +9,6 @@ import { PcapSink } from '../output/pcap-sink.js';
 import type { Sink } from '../output/sink.js';
 import { drainStdout, SlowReaderSink } from '../output/slow-reader.js';
 import { ANSI, PLAIN, TextSink } from '../output/text.js';
-import type { TraceFilter } from '../report/compare.js';
 import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from '../trace/expression.js';
 import { native } from '../trace/native.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
@@ -17,6 +16,7 @@ import type { TraceOptions } from '../trace/options.js';
 import { Session, SessionError, type SessionSwitches } from '../trace/session.js';
 import { missingTools } from '../trace/tools.js';
 import { effectiveCaps, missingCaps } from './caps.js';
+import type { FilterRecord } from '../output/records.js';
 
 /** Failures the user can act on: printed as one line, exit code 1. */
 export class UserError extends Error {}
@@ -46,7 +46,7 @@ function compactPorts(ports: number[]): string {
 }
 
 /** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */
-export function filterObject(o: TraceOptions, expression: Expression | null = null): TraceFilter & { netns: string | null } {
+export function filterObject(o: TraceOptions, expression: Expression | null = null): FilterRecord {
   const bpf = expression ? instructions(expression.program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]) : [];
   return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns, expression: expression ? { text: expression.text, bpf } : null };
 }

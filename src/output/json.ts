@@ -5,9 +5,10 @@ import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from './sink.js';
+import type { ConnectionRecord, DropRecord, FilterRecord, NoteRecord, PacketRecord, ReadyRecord, SummaryRecord } from './records.js';
 
 
-export function readyRecord(r: ReadyInfo, filter: object): object {
+export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
   return {
     type: 'ready',
     netns: { name: r.netns.label, inode: r.netns.inode },
@@ -25,7 +26,7 @@ export function readyRecord(r: ReadyInfo, filter: object): object {
   };
 }
 
-export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number): object {
+export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number): PacketRecord {
   return {
     type: 'packet',
     id: j.id,
@@ -97,7 +98,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
 }
 
 /** The drop, with the table, chain and rule flattened in when they are known. */
-export function dropRecord(d: Drop): object {
+export function dropRecord(d: Drop): DropRecord {
   const a = d.attribution;
   return {
     layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, explanation: explainDrop(d), advice: d.advice ?? [], inferred: d.inferred, answered: d.answered,
@@ -110,7 +111,7 @@ export function dropRecord(d: Drop): object {
   };
 }
 
-export function connectionRecord(f: FlowSummary): object {
+export function connectionRecord(f: FlowSummary): ConnectionRecord {
   return {
     type: 'connection',
     flow: f.flow,
@@ -126,7 +127,7 @@ export function connectionRecord(f: FlowSummary): object {
   };
 }
 
-export function summaryRecord(s: Summary): object {
+export function summaryRecord(s: Summary): SummaryRecord {
   return {
     type: 'summary',
     packets: s.packets,
@@ -165,7 +166,7 @@ export class JsonSink implements Sink {
 
   constructor(
     private readonly devices: () => DeviceNames,
-    private readonly filter: object,
+    private readonly filter: FilterRecord,
     private readonly write: (line: string) => void = (l) => process.stdout.write(l + '\n'),
   ) {}
 
@@ -179,7 +180,8 @@ export class JsonSink implements Sink {
   }
 
   note(message: string): void {
-    this.write(JSON.stringify({ type: 'note', time: new Date().toISOString(), message }));
+    const note: NoteRecord = { type: 'note', time: new Date().toISOString(), message };
+    this.write(JSON.stringify(note));
   }
 
   summary(s: Summary): void {

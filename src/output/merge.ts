@@ -3,6 +3,7 @@
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { afterCapture, clock } from '../report/compare.js';
 import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type PathVerdict, type Trip } from '../report/merge.js';
+import type { MergeRecord, MergeSummaryRecord, TripSide } from './records.js';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 
@@ -86,19 +87,19 @@ export function formatMerged(m: Merged, files: [string, string], traces: [Loaded
 
 // ---- JSON ------------------------------------------------------------------
 
-const side = (host: string, p: HostPacket | null, at: number | null) => p && {
+const side = (host: string, p: HostPacket | null, at: number | null): TripSide | null => p && {
   host, id: p.id, fate: p.fate, drop: p.drop, at_us: at === null ? null : Math.round(at),
 };
 
 /** NDJSON records: the clock, each trip with its path verdict, each connection, totals. Pure. */
-export function mergedRecords(m: Merged): object[] {
+export function mergedRecords(m: Merged): MergeRecord[] {
   const [a, b] = m.hosts;
   const c = m.clock;
-  const out: object[] = [{
+  const out: MergeRecord[] = [{
     type: 'clock', hosts: m.hosts, offset_us: c.offsetUs, uncertainty_us: c.uncertaintyUs, lower_us: c.lowerUs, upper_us: c.upperUs,
     pairs: c.pairs, inconsistent: c.inconsistent,
   }];
-  const totals: Record<string, number> = {};
+  const totals: MergeSummaryRecord['paths'] = {};
   for (const conn of m.connections) {
     for (const t of conn.trips) {
       const p = (t.sent ?? t.received)!;

@@ -8,29 +8,16 @@ import { parseIp, type PacketHeaders } from '../capture/packet.js';
 import { flagLetters } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
 import { expressionTakes, type Insn } from '../trace/expression.js';
+import type { FilterRecord, PacketRecord } from '../output/records.js';
 
-/** A packet record of pathtrace's --json output (or a --write file's comment). */
-export interface TracePacket {
-  id: number;
-  time_us: number;
-  family: 'ipv4' | 'ipv6';
-  proto: string;
-  src: string; dst: string; sport: number | null; dport: number | null;
-  tcp_flags: string | null;
-  seq?: number; ack?: number; len: number; ip_id?: number;
-  direction: string;
-  fate: string;
-  drop: { layer: string; hook: string | null; reason: string; location: string; table?: string; chain?: string; rule?: { text: string } | null } | null;
-  tcpdump: boolean;
-  tcpdump_devices: string[];
-  translated?: { src: string; dst: string; sport: number; dport: number };
-}
+/** What compare and merge read of a packet record (--json output, or a --write file's comment, which has no
+ *  steps): the fields loadTrace checks. */
+export type TracePacket = Pick<PacketRecord, 'id' | 'time_us' | 'family' | 'proto' | 'src' | 'dst' | 'sport' | 'dport' |
+  'tcp_flags' | 'seq' | 'ack' | 'len' | 'ip_id' | 'direction' | 'fate' | 'drop' | 'tcpdump' | 'tcpdump_devices' | 'translated'>;
 
-/** The trace's filter from its ready record: the options, and the expression with its classic BPF. */
-export interface TraceFilter {
-  ports: number[] | null; hosts: string[]; protos: string[];
-  expression?: { text: string; bpf: [number, number, number, number][] } | null;
-}
+/** The trace's filter from its ready record: the options, and the expression with its classic BPF (a file
+ *  without one is read as having none). */
+export type TraceFilter = Omit<FilterRecord, 'netns' | 'expression'> & { expression?: FilterRecord['expression'] };
 
 export interface FrameRow { frame: Frame; headers: PacketHeaders | null; packet: TracePacket | null; reason?: string }
 

@@ -5,12 +5,13 @@
 // The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
 import { expressionTakes, packetFromFields } from '../trace/expression.js';
 import type { TracePacket, TraceFilter } from './compare.js';
+import type { PacketRecord, PathVerdict } from '../output/records.js';
 
-/** A packet record as merge reads it: compare's fields, and its steps for the device times. */
-export interface HostPacket extends TracePacket {
-  steps?: { point: string; t_ns?: number; dev?: string }[];
-  flow?: string;
-}
+export type { PathVerdict };
+
+/** A packet record as merge reads it: compare's fields, and its steps for the device times (a --write file's
+ *  records have none). */
+export type HostPacket = TracePacket & Partial<Pick<PacketRecord, 'steps' | 'flow'>>;
 
 export interface HostTrace {
   name: string;
@@ -22,16 +23,6 @@ export interface HostTrace {
   addresses: Set<string>;
   lostEvents: number | null;
 }
-
-export type PathVerdict =
-  | 'delivered'            // reached the receiver's device, and the receiver's stack took it
-  | 'arrived'              // reached the receiver's device; then forwarded, sent on, or still under way
-  | 'dropped-at-receiver'  // reached the receiver's device, dropped there (its drop says where)
-  | 'lost-on-path'         // left the sender's device, never reached the receiver's
-  | 'dropped-at-sender'    // never left the sender (its drop says where)
-  | 'not-sent'             // the sender's trace does not show it leaving (still under way, or no device step)
-  | 'receiver-blind'       // left the sender; the receiver was not tracing then, or its filter leaves it out
-  | 'sender-unseen';       // reached the receiver; the sender's trace has no such packet
 
 export interface Trip {
   from: 0 | 1;             // the host that sent it (0: the first)

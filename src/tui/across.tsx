@@ -6,15 +6,16 @@ import { createElement, useEffect, useState } from 'react';
 import type { Journey } from '../correlate/journey.js';
 import { clockText, flowText } from '../output/merge.js';
 import type { Merged } from '../report/merge.js';
+import type { PacketRecord, TraceRecord } from '../output/records.js';
 import { StagesView, type Theme } from './App.js';
 import { deathStage, stagesReached, type StageId } from './stages.js';
 
 type StageCounts = Map<StageId, { reached: number; died: number }>;
 
 /** A packet record as the stage functions read a journey: its steps' points and hooks, its drop, its delivery. */
-function asJourney(r: Record<string, any>): Journey {
+function asJourney(r: PacketRecord): Journey {
   return {
-    steps: (r.steps ?? []).map((s: Record<string, any>) => ({ point: s.point, hook: s.hook, at: s.at, t: s.t_ns ?? 0 })),
+    steps: (r.steps ?? []).map((s) => ({ point: s.point, hook: s.hook, at: s.at, t: s.t_ns ?? 0 })),
     drop: r.drop, direction: r.direction, delivery: r.delivery,
   } as unknown as Journey;
 }
@@ -28,7 +29,7 @@ export class AcrossStore {
 
   constructor(readonly hosts: [string, string]) {}
 
-  record(host: 0 | 1, r: Record<string, any>): void {
+  record(host: 0 | 1, r: TraceRecord): void {
     if (r.type !== 'packet') return;
     this.packets[host]++;
     const j = asJourney(r);

@@ -12,6 +12,7 @@ import { runCompare } from '../../src/commands/compare.js';
 import { packetRecord } from '../../src/output/json.js';
 import { JSON_COMMENT } from '../../src/output/pcap-sink.js';
 import { openForWriting, PcapngWriter } from '../../src/capture/pcapng.js';
+import type { PacketRecord } from '../../src/output/records.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const CASES = 400;
@@ -27,7 +28,7 @@ function prng(seed: number): () => number {
 }
 
 /** The IPv4 and TCP headers of a traced packet record, enough for compare to match it. */
-function headers(p: Record<string, unknown>): Uint8Array {
+function headers(p: PacketRecord): Uint8Array {
   const b = new Uint8Array(40);
   b[0] = 0x45; b[3] = 40; b[8] = 64; b[9] = 6;
   String(p.src).split('.').forEach((x, i) => { b[12 + i] = Number(x); });
@@ -43,7 +44,7 @@ test('compare on mutated captures and traces: its own error or an answer, nothin
   try {
     const { journeys } = replay(loadEvents('local-in'));
     const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
-    const records = journeys.map((j) => packetRecord(j, devices, 1_700_000_000_000) as Record<string, unknown>);
+    const records = journeys.map((j) => packetRecord(j, devices, 1_700_000_000_000));
     const ndjson = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
     // A --write file: the same packets, each with its record as a comment; it serves as capture too.
     const pcapngFile = path.join(dir, 'w.pcapng');

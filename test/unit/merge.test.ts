@@ -101,7 +101,7 @@ test('what cannot be told is not called lost: the receiver was not tracing then,
   // Dropped on the sender: never left.
   const dropped = merge(host('client', [tcp(4, 'out', T0, 'S', 3, {
     fate: 'dropped', steps: [{ point: 'kfree_skb', t_ns: 0 }],
-    drop: { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain' },
+    drop: { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain', explanation: '', advice: [] },
   })]), host('server', []));
   assert.deepEqual(dropped.connections[0].trips.map((t) => [t.path, t.leftAt, t.at]), [['dropped-at-sender', null, T0]]);
 });

@@ -5,6 +5,7 @@ import { test, type TestContext } from 'node:test';
 import { render as inkRender } from 'ink';
 import { render } from 'ink-testing-library';
 import { App } from '../../src/tui/App.js';
+import type { PacketRecord } from '../../src/output/records.js';
 import { TuiStore } from '../../src/tui/store.js';
 import { stagesReached, deathStage } from '../../src/tui/stages.js';
 import { loadEvents, replay } from '../helpers/replay.js';
@@ -173,19 +174,20 @@ test('--netns twice on a terminal: both namespaces\' stages side by side, the me
   const { AcrossStore, AcrossView } = await import('../../src/tui/across.js');
   const { merge } = await import('../../src/report/merge.js');
   const store = new AcrossStore(['client', 'server']);
-  const syn = {
-    type: 'packet', id: 1, time_us: 1_700_000_000_000_000, family: 'ipv4', proto: 'tcp', src: '198.18.1.1', dst: '198.18.2.2', sport: 40000,
+  const syn: PacketRecord = {
+    type: 'packet', id: 1, time: '2023-11-14T22:13:20.000Z', time_us: 1_700_000_000_000_000, family: 'ipv4', proto: 'tcp', src: '198.18.1.1', dst: '198.18.2.2', sport: 40000,
     dport: 3306, tcp_flags: 'S', seq: 5, ack: 0, len: 0, direction: 'out', fate: 'sent', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
-    flow: '6 198.18.1.1:40000 198.18.2.2:3306',
+    netns: 1, retransmit: 0, ending: 'left', flow: '6 198.18.1.1:40000 198.18.2.2:3306',
     steps: [{ point: 'netfilter', hook: 'LOCAL_OUT', at: 'entry', t_ns: 0 }, { point: 'netfilter', hook: 'POST_ROUTING', at: 'entry', t_ns: 10 },
       { point: 'net_dev_queue', dev: 'eth0', t_ns: 20 }, { point: 'net_dev_start_xmit', dev: 'eth0', t_ns: 30 }],
   };
-  const dropped = { ...syn, id: 2, direction: 'in', fate: 'dropped', drop: { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' },
+  const dropped: PacketRecord = { ...syn, id: 2, direction: 'in', fate: 'dropped',
+    drop: { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', explanation: '', advice: [] },
     steps: [{ point: 'netif_receive_skb', dev: 'eth0', t_ns: 0 }, { point: 'netfilter', hook: 'PRE_ROUTING', at: 'entry', t_ns: 5 },
       { point: 'netfilter', hook: 'LOCAL_IN', at: 'entry', t_ns: 9 }, { point: 'kfree_skb', reason: 'NETFILTER_DROP', t_ns: 12 }] };
   store.record(0, syn);
   store.record(1, dropped);
-  const host = (name: string, p: object) => ({ name, packets: [p] as never[], filter: null, traced: { from: 0, to: 2e15 }, addresses: new Set([name === 'client' ? '198.18.1.1' : '198.18.2.2']), lostEvents: 0 });
+  const host = (name: string, p: PacketRecord) => ({ name, packets: [p], filter: null, traced: { from: 0, to: 2e15 }, addresses: new Set([name === 'client' ? '198.18.1.1' : '198.18.2.2']), lostEvents: 0 });
   store.setMerged(merge(host('client', syn), host('server', dropped)));
   let quit = 0;
   const r = render(<AcrossView store={store} theme={{ color: false }} onQuit={() => { quit++; }} />);
