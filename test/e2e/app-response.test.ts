@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { NGINX_BIN, startNginx } from '../../src/lab/nginx.js';
-import { needsRoot, runCli, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, runCli, traceLab } from '../helpers/pathtrace.js';
 
 const REQUEST = 'GET / HTTP/1.0\r\nHost: lab\r\n\r\n';
 
@@ -31,20 +31,20 @@ test('app-response: nginx read the request; its response and FIN died at LOCAL_O
     assert.equal(result.error, 'timeout', 'the client never got an answer');
     assert.match(accessLog(), /"GET \/ HTTP\/1.0" 200/, 'yet nginx logged the request');
 
-    const requests = packets.filter((p: Rec) => p.direction === 'in' && p.len === REQUEST.length);
+    const requests = packets.filter((p) => p.direction === 'in' && p.len === REQUEST.length);
     const [first] = requests;
     assert.deepEqual([first.fate, first.ending, first.delivery.read.comm], ['delivered', 'read', 'nginx']);
     assert.equal(first.delivery.read.bytes, REQUEST.length);
     assert.ok(requests.length >= 3, 'the client retransmitted its request');
-    assert.deepEqual(requests.map((p: Rec) => p.retransmit), requests.map((_: Rec, i: number) => i));
+    assert.deepEqual(requests.map((p) => p.retransmit), requests.map((_, i) => i));
 
-    const responses = packets.filter((p: Rec) => p.direction === 'out' && p.len > 0);
+    const responses = packets.filter((p) => p.direction === 'out' && p.len > 0);
     assert.ok(responses.length >= 2, 'the response, and TCP retransmitting it');
     for (const p of responses) {
       assert.deepEqual([p.fate, p.drop.hook, p.drop.reason, p.tcpdump], ['dropped', 'LOCAL_OUT', 'NETFILTER_DROP', false]);
     }
-    assert.ok(responses.some((p: Rec) => p.tcp_flags.includes('F')), 'the FIN went the same way');
-    assert.ok(responses.some((p: Rec) => p.retransmit > 0));
+    assert.ok(responses.some((p) => p.tcp_flags.includes('F')), 'the FIN went the same way');
+    assert.ok(responses.some((p) => p.retransmit > 0));
 
     const [c] = connections;
     assert.equal(connections.length, 1);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
 import { moved, readCounters } from '../helpers/kernel-counters.js';
-import { needsRoot, traceLab, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, traceLab, unexpectedDrops, type Packet, type Summary } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 
 const PORT = 3306;
@@ -48,14 +48,14 @@ function traceDockerHost<T>(bridgeNf: boolean, port: number, traffic: (lab: Lab)
 }
 
 /** A graceful exchange: every packet one journey that went somewhere, none resent, none cut short. */
-function graceful(packets: Rec[], summary: Rec): void {
+function graceful(packets: Packet[], summary: Summary): void {
   assert.deepEqual(unexpectedDrops(packets), [], 'no drop');
-  assert.deepEqual(packets.filter((p) => p.fate === 'unfinished').map((p) => p.steps.map((s: Rec) => s.point)), [], 'nothing unfinished');
+  assert.deepEqual(packets.filter((p) => p.fate === 'unfinished').map((p) => p.steps.map((s) => s.point)), [], 'nothing unfinished');
   assert.deepEqual(packets.filter((p) => p.retransmit > 0).map((p) => p.id), [], 'no retransmission');
   assert.equal(summary.cut_by_timeout, 0);
 }
 
-const points = (p: Rec) => p.steps.map((s: Rec) => `${s.point}${s.hook ? `/${s.hook}${s.bridge ? '(bridge)' : ''}` : ''}${s.dev ? `@${s.dev}` : ''}`);
+const points = (p: Packet) => p.steps.map((s) => `${s.point}${s.hook ? `/${s.hook}${s.bridge ? '(bridge)' : ''}` : ''}${s.dev ? `@${s.dev}` : ''}`);
 
 for (const bridgeNf of [true, false]) {
   test(`Docker host, published port, bridge-nf-call-iptables ${bridgeNf ? 'on' : 'off'}: one journey per packet, through the bridge`, async (t) => {
@@ -68,17 +68,17 @@ for (const bridgeNf of [true, false]) {
       const syn = packets.find((p) => p.tcp_flags === 'S')!;
       // DNAT to the container, routed to br0, then the bridge hands it to the container's port.
       assert.deepEqual(syn.route, { decision: 'forward', in_dev: 'eth-cli', out_dev: 'br0' });
-      assert.deepEqual(syn.steps.filter((s: Rec) => s.point === 'net_dev_start_xmit').map((s: Rec) => s.dev), ['br0', 'veth-srv']);
+      assert.deepEqual(syn.steps.filter((s) => s.point === 'net_dev_start_xmit').map((s) => s.dev), ['br0', 'veth-srv']);
       assert.equal(syn.translated.dst, '198.18.2.2');
       const synAck = packets.find((p) => p.tcp_flags === 'SA')!;
       // From the container's port up to the bridge device, then routed out.
-      assert.deepEqual(synAck.steps.filter((s: Rec) => s.point === 'netif_receive_skb').map((s: Rec) => s.dev), ['veth-srv', 'br0']);
+      assert.deepEqual(synAck.steps.filter((s) => s.point === 'netif_receive_skb').map((s) => s.dev), ['veth-srv', 'br0']);
       assert.deepEqual(synAck.route, { decision: 'forward', in_dev: 'br0', out_dev: 'eth-cli' });
-      const bridgePass = synAck.steps.filter((s: Rec) => s.bridge);
+      const bridgePass = synAck.steps.filter((s) => s.bridge);
       if (bridgeNf) {
-        assert.deepEqual([...new Set(bridgePass.map((s: Rec) => s.hook))], ['PRE_ROUTING'], points(synAck).join(' '));
+        assert.deepEqual([...new Set(bridgePass.map((s) => s.hook))], ['PRE_ROUTING'], points(synAck).join(' '));
         // br_netfilter's pass comes before the bridge hands it up to br0.
-        const up = synAck.steps.findIndex((s: Rec) => s.point === 'netif_receive_skb' && s.dev === 'br0');
+        const up = synAck.steps.findIndex((s) => s.point === 'netif_receive_skb' && s.dev === 'br0');
         assert.ok(synAck.steps.indexOf(bridgePass[0]) < up);
       } else {
         assert.deepEqual(bridgePass, []);
@@ -95,11 +95,11 @@ for (const bridgeNf of [true, false]) {
       for (const p of packets) {
         assert.equal(p.fate, 'forwarded', `${p.id}: ${points(p).join(' ')}`);
         assert.equal(p.route.decision, 'bridge', `${p.id}: ${JSON.stringify(p.route)}`);
-        const hooks = p.steps.filter((s: Rec) => s.point === 'netfilter');
+        const hooks = p.steps.filter((s) => s.point === 'netfilter');
         if (bridgeNf) {
           // Docker's "-i br0 -o br0 -j ACCEPT" lets bridged traffic through br_netfilter's FORWARD.
-          assert.deepEqual([...new Set(hooks.map((s: Rec) => s.hook))], ['PRE_ROUTING', 'FORWARD', 'POST_ROUTING'], points(p).join(' '));
-          assert.ok(hooks.every((s: Rec) => s.bridge), points(p).join(' '));
+          assert.deepEqual([...new Set(hooks.map((s) => s.hook))], ['PRE_ROUTING', 'FORWARD', 'POST_ROUTING'], points(p).join(' '));
+          assert.ok(hooks.every((s) => s.bridge), points(p).join(' '));
         } else {
           assert.deepEqual(hooks, [], 'no IP hooks for a bridged frame');
         }
@@ -128,11 +128,11 @@ test('a container to a service on the Docker host (through the bridge device): d
     assert.ok(inbound.length >= 3);
     for (const p of inbound) {
       assert.equal(p.fate, 'delivered', `${p.id}: ${points(p).join(' ')}`);
-      assert.deepEqual(p.steps.filter((s: Rec) => s.point === 'netif_receive_skb').map((s: Rec) => s.dev), ['veth-srv', 'br0']);
+      assert.deepEqual(p.steps.filter((s) => s.point === 'netif_receive_skb').map((s) => s.dev), ['veth-srv', 'br0']);
       assert.equal(p.route.in_dev, 'br0');
     }
     for (const p of packets.filter((x) => x.direction === 'out')) {
-      assert.deepEqual(p.steps.filter((s: Rec) => s.point === 'net_dev_start_xmit').map((s: Rec) => s.dev), ['br0', 'veth-srv']);
+      assert.deepEqual(p.steps.filter((s) => s.point === 'net_dev_start_xmit').map((s) => s.dev), ['br0', 'veth-srv']);
       assert.equal(p.fate, 'sent');
     }
   });

@@ -53,7 +53,7 @@ test('two pathtraces at once, and a chain at the first free priority: both attac
     const b = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
     const prio = (p: Pathtrace, hook: string) => {
       const x = p.ready.netfilter.find((n: { family: string; hook: string }) => n.family === 'ipv4' && n.hook === hook);
-      return [x.entry_priority, x.exit_priority, ...x.between_priorities];
+      return [x!.entry_priority, x!.exit_priority, ...x!.between_priorities];
     };
     // The nft chain holds INT_MIN+1: a's entry moves up one, b's further; exits share nothing either.
     const [aEntry, aExit, ...aBetween] = prio(a, 'LOCAL_IN');

@@ -7,7 +7,7 @@ import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, pathtraceLinks, peakMiB, runCli, sleep } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, peakMiB, runCli, sleep, type Summary } from '../helpers/pathtrace.js';
 import { BIN, ROOT } from '../helpers/paths.js';
 
 /** One line on stderr, no stack trace. */
@@ -133,7 +133,7 @@ test('a kernel without netfilter links that refuses trampolines (this one, prete
     const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353'], { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter' });
     assert.deepEqual(pt.ready.netfilter, []);
     assert.equal(pt.ready.netfilter_mechanism, 'none');
-    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter').reason,
+    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter')!.reason,
       /no BPF netfilter links \(Linux < 6\.4\), and neither trampolines nor kprobes on nf_hook_slow could trace the hooks \(.*nf_hook_slow_entry.*\): .*still work/);
     // The points of the mechanisms that failed are in that one line, not each on its own.
     assert.ok(!pt.ready.unavailable.some((u: { point: string }) => /^(fentry|fexit|kprobe|kretprobe)\//.test(u.point)));
@@ -175,7 +175,7 @@ test('--json: only NDJSON on stdout, a ready record first and a summary last; --
     assert.deepEqual([req.direction, req.fate, req.proto, req.tcp_flags, req.dport], ['in', 'delivered', 'udp', null, 5353]);
     assert.deepEqual([resp.direction, resp.fate, resp.sport], ['out', 'sent', 5353]);
     for (const p of packets) assert.ok(p.steps.every((s: { t_ns: number }) => Number.isInteger(s.t_ns) && s.t_ns >= 0));
-    const summary = records.at(-1)!;
+    const summary = records.at(-1) as Summary;
     assert.equal(summary.type, 'summary');
     assert.equal(summary.packets, 2);
     assert.equal(summary.stopped_by, 'count');
@@ -203,7 +203,7 @@ test('--duration ends the trace by itself; --host keeps only that address', asyn
       assert.equal(p.family, 'ipv6');
       assert.ok(p.src === lab.client.v6 || p.dst === lab.client.v6);
     }
-    assert.equal(records.at(-1)!.stopped_by, 'duration');
+    assert.equal((records.at(-1) as Summary).stopped_by, 'duration');
   } finally {
     lab.destroy();
   }
@@ -243,7 +243,7 @@ test('--netns /proc/PID/ns/net: the trace outlives that process while the namesp
     assert.equal(syn?.fate, 'delivered', 'still tracing after the process named by --netns exited');
     lab.destroy();
     const { records } = await pt.done();
-    assert.equal(records.at(-1)!.stopped_by, 'netns-gone', 'and ends once nothing names the namespace');
+    assert.equal((records.at(-1) as Summary).stopped_by, 'netns-gone', 'and ends once nothing names the namespace');
   } finally {
     lab.destroy();
   }
@@ -257,7 +257,7 @@ test('the traced namespace going away ends the trace with a summary', async (t) 
     lab.destroy();
     const { code, records } = await pt.done();
     assert.equal(code, 0);
-    assert.equal(records.at(-1)!.stopped_by, 'netns-gone');
+    assert.equal((records.at(-1) as Summary).stopped_by, 'netns-gone');
   } finally {
     lab.destroy();
   }
@@ -281,7 +281,7 @@ test('a flood while pathtrace is stalled fills the ring buffer: lost events are 
     const { code, records } = await pt.stop();
     sink.kill();
     assert.equal(code, 0);
-    const summary = records.at(-1)!;
+    const summary = records.at(-1) as Summary;
     assert.ok(summary.lost_events > 0, 'the 1 MiB ring overflowed');
     assert.ok(summary.incomplete > 0, 'journeys under way are marked');
     assert.ok(summary.events > 0);
@@ -328,7 +328,7 @@ test('a reader of stdout that falls behind costs bounded memory: records are ski
         const notes = records.filter((r) => r.type === 'note').map((r) => r.message as string);
         assert.ok(notes.some((m) => /stdout's reader fell behind \(16 MiB waiting\): packet records are skipped/.test(m)), notes.join('\n'));
         const skipped = Number(/^(\d+) packet records in all were skipped/.exec(notes.find((m) => /in all were skipped/.test(m)) ?? '')?.[1]);
-        const summary = records.at(-1)!;
+        const summary = records.at(-1) as Summary;
         assert.equal(summary.type, 'summary');
         assert.ok(skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
           `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`);

@@ -9,11 +9,11 @@ import { test } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
 import { emptyService, kubeProxyRuleset } from '../fixtures/rulesets/kube-proxy.js';
 import { moved, readCounters } from '../helpers/kernel-counters.js';
-import { needsRoot, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, sleep, traceLab, type Packet } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 
 const fixture = (name: string) => readFileSync(path.join(FIXTURES, 'rulesets', name), 'utf8');
-const netfilterDrops = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped' && p.drop.layer === 'netfilter');
+const netfilterDrops = (ps: Packet[]) => ps.filter((p) => p.fate === 'dropped' && p.drop.layer === 'netfilter');
 
 /** Traffic, with what the kernel's counters say counted it. */
 async function counted(lab: Lab, netns: string, traffic: () => Promise<unknown>): Promise<{ moved: string[] }> {
@@ -25,7 +25,7 @@ async function counted(lab: Lab, netns: string, traffic: () => Promise<unknown>)
 
 /** Every drop named with the rule the counters moved on, confidently; or, where not, marked a guess
  *  that lists it. Never a confident wrong rule. confident: at least one is named for sure. */
-function agrees(drops: Rec[], truth: string, found: RegExp, confident = true): void {
+function agrees(drops: Packet[], truth: string, found: RegExp, confident = true): void {
   assert.ok(drops.length >= 1, 'the packet was dropped');
   const named = drops.filter((d) => d.drop.guess === undefined);
   if (confident) assert.ok(named.length >= 1, `at least one drop named with confidence: ${JSON.stringify(drops.map((d) => d.drop))}`);

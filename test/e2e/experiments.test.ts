@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, runCli, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+import { isType, needsRoot, Pathtrace, runCli, unexpectedDrops, type Packet } from '../helpers/pathtrace.js';
 
 const PORT = 3306;
 
@@ -39,8 +39,8 @@ async function startTcpdump(lab: Lab, netns: string, ifname: string) {
   };
 }
 
-const syns = (ps: Rec[]) => ps.filter((p) => p.tcp_flags === 'S');
-const synacks = (ps: Rec[]) => ps.filter((p) => p.tcp_flags === 'SA');
+const syns = (ps: Packet[]) => ps.filter((p) => p.tcp_flags === 'S');
+const synacks = (ps: Packet[]) => ps.filter((p) => p.tcp_flags === 'SA');
 
 test('experiment 1, local-in: tcpdump sees every SYN, netfilter drops it at LOCAL_IN, TCP has no state', async (t) => {
   if (!needsRoot(t)) return;
@@ -93,7 +93,7 @@ test('experiment 2, local-out: TCP reaches SYN_RECV, its SYN-ACKs die at LOCAL_O
       assert.equal(p.fate, 'delivered');
       assert.equal(p.tcpdump, true);
       assert.deepEqual(p.tcp, { saw: true, reply: 'SA' }, 'TCP received the SYN and answered it');
-      assert.equal(p.steps.at(-1).location, 'tcp_rcv_state_process');
+      assert.equal(p.steps.at(-1)!.location, 'tcp_rcv_state_process');
     }
     assert.ok(synacks(packets).length >= syns(packets).length, 'a SYN-ACK for every SYN');
     for (const p of synacks(packets)) {
@@ -137,8 +137,8 @@ for (const family of [4, 6] as const) {
         assert.ok(['delivered', 'sent'].includes(p.fate), `${p.tcp_flags} ${p.fate}`);
         assert.equal(p.tcpdump, true);
       }
-      const summary = records.find((r) => r.type === 'summary')!;
-      assert.ok(summary.flows[0].tcp_states.includes('SYN_RECV>ESTABLISHED'), summary.flows[0].tcp_states);
+      const summary = records.find(isType('summary'))!;
+      assert.ok(summary.flows[0].tcp_states.includes('SYN_RECV>ESTABLISHED'), summary.flows[0].tcp_states.join(' '));
     } finally {
       lab.destroy();
     }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { LIBPCAP_NAMES } from '../../src/trace/expression.js';
-import { dnatToServer, needsRoot, runCli, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { dnatToServer, needsRoot, runCli, traceLab, type Packet } from '../helpers/pathtrace.js';
 
 test('bad expressions: one line naming what is wrong, as libpcap says it; a missing libpcap says what to install', (t) => {
   if (!needsRoot(t)) return;
@@ -26,7 +26,7 @@ test('bad expressions: one line naming what is wrong, as libpcap says it; a miss
   assert.ok(LIBPCAP_NAMES.includes('libpcap.so.1') && LIBPCAP_NAMES.includes('libpcap.so.0.8'));
 });
 
-const out = (ps: Rec[]) => ps.filter((p) => p.direction === 'out');
+const out = (ps: Packet[]) => ps.filter((p) => p.direction === 'out');
 
 test('an expression in the kernel: only the packets it names, with the ICMP error about a matching datagram', async (t) => {
   if (!needsRoot(t)) return;

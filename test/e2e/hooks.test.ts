@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Lab, type Host } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, type Rec } from '../helpers/pathtrace.js';
+import { isType, needsRoot, Pathtrace } from '../helpers/pathtrace.js';
 
 interface Case {
   hook: 'PRE_ROUTING' | 'LOCAL_IN' | 'FORWARD' | 'LOCAL_OUT' | 'POST_ROUTING';
@@ -73,8 +73,8 @@ for (const c of CASES) {
       assert.equal(code, 0);
 
       assert.ok(dropped, `no dropped packet reported; got ${JSON.stringify(records.filter((r) => r.type === 'packet'))}`);
-      const drops = records.filter((r) => r.type === 'packet' && r.fate === 'dropped');
-      for (const p of drops as Rec[]) {
+      const drops = records.filter(isType('packet')).filter((r) => r.fate === 'dropped');
+      for (const p of drops) {
         assert.equal(p.family, `ipv${c.family}`);
         assert.equal(p.proto, c.proto);
         assert.equal(p.dport, port);
@@ -84,7 +84,7 @@ for (const c of CASES) {
           { layer: 'netfilter', hook: c.hook, reason: 'NETFILTER_DROP' });
         assert.match(p.drop.location, /^(nft_do_chain|nf_hook_slow|ipt_do_table|ip6t_do_table)$/);
         // It entered the hook and never left it.
-        const at = p.steps.filter((s: Rec) => s.hook === c.hook).map((s: Rec) => s.at);
+        const at = p.steps.filter((s) => s.hook === c.hook).map((s) => s.at);
         assert.equal(at[0], 'entry');
         assert.ok(!at.includes('exit'), at.join(' '));
         // Dropped on the way in: after the RX tap. On the way out: before the TX tap.

@@ -4,10 +4,10 @@
 // and the namespace's netstat counters. Real traffic in lab namespaces.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { dnatToServer, needsRoot, traceLab, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+import { dnatToServer, needsRoot, traceLab, unexpectedDrops, type Packet } from '../helpers/pathtrace.js';
 
-const dropped = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped');
-const out = (ps: Rec[]) => ps.filter((p) => p.direction === 'out');
+const dropped = (ps: Packet[]) => ps.filter((p) => p.fate === 'dropped');
+const out = (ps: Packet[]) => ps.filter((p) => p.direction === 'out');
 
 for (const family of [4, 6] as const) {
   test(`closed TCP port, IPv${family}: the stack's RST, and the SYN freed as NO_SOCKET`, async (t) => {
@@ -25,7 +25,7 @@ for (const family of [4, 6] as const) {
       assert.match(syn.drop.location, /^tcp_v[46]_rcv$/);
       assert.deepEqual(syn.delivery, { socket: false, read: null });
       assert.deepEqual(syn.tcp, { saw: true, reply: 'R' });
-      assert.ok(syn.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP announced its reset');
+      assert.ok(syn.steps.some((s) => s.point === 'tcp_send_reset'), 'TCP announced its reset');
       const [rst] = out(packets);
       assert.equal(rst.tcp_flags, 'RA');
       assert.deepEqual([rst.fate, rst.origin, rst.tcpdump], ['sent', 'stack', true]);
@@ -50,7 +50,7 @@ for (const family of [4, 6] as const) {
       const [syn] = dropped(packets);
       assert.deepEqual([syn.drop.layer, syn.drop.hook, syn.drop.reason], ['netfilter', 'LOCAL_IN', 'NETFILTER_DROP']);
       assert.equal(syn.tcp.saw, false);
-      assert.ok(!syn.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP sent no reset');
+      assert.ok(!syn.steps.some((s) => s.point === 'tcp_send_reset'), 'TCP sent no reset');
       const [rst] = out(packets);
       assert.equal(rst.tcp_flags, 'RA');
       assert.deepEqual([rst.fate, rst.origin], ['sent', 'netfilter']);
@@ -113,11 +113,11 @@ for (const family of [4, 6] as const) {
         'the peer still sent data after the application had closed the socket (or shut down reading), and with no one to read it TCP resets the connection (RFC 1122)');
       const ns = `ip netns exec ${lab.server.netns} `;
       assert.deepEqual(d.drop.advice, [`${ns}ss -tanoi 'sport = :8080 and dport = :${d.sport}'`, `${ns}nstat -az TcpExtTCPAbortOnData`]);
-      assert.ok(d.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
+      assert.ok(d.steps.some((s) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
       const rst = out(packets).find((p) => p.tcp_flags === 'R');
       assert.deepEqual([rst?.origin, rst?.fate], ['stack', 'sent']);
       assert.equal(summary.counters.TcpExtTCPAbortOnData, 1);
-      assert.ok(summary.drops.some((g: Rec) => g.explanation === d.drop.explanation && g.count === 1), 'the summary groups it by the same words');
+      assert.ok(summary.drops.some((g) => g.explanation === d.drop.explanation && g.count === 1), 'the summary groups it by the same words');
     });
   });
 }
@@ -139,7 +139,7 @@ for (const family of [4, 6] as const) {
       // after the time-wait socket's reset.
       assert.deepEqual([d.direction, d.tcp_flags, d.len, d.drop.layer], ['in', 'PA', 12, 'tcp']);
       assert.match(d.drop.location, /^tcp_v[46]_rcv$/);
-      assert.ok(d.steps.some((s: Rec) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
+      assert.ok(d.steps.some((s) => s.point === 'tcp_send_reset'), 'TCP answered it with a reset');
       const local = family === 4 ? `${lab.server.v4}:8080` : `[${lab.server.v6}]:8080`;
       assert.deepEqual(connections[0].sockets[local],
         ['LISTEN>SYN_RECV', 'SYN_RECV>ESTABLISHED', 'ESTABLISHED>FIN_WAIT1', 'FIN_WAIT1>FIN_WAIT2', 'FIN_WAIT2>CLOSE']);
@@ -188,8 +188,8 @@ test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before rou
     assert.deepEqual([d.fate, d.drop.layer, d.drop.reason, d.tcpdump], ['dropped', 'ip', 'IP_RPFILTER', true]);
     assert.match(d.drop.explanation, /^reverse path filtering: a reply to its source would not leave by the device it came in on \(rp_filter\)$/);
     assert.match(d.drop.advice[0], /^ip netns exec \S+ sysctl net\.ipv4\.conf\.all\.rp_filter net\.ipv4\.conf\.eth0\.rp_filter$/);
-    assert.ok(d.steps.some((s: Rec) => s.hook === 'PRE_ROUTING' && (s.at === 'exit' || s.passed)), 'it left PRE_ROUTING');
-    assert.ok(!d.steps.some((s: Rec) => s.hook === 'LOCAL_IN'), 'never routed');
+    assert.ok(d.steps.some((s) => s.hook === 'PRE_ROUTING' && (s.at === 'exit' || s.passed)), 'it left PRE_ROUTING');
+    assert.ok(!d.steps.some((s) => s.hook === 'LOCAL_IN'), 'never routed');
   });
 });
 
@@ -270,7 +270,7 @@ test('a qdisc with a tiny limit: QDISC_DROP before the tap; queued packets show 
     const queued = sent.filter((p) => p.fate === 'sent');
     assert.ok(queued.length >= 1);
     for (const p of queued) {
-      const points = p.steps.map((s: Rec) => s.point).filter((x: string) => x.startsWith('net_dev') || x.startsWith('qdisc'));
+      const points = p.steps.map((s) => s.point).filter((x: string) => x.startsWith('net_dev') || x.startsWith('qdisc'));
       assert.deepEqual(points, ['net_dev_queue', 'qdisc_enqueue', 'qdisc_dequeue', 'net_dev_start_xmit']);
       assert.ok(Number.isInteger(p.qdisc_wait_ns));
     }
@@ -290,8 +290,8 @@ test('neighbour resolution that fails: NEIGH_FAILED after the wait, ICMP host un
   }, ({ packets }) => {
     const [d] = dropped(packets);
     assert.deepEqual([d.direction, d.drop.layer, d.drop.reason, d.tcpdump], ['out', 'neighbour', 'NEIGH_FAILED', false]);
-    const post = d.steps.find((s: Rec) => s.hook === 'POST_ROUTING' && (s.at === 'exit' || s.passed));
-    assert.ok(d.steps.at(-1).t_ns - post.t_ns >= 150e6, 'it waited for the neighbour');
+    const post = d.steps.find((s) => s.hook === 'POST_ROUTING' && (s.at === 'exit' || s.passed));
+    assert.ok(d.steps.at(-1)!.t_ns - post!.t_ns >= 150e6, 'it waited for the neighbour');
     const icmp = packets.find((p) => p.proto === 'icmp')!;
     assert.deepEqual([icmp.icmp.type, icmp.icmp.code, icmp.fate], [3, 1, 'delivered']);
   });
@@ -360,7 +360,7 @@ test('the application\'s read: who read the request, how long it waited in the s
     assert.equal(req.ending, 'read');
     assert.deepEqual({ ...req.delivery.read, queued_ns: undefined }, { pid: serverPid, comm: 'node', bytes: 13, queued_ns: undefined });
     assert.ok(req.delivery.read.queued_ns >= 0);
-    assert.equal(req.steps.at(-1).point, 'skb_copy_datagram_iovec');
+    assert.equal(req.steps.at(-1)!.point, 'skb_copy_datagram_iovec');
     assert.deepEqual(connections[0].process, { pid: serverPid, comm: 'node' });
     assert.match(connections[0].verdict, new RegExp(`request read by node\\[${serverPid}\\]`));
     assert.deepEqual(unexpectedDrops(packets), [], 'normal frees are not drops');
@@ -412,7 +412,7 @@ test('loopback: each packet is sent, loops through lo and is delivered; both soc
       assert.equal(p.fate, 'delivered', `${p.tcp_flags} ${p.fate}`);
       assert.deepEqual(p.tcpdump_devices, ['lo']);
       assert.equal(p.route.decision, 'local');
-      const points = p.steps.map((s: Rec) => s.point);
+      const points = p.steps.map((s) => s.point);
       assert.ok(points.indexOf('net_dev_start_xmit') < points.indexOf('netif_receive_skb'));
     }
     assert.ok(packets.some((p) => p.ending === 'read' && p.delivery.read.bytes === 2));
@@ -445,7 +445,7 @@ test('GRO on the receiving device: segments merged into one packet share its fat
       assert.ok(head, `packet #${m.merged_into} is reported`);
       assert.equal(m.fate, head.fate);
       assert.ok(head.len > m.len, 'the merged packet is larger');
-      assert.deepEqual(m.steps.map((s: Rec) => s.point), ['napi_gro_receive_entry']);
+      assert.deepEqual(m.steps.map((s) => s.point), ['napi_gro_receive_entry']);
     }
     assert.deepEqual(unexpectedDrops(packets), []);
     assert.equal(packets.filter((p) => p.fate === 'unfinished').length, 0);
@@ -471,7 +471,7 @@ test('GSO on the sending device: wire segments are their own journeys, linked to
       assert.deepEqual([parent.direction, parent.fate, parent.ending, parent.tcpdump], ['out', 'sent', 'segmented', true]);
       const segs = parent.segments.map((id: number) => byId.get(id)!);
       assert.ok(segs.length >= 2);
-      assert.equal(segs.reduce((n: number, s: Rec) => n + s.len, 0), parent.len, 'the segments carry the whole packet');
+      assert.equal(segs.reduce((n: number, s) => n + s.len, 0), parent.len, 'the segments carry the whole packet');
       for (const s of segs) assert.deepEqual([s.segment_of, s.fate, s.tcpdump], [parent.id, 'sent', true]);
     }
     assert.deepEqual(unexpectedDrops(packets), []);

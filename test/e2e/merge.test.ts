@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep, SLOWDOWN, type Rec } from '../helpers/pathtrace.js';
+import type { HostRecord, MergeRecord } from '../../src/output/records.js';
+import { isType, needsRoot, parseRecords, Pathtrace, pathtraceLinks, runCli, sleep, SLOWDOWN, type Clock, type Present, type Trip } from '../helpers/pathtrace.js';
 
 interface Case {
   /** Rules and settings, before the traces start. */
@@ -22,7 +23,7 @@ interface Case {
   write?: boolean;
 }
 
-interface Merged { trips: Rec[]; clock: Rec; text: string; connected: boolean; written?: Rec[] }
+interface Merged { trips: Trip[]; clock: Clock; text: string; connected: boolean; written?: Trip[] }
 
 async function across(t: TestContext, c: Case): Promise<Merged> {
   const lab = new Lab({ router: true });
@@ -44,14 +45,14 @@ async function across(t: TestContext, c: Case): Promise<Merged> {
   writeFileSync(files[1], b.stdout);
   const json = runCli(['merge', '--json', `client=${files[0]}`, `server=${files[1]}`]);
   assert.equal(json.code, 0, json.stderr);
-  const records = json.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const records = parseRecords(json.stdout);
   const text = runCli(['merge', `client=${files[0]}`, `server=${files[1]}`]);
   assert.equal(text.code, 0, text.stderr);
   const written = c.write ? runCli(['merge', '--json', `client=${pcapng[0]}`, `server=${pcapng[1]}`]) : null;
   assert.equal(written?.code ?? 0, 0, written?.stderr);
   return {
-    trips: records.filter((x) => x.type === 'trip'), clock: records.find((x) => x.type === 'clock'), text: text.stdout, connected: r.ok,
-    written: written?.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.type === 'trip'),
+    trips: records.filter(isType('trip')), clock: records.find(isType('clock'))!, text: text.stdout, connected: r.ok,
+    written: written ? parseRecords(written.stdout).filter(isType('trip')) : undefined,
   };
 }
 
@@ -164,17 +165,19 @@ test('--netns twice: both traced at once, each packet tagged by its namespace, m
   lab.exec(lab.router!.netns, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
   await lab.listen('tcp', 3306);
   const pt = await Pathtrace.start(['--netns', lab.client.netns, '--netns', lab.server.netns, '--port', '3306']);
-  for (let i = 0; i < 200 * SLOWDOWN && pt.records.filter((r) => r.type === 'ready').length < 2; i++) await sleep(50);
-  assert.equal(pt.records.filter((r) => r.type === 'ready').length, 2, 'a ready record from each');
-  assert.deepEqual(new Set(pt.records.filter((r) => r.type === 'ready').map((r) => r.host)), new Set([lab.client.netns, lab.server.netns]));
+  // Its children's records tagged by namespace, then the merge's.
+  const lines = (records: Pathtrace['records']) => records as Present<HostRecord | MergeRecord>[];
+  for (let i = 0; i < 200 * SLOWDOWN && lines(pt.records).filter(isType('ready')).length < 2; i++) await sleep(50);
+  assert.equal(lines(pt.records).filter(isType('ready')).length, 2, 'a ready record from each');
+  assert.deepEqual(new Set(lines(pt.records).filter(isType('ready')).map((r) => r.host)), new Set([lab.client.netns, lab.server.netns]));
   await lab.connect('tcp', lab.server.v4, 3306, 2500 * SLOWDOWN);
   const done = await pt.stop();
   assert.equal(done.code, 0, done.stderr);
-  const packets = done.records.filter((r) => r.type === 'packet');
+  const packets = lines(done.records).filter(isType('packet'));
   assert.ok(packets.length >= 2 && packets.every((p) => p.host === lab.client.netns), 'the SYNs, in the client only');
-  const trips = done.records.filter((r) => r.type === 'trip');
+  const trips = lines(done.records).filter(isType('trip'));
   assert.ok(trips.length >= 2 && trips.every((x) => x.path === 'lost-on-path' && x.from === lab.client.netns), JSON.stringify(trips));
-  assert.equal(done.records.at(-1)?.type, 'merge_summary');
+  assert.equal(lines(done.records).at(-1)?.type, 'merge_summary');
   assert.deepEqual(pathtraceLinks(), [], 'both children detached');
 });
 

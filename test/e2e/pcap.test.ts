@@ -9,7 +9,7 @@ import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import { startNginx } from '../../src/lab/nginx.js';
 import { BIN } from '../helpers/paths.js';
-import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep } from '../helpers/pathtrace.js';
 
 function tools(t: TestContext, ...names: string[]): boolean {
   const missing = names.filter((n) => spawnSync(n, ['--version']).error);
@@ -129,7 +129,7 @@ test('compare: frames outside the filter are named so; bad files get one line an
   td.kill('SIGINT');
   await new Promise((r) => td.on('exit', r));
   const json = path.join(dir, 'trace.ndjson');
-  writeFileSync(json, records.map((r: Rec) => JSON.stringify(r)).join('\n'));
+  writeFileSync(json, records.map((r) => JSON.stringify(r)).join('\n'));
   const r = runCli(['compare', cap, json]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /frame \d+: 198\.18\.0\.1\.\d+ > 198\.18\.0\.2\.8080 \[S\] seq \d+: outside pathtrace's filter/);

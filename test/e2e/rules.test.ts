@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
-import { needsRoot, nftMonitors, Pathtrace, pathtraceLinks, sleep, traceLab, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, nftMonitors, Pathtrace, pathtraceLinks, sleep, traceLab, type Packet, type Ready } from '../helpers/pathtrace.js';
 import { BIN } from '../helpers/paths.js';
 
 const PORT = 3306;
 const nft = (lab: Lab, ruleset: string) => lab.exec(lab.server.netns, 'nft', ['-f', '-'], ruleset);
 const ipt = (lab: Lab, cmd: string, ...args: string[]) => lab.exec(lab.server.netns, cmd, args);
-const drops = (ps: Rec[]) => ps.filter((p) => p.fate === 'dropped' && p.drop.layer === 'netfilter');
+const drops = (ps: Packet[]) => ps.filter((p) => p.fate === 'dropped' && p.drop.layer === 'netfilter');
 const connect = (lab: Lab) => lab.connect('tcp', lab.server.v4, PORT, 400);
 
 test('iptables-nft with raw, mangle, filter and an nft table on one hook: filter INPUT rule 2, by its counter', async (t) => {
@@ -30,8 +30,8 @@ test('iptables-nft with raw, mangle, filter and an nft table on one hook: filter
     args: ['--port', String(PORT)],
     traffic: connect,
   }, ({ lab, packets, records }) => {
-    const ready = records[0];
-    const input = ready.netfilter.find((p: Rec) => p.family === 'ipv4' && p.hook === 'LOCAL_IN');
+    const ready = records[0] as Ready;
+    const input = ready.netfilter.find((p) => p.family === 'ipv4' && p.hook === 'LOCAL_IN')!;
     assert.deepEqual(input.between_priorities, [-149, 1], 'a probe after mangle (-150) and after filter (0), below the nft table (10)');
     const [d] = drops(packets);
     assert.ok(d, 'the SYN was dropped');
@@ -43,7 +43,7 @@ test('iptables-nft with raw, mangle, filter and an nft table on one hook: filter
     assert.equal(d.drop.remove, `ip netns exec ${lab.server.netns} iptables -D INPUT 2`);
     assert.equal(d.drop.guess, undefined);
     // The steps show the probes it passed in LOCAL_IN: the entry and the one after mangle, not the one after filter.
-    assert.deepEqual(d.steps.filter((s: Rec) => s.hook === 'LOCAL_IN').map((s: Rec) => [s.at, s.priority]),
+    assert.deepEqual(d.steps.filter((s) => s.hook === 'LOCAL_IN').map((s) => [s.at, s.priority]),
       [['entry', input.entry_priority], ['between', -149]]);
   });
 });
@@ -197,10 +197,10 @@ test('a ruleset changed while tracing: probes re-placed, said so, and the new ch
     const [d] = drops(packets);
     assert.ok(records.indexOf(d) > noteAt);
     assert.deepEqual([d.drop.table, d.drop.chain, d.drop.rule.text], ['late', 'c', 'tcp dport 3306 counter drop']);
-    const ready = records[0];
+    const ready = records[0] as Ready;
     assert.equal(ready.ruleset_changes, 'notified', 'heard from nftables, not polled');
-    assert.deepEqual(ready.netfilter.find((p: Rec) => p.family === 'ipv4' && p.hook === 'LOCAL_IN').between_priorities, [], 'one chain: no gap at the start');
-    assert.ok(d.steps.some((s: Rec) => s.hook === 'LOCAL_IN' && s.at === 'between' && s.priority === 1), 'the new probe between filter (0) and late (5)');
+    assert.deepEqual(ready.netfilter.find((p) => p.family === 'ipv4' && p.hook === 'LOCAL_IN')!.between_priorities, [], 'one chain: no gap at the start');
+    assert.ok(d.steps.some((s) => s.hook === 'LOCAL_IN' && s.at === 'between' && s.priority === 1), 'the new probe between filter (0) and late (5)');
   });
 });
 
@@ -217,20 +217,20 @@ test('no chains in a family: its hooks keep their entry probe only (passed); the
       return connect(lab);
     },
   }, ({ records, packets }) => {
-    const ready = records[0];
+    const ready = records[0] as Ready;
     for (const p of ready.netfilter) {
       assert.ok(p.entry_priority !== null, `${p.family} ${p.hook} has its entry probe`);
       assert.deepEqual([p.exit_priority, p.bracketed], [null, false], `${p.family} ${p.hook}: no exit probe without chains`);
     }
     const syn = packets.find((p) => p.tcp_flags === 'S' && p.fate === 'delivered')!;
     assert.ok(syn, 'the first SYN was delivered');
-    const hooks = syn.steps.filter((s: Rec) => s.point === 'netfilter');
-    assert.deepEqual(hooks.map((s: Rec) => [s.hook, s.at, s.passed]), [['PRE_ROUTING', 'entry', true], ['LOCAL_IN', 'entry', true]]);
+    const hooks = syn.steps.filter((s) => s.point === 'netfilter');
+    assert.deepEqual(hooks.map((s) => [s.hook, s.at, s.passed]), [['PRE_ROUTING', 'entry', true], ['LOCAL_IN', 'entry', true]]);
     assert.equal(syn.delivery.socket, true);
     // The chain came: IPv4's hooks are bracketed again, and the drop is placed in its hook and chain.
     const [d] = drops(packets);
     assert.deepEqual([d.drop.hook, d.drop.table, d.drop.chain], ['LOCAL_IN', 'late', 'c']);
-    assert.deepEqual(d.steps.filter((s: Rec) => s.point === 'netfilter').map((s: Rec) => `${s.hook} ${s.at}${s.passed ? ' passed' : ''}`),
+    assert.deepEqual(d.steps.filter((s) => s.point === 'netfilter').map((s) => `${s.hook} ${s.at}${s.passed ? ' passed' : ''}`),
       ['PRE_ROUTING entry', 'PRE_ROUTING exit', 'LOCAL_IN entry']);
   });
 });

@@ -2,18 +2,34 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
+import type { ClockRecord, ConnectionRecord, OutputRecord, PacketRecord, ReadyRecord, SummaryRecord, TraceRecord, TripRecord } from '../../src/output/records.js';
 import { BIN } from './paths.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Rec = Record<string, any>;
+/**
+ * A record as a test reads it: every optional or nullable part taken as there. Names and types are checked; a test
+ * that reads a part the record lacks fails when it runs, as an assertion would.
+ */
+export type Present<T> = T extends object ? { [K in keyof T]-?: Present<NonNullable<T[K]>> } : T;
+export type Packet = Present<PacketRecord>;
+export type Ready = Present<ReadyRecord>;
+export type Connection = Present<ConnectionRecord>;
+export type Summary = Present<SummaryRecord>;
+export type Trip = Present<TripRecord>;
+export type Clock = Present<ClockRecord>;
+
+/** A filter by record type that narrows: records.filter(isType('packet')) is a Packet[]. */
+export const isType = <T extends OutputRecord['type']>(t: T) => <R extends { type: string }>(r: R): r is Extract<R, { type: T }> => r.type === t;
+
+/** NDJSON as pathtrace writes it, one record a line. */
+export const parseRecords = (ndjson: string): Present<OutputRecord>[] => ndjson.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
 /** Waits are multiplied by PATHTRACE_TEST_SLOWDOWN: the kernel matrix runs under qemu's TCG, many times slower. */
 export const SLOWDOWN = Math.max(1, Number(process.env.PATHTRACE_TEST_SLOWDOWN) || 1);
 
-export interface Finished { code: number | null; signal: NodeJS.Signals | null; records: Rec[]; stdout: string; stderr: string }
+export interface Finished { code: number | null; signal: NodeJS.Signals | null; records: Present<TraceRecord>[]; stdout: string; stderr: string }
 
 export class Pathtrace {
-  readonly records: Rec[] = [];
+  readonly records: Present<TraceRecord>[] = [];
   stdout = '';
   stderr = '';
   private readonly exited: Promise<Finished>;
@@ -50,16 +66,16 @@ export class Pathtrace {
     return pt;
   }
 
-  get ready(): Rec {
-    return this.records.find((r) => r.type === 'ready')!;
+  get ready(): Ready {
+    return this.records.find(isType('ready'))!;
   }
 
-  packets(): Rec[] {
-    return this.records.filter((r) => r.type === 'packet');
+  packets(): Packet[] {
+    return this.records.filter(isType('packet'));
   }
 
   /** Waits until a packet record satisfies pred (or the timeout passes). */
-  async waitFor(pred: (p: Rec) => boolean, ms = 5000): Promise<Rec | undefined> {
+  async waitFor(pred: (p: Packet) => boolean, ms = 5000): Promise<Packet | undefined> {
     const until = Date.now() + ms * SLOWDOWN;
     while (Date.now() < until) {
       const hit = this.packets().find(pred);
@@ -121,10 +137,10 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export interface LabTrace<T> {
   lab: import('../../src/lab/lab.js').Lab;
   result: T;
-  packets: Rec[];
-  connections: Rec[];
-  summary: Rec;
-  records: Rec[];
+  packets: Packet[];
+  connections: Connection[];
+  summary: Summary;
+  records: Present<TraceRecord>[];
 }
 
 /**
@@ -152,9 +168,9 @@ export async function traceLab<T>(opts: {
     if (code !== 0) throw new Error(`pathtrace exited ${code}: ${stderr}`);
     await check({
       lab, result, records,
-      packets: records.filter((r) => r.type === 'packet'),
-      connections: records.filter((r) => r.type === 'connection'),
-      summary: records.find((r) => r.type === 'summary')!,
+      packets: records.filter(isType('packet')),
+      connections: records.filter(isType('connection')),
+      summary: records.find(isType('summary'))!,
     });
   } finally {
     lab.destroy();
@@ -174,8 +190,8 @@ export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Pro
  * that moment (TCP_CLOSE: seen once in a VM of the matrix, an ACK without
  * payload queued behind close()); those are drops, honestly reported, not noise.
  */
-export function unexpectedDrops(packets: Rec[]): Rec[] {
-  const stale = (p: Rec) => /^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason) ||
+export function unexpectedDrops(packets: Packet[]): Packet[] {
+  const stale = (p: Packet) => /^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason) ||
     (p.drop.reason === 'TCP_CLOSE' && p.len === 0 && /^F?A$/.test(p.tcp_flags ?? ''));
   return packets.filter((p) => p.fate === 'dropped' && !stale(p));
 }

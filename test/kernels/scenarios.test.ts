@@ -12,7 +12,7 @@ import path from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
 import { parseIp } from '../../src/capture/packet.js';
 import { readCapture, type Frame } from '../../src/capture/read.js';
-import { needsRoot, Pathtrace, runCli, SLOWDOWN, unexpectedDrops, type Rec } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, runCli, SLOWDOWN, unexpectedDrops, type Packet, type Ready, type Summary } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
@@ -21,9 +21,9 @@ import { spawnSync } from 'node:child_process';
 const PORT = 3306;
 
 interface Traced {
-  ready: Rec;
-  packets: Rec[];
-  summary: Rec;
+  ready: Ready;
+  packets: Packet[];
+  summary: Summary;
   client: { ok: boolean; error?: string };
 }
 
@@ -35,7 +35,7 @@ async function trace(opts: {
   listen?: boolean;
   setup?: (lab: Lab) => void;
   at: (lab: Lab) => string;
-  until?: (p: Rec) => boolean;
+  until?: (p: Packet) => boolean;
   args?: string[];
 }): Promise<Traced> {
   const lab = new Lab({ router: opts.router, bridge: opts.bridge });
@@ -63,18 +63,18 @@ async function trace(opts: {
 }
 
 /** The drop reason this kernel reports for a netfilter drop: none before 5.17. */
-function netfilterReason(ready: Rec): string | null {
-  return ready.unavailable.some((u: Rec) => u.point === 'drop reasons') ? null : 'NETFILTER_DROP';
+function netfilterReason(ready: Ready): string | null {
+  return ready.unavailable.some((u) => u.point === 'drop reasons') ? null : 'NETFILTER_DROP';
 }
 
-function assertTraced(ready: Rec): void {
+function assertTraced(ready: Ready): void {
   const expected = process.env.PATHTRACE_EXPECT_NETFILTER;
   if (expected) assert.equal(ready.netfilter_mechanism, expected);
   assert.ok(['links', 'trampolines', 'kprobes'].includes(ready.netfilter_mechanism),
     `netfilter must be traced on every kernel of the matrix: ${JSON.stringify(ready.unavailable)}`);
 }
 
-function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, chain: string): void {
+function assertNetfilterDrop(p: Packet, ready: Ready, hook: string, table: string, chain: string): void {
   assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
     { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain }, JSON.stringify(p.drop));
   // In words on every kernel, with drop reasons or without.
@@ -83,10 +83,10 @@ function assertNetfilterDrop(p: Rec, ready: Rec, hook: string, table: string, ch
   const evaluator = p.drop.source === 'iptables-legacy' ? 'ipt_do_table' : 'nft_do_chain';
   const kind = ready.netfilter_mechanism === 'kprobes' ? 'kretprobe' : 'fexit';
   if (ready.points.includes(`${kind}/${evaluator}`)) {
-    const chainStep = p.steps.find((s: Rec) => s.at === 'chain');
+    const chainStep = p.steps.find((s) => s.at === 'chain');
     assert.ok(chainStep && chainStep.hook === hook && chainStep.table === table, `${kind}/${evaluator}: ${JSON.stringify(p.steps)}`);
   }
-  const at = p.steps.filter((s: Rec) => s.hook === hook && s.at !== 'chain').map((s: Rec) => s.at);
+  const at = p.steps.filter((s) => s.hook === hook && s.at !== 'chain').map((s) => s.at);
   assert.equal(at[0], 'entry', `it entered ${hook}: ${JSON.stringify(p.steps)}`);
   assert.ok(!at.includes('exit'), `and never left it: ${at.join(' ')}`);
 }
@@ -101,7 +101,7 @@ async function traceDrop(setup: (lab: Lab) => void, router = false, args: string
 }
 
 /** The packets with these TCP flags (dropped ones only with dropped): at least one. */
-function withFlags(r: Traced, flags: string, dropped = false): Rec[] {
+function withFlags(r: Traced, flags: string, dropped = false): Packet[] {
   const ps = r.packets.filter((p) => p.tcp_flags === flags && (!dropped || p.fate === 'dropped'));
   assert.ok(ps.length >= 1, JSON.stringify(r.packets));
   return ps;
@@ -212,7 +212,7 @@ test('a graceful exchange with a filter table in place: delivered both ways, no 
   assert.deepEqual(unexpectedDrops(r.packets), []);
   const syn = r.packets.find((p) => p.tcp_flags === 'S')!;
   assert.equal(syn.fate, 'delivered');
-  assert.ok(syn.steps.some((s: Rec) => s.hook === 'LOCAL_IN' && s.at === 'exit'), JSON.stringify(syn.steps));
+  assert.ok(syn.steps.some((s) => s.hook === 'LOCAL_IN' && s.at === 'exit'), JSON.stringify(syn.steps));
   const synack = r.packets.find((p) => p.tcp_flags === 'SA')!;
   assert.equal(synack.fate, 'sent');
   assert.equal(synack.tcpdump, true);
@@ -239,15 +239,15 @@ test('a container behind a Docker host\'s bridge: each packet one journey throug
   assert.equal(r.client.ok, true, JSON.stringify(r.client));
   assert.deepEqual(unexpectedDrops(r.packets), []);
   assert.deepEqual(r.packets.filter((p) => p.fate !== 'forwarded')
-    .map((p) => `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s: Rec) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`),
+    .map((p) => `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`),
   [], 'every packet forwarded');
   assert.equal(r.summary.cut_by_timeout, 0);
   const [synAck] = withFlags(r, 'SA');
   // Up from the container's port to the bridge, routed out; br_netfilter's pass on the port first, when loaded.
-  assert.deepEqual(synAck.steps.filter((s: Rec) => s.point === 'netif_receive_skb').map((s: Rec) => s.dev), ['veth-srv', 'br0']);
-  assert.equal(synAck.steps.some((s: Rec) => s.bridge && s.hook === 'PRE_ROUTING'), bridgeNf);
+  assert.deepEqual(synAck.steps.filter((s) => s.point === 'netif_receive_skb').map((s) => s.dev), ['veth-srv', 'br0']);
+  assert.equal(synAck.steps.some((s) => s.bridge && s.hook === 'PRE_ROUTING'), bridgeNf);
   const [syn] = withFlags(r, 'S');
-  assert.deepEqual(syn.steps.filter((s: Rec) => s.point === 'net_dev_start_xmit').map((s: Rec) => s.dev), ['br0', 'veth-srv']);
+  assert.deepEqual(syn.steps.filter((s) => s.point === 'net_dev_start_xmit').map((s) => s.dev), ['br0', 'veth-srv']);
 });
 
 test('a DOCKER-USER rule on a Docker host drops the SYN at FORWARD: named by table and chain', async (t) => {
