@@ -119,10 +119,7 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     } else if (r.type === 'ready') c.ready = r;
     else if (r.type === 'summary') c.summary = r;
     if (view) view.record(host, r);
-    else if (json) {
-      const tagged: HostRecord = { host: c.name, ...r };
-      out.write(JSON.stringify(tagged) + '\n');
-    }
+    else if (json) out.write(JSON.stringify({ host: c.name, ...r } satisfies HostRecord) + '\n');
     else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');
   };
   const children = [start(across[0], 0), start(across[1], 1)];

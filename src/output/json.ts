@@ -180,8 +180,7 @@ export class JsonSink implements Sink {
   }
 
   note(message: string): void {
-    const note: NoteRecord = { type: 'note', time: new Date().toISOString(), message };
-    this.write(JSON.stringify(note));
+    this.write(JSON.stringify({ type: 'note', time: new Date().toISOString(), message } satisfies NoteRecord));
   }
 
   summary(s: Summary): void {

@@ -11,7 +11,7 @@ import { expressionTakes, type Insn } from '../trace/expression.js';
 import type { FilterRecord, PacketRecord } from '../output/records.js';
 
 /** What compare and merge read of a packet record (--json output, or a --write file's comment, which has no
- *  steps): the fields loadTrace checks. */
+ *  steps). */
 export type TracePacket = Pick<PacketRecord, 'id' | 'time_us' | 'family' | 'proto' | 'src' | 'dst' | 'sport' | 'dport' |
   'tcp_flags' | 'seq' | 'ack' | 'len' | 'ip_id' | 'direction' | 'fate' | 'drop' | 'tcpdump' | 'tcpdump_devices' | 'translated'>;
 
