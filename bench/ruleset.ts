@@ -15,7 +15,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** CPU seconds of a process and of its children it has waited for. */
 function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  const rest = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1];
+  if (rest === undefined) throw new Error(`/proc/${pid}/stat: no ") " after the command name`);
+  const f = rest.split(' ');
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
 }
 
@@ -64,7 +66,11 @@ async function round(kubeProxy: boolean): Promise<RulesetRound> {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+function median(xs: number[]): number {
+  const m = [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  if (m === undefined) throw new Error('median of no rounds');
+  return m;
+}
 
 /** Rounds of both, interleaved; the lines to print. */
 export async function rulesetBench(rounds: number): Promise<string[]> {

@@ -38,10 +38,17 @@ interface TracerStats {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const perSecond = (n: number | undefined, seconds: number) => (n === undefined ? undefined : n / seconds);
 
+/** The fields of a /proc stat file after the command name. */
+function statFields(path: string): string[] {
+  const rest = readFileSync(path, 'utf8').split(') ')[1];
+  if (rest === undefined) throw new Error(`${path}: no ") " after the command name`);
+  return rest.split(' ');
+}
+
 /** CPU seconds of a process's main thread (where the ring is drained and events correlated). */
 function mainThreadCpu(pid: number): number {
   try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const stat = statFields(`/proc/${pid}/task/${pid}/stat`);
     return (Number(stat[11]) + Number(stat[12])) / 100;
   } catch {
     return 0;
@@ -52,7 +59,7 @@ function procStats(pid: number): { rssMiB: number; cpuS: number } {
   try {
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const hwm = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const stat = statFields(`/proc/${pid}/stat`);
     return { rssMiB: hwm, cpuS: (Number(stat[11]) + Number(stat[12])) / 100 };
   } catch {
     return { rssMiB: 0, cpuS: 0 };
@@ -129,6 +136,13 @@ async function lastLine(child: ChildProcess): Promise<Record<string, number>> {
   return JSON.parse(text.trim().split('\n').at(-1)!);
 }
 
+/** A number the load generator reported. */
+function reported(line: Record<string, number>, name: string): number {
+  const n = line[name];
+  if (n === undefined) throw new Error(`the load generator did not report ${name}: ${JSON.stringify(line)}`);
+  return n;
+}
+
 /** One measurement of a workload: its rate in the workload's unit. */
 async function measure(lab: Lab, w: Workload, seconds: number): Promise<number> {
   const srv = lab.server.v4;
@@ -145,25 +159,27 @@ async function measure(lab: Lab, w: Workload, seconds: number): Promise<number> 
     const flood = spawnIn(lab.client.netns, LOADGEN, ['udp-flood', srv, String(PORTS.udp), String(seconds), '18']);
     await lastLine(flood);
     const got = await lastLine(sink);
-    return got.packets / seconds / 1e3;
+    return reported(got, 'packets') / seconds / 1e3;
   }
   const server = spawnIn(lab.server.netns, LOADGEN, ['rr-server', String(PORTS.rr)]);
   await firstLine(server);
   const client = await lastLine(spawnIn(lab.client.netns, LOADGEN, ['rr-client', srv, String(PORTS.rr), String(seconds)]));
   server.kill();
-  return client.transactions / client.seconds / 1e3;
+  return reported(client, 'transactions') / reported(client, 'seconds') / 1e3;
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  const [lo, hi] = [s[Math.floor((s.length - 1) / 2)], s[Math.floor(s.length / 2)]];
+  if (lo === undefined || hi === undefined) throw new Error('median of no rounds');
+  return (lo + hi) / 2;
 }
 
 function shuffle<T>(xs: T[]): T[] {
   const a = [...xs];
   for (let i = a.length - 1; i > 0; i--) {
     const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
+    [a[i], a[j]] = [a[j]!, a[i]!];
   }
   return a;
 }
@@ -252,9 +268,9 @@ async function main(): Promise<void> {
       const xs = results.get(`${w.id} ${c.id}`)!;
       const m = median(xs);
       const st = stats.get(`${w.id} ${c.id}`) ?? [];
-      const ev = st.length && st[0].events !== undefined ? median(st.map((x) => x.events!)) : undefined;
-      const pk = st.length && st[0].packets !== undefined ? median(st.map((x) => x.packets!)) : undefined;
-      const lost = st.length && st[0].lost !== undefined ? st.reduce((n, x) => n + x.lost!, 0) : undefined;
+      const ev = st[0]?.events !== undefined ? median(st.map((x) => x.events!)) : undefined;
+      const pk = st[0]?.packets !== undefined ? median(st.map((x) => x.packets!)) : undefined;
+      const lost = st[0]?.lost !== undefined ? st.reduce((n, x) => n + x.lost!, 0) : undefined;
       const rss = st.length ? Math.max(...st.map((x) => x.rssMiB ?? 0)) : undefined;
       const cpu = st.length ? median(st.map((x) => x.cpuS ?? 0)) : undefined;
       lines.push(`${w.label.padEnd(24)}${c.label.padEnd(36)}${`${m.toFixed(2)} ${w.unit.split('/')[0]}`.padStart(10)}  ${(m / base).toFixed(3).padStart(6)} ` +
