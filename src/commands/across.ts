@@ -16,9 +16,9 @@ import type { DropRecord, HostRecord, PacketRecord, ReadyRecord, SummaryRecord, 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--netns' || a === '-n') { i++; continue; }
+  const args = argv.values();
+  for (const a of args) {
+    if (a === '--netns' || a === '-n') { args.next(); continue; } // and the name after it
     if (a.startsWith('--netns=') || (a.startsWith('-n') && !a.startsWith('--') && a.length > 2)) continue;
     if (a === '--json' || a === '--plain') continue;
     out.push(a);
@@ -122,7 +122,7 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     else if (json) out.write(JSON.stringify({ host: c.name, ...r } satisfies HostRecord) + '\n');
     else if (r.type === 'packet') out.write(packetLine(c.name, r, width) + '\n');
   };
-  const children = [start(across[0], 0), start(across[1], 1)];
+  const children: [Child, Child] = [start(across[0], 0), start(across[1], 1)];
   // One that fails at its start (a namespace that is not there) takes the other down: nothing to merge.
   for (const c of children) c.exited.then((code) => { if (code !== 0 && readyCount < 2) for (const x of children) x.proc.kill('SIGINT'); });
   const stop = () => { for (const c of children) c.proc.kill('SIGINT'); };

@@ -5,7 +5,7 @@ export function formatAddress(bytes: Uint8Array, off: number, family: number): s
   if (family === 4) return `${bytes[off]}.${bytes[off + 1]}.${bytes[off + 2]}.${bytes[off + 3]}`;
   if (family !== 6) return '';
   const groups: number[] = [];
-  for (let i = 0; i < 16; i += 2) groups.push((bytes[off + i] << 8) | bytes[off + i + 1]);
+  for (let i = 0; i < 16; i += 2) groups.push(((bytes[off + i] ?? 0) << 8) | (bytes[off + i + 1] ?? 0));
   // RFC 5952: compress the longest run (>= 2) of zero groups.
   let bestAt = -1, bestLen = 0;
   for (let i = 0; i < 8; ) {
@@ -27,8 +27,8 @@ export function addressBytes(addr: string): { family: 4 | 6; addr: Uint8Array } 
     const [head, tail] = addr.split('::');
     const parse = (s: string | undefined) => (s ? s.split(':') : []).flatMap((g) => {
       if (g.includes('.')) { // IPv4-mapped tail
-        const b = g.split('.').map(Number);
-        return [(b[0] << 8) | b[1], (b[2] << 8) | b[3]];
+        const [b0 = 0, b1 = 0, b2 = 0, b3 = 0] = g.split('.').map(Number);
+        return [(b0 << 8) | b1, (b2 << 8) | b3];
       }
       return [parseInt(g, 16)];
     });
@@ -46,8 +46,8 @@ export function localAddressesV4(fibTrie: string): string[] {
   const out = new Set<string>();
   let last = '';
   for (const line of fibTrie.split('\n')) {
-    const leaf = /\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(line);
-    if (leaf) last = leaf[1];
+    const leaf = /\|-- (\d+\.\d+\.\d+\.\d+)$/.exec(line)?.[1];
+    if (leaf) last = leaf;
     else if (/^\s+\/32 host LOCAL/.test(line) && last) out.add(last);
   }
   return [...out];
