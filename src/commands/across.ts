@@ -151,6 +151,8 @@ export async function across(o: TraceOptions & { across: [string, string] }, arg
   onReady?: (stop: () => void) => void): Promise<number> {
   checkPrivileges(true);
   compileFor(o); // a bad expression said once, here, rather than by both children
+  const self = process.argv[1]; // pathtrace's own script, which each child runs
+  if (self === undefined) throw new Error('tracing two namespaces needs pathtrace run as a script (it runs itself for each)');
   for (const n of o.across) {
     try {
       resolveNetns(n);
@@ -175,7 +177,7 @@ export async function across(o: TraceOptions & { across: [string, string] }, arg
       if (m) store.setMerged(m);
     }, 1000);
   }
-  const run = traceAcross(argv, o.across, process.argv[1], { json: o.json, names, view });
+  const run = traceAcross(argv, o.across, self, { json: o.json, names, view });
   stopRun = run.stop;
   let signalled = false;
   const stop = () => {

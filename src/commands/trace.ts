@@ -35,14 +35,13 @@ export function onlyExpression(o: Pick<TraceOptions, 'expression' | 'ports' | 'h
 }
 
 function compactPorts(ports: number[]): string {
-  const out: string[] = [];
-  for (let i = 0; i < ports.length; ) {
-    let j = i;
-    while (j + 1 < ports.length && ports[j + 1] === ports[j] + 1) j++;
-    out.push(j > i ? `${ports[i]}-${ports[j]}` : `${ports[i]}`);
-    i = j + 1;
+  const runs: [number, number][] = [];
+  for (const p of ports) {
+    const run = runs.at(-1);
+    if (run && p === run[1] + 1) run[1] = p;
+    else runs.push([p, p]);
   }
-  return out.join(',');
+  return runs.map(([first, last]) => (last > first ? `${first}-${last}` : `${first}`)).join(',');
 }
 
 /** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */

@@ -79,8 +79,8 @@ function sameContent(h: PacketHeaders, p: TracePacket): boolean {
 function inFilter(h: PacketHeaders, data: Uint8Array, f: TraceFilter | null, expression: Insn[] | null): boolean {
   if (!f) return true;
   if (expression && !expressionTakes(expression, data)) return false;
-  const proto = PROTO_NAMES[h.proto] === 'icmpv6' ? 'icmp' : PROTO_NAMES[h.proto];
-  if (!f.protos.includes(proto)) return false;
+  const name = PROTO_NAMES[h.proto];
+  if (name === undefined || !f.protos.includes(name === 'icmpv6' ? 'icmp' : name)) return false;
   if (f.ports && !f.ports.includes(h.sport) && !f.ports.includes(h.dport)) return false;
   return !f.hosts.length || f.hosts.includes(h.src) || f.hosts.includes(h.dst);
 }
@@ -102,21 +102,27 @@ function contentKey(tuple: string, proto: string, tcp: { seq?: number; ack?: num
  *  come mostly in time order: the walk left of a frame's time stops at them). */
 interface Candidates { list: TracePacket[]; usedBelow: Map<string, number> }
 
-/** The index of the unused candidate nearest to t (µs) within the skew, or -1: a binary search, then
+/** The unused candidate nearest to t (µs) within the skew, or null: a binary search, then
  *  outwards. Linear overall: the walk left stops at the used prefix, the walk right at the first fit. */
-function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) => boolean): number {
+function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) => boolean): TracePacket | null {
   const l = c.list;
   let lo = 0, hi = l.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (l[mid].time_us < t) lo = mid + 1; else hi = mid;
+    if (l[mid]!.time_us < t) lo = mid + 1; else hi = mid;
   }
   const floor = c.usedBelow.get(iface) ?? 0;
-  let left = -1;
-  for (let i = lo - 1; i >= floor && t - l[i].time_us <= MAX_SKEW_US; i--) if (ok(l[i])) { left = i; break; }
-  for (let i = lo; i < l.length && l[i].time_us - t <= MAX_SKEW_US; i++) {
-    if (left >= 0 && l[i].time_us - t >= t - l[left].time_us) break; // no nearer one on this side
-    if (ok(l[i])) return i;
+  let left: TracePacket | null = null;
+  for (let i = lo - 1; i >= floor; i--) {
+    const p = l[i];
+    if (p === undefined || t - p.time_us > MAX_SKEW_US) break;
+    if (ok(p)) { left = p; break; }
+  }
+  for (let i = lo; i < l.length; i++) {
+    const p = l[i]!;
+    if (p.time_us - t > MAX_SKEW_US) break;
+    if (left && p.time_us - t >= t - left.time_us) break; // no nearer one on this side
+    if (ok(p)) return p;
   }
   return left;
 }
@@ -155,19 +161,19 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
       !(frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) && !used.has(`${p.id}@${iface}`);
     // With its IP id, else among packets traced without one.
     const ids = headers.family === 4 && !tcp ? [headers.ipId, undefined] : [undefined];
-    let best: { c: Candidates; i: number } | null = null;
+    let best: { c: Candidates; packet: TracePacket } | null = null;
     for (const id of ids) {
       const c = byContent.get(contentKey(tuple, proto, tcp, headers.len, id));
-      const i = c ? nearest(c, t, iface, ok) : -1;
-      if (i >= 0 && (!best || Math.abs(c!.list[i].time_us - t) < Math.abs(best.c.list[best.i].time_us - t))) best = { c: c!, i };
+      const packet = c ? nearest(c, t, iface, ok) : null;
+      if (c && packet && (!best || Math.abs(packet.time_us - t) < Math.abs(best.packet.time_us - t))) best = { c, packet };
     }
     if (best) {
-      const { c, i } = best;
-      used.add(`${c.list[i].id}@${iface}`);
+      const { c, packet } = best;
+      used.add(`${packet.id}@${iface}`);
       let below = c.usedBelow.get(iface) ?? 0;
-      while (below < c.list.length && used.has(`${c.list[below].id}@${iface}`)) below++;
+      while (below < c.list.length && used.has(`${c.list[below]!.id}@${iface}`)) below++;
       c.usedBelow.set(iface, below);
-      rows.push({ frame, headers, packet: c.list[i] });
+      rows.push({ frame, headers, packet });
       continue;
     }
     let reason: string;

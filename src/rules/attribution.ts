@@ -119,8 +119,9 @@ export class RuleAttributor {
         family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
         iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
       };
+      const last = j.steps.at(-1);
       const a = attributeDrop(rs, { ...this.context(j), packet, counterDeltas: deltas, prefix: this.prefix,
-        countersTrusted: j.steps[j.steps.length - 1].t > baselineAt, answered: j.drop!.answered });
+        countersTrusted: last !== undefined && last.t > baselineAt, answered: j.drop!.answered });
       if (a) j.drop!.attribution = a;
     }
     if (!partial) {
