@@ -16,7 +16,7 @@ export interface Scenario {
   port: number;
   traced(lab: Lab): string;
   /** Rules as a user would type them, with where they go. */
-  rules(lab: Lab): { netns: string; where: string; argv: string[] }[];
+  rules(lab: Lab): { netns: string; where: string; argv: [string, ...string[]] }[];
   /** Servers and settings; returns a note on what the application saw, if it can tell. */
   setup(lab: Lab): Promise<(() => string) | void>;
   client(lab: Lab): Promise<ClientResult>;
@@ -111,6 +111,7 @@ function describe(r: ClientResult | undefined): string {
 
 export async function runDemo(name: string, options: TraceOptions): Promise<void> {
   const scenario = SCENARIOS[name];
+  if (!scenario) throw new UserError(`no demo scenario '${name}'`);
   checkPrivileges(true);
   const lacking = missingTools([['ip', 'iproute2'], ['iptables', 'iptables'], ...(scenario.needs ?? [])]);
   if (lacking.length) throw new UserError(`demo ${name} needs ${lacking.join(', ')}: apt install them, or trace your own traffic`);
