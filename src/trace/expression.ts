@@ -52,11 +52,11 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
   const load = (off: number, size: number): number | null => {
     if (off + size > len) return null;
     let v = 0;
-    for (let i = 0; i < size; i++) v = v * 256 + pkt[off + i];
+    for (const b of pkt.subarray(off, off + size)) v = v * 256 + b;
     return v >>> 0;
   };
   for (let pc = 0; pc < insns.length; ) {
-    const { code, jt, jf, k } = insns[pc++];
+    const { code, jt, jf, k } = insns[pc++]!;
     switch (CLASS(code)) {
       case 0x00: case 0x01: { // ld, ldx
         const size = (code & 0x18) === 0x00 ? 4 : (code & 0x18) === 0x08 ? 2 : 1;
@@ -64,7 +64,7 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
         switch (MODE(code)) {
           case 0x00: v = k; break;
           case 0x80: v = wirelen; break;
-          case 0x60: v = mem[k & 15]; break;
+          case 0x60: v = mem[k & 15]!; break;
           case 0x20: v = load(k, size); break;
           case 0x40: v = load((x + k) >>> 0, size); break;
           case 0xa0: { const b = load(k, 1); v = b === null ? null : (b & 0xf) << 2; break; }
@@ -120,20 +120,25 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
 export function expressionTakes(program: Uint8Array | Insn[], pkt: Uint8Array): boolean {
   const insns = program instanceof Uint8Array ? instructions(program) : program;
   if (runExpression(insns, pkt)) return true;
-  const v = pkt[0] >> 4;
-  const l4 = v === 4 ? (pkt[0] & 0xf) * 4 : 40;
-  const proto = v === 4 ? pkt[9] : pkt[6];
-  const type = pkt[l4];
+  const v = byteAt(pkt, 0) >> 4;
+  const l4 = v === 4 ? (byteAt(pkt, 0) & 0xf) * 4 : 40;
+  const proto = byteAt(pkt, v === 4 ? 9 : 6);
+  const type = byteAt(pkt, l4);
   const error = v === 4 ? proto === 1 && (type === 3 || type === 11 || type === 12) : proto === 58 && type >= 1 && type <= 4;
   return error && pkt.length > l4 + 8 && runExpression(insns, pkt.subarray(l4 + 8));
 }
 
 /** An IP packet's length from its header (the bytes held when it has none). */
 export function ipLength(pkt: Uint8Array): number {
-  const v = pkt[0] >> 4;
-  if (v === 4 && pkt.length >= 4) return (pkt[2] << 8) | pkt[3];
-  if (v === 6 && pkt.length >= 6) return ((pkt[4] << 8) | pkt[5]) + 40;
+  const v = byteAt(pkt, 0) >> 4;
+  if (v === 4 && pkt.length >= 4) return (byteAt(pkt, 2) << 8) | byteAt(pkt, 3);
+  if (v === 6 && pkt.length >= 6) return ((byteAt(pkt, 4) << 8) | byteAt(pkt, 5)) + 40;
   return pkt.length;
+}
+
+/** The byte at i, or 0 beyond the bytes held (no test here takes a 0 there for a match). */
+function byteAt(pkt: Uint8Array, i: number): number {
+  return pkt[i] ?? 0;
 }
 
 export class ExpressionError extends Error {}
