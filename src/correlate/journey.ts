@@ -155,7 +155,7 @@ const FLAG_LETTERS = Array.from({ length: 256 }, (_, flags) => {
 });
 
 export function flagLetters(flags: number): string {
-  return FLAG_LETTERS[flags & 0xff];
+  return FLAG_LETTERS[flags & 0xff]!;
 }
 
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;

@@ -11,7 +11,7 @@ export class Symbolizer {
    *  must be named (~120 k lines, while events wait): no object or regular expression per line. */
   constructor(text: string) {
     const his: number[] = [], los: number[] = [], names: string[] = [];
-    let sorted = true;
+    let sorted = true, lastHi = -1, lastLo = -1;
     for (let start = 0; start < text.length;) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
@@ -26,8 +26,9 @@ export class Symbolizer {
           if (tab >= 0) name = name.slice(0, tab);
           // Compiler clones (foo.isra.0, foo.constprop.0, foo.cold) are named as the source function.
           if (name.includes('.')) name = name.replace(/\.(isra|constprop|part|cold|llvm)\b.*$/, '');
-          const n = his.length;
-          if (n && (his[n - 1] > hi || (his[n - 1] === hi && los[n - 1] > lo))) sorted = false;
+          if (lastHi > hi || (lastHi === hi && lastLo > lo)) sorted = false;
+          lastHi = hi;
+          lastLo = lo;
           his.push(hi);
           los.push(lo);
           names.push(name);
@@ -37,10 +38,10 @@ export class Symbolizer {
     }
     // /proc/kallsyms is in address order but for modules: sort only when it is not.
     const order = his.map((_, i) => i);
-    if (!sorted) order.sort((a, b) => his[a] - his[b] || los[a] - los[b]);
-    this.hi = Uint32Array.from(order, (i) => his[i]);
-    this.lo = Uint32Array.from(order, (i) => los[i]);
-    this.names = order.map((i) => names[i]);
+    if (!sorted) order.sort((a, b) => his[a]! - his[b]! || los[a]! - los[b]!);
+    this.hi = Uint32Array.from(order, (i) => his[i]!);
+    this.lo = Uint32Array.from(order, (i) => los[i]!);
+    this.names = order.map((i) => names[i]!);
   }
 
   static fromProc(path = '/proc/kallsyms'): Symbolizer {
@@ -61,14 +62,14 @@ export class Symbolizer {
     const key = (hi & 0x1fffff) * 2 ** 32 + lo;
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    let a = 0, b = this.names.length - 1, found = -1;
+    let a = 0, b = this.hi.length - 1, found = -1;
     while (a <= b) {
       const m = (a + b) >> 1;
-      if (this.hi[m] < hi || (this.hi[m] === hi && this.lo[m] <= lo)) { found = m; a = m + 1; } else b = m - 1;
+      const mHi = this.hi[m]!;
+      if (mHi < hi || (mHi === hi && this.lo[m]! <= lo)) { found = m; a = m + 1; } else b = m - 1;
     }
-    const name = found >= 0 && this.hi[found] === hi
-      ? this.names[found]
-      : `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
+    const name = (this.hi[found] === hi ? this.names[found] : undefined)
+      ?? `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
     this.cache.set(key, name);
     return name;
   }
