@@ -17,18 +17,17 @@ import type { Summary } from '../report/summary.js';
 
 export class LiveCaptureError extends Error {}
 
-const any = (xs: string[]) => (xs.length === 1 ? xs[0] : `(${xs.join(' or ')})`);
+const any = (xs: string[]) => (xs.length === 1 ? xs[0]! : `(${xs.join(' or ')})`);
 
 /** Ports as tcpdump primitives: consecutive ports as one portrange. */
 function portPrimitives(ports: number[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < ports.length; ) {
-    let k = i;
-    while (k + 1 < ports.length && ports[k + 1] === ports[k] + 1) k++;
-    out.push(i === k ? `port ${ports[i]}` : `portrange ${ports[i]}-${ports[k]}`);
-    i = k + 1;
+  const runs: [number, number][] = [];
+  for (const p of ports) {
+    const run = runs.at(-1);
+    if (run && p === run[1] + 1) run[1] = p;
+    else runs.push([p, p]);
   }
-  return out;
+  return runs.map(([first, last]) => (first === last ? `port ${first}` : `portrange ${first}-${last}`));
 }
 
 // pathtrace follows an ICMP error by the packet it quotes; tcpdump's filter cannot read the quote, so it
@@ -75,8 +74,8 @@ export class LiveCapture {
     // -Z root: a change of user would clear the parent-death signal.
     const tcpdump = ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262', '-Z', 'root',
       '-c', String(MAX_COMPARED), '-w', file, filter];
-    const argv = ['setpriv', '--pdeathsig', 'KILL', '--', ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []), ...tcpdump];
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    const args = ['--pdeathsig', 'KILL', '--', ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []), ...tcpdump];
+    const child = spawn('setpriv', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const c = new LiveCapture(child, dir, iface);
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
     const listening = new Promise<void>((resolve) => {

@@ -122,6 +122,7 @@ export class Lab {
   /** A permanent neighbour entry on `on` for `peer`: no ARP/ND is needed to reach it. */
   pinNeighbour(on: Host, peer: Host): void {
     const [link] = JSON.parse(this.ip(peer.netns, '-j', 'link', 'show', peer.ifname)) as { address: string }[];
+    if (!link) throw new Error(`ip link show ${peer.ifname} in ${peer.netns}: no such link`);
     for (const addr of [peer.v4, peer.v6]) {
       this.ip(on.netns, 'neigh', 'replace', addr, 'lladdr', link.address, 'dev', on.ifname, 'nud', 'permanent');
     }

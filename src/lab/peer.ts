@@ -95,9 +95,9 @@ function send(host: string, port: number, ms: number): void {
 }
 
 const [mode, proto, a, b, c] = positionals;
-if (mode === 'listen') listen(proto, Number(a));
-else if (mode === 'connect' && proto === 'tcp') connect(a, Number(b), Number(c));
-else if (mode === 'send' && proto === 'udp') send(a, Number(b), Number(c));
+if (mode === 'listen' && proto !== undefined) listen(proto, Number(a));
+else if (mode === 'connect' && proto === 'tcp' && a !== undefined) connect(a, Number(b), Number(c));
+else if (mode === 'send' && proto === 'udp' && a !== undefined) send(a, Number(b), Number(c));
 else {
   process.stderr.write('usage: peer listen tcp|udp PORT [options] | connect tcp HOST PORT MS | send udp HOST PORT MS\n');
   process.exit(2);
