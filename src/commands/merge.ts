@@ -7,8 +7,8 @@ import { merge, type HostPacket, type HostTrace } from '../report/merge.js';
 
 /** "client=c.ndjson" names the host; a bare file is named by its base name, without extension. */
 export function hostArgument(arg: string): { name: string; file: string } {
-  const eq = /^([A-Za-z][\w.-]{0,31})=(.+)$/.exec(arg);
-  if (eq) return { name: eq[1], file: eq[2] };
+  const [, name, file] = /^([A-Za-z][\w.-]{0,31})=(.+)$/.exec(arg) ?? [];
+  if (name !== undefined && file !== undefined) return { name, file };
   return { name: path.basename(arg).replace(/\.[^.]*$/, '') || arg, file: arg };
 }
 
@@ -31,7 +31,7 @@ export function hostTrace(name: string, t: LoadedTrace, nowUs?: number): HostTra
 }
 
 export function runMerge(args: [string, string], json: boolean, progress?: Progress): string {
-  const [x, y] = args.map(hostArgument);
+  const [x, y] = [hostArgument(args[0]), hostArgument(args[1])];
   const names: [string, string] = x.name === y.name ? [`${x.name}#1`, `${y.name}#2`] : [x.name, y.name];
   const traces: [LoadedTrace, LoadedTrace] = [readTraceFile(x.file, progress), readTraceFile(y.file, progress)];
   const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));

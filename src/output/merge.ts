@@ -14,7 +14,7 @@ const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 const PROTOS: Record<string, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 /** A trace's flow key ("6 198.18.0.1:40000 198.18.0.2:3306") as "tcp 198.18.0.1:40000 ↔ 198.18.0.2:3306". */
 export const flowText = (flow: string) => {
-  const [proto, a, b] = flow.split(' ');
+  const [proto = '', a, b] = flow.split(' ');
   return b ? `${PROTOS[proto] ?? `proto ${proto}`} ${a} ↔ ${b}` : flow;
 };
 
@@ -73,15 +73,15 @@ export function formatMerged(m: Merged, files: [string, string], traces: [Loaded
   const totals = new Map<PathVerdict, number>();
   for (const c of m.connections) for (const t of c.trips) totals.set(t.path, (totals.get(t.path) ?? 0) + 1);
   if (totals.size) lines.push(`trips: ${[...totals].map(([p, n]) => `${n} ${PATH_WORDS[p]}`).join(', ')}`);
-  m.hosts.forEach((h, i) => {
-    const other = m.hosts[1 - i];
+  for (const i of [0, 1] as const) {
+    const [h, other] = i === 0 ? m.hosts : [m.hosts[1], m.hosts[0]];
     if (m.elsewhere[i]) lines.push(`${h}: ${m.elsewhere[i]} packets sent to addresses ${other} does not have, left out (another host, or a NAT on the path that ${other}'s trace cannot show)`);
     const lost = traces[i].summary?.lost_events;
     if (isNum(lost) && lost > 0) lines.push(`${h} lost ${lost} events: a packet missing from its trace may be among them`);
     const counters = traces[i].summary?.counters;
     const loss = counters && typeof counters === 'object' ? Object.entries(counters).filter(([k]) => LOSS_COUNTER.test(k)) : [];
     if (loss.length) lines.push(`${h}'s counters of loss (netstat -s, ip -s link, softnet_stat): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`);
-  });
+  }
   return lines.join('\n').trimEnd();
 }
 
@@ -103,11 +103,12 @@ export function mergedRecords(m: Merged): MergeRecord[] {
   for (const conn of m.connections) {
     for (const t of conn.trips) {
       const p = (t.sent ?? t.received)!;
+      const [from, to] = t.from === 0 ? m.hosts : [m.hosts[1], m.hosts[0]];
       totals[t.path] = (totals[t.path] ?? 0) + 1;
       out.push({
-        type: 'trip', flow: conn.flow, from: m.hosts[t.from], to: m.hosts[1 - t.from], path: t.path,
+        type: 'trip', flow: conn.flow, from, to, path: t.path,
         proto: p.proto, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, tcp_flags: p.tcp_flags, seq: p.seq, ack: p.ack, len: p.len,
-        sent: side(m.hosts[t.from], t.sent, t.leftAt), received: side(m.hosts[1 - t.from], t.received, t.arrivedAt),
+        sent: side(from, t.sent, t.leftAt), received: side(to, t.received, t.arrivedAt),
       });
     }
     out.push({ type: 'connection', flow: conn.flow, verdict: conn.verdict, trips: conn.trips.length });

@@ -138,7 +138,7 @@ function evidence(out: Timed[], inn: Timed[]): [number, number][] {
     const r = b.get(k);
     if (!r || r.length !== l.length) continue;
     const [ls, rs] = [[...l].sort((x, y) => x.t - y.t), [...r].sort((x, y) => x.t - y.t)];
-    ls.forEach((x, i) => pairs.push([x.t, rs[i].t]));
+    ls.forEach((x, i) => pairs.push([x.t, rs[i]!.t]));
   }
   return pairs;
 }
@@ -247,7 +247,7 @@ export function merge(first: HostTrace, second: HostTrace): Merged {
   for (const from of [0, 1] as const) {
     for (const t of trips(hosts, from, offset, tolerance, paired).trips) if (t.sent && t.received) paired.add(`${from} ${flowOf(t.sent)}`);
   }
-  const both = ([0, 1] as const).map((from) => trips(hosts, from, offset, tolerance, paired));
+  const both = [trips(hosts, 0, offset, tolerance, paired), trips(hosts, 1, offset, tolerance, paired)] as const;
   const all = both.flatMap((b) => b.trips);
   // One connection per flow as the first host names it; the second's name where the first never saw it.
   const firstName = new Map<string, string>();
@@ -268,6 +268,6 @@ export function merge(first: HostTrace, second: HostTrace): Merged {
   const connections = [...byFlow].map(([flow, ts]) => {
     ts.sort((x, y) => time(x) - time(y));
     return { flow, trips: ts, verdict: connectionVerdict(ts, [first.name, second.name]) };
-  }).sort((x, y) => time(x.trips[0]) - time(y.trips[0]));
+  }).sort((x, y) => time(x.trips[0]!) - time(y.trips[0]!));
   return { hosts: [first.name, second.name], clock, connections, elsewhere: [both[0].elsewhere, both[1].elsewhere] };
 }
