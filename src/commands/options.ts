@@ -144,12 +144,14 @@ function positiveNumber(name: string, value: string | undefined, integer: boolea
 const VALUE_OPTIONS = new Set(['--port', '-p', '--host', '-H', '--proto', '--netns', '-n', '--duration', '-d', '--count', '-c',
   '--ring-mib', '--write', '-w', '--points', '--snaplen', '-s', '--with-tcpdump']);
 
+const isPair = <T>(xs: T[]): xs is [T, T] => xs.length === 2;
+
 /** `--port -1` as `--port=-1`: parseArgs takes a value that starts with '-' for an option and calls the
  *  pair ambiguous; a negative number is a bad value, to be named as such. */
 function joinNegativeValues(argv: string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
+    const a = argv[i]!;
     const next = argv[i + 1];
     if (VALUE_OPTIONS.has(a) && next !== undefined && /^-[\d.]/.test(next)) {
       out.push(a.startsWith('--') ? `${a}=${next}` : `${a}${next}`);
@@ -196,7 +198,8 @@ export function parseCommandLine(argv: string[]): Command {
       },
     });
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0].replace(/\. To specify a positional argument.*$/, '');
+    const [line = ''] = (e as Error).message.split('\n');
+    const msg = line.replace(/\. To specify a positional argument.*$/, '');
     throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
   }
   const v = parsed.values;
@@ -215,7 +218,7 @@ export function parseCommandLine(argv: string[]): Command {
     expression: null,
     protos: parseProtos(v.proto, ports !== null),
     netns: v.netns?.[0] ?? null,
-    across: v.netns?.length === 2 ? [v.netns[0], v.netns[1]] : null,
+    across: v.netns && isPair(v.netns) ? [v.netns[0], v.netns[1]] : null,
     json: v.json ?? false,
     plain: v.plain ?? false,
     quiet: v.quiet ?? false,
@@ -253,11 +256,11 @@ export function parseCommandLine(argv: string[]): Command {
     return { kind: 'trace', options: { ...options, expression } };
   }
   if (first === 'compare') {
-    if (rest.length !== 2) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
+    if (!isPair(rest)) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
     return { kind: 'compare', capture: rest[0], trace: rest[1] };
   }
   if (first === 'merge') {
-    if (rest.length !== 2) throw new UsageError("merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)");
+    if (!isPair(rest)) throw new UsageError("merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)");
     return { kind: 'merge', traces: [rest[0], rest[1]], json: options.json };
   }
   // demo

@@ -77,7 +77,7 @@ let cached: Native | undefined;
  *  prebuilt one needs (the loader's complaint, e.g. an older glibc). Pure. */
 export function addonFailure(e: Error, exists: boolean): string {
   if (!exists) return `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`;
-  const why = e.message.split('\n')[0];
+  const [why = ''] = e.message.split('\n');
   const glibc = /GLIBC(XX)?_[\d.]+/.exec(why);
   const need = glibc ? ': the prebuilt addon needs glibc 2.34 or later (Debian 12, Ubuntu 22.04, RHEL 9, Amazon Linux 2023); ' +
     'elsewhere build it from the source (scripts/setup.sh)' : '';
