@@ -21,14 +21,16 @@ const ETHERTYPE_IP = 0x0800, ETHERTYPE_IPV6 = 0x86dd, ETHERTYPE_VLAN = [0x8100, 
 /** Strips the link layer: Ethernet (with VLAN tags), Linux cooked v1/v2, raw IP, BSD loopback. */
 export function ipPayload(linktype: number, d: Uint8Array): Uint8Array | null {
   const ip = (type: number, off: number) => (type === ETHERTYPE_IP || type === ETHERTYPE_IPV6 ? d.subarray(off) : null);
+  const view = new DataView(d.buffer, d.byteOffset, d.byteLength);
+  const u16 = (off: number) => view.getUint16(off); // big-endian; each within a length checked before it
   switch (linktype) {
     case 1: { // EN10MB
       let off = 12;
-      while (d.length >= off + 2 && ETHERTYPE_VLAN.includes((d[off] << 8) | d[off + 1])) off += 4;
-      return d.length >= off + 2 ? ip((d[off] << 8) | d[off + 1], off + 2) : null;
+      while (d.length >= off + 2 && ETHERTYPE_VLAN.includes(u16(off))) off += 4;
+      return d.length >= off + 2 ? ip(u16(off), off + 2) : null;
     }
-    case 113: return d.length >= 16 ? ip((d[14] << 8) | d[15], 16) : null;  // LINUX_SLL
-    case 276: return d.length >= 20 ? ip((d[0] << 8) | d[1], 20) : null;    // LINUX_SLL2
+    case 113: return d.length >= 16 ? ip(u16(14), 16) : null;  // LINUX_SLL
+    case 276: return d.length >= 20 ? ip(u16(0), 20) : null;    // LINUX_SLL2
     case 101: case 228: case 229: case 12: case 14: return d;               // raw IPv4/IPv6
     case 0: return d.subarray(4);                                           // BSD loopback
     default: return null;

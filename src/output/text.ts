@@ -84,8 +84,9 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   let preRouting = false;
   const steps = j.steps;
   // Matched the filter only from a hook on (after conntrack or NAT): it came in on a device.
-  if (j.direction !== 'out' && steps[0]?.point === 'netfilter' && j.tcpdump) {
-    parts.push(`rx ${dev.name(j.tcpdumpDevices[0])}`, `tcpdump ${st.good('✓')}`);
+  const tapped = j.tcpdumpDevices[0];
+  if (j.direction !== 'out' && steps[0]?.point === 'netfilter' && j.tcpdump && tapped !== undefined) {
+    parts.push(`rx ${dev.name(tapped)}`, `tcpdump ${st.good('✓')}`);
     rxDevice = true;
   }
   steps.forEach((s: Step) => {
@@ -150,7 +151,7 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   } else if (j.fate === 'dropped' && !j.drop?.hook) {
     if (j.drop?.layer === 'neighbour' && j.neighbourWaitNs === undefined) {
       const post = steps.find((s) => s.hook === 'POST_ROUTING' && s.at === 'exit');
-      if (post) rendered.push(`neighbour resolution ${duration(steps[steps.length - 1].t - post.t)}`);
+      if (post) rendered.push(`neighbour resolution ${duration(steps.at(-1)!.t - post.t)}`);
     }
     rendered.push(st.bad(`✗ dropped`));
   } else if (j.fate !== 'dropped') {
