@@ -4,7 +4,7 @@
 // and nothing there drops or rewrites a packet). Re-placed when the ruleset
 // changes; and what priority each probe slot sits at.
 import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from './kernel-names.js';
-import type { NativeTracer, NetfilterRequest } from './native.js';
+import type { NativeTracer, NetfilterRequest, NetfilterResult } from './native.js';
 import { NF_SLOT_ENTRY, NF_SLOT_EXIT, NF_SLOTS } from './record.js';
 import { hookPriorities, planGaps, type Gap } from '../rules/plan.js';
 import type { Ruleset } from '../rules/model.js';
@@ -40,6 +40,18 @@ function errnoName(errno: number): string {
 
 const key = (family: 4 | 6, hook: HookName) => `${family}:${hook}`;
 
+function hookName(hook: number): HookName {
+  const name = HOOK_NAMES[hook];
+  if (name === undefined) throw new Error(`no netfilter hook ${hook}`);
+  return name;
+}
+
+/** Each request with the addon's result for it: one per request, in their order. */
+function withResults<Q>(requests: Q[], results: NetfilterResult[]): [Q, NetfilterResult][] {
+  if (results.length !== requests.length) throw new Error(`${results.length} results for ${requests.length} netfilter requests`);
+  return requests.map((q, i) => [q, results[i]!]);
+}
+
 export class NetfilterProbes {
   /** Priority of each attached slot, by family and hook. */
   private readonly slots = new Map<string, Map<number, number>>();
@@ -54,10 +66,9 @@ export class NetfilterProbes {
   attachBrackets(): void {
     const plan = bracketPlan();
     const results = this.tracer.attachNetfilter(this.nsPath, plan);
-    plan.forEach((rq, i) => {
+    for (const [rq, r] of withResults(plan, results)) {
       const family = rq.pf === NFPROTO_IPV4 ? 4 : 6;
-      const hook = HOOK_NAMES[rq.hook];
-      const r = results[i];
+      const hook = hookName(rq.hook);
       if (r.errno) {
         this.failures.push({
           point: `netfilter ipv${family} ${hook} ${rq.slot === NF_SLOT_ENTRY ? 'entry' : 'exit'}`,
@@ -67,7 +78,7 @@ export class NetfilterProbes {
         this.slotsOf(family, hook).set(rq.slot, r.priority);
         if (rq.slot === NF_SLOT_EXIT) this.exitLinks.set(key(family, hook), r.link);
       }
-    });
+    }
     this.reindex();
   }
 
@@ -77,7 +88,7 @@ export class NetfilterProbes {
    *  after the entry probe, so a drop there is still placed in its hook (the packet entered it, and
    *  never went further). */
   private placeExits(rs: Ruleset): void {
-    const wanted: NetfilterRequest[] = [];
+    const wanted: { family: 4 | 6; hook: HookName; rq: NetfilterRequest }[] = [];
     for (const family of [4, 6] as const) {
       const chains = HOOK_NAMES.some((hook) => hookPriorities(rs, family, hook).length > 0);
       HOOK_NAMES.forEach((hook, h) => {
@@ -88,18 +99,16 @@ export class NetfilterProbes {
           this.exitLinks.delete(k);
           this.slotsOf(family, hook).delete(NF_SLOT_EXIT);
         } else if (chains && link === undefined && this.slotsOf(family, hook).has(NF_SLOT_ENTRY)) {
-          wanted.push({ pf: family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: h, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 });
+          wanted.push({ family, hook, rq: { pf: family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: h, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 } });
         }
       });
     }
-    const results = wanted.length ? this.tracer.attachNetfilter(this.nsPath, wanted) : [];
-    results.forEach((r, i) => {
-      if (r.errno) return; // the hook's entry probe still sees its packets pass
-      const family = wanted[i].pf === NFPROTO_IPV4 ? 4 : 6;
-      const hook = HOOK_NAMES[wanted[i].hook];
+    const results = wanted.length ? this.tracer.attachNetfilter(this.nsPath, wanted.map((w) => w.rq)) : [];
+    for (const [{ family, hook }, r] of withResults(wanted, results)) {
+      if (r.errno) continue; // the hook's entry probe still sees its packets pass
       this.exitLinks.set(key(family, hook), r.link);
       this.slotsOf(family, hook).set(NF_SLOT_EXIT, r.priority);
-    });
+    }
   }
 
   /** Whether the hook's entry probe is its only one: a packet it sees passes the hook (no chains in its family). */
@@ -127,12 +136,12 @@ export class NetfilterProbes {
     }));
     const results = requests.length ? this.tracer.attachNetfilter(this.nsPath, requests) : [];
     const placed: Gap[] = [];
-    results.forEach((r, i) => {
-      if (r.errno) return; // a gap we could not fill only makes the bracket wider
+    for (const [g, r] of withResults(gaps, results)) {
+      if (r.errno) continue; // a gap we could not fill only makes the bracket wider
       this.gapLinks.push(r.link);
-      this.slotsOf(gaps[i].family, gaps[i].hook).set(gaps[i].slot, r.priority);
-      placed.push({ ...gaps[i], priority: r.priority });
-    });
+      this.slotsOf(g.family, g.hook).set(g.slot, r.priority);
+      placed.push({ ...g, priority: r.priority });
+    }
     this.reindex();
     return placed;
   }
