@@ -15,17 +15,18 @@ export function parseCounters(...texts: string[]): Counters {
   for (const text of texts) {
     const lines = text.split('\n');
     for (let i = 0; i < lines.length; i++) {
-      const m = /^(\w+):\s+(.*)$/.exec(lines[i]);
-      if (m) {
-        const values = /^(\w+):\s+(.*)$/.exec(lines[i + 1] ?? '');
-        if (!values || values[1] !== m[1]) continue;
-        const names = m[2].trim().split(/\s+/);
-        const nums = values[2].trim().split(/\s+/);
-        names.forEach((n, k) => out.set(`${m[1]}${n}`, Number(nums[k])));
+      const line = lines[i]!;
+      const [, table, head] = /^(\w+):\s+(.*)$/.exec(line) ?? [];
+      if (table !== undefined && head !== undefined) {
+        const [, again, row] = /^(\w+):\s+(.*)$/.exec(lines[i + 1] ?? '') ?? [];
+        if (again !== table || row === undefined) continue;
+        const names = head.trim().split(/\s+/);
+        const nums = row.trim().split(/\s+/);
+        names.forEach((n, k) => out.set(`${table}${n}`, Number(nums[k])));
         i++;
       } else {
-        const kv = /^(\w+)\s+(-?\d+)$/.exec(lines[i].trim());
-        if (kv) out.set(kv[1], Number(kv[2]));
+        const [, name, value] = /^(\w+)\s+(-?\d+)$/.exec(line.trim()) ?? [];
+        if (name !== undefined) out.set(name, Number(value));
       }
     }
   }
@@ -38,11 +39,11 @@ export function parseDeviceCounters(text: string): Counters {
   const FIELDS: [number, string][] = [[2, 'rx_errors'], [3, 'rx_dropped'], [4, 'rx_fifo_errors'], [5, 'rx_frame_errors'],
     [10, 'tx_errors'], [11, 'tx_dropped'], [12, 'tx_fifo_errors'], [14, 'tx_carrier_errors']];
   for (const line of text.split('\n')) {
-    const m = /^\s*([^:\s]+):\s*(.*)$/.exec(line);
-    if (!m) continue;
-    const v = m[2].trim().split(/\s+/).map(Number);
+    const [, dev, rest] = /^\s*([^:\s]+):\s*(.*)$/.exec(line) ?? [];
+    if (dev === undefined || rest === undefined) continue;
+    const v = rest.trim().split(/\s+/).map(Number);
     if (v.length < 16) continue;
-    for (const [i, name] of FIELDS) out.set(`${m[1]}.${name}`, v[i]);
+    for (const [i, name] of FIELDS) out.set(`${dev}.${name}`, v[i]!);
   }
   return out;
 }
@@ -52,8 +53,8 @@ export function parseDeviceCounters(text: string): Counters {
 export function parseSoftnet(text: string): Counters {
   let dropped = 0;
   for (const line of text.split('\n')) {
-    const v = line.trim().split(/\s+/);
-    if (v.length >= 2) dropped += parseInt(v[1], 16);
+    const [, cpuDropped] = line.trim().split(/\s+/);
+    if (cpuDropped !== undefined) dropped += parseInt(cpuDropped, 16);
   }
   return new Map([['SoftnetDropped', dropped]]);
 }

@@ -133,15 +133,15 @@ export class RecordView implements TraceEvent {
   get reason(): number { return this.u32(OFFSETS.reason); }
   get ttl(): number { return this.u8(OFFSETS.ttl); }
   get ipId(): number { return this.u16(OFFSETS.ip_id); }
-  get src(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.saddr, this.family); }
-  get dst(): string { return cachedAddress(this.bytesOf, this.o + OFFSETS.daddr, this.family); }
+  get src(): string { return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.saddr, this.family); }
+  get dst(): string { return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.daddr, this.family); }
   get pid(): number { return this.u32(OFFSETS.pid); }
   get oldState(): number { return this.u8(OFFSETS.old_state); }
   get newState(): number { return this.u8(OFFSETS.new_state); }
   get icmpType(): number { return this.u8(OFFSETS.icmp_type); }
   get icmpCode(): number { return this.u8(OFFSETS.icmp_code); }
   get innerProto(): number { return this.u8(OFFSETS.inner_proto); }
-  get innerDst(): string { return this.innerProto ? cachedAddress(this.bytesOf, this.o + OFFSETS.inner_daddr, this.family) : ''; }
+  get innerDst(): string { return this.innerProto ? cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.inner_daddr, this.family) : ''; }
   get aux(): number { return this.u32(OFFSETS.aux); }
   get comm(): string { return this.innerProto ? '' : cString(this.bytesOf, this.o + OFFSETS.comm, 16); }
   /** A number that changes when the packet's addresses or ports do (NAT), without making strings. */
@@ -183,9 +183,10 @@ const EVENT_FIELDS: readonly (keyof TraceEvent)[] = Object.values(EVENT_NAMES).f
 const v4Cache = new Map<number, string>();
 const v6Cache = new Map<string, string>();
 
-function cachedAddress(b: Uint8Array, off: number, family: number): string {
+/** view: b's bytes as a DataView. */
+function cachedAddress(b: Uint8Array, view: DataView, off: number, family: number): string {
   if (family === 4) {
-    const k = (b[off] << 24) | (b[off + 1] << 16) | (b[off + 2] << 8) | b[off + 3]; // int32: a small-integer key
+    const k = view.getInt32(off); // a small-integer key
     let s = v4Cache.get(k);
     if (s === undefined) {
       if (v4Cache.size > 65536) v4Cache.clear();
