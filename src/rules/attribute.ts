@@ -48,14 +48,15 @@ function ipToBytes(a: string): number[] | null {
 }
 
 function addrIn(addr: string, v: string): boolean | null {
-  const [net, lenText] = v.split('/');
+  const [net = '', lenText] = v.split('/');
   const a = ipToBytes(addr), n = ipToBytes(net);
   if (!a || !n) return null;
   if (a.length !== n.length) return false;
-  const len = lenText === undefined ? a.length * 8 : Number(lenText);
+  // A prefix longer than the address compares what the address has.
+  const len = Math.min(a.length * 8, lenText === undefined ? Infinity : Number(lenText));
   for (let bit = 0; bit < len; bit++) {
     const m = 0x80 >> (bit % 8);
-    if ((a[bit >> 3] & m) !== (n[bit >> 3] & m)) return false;
+    if ((a[bit >> 3]! & m) !== (n[bit >> 3]! & m)) return false;
   }
   return true;
 }
@@ -63,7 +64,7 @@ function addrIn(addr: string, v: string): boolean | null {
 function portIn(port: number, v: string | number): boolean {
   if (typeof v === 'number') return port === v;
   const [lo, hi] = v.split('-').map(Number);
-  return hi === undefined ? port === lo : port >= lo && port <= hi;
+  return hi === undefined ? port === lo : lo !== undefined && port >= lo && port <= hi;
 }
 
 const PROTO_NUMBERS: Record<string, string> = { '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'icmpv6' };
@@ -197,12 +198,14 @@ function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | 
  *  (a condition pathtrace cannot check), or one in another chain, could equally explain the drop. */
 function firstInOneChain(possible: { chain: Chain; rule: Rule }[], covering: { chain: Chain; rule: Rule }[]): boolean {
   // Rules of one chain come in their order (droppingRules walks it).
-  return covering.length > 0 && possible[0] === covering[0] && possible.every((x) => x.chain === covering[0].chain);
+  const [first] = covering;
+  return first !== undefined && possible[0] === first && possible.every((x) => x.chain === first.chain);
 }
 
 function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   const chains = candidateChains(rs, d);
-  if (!chains.length) return null;
+  const [firstChain] = chains;
+  if (!firstChain) return null;
   const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
   // A silent drop was no reject, and a reject answers (a verdict map may do either).
@@ -217,7 +220,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   let found: NonNullable<RuleAttribution['rule']>['found'] | undefined;
   let candidates: { chain: Chain; rule: Rule }[] = [];
   if (moved.length === 1) {
-    pick = moved[0];
+    pick = moved[0]!;
     found = ruleCovers(pick.rule, d.packet) === true ? 'counters+match' : 'counters';
   } else if (moved.length > 1) {
     const both = moved.filter((m) => ruleCovers(m.rule, d.packet) !== false);
@@ -228,23 +231,24 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   } else {
     // In the order they run: the rules that may match, up to the first that surely does (the rest cannot be reached).
     const sure = possible.findIndex((x) => covering.includes(x));
-    candidates = sure >= 0 && possible.every((x) => x.chain === possible[0].chain) ? possible.slice(0, sure + 1) : possible;
+    const first = possible[0];
+    candidates = sure >= 0 && possible.every((x) => x.chain === first?.chain) ? possible.slice(0, sure + 1) : possible;
   }
 
-  const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0].chain : chains.length === 1 ? chains[0] : undefined);
+  const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0]!.chain : chains.length === 1 ? firstChain : undefined);
   // No rule explains it and one chain's policy can have dropped it (a drop policy whose counter moved, where
   // it has one): that policy did. A policy never answers.
   const policies = chains.filter((c) => c.policy === 'drop' &&
     !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0));
   if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
-    const c = policies[0];
+    const c = policies[0]!;
     return {
       table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name),
       rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };
   }
-  const base = pick?.chain ?? chain ?? chains[0];
+  const base = pick?.chain ?? chain ?? firstChain;
   const out: RuleAttribution = {
     table: base.table, chain: base.name, family: base.family, source: base.source,
     owner: chainOwner(base.table, base.name),
