@@ -14,6 +14,7 @@ export function parseIptablesMatches(args: string[]): { matches: Match[] | null;
     let negate = false;
     if (args[i] === '!') { negate = true; i++; }
     const opt = args[i], val = args[i + 1];
+    if (opt === undefined || val === undefined) { understood = false; break; } // each option here has a value
     const add = (field: Match['field'], values: (string | number)[]) => { matches.push({ field, negate, values }); i++; };
     switch (opt) {
       case '-A': i++; break;
@@ -49,7 +50,10 @@ export function parseIptablesMatches(args: string[]): { matches: Match[] | null;
 function words(line: string): string[] {
   const out: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  for (let m; (m = re.exec(line)); ) out.push(m[1] ?? m[2]);
+  for (const [, quoted, bare] of line.matchAll(re)) {
+    const word = quoted ?? bare;
+    if (word !== undefined) out.push(word);
+  }
   return out;
 }
 
@@ -64,27 +68,28 @@ export function parseIptablesSave(text: string, family: 4 | 6, source: 'iptables
   let table = '';
   for (const line of text.split('\n')) {
     if (line.startsWith('*')) { table = line.slice(1).trim(); continue; }
-    let m = /^:(\S+) (\S+)(?: \[(\d+):(\d+)\])?/.exec(line);
-    if (m) {
-      const hook = IPTABLES_CHAIN_HOOK[m[1]];
+    const [, name, policyWord, packets, bytes] = /^:(\S+) (\S+)(?: \[(\d+):(\d+)\])?/.exec(line) ?? [];
+    if (name !== undefined) {
+      const hook = IPTABLES_CHAIN_HOOK[name];
       const priority = hook ? LEGACY_PRIORITIES[table]?.[hook] : undefined;
-      const policy = m[2] === 'DROP' ? 'drop' : m[2] === 'ACCEPT' ? 'accept' : undefined;
-      chains.set(`${table} ${m[1]}`, {
-        family: fam, table, name: m[1], source,
+      const policy = policyWord === 'DROP' ? 'drop' : policyWord === 'ACCEPT' ? 'accept' : undefined;
+      chains.set(`${table} ${name}`, {
+        family: fam, table, name, source,
         hook: priority !== undefined ? hook : undefined, priority, policy,
-        policyCounter: policy && m[3] !== undefined ? { packets: Number(m[3]), bytes: Number(m[4]) } : undefined, rules: [],
+        policyCounter: policy && packets !== undefined ? { packets: Number(packets), bytes: Number(bytes) } : undefined, rules: [],
       });
       continue;
     }
-    m = /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line) ?? /^()()(-A (\S+) .*)$/.exec(line);
-    if (m) {
-      const chain = chains.get(`${table} ${m[4]}`);
+    // With its counters ("[packets:bytes] -A ..."), or without.
+    const [, rulePackets, ruleBytes, rule, chainName] = /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line) ?? /^()()(-A (\S+) .*)$/.exec(line) ?? [];
+    if (rule !== undefined) {
+      const chain = chains.get(`${table} ${chainName}`);
       if (!chain) continue;
-      const parsed = parseIptablesMatches(words(m[3]));
+      const parsed = parseIptablesMatches(words(rule));
       chain.rules.push({
         position: chain.rules.length + 1,
-        text: `${cmd}${table === 'filter' ? '' : ` -t ${table}`} ${m[3]}`,
-        counter: m[1] ? { packets: Number(m[1]), bytes: Number(m[2]) } : null,
+        text: `${cmd}${table === 'filter' ? '' : ` -t ${table}`} ${rule}`,
+        counter: rulePackets ? { packets: Number(rulePackets), bytes: Number(ruleBytes) } : null,
         ...parsed,
       });
     }
