@@ -84,7 +84,8 @@ function vmapVerdicts(vmap: Json, sets: Sets, where: string): Json[] {
 function parseRule(expr: Json[], position: number, handle: number, text: string, sets: Sets, where: string): Rule {
   const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
   for (const e of expr) {
-    const [key] = Object.keys(e);
+    const [key = ''] = Object.keys(e); // '' for an empty statement: not one we model
+    const xtVerdict = key === 'xt' && e.xt?.type === 'target' ? XT_VERDICTS[e.xt.name] : undefined;
     if (key === 'match') {
       const m = parseMatch(e.match, sets, where);
       if (m && rule.matches) rule.matches.push(...m);
@@ -94,8 +95,8 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
     } else if (VERDICTS.has(key)) {
       rule.verdict = key as Rule['verdict'];
       if (key === 'jump' || key === 'goto') rule.target = e[key].target;
-    } else if (key === 'xt' && e.xt?.type === 'target' && XT_VERDICTS[e.xt.name]) {
-      rule.verdict = XT_VERDICTS[e.xt.name]; // iptables-nft's -j REJECT and the like
+    } else if (xtVerdict) {
+      rule.verdict = xtVerdict; // iptables-nft's -j REJECT and the like
     } else if (key === 'vmap') {
       // A verdict map: it drops what maps to drop or reject; which packets do is beyond the model.
       const verdicts = vmapVerdicts(e.vmap, sets, where);
@@ -117,13 +118,13 @@ export function parseNftText(text: string): Map<string, string> {
   let table = '', chain = '';
   for (const raw of text.split('\n')) {
     const line = raw.trim();
-    let m = /^table (\w+) (\S+) \{/.exec(line);
-    if (m) { table = `${m[1]} ${m[2]}`; continue; }
-    m = /^chain (\S+) \{/.exec(line);
-    if (m) { chain = m[1]; continue; }
-    m = /^(.*\S)\s+# handle (\d+)$/.exec(line);
-    if (m && chain && !line.startsWith('type ')) {
-      out.set(`${table} ${chain} ${m[2]}`, m[1].replace(/counter packets \d+ bytes \d+/, 'counter'));
+    const [, family, name] = /^table (\w+) (\S+) \{/.exec(line) ?? [];
+    if (name !== undefined) { table = `${family} ${name}`; continue; }
+    const [, chainName] = /^chain (\S+) \{/.exec(line) ?? [];
+    if (chainName !== undefined) { chain = chainName; continue; }
+    const [, rule, handle] = /^(.*\S)\s+# handle (\d+)$/.exec(line) ?? [];
+    if (rule !== undefined && chain && !line.startsWith('type ')) {
+      out.set(`${table} ${chain} ${handle}`, rule.replace(/counter packets \d+ bytes \d+/, 'counter'));
     }
   }
   return out;

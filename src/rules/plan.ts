@@ -21,9 +21,11 @@ export function planGaps(rs: Ruleset): Gap[] {
     for (const hook of HOOK_NAMES) {
       const prios = hookPriorities(rs, family, hook);
       let slot = 1;
-      for (let i = 0; i + 1 < prios.length && slot <= BETWEEN_SLOTS; i++) {
-        if (prios[i + 1] - prios[i] < 2) continue; // adjacent priorities leave no room
-        gaps.push({ family, hook, priority: prios[i] + 1, slot: slot++, below: prios[i], above: prios[i + 1] });
+      for (const [i, below] of prios.entries()) {
+        const above = prios[i + 1];
+        if (above === undefined || slot > BETWEEN_SLOTS) break;
+        if (above - below < 2) continue; // adjacent priorities leave no room
+        gaps.push({ family, hook, priority: below + 1, slot: slot++, below, above });
       }
     }
   }

@@ -18,7 +18,7 @@ export interface TableRef { source: Source; family: TableFamily; table: string }
 export function legacyTableNames(nsPath: string): [string, string] | null {
   try {
     const [v4, v6] = native().readInNetns(nsPath, ['/proc/thread-self/net/ip_tables_names', '/proc/thread-self/net/ip6_tables_names']);
-    return [v4, v6];
+    return v4 !== undefined && v6 !== undefined ? [v4, v6] : null;
   } catch {
     return null;
   }
@@ -101,13 +101,14 @@ export class RulesetReader {
 type Command = [string, string[]];
 const IPTABLES_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);
 
-/** Each part's outputs (one per table, or one for all) joined: nft's JSON documents merged into one. */
-function assembleParts([jsons, ...texts]: string[][]): Ruleset {
-  const json = jsons.length === 1 ? jsons[0] : (() => {
+/** Each part's outputs (one per table, or one for all) joined: nft's JSON documents merged into one.
+ *  A part not there is an empty output. */
+function assembleParts([jsons = [], ...texts]: string[][]): Ruleset {
+  const json = jsons.length === 1 ? jsons[0]! : (() => {
     const items = jsons.flatMap((j) => { try { return JSON.parse(j).nftables ?? []; } catch { return []; } });
     return items.length ? JSON.stringify({ nftables: items }) : '';
   })();
-  const [nftText, ipt4, ipt6, leg4, leg6] = texts.map((t) => t.join('\n'));
+  const [nftText = '', ipt4 = '', ipt6 = '', leg4 = '', leg6 = ''] = texts.map((t) => t.join('\n'));
   return assemble(json, nftText, ipt4, ipt6, leg4, leg6);
 }
 
