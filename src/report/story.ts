@@ -45,15 +45,14 @@ const ABORTED_FROM = new Set(['SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2
 
 /** The socket's state changes as a path, "ESTABLISHED→FIN_WAIT1→CLOSE (aborted)". */
 export function statePath(states: string[]): string {
-  if (!states.length) return '';
-  const path = [states[0].split('>')[0]];
+  const path: string[] = [];
+  let aborted = false; // by the last change
   for (const s of states) {
-    const [from, to] = s.split('>');
-    if (path[path.length - 1] !== from) path.push(from);
+    const [from = '', to = ''] = s.split('>');
+    if (path.at(-1) !== from) path.push(from);
     path.push(to);
+    aborted = to === 'CLOSE' && ABORTED_FROM.has(from);
   }
-  const last = states[states.length - 1].split('>');
-  const aborted = last[1] === 'CLOSE' && ABORTED_FROM.has(last[0]);
   return `${path.join('→')}${aborted ? ' (aborted)' : ''}`;
 }
 

@@ -39,8 +39,9 @@ export function traceRules(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>, 
 
 /** Parses one line of `nft -a monitor trace`. */
 export function parseTraceLine(line: string): { id: string; family: string; table: string; chain: string; kind: string; rest: string } | null {
-  const m = /^trace id (\w+) (\w+) (\S+) (\S+) (packet:|rule|policy|verdict) ?(.*)$/.exec(line.trim());
-  return m ? { id: m[1], family: m[2], table: m[3], chain: m[4], kind: m[5], rest: m[6] } : null;
+  const [, id, family, table, chain, kind, rest] = /^trace id (\w+) (\w+) (\S+) (\S+) (packet:|rule|policy|verdict) ?(.*)$/.exec(line.trim()) ?? [];
+  if (id === undefined || family === undefined || table === undefined || chain === undefined || kind === undefined || rest === undefined) return null;
+  return { id, family, table, chain, kind, rest };
 }
 
 export function parsePacketFields(rest: string): TraceVerdict['packet'] {
@@ -74,13 +75,14 @@ export class RuleTrace {
       return [];
     }
     const removed: string[] = [];
-    for (const m of tables.matchAll(new RegExp(`^table inet (${TABLE_PREFIX}(\\d+))$`, 'gm'))) {
-      const pid = Number(m[2]);
+    for (const [, table, pidText] of tables.matchAll(new RegExp(`^table inet (${TABLE_PREFIX}(\\d+))$`, 'gm'))) {
+      if (table === undefined) continue;
+      const pid = Number(pidText);
       let alive = true;
       try { process.kill(pid, 0); } catch { alive = false; }
       if (alive && pid !== process.pid) continue;
-      this.nft(['delete', 'table', 'inet', m[1]]);
-      removed.push(m[1]);
+      this.nft(['delete', 'table', 'inet', table]);
+      removed.push(table);
     }
     return removed;
   }

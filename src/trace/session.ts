@@ -91,7 +91,7 @@ function tracerConfig(options: TraceOptions, netns: NetnsTarget, expression: Exp
 function namespaceAddresses(n: Native, nsPath: string): string[] {
   try {
     const [v4, v6] = n.readInNetns(nsPath, ['/proc/thread-self/net/fib_trie', '/proc/thread-self/net/if_inet6']);
-    return [...localAddressesV4(v4), ...localAddressesV6(v6)].filter((a) => !a.startsWith('127.') && a !== '::1');
+    return [...localAddressesV4(v4 ?? ''), ...localAddressesV6(v6 ?? '')].filter((a) => !a.startsWith('127.') && a !== '::1');
   } catch {
     return [];
   }
@@ -475,9 +475,8 @@ export class Session {
 
   /** Reports journeys in order, up to the first that still waits for its rule. */
   private flush(sink: Sink): void {
-    let n = 0;
-    while (n < this.outbox.length && !this.outbox[n].pending) n++;
-    for (const { j } of this.outbox.splice(0, n)) {
+    const waiting = this.outbox.findIndex((o) => o.pending);
+    for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
       this.tally.add(j);
       if (j.drop) j.drop.advice = dropAdvice(j.drop, this.adviceContext(j));

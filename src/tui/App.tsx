@@ -209,14 +209,16 @@ export function onKey(ui: UiState, input: string, key: Key, snap: Snapshot, stor
     const conns = connectionsOf(snap, ui.filter, store);
     if (up) return { ...ui, sel: { ...sel, main: Math.max(0, sel.main - 1) } };
     if (down) return { ...ui, sel: { ...sel, main: Math.max(0, Math.min(conns.length - 1, sel.main + 1)) } };
-    if (key.return && conns[sel.main]) return { ...ui, view: { kind: 'connection', key: conns[sel.main].key }, sel: { ...sel, connection: 0 } };
+    const conn = conns[sel.main];
+    if (key.return && conn) return { ...ui, view: { kind: 'connection', key: conn.key }, sel: { ...sel, connection: 0 } };
     return ui;
   }
   const { packets } = packetsOf(snap, view);
   if (view.kind === 'connection') {
     if (up) return { ...ui, sel: { ...sel, connection: Math.max(0, sel.connection - 1) } };
     if (down) return { ...ui, sel: { ...sel, connection: Math.max(0, Math.min(packets.length - 1, sel.connection + 1)) } };
-    if (key.return && packets[sel.connection]) return { ...ui, view: { kind: 'packet', key: view.key, id: packets[sel.connection].id } };
+    const packet = packets[sel.connection];
+    if (key.return && packet) return { ...ui, view: { kind: 'packet', key: view.key, id: packet.id } };
     return ui;
   }
   const i = packets.findIndex((p) => p.id === view.id);

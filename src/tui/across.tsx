@@ -71,9 +71,9 @@ export function AcrossView({ store, theme, onQuit }: { store: AcrossStore; theme
     <Box flexDirection="column" width={columns} height={rows}>
       <Text wrap="truncate"><Text bold>pathtrace</Text>{` · ${a} ⇄ ${b} · ${store.packets[0]} / ${store.packets[1]} packets`}</Text>
       <Box flexDirection="row">
-        {store.hosts.map((h, i) => (
-          <Box key={h} flexDirection="column" width="50%" paddingRight={1}>
-            <Text bold wrap="truncate">{`${h} (${store.packets[i]} packets)`}</Text>
+        {([0, 1] as const).map((i) => (
+          <Box key={store.hosts[i]} flexDirection="column" width="50%" paddingRight={1}>
+            <Text bold wrap="truncate">{`${store.hosts[i]} (${store.packets[i]} packets)`}</Text>
             <StagesView stages={store.stages[i]} theme={theme} />
           </Box>
         ))}
