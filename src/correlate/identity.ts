@@ -20,7 +20,7 @@ export function rank(e: TraceEvent, exit: boolean): number {
     case Point.NAPI_GRO_RECEIVE: return 4;
     case Point.NETIF_RX: return 5;
     case Point.NETIF_RECEIVE_SKB: return 10;
-    case Point.NETFILTER: return NF_RANK[e.hook] + (exit ? 1 : 0);
+    case Point.NETFILTER: return (NF_RANK[e.hook] ?? NaN) + (exit ? 1 : 0); // NaN: a hook with no rank orders with none
     case Point.NET_DEV_QUEUE: return 64;
     case Point.QDISC_ENQUEUE: return 65;
     case Point.QDISC_DEQUEUE: return 66;
@@ -62,7 +62,7 @@ export function comesLater(a: Position, e: TraceEvent, r: number): boolean {
     if (r <= RX_START) return true; // looped back
     return r < SKB_COPY_RANK && a.txDev !== 0 && e.ifindex !== a.txDev;
   }
-  return r <= RX_START && a.rank <= NF_RANK[0] + 1 && a.rxDev !== 0 && e.ifindex !== a.rxDev;
+  return r <= RX_START && a.rank <= NF_RANK[0]! + 1 && a.rxDev !== 0 && e.ifindex !== a.rxDev;
 }
 
 export function sameContent(j: Journey, e: TraceEvent): boolean {

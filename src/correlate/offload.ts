@@ -64,7 +64,7 @@ export class Segmenting {
     const waiting = this.waiting.get(flow) ?? [];
     let parent: Active | undefined;
     for (let i = waiting.length - 1; i >= 0 && !parent; i--) {
-      const p = waiting[i];
+      const p = waiting[i]!;
       if (this.live(p) && ((e.seq - p.j.seq) >>> 0) < p.j.len) parent = p;
     }
     if (!parent) return undefined;

@@ -12,7 +12,8 @@ export class StartOrder {
   add(j: Journey): void {
     const d = this.done;
     const before = (x: Journey) => x.start < j.start || (x.start === j.start && x.id < j.id);
-    if (d.length === 0 || before(d[d.length - 1])) {
+    const last = d.at(-1);
+    if (last === undefined || before(last)) {
       d.push(j);
       return;
     }
@@ -20,7 +21,7 @@ export class StartOrder {
     let hi = d.length - 1; // d[hi] is not before j
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (before(d[mid])) lo = mid + 1;
+      if (before(d[mid]!)) lo = mid + 1;
       else hi = mid;
     }
     d.splice(lo, 0, j);
@@ -29,8 +30,8 @@ export class StartOrder {
   /** The journeys that started no later than the oldest one still under way (its start); all of them when more
    *  than maxHeld would stay. */
   take(oldestActive: number, maxHeld: number): Journey[] {
-    let n = 0;
-    while (n < this.done.length && this.done[n].start <= oldestActive) n++;
+    const later = this.done.findIndex((j) => j.start > oldestActive);
+    let n = later < 0 ? this.done.length : later;
     // A packet that waits long (for its read, in a queue) holds back all that started after it: at high
     // rates that is most of the memory. Past maxHeld they go out, and it follows later, out of start order.
     if (this.done.length - n > maxHeld) n = this.done.length;

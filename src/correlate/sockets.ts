@@ -38,10 +38,8 @@ export class SocketEvents {
   sending(e: TraceEvent, f: FlowState): void {
     if (e.proto === IPPROTO.TCP && e.flags === TCP.SYN) {
       const i = this.pendingConnects.findIndex((p) => p.dport === e.dport && p.dst === e.dst);
-      if (i >= 0) {
-        const p = this.pendingConnects.splice(i, 1)[0];
-        this.flows.stateChange(e, p.t, p.oldState, p.newState, { pid: p.pid, comm: p.comm });
-      }
+      const [p] = i >= 0 ? this.pendingConnects.splice(i, 1) : [];
+      if (p) this.flows.stateChange(e, p.t, p.oldState, p.newState, { pid: p.pid, comm: p.comm });
     }
     if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
       f.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });

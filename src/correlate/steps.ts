@@ -57,7 +57,7 @@ export function stepOf(e: NamedEvent, exit: boolean): Step {
 
 /** The step of an application's read of the packet. */
 export function readStep(e: NamedEvent): Step {
-  const step = newStep(POINT_NAMES[e.point], e.t);
+  const step = newStep(POINT_NAMES[e.point] ?? `point-${e.point}`, e.t);
   step.bytes = e.aux;
   step.pid = e.pid;
   step.comm = e.comm;
