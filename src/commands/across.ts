@@ -94,7 +94,11 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     proc.stderr!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (errRest + d).split('\n');
       errRest = lines.pop()!;
-      for (const line of lines) if (line) (view ? view.message(host, line) : err.write(`[${name}] ${line}\n`));
+      for (const line of lines) {
+        if (!line) continue;
+        if (view) view.message(host, line);
+        else err.write(`[${name}] ${line}\n`);
+      }
     });
     proc.on('error', (e) => err.write(`[${name}] cannot start: ${e.message}\n`));
     return c;

@@ -65,7 +65,7 @@ for (const family of [4, 6] as const) {
       traced: (lab) => lab.server.netns,
       args: ['--port', '5353'],
       traffic: (lab) => lab.connect('udp', family === 4 ? lab.server.v4 : lab.server.v6, 5353, 300),
-    }, ({ lab, packets, connections, summary }) => {
+    }, ({ packets, connections, summary }) => {
       const [dgram] = dropped(packets);
       assert.equal(dgram.proto, 'udp');
       assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
