@@ -7,7 +7,7 @@ import type { Frame } from '../capture/read.js';
 import { parseIp, type PacketHeaders } from '../capture/packet.js';
 import { flagLetters } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
-import { expressionTakes, type Insn } from '../trace/expression.js';
+import { expressionTakes, insnsOf, type Insn } from '../trace/expression.js';
 import type { FilterRecord, PacketRecord } from '../output/records.js';
 
 /** What compare and merge read of a packet record (--json output, or a --write file's comment, which has no
@@ -134,7 +134,7 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
   // the NAT); flows by tuple, to say why a frame has no match.
   const byContent = new Map<string, Candidates>();
   const flows = new Set<string>();
-  const expression = filter?.expression?.bpf.map(([code, jt, jf, k]) => ({ code, jt, jf, k })) ?? null;
+  const expression = filter?.expression ? insnsOf(filter.expression.bpf) : null;
   const index = (tuple: string, p: TracePacket) => {
     flows.add(tuple);
     const k = contentKey(tuple, p.proto, p.proto === 'tcp' ? { seq: p.seq, ack: p.ack, flags: p.tcp_flags } : null, p.len, p.family === 'ipv4' ? p.ip_id : undefined);

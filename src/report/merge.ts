@@ -3,7 +3,7 @@
 // same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
 // (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
 // The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
-import { expressionTakes, packetFromFields } from '../trace/expression.js';
+import { expressionTakes, insnsOf, packetFromFields } from '../trace/expression.js';
 import type { TracePacket, TraceFilter } from './compare.js';
 import type { PacketRecord, PathVerdict } from '../output/records.js';
 
@@ -143,19 +143,24 @@ function evidence(out: Timed[], inn: Timed[]): [number, number][] {
   return pairs;
 }
 
-/** Whether a host's trace would have had this packet: its filter takes it and it was tracing then. */
-function covers(h: HostTrace, p: HostPacket, at: number | null): boolean {
-  const f = h.filter;
-  if (f) {
+/** What a host's filter takes of the packets another host sent, judged on the sender's record (headers, no
+ *  payload); its expression decoded once. */
+function filterTest(f: TraceFilter | null): (p: HostPacket) => boolean {
+  if (!f) return () => true;
+  const insns = f.expression ? insnsOf(f.expression.bpf) : null;
+  return (p) => {
     if (!f.protos.includes(p.proto === 'icmpv6' ? 'icmp' : p.proto)) return false;
     if (f.ports && !f.ports.includes(p.sport ?? -1) && !f.ports.includes(p.dport ?? -1)) return false;
     if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
-    // Its expression, on the headers the sender's record gives (no payload): a packet it does not take is
-    // outside that trace, never lost on the path.
-    if (f.expression && !expressionTakes(f.expression.bpf.map(([code, jt, jf, k]) => ({ code, jt, jf, k })), packetFromFields(p))) return false;
-  }
+    // A packet its expression does not take is outside that trace, never lost on the path.
+    return !insns || expressionTakes(insns, packetFromFields(p));
+  };
+}
+
+/** Whether a host's trace would have had this packet: its filter takes it and it was tracing then. */
+function covers(h: HostTrace, takes: (p: HostPacket) => boolean, p: HostPacket, at: number | null): boolean {
   // at is when it left: it would have arrived within MAX_TRANSIT_US of that.
-  return h.traced !== null && at !== null && at + MAX_TRANSIT_US >= h.traced.from && at <= h.traced.to;
+  return takes(p) && h.traced !== null && at !== null && at + MAX_TRANSIT_US >= h.traced.from && at <= h.traced.to;
 }
 
 const timed = (h: HostTrace, dir: 'in' | 'out'): Timed[] =>
@@ -191,6 +196,7 @@ function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, toler
   const toFirst = (host: 0 | 1, t: number) => (host === 0 ? t : t - offset);
   const shift = from === 0 ? offset : -offset;
   const matched = match(timed(hosts[from], 'out'), timed(hosts[to], 'in'), shift, tolerance);
+  const receiverTakes = filterTest(hosts[to].filter);
   const out: Trip[] = [];
   let elsewhere = 0;
   for (const p of hosts[from].packets) {
@@ -202,7 +208,7 @@ function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, toler
     if (r) path = r.p.fate === 'dropped' ? 'dropped-at-receiver' : r.p.fate === 'delivered' ? 'delivered' : 'arrived';
     else if (p.fate === 'dropped') path = 'dropped-at-sender';
     else if (t === null) path = 'not-sent';
-    else path = covers(hosts[to], p, t + shift) ? 'lost-on-path' : 'receiver-blind';
+    else path = covers(hosts[to], receiverTakes, p, t + shift) ? 'lost-on-path' : 'receiver-blind';
     out.push({
       from, sent: p, received: r?.p ?? null, path, leftAt: t === null ? null : toFirst(from, t), arrivedAt: r ? toFirst(to, r.t) : null,
       at: toFirst(from, t ?? p.time_us),

@@ -2,6 +2,7 @@
 // compileExpression); the program is checked for what the kernel interpreter (bpf/expression.bpf.h) runs,
 // and run here too on captured frames (compare), by the same classic BPF rules.
 import { addressBytes } from './address.js';
+import { EXPR_MAX_INSNS } from './record.js';
 
 /** A compiled expression: its text as the user gave it, and classic BPF (8 bytes per instruction, as
  *  struct sock_filter) for a packet that starts at its IP header. */
@@ -10,10 +11,14 @@ export interface Expression { text: string; program: Uint8Array }
 /** The libpcap names tried, in order: RHEL and Amazon Linux, Debian and Ubuntu, a development link. */
 export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
 
-/** Instructions the kernel runs at most (PT_EXPR_MAX_INSNS). */
-export const MAX_INSNS = 256;
+/** Instructions the kernel runs at most (bpf/record.h's PT_EXPR_MAX_INSNS). */
+export const MAX_INSNS = EXPR_MAX_INSNS;
 
 export interface Insn { code: number; jt: number; jf: number; k: number }
+
+/** Instructions as a --json trace's ready record holds them ([code, jt, jf, k], as tcpdump -ddd). */
+export const insnsOf = (bpf: readonly (readonly [number, number, number, number])[]): Insn[] =>
+  bpf.map(([code, jt, jf, k]) => ({ code, jt, jf, k }));
 
 export function instructions(program: Uint8Array): Insn[] {
   const v = new DataView(program.buffer, program.byteOffset, program.byteLength);
