@@ -15,9 +15,9 @@ struct pathtrace_expr expr = {};
 
 struct expr_buf {
 	__u8 pkt[PT_EXPR_WINDOW];
-	__u32 caplen;  /* bytes of pkt that hold the packet */
-	__u32 wirelen; /* the IP packet's length (BPF_LEN) */
-	__u32 mem[16]; /* the program's scratch memory (BPF_MEM) */
+	__u32 caplen;		/* bytes of pkt that hold the packet */
+	__u32 wirelen;		/* the IP packet's length (BPF_LEN) */
+	__u32 mem[16];		/* the program's scratch memory (BPF_MEM) */
 	__u32 pc, a, x, result; /* the machine's state */
 	/* A conntrack entry's tuple, read here rather than on the stack, where the programs that free packets
 	 * (on_kfree_skb with nft_chain_freeing) have no room left; also for the filter without an expression. */
@@ -39,30 +39,30 @@ static __always_inline struct expr_buf *expr_buf(void)
 }
 
 /* Classic BPF opcodes (linux/filter.h, linux/bpf_common.h). */
-#define CB_CLASS(c) ((c) & 0x07)
-#define CB_LD 0x00
-#define CB_LDX 0x01
-#define CB_ST 0x02
-#define CB_STX 0x03
-#define CB_ALU 0x04
-#define CB_JMP 0x05
-#define CB_RET 0x06
-#define CB_MISC 0x07
-#define CB_SIZE(c) ((c) & 0x18)
-#define CB_W 0x00
-#define CB_H 0x08
-#define CB_B 0x10
-#define CB_MODE(c) ((c) & 0xe0)
-#define CB_IMM 0x00
-#define CB_ABS 0x20
-#define CB_IND 0x40
-#define CB_MEM 0x60
-#define CB_LEN 0x80
-#define CB_MSH 0xa0
-#define CB_OP(c) ((c) & 0xf0)
-#define CB_SRC_X 0x08
-#define CB_RVAL(c) ((c) & 0x18)
-#define CB_RVAL_A 0x10
+#define CB_CLASS(c) ((c)&0x07)
+#define CB_LD	    0x00
+#define CB_LDX	    0x01
+#define CB_ST	    0x02
+#define CB_STX	    0x03
+#define CB_ALU	    0x04
+#define CB_JMP	    0x05
+#define CB_RET	    0x06
+#define CB_MISC	    0x07
+#define CB_SIZE(c)  ((c)&0x18)
+#define CB_W	    0x00
+#define CB_H	    0x08
+#define CB_B	    0x10
+#define CB_MODE(c)  ((c)&0xe0)
+#define CB_IMM	    0x00
+#define CB_ABS	    0x20
+#define CB_IND	    0x40
+#define CB_MEM	    0x60
+#define CB_LEN	    0x80
+#define CB_MSH	    0xa0
+#define CB_OP(c)    ((c)&0xf0)
+#define CB_SRC_X    0x08
+#define CB_RVAL(c)  ((c)&0x18)
+#define CB_RVAL_A   0x10
 
 static __always_inline __u8 expr_byte(const struct expr_buf *b, __u32 off)
 {
@@ -136,18 +136,45 @@ static __always_inline bool expr_step(struct expr_buf *b)
 	case CB_ALU: {
 		__u32 s = (code & CB_SRC_X) ? b->x : k, a = b->a;
 		switch (CB_OP(code)) {
-		case 0x00: a += s; break;
-		case 0x10: a -= s; break;
-		case 0x20: a *= s; break;
-		case 0x30: if (!s) goto fail; a /= s; break;
-		case 0x40: a |= s; break;
-		case 0x50: a &= s; break;
-		case 0x60: a <<= (s & 31); break;
-		case 0x70: a >>= (s & 31); break;
-		case 0x80: a = -a; break;
-		case 0x90: if (!s) goto fail; a %= s; break;
-		case 0xa0: a ^= s; break;
-		default: goto fail;
+		case 0x00:
+			a += s;
+			break;
+		case 0x10:
+			a -= s;
+			break;
+		case 0x20:
+			a *= s;
+			break;
+		case 0x30:
+			if (!s)
+				goto fail;
+			a /= s;
+			break;
+		case 0x40:
+			a |= s;
+			break;
+		case 0x50:
+			a &= s;
+			break;
+		case 0x60:
+			a <<= (s & 31);
+			break;
+		case 0x70:
+			a >>= (s & 31);
+			break;
+		case 0x80:
+			a = -a;
+			break;
+		case 0x90:
+			if (!s)
+				goto fail;
+			a %= s;
+			break;
+		case 0xa0:
+			a ^= s;
+			break;
+		default:
+			goto fail;
 		}
 		b->a = a;
 		return false;
@@ -156,12 +183,23 @@ static __always_inline bool expr_step(struct expr_buf *b)
 		__u32 s = (code & CB_SRC_X) ? b->x : k, a = b->a;
 		bool t;
 		switch (CB_OP(code)) {
-		case 0x00: b->pc = pc + 1 + k; return false; /* ja */
-		case 0x10: t = a == s; break;
-		case 0x20: t = a > s; break;
-		case 0x30: t = a >= s; break;
-		case 0x40: t = (a & s) != 0; break;
-		default: goto fail;
+		case 0x00:
+			b->pc = pc + 1 + k;
+			return false; /* ja */
+		case 0x10:
+			t = a == s;
+			break;
+		case 0x20:
+			t = a > s;
+			break;
+		case 0x30:
+			t = a >= s;
+			break;
+		case 0x40:
+			t = (a & s) != 0;
+			break;
+		default:
+			goto fail;
 		}
 		b->pc = pc + 1 + (t ? in->jt : in->jf);
 		return false;
@@ -309,8 +347,14 @@ static __always_inline struct expr_buf *expr_synthesize(const struct pathtrace_r
 		expr_set_tuple(b, r->family, r->saddr, r->daddr, r->sport, r->dport);
 	if (r->l4proto == IPPROTO_TCP) {
 		__u8 *t = b->pkt + (l4 & 0x3f);
-		t[4] = r->seq >> 24; t[5] = r->seq >> 16; t[6] = r->seq >> 8; t[7] = r->seq;
-		t[8] = r->ack >> 24; t[9] = r->ack >> 16; t[10] = r->ack >> 8; t[11] = r->ack;
+		t[4] = r->seq >> 24;
+		t[5] = r->seq >> 16;
+		t[6] = r->seq >> 8;
+		t[7] = r->seq;
+		t[8] = r->ack >> 24;
+		t[9] = r->ack >> 16;
+		t[10] = r->ack >> 8;
+		t[11] = r->ack;
 		t[12] = 5 << 4;
 		t[13] = r->tcp_flags;
 	} else {

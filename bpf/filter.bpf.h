@@ -43,8 +43,8 @@ static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n
 }
 
 /* Whether one tuple's ports and addresses pass the user's filter. */
-static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, const __u8 *daddr,
-					     const __u8 *inner_daddr, __u16 sport, __u16 dport)
+static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, const __u8 *daddr, const __u8 *inner_daddr,
+					     __u16 sport, __u16 dport)
 {
 	if (!filter.any_port && !port_wanted(sport) && !port_wanted(dport))
 		return false;
@@ -69,9 +69,10 @@ static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, con
 static __always_inline bool proto_wanted(const struct pathtrace_record *r)
 {
 	__u8 l4 = r->inner_proto ? r->inner_proto : r->l4proto;
-	__u8 proto = l4 == IPPROTO_TCP ? PT_PROTO_TCP :
-		     l4 == IPPROTO_UDP ? PT_PROTO_UDP :
-		     (l4 == IPPROTO_ICMP || l4 == IPPROTO_ICMPV6) ? PT_PROTO_ICMP : 0;
+	__u8 proto = l4 == IPPROTO_TCP				    ? PT_PROTO_TCP
+		     : l4 == IPPROTO_UDP			    ? PT_PROTO_UDP
+		     : (l4 == IPPROTO_ICMP || l4 == IPPROTO_ICMPV6) ? PT_PROTO_ICMP
+								    : 0;
 	bool icmp = r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6;
 	if (!(filter.protos & proto) && !(icmp && (filter.protos & PT_PROTO_ICMP)))
 		return false;
@@ -99,12 +100,12 @@ struct follow {
 	__u32 key;
 	__u8 proto;
 	__u8 bytes_sent; /* --write: this packet's bytes went out already */
-	__u8 verdict;    /* FOLLOWED; with an expression also PASSED_BY, its answer for the packet kept */
+	__u8 verdict;	 /* FOLLOWED; with an expression also PASSED_BY, its answer for the packet kept */
 	__u8 ct_checked; /* expression: the packet's NAT forms were tried */
-	__u32 tuple;     /* expression, PASSED_BY: the addresses and ports it was answered for (tuple_digest) */
+	__u32 tuple;	 /* expression, PASSED_BY: the addresses and ports it was answered for (tuple_digest) */
 };
 
-#define FOLLOWED 1
+#define FOLLOWED  1
 #define PASSED_BY 2
 
 #define FOLLOW_SLOTS 8192
@@ -248,7 +249,8 @@ static __always_inline bool expr_conntrack(unsigned long nfct, const unsigned ch
 static __always_inline __u32 tuple_digest(const struct pathtrace_record *r)
 {
 	const __u32 *s = (const __u32 *)r->saddr, *d = (const __u32 *)r->daddr;
-	return s[0] ^ s[1] ^ s[2] ^ s[3] ^ d[0] ^ (d[1] * 31) ^ (d[2] * 131) ^ (d[3] * 8191) ^ ((__u32)r->sport << 16 | r->dport);
+	return s[0] ^ s[1] ^ s[2] ^ s[3] ^ d[0] ^ (d[1] * 31) ^ (d[2] * 131) ^ (d[3] * 8191) ^
+	       ((__u32)r->sport << 16 | r->dport);
 }
 
 /* The filter with an expression. The expression runs once per packet, at its first point: the answer
@@ -256,8 +258,8 @@ static __always_inline __u32 tuple_digest(const struct pathtrace_record *r)
  * followed to its end whatever its later points do to it (a TTL decremented, an address translated).
  * A packet that did not match is tried once more on both sides of its NAT, once NAT has set it up.
  * Not inlined: its paths would otherwise multiply those of the program around it for the verifier. */
-static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_record *r,
-					       const unsigned char *l3, const unsigned char *end)
+static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_record *r, const unsigned char *l3,
+					  const unsigned char *end)
 {
 	__u32 key = follow_key(r);
 	struct follow *f = follow_slot(key);
@@ -291,8 +293,8 @@ static __noinline bool expr_packet_wanted(unsigned long nfct, struct pathtrace_r
 
 /* The filter for a packet event whose IP header is at l3 (readable up to end): its own tuple, or its
  * conntrack entry's, or an earlier event of the same packet that matched. */
-static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r,
-					       const unsigned char *l3, const unsigned char *end)
+static __always_inline bool packet_wanted_nfct(unsigned long nfct, struct pathtrace_record *r, const unsigned char *l3,
+					       const unsigned char *end)
 {
 	if (record_netns_unwanted(r))
 		return false;

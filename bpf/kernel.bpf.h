@@ -9,26 +9,26 @@
 
 /* The kernel's #defines the programs use. Its enums come with vmlinux.h: NF_INET_* (hooks), NFPROTO_*,
  * IPPROTO_* (but IPv6's own), IPS_* (conntrack status), IP_CT_* (a packet's conntrack info). */
-#define NF_DROP 0
-#define NF_ACCEPT 1
-#define NF_VERDICT_MASK 0xff
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_ICMPV6 58
-#define IP_OFFSET 0x1fff /* iphdr.frag_off: the fragment's offset, not 0 after the first fragment */
-#define ICMP_DEST_UNREACH 3
-#define ICMP_TIME_EXCEEDED 11
-#define ICMP_PARAMETERPROB 12
+#define NF_DROP		    0
+#define NF_ACCEPT	    1
+#define NF_VERDICT_MASK	    0xff
+#define ETH_P_IP	    0x0800
+#define ETH_P_IPV6	    0x86DD
+#define AF_INET		    2
+#define AF_INET6	    10
+#define IPPROTO_ICMPV6	    58
+#define IP_OFFSET	    0x1fff /* iphdr.frag_off: the fragment's offset, not 0 after the first fragment */
+#define ICMP_DEST_UNREACH   3
+#define ICMP_TIME_EXCEEDED  11
+#define ICMP_PARAMETERPROB  12
 #define ICMPV6_DEST_UNREACH 1 /* ICMPv6 errors are types 1 to 4 */
-#define ICMPV6_PARAMPROB 4
-#define TCPHDR_SYN 0x02
-#define TCPHDR_ACK 0x10
-#define tcp_flag_byte(th) (((const __u8 *)(th))[13])
-#define MSG_PEEK 2
-#define NFCT_INFOMASK 7UL /* skb->_nfct: the conntrack entry's address, the packet's enum ip_conntrack_info below */
-#define NFCT_PTRMASK ~(7UL)
+#define ICMPV6_PARAMPROB    4
+#define TCPHDR_SYN	    0x02
+#define TCPHDR_ACK	    0x10
+#define tcp_flag_byte(th)   (((const __u8 *)(th))[13])
+#define MSG_PEEK	    2
+#define NFCT_INFOMASK	    7UL /* skb->_nfct: the conntrack entry's address, the packet's enum ip_conntrack_info below */
+#define NFCT_PTRMASK	    ~(7UL)
 
 /* The end of an skb's linear data: what a read from its headers may reach. */
 static __always_inline const unsigned char *skb_head_end(const struct sk_buff *skb)

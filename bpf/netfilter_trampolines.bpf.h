@@ -92,8 +92,8 @@ int BPF_PROG(nf_hook_slow_entry, struct sk_buff *skb, const struct nf_hook_state
 }
 
 SEC("fexit/nf_hook_slow")
-int BPF_PROG(nf_hook_slow_exit, struct sk_buff *skb, const struct nf_hook_state *state,
-	     const struct nf_hook_entries *e, unsigned int s, int ret)
+int BPF_PROG(nf_hook_slow_exit, struct sk_buff *skb, const struct nf_hook_state *state, const struct nf_hook_entries *e,
+	     unsigned int s, int ret)
 {
 	if (ret == 1) /* accepted; 0 is stolen or queued, < 0 dropped (and freed) */
 		nf_hook_record(skb, state, PT_NF_SLOT_EXIT);
@@ -101,7 +101,8 @@ int BPF_PROG(nf_hook_slow_exit, struct sk_buff *skb, const struct nf_hook_state 
 }
 
 /* The record of a base chain (or legacy table) that returned a drop verdict, r holding the packet's tuple. */
-static __always_inline void nf_chain_emit(struct pathtrace_record *r, __u8 hook, int priority, const char *table, __u8 kind)
+static __always_inline void nf_chain_emit(struct pathtrace_record *r, __u8 hook, int priority, const char *table,
+					  __u8 kind)
 {
 	r->point = PT_POINT_NF_CHAIN;
 	r->probe = kind;
@@ -227,7 +228,8 @@ static __always_inline void xt_table_done(unsigned long long a0, unsigned long l
 	const struct xt_table *t = (const void *)(xt_table_first ? a0 : a2);
 	struct sk_buff *skb = (void *)(xt_table_first ? a1 : a0);
 	const struct nf_hook_state *st = (const void *)(xt_table_first ? a2 : a1);
-	nf_chain_dropped(skb, BPF_CORE_READ(st, hook), BPF_CORE_READ(t, priority), (const char *)&t->name, PT_NF_EVAL_XT);
+	nf_chain_dropped(skb, BPF_CORE_READ(st, hook), BPF_CORE_READ(t, priority), (const char *)&t->name,
+			 PT_NF_EVAL_XT);
 }
 
 /* Each argument is loaded at a constant offset: the verifier refuses a computed one into ctx. */
@@ -267,7 +269,13 @@ struct kp_frames {
 	__u64 args[KP_DEPTH][3];
 };
 
-enum kp_function { KP_NF_HOOK_SLOW, KP_NFT_DO_CHAIN, KP_IPT_DO_TABLE, KP_IP6T_DO_TABLE, KP_FUNCTIONS };
+enum kp_function {
+	KP_NF_HOOK_SLOW,
+	KP_NFT_DO_CHAIN,
+	KP_IPT_DO_TABLE,
+	KP_IP6T_DO_TABLE,
+	KP_FUNCTIONS
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -339,20 +347,20 @@ int BPF_KRETPROBE(kr_nft_do_chain, unsigned int ret)
 	return 0;
 }
 
-#define KP_XT(fn, id)                                                                         \
-	SEC("kprobe/" #fn)                                                                    \
-	int BPF_KPROBE(kp_##fn, void *a0, void *a1, void *a2)                                  \
-	{                                                                                     \
-		kp_push(id, (__u64)a0, (__u64)a1, (__u64)a2);                                 \
-		return 0;                                                                     \
-	}                                                                                     \
-	SEC("kretprobe/" #fn)                                                                 \
-	int BPF_KRETPROBE(kr_##fn, unsigned int ret)                                           \
-	{                                                                                     \
-		__u64 a0, a1, a2;                                                             \
-		if (kp_pop(id, &a0, &a1, &a2))                                                \
-			xt_table_done(a0, a1, a2, ret);                                       \
-		return 0;                                                                     \
+#define KP_XT(fn, id)                                                                                                  \
+	SEC("kprobe/" #fn)                                                                                             \
+	int BPF_KPROBE(kp_##fn, void *a0, void *a1, void *a2)                                                          \
+	{                                                                                                              \
+		kp_push(id, (__u64)a0, (__u64)a1, (__u64)a2);                                                          \
+		return 0;                                                                                              \
+	}                                                                                                              \
+	SEC("kretprobe/" #fn)                                                                                          \
+	int BPF_KRETPROBE(kr_##fn, unsigned int ret)                                                                   \
+	{                                                                                                              \
+		__u64 a0, a1, a2;                                                                                      \
+		if (kp_pop(id, &a0, &a1, &a2))                                                                         \
+			xt_table_done(a0, a1, a2, ret);                                                                \
+		return 0;                                                                                              \
 	}
 KP_XT(ipt_do_table, KP_IPT_DO_TABLE)
 KP_XT(ip6t_do_table, KP_IP6T_DO_TABLE)

@@ -9,7 +9,7 @@
 
 /* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
  * options or a UDP header right behind. What a packet point looks at first. */
-#define PT_HEAD_BYTES 60
+#define PT_HEAD_BYTES	60
 #define IPV4_NO_OPTIONS 0x45 /* the first byte of an IPv4 header of 5 words */
 
 /* Destination unreachable, time exceeded, parameter problem (and ICMPv6's packet too big). */

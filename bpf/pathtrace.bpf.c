@@ -77,7 +77,8 @@ static __always_inline void emit(struct pathtrace_record *r)
 /* ---- a packet's bytes, for --write -------------------------------------- */
 
 /* The packet's bytes from its IP header (l3) up to head_end, the end of the skb's linear data. */
-static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigned char *head_end, struct pathtrace_record *r)
+static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigned char *head_end,
+					  struct pathtrace_record *r)
 {
 	if (!filter.snaplen)
 		return;
@@ -176,18 +177,24 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	return NF_ACCEPT;
 }
 
-#define NF_SLOT(n) \
-	SEC("netfilter") int nf_probe##n(struct bpf_nf_ctx *ctx) { return nf_probe(ctx, n); }
+#define NF_SLOT(n)                                                                                                     \
+	SEC("netfilter") int nf_probe##n(struct bpf_nf_ctx *ctx)                                                       \
+	{                                                                                                              \
+		return nf_probe(ctx, n);                                                                               \
+	}
+/* clang-format off */
 NF_SLOT(0) NF_SLOT(1) NF_SLOT(2) NF_SLOT(3) NF_SLOT(4) NF_SLOT(5) NF_SLOT(6) NF_SLOT(7)
+/* clang-format on */
 
 /* Kernels without netfilter links (< 6.4): the same records from trampolines. */
 #include "netfilter_trampolines.bpf.h"
 
-/* ---- device points ------------------------------------------------------ */
+	/* ---- device points ------------------------------------------------------ */
 
-/* A packet at a device: on receive skb->data is at L3 and the network header
- * is not set yet; on transmit the network header is. */
-static __always_inline void on_device(__u16 point, const struct sk_buff *skb, const struct net_device *dev, bool rx)
+	/* A packet at a device: on receive skb->data is at L3 and the network header
+	 * is not set yet; on transmit the network header is. */
+	static __always_inline void on_device(__u16 point, const struct sk_buff *skb, const struct net_device *dev,
+					      bool rx)
 {
 	struct pathtrace_record r;
 	if (!skb_is_ip(skb))

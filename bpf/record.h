@@ -23,6 +23,7 @@
  * PT_POINT_<name> = id. A tracepoint's point is named after its tracepoint (its program's SEC("tp_btf/...")).
  * Listed by group, in the order a packet meets them; ids are explicit and never reused (recorded traces hold them).
  */
+/* clang-format off */
 #define PATHTRACE_POINTS(P) \
 	P(NETFILTER, 1, "netfilter", "netfilter")            /* a netfilter hook probe; hook and probe say which */ \
 	P(NF_CHAIN, 18, "netfilter chain", "netfilter")      /* a table's chain returned a drop verdict (trampolines,
@@ -46,6 +47,7 @@
 	P(SKB_COPY_DATAGRAM, 16, "skb_copy_datagram_iovec", "socket") /* read by the application; aux = bytes */ \
 	P(SOCK_RECV_LENGTH, 17, "sock_recv_length", "socket")  /* on a UDP socket (its reads copy without
 	                                                          skb_copy_datagram_iovec); socket tuple, aux = bytes */
+/* clang-format on */
 
 enum pathtrace_point {
 #define PT_POINT_ENUM(name, id, ...) PT_POINT_##name = id,
@@ -55,15 +57,15 @@ enum pathtrace_point {
 
 /* PT_POINT_NF_CHAIN: which evaluator returned the verdict. */
 #define PT_NF_EVAL_NFT 1 /* nft_do_chain: nftables and iptables-nft */
-#define PT_NF_EVAL_XT 2  /* ipt_do_table / ip6t_do_table: iptables-legacy */
+#define PT_NF_EVAL_XT  2 /* ipt_do_table / ip6t_do_table: iptables-legacy */
 
 /* kfree_skb's reason on kernels whose tracepoint has none (< 5.17). */
 #define PT_REASON_NONE 0xffffffffu
 
 /* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */
-#define PT_NF_SLOTS 8
+#define PT_NF_SLOTS	 8
 #define PT_NF_SLOT_ENTRY 0
-#define PT_NF_SLOT_EXIT (PT_NF_SLOTS - 1)
+#define PT_NF_SLOT_EXIT	 (PT_NF_SLOTS - 1)
 
 #define PT_HOOK_NONE 0xff
 
@@ -71,6 +73,7 @@ enum pathtrace_point {
  * struct pathtrace_record, a field a line: F(type, name), or A(type, name, count) for an array; its union,
  * which ends it, in a list of its own. Types are those of scripts/generate-record-ts.mjs's TYPE_SIZES.
  */
+/* clang-format off */
 #define PATHTRACE_RECORD_FIELDS(F, A) \
 	F(__u64, ts_ns)         /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */ \
 	F(__u64, skb)           /* skb address, 0 for socket-only records */ \
@@ -106,8 +109,9 @@ enum pathtrace_point {
 #define PATHTRACE_RECORD_UNION(F, A) \
 	A(char, comm, 16)       /* current task (socket and read records) */ \
 	A(__u8, inner_daddr, 16) /* ICMP errors: destination of the quoted packet */
+/* clang-format on */
 
-#define PT_MEMBER(type, name) type name;
+#define PT_MEMBER(type, name)	    type name;
 #define PT_ARRAY(type, name, count) type name[count];
 struct pathtrace_record {
 	PATHTRACE_RECORD_FIELDS(PT_MEMBER, PT_ARRAY)
@@ -123,7 +127,7 @@ struct pathtrace_record {
 #define PT_MAX_SNAPLEN 1024
 
 struct pathtrace_bytes {
-	__u64 ts_ns;   /* equals the event record's */
+	__u64 ts_ns; /* equals the event record's */
 	__u64 skb;
 	__u16 caplen;  /* bytes in data */
 	__u16 wirelen; /* the IP packet's length */
@@ -136,18 +140,18 @@ struct pathtrace_bytes {
 
 /* Keys of the lost map. */
 #define PT_LOST_EVENTS 0
-#define PT_LOST_BYTES 1
+#define PT_LOST_BYTES  1
 
 /* Filter applied in BPF, set in .rodata before the programs load. */
-#define PT_MAX_HOSTS 16
-#define PT_PROTO_TCP 0x1
-#define PT_PROTO_UDP 0x2
+#define PT_MAX_HOSTS  16
+#define PT_PROTO_TCP  0x1
+#define PT_PROTO_UDP  0x2
 #define PT_PROTO_ICMP 0x4
 
 /* A tcpdump filter expression as libpcap compiles it for raw IP (classic BPF, the layout of struct
  * sock_filter), run by the interpreter in bpf/expression.bpf.h. */
 #define PT_EXPR_MAX_INSNS 256 /* a power of two: the interpreter masks its program counter with it */
-#define PT_EXPR_WINDOW 256    /* bytes of a packet, from its IP header, that the expression can read */
+#define PT_EXPR_WINDOW	  256 /* bytes of a packet, from its IP header, that the expression can read */
 
 struct pathtrace_expr_insn {
 	__u16 code;
@@ -168,21 +172,23 @@ struct pathtrace_host {
 };
 
 struct pathtrace_filter {
-	__u32 netns;     /* only this namespace; 0 = any */
-	__u8 protos;     /* PT_PROTO_* mask */
-	__u8 any_port;   /* 1 when no --port was given */
-	__u8 nhosts;     /* 0 = any host */
+	__u32 netns;	 /* only this namespace; 0 = any */
+	__u8 protos;	 /* PT_PROTO_* mask */
+	__u8 any_port;	 /* 1 when no --port was given */
+	__u8 nhosts;	 /* 0 = any host */
 	__u8 expression; /* 1: the program in .bss `expr` must match too */
-	__u16 snaplen;   /* --write: bytes of each packet to capture; 0 = none */
+	__u16 snaplen;	 /* --write: bytes of each packet to capture; 0 = none */
 	__u16 pad2;
 	struct pathtrace_host hosts[PT_MAX_HOSTS];
 	__u8 ports[65536 / 8]; /* bitmap of ports to match as source or destination */
 };
 
 /* The constants user space uses: scripts/generate-record-ts.mjs writes them into TypeScript, without PT_. */
+/* clang-format off */
 #define PATHTRACE_CONSTANTS(C) \
 	C(PT_REASON_NONE) C(PT_NF_EVAL_NFT) C(PT_NF_EVAL_XT) C(PT_NF_SLOTS) C(PT_NF_SLOT_ENTRY) C(PT_NF_SLOT_EXIT) \
 	C(PT_HOOK_NONE) C(PT_MAX_SNAPLEN) C(PT_BYTES_HEADER) C(PT_MAX_HOSTS) C(PT_PROTO_TCP) C(PT_PROTO_UDP) \
 	C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW)
+/* clang-format on */
 
 #endif

@@ -38,17 +38,18 @@ std::vector<pathtrace_expr_insn> program_of(Napi::Value v) {
 class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Tracer", {
-      InstanceMethod("attachTracepoints", &TracerWrap::AttachTracepoints),
-      InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
-      InstanceMethod("detachLink", &TracerWrap::DetachLink),
-      InstanceMethod("consume", &TracerWrap::Consume),
-      InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
-      InstanceMethod("lostEvents", &TracerWrap::LostEvents),
-      InstanceMethod("dropReasons", &TracerWrap::DropReasons),
-      InstanceMethod("netfilterMode", &TracerWrap::NetfilterModeLoaded),
-      InstanceMethod("close", &TracerWrap::Close),
-    });
+    return DefineClass(env, "Tracer",
+                       {
+                           InstanceMethod("attachTracepoints", &TracerWrap::AttachTracepoints),
+                           InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
+                           InstanceMethod("detachLink", &TracerWrap::DetachLink),
+                           InstanceMethod("consume", &TracerWrap::Consume),
+                           InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
+                           InstanceMethod("lostEvents", &TracerWrap::LostEvents),
+                           InstanceMethod("dropReasons", &TracerWrap::DropReasons),
+                           InstanceMethod("netfilterMode", &TracerWrap::NetfilterModeLoaded),
+                           InstanceMethod("close", &TracerWrap::Close),
+                       });
   }
 
   explicit TracerWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<TracerWrap>(info) {
@@ -75,13 +76,16 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       memcpy(filter->hosts[i].addr, addr.Data(), std::min<size_t>(addr.ByteLength(), 16));
     }
     Napi::Value snaplen = o.Get("snaplen");
-    filter->snaplen = snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
+    filter->snaplen =
+        snaplen.IsNumber() ? std::min<uint32_t>(snaplen.As<Napi::Number>().Uint32Value(), PT_MAX_SNAPLEN) : 0;
     std::vector<pathtrace_expr_insn> expression = program_of(o.Get("expression"));
     filter->expression = !expression.empty();
     uint32_t ring_bytes = o.Get("ringBytes").As<Napi::Number>().Uint32Value();
     std::string nf = o.Get("netfilter").IsString() ? o.Get("netfilter").As<Napi::String>().Utf8Value() : "none";
-    NetfilterMode netfilter = nf == "links" ? NetfilterMode::Links : nf == "trampolines" ? NetfilterMode::Trampolines
-                              : nf == "kprobes" ? NetfilterMode::Kprobes : NetfilterMode::None;
+    NetfilterMode netfilter = nf == "links"         ? NetfilterMode::Links
+                              : nf == "trampolines" ? NetfilterMode::Trampolines
+                              : nf == "kprobes"     ? NetfilterMode::Kprobes
+                                                    : NetfilterMode::None;
     std::vector<std::string> skip;
     Napi::Value skipped = o.Get("skip");
     if (skipped.IsArray()) {
@@ -123,11 +127,10 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
     std::vector<NetfilterRequest> requests;
     for (uint32_t i = 0; i < reqs.Length(); i++) {
       Napi::Object r = reqs.Get(i).As<Napi::Object>();
-      requests.push_back({r.Get("pf").As<Napi::Number>().Int32Value(), r.Get("hook").As<Napi::Number>().Int32Value(),
-                          r.Get("slot").As<Napi::Number>().Int32Value(),
-                          r.Get("priority").As<Napi::Number>().Int32Value(),
-                          r.Get("step").As<Napi::Number>().Int32Value(),
-                          r.Get("maxTries").As<Napi::Number>().Int32Value()});
+      requests.push_back(
+          {r.Get("pf").As<Napi::Number>().Int32Value(), r.Get("hook").As<Napi::Number>().Int32Value(),
+           r.Get("slot").As<Napi::Number>().Int32Value(), r.Get("priority").As<Napi::Number>().Int32Value(),
+           r.Get("step").As<Napi::Number>().Int32Value(), r.Get("maxTries").As<Napi::Number>().Int32Value()});
     }
     std::string error;
     auto results = tracer(env).attach_netfilter(path, requests, &error);
@@ -174,8 +177,10 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
 
   Napi::Value NetfilterModeLoaded(const Napi::CallbackInfo &info) {
     NetfilterMode m = tracer(info.Env()).netfilter_mode();
-    return Napi::String::New(info.Env(), m == NetfilterMode::Links ? "links" : m == NetfilterMode::Trampolines ? "trampolines"
-                                         : m == NetfilterMode::Kprobes ? "kprobes" : "none");
+    return Napi::String::New(info.Env(), m == NetfilterMode::Links         ? "links"
+                                         : m == NetfilterMode::Trampolines ? "trampolines"
+                                         : m == NetfilterMode::Kprobes     ? "kprobes"
+                                                                           : "none");
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {
@@ -243,7 +248,8 @@ Napi::Value NftablesWatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   std::string error;
   int fd = nftables_watch(info[0].As<Napi::String>(), &error);
-  if (fd < 0) throw Napi::Error::New(env, error.empty() ? std::string("cannot watch the ruleset: ") + strerror(-fd) : error);
+  if (fd < 0)
+    throw Napi::Error::New(env, error.empty() ? std::string("cannot watch the ruleset: ") + strerror(-fd) : error);
   return Napi::Number::New(env, fd);
 }
 

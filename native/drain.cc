@@ -44,7 +44,8 @@ Drain::~Drain() {
 }
 
 Drain::Chunk Drain::map_chunk() {
-  void *p = mmap(nullptr, kChunkRecords * sizeof(pathtrace_record), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(nullptr, kChunkRecords * sizeof(pathtrace_record), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                 -1, 0);
   if (p == MAP_FAILED) return {};
   return {static_cast<pathtrace_record *>(p), 0};
 }
@@ -68,7 +69,8 @@ void Drain::run() {
     }
     empty_reads = n ? 0 : empty_reads + 1;
     std::unique_lock<std::mutex> lock(sleep_mu_);
-    wake_.wait_for(lock, empty_reads >= kIdleAfterEmptyReads ? kIdlePause : kBusyPause, [this] { return stop_.load(); });
+    wake_.wait_for(lock, empty_reads >= kIdleAfterEmptyReads ? kIdlePause : kBusyPause,
+                   [this] { return stop_.load(); });
   }
 }
 

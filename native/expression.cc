@@ -33,7 +33,8 @@ const Libpcap &libpcap(const std::vector<std::string> &libraries) {
     if ((lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL))) break;
     tried += (tried.empty() ? "" : ", ") + name;
   }
-  if (!lib) throw std::runtime_error("filter expressions need libpcap, the library tcpdump uses (none of " + tried + " loads)");
+  if (!lib)
+    throw std::runtime_error("filter expressions need libpcap, the library tcpdump uses (none of " + tried + " loads)");
   find(lib, "pcap_open_dead", &pcap.open_dead);
   find(lib, "pcap_freecode", &pcap.freecode);
   find(lib, "pcap_geterr", &pcap.geterr);
@@ -44,7 +45,8 @@ const Libpcap &libpcap(const std::vector<std::string> &libraries) {
 
 }  // namespace
 
-std::vector<pathtrace_expr_insn> compile_expression(const std::string &text, const std::vector<std::string> &libraries) {
+std::vector<pathtrace_expr_insn> compile_expression(const std::string &text,
+                                                    const std::vector<std::string> &libraries) {
   const Libpcap &pcap = libpcap(libraries);
   // Raw IP: the program reads the packet from its IP header, as the BPF side holds it.
   pcap_t *p = pcap.open_dead(DLT_RAW, 262144);

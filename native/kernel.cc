@@ -109,48 +109,57 @@ bool kernel_has_bpf_loop() {
 
 std::vector<std::pair<unsigned, std::string>> interfaces(const std::string &netns_path, std::string *error) {
   std::vector<std::pair<unsigned, std::string>> out;
-  run_in_netns(netns_path, [&] {
-    struct if_nameindex *list = if_nameindex();
-    if (!list) return -1;
-    for (struct if_nameindex *i = list; i->if_index; i++) out.emplace_back(i->if_index, i->if_name);
-    if_freenameindex(list);
-    return 0;
-  }, error);
+  run_in_netns(
+      netns_path,
+      [&] {
+        struct if_nameindex *list = if_nameindex();
+        if (!list) return -1;
+        for (struct if_nameindex *i = list; i->if_index; i++) out.emplace_back(i->if_index, i->if_name);
+        if_freenameindex(list);
+        return 0;
+      },
+      error);
   return out;
 }
 
 std::vector<std::string> read_in_netns(const std::string &netns_path, const std::vector<std::string> &files,
                                        std::string *error) {
   std::vector<std::string> out(files.size());
-  run_in_netns(netns_path, [&] {
-    for (size_t i = 0; i < files.size(); i++) {
-      std::ifstream in(files[i]);
-      std::ostringstream text;
-      text << in.rdbuf();
-      out[i] = text.str();
-    }
-    return 0;
-  }, error);
+  run_in_netns(
+      netns_path,
+      [&] {
+        for (size_t i = 0; i < files.size(); i++) {
+          std::ifstream in(files[i]);
+          std::ostringstream text;
+          text << in.rdbuf();
+          out[i] = text.str();
+        }
+        return 0;
+      },
+      error);
   return out;
 }
 
 int nftables_watch(const std::string &netns_path, std::string *error) {
   // A socket belongs to the namespace it was created in, whichever thread reads it later.
-  return run_in_netns(netns_path, [&] {
-    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
-    if (fd < 0) return -errno;
-    struct sockaddr_nl addr = {};
-    addr.nl_family = AF_NETLINK;
-    int group = NFNLGRP_NFTABLES;
-    if (bind(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) != 0 ||
-        setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) != 0) {
-      int err = errno;
-      close(fd);
-      *error = std::string("cannot watch the ruleset for changes: ") + strerror(err);
-      return -err;
-    }
-    return fd;
-  }, error);
+  return run_in_netns(
+      netns_path,
+      [&] {
+        int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_NETFILTER);
+        if (fd < 0) return -errno;
+        struct sockaddr_nl addr = {};
+        addr.nl_family = AF_NETLINK;
+        int group = NFNLGRP_NFTABLES;
+        if (bind(fd, reinterpret_cast<struct sockaddr *>(&addr), sizeof(addr)) != 0 ||
+            setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof(group)) != 0) {
+          int err = errno;
+          close(fd);
+          *error = std::string("cannot watch the ruleset for changes: ") + strerror(err);
+          return -err;
+        }
+        return fd;
+      },
+      error);
 }
 
 int nftables_changes(int fd) {
@@ -163,7 +172,10 @@ int nftables_changes(int fd) {
       for (auto *h = reinterpret_cast<struct nlmsghdr *>(buf); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) n++;
       continue;
     }
-    if (len < 0 && errno == ENOBUFS) { n++; continue; }  // the socket overflowed: changes were lost
+    if (len < 0 && errno == ENOBUFS) {
+      n++;
+      continue;
+    }  // the socket overflowed: changes were lost
     if (len < 0 && errno == EINTR) continue;
     return n;
   }

@@ -66,8 +66,10 @@ struct Variant {
   int args;
 };
 constexpr Variant kVariants[] = {
-    {"on_kfree_skb", "kfree_skb", 3}, {"on_kfree_skb_noreason", "kfree_skb", 2},
-    {"on_consume_skb", "consume_skb", 2}, {"on_consume_skb_noloc", "consume_skb", 1},
+    {"on_kfree_skb", "kfree_skb", 3},
+    {"on_kfree_skb_noreason", "kfree_skb", 2},
+    {"on_consume_skb", "consume_skb", 2},
+    {"on_consume_skb_noloc", "consume_skb", 1},
 };
 
 // The programs that trace netfilter without links: trampolines, or kprobes where
@@ -78,14 +80,20 @@ struct HookTracer {
 };
 constexpr NetfilterMode T = NetfilterMode::Trampolines, K = NetfilterMode::Kprobes;
 constexpr HookTracer kHookTracers[] = {
-    {"nf_hook_slow_entry", "nf_hook_slow", "", T}, {"nf_hook_slow_exit", "nf_hook_slow", "", T},
-    {"nft_do_chain_entry", "nft_do_chain", "nf_tables", T}, {"nft_do_chain_exit", "nft_do_chain", "nf_tables", T},
+    {"nf_hook_slow_entry", "nf_hook_slow", "", T},
+    {"nf_hook_slow_exit", "nf_hook_slow", "", T},
+    {"nft_do_chain_entry", "nft_do_chain", "nf_tables", T},
+    {"nft_do_chain_exit", "nft_do_chain", "nf_tables", T},
     {"ipt_do_table_exit", "ipt_do_table", "ip_tables", T},
     {"ip6t_do_table_exit", "ip6t_do_table", "ip6_tables", T},
-    {"kp_nf_hook_slow", "nf_hook_slow", "", K}, {"kr_nf_hook_slow", "nf_hook_slow", "", K},
-    {"kp_nft_do_chain", "nft_do_chain", "nf_tables", K}, {"kr_nft_do_chain", "nft_do_chain", "nf_tables", K},
-    {"kp_ipt_do_table", "ipt_do_table", "ip_tables", K}, {"kr_ipt_do_table", "ipt_do_table", "ip_tables", K},
-    {"kp_ip6t_do_table", "ip6t_do_table", "ip6_tables", K}, {"kr_ip6t_do_table", "ip6t_do_table", "ip6_tables", K},
+    {"kp_nf_hook_slow", "nf_hook_slow", "", K},
+    {"kr_nf_hook_slow", "nf_hook_slow", "", K},
+    {"kp_nft_do_chain", "nft_do_chain", "nf_tables", K},
+    {"kr_nft_do_chain", "nft_do_chain", "nf_tables", K},
+    {"kp_ipt_do_table", "ipt_do_table", "ip_tables", K},
+    {"kr_ipt_do_table", "ipt_do_table", "ip_tables", K},
+    {"kp_ip6t_do_table", "ip6t_do_table", "ip6_tables", K},
+    {"kr_ip6t_do_table", "ip6t_do_table", "ip6_tables", K},
 };
 
 const HookTracer *hook_tracer(const std::string &prog) {
@@ -155,9 +163,9 @@ std::string load_failure(const std::string &log) {
 bool is_netfilter(const bpf_program *prog) { return bpf_program__type(prog) == kProgTypeNetfilter; }
 
 bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
-  bpf_program *progs[PT_NF_SLOTS] = {
-      skel->progs.nf_probe0, skel->progs.nf_probe1, skel->progs.nf_probe2, skel->progs.nf_probe3,
-      skel->progs.nf_probe4, skel->progs.nf_probe5, skel->progs.nf_probe6, skel->progs.nf_probe7};
+  bpf_program *progs[PT_NF_SLOTS] = {skel->progs.nf_probe0, skel->progs.nf_probe1, skel->progs.nf_probe2,
+                                     skel->progs.nf_probe3, skel->progs.nf_probe4, skel->progs.nf_probe5,
+                                     skel->progs.nf_probe6, skel->progs.nf_probe7};
   return slot >= 0 && slot < PT_NF_SLOTS ? progs[slot] : nullptr;
 }
 }  // namespace
@@ -168,7 +176,7 @@ void set_libbpf_debug(bool debug) {
 }
 
 Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
-         NetfilterMode netfilter, const std::vector<std::string> &skip) {
+               NetfilterMode netfilter, const std::vector<std::string> &skip) {
   libbpf_set_print(on_libbpf_print);
   std::vector<std::string> refusals;  // of a whole mechanism, said in the end
   // A signal during verification makes the load fail with EAGAIN. The load runs on a thread of its own
@@ -202,7 +210,8 @@ Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_
       continue;
     }
     if (err != -EAGAIN || attempt == 4)
-      throw std::runtime_error("cannot load the BPF programs: " + why + " (pathtrace --debug shows libbpf's whole log)");
+      throw std::runtime_error("cannot load the BPF programs: " + why +
+                               " (pathtrace --debug shows libbpf's whole log)");
   }
   netfilter_ = netfilter;
   for (const std::string &r : refusals) skipped_.push_back({"netfilter " + r.substr(0, r.find(' ')), false, r});
@@ -220,8 +229,8 @@ Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_
   }
 }
 
-int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
-         NetfilterMode netfilter, const std::vector<std::string> &skip) {
+int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression,
+                          uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip) {
   skel_ = open_skeleton();
   if (!skel_) return -errno;
   memcpy((void *)&skel_->rodata->filter, &filter, sizeof(filter));
@@ -282,9 +291,12 @@ void Tracer::choose_hook_tracers(NetfilterMode mode) {
     bpf_program__set_autoload(prog, present && refused == refused_.end());
     if (wanted && !present) skipped_.push_back({point_of(prog), false, function_missing(t)});
     if (present && refused != refused_.end())
-      skipped_.push_back({point_of(prog), false, "refused by this kernel: " + refused->second + "; its chains are named from the ruleset alone"});
+      skipped_.push_back(
+          {point_of(prog), false,
+           "refused by this kernel: " + refused->second + "; its chains are named from the ruleset alone"});
     // kfree_skb looks up the chain nft_do_chain is evaluating (a drop freed inside it, 6.11+).
-    if (present && refused == refused_.end() && std::string(t.function) == "nft_do_chain") skel_->rodata->nft_active_kept = true;
+    if (present && refused == refused_.end() && std::string(t.function) == "nft_do_chain")
+      skel_->rodata->nft_active_kept = true;
     if (present && std::string(t.module).find("_tables") != std::string::npos)
       skel_->rodata->xt_table_first = !params.empty() && params[0] != "skb";
   }
@@ -315,30 +327,33 @@ std::vector<NetfilterResult> Tracer::attach_netfilter(const std::string &netns_p
                                                       const std::vector<NetfilterRequest> &requests,
                                                       std::string *error) {
   std::vector<NetfilterResult> results(requests.size());
-  int rc = run_in_netns(netns_path, [&] {
-    for (size_t i = 0; i < requests.size(); i++) {
-      const NetfilterRequest &rq = requests[i];
-      bpf_program *prog = nf_slot(skel_, rq.slot);
-      if (!prog || !bpf_program__autoload(prog)) {
-        results[i].error = EOPNOTSUPP;
-        continue;
-      }
-      int prio = rq.priority;
-      for (int attempt = 0; attempt < rq.max_tries; attempt++, prio += rq.step) {
-        LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)rq.pf, .hooknum = (__u32)rq.hook, .priority = prio);
-        bpf_link *link = bpf_program__attach_netfilter(prog, &opts);
-        if (link) {
-          int id = next_link_id_++;
-          netfilter_links_[id] = link;
-          results[i] = {prio, 0, id};
-          break;
+  int rc = run_in_netns(
+      netns_path,
+      [&] {
+        for (size_t i = 0; i < requests.size(); i++) {
+          const NetfilterRequest &rq = requests[i];
+          bpf_program *prog = nf_slot(skel_, rq.slot);
+          if (!prog || !bpf_program__autoload(prog)) {
+            results[i].error = EOPNOTSUPP;
+            continue;
+          }
+          int prio = rq.priority;
+          for (int attempt = 0; attempt < rq.max_tries; attempt++, prio += rq.step) {
+            LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)rq.pf, .hooknum = (__u32)rq.hook, .priority = prio);
+            bpf_link *link = bpf_program__attach_netfilter(prog, &opts);
+            if (link) {
+              int id = next_link_id_++;
+              netfilter_links_[id] = link;
+              results[i] = {prio, 0, id};
+              break;
+            }
+            results[i] = {prio, errno, 0};
+            if (errno != EBUSY) break;  // EBUSY: that priority is taken, try the next
+          }
         }
-        results[i] = {prio, errno, 0};
-        if (errno != EBUSY) break;  // EBUSY: that priority is taken, try the next
-      }
-    }
-    return 0;
-  }, error);
+        return 0;
+      },
+      error);
   if (rc < 0)
     for (auto &r : results) r.error = -rc;
   return results;

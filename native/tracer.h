@@ -66,8 +66,7 @@ class Tracer {
   std::vector<PointStatus> attach_tracepoints();
   // Attaches netfilter probes inside the netns at netns_path ("" = own).
   std::vector<NetfilterResult> attach_netfilter(const std::string &netns_path,
-                                                const std::vector<NetfilterRequest> &requests,
-                                                std::string *error);
+                                                const std::vector<NetfilterRequest> &requests, std::string *error);
   // Detaches one netfilter link by the id attach_netfilter gave; false if unknown.
   bool detach_link(int id);
   // Copies up to max records into out, oldest first; returns how many.
@@ -77,8 +76,8 @@ class Tracer {
 
  private:
   // Opens the skeleton, sets the filter and sizes, loads; 0 or -errno.
-  int open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
-         NetfilterMode netfilter, const std::vector<std::string> &skip);
+  int open_and_load(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression,
+                    uint32_t ring_bytes, NetfilterMode netfilter, const std::vector<std::string> &skip);
   void choose_variants();
   void choose_hook_tracers(NetfilterMode mode);
   static int on_bytes(void *ctx, void *data, size_t size);
