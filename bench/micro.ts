@@ -46,7 +46,15 @@ export function syntheticStream(copies: number): { buf: Uint8Array; count: numbe
   const events: TraceEvent[] = [];
   for (let c = 0; c < copies; c++) {
     for (const e of base) {
-      events.push({ ...e, t: e.t + c * span, skb: e.skb + c * 4096, seq: (e.seq + c * 7919) >>> 0, ack: e.ack ? (e.ack + c * 7919) >>> 0 : 0, sport: e.sport === 3306 ? 3306 : 20000 + (c % 40000), dport: e.dport === 3306 ? 3306 : 20000 + (c % 40000) });
+      events.push({
+        ...e,
+        t: e.t + c * span,
+        skb: e.skb + c * 4096,
+        seq: (e.seq + c * 7919) >>> 0,
+        ack: e.ack ? (e.ack + c * 7919) >>> 0 : 0,
+        sport: e.sport === 3306 ? 3306 : 20000 + (c % 40000),
+        dport: e.dport === 3306 ? 3306 : 20000 + (c % 40000),
+      });
     }
   }
   events.sort((a, b) => a.t - b.t);
@@ -69,7 +77,10 @@ export function run(copies = 2000, rounds = 5): { eventsPerSecond: number[]; eve
     let now = 0;
     for (let i = 0; i < count; i += batch) {
       const n = Math.min(batch, count - i);
-      decodeRecords(buf.subarray(i * RECORD_SIZE, (i + n) * RECORD_SIZE), n, base, (e) => { c.push(e); now = e.t; });
+      decodeRecords(buf.subarray(i * RECORD_SIZE, (i + n) * RECORD_SIZE), n, base, (e) => {
+        c.push(e);
+        now = e.t;
+      });
       c.tick(now);
       journeys += c.drain().length;
     }
@@ -87,6 +98,8 @@ if (process.argv[1]?.endsWith('micro.js')) {
   const sorted = [...eventsPerSecond].sort((a, b) => a - b);
   const [min, median, max] = [sorted[0], sorted[Math.floor(sorted.length / 2)], sorted.at(-1)];
   if (min === undefined || median === undefined || max === undefined) throw new Error('no rounds measured');
-  console.log(`decode + correlate: ${events} events per round, median ${(median / 1e6).toFixed(2)} M events/s ` +
-    `(min ${(min / 1e6).toFixed(2)}, max ${(max / 1e6).toFixed(2)}), target ≥ 2 M events/s on one core`);
+  console.log(
+    `decode + correlate: ${events} events per round, median ${(median / 1e6).toFixed(2)} M events/s ` +
+      `(min ${(min / 1e6).toFixed(2)}, max ${(max / 1e6).toFixed(2)}), target ≥ 2 M events/s on one core`,
+  );
 }

@@ -21,7 +21,13 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
 }
 
-interface RulesetRound { rules: number; readyMs: number; idleCpuPct: number; attributionMs: number | null; rule: string | null }
+interface RulesetRound {
+  rules: number;
+  readyMs: number;
+  idleCpuPct: number;
+  attributionMs: number | null;
+  rule: string | null;
+}
 
 async function round(kubeProxy: boolean): Promise<RulesetRound> {
   const lab = new Lab();
@@ -42,13 +48,18 @@ async function round(kubeProxy: boolean): Promise<RulesetRound> {
     const idleCpuPct = ((cpuSeconds(child.pid!) - cpu0) / IDLE_S) * 100;
     // A connection to a Service without endpoints: rejected in filter OUTPUT → KUBE-SERVICES.
     const svc = kubeProxy ? emptyService(KUBE_PROXY_SHAPE) : { ip: '198.19.255.1', port: 80 };
-    if (!kubeProxy) lab.exec(srv, 'iptables', ['-A', 'OUTPUT', '-d', svc.ip, '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
+    if (!kubeProxy)
+      lab.exec(srv, 'iptables', ['-A', 'OUTPUT', '-d', svc.ip, '-p', 'tcp', '--dport', '80', '-j', 'REJECT']);
     const t0 = Date.now();
     const client = lab.connect('tcp', svc.ip, svc.port, 500, lab.server);
     let attributionMs: number | null = null;
     let rule: string | null = null;
     while (Date.now() - t0 < 5000) {
-      const rec = output().split('\n').filter((l) => l.includes('"type":"packet"')).map((l) => JSON.parse(l)).find((p) => p.fate === 'dropped');
+      const rec = output()
+        .split('\n')
+        .filter((l) => l.includes('"type":"packet"'))
+        .map((l) => JSON.parse(l))
+        .find((p) => p.fate === 'dropped');
       if (rec) {
         // From the packet's own time (it was dropped as it started) to its record, named.
         attributionMs = Date.now() - rec.time_us / 1000;
@@ -79,15 +90,24 @@ export async function rulesetBench(rounds: number): Promise<string[]> {
     for (const kube of r % 2 ? [false, true] : [true, false]) {
       const x = await round(kube);
       results[kube ? 'kube' : 'empty'].push(x);
-      process.stderr.write(`ruleset round ${r}/${rounds} ${kube ? `kube-proxy (${x.rules} rules)` : 'empty'}: ready ${x.readyMs} ms, ` +
-        `idle CPU ${x.idleCpuPct.toFixed(1)} %, attribution ${x.attributionMs === null ? '-' : x.attributionMs.toFixed(0)} ms: ${x.rule}\n`);
+      process.stderr.write(
+        `ruleset round ${r}/${rounds} ${kube ? `kube-proxy (${x.rules} rules)` : 'empty'}: ready ${x.readyMs} ms, ` +
+          `idle CPU ${x.idleCpuPct.toFixed(1)} %, attribution ${x.attributionMs === null ? '-' : x.attributionMs.toFixed(0)} ms: ${x.rule}\n`,
+      );
     }
   }
-  const lines = [`large ruleset (${rounds} rounds, median; idle over ${IDLE_S} s; CPU of pathtrace and its children, % of one core):`];
-  for (const [label, xs] of [['empty ruleset', results.empty], [`kube-proxy, ${results.kube[0]?.rules} rules`, results.kube]] as const) {
+  const lines = [
+    `large ruleset (${rounds} rounds, median; idle over ${IDLE_S} s; CPU of pathtrace and its children, % of one core):`,
+  ];
+  for (const [label, xs] of [
+    ['empty ruleset', results.empty],
+    [`kube-proxy, ${results.kube[0]?.rules} rules`, results.kube],
+  ] as const) {
     const att = xs.map((x) => x.attributionMs).filter((x): x is number => x !== null);
-    lines.push(`  ${label.padEnd(26)} ready ${median(xs.map((x) => x.readyMs))} ms · idle CPU ${median(xs.map((x) => x.idleCpuPct)).toFixed(1)} % · ` +
-      `attribution ${att.length ? `${median(att).toFixed(0)} ms` : 'none'} (${att.length}/${xs.length} named: ${xs[0]?.rule})`);
+    lines.push(
+      `  ${label.padEnd(26)} ready ${median(xs.map((x) => x.readyMs))} ms · idle CPU ${median(xs.map((x) => x.idleCpuPct)).toFixed(1)} % · ` +
+        `attribution ${att.length ? `${median(att).toFixed(0)} ms` : 'none'} (${att.length}/${xs.length} named: ${xs[0]?.rule})`,
+    );
   }
   lines.push('  targets with the kube-proxy ruleset: idle CPU < 2 %, ready < 1500 ms, attribution < 1000 ms');
   return lines;

@@ -27,10 +27,22 @@ const WORKLOADS: { id: Workload; label: string; unit: string }[] = [
   { id: 'rr', label: 'TCP request/response', unit: 'ktrans/s' },
 ];
 
-interface Config { id: string; label: string; start?: (lab: Lab, dir: string) => Promise<Tracer> }
-interface Tracer { pid?: number; stop(): Promise<TracerStats> }
+interface Config {
+  id: string;
+  label: string;
+  start?: (lab: Lab, dir: string) => Promise<Tracer>;
+}
+interface Tracer {
+  pid?: number;
+  stop(): Promise<TracerStats>;
+}
 interface TracerStats {
-  events?: number; packets?: number; lost?: number; rssMiB?: number; readyMs?: number; cpuS?: number;
+  events?: number;
+  packets?: number;
+  lost?: number;
+  rssMiB?: number;
+  readyMs?: number;
+  cpuS?: number;
   /** CPU time of pathtrace's main thread (drain, decode, correlate, output) from ready to the end of the traffic. */
   mainCpuS?: number;
 }
@@ -77,7 +89,12 @@ async function stopChild(child: ChildProcess): Promise<{ rssMiB: number; cpuS: n
 /** pathtrace on the server's namespace; --quiet, so that output formatting is not what is measured. */
 function pathtrace(args: string[]): Config['start'] {
   return async (lab, dir) => {
-    const { child, readyMs, output } = await startPathtrace(['--quiet', '--netns', lab.server.netns, ...args.map((a) => a.replace('DIR', dir))]);
+    const { child, readyMs, output } = await startPathtrace([
+      '--quiet',
+      '--netns',
+      lab.server.netns,
+      ...args.map((a) => a.replace('DIR', dir)),
+    ]);
     const cpuAtReady = mainThreadCpu(child.pid!);
     return {
       pid: child.pid!,
@@ -85,7 +102,15 @@ function pathtrace(args: string[]): Config['start'] {
         const mainCpuS = mainThreadCpu(child.pid!) - cpuAtReady;
         const { rssMiB, cpuS } = await stopChild(child);
         const summary = JSON.parse(output().trim().split('\n').at(-1)!);
-        return { events: summary.events, packets: summary.packets, lost: summary.lost_events, rssMiB, readyMs, cpuS, mainCpuS };
+        return {
+          events: summary.events,
+          packets: summary.packets,
+          lost: summary.lost_events,
+          rssMiB,
+          readyMs,
+          cpuS,
+          mainCpuS,
+        };
       },
     };
   };
@@ -95,15 +120,50 @@ const CONFIGS: Config[] = [
   { id: 'none', label: 'no tracer' },
   { id: 'pt-none', label: 'pathtrace, filter matching none', start: pathtrace(['--port', '9']) },
   { id: 'pt-all', label: 'pathtrace, tracing all', start: pathtrace(['--port', TRACED_PORTS]) },
-  { id: 'pt-write', label: 'pathtrace, all + --write', start: pathtrace(['--port', TRACED_PORTS, '--write', 'DIR/w.pcapng']) },
+  {
+    id: 'pt-write',
+    label: 'pathtrace, all + --write',
+    start: pathtrace(['--port', TRACED_PORTS, '--write', 'DIR/w.pcapng']),
+  },
   // The same two filters as tcpdump expressions: run by the kernel interpreter once per packet.
   { id: 'pt-expr-none', label: "pathtrace 'port 9'", start: pathtrace(['port 9']) },
-  { id: 'pt-expr-all', label: 'pathtrace, all by an expression', start: pathtrace([`port ${PORTS.stream} or port ${PORTS.udp} or port ${PORTS.rr}`]) },
   {
-    id: 'tcpdump', label: 'tcpdump -w /dev/null, all', start: async (lab) => {
-      const child = spawn('ip', ['netns', 'exec', lab.server.netns, 'tcpdump', '-i', 'eth0', '-w', '/dev/null', '-n',
-        'port', String(PORTS.stream), 'or', 'port', String(PORTS.udp), 'or', 'port', String(PORTS.rr)], { stdio: ['ignore', 'ignore', 'pipe'] });
-      await new Promise<void>((resolve) => child.stderr!.on('data', (d) => { if (String(d).includes('listening')) resolve(); }));
+    id: 'pt-expr-all',
+    label: 'pathtrace, all by an expression',
+    start: pathtrace([`port ${PORTS.stream} or port ${PORTS.udp} or port ${PORTS.rr}`]),
+  },
+  {
+    id: 'tcpdump',
+    label: 'tcpdump -w /dev/null, all',
+    start: async (lab) => {
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          lab.server.netns,
+          'tcpdump',
+          '-i',
+          'eth0',
+          '-w',
+          '/dev/null',
+          '-n',
+          'port',
+          String(PORTS.stream),
+          'or',
+          'port',
+          String(PORTS.udp),
+          'or',
+          'port',
+          String(PORTS.rr),
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      await new Promise<void>((resolve) =>
+        child.stderr!.on('data', (d) => {
+          if (String(d).includes('listening')) resolve();
+        }),
+      );
       return {
         stop: () => stopChild(child),
       };
@@ -114,7 +174,9 @@ const CONFIGS: Config[] = [
 /** Traffic runs on CPU 0, tracers wherever the scheduler puts them: what a probe costs shows on the
  *  traffic's CPU, and one-byte round trips do not depend on another CPU waking up. */
 function spawnIn(netns: string, cmd: string, args: string[]): ChildProcess {
-  return spawn('ip', ['netns', 'exec', netns, 'taskset', '-c', '0', cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return spawn('ip', ['netns', 'exec', netns, 'taskset', '-c', '0', cmd, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 async function firstLine(child: ChildProcess): Promise<Record<string, number>> {
@@ -125,13 +187,17 @@ async function firstLine(child: ChildProcess): Promise<Record<string, number>> {
       const nl = text.indexOf('\n');
       if (nl >= 0) resolve(JSON.parse(text.slice(0, nl)));
     });
-    child.on('exit', (code) => { if (!text.includes('\n')) reject(new Error(`exited ${code}`)); });
+    child.on('exit', (code) => {
+      if (!text.includes('\n')) reject(new Error(`exited ${code}`));
+    });
   });
 }
 
 async function lastLine(child: ChildProcess): Promise<Record<string, number>> {
   let text = '';
-  child.stdout!.on('data', (d) => { text += d; });
+  child.stdout!.on('data', (d) => {
+    text += d;
+  });
   await new Promise((r) => child.on('exit', r));
   return JSON.parse(text.trim().split('\n').at(-1)!);
 }
@@ -149,7 +215,22 @@ async function measure(lab: Lab, w: Workload, seconds: number): Promise<number> 
   if (w === 'stream') {
     const server = spawnIn(lab.server.netns, 'iperf3', ['-s', '-1', '-p', String(PORTS.stream)]);
     await sleep(300);
-    const out = run('ip', ['netns', 'exec', lab.client.netns, 'taskset', '-c', '0', 'iperf3', '-c', srv, '-p', String(PORTS.stream), '-t', String(seconds), '-J']);
+    const out = run('ip', [
+      'netns',
+      'exec',
+      lab.client.netns,
+      'taskset',
+      '-c',
+      '0',
+      'iperf3',
+      '-c',
+      srv,
+      '-p',
+      String(PORTS.stream),
+      '-t',
+      String(seconds),
+      '-J',
+    ]);
     server.kill();
     return JSON.parse(out).end.sum_received.bits_per_second / 1e9;
   }
@@ -163,7 +244,9 @@ async function measure(lab: Lab, w: Workload, seconds: number): Promise<number> 
   }
   const server = spawnIn(lab.server.netns, LOADGEN, ['rr-server', String(PORTS.rr)]);
   await firstLine(server);
-  const client = await lastLine(spawnIn(lab.client.netns, LOADGEN, ['rr-client', srv, String(PORTS.rr), String(seconds)]));
+  const client = await lastLine(
+    spawnIn(lab.client.netns, LOADGEN, ['rr-client', srv, String(PORTS.rr), String(seconds)]),
+  );
   server.kill();
   return reported(client, 'transactions') / reported(client, 'seconds') / 1e3;
 }
@@ -191,7 +274,14 @@ async function soak(seconds: number): Promise<void> {
     const tracer = await pathtrace(['--port', TRACED_PORTS])!(lab, dir);
     const server = spawnIn(lab.server.netns, 'iperf3', ['-s', '-p', String(PORTS.stream)]);
     await sleep(300);
-    const client = spawnIn(lab.client.netns, 'iperf3', ['-c', lab.server.v4, '-p', String(PORTS.stream), '-t', String(seconds)]);
+    const client = spawnIn(lab.client.netns, 'iperf3', [
+      '-c',
+      lab.server.v4,
+      '-p',
+      String(PORTS.stream),
+      '-t',
+      String(seconds),
+    ]);
     const pid = tracer.pid!;
     const started = Date.now();
     while (client.exitCode === null) {
@@ -201,7 +291,9 @@ async function soak(seconds: number): Promise<void> {
     }
     server.kill();
     const s = await tracer.stop();
-    console.log(`soak done: ${s.events} events, ${s.lost} lost, peak RSS ${s.rssMiB!.toFixed(0)} MiB (target < 200 MiB)`);
+    console.log(
+      `soak done: ${s.events} events, ${s.lost} lost, peak RSS ${s.rssMiB!.toFixed(0)} MiB (target < 200 MiB)`,
+    );
   } finally {
     lab.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -212,16 +304,23 @@ async function soak(seconds: number): Promise<void> {
 const BREAKDOWN: Config[] = [
   { id: 'none', label: 'no tracer' },
   ...Object.keys(POINT_GROUPS).map((g) => ({
-    id: `only-${g}`, label: `only --points ${g}`, start: pathtrace(['--port', '9', '--points', g]),
+    id: `only-${g}`,
+    label: `only --points ${g}`,
+    start: pathtrace(['--port', '9', '--points', g]),
   })),
   { id: 'pt-none', label: 'all points', start: pathtrace(['--port', '9']) },
 ];
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: {
-    rounds: { type: 'string' }, seconds: { type: 'string' }, soak: { type: 'string' }, breakdown: { type: 'boolean' },
-    ruleset: { type: 'boolean' },
-  } });
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string' },
+      seconds: { type: 'string' },
+      soak: { type: 'string' },
+      breakdown: { type: 'boolean' },
+      ruleset: { type: 'boolean' },
+    },
+  });
   if (process.getuid?.() !== 0) throw new Error('the benchmark needs root (namespaces, BPF)');
   for (const need of [LOADGEN, '/usr/bin/iperf3', '/usr/bin/tcpdump']) {
     if (!existsSync(need)) throw new Error(`missing ${need}: run scripts/setup.sh`);
@@ -248,8 +347,19 @@ async function main(): Promise<void> {
           const s = tracer ? await tracer.stop() : null;
           const k = `${w.id} ${c.id}`;
           results.set(k, [...(results.get(k) ?? []), rate]);
-          if (s) stats.set(k, [...(stats.get(k) ?? []), { ...s, events: perSecond(s.events, seconds), packets: perSecond(s.packets, seconds), mainCpuS: s.mainCpuS }]);
-          process.stderr.write(`round ${r}/${rounds} ${w.label.padEnd(22)} ${c.label.padEnd(34)} ${rate.toFixed(2)} ${w.unit}\n`);
+          if (s)
+            stats.set(k, [
+              ...(stats.get(k) ?? []),
+              {
+                ...s,
+                events: perSecond(s.events, seconds),
+                packets: perSecond(s.packets, seconds),
+                mainCpuS: s.mainCpuS,
+              },
+            ]);
+          process.stderr.write(
+            `round ${r}/${rounds} ${w.label.padEnd(22)} ${c.label.padEnd(34)} ${rate.toFixed(2)} ${w.unit}\n`,
+          );
         }
       }
     }
@@ -259,9 +369,13 @@ async function main(): Promise<void> {
   }
 
   const lines: string[] = [];
-  lines.push(`pathtrace overhead: ${rounds} rounds × ${seconds} s, configurations interleaved in random order; median (min–max) as a ratio of the no-tracer median`);
+  lines.push(
+    `pathtrace overhead: ${rounds} rounds × ${seconds} s, configurations interleaved in random order; median (min–max) as a ratio of the no-tracer median`,
+  );
   lines.push('');
-  lines.push(`${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'pkts/s'.padStart(7)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`);
+  lines.push(
+    `${'workload'.padEnd(24)}${'configuration'.padEnd(36)}${'median'.padStart(10)}  ${'ratio'.padStart(6)} ${'spread'.padStart(13)}  ${'events/s'.padStart(9)} ${'pkts/s'.padStart(7)} ${'lost'.padStart(6)} ${'RSS MiB'.padStart(8)} ${'CPU s'.padStart(6)}`,
+  );
   for (const w of workloads) {
     const base = median(results.get(`${w.id} none`)!);
     for (const c of configs) {
@@ -273,14 +387,19 @@ async function main(): Promise<void> {
       const lost = st[0]?.lost !== undefined ? st.reduce((n, x) => n + x.lost!, 0) : undefined;
       const rss = st.length ? Math.max(...st.map((x) => x.rssMiB ?? 0)) : undefined;
       const cpu = st.length ? median(st.map((x) => x.cpuS ?? 0)) : undefined;
-      lines.push(`${w.label.padEnd(24)}${c.label.padEnd(36)}${`${m.toFixed(2)} ${w.unit.split('/')[0]}`.padStart(10)}  ${(m / base).toFixed(3).padStart(6)} ` +
-        `${`${(Math.min(...xs) / base).toFixed(2)}–${(Math.max(...xs) / base).toFixed(2)}`.padStart(13)}  ` +
-        `${ev === undefined ? '' : `${(ev / 1e3).toFixed(0)}k`.padStart(9)} ${pk === undefined ? '' : `${(pk / 1e3).toFixed(0)}k`.padStart(7)} ` +
-        `${lost === undefined ? '' : String(lost).padStart(6)} ` +
-        `${rss === undefined ? '' : rss.toFixed(0).padStart(8)} ${cpu === undefined ? '' : cpu.toFixed(2).padStart(6)}`);
+      lines.push(
+        `${w.label.padEnd(24)}${c.label.padEnd(36)}${`${m.toFixed(2)} ${w.unit.split('/')[0]}`.padStart(10)}  ${(m / base).toFixed(3).padStart(6)} ` +
+          `${`${(Math.min(...xs) / base).toFixed(2)}–${(Math.max(...xs) / base).toFixed(2)}`.padStart(13)}  ` +
+          `${ev === undefined ? '' : `${(ev / 1e3).toFixed(0)}k`.padStart(9)} ${pk === undefined ? '' : `${(pk / 1e3).toFixed(0)}k`.padStart(7)} ` +
+          `${lost === undefined ? '' : String(lost).padStart(6)} ` +
+          `${rss === undefined ? '' : rss.toFixed(0).padStart(8)} ${cpu === undefined ? '' : cpu.toFixed(2).padStart(6)}`,
+      );
     }
   }
-  const ready = [...stats.values()].flat().map((s) => s.readyMs).filter((x): x is number => x !== undefined);
+  const ready = [...stats.values()]
+    .flat()
+    .map((s) => s.readyMs)
+    .filter((x): x is number => x !== undefined);
   lines.push('');
   lines.push(`time from start to ready: median ${median(ready)} ms, max ${Math.max(...ready)} ms (target < 1000 ms)`);
   // What the whole pipeline (ring → addon → decode → correlate → summary) sustains on one core: the events it
@@ -288,18 +407,24 @@ async function main(): Promise<void> {
   for (const w of workloads.filter((x) => x.id !== 'stream')) {
     const st = (stats.get(`${w.id} pt-all`) ?? []).filter((x) => x.mainCpuS);
     if (!st.length) continue;
-    const perCore = (n: (x: TracerStats) => number) => median(st.map((x) => n(x) * seconds / x.mainCpuS!)) / 1e3;
-    lines.push(`whole pipeline, one core (${w.label}, tracing all): ${perCore((x) => x.events!).toFixed(0)} k events/s, ` +
-      `${perCore((x) => x.packets!).toFixed(0)} k packets/s per second of its main thread's CPU`);
+    const perCore = (n: (x: TracerStats) => number) => median(st.map((x) => (n(x) * seconds) / x.mainCpuS!)) / 1e3;
+    lines.push(
+      `whole pipeline, one core (${w.label}, tracing all): ${perCore((x) => x.events!).toFixed(0)} k events/s, ` +
+        `${perCore((x) => x.packets!).toFixed(0)} k packets/s per second of its main thread's CPU`,
+    );
   }
   const saturated = (stats.get('udp pt-all') ?? []).filter((x) => (x.lost ?? 0) > 0);
-  lines.push(saturated.length
-    ? `whole pipeline, saturated (UDP flood, tracing all, ${saturated.length}/${rounds} rounds losing events): median ` +
-      `${(median(saturated.map((x) => x.events!)) / 1e3).toFixed(0)} k events/s, ${(median(saturated.map((x) => x.packets!)) / 1e3).toFixed(0)} k packets/s`
-    : 'whole pipeline: not saturated by the UDP flood (no events lost)');
+  lines.push(
+    saturated.length
+      ? `whole pipeline, saturated (UDP flood, tracing all, ${saturated.length}/${rounds} rounds losing events): median ` +
+          `${(median(saturated.map((x) => x.events!)) / 1e3).toFixed(0)} k events/s, ${(median(saturated.map((x) => x.packets!)) / 1e3).toFixed(0)} k packets/s`
+      : 'whole pipeline: not saturated by the UDP flood (no events lost)',
+  );
   const m = micro(4000, 5);
-  lines.push(`decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
-    `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`);
+  lines.push(
+    `decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
+      `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`,
+  );
   if (!values.breakdown) lines.push('', ...(await rulesetBench(rounds)));
   console.log(lines.join('\n'));
 }

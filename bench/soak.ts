@@ -13,19 +13,34 @@ import { BIN, ROOT } from '../test/helpers/paths.js';
 const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Row { check: string; found: string; ok: boolean }
+interface Row {
+  check: string;
+  found: string;
+  ok: boolean;
+}
 
-interface Started { child: ChildProcess; out(): string; err(): string; exited: Promise<number | string | null> }
+interface Started {
+  child: ChildProcess;
+  out(): string;
+  err(): string;
+  exited: Promise<number | string | null>;
+}
 
 /** pathtrace with --json (or --plain, as --with-tcpdump needs); stdout read unless `stalled`. Resolves once
  *  it is ready; throws if it exits first. */
 async function start(args: string[], opts: { stalled?: boolean; plain?: boolean } = {}): Promise<Started> {
-  const child = spawn(process.execPath, [BIN, opts.plain ? '--plain' : '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [BIN, opts.plain ? '--plain' : '--json', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   let err = '';
-  const onData = (d: Buffer) => { out += d; };
+  const onData = (d: Buffer) => {
+    out += d;
+  };
   child.stdout!.on('data', onData);
-  child.stderr!.on('data', (d) => { err += d; });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
   const exited = new Promise<number | string | null>((r) => child.on('exit', (c, sig) => r(c ?? sig)));
   const ready = () => (opts.plain ? /pathtrace: tracing/.test(err) : out.includes('"ready"'));
   while (!ready()) {
@@ -39,11 +54,23 @@ async function start(args: string[], opts: { stalled?: boolean; plain?: boolean 
   return { child, out: () => out, err: () => err, exited };
 }
 
-const records = (s: Started) => s.out().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+const records = (s: Started) =>
+  s
+    .out()
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 async function flood(lab: Lab, seconds: number): Promise<void> {
-  const sink = spawn('ip', ['netns', 'exec', lab.server.netns, LOADGEN, 'udp-sink', '7000', String(seconds + 1)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const sink = spawn('ip', ['netns', 'exec', lab.server.netns, LOADGEN, 'udp-sink', '7000', String(seconds + 1)], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   await new Promise((r) => sink.stdout!.once('data', r));
-  const f = spawn('ip', ['netns', 'exec', lab.client.netns, LOADGEN, 'udp-flood', lab.server.v4, '7000', String(seconds), '18'], { stdio: 'ignore' });
+  const f = spawn(
+    'ip',
+    ['netns', 'exec', lab.client.netns, LOADGEN, 'udp-flood', lab.server.v4, '7000', String(seconds), '18'],
+    { stdio: 'ignore' },
+  );
   await new Promise((r) => f.on('exit', r));
   sink.kill();
 }
@@ -68,8 +95,11 @@ async function main(): Promise<void> {
       pt.child.kill('SIGINT');
       const code = await pt.exited;
       const s = records(pt).at(-1);
-      row(`UDP flood, ${seconds} s, tracing all`, `exit ${code}, ${s.packets} packets, ${s.lost_events} events lost (counted), peak RSS ${peak.toFixed(0)} MiB, links left ${pathtraceLinks().length}`,
-        code === 0 && s.type === 'summary' && pathtraceLinks().length === 0);
+      row(
+        `UDP flood, ${seconds} s, tracing all`,
+        `exit ${code}, ${s.packets} packets, ${s.lost_events} events lost (counted), peak RSS ${peak.toFixed(0)} MiB, links left ${pathtraceLinks().length}`,
+        code === 0 && s.type === 'summary' && pathtraceLinks().length === 0,
+      );
     }
     // A reader of stdout that stalls during the flood.
     {
@@ -79,12 +109,17 @@ async function main(): Promise<void> {
       const stopped = Date.now();
       pt.child.kill('SIGINT');
       const code = await pt.exited;
-      row(`stdout never read, ${seconds} s flood`, `peak RSS ${peak.toFixed(0)} MiB, exit ${code} ${((Date.now() - stopped) / 1000).toFixed(1)} s after SIGINT, links left ${pathtraceLinks().length}`,
-        code === 0 && peak < 400 && pathtraceLinks().length === 0);
+      row(
+        `stdout never read, ${seconds} s flood`,
+        `peak RSS ${peak.toFixed(0)} MiB, exit ${code} ${((Date.now() - stopped) / 1000).toFixed(1)} s after SIGINT, links left ${pathtraceLinks().length}`,
+        code === 0 && peak < 400 && pathtraceLinks().length === 0,
+      );
     }
     // --with-tcpdump through the flood: its comparison at the end is linear, and the exit prompt.
     {
-      const pt = await start(['--netns', lab.server.netns, '--port', '7000', '--quiet', '--with-tcpdump', 'eth0'], { plain: true });
+      const pt = await start(['--netns', lab.server.netns, '--port', '7000', '--quiet', '--with-tcpdump', 'eth0'], {
+        plain: true,
+      });
       await flood(lab, seconds);
       const peak = peakMiB(pt.child.pid!);
       const stopped = Date.now();
@@ -93,8 +128,11 @@ async function main(): Promise<void> {
       const took = (Date.now() - stopped) / 1000;
       const frames = /^(\d+) frames in tcpdump/m.exec(pt.out())?.[1] ?? '?';
       const tcpdumps = spawnSync('pgrep', ['-f', 'pathtrace-capture-'], { encoding: 'utf8' }).stdout.trim();
-      row(`--with-tcpdump eth0 through a ${seconds} s flood`, `exit ${code} ${took.toFixed(1)} s after SIGINT, ${frames} frames compared, peak RSS ${peak.toFixed(0)} MiB, tcpdump left ${tcpdumps ? 'yes' : 'no'}`,
-        code === 0 && took < 30 && frames !== '?' && !tcpdumps && pathtraceLinks().length === 0);
+      row(
+        `--with-tcpdump eth0 through a ${seconds} s flood`,
+        `exit ${code} ${took.toFixed(1)} s after SIGINT, ${frames} frames compared, peak RSS ${peak.toFixed(0)} MiB, tcpdump left ${tcpdumps ? 'yes' : 'no'}`,
+        code === 0 && took < 30 && frames !== '?' && !tcpdumps && pathtraceLinks().length === 0,
+      );
     }
     // Two instances side by side see the same packets.
     {
@@ -107,15 +145,22 @@ async function main(): Promise<void> {
       b.child.kill('SIGINT');
       const [ca, cb] = [await a.exited, await b.exited];
       const [sa, sb] = [records(a).at(-1), records(b).at(-1)];
-      row('two instances on one namespace, 50 connections', `exit ${ca}/${cb}, ${sa.packets}/${sb.packets} packets`,
-        ca === 0 && cb === 0 && sa.packets === sb.packets && sa.packets >= 150);
+      row(
+        'two instances on one namespace, 50 connections',
+        `exit ${ca}/${cb}, ${sa.packets}/${sb.packets} packets`,
+        ca === 0 && cb === 0 && sa.packets === sb.packets && sa.packets >= 150,
+      );
     }
     // SIGKILL at random moments of a --rule-trace start; each next run removes what the killed one left.
     {
       let leftTables = 0;
       let worst = 0;
       for (let i = 0; i < kills; i++) {
-        const child = spawn(process.execPath, [BIN, '--json', '--netns', lab.server.netns, '--port', '7000', '--rule-trace'], { stdio: 'ignore' });
+        const child = spawn(
+          process.execPath,
+          [BIN, '--json', '--netns', lab.server.netns, '--port', '7000', '--rule-trace'],
+          { stdio: 'ignore' },
+        );
         const exited = new Promise((r) => child.on('exit', r));
         await sleep(Math.floor(Math.random() * 1500));
         child.kill('SIGKILL');
@@ -127,8 +172,11 @@ async function main(): Promise<void> {
       after.child.kill('SIGINT');
       await after.exited;
       leftTables = (lab.exec(lab.server.netns, 'nft', ['list', 'tables']).match(/pathtrace_/g) ?? []).length;
-      row(`SIGKILL at ${kills} random moments of --rule-trace`, `probes or nft monitors left after a kill: ${worst}; tables left after the next run: ${leftTables}`,
-        worst === 0 && leftTables === 0);
+      row(
+        `SIGKILL at ${kills} random moments of --rule-trace`,
+        `probes or nft monitors left after a kill: ${worst}; tables left after the next run: ${leftTables}`,
+        worst === 0 && leftTables === 0,
+      );
     }
     // The traced namespace deleted mid-trace.
     {
@@ -137,8 +185,11 @@ async function main(): Promise<void> {
       doomed.destroy();
       const code = await pt.exited;
       const s = records(pt).at(-1);
-      row('namespace deleted mid-trace', `exit ${code}, stopped_by ${s.stopped_by}, links left ${pathtraceLinks().length}`,
-        code === 0 && s.stopped_by === 'netns-gone' && pathtraceLinks().length === 0);
+      row(
+        'namespace deleted mid-trace',
+        `exit ${code}, stopped_by ${s.stopped_by}, links left ${pathtraceLinks().length}`,
+        code === 0 && s.stopped_by === 'netns-gone' && pathtraceLinks().length === 0,
+      );
     }
   } finally {
     lab.destroy();

@@ -2,13 +2,19 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { BIN } from '../test/helpers/paths.js';
 
-export interface Traced { child: ChildProcess; readyMs: number; output(): string }
+export interface Traced {
+  child: ChildProcess;
+  readyMs: number;
+  output(): string;
+}
 
 export async function startPathtrace(args: string[]): Promise<Traced> {
   const started = Date.now();
   const child = spawn(process.execPath, [BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   let text = '';
-  child.stdout!.on('data', (d) => { text += d; });
+  child.stdout!.on('data', (d) => {
+    text += d;
+  });
   while (!text.includes('"ready"')) {
     if (child.exitCode !== null) throw new Error('pathtrace exited before it was ready');
     await new Promise((r) => setTimeout(r, 5));

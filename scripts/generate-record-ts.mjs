@@ -10,10 +10,21 @@ const HEADER = new URL('../bpf/record.h', import.meta.url);
 const TYPE_SIZES = { char: 1, __u8: 1, __u16: 2, __u32: 4, __u64: 8 };
 
 // The header as the preprocessor sees it: continued lines joined, comments gone.
-const source = readFileSync(HEADER, 'utf8').replace(/\\\n/g, ' ').replace(/\/\*[\s\S]*?\*\//g, ' ').replace(/\/\/.*/g, '');
+const source = readFileSync(HEADER, 'utf8')
+  .replace(/\\\n/g, ' ')
+  .replace(/\/\*[\s\S]*?\*\//g, ' ')
+  .replace(/\/\/.*/g, '');
 const defines = new Map();
 for (const [, name, params, body] of source.matchAll(/^[ \t]*#[ \t]*define[ \t]+(\w+)(\([^)]*\))?(.*)$/gm))
-  defines.set(name, { params: params ? params.slice(1, -1).split(',').map((p) => p.trim()) : null, body: body.trim() });
+  defines.set(name, {
+    params: params
+      ? params
+          .slice(1, -1)
+          .split(',')
+          .map((p) => p.trim())
+      : null,
+    body: body.trim(),
+  });
 
 /** The entries of an X-macro list: for each use of one of its parameters, that parameter and its arguments. */
 function entries(list) {
@@ -31,7 +42,9 @@ function entries(list) {
 function value(name) {
   const d = defines.get(name);
   if (!d || d.params) throw new Error(`bpf/record.h defines no constant ${name}`);
-  const expr = d.body.replace(/\b(0x[0-9a-f]+|\d+)[ul]*\b/gi, '$1').replace(/\b[A-Za-z_]\w*\b/g, (n) => `(${value(n)})`);
+  const expr = d.body
+    .replace(/\b(0x[0-9a-f]+|\d+)[ul]*\b/gi, '$1')
+    .replace(/\b[A-Za-z_]\w*\b/g, (n) => `(${value(n)})`);
   if (!/^[\s\dxa-fA-F()+\-*/]*$/.test(expr)) throw new Error(`${name}: cannot evaluate ${d.body}`);
   const v = Function(`return (${expr});`)();
   if (!Number.isInteger(v)) throw new Error(`${name}: ${d.body} is not an integer`);
@@ -65,13 +78,21 @@ const recordFields = [...fields, ...members];
 
 // enum pathtrace_point.
 const points = entries('PATHTRACE_POINTS').map(({ args: [key, id, name, group] }) => ({
-  key, id: Number(id), name: JSON.parse(name), group: JSON.parse(group),
+  key,
+  id: Number(id),
+  name: JSON.parse(name),
+  group: JSON.parse(group),
 }));
 for (const p of points)
-  if (points.find((q) => q.id === p.id) !== p) throw new Error(`PATHTRACE_POINTS: ${p.key} and another point share id ${p.id}`);
+  if (points.find((q) => q.id === p.id) !== p)
+    throw new Error(`PATHTRACE_POINTS: ${p.key} and another point share id ${p.id}`);
 const groups = [...new Set(points.map((p) => p.group))];
 
-const constants = entries('PATHTRACE_CONSTANTS').map(({ args: [name] }) => ({ name, value: value(name), c: defines.get(name).body }));
+const constants = entries('PATHTRACE_CONSTANTS').map(({ args: [name] }) => ({
+  name,
+  value: value(name),
+  c: defines.get(name).body,
+}));
 
 const q = (s) => `'${s}'`;
 const text = `// Generated from bpf/record.h by scripts/generate-record-ts.mjs (npm run build:ts); do not edit: change record.h.

@@ -3,12 +3,20 @@
 
 export function fileFailure(e: unknown): string {
   switch ((e as NodeJS.ErrnoException).code) {
-    case 'EISDIR': return 'it is a directory';
-    case 'EACCES': case 'EROFS': return 'permission denied';
-    case 'ENOSPC': return 'no space left on the device (ENOSPC)';
-    case 'EFBIG': return 'the file size limit was reached (EFBIG, ulimit -f)';
-    case 'EDQUOT': return 'the disk quota was reached (EDQUOT)';
-    case 'EIO': return 'an I/O error (EIO)';
-    default: return (e as Error).message;
+    case 'EISDIR':
+      return 'it is a directory';
+    case 'EACCES':
+    case 'EROFS':
+      return 'permission denied';
+    case 'ENOSPC':
+      return 'no space left on the device (ENOSPC)';
+    case 'EFBIG':
+      return 'the file size limit was reached (EFBIG, ulimit -f)';
+    case 'EDQUOT':
+      return 'the disk quota was reached (EDQUOT)';
+    case 'EIO':
+      return 'an I/O error (EIO)';
+    default:
+      return (e as Error).message;
   }
 }

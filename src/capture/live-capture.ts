@@ -32,12 +32,15 @@ function portPrimitives(ports: number[]): string[] {
 
 // pathtrace follows an ICMP error by the packet it quotes; tcpdump's filter cannot read the quote, so it
 // takes every error (those about other packets show as outside pathtrace's filter in the comparison).
-const ICMP_ERRORS = '(icmp and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or ' +
+const ICMP_ERRORS =
+  '(icmp and (icmp[icmptype] == icmp-unreach or icmp[icmptype] == icmp-timxceed or ' +
   'icmp[icmptype] == icmp-paramprob)) or (icmp6 and icmp6[icmp6type] >= 1 and icmp6[icmp6type] <= 4)';
 
 /** The trace's filter as a pcap-filter expression for tcpdump: the user's expression verbatim when it is
  *  the whole filter. Pure. */
-export function captureFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'> & { expression?: string | null }): string {
+export function captureFilter(
+  o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'> & { expression?: string | null },
+): string {
   if (!o.expression) return optionsFilter(o);
   const alone = !o.ports && !o.hosts.length && o.protos.length === 3;
   return alone ? o.expression : `${optionsFilter(o)} and (${o.expression})`;
@@ -53,17 +56,21 @@ function optionsFilter(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>): str
   return o.hosts.length ? `${any(o.hosts.map((h) => `host ${h}`))} and ${what}` : what;
 }
 
-
 /** A tcpdump writing to a file of its own until stop(). */
 export class LiveCapture {
   private exited: Promise<number | null>;
   private stderr = '';
   private fd: number | null = null;
 
-  private constructor(private readonly child: ChildProcess, private readonly dir: string,
-    readonly iface: string) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly dir: string,
+    readonly iface: string,
+  ) {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-    child.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString(); });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
   }
 
   /** Starts tcpdump and waits until it listens (so that it covers all the trace); errors in one line. */
@@ -72,18 +79,48 @@ export class LiveCapture {
     const file = path.join(dir, `${iface}.pcap`);
     // -U, --immediate-mode: each packet written as it comes; -n: no name lookups; -s 262: headers are enough;
     // -Z root: a change of user would clear the parent-death signal.
-    const tcpdump = ['tcpdump', '-i', iface, '-n', '-U', '--immediate-mode', '-s', '262', '-Z', 'root',
-      '-c', String(MAX_COMPARED), '-w', file, filter];
-    const args = ['--pdeathsig', 'KILL', '--', ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []), ...tcpdump];
+    const tcpdump = [
+      'tcpdump',
+      '-i',
+      iface,
+      '-n',
+      '-U',
+      '--immediate-mode',
+      '-s',
+      '262',
+      '-Z',
+      'root',
+      '-c',
+      String(MAX_COMPARED),
+      '-w',
+      file,
+      filter,
+    ];
+    const args = [
+      '--pdeathsig',
+      'KILL',
+      '--',
+      ...(netns.path ? ['nsenter', `--net=${netns.path}`, '--'] : []),
+      ...tcpdump,
+    ];
     const child = spawn('setpriv', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const c = new LiveCapture(child, dir, iface);
     const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
     const listening = new Promise<void>((resolve) => {
-      const on = () => { if (/listening on/.test(c.stderr)) { child.stderr!.off('data', on); resolve(); } };
+      const on = () => {
+        if (/listening on/.test(c.stderr)) {
+          child.stderr!.off('data', on);
+          resolve();
+        }
+      };
       child.stderr!.on('data', on);
     });
-    const outcome = await Promise.race([listening.then(() => 'ok' as const), c.exited.then(() => 'exited' as const),
-      spawnError, new Promise<'slow'>((r) => setTimeout(() => r('slow'), 10_000).unref())]);
+    const outcome = await Promise.race([
+      listening.then(() => 'ok' as const),
+      c.exited.then(() => 'exited' as const),
+      spawnError,
+      new Promise<'slow'>((r) => setTimeout(() => r('slow'), 10_000).unref()),
+    ]);
     if (outcome === 'ok') {
       // tcpdump opened its file before it said it listens.
       c.fd = openSync(file, 'r');
@@ -93,10 +130,13 @@ export class LiveCapture {
     c.discard();
     if (outcome instanceof Error) {
       const missing = (outcome as NodeJS.ErrnoException).code === 'ENOENT';
-      throw new LiveCaptureError(missing ? '--with-tcpdump needs setpriv (util-linux)' : `cannot start tcpdump: ${outcome.message}`);
+      throw new LiveCaptureError(
+        missing ? '--with-tcpdump needs setpriv (util-linux)' : `cannot start tcpdump: ${outcome.message}`,
+      );
     }
     if (outcome === 'slow') throw new LiveCaptureError(`tcpdump on ${iface} did not start listening within 10 s`);
-    if (/failed to execute tcpdump/.test(c.stderr)) throw new LiveCaptureError('--with-tcpdump needs tcpdump (apt install tcpdump)');
+    if (/failed to execute tcpdump/.test(c.stderr))
+      throw new LiveCaptureError('--with-tcpdump needs tcpdump (apt install tcpdump)');
     // tcpdump's own error is its first "tcpdump: ..." line (then a detail in parentheses).
     const why = /^tcpdump: (.*)$/m.exec(c.stderr)?.[1] ?? (c.stderr.trim().split('\n')[0] || 'it exited');
     throw new LiveCaptureError(`tcpdump -i ${iface} failed: ${why}`);
@@ -126,7 +166,11 @@ export class ComparingSink implements Sink {
   left = 0;
   private startedAt = Date.now();
 
-  constructor(private readonly inner: Sink, private readonly devices: () => DeviceNames, private readonly filter: TraceFilter) {}
+  constructor(
+    private readonly inner: Sink,
+    private readonly devices: () => DeviceNames,
+    private readonly filter: TraceFilter,
+  ) {}
 
   ready(info: ReadyInfo): void {
     this.startedAt = info.startedAt;
@@ -135,22 +179,41 @@ export class ComparingSink implements Sink {
 
   packet(j: Journey): void {
     this.inner.packet(j);
-    if (this.packets.length >= MAX_COMPARED) { this.left++; return; }
-    this.packets.push({ ...packetRecord(j, this.devices(), this.startedAt), steps: undefined } as unknown as TracePacket);
+    if (this.packets.length >= MAX_COMPARED) {
+      this.left++;
+      return;
+    }
+    this.packets.push({
+      ...packetRecord(j, this.devices(), this.startedAt),
+      steps: undefined,
+    } as unknown as TracePacket);
   }
 
-  note(message: string): void { this.inner.note(message); }
-  close(): void { this.inner.close?.(); }
-  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void { this.inner.stats?.(s); }
-  summary(s: Summary): void { this.inner.summary(s); }
+  note(message: string): void {
+    this.inner.note(message);
+  }
+  close(): void {
+    this.inner.close?.();
+  }
+  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void {
+    this.inner.stats?.(s);
+  }
+  summary(s: Summary): void {
+    this.inner.summary(s);
+  }
 
   /** The comparison of tcpdump's capture with the packets traced. */
   comparison(capture: ByteSource, iface: string): string {
     const name = `tcpdump -i ${iface}`;
     const frames = readCapture(capture, name);
-    const limits = [this.left ? `the first ${MAX_COMPARED} packets traced (${this.left} more left out)` : '',
-      frames.length >= MAX_COMPARED ? `the first ${MAX_COMPARED} frames captured` : ''].filter(Boolean);
+    const limits = [
+      this.left ? `the first ${MAX_COMPARED} packets traced (${this.left} more left out)` : '',
+      frames.length >= MAX_COMPARED ? `the first ${MAX_COMPARED} frames captured` : '',
+    ].filter(Boolean);
     const left = limits.length ? ` (${limits.join('; ')})` : '';
-    return `── compared with ${name}${left}\n` + formatComparison(compare(frames, this.packets, this.filter), name, 'this trace', this.packets.length);
+    return (
+      `── compared with ${name}${left}\n` +
+      formatComparison(compare(frames, this.packets, this.filter), name, 'this trace', this.packets.length)
+    );
   }
 }

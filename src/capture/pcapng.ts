@@ -13,7 +13,11 @@ export function openForWriting(path: string): number {
     const code = (e as NodeJS.ErrnoException).code;
     // ENOENT with the directory there: a file system that creates no files (/proc, /sys).
     const noDir = code === 'ENOENT' && !existsSync(dirname(path));
-    const why = noDir ? `no such directory ${dirname(path)}` : code === 'ENOENT' ? 'files cannot be created there' : fileFailure(e);
+    const why = noDir
+      ? `no such directory ${dirname(path)}`
+      : code === 'ENOENT'
+        ? 'files cannot be created there'
+        : fileFailure(e);
     throw new WriteError(`cannot write ${path}: ${why}`);
   }
 }
@@ -21,8 +25,15 @@ export function openForWriting(path: string): number {
 export class WriteError extends Error {}
 
 export const LINKTYPE_RAW = 101;
-const BT_SHB = 0x0a0d0d0a, BT_IDB = 0x00000001, BT_EPB = 0x00000006;
-const OPT_ENDOFOPT = 0, OPT_COMMENT = 1, SHB_USERAPPL = 4, IF_NAME = 2, IF_DESCRIPTION = 3, IF_TSRESOL = 9;
+const BT_SHB = 0x0a0d0d0a,
+  BT_IDB = 0x00000001,
+  BT_EPB = 0x00000006;
+const OPT_ENDOFOPT = 0,
+  OPT_COMMENT = 1,
+  SHB_USERAPPL = 4,
+  IF_NAME = 2,
+  IF_DESCRIPTION = 3,
+  IF_TSRESOL = 9;
 
 function pad4(n: number): number {
   return (n + 3) & ~3;
@@ -58,9 +69,9 @@ const utf8 = (s: string) => Buffer.from(s, 'utf8');
 export function sectionHeader(app: string): Buffer {
   const body = Buffer.alloc(16);
   body.writeUInt32LE(0x1a2b3c4d, 0); // byte-order magic
-  body.writeUInt16LE(1, 4);          // major
-  body.writeUInt16LE(0, 6);          // minor
-  body.writeBigInt64LE(-1n, 8);      // section length: unknown
+  body.writeUInt16LE(1, 4); // major
+  body.writeUInt16LE(0, 6); // minor
+  body.writeBigInt64LE(-1n, 8); // section length: unknown
   return block(BT_SHB, Buffer.concat([body, options([[SHB_USERAPPL, utf8(app)]])]));
 }
 
@@ -68,12 +79,26 @@ export function interfaceDescription(name: string, description: string, snaplen:
   const body = Buffer.alloc(8);
   body.writeUInt16LE(LINKTYPE_RAW, 0);
   body.writeUInt32LE(snaplen, 4);
-  return block(BT_IDB, Buffer.concat([body, options([
-    [IF_NAME, utf8(name)], [IF_DESCRIPTION, utf8(description)], [IF_TSRESOL, Uint8Array.of(9)],
-  ])]));
+  return block(
+    BT_IDB,
+    Buffer.concat([
+      body,
+      options([
+        [IF_NAME, utf8(name)],
+        [IF_DESCRIPTION, utf8(description)],
+        [IF_TSRESOL, Uint8Array.of(9)],
+      ]),
+    ]),
+  );
 }
 
-export function enhancedPacket(iface: number, timeNs: bigint, data: Uint8Array, wireLen: number, comments: string[]): Buffer {
+export function enhancedPacket(
+  iface: number,
+  timeNs: bigint,
+  data: Uint8Array,
+  wireLen: number,
+  comments: string[],
+): Buffer {
   const head = Buffer.alloc(20);
   head.writeUInt32LE(iface, 0);
   head.writeUInt32LE(Number(timeNs >> 32n), 4);
@@ -91,7 +116,11 @@ export class PcapngWriter {
   private readonly interfaces = new Map<string, number>();
 
   /** fd: a file opened for writing (see openForWriting), owned by the writer from now on. */
-  constructor(fd: number, private readonly snaplen: number, private readonly description: string) {
+  constructor(
+    fd: number,
+    private readonly snaplen: number,
+    private readonly description: string,
+  ) {
     this.fd = fd;
     this.write(sectionHeader('pathtrace'));
   }

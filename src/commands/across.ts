@@ -11,14 +11,24 @@ import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
 import { hostTrace } from './merge.js';
 import { checkPrivileges, compileFor, loadTui, UserError, usesTui } from './trace.js';
-import type { DropRecord, HostRecord, PacketRecord, ReadyRecord, SummaryRecord, TraceRecord } from '../output/records.js';
+import type {
+  DropRecord,
+  HostRecord,
+  PacketRecord,
+  ReadyRecord,
+  SummaryRecord,
+  TraceRecord,
+} from '../output/records.js';
 
 /** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
   const out: string[] = [];
   const args = argv.values();
   for (const a of args) {
-    if (a === '--netns' || a === '-n') { args.next(); continue; } // and the name after it
+    if (a === '--netns' || a === '-n') {
+      args.next();
+      continue;
+    } // and the name after it
     if (a.startsWith('--netns=') || (a.startsWith('-n') && !a.startsWith('--') && a.length > 2)) continue;
     if (a === '--json' || a === '--plain') continue;
     out.push(a);
@@ -27,8 +37,10 @@ export function childArgs(argv: string[], netns: string): string[] {
 }
 
 /** What packetLine reads of a packet record. */
-type PacketLineFields = Pick<PacketRecord, 'time' | 'direction' | 'tcp_flags' | 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'fate'> &
-  { drop: Pick<DropRecord, 'hook' | 'layer' | 'reason'> | null };
+type PacketLineFields = Pick<
+  PacketRecord,
+  'time' | 'direction' | 'tcp_flags' | 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'fate'
+> & { drop: Pick<DropRecord, 'hook' | 'layer' | 'reason'> | null };
 
 /** One line for a packet as it comes: "client  out [S] 198.18.1.1:40000 → 198.18.2.2:3306 sent". Pure. */
 export function packetLine(host: string, r: PacketLineFields, width: number): string {
@@ -41,8 +53,13 @@ export function packetLine(host: string, r: PacketLineFields, width: number): st
 
 /** A child's records, parsed once as they come: its packets (MAX_COMPARED at most), its ready and summary. */
 interface Child {
-  name: string; proc: ChildProcess; packets: PacketRecord[]; beyond: number;
-  ready: ReadyRecord | null; summary: SummaryRecord | null; exited: Promise<number>;
+  name: string;
+  proc: ChildProcess;
+  packets: PacketRecord[];
+  beyond: number;
+  ready: ReadyRecord | null;
+  summary: SummaryRecord | null;
+  exited: Promise<number>;
 }
 
 export interface AcrossRun {
@@ -69,8 +86,14 @@ export interface AcrossOptions {
 /** A child's trace as merge takes it (the view redraws it every second: nothing is parsed again). */
 function traceOf(c: Child): LoadedTrace {
   return {
-    packets: c.packets, filter: c.ready?.filter ?? null, total: c.packets.length + c.beyond, beyond: c.beyond,
-    traced: null, flows: new Set(), ready: c.ready, summary: c.summary,
+    packets: c.packets,
+    filter: c.ready?.filter ?? null,
+    total: c.packets.length + c.beyond,
+    beyond: c.beyond,
+    traced: null,
+    flows: new Set(),
+    ready: c.ready,
+    summary: c.summary,
   };
 }
 
@@ -78,12 +101,23 @@ function traceOf(c: Child): LoadedTrace {
 export function traceAcross(argv: string[], across: [string, string], bin: string, o: AcrossOptions): AcrossRun {
   const { json, view } = o;
   const names = o.names ?? across;
-  const out = o.out ?? process.stdout, err = o.err ?? process.stderr;
+  const out = o.out ?? process.stdout,
+    err = o.err ?? process.stderr;
   const width = Math.max(...names.map((n) => n.length));
   const start = (netns: string, host: 0 | 1): Child => {
     const name = names[host];
-    const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, bin, ...childArgs(argv, netns)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const c: Child = { name, proc, packets: [], beyond: 0, ready: null, summary: null, exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))) };
+    const proc = spawn('setpriv', ['--pdeathsig', 'TERM', '--', process.execPath, bin, ...childArgs(argv, netns)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const c: Child = {
+      name,
+      proc,
+      packets: [],
+      beyond: 0,
+      ready: null,
+      summary: null,
+      exited: new Promise((r) => proc.on('exit', (code) => r(code ?? 1))),
+    };
     let rest = '';
     proc.stdout!.setEncoding('utf8').on('data', (d: string) => {
       const lines = (rest + d).split('\n');
@@ -105,7 +139,9 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
   };
   let readyCount = 0;
   let onReady: () => void = () => {};
-  const ready = new Promise<void>((r) => { onReady = r; });
+  const ready = new Promise<void>((r) => {
+    onReady = r;
+  });
   const take = (c: Child, host: 0 | 1, line: string) => {
     let r: TraceRecord; // pathtrace's own child wrote it
     try {
@@ -114,12 +150,16 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
       return;
     }
     if (r.type === 'ready' && ++readyCount === 2) {
-      if (!json && !view) err.write(`pathtrace: tracing ${names.join(' and ')} at once, each by a pathtrace of its own. Ctrl-C to stop and merge.\n`);
+      if (!json && !view)
+        err.write(
+          `pathtrace: tracing ${names.join(' and ')} at once, each by a pathtrace of its own. Ctrl-C to stop and merge.\n`,
+        );
       onReady();
     }
     if (r.type === 'packet') {
       // Kept for the merge, as many as merge takes from a file.
-      if (c.packets.length < MAX_COMPARED) c.packets.push(r); else c.beyond++;
+      if (c.packets.length < MAX_COMPARED) c.packets.push(r);
+      else c.beyond++;
     } else if (r.type === 'ready') c.ready = r;
     else if (r.type === 'summary') c.summary = r;
     if (view) view.record(host, r);
@@ -128,8 +168,13 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
   };
   const children: [Child, Child] = [start(across[0], 0), start(across[1], 1)];
   // One that fails at its start (a namespace that is not there) takes the other down: nothing to merge.
-  for (const c of children) c.exited.then((code) => { if (code !== 0 && readyCount < 2) for (const x of children) x.proc.kill('SIGINT'); });
-  const stop = () => { for (const c of children) c.proc.kill('SIGINT'); };
+  for (const c of children)
+    c.exited.then((code) => {
+      if (code !== 0 && readyCount < 2) for (const x of children) x.proc.kill('SIGINT');
+    });
+  const stop = () => {
+    for (const c of children) c.proc.kill('SIGINT');
+  };
   const current = () => {
     if (readyCount < 2) return null;
     const now = Date.now() * 1000;
@@ -141,9 +186,14 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
     if (codes.some((c) => c !== 0) && readyCount < 2) return 1;
     const traces = [traceOf(children[0]), traceOf(children[1])] as [LoadedTrace, LoadedTrace];
     const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));
-    const cut = children.filter((c) => c.beyond).map((c) => `merged the first ${MAX_COMPARED} packets of ${c.name} (${c.beyond} more left out)`);
+    const cut = children
+      .filter((c) => c.beyond)
+      .map((c) => `merged the first ${MAX_COMPARED} packets of ${c.name} (${c.beyond} more left out)`);
     if (json) for (const r of mergedRecords(m)) out.write(JSON.stringify(r) + '\n');
-    else out.write(`\n── across ${names[0]} and ${names[1]}\n${cut.map((l) => l + '\n').join('')}${formatMerged(m, [across[0], across[1]], traces)}\n`);
+    else
+      out.write(
+        `\n── across ${names[0]} and ${names[1]}\n${cut.map((l) => l + '\n').join('')}${formatMerged(m, [across[0], across[1]], traces)}\n`,
+      );
     return codes.every((c) => c === 0) ? 0 : 1;
   })();
   return { ready, stop, current, done };
@@ -151,12 +201,17 @@ export function traceAcross(argv: string[], across: [string, string], bin: strin
 
 /** --netns A --netns B: both traced by children of this process, merged at the end (traceAcross above); on a
  *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
-export async function across(o: TraceOptions & { across: [string, string] }, argv: string[], names?: [string, string],
-  onReady?: (stop: () => void) => void): Promise<number> {
+export async function across(
+  o: TraceOptions & { across: [string, string] },
+  argv: string[],
+  names?: [string, string],
+  onReady?: (stop: () => void) => void,
+): Promise<number> {
   checkPrivileges(true);
   compileFor(o); // a bad expression said once, here, rather than by both children
   const self = process.argv[1]; // pathtrace's own script, which each child runs
-  if (self === undefined) throw new Error('tracing two namespaces needs pathtrace run as a script (it runs itself for each)');
+  if (self === undefined)
+    throw new Error('tracing two namespaces needs pathtrace run as a script (it runs itself for each)');
   for (const n of o.across) {
     try {
       resolveNetns(n);
@@ -174,7 +229,10 @@ export async function across(o: TraceOptions & { across: [string, string] }, arg
     view = {
       record: (host, r) => store.record(host, r),
       message: (host, line) => store.message(host, line),
-      close: () => { if (redraw) clearInterval(redraw); screen.close(); },
+      close: () => {
+        if (redraw) clearInterval(redraw);
+        screen.close();
+      },
     };
     redraw = setInterval(() => {
       const m = run.current();
@@ -185,7 +243,8 @@ export async function across(o: TraceOptions & { across: [string, string] }, arg
   stopRun = run.stop;
   let signalled = false;
   const stop = () => {
-    if (signalled) { // the children get SIGTERM by their parent-death signal, and detach
+    if (signalled) {
+      // the children get SIGTERM by their parent-death signal, and detach
       view?.close();
       process.exit(130);
     }

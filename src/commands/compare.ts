@@ -16,11 +16,26 @@ export function runCompare(capture: string, trace: string, progress?: Progress):
     const frames = readCapture(input(capture), capture, limit);
     const t = loadTrace(input(trace), trace, matchableTime(frames), frameTuples(frames));
     const cut = [
-      limit.beyond ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
-        `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)` : '',
-      t.beyond ? `compared the first ${MAX_COMPARED} packets of ${trace} in the capture's time (${t.beyond} more left out)` : '',
-    ].filter(Boolean).map((l) => l + '\n').join('');
-    return cut + formatComparison(compare(frames, t.packets, t.filter, { traced: t.traced, flows: t.flows }), capture, trace, t.total);
+      limit.beyond
+        ? `compared the first ${MAX_COMPARED} frames of ${capture} (${limit.beyond} more left out; ` +
+          `tcpdump -r ${capture} -w part.pcap with a filter or editcap -r cuts it)`
+        : '',
+      t.beyond
+        ? `compared the first ${MAX_COMPARED} packets of ${trace} in the capture's time (${t.beyond} more left out)`
+        : '',
+    ]
+      .filter(Boolean)
+      .map((l) => l + '\n')
+      .join('');
+    return (
+      cut +
+      formatComparison(
+        compare(frames, t.packets, t.filter, { traced: t.traced, flows: t.flows }),
+        capture,
+        trace,
+        t.total,
+      )
+    );
   } catch (e) {
     if (e instanceof CaptureError) throw new CompareError(e.message);
     throw e;

@@ -35,7 +35,9 @@ const mysqlLike = (extra: string[]): Pick<Scenario, 'port' | 'traced' | 'rules' 
   port: PORT,
   traced: (lab) => lab.server.netns,
   rules: (lab) => [{ netns: lab.server.netns, where: 'server', argv: ['iptables', '-I', ...extra, '-j', 'DROP'] }],
-  setup: async (lab) => { await lab.listen('tcp', PORT); },
+  setup: async (lab) => {
+    await lab.listen('tcp', PORT);
+  },
   client: (lab) => lab.connect('tcp', lab.server.v4, PORT, CONNECT_MS),
 });
 
@@ -43,24 +45,29 @@ export const SCENARIOS: Record<string, Scenario> = {
   'local-in': {
     title: 'SYN dropped at LOCAL_IN',
     ...mysqlLike(['INPUT', '-p', 'tcp', '--dport', String(PORT)]),
-    lesson: 'tcpdump on the server would show every SYN arriving, yet the server never answers: ' +
+    lesson:
+      'tcpdump on the server would show every SYN arriving, yet the server never answers: ' +
       'the SYNs die at LOCAL_IN, after the capture point and before TCP, so TCP has no state for them.',
   },
   'local-out': {
     title: 'SYN-ACK dropped at LOCAL_OUT',
     ...mysqlLike(['OUTPUT', '-p', 'tcp', '--sport', String(PORT)]),
-    lesson: 'tcpdump on the server would show the same SYN retransmissions and no SYN-ACK, as if the server ignored them; ' +
+    lesson:
+      'tcpdump on the server would show the same SYN retransmissions and no SYN-ACK, as if the server ignored them; ' +
       'in fact TCP received each SYN (SYN_RECV) and answered, and its SYN-ACKs die at LOCAL_OUT, before the capture point.',
   },
   'app-response': {
-    title: "nginx answers, but its response and FIN are dropped at LOCAL_OUT",
+    title: 'nginx answers, but its response and FIN are dropped at LOCAL_OUT',
     port: 80,
     needs: [[NGINX_BIN, 'nginx']],
     traced: (lab) => lab.server.netns,
-    rules: (lab) => [{
-      netns: lab.server.netns, where: 'server',
-      argv: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', '80', '--tcp-flags', 'SYN', 'NONE', '-j', 'DROP'],
-    }],
+    rules: (lab) => [
+      {
+        netns: lab.server.netns,
+        where: 'server',
+        argv: ['iptables', '-I', 'OUTPUT', '-p', 'tcp', '--sport', '80', '--tcp-flags', 'SYN', 'NONE', '-j', 'DROP'],
+      },
+    ],
     setup: async (lab) => {
       // An orphaned FIN_WAIT1 socket gives up after one retransmission: the abort comes within the demo.
       lab.sysctl(lab.server.netns, 'net.ipv4.tcp_orphan_retries', '1');
@@ -70,8 +77,10 @@ export const SCENARIOS: Record<string, Scenario> = {
         return log ? `nginx's access log: ${log.split('\n').pop()}` : "nginx's access log is empty";
       };
     },
-    client: (lab) => lab.connect('tcp', lab.server.v4, 80, CONNECT_MS, lab.client, '--send', 'GET / HTTP/1.0\r\nHost: lab\r\n\r\n'),
-    lesson: 'the request reached nginx (it read it and logged it) while the client kept retransmitting it: nginx\'s response ' +
+    client: (lab) =>
+      lab.connect('tcp', lab.server.v4, 80, CONNECT_MS, lab.client, '--send', 'GET / HTTP/1.0\r\nHost: lab\r\n\r\n'),
+    lesson:
+      "the request reached nginx (it read it and logged it) while the client kept retransmitting it: nginx's response " +
       'and FIN died at LOCAL_OUT before tcpdump could see them, the server socket sat in FIN_WAIT1 and was aborted ' +
       '(TCPAbortOnTimeout), and tcpdump alone would say the server never got the request.',
   },
@@ -81,13 +90,38 @@ export const SCENARIOS: Record<string, Scenario> = {
     port: 80,
     traced: (lab) => lab.router!.netns,
     rules: (lab) => [
-      { netns: lab.router!.netns, where: 'router', argv: ['iptables', '-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`] },
-      { netns: lab.router!.netns, where: 'router', argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--sport', '8080', '-j', 'DROP'] },
+      {
+        netns: lab.router!.netns,
+        where: 'router',
+        argv: [
+          'iptables',
+          '-t',
+          'nat',
+          '-A',
+          'PREROUTING',
+          '-p',
+          'tcp',
+          '--dport',
+          '80',
+          '-j',
+          'DNAT',
+          '--to-destination',
+          `${lab.server.v4}:8080`,
+        ],
+      },
+      {
+        netns: lab.router!.netns,
+        where: 'router',
+        argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--sport', '8080', '-j', 'DROP'],
+      },
     ],
-    setup: async (lab) => { await lab.listen('tcp', 8080); },
+    setup: async (lab) => {
+      await lab.listen('tcp', 8080);
+    },
     client: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, CONNECT_MS),
-    lesson: "the router rewrote each SYN to the server's address and forwarded it; the server answered, and its SYN-ACKs " +
-      'died in the router\'s FORWARD hook: tcpdump on the router would show them arriving from the server and never leaving.',
+    lesson:
+      "the router rewrote each SYN to the server's address and forwarded it; the server answered, and its SYN-ACKs " +
+      "died in the router's FORWARD hook: tcpdump on the router would show them arriving from the server and never leaving.",
   },
   across: {
     title: 'client and server traced at once; a router neither traces drops the SYNs between them',
@@ -95,10 +129,19 @@ export const SCENARIOS: Record<string, Scenario> = {
     port: PORT,
     traced: (lab) => lab.client.netns,
     both: (lab) => [lab.client.netns, lab.server.netns],
-    rules: (lab) => [{ netns: lab.router!.netns, where: 'router', argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP'] }],
-    setup: async (lab) => { await lab.listen('tcp', PORT); },
+    rules: (lab) => [
+      {
+        netns: lab.router!.netns,
+        where: 'router',
+        argv: ['iptables', '-A', 'FORWARD', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP'],
+      },
+    ],
+    setup: async (lab) => {
+      await lab.listen('tcp', PORT);
+    },
     client: (lab) => lab.connect('tcp', lab.server.v4, PORT, CONNECT_MS),
-    lesson: "each SYN left the client's eth0 and never reached the server's: lost on the path, in a host neither end " +
+    lesson:
+      "each SYN left the client's eth0 and never reached the server's: lost on the path, in a host neither end " +
       "traced (here the router's FORWARD chain). tcpdump on both ends shows only that it left and never arrived; the " +
       'merge says it of every packet, and that neither end dropped it.',
   },
@@ -114,10 +157,14 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
   if (!scenario) throw new UserError(`no demo scenario '${name}'`);
   checkPrivileges(true);
   const lacking = missingTools([['ip', 'iproute2'], ['iptables', 'iptables'], ...(scenario.needs ?? [])]);
-  if (lacking.length) throw new UserError(`demo ${name} needs ${lacking.join(', ')}: apt install them, or trace your own traffic`);
+  if (lacking.length)
+    throw new UserError(`demo ${name} needs ${lacking.join(', ')}: apt install them, or trace your own traffic`);
   const say = (s: string) => process.stderr.write(`demo: ${s}\n`);
   let lab: Lab | null = null;
-  const abort = () => { lab?.destroy(); process.exit(130); };
+  const abort = () => {
+    lab?.destroy();
+    process.exit(130);
+  };
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const sig of signals) process.once(sig, abort); // until the trace takes them over
   try {
@@ -128,28 +175,56 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
     for (const r of rules) lab.exec(r.netns, r.argv[0], r.argv.slice(1));
     const traced = scenario.traced(lab);
     say(scenario.title);
-    say(`client ${client.v4} (netns ${client.netns}), server ${server.v4} (netns ${server.netns})` +
-      (lab.router ? `, router ${lab.router.toClient.v4} / ${lab.router.toServer.v4} (netns ${lab.router.netns})` : ''));
+    say(
+      `client ${client.v4} (netns ${client.netns}), server ${server.v4} (netns ${server.netns})` +
+        (lab.router
+          ? `, router ${lab.router.toClient.v4} / ${lab.router.toServer.v4} (netns ${lab.router.netns})`
+          : ''),
+    );
     for (const r of rules) say(`${r.where} rule: ${r.argv.join(' ')}`);
-    say(scenario.both ? `tracing port ${scenario.port} in the client's and the server's netns at once for ${CONNECT_MS / 1000} s...`
-      : `tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`);
+    say(
+      scenario.both
+        ? `tracing port ${scenario.port} in the client's and the server's netns at once for ${CONNECT_MS / 1000} s...`
+        : `tracing port ${scenario.port} in netns ${traced} for ${CONNECT_MS / 1000} s...`,
+    );
     for (const sig of signals) process.off(sig, abort);
 
     let result: ClientResult | undefined;
     if (scenario.both) {
-      const code = await across({ ...options, across: scenario.both(lab) }, ['--port', String(scenario.port), '--proto', 'tcp'], ['client', 'server'],
-        (stop) => { scenario.client(lab!).then((r) => { result = r; }).catch(() => {}).finally(() => setTimeout(stop, 300)); });
+      const code = await across(
+        { ...options, across: scenario.both(lab) },
+        ['--port', String(scenario.port), '--proto', 'tcp'],
+        ['client', 'server'],
+        (stop) => {
+          scenario
+            .client(lab!)
+            .then((r) => {
+              result = r;
+            })
+            .catch(() => {})
+            .finally(() => setTimeout(stop, 300));
+        },
+      );
       if (code !== 0) throw new UserError('demo across: a trace failed (see above)');
       if (result) say(`the client's view: ${describe(result)}`);
       say(scenario.lesson);
       return;
     }
-    const traceOptions: TraceOptions = { ...options, ports: [scenario.port], protos: ['tcp'], netns: traced, duration: null };
+    const traceOptions: TraceOptions = {
+      ...options,
+      ports: [scenario.port],
+      protos: ['tcp'],
+      netns: traced,
+      duration: null,
+    };
     // In the UI the trace stays open when the client is done, to be explored; q ends it.
     const ui = usesTui(traceOptions);
     await trace(traceOptions, (session) => {
-      scenario.client(lab!)
-        .then((r) => { result = r; })
+      scenario
+        .client(lab!)
+        .then((r) => {
+          result = r;
+        })
         .catch(() => {})
         .finally(() => {
           if (ui) session.note(`demo: the client is done (${describe(result)}); ${scenario.lesson} Press q to quit.`);

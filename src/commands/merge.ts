@@ -24,10 +24,19 @@ export function hostTrace(name: string, t: LoadedTrace, nowUs?: number): HostTra
   // A trace still running (nowUs: --netns twice, redrawn as it goes) has traced until now.
   const end = isNum(duration) ? started * 1000 + duration * 1e6 : nowUs;
   const traced = Number.isFinite(started) && end !== undefined ? { from: started * 1000, to: end } : t.traced;
-  const listed = Array.isArray(t.ready?.addresses) ? (t.ready.addresses as unknown[]).filter((a): a is string => typeof a === 'string') : [];
+  const listed = Array.isArray(t.ready?.addresses)
+    ? (t.ready.addresses as unknown[]).filter((a): a is string => typeof a === 'string')
+    : [];
   const seen = packets.flatMap((p) => (p.direction === 'out' ? [p.src] : p.direction === 'in' ? [p.dst] : []));
   const lost = t.summary?.lost_events;
-  return { name, packets, filter: t.filter, traced, addresses: new Set([...listed, ...seen]), lostEvents: isNum(lost) ? lost : null };
+  return {
+    name,
+    packets,
+    filter: t.filter,
+    traced,
+    addresses: new Set([...listed, ...seen]),
+    lostEvents: isNum(lost) ? lost : null,
+  };
 }
 
 export function runMerge(args: [string, string], json: boolean, progress?: Progress): string {
@@ -35,5 +44,9 @@ export function runMerge(args: [string, string], json: boolean, progress?: Progr
   const names: [string, string] = x.name === y.name ? [`${x.name}#1`, `${y.name}#2`] : [x.name, y.name];
   const traces: [LoadedTrace, LoadedTrace] = [readTraceFile(x.file, progress), readTraceFile(y.file, progress)];
   const m = merge(hostTrace(names[0], traces[0]), hostTrace(names[1], traces[1]));
-  return json ? mergedRecords(m).map((r) => JSON.stringify(r)).join('\n') : formatMerged(m, [x.file, y.file], traces);
+  return json
+    ? mergedRecords(m)
+        .map((r) => JSON.stringify(r))
+        .join('\n')
+    : formatMerged(m, [x.file, y.file], traces);
 }

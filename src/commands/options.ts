@@ -3,7 +3,15 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { addressBytes, formatAddress } from '../trace/address.js';
 import { EXPR_WINDOW, MAX_HOSTS, POINT_GROUP_NAMES } from '../trace/record.js';
-import { DEFAULT_RING_MIB, DEFAULT_SNAPLEN, MAX_SNAPLEN, POINT_GROUPS, type PointGroup, type Proto, type TraceOptions } from '../trace/options.js';
+import {
+  DEFAULT_RING_MIB,
+  DEFAULT_SNAPLEN,
+  MAX_SNAPLEN,
+  POINT_GROUPS,
+  type PointGroup,
+  type Proto,
+  type TraceOptions,
+} from '../trace/options.js';
 
 export class UsageError extends Error {}
 
@@ -89,7 +97,9 @@ export function parseHost(value: string): string {
   const v = value.trim();
   const zone = v.indexOf('%');
   if (zone >= 0 && isIP(v)) {
-    throw new UsageError(`bad host '${value}': packets carry no zone; give '${v.slice(0, zone)}' (matched on every interface), and --netns for another namespace`);
+    throw new UsageError(
+      `bad host '${value}': packets carry no zone; give '${v.slice(0, zone)}' (matched on every interface), and --netns for another namespace`,
+    );
   }
   if (!isIP(v)) throw new UsageError(`bad host '${value}': expected an IPv4 or IPv6 address`);
   // In the form events carry (compressed, lower case), so that text and JSON filters compare equal.
@@ -130,19 +140,45 @@ function validInterface(name: string): boolean {
 }
 
 /** A positive decimal number (Number() would also take 0x10, 1e3 and ' 5'), at most max. */
-function positiveNumber(name: string, value: string | undefined, integer: boolean, max: number, unit = ''): number | null {
+function positiveNumber(
+  name: string,
+  value: string | undefined,
+  integer: boolean,
+  max: number,
+  unit = '',
+): number | null {
   if (value === undefined) return null;
   const n = Number(value);
   if (!(integer ? /^\d+$/ : /^\d+(\.\d+)?$/).test(value) || n <= 0) {
-    throw new UsageError(`bad ${name} '${value}': expected a positive ${integer ? 'integer' : 'number'}${integer ? '' : ' like 30 or 2.5'}`);
+    throw new UsageError(
+      `bad ${name} '${value}': expected a positive ${integer ? 'integer' : 'number'}${integer ? '' : ' like 30 or 2.5'}`,
+    );
   }
   if (n > max) throw new UsageError(`bad ${name} '${value}': at most ${max}${unit}`);
   return n;
 }
 
 /** Options that take a value. */
-const VALUE_OPTIONS = new Set(['--port', '-p', '--host', '-H', '--proto', '--netns', '-n', '--duration', '-d', '--count', '-c',
-  '--ring-mib', '--write', '-w', '--points', '--snaplen', '-s', '--with-tcpdump']);
+const VALUE_OPTIONS = new Set([
+  '--port',
+  '-p',
+  '--host',
+  '-H',
+  '--proto',
+  '--netns',
+  '-n',
+  '--duration',
+  '-d',
+  '--count',
+  '-c',
+  '--ring-mib',
+  '--write',
+  '-w',
+  '--points',
+  '--snaplen',
+  '-s',
+  '--with-tcpdump',
+]);
 
 const isPair = <T>(xs: T[]): xs is [T, T] => xs.length === 2;
 
@@ -207,7 +243,9 @@ export function parseCommandLine(argv: string[]): Command {
   if (v.version) return { kind: 'version' };
 
   const ports = v.port ? parsePorts(v.port) : null;
-  const ringMiB = positiveNumber('--ring-mib', v['ring-mib'], true, MAX_RING_MIB, ' (its pages are mapped twice)') ?? DEFAULT_RING_MIB;
+  const ringMiB =
+    positiveNumber('--ring-mib', v['ring-mib'], true, MAX_RING_MIB, ' (its pages are mapped twice)') ??
+    DEFAULT_RING_MIB;
   if ((ringMiB & (ringMiB - 1)) !== 0) {
     throw new UsageError(`bad --ring-mib '${ringMiB}': expected a power of two up to ${MAX_RING_MIB}`);
   }
@@ -234,17 +272,27 @@ export function parseCommandLine(argv: string[]): Command {
   };
   if (v.snaplen !== undefined && !options.write) throw new UsageError('--snaplen applies to --write');
   if (options.withTcpdump !== null && !validInterface(options.withTcpdump)) {
-    throw new UsageError(`bad interface '${options.withTcpdump}' for --with-tcpdump: a name of at most 15 characters, or any`);
+    throw new UsageError(
+      `bad interface '${options.withTcpdump}' for --with-tcpdump: a name of at most 15 characters, or any`,
+    );
   }
   if (options.withTcpdump !== null && options.json) {
-    throw new UsageError('--with-tcpdump prints a text comparison, not with --json (capture with tcpdump -w, then run pathtrace compare)');
+    throw new UsageError(
+      '--with-tcpdump prints a text comparison, not with --json (capture with tcpdump -w, then run pathtrace compare)',
+    );
   }
   if (options.hosts.length > MAX_HOSTS) throw new UsageError(`too many --host filters (at most ${MAX_HOSTS})`);
-  if ((v.netns?.length ?? 0) > 2) throw new UsageError('--netns at most twice: two namespaces traced at once and merged');
+  if ((v.netns?.length ?? 0) > 2)
+    throw new UsageError('--netns at most twice: two namespaces traced at once and merged');
   if (options.across) {
-    if (options.across[0] === options.across[1]) throw new UsageError(`--netns '${options.across[0]}' twice: give two different namespaces`);
-    if (options.write) throw new UsageError('--write with two namespaces: trace each with a --write of its own, then pathtrace merge the two files');
-    if (options.withTcpdump !== null) throw new UsageError('--with-tcpdump with two namespaces: trace one at a time beside tcpdump');
+    if (options.across[0] === options.across[1])
+      throw new UsageError(`--netns '${options.across[0]}' twice: give two different namespaces`);
+    if (options.write)
+      throw new UsageError(
+        '--write with two namespaces: trace each with a --write of its own, then pathtrace merge the two files',
+      );
+    if (options.withTcpdump !== null)
+      throw new UsageError('--with-tcpdump with two namespaces: trace one at a time beside tcpdump');
   }
 
   const [first, ...rest] = parsed.positionals;
@@ -256,11 +304,15 @@ export function parseCommandLine(argv: string[]): Command {
     return { kind: 'trace', options: { ...options, expression } };
   }
   if (first === 'compare') {
-    if (!isPair(rest)) throw new UsageError('compare takes two files: a tcpdump capture and pathtrace\'s --json output or --write file');
+    if (!isPair(rest))
+      throw new UsageError("compare takes two files: a tcpdump capture and pathtrace's --json output or --write file");
     return { kind: 'compare', capture: rest[0], trace: rest[1] };
   }
   if (first === 'merge') {
-    if (!isPair(rest)) throw new UsageError("merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)");
+    if (!isPair(rest))
+      throw new UsageError(
+        "merge takes two traces, one per host: pathtrace's --json output or --write file (client=c.ndjson names the host)",
+      );
     return { kind: 'merge', traces: [rest[0], rest[1]], json: options.json };
   }
   // demo

@@ -1,6 +1,11 @@
 // A progress line for inputs that take a while: shown on a terminal only (a log would keep every redraw),
 // from the first second on, redrawn at most twice a second, erased when done.
-const bytes = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(1)} GiB` : n >= 2 ** 20 ? `${Math.round(n / 2 ** 20)} MiB` : `${Math.ceil(n / 1024)} KiB`);
+const bytes = (n: number) =>
+  n >= 2 ** 30
+    ? `${(n / 2 ** 30).toFixed(1)} GiB`
+    : n >= 2 ** 20
+      ? `${Math.round(n / 2 ** 20)} MiB`
+      : `${Math.ceil(n / 1024)} KiB`;
 
 /** "reading big.pcap: 37 % of 2.1 GiB". Pure. */
 export function progressText(label: string, pos: number, size: number): string {
@@ -12,7 +17,10 @@ export class ProgressLine {
   private last = -Infinity;
   private shown = false;
 
-  constructor(private readonly out: { write(s: string): unknown }, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly out: { write(s: string): unknown },
+    private readonly now: () => number = Date.now,
+  ) {
     this.started = now();
   }
 

@@ -9,7 +9,14 @@ import { PcapSink } from '../output/pcap-sink.js';
 import type { Sink } from '../output/sink.js';
 import { drainStdout, SlowReaderSink } from '../output/slow-reader.js';
 import { ANSI, PLAIN, TextSink } from '../output/text.js';
-import { compileExpression, ExpressionError, instructions, LIBPCAP_NAMES, MAX_INSNS, type Expression } from '../trace/expression.js';
+import {
+  compileExpression,
+  ExpressionError,
+  instructions,
+  LIBPCAP_NAMES,
+  MAX_INSNS,
+  type Expression,
+} from '../trace/expression.js';
 import { native } from '../trace/native.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
@@ -46,8 +53,16 @@ function compactPorts(ports: number[]): string {
 
 /** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */
 export function filterObject(o: TraceOptions, expression: Expression | null = null): FilterRecord {
-  const bpf = expression ? instructions(expression.program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]) : [];
-  return { ports: o.ports, hosts: o.hosts, protos: o.protos, netns: o.netns, expression: expression ? { text: expression.text, bpf } : null };
+  const bpf = expression
+    ? instructions(expression.program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k])
+    : [];
+  return {
+    ports: o.ports,
+    hosts: o.hosts,
+    protos: o.protos,
+    netns: o.netns,
+    expression: expression ? { text: expression.text, bpf } : null,
+  };
 }
 
 /** The user's expression compiled, or null; a one-line UserError when it cannot be, or this kernel cannot run it. */
@@ -55,8 +70,10 @@ export function compileFor(o: TraceOptions): Expression | null {
   if (!o.expression) return null;
   const n = native();
   if (!('BPF_FUNC_loop' in n.kernelEnum('bpf_func_id'))) {
-    throw new UserError(`filter expressions need the bpf_loop helper (Linux 5.17 or later), which this kernel (${release()}) lacks: ` +
-      'filter with --port, --host and --proto');
+    throw new UserError(
+      `filter expressions need the bpf_loop helper (Linux 5.17 or later), which this kernel (${release()}) lacks: ` +
+        'filter with --port, --host and --proto',
+    );
   }
   const libraries = process.env.PATHTRACE_LIBPCAP ? [process.env.PATHTRACE_LIBPCAP] : LIBPCAP_NAMES;
   try {
@@ -76,10 +93,16 @@ export function checkPrivileges(entersNetns: boolean): void {
 /** --quiet: everything but the per-packet output. */
 class QuietSink implements Sink {
   constructor(private readonly inner: Sink) {}
-  ready(info: Parameters<Sink['ready']>[0]): void { this.inner.ready(info); }
+  ready(info: Parameters<Sink['ready']>[0]): void {
+    this.inner.ready(info);
+  }
   packet(): void {}
-  note(message: string): void { this.inner.note(message); }
-  summary(s: Parameters<Sink['summary']>[0]): void { this.inner.summary(s); }
+  note(message: string): void {
+    this.inner.note(message);
+  }
+  summary(s: Parameters<Sink['summary']>[0]): void {
+    this.inner.summary(s);
+  }
 }
 
 /** The full-screen UI: on a terminal, unless --json or --plain. */
@@ -95,7 +118,12 @@ export async function makeSink(o: TraceOptions, session: () => Session, capture:
 
 async function outputSink(o: TraceOptions, session: () => Session): Promise<Sink> {
   const devices = () => session().devices;
-  if (o.quiet) return new QuietSink(o.json ? new JsonSink(devices, filterObject(o, session().expression)) : new TextSink(devices, filterText(o), PLAIN));
+  if (o.quiet)
+    return new QuietSink(
+      o.json
+        ? new JsonSink(devices, filterObject(o, session().expression))
+        : new TextSink(devices, filterText(o), PLAIN),
+    );
   if (o.json) return new SlowReaderSink(new JsonSink(devices, filterObject(o, session().expression)));
   const color = process.stdout.isTTY === true && !process.env.NO_COLOR;
   if (usesTui(o)) {
@@ -116,7 +144,11 @@ export async function loadTui() {
   const saved = ciKeys.map((k) => [k, process.env[k]] as const);
   for (const k of ciKeys) delete process.env[k];
   try {
-    const [{ TuiSink }, { TuiStore }, { AcrossStore, showAcross }] = await Promise.all([import('../tui/sink.js'), import('../tui/store.js'), import('../tui/across.js')]);
+    const [{ TuiSink }, { TuiStore }, { AcrossStore, showAcross }] = await Promise.all([
+      import('../tui/sink.js'),
+      import('../tui/store.js'),
+      import('../tui/across.js'),
+    ]);
     return { TuiSink, TuiStore, AcrossStore, showAcross };
   } finally {
     for (const [k, v] of saved) if (v !== undefined) process.env[k] = v;
@@ -125,14 +157,18 @@ export async function loadTui() {
 
 /** The session's test switches, from the environment: read here only, handed to the session. */
 export function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches {
-  return { pretendLacks: (env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(','), recordEventsTo: env.PATHTRACE_RECORD_EVENTS || null };
+  return {
+    pretendLacks: (env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(','),
+    recordEventsTo: env.PATHTRACE_RECORD_EVENTS || null,
+  };
 }
 
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
 export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<void> {
   checkPrivileges(options.netns !== null);
   const lacking = options.ruleTrace ? missingTools([['nft', 'nftables']]) : [];
-  if (lacking.length) throw new UserError(`--rule-trace needs ${lacking.join(', ')}: apt install nftables, or trace without it`);
+  if (lacking.length)
+    throw new UserError(`--rule-trace needs ${lacking.join(', ')}: apt install nftables, or trace without it`);
   let netns;
   try {
     netns = resolveNetns(options.netns);
@@ -150,7 +186,8 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   let signalled = false;
   let draining = false;
   const stop = () => {
-    if (signalled || draining) { // a second Ctrl-C, or one while stdout drains: at once, still detaching
+    if (signalled || draining) {
+      // a second Ctrl-C, or one while stdout drains: at once, still detaching
       session?.close();
       sink?.close?.();
       live?.discard();
@@ -172,7 +209,8 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     for (const sig of signals) process.off(sig, stop);
     if (capture !== null) closeSync(capture);
     live?.discard();
-    if (e instanceof SessionError || e instanceof WriteError || e instanceof LiveCaptureError) throw new UserError(e.message);
+    if (e instanceof SessionError || e instanceof WriteError || e instanceof LiveCaptureError)
+      throw new UserError(e.message);
     throw e;
   }
   // A bug must not leave probes behind: detach, then report it in one line.
@@ -184,7 +222,9 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     process.exit(1);
   };
   process.on('uncaughtException', crash);
-  const onPipe = (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') session.stop('stdout-closed'); };
+  const onPipe = (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') session.stop('stdout-closed');
+  };
   process.stdout.on('error', onPipe);
   let comparing: ComparingSink | null = null;
   try {
@@ -196,7 +236,9 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
     session.close();
     draining = true;
     if (!(await drainStdout(3000))) {
-      process.stderr.write(`pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`);
+      process.stderr.write(
+        `pathtrace: stdout's reader took nothing for 3 s: exiting without the last ${process.stdout.writableLength} bytes\n`,
+      );
       sink?.close?.();
       live?.discard(); // its temporary directory too
       process.exit(0);

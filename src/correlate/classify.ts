@@ -12,7 +12,10 @@ const LOCATION_LAYERS: [RegExp, Layer][] = [
   [/^(ip_|ip6_|ipv6_|__ip_|__ip6_|ip_rcv|ip6_rcv|fib_|rt6_|ip_route)/, 'ip'],
   [/^(neigh_|__neigh_|arp_|ndisc_)/, 'neighbour'],
   [/^(qdisc_|__qdisc_|sch_|pfifo_|tbf_|fq_|__dev_xmit_skb|tcf_)/, 'qdisc'],
-  [/^(dev_|__dev_|netif_|__netif_|napi_|veth_|loopback_|validate_xmit|sch_direct_xmit|net_rx_action|process_backlog|gro_)/, 'device'],
+  [
+    /^(dev_|__dev_|netif_|__netif_|napi_|veth_|loopback_|validate_xmit|sch_direct_xmit|net_rx_action|process_backlog|gro_)/,
+    'device',
+  ],
 ];
 
 const REASON_LAYERS: [RegExp, Layer][] = [

@@ -45,7 +45,14 @@ const MAX_ACTIVE = 20_000;
 const MAX_HELD = 20_000;
 /** How often tick() drops settled packets from the read queues (event time). */
 const PRUNE_EVERY_NS = 250 * MS;
-const DEFAULTS = { idleNs: 1000 * MS, graceNs: 50 * MS, readWaitNs: 1000 * MS, reads: true, queueWaitNs: 5000 * MS, maxHeld: MAX_HELD };
+const DEFAULTS = {
+  idleNs: 1000 * MS,
+  graceNs: 50 * MS,
+  readWaitNs: 1000 * MS,
+  reads: true,
+  queueWaitNs: 5000 * MS,
+  maxHeld: MAX_HELD,
+};
 
 export class Correlator {
   /** Packets under way, by skb address. */
@@ -168,7 +175,8 @@ export class Correlator {
     if (a.seenXmit) return this.o.graceNs;
     // Queued: for the neighbour, in a qdisc, or inside a hook (NFQUEUE to a program, a slow first packet
     // of a connection under a loaded VM): a hook's exit comes late, not never.
-    if (a.postRoutingExit !== null || a.enqueued !== null || (a.nfHook !== null && !a.nfExited)) return this.o.queueWaitNs;
+    if (a.postRoutingExit !== null || a.enqueued !== null || (a.nfHook !== null && !a.nfExited))
+      return this.o.queueWaitNs;
     return this.o.idleNs;
   }
 

@@ -17,8 +17,11 @@ export function deliveredAt(j: Pick<Journey, 'steps' | 'start'>): number {
 /** The state of the local socket a TCP packet came to (its destination, after any DNAT) when TCP got it, from
  *  the last state change seen before then; and the changes after, up to its drop at time t. Without an earlier
  *  change, the first later one still tells the state it left. */
-export function socketState(j: Pick<Journey, 'family' | 'dst' | 'dport' | 'translated' | 'steps' | 'start'>,
-  states: FlowState['states'], t: number): TcpStateSeen {
+export function socketState(
+  j: Pick<Journey, 'family' | 'dst' | 'dport' | 'translated' | 'steps' | 'start'>,
+  states: FlowState['states'],
+  t: number,
+): TcpStateSeen {
   const to = j.translated ?? j;
   const local = endpoint(to.dst, to.dport, j.family);
   const arrived = deliveredAt(j);
@@ -39,10 +42,20 @@ export function socketState(j: Pick<Journey, 'family' | 'dst' | 'dport' | 'trans
 
 /** For a TCP or UDP packet that came to this host and reached its transport layer (reached; or was dropped at a
  *  socket): whether a socket took it, and the application's read (read: the event that read it, if any). */
-export function delivery(j: Journey, p: PathSeen, reached: boolean, fate: Fate, drop: Drop | null,
-  read?: NamedEvent): Delivery | undefined {
-  if (!((j.direction === 'in' || p.localInExit) && (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) &&
-      (reached || drop?.layer === 'socket'))) return undefined;
+export function delivery(
+  j: Journey,
+  p: PathSeen,
+  reached: boolean,
+  fate: Fate,
+  drop: Drop | null,
+  read?: NamedEvent,
+): Delivery | undefined {
+  if (!(
+    (j.direction === 'in' || p.localInExit) &&
+    (j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP) &&
+    (reached || drop?.layer === 'socket')
+  ))
+    return undefined;
   const socketLayer = drop !== null && (drop.layer === 'socket' || drop.layer === 'tcp' || drop.layer === 'udp');
   return {
     socket: drop?.reason === 'NO_SOCKET' ? false : fate === 'delivered' || socketLayer ? true : null,
@@ -52,12 +65,17 @@ export function delivery(j: Journey, p: PathSeen, reached: boolean, fate: Fate, 
 
 /** For incoming TCP: whether TCP got it (reached its transport layer and not dropped by netfilter), and what it
  *  answered: R for a reset it sent, and to a SYN its SYN-ACK or RST (replies: those this host sent in the flow). */
-export function tcpAnswer(j: Journey, p: PathSeen, reached: boolean, drop: Drop | null,
-  replies: FlowState['replies']): Journey['tcp'] {
+export function tcpAnswer(
+  j: Journey,
+  p: PathSeen,
+  reached: boolean,
+  drop: Drop | null,
+  replies: FlowState['replies'],
+): Journey['tcp'] {
   if (j.proto !== IPPROTO.TCP || j.direction !== 'in') return undefined;
   const saw = reached && !(drop && drop.layer === 'netfilter');
   let reply: string | null = p.sentReset ? 'R' : null;
-  if (!reply && saw && (j.flags & TCP.SYN) && !(j.flags & TCP.ACK)) {
+  if (!reply && saw && j.flags & TCP.SYN && !(j.flags & TCP.ACK)) {
     const r = replies.find((x) => x.t >= j.start);
     reply = r ? r.kind : null;
   }

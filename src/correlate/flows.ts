@@ -3,9 +3,19 @@
 // rewritten by NAT is an alias of the flow it came from.
 import { tcpStateName } from '../trace/kernel-names.js';
 
-export interface FlowTuple { proto: number; family: number; src: string; dst: string; sport: number; dport: number }
+export interface FlowTuple {
+  proto: number;
+  family: number;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
 
-export interface Owner { pid: number; comm: string }
+export interface Owner {
+  pid: number;
+  comm: string;
+}
 
 export interface FlowState {
   key: string;
@@ -107,7 +117,12 @@ export function flowKey(t: FlowTuple): string {
 
 // State changes made by the socket's own process (connect, close), where
 // `current` is its owner; the others happen in softirq context.
-const PROCESS_CONTEXT = new Set(['CLOSE>SYN_SENT', 'ESTABLISHED>FIN_WAIT1', 'CLOSE_WAIT>LAST_ACK', 'SYN_RECV>FIN_WAIT1']);
+const PROCESS_CONTEXT = new Set([
+  'CLOSE>SYN_SENT',
+  'ESTABLISHED>FIN_WAIT1',
+  'CLOSE_WAIT>LAST_ACK',
+  'SYN_RECV>FIN_WAIT1',
+]);
 
 export class FlowTable {
   private readonly flows = new Map<string, FlowState>();
@@ -127,7 +142,9 @@ export class FlowTable {
 
   /** A direct-mapped cache of recent lookups by a numeric hash of the tuple (either direction), so
    *  that the common case builds no key string; entries are checked against the tuple. */
-  private readonly recent: ({ f: FlowState; proto: number; src: string; dst: string; sport: number; dport: number } | undefined)[] = new Array(4096);
+  private readonly recent: (
+    { f: FlowState; proto: number; src: string; dst: string; sport: number; dport: number } | undefined
+  )[] = new Array(4096);
 
   /** The flow of a tuple, created on first sight. */
   of(t: FlowTuple): FlowState {
@@ -139,8 +156,13 @@ export class FlowTable {
     const h = (((t.sport ^ t.dport) * 31 + t.proto) ^ hashString(t.src) ^ hashString(t.dst)) & 4095;
     const c = this.recent[h];
     let f: FlowState | undefined;
-    if (c && c.proto === t.proto && ((c.sport === t.sport && c.dport === t.dport && c.src === t.src && c.dst === t.dst) ||
-        (c.sport === t.dport && c.dport === t.sport && c.src === t.dst && c.dst === t.src)) && this.flows.get(c.f.key) === c.f) {
+    if (
+      c &&
+      c.proto === t.proto &&
+      ((c.sport === t.sport && c.dport === t.dport && c.src === t.src && c.dst === t.dst) ||
+        (c.sport === t.dport && c.dport === t.sport && c.src === t.dst && c.dst === t.src)) &&
+      this.flows.get(c.f.key) === c.f
+    ) {
       f = c.f;
     } else {
       const key = flowKey(t);
@@ -154,10 +176,22 @@ export class FlowTable {
   private create(t: FlowTuple): FlowState {
     const key = flowKey(t);
     const f: FlowState = {
-      key, proto: t.proto, family: t.family as 4 | 6,
-      a: endpoint(t.src, t.sport, t.family), b: endpoint(t.dst, t.dport, t.family),
-      states: [], synackRetransmits: 0, retransmits: 0, resetsSent: 0, resetsReceived: 0,
-      segments: [new SegmentCopies(), new SegmentCopies()], replies: [], lastInDrop: null, lastStackReset: -Infinity, lastAnswer: -Infinity, owner: null,
+      key,
+      proto: t.proto,
+      family: t.family as 4 | 6,
+      a: endpoint(t.src, t.sport, t.family),
+      b: endpoint(t.dst, t.dport, t.family),
+      states: [],
+      synackRetransmits: 0,
+      retransmits: 0,
+      resetsSent: 0,
+      resetsReceived: 0,
+      segments: [new SegmentCopies(), new SegmentCopies()],
+      replies: [],
+      lastInDrop: null,
+      lastStackReset: -Infinity,
+      lastAnswer: -Infinity,
+      owner: null,
       seen: this.generation,
     };
     this.flows.set(key, f);
@@ -194,7 +228,8 @@ export class FlowTable {
 
   stateChange(t: FlowTuple, time: number, oldState: number, newState: number, owner: Owner): void {
     const f = this.of(t);
-    const from = tcpStateName(oldState), to = tcpStateName(newState);
+    const from = tcpStateName(oldState),
+      to = tcpStateName(newState);
     f.states.push({ t: time, from, to, local: endpoint(t.src, t.sport, t.family) });
     if (PROCESS_CONTEXT.has(`${from}>${to}`) && owner.pid) f.owner = owner;
   }

@@ -17,16 +17,26 @@ export const TX_QUEUED = 64;
 /** Order of points along a path; -1 for points that attach anywhere. */
 export function rank(e: TraceEvent, exit: boolean): number {
   switch (e.point) {
-    case Point.NAPI_GRO_RECEIVE: return 4;
-    case Point.NETIF_RX: return 5;
-    case Point.NETIF_RECEIVE_SKB: return 10;
-    case Point.NETFILTER: return (NF_RANK[e.hook] ?? NaN) + (exit ? 1 : 0); // NaN: a hook with no rank orders with none
-    case Point.NET_DEV_QUEUE: return 64;
-    case Point.QDISC_ENQUEUE: return 65;
-    case Point.QDISC_DEQUEUE: return 66;
-    case Point.NET_DEV_START_XMIT: return 70;
-    case Point.SKB_COPY_DATAGRAM: return SKB_COPY_RANK;
-    default: return -1;
+    case Point.NAPI_GRO_RECEIVE:
+      return 4;
+    case Point.NETIF_RX:
+      return 5;
+    case Point.NETIF_RECEIVE_SKB:
+      return 10;
+    case Point.NETFILTER:
+      return (NF_RANK[e.hook] ?? NaN) + (exit ? 1 : 0); // NaN: a hook with no rank orders with none
+    case Point.NET_DEV_QUEUE:
+      return 64;
+    case Point.QDISC_ENQUEUE:
+      return 65;
+    case Point.QDISC_DEQUEUE:
+      return 66;
+    case Point.NET_DEV_START_XMIT:
+      return 70;
+    case Point.SKB_COPY_DATAGRAM:
+      return SKB_COPY_RANK;
+    default:
+      return -1;
   }
 }
 
@@ -42,12 +52,17 @@ export function isIcmpError(e: TraceEvent): boolean {
 
 /** The flow a packet belongs to; an ICMP error belongs to the flow of the packet it quotes. */
 export function flowTuple(e: TraceEvent): FlowTuple {
-  if (isIcmpError(e)) return { proto: e.innerProto, family: e.family, src: e.dst, dst: e.innerDst, sport: e.sport, dport: e.dport };
+  if (isIcmpError(e))
+    return { proto: e.innerProto, family: e.family, src: e.dst, dst: e.innerDst, sport: e.sport, dport: e.dport };
   return e;
 }
 
 /** Where a packet under way is: the rank of its last ordered point, its last receive and transmit devices. */
-interface Position { rank: number; rxDev: number; txDev: number }
+interface Position {
+  rank: number;
+  rxDev: number;
+  txDev: number;
+}
 
 /**
  * Whether event e, of rank r, comes later on a's path. Besides the path order (and a packet

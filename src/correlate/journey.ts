@@ -4,44 +4,50 @@ import type { RuleAttribution } from '../rules/attribute.js';
 import type { HookName } from '../trace/kernel-names.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
-export type Layer = 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
+export type Layer =
+  'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
 
 export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished';
 
 /** How the journey's observation ended. */
 export type Ending =
-  | 'freed'        // a kfree_skb / consume_skb closed it
-  | 'read'         // the application read it from its socket
-  | 'left'         // handed to a device (or to the local stack) and not seen again
-  | 'merged'       // GRO merged it into another packet at the device
-  | 'segmented'    // GSO cut it into segments, which went on as their own journeys
-  | 'timeout'      // no event for too long, in the middle of the path
+  | 'freed' // a kfree_skb / consume_skb closed it
+  | 'read' // the application read it from its socket
+  | 'left' // handed to a device (or to the local stack) and not seen again
+  | 'merged' // GRO merged it into another packet at the device
+  | 'segmented' // GSO cut it into segments, which went on as their own journeys
+  | 'timeout' // no event for too long, in the middle of the path
   | 'trace-ended'; // the trace stopped while it was under way
 
 export interface Step {
-  point: string;                 // tracepoint name, or "netfilter"
-  hook?: HookName;               // netfilter steps
+  point: string; // tracepoint name, or "netfilter"
+  hook?: HookName; // netfilter steps
   at?: 'entry' | 'between' | 'exit' | 'chain'; // netfilter steps: which probe (between: between two chains;
-                                 // chain: a table's chain returned the drop, seen by a trampoline)
-  table?: string;                // chain steps: the table's name (at most 15 characters)
-  passed?: true;                 // an entry step where it is the hook's only probe (no chains in the
-                                 // family): it passed the hook
-  t: number;                     // ns since the trace started
-  ifindex?: number;              // device of RX/TX/qdisc steps
-  in?: number;                   // netfilter steps: in and out devices (ifindex), when set
+  // chain: a table's chain returned the drop, seen by a trampoline)
+  table?: string; // chain steps: the table's name (at most 15 characters)
+  passed?: true; // an entry step where it is the hook's only probe (no chains in the
+  // family): it passed the hook
+  t: number; // ns since the trace started
+  ifindex?: number; // device of RX/TX/qdisc steps
+  in?: number; // netfilter steps: in and out devices (ifindex), when set
   out?: number;
-  location?: string;             // kfree/consume: the freeing function
-  reason?: string;               // kfree_skb: the drop reason
-  priority?: number;             // netfilter steps: the probe's priority
-  qlen?: number;                 // qdisc steps: queue length
-  bytes?: number;                // skb_copy_datagram_iovec: bytes the application read
-  pid?: number;                  // skb_copy_datagram_iovec: the reader
+  location?: string; // kfree/consume: the freeing function
+  reason?: string; // kfree_skb: the drop reason
+  priority?: number; // netfilter steps: the probe's priority
+  qlen?: number; // qdisc steps: queue length
+  bytes?: number; // skb_copy_datagram_iovec: bytes the application read
+  pid?: number; // skb_copy_datagram_iovec: the reader
   comm?: string;
-  bridge?: true;                 // netfilter steps: br_netfilter's pass for a frame on a bridge port
-                                 // (bridge-nf-call-iptables); in/out then name the bridge device
+  bridge?: true; // netfilter steps: br_netfilter's pass for a frame on a bridge port
+  // (bridge-nf-call-iptables); in/out then name the bridge device
 }
 
-export interface Tuple { src: string; dst: string; sport: number; dport: number }
+export interface Tuple {
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+}
 
 /** For packets delivered to this host: the socket and the application's read. */
 export interface Delivery {
@@ -52,7 +58,9 @@ export interface Delivery {
 }
 
 /** Device names by ifindex, as the session resolved them in the traced namespace. */
-export interface DeviceNames { name(ifindex: number): string }
+export interface DeviceNames {
+  name(ifindex: number): string;
+}
 
 export interface Drop {
   layer: Layer;

@@ -15,8 +15,14 @@ export function grewByGro(a: Active, e: TraceEvent): boolean {
 export function groMerge(a: Active, e: TraceEvent, underWay: Iterable<Active>): void {
   const end = (a.j.seq + e.len) >>> 0;
   for (const b of underWay) {
-    if (b !== a && b.groOnly && b.flow === a.flow && b.j.start >= a.j.start && b.j.direction === a.j.direction &&
-        ((b.j.seq - a.j.seq) >>> 0) < ((end - a.j.seq) >>> 0)) {
+    if (
+      b !== a &&
+      b.groOnly &&
+      b.flow === a.flow &&
+      b.j.start >= a.j.start &&
+      b.j.direction === a.j.direction &&
+      (b.j.seq - a.j.seq) >>> 0 < (end - a.j.seq) >>> 0
+    ) {
       b.mergedInto = a;
       (a.merged ??= []).push(b);
     }
@@ -65,7 +71,7 @@ export class Segmenting {
     let parent: Active | undefined;
     for (let i = waiting.length - 1; i >= 0 && !parent; i--) {
       const p = waiting[i]!;
-      if (this.live(p) && ((e.seq - p.j.seq) >>> 0) < p.j.len) parent = p;
+      if (this.live(p) && (e.seq - p.j.seq) >>> 0 < p.j.len) parent = p;
     }
     if (!parent) return undefined;
     j.segmentOf = parent.j.id;

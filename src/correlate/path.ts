@@ -22,7 +22,10 @@ export function follow(a: Active, e: NamedEvent, exit: boolean, r: number, step:
     case Point.NET_DEV_START_XMIT:
       // Received here and sent on without reaching the local stack: forwarded, by a bridge
       // (or tc) when no FORWARD hook saw it.
-      if (a.seenRx && !a.forward && !a.localInExit && j.direction === 'in') { a.forward = true; j.direction = 'forward'; }
+      if (a.seenRx && !a.forward && !a.localInExit && j.direction === 'in') {
+        a.forward = true;
+        j.direction = 'forward';
+      }
       a.seenXmit = true;
       a.txDev = e.ifindex;
       a.localInExit = false; // on its way out again: not (yet) delivered here
@@ -41,7 +44,10 @@ export function follow(a: Active, e: NamedEvent, exit: boolean, r: number, step:
       if (a.bridgePass) step.bridge = true;
       a.nfHook = hook;
       a.nfExited = exit;
-      if (hook === 'FORWARD') { a.forward = true; j.direction = 'forward'; }
+      if (hook === 'FORWARD') {
+        a.forward = true;
+        j.direction = 'forward';
+      }
       if (hook === 'LOCAL_IN' && exit) a.localInExit = true;
       if (hook === 'POST_ROUTING' && exit) a.postRoutingExit = e.t;
       break;

@@ -69,7 +69,10 @@ export class ReadQueues {
     unread.seq = e.seq;
     const end = (e.seq + unread.copied) >>> 0;
     for (let a = unread.queue.peek(); a; a = unread.queue.peek()) {
-      if (!this.live(a)) { unread.queue.shift(); continue; } // settled already
+      if (!this.live(a)) {
+        unread.queue.shift();
+        continue;
+      } // settled already
       const before = (end - a.j.seq) >>> 0;
       if (before === 0 || before > 2 ** 31) break; // starts at or after the end of this read
       unread.queue.shift();

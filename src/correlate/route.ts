@@ -40,7 +40,8 @@ export function route(j: Pick<Journey, 'steps' | 'direction'>, forward: boolean)
     if (s.point === 'netfilter') {
       if (s.hook === 'FORWARD' && !s.bridge) routed = true;
       if (inDev === undefined && s.in && !s.bridge) inDev = s.in;
-      if ((s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') && !s.bridge && s.in && routedIn === undefined) routedIn = s.in;
+      if ((s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') && !s.bridge && s.in && routedIn === undefined)
+        routedIn = s.in;
       if (s.out) nfOut = s.out;
       if (s.hook === 'LOCAL_IN') local = true;
     } else if (s.point === 'net_dev_start_xmit' && s.ifindex !== undefined) {
@@ -64,7 +65,7 @@ export function route(j: Pick<Journey, 'steps' | 'direction'>, forward: boolean)
  *  (a REJECT rule sends its answer before the drop) came from netfilter;
  *  TCP announces its own resets (tcp_send_reset); other errors are the stack's. */
 export function origin(j: Journey, f: FlowState): Journey['origin'] {
-  const answer = (j.proto === IPPROTO.TCP && (j.flags & TCP.RST)) || j.icmp?.about;
+  const answer = (j.proto === IPPROTO.TCP && j.flags & TCP.RST) || j.icmp?.about;
   if (!answer) return 'socket';
   const near = (t: number) => Math.abs(j.start - t) < 10 * MS;
   if (j.proto === IPPROTO.TCP && near(f.lastStackReset)) return 'stack';

@@ -12,7 +12,10 @@ export class SocketEvents {
   private pendingConnects: NamedEvent[] = [];
 
   /** idleNs: how long a pending connect() waits for its SYN. */
-  constructor(private readonly flows: FlowTable, private readonly idleNs: number) {}
+  constructor(
+    private readonly flows: FlowTable,
+    private readonly idleNs: number,
+  ) {}
 
   /** A socket event (state change, SYN-ACK or segment retransmission, reset received): onto its flow. */
   push(e: NamedEvent): void {
@@ -24,9 +27,15 @@ export class SocketEvents {
     }
     const f = this.flows.of(e);
     switch (e.point) {
-      case Point.TCP_RETRANSMIT_SYNACK: f.synackRetransmits++; break;
-      case Point.TCP_RETRANSMIT_SKB: f.retransmits++; break;
-      case Point.TCP_RECEIVE_RESET: f.resetsReceived++; break;
+      case Point.TCP_RETRANSMIT_SYNACK:
+        f.synackRetransmits++;
+        break;
+      case Point.TCP_RETRANSMIT_SKB:
+        f.retransmits++;
+        break;
+      case Point.TCP_RECEIVE_RESET:
+        f.resetsReceived++;
+        break;
       case Point.INET_SOCK_SET_STATE:
         this.flows.stateChange(e, e.t, e.oldState, e.newState, { pid: e.pid, comm: e.comm });
         break;
@@ -41,10 +50,10 @@ export class SocketEvents {
       const [p] = i >= 0 ? this.pendingConnects.splice(i, 1) : [];
       if (p) this.flows.stateChange(e, p.t, p.oldState, p.newState, { pid: p.pid, comm: p.comm });
     }
-    if (e.proto === IPPROTO.TCP && (e.flags & (TCP.SYN | TCP.RST))) {
+    if (e.proto === IPPROTO.TCP && e.flags & (TCP.SYN | TCP.RST)) {
       f.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
     }
-    if ((e.proto === IPPROTO.TCP && (e.flags & TCP.RST)) || isIcmpError(e)) f.lastAnswer = e.t;
+    if ((e.proto === IPPROTO.TCP && e.flags & TCP.RST) || isIcmpError(e)) f.lastAnswer = e.t;
   }
 }
 

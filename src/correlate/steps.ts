@@ -8,9 +8,23 @@ import type { NamedEvent } from './packet.js';
 /** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
 function newStep(point: string, t: number): Step {
   return {
-    point, t, hook: undefined, at: undefined, ifindex: undefined, in: undefined, out: undefined, location: undefined,
-    reason: undefined, priority: undefined, qlen: undefined, bytes: undefined, pid: undefined, comm: undefined, table: undefined,
-    bridge: undefined, passed: undefined,
+    point,
+    t,
+    hook: undefined,
+    at: undefined,
+    ifindex: undefined,
+    in: undefined,
+    out: undefined,
+    location: undefined,
+    reason: undefined,
+    priority: undefined,
+    qlen: undefined,
+    bytes: undefined,
+    pid: undefined,
+    comm: undefined,
+    table: undefined,
+    bridge: undefined,
+    passed: undefined,
   };
 }
 
@@ -49,7 +63,8 @@ export function stepOf(e: NamedEvent, exit: boolean): Step {
     case Point.KFREE_SKB:
     case Point.CONSUME_SKB:
       step.location = e.location ?? '';
-      if (e.point === Point.KFREE_SKB) step.reason = e.reasonName === null ? undefined : e.reasonName ?? String(e.reason);
+      if (e.point === Point.KFREE_SKB)
+        step.reason = e.reasonName === null ? undefined : (e.reasonName ?? String(e.reason));
       break;
   }
   return step;

@@ -13,8 +13,10 @@ import type { NamedEvent, PathSeen } from './packet.js';
 export type Why = 'free' | 'read' | 'idle' | 'end' | 'silent';
 
 /** What the verdict reads of the journey. */
-export type JourneySoFar =
-  Pick<Journey, 'family' | 'proto' | 'flags' | 'direction' | 'start' | 'steps' | 'dst' | 'dport' | 'translated'>;
+export type JourneySoFar = Pick<
+  Journey,
+  'family' | 'proto' | 'flags' | 'direction' | 'start' | 'steps' | 'dst' | 'dport' | 'translated'
+>;
 
 /** What it reads of the flow: when this host last began an answer (RST, ICMP error), the SYN-ACKs and RSTs it
  *  sent, its sockets' state changes. */
@@ -41,7 +43,7 @@ const ENDINGS: Record<Why, Ending> = { free: 'freed', read: 'read', end: 'trace-
 /** The verdict on journey j when the correlator stops following it (why; end: the event that ended it, if any). */
 export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why, end?: EndEvent): Verdict {
   if (end && end.point === Point.KFREE_SKB) {
-    const reason = end.reasonName === null ? null : end.reasonName ?? String(end.reason);
+    const reason = end.reasonName === null ? null : (end.reasonName ?? String(end.reason));
     if (isDrop(reason, end.location ?? '', reachedTransport(p), p.sentReset)) {
       return { fate: 'dropped', drop: freedDrop(j, p, flow, end, reason), ending: 'freed' };
     }
@@ -49,7 +51,11 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
     // tcp_conn_request drops a SYN when the listener's accept or SYN queue is full,
     // and the SYN is then consumed like an accepted one; only the missing SYN-ACK tells.
     const drop: Drop = {
-      layer: 'tcp', hook: null, reason: 'TCP_LISTEN_OVERFLOW', location: end.location ?? '', inferred: true,
+      layer: 'tcp',
+      hook: null,
+      reason: 'TCP_LISTEN_OVERFLOW',
+      location: end.location ?? '',
+      inferred: true,
     };
     return { fate: 'dropped', drop, ending: 'freed' };
   }
@@ -83,8 +89,13 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
   // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell. Where TCP
   // named no reason (a time-wait socket's reset), only a state seen says more than the freeing function.
   const named = reason !== null && reason !== 'NOT_SPECIFIED';
-  if (layer === 'tcp' && j.proto === IPPROTO.TCP && (!named || TCP_STATE_REASONS.has(reason)) && !p.forward &&
-      (j.direction === 'in' || p.localInExit)) {
+  if (
+    layer === 'tcp' &&
+    j.proto === IPPROTO.TCP &&
+    (!named || TCP_STATE_REASONS.has(reason)) &&
+    !p.forward &&
+    (j.direction === 'in' || p.localInExit)
+  ) {
     const seen = socketState(j, flow.states, end.t);
     if (named || seen.state !== null) drop.tcpState = seen;
   }
@@ -94,6 +105,13 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
 /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an
  *  accepted SYN is sent (and its journey started) before the SYN is consumed. */
 function unansweredSyn(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent): boolean {
-  return end.point === Point.CONSUME_SKB && end.location === 'tcp_rcv_state_process' && p.localInExit && !p.forward &&
-    j.proto === IPPROTO.TCP && j.flags === TCP.SYN && !flow.replies.some((r) => r.t >= j.start);
+  return (
+    end.point === Point.CONSUME_SKB &&
+    end.location === 'tcp_rcv_state_process' &&
+    p.localInExit &&
+    !p.forward &&
+    j.proto === IPPROTO.TCP &&
+    j.flags === TCP.SYN &&
+    !flow.replies.some((r) => r.t >= j.start)
+  );
 }

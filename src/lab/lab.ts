@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
 export interface Host {
-  netns: string;   // name under /run/netns
-  ifname: string;  // its interface toward the peer
+  netns: string; // name under /run/netns
+  ifname: string; // its interface toward the peer
   v4: string;
   v6: string;
 }
@@ -58,16 +58,27 @@ export class Lab {
         this.client = { netns: cli, ifname: 'eth0', v4: '198.18.1.1', v6: 'fd00:198:18:1::1' };
         this.server = { netns: srv, ifname: 'eth0', v4: '198.18.2.2', v6: 'fd00:198:18:2::2' };
         const toClient = { netns: rtr, ifname: 'eth-cli', v4: '198.18.1.254', v6: 'fd00:198:18:1::fe' };
-        const toServer = { netns: rtr, ifname: opts.bridge ? 'br0' : 'eth-srv', v4: '198.18.2.254', v6: 'fd00:198:18:2::fe' };
+        const toServer = {
+          netns: rtr,
+          ifname: opts.bridge ? 'br0' : 'eth-srv',
+          v4: '198.18.2.254',
+          v6: 'fd00:198:18:2::fe',
+        };
         this.router = { netns: rtr, toClient, toServer };
         this.link(this.client, 24, toClient, 64);
         if (opts.bridge) {
           this.neighbour = { netns: ns('nb'), ifname: 'eth0', v4: '198.18.2.3', v6: 'fd00:198:18:2::3' };
-          this.bridge(toServer, [[this.server, 'veth-srv'], [this.neighbour, 'veth-nb']]);
+          this.bridge(toServer, [
+            [this.server, 'veth-srv'],
+            [this.neighbour, 'veth-nb'],
+          ]);
         } else {
           this.link(this.server, 24, toServer, 64);
         }
-        for (const [host, gw] of [[this.client, toClient], [this.server, toServer]] as const) {
+        for (const [host, gw] of [
+          [this.client, toClient],
+          [this.server, toServer],
+        ] as const) {
           this.ip(host.netns, 'route', 'add', 'default', 'via', gw.v4);
           this.ip(host.netns, '-6', 'route', 'add', 'default', 'via', gw.v6);
         }
@@ -146,16 +157,21 @@ export class Lab {
 
   /** Starts a peer process (see peer.ts) in a namespace; resolves with it once it printed its first line. */
   peer(netns: string, args: string[]): Promise<{ child: ChildProcess; first: Record<string, unknown> }> {
-    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, PEER, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('ip', ['netns', 'exec', netns, process.execPath, PEER, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.children.push(child);
     return new Promise((resolve, reject) => {
-      let out = '', err = '';
+      let out = '',
+        err = '';
       child.stdout!.on('data', (d) => {
         out += d;
         const nl = out.indexOf('\n');
         if (nl >= 0) resolve({ child, first: JSON.parse(out.slice(0, nl)) });
       });
-      child.stderr!.on('data', (d) => { err += d; });
+      child.stderr!.on('data', (d) => {
+        err += d;
+      });
       child.on('exit', (code) => reject(new Error(`peer ${args.join(' ')} exited (${code}): ${err.trim()}`)));
     });
   }
@@ -165,8 +181,22 @@ export class Lab {
   }
 
   /** The client's view of one connection or of datagrams sent: {ok, error?, data?, ms}. */
-  async connect(proto: 'tcp' | 'udp', addr: string, port: number, ms: number, from: Host = this.client, ...options: string[]) {
-    const { first } = await this.peer(from.netns, [proto === 'tcp' ? 'connect' : 'send', proto, addr, String(port), String(ms), ...options]);
+  async connect(
+    proto: 'tcp' | 'udp',
+    addr: string,
+    port: number,
+    ms: number,
+    from: Host = this.client,
+    ...options: string[]
+  ) {
+    const { first } = await this.peer(from.netns, [
+      proto === 'tcp' ? 'connect' : 'send',
+      proto,
+      addr,
+      String(port),
+      String(ms),
+      ...options,
+    ]);
     return first as { ok: boolean; error?: string; data?: string; ms: number };
   }
 

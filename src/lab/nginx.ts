@@ -17,7 +17,9 @@ export async function startNginx(lab: Lab, host: Host, port: number): Promise<Ng
   const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-nginx-'));
   lab.onDestroy(() => rmSync(dir, { recursive: true, force: true }));
   const conf = path.join(dir, 'nginx.conf');
-  writeFileSync(conf, `
+  writeFileSync(
+    conf,
+    `
 user root;
 daemon off;
 master_process off;
@@ -39,12 +41,16 @@ http {
     location / { return 200 "hello from nginx\\n"; }
   }
 }
-`);
+`,
+  );
   const child = lab.spawn(host.netns, NGINX_BIN, ['-p', dir, '-c', conf]);
   let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += d; });
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+  });
   for (let i = 0; i < 100; i++) {
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr.trim() || readLog(path.join(dir, 'error.log'))}`);
+    if (child.exitCode !== null)
+      throw new Error(`nginx exited: ${stderr.trim() || readLog(path.join(dir, 'error.log'))}`);
     const listening = run('ip', ['netns', 'exec', host.netns, 'ss', '-Hltn', `sport = :${port}`]);
     if (listening.trim()) return { accessLog: () => readLog(path.join(dir, 'access.log')) };
     await new Promise((r) => setTimeout(r, 50));

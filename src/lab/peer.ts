@@ -27,9 +27,16 @@ function stall(ms: number): void {
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
   options: {
-    stall: { type: 'string' }, rcvbuf: { type: 'string' }, backlog: { type: 'string' },
-    send: { type: 'string' }, count: { type: 'string' }, size: { type: 'string' }, ttl: { type: 'string' },
-    from: { type: 'string' }, close: { type: 'boolean' }, 'after-fin': { type: 'string' },
+    stall: { type: 'string' },
+    rcvbuf: { type: 'string' },
+    backlog: { type: 'string' },
+    send: { type: 'string' },
+    count: { type: 'string' },
+    size: { type: 'string' },
+    ttl: { type: 'string' },
+    from: { type: 'string' },
+    close: { type: 'boolean' },
+    'after-fin': { type: 'string' },
   },
 });
 
@@ -47,7 +54,11 @@ function listen(proto: string, port: number): void {
     });
     server.listen({ port, host, backlog: opt.backlog ? Number(opt.backlog) : 16 }, bound);
   } else {
-    const sock = dgram.createSocket({ type: 'udp6', ipv6Only: false, recvBufferSize: opt.rcvbuf ? Number(opt.rcvbuf) : undefined });
+    const sock = dgram.createSocket({
+      type: 'udp6',
+      ipv6Only: false,
+      recvBufferSize: opt.rcvbuf ? Number(opt.rcvbuf) : undefined,
+    });
     sock.on('message', (msg, from) => sock.send(msg, from.port, from.address));
     sock.bind(port, host, bound);
   }
@@ -64,8 +75,12 @@ function connect(host: string, port: number, ms: number): void {
   };
   const timer = setTimeout(() => done({ ok: false, error: 'timeout', data }), ms);
   let data = '';
-  s.on('connect', () => { if (opt.send) s.write(opt.send); });
-  s.on('data', (d) => { data += d; });
+  s.on('connect', () => {
+    if (opt.send) s.write(opt.send);
+  });
+  s.on('data', (d) => {
+    data += d;
+  });
   s.on('end', () => {
     const late = opt['after-fin'];
     if (late === undefined) return done({ ok: true, data });
@@ -99,6 +114,8 @@ if (mode === 'listen' && proto !== undefined) listen(proto, Number(a));
 else if (mode === 'connect' && proto === 'tcp' && a !== undefined) connect(a, Number(b), Number(c));
 else if (mode === 'send' && proto === 'udp' && a !== undefined) send(a, Number(b), Number(c));
 else {
-  process.stderr.write('usage: peer listen tcp|udp PORT [options] | connect tcp HOST PORT MS | send udp HOST PORT MS\n');
+  process.stderr.write(
+    'usage: peer listen tcp|udp PORT [options] | connect tcp HOST PORT MS | send udp HOST PORT MS\n',
+  );
   process.exit(2);
 }

@@ -5,8 +5,15 @@ import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from './sink.js';
-import type { ConnectionRecord, DropRecord, FilterRecord, NoteRecord, PacketRecord, ReadyRecord, SummaryRecord } from './records.js';
-
+import type {
+  ConnectionRecord,
+  DropRecord,
+  FilterRecord,
+  NoteRecord,
+  PacketRecord,
+  ReadyRecord,
+  SummaryRecord,
+} from './records.js';
 
 export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
   return {
@@ -16,7 +23,11 @@ export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
     points: r.points,
     netfilter_mechanism: r.netfilterMechanism,
     netfilter: r.netfilter.map((p) => ({
-      family: p.family, hook: p.hook, entry_priority: p.entry, exit_priority: p.exit, between_priorities: p.between,
+      family: p.family,
+      hook: p.hook,
+      entry_priority: p.entry,
+      exit_priority: p.exit,
+      between_priorities: p.between,
       bracketed: p.bracketed,
     })),
     ruleset_changes: r.rulesetChanges ?? undefined,
@@ -80,12 +91,24 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     },
     delivery: j.delivery && {
       socket: j.delivery.socket,
-      read: j.delivery.read && { pid: j.delivery.read.pid, comm: j.delivery.read.comm, bytes: j.delivery.read.bytes, queued_ns: j.delivery.read.queuedNs },
+      read: j.delivery.read && {
+        pid: j.delivery.read.pid,
+        comm: j.delivery.read.comm,
+        bytes: j.delivery.read.bytes,
+        queued_ns: j.delivery.read.queuedNs,
+      },
     },
     origin: j.origin,
     icmp: j.icmp && {
-      type: j.icmp.type, code: j.icmp.code,
-      about: j.icmp.about && { proto: protoName(j.icmp.about.proto, j.family), src: j.dst, dst: j.icmp.about.dst, sport: j.sport, dport: j.dport },
+      type: j.icmp.type,
+      code: j.icmp.code,
+      about: j.icmp.about && {
+        proto: protoName(j.icmp.about.proto, j.family),
+        src: j.dst,
+        dst: j.icmp.about.dst,
+        sport: j.sport,
+        dport: j.dport,
+      },
     },
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
@@ -101,12 +124,27 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
 export function dropRecord(d: Drop): DropRecord {
   const a = d.attribution;
   return {
-    layer: d.layer, hook: d.hook, reason: d.reason, location: d.location, explanation: explainDrop(d), advice: d.advice ?? [], inferred: d.inferred, answered: d.answered,
+    layer: d.layer,
+    hook: d.hook,
+    reason: d.reason,
+    location: d.location,
+    explanation: explainDrop(d),
+    advice: d.advice ?? [],
+    inferred: d.inferred,
+    answered: d.answered,
     tcp_state: d.tcpState,
     ...(a && {
-      table: a.table, chain: a.chain, family: a.family, source: a.source,
+      table: a.table,
+      chain: a.chain,
+      family: a.family,
+      source: a.source,
       rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
-      candidates: a.candidates, guess: a.guess, owner: a.owner, hint: a.hint, inspect: a.inspect, remove: a.remove,
+      candidates: a.candidates,
+      guess: a.guess,
+      owner: a.owner,
+      hint: a.hint,
+      inspect: a.inspect,
+      remove: a.remove,
     }),
   };
 }
@@ -146,15 +184,34 @@ export function summaryRecord(s: Summary): SummaryRecord {
     output_skipped: s.outputSkipped ?? 0,
     drops: s.drops,
     flows: s.flows.map((f) => ({
-      flow: f.flow, proto: f.proto, a: f.a, b: f.b, packets: f.packets,
+      flow: f.flow,
+      proto: f.proto,
+      a: f.a,
+      b: f.b,
+      packets: f.packets,
       groups: f.groups.map((g) => ({
-        direction: g.direction, kind: g.kind, fate: g.fate, hook: g.hook, reason: g.reason, location: g.location,
-        origin: g.origin, count: g.count, tcpdump: g.tcpdump, tcp_saw: g.tcpSaw, replies: g.replies,
-        retransmits: g.retransmits, bytes: g.bytes, read: g.read,
+        direction: g.direction,
+        kind: g.kind,
+        fate: g.fate,
+        hook: g.hook,
+        reason: g.reason,
+        location: g.location,
+        origin: g.origin,
+        count: g.count,
+        tcpdump: g.tcpdump,
+        tcp_saw: g.tcpSaw,
+        replies: g.replies,
+        retransmits: g.retransmits,
+        bytes: g.bytes,
+        read: g.read,
       })),
-      verdict: f.verdict, process: f.owner,
-      tcp_states: f.states, synack_retransmits: f.synackRetransmits, retransmits: f.retransmits,
-      resets_sent: f.resetsSent, resets_received: f.resetsReceived,
+      verdict: f.verdict,
+      process: f.owner,
+      tcp_states: f.states,
+      synack_retransmits: f.synackRetransmits,
+      retransmits: f.retransmits,
+      resets_sent: f.resetsSent,
+      resets_received: f.resetsReceived,
     })),
     counters: s.counters,
     unavailable: s.unavailable,

@@ -33,11 +33,14 @@ export function clockText(m: Merged): string {
       ? `clocks: ${b}'s is at most ${ahead(c.upperUs)} ${a}'s (${from}, all sent by ${a}: the one-way delay is not known; times below take it as 0)`
       : `clocks: ${b}'s is at least ${ahead(c.lowerUs!)} ${a}'s (${from}, all sent by ${b}: the one-way delay is not known; times below take it as 0)`;
   }
-  const warn = c.inconsistent ? `; the packets contradict each other: a clock stepped or drifted during the traces, times are approximate` : '';
+  const warn = c.inconsistent
+    ? `; the packets contradict each other: a clock stepped or drifted during the traces, times are approximate`
+    : '';
   return `clocks: ${b}'s is ${ahead(c.offsetUs)} ${a}'s ± ${ms(c.uncertaintyUs)} (${from})${warn}; times below are ${a}'s`;
 }
 
-const kind = (p: HostPacket) => (p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`);
+const kind = (p: HostPacket) =>
+  p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`;
 const device = (p: HostPacket, tx: boolean) => deviceStep(p, tx)?.dev ?? p.tcpdump_devices[0] ?? 'device';
 
 /** One trip as a line: where it went between the two hosts. Pure. */
@@ -46,7 +49,9 @@ export function tripText(t: Trip, hosts: [string, string]): string {
   const p = (t.sent ?? t.received)!;
   const head = `${clock(t.at)}  ${from} → ${to}  ${kind(p)}`;
   const left = t.sent ? `left ${from}'s ${device(t.sent, true)}` : '';
-  const arrived = t.received ? `reached ${to}'s ${device(t.received, false)}${t.leftAt !== null && t.arrivedAt !== null ? ` after ${ms(t.arrivedAt - t.leftAt)}` : ''}` : '';
+  const arrived = t.received
+    ? `reached ${to}'s ${device(t.received, false)}${t.leftAt !== null && t.arrivedAt !== null ? ` after ${ms(t.arrivedAt - t.leftAt)}` : ''}`
+    : '';
   const stories: Record<PathVerdict, () => string> = {
     delivered: () => `${left} · ${arrived} · delivered`,
     arrived: () => `${left} · ${arrived} · then ${t.received!.fate}`,
@@ -55,7 +60,8 @@ export function tripText(t: Trip, hosts: [string, string]): string {
     'dropped-at-sender': () => `never left ${from}: ${afterCapture(t.sent!)}`,
     'not-sent': () => `not seen leaving ${from} (${t.sent!.fate})`,
     'receiver-blind': () => `${left} · ${to}'s trace cannot tell (not tracing then, or its filter leaves it out)`,
-    'sender-unseen': () => `${arrived} · ${from}'s trace has no such packet leaving (another sender, or its events lost) · on ${to}: ${afterCapture(t.received!)}`,
+    'sender-unseen': () =>
+      `${arrived} · ${from}'s trace has no such packet leaving (another sender, or its events lost) · on ${to}: ${afterCapture(t.received!)}`,
   };
   return `${head}  ${stories[t.path]()}`;
 }
@@ -75,30 +81,51 @@ export function formatMerged(m: Merged, files: [string, string], traces: [Loaded
   if (totals.size) lines.push(`trips: ${[...totals].map(([p, n]) => `${n} ${PATH_WORDS[p]}`).join(', ')}`);
   for (const i of [0, 1] as const) {
     const [h, other] = i === 0 ? m.hosts : [m.hosts[1], m.hosts[0]];
-    if (m.elsewhere[i]) lines.push(`${h}: ${m.elsewhere[i]} packets sent to addresses ${other} does not have, left out (another host, or a NAT on the path that ${other}'s trace cannot show)`);
+    if (m.elsewhere[i])
+      lines.push(
+        `${h}: ${m.elsewhere[i]} packets sent to addresses ${other} does not have, left out (another host, or a NAT on the path that ${other}'s trace cannot show)`,
+      );
     const lost = traces[i].summary?.lost_events;
-    if (isNum(lost) && lost > 0) lines.push(`${h} lost ${lost} events: a packet missing from its trace may be among them`);
+    if (isNum(lost) && lost > 0)
+      lines.push(`${h} lost ${lost} events: a packet missing from its trace may be among them`);
     const counters = traces[i].summary?.counters;
-    const loss = counters && typeof counters === 'object' ? Object.entries(counters).filter(([k]) => LOSS_COUNTER.test(k)) : [];
-    if (loss.length) lines.push(`${h}'s counters of loss (netstat -s, ip -s link, softnet_stat): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`);
+    const loss =
+      counters && typeof counters === 'object' ? Object.entries(counters).filter(([k]) => LOSS_COUNTER.test(k)) : [];
+    if (loss.length)
+      lines.push(
+        `${h}'s counters of loss (netstat -s, ip -s link, softnet_stat): ${loss.map(([k, v]) => `${k} +${v}`).join(', ')}`,
+      );
   }
   return lines.join('\n').trimEnd();
 }
 
 // ---- JSON ------------------------------------------------------------------
 
-const side = (host: string, p: HostPacket | null, at: number | null): TripSide | null => p && {
-  host, id: p.id, fate: p.fate, drop: p.drop, at_us: at === null ? null : Math.round(at),
-};
+const side = (host: string, p: HostPacket | null, at: number | null): TripSide | null =>
+  p && {
+    host,
+    id: p.id,
+    fate: p.fate,
+    drop: p.drop,
+    at_us: at === null ? null : Math.round(at),
+  };
 
 /** NDJSON records: the clock, each trip with its path verdict, each connection, totals. Pure. */
 export function mergedRecords(m: Merged): MergeRecord[] {
   const [a, b] = m.hosts;
   const c = m.clock;
-  const out: MergeRecord[] = [{
-    type: 'clock', hosts: m.hosts, offset_us: c.offsetUs, uncertainty_us: c.uncertaintyUs, lower_us: c.lowerUs, upper_us: c.upperUs,
-    pairs: c.pairs, inconsistent: c.inconsistent,
-  }];
+  const out: MergeRecord[] = [
+    {
+      type: 'clock',
+      hosts: m.hosts,
+      offset_us: c.offsetUs,
+      uncertainty_us: c.uncertaintyUs,
+      lower_us: c.lowerUs,
+      upper_us: c.upperUs,
+      pairs: c.pairs,
+      inconsistent: c.inconsistent,
+    },
+  ];
   const totals: MergeSummaryRecord['paths'] = {};
   for (const conn of m.connections) {
     for (const t of conn.trips) {
@@ -106,13 +133,31 @@ export function mergedRecords(m: Merged): MergeRecord[] {
       const [from, to] = t.from === 0 ? m.hosts : [m.hosts[1], m.hosts[0]];
       totals[t.path] = (totals[t.path] ?? 0) + 1;
       out.push({
-        type: 'trip', flow: conn.flow, from, to, path: t.path,
-        proto: p.proto, src: p.src, dst: p.dst, sport: p.sport, dport: p.dport, tcp_flags: p.tcp_flags, seq: p.seq, ack: p.ack, len: p.len,
-        sent: side(from, t.sent, t.leftAt), received: side(to, t.received, t.arrivedAt),
+        type: 'trip',
+        flow: conn.flow,
+        from,
+        to,
+        path: t.path,
+        proto: p.proto,
+        src: p.src,
+        dst: p.dst,
+        sport: p.sport,
+        dport: p.dport,
+        tcp_flags: p.tcp_flags,
+        seq: p.seq,
+        ack: p.ack,
+        len: p.len,
+        sent: side(from, t.sent, t.leftAt),
+        received: side(to, t.received, t.arrivedAt),
       });
     }
     out.push({ type: 'connection', flow: conn.flow, verdict: conn.verdict, trips: conn.trips.length });
   }
-  out.push({ type: 'merge_summary', hosts: m.hosts, paths: totals, elsewhere: { [a]: m.elsewhere[0], [b]: m.elsewhere[1] } });
+  out.push({
+    type: 'merge_summary',
+    hosts: m.hosts,
+    paths: totals,
+    elsewhere: { [a]: m.elsewhere[0], [b]: m.elsewhere[1] },
+  });
   return out;
 }

@@ -15,7 +15,9 @@ export function fateComment(j: Journey, dev: DeviceNames): string {
   let fate: string;
   if (j.drop) {
     const a = j.drop.attribution;
-    const rule = a ? `, ${a.table}/${a.chain}${a.rule ? ` rule ${a.rule.handle !== undefined && a.source === 'nft' ? `handle ${a.rule.handle}` : a.rule.position}` : ''}` : '';
+    const rule = a
+      ? `, ${a.table}/${a.chain}${a.rule ? ` rule ${a.rule.handle !== undefined && a.source === 'nft' ? `handle ${a.rule.handle}` : a.rule.position}` : ''}`
+      : '';
     fate = `dropped ${j.drop.hook ? `at ${j.drop.hook}` : `in ${j.drop.layer}`}: ${j.drop.reason} (${j.drop.location})${rule}`;
   } else {
     fate = j.fate === 'unfinished' ? `unfinished (${j.ending})` : j.fate;
@@ -45,7 +47,9 @@ export class PcapSink implements Sink {
   ready(info: ReadyInfo): void {
     this.startedAt = info.startedAt;
     this.inner.ready(info);
-    this.writing(() => { this.writer = new PcapngWriter(this.fd, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`); });
+    this.writing(() => {
+      this.writer = new PcapngWriter(this.fd, this.snaplen, `traced by pathtrace in netns ${info.netns.label}`);
+    });
   }
 
   packet(j: Journey): void {
@@ -61,7 +65,10 @@ export class PcapSink implements Sink {
     const time = BigInt(Math.round(this.startedAt * 1000)) * 1000n + BigInt(Math.round(j.start));
     const record = { ...packetRecord(j, dev, this.startedAt), steps: undefined };
     this.writing(() => {
-      this.writer!.packet(ifname, time, j.bytes!.data, j.bytes!.wireLen, [fateComment(j, dev), JSON_COMMENT + JSON.stringify(record)]);
+      this.writer!.packet(ifname, time, j.bytes!.data, j.bytes!.wireLen, [
+        fateComment(j, dev),
+        JSON_COMMENT + JSON.stringify(record),
+      ]);
       this.written++;
     });
   }
@@ -75,7 +82,9 @@ export class PcapSink implements Sink {
       try {
         if (this.writer) this.writer.close();
         else closeSync(this.fd); // the writer never took it
-      } catch { /* the descriptor goes anyway */ }
+      } catch {
+        /* the descriptor goes anyway */
+      }
       this.writer = null;
       this.inner.note(`cannot write ${this.path} any more: ${this.failed}; the trace goes on without it`);
     }

@@ -26,8 +26,12 @@ export interface ReadyRecord {
   points: string[];
   netfilter_mechanism: NetfilterMechanism;
   netfilter: {
-    family: 'ipv4' | 'ipv6'; hook: HookName; entry_priority: number | null; exit_priority: number | null;
-    between_priorities: number[]; bracketed: boolean;
+    family: 'ipv4' | 'ipv6';
+    hook: HookName;
+    entry_priority: number | null;
+    exit_priority: number | null;
+    between_priorities: number[];
+    bracketed: boolean;
   }[];
   ruleset_changes?: 'notified' | 'polled';
   unavailable: { point: string; reason: string }[];
@@ -71,7 +75,12 @@ export interface DropRecord {
   chain?: string;
   family?: string;
   source?: Source;
-  rule?: { text: string; handle?: number; position: number; found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace' } | null;
+  rule?: {
+    text: string;
+    handle?: number;
+    position: number;
+    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace';
+  } | null;
   candidates?: string[];
   guess?: boolean;
   owner?: string;
@@ -112,7 +121,8 @@ export interface PacketRecord {
   delivery?: { socket: boolean | null; read: { pid: number; comm: string; bytes: number; queued_ns: number } | null };
   origin?: 'socket' | 'stack' | 'netfilter';
   icmp?: {
-    type: number; code: number;
+    type: number;
+    code: number;
     about: { proto: string; src: string; dst: string; sport: number; dport: number } | null;
   };
   neighbour_wait_ns?: number;
@@ -182,11 +192,28 @@ export interface SummaryRecord {
   stopped_by: string;
   output_skipped: number;
   /** By cause and hook; written with the first such drop's other fields beside these. */
-  drops: { layer: string; hook: string | null; reason: string | null; location: string; explanation: string; count: number }[];
+  drops: {
+    layer: string;
+    hook: string | null;
+    reason: string | null;
+    location: string;
+    explanation: string;
+    count: number;
+  }[];
   flows: {
-    flow: string; proto: string; a: string; b: string; packets: number; groups: PacketGroupRecord[]; verdict: string;
-    process: { pid: number; comm: string } | null; tcp_states: string[]; synack_retransmits: number; retransmits: number;
-    resets_sent: number; resets_received: number;
+    flow: string;
+    proto: string;
+    a: string;
+    b: string;
+    packets: number;
+    groups: PacketGroupRecord[];
+    verdict: string;
+    process: { pid: number; comm: string } | null;
+    tcp_states: string[];
+    synack_retransmits: number;
+    retransmits: number;
+    resets_sent: number;
+    resets_received: number;
   }[];
   counters: Record<string, number> | null;
   unavailable: { point: string; reason: string }[];
@@ -212,14 +239,14 @@ export interface ClockRecord {
 }
 
 export type PathVerdict =
-  | 'delivered'            // reached the receiver's device, and the receiver's stack took it
-  | 'arrived'              // reached the receiver's device; then forwarded, sent on, or still under way
-  | 'dropped-at-receiver'  // reached the receiver's device, dropped there (its drop says where)
-  | 'lost-on-path'         // left the sender's device, never reached the receiver's
-  | 'dropped-at-sender'    // never left the sender (its drop says where)
-  | 'not-sent'             // the sender's trace does not show it leaving (still under way, or no device step)
-  | 'receiver-blind'       // left the sender; the receiver was not tracing then, or its filter leaves it out
-  | 'sender-unseen';       // reached the receiver; the sender's trace has no such packet
+  | 'delivered' // reached the receiver's device, and the receiver's stack took it
+  | 'arrived' // reached the receiver's device; then forwarded, sent on, or still under way
+  | 'dropped-at-receiver' // reached the receiver's device, dropped there (its drop says where)
+  | 'lost-on-path' // left the sender's device, never reached the receiver's
+  | 'dropped-at-sender' // never left the sender (its drop says where)
+  | 'not-sent' // the sender's trace does not show it leaving (still under way, or no device step)
+  | 'receiver-blind' // left the sender; the receiver was not tracing then, or its filter leaves it out
+  | 'sender-unseen'; // reached the receiver; the sender's trace has no such packet
 
 /** One end of a trip: the packet as that host's trace has it; at_us on the first host's clock. */
 export interface TripSide {

@@ -19,16 +19,31 @@ export class SlowReaderSink implements Sink {
   private skipping = 0;
   skipped = 0;
 
-  constructor(private readonly inner: Sink, private readonly out: Backlogged = process.stdout, private readonly limit = BACKLOG_BYTES) {}
+  constructor(
+    private readonly inner: Sink,
+    private readonly out: Backlogged = process.stdout,
+    private readonly limit = BACKLOG_BYTES,
+  ) {}
 
-  ready(info: ReadyInfo): void { this.inner.ready(info); }
-  note(message: string): void { this.inner.note(message); }
-  close(): void { this.inner.close?.(); }
-  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void { this.inner.stats?.(s); }
+  ready(info: ReadyInfo): void {
+    this.inner.ready(info);
+  }
+  note(message: string): void {
+    this.inner.note(message);
+  }
+  close(): void {
+    this.inner.close?.();
+  }
+  stats(s: Parameters<NonNullable<Sink['stats']>>[0]): void {
+    this.inner.stats?.(s);
+  }
 
   packet(j: Journey): void {
     if (this.out.writableLength > this.limit) {
-      if (this.skipping++ === 0) this.inner.note(`stdout's reader fell behind (${this.limit >> 20} MiB waiting): packet records are skipped until it catches up`);
+      if (this.skipping++ === 0)
+        this.inner.note(
+          `stdout's reader fell behind (${this.limit >> 20} MiB waiting): packet records are skipped until it catches up`,
+        );
       this.skipped++;
       return;
     }
@@ -40,7 +55,10 @@ export class SlowReaderSink implements Sink {
   }
 
   summary(s: Summary): void {
-    if (this.skipped) this.inner.note(`${this.skipped} packet records in all were skipped because stdout's reader fell behind (the summary counts them)`);
+    if (this.skipped)
+      this.inner.note(
+        `${this.skipped} packet records in all were skipped because stdout's reader fell behind (the summary counts them)`,
+      );
     this.inner.summary({ ...s, outputSkipped: this.skipped });
   }
 }

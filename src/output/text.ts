@@ -8,28 +8,58 @@ import type { RuleAttribution } from '../rules/attribute.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
 
-export interface Style { bad(s: string): string; good(s: string): string; dim(s: string): string; bold(s: string): string }
+export interface Style {
+  bad(s: string): string;
+  good(s: string): string;
+  dim(s: string): string;
+  bold(s: string): string;
+}
 
 export const PLAIN: Style = { bad: (s) => s, good: (s) => s, dim: (s) => s, bold: (s) => s };
 export const ANSI: Style = {
-  bad: (s) => `\x1b[31m${s}\x1b[0m`, good: (s) => `\x1b[32m${s}\x1b[0m`,
-  dim: (s) => `\x1b[2m${s}\x1b[0m`, bold: (s) => `\x1b[1m${s}\x1b[0m`,
+  bad: (s) => `\x1b[31m${s}\x1b[0m`,
+  good: (s) => `\x1b[32m${s}\x1b[0m`,
+  dim: (s) => `\x1b[2m${s}\x1b[0m`,
+  bold: (s) => `\x1b[1m${s}\x1b[0m`,
 };
 
 const FLAG_NAMES: Record<string, string> = {
-  S: 'SYN', SA: 'SYN-ACK', A: 'ACK', PA: 'PSH-ACK', FA: 'FIN-ACK', FPA: 'FIN-PSH-ACK', R: 'RST', RA: 'RST-ACK',
+  S: 'SYN',
+  SA: 'SYN-ACK',
+  A: 'ACK',
+  PA: 'PSH-ACK',
+  FA: 'FIN-ACK',
+  FPA: 'FIN-PSH-ACK',
+  R: 'RST',
+  RA: 'RST-ACK',
 };
 
 const ICMP_NAMES: Record<string, string> = {
-  '4:3:3': 'port unreachable', '4:3:1': 'host unreachable', '4:3:0': 'net unreachable', '4:3:13': 'administratively prohibited',
-  '4:11:0': 'TTL exceeded', '4:0:0': 'echo reply', '4:8:0': 'echo request',
-  '6:1:4': 'port unreachable', '6:1:0': 'no route', '6:1:1': 'administratively prohibited', '6:1:3': 'address unreachable',
-  '6:3:0': 'hop limit exceeded', '6:128:0': 'echo request', '6:129:0': 'echo reply', '6:2:0': 'packet too big',
+  '4:3:3': 'port unreachable',
+  '4:3:1': 'host unreachable',
+  '4:3:0': 'net unreachable',
+  '4:3:13': 'administratively prohibited',
+  '4:11:0': 'TTL exceeded',
+  '4:0:0': 'echo reply',
+  '4:8:0': 'echo request',
+  '6:1:4': 'port unreachable',
+  '6:1:0': 'no route',
+  '6:1:1': 'administratively prohibited',
+  '6:1:3': 'address unreachable',
+  '6:3:0': 'hop limit exceeded',
+  '6:128:0': 'echo request',
+  '6:129:0': 'echo reply',
+  '6:2:0': 'packet too big',
 };
 
 /** "SYN", "SYN-ACK"... or tcpdump's flag letters for unusual combinations. */
 export function packetKind(proto: number, flags: string): string {
-  if (proto !== IPPROTO.TCP) return proto === IPPROTO.UDP ? 'UDP' : proto === IPPROTO.ICMP || proto === IPPROTO.ICMPV6 ? 'ICMP' : `proto ${proto}`;
+  if (proto !== IPPROTO.TCP)
+    return proto === IPPROTO.UDP
+      ? 'UDP'
+      : proto === IPPROTO.ICMP || proto === IPPROTO.ICMPV6
+        ? 'ICMP'
+        : `proto ${proto}`;
   return FLAG_NAMES[flags] ?? `TCP [${flags}]`;
 }
 
@@ -100,7 +130,8 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
       case 'netif_receive_skb':
         // A second receive: a bridge (bond, VLAN) handed it up to its own device.
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
-        else if (parts.length && !String(parts[parts.length - 1]).startsWith('rx ')) parts.push(`up to ${dev.name(s.ifindex ?? 0)}`);
+        else if (parts.length && !String(parts[parts.length - 1]).startsWith('rx '))
+          parts.push(`up to ${dev.name(s.ifindex ?? 0)}`);
         rxDevice = true;
         parts.push(`tcpdump ${st.good('✓')}`);
         break;
@@ -120,7 +151,8 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         break;
       }
       case 'net_dev_queue':
-        if (j.neighbourWaitNs !== undefined && j.neighbourWaitNs > 1e6) parts.push(`neighbour resolved after ${duration(j.neighbourWaitNs)}`);
+        if (j.neighbourWaitNs !== undefined && j.neighbourWaitNs > 1e6)
+          parts.push(`neighbour resolved after ${duration(j.neighbourWaitNs)}`);
         break;
       case 'qdisc_enqueue':
         parts.push(`qdisc ${dev.name(s.ifindex ?? 0)} (queue ${s.qlen})`);
@@ -159,9 +191,10 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   }
   let line = rendered.join(' ─ ');
   if (!j.tcpdump) {
-    line += j.direction === 'out'
-      ? ` · tcpdump ${st.bad('✗')} (never reached a device's capture point)`
-      : ` · tcpdump ${st.bad('✗')}`;
+    line +=
+      j.direction === 'out'
+        ? ` · tcpdump ${st.bad('✗')} (never reached a device's capture point)`
+        : ` · tcpdump ${st.bad('✗')}`;
   }
   return line;
 }
@@ -175,12 +208,18 @@ function header(j: Journey, startedAt: number, st: Style): string {
     parts.push(st.bold(`ICMP ${name}`), `${j.src} → ${j.dst}`);
     if (j.icmp.about) {
       const about = protoName(j.icmp.about.proto, j.family);
-      parts.push(`about ${about} ${endpoint(j.dst, j.sport, j.family, j.icmp.about.proto)} → ${endpoint(j.icmp.about.dst, j.dport, j.family, j.icmp.about.proto)}`);
+      parts.push(
+        `about ${about} ${endpoint(j.dst, j.sport, j.family, j.icmp.about.proto)} → ${endpoint(j.icmp.about.dst, j.dport, j.family, j.icmp.about.proto)}`,
+      );
     }
   } else {
-    parts.push(st.bold(packetKind(j.proto, flagLetters(j.flags))),
+    parts.push(
+      st.bold(packetKind(j.proto, flagLetters(j.flags))),
       `${endpoint(j.src, j.sport, j.family, j.proto)} → ${endpoint(j.dst, j.dport, j.family, j.proto)}`,
-      tcp ? `[${tcpdumpFlags(j.flags)}] seq ${j.seq}${j.flags & TCP.ACK ? ` ack ${j.ack}` : ''} len ${j.len}` : `len ${j.len}`);
+      tcp
+        ? `[${tcpdumpFlags(j.flags)}] seq ${j.seq}${j.flags & TCP.ACK ? ` ack ${j.ack}` : ''} len ${j.len}`
+        : `len ${j.len}`,
+    );
   }
   if (j.translated) {
     const t = j.translated;
@@ -195,11 +234,12 @@ export function ruleLines(a: RuleAttribution, st: Style): string[] {
   const where = `table ${a.family} ${a.table} chain ${a.chain} (${a.source}${a.owner ? `, managed by ${a.owner}` : ''})`;
   const lines: string[] = [];
   if (a.rule) {
-    const how = a.rule.found === 'policy' ? 'the chain\'s policy' : `found by ${a.rule.found}`;
+    const how = a.rule.found === 'policy' ? "the chain's policy" : `found by ${a.rule.found}`;
     lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
   } else {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
-    if (a.source !== 'iptables-legacy') lines.push(st.dim('pathtrace --rule-trace (same filter) names the rule exactly, with nftables\' own trace'));
+    if (a.source !== 'iptables-legacy')
+      lines.push(st.dim("pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace"));
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
   if (a.hint) lines.push(st.dim(`${a.owner}: ${a.hint}`));
@@ -211,9 +251,15 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   const facts: string[] = [];
   const extra: string[] = [];
   if (j.drop) {
-    facts.push(`${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`);
-    if (j.drop.inferred) facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
-    if (j.drop.answered !== undefined) facts.push(j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent');
+    facts.push(
+      `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
+    );
+    if (j.drop.inferred)
+      facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
+    if (j.drop.answered !== undefined)
+      facts.push(
+        j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent',
+      );
     extra.push(st.dim(`why: ${explainDrop(j.drop)}`));
     if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
@@ -225,15 +271,17 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.tcp) {
     if (!j.tcp.saw) facts.push('TCP never saw it');
     else if (j.tcp.reply) facts.push(`TCP answered ${packetKind(IPPROTO.TCP, j.tcp.reply)}`);
-    else if ((j.flags & TCP.SYN) && !(j.flags & TCP.ACK)) facts.push('TCP received it');
+    else if (j.flags & TCP.SYN && !(j.flags & TCP.ACK)) facts.push('TCP received it');
   }
   if (j.delivery?.socket === false) facts.push('no socket');
   if (j.mergedInto !== undefined) facts.push(`GRO merged it into packet #${j.mergedInto}, whose fate it shares`);
   if (j.segments) facts.push(`GSO cut it into ${j.segments.length} segments (#${j.segments.join(', #')})`);
   if (j.segmentOf !== undefined) facts.push(`a GSO segment of packet #${j.segmentOf}`);
   if (j.incomplete) facts.push(st.bad('events were lost while it was traced: steps may be missing'));
-  if (j.route?.decision === 'forward' && j.route.outDev) facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
-  if (j.route?.decision === 'bridge' && j.route.outDev) facts.push(`bridged ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)} (no IP routing)`);
+  if (j.route?.decision === 'forward' && j.route.outDev)
+    facts.push(`forwarded ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)}`);
+  if (j.route?.decision === 'bridge' && j.route.outDev)
+    facts.push(`bridged ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)} (no IP routing)`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
   for (const x of extra) lines.push(`  ${x}`);
   return lines.join('\n');
@@ -241,14 +289,19 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
 
 function groupLine(g: PacketGroup): string {
   const dir = g.direction === 'in' ? 'in ' : g.direction === 'out' ? 'out' : 'fwd';
-  const fate = g.fate === 'dropped'
-    ? `dropped${g.hook ? ` at ${g.hook}` : ''} (${g.reason ?? 'no reason'}${g.location ? `, ${g.location}` : ''})`
-    : g.fate;
-  const kind = packetKind(g.kind === 'udp' ? IPPROTO.UDP : g.kind.startsWith('icmp') ? IPPROTO.ICMP : IPPROTO.TCP, g.kind);
+  const fate =
+    g.fate === 'dropped'
+      ? `dropped${g.hook ? ` at ${g.hook}` : ''} (${g.reason ?? 'no reason'}${g.location ? `, ${g.location}` : ''})`
+      : g.fate;
+  const kind = packetKind(
+    g.kind === 'udp' ? IPPROTO.UDP : g.kind.startsWith('icmp') ? IPPROTO.ICMP : IPPROTO.TCP,
+    g.kind,
+  );
   const parts = [`${dir} ${kind} ×${g.count}`, `tcpdump saw ${g.tcpdump}`, fate];
   if (g.direction === 'in' && /^[FSRPAUEC]+$/.test(g.kind)) parts.push(`TCP saw ${g.tcpSaw}`);
   if (g.read) parts.push(`${g.read} read by the application`);
-  if (g.origin && g.origin !== 'socket') parts.push(g.origin === 'netfilter' ? 'made by netfilter REJECT' : 'made by the kernel');
+  if (g.origin && g.origin !== 'socket')
+    parts.push(g.origin === 'netfilter' ? 'made by netfilter REJECT' : 'made by the kernel');
   if (g.retransmits) parts.push(`${g.retransmits} retransmission${g.retransmits > 1 ? 's' : ''}`);
   return parts.join(' · ');
 }
@@ -268,14 +321,26 @@ function flowLines(f: FlowSummary): string[] {
 
 export function formatSummary(s: Summary, st: Style = PLAIN): string {
   const fates = (['dropped', 'delivered', 'sent', 'forwarded', 'unfinished'] as const)
-    .filter((f) => s.byFate[f] > 0).map((f) => `${s.byFate[f]} ${f}`);
-  const lost = s.lostEvents > 0 ? st.bad(`${s.lostEvents} events LOST (ring buffer full): the picture is incomplete`) : '0 events lost';
-  const lines = [st.bold(`── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`)];
+    .filter((f) => s.byFate[f] > 0)
+    .map((f) => `${s.byFate[f]} ${f}`);
+  const lost =
+    s.lostEvents > 0
+      ? st.bad(`${s.lostEvents} events LOST (ring buffer full): the picture is incomplete`)
+      : '0 events lost';
+  const lines = [
+    st.bold(
+      `── ${s.packets} packet${s.packets === 1 ? '' : 's'}${fates.length ? `: ${fates.join(', ')}` : ''} · ${lost} · ${(s.durationNs / 1e9).toFixed(1)} s`,
+    ),
+  ];
   if (s.cutByTimeout) lines.push(`${s.cutByTimeout} journeys cut by timeout (no event for 1 s mid-path)`);
-  if (s.evictedFlows) lines.push(`${s.evictedFlows} older connections were forgotten to bound memory (their packets are counted)`);
-  if (s.incomplete) lines.push(st.bad(`${s.incomplete} journeys were under way when events were lost: they may miss steps`));
+  if (s.evictedFlows)
+    lines.push(`${s.evictedFlows} older connections were forgotten to bound memory (their packets are counted)`);
+  if (s.incomplete)
+    lines.push(st.bad(`${s.incomplete} journeys were under way when events were lost: they may miss steps`));
   for (const f of s.flows) lines.push(...flowLines(f));
-  const counters = Object.entries(s.counters ?? {}).filter(([k]) => s.flows.some((f) => f.a.startsWith('[')) || !/^(Ip6|Icmp6|Udp6|UdpLite6)/.test(k));
+  const counters = Object.entries(s.counters ?? {}).filter(
+    ([k]) => s.flows.some((f) => f.a.startsWith('[')) || !/^(Ip6|Icmp6|Udp6|UdpLite6)/.test(k),
+  );
   if (counters.length) {
     lines.push(`counters (netstat -s): ${counters.map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ')}`);
   }
@@ -289,18 +354,25 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
     for (const w of why) lines.push(`  - ${w}`);
   }
   for (const u of s.unavailable) lines.push(st.dim(`not traced: ${u.point}: ${u.reason}`));
-  if (s.stoppedBy === 'netns-gone') lines.push(st.bad('stopped: the traced network namespace is gone (deleted, or its last process exited)'));
+  if (s.stoppedBy === 'netns-gone')
+    lines.push(st.bad('stopped: the traced network namespace is gone (deleted, or its last process exited)'));
   return lines.join('\n');
 }
 
 export function readyLine(r: ReadyInfo, filterText: string): string {
   const nf = r.netfilter.filter((p) => p.entry !== null).length + r.netfilter.filter((p) => p.exit !== null).length;
   const ns = r.netns.label === 'own' ? 'this network namespace' : `netns ${r.netns.label}`;
-  const hooks = r.netfilterMechanism === 'links' ? `${nf} netfilter probes`
-    : r.netfilterMechanism === 'none' ? 'netfilter not traced' : `netfilter by ${r.netfilterMechanism} on nf_hook_slow`;
+  const hooks =
+    r.netfilterMechanism === 'links'
+      ? `${nf} netfilter probes`
+      : r.netfilterMechanism === 'none'
+        ? 'netfilter not traced'
+        : `netfilter by ${r.netfilterMechanism} on nf_hook_slow`;
   const tracepoints = r.points.filter((p) => !p.includes('/')).length;
-  return `pathtrace: tracing ${filterText} in ${ns}: ${hooks}, ${tracepoints} tracepoints` +
-    `${r.unavailable.length ? `, ${r.unavailable.length} points unavailable` : ''}. Ctrl-C to stop.`;
+  return (
+    `pathtrace: tracing ${filterText} in ${ns}: ${hooks}, ${tracepoints} tracepoints` +
+    `${r.unavailable.length ? `, ${r.unavailable.length} points unavailable` : ''}. Ctrl-C to stop.`
+  );
 }
 
 export class TextSink implements Sink {

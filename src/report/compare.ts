@@ -12,14 +12,39 @@ import type { FilterRecord, PacketRecord } from '../output/records.js';
 
 /** What compare and merge read of a packet record (--json output, or a --write file's comment, which has no
  *  steps). */
-export type TracePacket = Pick<PacketRecord, 'id' | 'time_us' | 'family' | 'proto' | 'src' | 'dst' | 'sport' | 'dport' |
-  'tcp_flags' | 'seq' | 'ack' | 'len' | 'ip_id' | 'direction' | 'fate' | 'drop' | 'tcpdump' | 'tcpdump_devices' | 'translated'>;
+export type TracePacket = Pick<
+  PacketRecord,
+  | 'id'
+  | 'time_us'
+  | 'family'
+  | 'proto'
+  | 'src'
+  | 'dst'
+  | 'sport'
+  | 'dport'
+  | 'tcp_flags'
+  | 'seq'
+  | 'ack'
+  | 'len'
+  | 'ip_id'
+  | 'direction'
+  | 'fate'
+  | 'drop'
+  | 'tcpdump'
+  | 'tcpdump_devices'
+  | 'translated'
+>;
 
 /** The trace's filter from its ready record: the options, and the expression with its classic BPF (a file
  *  without one is read as having none). */
 export type TraceFilter = Omit<FilterRecord, 'netns' | 'expression'> & { expression?: FilterRecord['expression'] };
 
-export interface FrameRow { frame: Frame; headers: PacketHeaders | null; packet: TracePacket | null; reason?: string }
+export interface FrameRow {
+  frame: Frame;
+  headers: PacketHeaders | null;
+  packet: TracePacket | null;
+  reason?: string;
+}
 
 export interface Comparison {
   rows: FrameRow[];
@@ -28,7 +53,12 @@ export interface Comparison {
   window: { from: number; to: number } | null; // µs, the capture's time span
 }
 
-const PROTO_NAMES: Record<number, string> = { [IPPROTO.TCP]: 'tcp', [IPPROTO.UDP]: 'udp', [IPPROTO.ICMP]: 'icmp', [IPPROTO.ICMPV6]: 'icmpv6' };
+const PROTO_NAMES: Record<number, string> = {
+  [IPPROTO.TCP]: 'tcp',
+  [IPPROTO.UDP]: 'udp',
+  [IPPROTO.ICMP]: 'icmp',
+  [IPPROTO.ICMPV6]: 'icmpv6',
+};
 const MAX_SKEW_US = 2_000_000;
 
 /** Frames compared at most (and packets kept for --with-tcpdump, frames it captures): memory stays bounded
@@ -63,7 +93,11 @@ export function frameTuples(frames: Frame[]): Set<string> {
 
 /** What a trace read in part adds: the span of all its packets, and which frame tuples any of its packets
  *  had (those outside the span kept). */
-export interface CompareOptions { stats?: { candidates: number }; traced?: { from: number; to: number } | null; flows?: Set<string> }
+export interface CompareOptions {
+  stats?: { candidates: number };
+  traced?: { from: number; to: number } | null;
+  flows?: Set<string>;
+}
 
 /** A frame's time in µs, pathtrace's unit for packets. */
 export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
@@ -71,7 +105,8 @@ export const frameUs = (f: Frame) => Number(f.timeNs / 1000n);
 /** Same packet: the tuple was checked by the index; TCP seq/ack/flags and length, else length and IP id. */
 function sameContent(h: PacketHeaders, p: TracePacket): boolean {
   if (PROTO_NAMES[h.proto] !== p.proto) return false;
-  if (h.proto === IPPROTO.TCP) return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags && h.len === p.len;
+  if (h.proto === IPPROTO.TCP)
+    return h.seq === p.seq && h.ack === p.ack && flagLetters(h.flags) === p.tcp_flags && h.len === p.len;
   return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
 }
 
@@ -87,36 +122,54 @@ function inFilter(h: PacketHeaders, data: Uint8Array, f: TraceFilter | null, exp
 
 function span(values: number[]): { from: number; to: number } | null {
   if (!values.length) return null;
-  let from = Infinity, to = -Infinity;
-  for (const v of values) { if (v < from) from = v; if (v > to) to = v; }
+  let from = Infinity,
+    to = -Infinity;
+  for (const v of values) {
+    if (v < from) from = v;
+    if (v > to) to = v;
+  }
   return { from, to };
 }
 
 /** What sameContent compares, as a key: TCP's seq, ack, flags and length; else the length (and the IP id,
  *  when one is given: only IPv4 packets carry one). */
-function contentKey(tuple: string, proto: string, tcp: { seq?: number; ack?: number; flags: string | null } | null, len: number, ipId?: number): string {
+function contentKey(
+  tuple: string,
+  proto: string,
+  tcp: { seq?: number; ack?: number; flags: string | null } | null,
+  len: number,
+  ipId?: number,
+): string {
   return tcp ? `${tuple}|${tcp.seq}|${tcp.ack}|${tcp.flags}|${len}` : `${tuple}|${proto}|${len}|${ipId ?? ''}`;
 }
 
 /** Packets of one content key, in time order; per interface, how many at the start are used there (frames
  *  come mostly in time order: the walk left of a frame's time stops at them). */
-interface Candidates { list: TracePacket[]; usedBelow: Map<string, number> }
+interface Candidates {
+  list: TracePacket[];
+  usedBelow: Map<string, number>;
+}
 
 /** The unused candidate nearest to t (µs) within the skew, or null: a binary search, then
  *  outwards. Linear overall: the walk left stops at the used prefix, the walk right at the first fit. */
 function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) => boolean): TracePacket | null {
   const l = c.list;
-  let lo = 0, hi = l.length;
+  let lo = 0,
+    hi = l.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (l[mid]!.time_us < t) lo = mid + 1; else hi = mid;
+    if (l[mid]!.time_us < t) lo = mid + 1;
+    else hi = mid;
   }
   const floor = c.usedBelow.get(iface) ?? 0;
   let left: TracePacket | null = null;
   for (let i = lo - 1; i >= floor; i--) {
     const p = l[i];
     if (p === undefined || t - p.time_us > MAX_SKEW_US) break;
-    if (ok(p)) { left = p; break; }
+    if (ok(p)) {
+      left = p;
+      break;
+    }
   }
   for (let i = lo; i < l.length; i++) {
     const p = l[i]!;
@@ -128,7 +181,12 @@ function nearest(c: Candidates, t: number, iface: string, ok: (p: TracePacket) =
 }
 
 /** stats.candidates counts the traced packets looked at for a frame: what makes the comparison linear or not. */
-export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFilter | null, opts: CompareOptions = {}): Comparison {
+export function compare(
+  frames: Frame[],
+  packets: TracePacket[],
+  filter: TraceFilter | null,
+  opts: CompareOptions = {},
+): Comparison {
   const { stats } = opts;
   // Packets by content, under their tuple and the tuple NAT gave them (a capture may be on either side of
   // the NAT); flows by tuple, to say why a frame has no match.
@@ -137,9 +195,16 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
   const expression = filter?.expression ? insnsOf(filter.expression.bpf) : null;
   const index = (tuple: string, p: TracePacket) => {
     flows.add(tuple);
-    const k = contentKey(tuple, p.proto, p.proto === 'tcp' ? { seq: p.seq, ack: p.ack, flags: p.tcp_flags } : null, p.len, p.family === 'ipv4' ? p.ip_id : undefined);
+    const k = contentKey(
+      tuple,
+      p.proto,
+      p.proto === 'tcp' ? { seq: p.seq, ack: p.ack, flags: p.tcp_flags } : null,
+      p.len,
+      p.family === 'ipv4' ? p.ip_id : undefined,
+    );
     const c = byContent.get(k);
-    if (c) c.list.push(p); else byContent.set(k, { list: [p], usedBelow: new Map() });
+    if (c) c.list.push(p);
+    else byContent.set(k, { list: [p], usedBelow: new Map() });
   };
   for (const p of packets) for (const t of packetTuples(p)) index(t, p);
   for (const c of byContent.values()) c.list.sort((x, y) => x.time_us - y.time_us);
@@ -155,17 +220,21 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
     const t = frameUs(frame);
     const tuple = tupleKey(headers);
     const proto = PROTO_NAMES[headers.proto] ?? '';
-    const tcp = headers.proto === IPPROTO.TCP ? { seq: headers.seq, ack: headers.ack, flags: flagLetters(headers.flags) } : null;
+    const tcp =
+      headers.proto === IPPROTO.TCP ? { seq: headers.seq, ack: headers.ack, flags: flagLetters(headers.flags) } : null;
     const iface = frame.ifname ?? '';
-    const ok = (p: TracePacket) => (stats && stats.candidates++, sameContent(headers, p)) &&
-      !(frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) && !used.has(`${p.id}@${iface}`);
+    const ok = (p: TracePacket) =>
+      (stats && stats.candidates++, sameContent(headers, p)) &&
+      !(frame.ifname && p.tcpdump_devices.length && !p.tcpdump_devices.includes(frame.ifname)) &&
+      !used.has(`${p.id}@${iface}`);
     // With its IP id, else among packets traced without one.
     const ids = headers.family === 4 && !tcp ? [headers.ipId, undefined] : [undefined];
     let best: { c: Candidates; packet: TracePacket } | null = null;
     for (const id of ids) {
       const c = byContent.get(contentKey(tuple, proto, tcp, headers.len, id));
       const packet = c ? nearest(c, t, iface, ok) : null;
-      if (c && packet && (!best || Math.abs(packet.time_us - t) < Math.abs(best.packet.time_us - t))) best = { c, packet };
+      if (c && packet && (!best || Math.abs(packet.time_us - t) < Math.abs(best.packet.time_us - t)))
+        best = { c, packet };
     }
     if (best) {
       const { c, packet } = best;
@@ -178,14 +247,20 @@ export function compare(frames: Frame[], packets: TracePacket[], filter: TraceFi
     }
     let reason: string;
     if (!inFilter(headers, frame.data!, filter, expression)) reason = "outside pathtrace's filter";
-    else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US)) reason = 'outside the time pathtrace traced';
-    else if (flows.has(tuple) || opts.flows?.has(tuple)) reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
+    else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US))
+      reason = 'outside the time pathtrace traced';
+    else if (flows.has(tuple) || opts.flows?.has(tuple))
+      reason = 'its flow was traced but not this packet (were events lost? see lost_events)';
     else reason = 'no such flow was traced: captured on another host, interface or namespace';
     rows.push({ frame, headers, packet: null, reason });
   }
   const window = span(frames.map(frameUs));
   const matched = new Set(rows.filter((r) => r.packet).map((r) => r.packet!.id));
-  const missing = packets.filter((p) => !matched.has(p.id) && (!window || (p.time_us >= window.from - MAX_SKEW_US && p.time_us <= window.to + MAX_SKEW_US)));
+  const missing = packets.filter(
+    (p) =>
+      !matched.has(p.id) &&
+      (!window || (p.time_us >= window.from - MAX_SKEW_US && p.time_us <= window.to + MAX_SKEW_US)),
+  );
   return { rows, missing, window };
 }
 
@@ -199,15 +274,23 @@ export function clock(us: number): string {
 }
 
 function headerText(h: PacketHeaders): string {
-  const a = (addr: string, port: number) => (h.proto === IPPROTO.TCP || h.proto === IPPROTO.UDP ? `${addr}.${port}` : addr);
-  const what = h.proto === IPPROTO.TCP ? `[${flagLetters(h.flags)}] seq ${h.seq}` : `${PROTO_NAMES[h.proto] ?? `proto ${h.proto}`} len ${h.len}`;
+  const a = (addr: string, port: number) =>
+    h.proto === IPPROTO.TCP || h.proto === IPPROTO.UDP ? `${addr}.${port}` : addr;
+  const what =
+    h.proto === IPPROTO.TCP
+      ? `[${flagLetters(h.flags)}] seq ${h.seq}`
+      : `${PROTO_NAMES[h.proto] ?? `proto ${h.proto}`} len ${h.len}`;
   return `${a(h.src, h.sport)} > ${a(h.dst, h.dport)} ${what}`;
 }
 
 export function afterCapture(p: TracePacket): string {
   if (p.drop) {
     const where = p.drop.hook ? `at ${p.drop.hook}` : `in ${p.drop.layer}`;
-    const rule = p.drop.rule ? ` by ${p.drop.table}/${p.drop.chain}: ${p.drop.rule.text}` : p.drop.table ? ` in ${p.drop.table}/${p.drop.chain}` : '';
+    const rule = p.drop.rule
+      ? ` by ${p.drop.table}/${p.drop.chain}: ${p.drop.rule.text}`
+      : p.drop.table
+        ? ` in ${p.drop.table}/${p.drop.chain}`
+        : '';
     return `dropped ${where} (${p.drop.reason}, ${p.drop.location})${rule}`;
   }
   return p.fate;
@@ -230,12 +313,14 @@ export function formatComparison(c: Comparison, captureName: string, traceName: 
   }
   lines.push('', `Handled by the kernel but not in the capture (${c.missing.length}):`);
   for (const p of c.missing) {
-    const why = p.tcpdump ? `tcpdump on ${p.tcpdump_devices.join(', ')} would have seen it: not captured here (another interface, or the capture started late)`
+    const why = p.tcpdump
+      ? `tcpdump on ${p.tcpdump_devices.join(', ')} would have seen it: not captured here (another interface, or the capture started late)`
       : 'it never reached a capture point';
     lines.push(`  ${packetText(p)}: ${afterCapture(p)}; ${why}`);
   }
   const unmatched = c.rows.filter((r) => !r.packet);
   lines.push('', `Frames pathtrace could not match (${unmatched.length}):`);
-  for (const r of unmatched) lines.push(`  frame ${r.frame.index}: ${r.headers ? headerText(r.headers) : '(not IP)'}: ${r.reason}`);
+  for (const r of unmatched)
+    lines.push(`  frame ${r.frame.index}: ${r.headers ? headerText(r.headers) : '(not IP)'}: ${r.reason}`);
   return lines.join('\n');
 }

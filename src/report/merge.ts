@@ -25,7 +25,7 @@ export interface HostTrace {
 }
 
 export interface Trip {
-  from: 0 | 1;             // the host that sent it (0: the first)
+  from: 0 | 1; // the host that sent it (0: the first)
   sent: HostPacket | null;
   received: HostPacket | null;
   path: PathVerdict;
@@ -102,14 +102,18 @@ function contentKey(p: HostPacket): string {
   return p.ip_id !== undefined ? `${p.proto} ${p.len} ${p.ip_id}` : `${p.proto} ${p.len} ${tuple(p)}`;
 }
 
-interface Timed { p: HostPacket; t: number }
+interface Timed {
+  p: HostPacket;
+  t: number;
+}
 
 function byKey(list: Timed[]): Map<string, Timed[]> {
   const m = new Map<string, Timed[]>();
   for (const x of list) {
     const k = contentKey(x.p);
     const l = m.get(k);
-    if (l) l.push(x); else m.set(k, [x]);
+    if (l) l.push(x);
+    else m.set(k, [x]);
   }
   return m;
 }
@@ -119,12 +123,20 @@ function byKey(list: Timed[]): Map<string, Timed[]> {
  *  TCP packets whose content occurs once on each side. */
 export function estimateClock(ab: [number, number][], ba: [number, number][]): Clock {
   // Loops, not Math.min(...): a spread of 200 000 arguments overflows the stack.
-  let upper: number | null = null, lower: number | null = null;
+  let upper: number | null = null,
+    lower: number | null = null;
   for (const [left, arrived] of ab) upper = upper === null ? arrived - left : Math.min(upper, arrived - left);
   for (const [left, arrived] of ba) lower = lower === null ? left - arrived : Math.max(lower, left - arrived);
   const pairs = ab.length + ba.length;
   if (upper !== null && lower !== null) {
-    return { offsetUs: (lower + upper) / 2, uncertaintyUs: Math.abs(upper - lower) / 2, lowerUs: lower, upperUs: upper, pairs, inconsistent: lower > upper };
+    return {
+      offsetUs: (lower + upper) / 2,
+      uncertaintyUs: Math.abs(upper - lower) / 2,
+      lowerUs: lower,
+      upperUs: upper,
+      pairs,
+      inconsistent: lower > upper,
+    };
   }
   return { offsetUs: upper ?? lower, uncertaintyUs: null, lowerUs: lower, upperUs: upper, pairs, inconsistent: false };
 }
@@ -132,7 +144,8 @@ export function estimateClock(ab: [number, number][], ba: [number, number][]): C
 /** [departure, arrival] times of TCP packets both saw, each on its host's clock: those whose content occurs
  *  as many times on each side (a SYN and its retransmissions that all arrived), paired in time order. */
 function evidence(out: Timed[], inn: Timed[]): [number, number][] {
-  const a = byKey(out.filter((x) => x.p.proto === 'tcp')), b = byKey(inn.filter((x) => x.p.proto === 'tcp'));
+  const a = byKey(out.filter((x) => x.p.proto === 'tcp')),
+    b = byKey(inn.filter((x) => x.p.proto === 'tcp'));
   const pairs: [number, number][] = [];
   for (const [k, l] of a) {
     const r = b.get(k);
@@ -164,10 +177,12 @@ function covers(h: HostTrace, takes: (p: HostPacket) => boolean, p: HostPacket, 
 }
 
 const timed = (h: HostTrace, dir: 'in' | 'out'): Timed[] =>
-  h.packets.filter((p) => p.direction === dir).flatMap((p) => {
-    const t = deviceTime(p, dir === 'out');
-    return t === null ? [] : [{ p, t }];
-  });
+  h.packets
+    .filter((p) => p.direction === dir)
+    .flatMap((p) => {
+      const t = deviceTime(p, dir === 'out');
+      return t === null ? [] : [{ p, t }];
+    });
 
 /** The packets one host sent matched with those the other received. A receiver's packet belongs to the
  *  last departure before it: departures are taken latest first, each the earliest arrival after it
@@ -179,7 +194,9 @@ function match(sent: Timed[], received: Timed[], shift: number, tolerance: numbe
   const matched = new Map<HostPacket, Timed>();
   for (const s of [...sent].sort((x, y) => y.t - x.t)) {
     const at = s.t + shift;
-    const r = arrivals.get(contentKey(s.p))?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
+    const r = arrivals
+      .get(contentKey(s.p))
+      ?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
     if (r) {
       used.add(r.p);
       matched.set(s.p, r);
@@ -191,7 +208,13 @@ function match(sent: Timed[], received: Timed[], shift: number, tolerance: numbe
 /** Each trip from one host to the other. paired: flows (by the sender's name) some packet of which reached
  *  the other side: a packet of theirs sent to an address the other does not have (a NAT on the path) is
  *  still one of its own. */
-function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, tolerance: number, paired: Set<string>): { trips: Trip[]; elsewhere: number } {
+function trips(
+  hosts: [HostTrace, HostTrace],
+  from: 0 | 1,
+  offset: number,
+  tolerance: number,
+  paired: Set<string>,
+): { trips: Trip[]; elsewhere: number } {
   const to = (1 - from) as 0 | 1;
   const toFirst = (host: 0 | 1, t: number) => (host === 0 ? t : t - offset);
   const shift = from === 0 ? offset : -offset;
@@ -202,7 +225,10 @@ function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, toler
   for (const p of hosts[from].packets) {
     if (p.direction !== 'out') continue;
     const r = matched.get(p);
-    if (!r && !hosts[to].addresses.has(p.dst) && !paired.has(`${from} ${flowOf(p)}`)) { elsewhere++; continue; }
+    if (!r && !hosts[to].addresses.has(p.dst) && !paired.has(`${from} ${flowOf(p)}`)) {
+      elsewhere++;
+      continue;
+    }
     const t = deviceTime(p, true);
     let path: PathVerdict;
     if (r) path = r.p.fate === 'dropped' ? 'dropped-at-receiver' : r.p.fate === 'delivered' ? 'delivered' : 'arrived';
@@ -210,7 +236,12 @@ function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, toler
     else if (t === null) path = 'not-sent';
     else path = covers(hosts[to], receiverTakes, p, t + shift) ? 'lost-on-path' : 'receiver-blind';
     out.push({
-      from, sent: p, received: r?.p ?? null, path, leftAt: t === null ? null : toFirst(from, t), arrivedAt: r ? toFirst(to, r.t) : null,
+      from,
+      sent: p,
+      received: r?.p ?? null,
+      path,
+      leftAt: t === null ? null : toFirst(from, t),
+      arrivedAt: r ? toFirst(to, r.t) : null,
       at: toFirst(from, t ?? p.time_us),
     });
   }
@@ -219,15 +250,28 @@ function trips(hosts: [HostTrace, HostTrace], from: 0 | 1, offset: number, toler
     if (p.direction !== 'in' || got.has(p)) continue;
     if (!hosts[from].addresses.has(p.src)) continue; // from a third host
     const t = deviceTime(p, false);
-    out.push({ from, sent: null, received: p, path: 'sender-unseen', leftAt: null, arrivedAt: t === null ? null : toFirst(to, t), at: toFirst(to, t ?? p.time_us) });
+    out.push({
+      from,
+      sent: null,
+      received: p,
+      path: 'sender-unseen',
+      leftAt: null,
+      arrivedAt: t === null ? null : toFirst(to, t),
+      at: toFirst(to, t ?? p.time_us),
+    });
   }
   return { trips: out, elsewhere };
 }
 
 export const PATH_WORDS: Record<PathVerdict, string> = {
-  delivered: 'delivered', arrived: 'arrived', 'dropped-at-receiver': 'dropped at the receiver',
-  'lost-on-path': 'lost on the path', 'dropped-at-sender': 'dropped at the sender', 'not-sent': 'not seen leaving the sender',
-  'receiver-blind': "outside the receiver's trace", 'sender-unseen': "not seen leaving the sender",
+  delivered: 'delivered',
+  arrived: 'arrived',
+  'dropped-at-receiver': 'dropped at the receiver',
+  'lost-on-path': 'lost on the path',
+  'dropped-at-sender': 'dropped at the sender',
+  'not-sent': 'not seen leaving the sender',
+  'receiver-blind': "outside the receiver's trace",
+  'sender-unseen': 'not seen leaving the sender',
 };
 
 /** "[S] ×3 lost on the path (client → server); [SA] delivered (server → client)". Pure. */
@@ -238,20 +282,25 @@ export function connectionVerdict(trips: Trip[], hosts: [string, string]): strin
     const kind = p.tcp_flags ? `[${p.tcp_flags}]` : p.proto;
     const words = `${PATH_WORDS[t.path]} (${hosts[t.from]} → ${hosts[1 - t.from]})`;
     const g = groups.get(`${kind} ${words}`);
-    if (g) g.n++; else groups.set(`${kind} ${words}`, { kind, n: 1, words });
+    if (g) g.n++;
+    else groups.set(`${kind} ${words}`, { kind, n: 1, words });
   }
   return [...groups.values()].map((g) => `${g.kind}${g.n > 1 ? ` ×${g.n}` : ''} ${g.words}`).join('; ');
 }
 
 export function merge(first: HostTrace, second: HostTrace): Merged {
   const hosts: [HostTrace, HostTrace] = [first, second];
-  const clock = estimateClock(evidence(timed(first, 'out'), timed(second, 'in')), evidence(timed(second, 'out'), timed(first, 'in')));
+  const clock = estimateClock(
+    evidence(timed(first, 'out'), timed(second, 'in')),
+    evidence(timed(second, 'out'), timed(first, 'in')),
+  );
   const offset = clock.offsetUs ?? 0;
   const tolerance = (clock.uncertaintyUs ?? 0) + SLACK_US;
   // First without, then with the flows known to reach the other side.
   const paired = new Set<string>();
   for (const from of [0, 1] as const) {
-    for (const t of trips(hosts, from, offset, tolerance, paired).trips) if (t.sent && t.received) paired.add(`${from} ${flowOf(t.sent)}`);
+    for (const t of trips(hosts, from, offset, tolerance, paired).trips)
+      if (t.sent && t.received) paired.add(`${from} ${flowOf(t.sent)}`);
   }
   const both = [trips(hosts, 0, offset, tolerance, paired), trips(hosts, 1, offset, tolerance, paired)] as const;
   const all = both.flatMap((b) => b.trips);
@@ -266,14 +315,17 @@ export function merge(first: HostTrace, second: HostTrace): Merged {
   for (const t of all) {
     const onFirst = t.from === 0 ? t.sent : t.received;
     const onSecond = (t.from === 0 ? t.received : t.sent)!;
-    const name = onFirst ? flowOf(onFirst) : firstName.get(flowOf(onSecond)) ?? flowOf(onSecond);
+    const name = onFirst ? flowOf(onFirst) : (firstName.get(flowOf(onSecond)) ?? flowOf(onSecond));
     const l = byFlow.get(name);
-    if (l) l.push(t); else byFlow.set(name, [t]);
+    if (l) l.push(t);
+    else byFlow.set(name, [t]);
   }
   const time = (t: Trip) => t.at;
-  const connections = [...byFlow].map(([flow, ts]) => {
-    ts.sort((x, y) => time(x) - time(y));
-    return { flow, trips: ts, verdict: connectionVerdict(ts, [first.name, second.name]) };
-  }).sort((x, y) => time(x.trips[0]!) - time(y.trips[0]!));
+  const connections = [...byFlow]
+    .map(([flow, ts]) => {
+      ts.sort((x, y) => time(x) - time(y));
+      return { flow, trips: ts, verdict: connectionVerdict(ts, [first.name, second.name]) };
+    })
+    .sort((x, y) => time(x.trips[0]!) - time(y.trips[0]!));
   return { hosts: [first.name, second.name], clock, connections, elsewhere: [both[0].elsewhere, both[1].elsewhere] };
 }

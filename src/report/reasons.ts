@@ -4,7 +4,10 @@
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
 import type { Layer, TcpStateSeen } from '../correlate/journey.js';
 
-export interface ReasonText { layer: Layer; text: string }
+export interface ReasonText {
+  layer: Layer;
+  text: string;
+}
 
 const r = (layer: Layer, text: string): ReasonText => ({ layer, text });
 
@@ -13,10 +16,19 @@ export const NOT_REASONS = new Set(['SKB_NOT_DROPPED_YET', 'SKB_CONSUMED', 'MAX'
 
 export const REASONS: Record<string, ReasonText> = {
   NOT_SPECIFIED: r('kernel', 'the kernel freed it without naming a reason at this place'),
-  NO_SOCKET: r('socket', 'no socket was bound to its destination port and address (nothing listening there): TCP answers such a packet with a reset, UDP with ICMP port unreachable'),
+  NO_SOCKET: r(
+    'socket',
+    'no socket was bound to its destination port and address (nothing listening there): TCP answers such a packet with a reset, UDP with ICMP port unreachable',
+  ),
   SOCKET_CLOSE: r('socket', 'its socket was being closed'),
-  SOCKET_FILTER: r('socket', 'a filter attached to the socket (SO_ATTACH_FILTER: a BPF program of the application or of a capture) refused it'),
-  SOCKET_RCVBUFF: r('socket', "its socket's receive buffer was full: the application does not read fast enough (SO_RCVBUF, net.core.rmem_max)"),
+  SOCKET_FILTER: r(
+    'socket',
+    'a filter attached to the socket (SO_ATTACH_FILTER: a BPF program of the application or of a capture) refused it',
+  ),
+  SOCKET_RCVBUFF: r(
+    'socket',
+    "its socket's receive buffer was full: the application does not read fast enough (SO_RCVBUF, net.core.rmem_max)",
+  ),
   UNIX_DISCONNECT: r('socket', 'its unix socket was disconnected'),
   UNIX_SKIP_OOB: r('socket', "a unix stream socket's out-of-band byte was skipped"),
   PKT_TOO_SMALL: r('ip', 'it is shorter than its headers say'),
@@ -25,8 +37,14 @@ export const REASONS: Record<string, ReasonText> = {
   NETFILTER_DROP: r('netfilter', 'a netfilter rule (iptables or nftables) dropped it'),
   OTHERHOST: r('ip', "its link-layer destination is another host's (the device receives it only in promiscuous mode)"),
   IP_CSUM: r('ip', 'its IP header checksum is wrong'),
-  IP_INHDR: r('ip', 'its IP header is invalid (version, length or options), or, where it is forwarded, its TTL (hop limit) ran out'),
-  IP_RPFILTER: r('ip', 'reverse path filtering: a reply to its source would not leave by the device it came in on (rp_filter)'),
+  IP_INHDR: r(
+    'ip',
+    'its IP header is invalid (version, length or options), or, where it is forwarded, its TTL (hop limit) ran out',
+  ),
+  IP_RPFILTER: r(
+    'ip',
+    'reverse path filtering: a reply to its source would not leave by the device it came in on (rp_filter)',
+  ),
   UNICAST_IN_L2_MULTICAST: r('ip', 'an IP unicast packet came in a link-layer multicast or broadcast frame'),
   XFRM_POLICY: r('ip', 'an IPsec (xfrm) policy refused it'),
   IP_NOPROTO: r('ip', 'no protocol handler for its IP protocol number'),
@@ -39,18 +57,30 @@ export const REASONS: Record<string, ReasonText> = {
   TCP_AOUNEXPECTED: r('tcp', 'it has a TCP-AO signature its socket does not expect'),
   TCP_AOKEYNOTFOUND: r('tcp', 'its TCP-AO key is not configured on the socket'),
   TCP_AOFAILURE: r('tcp', 'its TCP-AO signature is wrong'),
-  SOCKET_BACKLOG: r('tcp', "its socket's backlog was full while the application held the socket (receive and send buffers' worth queued)"),
+  SOCKET_BACKLOG: r(
+    'tcp',
+    "its socket's backlog was full while the application held the socket (receive and send buffers' worth queued)",
+  ),
   TCP_FLAGS: r('tcp', "its TCP flags are not acceptable in the connection's state"),
-  TCP_ABORT_ON_DATA: r('tcp', 'data came for a socket its application had closed: the connection was aborted with a reset'),
+  TCP_ABORT_ON_DATA: r(
+    'tcp',
+    'data came for a socket its application had closed: the connection was aborted with a reset',
+  ),
   TCP_ZEROWINDOW: r('tcp', 'the receive window was zero: no room for its data'),
   TCP_OLD_DATA: r('tcp', 'all its data had been received already (a retransmission of what was acknowledged)'),
   TCP_OVERWINDOW: r('tcp', 'its data lies beyond the receive window'),
   TCP_OFOMERGE: r('tcp', 'its out-of-order data was queued already'),
   TCP_RFC7323_PAWS: r('tcp', 'its timestamp is older than the last one seen (PAWS, RFC 7323): an old duplicate'),
   TCP_RFC7323_PAWS_ACK: r('tcp', 'a pure ACK whose timestamp is older than the last one seen (PAWS, RFC 7323)'),
-  TCP_RFC7323_TW_PAWS: r('tcp', 'its timestamp is older than the last one seen by the TIME_WAIT socket (PAWS, RFC 7323)'),
+  TCP_RFC7323_TW_PAWS: r(
+    'tcp',
+    'its timestamp is older than the last one seen by the TIME_WAIT socket (PAWS, RFC 7323)',
+  ),
   TCP_RFC7323_TSECR: r('tcp', 'the timestamp it echoes (TSecr) was never sent'),
-  TCP_LISTEN_OVERFLOW: r('tcp', "the listening socket's accept queue was full: the application does not accept connections fast enough (listen backlog, net.core.somaxconn)"),
+  TCP_LISTEN_OVERFLOW: r(
+    'tcp',
+    "the listening socket's accept queue was full: the application does not accept connections fast enough (listen backlog, net.core.somaxconn)",
+  ),
   TCP_OLD_SEQUENCE: r('tcp', 'its sequence number is older than the receive window (an old segment)'),
   TCP_INVALID_SEQUENCE: r('tcp', 'its sequence number is outside the receive window'),
   TCP_INVALID_END_SEQUENCE: r('tcp', 'its data ends beyond the receive window'),
@@ -69,7 +99,10 @@ export const REASONS: Record<string, ReasonText> = {
   IPV6DISABLED: r('ip', 'IPv6 is disabled on its device'),
   NEIGH_CREATEFAIL: r('neighbour', 'no neighbour (ARP or NDP) entry could be made for its next hop'),
   NEIGH_FAILED: r('neighbour', "its next hop's link-layer address could not be resolved: ARP or NDP got no answer"),
-  NEIGH_QUEUEFULL: r('neighbour', "too many packets were waiting for its next hop's address to be resolved (unres_qlen)"),
+  NEIGH_QUEUEFULL: r(
+    'neighbour',
+    "too many packets were waiting for its next hop's address to be resolved (unres_qlen)",
+  ),
   NEIGH_DEAD: r('neighbour', "its next hop's neighbour entry was removed"),
   NEIGH_HH_FILLFAIL: r('neighbour', 'its link-layer header could not be filled in from the neighbour entry'),
   TC_EGRESS: r('qdisc', 'a tc program or action on the egress of its device dropped it'),
@@ -101,7 +134,10 @@ export const REASONS: Record<string, ReasonText> = {
   IP_INNOROUTES: r('ip', 'no route for it on input'),
   IP_LOCAL_SOURCE: r('ip', "its source address is this host's own: a looped or spoofed packet"),
   IP_INVALID_SOURCE: r('ip', 'its source address cannot be a source (multicast, broadcast, zero)'),
-  IP_LOCALNET: r('ip', 'a loopback address (127.0.0.0/8) on a device other than lo (net.ipv4.conf.*.route_localnet is off)'),
+  IP_LOCALNET: r(
+    'ip',
+    'a loopback address (127.0.0.0/8) on a device other than lo (net.ipv4.conf.*.route_localnet is off)',
+  ),
   IP_INVALID_DEST: r('ip', 'its destination address cannot be a destination here'),
   PKT_TOO_BIG: r('ip', 'bigger than the MTU of the way out, and not to be fragmented'),
   DUP_FRAG: r('ip', 'a fragment received twice'),
@@ -148,23 +184,48 @@ export function reasonText(reason: string): string {
 /** What a layer's freeing function did, where the kernel names no reason (before 5.17, or NOT_SPECIFIED). */
 const BY_LAYER: Record<Layer, string> = {
   netfilter: 'a netfilter rule (iptables or nftables) dropped it',
-  tcp: 'TCP refused it', udp: 'UDP refused it', icmp: 'ICMP refused it', socket: 'its socket refused it',
+  tcp: 'TCP refused it',
+  udp: 'UDP refused it',
+  icmp: 'ICMP refused it',
+  socket: 'its socket refused it',
   ip: 'IP refused it (its header, its addresses or no route)',
   neighbour: "its next hop's link-layer address could not be resolved, or too many packets were waiting for it",
-  qdisc: "its device's queueing discipline dropped it", device: 'its device dropped it', kernel: 'the kernel freed it',
+  qdisc: "its device's queueing discipline dropped it",
+  device: 'its device dropped it',
+  kernel: 'the kernel freed it',
 };
 
 /** TCP reasons whose meaning depends on the state of the socket the packet came to: for these the correlator
  *  notes that state (Drop.tcpState) and the explanation says what it was and why it refused the packet. */
 export const TCP_STATE_REASONS = new Set([
-  'TCP_FLAGS', 'TCP_ABORT_ON_DATA', 'TCP_OLD_DATA', 'TCP_OLD_SEQUENCE', 'TCP_INVALID_SEQUENCE', 'TCP_INVALID_END_SEQUENCE',
-  'TCP_INVALID_ACK_SEQUENCE', 'TCP_OLD_ACK', 'TCP_TOO_OLD_ACK', 'TCP_ACK_UNSENT_DATA', 'TCP_RESET', 'TCP_INVALID_SYN',
-  'TCP_CLOSE', 'TCP_RFC7323_PAWS', 'TCP_RFC7323_PAWS_ACK',
+  'TCP_FLAGS',
+  'TCP_ABORT_ON_DATA',
+  'TCP_OLD_DATA',
+  'TCP_OLD_SEQUENCE',
+  'TCP_INVALID_SEQUENCE',
+  'TCP_INVALID_END_SEQUENCE',
+  'TCP_INVALID_ACK_SEQUENCE',
+  'TCP_OLD_ACK',
+  'TCP_TOO_OLD_ACK',
+  'TCP_ACK_UNSENT_DATA',
+  'TCP_RESET',
+  'TCP_INVALID_SYN',
+  'TCP_CLOSE',
+  'TCP_RFC7323_PAWS',
+  'TCP_RFC7323_PAWS_ACK',
 ]);
 
 /** States past the handshake's first SYN, where TCP checks a segment's sequence number, ACK and flags
  *  (tcp_validate_incoming, RFC 793's "synchronized" states). */
-const SYNCHRONIZED = new Set(['SYN_RECV', 'ESTABLISHED', 'FIN_WAIT1', 'FIN_WAIT2', 'CLOSE_WAIT', 'CLOSING', 'LAST_ACK']);
+const SYNCHRONIZED = new Set([
+  'SYN_RECV',
+  'ESTABLISHED',
+  'FIN_WAIT1',
+  'FIN_WAIT2',
+  'CLOSE_WAIT',
+  'CLOSING',
+  'LAST_ACK',
+]);
 
 /** What each state meant for the socket (include/net/tcp_states.h). */
 const STATE_WORDS: Record<string, string> = {
@@ -187,9 +248,10 @@ function stateWords(s: TcpStateSeen): string {
     // A socket that closed first reports FIN_WAIT2>CLOSE (or CLOSING>CLOSE), never TIME_WAIT: tcp_time_wait hands
     // the connection to a time-wait socket (substate TIME_WAIT, or FIN_WAIT2 while the peer's FIN is due), and
     // closes the full one. That handover is the usual case, not a certainty (a reset also closes from there).
-    where = s.from === 'FIN_WAIT2' || s.from === 'CLOSING'
-      ? `its socket had gone from ${s.from} to CLOSE (normally a time-wait socket then takes over the connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports)`
-      : `its connection's socket had closed (${s.from ? `${s.from}>` : ''}CLOSE)`;
+    where =
+      s.from === 'FIN_WAIT2' || s.from === 'CLOSING'
+        ? `its socket had gone from ${s.from} to CLOSE (normally a time-wait socket then takes over the connection, shown by ss as TIME-WAIT or FIN-WAIT-2, which no state change reports)`
+        : `its connection's socket had closed (${s.from ? `${s.from}>` : ''}CLOSE)`;
   } else {
     where = STATE_WORDS[s.state!] ?? `its socket was in ${s.state}`;
   }
@@ -206,41 +268,62 @@ function stateWhy(reason: string, s: TcpStateSeen): string {
       if (at === 'LISTEN') return ': a listening socket takes only a SYN (a segment with ACK gets a reset)';
       // Its socket gone, the lookup found the port's listener: nothing else returns TCP_FLAGS for a segment of a
       // closed connection (a time-wait socket answers with an ACK or a reset, naming no reason; none at all: NO_SOCKET).
-      if (at === 'CLOSE') return ': a listening socket on its port got it, and a listener takes only a SYN (a segment with ACK gets a reset)';
-      if (at === 'SYN_SENT') return ': waiting for a SYN-ACK, it drops a segment that acknowledges its SYN without a SYN of its own';
+      if (at === 'CLOSE')
+        return ': a listening socket on its port got it, and a listener takes only a SYN (a segment with ACK gets a reset)';
+      if (at === 'SYN_SENT')
+        return ': waiting for a SYN-ACK, it drops a segment that acknowledges its SYN without a SYN of its own';
       if (SYNCHRONIZED.has(at)) return ', where every segment must carry ACK, RST or SYN, and it had none of them';
       return '';
     case 'TCP_ABORT_ON_DATA':
       return ': the peer still sent data after the application had closed the socket (or shut down reading), and with no one to read it TCP resets the connection (RFC 1122)';
     case 'TCP_OLD_DATA':
-      return SYNCHRONIZED.has(at) ? ": a copy the peer resent because this host's ACK was lost or late, or one the network duplicated" : '';
+      return SYNCHRONIZED.has(at)
+        ? ": a copy the peer resent because this host's ACK was lost or late, or one the network duplicated"
+        : '';
     case 'TCP_OLD_SEQUENCE':
-      return SYNCHRONIZED.has(at) ? ': an old duplicate delayed in the network, or a segment of an earlier connection on the same ports' : '';
-    case 'TCP_INVALID_SEQUENCE': case 'TCP_INVALID_END_SEQUENCE':
+      return SYNCHRONIZED.has(at)
+        ? ': an old duplicate delayed in the network, or a segment of an earlier connection on the same ports'
+        : '';
+    case 'TCP_INVALID_SEQUENCE':
+    case 'TCP_INVALID_END_SEQUENCE':
       return SYNCHRONIZED.has(at)
         ? ': either the peer overran the window this host offered, or the segment is stale, forged or rewritten by a middlebox (TCP answers with a duplicate ACK)'
         : '';
     case 'TCP_RESET':
       if (closedSince) return '';
-      if (at === 'LISTEN' || at === 'CLOSE') return ': no connection was left to reset, and a listening socket ignores a reset';
-      if (at === 'SYN_SENT') return ': waiting for a SYN-ACK, it takes a reset only along with an ACK of its SYN, and this one had no ACK';
-      if (SYNCHRONIZED.has(at)) return ': its sequence number was in the window but not the next expected one, so TCP kept the connection and sent a challenge ACK (RFC 5961)';
+      if (at === 'LISTEN' || at === 'CLOSE')
+        return ': no connection was left to reset, and a listening socket ignores a reset';
+      if (at === 'SYN_SENT')
+        return ': waiting for a SYN-ACK, it takes a reset only along with an ACK of its SYN, and this one had no ACK';
+      if (SYNCHRONIZED.has(at))
+        return ': its sequence number was in the window but not the next expected one, so TCP kept the connection and sent a challenge ACK (RFC 5961)';
       return '';
     case 'TCP_INVALID_SYN':
       return SYNCHRONIZED.has(at)
         ? ', and TCP answers a SYN there with a challenge ACK (RFC 5961) instead of a new connection: the peer has likely lost the old one (a restart) and reuses its ports'
         : '';
     case 'TCP_INVALID_ACK_SEQUENCE':
-      return at === 'SYN_SENT' ? ': the ACK is not for its SYN (a SYN-ACK of an earlier attempt on the same ports), so TCP answers with a reset' : '';
-    case 'TCP_OLD_ACK': case 'TCP_TOO_OLD_ACK': case 'TCP_ACK_UNSENT_DATA':
-      return at === 'SYN_RECV' ? ": the handshake's last ACK does not acknowledge its SYN-ACK, so TCP answers with a reset" : '';
+      return at === 'SYN_SENT'
+        ? ': the ACK is not for its SYN (a SYN-ACK of an earlier attempt on the same ports), so TCP answers with a reset'
+        : '';
+    case 'TCP_OLD_ACK':
+    case 'TCP_TOO_OLD_ACK':
+    case 'TCP_ACK_UNSENT_DATA':
+      return at === 'SYN_RECV'
+        ? ": the handshake's last ACK does not acknowledge its SYN-ACK, so TCP answers with a reset"
+        : '';
     case 'TCP_CLOSE':
-      if (closedSince) return ': it closed after the packet arrived and before TCP processed it, and TCP takes nothing on a closed socket';
-      return at === 'CLOSE' ? ': the packet reached it while it was being torn down, and TCP takes nothing on a closed socket' : '';
+      if (closedSince)
+        return ': it closed after the packet arrived and before TCP processed it, and TCP takes nothing on a closed socket';
+      return at === 'CLOSE'
+        ? ': the packet reached it while it was being torn down, and TCP takes nothing on a closed socket'
+        : '';
     case '':
       // No reason named: TCP dropped it after answering with a reset (classify.ts), which a time-wait socket does
       // for data that comes after this side closed (tcp_timewait_state_process: TCP_TW_RST).
-      return at === 'CLOSE' && (s.from === 'FIN_WAIT2' || s.from === 'CLOSING') && !s.then.length ? ': a time-wait socket takes no data' : '';
+      return at === 'CLOSE' && (s.from === 'FIN_WAIT2' || s.from === 'CLOSING') && !s.then.length
+        ? ': a time-wait socket takes no data'
+        : '';
   }
   return '';
 }
@@ -254,57 +337,103 @@ export function tcpStateClause(reason: string, s: TcpStateSeen): string {
 
 /** A drop in one sentence: the reason's meaning, refined by where it happened and, for TCP, by the state of the
  *  connection (when the correlator noted it). Pure. */
-export function explainDrop(d: { reason: string | null; location: string; layer: Layer; tcpState?: TcpStateSeen }): string {
+export function explainDrop(d: {
+  reason: string | null;
+  location: string;
+  layer: Layer;
+  tcpState?: TcpStateSeen;
+}): string {
   const where = d.location ? ` (${d.location})` : '';
   const state = d.tcpState ? `; ${tcpStateClause('', d.tcpState)}` : '';
-  if (d.reason === null) return `${BY_LAYER[d.layer]}${where}; this kernel names no drop reasons (Linux < 5.17)${state}`;
+  if (d.reason === null)
+    return `${BY_LAYER[d.layer]}${where}; this kernel names no drop reasons (Linux < 5.17)${state}`;
   if (d.reason === 'NOT_SPECIFIED') return `${BY_LAYER[d.layer]}${where}, naming no reason${state}`;
   // ip_forward and ip6_forward use IP_INHDR for one thing only: the TTL (hop limit) that ran out.
   if (d.reason === 'IP_INHDR' && /^ip6?_forward/.test(d.location)) {
     return 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded';
   }
-  if (d.tcpState && TCP_STATE_REASONS.has(d.reason)) return `${reasonText(d.reason)}; ${tcpStateClause(d.reason, d.tcpState)}`;
+  if (d.tcpState && TCP_STATE_REASONS.has(d.reason))
+    return `${reasonText(d.reason)}; ${tcpStateClause(d.reason, d.tcpState)}`;
   return reasonText(d.reason);
 }
 
 /** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command
  *  in its namespace ("ip netns exec web " or ""). */
 export interface AdviceContext {
-  proto: 'tcp' | 'udp' | 'icmp' | string; src: string; dst: string; sport: number; dport: number; dev: string | null; prefix: string;
+  proto: 'tcp' | 'udp' | 'icmp' | string;
+  src: string;
+  dst: string;
+  sport: number;
+  dport: number;
+  dev: string | null;
+  prefix: string;
 }
 
 /** Counters (nstat names) that count what a TCP state drop did: an abort, a challenge ACK, a PAWS reject. */
 const TCP_COUNTERS: Record<string, string> = {
-  TCP_ABORT_ON_DATA: 'TcpExtTCPAbortOnData', TCP_INVALID_SYN: 'TcpExtTCPSYNChallenge TcpExtTCPChallengeACK',
-  TCP_RESET: 'TcpExtTCPChallengeACK', TCP_RFC7323_PAWS: 'TcpExtPAWSEstab', TCP_RFC7323_PAWS_ACK: 'TcpExtPAWSEstab',
+  TCP_ABORT_ON_DATA: 'TcpExtTCPAbortOnData',
+  TCP_INVALID_SYN: 'TcpExtTCPSYNChallenge TcpExtTCPChallengeACK',
+  TCP_RESET: 'TcpExtTCPChallengeACK',
+  TCP_RFC7323_PAWS: 'TcpExtPAWSEstab',
+  TCP_RFC7323_PAWS_ACK: 'TcpExtPAWSEstab',
 };
 
 /** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
-export function dropAdvice(d: { reason: string | null; location: string; attribution?: unknown }, c: AdviceContext): string[] {
+export function dropAdvice(
+  d: { reason: string | null; location: string; attribution?: unknown },
+  c: AdviceContext,
+): string[] {
   const p = c.prefix;
   const dev = c.dev;
   const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
   const v6 = c.dst.includes(':');
   switch (d.reason) {
-    case 'NETFILTER_DROP': return d.attribution ? [] : [`${p}nft list ruleset`, `${p}iptables-legacy-save`];
-    case 'NO_SOCKET': return [listening];
-    case 'TCP_LISTEN_OVERFLOW': return [`${listening} (Recv-Q: connections waiting to be accepted, Send-Q: the backlog)`, `${p}sysctl net.core.somaxconn`];
-    case 'SOCKET_RCVBUFF': return [`${p}ss -${c.proto === 'udp' ? 'u' : 't'}amn 'sport = :${c.dport}' (skmem: rb is the buffer)`, `${p}sysctl net.core.rmem_max net.core.rmem_default`];
-    case 'PROTO_MEM': return [`${p}sysctl net.ipv4.tcp_mem net.ipv4.udp_mem`, `${p}cat /proc/net/sockstat`];
-    case 'IP_RPFILTER': return [`${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`, `${p}ip route get ${c.src}`];
-    case 'IP_OUTNOROUTES': case 'IP_INNOROUTES': return [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`];
-    case 'IP_INHDR': return /^ip6?_forward/.test(d.location) ? [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} (a loop between routers also exhausts the TTL)`] : [];
-    case 'CPU_BACKLOG': return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
-    case 'DEV_READY': case 'XDP': return dev ? [`${p}ip link show ${dev}`] : [];
+    case 'NETFILTER_DROP':
+      return d.attribution ? [] : [`${p}nft list ruleset`, `${p}iptables-legacy-save`];
+    case 'NO_SOCKET':
+      return [listening];
+    case 'TCP_LISTEN_OVERFLOW':
+      return [
+        `${listening} (Recv-Q: connections waiting to be accepted, Send-Q: the backlog)`,
+        `${p}sysctl net.core.somaxconn`,
+      ];
+    case 'SOCKET_RCVBUFF':
+      return [
+        `${p}ss -${c.proto === 'udp' ? 'u' : 't'}amn 'sport = :${c.dport}' (skmem: rb is the buffer)`,
+        `${p}sysctl net.core.rmem_max net.core.rmem_default`,
+      ];
+    case 'PROTO_MEM':
+      return [`${p}sysctl net.ipv4.tcp_mem net.ipv4.udp_mem`, `${p}cat /proc/net/sockstat`];
+    case 'IP_RPFILTER':
+      return [
+        `${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`,
+        `${p}ip route get ${c.src}`,
+      ];
+    case 'IP_OUTNOROUTES':
+    case 'IP_INNOROUTES':
+      return [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`];
+    case 'IP_INHDR':
+      return /^ip6?_forward/.test(d.location)
+        ? [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} (a loop between routers also exhausts the TTL)`]
+        : [];
+    case 'CPU_BACKLOG':
+      return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
+    case 'DEV_READY':
+    case 'XDP':
+      return dev ? [`${p}ip link show ${dev}`] : [];
   }
   // A TCP state drop: the connection's socket as it is now (-a: TIME_WAIT entries too; -o: its timers), from this
   // host's side (its local port is the packet's destination). A duplicate (OLD_DATA, OLD_SEQUENCE) needs nothing.
   if (d.reason && TCP_STATE_REASONS.has(d.reason) && d.reason !== 'TCP_OLD_DATA' && d.reason !== 'TCP_OLD_SEQUENCE') {
     const counters = TCP_COUNTERS[d.reason];
-    return [`${p}ss -tanoi 'sport = :${c.dport} and dport = :${c.sport}'`, ...(counters ? [`${p}nstat -az ${counters}`] : [])];
+    return [
+      `${p}ss -tanoi 'sport = :${c.dport} and dport = :${c.sport}'`,
+      ...(counters ? [`${p}nstat -az ${counters}`] : []),
+    ];
   }
   if (d.reason?.startsWith('NEIGH_') && dev) return [`${p}ip neigh show dev ${dev}`];
   if (d.reason && /^(QDISC_|CAKE_|FQ_|DUALPI2_)/.test(d.reason) && dev) return [`${p}tc -s qdisc show dev ${dev}`];
-  if (d.reason && /^TC_/.test(d.reason) && dev) return [`${p}tc -s filter show dev ${dev} ${d.reason === 'TC_INGRESS' ? 'ingress' : 'egress'}`];
+  if (d.reason && /^TC_/.test(d.reason) && dev)
+    return [`${p}tc -s filter show dev ${dev} ${d.reason === 'TC_INGRESS' ? 'ingress' : 'egress'}`];
   return [];
 }

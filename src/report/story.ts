@@ -5,8 +5,17 @@
 import type { FlowSummary, PacketGroup } from './summary.js';
 
 const NAMES: Record<string, string> = {
-  S: 'SYN', SA: 'SYN-ACK', A: 'ACK', PA: 'data', FA: 'FIN', FPA: 'data+FIN', R: 'RST', RA: 'RST',
-  udp: 'datagram', icmp: 'ICMP', icmpv6: 'ICMPv6',
+  S: 'SYN',
+  SA: 'SYN-ACK',
+  A: 'ACK',
+  PA: 'data',
+  FA: 'FIN',
+  FPA: 'data+FIN',
+  R: 'RST',
+  RA: 'RST',
+  udp: 'datagram',
+  icmp: 'ICMP',
+  icmpv6: 'ICMPv6',
 };
 
 export function kindName(kind: string): string {
@@ -22,7 +31,14 @@ function times(n: number): string {
   return n > 1 ? ` ×${n}` : '';
 }
 
-export interface DropBundle { direction: PacketGroup['direction']; place: string; kinds: string[]; count: number; tcpdump: number; reason: string }
+export interface DropBundle {
+  direction: PacketGroup['direction'];
+  place: string;
+  kinds: string[];
+  count: number;
+  tcpdump: number;
+  reason: string;
+}
 
 /** Dropped groups bundled by direction and place, kinds in order of first appearance. */
 export function bundleDrops(groups: PacketGroup[]): DropBundle[] {
@@ -63,7 +79,10 @@ export function connectionVerdict(f: FlowSummary): string {
   const syns = inbound.filter((g) => g.kind === 'S' && g.fate !== 'dropped');
   if (syns.length) {
     const n = syns.reduce((s, g) => s + g.count, 0);
-    const replies = syns.reduce((r, g) => ({ SA: r.SA + (g.replies.SA ?? 0), R: r.R + (g.replies.R ?? 0) }), { SA: 0, R: 0 });
+    const replies = syns.reduce((r, g) => ({ SA: r.SA + (g.replies.SA ?? 0), R: r.R + (g.replies.R ?? 0) }), {
+      SA: 0,
+      R: 0,
+    });
     if (replies.SA) parts.push(`SYN${times(n)} reached TCP (SYN_RECV)`);
     else if (replies.R) parts.push(`SYN${times(n)} refused by TCP with RST (no socket)`);
     else parts.push(`SYN${times(n)} reached TCP, not answered`);
@@ -94,7 +113,9 @@ export function connectionVerdict(f: FlowSummary): string {
   // Answers made by netfilter or by the kernel for want of a socket.
   for (const g of f.groups) {
     if (g.direction !== 'out' || !g.origin || g.origin === 'socket') continue;
-    parts.push(`${kindName(g.kind)}${times(g.count)} sent by ${g.origin === 'netfilter' ? 'a netfilter REJECT rule' : 'the kernel'}`);
+    parts.push(
+      `${kindName(g.kind)}${times(g.count)} sent by ${g.origin === 'netfilter' ? 'a netfilter REJECT rule' : 'the kernel'}`,
+    );
   }
   const sockets = Object.entries(f.socketStates);
   for (const [local, states] of sockets) {

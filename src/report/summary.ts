@@ -7,20 +7,20 @@ import { IPPROTO } from '../trace/record.js';
 
 export interface PacketGroup {
   direction: Journey['direction'];
-  kind: string;           // TCP flag letters, 'udp', 'icmp'...
+  kind: string; // TCP flag letters, 'udp', 'icmp'...
   fate: Fate;
-  hook: string | null;    // drop hook
-  reason: string | null;  // drop reason
+  hook: string | null; // drop hook
+  reason: string | null; // drop reason
   location: string | null;
   layer: string | null;
   origin: Journey['origin'] | null;
   count: number;
-  tcpdump: number;        // how many tcpdump would have captured
-  tcpSaw: number;         // incoming TCP: how many TCP received
+  tcpdump: number; // how many tcpdump would have captured
+  tcpSaw: number; // incoming TCP: how many TCP received
   replies: Record<string, number>;
   retransmits: number;
-  bytes: number;          // transport payload
-  read: number;           // how many the application read
+  bytes: number; // transport payload
+  read: number; // how many the application read
 }
 
 export interface FlowSummary {
@@ -31,7 +31,7 @@ export interface FlowSummary {
   packets: number;
   ids: number[];
   groups: PacketGroup[];
-  states: string[];       // TCP state changes seen, "SYN_SENT>ESTABLISHED"
+  states: string[]; // TCP state changes seen, "SYN_SENT>ESTABLISHED"
   /** The same, per local socket endpoint (both ends show when both are on this host). */
   socketStates: Record<string, string[]>;
   owner: Owner | null;
@@ -45,7 +45,14 @@ export interface FlowSummary {
 export interface Summary {
   packets: number;
   byFate: Record<Fate, number>;
-  drops: { layer: string; hook: string | null; reason: string | null; location: string; explanation: string; count: number }[];
+  drops: {
+    layer: string;
+    hook: string | null;
+    reason: string | null;
+    location: string;
+    explanation: string;
+    count: number;
+  }[];
   flows: FlowSummary[];
   /** netstat -s counters of the traced namespace that moved during the trace. */
   counters: Record<string, number> | null;
@@ -65,10 +72,15 @@ export interface Summary {
 
 export function protoName(proto: number, family: number): string {
   switch (proto) {
-    case IPPROTO.TCP: return 'tcp';
-    case IPPROTO.UDP: return 'udp';
-    case IPPROTO.ICMP: return 'icmp';
-    case IPPROTO.ICMPV6: return 'icmpv6';
-    default: return `proto-${proto}${family === 6 ? '-v6' : ''}`;
+    case IPPROTO.TCP:
+      return 'tcp';
+    case IPPROTO.UDP:
+      return 'udp';
+    case IPPROTO.ICMP:
+      return 'icmp';
+    case IPPROTO.ICMPV6:
+      return 'icmpv6';
+    default:
+      return `proto-${proto}${family === 6 ? '-v6' : ''}`;
   }
 }

@@ -17,8 +17,15 @@ const MAX_IDS_PER_FLOW = 1000;
 
 /** Whether the journey belongs in the group (the fields its key is made of). */
 function inGroup(g: PacketGroup, j: Journey, kind: string): boolean {
-  return g.direction === j.direction && g.kind === kind && g.fate === j.fate && g.hook === (j.drop?.hook ?? null) &&
-    g.reason === (j.drop?.reason ?? null) && g.location === (j.drop?.location ?? null) && g.origin === (j.origin ?? null);
+  return (
+    g.direction === j.direction &&
+    g.kind === kind &&
+    g.fate === j.fate &&
+    g.hook === (j.drop?.hook ?? null) &&
+    g.reason === (j.drop?.reason ?? null) &&
+    g.location === (j.drop?.location ?? null) &&
+    g.origin === (j.origin ?? null)
+  );
 }
 
 /** Counts reported journeys; cheap per packet, turned into a Summary at the end. */
@@ -58,15 +65,31 @@ export class Tally {
     let recent = this.recentGroups.get(j.flow);
     if (!recent) this.recentGroups.set(j.flow, (recent = []));
     let g: PacketGroup | undefined;
-    for (const x of recent) if (inGroup(x, j, kind)) { g = x; break; } // no closure per packet
+    for (const x of recent)
+      if (inGroup(x, j, kind)) {
+        g = x;
+        break;
+      } // no closure per packet
     if (!g) {
       const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
       g = groups.get(k);
       if (!g) {
         g = {
-          direction: j.direction, kind, fate: j.fate, hook: j.drop?.hook ?? null, reason: j.drop?.reason ?? null,
-          location: j.drop?.location ?? null, layer: j.drop?.layer ?? null, origin: j.origin ?? null,
-          count: 0, tcpdump: 0, tcpSaw: 0, replies: {}, retransmits: 0, bytes: 0, read: 0,
+          direction: j.direction,
+          kind,
+          fate: j.fate,
+          hook: j.drop?.hook ?? null,
+          reason: j.drop?.reason ?? null,
+          location: j.drop?.location ?? null,
+          layer: j.drop?.layer ?? null,
+          origin: j.origin ?? null,
+          count: 0,
+          tcpdump: 0,
+          tcpSaw: 0,
+          replies: {},
+          retransmits: 0,
+          bytes: 0,
+          read: 0,
         };
         groups.set(k, g);
       }
@@ -93,28 +116,45 @@ export class Tally {
   flowSummary(f: FlowState): FlowSummary {
     const groups = [...(this.groups.get(f.key)?.values() ?? [])];
     const s: FlowSummary = {
-      flow: f.key, proto: protoName(f.proto, f.family), a: f.a, b: f.b,
-      packets: groups.reduce((n, g) => n + g.count, 0), ids: this.ids.get(f.key) ?? [], groups,
-      states: f.states.map((x) => `${x.from}>${x.to}`), owner: f.owner,
+      flow: f.key,
+      proto: protoName(f.proto, f.family),
+      a: f.a,
+      b: f.b,
+      packets: groups.reduce((n, g) => n + g.count, 0),
+      ids: this.ids.get(f.key) ?? [],
+      groups,
+      states: f.states.map((x) => `${x.from}>${x.to}`),
+      owner: f.owner,
       socketStates: f.states.reduce<Record<string, string[]>>((m, x) => {
         (m[x.local] ??= []).push(`${x.from}>${x.to}`);
         return m;
       }, {}),
-      synackRetransmits: f.synackRetransmits, retransmits: f.retransmits,
-      resetsSent: f.resetsSent, resetsReceived: f.resetsReceived, verdict: '',
+      synackRetransmits: f.synackRetransmits,
+      retransmits: f.retransmits,
+      resetsSent: f.resetsSent,
+      resetsReceived: f.resetsReceived,
+      verdict: '',
     };
     s.verdict = connectionVerdict(s);
     return s;
   }
 
-  summary(correlator: Correlator, extra: Pick<Summary, 'lostEvents' | 'events' | 'durationNs' | 'stoppedBy' | 'unavailable' | 'counters'>): Summary {
+  summary(
+    correlator: Correlator,
+    extra: Pick<Summary, 'lostEvents' | 'events' | 'durationNs' | 'stoppedBy' | 'unavailable' | 'counters'>,
+  ): Summary {
     const flows = [...correlator.flows.values()]
       .map((f) => this.flowSummary(f))
       .filter((f) => f.packets > 0 || f.states.length > 0);
     return {
-      packets: this.packets, byFate: { ...this.byFate },
+      packets: this.packets,
+      byFate: { ...this.byFate },
       drops: [...this.drops.values()].sort((a, b) => b.count - a.count),
-      flows, cutByTimeout: this.cutByTimeout, incomplete: this.incomplete, evictedFlows: correlator.flows.evicted, ...extra,
+      flows,
+      cutByTimeout: this.cutByTimeout,
+      incomplete: this.incomplete,
+      evictedFlows: correlator.flows.evicted,
+      ...extra,
     };
   }
 }

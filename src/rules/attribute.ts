@@ -3,7 +3,19 @@
 // the candidates; rule counters that moved, and rules whose match plainly
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../trace/kernel-names.js';
-import { baseChains, chainKey, chainOwner, ownerHint, policyKey, ruleKey, type Chain, type Match, type Rule, type Ruleset, type Source } from './model.js';
+import {
+  baseChains,
+  chainKey,
+  chainOwner,
+  ownerHint,
+  policyKey,
+  ruleKey,
+  type Chain,
+  type Match,
+  type Rule,
+  type Ruleset,
+  type Source,
+} from './model.js';
 
 export interface PacketView {
   family: 4 | 6;
@@ -21,7 +33,12 @@ export interface RuleAttribution {
   chain: string;
   family: string;
   source: Source;
-  rule: { text: string; handle?: number; position: number; found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace' } | null;
+  rule: {
+    text: string;
+    handle?: number;
+    position: number;
+    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace';
+  } | null;
   /** When the evidence does not single out one rule (or chain): what it could be. */
   candidates?: string[];
   guess?: boolean;
@@ -42,14 +59,16 @@ function ipToBytes(a: string): number[] | null {
   if (!a.includes(':')) return null;
   const [h, t] = a.split('::');
   const g = (s?: string) => (s ? s.split(':').map((x) => parseInt(x, 16)) : []);
-  const head = g(h), tail = g(t);
+  const head = g(h),
+    tail = g(t);
   const groups = t === undefined ? head : [...head, ...Array(8 - head.length - tail.length).fill(0), ...tail];
   return groups.flatMap((x) => [x >> 8, x & 0xff]);
 }
 
 function addrIn(addr: string, v: string): boolean | null {
   const [net = '', lenText] = v.split('/');
-  const a = ipToBytes(addr), n = ipToBytes(net);
+  const a = ipToBytes(addr),
+    n = ipToBytes(net);
   if (!a || !n) return null;
   if (a.length !== n.length) return false;
   // A prefix longer than the address compares what the address has.
@@ -81,14 +100,32 @@ function fieldMatches(m: Match, p: PacketView): boolean | null {
   };
   let r: boolean | null;
   switch (m.field) {
-    case 'l4proto': r = any((v) => (PROTO_NUMBERS[String(v)] ?? String(v)) === p.proto || (p.proto === 'icmpv6' && v === 'ipv6-icmp')); break;
-    case 'nfproto': r = any((v) => v === (p.family === 4 ? 'ipv4' : 'ipv6')); break;
-    case 'sport': r = any((v) => portIn(p.sport, v)); break;
-    case 'dport': r = any((v) => portIn(p.dport, v)); break;
-    case 'saddr': r = any((v) => addrIn(p.src, String(v))); break;
-    case 'daddr': r = any((v) => addrIn(p.dst, String(v))); break;
-    case 'iif': r = p.iif === undefined ? null : any((v) => ifname(p.iif!, String(v))); break;
-    case 'oif': r = p.oif === undefined ? null : any((v) => ifname(p.oif!, String(v))); break;
+    case 'l4proto':
+      r = any(
+        (v) => (PROTO_NUMBERS[String(v)] ?? String(v)) === p.proto || (p.proto === 'icmpv6' && v === 'ipv6-icmp'),
+      );
+      break;
+    case 'nfproto':
+      r = any((v) => v === (p.family === 4 ? 'ipv4' : 'ipv6'));
+      break;
+    case 'sport':
+      r = any((v) => portIn(p.sport, v));
+      break;
+    case 'dport':
+      r = any((v) => portIn(p.dport, v));
+      break;
+    case 'saddr':
+      r = any((v) => addrIn(p.src, String(v)));
+      break;
+    case 'daddr':
+      r = any((v) => addrIn(p.dst, String(v)));
+      break;
+    case 'iif':
+      r = p.iif === undefined ? null : any((v) => ifname(p.iif!, String(v)));
+      break;
+    case 'oif':
+      r = p.oif === undefined ? null : any((v) => ifname(p.oif!, String(v)));
+      break;
   }
   return r === null ? null : m.negate ? !r : r;
 }
@@ -122,10 +159,12 @@ function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain
     seen.add(chainKey(c));
     for (const r of c.rules) {
       if (r.verdict && DROPS.has(r.verdict)) out.push({ chain: c, rule: r });
-      const targets = r.verdict === 'jump' || r.verdict === 'goto' ? [r.target] : r.mapTargets ?? [];
+      const targets = r.verdict === 'jump' || r.verdict === 'goto' ? [r.target] : (r.mapTargets ?? []);
       if (!targets.length || ruleCovers(r, p) === false) continue;
       for (const name of targets) {
-        const t = rs.chains.find((x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === name);
+        const t = rs.chains.find(
+          (x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === name,
+        );
         if (t) walk(t, depth + 1);
       }
     }
@@ -156,12 +195,19 @@ export interface DropContext {
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
-export function candidateChains(rs: Ruleset, d: Pick<DropContext, 'family' | 'hook' | 'after' | 'before' | 'table' | 'location'>): Chain[] {
-  const bracketed = baseChains(rs, d.family, d.hook).filter((c) => c.priority! > d.after && c.priority! < d.before &&
-    (d.table === undefined || c.table.slice(0, 15) === d.table));
+export function candidateChains(
+  rs: Ruleset,
+  d: Pick<DropContext, 'family' | 'hook' | 'after' | 'before' | 'table' | 'location'>,
+): Chain[] {
+  const bracketed = baseChains(rs, d.family, d.hook).filter(
+    (c) =>
+      c.priority! > d.after && c.priority! < d.before && (d.table === undefined || c.table.slice(0, 15) === d.table),
+  );
   const nft = d.location === 'nft_do_chain';
   const legacy = d.location === 'nf_hook_slow' || d.location === 'ipt_do_table' || d.location === 'ip6t_do_table';
-  const bySource = bracketed.filter((c) => (nft ? c.source !== 'iptables-legacy' : legacy ? c.source === 'iptables-legacy' : true));
+  const bySource = bracketed.filter((c) =>
+    nft ? c.source !== 'iptables-legacy' : legacy ? c.source === 'iptables-legacy' : true,
+  );
   return bySource.length ? bySource : bracketed;
 }
 
@@ -169,7 +215,10 @@ function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { in
   if (c.source === 'nft') {
     return {
       inspect: `${prefix}nft -a list chain ${c.family} ${c.table} ${c.name}`,
-      remove: r?.handle !== undefined ? `${prefix}nft delete rule ${c.family} ${c.table} ${c.name} handle ${r.handle}` : undefined,
+      remove:
+        r?.handle !== undefined
+          ? `${prefix}nft delete rule ${c.family} ${c.table} ${c.name} handle ${r.handle}`
+          : undefined,
     };
   }
   const cmd = `${family === 4 ? 'iptables' : 'ip6tables'}${c.source === 'iptables-legacy' ? '-legacy' : ''}`;
@@ -181,7 +230,9 @@ function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { in
 }
 
 function describe(c: Chain, r: Rule): string {
-  return r.text || `${c.family} ${c.table} ${c.name} rule ${r.handle !== undefined ? `handle ${r.handle}` : r.position}`;
+  return (
+    r.text || `${c.family} ${c.table} ${c.name} rule ${r.handle !== undefined ? `handle ${r.handle}` : r.position}`
+  );
 }
 
 export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
@@ -209,7 +260,8 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   const delta = ({ chain, rule }: { chain: Chain; rule: Rule }) => d.counterDeltas.get(ruleKey(chain, rule)) ?? 0;
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
   // A silent drop was no reject, and a reject answers (a verdict map may do either).
-  const rules = chains.flatMap((c) => droppingRules(rs, c, d.packet))
+  const rules = chains
+    .flatMap((c) => droppingRules(rs, c, d.packet))
     .filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0))
     .filter((x) => d.answered === undefined || x.rule.verdict === null || (x.rule.verdict === 'reject') === d.answered);
   const moved = rules.filter((x) => delta(x) > 0);
@@ -224,7 +276,10 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     found = ruleCovers(pick.rule, d.packet) === true ? 'counters+match' : 'counters';
   } else if (moved.length > 1) {
     const both = moved.filter((m) => ruleCovers(m.rule, d.packet) !== false);
-    if (both.length === 1) { pick = both[0]; found = 'counters+match'; } else candidates = both.length ? both : moved;
+    if (both.length === 1) {
+      pick = both[0];
+      found = 'counters+match';
+    } else candidates = both.length ? both : moved;
   } else if (firstInOneChain(possible, covering)) {
     pick = covering[0];
     found = 'match';
@@ -235,47 +290,88 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     candidates = sure >= 0 && possible.every((x) => x.chain === first?.chain) ? possible.slice(0, sure + 1) : possible;
   }
 
-  const chain = pick?.chain ?? (candidates.length === 1 ? candidates[0]!.chain : chains.length === 1 ? firstChain : undefined);
+  const chain =
+    pick?.chain ?? (candidates.length === 1 ? candidates[0]!.chain : chains.length === 1 ? firstChain : undefined);
   // No rule explains it and one chain's policy can have dropped it (a drop policy whose counter moved, where
   // it has one): that policy did. A policy never answers.
-  const policies = chains.filter((c) => c.policy === 'drop' &&
-    !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0));
+  const policies = chains.filter(
+    (c) =>
+      c.policy === 'drop' && !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0),
+  );
   if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
     const c = policies[0]!;
     return {
-      table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name),
+      table: c.table,
+      chain: c.name,
+      family: c.family,
+      source: c.source,
+      owner: chainOwner(c.table, c.name),
       rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };
   }
   const base = pick?.chain ?? chain ?? firstChain;
   const out: RuleAttribution = {
-    table: base.table, chain: base.name, family: base.family, source: base.source,
+    table: base.table,
+    chain: base.name,
+    family: base.family,
+    source: base.source,
     owner: chainOwner(base.table, base.name),
-    rule: pick ? { text: describe(pick.chain, pick.rule), handle: pick.rule.handle, position: pick.rule.position, found: found! } : null,
+    rule: pick
+      ? { text: describe(pick.chain, pick.rule), handle: pick.rule.handle, position: pick.rule.position, found: found! }
+      : null,
     ...commands(pick?.chain ?? base, pick?.rule ?? null, d.family, d.prefix),
   };
   if (!pick) {
     out.guess = true;
-    const list = candidates.length ? candidates.map((x) => describe(x.chain, x.rule)) : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
+    const list = candidates.length
+      ? candidates.map((x) => describe(x.chain, x.rule))
+      : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
     out.candidates = [...new Set(list)];
-    if (!chain) { out.table = chains.map((c) => c.table).join('|'); out.chain = chains.map((c) => c.name).join('|'); }
+    if (!chain) {
+      out.table = chains.map((c) => c.table).join('|');
+      out.chain = chains.map((c) => c.name).join('|');
+    }
   }
   return out;
 }
 
 /** The exact rule, from nftables' own trace of the packet (--rule-trace). */
 export function attributeFromTrace(
-  rs: Ruleset, v: { family: string; table: string; chain: string; rule: string | null; handle?: number }, family: 4 | 6, prefix: string,
+  rs: Ruleset,
+  v: { family: string; table: string; chain: string; rule: string | null; handle?: number },
+  family: 4 | 6,
+  prefix: string,
 ): RuleAttribution {
-  const c = rs.chains.find((x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain);
+  const c = rs.chains.find(
+    (x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain,
+  );
   const r = c?.rules.find((x) => x.handle === v.handle);
-  const chain: Chain = c ?? { family: v.family as Chain['family'], table: v.table, name: v.chain, source: 'nft', rules: [] };
-  return withHint({
-    table: v.table, chain: v.chain, family: v.family, source: chain.source, owner: chainOwner(v.table, v.chain),
-    rule: v.rule === null
-      ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
-      : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
-    ...commands(chain, r ?? (v.handle !== undefined ? { handle: v.handle, position: 0 } as Rule : null), family, prefix),
-  }, prefix)!;
+  const chain: Chain = c ?? {
+    family: v.family as Chain['family'],
+    table: v.table,
+    name: v.chain,
+    source: 'nft',
+    rules: [],
+  };
+  return withHint(
+    {
+      table: v.table,
+      chain: v.chain,
+      family: v.family,
+      source: chain.source,
+      owner: chainOwner(v.table, v.chain),
+      rule:
+        v.rule === null
+          ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
+          : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
+      ...commands(
+        chain,
+        r ?? (v.handle !== undefined ? ({ handle: v.handle, position: 0 } as Rule) : null),
+        family,
+        prefix,
+      ),
+    },
+    prefix,
+  )!;
 }

@@ -11,7 +11,6 @@ import { layoutChanges, layoutSignature } from './plan.js';
 import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './read.js';
 import { protoName } from '../report/summary.js';
 
-
 export function needsAttribution(j: Journey): boolean {
   return j.drop?.layer === 'netfilter' && j.drop.hook !== null;
 }
@@ -97,7 +96,9 @@ export class RuleAttributor {
     const chain = j.steps.find((s) => s.hook === hook && s.at === 'chain');
     const steps = j.steps.filter((s) => s.hook === hook && s.priority !== undefined && s.at !== 'chain');
     const after = chain ? chain.priority! - 1 : Math.max(...steps.map((s) => s.priority!), -Infinity);
-    const before = chain ? chain.priority! + 1 : this.probes?.priorities(j.family, hook).find((p) => p > after) ?? Infinity;
+    const before = chain
+      ? chain.priority! + 1
+      : (this.probes?.priorities(j.family, hook).find((p) => p > after) ?? Infinity);
     return { family: j.family, hook, after, before, location: chain?.location ?? drop.location, table: chain?.table };
   }
 
@@ -116,12 +117,24 @@ export class RuleAttributor {
       const nf = [...j.steps].reverse().find((s) => s.hook === j.drop!.hook);
       const t = j.translated ?? j;
       const packet: PacketView = {
-        family: j.family, proto: protoName(j.proto, j.family), src: t.src, dst: t.dst, sport: t.sport, dport: t.dport,
-        iif: nf?.in ? this.devices.name(nf.in) : undefined, oif: nf?.out ? this.devices.name(nf.out) : undefined,
+        family: j.family,
+        proto: protoName(j.proto, j.family),
+        src: t.src,
+        dst: t.dst,
+        sport: t.sport,
+        dport: t.dport,
+        iif: nf?.in ? this.devices.name(nf.in) : undefined,
+        oif: nf?.out ? this.devices.name(nf.out) : undefined,
       };
       const last = j.steps.at(-1);
-      const a = attributeDrop(rs, { ...this.context(j), packet, counterDeltas: deltas, prefix: this.prefix,
-        countersTrusted: last !== undefined && last.t > baselineAt, answered: j.drop!.answered });
+      const a = attributeDrop(rs, {
+        ...this.context(j),
+        packet,
+        counterDeltas: deltas,
+        prefix: this.prefix,
+        countersTrusted: last !== undefined && last.t > baselineAt,
+        answered: j.drop!.answered,
+      });
       if (a) j.drop!.attribution = a;
     }
     if (!partial) {

@@ -2,36 +2,87 @@
 import type { Chain, Match, Rule, TableFamily } from './model.js';
 import { IPTABLES_CHAIN_HOOK, LEGACY_PRIORITIES } from './model.js';
 
-const VERDICT: Record<string, Rule['verdict']> = { DROP: 'drop', REJECT: 'reject', ACCEPT: 'accept', RETURN: 'return', QUEUE: 'queue', NFQUEUE: 'queue' };
+const VERDICT: Record<string, Rule['verdict']> = {
+  DROP: 'drop',
+  REJECT: 'reject',
+  ACCEPT: 'accept',
+  RETURN: 'return',
+  QUEUE: 'queue',
+  NFQUEUE: 'queue',
+};
 
 /** What an iptables rule matches, or null when it uses options pathtrace does not model. */
-export function parseIptablesMatches(args: string[]): { matches: Match[] | null; verdict: Rule['verdict']; target?: string } {
+export function parseIptablesMatches(args: string[]): {
+  matches: Match[] | null;
+  verdict: Rule['verdict'];
+  target?: string;
+} {
   const matches: Match[] = [];
   let understood = true;
   let verdict: Rule['verdict'] = null;
   let target: string | undefined;
   for (let i = 0; i < args.length; i++) {
     let negate = false;
-    if (args[i] === '!') { negate = true; i++; }
-    const opt = args[i], val = args[i + 1];
-    if (opt === undefined || val === undefined) { understood = false; break; } // each option here has a value
-    const add = (field: Match['field'], values: (string | number)[]) => { matches.push({ field, negate, values }); i++; };
+    if (args[i] === '!') {
+      negate = true;
+      i++;
+    }
+    const opt = args[i],
+      val = args[i + 1];
+    if (opt === undefined || val === undefined) {
+      understood = false;
+      break;
+    } // each option here has a value
+    const add = (field: Match['field'], values: (string | number)[]) => {
+      matches.push({ field, negate, values });
+      i++;
+    };
     switch (opt) {
-      case '-A': i++; break;
-      case '-p': add('l4proto', [val]); break;
-      case '-s': add('saddr', val.split(',')); break;
-      case '-d': add('daddr', val.split(',')); break;
-      case '-i': add('iif', [val]); break;
-      case '-o': add('oif', [val]); break;
-      case '--dport': case '--destination-port': add('dport', [val.replace(':', '-')]); break;
-      case '--sport': case '--source-port': add('sport', [val.replace(':', '-')]); break;
-      case '--dports': add('dport', val.split(',').map((v) => v.replace(':', '-'))); break;
-      case '--sports': add('sport', val.split(',').map((v) => v.replace(':', '-'))); break;
+      case '-A':
+        i++;
+        break;
+      case '-p':
+        add('l4proto', [val]);
+        break;
+      case '-s':
+        add('saddr', val.split(','));
+        break;
+      case '-d':
+        add('daddr', val.split(','));
+        break;
+      case '-i':
+        add('iif', [val]);
+        break;
+      case '-o':
+        add('oif', [val]);
+        break;
+      case '--dport':
+      case '--destination-port':
+        add('dport', [val.replace(':', '-')]);
+        break;
+      case '--sport':
+      case '--source-port':
+        add('sport', [val.replace(':', '-')]);
+        break;
+      case '--dports':
+        add(
+          'dport',
+          val.split(',').map((v) => v.replace(':', '-')),
+        );
+        break;
+      case '--sports':
+        add(
+          'sport',
+          val.split(',').map((v) => v.replace(':', '-')),
+        );
+        break;
       case '-m':
         if (!['tcp', 'udp', 'multiport', 'comment'].includes(val)) understood = false;
         i++;
         break;
-      case '--comment': i++; break;
+      case '--comment':
+        i++;
+        break;
       case '-j':
         verdict = VERDICT[val] ?? 'jump';
         if (verdict === 'jump') target = val;
@@ -39,8 +90,13 @@ export function parseIptablesMatches(args: string[]): { matches: Match[] | null;
         // Options of the target (--reject-with...) say nothing about the packet.
         i = args.length;
         break;
-      case '-g': verdict = 'goto'; target = val; i++; break;
-      default: understood = false;
+      case '-g':
+        verdict = 'goto';
+        target = val;
+        i++;
+        break;
+      default:
+        understood = false;
     }
   }
   return { matches: understood ? matches : null, verdict, target };
@@ -67,21 +123,31 @@ export function parseIptablesSave(text: string, family: 4 | 6, source: 'iptables
   const chains = new Map<string, Chain>();
   let table = '';
   for (const line of text.split('\n')) {
-    if (line.startsWith('*')) { table = line.slice(1).trim(); continue; }
+    if (line.startsWith('*')) {
+      table = line.slice(1).trim();
+      continue;
+    }
     const [, name, policyWord, packets, bytes] = /^:(\S+) (\S+)(?: \[(\d+):(\d+)\])?/.exec(line) ?? [];
     if (name !== undefined) {
       const hook = IPTABLES_CHAIN_HOOK[name];
       const priority = hook ? LEGACY_PRIORITIES[table]?.[hook] : undefined;
       const policy = policyWord === 'DROP' ? 'drop' : policyWord === 'ACCEPT' ? 'accept' : undefined;
       chains.set(`${table} ${name}`, {
-        family: fam, table, name, source,
-        hook: priority !== undefined ? hook : undefined, priority, policy,
-        policyCounter: policy && packets !== undefined ? { packets: Number(packets), bytes: Number(bytes) } : undefined, rules: [],
+        family: fam,
+        table,
+        name,
+        source,
+        hook: priority !== undefined ? hook : undefined,
+        priority,
+        policy,
+        policyCounter: policy && packets !== undefined ? { packets: Number(packets), bytes: Number(bytes) } : undefined,
+        rules: [],
       });
       continue;
     }
     // With its counters ("[packets:bytes] -A ..."), or without.
-    const [, rulePackets, ruleBytes, rule, chainName] = /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line) ?? /^()()(-A (\S+) .*)$/.exec(line) ?? [];
+    const [, rulePackets, ruleBytes, rule, chainName] =
+      /^\[(\d+):(\d+)\] (-A (\S+) .*)$/.exec(line) ?? /^()()(-A (\S+) .*)$/.exec(line) ?? [];
     if (rule !== undefined) {
       const chain = chains.get(`${table} ${chainName}`);
       if (!chain) continue;

@@ -66,7 +66,9 @@ export function policyKey(c: Chain): string {
 /** Base chains of one hook that see packets of an IP family (inet chains see both). */
 export function baseChains(rs: Ruleset, family: 4 | 6, hook: HookName): Chain[] {
   const fam = family === 4 ? 'ip' : 'ip6';
-  return rs.chains.filter((c) => c.hook === hook && c.priority !== undefined && (c.family === fam || c.family === 'inet'));
+  return rs.chains.filter(
+    (c) => c.hook === hook && c.priority !== undefined && (c.family === fam || c.family === 'inet'),
+  );
 }
 
 /** Who manages a chain, when its name or table shows it. */
@@ -100,11 +102,19 @@ export const LEGACY_PRIORITIES: Record<string, Partial<Record<HookName, number>>
 
 /** iptables' builtin chain names, by hook. */
 export const IPTABLES_CHAIN_HOOK: Record<string, HookName> = {
-  PREROUTING: 'PRE_ROUTING', INPUT: 'LOCAL_IN', FORWARD: 'FORWARD', OUTPUT: 'LOCAL_OUT', POSTROUTING: 'POST_ROUTING',
+  PREROUTING: 'PRE_ROUTING',
+  INPUT: 'LOCAL_IN',
+  FORWARD: 'FORWARD',
+  OUTPUT: 'LOCAL_OUT',
+  POSTROUTING: 'POST_ROUTING',
 };
 
 export const NFT_HOOK: Record<string, HookName> = {
-  prerouting: 'PRE_ROUTING', input: 'LOCAL_IN', forward: 'FORWARD', output: 'LOCAL_OUT', postrouting: 'POST_ROUTING',
+  prerouting: 'PRE_ROUTING',
+  input: 'LOCAL_IN',
+  forward: 'FORWARD',
+  output: 'LOCAL_OUT',
+  postrouting: 'POST_ROUTING',
 };
 
 /**
@@ -112,7 +122,12 @@ export const NFT_HOOK: Record<string, HookName> = {
  * firewalld's users change the rule through their tool, Docker's add theirs to
  * DOCKER-USER, kube-proxy's rules follow Services. Undefined for chains nobody owns.
  */
-export function ownerHint(owner: string | undefined, chain: string, ruleText: string, prefix: string): string | undefined {
+export function ownerHint(
+  owner: string | undefined,
+  chain: string,
+  ruleText: string,
+  prefix: string,
+): string | undefined {
   switch (owner) {
     case 'ufw':
       return `a ufw rule or policy: ${prefix}ufw status numbered, then ${prefix}ufw delete NUM (or ufw default allow incoming for the policy)`;

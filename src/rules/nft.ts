@@ -52,7 +52,10 @@ function parseMatch(m: Json, sets: Sets, where: string): Match[] | null {
       return out;
     }
     if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) {
-      return [{ field: 'nfproto', negate: false, values: [protocol === 'ip' ? 'ipv4' : 'ipv6'] }, { field, negate, values: vals }];
+      return [
+        { field: 'nfproto', negate: false, values: [protocol === 'ip' ? 'ipv4' : 'ipv6'] },
+        { field, negate, values: vals },
+      ];
     }
     if ((protocol === 'ip' && field === 'protocol') || (protocol === 'ip6' && field === 'nexthdr')) {
       return [{ field: 'l4proto', negate, values: vals }];
@@ -102,7 +105,9 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
       const verdicts = vmapVerdicts(e.vmap, sets, where);
       const kinds = verdicts.flatMap((v) => Object.keys(v));
       rule.verdict = kinds.includes('drop') ? 'drop' : kinds.includes('reject') ? 'reject' : rule.verdict;
-      const targets = verdicts.flatMap((v) => [v.jump?.target, v.goto?.target]).filter((x): x is string => typeof x === 'string');
+      const targets = verdicts
+        .flatMap((v) => [v.jump?.target, v.goto?.target])
+        .filter((x): x is string => typeof x === 'string');
       if (targets.length) rule.mapTargets = [...new Set(targets)];
       rule.matches = null;
     } else if (!INERT.has(key)) {
@@ -115,13 +120,20 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
 /** Rule texts by "family table chain handle", from `nft -a list ruleset`; counters shown as `counter`. */
 export function parseNftText(text: string): Map<string, string> {
   const out = new Map<string, string>();
-  let table = '', chain = '';
+  let table = '',
+    chain = '';
   for (const raw of text.split('\n')) {
     const line = raw.trim();
     const [, family, name] = /^table (\w+) (\S+) \{/.exec(line) ?? [];
-    if (name !== undefined) { table = `${family} ${name}`; continue; }
+    if (name !== undefined) {
+      table = `${family} ${name}`;
+      continue;
+    }
     const [, chainName] = /^chain (\S+) \{/.exec(line) ?? [];
-    if (chainName !== undefined) { chain = chainName; continue; }
+    if (chainName !== undefined) {
+      chain = chainName;
+      continue;
+    }
     const [, rule, handle] = /^(.*\S)\s+# handle (\d+)$/.exec(line) ?? [];
     if (rule !== undefined && chain && !line.startsWith('type ')) {
       out.set(`${table} ${chain} ${handle}`, rule.replace(/counter packets \d+ bytes \d+/, 'counter'));
@@ -141,9 +153,14 @@ export function parseNftJson(json: string, texts = new Map<string, string>()): R
     const c = item.chain;
     if (!c || !FAMILIES.has(c.family)) continue;
     chains.set(`${c.family} ${c.table} ${c.name}`, {
-      family: c.family as TableFamily, table: c.table, name: c.name, source: 'nft',
-      hook: c.hook ? NFT_HOOK[c.hook] : undefined, priority: c.hook ? c.prio : undefined,
-      policy: c.policy === 'drop' ? 'drop' : c.hook ? 'accept' : undefined, rules: [],
+      family: c.family as TableFamily,
+      table: c.table,
+      name: c.name,
+      source: 'nft',
+      hook: c.hook ? NFT_HOOK[c.hook] : undefined,
+      priority: c.hook ? c.prio : undefined,
+      policy: c.policy === 'drop' ? 'drop' : c.hook ? 'accept' : undefined,
+      rules: [],
     });
   }
   for (const item of items) {

@@ -7,7 +7,14 @@ import { baseChains, chainKey, type Ruleset } from './model.js';
 /** Probe slots 1 .. BETWEEN_SLOTS sit between chains (0 is the entry, the last the exit). */
 export const BETWEEN_SLOTS = 6;
 
-export interface Gap { family: 4 | 6; hook: HookName; priority: number; slot: number; below: number; above: number }
+export interface Gap {
+  family: 4 | 6;
+  hook: HookName;
+  priority: number;
+  slot: number;
+  below: number;
+  above: number;
+}
 
 /** The chain priorities of one hook, ascending, without duplicates. */
 export function hookPriorities(rs: Ruleset, family: 4 | 6, hook: HookName): number[] {
@@ -34,12 +41,17 @@ export function planGaps(rs: Ruleset): Gap[] {
 
 /** A fingerprint of the chain layout: probes move when it changes. */
 export function layoutSignature(rs: Ruleset): string {
-  return rs.chains.filter((c) => c.hook).map((c) => `${chainKey(c)}:${c.hook}:${c.priority}`).sort().join('|');
+  return rs.chains
+    .filter((c) => c.hook)
+    .map((c) => `${chainKey(c)}:${c.hook}:${c.priority}`)
+    .sort()
+    .join('|');
 }
 
 /** "+inet t c (LOCAL_IN, priority 10)" for each base chain that came (+) or went (-). */
 export function layoutChanges(before: string, after: string): string[] {
-  const a = new Set(before.split('|').filter(Boolean)), b = new Set(after.split('|').filter(Boolean));
+  const a = new Set(before.split('|').filter(Boolean)),
+    b = new Set(after.split('|').filter(Boolean));
   const show = (sign: string) => (x: string) => {
     const [, family, table, chain, hook, prio] = x.split(':');
     return `${sign}${family} ${table} ${chain} (${hook}, priority ${prio})`;

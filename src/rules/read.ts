@@ -11,13 +11,20 @@ import { parseNftJson, parseNftText } from './nft.js';
 const run = promisify(execFile);
 
 /** One table to read: large rulesets (kube-proxy's) are read a table at a time, only those a drop went through. */
-export interface TableRef { source: Source; family: TableFamily; table: string }
+export interface TableRef {
+  source: Source;
+  family: TableFamily;
+  table: string;
+}
 
 /** The iptables-legacy tables loaded in a namespace, IPv4 then IPv6 (/proc/net/ip{,6}_tables_names);
  *  null when the namespace cannot be entered. */
 export function legacyTableNames(nsPath: string): [string, string] | null {
   try {
-    const [v4, v6] = native().readInNetns(nsPath, ['/proc/thread-self/net/ip_tables_names', '/proc/thread-self/net/ip6_tables_names']);
+    const [v4, v6] = native().readInNetns(nsPath, [
+      '/proc/thread-self/net/ip_tables_names',
+      '/proc/thread-self/net/ip6_tables_names',
+    ]);
     return v4 !== undefined && v6 !== undefined ? [v4, v6] : null;
   } catch {
     return null;
@@ -73,9 +80,14 @@ export class RulesetReader {
     }
     const nft = tables.filter((t) => t.source !== 'iptables-legacy');
     // A reading without texts cannot tell iptables-nft's tables from nft's: any of iptables' table names may be.
-    const save = (cmd: string, family: TableFamily, legacy: boolean, want: boolean): Command[] => (want ? tables
-      .filter((t) => t.family === family && (t.source === 'iptables-legacy') === legacy && IPTABLES_TABLES.has(t.table))
-      .map((t) => [cmd, ['-c', '-t', t.table]]) : []);
+    const save = (cmd: string, family: TableFamily, legacy: boolean, want: boolean): Command[] =>
+      want
+        ? tables
+            .filter(
+              (t) => t.family === family && (t.source === 'iptables-legacy') === legacy && IPTABLES_TABLES.has(t.table),
+            )
+            .map((t) => [cmd, ['-c', '-t', t.table]])
+        : [];
     return [
       nft.map((t) => ['nft', ['-j', 'list', 'table', t.family, t.table]]),
       texts ? nft.map((t) => ['nft', ['-a', 'list', 'table', t.family, t.table]]) : [],
@@ -88,7 +100,9 @@ export class RulesetReader {
 
   /** The layout and counters; with texts, also the rules as their users typed them. With tables, only those. */
   async read(texts = false, tables?: TableRef[]): Promise<Ruleset> {
-    const outs = await Promise.all(this.plan(texts, tables).map((cmds) => Promise.all(cmds.map(([c, a]) => this.out(c, a)))));
+    const outs = await Promise.all(
+      this.plan(texts, tables).map((cmds) => Promise.all(cmds.map(([c, a]) => this.out(c, a)))),
+    );
     return assembleParts(outs);
   }
 
@@ -104,20 +118,39 @@ const IPTABLES_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);
 /** Each part's outputs (one per table, or one for all) joined: nft's JSON documents merged into one.
  *  A part not there is an empty output. */
 function assembleParts([jsons = [], ...texts]: string[][]): Ruleset {
-  const json = jsons.length === 1 ? jsons[0]! : (() => {
-    const items = jsons.flatMap((j) => { try { return JSON.parse(j).nftables ?? []; } catch { return []; } });
-    return items.length ? JSON.stringify({ nftables: items }) : '';
-  })();
+  const json =
+    jsons.length === 1
+      ? jsons[0]!
+      : (() => {
+          const items = jsons.flatMap((j) => {
+            try {
+              return JSON.parse(j).nftables ?? [];
+            } catch {
+              return [];
+            }
+          });
+          return items.length ? JSON.stringify({ nftables: items }) : '';
+        })();
   const [nftText = '', ipt4 = '', ipt6 = '', leg4 = '', leg6 = ''] = texts.map((t) => t.join('\n'));
   return assemble(json, nftText, ipt4, ipt6, leg4, leg6);
 }
 
 /** Combines the tools' outputs: iptables-nft's tables are marked as such and get iptables rule texts. */
-export function assemble(json: string, nftText: string, ipt4: string, ipt6: string, leg4: string, leg6: string): Ruleset {
+export function assemble(
+  json: string,
+  nftText: string,
+  ipt4: string,
+  ipt6: string,
+  leg4: string,
+  leg6: string,
+): Ruleset {
   const rs = json.trim() ? parseNftJson(json, parseNftText(nftText)) : { chains: [] };
   // --rule-trace's own tables are pathtrace's, not the user's.
   rs.chains = rs.chains.filter((c) => !(c.family === 'inet' && /^pathtrace_\d+$/.test(c.table)));
-  for (const [text, family] of [[ipt4, 4], [ipt6, 6]] as const) {
+  for (const [text, family] of [
+    [ipt4, 4],
+    [ipt6, 6],
+  ] as const) {
     for (const saved of parseIptablesSave(text, family, 'iptables-nft')) {
       const c = rs.chains.find((x) => x.family === saved.family && x.table === saved.table && x.name === saved.name);
       if (!c) continue;
@@ -128,7 +161,10 @@ export function assemble(json: string, nftText: string, ipt4: string, ipt6: stri
         if (!sr) return;
         r.text = sr.text;
         // An xt target (-j REJECT) or match is opaque in nft's JSON; iptables' own words say what it does.
-        if (r.verdict === null) { r.verdict = sr.verdict; r.target = sr.target; }
+        if (r.verdict === null) {
+          r.verdict = sr.verdict;
+          r.target = sr.target;
+        }
         if (r.matches === null) r.matches = sr.matches;
       });
     }

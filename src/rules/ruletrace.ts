@@ -16,7 +16,7 @@ export interface TraceVerdict {
   table: string;
   chain: string;
   verdict: string;
-  rule: string | null;   // null: the chain's policy
+  rule: string | null; // null: the chain's policy
   handle?: number;
   packet: { src?: string; dst?: string; sport?: number; dport?: number; ipId?: number };
 }
@@ -28,28 +28,51 @@ export function traceRules(o: Pick<TraceOptions, 'ports' | 'hosts' | 'protos'>, 
   const ports = o.ports ? ['th sport', 'th dport'].map((f) => `${f} { ${o.ports!.join(', ')} }`) : [''];
   const hosts = o.hosts.length
     ? ['saddr', 'daddr'].flatMap((f) => {
-      const v4 = o.hosts.filter((h) => !h.includes(':')), v6 = o.hosts.filter((h) => h.includes(':'));
-      return [...(v4.length ? [`ip ${f} { ${v4.join(', ')} }`] : []), ...(v6.length ? [`ip6 ${f} { ${v6.join(', ')} }`] : [])];
-    })
+        const v4 = o.hosts.filter((h) => !h.includes(':')),
+          v6 = o.hosts.filter((h) => h.includes(':'));
+        return [
+          ...(v4.length ? [`ip ${f} { ${v4.join(', ')} }`] : []),
+          ...(v6.length ? [`ip6 ${f} { ${v6.join(', ')} }`] : []),
+        ];
+      })
     : [''];
   const rules: string[] = [];
-  for (const p of ports) for (const h of hosts) rules.push(`add rule inet TABLE ${hook} ${[proto, p, h].filter(Boolean).join(' ')} meta nftrace set 1`);
+  for (const p of ports)
+    for (const h of hosts)
+      rules.push(`add rule inet TABLE ${hook} ${[proto, p, h].filter(Boolean).join(' ')} meta nftrace set 1`);
   return rules;
 }
 
 /** Parses one line of `nft -a monitor trace`. */
-export function parseTraceLine(line: string): { id: string; family: string; table: string; chain: string; kind: string; rest: string } | null {
-  const [, id, family, table, chain, kind, rest] = /^trace id (\w+) (\w+) (\S+) (\S+) (packet:|rule|policy|verdict) ?(.*)$/.exec(line.trim()) ?? [];
-  if (id === undefined || family === undefined || table === undefined || chain === undefined || kind === undefined || rest === undefined) return null;
+export function parseTraceLine(
+  line: string,
+): { id: string; family: string; table: string; chain: string; kind: string; rest: string } | null {
+  const [, id, family, table, chain, kind, rest] =
+    /^trace id (\w+) (\w+) (\S+) (\S+) (packet:|rule|policy|verdict) ?(.*)$/.exec(line.trim()) ?? [];
+  if (
+    id === undefined ||
+    family === undefined ||
+    table === undefined ||
+    chain === undefined ||
+    kind === undefined ||
+    rest === undefined
+  )
+    return null;
   return { id, family, table, chain, kind, rest };
 }
 
 export function parsePacketFields(rest: string): TraceVerdict['packet'] {
   const get = (re: RegExp) => re.exec(rest)?.[1];
-  const num = (re: RegExp) => { const v = get(re); return v === undefined ? undefined : Number(v); };
+  const num = (re: RegExp) => {
+    const v = get(re);
+    return v === undefined ? undefined : Number(v);
+  };
   return {
-    src: get(/\bip6? saddr (\S+)/), dst: get(/\bip6? daddr (\S+)/),
-    sport: num(/\b(?:tcp|udp) sport (\d+)/), dport: num(/\b(?:tcp|udp) dport (\d+)/), ipId: num(/\bip id (\d+)/),
+    src: get(/\bip6? saddr (\S+)/),
+    dst: get(/\bip6? daddr (\S+)/),
+    sport: num(/\b(?:tcp|udp) sport (\d+)/),
+    dport: num(/\b(?:tcp|udp) dport (\d+)/),
+    ipId: num(/\bip id (\d+)/),
   };
 }
 
@@ -79,7 +102,11 @@ export class RuleTrace {
       if (table === undefined) continue;
       const pid = Number(pidText);
       let alive = true;
-      try { process.kill(pid, 0); } catch { alive = false; }
+      try {
+        process.kill(pid, 0);
+      } catch {
+        alive = false;
+      }
       if (alive && pid !== process.pid) continue;
       this.nft(['delete', 'table', 'inet', table]);
       removed.push(table);
@@ -93,15 +120,29 @@ export class RuleTrace {
       `add table inet ${this.table}`,
       `add chain inet ${this.table} pre { type filter hook prerouting priority -2147483648; }`,
       `add chain inet ${this.table} out { type filter hook output priority -2147483648; }`,
-      ...traceRules(o, 'pre'), ...traceRules(o, 'out'),
-    ].map((l) => l.replace('TABLE', this.table)).join('\n');
+      ...traceRules(o, 'pre'),
+      ...traceRules(o, 'out'),
+    ]
+      .map((l) => l.replace('TABLE', this.table))
+      .join('\n');
     this.nft(['-f', '-'], script + '\n');
     // Killed with pathtrace, even by SIGKILL (the parent-death signal survives nsenter's exec).
-    const argv = ['--pdeathsig', 'KILL', '--', ...(this.nsPath ? ['nsenter', `--net=${this.nsPath}`, '--'] : []), 'nft', '-a', 'monitor', 'trace'];
+    const argv = [
+      '--pdeathsig',
+      'KILL',
+      '--',
+      ...(this.nsPath ? ['nsenter', `--net=${this.nsPath}`, '--'] : []),
+      'nft',
+      '-a',
+      'monitor',
+      'trace',
+    ];
     this.monitor = spawn('setpriv', argv, { stdio: ['ignore', 'pipe', 'ignore'] });
     createInterface({ input: this.monitor.stdout! }).on('line', (l) => this.onLine(l));
-    return `added table inet ${this.table} (chains at priority -2147483648 on prerouting and output that set meta nftrace ` +
-      `on the traced packets); it is removed when pathtrace exits`;
+    return (
+      `added table inet ${this.table} (chains at priority -2147483648 on prerouting and output that set meta nftrace ` +
+      `on the traced packets); it is removed when pathtrace exits`
+    );
   }
 
   private onLine(line: string): void {
@@ -115,10 +156,22 @@ export class RuleTrace {
     const verdict = /\(verdict (\w+)/.exec(t.rest)?.[1] ?? (t.kind === 'policy' ? t.rest.trim() : '');
     if (verdict !== 'drop' && verdict !== 'reject') return;
     const handle = /# handle (\d+)/.exec(t.rest)?.[1];
-    const rule = t.kind === 'rule' ? t.rest.replace(/\s*# handle \d+.*$/, '').replace(/\s*\(verdict.*$/, '').replace(/counter packets \d+ bytes \d+/, 'counter') : null;
+    const rule =
+      t.kind === 'rule'
+        ? t.rest
+            .replace(/\s*# handle \d+.*$/, '')
+            .replace(/\s*\(verdict.*$/, '')
+            .replace(/counter packets \d+ bytes \d+/, 'counter')
+        : null;
     this.verdicts.push({
-      id: t.id, family: t.family, table: t.table, chain: t.chain, verdict, rule,
-      handle: handle ? Number(handle) : undefined, packet: this.packets.get(t.id) ?? {},
+      id: t.id,
+      family: t.family,
+      table: t.table,
+      chain: t.chain,
+      verdict,
+      rule,
+      handle: handle ? Number(handle) : undefined,
+      packet: this.packets.get(t.id) ?? {},
     });
     if (this.verdicts.length > 10000) this.verdicts.splice(0, 5000);
   }
@@ -126,10 +179,15 @@ export class RuleTrace {
   /** The traced verdict for a dropped journey: the oldest unused one for the same packet. */
   take(j: Journey): TraceVerdict | undefined {
     const same = (v: TraceVerdict, t: { src: string; dst: string; sport: number; dport: number }) =>
-      v.packet.src === t.src && v.packet.dst === t.dst &&
-      (v.packet.sport === undefined || v.packet.sport === t.sport) && (v.packet.dport === undefined || v.packet.dport === t.dport);
-    const i = this.verdicts.findIndex((v) => (same(v, j) || (j.translated !== undefined && same(v, j.translated))) &&
-      (v.packet.ipId === undefined || j.family === 6 || v.packet.ipId === j.ipId));
+      v.packet.src === t.src &&
+      v.packet.dst === t.dst &&
+      (v.packet.sport === undefined || v.packet.sport === t.sport) &&
+      (v.packet.dport === undefined || v.packet.dport === t.dport);
+    const i = this.verdicts.findIndex(
+      (v) =>
+        (same(v, j) || (j.translated !== undefined && same(v, j.translated))) &&
+        (v.packet.ipId === undefined || j.family === 6 || v.packet.ipId === j.ipId),
+    );
     return i >= 0 ? this.verdicts.splice(i, 1)[0] : undefined;
   }
 

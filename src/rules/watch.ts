@@ -17,7 +17,10 @@ export class RulesetWatch {
   private legacy: string;
   private legacyAt = 0;
 
-  private constructor(private readonly nsPath: string, private fd: number) {
+  private constructor(
+    private readonly nsPath: string,
+    private fd: number,
+  ) {
     this.legacy = this.legacyTables();
   }
 

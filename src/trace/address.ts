@@ -7,12 +7,19 @@ export function formatAddress(bytes: Uint8Array, off: number, family: number): s
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(((bytes[off + i] ?? 0) << 8) | (bytes[off + i + 1] ?? 0));
   // RFC 5952: compress the longest run (>= 2) of zero groups.
-  let bestAt = -1, bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+  let bestAt = -1,
+    bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) { bestAt = i; bestLen = j - i; }
+    if (j - i > bestLen && j - i >= 2) {
+      bestAt = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -25,19 +32,27 @@ export function addressBytes(addr: string): { family: 4 | 6; addr: Uint8Array } 
   const out = new Uint8Array(16);
   if (addr.includes(':')) {
     const [head, tail] = addr.split('::');
-    const parse = (s: string | undefined) => (s ? s.split(':') : []).flatMap((g) => {
-      if (g.includes('.')) { // IPv4-mapped tail
-        const [b0 = 0, b1 = 0, b2 = 0, b3 = 0] = g.split('.').map(Number);
-        return [(b0 << 8) | b1, (b2 << 8) | b3];
-      }
-      return [parseInt(g, 16)];
-    });
-    const h = parse(head), t = parse(tail);
+    const parse = (s: string | undefined) =>
+      (s ? s.split(':') : []).flatMap((g) => {
+        if (g.includes('.')) {
+          // IPv4-mapped tail
+          const [b0 = 0, b1 = 0, b2 = 0, b3 = 0] = g.split('.').map(Number);
+          return [(b0 << 8) | b1, (b2 << 8) | b3];
+        }
+        return [parseInt(g, 16)];
+      });
+    const h = parse(head),
+      t = parse(tail);
     const groups = tail === undefined ? h : [...h, ...new Array(8 - h.length - t.length).fill(0), ...t];
-    groups.forEach((g, i) => { out[2 * i] = g >> 8; out[2 * i + 1] = g & 0xff; });
+    groups.forEach((g, i) => {
+      out[2 * i] = g >> 8;
+      out[2 * i + 1] = g & 0xff;
+    });
     return { family: 6, addr: out };
   }
-  addr.split('.').forEach((b, i) => { out[i] = Number(b); });
+  addr.split('.').forEach((b, i) => {
+    out[i] = Number(b);
+  });
   return { family: 4, addr: out };
 }
 

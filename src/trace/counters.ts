@@ -4,8 +4,13 @@
 // Beside them, what `ip -s link` and /proc/net/softnet_stat count of loss: the namespace's devices'
 // drops and errors (eth0.rx_dropped), and the host's softnet drops (all namespaces: one backlog per CPU).
 
-export const COUNTER_FILES = ['/proc/thread-self/net/snmp', '/proc/thread-self/net/netstat', '/proc/thread-self/net/snmp6',
-  '/proc/thread-self/net/dev', '/proc/net/softnet_stat'];
+export const COUNTER_FILES = [
+  '/proc/thread-self/net/snmp',
+  '/proc/thread-self/net/netstat',
+  '/proc/thread-self/net/snmp6',
+  '/proc/thread-self/net/dev',
+  '/proc/net/softnet_stat',
+];
 
 export type Counters = Map<string, number>;
 
@@ -36,8 +41,16 @@ export function parseCounters(...texts: string[]): Counters {
 /** /proc/net/dev: each device's counters of loss, as "eth0.rx_dropped" (bytes and packets left out). */
 export function parseDeviceCounters(text: string): Counters {
   const out: Counters = new Map();
-  const FIELDS: [number, string][] = [[2, 'rx_errors'], [3, 'rx_dropped'], [4, 'rx_fifo_errors'], [5, 'rx_frame_errors'],
-    [10, 'tx_errors'], [11, 'tx_dropped'], [12, 'tx_fifo_errors'], [14, 'tx_carrier_errors']];
+  const FIELDS: [number, string][] = [
+    [2, 'rx_errors'],
+    [3, 'rx_dropped'],
+    [4, 'rx_fifo_errors'],
+    [5, 'rx_frame_errors'],
+    [10, 'tx_errors'],
+    [11, 'tx_dropped'],
+    [12, 'tx_fifo_errors'],
+    [14, 'tx_carrier_errors'],
+  ];
   for (const line of text.split('\n')) {
     const [, dev, rest] = /^\s*([^:\s]+):\s*(.*)$/.exec(line) ?? [];
     if (dev === undefined || rest === undefined) continue;
@@ -62,7 +75,11 @@ export function parseSoftnet(text: string): Counters {
 /** The texts of COUNTER_FILES, in order, as one set of counters. */
 export function parseAllCounters(texts: string[]): Counters {
   const [snmp, netstat, snmp6, dev, softnet] = texts;
-  return new Map([...parseCounters(snmp ?? '', netstat ?? '', snmp6 ?? ''), ...parseDeviceCounters(dev ?? ''), ...parseSoftnet(softnet ?? '')]);
+  return new Map([
+    ...parseCounters(snmp ?? '', netstat ?? '', snmp6 ?? ''),
+    ...parseDeviceCounters(dev ?? ''),
+    ...parseSoftnet(softnet ?? ''),
+  ]);
 }
 
 // Gauges and constants, not events: a delta of these means nothing.

@@ -6,7 +6,10 @@ import { EXPR_MAX_INSNS } from './record.js';
 
 /** A compiled expression: its text as the user gave it, and classic BPF (8 bytes per instruction, as
  *  struct sock_filter) for a packet that starts at its IP header. */
-export interface Expression { text: string; program: Uint8Array }
+export interface Expression {
+  text: string;
+  program: Uint8Array;
+}
 
 /** The libpcap names tried, in order: RHEL and Amazon Linux, Debian and Ubuntu, a development link. */
 export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
@@ -14,7 +17,12 @@ export const LIBPCAP_NAMES = ['libpcap.so.1', 'libpcap.so.0.8', 'libpcap.so'];
 /** Instructions the kernel runs at most (bpf/record.h's PT_EXPR_MAX_INSNS). */
 export const MAX_INSNS = EXPR_MAX_INSNS;
 
-export interface Insn { code: number; jt: number; jf: number; k: number }
+export interface Insn {
+  code: number;
+  jt: number;
+  jf: number;
+  k: number;
+}
 
 /** Instructions as a --json trace's ready record holds them ([code, jt, jf, k], as tcpdump -ddd). */
 export const insnsOf = (bpf: readonly (readonly [number, number, number, number])[]): Insn[] =>
@@ -37,12 +45,15 @@ const SKF_AD_OFF = 0xfffff000; // Linux's ancillary data (the skb's metadata, no
 export function programRefusal(program: Uint8Array, maxInsns: number): string | null {
   const insns = instructions(program);
   if (insns.length > maxInsns) {
-    return `it compiles to ${insns.length} classic BPF instructions, and pathtrace runs at most ${maxInsns} in the kernel: ` +
-      'shorten it, or filter with --port and --host';
+    return (
+      `it compiles to ${insns.length} classic BPF instructions, and pathtrace runs at most ${maxInsns} in the kernel: ` +
+      'shorten it, or filter with --port and --host'
+    );
   }
   for (const i of insns) {
     const load = CLASS(i.code) === 0x00 && (MODE(i.code) === 0x20 || MODE(i.code) === 0x40);
-    if (load && i.k >= SKF_AD_OFF) return 'it reads packet metadata (a Linux BPF extension), which pathtrace\'s probes do not have';
+    if (load && i.k >= SKF_AD_OFF)
+      return "it reads packet metadata (a Linux BPF extension), which pathtrace's probes do not have";
   }
   return null;
 }
@@ -53,49 +64,97 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
   const insns = program instanceof Uint8Array ? instructions(program) : program;
   const mem = new Uint32Array(16);
   const len = Math.min(pkt.length, wirelen);
-  let a = 0, x = 0;
+  let a = 0,
+    x = 0;
   const load = (off: number, size: number): number | null => {
     if (off + size > len) return null;
     let v = 0;
     for (const b of pkt.subarray(off, off + size)) v = v * 256 + b;
     return v >>> 0;
   };
-  for (let pc = 0; pc < insns.length; ) {
+  for (let pc = 0; pc < insns.length;) {
     const { code, jt, jf, k } = insns[pc++]!;
     switch (CLASS(code)) {
-      case 0x00: case 0x01: { // ld, ldx
+      case 0x00:
+      case 0x01: {
+        // ld, ldx
         const size = (code & 0x18) === 0x00 ? 4 : (code & 0x18) === 0x08 ? 2 : 1;
         let v: number | null;
         switch (MODE(code)) {
-          case 0x00: v = k; break;
-          case 0x80: v = wirelen; break;
-          case 0x60: v = mem[k & 15]!; break;
-          case 0x20: v = load(k, size); break;
-          case 0x40: v = load((x + k) >>> 0, size); break;
-          case 0xa0: { const b = load(k, 1); v = b === null ? null : (b & 0xf) << 2; break; }
-          default: return false;
+          case 0x00:
+            v = k;
+            break;
+          case 0x80:
+            v = wirelen;
+            break;
+          case 0x60:
+            v = mem[k & 15]!;
+            break;
+          case 0x20:
+            v = load(k, size);
+            break;
+          case 0x40:
+            v = load((x + k) >>> 0, size);
+            break;
+          case 0xa0: {
+            const b = load(k, 1);
+            v = b === null ? null : (b & 0xf) << 2;
+            break;
+          }
+          default:
+            return false;
         }
         if (v === null) return false;
-        if (CLASS(code) === 0x00) a = v; else x = v;
+        if (CLASS(code) === 0x00) a = v;
+        else x = v;
         break;
       }
-      case 0x02: mem[k & 15] = a; break;
-      case 0x03: mem[k & 15] = x; break;
+      case 0x02:
+        mem[k & 15] = a;
+        break;
+      case 0x03:
+        mem[k & 15] = x;
+        break;
       case 0x04: {
         const s = code & 0x08 ? x : k;
         switch (code & 0xf0) {
-          case 0x00: a = (a + s) >>> 0; break;
-          case 0x10: a = (a - s) >>> 0; break;
-          case 0x20: a = Math.imul(a, s) >>> 0; break;
-          case 0x30: if (!s) return false; a = Math.floor(a / s) >>> 0; break;
-          case 0x40: a = (a | s) >>> 0; break;
-          case 0x50: a = (a & s) >>> 0; break;
-          case 0x60: a = (a << (s & 31)) >>> 0; break;
-          case 0x70: a = a >>> (s & 31); break;
-          case 0x80: a = -a >>> 0; break;
-          case 0x90: if (!s) return false; a = (a % s) >>> 0; break;
-          case 0xa0: a = (a ^ s) >>> 0; break;
-          default: return false;
+          case 0x00:
+            a = (a + s) >>> 0;
+            break;
+          case 0x10:
+            a = (a - s) >>> 0;
+            break;
+          case 0x20:
+            a = Math.imul(a, s) >>> 0;
+            break;
+          case 0x30:
+            if (!s) return false;
+            a = Math.floor(a / s) >>> 0;
+            break;
+          case 0x40:
+            a = (a | s) >>> 0;
+            break;
+          case 0x50:
+            a = (a & s) >>> 0;
+            break;
+          case 0x60:
+            a = (a << (s & 31)) >>> 0;
+            break;
+          case 0x70:
+            a = a >>> (s & 31);
+            break;
+          case 0x80:
+            a = -a >>> 0;
+            break;
+          case 0x90:
+            if (!s) return false;
+            a = (a % s) >>> 0;
+            break;
+          case 0xa0:
+            a = (a ^ s) >>> 0;
+            break;
+          default:
+            return false;
         }
         break;
       }
@@ -103,18 +162,33 @@ export function runExpression(program: Uint8Array | Insn[], pkt: Uint8Array, wir
         const s = code & 0x08 ? x : k;
         let t: boolean;
         switch (code & 0xf0) {
-          case 0x00: pc += k; continue;
-          case 0x10: t = a === s; break;
-          case 0x20: t = a > s; break;
-          case 0x30: t = a >= s; break;
-          case 0x40: t = (a & s) !== 0; break;
-          default: return false;
+          case 0x00:
+            pc += k;
+            continue;
+          case 0x10:
+            t = a === s;
+            break;
+          case 0x20:
+            t = a > s;
+            break;
+          case 0x30:
+            t = a >= s;
+            break;
+          case 0x40:
+            t = (a & s) !== 0;
+            break;
+          default:
+            return false;
         }
         pc += t ? jt : jf;
         break;
       }
-      case 0x06: return ((code & 0x18) === 0x10 ? a : k) !== 0;
-      case 0x07: if (code & 0x80) a = x; else x = a; break;
+      case 0x06:
+        return ((code & 0x18) === 0x10 ? a : k) !== 0;
+      case 0x07:
+        if (code & 0x80) a = x;
+        else x = a;
+        break;
     }
   }
   return false;
@@ -129,7 +203,8 @@ export function expressionTakes(program: Uint8Array | Insn[], pkt: Uint8Array): 
   const l4 = v === 4 ? (byteAt(pkt, 0) & 0xf) * 4 : 40;
   const proto = byteAt(pkt, v === 4 ? 9 : 6);
   const type = byteAt(pkt, l4);
-  const error = v === 4 ? proto === 1 && (type === 3 || type === 11 || type === 12) : proto === 58 && type >= 1 && type <= 4;
+  const error =
+    v === 4 ? proto === 1 && (type === 3 || type === 11 || type === 12) : proto === 58 && type >= 1 && type <= 4;
   return error && pkt.length > l4 + 8 && runExpression(insns, pkt.subarray(l4 + 8));
 }
 
@@ -150,15 +225,20 @@ export class ExpressionError extends Error {}
 
 /** Compiles text with the system's libpcap (compile: the addon's compileExpression) and checks that the
  *  kernel program can run it; throws an ExpressionError naming what is wrong, in one line. */
-export function compileExpression(text: string, compile: (text: string, libraries: string[]) => Uint8Array,
-  maxInsns = MAX_INSNS, libraries = LIBPCAP_NAMES): Expression {
+export function compileExpression(
+  text: string,
+  compile: (text: string, libraries: string[]) => Uint8Array,
+  maxInsns = MAX_INSNS,
+  libraries = LIBPCAP_NAMES,
+): Expression {
   let program: Uint8Array;
   try {
     program = compile(text, libraries);
   } catch (e) {
     const why = (e as Error).message.replace(/^can't parse filter expression: /, '');
     if (/need libpcap/.test(why)) throw new ExpressionError(`${why}: apt install libpcap0.8, or dnf install libpcap`);
-    if (/rejects all packets/.test(why)) throw new ExpressionError(`filter expression '${text}' matches no IP packet (pathtrace follows IPv4 and IPv6)`);
+    if (/rejects all packets/.test(why))
+      throw new ExpressionError(`filter expression '${text}' matches no IP packet (pathtrace follows IPv4 and IPv6)`);
     throw new ExpressionError(`bad filter expression '${text}': ${why}`);
   }
   const refusal = programRefusal(program, maxInsns);
@@ -168,8 +248,18 @@ export function compileExpression(text: string, compile: (text: string, librarie
 
 /** What a packet record says of a packet: enough to rebuild its headers. */
 export interface PacketFields {
-  family: 'ipv4' | 'ipv6'; proto: string; src: string; dst: string; sport: number | null; dport: number | null;
-  tcp_flags: string | null; seq?: number; ack?: number; len: number; ip_id?: number; icmp?: { type: number; code: number } | null;
+  family: 'ipv4' | 'ipv6';
+  proto: string;
+  src: string;
+  dst: string;
+  sport: number | null;
+  dport: number | null;
+  tcp_flags: string | null;
+  seq?: number;
+  ack?: number;
+  len: number;
+  ip_id?: number;
+  icmp?: { type: number; code: number } | null;
 }
 
 const FLAG_BITS: Record<string, number> = { F: 0x01, S: 0x02, R: 0x04, P: 0x08, A: 0x10, U: 0x20, E: 0x40, C: 0x80 };
@@ -196,10 +286,26 @@ export function packetFromFields(p: PacketFields): Uint8Array {
     l4[0] = p.icmp?.type ?? 0;
     l4[1] = p.icmp?.code ?? 0;
   }
-  const { addr: src } = addressBytes(p.src), { addr: dst } = addressBytes(p.dst);
+  const { addr: src } = addressBytes(p.src),
+    { addr: dst } = addressBytes(p.dst);
   const wire = (v6 ? 40 : 20) + l4.length + (proto === 6 || proto === 17 ? p.len : 0);
   const ip = v6
     ? [0x60, 0, 0, 0, (wire - 40) >> 8, (wire - 40) & 255, proto, 64, ...src, ...dst]
-    : [0x45, 0, wire >> 8, wire & 255, (p.ip_id ?? 0) >> 8, (p.ip_id ?? 0) & 255, 0, 0, 64, proto, 0, 0, ...src.slice(0, 4), ...dst.slice(0, 4)];
+    : [
+        0x45,
+        0,
+        wire >> 8,
+        wire & 255,
+        (p.ip_id ?? 0) >> 8,
+        (p.ip_id ?? 0) & 255,
+        0,
+        0,
+        64,
+        proto,
+        0,
+        0,
+        ...src.slice(0, 4),
+        ...dst.slice(0, 4),
+      ];
   return Uint8Array.from([...ip, ...l4]);
 }

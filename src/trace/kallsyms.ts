@@ -10,17 +10,26 @@ export class Symbolizer {
   /** Parses kallsyms text; keeps text symbols (t/T/w/W), sorted by address. Runs when the first free
    *  must be named (~120 k lines, while events wait): no object or regular expression per line. */
   constructor(text: string) {
-    const his: number[] = [], los: number[] = [], names: string[] = [];
-    let sorted = true, lastHi = -1, lastLo = -1;
+    const his: number[] = [],
+      los: number[] = [],
+      names: string[] = [];
+    let sorted = true,
+      lastHi = -1,
+      lastLo = -1;
     for (let start = 0; start < text.length;) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
       // "ffffffff81f63250 T nft_do_chain" or "... t foo\t[module]"
       const type = text.charCodeAt(start + 17);
-      if (end - start >= 20 && text.charCodeAt(start + 16) === 32 && (type === 116 || type === 84 || type === 119 || type === 87)) {
+      if (
+        end - start >= 20 &&
+        text.charCodeAt(start + 16) === 32 &&
+        (type === 116 || type === 84 || type === 119 || type === 87)
+      ) {
         const hi = parseInt(text.slice(start, start + 8), 16);
         const lo = parseInt(text.slice(start + 8, start + 16), 16);
-        if (hi !== 0 || lo !== 0) { // zero: addresses hidden (kptr_restrict)
+        if (hi !== 0 || lo !== 0) {
+          // zero: addresses hidden (kptr_restrict)
           let name = text.slice(start + 19, end);
           const tab = name.indexOf('\t');
           if (tab >= 0) name = name.slice(0, tab);
@@ -62,14 +71,20 @@ export class Symbolizer {
     const key = (hi & 0x1fffff) * 2 ** 32 + lo;
     const hit = this.cache.get(key);
     if (hit !== undefined) return hit;
-    let a = 0, b = this.hi.length - 1, found = -1;
+    let a = 0,
+      b = this.hi.length - 1,
+      found = -1;
     while (a <= b) {
       const m = (a + b) >> 1;
       const mHi = this.hi[m]!;
-      if (mHi < hi || (mHi === hi && this.lo[m]! <= lo)) { found = m; a = m + 1; } else b = m - 1;
+      if (mHi < hi || (mHi === hi && this.lo[m]! <= lo)) {
+        found = m;
+        a = m + 1;
+      } else b = m - 1;
     }
-    const name = (this.hi[found] === hi ? this.names[found] : undefined)
-      ?? `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
+    const name =
+      (this.hi[found] === hi ? this.names[found] : undefined) ??
+      `0x${hi.toString(16).padStart(8, '0')}${lo.toString(16).padStart(8, '0')}`;
     this.cache.set(key, name);
     return name;
   }

@@ -5,14 +5,14 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
 export interface FilterConfig {
-  netns: number;            // namespace inode; 0 = any
-  protos: number;           // PROTO_* mask
-  ports: number[] | null;   // null = any port
+  netns: number; // namespace inode; 0 = any
+  protos: number; // PROTO_* mask
+  ports: number[] | null; // null = any port
   hosts: { family: 4 | 6; addr: Uint8Array }[];
   ringBytes: number;
   netfilter: NetfilterMechanism; // how to trace the netfilter hooks
-  snaplen?: number;         // --write: packet bytes to capture (0/absent: none)
-  skip?: string[];          // tracepoints not to load (--points)
+  snaplen?: number; // --write: packet bytes to capture (0/absent: none)
+  skip?: string[]; // tracepoints not to load (--points)
   expression?: Uint8Array | null; // classic BPF of the user's tcpdump expression (expression.ts)
 }
 
@@ -20,9 +20,24 @@ export interface FilterConfig {
  *  kprobes: kprobes and kretprobes on the same, where trampolines are refused. */
 export type NetfilterMechanism = 'links' | 'trampolines' | 'kprobes' | 'none';
 
-export interface PointStatus { point: string; attached: boolean; error?: string }
-export interface NetfilterRequest { pf: number; hook: number; slot: number; priority: number; step: number; maxTries: number }
-export interface NetfilterResult { priority: number; errno: number; link: number }
+export interface PointStatus {
+  point: string;
+  attached: boolean;
+  error?: string;
+}
+export interface NetfilterRequest {
+  pf: number;
+  hook: number;
+  slot: number;
+  priority: number;
+  step: number;
+  maxTries: number;
+}
+export interface NetfilterResult {
+  priority: number;
+  errno: number;
+  link: number;
+}
 
 export interface NativeTracer {
   attachTracepoints(): PointStatus[];
@@ -62,8 +77,11 @@ export interface Native {
   testExpression(program: Uint8Array, packets: Uint8Array[]): number[];
   /** bpf/record.h as compiled (fields by name, points by PT_POINT_ suffix, constants by name), for its test. */
   recordLayout(): {
-    size: number; fields: Record<string, { offset: number; size: number }>; bytesHeader: number;
-    points: Record<string, { id: number; name: string; group: string }>; constants: Record<string, number>;
+    size: number;
+    fields: Record<string, { offset: number; size: number }>;
+    bytesHeader: number;
+    points: Record<string, { id: number; name: string; group: string }>;
+    constants: Record<string, number>;
   };
 }
 
@@ -79,8 +97,10 @@ export function addonFailure(e: Error, exists: boolean): string {
   if (!exists) return `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`;
   const [why = ''] = e.message.split('\n');
   const glibc = /GLIBC(XX)?_[\d.]+/.exec(why);
-  const need = glibc ? ': the prebuilt addon needs glibc 2.34 or later (Debian 12, Ubuntu 22.04, RHEL 9, Amazon Linux 2023); ' +
-    'elsewhere build it from the source (scripts/setup.sh)' : '';
+  const need = glibc
+    ? ': the prebuilt addon needs glibc 2.34 or later (Debian 12, Ubuntu 22.04, RHEL 9, Amazon Linux 2023); ' +
+      'elsewhere build it from the source (scripts/setup.sh)'
+    : '';
   return `cannot load the native addon (${why})${need}`;
 }
 

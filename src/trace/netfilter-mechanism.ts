@@ -3,7 +3,10 @@
 // the mechanism and the list as the user reads it out.
 import type { NetfilterMechanism } from './native.js';
 
-export interface Unavailable { point: string; reason: string }
+export interface Unavailable {
+  point: string;
+  reason: string;
+}
 
 /** What the user loses without a tracepoint that older kernels lack. */
 const WITHOUT: Record<string, string> = {
@@ -34,19 +37,25 @@ const HOOK_TRACER = /^(fentry|fexit|kprobe|kretprobe)\//;
  * when nothing traces the hooks, the points that failed become one line that says
  * what is lost.
  */
-export function netfilterTracing(wanted: NetfilterMechanism, loaded: NetfilterMechanism, points: string[],
-  unavailable: Unavailable[]): { traced: NetfilterMechanism; unavailable: Unavailable[] } {
+export function netfilterTracing(
+  wanted: NetfilterMechanism,
+  loaded: NetfilterMechanism,
+  points: string[],
+  unavailable: Unavailable[],
+): { traced: NetfilterMechanism; unavailable: Unavailable[] } {
   const needed = HOOK_POINTS[loaded];
   const traced = !needed || needed.every((p) => points.includes(p)) ? loaded : 'none';
   const refusals = unavailable.filter((u) => REFUSAL.test(u.point)).map((u) => u.reason);
   const hookError = unavailable.find((u) => u.point.endsWith('/nf_hook_slow'));
-  if (traced === 'none' && hookError) refusals.push(`${hookError.point.split('/')[0]}s did not attach: ${hookError.reason}`);
+  if (traced === 'none' && hookError)
+    refusals.push(`${hookError.point.split('/')[0]}s did not attach: ${hookError.reason}`);
   const rest = unavailable.filter((u) => !REFUSAL.test(u.point) && !(traced === 'none' && HOOK_TRACER.test(u.point)));
   const why = refusals.length ? ` (${refusals.join('; ')})` : '';
   if (traced === 'none' && wanted !== 'none') {
     rest.push({
       point: 'netfilter',
-      reason: `this kernel has no BPF netfilter links (Linux < 6.4), and neither trampolines nor kprobes on nf_hook_slow ` +
+      reason:
+        `this kernel has no BPF netfilter links (Linux < 6.4), and neither trampolines nor kprobes on nf_hook_slow ` +
         `could trace the hooks${why}: hooks cannot be named; device, drop and TCP points still work`,
     });
   } else if (traced === 'kprobes' && wanted === 'trampolines') {

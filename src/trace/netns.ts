@@ -18,15 +18,18 @@ const OWN = '/proc/self/ns/net';
 export function resolveNetns(spec: string | null, runDir = '/run/netns'): NetnsTarget {
   if (spec === null) return { path: '', inode: statSync(OWN).ino, label: 'own' };
   const isPath = spec.includes('/');
-  if (!isPath && (spec === '.' || spec === '..' || spec === '')) throw new NetnsError(`bad network namespace name '${spec}'`);
+  if (!isPath && (spec === '.' || spec === '..' || spec === ''))
+    throw new NetnsError(`bad network namespace name '${spec}'`);
   const file = isPath ? spec : path.join(runDir, spec);
   // /proc/PID/ns/* are links named after their type: "mnt:[4026531841]".
   const type = nsLinkType(file);
   if (type && type !== 'net') throw new NetnsError(`'${spec}' is a ${type} namespace, not a network namespace`);
   if (!existsSync(file)) {
-    throw new NetnsError(isPath
-      ? `unknown network namespace '${spec}': no such file`
-      : `unknown network namespace '${spec}': not in 'ip netns list' (${file} does not exist)`);
+    throw new NetnsError(
+      isPath
+        ? `unknown network namespace '${spec}': no such file`
+        : `unknown network namespace '${spec}': not in 'ip netns list' (${file} does not exist)`,
+    );
   }
   const st = statSync(file);
   // Namespace files live on nsfs; the own namespace's file tells its device number.
@@ -49,15 +52,28 @@ function nsLinkType(file: string): string | null {
  *  while others run in it. */
 export function findNetns(inode: number, runDir = '/run/netns'): string | null {
   const nsfs = statSync(OWN).dev;
-  const first = (files: string[]) => files.find((f) => {
+  const first = (files: string[]) =>
+    files.find((f) => {
+      try {
+        const st = statSync(f);
+        return st.ino === inode && st.dev === nsfs;
+      } catch {
+        return false; // gone meanwhile, or not ours to read
+      }
+    }) ?? null;
+  const list = (dir: string) => {
     try {
-      const st = statSync(f);
-      return st.ino === inode && st.dev === nsfs;
+      return readdirSync(dir);
     } catch {
-      return false; // gone meanwhile, or not ours to read
+      return [];
     }
-  }) ?? null;
-  const list = (dir: string) => { try { return readdirSync(dir); } catch { return []; } };
-  return first(list(runDir).map((n) => path.join(runDir, n))) ??
-    first(list('/proc').filter((n) => /^\d+$/.test(n)).map((n) => `/proc/${n}/ns/net`));
+  };
+  return (
+    first(list(runDir).map((n) => path.join(runDir, n))) ??
+    first(
+      list('/proc')
+        .filter((n) => /^\d+$/.test(n))
+        .map((n) => `/proc/${n}/ns/net`),
+    )
+  );
 }

@@ -6,12 +6,12 @@ export { MAX_SNAPLEN } from './record.js';
 export type Proto = 'tcp' | 'udp' | 'icmp';
 
 export interface TraceOptions {
-  ports: number[] | null;      // null: any port
-  hosts: string[];             // IPv4/IPv6 literals, normalised
+  ports: number[] | null; // null: any port
+  hosts: string[]; // IPv4/IPv6 literals, normalised
   /** A tcpdump filter expression (the words after the options, joined as tcpdump joins them), or null. */
   expression: string | null;
   protos: Proto[];
-  netns: string | null;        // as given: a name from `ip netns` or a path
+  netns: string | null; // as given: a name from `ip netns` or a path
   /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (commands/across.ts). */
   across: [string, string] | null;
   json: boolean;
@@ -21,8 +21,8 @@ export interface TraceOptions {
   quiet: boolean;
   /** --debug: libbpf's messages on stderr. */
   debug?: boolean;
-  duration: number | null;     // seconds
-  count: number | null;        // packets
+  duration: number | null; // seconds
+  count: number | null; // packets
   ringMiB: number;
   /** Add an nftables trace table to name the exact rule (changes the ruleset while tracing). */
   ruleTrace: boolean;
@@ -37,8 +37,9 @@ export interface TraceOptions {
 
 /** Probe points by group, for --points: fewer points, less cost per packet. Each group names its tracepoints, as
  *  bpf/record.h's point table groups them; netfilter's points are hook probes (netfilter links, not tracepoints). */
-export const POINT_GROUPS = Object.fromEntries(POINT_GROUP_NAMES.map((g) =>
-  [g, g === 'netfilter' ? [] : POINTS.filter((p) => p.group === g).map((p) => p.name)])) as Record<PointGroup, string[]>;
+export const POINT_GROUPS = Object.fromEntries(
+  POINT_GROUP_NAMES.map((g) => [g, g === 'netfilter' ? [] : POINTS.filter((p) => p.group === g).map((p) => p.name)]),
+) as Record<PointGroup, string[]>;
 export type PointGroup = (typeof POINT_GROUP_NAMES)[number];
 
 /** The kernel's ring: emptied every millisecond by the addon's drain thread into a queue (up to 64 MiB)

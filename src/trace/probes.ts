@@ -15,10 +15,10 @@ const INT_MAX = 2147483647;
 export interface HookProbes {
   family: 'ipv4' | 'ipv6';
   hook: HookName;
-  entry: number | null;  // priority, null when it could not attach
-  exit: number | null;   // null also in a family without chains: the entry probe alone sees packets pass
-  bracketed: boolean;    // entry and exit: a drop there is placed between them
-  between: number[];     // probes between chains
+  entry: number | null; // priority, null when it could not attach
+  exit: number | null; // null also in a family without chains: the entry probe alone sees packets pass
+  bracketed: boolean; // entry and exit: a drop there is placed between them
+  between: number[]; // probes between chains
 }
 
 /** Entry probes just after INT_MIN (refused), exit probes just before INT_MAX;
@@ -35,7 +35,11 @@ export function bracketPlan(): NetfilterRequest[] {
 }
 
 function errnoName(errno: number): string {
-  return errno === 16 ? 'every priority tried is taken (EBUSY)' : errno === 95 ? 'not supported (EOPNOTSUPP)' : `errno ${errno}`;
+  return errno === 16
+    ? 'every priority tried is taken (EBUSY)'
+    : errno === 95
+      ? 'not supported (EOPNOTSUPP)'
+      : `errno ${errno}`;
 }
 
 const key = (family: 4 | 6, hook: HookName) => `${family}:${hook}`;
@@ -48,7 +52,8 @@ function hookName(hook: number): HookName {
 
 /** Each request with the addon's result for it: one per request, in their order. */
 function withResults<Q>(requests: Q[], results: NetfilterResult[]): [Q, NetfilterResult][] {
-  if (results.length !== requests.length) throw new Error(`${results.length} results for ${requests.length} netfilter requests`);
+  if (results.length !== requests.length)
+    throw new Error(`${results.length} results for ${requests.length} netfilter requests`);
   return requests.map((q, i) => [q, results[i]!]);
 }
 
@@ -60,7 +65,10 @@ export class NetfilterProbes {
   private readonly exitLinks = new Map<string, number>();
   readonly failures: { point: string; reason: string }[] = [];
 
-  constructor(private readonly tracer: NativeTracer, private readonly nsPath: string) {}
+  constructor(
+    private readonly tracer: NativeTracer,
+    private readonly nsPath: string,
+  ) {}
 
   /** Attaches the entry and exit probes of every hook. */
   attachBrackets(): void {
@@ -99,11 +107,27 @@ export class NetfilterProbes {
           this.exitLinks.delete(k);
           this.slotsOf(family, hook).delete(NF_SLOT_EXIT);
         } else if (chains && link === undefined && this.slotsOf(family, hook).has(NF_SLOT_ENTRY)) {
-          wanted.push({ family, hook, rq: { pf: family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: h, slot: NF_SLOT_EXIT, priority: INT_MAX - 1, step: -1, maxTries: 64 } });
+          wanted.push({
+            family,
+            hook,
+            rq: {
+              pf: family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6,
+              hook: h,
+              slot: NF_SLOT_EXIT,
+              priority: INT_MAX - 1,
+              step: -1,
+              maxTries: 64,
+            },
+          });
         }
       });
     }
-    const results = wanted.length ? this.tracer.attachNetfilter(this.nsPath, wanted.map((w) => w.rq)) : [];
+    const results = wanted.length
+      ? this.tracer.attachNetfilter(
+          this.nsPath,
+          wanted.map((w) => w.rq),
+        )
+      : [];
     for (const [{ family, hook }, r] of withResults(wanted, results)) {
       if (r.errno) continue; // the hook's entry probe still sees its packets pass
       this.exitLinks.set(key(family, hook), r.link);
@@ -113,7 +137,10 @@ export class NetfilterProbes {
 
   /** Whether the hook's entry probe is its only one: a packet it sees passes the hook (no chains in its family). */
   passOnly(family: number, hook: number): boolean {
-    return this.priority(family, hook, NF_SLOT_ENTRY) !== undefined && this.priority(family, hook, NF_SLOT_EXIT) === undefined;
+    return (
+      this.priority(family, hook, NF_SLOT_ENTRY) !== undefined &&
+      this.priority(family, hook, NF_SLOT_EXIT) === undefined
+    );
   }
 
   private slotsOf(family: 4 | 6, hook: HookName): Map<number, number> {
@@ -128,11 +155,16 @@ export class NetfilterProbes {
     this.placeExits(rs);
     for (const id of this.gapLinks) this.tracer.detachLink(id);
     this.gapLinks = [];
-    for (const m of this.slots.values()) for (const slot of [...m.keys()]) if (slot !== NF_SLOT_ENTRY && slot !== NF_SLOT_EXIT) m.delete(slot);
+    for (const m of this.slots.values())
+      for (const slot of [...m.keys()]) if (slot !== NF_SLOT_ENTRY && slot !== NF_SLOT_EXIT) m.delete(slot);
     const gaps = planGaps(rs);
     const requests = gaps.map((g) => ({
-      pf: g.family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6, hook: HOOK_NAMES.indexOf(g.hook), slot: g.slot,
-      priority: g.priority, step: 1, maxTries: Math.max(1, g.above - g.priority),
+      pf: g.family === 4 ? NFPROTO_IPV4 : NFPROTO_IPV6,
+      hook: HOOK_NAMES.indexOf(g.hook),
+      slot: g.slot,
+      priority: g.priority,
+      step: 1,
+      maxTries: Math.max(1, g.above - g.priority),
     }));
     const results = requests.length ? this.tracer.attachNetfilter(this.nsPath, requests) : [];
     const placed: Gap[] = [];
@@ -161,7 +193,8 @@ export class NetfilterProbes {
     this.flat = [];
     for (const family of [4, 6] as const) {
       HOOK_NAMES.forEach((hook, h) => {
-        for (const [slot, prio] of this.slots.get(key(family, hook)) ?? []) this.flat[NetfilterProbes.flatIndex(family, h, slot)] = prio;
+        for (const [slot, prio] of this.slots.get(key(family, hook)) ?? [])
+          this.flat[NetfilterProbes.flatIndex(family, h, slot)] = prio;
       });
     }
   }
@@ -177,10 +210,15 @@ export class NetfilterProbes {
       for (const hook of HOOK_NAMES) {
         const m = this.slots.get(key(family, hook));
         out.push({
-          family: family === 4 ? 'ipv4' : 'ipv6', hook,
-          entry: m?.get(NF_SLOT_ENTRY) ?? null, exit: m?.get(NF_SLOT_EXIT) ?? null,
+          family: family === 4 ? 'ipv4' : 'ipv6',
+          hook,
+          entry: m?.get(NF_SLOT_ENTRY) ?? null,
+          exit: m?.get(NF_SLOT_EXIT) ?? null,
           bracketed: m?.has(NF_SLOT_ENTRY) === true && m.has(NF_SLOT_EXIT),
-          between: [...(m?.entries() ?? [])].filter(([s]) => s !== NF_SLOT_ENTRY && s !== NF_SLOT_EXIT).map(([, p]) => p).sort((a, b) => a - b),
+          between: [...(m?.entries() ?? [])]
+            .filter(([s]) => s !== NF_SLOT_ENTRY && s !== NF_SLOT_EXIT)
+            .map(([, p]) => p)
+            .sort((a, b) => a - b),
         });
       }
     }

@@ -55,7 +55,10 @@ const TWO32 = 2 ** 32;
  * A monotonic clock base: records carry bpf_ktime_get_ns(), up to 2^64; times
  * are kept relative to the base so that they stay exact in a double.
  */
-export interface ClockBase { hi: number; lo: number }
+export interface ClockBase {
+  hi: number;
+  lo: number;
+}
 
 export function clockBase(monotonicNs: bigint): ClockBase {
   return { hi: Number(monotonicNs >> 32n), lo: Number(monotonicNs & 0xffffffffn) };
@@ -82,7 +85,10 @@ export class RecordView implements TraceEvent {
   priority?: number;
   bytes?: PacketBytes;
 
-  constructor(private bytesOf: Uint8Array, private readonly base: ClockBase) {
+  constructor(
+    private bytesOf: Uint8Array,
+    private readonly base: ClockBase,
+  ) {
     this.view = new DataView(bytesOf.buffer, bytesOf.byteOffset, bytesOf.byteLength);
   }
 
@@ -122,32 +128,75 @@ export class RecordView implements TraceEvent {
     return this;
   }
 
-  private u8(f: number): number { return this.view.getUint8(this.o + f); }
-  private u16(f: number): number { return this.view.getUint16(this.o + f, true); }
-  private u32(f: number): number { return this.view.getUint32(this.o + f, true); }
+  private u8(f: number): number {
+    return this.view.getUint8(this.o + f);
+  }
+  private u16(f: number): number {
+    return this.view.getUint16(this.o + f, true);
+  }
+  private u32(f: number): number {
+    return this.view.getUint32(this.o + f, true);
+  }
 
-  get locLo(): number { return this.u32(OFFSETS.location); }
-  get locHi(): number { return this.u32(OFFSETS.location + 4); }
-  get ifindex(): number { return this.u32(OFFSETS.ifindex); }
-  get ifindexOut(): number { return this.u32(OFFSETS.ifindex_out); }
-  get reason(): number { return this.u32(OFFSETS.reason); }
-  get ttl(): number { return this.u8(OFFSETS.ttl); }
-  get ipId(): number { return this.u16(OFFSETS.ip_id); }
-  get src(): string { return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.saddr, this.family); }
-  get dst(): string { return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.daddr, this.family); }
-  get pid(): number { return this.u32(OFFSETS.pid); }
-  get oldState(): number { return this.u8(OFFSETS.old_state); }
-  get newState(): number { return this.u8(OFFSETS.new_state); }
-  get icmpType(): number { return this.u8(OFFSETS.icmp_type); }
-  get icmpCode(): number { return this.u8(OFFSETS.icmp_code); }
-  get innerProto(): number { return this.u8(OFFSETS.inner_proto); }
-  get innerDst(): string { return this.innerProto ? cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.inner_daddr, this.family) : ''; }
-  get aux(): number { return this.u32(OFFSETS.aux); }
-  get comm(): string { return this.innerProto ? '' : cString(this.bytesOf, this.o + OFFSETS.comm, 16); }
+  get locLo(): number {
+    return this.u32(OFFSETS.location);
+  }
+  get locHi(): number {
+    return this.u32(OFFSETS.location + 4);
+  }
+  get ifindex(): number {
+    return this.u32(OFFSETS.ifindex);
+  }
+  get ifindexOut(): number {
+    return this.u32(OFFSETS.ifindex_out);
+  }
+  get reason(): number {
+    return this.u32(OFFSETS.reason);
+  }
+  get ttl(): number {
+    return this.u8(OFFSETS.ttl);
+  }
+  get ipId(): number {
+    return this.u16(OFFSETS.ip_id);
+  }
+  get src(): string {
+    return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.saddr, this.family);
+  }
+  get dst(): string {
+    return cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.daddr, this.family);
+  }
+  get pid(): number {
+    return this.u32(OFFSETS.pid);
+  }
+  get oldState(): number {
+    return this.u8(OFFSETS.old_state);
+  }
+  get newState(): number {
+    return this.u8(OFFSETS.new_state);
+  }
+  get icmpType(): number {
+    return this.u8(OFFSETS.icmp_type);
+  }
+  get icmpCode(): number {
+    return this.u8(OFFSETS.icmp_code);
+  }
+  get innerProto(): number {
+    return this.u8(OFFSETS.inner_proto);
+  }
+  get innerDst(): string {
+    return this.innerProto ? cachedAddress(this.bytesOf, this.view, this.o + OFFSETS.inner_daddr, this.family) : '';
+  }
+  get aux(): number {
+    return this.u32(OFFSETS.aux);
+  }
+  get comm(): string {
+    return this.innerProto ? '' : cString(this.bytesOf, this.o + OFFSETS.comm, 16);
+  }
   /** A number that changes when the packet's addresses or ports do (NAT), without making strings. */
   get tupleHash(): number {
     let h = (this.u16(OFFSETS.sport) << 16) ^ this.u16(OFFSETS.dport);
-    for (let i = 0; i < 16; i += 4) h = Math.imul(h ^ this.u32(OFFSETS.saddr + i), 0x9e3779b1) ^ this.u32(OFFSETS.daddr + i);
+    for (let i = 0; i < 16; i += 4)
+      h = Math.imul(h ^ this.u32(OFFSETS.saddr + i), 0x9e3779b1) ^ this.u32(OFFSETS.daddr + i);
     return h >>> 0;
   }
 }
@@ -169,12 +218,38 @@ export function snapshotEvent<E extends TraceEvent>(e: E): E {
  * field cannot be left out of snapshots.
  */
 const EVENT_NAMES = {
-  ts_ns: ['t'], point: ['point'], skb: ['skb'], location: ['locLo', 'locHi'], netns: ['netns'], ifindex: ['ifindex'],
-  ifindex_out: ['ifindexOut'], reason: ['reason'], seq: ['seq'], ack: ['ack'], hook: ['hook'], probe: ['probe'],
-  family: ['family'], l4proto: ['proto'], tcp_flags: ['flags'], ttl: ['ttl'], sport: ['sport'], dport: ['dport'],
-  len: ['len'], ip_id: ['ipId'], saddr: ['src'], daddr: ['dst'], pid: ['pid'], old_state: ['oldState'],
-  new_state: ['newState'], icmp_type: ['icmpType'], icmp_code: ['icmpCode'], inner_proto: ['innerProto'],
-  inner_daddr: ['innerDst'], aux: ['aux'], comm: ['comm'], pad: [],
+  ts_ns: ['t'],
+  point: ['point'],
+  skb: ['skb'],
+  location: ['locLo', 'locHi'],
+  netns: ['netns'],
+  ifindex: ['ifindex'],
+  ifindex_out: ['ifindexOut'],
+  reason: ['reason'],
+  seq: ['seq'],
+  ack: ['ack'],
+  hook: ['hook'],
+  probe: ['probe'],
+  family: ['family'],
+  l4proto: ['proto'],
+  tcp_flags: ['flags'],
+  ttl: ['ttl'],
+  sport: ['sport'],
+  dport: ['dport'],
+  len: ['len'],
+  ip_id: ['ipId'],
+  saddr: ['src'],
+  daddr: ['dst'],
+  pid: ['pid'],
+  old_state: ['oldState'],
+  new_state: ['newState'],
+  icmp_type: ['icmpType'],
+  icmp_code: ['icmpCode'],
+  inner_proto: ['innerProto'],
+  inner_daddr: ['innerDst'],
+  aux: ['aux'],
+  comm: ['comm'],
+  pad: [],
 } as const satisfies { readonly [F in RecordField]: readonly (keyof TraceEvent)[] };
 
 const EVENT_FIELDS: readonly (keyof TraceEvent)[] = Object.values(EVENT_NAMES).flat();
@@ -211,12 +286,16 @@ export function decodeRecords(buf: Uint8Array, count: number, base: ClockBase, s
 }
 
 /** Packet bytes of --write (struct pathtrace_bytes): the IP packet from its header, as captured. */
-export interface PacketBytes { data: Uint8Array; wireLen: number; skb: number }
+export interface PacketBytes {
+  data: Uint8Array;
+  wireLen: number;
+  skb: number;
+}
 
 /** Decodes the packet-byte records in buf[0..len) (each padded to 8), keyed by event time. */
 export function decodeBytes(buf: Uint8Array, len: number, base: ClockBase, into: Map<number, PacketBytes>): void {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  for (let o = 0; o + BYTES_HEADER <= len; ) {
+  for (let o = 0; o + BYTES_HEADER <= len;) {
     const t = (view.getUint32(o + 4, true) - base.hi) * TWO32 + (view.getUint32(o, true) - base.lo);
     const caplen = view.getUint16(o + 16, true);
     const wireLen = view.getUint16(o + 18, true);

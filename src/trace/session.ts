@@ -25,8 +25,20 @@ import { findNetns, type NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import { NetfilterProbes } from './probes.js';
 import {
-  Point, PROTO_ICMP, PROTO_TCP, PROTO_UDP, RECORD_SIZE, NF_SLOT_ENTRY, NF_SLOT_EXIT, REASON_NONE,
-  clockBase, decodeBytes, decodeRecords, snapshotEvent, type ClockBase, type PacketBytes,
+  Point,
+  PROTO_ICMP,
+  PROTO_TCP,
+  PROTO_UDP,
+  RECORD_SIZE,
+  NF_SLOT_ENTRY,
+  NF_SLOT_EXIT,
+  REASON_NONE,
+  clockBase,
+  decodeBytes,
+  decodeRecords,
+  snapshotEvent,
+  type ClockBase,
+  type PacketBytes,
 } from './record.js';
 import { missingToolNotes, onPath } from './tools.js';
 
@@ -60,7 +72,11 @@ export const NO_SWITCHES: SessionSwitches = { pretendLacks: [], recordEventsTo: 
 /** What the kernel offers, less what the switches pretend it lacks. */
 function kernelFeatures(n: Native, lacks: string[]) {
   const f = n.kernelFeatures();
-  if (lacks.includes('btf')) Object.assign(f, { btf: false, btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)" });
+  if (lacks.includes('btf'))
+    Object.assign(f, {
+      btf: false,
+      btfError: "cannot load the kernel's BTF (CONFIG_DEBUG_INFO_BTF, /sys/kernel/btf/vmlinux)",
+    });
   if (lacks.includes('netfilter')) f.netfilterLinks = false;
   return { ...f, trampolines: !lacks.includes('trampolines') };
 }
@@ -72,8 +88,16 @@ function netfilterMechanism(points: PointGroup[], f: ReturnType<typeof kernelFea
 }
 
 /** The addon's tracer for these options: the filter it applies in the kernel and the points it leaves out. */
-function tracerConfig(options: TraceOptions, netns: NetnsTarget, expression: Expression | null, netfilter: NetfilterMechanism) {
-  const protos = options.protos.reduce((m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP), 0);
+function tracerConfig(
+  options: TraceOptions,
+  netns: NetnsTarget,
+  expression: Expression | null,
+  netfilter: NetfilterMechanism,
+) {
+  const protos = options.protos.reduce(
+    (m, p) => m | (p === 'tcp' ? PROTO_TCP : p === 'udp' ? PROTO_UDP : PROTO_ICMP),
+    0,
+  );
   return {
     netns: netns.inode,
     protos,
@@ -83,7 +107,9 @@ function tracerConfig(options: TraceOptions, netns: NetnsTarget, expression: Exp
     netfilter,
     snaplen: options.write ? options.snaplen : 0,
     expression: expression?.program ?? null,
-    skip: (Object.keys(POINT_GROUPS) as PointGroup[]).filter((g) => !options.points.includes(g)).flatMap((g) => POINT_GROUPS[g]),
+    skip: (Object.keys(POINT_GROUPS) as PointGroup[])
+      .filter((g) => !options.points.includes(g))
+      .flatMap((g) => POINT_GROUPS[g]),
   };
 }
 
@@ -91,7 +117,9 @@ function tracerConfig(options: TraceOptions, netns: NetnsTarget, expression: Exp
 function namespaceAddresses(n: Native, nsPath: string): string[] {
   try {
     const [v4, v6] = n.readInNetns(nsPath, ['/proc/thread-self/net/fib_trie', '/proc/thread-self/net/if_inet6']);
-    return [...localAddressesV4(v4 ?? ''), ...localAddressesV6(v6 ?? '')].filter((a) => !a.startsWith('127.') && a !== '::1');
+    return [...localAddressesV4(v4 ?? ''), ...localAddressesV6(v6 ?? '')].filter(
+      (a) => !a.startsWith('127.') && a !== '::1',
+    );
   } catch {
     return [];
   }
@@ -146,8 +174,12 @@ export class Session {
   private readonly notes: string[] = [];
 
   /** expression: the user's tcpdump expression, compiled (expression.ts). Loads, attaches, wires. */
-  constructor(private readonly options: TraceOptions, readonly netns: NetnsTarget, readonly expression: Expression | null = null,
-    switches: SessionSwitches = NO_SWITCHES) {
+  constructor(
+    private readonly options: TraceOptions,
+    readonly netns: NetnsTarget,
+    readonly expression: Expression | null = null,
+    switches: SessionSwitches = NO_SWITCHES,
+  ) {
     const n = native();
     this.recordTo = switches.recordEventsTo;
     this.nsFd = netns.path ? openSync(netns.path, 'r') : null;
@@ -193,17 +225,31 @@ export class Session {
         this.notes.push(...missingToolNotes(onPath));
         const trace = options.ruleTrace ? this.startRuleTrace() : null;
         // The probes between chains are placed in run(), from the first reading of the ruleset.
-        this.attributor = new RuleAttributor(reader!, this.probes, this.devices, commandPrefix(netns), { chains: [] }, trace, () => this.now());
+        this.attributor = new RuleAttributor(
+          reader!,
+          this.probes,
+          this.devices,
+          commandPrefix(netns),
+          { chains: [] },
+          trace,
+          () => this.now(),
+        );
       }
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({
         netns: netns.inode,
-        isExitProbe: (slot, family, hook) => slot === NF_SLOT_EXIT || (slot === NF_SLOT_ENTRY && this.probes?.passOnly(family, hook) === true),
+        isExitProbe: (slot, family, hook) =>
+          slot === NF_SLOT_EXIT || (slot === NF_SLOT_ENTRY && this.probes?.passOnly(family, hook) === true),
         reads: POINT_GROUPS.socket.some((p) => points.includes(p)),
       });
       this.correlator.flows.onEvict((keys) => this.tally.forget(keys));
       this.ready = {
-        netns, points, netfilterMechanism: traced, netfilter: this.probes?.describe() ?? [], unavailable, startedAt,
+        netns,
+        points,
+        netfilterMechanism: traced,
+        netfilter: this.probes?.describe() ?? [],
+        unavailable,
+        startedAt,
         rulesetChanges: reader ? (this.rulesetWatch ? 'notified' : 'polled') : null,
         addresses: namespaceAddresses(n, this.nsPath),
       };
@@ -214,8 +260,10 @@ export class Session {
   }
 
   /** Attaches the tracepoints and the netfilter probes; says which points could not be. */
-  private attach(tracer: NativeTracer, mechanism: NetfilterMechanism):
-    { points: string[]; traced: NetfilterMechanism; unavailable: Unavailable[]; probes: NetfilterProbes | null } {
+  private attach(
+    tracer: NativeTracer,
+    mechanism: NetfilterMechanism,
+  ): { points: string[]; traced: NetfilterMechanism; unavailable: Unavailable[]; probes: NetfilterProbes | null } {
     const points: string[] = [];
     const unattachedPoints: Unavailable[] = [];
     for (const s of tracer.attachTracepoints()) {
@@ -224,7 +272,10 @@ export class Session {
     }
     const { traced, unavailable } = netfilterTracing(mechanism, tracer.netfilterMode(), points, unattachedPoints);
     if (!tracer.dropReasons()) {
-      unavailable.push({ point: 'drop reasons', reason: 'this kernel\'s kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null' });
+      unavailable.push({
+        point: 'drop reasons',
+        reason: "this kernel's kfree_skb has none (Linux < 5.17): drops are named by the freeing function, reason null",
+      });
     }
     const probes = traced === 'links' ? new NetfilterProbes(tracer, this.nsPath) : null;
     if (probes) {
@@ -243,7 +294,8 @@ export class Session {
     const trace = new RuleTrace(this.nsPath);
     this.ruleTrace = trace;
     const leftovers = trace.removeLeftovers();
-    if (leftovers.length) this.notes.push(`removed what a killed pathtrace left: table inet ${leftovers.join(', table inet ')}`);
+    if (leftovers.length)
+      this.notes.push(`removed what a killed pathtrace left: table inet ${leftovers.join(', table inet ')}`);
     try {
       this.notes.push(trace.start(this.options));
     } catch (e) {
@@ -289,33 +341,49 @@ export class Session {
         resolve(summary);
       };
       this.stopping = stop;
-      const durationTimer = this.options.duration !== null
-        ? setTimeout(() => stop('duration'), this.options.duration * 1000) : null;
+      const durationTimer =
+        this.options.duration !== null ? setTimeout(() => stop('duration'), this.options.duration * 1000) : null;
       // Gone when nothing names the namespace any more (its file held open here keeps it alive, unused).
       let named = this.netns.path;
       const netnsWatch = named
         ? setInterval(() => {
-          if (existsSync(named)) return;
-          const again = findNetns(this.netns.inode);
-          if (again) named = again;
-          else stop('netns-gone');
-        }, 500) : null;
+            if (existsSync(named)) return;
+            const again = findNetns(this.netns.inode);
+            if (again) named = again;
+            else stop('netns-gone');
+          }, 500)
+        : null;
       if (this.attributor) {
-        if (!rs) this.reading = this.attributor.refresh(false).then(() => {}).catch(() => {}).finally(() => { this.reading = null; });
-        this.rulesetTimer = setInterval(() => {
-          if (this.reading || (this.rulesetWatch && !this.rulesetWatch.due())) return;
-          const dropsSeen = this.dropsSinceReading;
-          this.reading = this.attributor!.refresh(dropsSeen)
-            .then((change) => { if (change) sink.note(change); })
+        if (!rs)
+          this.reading = this.attributor
+            .refresh(false)
+            .then(() => {})
             .catch(() => {})
-            .finally(() => { this.reading = null; });
-        }, this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS);
+            .finally(() => {
+              this.reading = null;
+            });
+        this.rulesetTimer = setInterval(
+          () => {
+            if (this.reading || (this.rulesetWatch && !this.rulesetWatch.due())) return;
+            const dropsSeen = this.dropsSinceReading;
+            this.reading = this.attributor!.refresh(dropsSeen)
+              .then((change) => {
+                if (change) sink.note(change);
+              })
+              .catch(() => {})
+              .finally(() => {
+                this.reading = null;
+              });
+          },
+          this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS,
+        );
       }
       if (sink.stats) {
         this.statsTimer = setInterval(() => {
           const now = this.readCounters();
           sink.stats!({
-            events: this.events, lostEvents: this.tracer?.lostEvents() ?? 0,
+            events: this.events,
+            lostEvents: this.tracer?.lostEvents() ?? 0,
             counters: this.countersBefore && now ? counterDeltas(this.countersBefore, now) : null,
           });
         }, 1000);
@@ -446,9 +514,14 @@ export class Session {
     const settle = this.ruleTrace ? new Promise((r) => setTimeout(r, 100)) : Promise.resolve();
     // Only the tables the drops' chains can be in, with their counters and texts.
     const tables = this.attributor!.tablesFor(waiting.map((o) => o.j)) ?? undefined;
-    this.reading = settle.then(() => new RulesetReader(this.nsPath).read(true, tables))
+    this.reading = settle
+      .then(() => new RulesetReader(this.nsPath).read(true, tables))
       .then((rs) => {
-        this.attributor!.attribute(rs, waiting.map((o) => o.j), tables !== undefined);
+        this.attributor!.attribute(
+          rs,
+          waiting.map((o) => o.j),
+          tables !== undefined,
+        );
       })
       .catch(() => {})
       .finally(() => {
@@ -464,7 +537,11 @@ export class Session {
     if (waiting.length && this.attributor) {
       try {
         const tables = this.attributor.tablesFor(waiting.map((o) => o.j)) ?? undefined;
-        this.attributor.attribute(new RulesetReader(this.nsPath).readSync(true, tables), waiting.map((o) => o.j), tables !== undefined);
+        this.attributor.attribute(
+          new RulesetReader(this.nsPath).readSync(true, tables),
+          waiting.map((o) => o.j),
+          tables !== undefined,
+        );
       } catch {
         /* the namespace is gone: the drops keep their hook */
       }
@@ -488,8 +565,13 @@ export class Session {
   private adviceContext(j: Journey): AdviceContext {
     const freed = [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
     return {
-      proto: protoName(j.proto, j.family), src: j.src, dst: j.dst, sport: j.sport, dport: j.dport,
-      dev: freed ? this.devices.name(freed) : null, prefix: commandPrefix(this.netns),
+      proto: protoName(j.proto, j.family),
+      src: j.src,
+      dst: j.dst,
+      sport: j.sport,
+      dport: j.dport,
+      dev: freed ? this.devices.name(freed) : null,
+      prefix: commandPrefix(this.netns),
     };
   }
 

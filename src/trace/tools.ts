@@ -20,12 +20,16 @@ export function onPath(name: string, PATH = process.env.PATH ?? ''): boolean {
 export function missingToolNotes(has: (name: string) => boolean): string[] {
   const iptables = ['iptables-nft-save', 'iptables-legacy-save'].some((t) => has(t));
   if (has('nft')) return [];
-  return [iptables
-    ? "nft is not installed: a drop in a table nft made is told by its hook and chain's priority, not by its rule (apt install nftables)"
-    : 'neither nft nor iptables is installed: a drop in netfilter is told by its hook, not by its table, chain and rule (apt install nftables)'];
+  return [
+    iptables
+      ? "nft is not installed: a drop in a table nft made is told by its hook and chain's priority, not by its rule (apt install nftables)"
+      : 'neither nft nor iptables is installed: a drop in netfilter is told by its hook, not by its table, chain and rule (apt install nftables)',
+  ];
 }
 
 /** The tools a command needs, missing ones as "ip (iproute2)"; empty when all are there. */
 export function missingTools(needs: [tool: string, pkg: string][], has: (name: string) => boolean = onPath): string[] {
-  return needs.filter(([t]) => !has(t)).map(([t, pkg]) => (path.basename(t) === pkg ? pkg : `${path.basename(t)} (${pkg})`));
+  return needs
+    .filter(([t]) => !has(t))
+    .map(([t, pkg]) => (path.basename(t) === pkg ? pkg : `${path.basename(t)} (${pkg})`));
 }

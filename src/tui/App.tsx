@@ -9,7 +9,9 @@ import { duration, formatJourney, PLAIN } from '../output/text.js';
 import { FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
 import type { ConnectionView, LiveStats, TuiStore } from './store.js';
 
-export interface Theme { color: boolean }
+export interface Theme {
+  color: boolean;
+}
 
 interface Snapshot {
   version: number;
@@ -56,7 +58,9 @@ function useSize(): { columns: number; rows: number } {
   useEffect(() => {
     const on = () => setSize(get());
     stdout.on('resize', on);
-    return () => { stdout.off('resize', on); };
+    return () => {
+      stdout.off('resize', on);
+    };
   }, [stdout]);
   return size;
 }
@@ -68,10 +72,13 @@ function clockOf(ns: number): string {
 }
 
 function Stage({ id, counts, theme }: { id: StageId; counts?: { reached: number; died: number }; theme: Theme }) {
-  const reached = counts?.reached ?? 0, died = counts?.died ?? 0;
+  const reached = counts?.reached ?? 0,
+    died = counts?.died ?? 0;
   return (
     <Box marginRight={1}>
-      <Text dimColor={reached === 0} bold={died > 0}>{STAGE_LABELS[id]} {reached}</Text>
+      <Text dimColor={reached === 0} bold={died > 0}>
+        {STAGE_LABELS[id]} {reached}
+      </Text>
       {died > 0 && <Text color={theme.color ? 'red' : undefined} bold inverse={!theme.color}>{` ✗${died} died`}</Text>}
       <Text dimColor> ›</Text>
     </Box>
@@ -80,11 +87,25 @@ function Stage({ id, counts, theme }: { id: StageId; counts?: { reached: number;
 
 type StageCounts = Map<StageId, { reached: number; died: number }>;
 
-function StageRow({ label, ids, stages, theme }: { label: string; ids: readonly StageId[]; stages: StageCounts; theme: Theme }) {
+function StageRow({
+  label,
+  ids,
+  stages,
+  theme,
+}: {
+  label: string;
+  ids: readonly StageId[];
+  stages: StageCounts;
+  theme: Theme;
+}) {
   return (
     <Box flexWrap="wrap">
-      <Box width={4}><Text bold>{label}</Text></Box>
-      {ids.map((id) => <Stage key={id} id={id} counts={stages.get(id)} theme={theme} />)}
+      <Box width={4}>
+        <Text bold>{label}</Text>
+      </Box>
+      {ids.map((id) => (
+        <Stage key={id} id={id} counts={stages.get(id)} theme={theme} />
+      ))}
     </Box>
   );
 }
@@ -103,7 +124,8 @@ export function StagesView({ stages, theme }: { stages: StageCounts; theme: Them
 function Row({ selected, children, theme }: { selected: boolean; children: string; theme: Theme }) {
   return (
     <Text wrap="truncate" inverse={selected} color={selected && theme.color ? 'cyan' : undefined}>
-      {selected ? '› ' : '  '}{children}
+      {selected ? '› ' : '  '}
+      {children}
     </Text>
   );
 }
@@ -121,25 +143,46 @@ function connectionLine(c: ConnectionView, s: FlowSummary | null): string {
 }
 
 function packetLine(j: Journey): string {
-  const kind = j.proto === 6 ? `[${['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => j.flags & (1 << i)).join('')}]` : j.icmp ? 'ICMP' : 'UDP';
+  const kind =
+    j.proto === 6
+      ? `[${['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => j.flags & (1 << i)).join('')}]`
+      : j.icmp
+        ? 'ICMP'
+        : 'UDP';
   const dir = j.direction === 'forward' ? 'fwd' : j.direction;
   const fate = j.drop ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}` : j.fate;
-  return `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +
-    `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}`;
+  return (
+    `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +
+    `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}`
+  );
 }
 
 export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: DeviceNames; startedAt: number }) {
   const steps = j.steps.map((s) => {
-    const where = s.hook ? `${s.hook} ${s.passed ? 'passed' : s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}` : '';
+    const where = s.hook
+      ? `${s.hook} ${s.passed ? 'passed' : s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}`
+      : '';
     const dev = s.ifindex ? devices.name(s.ifindex) : '';
-    const extra = [where, dev, s.location, s.reason, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : ''].filter(Boolean).join(' ');
+    const extra = [where, dev, s.location, s.reason, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : '']
+      .filter(Boolean)
+      .join(' ');
     return `+${duration(s.t - j.start).padStart(8)}  ${s.point.padEnd(24)} ${extra}`;
   });
   return (
     <Box flexDirection="column">
-      {formatJourney(j, devices, startedAt, PLAIN).split('\n').map((l, i) => <Text key={`h${i}`} wrap="truncate">{l}</Text>)}
+      {formatJourney(j, devices, startedAt, PLAIN)
+        .split('\n')
+        .map((l, i) => (
+          <Text key={`h${i}`} wrap="truncate">
+            {l}
+          </Text>
+        ))}
       <Text bold>steps</Text>
-      {steps.map((l, i) => <Text key={i} wrap="truncate">{l}</Text>)}
+      {steps.map((l, i) => (
+        <Text key={i} wrap="truncate">
+          {l}
+        </Text>
+      ))}
       <Text>{`tcpdump: ${j.tcpdump ? `✓ captured on ${j.tcpdumpDevices.map((d) => devices.name(d)).join(', ')}` : '✗ it never passed a capture point'}`}</Text>
     </Box>
   );
@@ -168,9 +211,25 @@ export interface UiState {
   editing: string | null;
   help: boolean;
 }
-const INITIAL: UiState = { paused: false, view: { kind: 'main' }, sel: { main: 0, connection: 0 }, filter: '', editing: null, help: false };
+const INITIAL: UiState = {
+  paused: false,
+  view: { kind: 'main' },
+  sel: { main: 0, connection: 0 },
+  filter: '',
+  editing: null,
+  help: false,
+};
 
-type Key = { return?: boolean; escape?: boolean; backspace?: boolean; delete?: boolean; upArrow?: boolean; downArrow?: boolean; ctrl?: boolean; meta?: boolean };
+type Key = {
+  return?: boolean;
+  escape?: boolean;
+  backspace?: boolean;
+  delete?: boolean;
+  upArrow?: boolean;
+  downArrow?: boolean;
+  ctrl?: boolean;
+  meta?: boolean;
+};
 
 function connectionsOf(snap: Snapshot, filter: string, store: TuiStore) {
   if (!filter) return snap.connections;
@@ -185,7 +244,13 @@ function packetsOf(snap: Snapshot, view: View) {
 
 /** The state after a key: pure, and applied to the latest state, so keys typed (or pasted) faster than the
  *  screen redraws are not lost. 'quit' and 'clear' are for the caller. */
-export function onKey(ui: UiState, input: string, key: Key, snap: Snapshot, store: TuiStore): UiState | 'quit' | 'clear' {
+export function onKey(
+  ui: UiState,
+  input: string,
+  key: Key,
+  snap: Snapshot,
+  store: TuiStore,
+): UiState | 'quit' | 'clear' {
   if (key.ctrl && input === 'c') return 'quit';
   const { view, sel, editing } = ui;
   if (editing !== null) {
@@ -204,19 +269,22 @@ export function onKey(ui: UiState, input: string, key: Key, snap: Snapshot, stor
   if (key.escape || key.backspace || key.delete) {
     return { ...ui, view: view.kind === 'packet' ? { kind: 'connection', key: view.key } : { kind: 'main' } };
   }
-  const up = key.upArrow || input === 'k', down = key.downArrow || input === 'j';
+  const up = key.upArrow || input === 'k',
+    down = key.downArrow || input === 'j';
   if (view.kind === 'main') {
     const conns = connectionsOf(snap, ui.filter, store);
     if (up) return { ...ui, sel: { ...sel, main: Math.max(0, sel.main - 1) } };
     if (down) return { ...ui, sel: { ...sel, main: Math.max(0, Math.min(conns.length - 1, sel.main + 1)) } };
     const conn = conns[sel.main];
-    if (key.return && conn) return { ...ui, view: { kind: 'connection', key: conn.key }, sel: { ...sel, connection: 0 } };
+    if (key.return && conn)
+      return { ...ui, view: { kind: 'connection', key: conn.key }, sel: { ...sel, connection: 0 } };
     return ui;
   }
   const { packets } = packetsOf(snap, view);
   if (view.kind === 'connection') {
     if (up) return { ...ui, sel: { ...sel, connection: Math.max(0, sel.connection - 1) } };
-    if (down) return { ...ui, sel: { ...sel, connection: Math.max(0, Math.min(packets.length - 1, sel.connection + 1)) } };
+    if (down)
+      return { ...ui, sel: { ...sel, connection: Math.max(0, Math.min(packets.length - 1, sel.connection + 1)) } };
     const packet = packets[sel.connection];
     if (key.return && packet) return { ...ui, view: { kind: 'packet', key: view.key, id: packet.id } };
     return ui;
@@ -226,8 +294,18 @@ export function onKey(ui: UiState, input: string, key: Key, snap: Snapshot, stor
   return next ? { ...ui, view: { ...view, id: next.id }, sel: { ...sel, connection: i + (up ? -1 : 1) } } : ui;
 }
 
-export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
-  store: TuiStore; devices: DeviceNames; theme: Theme; onQuit: () => void; refreshMs?: number;
+export function App({
+  store,
+  devices,
+  theme,
+  onQuit,
+  refreshMs = 150,
+}: {
+  store: TuiStore;
+  devices: DeviceNames;
+  theme: Theme;
+  onQuit: () => void;
+  refreshMs?: number;
 }) {
   const [ui, setUi] = useState(INITIAL);
   const latest = useRef(ui);
@@ -251,8 +329,10 @@ export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
   const uptime = ready ? clockOf((Date.now() - ready.startedAt) * 1e6) : '00:00:00';
   const lost = snap.stats.lostEvents;
   const unavailable = ready?.unavailable.length ?? 0;
-  const counters = Object.entries(snap.stats.counters ?? {}).filter(([k]) => !/^(Ip6|Icmp6|IpExt)/.test(k))
-    .map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`).join(', ');
+  const counters = Object.entries(snap.stats.counters ?? {})
+    .filter(([k]) => !/^(Ip6|Icmp6|IpExt)/.test(k))
+    .map(([k, v]) => `${k} ${v > 0 ? '+' : ''}${v}`)
+    .join(', ');
 
   // Rows: status 1, stages 3+ (wrapping at 80 columns), counters 1, note 1, title 1, footer 1.
   const stageRows = columns >= 150 ? 3 : 6;
@@ -260,26 +340,48 @@ export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
 
   let body;
   if (help) {
-    body = <Box flexDirection="column" borderStyle="round" paddingX={1}><Text bold>keys</Text>{HELP.map((h) => <Text key={h}>{h}</Text>)}</Box>;
+    body = (
+      <Box flexDirection="column" borderStyle="round" paddingX={1}>
+        <Text bold>keys</Text>
+        {HELP.map((h) => (
+          <Text key={h}>{h}</Text>
+        ))}
+      </Box>
+    );
   } else if (view.kind === 'packet' && conn) {
     const j = conn.packets.find((p) => p.id === view.id);
-    body = j ? <PacketDetail j={j} devices={devices} startedAt={ready?.startedAt ?? Date.now()} /> : <Text>packet #{view.id} is no longer kept</Text>;
+    body = j ? (
+      <PacketDetail j={j} devices={devices} startedAt={ready?.startedAt ?? Date.now()} />
+    ) : (
+      <Text>packet #{view.id} is no longer kept</Text>
+    );
   } else if (view.kind === 'connection' && conn) {
     const s = store.summaryOf(conn.key);
     const w = windowed(packets, sel.connection, listHeight - 2);
     body = (
       <Box flexDirection="column">
-        <Text bold wrap="truncate">{connectionLine(conn, s).split(' · ').slice(0, 2).join(' · ')}{s?.owner ? ` · ${s.owner.comm}[${s.owner.pid}]` : ''}</Text>
+        <Text bold wrap="truncate">
+          {connectionLine(conn, s).split(' · ').slice(0, 2).join(' · ')}
+          {s?.owner ? ` · ${s.owner.comm}[${s.owner.pid}]` : ''}
+        </Text>
         <Text wrap="truncate">{s?.verdict ?? ''}</Text>
-        {w.items.map((p, i) => <Row key={p.id} theme={theme} selected={w.start + i === sel.connection}>{packetLine(p)}</Row>)}
+        {w.items.map((p, i) => (
+          <Row key={p.id} theme={theme} selected={w.start + i === sel.connection}>
+            {packetLine(p)}
+          </Row>
+        ))}
       </Box>
     );
   } else {
     const w = windowed(conns, sel.main, listHeight - 1);
     body = (
       <Box flexDirection="column">
-        <Text bold>connections ({conns.length}{filter ? ` matching "${filter}"` : ''}{snap.evicted ? `, ${snap.evicted} older evicted` : ''})</Text>
-        {conns.length === 0 && <Text dimColor>  no matching packets yet</Text>}
+        <Text bold>
+          connections ({conns.length}
+          {filter ? ` matching "${filter}"` : ''}
+          {snap.evicted ? `, ${snap.evicted} older evicted` : ''})
+        </Text>
+        {conns.length === 0 && <Text dimColor> no matching packets yet</Text>}
         {w.items.map((c, i) => (
           <Row key={c.key} theme={theme} selected={w.start + i === sel.main}>
             {connectionLine(c, store.summaryOf(c.key))}
@@ -292,19 +394,32 @@ export function App({ store, devices, theme, onQuit, refreshMs = 150 }: {
   return (
     <Box flexDirection="column" width={columns} height={rows}>
       <Text wrap="truncate">
-        <Text bold>pathtrace</Text>{` · ${store.filterText} · ${ns} · up ${uptime} · ${snap.eventsPerSecond} ev/s · ${snap.packets} packets · `}
-        {lost > 0
-          ? <Text color={theme.color ? 'red' : undefined} bold inverse>{`LOST ${lost} events`}</Text>
-          : <Text>lost 0</Text>}
+        <Text bold>pathtrace</Text>
+        {` · ${store.filterText} · ${ns} · up ${uptime} · ${snap.eventsPerSecond} ev/s · ${snap.packets} packets · `}
+        {lost > 0 ? (
+          <Text color={theme.color ? 'red' : undefined} bold inverse>{`LOST ${lost} events`}</Text>
+        ) : (
+          <Text>lost 0</Text>
+        )}
         {unavailable ? ` · ${unavailable} points unavailable` : ''}
         {paused ? <Text inverse>{' PAUSED '}</Text> : ''}
       </Text>
       <StagesView stages={snap.stages} theme={theme} />
-      <Text wrap="truncate" dimColor>{counters ? `netstat -s: ${counters}` : 'netstat -s: no change yet'}</Text>
-      <Box height={2} overflow="hidden"><Text wrap="wrap" color={theme.color ? "yellow" : undefined}>{snap.notes.at(-1) ?? ""}</Text></Box>
-      <Box flexDirection="column" flexGrow={1}>{body}</Box>
       <Text wrap="truncate" dimColor>
-        {editing !== null ? `filter: ${editing}▏ (Enter apply · Esc clear)` : '↑↓/jk move · Enter open · Esc back · / filter · p pause · c clear · ? help · q quit'}
+        {counters ? `netstat -s: ${counters}` : 'netstat -s: no change yet'}
+      </Text>
+      <Box height={2} overflow="hidden">
+        <Text wrap="wrap" color={theme.color ? 'yellow' : undefined}>
+          {snap.notes.at(-1) ?? ''}
+        </Text>
+      </Box>
+      <Box flexDirection="column" flexGrow={1}>
+        {body}
+      </Box>
+      <Text wrap="truncate" dimColor>
+        {editing !== null
+          ? `filter: ${editing}▏ (Enter apply · Esc clear)`
+          : '↑↓/jk move · Enter open · Esc back · / filter · p pause · c clear · ? help · q quit'}
       </Text>
     </Box>
   );

@@ -16,7 +16,9 @@ type StageCounts = Map<StageId, { reached: number; died: number }>;
 function asJourney(r: PacketRecord): Journey {
   return {
     steps: (r.steps ?? []).map((s) => ({ point: s.point, hook: s.hook, at: s.at, t: s.t_ns ?? 0 })),
-    drop: r.drop, direction: r.direction, delivery: r.delivery,
+    drop: r.drop,
+    direction: r.direction,
+    delivery: r.delivery,
   } as unknown as Journey;
 }
 
@@ -61,15 +63,21 @@ export function AcrossView({ store, theme, onQuit }: { store: AcrossStore; theme
     const t = setInterval(() => setVersion(store.version), 250);
     return () => clearInterval(t);
   }, [store]);
-  useInput((input) => { if (input === 'q') onQuit(); });
+  useInput((input) => {
+    if (input === 'q') onQuit();
+  });
   const { stdout } = useStdout();
-  const columns = stdout.columns || 100, rows = stdout.rows || 30;
+  const columns = stdout.columns || 100,
+    rows = stdout.rows || 30;
   const [a, b] = store.hosts;
   const m = store.merged;
   const connections = (m?.connections ?? []).slice(-Math.max(1, rows - 16));
   return (
     <Box flexDirection="column" width={columns} height={rows}>
-      <Text wrap="truncate"><Text bold>pathtrace</Text>{` · ${a} ⇄ ${b} · ${store.packets[0]} / ${store.packets[1]} packets`}</Text>
+      <Text wrap="truncate">
+        <Text bold>pathtrace</Text>
+        {` · ${a} ⇄ ${b} · ${store.packets[0]} / ${store.packets[1]} packets`}
+      </Text>
       <Box flexDirection="row">
         {([0, 1] as const).map((i) => (
           <Box key={store.hosts[i]} flexDirection="column" width="50%" paddingRight={1}>
@@ -80,11 +88,18 @@ export function AcrossView({ store, theme, onQuit }: { store: AcrossStore; theme
       </Box>
       <Text bold>{`between ${a} and ${b}`}</Text>
       <Box flexDirection="column" flexGrow={1}>
-        {connections.length ? connections.map((c) => <Text key={c.flow} wrap="truncate">{`${flowText(c.flow)} · ${c.verdict}`}</Text>)
-          : <Text dimColor>no packet between them yet</Text>}
+        {connections.length ? (
+          connections.map((c) => <Text key={c.flow} wrap="truncate">{`${flowText(c.flow)} · ${c.verdict}`}</Text>)
+        ) : (
+          <Text dimColor>no packet between them yet</Text>
+        )}
       </Box>
-      <Text wrap="truncate" dimColor>{m ? clockText(m) : ''}</Text>
-      <Text wrap="truncate" color={theme.color ? 'yellow' : undefined}>{store.notes.at(-1) ?? ''}</Text>
+      <Text wrap="truncate" dimColor>
+        {m ? clockText(m) : ''}
+      </Text>
+      <Text wrap="truncate" color={theme.color ? 'yellow' : undefined}>
+        {store.notes.at(-1) ?? ''}
+      </Text>
       <Text dimColor>q stops both traces and prints the merge</Text>
     </Box>
   );
@@ -93,7 +108,10 @@ export function AcrossView({ store, theme, onQuit }: { store: AcrossStore; theme
 /** Draws the view on the alternate screen until close(). */
 export function showAcross(store: AcrossStore, color: boolean, onQuit: () => void): { close(): void } {
   process.stdout.write('\x1b[?1049h');
-  let ink: Instance | null = render(createElement(AcrossView, { store, theme: { color }, onQuit }), { exitOnCtrlC: false, patchConsole: false });
+  let ink: Instance | null = render(createElement(AcrossView, { store, theme: { color }, onQuit }), {
+    exitOnCtrlC: false,
+    patchConsole: false,
+  });
   return {
     close() {
       if (!ink) return;

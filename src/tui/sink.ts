@@ -9,7 +9,6 @@ import type { Summary } from '../report/summary.js';
 import { App } from './App.js';
 import type { LiveStats, TuiStore } from './store.js';
 
-
 export class TuiSink implements Sink {
   private ink: Instance | null = null;
 
@@ -26,10 +25,13 @@ export class TuiSink implements Sink {
     for (const u of info.unavailable) this.store.note(`not traced: ${u.point}: ${u.reason}`);
     process.stdout.write('\x1b[?1049h'); // the alternate screen: the terminal comes back as it was
     const devices = { name: (i: number) => this.devices().name(i) };
-    this.ink = render(createElement(App, { store: this.store, devices, theme: { color: this.color }, onQuit: this.onQuit }), {
-      exitOnCtrlC: false,
-      patchConsole: false,
-    });
+    this.ink = render(
+      createElement(App, { store: this.store, devices, theme: { color: this.color }, onQuit: this.onQuit }),
+      {
+        exitOnCtrlC: false,
+        patchConsole: false,
+      },
+    );
   }
 
   packet(j: Journey): void {

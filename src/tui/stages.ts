@@ -8,9 +8,21 @@ export const TX_STAGES = ['LOCAL_OUT', 'POST_ROUTING', 'neighbour', 'qdisc', 'ta
 export type StageId = (typeof RX_STAGES)[number] | (typeof FWD_STAGES)[number] | (typeof TX_STAGES)[number];
 
 export const STAGE_LABELS: Record<StageId, string> = {
-  rx: 'device RX', tap_rx: 'tcpdump', PRE_ROUTING: 'PRE_ROUTING', routing: 'routing', LOCAL_IN: 'LOCAL_IN',
-  transport: 'transport', socket: 'socket', app: 'application', FORWARD: 'FORWARD', LOCAL_OUT: 'LOCAL_OUT',
-  POST_ROUTING: 'POST_ROUTING', neighbour: 'neighbour', qdisc: 'qdisc', tap_tx: 'tcpdump', tx: 'device TX',
+  rx: 'device RX',
+  tap_rx: 'tcpdump',
+  PRE_ROUTING: 'PRE_ROUTING',
+  routing: 'routing',
+  LOCAL_IN: 'LOCAL_IN',
+  transport: 'transport',
+  socket: 'socket',
+  app: 'application',
+  FORWARD: 'FORWARD',
+  LOCAL_OUT: 'LOCAL_OUT',
+  POST_ROUTING: 'POST_ROUTING',
+  neighbour: 'neighbour',
+  qdisc: 'qdisc',
+  tap_tx: 'tcpdump',
+  tx: 'device TX',
 };
 
 /** The stage where a dropped journey died. */
@@ -19,13 +31,22 @@ export function deathStage(j: Journey): StageId | null {
   if (!d) return null;
   if (d.hook) return d.hook;
   switch (d.layer) {
-    case 'ip': return 'routing';
-    case 'tcp': case 'udp': case 'icmp': return 'transport';
-    case 'socket': return 'socket';
-    case 'neighbour': return 'neighbour';
-    case 'qdisc': return 'qdisc';
-    case 'device': return j.steps.some((s) => s.point === 'net_dev_start_xmit') ? 'tx' : j.direction === 'out' ? 'qdisc' : 'rx';
-    default: return null;
+    case 'ip':
+      return 'routing';
+    case 'tcp':
+    case 'udp':
+    case 'icmp':
+      return 'transport';
+    case 'socket':
+      return 'socket';
+    case 'neighbour':
+      return 'neighbour';
+    case 'qdisc':
+      return 'qdisc';
+    case 'device':
+      return j.steps.some((s) => s.point === 'net_dev_start_xmit') ? 'tx' : j.direction === 'out' ? 'qdisc' : 'rx';
+    default:
+      return null;
   }
 }
 
@@ -34,20 +55,41 @@ export function stagesReached(j: Journey): StageId[] {
   const out = new Set<StageId>();
   for (const s of j.steps) {
     switch (s.point) {
-      case 'napi_gro_receive_entry': case 'netif_rx': out.add('rx'); break;
-      case 'netif_receive_skb': out.add('rx'); out.add('tap_rx'); break;
+      case 'napi_gro_receive_entry':
+      case 'netif_rx':
+        out.add('rx');
+        break;
+      case 'netif_receive_skb':
+        out.add('rx');
+        out.add('tap_rx');
+        break;
       case 'netfilter':
         out.add(s.hook!);
         if (s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') out.add('routing');
         if (s.hook === 'LOCAL_IN' && s.at === 'exit') out.add('transport');
         break;
-      case 'net_dev_queue': out.add('neighbour'); out.add('qdisc'); break;
-      case 'qdisc_enqueue': case 'qdisc_dequeue': out.add('qdisc'); break;
-      case 'net_dev_start_xmit': out.add('tap_tx'); out.add('tx'); break;
-      case 'skb_copy_datagram_iovec': case 'sock_recv_length': out.add('app'); break;
+      case 'net_dev_queue':
+        out.add('neighbour');
+        out.add('qdisc');
+        break;
+      case 'qdisc_enqueue':
+      case 'qdisc_dequeue':
+        out.add('qdisc');
+        break;
+      case 'net_dev_start_xmit':
+        out.add('tap_tx');
+        out.add('tx');
+        break;
+      case 'skb_copy_datagram_iovec':
+      case 'sock_recv_length':
+        out.add('app');
+        break;
     }
   }
-  if (j.delivery?.socket) { out.add('transport'); out.add('socket'); }
+  if (j.delivery?.socket) {
+    out.add('transport');
+    out.add('socket');
+  }
   const died = deathStage(j);
   if (died) out.add(died);
   const order: StageId[] = [...RX_STAGES, ...FWD_STAGES, ...TX_STAGES];

@@ -13,10 +13,10 @@ export const MAX_PACKETS_PER_CONNECTION = 100;
 
 export interface ConnectionView {
   key: string;
-  packets: Journey[];   // the most recent, at most MAX_PACKETS_PER_CONNECTION
+  packets: Journey[]; // the most recent, at most MAX_PACKETS_PER_CONNECTION
   total: number;
   dropped: number;
-  first: number;        // ns since the trace started
+  first: number; // ns since the trace started
   last: number;
 }
 
@@ -39,7 +39,10 @@ export class TuiStore {
   private tally = new Tally();
   private lastStats = { at: 0, events: 0 };
 
-  constructor(readonly filterText: string, private readonly flows: () => Pick<FlowTable, 'byKey'> | null = () => null) {}
+  constructor(
+    readonly filterText: string,
+    private readonly flows: () => Pick<FlowTable, 'byKey'> | null = () => null,
+  ) {}
 
   private bump(): void {
     this.version++;
@@ -86,7 +89,10 @@ export class TuiStore {
   }
 
   setStats(s: LiveStats, nowMs = Date.now()): void {
-    if (this.lastStats.at) this.eventsPerSecond = Math.round(((s.events - this.lastStats.events) * 1000) / Math.max(1, nowMs - this.lastStats.at));
+    if (this.lastStats.at)
+      this.eventsPerSecond = Math.round(
+        ((s.events - this.lastStats.events) * 1000) / Math.max(1, nowMs - this.lastStats.at),
+      );
     this.lastStats = { at: nowMs, events: s.events };
     this.stats = s;
     this.bump();

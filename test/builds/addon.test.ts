@@ -18,7 +18,8 @@ function bpfObjects(addon: Buffer): Buffer[] {
   for (let at = addon.indexOf('\x7fELF', 1, 'latin1'); at >= 0; at = addon.indexOf('\x7fELF', at + 1, 'latin1')) {
     if (addon[at + 4] !== 2 || addon.readUInt16LE(at + 18) !== EM_BPF) continue; // 64-bit BPF only
     // LLVM writes the section headers last: they end the file.
-    const end = Number(addon.readBigUInt64LE(at + 0x28)) + addon.readUInt16LE(at + 0x3a) * addon.readUInt16LE(at + 0x3c);
+    const end =
+      Number(addon.readBigUInt64LE(at + 0x28)) + addon.readUInt16LE(at + 0x3a) * addon.readUInt16LE(at + 0x3c);
     found.push(addon.subarray(at, at + end));
   }
   return found;
@@ -26,10 +27,16 @@ function bpfObjects(addon: Buffer): Buffer[] {
 
 /** The addon's exports, name and type, as a fresh Node loads it (the carried libraries found by RUNPATH). */
 function exportsOf(addon: string): string[] {
-  const r = spawnSync(process.execPath, ['-e',
-    'const m = { exports: {} }; process.dlopen(m, process.argv[1]);' +
-    'console.log(JSON.stringify(Object.keys(m.exports).sort().map((k) => k + ": " + typeof m.exports[k])))', addon],
-  { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [
+      '-e',
+      'const m = { exports: {} }; process.dlopen(m, process.argv[1]);' +
+        'console.log(JSON.stringify(Object.keys(m.exports).sort().map((k) => k + ": " + typeof m.exports[k])))',
+      addon,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(r.status, 0, `${addon} does not load: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }
@@ -41,17 +48,26 @@ test('node-gyp (binding.gyp) and cmake-js build the same addon', { timeout: 20 *
   if (missing.length) return t.skip(`node-gyp's build needs ${missing.join(', ')} (scripts/setup.sh installs them)`);
   const nodeDir = path.resolve(process.execPath, '..', '..');
   if (!existsSync(path.join(nodeDir, 'include', 'node', 'common.gypi'))) {
-    return t.skip(`node-gyp needs Node's headers beside node (${nodeDir}/include/node): this Node was installed without them`);
+    return t.skip(
+      `node-gyp needs Node's headers beside node (${nodeDir}/include/node): this Node was installed without them`,
+    );
   }
 
   const src = mkdtempSync(path.join(os.tmpdir(), 'pathtrace-build-'));
   t.after(() => rmSync(src, { recursive: true, force: true }));
   const skip = new Set(['node_modules', 'build', 'dist', '.git']);
-  cpSync(ROOT, src, { recursive: true, filter: (p) => !skip.has(path.relative(ROOT, p)) && !/^pathtrace-.*\.tgz$/.test(path.relative(ROOT, p)) });
+  cpSync(ROOT, src, {
+    recursive: true,
+    filter: (p) => !skip.has(path.relative(ROOT, p)) && !/^pathtrace-.*\.tgz$/.test(path.relative(ROOT, p)),
+  });
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(src, 'node_modules'));
   // Nothing from this machine's npm configuration (a nodedir there), and an empty node-gyp cache: the
   // build must take Node's headers from build:gyp's --nodedir, never download them.
-  const env: NodeJS.ProcessEnv = { ...process.env, npm_config_userconfig: '/dev/null', npm_config_devdir: path.join(src, 'node-gyp-cache') };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    npm_config_userconfig: '/dev/null',
+    npm_config_devdir: path.join(src, 'node-gyp-cache'),
+  };
   delete env.npm_config_nodedir;
   mkdirSync(env.npm_config_devdir!);
   const run = (script: string) => {
@@ -77,9 +93,17 @@ test('node-gyp (binding.gyp) and cmake-js build the same addon', { timeout: 20 *
   assert.ok(cm.exports.length > 10, `cmake-js's addon exports ${cm.exports.join(', ')}`);
   assert.deepEqual(gyp.exports, cm.exports, 'the same functions');
   assert.equal(cm.bpf.length, 2, 'the BPF object twice: with and without bpf_loop');
-  assert.ok(gyp.bpf.length === cm.bpf.length && gyp.bpf.every((o, i) => o.equals(cm.bpf[i]!)), 'the same BPF objects inside');
+  assert.ok(
+    gyp.bpf.length === cm.bpf.length && gyp.bpf.every((o, i) => o.equals(cm.bpf[i]!)),
+    'the same BPF objects inside',
+  );
   for (const lib of ['libbpf.so.1', 'libelf.so.1']) {
-    assert.ok(readFileSync(path.join(builds['node-gyp'], 'Release', lib)).equals(readFileSync(path.join(builds['cmake-js'], 'Release', lib))), lib);
+    assert.ok(
+      readFileSync(path.join(builds['node-gyp'], 'Release', lib)).equals(
+        readFileSync(path.join(builds['cmake-js'], 'Release', lib)),
+      ),
+      lib,
+    );
   }
   t.diagnostic(`the two addons are ${gyp.bytes.equals(cm.bytes) ? '' : 'not '}identical byte for byte`);
 });

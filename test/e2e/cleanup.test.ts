@@ -46,8 +46,12 @@ test('two pathtraces at once, and a chain at the first free priority: both attac
   const lab = new Lab();
   try {
     // A base chain at INT_MIN+1 on LOCAL_IN takes the entry probe's first choice (EBUSY).
-    lab.exec(lab.server.netns, 'nft', ['-f', '-'],
-      `table inet early {\nchain c {\ntype filter hook input priority ${INT_MIN + 1}\n}\n}\n`);
+    lab.exec(
+      lab.server.netns,
+      'nft',
+      ['-f', '-'],
+      `table inet early {\nchain c {\ntype filter hook input priority ${INT_MIN + 1}\n}\n}\n`,
+    );
     lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
     const a = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
     const b = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);

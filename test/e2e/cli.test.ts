@@ -38,13 +38,18 @@ test('bad input: one clear line on stderr, a non-zero exit code', () => {
   }
 });
 
-test('--version: the version, the libbpf carried with the addon, and this kernel\'s features', () => {
+test("--version: the version, the libbpf carried with the addon, and this kernel's features", () => {
   const r = runCli(['--version']);
   assert.equal(r.code, 0, r.stderr);
   const [name, libbpf, kernel] = r.stdout.trimEnd().split('\n');
   assert.match(name, /^pathtrace \d+\.\d+\.\d+$/);
   assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/);
-  assert.match(kernel, new RegExp(`^kernel ${os.release().replace(/\./g, '\\.')} x86_64: BTF yes; BPF netfilter links (yes|no|run as root to tell); kprobes (yes|no); bpf_loop (yes \\(filter expressions run\\)|no \\(no filter expressions: Linux 5\\.17\\+\\))$`));
+  assert.match(
+    kernel,
+    new RegExp(
+      `^kernel ${os.release().replace(/\./g, '\\.')} x86_64: BTF yes; BPF netfilter links (yes|no|run as root to tell); kprobes (yes|no); bpf_loop (yes \\(filter expressions run\\)|no \\(no filter expressions: Linux 5\\.17\\+\\))$`,
+    ),
+  );
 });
 
 test('tools missing from the server: a trace says once what it loses; --rule-trace and a demo refuse in one line', (t) => {
@@ -54,26 +59,48 @@ test('tools missing from the server: a trace says once what it loses; --rule-tra
   const env = { PATH: bare };
   const trace = runCli(['--json', '--port', '9', '--duration', '1'], { env });
   assert.equal(trace.code, 0, trace.stderr);
-  const notes = trace.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'note').map((r) => r.message);
-  assert.deepEqual(notes.filter((n) => /installed/.test(n)),
-    ['neither nft nor iptables is installed: a drop in netfilter is told by its hook, not by its table, chain and rule (apt install nftables)']);
+  const notes = trace.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((r) => r.type === 'note')
+    .map((r) => r.message);
+  assert.deepEqual(
+    notes.filter((n) => /installed/.test(n)),
+    [
+      'neither nft nor iptables is installed: a drop in netfilter is told by its hook, not by its table, chain and rule (apt install nftables)',
+    ],
+  );
   const rt = runCli(['--rule-trace', '--port', '9', '--duration', '1'], { env });
   assert.equal(rt.code, 1);
-  assert.equal(oneLine(rt.stderr), 'pathtrace: --rule-trace needs nft (nftables): apt install nftables, or trace without it');
+  assert.equal(
+    oneLine(rt.stderr),
+    'pathtrace: --rule-trace needs nft (nftables): apt install nftables, or trace without it',
+  );
   const demo = runCli(['demo', 'local-in', '--plain'], { env });
   assert.equal(demo.code, 1);
-  assert.equal(oneLine(demo.stderr), 'pathtrace: demo local-in needs ip (iproute2), iptables: apt install them, or trace your own traffic');
+  assert.equal(
+    oneLine(demo.stderr),
+    'pathtrace: demo local-in needs ip (iproute2), iptables: apt install them, or trace your own traffic',
+  );
 });
 
 test('--write to a place that cannot be written: one line before anything is attached', (t) => {
   if (!needsRoot(t)) return;
   const r = runCli(['--port', '9', '--duration', '1', '--write', '/nonexistent-pathtrace/x.pcapng']);
   assert.equal(r.code, 1);
-  assert.match(oneLine(r.stderr), /^pathtrace: cannot write \/nonexistent-pathtrace\/x\.pcapng: no such directory \/nonexistent-pathtrace$/);
+  assert.match(
+    oneLine(r.stderr),
+    /^pathtrace: cannot write \/nonexistent-pathtrace\/x\.pcapng: no such directory \/nonexistent-pathtrace$/,
+  );
   assert.equal(r.stdout, '');
   const proc = runCli(['--port', '9', '--duration', '1', '--write', '/proc/x.pcapng']);
   assert.equal(proc.code, 1);
-  assert.match(oneLine(proc.stderr), /^pathtrace: cannot write \/proc\/x\.pcapng: files cannot be created there$/, 'the directory is there');
+  assert.match(
+    oneLine(proc.stderr),
+    /^pathtrace: cannot write \/proc\/x\.pcapng: files cannot be created there$/,
+    'the directory is there',
+  );
 });
 
 test('--write to a full disk or past a file size limit: the file stops, said as what it is; the trace and its summary go on', async (t) => {
@@ -81,10 +108,21 @@ test('--write to a full disk or past a file size limit: the file stops, said as 
   const full = runCli(['--json', '--port', '9', '--duration', '1', '--write', '/dev/full']);
   assert.equal(full.code, 0, full.stderr);
   assert.doesNotMatch(full.stderr, /internal error/);
-  const records = full.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const records = full.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   const notes = records.filter((r) => r.type === 'note').map((r) => r.message);
-  assert.ok(notes.includes('cannot write /dev/full any more: no space left on the device (ENOSPC); the trace goes on without it'), notes.join('\n'));
-  assert.ok(notes.includes('wrote 0 packets to /dev/full, then stopped: no space left on the device (ENOSPC)'), notes.join('\n'));
+  assert.ok(
+    notes.includes(
+      'cannot write /dev/full any more: no space left on the device (ENOSPC); the trace goes on without it',
+    ),
+    notes.join('\n'),
+  );
+  assert.ok(
+    notes.includes('wrote 0 packets to /dev/full, then stopped: no space left on the device (ENOSPC)'),
+    notes.join('\n'),
+  );
   assert.equal(records.at(-1).type, 'summary');
 
   // A file size limit of 1 KiB: the section and interface headers fit, packets soon do not.
@@ -92,19 +130,52 @@ test('--write to a full disk or past a file size limit: the file stops, said as 
   const lab = new Lab();
   try {
     const file = path.join(dir, 'w.pcapng');
-    const child = spawn('prlimit', ['--fsize=1024', process.execPath, BIN, '--json', '--netns', lab.server.netns, '--port', '8080', '--count', '6', '--write', file],
-      { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      'prlimit',
+      [
+        '--fsize=1024',
+        process.execPath,
+        BIN,
+        '--json',
+        '--netns',
+        lab.server.netns,
+        '--port',
+        '8080',
+        '--count',
+        '6',
+        '--write',
+        file,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let out = '';
     let err = '';
-    child.stdout!.on('data', (d) => { out += d; });
-    child.stderr!.on('data', (d) => { err += d; });
+    child.stdout!.on('data', (d) => {
+      out += d;
+    });
+    child.stderr!.on('data', (d) => {
+      err += d;
+    });
     const exited = new Promise((r) => child.on('exit', (c, sig) => r(c ?? sig)));
     while (!out.includes('"ready"') && child.exitCode === null) await sleep(20);
-    for (let i = 0; i < 6 && child.exitCode === null; i++) await lab.connect('tcp', lab.server.v4, 8080, 300).catch(() => {});
+    for (let i = 0; i < 6 && child.exitCode === null; i++)
+      await lab.connect('tcp', lab.server.v4, 8080, 300).catch(() => {});
     child.kill('SIGINT');
     assert.equal(await exited, 0, err);
-    const fsNotes = out.trim().split('\n').map((l) => JSON.parse(l)).filter((r) => r.type === 'note').map((r) => r.message as string);
-    assert.ok(fsNotes.some((m) => /^wrote \d+ packets to .*w\.pcapng, then stopped: the file size limit was reached \(EFBIG, ulimit -f\)$/.test(m)), fsNotes.join('\n'));
+    const fsNotes = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((r) => r.type === 'note')
+      .map((r) => r.message as string);
+    assert.ok(
+      fsNotes.some((m) =>
+        /^wrote \d+ packets to .*w\.pcapng, then stopped: the file size limit was reached \(EFBIG, ulimit -f\)$/.test(
+          m,
+        ),
+      ),
+      fsNotes.join('\n'),
+    );
   } finally {
     lab.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -115,7 +186,10 @@ test('not root: says so and exits 1', (t) => {
   if (!needsRoot(t)) return; // to drop to another user we must be root first
   const r = runCli(['--port', '3306'], { uid: 65534 });
   assert.equal(r.code, 1);
-  assert.match(oneLine(r.stderr), /^pathtrace: must run as root: loading BPF probes needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN/);
+  assert.match(
+    oneLine(r.stderr),
+    /^pathtrace: must run as root: loading BPF probes needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN/,
+  );
 });
 
 test('a kernel without BTF: says what is missing, exits 1', (t) => {
@@ -130,11 +204,15 @@ test('a kernel without netfilter links that refuses trampolines (this one, prete
   const lab = new Lab();
   try {
     lab.exec(lab.server.netns, 'iptables', ['-I', 'INPUT', '-p', 'udp', '--dport', '5353', '-j', 'DROP']);
-    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353'], { PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter' });
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '5353'], {
+      PATHTRACE_PRETEND_KERNEL_LACKS: 'netfilter',
+    });
     assert.deepEqual(pt.ready.netfilter, []);
     assert.equal(pt.ready.netfilter_mechanism, 'none');
-    assert.match(pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter')!.reason,
-      /no BPF netfilter links \(Linux < 6\.4\), and neither trampolines nor kprobes on nf_hook_slow could trace the hooks \(.*nf_hook_slow_entry.*\): .*still work/);
+    assert.match(
+      pt.ready.unavailable.find((u: { point: string }) => u.point === 'netfilter')!.reason,
+      /no BPF netfilter links \(Linux < 6\.4\), and neither trampolines nor kprobes on nf_hook_slow could trace the hooks \(.*nf_hook_slow_entry.*\): .*still work/,
+    );
     // The points of the mechanisms that failed are in that one line, not each on its own.
     assert.ok(!pt.ready.unavailable.some((u: { point: string }) => /^(fentry|fexit|kprobe|kretprobe)\//.test(u.point)));
     await lab.connect('udp', lab.server.v4, 5353, 300);
@@ -142,7 +220,10 @@ test('a kernel without netfilter links that refuses trampolines (this one, prete
     const { code } = await pt.stop();
     assert.equal(code, 0);
     assert.ok(p);
-    assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason }, { layer: 'netfilter', hook: null, reason: 'NETFILTER_DROP' });
+    assert.deepEqual(
+      { layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason },
+      { layer: 'netfilter', hook: null, reason: 'NETFILTER_DROP' },
+    );
     assert.equal(p.tcpdump, true);
     assert.ok(!p.steps.some((s: { point: string }) => s.point === 'netfilter'));
   } finally {
@@ -163,16 +244,35 @@ test('--json: only NDJSON on stdout, a ready record first and a summary last; --
     const lines = stdout.trimEnd().split('\n');
     assert.equal(lines.length, records.length);
     assert.equal(records[0].type, 'ready');
-    assert.deepEqual(records[0].points.sort(), ['consume_skb', 'inet_sock_set_state', 'kfree_skb', 'napi_gro_receive_entry',
-      'net_dev_queue', 'net_dev_start_xmit', 'netif_receive_skb', 'netif_rx', 'qdisc_dequeue', 'qdisc_enqueue',
-      'skb_copy_datagram_iovec', 'sock_recv_length', 'tcp_receive_reset', 'tcp_retransmit_skb', 'tcp_retransmit_synack', 'tcp_send_reset']);
+    assert.deepEqual(records[0].points.sort(), [
+      'consume_skb',
+      'inet_sock_set_state',
+      'kfree_skb',
+      'napi_gro_receive_entry',
+      'net_dev_queue',
+      'net_dev_start_xmit',
+      'netif_receive_skb',
+      'netif_rx',
+      'qdisc_dequeue',
+      'qdisc_enqueue',
+      'skb_copy_datagram_iovec',
+      'sock_recv_length',
+      'tcp_receive_reset',
+      'tcp_retransmit_skb',
+      'tcp_retransmit_synack',
+      'tcp_send_reset',
+    ]);
     assert.equal(records[0].netfilter.length, 10);
     // No chains in the namespace: each hook's entry probe alone.
-    for (const p of records[0].netfilter) assert.ok(p.entry_priority !== null && p.exit_priority === null && !p.bracketed);
+    for (const p of records[0].netfilter)
+      assert.ok(p.entry_priority !== null && p.exit_priority === null && !p.bracketed);
     const packets = records.filter((r) => r.type === 'packet');
     assert.equal(packets.length, 2);
     const [req, resp] = packets;
-    assert.deepEqual([req.direction, req.fate, req.proto, req.tcp_flags, req.dport], ['in', 'delivered', 'udp', null, 5353]);
+    assert.deepEqual(
+      [req.direction, req.fate, req.proto, req.tcp_flags, req.dport],
+      ['in', 'delivered', 'udp', null, 5353],
+    );
     assert.deepEqual([resp.direction, resp.fate, resp.sport], ['out', 'sent', 5353]);
     for (const p of packets) assert.ok(p.steps.every((s: { t_ns: number }) => Number.isInteger(s.t_ns) && s.t_ns >= 0));
     const summary = records.at(-1) as Summary;
@@ -268,10 +368,16 @@ test('a flood while pathtrace is stalled fills the ring buffer: lost events are 
   const loadgen = path.join(ROOT, 'build', 'pathtrace-loadgen');
   const lab = new Lab();
   try {
-    const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '3'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '3'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     await new Promise((r) => sink.stdout!.once('data', r));
     const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '7000', '--ring-mib', '1', '--quiet']);
-    const flood = spawn('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '1.5', '18'], { stdio: 'ignore' });
+    const flood = spawn(
+      'ip',
+      ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '1.5', '18'],
+      { stdio: 'ignore' },
+    );
     // Stopped (as a machine under memory pressure or a debugger would), the reader of the ring falls behind.
     await sleep(300);
     pt.child.kill('SIGSTOP');
@@ -296,19 +402,31 @@ test('a reader of stdout that falls behind costs bounded memory: records are ski
   const lab = new Lab();
   try {
     for (const reader of ['slow', 'stalled', 'stalled, Ctrl-C twice'] as const) {
-      const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '4'], { stdio: ['ignore', 'pipe', 'ignore'] });
+      const sink = spawn('ip', ['netns', 'exec', lab.server.netns, loadgen, 'udp-sink', '7000', '4'], {
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       await new Promise((r) => sink.stdout!.once('data', r));
       // stdout is a pipe nobody reads yet: its 64 KiB fill at once, the rest waits in pathtrace.
-      const pt = spawn(process.execPath, [BIN, '--json', '--netns', lab.server.netns, '--port', '7000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const pt = spawn(process.execPath, [BIN, '--json', '--netns', lab.server.netns, '--port', '7000'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stderr = '';
-      pt.stderr!.on('data', (d) => { stderr += d; });
+      pt.stderr!.on('data', (d) => {
+        stderr += d;
+      });
       let head = '';
-      const onData = (d: Buffer) => { head += d; };
+      const onData = (d: Buffer) => {
+        head += d;
+      };
       pt.stdout!.on('data', onData);
       while (!head.includes('"ready"') && pt.exitCode === null) await sleep(20);
       pt.stdout!.off('data', onData);
       pt.stdout!.pause();
-      const flood = spawn('ip', ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '3', '18'], { stdio: 'ignore' });
+      const flood = spawn(
+        'ip',
+        ['netns', 'exec', lab.client.netns, loadgen, 'udp-flood', lab.server.v4, '7000', '3', '18'],
+        { stdio: 'ignore' },
+      );
       await new Promise((r) => flood.on('exit', r));
       sink.kill();
       // ~1 KB per packet record at this rate is hundreds of MB; unbounded, the backlog reached 1.15 GB in 20 s.
@@ -319,19 +437,31 @@ test('a reader of stdout that falls behind costs bounded memory: records are ski
       if (reader === 'slow') {
         await sleep(1000);
         let out = '';
-        pt.stdout!.on('data', (d) => { out += d; });
+        pt.stdout!.on('data', (d) => {
+          out += d;
+        });
         const ended = new Promise((r) => pt.stdout!.on('end', r));
         pt.stdout!.resume();
         assert.equal(await exited, 0);
         await ended;
-        const records = out.trim().split('\n').map((l) => JSON.parse(l));
+        const records = out
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l));
         const notes = records.filter((r) => r.type === 'note').map((r) => r.message as string);
-        assert.ok(notes.some((m) => /stdout's reader fell behind \(16 MiB waiting\): packet records are skipped/.test(m)), notes.join('\n'));
-        const skipped = Number(/^(\d+) packet records in all were skipped/.exec(notes.find((m) => /in all were skipped/.test(m)) ?? '')?.[1]);
+        assert.ok(
+          notes.some((m) => /stdout's reader fell behind \(16 MiB waiting\): packet records are skipped/.test(m)),
+          notes.join('\n'),
+        );
+        const skipped = Number(
+          /^(\d+) packet records in all were skipped/.exec(notes.find((m) => /in all were skipped/.test(m)) ?? '')?.[1],
+        );
         const summary = records.at(-1) as Summary;
         assert.equal(summary.type, 'summary');
-        assert.ok(skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
-          `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`);
+        assert.ok(
+          skipped > 0 && summary.packets === records.filter((r) => r.type === 'packet').length + skipped,
+          `the summary counts every packet: ${summary.packets} = written + ${skipped} skipped`,
+        );
         assert.equal(summary.output_skipped, skipped);
       } else if (reader === 'stalled') {
         // Never read: pathtrace exits once the reader has taken nothing for 3 s, everything detached.

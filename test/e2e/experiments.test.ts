@@ -16,25 +16,52 @@ const PORT = 3306;
 async function startTcpdump(lab: Lab, netns: string, ifname: string) {
   const dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-tcpdump-'));
   const file = path.join(dir, 'cap.pcap');
-  const child = spawn('ip', ['netns', 'exec', netns, 'tcpdump', '-i', ifname, '-nn', '-U', '--immediate-mode', '-w', file, 'tcp', 'port', String(PORT)],
-    { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      netns,
+      'tcpdump',
+      '-i',
+      ifname,
+      '-nn',
+      '-U',
+      '--immediate-mode',
+      '-w',
+      file,
+      'tcp',
+      'port',
+      String(PORT),
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
   await new Promise<void>((resolve, reject) => {
     let err = '';
-    child.stderr!.on('data', (d) => { err += d; if (err.includes('listening on')) resolve(); });
+    child.stderr!.on('data', (d) => {
+      err += d;
+      if (err.includes('listening on')) resolve();
+    });
     child.on('exit', (code) => reject(new Error(`tcpdump exited (${code}): ${err}`)));
   });
   return {
     async stop(): Promise<{ flags: string; seq: number; src: string }[]> {
       child.kill('SIGINT');
       await new Promise((r) => child.on('exit', r));
-      const text = execFileSync('tcpdump', ['-r', file, '-nn', '-S'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+      const text = execFileSync('tcpdump', ['-r', file, '-nn', '-S'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      });
       rmSync(dir, { recursive: true, force: true });
       void lab;
       // "12:00:00.000000 IP 198.18.0.1.41234 > 198.18.0.2.3306: Flags [S], seq 123, ..."
-      return text.split('\n').filter(Boolean).map((l) => {
-        const m = /IP6? (\S+) > \S+: Flags \[([^\]]+)\], seq (\d+)/.exec(l)!;
-        return { src: m[1], flags: m[2], seq: Number(m[3]) };
-      });
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => {
+          const m = /IP6? (\S+) > \S+: Flags \[([^\]]+)\], seq (\d+)/.exec(l)!;
+          return { src: m[1], flags: m[2], seq: Number(m[3]) };
+        });
     },
   };
 }
@@ -108,7 +135,11 @@ test('experiment 2, local-out: TCP reaches SYN_RECV, its SYN-ACKs die at LOCAL_O
     const seen = packets.filter((p) => p.tcpdump);
     const capturedSyns = captured.filter((c) => c.flags === 'S');
     assert.equal(capturedSyns.length, seen.filter((p) => p.tcp_flags === 'S').length);
-    for (const p of seen) assert.ok(capturedSyns.some((c) => c.seq === p.seq), `SYN seq ${p.seq} is in the capture`);
+    for (const p of seen)
+      assert.ok(
+        capturedSyns.some((c) => c.seq === p.seq),
+        `SYN seq ${p.seq} is in the capture`,
+      );
     assert.equal(captured.filter((c) => c.flags === 'S.').length, 0, 'no SYN-ACK in the capture');
     assert.equal(seen.filter((p) => p.tcp_flags === 'SA').length, 0);
   } finally {
@@ -152,7 +183,10 @@ test('pathtrace demo local-in and local-out tell the story and leave nothing beh
   assert.equal(localIn.code, 0, localIn.stderr);
   assert.match(localIn.stdout, /in {2}SYN .*→ 198\.18\.0\.2:3306/);
   assert.match(localIn.stdout, /tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped/);
-  assert.match(localIn.stdout, /NETFILTER_DROP at \w+ \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/);
+  assert.match(
+    localIn.stdout,
+    /NETFILTER_DROP at \w+ \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/,
+  );
   assert.match(localIn.stdout, /tcpdump shows \d+ SYN arriving/);
   assert.doesNotMatch(localIn.stdout, /SYN-ACK/);
 
@@ -170,13 +204,18 @@ test('pathtrace demo local-in and local-out tell the story and leave nothing beh
 test('Ctrl-C during the demo: a summary, exit 0, and the lab is gone', async (t) => {
   if (!needsRoot(t)) return;
   const demo = spawn(process.execPath, [BIN, 'demo', 'local-in'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '', stderr = '';
-  demo.stdout!.on('data', (d) => { stdout += d; });
+  let stdout = '',
+    stderr = '';
+  demo.stdout!.on('data', (d) => {
+    stdout += d;
+  });
   const exited = new Promise<number | null>((r) => demo.on('exit', (code) => r(code)));
-  await new Promise<void>((resolve) => demo.stderr!.on('data', (d) => {
-    stderr += d;
-    if (stderr.includes('Ctrl-C to stop')) resolve();
-  }));
+  await new Promise<void>((resolve) =>
+    demo.stderr!.on('data', (d) => {
+      stderr += d;
+      if (stderr.includes('Ctrl-C to stop')) resolve();
+    }),
+  );
   await new Promise((r) => setTimeout(r, 1200));
   demo.kill('SIGINT');
   assert.equal(await exited, 0, stderr);

@@ -21,7 +21,9 @@ class Terminal {
   private readonly dir = mkdtempSync(path.join(tmpdir(), 'pathtrace-tmux-'));
 
   constructor(args: string[], columns: number, rows: number, env: Record<string, string> = {}) {
-    const exports = Object.entries(env).map(([k, v]) => `${k}=${v} `).join('');
+    const exports = Object.entries(env)
+      .map(([k, v]) => `${k}=${v} `)
+      .join('');
     const cmd = `${exports}${process.execPath} ${BIN} ${args.join(' ')}; echo $? > ${this.dir}/rc; sleep 600`;
     execFileSync('tmux', ['new-session', '-d', '-s', this.name, '-x', String(columns), '-y', String(rows), cmd]);
   }
@@ -39,7 +41,14 @@ class Terminal {
       await sleep(100);
     }
     // Blank lines left out: a long report would otherwise cut the screen's text off.
-    throw new Error(`screen never showed ${re}:\n${s.split('\n').filter((l) => l.trim()).join('\n') || '(blank)'}`);
+    throw new Error(
+      `screen never showed ${re}:\n${
+        s
+          .split('\n')
+          .filter((l) => l.trim())
+          .join('\n') || '(blank)'
+      }`,
+    );
   }
 
   async keys(...keys: string[]): Promise<void> {
@@ -48,7 +57,11 @@ class Terminal {
   }
 
   exitCode(): number | null {
-    try { return Number(readFileSync(path.join(this.dir, 'rc'), 'utf8')); } catch { return null; }
+    try {
+      return Number(readFileSync(path.join(this.dir, 'rc'), 'utf8'));
+    } catch {
+      return null;
+    }
   }
 
   close(): void {
@@ -57,7 +70,7 @@ class Terminal {
   }
 }
 
-test('the UI in demo local-in at 80×24: the drop at LOCAL_IN, a packet\'s details, q quits cleanly', async (t) => {
+test("the UI in demo local-in at 80×24: the drop at LOCAL_IN, a packet's details, q quits cleanly", async (t) => {
   if (!needsRoot(t) || !hasTmux(t)) return;
   // CI set, as on a CI runner: the UI still draws live (ink would otherwise wait for the exit).
   const term = new Terminal(['demo', 'local-in'], 80, 24, { CI: 'true' });

@@ -2,7 +2,16 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import type { TestContext } from 'node:test';
-import type { ClockRecord, ConnectionRecord, OutputRecord, PacketRecord, ReadyRecord, SummaryRecord, TraceRecord, TripRecord } from '../../src/output/records.js';
+import type {
+  ClockRecord,
+  ConnectionRecord,
+  OutputRecord,
+  PacketRecord,
+  ReadyRecord,
+  SummaryRecord,
+  TraceRecord,
+  TripRecord,
+} from '../../src/output/records.js';
 import { BIN } from './paths.js';
 
 /**
@@ -18,15 +27,28 @@ export type Trip = Present<TripRecord>;
 export type Clock = Present<ClockRecord>;
 
 /** A filter by record type that narrows: records.filter(isType('packet')) is a Packet[]. */
-export const isType = <T extends OutputRecord['type']>(t: T) => <R extends { type: string }>(r: R): r is Extract<R, { type: T }> => r.type === t;
+export const isType =
+  <T extends OutputRecord['type']>(t: T) =>
+  <R extends { type: string }>(r: R): r is Extract<R, { type: T }> =>
+    r.type === t;
 
 /** NDJSON as pathtrace writes it, one record a line. */
-export const parseRecords = (ndjson: string): Present<OutputRecord>[] => ndjson.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+export const parseRecords = (ndjson: string): Present<OutputRecord>[] =>
+  ndjson
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 
 /** Waits are multiplied by PATHTRACE_TEST_SLOWDOWN: the kernel matrix runs under qemu's TCG, many times slower. */
 export const SLOWDOWN = Math.max(1, Number(process.env.PATHTRACE_TEST_SLOWDOWN) || 1);
 
-export interface Finished { code: number | null; signal: NodeJS.Signals | null; records: Present<TraceRecord>[]; stdout: string; stderr: string }
+export interface Finished {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  records: Present<TraceRecord>[];
+  stdout: string;
+  stderr: string;
+}
 
 export class Pathtrace {
   readonly records: Present<TraceRecord>[] = [];
@@ -47,21 +69,40 @@ export class Pathtrace {
         if (line) this.records.push(JSON.parse(line));
       }
     });
-    child.stderr!.on('data', (d: string) => { this.stderr += d; });
-    this.exited = new Promise((resolve) => child.on('exit', (code, signal) =>
-      resolve({ code, signal, records: this.records, stdout: this.stdout, stderr: this.stderr })));
+    child.stderr!.on('data', (d: string) => {
+      this.stderr += d;
+    });
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code, signal) =>
+        resolve({ code, signal, records: this.records, stdout: this.stdout, stderr: this.stderr }),
+      ),
+    );
   }
 
   /** Starts `pathtrace --json ARGS` and resolves once it printed its ready record. */
   static async start(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Pathtrace> {
-    const child = spawn(process.execPath, [BIN, '--json', ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--json', ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const pt = new Pathtrace(child);
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`pathtrace not ready after ${10 * SLOWDOWN} s: ${pt.stderr}`)), 10_000 * SLOWDOWN);
+      const timer = setTimeout(
+        () => reject(new Error(`pathtrace not ready after ${10 * SLOWDOWN} s: ${pt.stderr}`)),
+        10_000 * SLOWDOWN,
+      );
       const check = setInterval(() => {
-        if (pt.records.some((r) => r.type === 'ready')) { clearInterval(check); clearTimeout(timer); resolve(); }
+        if (pt.records.some((r) => r.type === 'ready')) {
+          clearInterval(check);
+          clearTimeout(timer);
+          resolve();
+        }
       }, 10);
-      child.on('exit', (code) => { clearInterval(check); clearTimeout(timer); reject(new Error(`pathtrace exited (${code}): ${pt.stderr}`)); });
+      child.on('exit', (code) => {
+        clearInterval(check);
+        clearTimeout(timer);
+        reject(new Error(`pathtrace exited (${code}): ${pt.stderr}`));
+      });
     });
     return pt;
   }
@@ -98,7 +139,11 @@ export class Pathtrace {
 /** Runs pathtrace to completion (no --json added). */
 export function runCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8', uid: opts.uid, env: { ...process.env, ...opts.env }, timeout: opts.timeout ?? 30_000, maxBuffer: 256 << 20,
+    encoding: 'utf8',
+    uid: opts.uid,
+    env: { ...process.env, ...opts.env },
+    timeout: opts.timeout ?? 30_000,
+    maxBuffer: 256 << 20,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -117,7 +162,9 @@ export function needsRoot(t: TestContext): boolean {
 function bpftoolList<T>(kind: 'prog' | 'link'): T[] {
   for (let attempt = 1; ; attempt++) {
     try {
-      return JSON.parse(execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as T[];
+      return JSON.parse(
+        execFileSync('bpftool', ['-j', kind, 'show'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+      ) as T[];
     } catch (e) {
       if (attempt >= 5) throw e;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
@@ -128,8 +175,18 @@ function bpftoolList<T>(kind: 'prog' | 'link'): T[] {
 /** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
 export function pathtraceLinks(): number[] {
   const progs = bpftoolList<{ id: number; name?: string }>('prog');
-  const ours = new Set(progs.filter((p) => /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(p.name ?? '')).map((p) => p.id));
-  return bpftoolList<{ id: number; prog_id: number }>('link').filter((l) => ours.has(l.prog_id)).map((l) => l.id);
+  const ours = new Set(
+    progs
+      .filter((p) =>
+        /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(
+          p.name ?? '',
+        ),
+      )
+      .map((p) => p.id),
+  );
+  return bpftoolList<{ id: number; prog_id: number }>('link')
+    .filter((l) => ours.has(l.prog_id))
+    .map((l) => l.id);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -148,15 +205,18 @@ export interface LabTrace<T> {
  * `traced` picks with args, runs traffic, waits for journeys to settle
  * (settleMs), stops, and removes the lab. check() runs before the lab goes.
  */
-export async function traceLab<T>(opts: {
-  router?: boolean;
-  bridge?: boolean;
-  setup?: (lab: import('../../src/lab/lab.js').Lab) => Promise<unknown> | unknown;
-  traced: (lab: import('../../src/lab/lab.js').Lab) => string;
-  args: string[];
-  traffic: (lab: import('../../src/lab/lab.js').Lab) => Promise<T>;
-  settleMs?: number;
-}, check: (t: LabTrace<T>) => void | Promise<void>): Promise<void> {
+export async function traceLab<T>(
+  opts: {
+    router?: boolean;
+    bridge?: boolean;
+    setup?: (lab: import('../../src/lab/lab.js').Lab) => Promise<unknown> | unknown;
+    traced: (lab: import('../../src/lab/lab.js').Lab) => string;
+    args: string[];
+    traffic: (lab: import('../../src/lab/lab.js').Lab) => Promise<T>;
+    settleMs?: number;
+  },
+  check: (t: LabTrace<T>) => void | Promise<void>,
+): Promise<void> {
   const { Lab } = await import('../../src/lab/lab.js');
   const lab = new Lab({ router: opts.router, bridge: opts.bridge });
   try {
@@ -167,7 +227,9 @@ export async function traceLab<T>(opts: {
     const { code, records, stderr } = await pt.stop();
     if (code !== 0) throw new Error(`pathtrace exited ${code}: ${stderr}`);
     await check({
-      lab, result, records,
+      lab,
+      result,
+      records,
       packets: records.filter(isType('packet')),
       connections: records.filter(isType('connection')),
       summary: records.find(isType('summary'))!,
@@ -179,7 +241,20 @@ export async function traceLab<T>(opts: {
 
 /** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens. */
 export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Promise<void> {
-  lab.exec(lab.router!.netns, 'iptables', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'tcp', '--dport', '80', '-j', 'DNAT', '--to-destination', `${lab.server.v4}:8080`]);
+  lab.exec(lab.router!.netns, 'iptables', [
+    '-t',
+    'nat',
+    '-A',
+    'PREROUTING',
+    '-p',
+    'tcp',
+    '--dport',
+    '80',
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `${lab.server.v4}:8080`,
+  ]);
   await lab.listen('tcp', 8080);
 }
 
@@ -191,7 +266,8 @@ export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Pro
  * payload queued behind close()); those are drops, honestly reported, not noise.
  */
 export function unexpectedDrops(packets: Packet[]): Packet[] {
-  const stale = (p: Packet) => /^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason) ||
+  const stale = (p: Packet) =>
+    /^TCP_OLD_(SEQUENCE|ACK|DATA)$/.test(p.drop.reason) ||
     (p.drop.reason === 'TCP_CLOSE' && p.len === 0 && /^F?A$/.test(p.tcp_flags ?? ''));
   return packets.filter((p) => p.fate === 'dropped' && !stale(p));
 }
@@ -203,11 +279,13 @@ export function peakMiB(pid: number): number {
 
 /** PIDs of the `nft -a monitor trace` processes running now (--rule-trace's reader). */
 export function nftMonitors(): string[] {
-  return readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
-    try {
-      return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith('nft\0-a\0monitor\0trace');
-    } catch {
-      return false;
-    }
-  });
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        return readFileSync(`/proc/${d}/cmdline`, 'utf8').startsWith('nft\0-a\0monitor\0trace');
+      } catch {
+        return false;
+      }
+    });
 }

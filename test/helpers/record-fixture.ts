@@ -16,11 +16,15 @@ try {
   for (const r of rules) lab.exec(r.netns, r.argv[0], r.argv.slice(1));
   const rule = rules.length > 0;
   if (scenario !== 'closed') await lab.listen('tcp', PORT);
-  const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)], { PATHTRACE_RECORD_EVENTS: out });
+  const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)], {
+    PATHTRACE_RECORD_EVENTS: out,
+  });
   const client = await lab.connect('tcp', lab.server.v4, PORT, rule ? 4500 : 1500);
   await new Promise((r) => setTimeout(r, 300));
   const { records } = await pt.stop();
-  process.stderr.write(`client: ${JSON.stringify(client)}; ${records.filter((r) => r.type === 'packet').length} packets\n`);
+  process.stderr.write(
+    `client: ${JSON.stringify(client)}; ${records.filter((r) => r.type === 'packet').length} packets\n`,
+  );
 } finally {
   lab.destroy();
 }

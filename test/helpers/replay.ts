@@ -9,11 +9,16 @@ import { FIXTURES } from './paths.js';
 
 export function loadEvents(name: string): NamedEvent[] {
   return readFileSync(path.join(FIXTURES, `${name}.ndjson`), 'utf8')
-    .split('\n').filter(Boolean).map((l) => JSON.parse(l) as NamedEvent);
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as NamedEvent);
 }
 
 /** All journeys, in the order the correlator releases them. */
-export function replay(events: NamedEvent[], netns = events[0]?.netns ?? 0): { journeys: Journey[]; correlator: Correlator } {
+export function replay(
+  events: NamedEvent[],
+  netns = events[0]?.netns ?? 0,
+): { journeys: Journey[]; correlator: Correlator } {
   const correlator = new Correlator({ netns, isExitProbe: (s) => s === NF_SLOT_EXIT });
   const journeys: Journey[] = [];
   let last = 0;

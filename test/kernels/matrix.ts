@@ -55,11 +55,26 @@ export function summaryTable(results: Result[]): string {
     ...results.map((r) => [r.kernel, r.release, r.ok ? 'ok' : `FAILED (${r.detail})`, r.seconds.toFixed(1)]),
   ];
   const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
-  return rows.map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join('  ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((row) =>
+        row
+          .map((cell, i) => cell.padEnd(widths[i]))
+          .join('  ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 /** Runs a program in the repository root, its output prefixed on our stdout; resolves with code and stdout. */
-function run(file: string, args: string[], prefix: string, keepStdout = false, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string }> {
+function run(
+  file: string,
+  args: string[],
+  prefix: string,
+  keepStdout = false,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
@@ -82,7 +97,11 @@ async function runKernel(kernel: string, command: string): Promise<Result> {
   const start = Date.now();
   const prefix = `[${kernel}] `;
   const done = (release: string, ok: boolean, detail: string): Result => ({
-    kernel, release, ok, detail, seconds: (Date.now() - start) / 1000,
+    kernel,
+    release,
+    ok,
+    detail,
+    seconds: (Date.now() - start) / 1000,
   });
   if (kernel === 'HOST') {
     const { code } = await run('bash', ['-c', command], prefix);

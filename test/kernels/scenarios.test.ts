@@ -12,7 +12,16 @@ import path from 'node:path';
 import { Lab } from '../../src/lab/lab.js';
 import { parseIp } from '../../src/capture/packet.js';
 import { readCapture, type Frame } from '../../src/capture/read.js';
-import { needsRoot, Pathtrace, runCli, SLOWDOWN, unexpectedDrops, type Packet, type Ready, type Summary } from '../helpers/pathtrace.js';
+import {
+  needsRoot,
+  Pathtrace,
+  runCli,
+  SLOWDOWN,
+  unexpectedDrops,
+  type Packet,
+  type Ready,
+  type Summary,
+} from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
@@ -44,7 +53,15 @@ async function trace(opts: {
     const proto = opts.proto ?? 'tcp';
     opts.setup?.(lab);
     if (opts.listen !== false) await lab.listen(proto, PORT);
-    pt = await Pathtrace.start(['--netns', opts.at(lab), '--port', String(PORT), '--proto', proto === 'udp' ? 'all' : 'tcp', ...opts.args ?? []]);
+    pt = await Pathtrace.start([
+      '--netns',
+      opts.at(lab),
+      '--port',
+      String(PORT),
+      '--proto',
+      proto === 'udp' ? 'all' : 'tcp',
+      ...(opts.args ?? []),
+    ]);
     const client = await lab.connect(proto, lab.server.v4, PORT, 1500 * SLOWDOWN);
     if (opts.until) await pt.waitFor(opts.until);
     await new Promise((r) => setTimeout(r, 300 * SLOWDOWN));
@@ -70,13 +87,18 @@ function netfilterReason(ready: Ready): string | null {
 function assertTraced(ready: Ready): void {
   const expected = process.env.PATHTRACE_EXPECT_NETFILTER;
   if (expected) assert.equal(ready.netfilter_mechanism, expected);
-  assert.ok(['links', 'trampolines', 'kprobes'].includes(ready.netfilter_mechanism),
-    `netfilter must be traced on every kernel of the matrix: ${JSON.stringify(ready.unavailable)}`);
+  assert.ok(
+    ['links', 'trampolines', 'kprobes'].includes(ready.netfilter_mechanism),
+    `netfilter must be traced on every kernel of the matrix: ${JSON.stringify(ready.unavailable)}`,
+  );
 }
 
 function assertNetfilterDrop(p: Packet, ready: Ready, hook: string, table: string, chain: string): void {
-  assert.deepEqual({ layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
-    { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain }, JSON.stringify(p.drop));
+  assert.deepEqual(
+    { layer: p.drop.layer, hook: p.drop.hook, reason: p.drop.reason, table: p.drop.table, chain: p.drop.chain },
+    { layer: 'netfilter', hook, reason: netfilterReason(ready), table, chain },
+    JSON.stringify(p.drop),
+  );
   // In words on every kernel, with drop reasons or without.
   assert.match(p.drop.explanation, /^a netfilter rule \(iptables or nftables\) dropped it/, JSON.stringify(p.drop));
   // Where a trampoline or kretprobe on the table's evaluator is attached, it saw the chain return the drop.
@@ -84,7 +106,10 @@ function assertNetfilterDrop(p: Packet, ready: Ready, hook: string, table: strin
   const kind = ready.netfilter_mechanism === 'kprobes' ? 'kretprobe' : 'fexit';
   if (ready.points.includes(`${kind}/${evaluator}`)) {
     const chainStep = p.steps.find((s) => s.at === 'chain');
-    assert.ok(chainStep && chainStep.hook === hook && chainStep.table === table, `${kind}/${evaluator}: ${JSON.stringify(p.steps)}`);
+    assert.ok(
+      chainStep && chainStep.hook === hook && chainStep.table === table,
+      `${kind}/${evaluator}: ${JSON.stringify(p.steps)}`,
+    );
   }
   const at = p.steps.filter((s) => s.hook === hook && s.at !== 'chain').map((s) => s.at);
   assert.equal(at[0], 'entry', `it entered ${hook}: ${JSON.stringify(p.steps)}`);
@@ -95,7 +120,13 @@ const ipt = (lab: Lab, ns: string, cmd: string, rule: string) => lab.exec(ns, cm
 
 /** Traces the drop setup's rule makes, in the server's namespace (the router's with router): netfilter must be traced. */
 async function traceDrop(setup: (lab: Lab) => void, router = false, args: string[] = []): Promise<Traced> {
-  const r = await trace({ router, setup, args, at: (lab) => (router ? lab.router!.netns : lab.server.netns), until: (p) => p.fate === 'dropped' });
+  const r = await trace({
+    router,
+    setup,
+    args,
+    at: (lab) => (router ? lab.router!.netns : lab.server.netns),
+    until: (p) => p.fate === 'dropped',
+  });
   assertTraced(r.ready);
   return r;
 }
@@ -127,7 +158,11 @@ test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table f
   let r: Traced;
   let frames: Frame[];
   try {
-    r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`), false, ['--write', file]);
+    r = await traceDrop(
+      (lab) => ipt(lab, lab.server.netns, 'iptables', `-A OUTPUT -p tcp --sport ${PORT} -j DROP`),
+      false,
+      ['--write', file],
+    );
     frames = readCapture(readFileSync(file), file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -148,7 +183,10 @@ test('SYN-ACK dropped by an OUTPUT rule: LOCAL_OUT, not seen by tcpdump, table f
 
 test('forwarded SYN dropped by a FORWARD rule on a router: FORWARD, table filter chain FORWARD', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await traceDrop((lab) => ipt(lab, lab.router!.netns, 'iptables', `-A FORWARD -p tcp --dport ${PORT} -j DROP`), true);
+  const r = await traceDrop(
+    (lab) => ipt(lab, lab.router!.netns, 'iptables', `-A FORWARD -p tcp --dport ${PORT} -j DROP`),
+    true,
+  );
   for (const p of withFlags(r, 'S')) {
     assert.equal(p.direction, 'forward');
     assertNetfilterDrop(p, r.ready, 'FORWARD', 'filter', 'FORWARD');
@@ -158,8 +196,14 @@ test('forwarded SYN dropped by a FORWARD rule on a router: FORWARD, table filter
 
 test('native nft: a drop in table inet t chain c (input) is named by table and chain', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await traceDrop((lab) => lab.exec(lab.server.netns, 'nft', ['-f', '-'],
-    `table inet t {\nchain c {\ntype filter hook input priority filter + 5\ntcp dport ${PORT} drop\n}\n}\n`));
+  const r = await traceDrop((lab) =>
+    lab.exec(
+      lab.server.netns,
+      'nft',
+      ['-f', '-'],
+      `table inet t {\nchain c {\ntype filter hook input priority filter + 5\ntcp dport ${PORT} drop\n}\n}\n`,
+    ),
+  );
   const [syn] = withFlags(r, 'S', true);
   assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 't', 'c');
   assert.equal(syn.drop.source, 'nft');
@@ -167,7 +211,9 @@ test('native nft: a drop in table inet t chain c (input) is named by table and c
 
 test('iptables-legacy: a drop in the legacy filter table is named, with its source', async (t) => {
   if (!needsRoot(t)) return;
-  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables-legacy', `-A INPUT -p tcp --dport ${PORT} -j DROP`));
+  const r = await traceDrop((lab) =>
+    ipt(lab, lab.server.netns, 'iptables-legacy', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
+  );
   const [syn] = withFlags(r, 'S', true);
   assertNetfilterDrop(syn, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
   assert.equal(syn.drop.source, 'iptables-legacy');
@@ -196,7 +242,7 @@ test('a closed UDP port: the datagram is dropped by the stack and the ICMP port 
   const icmp = r.packets.find((p) => p.proto === 'icmp' && p.direction === 'out');
   assert.ok(icmp, 'the port unreachable');
   assert.deepEqual([icmp.icmp.type, icmp.icmp.code], [3, 3]);
-  assert.equal(icmp.flow, dgram.flow, 'in the datagram\'s flow');
+  assert.equal(icmp.flow, dgram.flow, "in the datagram's flow");
 });
 
 test('a graceful exchange with a filter table in place: delivered both ways, no drop', async (t) => {
@@ -212,11 +258,18 @@ test('a graceful exchange with a filter table in place: delivered both ways, no 
   assert.deepEqual(unexpectedDrops(r.packets), []);
   const syn = r.packets.find((p) => p.tcp_flags === 'S')!;
   assert.equal(syn.fate, 'delivered');
-  assert.ok(syn.steps.some((s) => s.hook === 'LOCAL_IN' && s.at === 'exit'), JSON.stringify(syn.steps));
+  assert.ok(
+    syn.steps.some((s) => s.hook === 'LOCAL_IN' && s.at === 'exit'),
+    JSON.stringify(syn.steps),
+  );
   const synack = r.packets.find((p) => p.tcp_flags === 'SA')!;
   assert.equal(synack.fate, 'sent');
   assert.equal(synack.tcpdump, true);
-  assert.equal(r.summary.dropped, r.packets.filter((p) => p.fate === 'dropped').length, 'the summary counts the drops reported');
+  assert.equal(
+    r.summary.dropped,
+    r.packets.filter((p) => p.fate === 'dropped').length,
+    'the summary counts the drops reported',
+  );
 });
 
 /** A Docker host: the router with Docker's ruleset, the server a container on its bridge. br_netfilter is
@@ -231,23 +284,45 @@ function dockerHost(lab: Lab): boolean {
   return true;
 }
 
-test('a container behind a Docker host\'s bridge: each packet one journey through the bridge, no drop', async (t) => {
+test("a container behind a Docker host's bridge: each packet one journey through the bridge, no drop", async (t) => {
   if (!needsRoot(t)) return;
   let bridgeNf = false;
-  const r = await trace({ bridge: true, setup: (lab) => { bridgeNf = dockerHost(lab); }, at: (lab) => lab.router!.netns });
+  const r = await trace({
+    bridge: true,
+    setup: (lab) => {
+      bridgeNf = dockerHost(lab);
+    },
+    at: (lab) => lab.router!.netns,
+  });
   assertTraced(r.ready);
   assert.equal(r.client.ok, true, JSON.stringify(r.client));
   assert.deepEqual(unexpectedDrops(r.packets), []);
-  assert.deepEqual(r.packets.filter((p) => p.fate !== 'forwarded')
-    .map((p) => `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`),
-  [], 'every packet forwarded');
+  assert.deepEqual(
+    r.packets
+      .filter((p) => p.fate !== 'forwarded')
+      .map(
+        (p) =>
+          `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`,
+      ),
+    [],
+    'every packet forwarded',
+  );
   assert.equal(r.summary.cut_by_timeout, 0);
   const [synAck] = withFlags(r, 'SA');
   // Up from the container's port to the bridge, routed out; br_netfilter's pass on the port first, when loaded.
-  assert.deepEqual(synAck.steps.filter((s) => s.point === 'netif_receive_skb').map((s) => s.dev), ['veth-srv', 'br0']);
-  assert.equal(synAck.steps.some((s) => s.bridge && s.hook === 'PRE_ROUTING'), bridgeNf);
+  assert.deepEqual(
+    synAck.steps.filter((s) => s.point === 'netif_receive_skb').map((s) => s.dev),
+    ['veth-srv', 'br0'],
+  );
+  assert.equal(
+    synAck.steps.some((s) => s.bridge && s.hook === 'PRE_ROUTING'),
+    bridgeNf,
+  );
   const [syn] = withFlags(r, 'S');
-  assert.deepEqual(syn.steps.filter((s) => s.point === 'net_dev_start_xmit').map((s) => s.dev), ['br0', 'veth-srv']);
+  assert.deepEqual(
+    syn.steps.filter((s) => s.point === 'net_dev_start_xmit').map((s) => s.dev),
+    ['br0', 'veth-srv'],
+  );
 });
 
 test('a DOCKER-USER rule on a Docker host drops the SYN at FORWARD: named by table and chain', async (t) => {
@@ -272,7 +347,10 @@ function expressionsRun(t: import('node:test').TestContext): boolean {
   if ('BPF_FUNC_loop' in native().kernelEnum('bpf_func_id')) return true;
   const r = runCli(['--duration', '1', 'tcp port 3306']);
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /^pathtrace: filter expressions need the bpf_loop helper \(Linux 5\.17 or later\), which this kernel \(\S+\) lacks: filter with --port, --host and --proto\n$/);
+  assert.match(
+    r.stderr,
+    /^pathtrace: filter expressions need the bpf_loop helper \(Linux 5\.17 or later\), which this kernel \(\S+\) lacks: filter with --port, --host and --proto\n$/,
+  );
   t.skip('this kernel has no bpf_loop, which the expression interpreter needs: checked that pathtrace says so');
   return false;
 }
@@ -285,8 +363,11 @@ test('tcpdump expressions: the kernel interpreter takes exactly the packets tcpd
 
 test('a tcpdump expression beside --port: only SYNs, the dropped one named by its rule', async (t) => {
   if (!needsRoot(t) || !expressionsRun(t)) return;
-  const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`), false,
-    ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst host 198.18.0.2']);
+  const r = await traceDrop(
+    (lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`),
+    false,
+    ['tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst host 198.18.0.2'],
+  );
   assert.equal(r.ready.filter.expression.text, 'tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn and dst host 198.18.0.2');
   assert.ok(r.packets.length >= 1);
   for (const p of r.packets) {

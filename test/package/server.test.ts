@@ -22,17 +22,29 @@ function env(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 const sh = (cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}) =>
-  execFileSync(cmd, args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env: env(extra), maxBuffer: 64 << 20 });
+  execFileSync(cmd, args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: env(extra),
+    maxBuffer: 64 << 20,
+  });
 
 /** boot.sh's output (the guest's stdout and stderr) and exit code. */
 function boot(root: string, command: string): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const child = spawn('bash', [path.join(ROOT, 'scripts/kernels/boot.sh'), KERNEL, command], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: env({ PATH, PATHTRACE_VM_ROOT: root }),
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: env({ PATH, PATHTRACE_VM_ROOT: root }),
     });
     let out = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { out += d; });
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.stderr.on('data', (d) => {
+      out += d;
+    });
     child.on('close', (code) => resolve({ code, out }));
   });
 }
@@ -67,8 +79,19 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
   copyFileSync(path.join(ROOT, 'test/package/guest.sh'), path.join(root, 'root/guest.sh'));
 
   // Installed as a user would, with no network at all (a namespace of its own).
-  sh('unshare', ['--net', '--mount', '--', 'sh', '-c',
-    `mount -t proc proc "$0/proc" && chroot "$0" npm install -g --offline --no-audit --no-fund /root/${tarball}`, root], { PATH });
+  sh(
+    'unshare',
+    [
+      '--net',
+      '--mount',
+      '--',
+      'sh',
+      '-c',
+      `mount -t proc proc "$0/proc" && chroot "$0" npm install -g --offline --no-audit --no-fund /root/${tarball}`,
+      root,
+    ],
+    { PATH },
+  );
 
   const { code, out } = await boot(root, 'bash /root/guest.sh');
   const s = sections(out);
@@ -78,7 +101,11 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
   const [name, libbpf, kernel] = (s.get('version') ?? '').trim().split('\n');
   assert.match(name, /^pathtrace \d+\.\d+\.\d+$/, say);
   assert.match(libbpf, /^libbpf 1\.\d+ \(carried with the addon\)$/, say);
-  assert.match(kernel, /^kernel 6\.1\.\S+ x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes \(filter expressions run\)$/, say);
+  assert.match(
+    kernel,
+    /^kernel 6\.1\.\S+ x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes \(filter expressions run\)$/,
+    say,
+  );
 
   assert.equal((s.get('installed') ?? '').trim(), 'checked', `installed on the server: ${s.get('installed')}`);
   // Debian 12's own libbpf (1.1, iproute2's) is there too: pathtrace runs with the one it carries.
@@ -91,7 +118,10 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
 
   const trace = s.get('trace') ?? '';
   assert.match(trace, /^exit 0$/m, say);
-  const records = trace.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  const records = trace
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
   assert.equal(records[0]?.type, 'ready', say);
   const packets = records.filter((r) => r.type === 'packet');
   assert.ok(packets.length >= 2, say);
@@ -102,6 +132,10 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
     assert.equal(p.drop.chain, 'input', say);
   }
   assert.equal(records.at(-1)?.stopped_by, 'count', say);
-  assert.equal(s.get('expression')?.trim(), 'pathtrace: filter expressions need libpcap, the library tcpdump uses ' +
-    '(none of libpcap.so.1, libpcap.so.0.8, libpcap.so loads): apt install libpcap0.8, or dnf install libpcap\nexit 1', say);
+  assert.equal(
+    s.get('expression')?.trim(),
+    'pathtrace: filter expressions need libpcap, the library tcpdump uses ' +
+      '(none of libpcap.so.1, libpcap.so.0.8, libpcap.so loads): apt install libpcap0.8, or dnf install libpcap\nexit 1',
+    say,
+  );
 });

@@ -4,8 +4,18 @@ import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
 import { FlowTable, MAX_FLOWS, flowKey } from '../../src/correlate/flows.js';
 import { flagLetters } from '../../src/correlate/journey.js';
 import {
-  clockBase, decodeRecords, HOOK_NONE, NF_EVAL_NFT, NF_SLOT_ENTRY, NF_SLOT_EXIT, Point, RECORD_FIELDS, RECORD_SIZE,
-  snapshotEvent, type RecordField, type TraceEvent,
+  clockBase,
+  decodeRecords,
+  HOOK_NONE,
+  NF_EVAL_NFT,
+  NF_SLOT_ENTRY,
+  NF_SLOT_EXIT,
+  Point,
+  RECORD_FIELDS,
+  RECORD_SIZE,
+  snapshotEvent,
+  type RecordField,
+  type TraceEvent,
 } from '../../src/trace/record.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
@@ -18,13 +28,27 @@ test('local-in: every SYN is seen by tcpdump and dropped at LOCAL_IN before TCP'
     assert.equal(j.direction, 'in');
     assert.equal(flagLetters(j.flags), 'S');
     assert.equal(j.fate, 'dropped');
-    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: false });
+    assert.deepEqual(j.drop, {
+      layer: 'netfilter',
+      hook: 'LOCAL_IN',
+      reason: 'NETFILTER_DROP',
+      location: 'nft_do_chain',
+      answered: false,
+    });
     assert.equal(j.tcpdump, true);
     assert.equal(j.retransmit, i, 'retransmissions numbered in order');
     assert.deepEqual(j.tcp, { saw: false, reply: null });
-    assert.deepEqual(j.steps.map((s) => `${s.point}${s.hook ? ` ${s.hook} ${s.at}` : ''}`), [
-      'netif_rx', 'netif_receive_skb', 'netfilter PRE_ROUTING entry', 'netfilter PRE_ROUTING exit', 'netfilter LOCAL_IN entry', 'kfree_skb',
-    ]);
+    assert.deepEqual(
+      j.steps.map((s) => `${s.point}${s.hook ? ` ${s.hook} ${s.at}` : ''}`),
+      [
+        'netif_rx',
+        'netif_receive_skb',
+        'netfilter PRE_ROUTING entry',
+        'netfilter PRE_ROUTING exit',
+        'netfilter LOCAL_IN entry',
+        'kfree_skb',
+      ],
+    );
   });
 });
 
@@ -43,10 +67,19 @@ test('local-out: TCP receives each SYN and answers; the SYN-ACKs die at LOCAL_OU
   for (const j of synacks) {
     assert.equal(flagLetters(j.flags), 'SA');
     assert.equal(j.fate, 'dropped');
-    assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: false });
+    assert.deepEqual(j.drop, {
+      layer: 'netfilter',
+      hook: 'LOCAL_OUT',
+      reason: 'NETFILTER_DROP',
+      location: 'nft_do_chain',
+      answered: false,
+    });
     assert.equal(j.tcpdump, false);
   }
-  assert.deepEqual(syns.map((j) => j.retransmit), syns.map((_, i) => i));
+  assert.deepEqual(
+    syns.map((j) => j.retransmit),
+    syns.map((_, i) => i),
+  );
   // A SYN-ACK sent again by the request socket's timer is a retransmission of the same ISN.
   assert.ok(synacks.some((j) => j.retransmit > 0));
   // Released in the order they started: each SYN before the SYN-ACK it caused.
@@ -82,8 +115,21 @@ test('a closed port: the stack answers RST and frees the SYN as NO_SOCKET, outsi
 // Synthetic events for the cases the fixtures do not cover: one record written through the generated layout of
 // bpf/record.h and decoded, so that a field added there needs nothing here; each event overrides what it sets.
 const BASE_RECORD: Partial<Record<RecordField, number | number[]>> = {
-  point: Point.NETIF_RECEIVE_SKB, skb: 100, netns: 5, ifindex: 2, seq: 1, hook: HOOK_NONE, family: 4, l4proto: 6,
-  tcp_flags: 2, ttl: 64, sport: 40000, dport: 80, ip_id: 1, saddr: [198, 18, 0, 1], daddr: [198, 18, 0, 2],
+  point: Point.NETIF_RECEIVE_SKB,
+  skb: 100,
+  netns: 5,
+  ifindex: 2,
+  seq: 1,
+  hook: HOOK_NONE,
+  family: 4,
+  l4proto: 6,
+  tcp_flags: 2,
+  ttl: 64,
+  sport: 40000,
+  dport: 80,
+  ip_id: 1,
+  saddr: [198, 18, 0, 1],
+  daddr: [198, 18, 0, 2],
 };
 const BASE_EVENT: TraceEvent = (() => {
   const buf = new Uint8Array(RECORD_SIZE);
@@ -155,7 +201,11 @@ test('inside a hook a packet may wait (NFQUEUE, a slow first packet): its exit, 
   c.push(ev({ t: 4000, skb: 7 }));
   c.push(nf(0, false, { t: 4001, skb: 7 }));
   c.tick(9002);
-  assert.deepEqual(c.drain().map((x) => [x.fate, x.ending]), [['unfinished', 'timeout']], 'but not for ever');
+  assert.deepEqual(
+    c.drain().map((x) => [x.fate, x.ending]),
+    [['unfinished', 'timeout']],
+    'but not for ever',
+  );
 });
 
 test('forwarded: PRE_ROUTING, FORWARD, POST_ROUTING, out a device', () => {
@@ -201,12 +251,19 @@ test('stacked devices: a bridge port hands the packet up to the bridge device, a
   const [up, down, bridged] = c.drain();
   assert.equal(c.drain().length, 0, 'three journeys, none split');
   assert.equal(up.fate, 'forwarded');
-  assert.deepEqual(up.steps.map((s) => s.bridge ?? false), [false, true, true, false, false, false, false], 'only the PRE_ROUTING pass was the bridge\'s');
+  assert.deepEqual(
+    up.steps.map((s) => s.bridge ?? false),
+    [false, true, true, false, false, false, false],
+    "only the PRE_ROUTING pass was the bridge's",
+  );
   assert.deepEqual(up.route, { decision: 'forward', inDev: 4, outDev: 2 });
   assert.deepEqual(up.tcpdumpDevices, [7, 4, 2]);
   assert.equal(down.fate, 'forwarded');
   assert.deepEqual(down.tcpdumpDevices, [2, 4, 7]);
-  assert.deepEqual([bridged.direction, bridged.fate, bridged.route], ['forward', 'forwarded', { decision: 'bridge', inDev: 8, outDev: 7 }]);
+  assert.deepEqual(
+    [bridged.direction, bridged.fate, bridged.route],
+    ['forward', 'forwarded', { decision: 'bridge', inDev: 8, outDev: 7 }],
+  );
 });
 
 test('a netfilter drop is answered when a reset or ICMP error of its flow began while it was in the hook (a REJECT)', () => {
@@ -220,10 +277,15 @@ test('a netfilter drop is answered when a reset or ICMP error of its flow began 
   // A silent drop of the next SYN: the earlier RST does not count.
   c.push(ev({ t: 10, skb: 300, seq: 5 }));
   c.push(nf(1, false, { t: 11, skb: 300, seq: 5 }));
-  c.push(ev({ t: 12, skb: 300, seq: 5, point: Point.KFREE_SKB, reasonName: 'NETFILTER_DROP', location: 'nft_do_chain' }));
+  c.push(
+    ev({ t: 12, skb: 300, seq: 5, point: Point.KFREE_SKB, reasonName: 'NETFILTER_DROP', location: 'nft_do_chain' }),
+  );
   c.finish();
   const drops = c.drain().filter((j) => j.fate === 'dropped');
-  assert.deepEqual(drops.map((j) => j.drop!.answered), [true, false]);
+  assert.deepEqual(
+    drops.map((j) => j.drop!.answered),
+    [true, false],
+  );
 });
 
 test('a drop after the exit probe of a hook is still that hook (netfilter reason)', () => {
@@ -243,9 +305,18 @@ test('trampolines on a kernel without drop reasons: the chain step names table a
   c.push(ev({ t: 3, point: Point.NF_CHAIN, hook: 1, probe: NF_EVAL_NFT, priority: 0, comm: 'filter' }));
   c.push(ev({ t: 4, point: Point.KFREE_SKB, reasonName: null, location: 'nf_hook_slow' }));
   const [j] = c.drain();
-  assert.deepEqual(j.drop, { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow', answered: false });
+  assert.deepEqual(j.drop, {
+    layer: 'netfilter',
+    hook: 'LOCAL_IN',
+    reason: null,
+    location: 'nf_hook_slow',
+    answered: false,
+  });
   const chain = j.steps.find((s) => s.at === 'chain')!;
-  assert.deepEqual([chain.hook, chain.table, chain.priority, chain.location], ['LOCAL_IN', 'filter', 0, 'nft_do_chain']);
+  assert.deepEqual(
+    [chain.hook, chain.table, chain.priority, chain.location],
+    ['LOCAL_IN', 'filter', 0, 'nft_do_chain'],
+  );
   // A chain verdict on a packet never seen starts nothing.
   c.push(ev({ skb: 9, t: 5, point: Point.NF_CHAIN, hook: 1, probe: NF_EVAL_NFT, comm: 'filter' }));
   c.finish();
@@ -278,7 +349,10 @@ test('socket events go to the flow: states, SYN-ACK retransmissions, resets', ()
   c.push(ev({ point: Point.TCP_RETRANSMIT_SYNACK, skb: 0 }));
   c.push(ev({ point: Point.TCP_RECEIVE_RESET, skb: 0, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000 }));
   const [f] = c.flows.values();
-  assert.deepEqual(f.states.map((s) => `${s.from}>${s.to}`), ['SYN_SENT>ESTABLISHED']);
+  assert.deepEqual(
+    f.states.map((s) => `${s.from}>${s.to}`),
+    ['SYN_SENT>ESTABLISHED'],
+  );
   assert.equal(f.synackRetransmits, 1);
   assert.equal(f.resetsReceived, 1);
 });
@@ -300,30 +374,110 @@ test("a TCP drop notes its socket's state: the last change before TCP got it, th
   state(3, 1, 8, { src: '198.18.0.1', dst: '198.18.0.2', sport: 40000, dport: 80 });
   data(1, 10, 'TCP_ABORT_ON_DATA');
   state(13, 5, 7); // FIN_WAIT2>CLOSE: the reset this data caused
-  c.push(ev({ t: 14, skb: 1, seq: 7, flags: 0x18, len: 5, point: Point.KFREE_SKB, reasonName: 'TCP_ABORT_ON_DATA', location: 'tcp_v4_do_rcv' }));
+  c.push(
+    ev({
+      t: 14,
+      skb: 1,
+      seq: 7,
+      flags: 0x18,
+      len: 5,
+      point: Point.KFREE_SKB,
+      reasonName: 'TCP_ABORT_ON_DATA',
+      location: 'tcp_v4_do_rcv',
+    }),
+  );
   // A later segment meets the closed connection's listener.
   data(2, 20, 'TCP_FLAGS', { seq: 12 });
-  c.push(ev({ t: 23, skb: 2, seq: 12, flags: 0x18, len: 5, point: Point.KFREE_SKB, reasonName: 'TCP_FLAGS', location: 'tcp_v4_do_rcv' }));
+  c.push(
+    ev({
+      t: 23,
+      skb: 2,
+      seq: 12,
+      flags: 0x18,
+      len: 5,
+      point: Point.KFREE_SKB,
+      reasonName: 'TCP_FLAGS',
+      location: 'tcp_v4_do_rcv',
+    }),
+  );
   // Another connection, no state change seen: unknown, not guessed; a checksum drop notes no state.
   data(3, 30, 'TCP_OLD_DATA', { sport: 40001 });
-  c.push(ev({ t: 33, skb: 3, seq: 7, flags: 0x18, len: 5, sport: 40001, point: Point.KFREE_SKB, reasonName: 'TCP_OLD_DATA', location: 'tcp_rcv_established' }));
+  c.push(
+    ev({
+      t: 33,
+      skb: 3,
+      seq: 7,
+      flags: 0x18,
+      len: 5,
+      sport: 40001,
+      point: Point.KFREE_SKB,
+      reasonName: 'TCP_OLD_DATA',
+      location: 'tcp_rcv_established',
+    }),
+  );
   data(4, 40, 'TCP_CSUM', { sport: 40002 });
-  c.push(ev({ t: 43, skb: 4, seq: 7, flags: 0x18, len: 5, sport: 40002, point: Point.KFREE_SKB, reasonName: 'TCP_CSUM', location: 'tcp_v4_rcv' }));
+  c.push(
+    ev({
+      t: 43,
+      skb: 4,
+      seq: 7,
+      flags: 0x18,
+      len: 5,
+      sport: 40002,
+      point: Point.KFREE_SKB,
+      reasonName: 'TCP_CSUM',
+      location: 'tcp_v4_rcv',
+    }),
+  );
   // Nothing seen before it came, but a change after: the state it left is the one the packet met.
   data(5, 50, 'TCP_CLOSE', { sport: 40003 });
   state(53, 1, 7, { ...server, dport: 40003 });
-  c.push(ev({ t: 54, skb: 5, seq: 7, flags: 0x18, len: 5, sport: 40003, point: Point.KFREE_SKB, reasonName: 'TCP_CLOSE', location: 'tcp_rcv_state_process' }));
+  c.push(
+    ev({
+      t: 54,
+      skb: 5,
+      seq: 7,
+      flags: 0x18,
+      len: 5,
+      sport: 40003,
+      point: Point.KFREE_SKB,
+      reasonName: 'TCP_CLOSE',
+      location: 'tcp_rcv_state_process',
+    }),
+  );
   // Answered with a reset and freed naming no reason (a time-wait socket's reset): a drop, with the state where seen.
   state(60, 5, 7, { ...server, dport: 40004 }); // FIN_WAIT2>CLOSE: the time-wait socket took over
-  for (const [skb, t, sport] of [[6, 70, 40004], [7, 80, 40005]]) {
+  for (const [skb, t, sport] of [
+    [6, 70, 40004],
+    [7, 80, 40005],
+  ]) {
     data(skb, t, 'NOT_SPECIFIED', { sport });
     c.push(ev({ t: t + 3, skb, seq: 7, flags: 0x18, len: 5, sport, point: Point.TCP_SEND_RESET }));
-    c.push(ev({ t: t + 4, skb, seq: 7, flags: 0x18, len: 5, sport, point: Point.KFREE_SKB, reasonName: 'NOT_SPECIFIED', location: 'tcp_v4_rcv' }));
+    c.push(
+      ev({
+        t: t + 4,
+        skb,
+        seq: 7,
+        flags: 0x18,
+        len: 5,
+        sport,
+        point: Point.KFREE_SKB,
+        reasonName: 'NOT_SPECIFIED',
+        location: 'tcp_v4_rcv',
+      }),
+    );
   }
   c.finish();
   const [abort, flags, old, csum, closed, timeWait, unseen] = c.drain();
-  assert.deepEqual([timeWait.fate, timeWait.drop!.layer, timeWait.drop!.tcpState], ['dropped', 'tcp', { state: 'CLOSE', from: 'FIN_WAIT2', then: [] }]);
-  assert.deepEqual([unseen.fate, unseen.drop!.tcpState], ['dropped', undefined], 'no reason and no state seen: nothing to add');
+  assert.deepEqual(
+    [timeWait.fate, timeWait.drop!.layer, timeWait.drop!.tcpState],
+    ['dropped', 'tcp', { state: 'CLOSE', from: 'FIN_WAIT2', then: [] }],
+  );
+  assert.deepEqual(
+    [unseen.fate, unseen.drop!.tcpState],
+    ['dropped', undefined],
+    'no reason and no state seen: nothing to add',
+  );
   assert.deepEqual(closed.drop!.tcpState, { state: 'ESTABLISHED', from: null, then: ['CLOSE'] });
   assert.deepEqual(abort.drop!.tcpState, { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] });
   assert.deepEqual(flags.drop!.tcpState, { state: 'CLOSE', from: 'FIN_WAIT2', then: [] });
@@ -345,17 +499,35 @@ test('a TCP read settles every unread segment of its direction up to the end of 
   // The reply direction: another sequence space; its end (1150) would cover the first two by number.
   segment(4, 40, 1050, { src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000 });
   const read = { point: Point.SKB_COPY_DATAGRAM, skb: 1, pid: 42, comm: 'server' };
-  c.push(ev({ t: 50, ...read, seq: 1050, aux: 100, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, skb: 4 }));
+  c.push(
+    ev({ t: 50, ...read, seq: 1050, aux: 100, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, skb: 4 }),
+  );
   c.push(ev({ t: 60, ...read, seq: 1000, aux: 200 }));
   c.finish(); // journeys are released in the order they started
   const all = c.drain();
-  assert.deepEqual(all.map((j) => [j.seq, j.ending]), [[1000, 'read'], [1100, 'read'], [1200, 'trace-ended'], [1050, 'read']]);
-  for (const j of all.filter((j) => j.ending === 'read')) assert.equal(j.steps.at(-1)!.point, 'skb_copy_datagram_iovec');
+  assert.deepEqual(
+    all.map((j) => [j.seq, j.ending]),
+    [
+      [1000, 'read'],
+      [1100, 'read'],
+      [1200, 'trace-ended'],
+      [1050, 'read'],
+    ],
+  );
+  for (const j of all.filter((j) => j.ending === 'read'))
+    assert.equal(j.steps.at(-1)!.point, 'skb_copy_datagram_iovec');
 });
 
 test('past MAX_FLOWS connections, the least recently active tenth is forgotten and counted', () => {
   const flows = new FlowTable();
-  const tuple = (i: number) => ({ proto: 6, family: 4, src: '198.18.0.1', dst: '198.18.0.2', sport: 1024 + i, dport: 80 });
+  const tuple = (i: number) => ({
+    proto: 6,
+    family: 4,
+    src: '198.18.0.1',
+    dst: '198.18.0.2',
+    sport: 1024 + i,
+    dport: 80,
+  });
   const forgotten: string[] = [];
   flows.onEvict((keys) => forgotten.push(...keys));
   const kept = flows.of(tuple(0));
@@ -375,28 +547,46 @@ test('past MAX_FLOWS connections, the least recently active tenth is forgotten a
 
 test('a TCP read in parts: each part continues where the last ended in the same skb', () => {
   const c = new Correlator({ netns: 5, readWaitNs: 1e12 });
-  for (const [skb, t, seq] of [[1, 10, 1000], [2, 20, 1100]]) {
+  for (const [skb, t, seq] of [
+    [1, 10, 1000],
+    [2, 20, 1100],
+  ]) {
     c.push(ev({ t, skb, seq, len: 100, flags: 0x18 }));
     c.push(nf(1, false, { t: t + 1, skb, seq, len: 100, flags: 0x18 }));
     c.push(nf(1, true, { t: t + 2, skb, seq, len: 100, flags: 0x18 }));
   }
-  const read = (t: number, aux: number) => c.push(ev({ t, point: Point.SKB_COPY_DATAGRAM, skb: 1, seq: 1000, aux, pid: 7, comm: 'app' }));
+  const read = (t: number, aux: number) =>
+    c.push(ev({ t, point: Point.SKB_COPY_DATAGRAM, skb: 1, seq: 1000, aux, pid: 7, comm: 'app' }));
   read(30, 50); // bytes 1000-1049: the first segment's
-  assert.deepEqual(c.drain().map((j) => [j.seq, j.ending]), [[1000, 'read']]);
+  assert.deepEqual(
+    c.drain().map((j) => [j.seq, j.ending]),
+    [[1000, 'read']],
+  );
   read(40, 100); // 1050-1149: into the second segment, which TCP had coalesced into skb 1
-  assert.deepEqual(c.drain().map((j) => [j.seq, j.ending, j.delivery!.read!.queuedNs]), [[1100, 'read', 40 - 22]]);
+  assert.deepEqual(
+    c.drain().map((j) => [j.seq, j.ending, j.delivery!.read!.queuedNs]),
+    [[1100, 'read', 40 - 22]],
+  );
 });
 
 test('GSO: each wire segment joins the latest packet that holds its bytes, and a packet ends once all went out', () => {
   const c = new Correlator({ netns: 5 });
   const data = { flags: 0x18, ifindex: 2 };
   const sent = (skb: number, t: number, seq: number, len: number) => {
-    for (const [i, [hook, exit]] of ([[3, false], [3, true], [4, false], [4, true]] as const).entries()) {
+    for (const [i, [hook, exit]] of (
+      [
+        [3, false],
+        [3, true],
+        [4, false],
+        [4, true],
+      ] as const
+    ).entries()) {
       c.push(nf(hook, exit, { t: t + i, skb, seq, len, ...data }));
     }
     c.push(ev({ t: t + 4, point: Point.CONSUME_SKB, skb, seq, len, location: 'validate_xmit_skb', ...data }));
   };
-  const wire = (skb: number, t: number, seq: number) => c.push(ev({ t, point: Point.NET_DEV_START_XMIT, skb, seq, len: 1000, ...data }));
+  const wire = (skb: number, t: number, seq: number) =>
+    c.push(ev({ t, point: Point.NET_DEV_START_XMIT, skb, seq, len: 1000, ...data }));
   sent(10, 10, 1000, 3000);
   wire(11, 20, 1000);
   sent(30, 30, 1000, 2000); // a retransmission of the first 2000 bytes while the first packet still waits
@@ -424,9 +614,15 @@ test('a pure ACK and the first segment of the data after it share seq, ack and f
   c.push(ev({ t: 13, point: Point.NET_DEV_START_XMIT, skb: 51, len: 1000, ...tcp, seq: 6000 }));
   c.finish();
   const all = c.drain();
-  assert.deepEqual(all.find((j) => j.len === 0)!.steps.map((s) => s.point), ['netfilter', 'net_dev_start_xmit']);
+  assert.deepEqual(
+    all.find((j) => j.len === 0)!.steps.map((s) => s.point),
+    ['netfilter', 'net_dev_start_xmit'],
+  );
   const parent = all.find((j) => j.len === 2000)!;
-  assert.deepEqual(parent.segments!.map((id) => all.find((j) => j.id === id)!.seq), [5000, 6000]);
+  assert.deepEqual(
+    parent.segments!.map((id) => all.find((j) => j.id === id)!.seq),
+    [5000, 6000],
+  );
 });
 
 test('journeys held back behind one still under way go out past maxHeld: memory stays bounded', () => {
@@ -438,12 +634,26 @@ test('journeys held back behind one still under way go out past maxHeld: memory 
   c.push(nf(1, true, { t: 3, skb: 1, ...udp }));
   const quick = (i: number) => {
     c.push(ev({ t: 10 + i, skb: 100 + i, ...udp, ipId: i }));
-    c.push(ev({ t: 10.5 + i, point: Point.KFREE_SKB, skb: 100 + i, ...udp, ipId: i, reasonName: 'NO_SOCKET', location: 'x' }));
+    c.push(
+      ev({
+        t: 10.5 + i,
+        point: Point.KFREE_SKB,
+        skb: 100 + i,
+        ...udp,
+        ipId: i,
+        reasonName: 'NO_SOCKET',
+        location: 'x',
+      }),
+    );
   };
   for (let i = 0; i < 3; i++) quick(i);
   assert.deepEqual(c.drain(), [], 'three held back for start order');
   quick(3);
-  assert.deepEqual(c.drain().map((j) => j.ipId), [0, 1, 2, 3], 'past maxHeld they go out');
+  assert.deepEqual(
+    c.drain().map((j) => j.ipId),
+    [0, 1, 2, 3],
+    'past maxHeld they go out',
+  );
   assert.equal(c.activeCount, 1, 'the waiting one still waits');
 });
 

@@ -8,7 +8,10 @@ const kind = (flags: number, len: number) => flags * 4096 + (len & 0xfff);
 test('segment copies: each copy of a segment counts once more; another segment at the same sequence number apart', () => {
   const s = new SegmentCopies();
   const seq = 0xfffffff0; // past 2^31: the int32 key is negative
-  assert.deepEqual([s.count(seq, kind(0x18, 1448)), s.count(seq, kind(0x18, 1448)), s.count(seq, kind(0x18, 1448))], [0, 1, 2]);
+  assert.deepEqual(
+    [s.count(seq, kind(0x18, 1448)), s.count(seq, kind(0x18, 1448)), s.count(seq, kind(0x18, 1448))],
+    [0, 1, 2],
+  );
   // Retransmitted cut differently (same seq, other length): a segment of its own, counted apart.
   assert.deepEqual([s.count(seq, kind(0x18, 2896)), s.count(seq, kind(0x18, 2896))], [0, 1]);
   assert.equal(s.count(seq, kind(0x18, 1448)), 3, 'the first one keeps its count');

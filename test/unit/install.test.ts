@@ -11,28 +11,60 @@ import { versionText, type Found } from '../../src/commands/version.js';
 
 test('--version: the version, the carried libbpf and what the kernel offers; without root, what it cannot tell', () => {
   const found: Found = {
-    version: '0.1.0', kernel: '6.1.0-35-amd64 x86_64', privileged: true, kprobes: true,
+    version: '0.1.0',
+    kernel: '6.1.0-35-amd64 x86_64',
+    privileged: true,
+    kprobes: true,
     addon: { libbpf: 'v1.4', btf: true, netfilterLinks: false, bpfLoop: true },
   };
-  assert.equal(versionText(found), 'pathtrace 0.1.0\nlibbpf 1.4 (carried with the addon)\n' +
-    'kernel 6.1.0-35-amd64 x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes (filter expressions run)');
-  assert.match(versionText({ ...found, addon: { ...found.addon, bpfLoop: false } as Found['addon'] }), /; bpf_loop no \(no filter expressions: Linux 5\.17\+\)$/);
+  assert.equal(
+    versionText(found),
+    'pathtrace 0.1.0\nlibbpf 1.4 (carried with the addon)\n' +
+      'kernel 6.1.0-35-amd64 x86_64: BTF yes; BPF netfilter links no; kprobes yes; bpf_loop yes (filter expressions run)',
+  );
+  assert.match(
+    versionText({ ...found, addon: { ...found.addon, bpfLoop: false } as Found['addon'] }),
+    /; bpf_loop no \(no filter expressions: Linux 5\.17\+\)$/,
+  );
   assert.match(versionText({ ...found, privileged: false }), /BPF netfilter links run as root to tell;/);
-  assert.match(versionText({ ...found, addon: { libbpf: 'v1.4', btf: false, btfError: 'no /sys/kernel/btf/vmlinux', netfilterLinks: false, bpfLoop: false } }),
-    /BTF no \(no \/sys\/kernel\/btf\/vmlinux\)/);
-  assert.equal(versionText({ ...found, addon: { error: 'cannot load the native addon (x)' } }),
-    'pathtrace 0.1.0\naddon: cannot load the native addon (x)');
+  assert.match(
+    versionText({
+      ...found,
+      addon: {
+        libbpf: 'v1.4',
+        btf: false,
+        btfError: 'no /sys/kernel/btf/vmlinux',
+        netfilterLinks: false,
+        bpfLoop: false,
+      },
+    }),
+    /BTF no \(no \/sys\/kernel\/btf\/vmlinux\)/,
+  );
+  assert.equal(
+    versionText({ ...found, addon: { error: 'cannot load the native addon (x)' } }),
+    'pathtrace 0.1.0\naddon: cannot load the native addon (x)',
+  );
 });
 
-test('the addon not loading: not built, or the loader\'s one line with what the prebuilt one needs', () => {
-  assert.equal(addonFailure(new Error('Cannot find module'), false), `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`);
-  const old = new Error(`/lib/x86_64-linux-gnu/libc.so.6: version \`GLIBC_2.34' not found (required by ${ADDON_PATH})\n    at x`);
+test("the addon not loading: not built, or the loader's one line with what the prebuilt one needs", () => {
+  assert.equal(
+    addonFailure(new Error('Cannot find module'), false),
+    `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`,
+  );
+  const old = new Error(
+    `/lib/x86_64-linux-gnu/libc.so.6: version \`GLIBC_2.34' not found (required by ${ADDON_PATH})\n    at x`,
+  );
   const why = addonFailure(old, true);
-  assert.match(why, /^cannot load the native addon \(\/lib\/x86_64-linux-gnu\/libc\.so\.6: version `GLIBC_2\.34' not found/);
+  assert.match(
+    why,
+    /^cannot load the native addon \(\/lib\/x86_64-linux-gnu\/libc\.so\.6: version `GLIBC_2\.34' not found/,
+  );
   assert.match(why, /needs glibc 2\.34 or later \(Debian 12, Ubuntu 22\.04, RHEL 9, Amazon Linux 2023\)/);
   assert.ok(!why.includes('\n'));
-  assert.equal(addonFailure(new Error('libbpf.so.1: cannot open shared object file'), true),
-    'cannot load the native addon (libbpf.so.1: cannot open shared object file)');
+  assert.equal(
+    addonFailure(new Error('libbpf.so.1: cannot open shared object file'), true),
+    'cannot load the native addon (libbpf.so.1: cannot open shared object file)',
+  );
 });
 
 test('tools: found on PATH only when executable; what a trace loses without nft, and what a demo needs', () => {
@@ -48,12 +80,27 @@ test('tools: found on PATH only when executable; what a trace loses without nft,
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const has = (...names: string[]) => (n: string) => names.includes(n);
+  const has =
+    (...names: string[]) =>
+    (n: string) =>
+      names.includes(n);
   assert.deepEqual(missingToolNotes(has('nft')), []);
   assert.deepEqual(missingToolNotes(has('nft', 'iptables-nft-save')), []);
-  assert.match(missingToolNotes(has('iptables-nft-save'))[0], /^nft is not installed: a drop in a table nft made is told by its hook/);
+  assert.match(
+    missingToolNotes(has('iptables-nft-save'))[0],
+    /^nft is not installed: a drop in a table nft made is told by its hook/,
+  );
   assert.match(missingToolNotes(has())[0], /^neither nft nor iptables is installed: .*\(apt install nftables\)$/);
-  assert.deepEqual(missingTools([['ip', 'iproute2'], ['iptables', 'iptables'], ['/usr/sbin/nginx', 'nginx']], has('ip')),
-    ['iptables', 'nginx']);
+  assert.deepEqual(
+    missingTools(
+      [
+        ['ip', 'iproute2'],
+        ['iptables', 'iptables'],
+        ['/usr/sbin/nginx', 'nginx'],
+      ],
+      has('ip'),
+    ),
+    ['iptables', 'nginx'],
+  );
   assert.deepEqual(missingTools([['ip', 'iproute2']], has()), ['ip (iproute2)']);
 });

@@ -10,14 +10,37 @@ import { childArgs, packetLine } from '../../src/commands/across.js';
 import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/trace/counters.js';
 
 const T0 = 1_700_000_000_000_000; // µs
-const CLIENT = '198.18.1.1', SERVER = '198.18.2.2';
+const CLIENT = '198.18.1.1',
+  SERVER = '198.18.2.2';
 
 /** A TCP packet client → server (o changes that) with one device step at t (µs on its host's clock). */
-function tcp(id: number, dir: 'in' | 'out', t: number, flags: string, seq: number, o: Partial<HostPacket> = {}): HostPacket {
+function tcp(
+  id: number,
+  dir: 'in' | 'out',
+  t: number,
+  flags: string,
+  seq: number,
+  o: Partial<HostPacket> = {},
+): HostPacket {
   const out = dir === 'out';
   return {
-    id, time_us: t, family: 'ipv4', proto: 'tcp', src: CLIENT, dst: SERVER, sport: 40000, dport: 3306, tcp_flags: flags, seq, ack: 0,
-    len: 0, direction: dir, fate: out ? 'sent' : 'delivered', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
+    id,
+    time_us: t,
+    family: 'ipv4',
+    proto: 'tcp',
+    src: CLIENT,
+    dst: SERVER,
+    sport: 40000,
+    dport: 3306,
+    tcp_flags: flags,
+    seq,
+    ack: 0,
+    len: 0,
+    direction: dir,
+    fate: out ? 'sent' : 'delivered',
+    drop: null,
+    tcpdump: true,
+    tcpdump_devices: ['eth0'],
     steps: [{ point: out ? 'net_dev_start_xmit' : 'netif_receive_skb', t_ns: 0, dev: 'eth0' }],
     flow: `6 ${CLIENT}:40000 ${SERVER}:3306`,
     ...o,
@@ -27,8 +50,13 @@ const REPLY = { src: SERVER, dst: CLIENT, sport: 3306, dport: 40000 };
 
 function host(name: string, packets: HostPacket[], o: Partial<HostTrace> = {}): HostTrace {
   return {
-    name, packets, filter: { ports: [3306], hosts: [], protos: ['tcp', 'udp'] }, traced: { from: T0 - 10e6, to: T0 + 10e6 },
-    addresses: new Set([name === 'client' ? CLIENT : SERVER]), lostEvents: 0, ...o,
+    name,
+    packets,
+    filter: { ports: [3306], hosts: [], protos: ['tcp', 'udp'] },
+    traced: { from: T0 - 10e6, to: T0 + 10e6 },
+    addresses: new Set([name === 'client' ? CLIENT : SERVER]),
+    lostEvents: 0,
+    ...o,
   };
 }
 
@@ -36,18 +64,30 @@ test('clock: bounded from above by what the first sent, from below by what the s
   // Server's clock 5 ms ahead; 100 µs one way, 300 µs the other.
   const c = estimateClock([[0, 5100]], [[10_000, 5300]]);
   assert.deepEqual([c.lowerUs, c.upperUs, c.offsetUs, c.uncertaintyUs, c.inconsistent], [4700, 5100, 4900, 200, false]);
-  const one = estimateClock([[0, 5100], [1000, 6050]], []);
+  const one = estimateClock(
+    [
+      [0, 5100],
+      [1000, 6050],
+    ],
+    [],
+  );
   assert.deepEqual([one.offsetUs, one.uncertaintyUs, one.upperUs, one.lowerUs], [5050, null, 5050, null]);
   assert.equal(estimateClock([], []).offsetUs, null);
-  assert.equal(estimateClock([[0, 100]], [[600, 0]]).inconsistent, true, 'the second sent at 600 what the first got at 0: 600 ≤ offset ≤ 100');
+  assert.equal(
+    estimateClock([[0, 100]], [[600, 0]]).inconsistent,
+    true,
+    'the second sent at 600 what the first got at 0: 600 ≤ offset ≤ 100',
+  );
 });
 
-test('a handshake through clocks 5 s apart: every trip delivered, times on the first host\'s clock', () => {
+test("a handshake through clocks 5 s apart: every trip delivered, times on the first host's clock", () => {
   const skew = 5_000_000;
   const client = host('client', [tcp(1, 'out', T0, 'S', 100), tcp(2, 'in', T0 + 400, 'SA', 900, REPLY)]);
-  const server = host('server', [
-    tcp(1, 'in', T0 + skew + 150, 'S', 100), tcp(2, 'out', T0 + skew + 250, 'SA', 900, REPLY),
-  ], { traced: { from: T0 + skew - 10e6, to: T0 + skew + 10e6 } });
+  const server = host(
+    'server',
+    [tcp(1, 'in', T0 + skew + 150, 'S', 100), tcp(2, 'out', T0 + skew + 250, 'SA', 900, REPLY)],
+    { traced: { from: T0 + skew - 10e6, to: T0 + skew + 10e6 } },
+  );
   const m = merge(client, server);
   assert.equal(m.clock.offsetUs, skew);
   assert.equal(m.clock.uncertaintyUs, 150, 'half the round trip: 150 µs each way could also be 0 and 300');
@@ -59,51 +99,113 @@ test('a handshake through clocks 5 s apart: every trip delivered, times on the f
 });
 
 test('retransmissions: the copy that arrived is the last one sent before it; the first ones were lost on the path', () => {
-  const client = host('client', [tcp(1, 'out', T0, 'S', 7), tcp(2, 'out', T0 + 1e6, 'S', 7), tcp(3, 'out', T0 + 3e6, 'S', 7)]);
+  const client = host('client', [
+    tcp(1, 'out', T0, 'S', 7),
+    tcp(2, 'out', T0 + 1e6, 'S', 7),
+    tcp(3, 'out', T0 + 3e6, 'S', 7),
+  ]);
   const server = host('server', [tcp(9, 'in', T0 + 3e6 + 80, 'S', 7)]);
   const trips = merge(client, server).connections[0].trips;
-  assert.deepEqual(trips.map((t) => [t.sent!.id, t.path, t.received?.id ?? null]), [
-    [1, 'lost-on-path', null], [2, 'lost-on-path', null], [3, 'delivered', 9],
-  ]);
+  assert.deepEqual(
+    trips.map((t) => [t.sent!.id, t.path, t.received?.id ?? null]),
+    [
+      [1, 'lost-on-path', null],
+      [2, 'lost-on-path', null],
+      [3, 'delivered', 9],
+    ],
+  );
 });
 
 test('a NAT on the path: TCP content matches whatever the addresses; a flow that never got through is left out, and said', () => {
   // The client talks to the router's 198.18.1.254:80; the server sees the router's address and port 8080.
-  const nat = { src: '198.18.2.254', dst: SERVER, sport: 50000, dport: 8080, flow: `6 198.18.2.254:50000 ${SERVER}:8080` };
+  const nat = {
+    src: '198.18.2.254',
+    dst: SERVER,
+    sport: 50000,
+    dport: 8080,
+    flow: `6 198.18.2.254:50000 ${SERVER}:8080`,
+  };
   const toVip = { dst: '198.18.1.254', dport: 80, flow: `6 ${CLIENT}:40000 198.18.1.254:80` };
-  const client = host('client', [tcp(1, 'out', T0, 'S', 55, toVip), tcp(2, 'out', T0 + 10, 'S', 66, { ...toVip, sport: 40001, flow: 'other' })]);
-  const server = host('server', [tcp(5, 'in', T0 + 200, 'S', 55, nat)], { filter: { ports: [8080], hosts: [], protos: ['tcp'] } });
+  const client = host('client', [
+    tcp(1, 'out', T0, 'S', 55, toVip),
+    tcp(2, 'out', T0 + 10, 'S', 66, { ...toVip, sport: 40001, flow: 'other' }),
+  ]);
+  const server = host('server', [tcp(5, 'in', T0 + 200, 'S', 55, nat)], {
+    filter: { ports: [8080], hosts: [], protos: ['tcp'] },
+  });
   const m = merge(client, server);
   assert.equal(m.connections.length, 1);
-  assert.deepEqual(m.connections[0].trips.map((t) => [t.sent?.id, t.path, t.received?.id]), [[1, 'delivered', 5]]);
-  assert.equal(m.connections[0].flow, `6 ${CLIENT}:40000 198.18.1.254:80`, "named as the first host names it");
-  assert.deepEqual(m.elsewhere, [1, 0], 'the second SYN went to an address the server does not have, in a flow that never reached it');
+  assert.deepEqual(
+    m.connections[0].trips.map((t) => [t.sent?.id, t.path, t.received?.id]),
+    [[1, 'delivered', 5]],
+  );
+  assert.equal(m.connections[0].flow, `6 ${CLIENT}:40000 198.18.1.254:80`, 'named as the first host names it');
+  assert.deepEqual(
+    m.elsewhere,
+    [1, 0],
+    'the second SYN went to an address the server does not have, in a flow that never reached it',
+  );
 });
 
 test('what cannot be told is not called lost: the receiver was not tracing then, or its filter leaves the packet out', () => {
-  const client = host('client', [tcp(1, 'out', T0, 'S', 1), tcp(2, 'out', T0 + 20e6, 'S', 2, { sport: 40002, flow: 'b' })]);
+  const client = host('client', [
+    tcp(1, 'out', T0, 'S', 1),
+    tcp(2, 'out', T0 + 20e6, 'S', 2, { sport: 40002, flow: 'b' }),
+  ]);
   const notThen = merge(client, host('server', []));
-  assert.deepEqual(notThen.connections.flatMap((c) => c.trips.map((t) => t.path)), ['lost-on-path', 'receiver-blind']);
+  assert.deepEqual(
+    notThen.connections.flatMap((c) => c.trips.map((t) => t.path)),
+    ['lost-on-path', 'receiver-blind'],
+  );
   const otherPort = merge(client, host('server', [], { filter: { ports: [22], hosts: [], protos: ['tcp'] } }));
-  assert.deepEqual(otherPort.connections.flatMap((c) => c.trips.map((t) => t.path)), ['receiver-blind', 'receiver-blind']);
+  assert.deepEqual(
+    otherPort.connections.flatMap((c) => c.trips.map((t) => t.path)),
+    ['receiver-blind', 'receiver-blind'],
+  );
   // The receiver's filter as a tcpdump expression: run on the headers the sender's record gives.
   const byExpression = (text: string) => {
     const n = native();
-    const bpf = instructions(compileExpression(text, (x, l) => n.compileExpression(x, l)).program).map((i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k]);
-    const m = merge(client, host('server', [], { filter: { ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'], expression: { text, bpf } } }));
+    const bpf = instructions(compileExpression(text, (x, l) => n.compileExpression(x, l)).program).map(
+      (i): [number, number, number, number] => [i.code, i.jt, i.jf, i.k],
+    );
+    const m = merge(
+      client,
+      host('server', [], {
+        filter: { ports: null, hosts: [], protos: ['tcp', 'udp', 'icmp'], expression: { text, bpf } },
+      }),
+    );
     return m.connections.flatMap((c) => c.trips.map((t) => t.path));
   };
   assert.deepEqual(byExpression('tcp port 22'), ['receiver-blind', 'receiver-blind']);
   assert.deepEqual(byExpression('tcp[tcpflags] & tcp-syn != 0 and dst port 3306'), ['lost-on-path', 'receiver-blind']);
   // A packet the receiver got that the sender's trace lacks.
   const unseen = merge(host('client', []), host('server', [tcp(3, 'in', T0, 'S', 9)]));
-  assert.deepEqual(unseen.connections[0].trips.map((t) => [t.path, t.received?.id]), [['sender-unseen', 3]]);
+  assert.deepEqual(
+    unseen.connections[0].trips.map((t) => [t.path, t.received?.id]),
+    [['sender-unseen', 3]],
+  );
   // Dropped on the sender: never left.
-  const dropped = merge(host('client', [tcp(4, 'out', T0, 'S', 3, {
-    fate: 'dropped', steps: [{ point: 'kfree_skb', t_ns: 0 }],
-    drop: { layer: 'netfilter', hook: 'LOCAL_OUT', reason: 'NETFILTER_DROP', location: 'nft_do_chain', explanation: '', advice: [] },
-  })]), host('server', []));
-  assert.deepEqual(dropped.connections[0].trips.map((t) => [t.path, t.leftAt, t.at]), [['dropped-at-sender', null, T0]]);
+  const dropped = merge(
+    host('client', [
+      tcp(4, 'out', T0, 'S', 3, {
+        fate: 'dropped',
+        steps: [{ point: 'kfree_skb', t_ns: 0 }],
+        drop: {
+          layer: 'netfilter',
+          hook: 'LOCAL_OUT',
+          reason: 'NETFILTER_DROP',
+          location: 'nft_do_chain',
+          explanation: '',
+          advice: [],
+        },
+      }),
+    ]),
+    host('server', []),
+  );
+  assert.deepEqual(
+    dropped.connections[0].trips.map((t) => [t.path, t.leftAt, t.at]),
+    [['dropped-at-sender', null, T0]],
+  );
 });
 
 test('merge arguments: NAME=FILE names a host, a bare file its base name', () => {
@@ -112,28 +214,62 @@ test('merge arguments: NAME=FILE names a host, a bare file its base name', () =>
   assert.deepEqual(hostArgument('./a=b/x.json'), { name: 'x', file: './a=b/x.json' });
 });
 
-test('--netns twice: each child gets the user\'s arguments with its own --netns and --json; a packet as a tagged line', () => {
-  assert.deepEqual(childArgs(['--netns', 'a', '-p', '3306', '--netns=b', '--plain', '-nc', '--duration', '5'], 'a'),
-    ['-p', '3306', '--duration', '5', '--json', '--netns', 'a']);
+test("--netns twice: each child gets the user's arguments with its own --netns and --json; a packet as a tagged line", () => {
+  assert.deepEqual(childArgs(['--netns', 'a', '-p', '3306', '--netns=b', '--plain', '-nc', '--duration', '5'], 'a'), [
+    '-p',
+    '3306',
+    '--duration',
+    '5',
+    '--json',
+    '--netns',
+    'a',
+  ]);
   assert.deepEqual(childArgs(['--json', '-n', 'x', '--rule-trace'], 'y'), ['--rule-trace', '--json', '--netns', 'y']);
-  const line = packetLine('client', {
-    time: '2026-11-29T13:13:21.203Z', direction: 'out', tcp_flags: 'S', proto: 'tcp', src: CLIENT, sport: 40000, dst: SERVER, dport: 3306,
-    fate: 'dropped', drop: { hook: 'LOCAL_OUT', layer: 'netfilter', reason: 'NETFILTER_DROP' },
-  }, 6);
-  assert.equal(line, 'client  13:13:21.203 out [S] 198.18.1.1:40000 → 198.18.2.2:3306 dropped at LOCAL_OUT (NETFILTER_DROP)');
+  const line = packetLine(
+    'client',
+    {
+      time: '2026-11-29T13:13:21.203Z',
+      direction: 'out',
+      tcp_flags: 'S',
+      proto: 'tcp',
+      src: CLIENT,
+      sport: 40000,
+      dst: SERVER,
+      dport: 3306,
+      fate: 'dropped',
+      drop: { hook: 'LOCAL_OUT', layer: 'netfilter', reason: 'NETFILTER_DROP' },
+    },
+    6,
+  );
+  assert.equal(
+    line,
+    'client  13:13:21.203 out [S] 198.18.1.1:40000 → 198.18.2.2:3306 dropped at LOCAL_OUT (NETFILTER_DROP)',
+  );
 });
 
-test('counters of loss beside the netstat ones: each device\'s drops and errors, and the host\'s softnet drops', () => {
+test("counters of loss beside the netstat ones: each device's drops and errors, and the host's softnet drops", () => {
   const dev = `Inter-|   Receive                                                |  Transmit
  face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed
     lo:   16173     149    0    0    0     0          0         0    16173     149    0    0    0     0       0          0
   eth0: 1000 10 1 2 3 4 0 0 2000 20 5 6 7 0 8 0
 `;
   const c = parseDeviceCounters(dev);
-  assert.deepEqual([c.get('eth0.rx_errors'), c.get('eth0.rx_dropped'), c.get('eth0.rx_fifo_errors'), c.get('eth0.rx_frame_errors')], [1, 2, 3, 4]);
-  assert.deepEqual([c.get('eth0.tx_errors'), c.get('eth0.tx_dropped'), c.get('eth0.tx_fifo_errors'), c.get('eth0.tx_carrier_errors')], [5, 6, 7, 8]);
+  assert.deepEqual(
+    [c.get('eth0.rx_errors'), c.get('eth0.rx_dropped'), c.get('eth0.rx_fifo_errors'), c.get('eth0.rx_frame_errors')],
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    [c.get('eth0.tx_errors'), c.get('eth0.tx_dropped'), c.get('eth0.tx_fifo_errors'), c.get('eth0.tx_carrier_errors')],
+    [5, 6, 7, 8],
+  );
   assert.equal(c.has('eth0.rx_bytes'), false);
-  assert.deepEqual([...parseSoftnet('0ad6b8cc 00000010 00000050\n0204c316 00000002 00000002\n')], [['SoftnetDropped', 18]]);
+  assert.deepEqual(
+    [...parseSoftnet('0ad6b8cc 00000010 00000050\n0204c316 00000002 00000002\n')],
+    [['SoftnetDropped', 18]],
+  );
   const all = parseAllCounters(['Tcp: InSegs\nTcp: 7\n', '', 'Ip6InReceives 3\n', dev, '00000001 00000001 00000000\n']);
-  assert.deepEqual([all.get('TcpInSegs'), all.get('Ip6InReceives'), all.get('eth0.tx_dropped'), all.get('SoftnetDropped')], [7, 3, 6, 1]);
+  assert.deepEqual(
+    [all.get('TcpInSegs'), all.get('Ip6InReceives'), all.get('eth0.tx_dropped'), all.get('SoftnetDropped')],
+    [7, 3, 6, 1],
+  );
 });

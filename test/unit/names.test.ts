@@ -18,13 +18,15 @@ test('IPv6 text form follows RFC 5952; bytes round-trip', () => {
 });
 
 test('kallsyms: an address inside a function names it; unknown addresses stay hex', () => {
-  const s = new Symbolizer([
-    'ffffffff81f28dd0 T nf_hook_slow',
-    'ffffffff81f63250 T nft_do_chain',
-    'ffffffff81f64000 t nft_do_chain_ipv4',
-    'ffffffff81f65000 D some_data',
-    'ffffffffc0a01000 t veth_xmit\t[veth]',
-  ].join('\n'));
+  const s = new Symbolizer(
+    [
+      'ffffffff81f28dd0 T nf_hook_slow',
+      'ffffffff81f63250 T nft_do_chain',
+      'ffffffff81f64000 t nft_do_chain_ipv4',
+      'ffffffff81f65000 D some_data',
+      'ffffffffc0a01000 t veth_xmit\t[veth]',
+    ].join('\n'),
+  );
   assert.equal(s.size, 4);
   assert.equal(s.lookup(0xffffffff, 0x81f63250), 'nft_do_chain');
   assert.equal(s.lookup(0xffffffff, 0x81f63300), 'nft_do_chain');
@@ -36,7 +38,10 @@ test('kallsyms: an address inside a function names it; unknown addresses stay he
 });
 
 test('kernel enum names lose their prefix; unknown values print as numbers', () => {
-  const reasons = new EnumNames({ SKB_NOT_DROPPED_YET: 0, SKB_CONSUMED: 1, SKB_DROP_REASON_NOT_SPECIFIED: 2, SKB_DROP_REASON_NETFILTER_DROP: 12 }, 'SKB_DROP_REASON_');
+  const reasons = new EnumNames(
+    { SKB_NOT_DROPPED_YET: 0, SKB_CONSUMED: 1, SKB_DROP_REASON_NOT_SPECIFIED: 2, SKB_DROP_REASON_NETFILTER_DROP: 12 },
+    'SKB_DROP_REASON_',
+  );
   assert.equal(reasons.name(12), 'NETFILTER_DROP');
   assert.equal(reasons.name(2), 'NOT_SPECIFIED');
   assert.equal(reasons.name(1), 'SKB_CONSUMED');
@@ -45,7 +50,11 @@ test('kernel enum names lose their prefix; unknown values print as numbers', () 
 
 test('capabilities: root has all; an unprivileged process is told which it lacks', () => {
   assert.deepEqual(missingCaps(effectiveCaps('CapEff:\t000001ffffffffff\n'), true), []);
-  assert.deepEqual(missingCaps(effectiveCaps('CapEff:\t0000000000000000\n'), false), ['CAP_BPF', 'CAP_PERFMON', 'CAP_NET_ADMIN']);
+  assert.deepEqual(missingCaps(effectiveCaps('CapEff:\t0000000000000000\n'), false), [
+    'CAP_BPF',
+    'CAP_PERFMON',
+    'CAP_NET_ADMIN',
+  ]);
   const bpfOnly = (1n << 39n) | (1n << 38n) | (1n << 12n);
   assert.deepEqual(missingCaps(bpfOnly, false), []);
   assert.deepEqual(missingCaps(bpfOnly, true), ['CAP_SYS_ADMIN']);
@@ -59,6 +68,9 @@ test('--netns: own namespace by default; unknown names and non-namespace files a
   assert.throws(() => resolveNetns('/etc/hostname'), /not a network namespace file/);
   assert.equal(resolveNetns('/proc/self/ns/net').inode, own.inode);
   // Namespace files of other types live on the same nsfs: named by their type, before anything loads.
-  assert.throws(() => resolveNetns('/proc/self/ns/mnt'), /'\/proc\/self\/ns\/mnt' is a mnt namespace, not a network namespace/);
+  assert.throws(
+    () => resolveNetns('/proc/self/ns/mnt'),
+    /'\/proc\/self\/ns\/mnt' is a mnt namespace, not a network namespace/,
+  );
   assert.throws(() => resolveNetns('/proc/self/ns/pid'), /is a pid namespace, not a network namespace/);
 });

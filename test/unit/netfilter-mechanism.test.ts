@@ -13,25 +13,45 @@ test('trampolines attached: traced by them; a missing evaluator stays its own li
 });
 
 test('trampolines refused at load, kprobes attached: one line says so and why', () => {
-  const r = netfilterTracing('trampolines', 'kprobes', ['kprobe/nf_hook_slow', 'kretprobe/nf_hook_slow'],
-    [{ point: 'netfilter trampolines', reason: 'trampolines refused by this kernel: Permission denied' }]);
+  const r = netfilterTracing(
+    'trampolines',
+    'kprobes',
+    ['kprobe/nf_hook_slow', 'kretprobe/nf_hook_slow'],
+    [{ point: 'netfilter trampolines', reason: 'trampolines refused by this kernel: Permission denied' }],
+  );
   assert.equal(r.traced, 'kprobes');
-  assert.deepEqual(r.unavailable, [{ point: 'netfilter', reason: 'kprobes trace the hooks, as trampolines could not (trampolines refused by this kernel: Permission denied)' }]);
+  assert.deepEqual(r.unavailable, [
+    {
+      point: 'netfilter',
+      reason:
+        'kprobes trace the hooks, as trampolines could not (trampolines refused by this kernel: Permission denied)',
+    },
+  ]);
 });
 
 test('nothing attached on nf_hook_slow: one line with both reasons, the failed points folded into it', () => {
-  const r = netfilterTracing('trampolines', 'kprobes', ['kfree_skb'], [
-    { point: 'netfilter trampolines', reason: 'trampolines refused by this kernel: Operation not permitted' },
-    { point: 'kprobe/nf_hook_slow', reason: 'No such file or directory' },
-    { point: 'kretprobe/nf_hook_slow', reason: 'No such file or directory' },
-    { point: 'kprobe/nft_do_chain', reason: 'No such file or directory' },
-    unattached('sock_recv_length', 'this kernel has no tracepoint sock_recv_length'),
-  ]);
+  const r = netfilterTracing(
+    'trampolines',
+    'kprobes',
+    ['kfree_skb'],
+    [
+      { point: 'netfilter trampolines', reason: 'trampolines refused by this kernel: Operation not permitted' },
+      { point: 'kprobe/nf_hook_slow', reason: 'No such file or directory' },
+      { point: 'kretprobe/nf_hook_slow', reason: 'No such file or directory' },
+      { point: 'kprobe/nft_do_chain', reason: 'No such file or directory' },
+      unattached('sock_recv_length', 'this kernel has no tracepoint sock_recv_length'),
+    ],
+  );
   assert.equal(r.traced, 'none');
-  assert.deepEqual(r.unavailable.map((u) => u.point), ['sock_recv_length', 'netfilter']);
+  assert.deepEqual(
+    r.unavailable.map((u) => u.point),
+    ['sock_recv_length', 'netfilter'],
+  );
   assert.match(r.unavailable[0].reason, /UDP reads by the application are not seen/);
-  assert.match(r.unavailable[1].reason,
-    /neither trampolines nor kprobes .*\(trampolines refused .*Operation not permitted; kprobes did not attach: No such file or directory\): hooks cannot be named/);
+  assert.match(
+    r.unavailable[1].reason,
+    /neither trampolines nor kprobes .*\(trampolines refused .*Operation not permitted; kprobes did not attach: No such file or directory\): hooks cannot be named/,
+  );
 });
 
 test('links: traced by links, nothing added; netfilter not wanted (--points): nothing said', () => {

@@ -49,7 +49,10 @@ test('duration, count, netns and json', () => {
 });
 
 test('unknown options and arguments are one-line usage errors', () => {
-  assert.throws(() => parseCommandLine(['--bogus']), (e: Error) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message) && !e.message.includes('\n'));
+  assert.throws(
+    () => parseCommandLine(['--bogus']),
+    (e: Error) => e instanceof UsageError && /unknown option '--bogus'/.test(e.message) && !e.message.includes('\n'),
+  );
   assert.throws(() => parseCommandLine(['--port']), UsageError);
   assert.throws(() => parseCommandLine(['demo', 'local-in', 'extra']), /unexpected argument 'extra'/);
 });
@@ -102,10 +105,16 @@ test('numbers are decimal, and every limit has a ceiling it names', () => {
   assert.throws(() => parseCommandLine(['--ring-mib', '1024']), /bad --ring-mib '1024': at most 256/);
   assert.throws(() => parseCommandLine(['--ring-mib', '48']), /power of two up to 256/);
   assert.equal(trace(['--ring-mib', '256']).ringMiB, 256);
-  assert.throws(() => parseCommandLine(['--write', 'x.pcapng', '--snaplen', '2000']), /bad --snaplen '2000': at most 1024 bytes/);
+  assert.throws(
+    () => parseCommandLine(['--write', 'x.pcapng', '--snaplen', '2000']),
+    /bad --snaplen '2000': at most 1024 bytes/,
+  );
 });
 
 test('an empty --write and an address with a zone are refused, not ignored', () => {
   assert.throws(() => parseCommandLine(['--write', '']), /bad --write '': expected a file name/);
-  assert.throws(() => parseCommandLine(['--host', 'fe80::1%eth0']), /bad host 'fe80::1%eth0': packets carry no zone; give 'fe80::1'/);
+  assert.throws(
+    () => parseCommandLine(['--host', 'fe80::1%eth0']),
+    /bad host 'fe80::1%eth0': packets carry no zone; give 'fe80::1'/,
+  );
 });

@@ -3,7 +3,16 @@ import { test } from 'node:test';
 import { native } from '../../src/trace/native.js';
 import * as generated from '../../src/trace/record.generated.js';
 import {
-  BYTES_HEADER, clockBase, decodeRecords, OFFSETS, Point, POINT_NAMES, POINTS, RECORD_FIELDS, RECORD_SIZE, snapshotEvent,
+  BYTES_HEADER,
+  clockBase,
+  decodeRecords,
+  OFFSETS,
+  Point,
+  POINT_NAMES,
+  POINTS,
+  RECORD_FIELDS,
+  RECORD_SIZE,
+  snapshotEvent,
   type TraceEvent,
 } from '../../src/trace/record.js';
 
@@ -13,7 +22,10 @@ import {
 test('the generated record layout is the one the addon was compiled with (bpf/record.h)', () => {
   const layout = native().recordLayout();
   assert.equal(RECORD_SIZE, layout.size);
-  assert.deepEqual(Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, { offset: f.offset, size: f.size }])), layout.fields);
+  assert.deepEqual(
+    Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, { offset: f.offset, size: f.size }])),
+    layout.fields,
+  );
   assert.deepEqual({ ...OFFSETS }, Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, f.offset])));
   assert.equal(BYTES_HEADER, layout.bytesHeader, 'PT_BYTES_HEADER is where struct pathtrace_bytes has its data');
 });
@@ -28,7 +40,10 @@ test('the generated point table is enum pathtrace_point as compiled', () => {
 test('the generated constants are those of bpf/record.h as compiled', () => {
   const { constants } = native().recordLayout();
   const values = generated as unknown as Record<string, unknown>;
-  assert.deepEqual(Object.fromEntries(Object.keys(constants).map((c) => [c, values[c.replace(/^PT_/, '')]])), constants);
+  assert.deepEqual(
+    Object.fromEntries(Object.keys(constants).map((c) => [c, values[c.replace(/^PT_/, '')]])),
+    constants,
+  );
 });
 
 test('a record decodes field by field, times relative to the clock base', () => {

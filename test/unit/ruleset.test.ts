@@ -14,21 +14,120 @@ import { emptyService, kubeProxyRuleset } from '../fixtures/rulesets/kube-proxy.
 import { FIXTURES } from '../helpers/paths.js';
 
 // `nft -j list ruleset` of: iptables-nft raw PREROUTING accept + filter INPUT drop, and inet t c at priority 10.
-const NFT_JSON = JSON.stringify({ nftables: [
-  { metainfo: { version: '1.0.6' } },
-  { table: { family: 'ip', name: 'raw', handle: 1 } },
-  { chain: { family: 'ip', table: 'raw', name: 'PREROUTING', handle: 1, type: 'filter', hook: 'prerouting', prio: -300, policy: 'accept' } },
-  { rule: { family: 'ip', table: 'raw', chain: 'PREROUTING', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 5, bytes: 300 } }, { accept: null }] } },
-  { table: { family: 'ip', name: 'filter', handle: 2 } },
-  { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
-  { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
-  { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 7, bytes: 420 } }, { drop: null }] } },
-  { table: { family: 'inet', name: 't', handle: 3 } },
-  { chain: { family: 'inet', table: 't', name: 'c', handle: 1, type: 'filter', hook: 'input', prio: 10, policy: 'accept' } },
-  { rule: { family: 'inet', table: 't', chain: 'c', handle: 2, expr: [{ match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: { prefix: { addr: '198.18.0.0', len: 24 } } } }, { drop: null }] } },
-  { table: { family: 'inet', name: 'pathtrace_42', handle: 4 } },
-  { chain: { family: 'inet', table: 'pathtrace_42', name: 'pre', handle: 1, type: 'filter', hook: 'prerouting', prio: -2147483648, policy: 'accept' } },
-] });
+const NFT_JSON = JSON.stringify({
+  nftables: [
+    { metainfo: { version: '1.0.6' } },
+    { table: { family: 'ip', name: 'raw', handle: 1 } },
+    {
+      chain: {
+        family: 'ip',
+        table: 'raw',
+        name: 'PREROUTING',
+        handle: 1,
+        type: 'filter',
+        hook: 'prerouting',
+        prio: -300,
+        policy: 'accept',
+      },
+    },
+    {
+      rule: {
+        family: 'ip',
+        table: 'raw',
+        chain: 'PREROUTING',
+        handle: 2,
+        expr: [
+          { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } },
+          { counter: { packets: 5, bytes: 300 } },
+          { accept: null },
+        ],
+      },
+    },
+    { table: { family: 'ip', name: 'filter', handle: 2 } },
+    {
+      chain: {
+        family: 'ip',
+        table: 'filter',
+        name: 'INPUT',
+        handle: 1,
+        type: 'filter',
+        hook: 'input',
+        prio: 0,
+        policy: 'accept',
+      },
+    },
+    {
+      rule: {
+        family: 'ip',
+        table: 'filter',
+        chain: 'INPUT',
+        handle: 2,
+        expr: [
+          { match: { op: '==', left: { payload: { protocol: 'udp', field: 'dport' } }, right: 53 } },
+          { counter: { packets: 0, bytes: 0 } },
+          { drop: null },
+        ],
+      },
+    },
+    {
+      rule: {
+        family: 'ip',
+        table: 'filter',
+        chain: 'INPUT',
+        handle: 3,
+        expr: [
+          { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } },
+          { counter: { packets: 7, bytes: 420 } },
+          { drop: null },
+        ],
+      },
+    },
+    { table: { family: 'inet', name: 't', handle: 3 } },
+    {
+      chain: {
+        family: 'inet',
+        table: 't',
+        name: 'c',
+        handle: 1,
+        type: 'filter',
+        hook: 'input',
+        prio: 10,
+        policy: 'accept',
+      },
+    },
+    {
+      rule: {
+        family: 'inet',
+        table: 't',
+        chain: 'c',
+        handle: 2,
+        expr: [
+          {
+            match: {
+              op: '==',
+              left: { payload: { protocol: 'ip', field: 'saddr' } },
+              right: { prefix: { addr: '198.18.0.0', len: 24 } },
+            },
+          },
+          { drop: null },
+        ],
+      },
+    },
+    { table: { family: 'inet', name: 'pathtrace_42', handle: 4 } },
+    {
+      chain: {
+        family: 'inet',
+        table: 'pathtrace_42',
+        name: 'pre',
+        handle: 1,
+        type: 'filter',
+        hook: 'prerouting',
+        prio: -2147483648,
+        policy: 'accept',
+      },
+    },
+  ],
+});
 const NFT_TEXT = `table ip filter { # handle 2
 \tchain INPUT { # handle 1
 \t\ttype filter hook input priority filter; policy accept;
@@ -68,7 +167,10 @@ test('assemble: nft chains, iptables-nft tables marked with iptables texts, lega
   const t = r.chains.find((c) => c.table === 't')!;
   assert.equal(t.rules[0].text, 'ip saddr 198.18.0.0/24 drop');
   const legacy = r.chains.find((c) => c.source === 'iptables-legacy' && c.name === 'INPUT')!;
-  assert.deepEqual([legacy.priority, legacy.policy, legacy.rules[0].verdict, legacy.rules[0].target], [0, 'drop', 'jump', 'f2b-sshd']);
+  assert.deepEqual(
+    [legacy.priority, legacy.policy, legacy.rules[0].verdict, legacy.rules[0].target],
+    [0, 'drop', 'jump', 'f2b-sshd'],
+  );
   assert.equal(legacy.rules[1].matches, null, 'conntrack matches are beyond the model');
   assert.ok(!r.chains.some((c) => c.table.startsWith('pathtrace_')));
   assert.equal(chainOwner('filter', 'f2b-sshd'), 'fail2ban');
@@ -77,8 +179,15 @@ test('assemble: nft chains, iptables-nft tables marked with iptables texts, lega
 test('probes go one above each chain priority, between chains only', () => {
   const gaps = planGaps(rs()).filter((g) => g.family === 4 && g.hook === 'LOCAL_IN');
   // iptables-nft filter (0) and legacy filter (0) share a priority; inet t at 10.
-  assert.deepEqual(gaps.map((g) => [g.priority, g.slot]), [[1, 1]]);
-  assert.ok(layoutChanges(layoutSignature({ chains: [] }), layoutSignature(rs())).includes('+ip raw PREROUTING (PRE_ROUTING, priority -300)'));
+  assert.deepEqual(
+    gaps.map((g) => [g.priority, g.slot]),
+    [[1, 1]],
+  );
+  assert.ok(
+    layoutChanges(layoutSignature({ chains: [] }), layoutSignature(rs())).includes(
+      '+ip raw PREROUTING (PRE_ROUTING, priority -300)',
+    ),
+  );
 });
 
 test('a rule covers a packet when every condition holds; unknown conditions make it a maybe', () => {
@@ -87,24 +196,43 @@ test('a rule covers a packet when every condition holds; unknown conditions make
   assert.equal(ruleCovers(udp, packet), false);
   assert.equal(ruleCovers(tcp, packet), true);
   assert.equal(ruleCovers(r.chains.find((c) => c.table === 't')!.rules[0], packet), true, 'prefix match');
-  assert.equal(ruleCovers(r.chains.find((c) => c.source === 'iptables-legacy')!.rules[1], { ...packet, src: '10.1.2.3' }), null);
+  assert.equal(
+    ruleCovers(r.chains.find((c) => c.source === 'iptables-legacy')!.rules[1], { ...packet, src: '10.1.2.3' }),
+    null,
+  );
 });
 
 function ctx(over: Partial<DropContext>): DropContext {
-  return { family: 4, hook: 'LOCAL_IN', after: -2147483647, before: 1, location: 'nft_do_chain', packet, counterDeltas: new Map(), prefix: '', ...over };
+  return {
+    family: 4,
+    hook: 'LOCAL_IN',
+    after: -2147483647,
+    before: 1,
+    location: 'nft_do_chain',
+    packet,
+    counterDeltas: new Map(),
+    prefix: '',
+    ...over,
+  };
 }
 
 test('attribution: the bracketed chain; the rule whose counter moved; commands to inspect and remove it', () => {
   const r = rs();
   const input = r.chains.find((c) => c.table === 'filter' && c.source === 'iptables-nft')!;
   const a = attributeDrop(r, ctx({ counterDeltas: new Map([[ruleKey(input, input.rules[1]), 1]]) }))!;
-  assert.deepEqual([a.table, a.chain, a.source, a.rule!.position, a.rule!.found], ['filter', 'INPUT', 'iptables-nft', 2, 'counters+match']);
+  assert.deepEqual(
+    [a.table, a.chain, a.source, a.rule!.position, a.rule!.found],
+    ['filter', 'INPUT', 'iptables-nft', 2, 'counters+match'],
+  );
   assert.equal(a.remove, 'iptables -D INPUT 2');
   // Without counters, the match alone.
   assert.equal(attributeDrop(r, ctx({}))!.rule!.found, 'match');
   // Bracketed above filter: only inet t c.
   const t = attributeDrop(r, ctx({ after: 1, before: 2147483646 }))!;
-  assert.deepEqual([t.table, t.chain, t.rule!.text, t.remove], ['t', 'c', 'ip saddr 198.18.0.0/24 drop', 'nft delete rule inet t c handle 2']);
+  assert.deepEqual(
+    [t.table, t.chain, t.rule!.text, t.remove],
+    ['t', 'c', 'ip saddr 198.18.0.0/24 drop', 'nft delete rule inet t c handle 2'],
+  );
   // Freed by nf_hook_slow: the legacy table; its rules cannot cover the packet, its policy drops.
   const legacy = attributeDrop(r, ctx({ location: 'nf_hook_slow', packet: { ...packet, dport: 80 } }))!;
   assert.equal(legacy.source, 'iptables-legacy');
@@ -129,12 +257,45 @@ test('counters that predate the drop: a counting rule that did not move did not 
 [0:0] -A INPUT -m conntrack --ctstate INVALID -j DROP
 [0:0] -A INPUT -p tcp -m tcp --dport 3306 -j DROP
 COMMIT`;
-  const nftJson = JSON.stringify({ nftables: [
-    { table: { family: 'ip', name: 'filter', handle: 1 } },
-    { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'drop' } },
-    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [{ xt: { type: 'match', name: 'conntrack' } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
-    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 3, expr: [{ match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }] } },
-  ] });
+  const nftJson = JSON.stringify({
+    nftables: [
+      { table: { family: 'ip', name: 'filter', handle: 1 } },
+      {
+        chain: {
+          family: 'ip',
+          table: 'filter',
+          name: 'INPUT',
+          handle: 1,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy: 'drop',
+        },
+      },
+      {
+        rule: {
+          family: 'ip',
+          table: 'filter',
+          chain: 'INPUT',
+          handle: 2,
+          expr: [{ xt: { type: 'match', name: 'conntrack' } }, { counter: { packets: 0, bytes: 0 } }, { drop: null }],
+        },
+      },
+      {
+        rule: {
+          family: 'ip',
+          table: 'filter',
+          chain: 'INPUT',
+          handle: 3,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } },
+            { counter: { packets: 0, bytes: 0 } },
+            { drop: null },
+          ],
+        },
+      },
+    ],
+  });
   const r = assemble(nftJson, '', save, '', '', '');
   // The kernel counted the drop on the policy (iptables-save -c shows policy counters).
   const policyMoved = new Map([[policyKey(r.chains[0]), 1]]);
@@ -150,17 +311,70 @@ COMMIT`;
 });
 
 test('verdicts of every kind: an iptables-nft REJECT (an xt target in nft JSON) and a verdict map are candidates', () => {
-  const nftJson = JSON.stringify({ nftables: [
-    { table: { family: 'ip', name: 'filter', handle: 1 } },
-    { chain: { family: 'ip', table: 'filter', name: 'INPUT', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
-    { rule: { family: 'ip', table: 'filter', chain: 'INPUT', handle: 2, expr: [
-      { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } }, { counter: { packets: 1, bytes: 60 } },
-      { xt: { type: 'target', name: 'REJECT' } }] } },
-    { table: { family: 'inet', name: 'fw', handle: 2 } },
-    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 1, type: 'filter', hook: 'input', prio: 10, policy: 'accept' } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 2, expr: [
-      { vmap: { key: { payload: { protocol: 'tcp', field: 'dport' } }, data: { set: [[22, { accept: null }], [3306, { drop: null }]] } } }] } },
-  ] });
+  const nftJson = JSON.stringify({
+    nftables: [
+      { table: { family: 'ip', name: 'filter', handle: 1 } },
+      {
+        chain: {
+          family: 'ip',
+          table: 'filter',
+          name: 'INPUT',
+          handle: 1,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy: 'accept',
+        },
+      },
+      {
+        rule: {
+          family: 'ip',
+          table: 'filter',
+          chain: 'INPUT',
+          handle: 2,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: 3306 } },
+            { counter: { packets: 1, bytes: 60 } },
+            { xt: { type: 'target', name: 'REJECT' } },
+          ],
+        },
+      },
+      { table: { family: 'inet', name: 'fw', handle: 2 } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'fw',
+          name: 'in',
+          handle: 1,
+          type: 'filter',
+          hook: 'input',
+          prio: 10,
+          policy: 'accept',
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 2,
+          expr: [
+            {
+              vmap: {
+                key: { payload: { protocol: 'tcp', field: 'dport' } },
+                data: {
+                  set: [
+                    [22, { accept: null }],
+                    [3306, { drop: null }],
+                  ],
+                },
+              },
+            },
+          ],
+        },
+      },
+    ],
+  });
   const save = `*filter
 :INPUT ACCEPT [0:0]
 [1:60] -A INPUT -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset
@@ -169,9 +383,15 @@ COMMIT`;
   const input = r.chains.find((c) => c.name === 'INPUT')!;
   assert.deepEqual([input.rules[0].verdict, input.rules[0].matches?.length], ['reject', 2]);
   const reject = attributeDrop(r, ctx({ before: 1 }))!;
-  assert.deepEqual([reject.chain, reject.rule!.text, reject.rule!.found], ['INPUT', 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset', 'match']);
+  assert.deepEqual(
+    [reject.chain, reject.rule!.text, reject.rule!.found],
+    ['INPUT', 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset', 'match'],
+  );
   // Without iptables' texts, the xt target alone still reads as a reject.
-  assert.equal(assemble(nftJson, '', '', '', '', '').chains.find((c) => c.name === 'INPUT')!.rules[0].verdict, 'reject');
+  assert.equal(
+    assemble(nftJson, '', '', '', '', '').chains.find((c) => c.name === 'INPUT')!.rules[0].verdict,
+    'reject',
+  );
   const vmap = r.chains.find((c) => c.name === 'in')!.rules[0];
   assert.deepEqual([vmap.verdict, vmap.matches], ['drop', null]);
   const fw = attributeDrop(r, ctx({ after: 9, before: 11 }))!;
@@ -179,72 +399,206 @@ COMMIT`;
 });
 
 test('a chain reached only by a jump whose match cannot fit the packet holds no candidate', () => {
-  const nftJson = JSON.stringify({ nftables: [
-    { table: { family: 'inet', name: 'fw', handle: 1 } },
-    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 1, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 2, expr: [
-      { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'nosuch' } }, { jump: { target: 'other' } }] } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 3, expr: [
-      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '198.18.0.1' } }, { drop: null }] } },
-    { chain: { family: 'inet', table: 'fw', name: 'other', handle: 4 } },
-    { rule: { family: 'inet', table: 'fw', chain: 'other', handle: 5, expr: [{ reject: null }] } },
-  ] });
+  const nftJson = JSON.stringify({
+    nftables: [
+      { table: { family: 'inet', name: 'fw', handle: 1 } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'fw',
+          name: 'in',
+          handle: 1,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy: 'accept',
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 2,
+          expr: [
+            { match: { op: '==', left: { meta: { key: 'iifname' } }, right: 'nosuch' } },
+            { jump: { target: 'other' } },
+          ],
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 3,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '198.18.0.1' } },
+            { drop: null },
+          ],
+        },
+      },
+      { chain: { family: 'inet', table: 'fw', name: 'other', handle: 4 } },
+      { rule: { family: 'inet', table: 'fw', chain: 'other', handle: 5, expr: [{ reject: null }] } },
+    ],
+  });
   const r = assemble(nftJson, '', '', '', '', '');
   const a = attributeDrop(r, ctx({ after: -1, before: 1, packet: { ...packet, iif: 'eth0' } }))!;
   assert.deepEqual([a.chain, a.rule!.handle, a.rule!.found], ['in', 3, 'match']);
 });
 
 test('hints in the words of the tool that owns the chain', () => {
-  assert.match(ownerHint('ufw', 'ufw-user-input', '', 'ip netns exec web ')!, /ip netns exec web ufw status numbered, then ip netns exec web ufw delete NUM/);
+  assert.match(
+    ownerHint('ufw', 'ufw-user-input', '', 'ip netns exec web ')!,
+    /ip netns exec web ufw status numbered, then ip netns exec web ufw delete NUM/,
+  );
   assert.match(ownerHint('firewalld', 'filter_IN_public_deny', '', '')!, /firewall-cmd --list-all/);
   assert.match(ownerHint('docker', 'DOCKER-USER', '', '')!, /your own rules/);
   assert.match(ownerHint('docker', 'DOCKER-ISOLATION-STAGE-2', '', '')!, /put rules of your own in DOCKER-USER/);
-  assert.match(ownerHint('kube-proxy', 'KUBE-SERVICES', 'iptables -A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "default/web has no endpoints" -j REJECT', '')!,
-    /Service without endpoints/);
+  assert.match(
+    ownerHint(
+      'kube-proxy',
+      'KUBE-SERVICES',
+      'iptables -A KUBE-SERVICES -d 10.0.0.1/32 -p tcp -m comment --comment "default/web has no endpoints" -j REJECT',
+      '',
+    )!,
+    /Service without endpoints/,
+  );
   assert.equal(ownerHint(undefined, 'INPUT', '', ''), undefined);
   // In an attribution: a DOCKER-USER drop says whose chain it is and what its user does.
-  const r = assemble('', '', '', '', `*filter
+  const r = assemble(
+    '',
+    '',
+    '',
+    '',
+    `*filter
 :FORWARD DROP [0:0]
 :DOCKER-USER - [0:0]
 [0:0] -A FORWARD -j DOCKER-USER
 [1:60] -A DOCKER-USER -p tcp -m tcp --dport 3306 -j DROP
-COMMIT`, '');
+COMMIT`,
+    '',
+  );
   const a = attributeDrop(r, ctx({ hook: 'FORWARD', location: 'nf_hook_slow' }))!;
   assert.deepEqual([a.chain, a.owner], ['DOCKER-USER', 'docker']);
   assert.match(a.hint!, /your own rules/);
 });
 
 test('a named set is matched by its elements; the first rule of a chain that surely matches ended the packet', () => {
-  const nftJson = JSON.stringify({ nftables: [
-    { table: { family: 'inet', name: 'fw', handle: 1 } },
-    { set: { family: 'inet', table: 'fw', name: 'blocklist', type: 'ipv4_addr', flags: ['interval'],
-      elem: ['203.0.113.7', { prefix: { addr: '198.18.0.0', len: 24 } }] } },
-    { set: { family: 'inet', table: 'fw', name: 'empty', type: 'ipv4_addr' } },
-    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 2, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 3, expr: [
-      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@empty' } }, { drop: null }] } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 4, expr: [
-      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@blocklist' } }, { drop: null }] } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 5, expr: [{ drop: null }] } },
-  ] });
+  const nftJson = JSON.stringify({
+    nftables: [
+      { table: { family: 'inet', name: 'fw', handle: 1 } },
+      {
+        set: {
+          family: 'inet',
+          table: 'fw',
+          name: 'blocklist',
+          type: 'ipv4_addr',
+          flags: ['interval'],
+          elem: ['203.0.113.7', { prefix: { addr: '198.18.0.0', len: 24 } }],
+        },
+      },
+      { set: { family: 'inet', table: 'fw', name: 'empty', type: 'ipv4_addr' } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'fw',
+          name: 'in',
+          handle: 2,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy: 'accept',
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 3,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@empty' } },
+            { drop: null },
+          ],
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 4,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '@blocklist' } },
+            { drop: null },
+          ],
+        },
+      },
+      { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 5, expr: [{ drop: null }] } },
+    ],
+  });
   const r = assemble(nftJson, '', '', '', '', '');
   const a = attributeDrop(r, ctx({ after: -1, before: 1 }))!;
   assert.deepEqual([a.rule!.handle, a.rule!.found, a.guess], [4, 'match', undefined]);
   // Not in the set: the unconditional rule after it.
-  assert.equal(attributeDrop(r, ctx({ after: -1, before: 1, packet: { ...packet, src: '192.0.2.1' } }))!.rule!.handle, 5);
+  assert.equal(
+    attributeDrop(r, ctx({ after: -1, before: 1, packet: { ...packet, src: '192.0.2.1' } }))!.rule!.handle,
+    5,
+  );
 });
 
 test('a rule that may match (a condition pathtrace cannot check) before one that surely does: a guess, in order', () => {
-  const nftJson = JSON.stringify({ nftables: [
-    { table: { family: 'inet', name: 'fw', handle: 1 } },
-    { chain: { family: 'inet', table: 'fw', name: 'in', handle: 2, type: 'filter', hook: 'input', prio: 0, policy: 'accept' } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 3, expr: [
-      { match: { op: 'in', left: { ct: { key: 'state' } }, right: 'new' } }, { drop: null }] } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 4, expr: [
-      { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '198.18.0.1' } }, { drop: null }] } },
-    { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 5, expr: [{ drop: null }] } },
-  ] });
-  const a = attributeDrop(assemble(nftJson, 'table inet fw {\n\tchain in {\n\t\tct state new drop # handle 3\n\t\tip saddr 198.18.0.1 drop # handle 4\n\t\tdrop # handle 5\n\t}\n}', '', '', '', ''), ctx({ after: -1, before: 1 }))!;
+  const nftJson = JSON.stringify({
+    nftables: [
+      { table: { family: 'inet', name: 'fw', handle: 1 } },
+      {
+        chain: {
+          family: 'inet',
+          table: 'fw',
+          name: 'in',
+          handle: 2,
+          type: 'filter',
+          hook: 'input',
+          prio: 0,
+          policy: 'accept',
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 3,
+          expr: [{ match: { op: 'in', left: { ct: { key: 'state' } }, right: 'new' } }, { drop: null }],
+        },
+      },
+      {
+        rule: {
+          family: 'inet',
+          table: 'fw',
+          chain: 'in',
+          handle: 4,
+          expr: [
+            { match: { op: '==', left: { payload: { protocol: 'ip', field: 'saddr' } }, right: '198.18.0.1' } },
+            { drop: null },
+          ],
+        },
+      },
+      { rule: { family: 'inet', table: 'fw', chain: 'in', handle: 5, expr: [{ drop: null }] } },
+    ],
+  });
+  const a = attributeDrop(
+    assemble(
+      nftJson,
+      'table inet fw {\n\tchain in {\n\t\tct state new drop # handle 3\n\t\tip saddr 198.18.0.1 drop # handle 4\n\t\tdrop # handle 5\n\t}\n}',
+      '',
+      '',
+      '',
+      '',
+    ),
+    ctx({ after: -1, before: 1 }),
+  )!;
   assert.deepEqual([a.rule, a.guess, a.candidates], [null, true, ['ct state new drop', 'ip saddr 198.18.0.1 drop']]);
 });
 
@@ -254,10 +608,23 @@ test('--rule-trace: the marking rules and the trace lines', () => {
     'add rule inet TABLE pre meta l4proto { tcp, udp } th dport { 53, 3306 } meta nftrace set 1',
   ]);
   assert.equal(traceRules({ ports: null, hosts: ['198.18.0.1', 'fd00:198:18::1'], protos: ['icmp'] }, 'out').length, 4);
-  const rule = parseTraceLine('trace id edbac1dd ip filter INPUT rule tcp dport 3306 counter packets 0 bytes 0 drop # handle 2 (verdict drop)')!;
-  assert.deepEqual([rule.id, rule.family, rule.table, rule.chain, rule.kind], ['edbac1dd', 'ip', 'filter', 'INPUT', 'rule']);
-  const pkt = parseTraceLine('trace id edbac1dd ip filter INPUT packet: iif "eth0" ip saddr 198.18.0.1 ip daddr 198.18.0.2 ip id 65036 tcp sport 40374 tcp dport 3306 tcp flags == syn')!;
-  assert.deepEqual(parsePacketFields(pkt.rest), { src: '198.18.0.1', dst: '198.18.0.2', sport: 40374, dport: 3306, ipId: 65036 });
+  const rule = parseTraceLine(
+    'trace id edbac1dd ip filter INPUT rule tcp dport 3306 counter packets 0 bytes 0 drop # handle 2 (verdict drop)',
+  )!;
+  assert.deepEqual(
+    [rule.id, rule.family, rule.table, rule.chain, rule.kind],
+    ['edbac1dd', 'ip', 'filter', 'INPUT', 'rule'],
+  );
+  const pkt = parseTraceLine(
+    'trace id edbac1dd ip filter INPUT packet: iif "eth0" ip saddr 198.18.0.1 ip daddr 198.18.0.2 ip id 65036 tcp sport 40374 tcp dport 3306 tcp flags == syn',
+  )!;
+  assert.deepEqual(parsePacketFields(pkt.rest), {
+    src: '198.18.0.1',
+    dst: '198.18.0.2',
+    sport: 40374,
+    dport: 3306,
+    ipId: 65036,
+  });
   assert.equal(parseNftText(NFT_TEXT).get('ip filter INPUT 3'), 'tcp dport 3306 counter drop');
 });
 
@@ -269,17 +636,35 @@ test('iptables-save lines become rules with counters and the command that made t
 
 // ---- the corpus of real rulesets (test/fixtures/rulesets), matched without the kernel ----
 const corpus = (name: string) => readFileSync(path.join(FIXTURES, 'rulesets', name), 'utf8');
-const synTo = (dport: number, src = '198.18.0.1') =>
-  ({ family: 4 as const, proto: 'tcp', src, dst: '198.18.0.2', sport: 40000, dport, iif: 'eth0' });
-const atInput = (rs: Ruleset, over: Partial<DropContext>) => attributeDrop(rs, {
-  family: 4, hook: 'LOCAL_IN', after: -Infinity, before: Infinity, location: 'nft_do_chain', packet: synTo(3306),
-  counterDeltas: new Map(), prefix: '', ...over,
+const synTo = (dport: number, src = '198.18.0.1') => ({
+  family: 4 as const,
+  proto: 'tcp',
+  src,
+  dst: '198.18.0.2',
+  sport: 40000,
+  dport,
+  iif: 'eth0',
 });
+const atInput = (rs: Ruleset, over: Partial<DropContext>) =>
+  attributeDrop(rs, {
+    family: 4,
+    hook: 'LOCAL_IN',
+    after: -Infinity,
+    before: Infinity,
+    location: 'nft_do_chain',
+    packet: synTo(3306),
+    counterDeltas: new Map(),
+    prefix: '',
+    ...over,
+  });
 
 test('ufw (iptables-nft): a reset names `ufw reject` by its match alone; a silent drop with no rule counting it is the policy', () => {
   const ufw: Ruleset = { chains: parseIptablesSave(corpus('ufw.rules'), 4, 'iptables-nft') };
   const reject = atInput(ufw, { answered: true })!;
-  assert.equal(reject.rule?.text, 'iptables -A ufw-user-input -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset');
+  assert.equal(
+    reject.rule?.text,
+    'iptables -A ufw-user-input -p tcp -m tcp --dport 3306 -j REJECT --reject-with tcp-reset',
+  );
   assert.deepEqual([reject.rule?.found, reject.guess, reject.owner], ['match', undefined, 'ufw']);
   // iptables-nft counts every rule (the fixture was saved without -c). None moved since a baseline from
   // before the drop, the INPUT policy's counter did: the INPUT policy.
@@ -301,11 +686,18 @@ test('kube-proxy (6,683 rules): the REJECT of the Service without endpoints, amo
   const kube: Ruleset = { chains: parseIptablesSave(text, 4, 'iptables-nft') };
   const svc = emptyService(shape, 7);
   const a = attributeDrop(kube, {
-    family: 4, hook: 'LOCAL_OUT', after: -Infinity, before: Infinity, location: 'nft_do_chain', answered: true,
+    family: 4,
+    hook: 'LOCAL_OUT',
+    after: -Infinity,
+    before: Infinity,
+    location: 'nft_do_chain',
+    answered: true,
     packet: { family: 4, proto: 'tcp', src: '198.18.0.2', dst: svc.ip, sport: 40000, dport: svc.port, oif: 'eth0' },
-    counterDeltas: new Map(), prefix: '',
+    counterDeltas: new Map(),
+    prefix: '',
   })!;
-  for (const part of [`-d ${svc.ip} `, 'empty7:p80 has no endpoints', '-j REJECT']) assert.ok(a.rule!.text.includes(part), a.rule!.text);
+  for (const part of [`-d ${svc.ip} `, 'empty7:p80 has no endpoints', '-j REJECT'])
+    assert.ok(a.rule!.text.includes(part), a.rule!.text);
   assert.deepEqual([a.chain, a.owner, a.guess], ['KUBE-SERVICES', 'kube-proxy', undefined]);
   assert.match(a.hint!, /Service without endpoints/);
 });
@@ -315,10 +707,20 @@ test('nftables.conf: a named set by its elements; a verdict map jumps to a chain
   const rs = parseNftJson(corpus('nftables.conf.json'), parseNftText(corpus('nftables.conf.listing')));
   // Without counters, the state map (it drops invalid packets, a state pathtrace cannot see) may have: a guess.
   const unsure = atInput(rs, { answered: false })!;
-  assert.deepEqual([unsure.guess, unsure.candidates], [true, ['ct state vmap { invalid : drop, established : accept, related : accept }', 'ip saddr @blocklist counter drop']]);
+  assert.deepEqual(
+    [unsure.guess, unsure.candidates],
+    [
+      true,
+      ['ct state vmap { invalid : drop, established : accept, related : accept }', 'ip saddr @blocklist counter drop'],
+    ],
+  );
   const counted = rs.chains.find((c) => c.name === 'input')!;
   const setRule = counted.rules.find((r) => r.text.includes('@blocklist'))!;
-  const blocked = atInput(rs, { answered: false, countersTrusted: true, counterDeltas: new Map([[ruleKey(counted, setRule), 1]]) })!;
+  const blocked = atInput(rs, {
+    answered: false,
+    countersTrusted: true,
+    counterDeltas: new Map([[ruleKey(counted, setRule), 1]]),
+  })!;
   assert.deepEqual([blocked.rule?.text, blocked.rule?.found], ['ip saddr @blocklist counter drop', 'counters+match']);
   const viaMap = atInput(rs, { packet: synTo(3306, '198.18.0.7'), answered: true })!;
   assert.equal(viaMap.chain, 'database');

@@ -45,7 +45,9 @@ test('past the backlog bound packet records are skipped, counted and said; notes
 
 test('draining stdout: done when the reader takes it all, given up when it takes nothing', async () => {
   const taken = { writableLength: 300 };
-  const timer = setInterval(() => { taken.writableLength = Math.max(0, taken.writableLength - 100); }, 50);
+  const timer = setInterval(() => {
+    taken.writableLength = Math.max(0, taken.writableLength - 100);
+  }, 50);
   assert.equal(await drainStdout(300, taken), true);
   clearInterval(timer);
   assert.equal(await drainStdout(300, { writableLength: 42 }), false);

@@ -11,7 +11,14 @@ function run(name: string) {
   const { journeys, correlator } = replay(loadEvents(name));
   const tally = new Tally();
   journeys.forEach((j) => tally.add(j));
-  const summary = tally.summary(correlator, { lostEvents: 0, events: 0, durationNs: 4e9, stoppedBy: 'signal', unavailable: [], counters: null });
+  const summary = tally.summary(correlator, {
+    lostEvents: 0,
+    events: 0,
+    durationNs: 4e9,
+    stoppedBy: 'signal',
+    unavailable: [],
+    counters: null,
+  });
   return { journeys, summary };
 }
 
@@ -25,20 +32,38 @@ test('tcpdump flag notation', () => {
 
 test('local-in: the path shows tcpdump saw it and LOCAL_IN dropped it; the summary explains', () => {
   const { journeys, summary } = run('local-in');
-  assert.equal(pathLine(journeys[0], devices, PLAIN), 'rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped');
+  assert.equal(
+    pathLine(journeys[0], devices, PLAIN),
+    'rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped',
+  );
   const block = formatJourney(journeys[1], devices, 0, PLAIN);
-  assert.match(block, /^\d\d:\d\d:\d\d\.\d{6} in {2}SYN 198\.18\.0\.1:\d+ → 198\.18\.0\.2:3306 \[S\] seq \d+ len 0 \(retransmission 1\)$/m);
-  assert.match(block, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/);
+  assert.match(
+    block,
+    /^\d\d:\d\d:\d\d\.\d{6} in {2}SYN 198\.18\.0\.1:\d+ → 198\.18\.0\.2:3306 \[S\] seq \d+ len 0 \(retransmission 1\)$/m,
+  );
+  assert.match(
+    block,
+    /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\) · silently: no answer was sent · TCP never saw it/,
+  );
   const text = formatSummary(summary);
   assert.match(text, new RegExp(`── ${journeys.length} packets: ${journeys.length} dropped · 0 events lost`));
-  assert.match(text, /tcpdump shows \d+ SYN arriving: it captures them at the device, before netfilter\. They were dropped afterwards, at LOCAL_IN/);
+  assert.match(
+    text,
+    /tcpdump shows \d+ SYN arriving: it captures them at the device, before netfilter\. They were dropped afterwards, at LOCAL_IN/,
+  );
 });
 
 test('local-out: SYN delivered and answered, SYN-ACK dropped before the tap', () => {
   const { journeys, summary } = run('local-out');
   const synack = journeys.find((j) => j.direction === 'out')!;
-  assert.equal(pathLine(synack, devices, PLAIN), "TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗ (never reached a device's capture point)");
-  assert.match(formatJourney(journeys[0], devices, 0, PLAIN), /route: local ─ LOCAL_IN ✓ ─ TCP socket ─ delivered\n {2}freed by tcp_rcv_state_process · TCP answered SYN-ACK/);
+  assert.equal(
+    pathLine(synack, devices, PLAIN),
+    "TCP socket ─ LOCAL_OUT ✗ dropped · tcpdump ✗ (never reached a device's capture point)",
+  );
+  assert.match(
+    formatJourney(journeys[0], devices, 0, PLAIN),
+    /route: local ─ LOCAL_IN ✓ ─ TCP socket ─ delivered\n {2}freed by tcp_rcv_state_process · TCP answered SYN-ACK/,
+  );
   const text = formatSummary(summary);
   assert.match(text, /TCP received every one: it answered each with a SYN-ACK from a request socket in SYN_RECV/);
   assert.match(text, /tcpdump shows none of the \d+ SYN-ACK sent by this host: they were dropped at LOCAL_OUT/);
@@ -46,7 +71,10 @@ test('local-out: SYN delivered and answered, SYN-ACK dropped before the tap', ()
 
 test('a connection that works explains nothing away: no drop, no warnings', () => {
   const { journeys, summary } = run('connect-ok');
-  assert.match(pathLine(journeys[1], devices, PLAIN), /^TCP socket ─ LOCAL_OUT ✓ ─ POST_ROUTING ✓ ─ tcpdump ✓ ─ tx eth0 ─ sent$/);
+  assert.match(
+    pathLine(journeys[1], devices, PLAIN),
+    /^TCP socket ─ LOCAL_OUT ✓ ─ POST_ROUTING ✓ ─ tcpdump ✓ ─ tx eth0 ─ sent$/,
+  );
   const text = formatSummary(summary);
   assert.doesNotMatch(text, /dropped|What tcpdump shows/);
   assert.match(text, /^ {2}SYN reached TCP \(SYN_RECV\); socket LISTEN→SYN_RECV→ESTABLISHED→FIN_WAIT1→FIN_WAIT2$/m);
@@ -55,5 +83,8 @@ test('a connection that works explains nothing away: no drop, no warnings', () =
 test('a trace ended by its namespace going away says so', () => {
   const { summary } = run('connect-ok');
   assert.doesNotMatch(formatSummary(summary), /namespace is gone/);
-  assert.match(formatSummary({ ...summary, stoppedBy: 'netns-gone' }), /stopped: the traced network namespace is gone \(deleted, or its last process exited\)/);
+  assert.match(
+    formatSummary({ ...summary, stoppedBy: 'netns-gone' }),
+    /stopped: the traced network namespace is gone \(deleted, or its last process exited\)/,
+  );
 });

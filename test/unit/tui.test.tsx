@@ -32,7 +32,16 @@ function storeOf(...fixtures: string[]) {
   const all = fixtures.map((f) => replay(loadEvents(f)));
   const flows = { byKey: (k: string) => all.map((a) => a.correlator.flows.byKey(k)).find(Boolean) };
   const store = new TuiStore('tcp port 3306', () => flows);
-  store.setReady({ netns: { path: '/run/netns/srv', inode: 1, label: 'srv' }, points: [], netfilterMechanism: 'links', netfilter: [], rulesetChanges: 'notified', unavailable: [], startedAt: Date.now(), addresses: [] });
+  store.setReady({
+    netns: { path: '/run/netns/srv', inode: 1, label: 'srv' },
+    points: [],
+    netfilterMechanism: 'links',
+    netfilter: [],
+    rulesetChanges: 'notified',
+    unavailable: [],
+    startedAt: Date.now(),
+    addresses: [],
+  });
   for (const { journeys } of all) for (const j of journeys) store.add(j);
   return store;
 }
@@ -42,7 +51,16 @@ async function ui(t: TestContext, store: TuiStore, onQuit = () => {}) {
   t.after(() => r.unmount()); // also when an assertion fails: ink holds stdin
   await tick();
   const frame = () => strip(r.lastFrame());
-  return { ...r, frame, sees: (re: RegExp, message?: string) => sees(frame, re, message), gone: (re: RegExp) => gone(frame, re), key: async (k: string) => { r.stdin.write(k); await tick(); } };
+  return {
+    ...r,
+    frame,
+    sees: (re: RegExp, message?: string) => sees(frame, re, message),
+    gone: (re: RegExp) => gone(frame, re),
+    key: async (k: string) => {
+      r.stdin.write(k);
+      await tick();
+    },
+  };
 }
 
 test('stages: where packets went and where they died, marked, not by colour alone', async (t) => {
@@ -62,7 +80,7 @@ test('the journey of a dropped SYN maps to its stages', () => {
   assert.deepEqual(stagesReached(out), ['LOCAL_OUT']);
 });
 
-test('connections list with verdicts; Enter opens its packets, Enter a packet\'s journey; Esc and Backspace go back', async (t) => {
+test("connections list with verdicts; Enter opens its packets, Enter a packet's journey; Esc and Backspace go back", async (t) => {
   const u = await ui(t, storeOf('local-out'));
   await u.sees(/connections \(1\)/);
   await u.sees(/› tcp 198\.18\.0\.1:\d+ ↔ 198\.18\.0\.2:3306 · 14 pkt ✗9 dropped · SYN ×5 reached TCP \(SYN_RECV\)/);
@@ -133,7 +151,9 @@ test('p pauses the view while intake goes on; c clears it; ? shows help', async 
 test('q and Ctrl-C quit; lost events are loud', async (t) => {
   let quits = 0;
   const store = storeOf('local-in');
-  const u = await ui(t, store, () => { quits++; });
+  const u = await ui(t, store, () => {
+    quits++;
+  });
   store.setStats({ events: 100, lostEvents: 7, counters: { IpInReceives: 5 } });
   await tick(60);
   await u.sees(/LOST 7 events/);
@@ -145,22 +165,47 @@ test('q and Ctrl-C quit; lost events are loud', async (t) => {
 
 class FakeStdout extends EventEmitter {
   frames: string[] = [];
-  constructor(readonly columns: number, readonly rows: number) { super(); }
-  write = (s: string) => { this.frames.push(s); return true; };
+  constructor(
+    readonly columns: number,
+    readonly rows: number,
+  ) {
+    super();
+  }
+  write = (s: string) => {
+    this.frames.push(s);
+    return true;
+  };
 }
 class FakeStdin extends EventEmitter {
   isTTY = true;
-  setEncoding() {} setRawMode() {} resume() {} pause() {} ref() {} unref() {} read() { return null; }
+  setEncoding() {}
+  setRawMode() {}
+  resume() {}
+  pause() {}
+  ref() {}
+  unref() {}
+  read() {
+    return null;
+  }
 }
 
-for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
+for (const [columns, rows] of [
+  [80, 24],
+  [160, 48],
+] as const) {
   test(`at ${columns}×${rows} every line fits and the list fills the screen`, async (t) => {
     const store = storeOf('local-in', 'local-out', 'closed-port', 'connect-ok');
     const stdout = new FakeStdout(columns, rows);
-    const app = inkRender(<App store={store} devices={devices} theme={{ color: false }} onQuit={() => {}} refreshMs={10} />, {
-      stdout: stdout as unknown as NodeJS.WriteStream, stdin: new FakeStdin() as unknown as NodeJS.ReadStream,
-      debug: true, patchConsole: false, exitOnCtrlC: false,
-    });
+    const app = inkRender(
+      <App store={store} devices={devices} theme={{ color: false }} onQuit={() => {}} refreshMs={10} />,
+      {
+        stdout: stdout as unknown as NodeJS.WriteStream,
+        stdin: new FakeStdin() as unknown as NodeJS.ReadStream,
+        debug: true,
+        patchConsole: false,
+        exitOnCtrlC: false,
+      },
+    );
     t.after(() => app.unmount());
     const frame = await sees(() => strip(stdout.frames.at(-1)), /connections \(4\)/);
     const lines = frame.split('\n');
@@ -170,27 +215,82 @@ for (const [columns, rows] of [[80, 24], [160, 48]] as const) {
   });
 }
 
-test('--netns twice on a terminal: both namespaces\' stages side by side, the merge verdict between them, q stops', async (t) => {
+test("--netns twice on a terminal: both namespaces' stages side by side, the merge verdict between them, q stops", async (t) => {
   const { AcrossStore, AcrossView } = await import('../../src/tui/across.js');
   const { merge } = await import('../../src/report/merge.js');
   const store = new AcrossStore(['client', 'server']);
   const syn: PacketRecord = {
-    type: 'packet', id: 1, time: '2023-11-14T22:13:20.000Z', time_us: 1_700_000_000_000_000, family: 'ipv4', proto: 'tcp', src: '198.18.1.1', dst: '198.18.2.2', sport: 40000,
-    dport: 3306, tcp_flags: 'S', seq: 5, ack: 0, len: 0, direction: 'out', fate: 'sent', drop: null, tcpdump: true, tcpdump_devices: ['eth0'],
-    netns: 1, retransmit: 0, ending: 'left', flow: '6 198.18.1.1:40000 198.18.2.2:3306',
-    steps: [{ point: 'netfilter', hook: 'LOCAL_OUT', at: 'entry', t_ns: 0 }, { point: 'netfilter', hook: 'POST_ROUTING', at: 'entry', t_ns: 10 },
-      { point: 'net_dev_queue', dev: 'eth0', t_ns: 20 }, { point: 'net_dev_start_xmit', dev: 'eth0', t_ns: 30 }],
+    type: 'packet',
+    id: 1,
+    time: '2023-11-14T22:13:20.000Z',
+    time_us: 1_700_000_000_000_000,
+    family: 'ipv4',
+    proto: 'tcp',
+    src: '198.18.1.1',
+    dst: '198.18.2.2',
+    sport: 40000,
+    dport: 3306,
+    tcp_flags: 'S',
+    seq: 5,
+    ack: 0,
+    len: 0,
+    direction: 'out',
+    fate: 'sent',
+    drop: null,
+    tcpdump: true,
+    tcpdump_devices: ['eth0'],
+    netns: 1,
+    retransmit: 0,
+    ending: 'left',
+    flow: '6 198.18.1.1:40000 198.18.2.2:3306',
+    steps: [
+      { point: 'netfilter', hook: 'LOCAL_OUT', at: 'entry', t_ns: 0 },
+      { point: 'netfilter', hook: 'POST_ROUTING', at: 'entry', t_ns: 10 },
+      { point: 'net_dev_queue', dev: 'eth0', t_ns: 20 },
+      { point: 'net_dev_start_xmit', dev: 'eth0', t_ns: 30 },
+    ],
   };
-  const dropped: PacketRecord = { ...syn, id: 2, direction: 'in', fate: 'dropped',
-    drop: { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', explanation: '', advice: [] },
-    steps: [{ point: 'netif_receive_skb', dev: 'eth0', t_ns: 0 }, { point: 'netfilter', hook: 'PRE_ROUTING', at: 'entry', t_ns: 5 },
-      { point: 'netfilter', hook: 'LOCAL_IN', at: 'entry', t_ns: 9 }, { point: 'kfree_skb', reason: 'NETFILTER_DROP', t_ns: 12 }] };
+  const dropped: PacketRecord = {
+    ...syn,
+    id: 2,
+    direction: 'in',
+    fate: 'dropped',
+    drop: {
+      layer: 'netfilter',
+      hook: 'LOCAL_IN',
+      reason: 'NETFILTER_DROP',
+      location: 'nft_do_chain',
+      explanation: '',
+      advice: [],
+    },
+    steps: [
+      { point: 'netif_receive_skb', dev: 'eth0', t_ns: 0 },
+      { point: 'netfilter', hook: 'PRE_ROUTING', at: 'entry', t_ns: 5 },
+      { point: 'netfilter', hook: 'LOCAL_IN', at: 'entry', t_ns: 9 },
+      { point: 'kfree_skb', reason: 'NETFILTER_DROP', t_ns: 12 },
+    ],
+  };
   store.record(0, syn);
   store.record(1, dropped);
-  const host = (name: string, p: PacketRecord) => ({ name, packets: [p], filter: null, traced: { from: 0, to: 2e15 }, addresses: new Set([name === 'client' ? '198.18.1.1' : '198.18.2.2']), lostEvents: 0 });
+  const host = (name: string, p: PacketRecord) => ({
+    name,
+    packets: [p],
+    filter: null,
+    traced: { from: 0, to: 2e15 },
+    addresses: new Set([name === 'client' ? '198.18.1.1' : '198.18.2.2']),
+    lostEvents: 0,
+  });
   store.setMerged(merge(host('client', syn), host('server', dropped)));
   let quit = 0;
-  const r = render(<AcrossView store={store} theme={{ color: false }} onQuit={() => { quit++; }} />);
+  const r = render(
+    <AcrossView
+      store={store}
+      theme={{ color: false }}
+      onQuit={() => {
+        quit++;
+      }}
+    />,
+  );
   t.after(() => r.unmount());
   const frame = await sees(() => strip(r.lastFrame()), /dropped at the receiver \(client → server\)/);
   assert.match(frame, /client \(1 packets\)[\s\S]*server \(1 packets\)/);

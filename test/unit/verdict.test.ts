@@ -12,8 +12,16 @@ const SYN = 0x02;
 const PSH_ACK = 0x18;
 
 const seen = (p: Partial<PathSeen> = {}): PathSeen => ({
-  seenRx: false, seenXmit: false, localInExit: false, forward: false, nfHook: null, nfExited: false, sentReset: false,
-  groOnly: false, segmented: false, ...p,
+  seenRx: false,
+  seenXmit: false,
+  localInExit: false,
+  forward: false,
+  nfHook: null,
+  nfExited: false,
+  sentReset: false,
+  groOnly: false,
+  segmented: false,
+  ...p,
 });
 /** Received, through PRE_ROUTING, and out of LOCAL_IN: the transport layer has it. */
 const arrived = seen({ seenRx: true, nfHook: 'LOCAL_IN', nfExited: true, localInExit: true });
@@ -23,49 +31,82 @@ const inHook = (nfHook: PathSeen['nfHook']) => seen({ seenRx: true, nfHook });
 const step = (point: string, t: number, p: Partial<Step> = {}): Step => ({ point, t, ...p });
 /** An incoming TCP segment to 198.18.0.2:80, received at t 1, out of LOCAL_IN at t 5. */
 const segment = (p: Partial<JourneySoFar> = {}): JourneySoFar => ({
-  family: 4, proto: 6, flags: PSH_ACK, direction: 'in', start: 1, dst: '198.18.0.2', dport: 80, translated: undefined,
+  family: 4,
+  proto: 6,
+  flags: PSH_ACK,
+  direction: 'in',
+  start: 1,
+  dst: '198.18.0.2',
+  dport: 80,
+  translated: undefined,
   steps: [
-    step('netif_receive_skb', 1), step('netfilter', 2, { hook: 'PRE_ROUTING', at: 'entry' }),
-    step('netfilter', 3, { hook: 'PRE_ROUTING', at: 'exit' }), step('netfilter', 4, { hook: 'LOCAL_IN', at: 'entry' }),
+    step('netif_receive_skb', 1),
+    step('netfilter', 2, { hook: 'PRE_ROUTING', at: 'entry' }),
+    step('netfilter', 3, { hook: 'PRE_ROUTING', at: 'exit' }),
+    step('netfilter', 4, { hook: 'LOCAL_IN', at: 'entry' }),
     step('netfilter', 5, { hook: 'LOCAL_IN', at: 'exit' }),
   ],
   ...p,
 });
 const outgoing = (p: Partial<JourneySoFar> = {}) => segment({ direction: 'out', steps: [], ...p });
 const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({ lastAnswer: -Infinity, replies: [], states: [], ...p });
-const kfree = (reasonName: string | null, location: string, t = 10): EndEvent =>
-  ({ point: Point.KFREE_SKB, t, reason: 0, reasonName, location });
+const kfree = (reasonName: string | null, location: string, t = 10): EndEvent => ({
+  point: Point.KFREE_SKB,
+  t,
+  reason: 0,
+  reasonName,
+  location,
+});
 const consume = (location: string, t = 10): EndEvent => ({ point: Point.CONSUME_SKB, t, reason: 0, location });
 /** A verdict without a drop. */
 const ok = (fate: string, ending: string) => ({ fate, drop: null, ending });
 const dropped = (drop: object) => ({ fate: 'dropped', drop, ending: 'freed' });
 /** A state change of the socket at addr:port (as FlowTable.stateChange notes it). */
-const state = (t: number, from: string, to: string, addr = '198.18.0.2', port = 80) =>
-  ({ t, from, to, local: endpoint(addr, port, 4) });
+const state = (t: number, from: string, to: string, addr = '198.18.0.2', port = 80) => ({
+  t,
+  from,
+  to,
+  local: endpoint(addr, port, 4),
+});
 
 test('delivered: it left LOCAL_IN, however its observation ended', () => {
   assert.deepEqual(verdict(segment(), arrived, flow(), 'idle'), ok('delivered', 'left'));
   assert.deepEqual(verdict(segment(), arrived, flow(), 'silent'), ok('delivered', 'left'));
   assert.deepEqual(verdict(segment(), arrived, flow(), 'end'), ok('delivered', 'trace-ended'));
-  assert.deepEqual(verdict(segment(), arrived, flow(), 'read', { point: Point.SKB_COPY_DATAGRAM, t: 9, reason: 0 }),
-    ok('delivered', 'read'));
+  assert.deepEqual(
+    verdict(segment(), arrived, flow(), 'read', { point: Point.SKB_COPY_DATAGRAM, t: 9, reason: 0 }),
+    ok('delivered', 'read'),
+  );
   // Looped through lo or a veth pair in this namespace: sent, then delivered.
   assert.equal(verdict(segment(), { ...arrived, seenXmit: true }, flow(), 'idle').fate, 'delivered');
 });
 
 test('consume vs kfree: a consume is no drop, nor a kfree naming no reason once the transport layer had it', () => {
-  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', consume('tcp_rcv_established')),
-    ok('delivered', 'freed'));
-  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')),
-    ok('delivered', 'freed'));
+  assert.deepEqual(
+    verdict(segment(), arrived, flow(), 'free', consume('tcp_rcv_established')),
+    ok('delivered', 'freed'),
+  );
+  assert.deepEqual(
+    verdict(segment(), arrived, flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')),
+    ok('delivered', 'freed'),
+  );
   // The same free before the transport layer had it is a drop.
-  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')).drop,
-    { layer: 'tcp', hook: 'LOCAL_IN', reason: 'NOT_SPECIFIED', location: 'tcp_v4_rcv' });
+  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree('NOT_SPECIFIED', 'tcp_v4_rcv')).drop, {
+    layer: 'tcp',
+    hook: 'LOCAL_IN',
+    reason: 'NOT_SPECIFIED',
+    location: 'tcp_v4_rcv',
+  });
   // A reason that names a drop is one, after LOCAL_IN too.
-  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree('NO_SOCKET', 'tcp_v4_rcv')),
-    dropped({ layer: 'socket', hook: null, reason: 'NO_SOCKET', location: 'tcp_v4_rcv' }));
+  assert.deepEqual(
+    verdict(segment(), arrived, flow(), 'free', kfree('NO_SOCKET', 'tcp_v4_rcv')),
+    dropped({ layer: 'socket', hook: null, reason: 'NO_SOCKET', location: 'tcp_v4_rcv' }),
+  );
   // Freed without a path out of the host: an incoming packet was delivered, an outgoing one sent.
-  assert.equal(verdict(segment(), seen({ seenRx: true }), flow(), 'free', consume('skb_release_data')).fate, 'delivered');
+  assert.equal(
+    verdict(segment(), seen({ seenRx: true }), flow(), 'free', consume('skb_release_data')).fate,
+    'delivered',
+  );
   const leftLocalOut = seen({ nfHook: 'LOCAL_OUT', nfExited: true });
   assert.equal(verdict(outgoing(), leftLocalOut, flow(), 'free', consume('skb_release_data')).fate, 'sent');
 });
@@ -79,13 +120,19 @@ test('no hooks, or none after PRE_ROUTING (trampolines): received is at the tran
 });
 
 test('a kernel without drop reasons (< 5.17): a kfree is a drop, except TCP freeing a packet it handled', () => {
-  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree(null, 'tcp_v4_rcv')),
-    ok('delivered', 'freed'));
-  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree(null, 'nf_hook_slow')).drop,
-    { layer: 'netfilter', hook: 'LOCAL_IN', reason: null, location: 'nf_hook_slow', answered: false });
+  assert.deepEqual(verdict(segment(), arrived, flow(), 'free', kfree(null, 'tcp_v4_rcv')), ok('delivered', 'freed'));
+  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow(), 'free', kfree(null, 'nf_hook_slow')).drop, {
+    layer: 'netfilter',
+    hook: 'LOCAL_IN',
+    reason: null,
+    location: 'nf_hook_slow',
+    answered: false,
+  });
   // ...and TCP's free after it answered with a reset: no socket.
-  assert.deepEqual(verdict(segment(), { ...arrived, sentReset: true }, flow(), 'free', kfree(null, 'tcp_v4_rcv')).drop,
-    { layer: 'tcp', hook: null, reason: null, location: 'tcp_v4_rcv' });
+  assert.deepEqual(
+    verdict(segment(), { ...arrived, sentReset: true }, flow(), 'free', kfree(null, 'tcp_v4_rcv')).drop,
+    { layer: 'tcp', hook: null, reason: null, location: 'tcp_v4_rcv' },
+  );
 });
 
 test('TCP free after a reset: a drop, with the socket state when one was seen (a time-wait socket refusing data)', () => {
@@ -132,8 +179,16 @@ test('NAT: the socket state is that of the destination after DNAT', () => {
 
 test('netfilter drops: the hook it was in, or left just before; answered when an answer began since it entered', () => {
   const nfDrop = kfree('NETFILTER_DROP', 'nft_do_chain');
-  assert.deepEqual(verdict(segment(), inHook('LOCAL_IN'), flow({ lastAnswer: 4 }), 'free', nfDrop),
-    dropped({ layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain', answered: true }));
+  assert.deepEqual(
+    verdict(segment(), inHook('LOCAL_IN'), flow({ lastAnswer: 4 }), 'free', nfDrop),
+    dropped({
+      layer: 'netfilter',
+      hook: 'LOCAL_IN',
+      reason: 'NETFILTER_DROP',
+      location: 'nft_do_chain',
+      answered: true,
+    }),
+  );
   // The answer began before it entered LOCAL_IN (t 4): another packet's.
   assert.equal(verdict(segment(), inHook('LOCAL_IN'), flow({ lastAnswer: 3 }), 'free', nfDrop).drop!.answered, false);
   // Out of the hook's exit probe, a netfilter drop is still that hook's; another layer's is in no hook.
@@ -146,11 +201,21 @@ test('netfilter drops: the hook it was in, or left just before; answered when an
 test('a SYN the listener consumed with no SYN-ACK or RST since it came: dropped, an inferred listen overflow', () => {
   const syn = segment({ flags: SYN });
   const consumed = consume('tcp_rcv_state_process');
-  assert.deepEqual(verdict(syn, arrived, flow({ replies: [{ t: 0, kind: 'SA' }] }), 'free', consumed),
-    dropped({ layer: 'tcp', hook: null, reason: 'TCP_LISTEN_OVERFLOW', location: 'tcp_rcv_state_process', inferred: true }));
+  assert.deepEqual(
+    verdict(syn, arrived, flow({ replies: [{ t: 0, kind: 'SA' }] }), 'free', consumed),
+    dropped({
+      layer: 'tcp',
+      hook: null,
+      reason: 'TCP_LISTEN_OVERFLOW',
+      location: 'tcp_rcv_state_process',
+      inferred: true,
+    }),
+  );
   // Answered (the SYN-ACK's journey starts before the SYN is consumed): delivered.
-  assert.deepEqual(verdict(syn, arrived, flow({ replies: [{ t: 8, kind: 'SA' }] }), 'free', consumed),
-    ok('delivered', 'freed'));
+  assert.deepEqual(
+    verdict(syn, arrived, flow({ replies: [{ t: 8, kind: 'SA' }] }), 'free', consumed),
+    ok('delivered', 'freed'),
+  );
   // Not a SYN alone, or consumed elsewhere: delivered.
   assert.equal(verdict(segment({ flags: SYN | 0x10 }), arrived, flow(), 'free', consumed).fate, 'delivered');
   assert.equal(verdict(syn, arrived, flow(), 'free', consume('tcp_v4_rcv')).fate, 'delivered');
@@ -189,9 +254,17 @@ test('delivery and TCP answer: the socket it found, its read, and what TCP answe
   assert.deepEqual(delivery(j, arrived, true, 'delivered', null), { socket: true, read: null });
   const read = { point: Point.SKB_COPY_DATAGRAM, t: 25, pid: 7, comm: 'app', aux: 100 } as NamedEvent;
   // Read 20 ns after it left LOCAL_IN.
-  assert.deepEqual(delivery(j, arrived, true, 'delivered', null, read)!.read, { pid: 7, comm: 'app', bytes: 100, queuedNs: 20 });
+  assert.deepEqual(delivery(j, arrived, true, 'delivered', null, read)!.read, {
+    pid: 7,
+    comm: 'app',
+    bytes: 100,
+    queuedNs: 20,
+  });
   assert.equal(delivery(j, inHook('LOCAL_IN'), false, 'unfinished', null), undefined, 'never reached a socket');
-  const replies = [{ t: 0, kind: 'R' }, { t: 6, kind: 'SA' }]; // the first one since it came
+  const replies = [
+    { t: 0, kind: 'R' },
+    { t: 6, kind: 'SA' },
+  ]; // the first one since it came
   assert.deepEqual(tcpAnswer(j, arrived, true, null, replies), { saw: true, reply: 'SA' });
   assert.deepEqual(tcpAnswer(j, { ...arrived, sentReset: true }, true, noSocket, []), { saw: true, reply: 'R' });
   const nfDrop = { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' } as const;
