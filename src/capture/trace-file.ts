@@ -103,7 +103,8 @@ const PACKET_FIELDS: [string, (v: unknown) => boolean][] = [
   ['fate', isStr],
   ['tcpdump', (v) => typeof v === 'boolean'],
   ['tcpdump_devices', (v) => Array.isArray(v) && v.every(isStr)],
-  ['drop', orNull((v) => isObj(v) && isStr(v.reason) && isStr(v.layer) && isStr(v.location))],
+  // A drop's reason is null on kernels whose kfree_skb reports none (< 5.17).
+  ['drop', orNull((v) => isObj(v) && (v.reason === null || isStr(v.reason)) && isStr(v.layer) && isStr(v.location))],
   [
     'translated',
     (v) => v === undefined || (isObj(v) && isStr(v.src) && isStr(v.dst) && isNum(v.sport) && isNum(v.dport)),

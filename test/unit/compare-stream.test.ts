@@ -177,3 +177,29 @@ test('progress: told at each refill of the window; drawn on a terminal from the 
   fast.end();
   assert.deepEqual(quiet, [], 'a read under a second draws nothing');
 });
+
+test('a trace from a kernel before 5.17 (drops without a reason) is read: reason null is the record as written', () => {
+  const frames = readCapture(Buffer.concat([pcapHeader(), recordHeader(T0 + 100, 0, UDP.length), UDP]), 'c.pcap');
+  const dropped: TracePacket = {
+    ...packet(1, (T0 + 100) * 1e6),
+    fate: 'dropped',
+    drop: {
+      layer: 'socket',
+      hook: null,
+      reason: null,
+      location: '__udp4_lib_rcv+0x1f2',
+      explanation: 'no socket',
+      advice: [],
+    },
+  };
+  const t = loadTrace(
+    bufferSource(Buffer.from(ndjson([dropped]))),
+    't.json',
+    matchableTime(frames),
+    frameTuples(frames),
+  );
+  assert.deepEqual(
+    t.packets.map((p) => [p.id, p.drop?.reason]),
+    [[1, null]],
+  );
+});
