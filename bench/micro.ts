@@ -2,39 +2,44 @@
 // core. The recorded experiments are replayed as binary records, many times
 // over with fresh skb addresses and sequence numbers, as one big event stream.
 import { Correlator } from '../src/correlate/correlate.js';
-import { clockBase, decodeRecords, OFFSETS, RECORD_SIZE, type TraceEvent } from '../src/trace/record.js';
-import { NF_SLOT_EXIT } from '../src/trace/record.js';
+import {
+  clockBase,
+  decodeRecords,
+  NF_SLOT_EXIT,
+  RECORD_SIZE,
+  writeRecord,
+  type TraceEvent,
+} from '../src/trace/record.js';
 import { addressBytes } from '../src/trace/address.js';
 import { loadEvents } from '../test/helpers/replay.js';
 
 /** Encodes decoded events back into binary records (the layout of bpf/record.h). */
 function encode(events: TraceEvent[]): Uint8Array {
   const buf = new Uint8Array(events.length * RECORD_SIZE);
-  const v = new DataView(buf.buffer);
   events.forEach((e, i) => {
-    const o = i * RECORD_SIZE;
-    v.setBigUint64(o + OFFSETS.ts_ns, BigInt(Math.round(e.t)), true);
-    v.setUint32(o + OFFSETS.skb, e.skb % 2 ** 32, true);
-    v.setUint32(o + OFFSETS.skb + 4, Math.floor(e.skb / 2 ** 32), true);
-    v.setUint32(o + OFFSETS.location, e.locLo, true);
-    v.setUint32(o + OFFSETS.location + 4, e.locHi, true);
-    v.setUint32(o + OFFSETS.netns, e.netns, true);
-    v.setUint32(o + OFFSETS.ifindex, e.ifindex, true);
-    v.setUint32(o + OFFSETS.reason, e.reason, true);
-    v.setUint32(o + OFFSETS.seq, e.seq, true);
-    v.setUint32(o + OFFSETS.ack, e.ack, true);
-    v.setUint16(o + OFFSETS.point, e.point, true);
-    v.setUint8(o + OFFSETS.hook, e.hook);
-    v.setUint8(o + OFFSETS.probe, e.probe);
-    v.setUint8(o + OFFSETS.family, e.family);
-    v.setUint8(o + OFFSETS.l4proto, e.proto);
-    v.setUint8(o + OFFSETS.tcp_flags, e.flags);
-    v.setUint16(o + OFFSETS.sport, e.sport, true);
-    v.setUint16(o + OFFSETS.dport, e.dport, true);
-    v.setUint16(o + OFFSETS.len, e.len, true);
-    v.setUint16(o + OFFSETS.ip_id, e.ipId, true);
-    buf.set(addressBytes(e.src).addr.subarray(0, e.family === 4 ? 4 : 16), o + OFFSETS.saddr);
-    buf.set(addressBytes(e.dst).addr.subarray(0, e.family === 4 ? 4 : 16), o + OFFSETS.daddr);
+    const bytes = (a: string) => addressBytes(a).addr.subarray(0, e.family === 4 ? 4 : 16);
+    writeRecord(buf, i * RECORD_SIZE, {
+      ts_ns: BigInt(Math.round(e.t)),
+      skb: BigInt(e.skb),
+      location: (BigInt(e.locHi) << 32n) | BigInt(e.locLo),
+      netns: e.netns,
+      ifindex: e.ifindex,
+      reason: e.reason,
+      seq: e.seq,
+      ack: e.ack,
+      point: e.point,
+      hook: e.hook,
+      probe: e.probe,
+      family: e.family,
+      l4proto: e.proto,
+      tcp_flags: e.flags,
+      sport: e.sport,
+      dport: e.dport,
+      len: e.len,
+      ip_id: e.ipId,
+      saddr: bytes(e.src),
+      daddr: bytes(e.dst),
+    });
   });
   return buf;
 }

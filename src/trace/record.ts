@@ -1,7 +1,7 @@
 // Decoder for struct pathtrace_record (bpf/record.h). Its layout, the point table and the constants come from
 // record.generated.ts, which the build writes from record.h (scripts/generate-record-ts.mjs).
 import { formatAddress } from './address.js';
-import { BYTES_HEADER, OFFSETS, RECORD_SIZE, type RecordField } from './record.generated.js';
+import { BYTES_HEADER, OFFSETS, RECORD_FIELDS, RECORD_SIZE, type RecordField } from './record.generated.js';
 
 export * from './record.generated.js';
 
@@ -253,6 +253,26 @@ const EVENT_NAMES = {
 } as const satisfies { readonly [F in RecordField]: readonly (keyof TraceEvent)[] };
 
 const EVENT_FIELDS: readonly (keyof TraceEvent)[] = Object.values(EVENT_NAMES).flat();
+
+/** Raw values of a record's fields, by their names in bpf/record.h: numbers (a bigint for 64 bits), bytes for an
+ *  array. */
+export type RecordValues = Partial<Record<RecordField, number | bigint | ArrayLike<number>>>;
+
+/** Writes one record at `at` by the layout: the decoder's inverse, for synthetic events (tests, the benchmark),
+ *  so that a field added to record.h needs nothing there. Fields not given stay as they are (zero). */
+export function writeRecord(buf: Uint8Array, at: number, values: RecordValues): void {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  for (const f of RECORD_FIELDS) {
+    const v = values[f.name];
+    if (v === undefined) continue;
+    const o = at + f.offset;
+    if (typeof v === 'object') buf.set(v, o);
+    else if (f.size === 8) view.setBigUint64(o, BigInt(v), true);
+    else if (f.size === 4) view.setUint32(o, Number(v), true);
+    else if (f.size === 2) view.setUint16(o, Number(v), true);
+    else view.setUint8(o, Number(v));
+  }
+}
 
 // Addresses repeat: the same few hosts. A bounded cache saves a string per event.
 const v4Cache = new Map<number, string>();

@@ -11,10 +11,10 @@ import {
   NF_SLOT_ENTRY,
   NF_SLOT_EXIT,
   Point,
-  RECORD_FIELDS,
   RECORD_SIZE,
   snapshotEvent,
-  type RecordField,
+  writeRecord,
+  type RecordValues,
   type TraceEvent,
 } from '../../src/trace/record.js';
 import { loadEvents, replay } from '../helpers/replay.js';
@@ -114,7 +114,7 @@ test('a closed port: the stack answers RST and frees the SYN as NO_SOCKET, outsi
 
 // Synthetic events for the cases the fixtures do not cover: one record written through the generated layout of
 // bpf/record.h and decoded, so that a field added there needs nothing here; each event overrides what it sets.
-const BASE_RECORD: Partial<Record<RecordField, number | number[]>> = {
+const BASE_RECORD: RecordValues = {
   point: Point.NETIF_RECEIVE_SKB,
   skb: 100,
   netns: 5,
@@ -133,16 +133,7 @@ const BASE_RECORD: Partial<Record<RecordField, number | number[]>> = {
 };
 const BASE_EVENT: TraceEvent = (() => {
   const buf = new Uint8Array(RECORD_SIZE);
-  const view = new DataView(buf.buffer);
-  for (const f of RECORD_FIELDS) {
-    const v = BASE_RECORD[f.name];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) buf.set(v, f.offset);
-    else if (f.size === 8) view.setBigUint64(f.offset, BigInt(v), true);
-    else if (f.size === 4) view.setUint32(f.offset, v, true);
-    else if (f.size === 2) view.setUint16(f.offset, v, true);
-    else view.setUint8(f.offset, v);
-  }
+  writeRecord(buf, 0, BASE_RECORD);
   let e: TraceEvent | undefined;
   decodeRecords(buf, 1, clockBase(0n), (r) => (e = snapshotEvent(r)));
   return e!;
