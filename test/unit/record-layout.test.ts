@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { native } from '../../src/trace/native.js';
 import * as generated from '../../src/trace/record.generated.js';
 import {
@@ -16,7 +19,9 @@ import {
   type TraceEvent,
 } from '../../src/trace/record.js';
 
-// src/record.generated.ts is what scripts/generate-record-ts.mjs read in bpf/record.h; the addon says what the C++
+const BPF_DIR = fileURLToPath(new URL('../../../bpf/', import.meta.url));
+
+// src/trace/record.generated.ts is what scripts/generate-record-ts.mjs read in bpf/record.h; the addon says what the C++
 // compiler made of the same X-macros. They differ when the generator misreads record.h or the build left one stale.
 
 test('the generated record layout is the one the addon was compiled with (bpf/record.h)', () => {
@@ -35,6 +40,17 @@ test('the generated point table is enum pathtrace_point as compiled', () => {
   assert.deepEqual(Object.fromEntries(POINTS.map(({ key, id, name, group }) => [key, { id, name, group }])), points);
   assert.deepEqual({ ...Point }, Object.fromEntries(Object.entries(points).map(([key, p]) => [key, p.id])));
   assert.deepEqual({ ...POINT_NAMES }, Object.fromEntries(Object.values(points).map((p) => [p.id, p.name])));
+});
+
+test('each tracepoint\'s point is named after the tracepoint its program attaches to (SEC("tp_btf/..."))', () => {
+  // The addon attaches a point's program by that name; a point renamed in record.h alone would attach nothing.
+  const bpf = readdirSync(BPF_DIR)
+    .filter((f) => /\.(c|h)$/.test(f))
+    .map((f) => readFileSync(path.join(BPF_DIR, f), 'utf8'))
+    .join('\n');
+  const sections = new Set([...bpf.matchAll(/SEC\("tp_btf\/(\w+)"\)/g)].map((m) => m[1]));
+  const tracepoints = new Set(POINTS.filter((p) => p.group !== 'netfilter').map((p) => p.name));
+  assert.deepEqual([...tracepoints].sort(), [...sections].sort());
 });
 
 test('the generated constants are those of bpf/record.h as compiled', () => {
