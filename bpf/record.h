@@ -119,22 +119,28 @@ struct pathtrace_record {
 		PATHTRACE_RECORD_UNION(PT_MEMBER, PT_ARRAY)
 	};
 };
-#undef PT_MEMBER
-#undef PT_ARRAY
 
 /* Packet bytes for --write, in a ring of their own: the IP header on, up to
  * the snap length, tied to the event record of the same skb and ts_ns. */
 #define PT_MAX_SNAPLEN 1024
 
+/* struct pathtrace_bytes's header, as struct pathtrace_record's fields; its data follows. */
+/* clang-format off */
+#define PATHTRACE_BYTES_FIELDS(F, A) \
+	F(__u64, ts_ns)         /* equals the event record's */ \
+	F(__u64, skb) \
+	F(__u16, caplen)        /* bytes in data */ \
+	F(__u16, wirelen)       /* the IP packet's length */ \
+	F(__u16, point) \
+	F(__u16, pad)
+/* clang-format on */
+
 struct pathtrace_bytes {
-	__u64 ts_ns; /* equals the event record's */
-	__u64 skb;
-	__u16 caplen;  /* bytes in data */
-	__u16 wirelen; /* the IP packet's length */
-	__u16 point;
-	__u16 pad;
+	PATHTRACE_BYTES_FIELDS(PT_MEMBER, PT_ARRAY)
 	__u8 data[PT_MAX_SNAPLEN];
 };
+#undef PT_MEMBER
+#undef PT_ARRAY
 
 #define PT_BYTES_HEADER 24
 

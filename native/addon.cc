@@ -298,6 +298,10 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   PATHTRACE_RECORD_FIELDS(PT_FIELD, PT_FIELD)
   PATHTRACE_RECORD_UNION(PT_FIELD, PT_FIELD)
 #undef PT_FIELD
+  Napi::Object bytesFields = Napi::Object::New(env);
+#define PT_FIELD(type, name, ...) bytesFields.Set(#name, (double)offsetof(pathtrace_bytes, name));
+  PATHTRACE_BYTES_FIELDS(PT_FIELD, PT_FIELD)
+#undef PT_FIELD
 #define PT_POINT(key, id, name, group) point(#key, PT_POINT_##key, name, group);
   PATHTRACE_POINTS(PT_POINT)
 #undef PT_POINT
@@ -310,6 +314,7 @@ Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   o.Set("points", points);
   o.Set("constants", constants);
   o.Set("bytesHeader", (double)offsetof(pathtrace_bytes, data));
+  o.Set("bytesFields", bytesFields);
   return o;
 }
 

@@ -1,4 +1,5 @@
-// Writes bpf/record.h's definitions into TypeScript: the record's layout (PATHTRACE_RECORD_FIELDS and _UNION), the
+// Writes bpf/record.h's definitions into TypeScript: the record's layout (PATHTRACE_RECORD_FIELDS and _UNION, and
+// PATHTRACE_BYTES_FIELDS for the packet bytes' header), the
 // point table (PATHTRACE_POINTS) and the constants user space uses (PATHTRACE_CONSTANTS). Run by `npm run build:ts`
 // before tsc; test/unit/record-layout.test.ts holds what it writes to what the C++ compiler built into the addon.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -57,24 +58,36 @@ const field = ({ args: [type, name, n] }, list) => {
   return { name, type, count: n === undefined ? 1 : count(n), offset: 0, size: 0 };
 };
 
-// struct pathtrace_record: its fields in order, then the union that ends it (each member at the same offset).
+// The structs: their fields in order, each at its natural alignment; a union's members share one offset.
 const roundUp = (n, a) => Math.ceil(n / a) * a;
-const fields = entries('PATHTRACE_RECORD_FIELDS').map((e) => field(e, 'PATHTRACE_RECORD_FIELDS'));
-const members = entries('PATHTRACE_RECORD_UNION').map((e) => field(e, 'PATHTRACE_RECORD_UNION'));
-let end = 0;
-let align = 1;
-for (const f of fields) {
-  const a = TYPE_SIZES[f.type];
-  f.offset = roundUp(end, a);
-  f.size = a * f.count;
-  end = f.offset + f.size;
-  align = Math.max(align, a);
+const list = (name) => entries(name).map((e) => field(e, name));
+function lay(fields, at = 0) {
+  let end = at;
+  for (const f of fields) {
+    const a = TYPE_SIZES[f.type];
+    f.offset = roundUp(end, a);
+    f.size = a * f.count;
+    end = f.offset + f.size;
+  }
+  return { end, align: Math.max(1, ...fields.map((f) => TYPE_SIZES[f.type])) };
 }
+
+// struct pathtrace_record: its fields, then the union that ends it.
+const fields = list('PATHTRACE_RECORD_FIELDS');
+const members = list('PATHTRACE_RECORD_UNION');
+const head = lay(fields);
 const unionAlign = Math.max(...members.map((m) => TYPE_SIZES[m.type]));
-const unionAt = roundUp(end, unionAlign);
+const unionAt = roundUp(head.end, unionAlign);
 for (const m of members) Object.assign(m, { offset: unionAt, size: TYPE_SIZES[m.type] * m.count });
-const recordSize = roundUp(Math.max(end, ...members.map((m) => m.offset + m.size)), Math.max(align, unionAlign));
+const recordSize = roundUp(
+  Math.max(head.end, ...members.map((m) => m.offset + m.size)),
+  Math.max(head.align, unionAlign),
+);
 const recordFields = [...fields, ...members];
+
+// struct pathtrace_bytes: its header (its data follows at PT_BYTES_HEADER).
+const bytesFields = list('PATHTRACE_BYTES_FIELDS');
+lay(bytesFields);
 
 // enum pathtrace_point.
 const points = entries('PATHTRACE_POINTS').map(({ args: [key, id, name, group] }) => ({
@@ -109,6 +122,11 @@ export type RecordField = (typeof RECORD_FIELDS)[number]['name'];
 /** Each field's offset in the record. */
 export const OFFSETS = {
 ${recordFields.map((f) => `  ${f.name}: ${f.offset},`).join('\n')}
+} as const;
+
+/** Each field's offset in struct pathtrace_bytes, the header of a --write packet's bytes. */
+export const BYTES_OFFSETS = {
+${bytesFields.map((f) => `  ${f.name}: ${f.offset},`).join('\n')}
 } as const;
 
 /** enum pathtrace_point: Point.X is PT_POINT_X. */

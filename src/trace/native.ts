@@ -80,6 +80,7 @@ export interface Native {
     size: number;
     fields: Record<string, { offset: number; size: number }>;
     bytesHeader: number;
+    bytesFields: Record<string, number>;
     points: Record<string, { id: number; name: string; group: string }>;
     constants: Record<string, number>;
   };

@@ -1,7 +1,14 @@
 // Decoder for struct pathtrace_record (bpf/record.h). Its layout, the point table and the constants come from
 // record.generated.ts, which the build writes from record.h (scripts/generate-record-ts.mjs).
 import { formatAddress } from './address.js';
-import { BYTES_HEADER, OFFSETS, RECORD_FIELDS, RECORD_SIZE, type RecordField } from './record.generated.js';
+import {
+  BYTES_HEADER,
+  BYTES_OFFSETS,
+  OFFSETS,
+  RECORD_FIELDS,
+  RECORD_SIZE,
+  type RecordField,
+} from './record.generated.js';
 
 export * from './record.generated.js';
 
@@ -315,11 +322,12 @@ export interface PacketBytes {
 /** Decodes the packet-byte records in buf[0..len) (each padded to 8), keyed by event time. */
 export function decodeBytes(buf: Uint8Array, len: number, base: ClockBase, into: Map<number, PacketBytes>): void {
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const B = BYTES_OFFSETS;
   for (let o = 0; o + BYTES_HEADER <= len;) {
-    const t = (view.getUint32(o + 4, true) - base.hi) * TWO32 + (view.getUint32(o, true) - base.lo);
-    const caplen = view.getUint16(o + 16, true);
-    const wireLen = view.getUint16(o + 18, true);
-    const skb = (view.getUint32(o + 12, true) & 0x1fffff) * TWO32 + view.getUint32(o + 8, true); // as RecordView.skb
+    const t = (view.getUint32(o + B.ts_ns + 4, true) - base.hi) * TWO32 + (view.getUint32(o + B.ts_ns, true) - base.lo);
+    const caplen = view.getUint16(o + B.caplen, true);
+    const wireLen = view.getUint16(o + B.wirelen, true);
+    const skb = (view.getUint32(o + B.skb + 4, true) & 0x1fffff) * TWO32 + view.getUint32(o + B.skb, true); // as RecordView.skb
     into.set(t, { data: buf.slice(o + BYTES_HEADER, o + BYTES_HEADER + caplen), wireLen, skb });
     o += (BYTES_HEADER + caplen + 7) & ~7;
   }

@@ -7,6 +7,7 @@ import { native } from '../../src/trace/native.js';
 import * as generated from '../../src/trace/record.generated.js';
 import {
   BYTES_HEADER,
+  BYTES_OFFSETS,
   clockBase,
   decodeRecords,
   OFFSETS,
@@ -33,6 +34,7 @@ test('the generated record layout is the one the addon was compiled with (bpf/re
   );
   assert.deepEqual({ ...OFFSETS }, Object.fromEntries(RECORD_FIELDS.map((f) => [f.name, f.offset])));
   assert.equal(BYTES_HEADER, layout.bytesHeader, 'PT_BYTES_HEADER is where struct pathtrace_bytes has its data');
+  assert.deepEqual({ ...BYTES_OFFSETS }, layout.bytesFields, "struct pathtrace_bytes's header");
 });
 
 test('the generated point table is enum pathtrace_point as compiled', () => {
