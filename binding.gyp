@@ -4,7 +4,7 @@
 # listed in CMakeLists.txt alone: the BPF objects (vmlinux.h, clang twice, skeletons), the carried libbpf and
 # libelf found by RUNPATH $ORIGIN and the load generator have no gyp equivalent, so a gyp target compiling
 # native/*.cc itself would be a second build to keep equal. Always Release, in build/Release, where
-# src/native.ts loads it (--debug changes nothing).
+# src/trace/native.ts loads it (--debug changes nothing).
 # Not in the package (package.json's files), and "gypfile": false there keeps npm from running it on
 # `npm ci`: the package ships the addon built and never compiles on a server.
 {

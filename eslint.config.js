@@ -1,5 +1,6 @@
-// Lint for the TypeScript sources, tests and benchmarks: typescript-eslint's recommended type-aware rules, and no
-// import cycles (a cycle means two modules that are really one, or a layer importing the one above it).
+// Lint for the TypeScript sources, tests and benchmarks: typescript-eslint's recommended rules, no import cycles
+// (a cycle is two modules that are really one; import-x/no-cycle does not follow type-only imports), and the
+// layers' import rules.
 import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
@@ -19,6 +20,27 @@ export default tseslint.config(
     },
     rules: {
       'import-x/no-cycle': ['error', { ignoreExternal: true }],
+      // The layers of docs/ARCHITECTURE.md: only commands/ sees commands/; what formats (output/, tui/) never
+      // sees the session that runs a trace.
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: ['trace', 'correlate', 'rules', 'report', 'capture', 'output', 'tui', 'lab'].map(
+                (d) => `./src/${d}`,
+              ),
+              from: './src/commands',
+              message: 'only the command layer imports commands/',
+            },
+            {
+              target: ['./src/output', './src/tui'],
+              from: './src/trace/session.ts',
+              message: 'outputs see a trace through output/sink.ts, not the session',
+            },
+          ],
+        },
+      ],
     },
   },
 );

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The one record layout shared by the BPF programs (bpf/), the native addon
- * (native/) and the TypeScript decoder (src/record.ts). It is defined once, in
+ * (native/) and the TypeScript decoder (src/trace/record.ts). It is defined once, in
  * the X-macros below; scripts/generate-record-ts.mjs writes them into
- * src/record.generated.ts when the TypeScript builds, and
+ * src/trace/record.generated.ts when the TypeScript builds, and
  * test/unit/record-layout.test.ts fails if that differs from what the compiler
  * built. A new field: a line in PATHTRACE_RECORD_FIELDS, its decoding in
- * src/record.ts (tsc says where). A new point: a line in PATHTRACE_POINTS.
+ * src/trace/record.ts (tsc says where). A new point: a line in PATHTRACE_POINTS.
  *
  * Multi-byte fields are in host byte order except the addresses, which keep
  * network order. Included from BPF (vmlinux.h types) and from C++ (linux/types.h).

@@ -277,7 +277,7 @@ Napi::Value Clocks(const Napi::CallbackInfo &info) {
   return out;
 }
 
-// bpf/record.h as compiled, for test/unit/record-layout.test.ts: what src/record.generated.ts must say.
+// bpf/record.h as compiled, for test/unit/record-layout.test.ts: what src/trace/record.generated.ts must say.
 Napi::Value RecordLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object fields = Napi::Object::New(env), points = Napi::Object::New(env), constants = Napi::Object::New(env);

@@ -28,7 +28,7 @@ SRC
   apt_updated=
 fi
 
-# nginx: the app-response lab scenario (DESIGN.md experiment 3); ethtool: GRO in the lab; tmux: the UI test;
+# nginx: the app-response lab scenario (demo app-response); ethtool: GRO in the lab; tmux: the UI test;
 # tshark: reads back what --write wrote; iperf3: the benchmark's stream; clang-format: npm run lint.
 packages=(clang llvm libelf-dev zlib1g-dev libpcap0.8-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark iperf3 clang-format)
 # The kernel matrix (scripts/kernels, npm run test:kernels): qemu, the initramfs' busybox and cpio, depmod/modprobe

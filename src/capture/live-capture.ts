@@ -9,7 +9,7 @@ import path from 'node:path';
 import { compare, formatComparison, MAX_COMPARED, type TraceFilter, type TracePacket } from '../report/compare.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { NetnsTarget } from '../trace/netns.js';
-import type { TraceOptions } from '../trace/options.js';
+import { portRuns, type TraceOptions } from '../trace/options.js';
 import { packetRecord } from '../output/json.js';
 import { fileSource, readCapture, type ByteSource } from './read.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
@@ -21,13 +21,7 @@ const any = (xs: string[]) => (xs.length === 1 ? xs[0]! : `(${xs.join(' or ')})`
 
 /** Ports as tcpdump primitives: consecutive ports as one portrange. */
 function portPrimitives(ports: number[]): string[] {
-  const runs: [number, number][] = [];
-  for (const p of ports) {
-    const run = runs.at(-1);
-    if (run && p === run[1] + 1) run[1] = p;
-    else runs.push([p, p]);
-  }
-  return runs.map(([first, last]) => (first === last ? `port ${first}` : `portrange ${first}-${last}`));
+  return portRuns(ports).map(([first, last]) => (first === last ? `port ${first}` : `portrange ${first}-${last}`));
 }
 
 // pathtrace follows an ICMP error by the packet it quotes; tcpdump's filter cannot read the quote, so it

@@ -25,6 +25,9 @@ export function openForWriting(path: string): number {
 export class WriteError extends Error {}
 
 export const LINKTYPE_RAW = 101;
+
+/** How a --write file's packet comment starts that holds the packet's --json record (compare and merge read it). */
+export const JSON_COMMENT = 'pathtrace-json: ';
 const BT_SHB = 0x0a0d0d0a,
   BT_IDB = 0x00000001,
   BT_EPB = 0x00000006;

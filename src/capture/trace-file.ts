@@ -4,7 +4,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
 import { frameUs, MAX_COMPARED, packetTuples, type TraceFilter, type TracePacket } from '../report/compare.js';
 import { fileFailure } from './file-errors.js';
-import { JSON_COMMENT } from '../output/pcap-sink.js';
+import { JSON_COMMENT } from './pcapng.js';
 import { bufferSource, CaptureError, captureFrames, fileSource, type ByteSource } from './read.js';
 import type { ReadyRecord, SummaryRecord } from '../output/records.js';
 

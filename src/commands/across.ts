@@ -46,7 +46,7 @@ type PacketLineFields = Pick<
 export function packetLine(host: string, r: PacketLineFields, width: number): string {
   const at = (a: string, p: number | null) => (p === null ? a : `${a}:${p}`);
   const kind = r.tcp_flags ? `[${r.tcp_flags}]` : r.proto;
-  const fate = r.drop ? `dropped at ${r.drop.hook ?? r.drop.layer} (${r.drop.reason})` : r.fate;
+  const fate = r.drop ? `dropped at ${r.drop.hook ?? r.drop.layer} (${r.drop.reason ?? 'no reason'})` : r.fate;
   const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
   return `${host.padEnd(width)}  ${time} ${String(r.direction).padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)} ${fate}`;
 }
@@ -62,7 +62,7 @@ interface Child {
   exited: Promise<number>;
 }
 
-export interface AcrossRun {
+interface AcrossRun {
   /** Resolves once both are ready (their probes attached). */
   ready: Promise<void>;
   /** Asks both to finish (SIGINT): each writes its summary. */
@@ -73,7 +73,7 @@ export interface AcrossRun {
   done: Promise<number>;
 }
 
-export interface AcrossOptions {
+interface AcrossOptions {
   json: boolean;
   /** How the namespaces are named in the output (default: as given). */
   names?: [string, string];
@@ -98,7 +98,7 @@ function traceOf(c: Child): LoadedTrace {
 }
 
 /** Starts both traces (bin: pathtrace's own script, for the children). */
-export function traceAcross(argv: string[], across: [string, string], bin: string, o: AcrossOptions): AcrossRun {
+function traceAcross(argv: string[], across: [string, string], bin: string, o: AcrossOptions): AcrossRun {
   const { json, view } = o;
   const names = o.names ?? across;
   const out = o.out ?? process.stdout,

@@ -19,7 +19,7 @@ import {
 } from '../trace/expression.js';
 import { native } from '../trace/native.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
-import type { TraceOptions } from '../trace/options.js';
+import { portRuns, type TraceOptions } from '../trace/options.js';
 import { Session, SessionError, type SessionSwitches } from '../trace/session.js';
 import { missingTools } from '../trace/tools.js';
 import { effectiveCaps, missingCaps } from './caps.js';
@@ -42,13 +42,9 @@ export function onlyExpression(o: Pick<TraceOptions, 'expression' | 'ports' | 'h
 }
 
 function compactPorts(ports: number[]): string {
-  const runs: [number, number][] = [];
-  for (const p of ports) {
-    const run = runs.at(-1);
-    if (run && p === run[1] + 1) run[1] = p;
-    else runs.push([p, p]);
-  }
-  return runs.map(([first, last]) => (last > first ? `${first}-${last}` : `${first}`)).join(',');
+  return portRuns(ports)
+    .map(([first, last]) => (last > first ? `${first}-${last}` : `${first}`))
+    .join(',');
 }
 
 /** The ready record's filter; an expression with its classic BPF, so that compare can run it on frames. */
@@ -156,7 +152,7 @@ export async function loadTui() {
 }
 
 /** The session's test switches, from the environment: read here only, handed to the session. */
-export function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches {
+function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches {
   return {
     pretendLacks: (env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(','),
     recordEventsTo: env.PATHTRACE_RECORD_EVENTS || null,

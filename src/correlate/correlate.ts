@@ -2,7 +2,7 @@
 // and from tick(now). The Correlator routes each event and owns the packets under way and their timeouts; the
 // files beside it do one job each (docs/ARCHITECTURE.md lists them).
 import { FlowTable, type FlowState } from './flows.js';
-import type { Journey } from './journey.js';
+import { MS, type Journey } from './journey.js';
 import { IPPROTO, NF_SLOT_ENTRY, Point } from '../trace/record.js';
 import { delivery, tcpAnswer } from './delivery.js';
 import { comesLater, flowTuple, rank, sameContent, startsInbound, TX_QUEUED } from './identity.js';
@@ -38,7 +38,6 @@ export interface CorrelatorOptions {
   maxHeld?: number;
 }
 
-const MS = 1_000_000;
 /** Journeys under way at most; past it the oldest are settled early (memory stays bounded). */
 const MAX_ACTIVE = 20_000;
 /** Completed journeys held back behind one still under way (drain's start order); past it they go out. */

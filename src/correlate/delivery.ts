@@ -6,7 +6,7 @@ import { IPPROTO } from '../trace/record.js';
 import type { NamedEvent, PathSeen } from './packet.js';
 
 /** When the transport layer got it: when it left LOCAL_IN, else the device. */
-export function deliveredAt(j: Pick<Journey, 'steps' | 'start'>): number {
+function deliveredAt(j: Pick<Journey, 'steps' | 'start'>): number {
   // Its last LOCAL_IN step: the exit, or the entry where it is the only probe.
   let s: Step | undefined;
   for (const x of j.steps) if (x.hook === 'LOCAL_IN' && x.at !== 'chain') s = x;

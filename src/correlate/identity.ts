@@ -10,7 +10,7 @@ const NF_RANK = [20, 30, 40, 50, 60];
 
 export const SKB_COPY_RANK = 90;
 /** Ranks up to here begin a receive. */
-export const RX_START = 10;
+const RX_START = 10;
 /** Ranks from here on (up to SKB_COPY_RANK): handed to a device. */
 export const TX_QUEUED = 64;
 

@@ -167,3 +167,6 @@ export function flagLetters(flags: number): string {
 }
 
 export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+
+/** A millisecond in the events' and journeys' time unit (ns). */
+export const MS = 1_000_000;

@@ -1,12 +1,10 @@
 // Which way a packet went: the tuple NAT gave it, the routing decision its hooks show, and who made a packet
 // this host sent.
 import type { FlowState, FlowTable } from './flows.js';
-import { TCP, type Journey } from './journey.js';
+import { MS, TCP, type Journey } from './journey.js';
 import { IPPROTO } from '../trace/record.js';
 import { flowTuple } from './identity.js';
 import type { Active, NamedEvent } from './packet.js';
-
-const MS = 1_000_000;
 
 /** NAT rewrites the tuple inside a hook: keep the original, note the new one, and make it an alias of the flow. */
 export function noteTranslation(a: Active, e: NamedEvent, flows: FlowTable): void {

@@ -2,8 +2,8 @@
 // or as NDJSON records. Pure.
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { afterCapture, clock } from '../report/compare.js';
-import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type PathVerdict, type Trip } from '../report/merge.js';
-import type { MergeRecord, MergeSummaryRecord, TripSide } from './records.js';
+import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type Trip } from '../report/merge.js';
+import type { MergeRecord, MergeSummaryRecord, PathVerdict, TripSide } from './records.js';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
 

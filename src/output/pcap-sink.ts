@@ -3,12 +3,10 @@
 import { closeSync } from 'node:fs';
 import { fileFailure } from '../capture/file-errors.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
-import { PcapngWriter } from '../capture/pcapng.js';
+import { JSON_COMMENT, PcapngWriter } from '../capture/pcapng.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import type { Summary } from '../report/summary.js';
 import { packetRecord } from './json.js';
-
-export const JSON_COMMENT = 'pathtrace-json: ';
 
 /** "pathtrace: dropped at LOCAL_IN: NETFILTER_DROP (nft_do_chain), filter/INPUT rule 2; tcpdump saw it (eth0)". */
 export function fateComment(j: Journey, dev: DeviceNames): string {

@@ -110,14 +110,28 @@ function sameContent(h: PacketHeaders, p: TracePacket): boolean {
   return h.len === p.len && (h.family === 6 || p.ip_id === undefined || h.ipId === p.ip_id);
 }
 
-/** data: the frame from its IP header (its first bytes: an expression testing bytes beyond them fails). */
-function inFilter(h: PacketHeaders, data: Uint8Array, f: TraceFilter | null, expression: Insn[] | null): boolean {
-  if (!f) return true;
-  if (expression && !expressionTakes(expression, data)) return false;
-  const name = PROTO_NAMES[h.proto];
-  if (name === undefined || !f.protos.includes(name === 'icmpv6' ? 'icmp' : name)) return false;
-  if (f.ports && !f.ports.includes(h.sport) && !f.ports.includes(h.dport)) return false;
-  return !f.hosts.length || f.hosts.includes(h.src) || f.hosts.includes(h.dst);
+/** What a trace's filter reads of a packet: its protocol's name (tcp, udp, icmp, icmpv6), ports and addresses. */
+export interface FilterFields {
+  proto: string | undefined;
+  sport: number;
+  dport: number;
+  src: string;
+  dst: string;
+}
+
+/** Whether a trace's filter takes a packet: its protocols, ports and hosts, then its expression on the packet's
+ *  bytes from the IP header (a frame's, or headers made from a record's fields; asked for only then). */
+export function filterTakes(
+  f: TraceFilter,
+  expression: Insn[] | null,
+  p: FilterFields,
+  bytes: () => Uint8Array,
+): boolean {
+  if (p.proto === undefined || !(f.protos as readonly string[]).includes(p.proto === 'icmpv6' ? 'icmp' : p.proto))
+    return false;
+  if (f.ports && !f.ports.includes(p.sport) && !f.ports.includes(p.dport)) return false;
+  if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
+  return !expression || expressionTakes(expression, bytes());
 }
 
 function span(values: number[]): { from: number; to: number } | null {
@@ -246,7 +260,10 @@ export function compare(
       continue;
     }
     let reason: string;
-    if (!inFilter(headers, frame.data!, filter, expression)) reason = "outside pathtrace's filter";
+    // data: the frame from its IP header (its first bytes: an expression testing bytes beyond them fails).
+    const data = frame.data!;
+    if (filter && !filterTakes(filter, expression, { ...headers, proto: PROTO_NAMES[headers.proto] }, () => data))
+      reason = "outside pathtrace's filter";
     else if (traced && (t < traced.from - MAX_SKEW_US || t > traced.to + MAX_SKEW_US))
       reason = 'outside the time pathtrace traced';
     else if (flows.has(tuple) || opts.flows?.has(tuple))
@@ -291,7 +308,7 @@ export function afterCapture(p: TracePacket): string {
       : p.drop.table
         ? ` in ${p.drop.table}/${p.drop.chain}`
         : '';
-    return `dropped ${where} (${p.drop.reason}, ${p.drop.location})${rule}`;
+    return `dropped ${where} (${p.drop.reason ?? 'no reason'}, ${p.drop.location})${rule}`;
   }
   return p.fate;
 }

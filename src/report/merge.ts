@@ -3,11 +3,9 @@
 // same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
 // (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
 // The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
-import { expressionTakes, insnsOf, packetFromFields } from '../trace/expression.js';
-import type { TracePacket, TraceFilter } from './compare.js';
+import { insnsOf, packetFromFields } from '../trace/expression.js';
+import { filterTakes, type TracePacket, type TraceFilter } from './compare.js';
 import type { PacketRecord, PathVerdict } from '../output/records.js';
-
-export type { PathVerdict };
 
 /** A packet record as merge reads it: compare's fields, and its steps for the device times (a --write file's
  *  records have none). */
@@ -161,13 +159,8 @@ function evidence(out: Timed[], inn: Timed[]): [number, number][] {
 function filterTest(f: TraceFilter | null): (p: HostPacket) => boolean {
   if (!f) return () => true;
   const insns = f.expression ? insnsOf(f.expression.bpf) : null;
-  return (p) => {
-    if (!f.protos.includes(p.proto === 'icmpv6' ? 'icmp' : p.proto)) return false;
-    if (f.ports && !f.ports.includes(p.sport ?? -1) && !f.ports.includes(p.dport ?? -1)) return false;
-    if (f.hosts.length && !f.hosts.includes(p.src) && !f.hosts.includes(p.dst)) return false;
-    // A packet its expression does not take is outside that trace, never lost on the path.
-    return !insns || expressionTakes(insns, packetFromFields(p));
-  };
+  // A packet its expression does not take is outside that trace, never lost on the path.
+  return (p) => filterTakes(f, insns, { ...p, sport: p.sport ?? -1, dport: p.dport ?? -1 }, () => packetFromFields(p));
 }
 
 /** Whether a host's trace would have had this packet: its filter takes it and it was tracing then. */

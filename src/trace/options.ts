@@ -47,3 +47,14 @@ export type PointGroup = (typeof POINT_GROUP_NAMES)[number];
  *  twice into the process (RSS counts 2 × its size, from the start). */
 export const DEFAULT_RING_MIB = 8;
 export const DEFAULT_SNAPLEN = 128; // IPv6 (40) + TCP with options (60), with room
+
+/** --port's ports (sorted, as parsed) as runs of consecutive ports: [first, last]. */
+export function portRuns(ports: number[]): [number, number][] {
+  const runs: [number, number][] = [];
+  for (const p of ports) {
+    const run = runs.at(-1);
+    if (run && p === run[1] + 1) run[1] = p;
+    else runs.push([p, p]);
+  }
+  return runs;
+}

@@ -67,7 +67,7 @@ export interface SessionSwitches {
   recordEventsTo: string | null;
 }
 
-export const NO_SWITCHES: SessionSwitches = { pretendLacks: [], recordEventsTo: null };
+const NO_SWITCHES: SessionSwitches = { pretendLacks: [], recordEventsTo: null };
 
 /** What the kernel offers, less what the switches pretend it lacks. */
 function kernelFeatures(n: Native, lacks: string[]) {

@@ -1,4 +1,4 @@
-// DESIGN.md experiment 3 with a real nginx: the request reaches the
+// The app-response experiment (pathtrace demo app-response) with a real nginx: the request reaches the
 // application, the response and FIN die at LOCAL_OUT, the server socket sits
 // in FIN_WAIT1 and is aborted, and the client retransmits its request.
 import assert from 'node:assert/strict';

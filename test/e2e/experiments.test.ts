@@ -1,4 +1,4 @@
-// The source articles' experiments (DESIGN.md 1 and 2), and the control case
+// The source articles' experiments (demo local-in and local-out), and the control case
 // without a rule, with the TCP-side facts and a real tcpdump beside pathtrace.
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';

@@ -6,7 +6,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } fr
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { compare, frameTuples, matchableTime, type TracePacket } from '../../src/report/compare.js';
+import { afterCapture, compare, frameTuples, matchableTime, type TracePacket } from '../../src/report/compare.js';
 import { CompareError, loadTrace } from '../../src/capture/trace-file.js';
 import { runCompare } from '../../src/commands/compare.js';
 import { ProgressLine, progressText } from '../../src/commands/progress.js';
@@ -202,4 +202,5 @@ test('a trace from a kernel before 5.17 (drops without a reason) is read: reason
     t.packets.map((p) => [p.id, p.drop?.reason]),
     [[1, null]],
   );
+  assert.equal(afterCapture(t.packets[0]!), 'dropped in socket (no reason, __udp4_lib_rcv+0x1f2)');
 });

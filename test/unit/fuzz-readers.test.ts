@@ -10,8 +10,7 @@ import { test } from 'node:test';
 import { CompareError } from '../../src/capture/trace-file.js';
 import { runCompare } from '../../src/commands/compare.js';
 import { packetRecord } from '../../src/output/json.js';
-import { JSON_COMMENT } from '../../src/output/pcap-sink.js';
-import { openForWriting, PcapngWriter } from '../../src/capture/pcapng.js';
+import { JSON_COMMENT, openForWriting, PcapngWriter } from '../../src/capture/pcapng.js';
 import type { PacketRecord } from '../../src/output/records.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
