@@ -3,6 +3,7 @@
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { afterCapture, clock } from '../report/compare.js';
 import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type Trip } from '../report/merge.js';
+import { PROTO_NAMES } from '../trace/record.js';
 import type { MergeRecord, MergeSummaryRecord, PathVerdict, TripSide } from './records.js';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -11,11 +12,10 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 
 const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 
-const PROTOS: Record<string, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 /** A trace's flow key ("6 198.18.0.1:40000 198.18.0.2:3306") as "tcp 198.18.0.1:40000 ↔ 198.18.0.2:3306". */
 export const flowText = (flow: string) => {
   const [proto = '', a, b] = flow.split(' ');
-  return b ? `${PROTOS[proto] ?? `proto ${proto}`} ${a} ↔ ${b}` : flow;
+  return b ? `${PROTO_NAMES[Number(proto)] ?? `proto ${proto}`} ${a} ↔ ${b}` : flow;
 };
 
 /** The counters that tell of loss: drops, discards, errors, overflows, retransmissions, timeouts. */

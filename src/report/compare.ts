@@ -6,7 +6,7 @@
 import type { Frame } from '../capture/read.js';
 import { parseIp, type PacketHeaders } from '../capture/packet.js';
 import { flagLetters } from '../correlate/journey.js';
-import { IPPROTO } from '../trace/record.js';
+import { IPPROTO, PROTO_NAMES } from '../trace/record.js';
 import { expressionTakes, insnsOf, type Insn } from '../trace/expression.js';
 import type { FilterRecord, PacketRecord } from '../output/records.js';
 
@@ -53,12 +53,6 @@ export interface Comparison {
   window: { from: number; to: number } | null; // µs, the capture's time span
 }
 
-const PROTO_NAMES: Record<number, string> = {
-  [IPPROTO.TCP]: 'tcp',
-  [IPPROTO.UDP]: 'udp',
-  [IPPROTO.ICMP]: 'icmp',
-  [IPPROTO.ICMPV6]: 'icmpv6',
-};
 const MAX_SKEW_US = 2_000_000;
 
 /** Frames compared at most (and packets kept for --with-tcpdump, frames it captures): memory stays bounded

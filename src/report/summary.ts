@@ -3,7 +3,7 @@
 // every output reads. tally.ts builds it from the journeys that were reported.
 import type { Owner } from '../correlate/flows.js';
 import type { Fate, Journey } from '../correlate/journey.js';
-import { IPPROTO } from '../trace/record.js';
+import { PROTO_NAMES } from '../trace/record.js';
 
 export interface PacketGroup {
   direction: Journey['direction'];
@@ -71,16 +71,5 @@ export interface Summary {
 }
 
 export function protoName(proto: number, family: number): string {
-  switch (proto) {
-    case IPPROTO.TCP:
-      return 'tcp';
-    case IPPROTO.UDP:
-      return 'udp';
-    case IPPROTO.ICMP:
-      return 'icmp';
-    case IPPROTO.ICMPV6:
-      return 'icmpv6';
-    default:
-      return `proto-${proto}${family === 6 ? '-v6' : ''}`;
-  }
+  return PROTO_NAMES[proto] ?? `proto-${proto}${family === 6 ? '-v6' : ''}`;
 }

@@ -3,6 +3,7 @@
 // the candidates; rule counters that moved, and rules whose match plainly
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../trace/kernel-names.js';
+import { PROTO_NAMES } from '../trace/record.js';
 import {
   baseChains,
   chainKey,
@@ -86,8 +87,6 @@ function portIn(port: number, v: string | number): boolean {
   return hi === undefined ? port === lo : lo !== undefined && port >= lo && port <= hi;
 }
 
-const PROTO_NUMBERS: Record<string, string> = { '6': 'tcp', '17': 'udp', '1': 'icmp', '58': 'icmpv6' };
-
 function fieldMatches(m: Match, p: PacketView): boolean | null {
   const any = (f: (v: string | number) => boolean | null) => {
     let unknown = false;
@@ -101,9 +100,7 @@ function fieldMatches(m: Match, p: PacketView): boolean | null {
   let r: boolean | null;
   switch (m.field) {
     case 'l4proto':
-      r = any(
-        (v) => (PROTO_NUMBERS[String(v)] ?? String(v)) === p.proto || (p.proto === 'icmpv6' && v === 'ipv6-icmp'),
-      );
+      r = any((v) => (PROTO_NAMES[Number(v)] ?? String(v)) === p.proto || (p.proto === 'icmpv6' && v === 'ipv6-icmp'));
       break;
     case 'nfproto':
       r = any((v) => v === (p.family === 4 ? 'ipv4' : 'ipv6'));

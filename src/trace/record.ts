@@ -13,6 +13,8 @@ import {
 export * from './record.generated.js';
 
 export const IPPROTO = { ICMP: 1, TCP: 6, UDP: 17, ICMPV6: 58 } as const;
+/** The names pathtrace gives the protocols it follows (its --json records' `proto`), by number. */
+export const PROTO_NAMES: Readonly<Record<number, string>> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 
 /** One decoded record. Times are ns since the trace's clock base. */
 export interface TraceEvent {
