@@ -2,7 +2,7 @@
 // the packet's content matches (TCP seq/ack/flags/length, else length and IP id) and its point comes later on
 // the path. Address reuse, clones and a packet re-entering after a device loop are told apart that way.
 import type { FlowTuple } from './flows.js';
-import type { Journey } from './journey.js';
+import { MS, type Journey } from './journey.js';
 import { IPPROTO, Point, type TraceEvent } from '../trace/record.js';
 
 /** Rank of each netfilter hook's entry (PRE_ROUTING .. POST_ROUTING); its exit is one more. */
@@ -57,16 +57,23 @@ export function flowTuple(e: TraceEvent): FlowTuple {
   return e;
 }
 
-/** Where a packet under way is: the rank of its last ordered point, its last receive and transmit devices. */
+/** Where a packet under way is: the rank of its last ordered point, its last receive and transmit devices, the
+ *  time of its last event. */
 interface Position {
   rank: number;
   rxDev: number;
   txDev: number;
+  last: number;
 }
+
+/** A packet handed to a device comes back into this namespace (lo, a veth pair, a hop out and back) at once. The
+ *  same content in the same skb later is another packet: a TCP retransmission (its timer is 200 ms at least) in an
+ *  skb freed where this trace does not see it (the peer of a veth) and reused. */
+const LOOP_NS = 100 * MS;
 
 /**
  * Whether event e, of rank r, comes later on a's path. Besides the path order (and a packet
- * looped back from a device into this namespace), a packet passes stacked devices: a bridge,
+ * looped back from a device into this namespace at once), a packet passes stacked devices: a bridge,
  * bond or VLAN device hands it to a lower device (a second transmit), and a bridge port hands
  * it up to the bridge device (a second receive), after br_netfilter's PRE_ROUTING pass when
  * bridge-nf-call-iptables is on.
@@ -74,7 +81,7 @@ interface Position {
 export function comesLater(a: Position, e: TraceEvent, r: number): boolean {
   if (r < 0 || r >= a.rank) return true;
   if (a.rank >= TX_QUEUED) {
-    if (r <= RX_START) return true; // looped back
+    if (r <= RX_START) return e.t - a.last < LOOP_NS; // looped back
     return r < SKB_COPY_RANK && a.txDev !== 0 && e.ifindex !== a.txDev;
   }
   return r <= RX_START && a.rank <= NF_RANK[0]! + 1 && a.rxDev !== 0 && e.ifindex !== a.rxDev;

@@ -214,6 +214,38 @@ test('forwarded: PRE_ROUTING, FORWARD, POST_ROUTING, out a device', () => {
   assert.deepEqual(j.tcpdumpDevices, [2, 3]);
 });
 
+test('the same content in the same skb a second later is another packet (a retransmission), not one looped back', () => {
+  // A forwarded SYN's skb is freed in the next namespace, unseen, and reused for the client's retransmission a
+  // second later while the first journey is still held: it starts its own journey. One that comes back at once
+  // (lo, a veth pair) stays one journey.
+  const pass = (c: Correlator, t0: number) => {
+    c.push(ev({ t: t0 }));
+    for (const [i, h] of [0, 2, 4].entries()) {
+      c.push(nf(h, false, { t: t0 + 2 + i * 2 }));
+      c.push(nf(h, true, { t: t0 + 3 + i * 2 }));
+    }
+    c.push(ev({ t: t0 + 8, point: Point.NET_DEV_QUEUE, ifindex: 3 }));
+    c.push(ev({ t: t0 + 9, point: Point.NET_DEV_START_XMIT, ifindex: 3 }));
+  };
+  const later = new Correlator({ netns: 5, graceNs: 5e9 });
+  pass(later, 1);
+  pass(later, 1e9);
+  later.finish();
+  const journeys = later.drain();
+  assert.deepEqual(
+    journeys.map((j) => [j.fate, j.steps[0]?.point]),
+    [
+      ['forwarded', 'netif_receive_skb'],
+      ['forwarded', 'netif_receive_skb'],
+    ],
+  );
+  const atOnce = new Correlator({ netns: 5, graceNs: 5e9 });
+  pass(atOnce, 1);
+  atOnce.push(ev({ t: 20, ifindex: 1 }));
+  atOnce.finish();
+  assert.equal(atOnce.drain().length, 1);
+});
+
 test('stacked devices: a bridge port hands the packet up to the bridge device, a bridge hands it down to a port', () => {
   const c = new Correlator({ netns: 5, graceNs: 10 });
   // From a container's port (ifindex 7) with br_netfilter: PRE_ROUTING names the bridge (4) before
