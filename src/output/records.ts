@@ -5,7 +5,7 @@
 import type { Ending, Fate, Journey, Layer, TcpStateSeen } from '../correlate/journey.js';
 import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
-import type { Source } from '../rules/model.js';
+import type { RuleAttribution } from '../rules/attribute.js';
 
 // ---- a trace (`pathtrace --json`) -----------------------------------------
 
@@ -61,7 +61,7 @@ export interface StepRecord {
 }
 
 /** A packet's drop, with the rule behind a netfilter drop flattened in where it is known. */
-export interface DropRecord {
+export interface DropRecord extends Partial<RuleAttribution> {
   layer: Layer;
   hook: HookName | null;
   reason: string | null; // null on kernels whose kfree_skb reports none (< 5.17)
@@ -71,22 +71,6 @@ export interface DropRecord {
   inferred?: true;
   answered?: boolean;
   tcp_state?: TcpStateSeen;
-  table?: string;
-  chain?: string;
-  family?: string;
-  source?: Source;
-  rule?: {
-    text: string;
-    handle?: number;
-    position: number;
-    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace';
-  } | null;
-  candidates?: string[];
-  guess?: boolean;
-  owner?: string;
-  hint?: string;
-  inspect?: string;
-  remove?: string;
 }
 
 /** One packet's journey through the host. */
