@@ -3,6 +3,7 @@
 // foreign files with one clear sentence. A file is read through a window of
 // its own: a capture of any size costs the frames kept, not its size.
 import { fstatSync, readSync } from 'node:fs';
+import { EXPR_WINDOW } from '../trace/record.js';
 
 export class CaptureError extends Error {}
 
@@ -49,8 +50,9 @@ export function ipPayload(linktype: number, d: Uint8Array): Uint8Array | null {
   }
 }
 
-/** Bytes kept of a frame: an IPv4 header with options and TCP's first 20 bytes fit. */
-export const KEPT_BYTES = 128;
+/** Bytes kept of a frame: those the kernel's expression reads (the headers the comparison reads fit), so that
+ *  compare's run of the expression on a frame answers as the kernel did on the packet. */
+export const KEPT_BYTES = EXPR_WINDOW;
 /** Options read of a block at most: pathtrace's comments are a few KiB; a bigger region is cut here. */
 const OPTIONS_MAX = 1 << 20;
 const WINDOW = 1 << 20;

@@ -2,7 +2,7 @@
 // compileExpression); the program is checked for what the kernel interpreter (bpf/expression.bpf.h) runs,
 // and run here too on captured frames (compare), by the same classic BPF rules.
 import { addressBytes } from './address.js';
-import { EXPR_MAX_INSNS } from './record.js';
+import { EXPR_MAX_INSNS, EXPR_WINDOW } from './record.js';
 
 /** A compiled expression: its text as the user gave it, and classic BPF (8 bytes per instruction, as
  *  struct sock_filter) for a packet that starts at its IP header. */
@@ -41,8 +41,18 @@ const CLASS = (c: number) => c & 0x07;
 const MODE = (c: number) => c & 0xe0;
 const SKF_AD_OFF = 0xfffff000; // Linux's ancillary data (the skb's metadata, not its bytes)
 
-/** Why the kernel program cannot run this program, or null. Pure. */
-export function programRefusal(program: Uint8Array, maxInsns: number): string | null {
+/** The pcap-filter primitives libpcap compiles to a load of Linux's ancillary data, by its offset (linux/filter.h). */
+const METADATA_PRIMITIVES: Record<number, string> = {
+  4: "'inbound' and 'outbound' (the packet's direction; each step of a journey says in or out)",
+  8: "'ifindex' (the packet's interface; --netns and the steps' devices say where it was)",
+  44: "'vlan' (the packet's VLAN tag)",
+  48: "'vlan' (the packet's VLAN tag)",
+  60: "'vlan' (the packet's VLAN tag)",
+};
+
+/** Why the kernel program cannot run this program, or null: too long, a read of the skb's metadata, or a read
+ *  past the bytes the probes hold (false on every packet, where tcpdump would answer). Pure. */
+export function programRefusal(program: Uint8Array, maxInsns: number, window = EXPR_WINDOW): string | null {
   const insns = instructions(program);
   if (insns.length > maxInsns) {
     return (
@@ -51,9 +61,22 @@ export function programRefusal(program: Uint8Array, maxInsns: number): string | 
     );
   }
   for (const i of insns) {
-    const load = CLASS(i.code) === 0x00 && (MODE(i.code) === 0x20 || MODE(i.code) === 0x40);
-    if (load && i.k >= SKF_AD_OFF)
-      return "it reads packet metadata (a Linux BPF extension), which pathtrace's probes do not have";
+    const cls = CLASS(i.code),
+      mode = MODE(i.code);
+    if ((cls !== 0x00 && cls !== 0x01) || (mode !== 0x20 && mode !== 0x40 && mode !== 0xa0)) continue;
+    if (i.k >= SKF_AD_OFF) {
+      const primitive = METADATA_PRIMITIVES[i.k - SKF_AD_OFF] ?? 'a primitive of it';
+      return `${primitive} reads packet metadata (a Linux BPF extension), which pathtrace's probes do not have`;
+    }
+    // Bytes from the IP header: an absolute read's last byte is known; an indexed one (X + k, X a header's
+    // length) reads from k on at least.
+    const size = mode === 0xa0 || (i.code & 0x18) === 0x10 ? 1 : (i.code & 0x18) === 0x08 ? 2 : 4;
+    if (i.k + size > window) {
+      return (
+        `it reads byte ${i.k + size - 1} or beyond (counted from the IP header), and pathtrace's probes hold a ` +
+        `packet's first ${window} bytes: a test that far in cannot be evaluated`
+      );
+    }
   }
   return null;
 }

@@ -17,6 +17,15 @@ test('bad expressions: one line naming what is wrong, as libpcap says it; a miss
     ],
     [['arp'], /^pathtrace: filter expression 'arp' matches no IP packet \(pathtrace follows IPv4 and IPv6\)\n$/],
     [['tcp port 99999'], /^pathtrace: bad filter expression 'tcp port 99999': illegal port number 99999 > 65535\n$/],
+    // What the kernel program cannot evaluate is refused, naming the primitive, never widened or narrowed.
+    [
+      ['tcp and inbound'],
+      /^pathtrace: filter expression 'tcp and inbound' cannot run in the kernel: 'inbound' and 'outbound' \(the packet's direction; .*\) reads packet metadata/,
+    ],
+    [
+      ['udp[300] = 1'],
+      /^pathtrace: filter expression 'udp\[300\] = 1' cannot run in the kernel: it reads byte \d+ or beyond \(counted from the IP header\), and pathtrace's probes hold a packet's first 256 bytes/,
+    ],
   ];
   for (const [args, want] of cases) {
     const r = runCli(['--duration', '1', ...args]);
