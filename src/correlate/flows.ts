@@ -41,6 +41,8 @@ export interface FlowState {
   /** When this host last began to send an answer (TCP RST or ICMP error) in the flow: a REJECT rule
    *  sends one from inside the hook, before the packet is dropped. */
   lastAnswer: number;
+  /** What that answer was: an ICMP error's type and code (in its family's numbering), null for a TCP reset. */
+  lastAnswerIcmp: { type: number; code: number } | null;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
   /** When it was last looked up (FlowTable generations): the least recent go first past the bound. */
@@ -191,6 +193,7 @@ export class FlowTable {
       lastInDrop: null,
       lastStackReset: -Infinity,
       lastAnswer: -Infinity,
+      lastAnswerIcmp: null,
       owner: null,
       seen: this.generation,
     };

@@ -68,9 +68,9 @@ export interface Drop {
   /** The kernel's drop reason; null where it reports none (Linux < 5.17). */
   reason: string | null;
   location: string;
-  /** Set when the kernel freed the packet without a drop reason and pathtrace
-   *  named it from what followed (a SYN the listener consumed without answering). */
-  inferred?: true;
+  /** Set when the kernel named no drop reason and pathtrace named it from what it did: what told (a SYN the
+   *  listener consumed without answering; the one answer that only one path of the kernel sends). */
+  inferred?: string;
   /** Netfilter drops: whether this host began an answer (RST, ICMP error) for the flow while the packet was in
    *  the hook that dropped it, as a REJECT does; false for a silent drop. */
   answered?: boolean;

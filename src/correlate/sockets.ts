@@ -53,7 +53,10 @@ export class SocketEvents {
     if (e.proto === IPPROTO.TCP && e.flags & (TCP.SYN | TCP.RST)) {
       f.replies.push({ t: e.t, kind: e.flags & TCP.RST ? 'R' : 'SA' });
     }
-    if ((e.proto === IPPROTO.TCP && e.flags & TCP.RST) || isIcmpError(e)) f.lastAnswer = e.t;
+    if ((e.proto === IPPROTO.TCP && e.flags & TCP.RST) || isIcmpError(e)) {
+      f.lastAnswer = e.t;
+      f.lastAnswerIcmp = isIcmpError(e) ? { type: e.icmpType, code: e.icmpCode } : null;
+    }
   }
 }
 

@@ -20,7 +20,7 @@ export type JourneySoFar = Pick<
 
 /** What it reads of the flow: when this host last began an answer (RST, ICMP error), the SYN-ACKs and RSTs it
  *  sent, its sockets' state changes. */
-export type FlowFacts = Pick<FlowState, 'lastAnswer' | 'replies' | 'states'>;
+export type FlowFacts = Pick<FlowState, 'lastAnswer' | 'lastAnswerIcmp' | 'replies' | 'states'>;
 
 /** The event that ended it (why 'free': a kfree_skb or consume_skb; 'read': the read). */
 export type EndEvent = Pick<NamedEvent, 'point' | 't' | 'reason' | 'reasonName' | 'location'>;
@@ -55,7 +55,7 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
       hook: null,
       reason: 'TCP_LISTEN_OVERFLOW',
       location: end.location ?? '',
-      inferred: true,
+      inferred: 'the listener consumed the SYN without answering (accept or SYN queue full)',
     };
     return { fate: 'dropped', drop, ending: 'freed' };
   }
@@ -74,12 +74,14 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
 }
 
 /** Where and why a kfree_skb that is a drop (reason: the name, null where the kernel reports none) dropped it. */
-function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent, reason: string | null): Drop {
+function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent, named: string | null): Drop {
   const location = end.location ?? '';
+  const told = named === null && flow.lastAnswer >= j.start ? reasonFromAnswer(j, location, flow.lastAnswerIcmp) : null;
+  const reason = told?.reason ?? named;
   const layer = dropLayer(reason ?? '', location);
   // The hook it was in: entered and not left, or left just before a netfilter drop.
   const hook = p.nfHook && (!p.nfExited || layer === 'netfilter') ? p.nfHook : null;
-  const drop: Drop = { layer, hook, reason, location };
+  const drop: Drop = { layer, hook, reason, location, ...(told && { inferred: told.inferred }) };
   if (layer === 'netfilter' && hook) {
     // Since it entered that hook (its last pass: a bridge's and the routed one may share a name).
     let entered = j.start;
@@ -88,18 +90,57 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
   }
   // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell. Where TCP
   // named no reason (a time-wait socket's reset), only a state seen says more than the freeing function.
-  const named = reason !== null && reason !== 'NOT_SPECIFIED';
+  const specific = reason !== null && reason !== 'NOT_SPECIFIED';
   if (
     layer === 'tcp' &&
     j.proto === IPPROTO.TCP &&
-    (!named || TCP_STATE_REASONS.has(reason)) &&
+    (!specific || TCP_STATE_REASONS.has(reason)) &&
     !p.forward &&
     (j.direction === 'in' || p.localInExit)
   ) {
     const seen = socketState(j, flow.states, end.t);
-    if (named || seen.state !== null) drop.tcpState = seen;
+    if (specific || seen.state !== null) drop.tcpState = seen;
   }
   return drop;
+}
+
+/** The reason a kernel that names none (before 5.17) would have given, told by the answer this host began while
+ *  the packet was in the stack (icmp: the ICMP error's type and code; null: a TCP reset), where one path of the
+ *  freeing function sends that answer and then frees the packet. Pure. */
+export function reasonFromAnswer(
+  j: Pick<JourneySoFar, 'family' | 'proto' | 'flags' | 'direction'>,
+  location: string,
+  icmp: { type: number; code: number } | null,
+): { reason: string; inferred: string } | null {
+  const v4 = j.family === 4;
+  const is = (t4: number, c4: number[], t6: number, c6: number[]) =>
+    icmp !== null && icmp.type === (v4 ? t4 : t6) && (v4 ? c4 : c6).includes(icmp.code);
+  // __udp4_lib_rcv: "No socket ... icmp_send(skb, ICMP_DEST_UNREACH, ICMP_PORT_UNREACH, 0); kfree_skb(skb)".
+  if (/^__udp[46]_lib_rcv$/.test(location) && is(3, [3], 1, [4]))
+    return {
+      reason: 'NO_SOCKET',
+      inferred: 'this host answered with ICMP port unreachable, which UDP sends only for a datagram no socket takes',
+    };
+  // ip_forward's too_many_hops, ip6_forward's hop limit: ICMP time exceeded, then the free.
+  if (/^ip6?_forward$/.test(location) && is(11, [0], 3, [0]))
+    return {
+      reason: 'IP_INHDR',
+      inferred: 'this host answered with ICMP time exceeded, which forwarding sends only when the TTL runs out',
+    };
+  // ip_error (IPv4) and ip6_pkt_drop (IPv6): the route lookup found no route, or an unreachable one.
+  if (/^(ip_error|ip6_pkt_(drop|discard|discard_out))$/.test(location) && is(3, [0, 1], 1, [0]))
+    return {
+      reason: j.direction === 'out' ? 'IP_OUTNOROUTES' : 'IP_INNOROUTES',
+      inferred: 'this host answered with ICMP destination unreachable (no route) from the route lookup',
+    };
+  // tcp_v4_rcv's no_tcp_socket: a reset, then the free. A segment other than a SYN may also have met a TIME_WAIT
+  // socket, which resets from the same place: only a SYN is told.
+  if (/^tcp_v[46]_rcv$/.test(location) && icmp === null && j.proto === IPPROTO.TCP && j.flags === TCP.SYN)
+    return {
+      reason: 'NO_SOCKET',
+      inferred: `TCP answered the SYN with a reset from ${location}, which it does when no socket takes it`,
+    };
+  return null;
 }
 
 /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an

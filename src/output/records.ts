@@ -68,7 +68,7 @@ export interface DropRecord extends Partial<RuleAttribution> {
   location: string;
   explanation: string;
   advice: string[];
-  inferred?: true;
+  inferred?: string; // the kernel named no reason: what told pathtrace the one given
   answered?: boolean;
   tcp_state?: TcpStateSeen;
 }

@@ -254,8 +254,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     facts.push(
       `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
     );
-    if (j.drop.inferred)
-      facts.push('inferred: the listener consumed the SYN without answering (accept or SYN queue full)');
+    if (j.drop.inferred) facts.push(`inferred: ${j.drop.inferred}`);
     if (j.drop.answered !== undefined)
       facts.push(
         j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent',

@@ -46,6 +46,8 @@ async function trace(opts: {
   at: (lab: Lab) => string;
   until?: (p: Packet) => boolean;
   args?: string[];
+  /** Options of the client's try (lab/peer.ts): '--ttl', '1'. */
+  clientOptions?: string[];
 }): Promise<Traced> {
   const lab = new Lab({ router: opts.router, bridge: opts.bridge });
   let pt: Pathtrace | undefined;
@@ -62,7 +64,14 @@ async function trace(opts: {
       proto === 'udp' ? 'all' : 'tcp',
       ...(opts.args ?? []),
     ]);
-    const client = await lab.connect(proto, lab.server.v4, PORT, 1500 * SLOWDOWN);
+    const client = await lab.connect(
+      proto,
+      lab.server.v4,
+      PORT,
+      1500 * SLOWDOWN,
+      lab.client,
+      ...(opts.clientOptions ?? []),
+    );
     if (opts.until) await pt.waitFor(opts.until);
     await new Promise((r) => setTimeout(r, 300 * SLOWDOWN));
     const { code, records, stderr } = await pt.stop();
@@ -82,6 +91,12 @@ async function trace(opts: {
 /** The drop reason this kernel reports for a netfilter drop: none before 5.17. */
 function netfilterReason(ready: Ready): string | null {
   return ready.unavailable.some((u) => u.point === 'drop reasons') ? null : 'NETFILTER_DROP';
+}
+
+/** A drop the kernel named no reason for (before 5.17) says what told pathtrace its reason; one it named does not. */
+function assertInferredWithoutReasons(p: Packet, ready: Ready, evidence: RegExp): void {
+  if (netfilterReason(ready) === null) assert.match(p.drop.inferred ?? '', evidence, JSON.stringify(p.drop));
+  else assert.equal(p.drop.inferred, undefined);
 }
 
 function assertTraced(ready: Ready): void {
@@ -231,18 +246,59 @@ test('a closed UDP port: the datagram is dropped by the stack and the ICMP port 
   assert.ok(dgram, JSON.stringify(r.packets));
   assert.equal(dgram.fate, 'dropped', JSON.stringify(dgram));
   assert.equal(dgram.drop.hook, null);
-  // With drop reasons: NO_SOCKET (socket layer); without: named by the freeing function (__udp4_lib_rcv).
-  if (dgram.drop.reason === null) {
-    assert.equal(dgram.drop.layer, 'udp', JSON.stringify(dgram.drop));
-    assert.match(dgram.drop.explanation, /^UDP refused it \(\w+\); this kernel names no drop reasons/);
-  } else {
-    assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET']);
-    assert.match(dgram.drop.explanation, /^no socket was bound to its destination port/);
-  }
+  // With drop reasons: NO_SOCKET; without, told by the port unreachable (only UDP's no-socket path sends it).
+  assert.deepEqual([dgram.drop.layer, dgram.drop.reason], ['socket', 'NO_SOCKET'], JSON.stringify(dgram.drop));
+  assert.match(dgram.drop.explanation, /^no socket was bound to its destination port/);
+  assertInferredWithoutReasons(dgram, r.ready, /^this host answered with ICMP port unreachable/);
   const icmp = r.packets.find((p) => p.proto === 'icmp' && p.direction === 'out');
   assert.ok(icmp, 'the port unreachable');
   assert.deepEqual([icmp.icmp.type, icmp.icmp.code], [3, 3]);
   assert.equal(icmp.flow, dgram.flow, "in the datagram's flow");
+});
+
+test("a closed TCP port: the SYN dropped as NO_SOCKET and the stack's reset in its flow", async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    listen: false,
+    at: (lab) => lab.server.netns,
+    until: (p) => p.direction === 'out' && p.tcp_flags === 'RA',
+  });
+  assert.equal(r.client.error, 'ECONNREFUSED');
+  const syn = withFlags(r, 'S')[0]!;
+  assert.deepEqual(
+    [syn.fate, syn.drop.layer, syn.drop.reason],
+    ['dropped', 'socket', 'NO_SOCKET'],
+    JSON.stringify(syn),
+  );
+  assert.match(syn.drop.location, /^tcp_v4_rcv$/);
+  assert.match(syn.drop.explanation, /^no socket was bound to its destination port/);
+  assertInferredWithoutReasons(syn, r.ready, /^TCP answered the SYN with a reset from tcp_v4_rcv/);
+  const rst = r.packets.find((p) => p.direction === 'out' && p.tcp_flags === 'RA');
+  assert.equal(rst?.flow, syn.flow);
+});
+
+test('a TTL that runs out on a router: the datagram dropped in ip_forward, told by its time exceeded', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    router: true,
+    proto: 'udp',
+    at: (lab) => lab.router!.netns,
+    clientOptions: ['--ttl', '1'],
+    until: (p) => p.proto === 'icmp',
+  });
+  const dgram = r.packets.find((p) => p.proto === 'udp');
+  assert.ok(dgram, JSON.stringify(r.packets));
+  assert.deepEqual(
+    [dgram.fate, dgram.drop.layer, dgram.drop.reason, dgram.drop.location],
+    ['dropped', 'ip', 'IP_INHDR', 'ip_forward'],
+  );
+  assert.equal(
+    dgram.drop.explanation,
+    'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded',
+  );
+  assertInferredWithoutReasons(dgram, r.ready, /^this host answered with ICMP time exceeded/);
+  const icmp = r.packets.find((p) => p.proto === 'icmp');
+  assert.deepEqual([icmp!.icmp.type, icmp!.flow], [11, dgram.flow]);
 });
 
 test('a graceful exchange with a filter table in place: delivered both ways, no drop', async (t) => {

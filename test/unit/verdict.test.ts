@@ -49,7 +49,13 @@ const segment = (p: Partial<JourneySoFar> = {}): JourneySoFar => ({
   ...p,
 });
 const outgoing = (p: Partial<JourneySoFar> = {}) => segment({ direction: 'out', steps: [], ...p });
-const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({ lastAnswer: -Infinity, replies: [], states: [], ...p });
+const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({
+  lastAnswer: -Infinity,
+  lastAnswerIcmp: null,
+  replies: [],
+  states: [],
+  ...p,
+});
 const kfree = (reasonName: string | null, location: string, t = 10): EndEvent => ({
   point: Point.KFREE_SKB,
   t,
@@ -208,7 +214,7 @@ test('a SYN the listener consumed with no SYN-ACK or RST since it came: dropped,
       hook: null,
       reason: 'TCP_LISTEN_OVERFLOW',
       location: 'tcp_rcv_state_process',
-      inferred: true,
+      inferred: 'the listener consumed the SYN without answering (accept or SYN queue full)',
     }),
   );
   // Answered (the SYN-ACK's journey starts before the SYN is consumed): delivered.
@@ -269,4 +275,74 @@ test('delivery and TCP answer: the socket it found, its read, and what TCP answe
   assert.deepEqual(tcpAnswer(j, { ...arrived, sentReset: true }, true, noSocket, []), { saw: true, reply: 'R' });
   const nfDrop = { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' } as const;
   assert.deepEqual(tcpAnswer(j, inHook('LOCAL_IN'), false, nfDrop, []), { saw: false, reply: null });
+});
+
+test('no reason named (before 5.17): the one answer only one path of the freeing function sends tells it', () => {
+  const udp = segment({ proto: 17, flags: 0 });
+  const portUnreachable = flow({ lastAnswer: 6, lastAnswerIcmp: { type: 3, code: 3 } });
+  assert.deepEqual(
+    verdict(udp, arrived, portUnreachable, 'free', kfree(null, '__udp4_lib_rcv')),
+    dropped({
+      layer: 'socket',
+      hook: null,
+      reason: 'NO_SOCKET',
+      location: '__udp4_lib_rcv',
+      inferred: 'this host answered with ICMP port unreachable, which UDP sends only for a datagram no socket takes',
+    }),
+  );
+  // IPv6 numbers its errors otherwise: port unreachable is type 1 code 4; type 3 code 3 is nothing of the sort.
+  const udp6 = segment({ proto: 17, flags: 0, family: 6 });
+  const v6 = (icmp: { type: number; code: number }) =>
+    verdict(udp6, arrived, flow({ lastAnswer: 6, lastAnswerIcmp: icmp }), 'free', kfree(null, '__udp6_lib_rcv')).drop!;
+  assert.equal(v6({ type: 1, code: 4 }).reason, 'NO_SOCKET');
+  assert.deepEqual([v6({ type: 3, code: 3 }).reason, v6({ type: 3, code: 3 }).inferred], [null, undefined]);
+  // An answer begun before this packet came is another packet's: nothing is told.
+  const earlier = flow({ lastAnswer: 0, lastAnswerIcmp: { type: 3, code: 3 } });
+  assert.deepEqual(verdict(udp, arrived, earlier, 'free', kfree(null, '__udp4_lib_rcv')).drop, {
+    layer: 'udp',
+    hook: null,
+    reason: null,
+    location: '__udp4_lib_rcv',
+  });
+  // Where the kernel named a reason, its own stands.
+  assert.equal(
+    verdict(udp, arrived, portUnreachable, 'free', kfree('UDP_CSUM', '__udp4_lib_rcv')).drop!.inferred,
+    undefined,
+  );
+
+  // Forwarding: time exceeded is the TTL; net unreachable from ip_error is no route (in, or out for ip6's own).
+  const fwd = seen({ seenRx: true, forward: true, nfHook: 'PRE_ROUTING', nfExited: true });
+  const told = (j: JourneySoFar, p: PathSeen, icmp: { type: number; code: number } | null, location: string) => {
+    const d = verdict(j, p, flow({ lastAnswer: 6, lastAnswerIcmp: icmp }), 'free', kfree(null, location)).drop!;
+    return [d.layer, d.reason, d.inferred !== undefined];
+  };
+  assert.deepEqual(told(segment({ direction: 'forward' }), fwd, { type: 11, code: 0 }, 'ip_forward'), [
+    'ip',
+    'IP_INHDR',
+    true,
+  ]);
+  assert.deepEqual(told(segment({ direction: 'forward', family: 6 }), fwd, { type: 3, code: 0 }, 'ip6_forward'), [
+    'ip',
+    'IP_INHDR',
+    true,
+  ]);
+  assert.deepEqual(told(segment(), inHook('PRE_ROUTING'), { type: 3, code: 0 }, 'ip_error'), [
+    'ip',
+    'IP_INNOROUTES',
+    true,
+  ]);
+  assert.deepEqual(told(outgoing({ family: 6 }), seen(), { type: 1, code: 0 }, 'ip6_pkt_discard_out'), [
+    'ip',
+    'IP_OUTNOROUTES',
+    true,
+  ]);
+  // A prohibit route's answer (administratively prohibited) is not "no route".
+  assert.equal(told(segment(), inHook('PRE_ROUTING'), { type: 3, code: 13 }, 'ip_error')[1], null);
+
+  // TCP: a reset to a SYN from tcp_v4_rcv is no socket; to another segment it may be a TIME_WAIT socket's.
+  const reset = seen({ ...arrived, sentReset: true });
+  assert.deepEqual(told(segment({ flags: SYN }), reset, null, 'tcp_v4_rcv'), ['socket', 'NO_SOCKET', true]);
+  assert.deepEqual(told(segment(), reset, null, 'tcp_v4_rcv'), ['tcp', null, false]);
+  // An ICMP answer to a SYN tells nothing of TCP.
+  assert.deepEqual(told(segment({ flags: SYN }), reset, { type: 3, code: 3 }, 'tcp_v4_rcv'), ['tcp', null, false]);
 });
