@@ -387,6 +387,11 @@ export function dropAdvice(
   const dev = c.dev;
   const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
   const v6 = c.dst.includes(':');
+  // The kernel's own route lookup for a packet that came in (reverse-path check included): an error is the refusal.
+  const inputLookup = dev
+    ? `${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} from ${c.src} iif ${dev} (the kernel's lookup for it: an error is the refusal)`
+    : `${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`;
+  const rpFilter = `${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`;
   switch (d.reason) {
     case 'NETFILTER_DROP':
       return d.attribution ? [] : [`${p}nft list ruleset`, `${p}iptables-legacy-save`];
@@ -405,12 +410,10 @@ export function dropAdvice(
     case 'PROTO_MEM':
       return [`${p}sysctl net.ipv4.tcp_mem net.ipv4.udp_mem`, `${p}cat /proc/net/sockstat`];
     case 'IP_RPFILTER':
-      return [
-        `${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`,
-        `${p}ip route get ${c.src}`,
-      ];
-    case 'IP_OUTNOROUTES':
+      return [rpFilter, inputLookup];
     case 'IP_INNOROUTES':
+      return [inputLookup];
+    case 'IP_OUTNOROUTES':
       return [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`];
     case 'IP_INHDR':
       return /^ip6?_forward/.test(d.location)
@@ -431,6 +434,8 @@ export function dropAdvice(
       ...(counters ? [`${p}nstat -az ${counters}`] : []),
     ];
   }
+  // Before 5.17 the input route's refusals (rp_filter, a martian source) are freed in ip_rcv_finish, unnamed.
+  if (d.reason === null && /^ip_rcv_finish/.test(d.location) && !v6) return [inputLookup, rpFilter];
   if (d.reason?.startsWith('NEIGH_') && dev) return [`${p}ip neigh show dev ${dev}`];
   if (d.reason && /^(QDISC_|CAKE_|FQ_|DUALPI2_)/.test(d.reason) && dev) return [`${p}tc -s qdisc show dev ${dev}`];
   if (d.reason && /^TC_/.test(d.reason) && dev)

@@ -3,6 +3,7 @@
 // rule); forwarding and NAT; the application's read; the connection's story
 // and the namespace's netstat counters. Real traffic in lab namespaces.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { dnatToServer, needsRoot, traceLab, unexpectedDrops, type Packet } from '../helpers/pathtrace.js';
 
@@ -279,7 +280,7 @@ test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before rou
       args: ['--port', '53'],
       traffic: (lab) => lab.connect('udp', lab.server.v4, 53, 300, lab.client, '--from', '198.18.99.1'),
     },
-    ({ packets }) => {
+    ({ lab, packets }) => {
       assert.equal(packets.length, 1);
       const [d] = packets;
       assert.equal(d.src, '198.18.99.1');
@@ -292,6 +293,12 @@ test('reverse-path filter: a spoofed source is dropped as IP_RPFILTER before rou
         d.drop.advice[0],
         /^ip netns exec \S+ sysctl net\.ipv4\.conf\.all\.rp_filter net\.ipv4\.conf\.eth0\.rp_filter$/,
       );
+      // The next command given is the kernel's own lookup for this packet, and it refuses it as the stack did.
+      const lookup = d.drop.advice[1].replace(/ \(.*\)$/, '');
+      assert.equal(lookup, `ip netns exec ${lab.server.netns} ip route get ${lab.server.v4} from 198.18.99.1 iif eth0`);
+      const r = spawnSync('sh', ['-c', lookup], { encoding: 'utf8' });
+      assert.notEqual(r.status, 0, `the lookup refuses it: ${r.stdout}`);
+      assert.match(r.stderr, /RTNETLINK answers: /);
       assert.ok(
         d.steps.some((s) => s.hook === 'PRE_ROUTING' && (s.at === 'exit' || s.passed)),
         'it left PRE_ROUTING',

@@ -97,10 +97,16 @@ test("advice: the commands that show the cause, with this packet's values and it
     dropAdvice({ reason: 'TCP_LISTEN_OVERFLOW', location: 'tcp_rcv_state_process' }, c)[1],
     'ip netns exec srv sysctl net.core.somaxconn',
   );
-  assert.deepEqual(dropAdvice({ reason: 'IP_RPFILTER', location: 'ip_rcv_finish_core' }, c), [
-    'ip netns exec srv sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter',
-    'ip netns exec srv ip route get 198.18.0.1',
+  const lookup =
+    "ip netns exec srv ip route get 198.18.0.2 from 198.18.0.1 iif eth0 (the kernel's lookup for it: an error is the refusal)";
+  const rpFilter = 'ip netns exec srv sysctl net.ipv4.conf.all.rp_filter net.ipv4.conf.eth0.rp_filter';
+  assert.deepEqual(dropAdvice({ reason: 'IP_RPFILTER', location: 'ip_rcv_finish_core' }, c), [rpFilter, lookup]);
+  assert.deepEqual(dropAdvice({ reason: 'IP_INNOROUTES', location: 'ip_error' }, c), [lookup]);
+  assert.deepEqual(dropAdvice({ reason: 'IP_OUTNOROUTES', location: 'ip_route_output_flow' }, c), [
+    'ip netns exec srv ip route get 198.18.0.2',
   ]);
+  // Before 5.17, the input route's refusals are freed unnamed in ip_rcv_finish: the same two tell.
+  assert.deepEqual(dropAdvice({ reason: null, location: 'ip_rcv_finish' }, c), [lookup, rpFilter]);
   assert.deepEqual(dropAdvice({ reason: 'QDISC_DROP', location: '__dev_queue_xmit' }, { ...c, prefix: '' }), [
     'tc -s qdisc show dev eth0',
   ]);
