@@ -36,8 +36,12 @@ export class Lab {
   private readonly namespaces: string[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly cleanups: (() => void)[] = [];
+  /** A process.exit() anywhere (a crash handler, a second Ctrl-C) skips the callers' finally blocks: the lab
+   *  still goes (an 'exit' listener may only do synchronous work, as destroy() does). */
+  private readonly onExit = () => this.destroy();
 
   constructor(opts: LabOptions = {}) {
+    process.on('exit', this.onExit);
     const tag = `pt${randomBytes(3).toString('hex')}`;
     const ns = (role: string) => {
       const name = `${tag}-${role}`;
@@ -201,6 +205,7 @@ export class Lab {
   }
 
   destroy(): void {
+    process.off('exit', this.onExit);
     for (const c of this.children) if (c.exitCode === null) c.kill('SIGKILL');
     for (const fn of this.cleanups.splice(0)) fn();
     for (const ns of this.namespaces.splice(0)) {

@@ -1,9 +1,13 @@
 // Whatever pathtrace attaches is gone after it exits, however it exits; and
 // two pathtraces, or a chain at the priority it wants, do not make it fail.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { Lab } from '../../src/lab/lab.js';
 import { needsRoot, Pathtrace, pathtraceLinks, sleep } from '../helpers/pathtrace.js';
+import { ROOT } from '../helpers/paths.js';
 
 const INT_MIN = -2147483648;
 const INT_MAX = 2147483647;
@@ -40,6 +44,18 @@ for (const how of ['duration', 'SIGINT', 'SIGTERM', 'SIGKILL'] as const) {
     }
   });
 }
+
+test("a lab is removed when its process exits without destroying it (a crash handler's process.exit)", (t) => {
+  if (!needsRoot(t)) return;
+  const lab = pathToFileURL(path.join(ROOT, 'dist/src/lab/lab.js')).href;
+  const script = `import { Lab } from '${lab}'; const l = new Lab({ router: true }); console.log(l.client.netns); process.exit(1);`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+  assert.equal(r.status, 1, r.stderr);
+  const tag = r.stdout.trim().replace(/-cli$/, '');
+  assert.match(tag, /^pt[0-9a-f]{6}$/);
+  const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+  assert.ok(!left.includes(tag), `namespaces of ${tag} left:\n${left}`);
+});
 
 test('two pathtraces at once, and a chain at the first free priority: both attach everywhere', async (t) => {
   if (!needsRoot(t)) return;
