@@ -67,6 +67,6 @@ export function origin(j: Journey, f: FlowState): Journey['origin'] {
   if (!answer) return 'socket';
   const near = (t: number) => Math.abs(j.start - t) < 10 * MS;
   if (j.proto === IPPROTO.TCP && near(f.lastStackReset)) return 'stack';
-  if (f.lastInDrop && near(f.lastInDrop.t) && f.lastInDrop.layer === 'netfilter') return 'netfilter';
+  if (f.lastInDrop && near(f.lastInDrop.t)) return f.lastInDrop.layer === 'netfilter' ? 'netfilter' : 'stack';
   return j.proto === IPPROTO.TCP ? 'socket' : 'stack';
 }

@@ -44,7 +44,10 @@ const ENDINGS: Record<Why, Ending> = { free: 'freed', read: 'read', end: 'trace-
 export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why, end?: EndEvent): Verdict {
   if (end && end.point === Point.KFREE_SKB) {
     const reason = end.reasonName === null ? null : (end.reasonName ?? String(end.reason));
-    if (isDrop(reason, end.location ?? '', reachedTransport(p), p.sentReset)) {
+    // Before 6.10 TCP announces (tcp_send_reset) only the resets of full sockets: the reset of no socket or of a
+    // TIME_WAIT one shows only as a reset this host began in the flow while the packet was in the stack.
+    const resetSent = p.sentReset || (flow.lastAnswer >= j.start && flow.lastAnswerIcmp === null);
+    if (isDrop(reason, end.location ?? '', reachedTransport(p), resetSent)) {
       return { fate: 'dropped', drop: freedDrop(j, p, flow, end, reason), ending: 'freed' };
     }
   } else if (end && unansweredSyn(j, p, flow, end)) {

@@ -374,7 +374,12 @@ test('a full listen backlog: SYNs the listener consumed without answering, named
       for (const p of overflow) {
         assert.deepEqual(
           [p.tcp_flags, p.drop.layer, p.drop.inferred, p.drop.location],
-          ['S', 'tcp', true, 'tcp_rcv_state_process'],
+          [
+            'S',
+            'tcp',
+            'the listener consumed the SYN without answering (accept or SYN queue full)',
+            'tcp_rcv_state_process',
+          ],
         );
         assert.match(
           p.drop.explanation,
