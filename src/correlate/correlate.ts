@@ -254,7 +254,9 @@ export class Correlator {
     j.fate = fate;
     j.drop = drop;
     j.ending = ending;
-    if (drop && !drop.inferred && j.direction !== 'out') a.flow.lastInDrop = { t: ev!.t, layer: drop.layer };
+    // An incoming packet the kernel freed as a drop (not a SYN the listener consumed): an answer near it is for it.
+    if (drop && ev?.point === Point.KFREE_SKB && j.direction !== 'out')
+      a.flow.lastInDrop = { t: ev.t, layer: drop.layer };
     j.route = route(j, a.forward);
     if (j.direction === 'out') j.origin = origin(j, a.flow);
     const reached = reachedTransport(a);

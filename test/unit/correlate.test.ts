@@ -357,6 +357,34 @@ test('trampolines with no hook registered after PRE_ROUTING: a TCP free after de
   assert.equal(j.fate, 'delivered');
 });
 
+test("a closed port before 5.17 and 6.10: no reason, no tcp_send_reset; the reset tells the drop and is the kernel's", () => {
+  const c = new Correlator({ netns: 5 });
+  c.push(ev({ t: 1 }));
+  c.push(nf(0, false, { t: 2 }));
+  c.push(nf(0, true, { t: 3 }));
+  c.push(nf(1, false, { t: 4 }));
+  c.push(nf(1, true, { t: 5 }));
+  // tcp_v4_send_reset with no socket: the RST goes out (LOCAL_OUT, POST_ROUTING, the device), then the SYN is freed.
+  const rst = { skb: 200, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, flags: 0x14 };
+  c.push(nf(3, false, { ...rst, t: 6 }));
+  c.push(nf(3, true, { ...rst, t: 7 }));
+  c.push(ev({ t: 10, point: Point.KFREE_SKB, reasonName: null, location: 'tcp_v4_rcv' }));
+  c.push(nf(4, false, { ...rst, t: 11 }));
+  c.push(nf(4, true, { ...rst, t: 12 }));
+  c.push(ev({ ...rst, t: 13, point: Point.NET_DEV_START_XMIT }));
+  c.finish();
+  const [syn, reset] = c.drain();
+  assert.deepEqual(syn!.drop, {
+    layer: 'socket',
+    hook: null,
+    reason: 'NO_SOCKET',
+    location: 'tcp_v4_rcv',
+    inferred: 'TCP answered the SYN with a reset from tcp_v4_rcv, which it does when no socket takes it',
+  });
+  assert.deepEqual(syn!.tcp, { saw: true, reply: 'R' });
+  assert.deepEqual([flagLetters(reset!.flags), reset!.fate, reset!.origin], ['RA', 'sent', 'stack']);
+});
+
 test('events of other namespaces and consumes of unseen packets start nothing', () => {
   const c = new Correlator({ netns: 5 });
   c.push(ev({ netns: 6 }));
