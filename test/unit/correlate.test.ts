@@ -144,13 +144,18 @@ function ev(p: Partial<NamedEvent>): NamedEvent {
 const nf = (hook: number, exit: boolean, p: Partial<NamedEvent> = {}) =>
   ev({ point: Point.NETFILTER, hook, probe: exit ? NF_SLOT_EXIT : NF_SLOT_ENTRY, ...p });
 
-test('an address reused by another packet starts a new journey', () => {
-  const c = new Correlator({ netns: 5 });
+/** The base SYN received and through PRE_ROUTING and LOCAL_IN (t 1 to 5): TCP has it. */
+function arrive(c: Correlator): void {
   c.push(ev({ t: 1 }));
   c.push(nf(0, false, { t: 2 }));
   c.push(nf(0, true, { t: 3 }));
   c.push(nf(1, false, { t: 4 }));
   c.push(nf(1, true, { t: 5 }));
+}
+
+test('an address reused by another packet starts a new journey', () => {
+  const c = new Correlator({ netns: 5 });
+  arrive(c);
   // Same skb address, another segment: the first packet ended silently (delivered).
   c.push(ev({ t: 10, seq: 999, flags: 0x18, len: 10 }));
   c.finish();
@@ -359,11 +364,7 @@ test('trampolines with no hook registered after PRE_ROUTING: a TCP free after de
 
 test("a closed port before 5.17 and 6.10: no reason, no tcp_send_reset; the reset tells the drop and is the kernel's", () => {
   const c = new Correlator({ netns: 5 });
-  c.push(ev({ t: 1 }));
-  c.push(nf(0, false, { t: 2 }));
-  c.push(nf(0, true, { t: 3 }));
-  c.push(nf(1, false, { t: 4 }));
-  c.push(nf(1, true, { t: 5 }));
+  arrive(c);
   // tcp_v4_send_reset with no socket: the RST goes out (LOCAL_OUT, POST_ROUTING, the device), then the SYN is freed.
   const rst = { skb: 200, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, flags: 0x14 };
   c.push(nf(3, false, { ...rst, t: 6 }));
