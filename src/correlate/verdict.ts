@@ -46,7 +46,7 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
     const reason = end.reasonName === null ? null : (end.reasonName ?? String(end.reason));
     // Before 6.10 TCP announces (tcp_send_reset) only the resets of full sockets: the reset of no socket or of a
     // TIME_WAIT one shows only as a reset this host began in the flow while the packet was in the stack.
-    const resetSent = p.sentReset || (flow.lastAnswer >= j.start && flow.lastAnswerIcmp === null);
+    const resetSent = p.sentReset || (answeredSince(flow, j.start) && flow.lastAnswerIcmp === null);
     if (isDrop(reason, end.location ?? '', reachedTransport(p), resetSent)) {
       return { fate: 'dropped', drop: freedDrop(j, p, flow, end, reason), ending: 'freed' };
     }
@@ -79,7 +79,8 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
 /** Where and why a kfree_skb that is a drop (reason: the name, null where the kernel reports none) dropped it. */
 function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent, named: string | null): Drop {
   const location = end.location ?? '';
-  const told = named === null && flow.lastAnswer >= j.start ? reasonFromAnswer(j, location, flow.lastAnswerIcmp) : null;
+  const told =
+    named === null && answeredSince(flow, j.start) ? reasonFromAnswer(j, location, flow.lastAnswerIcmp) : null;
   const reason = told?.reason ?? named;
   const layer = dropLayer(reason ?? '', location);
   // The hook it was in: entered and not left, or left just before a netfilter drop.
@@ -89,7 +90,7 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
     // Since it entered that hook (its last pass: a bridge's and the routed one may share a name).
     let entered = j.start;
     for (const s of j.steps) if (s.point === 'netfilter' && s.hook === hook && s.at === 'entry') entered = s.t;
-    drop.answered = flow.lastAnswer >= entered;
+    drop.answered = answeredSince(flow, entered);
   }
   // TCP refused it in the state its socket was in: say which, as far as the state changes seen tell. Where TCP
   // named no reason (a time-wait socket's reset), only a state seen says more than the freeing function.
@@ -106,6 +107,9 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
   }
   return drop;
 }
+
+/** Whether this host began an answer (a TCP reset, an ICMP error) in the flow since t: for the packet there then. */
+const answeredSince = (flow: FlowFacts, t: number) => flow.lastAnswer >= t;
 
 /** The reason a kernel that names none (before 5.17) would have given, told by the answer this host began while
  *  the packet was in the stack (icmp: the ICMP error's type and code; null: a TCP reset), where one path of the

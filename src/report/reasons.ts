@@ -387,10 +387,11 @@ export function dropAdvice(
   const dev = c.dev;
   const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
   const v6 = c.dst.includes(':');
+  const routeGet = `${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`;
   // The kernel's own route lookup for a packet that came in (reverse-path check included): an error is the refusal.
   const inputLookup = dev
-    ? `${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} from ${c.src} iif ${dev} (the kernel's lookup for it: an error is the refusal)`
-    : `${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`;
+    ? `${routeGet} from ${c.src} iif ${dev} (the kernel's lookup for it: an error is the refusal)`
+    : routeGet;
   const rpFilter = `${p}sysctl net.ipv4.conf.all.rp_filter${dev ? ` net.ipv4.conf.${dev}.rp_filter` : ''}`;
   switch (d.reason) {
     case 'NETFILTER_DROP':
@@ -414,11 +415,9 @@ export function dropAdvice(
     case 'IP_INNOROUTES':
       return [inputLookup];
     case 'IP_OUTNOROUTES':
-      return [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst}`];
+      return [routeGet];
     case 'IP_INHDR':
-      return /^ip6?_forward/.test(d.location)
-        ? [`${p}ip ${v6 ? '-6 ' : ''}route get ${c.dst} (a loop between routers also exhausts the TTL)`]
-        : [];
+      return /^ip6?_forward/.test(d.location) ? [`${routeGet} (a loop between routers also exhausts the TTL)`] : [];
     case 'CPU_BACKLOG':
       return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
     case 'DEV_READY':
