@@ -9,6 +9,7 @@
 #include <memory>
 #include <unistd.h>
 
+#include "device_programs.h"
 #include "expression.h"
 #include "kernel.h"
 #include "record.h"
@@ -243,6 +244,24 @@ Napi::Value ReadInNetns(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// devicePrograms(netnsPath, ifindex) -> [{attach, id, name, tag}]: the XDP and tcx programs on that device.
+Napi::Value DevicePrograms(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string error;
+  auto list = device_programs(info[0].As<Napi::String>(), info[1].As<Napi::Number>().Uint32Value(), &error);
+  if (!error.empty()) throw Napi::Error::New(env, error);
+  Napi::Array out = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("attach", list[i].attach);
+    p.Set("id", list[i].id);
+    p.Set("name", list[i].name);
+    p.Set("tag", list[i].tag);
+    out.Set(i, p);
+  }
+  return out;
+}
+
 // nftablesWatch(netnsPath) -> fd: a socket that hears of every ruleset change in that namespace.
 Napi::Value NftablesWatch(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -362,6 +381,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setLibbpfDebug", Napi::Function::New(env, SetLibbpfDebug));
   exports.Set("interfaces", Napi::Function::New(env, Interfaces));
   exports.Set("readInNetns", Napi::Function::New(env, ReadInNetns));
+  exports.Set("devicePrograms", Napi::Function::New(env, DevicePrograms));
   exports.Set("recordLayout", Napi::Function::New(env, RecordLayout));
   exports.Set("clocks", Napi::Function::New(env, Clocks));
   exports.Set("nftablesWatch", Napi::Function::New(env, NftablesWatch));

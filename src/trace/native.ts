@@ -39,6 +39,13 @@ export interface NetfilterResult {
   link: number;
 }
 
+export interface NativeDeviceProgram {
+  attach: 'xdp-generic' | 'xdp-native' | 'xdp-offload' | 'tcx-ingress' | 'tcx-egress';
+  id: number;
+  name: string; // '' when it could not be read
+  tag: string;
+}
+
 export interface NativeTracer {
   attachTracepoints(): PointStatus[];
   attachNetfilter(netnsPath: string, requests: NetfilterRequest[]): NetfilterResult[];
@@ -63,6 +70,8 @@ export interface Native {
   setLibbpfDebug(on: boolean): void;
   interfaces(netnsPath: string): Record<number, string>;
   readInNetns(netnsPath: string, files: string[]): string[];
+  /** The XDP programs (by mode) and tcx programs (by direction) on a device of the namespace. */
+  devicePrograms(netnsPath: string, ifindex: number): NativeDeviceProgram[];
   /** A netlink socket hearing of every nftables change in the namespace (fd); throws when it cannot. */
   nftablesWatch(netnsPath: string): number;
   /** Change messages read from it since the last call. */
