@@ -4,6 +4,14 @@ import { REASONS } from '../report/reasons.js';
 import type { Layer } from './journey.js';
 
 const LOCATION_LAYERS: [RegExp, Layer][] = [
+  // XDP in generic mode (do_xdp_generic frees what the program dropped, or failed to send on) and in a driver
+  // that gives its program an skb (veth), or the CPU and device maps XDP redirects to.
+  [
+    /^(do_xdp_generic|netif_receive_generic_xdp|bpf_prog_run_generic_xdp|generic_xdp_tx|veth_xdp_|xdp_|__xdp_|cpu_map_|dev_map_|bq_xmit_all)/,
+    'xdp',
+  ],
+  // tc's classifiers and actions, from the ingress and egress hooks (sch_handle_*, tcx).
+  [/^(tcf_|tcx_|sch_handle_ingress|sch_handle_egress|__sch_handle|cls_bpf_|tc_run)/, 'tc'],
   [/^(nft_|nf_|ipt_|ip6t_|ebt_|xt_|__nf_|nfqnl_|ipv6_defrag|ipv4_conntrack)/, 'netfilter'],
   [/^(tcp_|__tcp_|inet_csk_|inet_twsk_|tcp_v4|tcp_v6)/, 'tcp'],
   [/^(udp|__udp|udpv6_|__udp6)/, 'udp'],
@@ -11,7 +19,7 @@ const LOCATION_LAYERS: [RegExp, Layer][] = [
   [/^(sk_|__sk_|sock_|skb_queue_purge|inet_sock_destruct)/, 'socket'],
   [/^(ip_|ip6_|ipv6_|__ip_|__ip6_|ip_rcv|ip6_rcv|fib_|rt6_|ip_route)/, 'ip'],
   [/^(neigh_|__neigh_|arp_|ndisc_)/, 'neighbour'],
-  [/^(qdisc_|__qdisc_|sch_|pfifo_|tbf_|fq_|__dev_xmit_skb|tcf_)/, 'qdisc'],
+  [/^(qdisc_|__qdisc_|sch_|pfifo_|tbf_|fq_|__dev_xmit_skb)/, 'qdisc'],
   [
     /^(dev_|__dev_|netif_|__netif_|napi_|veth_|loopback_|validate_xmit|sch_direct_xmit|net_rx_action|process_backlog|gro_)/,
     'device',
@@ -25,14 +33,22 @@ const REASON_LAYERS: [RegExp, Layer][] = [
   [/^(SOCKET_|PROTO_MEM|NO_SOCKET)/, 'socket'],
   [/^(IP_|IPV6|OTHERHOST|IP_NOPROTO|IP_RPFILTER|IP_INHDR|IP_OUTNOROUTES|PKT_TOO_BIG|IP_TUNNEL)/, 'ip'],
   [/^(NEIGH_)/, 'neighbour'],
-  [/^(QDISC_|TC_)/, 'qdisc'],
+  [/^XDP/, 'xdp'],
+  [/^TC_/, 'tc'],
+  [/^QDISC_/, 'qdisc'],
   [/^(DEV_|DEV_READY|FULL_RING|NOMEM|DUP_FRAG|FRAG_)/, 'device'],
   [/^(ICMP_)/, 'icmp'],
 ];
 
+const locationLayers = new Map<string, Layer | undefined>();
+
+/** The layer of a freeing function, by its name's prefix (asked for every freed packet: kept by name). */
 export function layerOfLocation(location: string): Layer | undefined {
-  for (const [re, layer] of LOCATION_LAYERS) if (re.test(location)) return layer;
-  return undefined;
+  if (locationLayers.has(location)) return locationLayers.get(location);
+  const layer = LOCATION_LAYERS.find(([re]) => re.test(location))?.[1];
+  if (locationLayers.size > 4096) locationLayers.clear();
+  locationLayers.set(location, layer);
+  return layer;
 }
 
 const layers = new Map<string, Layer>();

@@ -2,13 +2,14 @@
 // and from tick(now). The Correlator routes each event and owns the packets under way and their timeouts; the
 // files beside it do one job each (docs/ARCHITECTURE.md lists them).
 import { FlowTable, type FlowState } from './flows.js';
-import { MS, type Journey } from './journey.js';
+import { BELOW_TRANSPORT, MS, type Journey } from './journey.js';
+import { layerOfLocation } from './classify.js';
 import { IPPROTO, NF_SLOT_ENTRY, Point } from '../trace/record.js';
 import { delivery, tcpAnswer } from './delivery.js';
 import { comesLater, flowTuple, rank, sameContent, startsInbound, TX_QUEUED } from './identity.js';
 import { allSegmentsSent, cutBySegmentation, endMerged, grewByGro, groMerge, Segmenting } from './offload.js';
 import { newActive, newJourney, type Active, type NamedEvent } from './packet.js';
-import { follow } from './path.js';
+import { follow, untapped } from './path.js';
 import { ReadQueues } from './reads.js';
 import { StartOrder } from './release.js';
 import { noteTranslation, origin, route } from './route.js';
@@ -195,7 +196,8 @@ export class Correlator {
       }
     }
     const flow = this.flows.of(flowTuple(e));
-    const inbound = startsInbound(e);
+    // A packet first seen at its free in XDP came in: XDP runs on receive, before anything else sees it.
+    const inbound = startsInbound(e) || (e.point === Point.KFREE_SKB && layerOfLocation(e.location ?? '') === 'xdp');
     const j = newJourney(e, this.nextId++, flow, inbound);
     if (!inbound) {
       // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
@@ -238,6 +240,7 @@ export class Correlator {
 
   private settleRead(a: Active, e: NamedEvent): void {
     a.j.steps.push(readStep(e));
+    if (a.j.proto === IPPROTO.TCP) a.tcpSeen = true;
     a.flow.owner = { pid: e.pid, comm: e.comm };
     this.settle(a, 'read', e);
   }
@@ -259,7 +262,9 @@ export class Correlator {
       a.flow.lastInDrop = { t: ev.t, layer: drop.layer };
     j.route = route(j, a.forward);
     if (j.direction === 'out') j.origin = origin(j, a.flow);
-    const reached = reachedTransport(a);
+    // Where it died below the transport layer, the transport layer never had it, whatever hooks it passed.
+    const reached = reachedTransport(a) && !(drop && BELOW_TRANSPORT.has(drop.layer));
+    if (drop?.layer === 'xdp') untapped(j);
     j.delivery = delivery(j, a, reached, fate, drop, why === 'read' ? ev : undefined);
     j.tcp = tcpAnswer(j, a, reached, drop, a.flow.replies);
     this.done.add(j);

@@ -1,7 +1,16 @@
 // What the local end did with a packet: the socket it came to and that socket's state, the application's read,
 // TCP's answer. Pure.
 import { endpoint, type FlowState } from './flows.js';
-import { TCP, type Delivery, type Drop, type Fate, type Journey, type Step, type TcpStateSeen } from './journey.js';
+import {
+  BELOW_TRANSPORT,
+  TCP,
+  type Delivery,
+  type Drop,
+  type Fate,
+  type Journey,
+  type Step,
+  type TcpStateSeen,
+} from './journey.js';
 import { IPPROTO } from '../trace/record.js';
 import type { NamedEvent, PathSeen } from './packet.js';
 
@@ -63,8 +72,11 @@ export function delivery(
   };
 }
 
-/** For incoming TCP: whether TCP got it (reached its transport layer and not dropped by netfilter), and what it
- *  answered: R for a reset it sent, and to a SYN its SYN-ACK or RST (replies: those this host sent in the flow). */
+/** For incoming TCP: whether TCP got it, and what it answered: R for a reset it sent, and to a SYN its SYN-ACK or
+ *  RST (replies: those this host sent in the flow). TCP got it only where a TCP point tells so (TCP freed or
+ *  consumed it, or it was read: p.tcpSeen; TCP reset it: p.sentReset), or where TCP answered a SYN that reached it (kernels whose
+ *  consume_skb names no function, before 6.3); it did not where it died below TCP (reached: it got to the
+ *  transport layer, as far as its path shows); elsewhere nothing tells (null). */
 export function tcpAnswer(
   j: Journey,
   p: PathSeen,
@@ -73,11 +85,10 @@ export function tcpAnswer(
   replies: FlowState['replies'],
 ): Journey['tcp'] {
   if (j.proto !== IPPROTO.TCP || j.direction !== 'in') return undefined;
-  const saw = reached && !(drop && drop.layer === 'netfilter');
-  let reply: string | null = p.sentReset ? 'R' : null;
-  if (!reply && saw && j.flags & TCP.SYN && !(j.flags & TCP.ACK)) {
-    const r = replies.find((x) => x.t >= j.start);
-    reply = r ? r.kind : null;
-  }
+  const syn = (j.flags & (TCP.SYN | TCP.ACK)) === TCP.SYN;
+  const answer = syn && reached ? replies.find((x) => x.t >= j.start) : undefined;
+  let saw: boolean | null = p.tcpSeen || p.sentReset || answer !== undefined ? true : null;
+  if (saw === null && drop && (!reached || BELOW_TRANSPORT.has(drop.layer))) saw = false;
+  const reply = p.sentReset ? 'R' : (answer?.kind ?? null);
   return { saw, reply };
 }

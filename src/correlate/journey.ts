@@ -5,7 +5,18 @@ import type { HookName } from '../trace/kernel-names.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
 export type Layer =
-  'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
+  'xdp' | 'tc' | 'netfilter' | 'ip' | 'tcp' | 'udp' | 'icmp' | 'socket' | 'device' | 'qdisc' | 'neighbour' | 'kernel';
+
+/** Layers a packet coming in meets before its transport layer: a drop there means TCP or UDP never had it. */
+export const BELOW_TRANSPORT: ReadonlySet<Layer> = new Set([
+  'xdp',
+  'tc',
+  'device',
+  'qdisc',
+  'neighbour',
+  'ip',
+  'netfilter',
+]);
 
 export type Fate = 'delivered' | 'sent' | 'forwarded' | 'dropped' | 'unfinished';
 
@@ -76,11 +87,43 @@ export interface Drop {
   answered?: boolean;
   /** Netfilter drops: the table, chain and rule, as far as the evidence goes. */
   attribution?: RuleAttribution;
+  /** XDP and tc drops: the device hook, and the program or filter there that dropped it. */
+  device?: DeviceHookDrop;
   /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */
   advice?: string[];
   /** TCP drops whose meaning depends on the connection's state (reasons.ts, TCP_STATE_REASONS): the state of
    *  the socket the packet came to, as pathtrace saw it change. */
   tcpState?: TcpStateSeen;
+}
+
+/** An XDP or tc drop: the device hook it died in, and what there dropped it, as far as the evidence goes. */
+export interface DeviceHookDrop {
+  hook: 'xdp' | 'tc';
+  dev: string;
+  direction: 'ingress' | 'egress';
+  /** The program or filter that dropped it; null when none can be named (candidates, or nothing attached now). */
+  program: DeviceProgram | null;
+  /** Several programs or filters there can drop: each of them. */
+  candidates?: string[];
+  /** Why what is attached there could not be read in full (tc missing or failing). */
+  unread?: string;
+}
+
+/** The program or filter that dropped a packet at a device hook. */
+export interface DeviceProgram {
+  /** xdp: generic, native or offload; tc: tcx, or a classic filter's kind and preference. */
+  mode: string;
+  /** The BPF program's name, else the filter as tc shows it. */
+  name: string;
+  id?: number;
+  tag?: string;
+  /** How it is known: 'verdict', its own return value seen as it returned (BPF trampolines); 'only', the only
+   *  one attached there that can drop. */
+  found: 'verdict' | 'only';
+  /** found 'verdict': the value it returned (XDP_DROP, XDP_ABORTED, TC_ACT_SHOT). */
+  verdict?: string;
+  /** Classic tc filters: the command that removes it. */
+  remove?: string;
 }
 
 /** A local TCP socket's state around a packet it got, from the state changes pathtrace saw (the tracepoint
@@ -121,8 +164,10 @@ export interface Journey {
   tcpdumpDevices: number[];
   /** 0 for the first copy of a TCP segment, n for its n-th retransmission. */
   retransmit: number;
-  /** For incoming TCP: did TCP get it, and what did it answer (SYNs). */
-  tcp?: { saw: boolean; reply: string | null };
+  /** For incoming TCP: did TCP get it (true: a TCP point saw it, its free in TCP, a reset or a read; false: it
+   *  died before TCP; null: nothing tells, as for an ACK that left LOCAL_IN and was freed silently), and what
+   *  TCP answered (SYNs). */
+  tcp?: { saw: boolean | null; reply: string | null };
   /** Key of the flow (connection) it belongs to. */
   flow: string;
   /** The tuple after NAT, when a hook rewrote it. */

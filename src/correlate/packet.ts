@@ -26,6 +26,8 @@ export interface PathSeen {
   nfHook: HookName | null;
   nfExited: boolean;
   sentReset: boolean;
+  /** A TCP point saw it: TCP freed or consumed it, or the application read it (a reset: sentReset). */
+  tcpSeen: boolean;
   /** Only GRO has seen it so far. */
   groOnly: boolean;
   /** GSO cut it into segments (each its own journey) before the device. */
@@ -72,6 +74,7 @@ export function newActive(j: Journey, flow: FlowState, e: TraceEvent): Active {
     nfHook: null,
     nfExited: false,
     sentReset: false,
+    tcpSeen: false,
     postRoutingExit: null,
     enqueued: null,
     groOnly: e.point === Point.NAPI_GRO_RECEIVE,

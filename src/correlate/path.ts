@@ -4,6 +4,7 @@ import type { Journey, Step } from './journey.js';
 import { Point } from '../trace/record.js';
 import { SKB_COPY_RANK, TX_QUEUED } from './identity.js';
 import type { Active, NamedEvent } from './packet.js';
+import { layerOfLocation } from './classify.js';
 
 /** Moves a on by event e, of rank r (exit: a netfilter exit probe), whose step is step. */
 export function follow(a: Active, e: NamedEvent, exit: boolean, r: number, step: Step): void {
@@ -55,6 +56,10 @@ export function follow(a: Active, e: NamedEvent, exit: boolean, r: number, step:
     case Point.TCP_SEND_RESET:
       a.sentReset = true;
       break;
+    case Point.KFREE_SKB:
+    case Point.CONSUME_SKB:
+      if (layerOfLocation(e.location ?? '') === 'tcp') a.tcpSeen = true;
+      break;
   }
   // Routed, then handed to a device: the time between went to resolving the neighbour.
   if (a.postRoutingExit !== null && r >= TX_QUEUED && r < SKB_COPY_RANK && j.neighbourWaitNs === undefined) {
@@ -66,4 +71,14 @@ export function follow(a: Active, e: NamedEvent, exit: boolean, r: number, step:
 function passedTap(j: Journey, ifindex: number): void {
   j.tcpdump = true;
   if (!j.tcpdumpDevices.includes(ifindex)) j.tcpdumpDevices.push(ifindex);
+}
+
+/** A packet the XDP program dropped in generic mode: that runs after the netif_receive_skb tracepoint and before
+ *  the device's tcpdump tap, so the tap of its last receive was never reached. */
+export function untapped(j: Journey): void {
+  let rx: Step | undefined;
+  for (const s of j.steps) if (s.point === 'netif_receive_skb') rx = s;
+  if (!rx) return;
+  j.tcpdumpDevices = j.tcpdumpDevices.filter((d) => d !== rx.ifindex);
+  j.tcpdump = j.tcpdumpDevices.length > 0;
 }

@@ -58,11 +58,13 @@ export function route(j: Pick<Journey, 'steps' | 'direction'>, forward: boolean)
   return undefined;
 }
 
-/** Who made an outgoing packet, known once it settles: a RST or ICMP error
+/** Who made an outgoing packet, known once it settles (undefined: nothing of its path tells): a RST or ICMP error
  *  made while an incoming packet of the flow was dying in a netfilter hook
  *  (a REJECT rule sends its answer before the drop) came from netfilter;
  *  TCP announces its own resets (tcp_send_reset); other errors are the stack's. */
 export function origin(j: Journey, f: FlowState): Journey['origin'] {
+  // First seen at its end (freed in a device of this namespace, having come from elsewhere): nothing tells.
+  if (j.steps.every((s) => s.point === 'kfree_skb' || s.point === 'consume_skb')) return undefined;
   const answer = (j.proto === IPPROTO.TCP && j.flags & TCP.RST) || j.icmp?.about;
   if (!answer) return 'socket';
   const near = (t: number) => Math.abs(j.start - t) < 10 * MS;

@@ -62,6 +62,8 @@ export function stepOf(e: NamedEvent, exit: boolean): Step {
       break;
     case Point.KFREE_SKB:
     case Point.CONSUME_SKB:
+      // The skb's device when it was freed (one of the traced namespace's, as its namespace was told by it).
+      if (e.ifindex) step.ifindex = e.ifindex;
       step.location = e.location ?? '';
       if (e.point === Point.KFREE_SKB)
         step.reason = e.reasonName === null ? undefined : (e.reasonName ?? String(e.reason));

@@ -133,6 +133,7 @@ export function dropRecord(d: Drop): DropRecord {
     inferred: d.inferred,
     answered: d.answered,
     tcp_state: d.tcpState,
+    device: d.device,
     ...(a && {
       table: a.table,
       chain: a.chain,

@@ -2,7 +2,7 @@
 // writers (json.ts, merge.ts) return these types, so the compiler holds them to it; the readers (compare,
 // merge, --netns twice, the tests) narrow an OutputRecord by its `type`. Fields are added, never renamed.
 // An optional field (`?`) is left out of the line when it does not apply; `| null` ones are always written.
-import type { Ending, Fate, Journey, Layer, TcpStateSeen } from '../correlate/journey.js';
+import type { DeviceHookDrop, Ending, Fate, Journey, Layer, TcpStateSeen } from '../correlate/journey.js';
 import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
 import type { RuleAttribution } from '../rules/attribute.js';
@@ -71,6 +71,7 @@ export interface DropRecord extends Partial<RuleAttribution> {
   inferred?: string; // the kernel named no reason: what told pathtrace the one given
   answered?: boolean;
   tcp_state?: TcpStateSeen;
+  device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
 }
 
 /** One packet's journey through the host. */
@@ -98,7 +99,7 @@ export interface PacketRecord {
   tcpdump: boolean;
   tcpdump_devices: string[];
   retransmit: number;
-  tcp?: { saw: boolean; reply: string | null };
+  tcp?: { saw: boolean | null; reply: string | null }; // saw null: nothing tells whether TCP got it
   ending: Ending;
   translated?: { src: string; dst: string; sport: number; dport: number };
   route?: { decision: 'local' | 'forward' | 'bridge' | 'output'; in_dev?: string; out_dev?: string };

@@ -1,6 +1,14 @@
 // Human-readable output: a short block per packet, a story per connection,
 // and the part a tcpdump user needs: what the capture shows and why.
-import { flagLetters, TCP, type Journey, type Step, type DeviceNames } from '../correlate/journey.js';
+import {
+  flagLetters,
+  TCP,
+  type DeviceHookDrop,
+  type DeviceNames,
+  type Drop,
+  type Journey,
+  type Step,
+} from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
 import { explain } from '../report/explain.js';
 import { explainDrop } from '../report/reasons.js';
@@ -103,6 +111,32 @@ function origin(j: Journey): string {
   return `${protoName(j.proto, j.family).toUpperCase()} socket`;
 }
 
+/** The stage a drop outside netfilter's hooks names in the path: the XDP program or the tc hook; else none. */
+function deviceStage(d: Drop): string {
+  const h = d.device;
+  if (d.layer === 'xdp') return `XDP${h?.program ? ` ${h.program.name}` : ''} `;
+  if (d.layer === 'tc') return `tc${h ? ` ${h.direction}` : ''}${h?.program ? ` ${h.program.name}` : ''} `;
+  return '';
+}
+
+/** What on its device dropped an XDP or tc drop, and how that is known. */
+export function deviceLines(h: DeviceHookDrop, st: Style): string[] {
+  const where = `${h.hook === 'xdp' ? 'XDP' : `tc ${h.direction}`} on ${h.dev}`;
+  const p = h.program;
+  if (p) {
+    const id = [p.id !== undefined ? `id ${p.id}` : '', p.tag ? `tag ${p.tag}` : '', p.mode].filter(Boolean).join(', ');
+    const how =
+      p.found === 'verdict'
+        ? `it returned ${p.verdict}, seen as it returned`
+        : `the only ${h.hook === 'xdp' ? 'XDP program' : 'filter that can drop'} there; its verdict is not seen on this kernel`;
+    return [`${where}: ${st.bold(p.name)} (${id}) [${how}]`, ...(p.remove ? [st.dim(`remove: ${p.remove}`)] : [])];
+  }
+  if (h.candidates) return [`${where}: which one is a guess; candidates: ${h.candidates.join(' | ')}`];
+  if (h.unread)
+    return [`${where}: no BPF program is attached there, and its tc filters could not be read: ${h.unread}`];
+  return [`${where}: nothing that can drop is attached there now (detached since?)`];
+}
+
 /** The path as stages: "rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped". */
 export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
   const parts: (string | { key: string; hook: string })[] = [];
@@ -133,7 +167,8 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         else if (parts.length && !String(parts[parts.length - 1]).startsWith('rx '))
           parts.push(`up to ${dev.name(s.ifindex ?? 0)}`);
         rxDevice = true;
-        parts.push(`tcpdump ${st.good('✓')}`);
+        // Generic XDP runs between this point and the tap: a packet it dropped never reached the tap.
+        if (j.tcpdumpDevices.includes(s.ifindex ?? 0)) parts.push(`tcpdump ${st.good('✓')}`);
         break;
       case 'netfilter': {
         const key = s.bridge ? `${s.hook} (bridge)` : s.hook!;
@@ -185,7 +220,7 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
       const post = steps.find((s) => s.hook === 'POST_ROUTING' && s.at === 'exit');
       if (post) rendered.push(`neighbour resolution ${duration(steps.at(-1)!.t - post.t)}`);
     }
-    rendered.push(st.bad(`✗ dropped`));
+    rendered.push(`${j.drop ? deviceStage(j.drop) : ''}${st.bad('✗ dropped')}`);
   } else if (j.fate !== 'dropped') {
     rendered.push(j.fate === 'unfinished' ? `… ${j.ending}` : j.fate);
   }
@@ -194,7 +229,9 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
     line +=
       j.direction === 'out'
         ? ` · tcpdump ${st.bad('✗')} (never reached a device's capture point)`
-        : ` · tcpdump ${st.bad('✗')}`;
+        : j.drop?.layer === 'xdp'
+          ? ` · tcpdump ${st.bad('✗')} (XDP runs before the capture point)`
+          : ` · tcpdump ${st.bad('✗')}`;
   }
   return line;
 }
@@ -263,14 +300,15 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
+    if (j.drop.device) extra.push(...deviceLines(j.drop.device, st));
   } else if (j.ending === 'freed') {
     const last = j.steps[j.steps.length - 1];
     if (last?.location) facts.push(st.dim(`freed by ${last.location}`));
   }
   if (j.tcp) {
-    if (!j.tcp.saw) facts.push('TCP never saw it');
+    if (j.tcp.saw === false) facts.push('TCP never saw it');
     else if (j.tcp.reply) facts.push(`TCP answered ${packetKind(IPPROTO.TCP, j.tcp.reply)}`);
-    else if (j.flags & TCP.SYN && !(j.flags & TCP.ACK)) facts.push('TCP received it');
+    else if (j.tcp.saw && j.flags & TCP.SYN && !(j.flags & TCP.ACK)) facts.push('TCP received it');
   }
   if (j.delivery?.socket === false) facts.push('no socket');
   if (j.mergedInto !== undefined) facts.push(`GRO merged it into packet #${j.mergedInto}, whose fate it shares`);

@@ -324,9 +324,12 @@ export function formatComparison(c: Comparison, captureName: string, traceName: 
   }
   lines.push('', `Handled by the kernel but not in the capture (${c.missing.length}):`);
   for (const p of c.missing) {
+    const xdp = p.drop?.device?.hook === 'xdp' ? p.drop.device : null;
     const why = p.tcpdump
       ? `tcpdump on ${p.tcpdump_devices.join(', ')} would have seen it: not captured here (another interface, or the capture started late)`
-      : 'it never reached a capture point';
+      : xdp
+        ? `XDP on ${xdp.dev} dropped it before the capture point`
+        : 'it never reached a capture point';
     lines.push(`  ${packetText(p)}: ${afterCapture(p)}; ${why}`);
   }
   const unmatched = c.rows.filter((r) => !r.packet);

@@ -2,7 +2,7 @@
 // the packet, and the layer it belongs to. Written from include/net/dropreason-core.h and the code that
 // uses each one; a reason this table does not know (a newer kernel) still gets its name and its layer by
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
-import type { Layer, TcpStateSeen } from '../correlate/journey.js';
+import type { DeviceHookDrop, Layer, TcpStateSeen } from '../correlate/journey.js';
 
 export interface ReasonText {
   layer: Layer;
@@ -105,7 +105,7 @@ export const REASONS: Record<string, ReasonText> = {
   ),
   NEIGH_DEAD: r('neighbour', "its next hop's neighbour entry was removed"),
   NEIGH_HH_FILLFAIL: r('neighbour', 'its link-layer header could not be filled in from the neighbour entry'),
-  TC_EGRESS: r('qdisc', 'a tc program or action on the egress of its device dropped it'),
+  TC_EGRESS: r('tc', 'a tc program or action on the egress of its device dropped it'),
   SECURITY_HOOK: r('kernel', 'a security module (SELinux, AppArmor, ...) refused it'),
   QDISC_DROP: r('qdisc', "its device's queueing discipline dropped it (a full queue, or a qdisc that drops)"),
   QDISC_OVERLIMIT: r('qdisc', "its device's queue was over its limit"),
@@ -115,11 +115,12 @@ export const REASONS: Record<string, ReasonText> = {
   FQ_HORIZON_LIMIT: r('qdisc', "its departure time was beyond the fq qdisc's horizon"),
   FQ_FLOW_LIMIT: r('qdisc', "its flow was over the fq qdisc's per-flow limit"),
   CPU_BACKLOG: r('device', "the receiving CPU's backlog queue was full (net.core.netdev_max_backlog)"),
-  XDP: r('device', 'an XDP program dropped it'),
-  TC_INGRESS: r('qdisc', 'a tc program or action on the ingress of its device dropped it'),
+  XDP: r('xdp', 'an XDP program dropped it'),
+  TC_INGRESS: r('tc', 'a tc program or action on the ingress of its device dropped it'),
   UNHANDLED_PROTO: r('device', 'no handler for its link-layer protocol'),
   SKB_CSUM: r('device', 'its checksum could not be computed or is wrong'),
   SKB_GSO_SEG: r('device', 'cutting it into segments (GSO) failed'),
+  SKB_RX_HEADROOM: r('device', 'the kernel could not make the room it needed in front of its headers on receive'),
   SKB_UCOPY_FAULT: r('socket', "copying its data to the application's buffer failed"),
   DEV_HDR: r('device', 'its link-layer header is invalid'),
   DEV_READY: r('device', 'its device was not ready: down, or without carrier'),
@@ -145,16 +146,17 @@ export const REASONS: Record<string, ReasonText> = {
   FRAG_TOO_FAR: r('ip', 'a fragment too far ahead of the others (ipfrag_max_dist)'),
   TCP_MINTTL: r('tcp', "its TTL was below its socket's minimum (IP_MINTTL)"),
   IPV6_BAD_EXTHDR: r('ip', 'an IPv6 extension header is invalid'),
+  IPV6_TOO_MANY_EXTHDRS: r('ip', 'it carries more IPv6 extension headers than the kernel accepts'),
   IPV6_NDISC_FRAG: r('icmp', 'a neighbour discovery message in a fragment'),
   IPV6_NDISC_HOP_LIMIT: r('icmp', 'a neighbour discovery message whose hop limit is not 255'),
   IPV6_NDISC_BAD_CODE: r('icmp', 'a neighbour discovery message with a bad code'),
   IPV6_NDISC_BAD_OPTIONS: r('icmp', 'a neighbour discovery message with bad options'),
   IPV6_NDISC_NS_OTHERHOST: r('icmp', "a neighbour solicitation for another host's address"),
   QUEUE_PURGE: r('kernel', 'a queue it waited in was purged (its socket or device went away)'),
-  TC_COOKIE_ERROR: r('qdisc', "a tc filter's cookie could not be read"),
+  TC_COOKIE_ERROR: r('tc', "a tc filter's cookie could not be read"),
   PACKET_SOCK_ERROR: r('socket', 'a packet socket could not take it'),
-  TC_CHAIN_NOTFOUND: r('qdisc', 'tc sent it to a filter chain that does not exist'),
-  TC_RECLASSIFY_LOOP: r('qdisc', 'tc reclassified it too many times (a loop)'),
+  TC_CHAIN_NOTFOUND: r('tc', 'tc sent it to a filter chain that does not exist'),
+  TC_RECLASSIFY_LOOP: r('tc', 'tc reclassified it too many times (a loop)'),
   VXLAN_INVALID_HDR: r('device', 'its VXLAN header is invalid'),
   VXLAN_VNI_NOT_FOUND: r('device', 'no VXLAN device for its VNI'),
   MAC_INVALID_SOURCE: r('device', 'its source MAC address is invalid'),
@@ -183,6 +185,8 @@ export function reasonText(reason: string): string {
 
 /** What a layer's freeing function did, where the kernel names no reason (before 5.17, or NOT_SPECIFIED). */
 const BY_LAYER: Record<Layer, string> = {
+  xdp: 'the XDP program on the device it came in on dropped it (or failed to send it on), before the kernel stack and before tcpdump',
+  tc: 'a tc filter or program on its device dropped it',
   netfilter: 'a netfilter rule (iptables or nftables) dropped it',
   tcp: 'TCP refused it',
   udp: 'UDP refused it',
@@ -342,7 +346,9 @@ export function explainDrop(d: {
   location: string;
   layer: Layer;
   tcpState?: TcpStateSeen;
+  device?: DeviceHookDrop;
 }): string {
+  if (d.device) return deviceHookWords(d.device, d.location);
   const where = d.location ? ` (${d.location})` : '';
   const state = d.tcpState ? `; ${tcpStateClause('', d.tcpState)}` : '';
   if (d.reason === null)
@@ -357,6 +363,27 @@ export function explainDrop(d: {
   return reasonText(d.reason);
 }
 
+/** An XDP or tc drop in words: what dropped it, and where that runs against tcpdump's capture and netfilter. */
+function deviceHookWords(h: DeviceHookDrop, location: string): string {
+  const p = h.program;
+  if (h.hook === 'xdp') {
+    const who = p ? `the XDP program ${p.name} on ${h.dev}` : `an XDP program on ${h.dev}`;
+    const generic = /generic/.test(location);
+    return (
+      `${who} dropped it (or failed to send it on), ` +
+      (generic
+        ? 'in generic mode: after the device received it, before tcpdump captures and before the kernel stack'
+        : 'in its driver: before tcpdump captures and before the kernel stack')
+    );
+  }
+  const who = p
+    ? `the tc ${h.direction} ${p.mode === 'tcx' ? 'program' : 'filter'} ${p.name} on ${h.dev}`
+    : `a tc ${h.direction} filter or program on ${h.dev}`;
+  return h.direction === 'ingress'
+    ? `${who} dropped it: after tcpdump captured it, before netfilter and the kernel stack`
+    : `${who} dropped it: after netfilter, before its qdisc and before tcpdump captures`;
+}
+
 /** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command
  *  in its namespace ("ip netns exec web " or ""). */
 export interface AdviceContext {
@@ -367,6 +394,18 @@ export interface AdviceContext {
   dport: number;
   dev: string | null;
   prefix: string;
+}
+
+/** What shows an XDP or tc drop's program or filter (p: how to run a command in the namespace). */
+function deviceHookAdvice(h: DeviceHookDrop, p: string): string[] {
+  const id = h.program?.id;
+  const prog = id !== undefined ? [`bpftool prog show id ${id}`] : [];
+  if (h.hook === 'xdp') return [`${p}ip -d link show dev ${h.dev} (prog/xdp: its program)`, ...prog];
+  return [
+    `${p}tc -s filter show dev ${h.dev} ${h.direction}`,
+    `${p}bpftool net show dev ${h.dev} (tcx programs)`,
+    ...prog,
+  ];
 }
 
 /** Counters (nstat names) that count what a TCP state drop did: an abort, a challenge ACK, a PAWS reject. */
@@ -380,7 +419,7 @@ const TCP_COUNTERS: Record<string, string> = {
 
 /** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
 export function dropAdvice(
-  d: { reason: string | null; location: string; attribution?: unknown },
+  d: { reason: string | null; location: string; attribution?: unknown; device?: DeviceHookDrop },
   c: AdviceContext,
 ): string[] {
   const p = c.prefix;
@@ -421,9 +460,9 @@ export function dropAdvice(
     case 'CPU_BACKLOG':
       return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
     case 'DEV_READY':
-    case 'XDP':
       return dev ? [`${p}ip link show ${dev}`] : [];
   }
+  if (d.device) return deviceHookAdvice(d.device, p);
   // A TCP state drop: the connection's socket as it is now (-a: TIME_WAIT entries too; -o: its timers), from this
   // host's side (its local port is the packet's destination). A duplicate (OLD_DATA, OLD_SEQUENCE) needs nothing.
   if (d.reason && TCP_STATE_REASONS.has(d.reason) && d.reason !== 'TCP_OLD_DATA' && d.reason !== 'TCP_OLD_SEQUENCE') {

@@ -16,6 +16,7 @@ import { RulesetWatch } from '../rules/watch.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Devices } from './devices.js';
+import { DevicePrograms, deviceHookDrop, dropSite } from './device-programs.js';
 import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -130,6 +131,8 @@ export class Session {
   private readonly base: ClockBase;
   private readonly baseNs: bigint;
   readonly devices: Devices;
+  /** What is attached to its devices: the XDP and tc drops' programs and filters. */
+  private readonly devicePrograms: DevicePrograms;
   readonly correlator: Correlator;
   readonly ready: ReadyInfo;
   /** /proc/kallsyms, read when the first freed packet needs a name (not before ready). */
@@ -220,6 +223,7 @@ export class Session {
       const { points, traced, unavailable, probes } = this.attach(this.tracer, mechanism);
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
+      this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
       // Wire: rules, counters, the correlator.
       if (traced !== 'none') {
         this.notes.push(...missingToolNotes(onPath));
@@ -555,15 +559,22 @@ export class Session {
     const waiting = this.outbox.findIndex((o) => o.pending);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
+      if (j.drop) {
+        const dev = freedOn(j);
+        const site = dev ? dropSite(j.drop) : null;
+        if (dev && site) {
+          const name = this.devices.name(dev);
+          j.drop.device = deviceHookDrop(j.drop, name, this.devicePrograms.on(dev, name, site)) ?? undefined;
+        }
+        j.drop.advice = dropAdvice(j.drop, this.adviceContext(j, dev));
+      }
       this.tally.add(j);
-      if (j.drop) j.drop.advice = dropAdvice(j.drop, this.adviceContext(j));
       sink.packet(j);
     }
   }
 
-  /** A dropped packet's values for its advice: the device it was freed on (else its route's). */
-  private adviceContext(j: Journey): AdviceContext {
-    const freed = [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
+  /** A dropped packet's values for its advice (freed: the device it was freed on). */
+  private adviceContext(j: Journey, freed: number | undefined): AdviceContext {
     return {
       proto: protoName(j.proto, j.family),
       src: j.src,
@@ -589,6 +600,11 @@ export class Session {
     this.rulesetWatch = null;
     this.closeNetns();
   }
+}
+
+/** The device a packet was freed on: its last step's that names one, else its route's. */
+function freedOn(j: Journey): number | undefined {
+  return [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
 }
 
 /** How the user runs a command in the traced namespace, for the commands pathtrace shows. */

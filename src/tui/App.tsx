@@ -6,7 +6,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { FlowSummary } from '../report/summary.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
-import { FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
+import { DEVICE_HOOK_STAGES, FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
 import type { ConnectionView, LiveStats, TuiStore } from './store.js';
 
 export interface Theme {
@@ -103,9 +103,11 @@ function StageRow({
       <Box width={4}>
         <Text bold>{label}</Text>
       </Box>
-      {ids.map((id) => (
-        <Stage key={id} id={id} counts={stages.get(id)} theme={theme} />
-      ))}
+      {ids
+        .filter((id) => !DEVICE_HOOK_STAGES.has(id) || stages.has(id))
+        .map((id) => (
+          <Stage key={id} id={id} counts={stages.get(id)} theme={theme} />
+        ))}
     </Box>
   );
 }

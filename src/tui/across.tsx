@@ -12,10 +12,20 @@ import { deathStage, stagesReached, type StageId } from './stages.js';
 
 type StageCounts = Map<StageId, { reached: number; died: number }>;
 
-/** A packet record as the stage functions read a journey: its steps' points and hooks, its drop, its delivery. */
+/** A packet record as the stage functions read a journey: its steps' points, hooks and devices (numbered by name),
+ *  the devices whose tap it passed, its drop, its delivery. */
 function asJourney(r: PacketRecord): Journey {
+  const numbers = new Map<string, number>();
+  const number = (dev: string) => numbers.get(dev) ?? numbers.set(dev, numbers.size + 1).size;
   return {
-    steps: (r.steps ?? []).map((s) => ({ point: s.point, hook: s.hook, at: s.at, t: s.t_ns ?? 0 })),
+    steps: (r.steps ?? []).map((s) => ({
+      point: s.point,
+      hook: s.hook,
+      at: s.at,
+      t: s.t_ns ?? 0,
+      ifindex: s.dev === undefined ? undefined : number(s.dev),
+    })),
+    tcpdumpDevices: (r.tcpdump_devices ?? []).map(number),
     drop: r.drop,
     direction: r.direction,
     delivery: r.delivery,

@@ -2,14 +2,30 @@
 // each journey reached and where it died. Pure.
 import type { Journey } from '../correlate/journey.js';
 
-export const RX_STAGES = ['rx', 'tap_rx', 'PRE_ROUTING', 'routing', 'LOCAL_IN', 'transport', 'socket', 'app'] as const;
+export const RX_STAGES = [
+  'rx',
+  'xdp',
+  'tap_rx',
+  'tc_in',
+  'PRE_ROUTING',
+  'routing',
+  'LOCAL_IN',
+  'transport',
+  'socket',
+  'app',
+] as const;
 export const FWD_STAGES = ['FORWARD'] as const;
-export const TX_STAGES = ['LOCAL_OUT', 'POST_ROUTING', 'neighbour', 'qdisc', 'tap_tx', 'tx'] as const;
+export const TX_STAGES = ['LOCAL_OUT', 'POST_ROUTING', 'neighbour', 'tc_out', 'qdisc', 'tap_tx', 'tx'] as const;
 export type StageId = (typeof RX_STAGES)[number] | (typeof FWD_STAGES)[number] | (typeof TX_STAGES)[number];
+
+/** Stages only a device's own programs make: shown only where a packet reached them (died there). */
+export const DEVICE_HOOK_STAGES: ReadonlySet<StageId> = new Set(['xdp', 'tc_in', 'tc_out']);
 
 export const STAGE_LABELS: Record<StageId, string> = {
   rx: 'device RX',
+  xdp: 'XDP',
   tap_rx: 'tcpdump',
+  tc_in: 'tc ingress',
   PRE_ROUTING: 'PRE_ROUTING',
   routing: 'routing',
   LOCAL_IN: 'LOCAL_IN',
@@ -20,6 +36,7 @@ export const STAGE_LABELS: Record<StageId, string> = {
   LOCAL_OUT: 'LOCAL_OUT',
   POST_ROUTING: 'POST_ROUTING',
   neighbour: 'neighbour',
+  tc_out: 'tc egress',
   qdisc: 'qdisc',
   tap_tx: 'tcpdump',
   tx: 'device TX',
@@ -43,6 +60,10 @@ export function deathStage(j: Journey): StageId | null {
       return 'neighbour';
     case 'qdisc':
       return 'qdisc';
+    case 'xdp':
+      return 'xdp';
+    case 'tc':
+      return d.device?.direction === 'egress' || j.direction === 'out' ? 'tc_out' : 'tc_in';
     case 'device':
       return j.steps.some((s) => s.point === 'net_dev_start_xmit') ? 'tx' : j.direction === 'out' ? 'qdisc' : 'rx';
     default:
@@ -61,7 +82,8 @@ export function stagesReached(j: Journey): StageId[] {
         break;
       case 'netif_receive_skb':
         out.add('rx');
-        out.add('tap_rx');
+        // Generic XDP runs after this point and before the tap: one it dropped never reached the tap.
+        if (j.tcpdumpDevices.includes(s.ifindex ?? 0)) out.add('tap_rx');
         break;
       case 'netfilter':
         out.add(s.hook!);

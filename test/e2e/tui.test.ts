@@ -89,7 +89,7 @@ test("the UI in demo local-in at 80×24: the drop at LOCAL_IN, a packet's detail
   assert.match(s, /rx eth0 ─ tcpdump ✓ ─ PRE_ROUTING ✓ ─ route: local ─ LOCAL_IN ✗ dropped/);
   assert.match(s, /NETFILTER_DROP at nft_do_chain \(netfilter, hook LOCAL_IN\)/);
   assert.match(s, /table ip filter chain INPUT \(iptables-nft\): iptables -A INPUT/);
-  assert.match(s, /kfree_skb\s+nft_do_chain NETFILTER_DROP/);
+  assert.match(s, /kfree_skb\s+eth0 nft_do_chain NETFILTER_DROP/);
   assert.match(s, /tcpdump: ✓ captured on eth0/);
   for (const line of s.split('\n')) assert.ok([...line].length <= 80);
   await term.keys('Escape');

@@ -19,6 +19,7 @@ const seen = (p: Partial<PathSeen> = {}): PathSeen => ({
   nfHook: null,
   nfExited: false,
   sentReset: false,
+  tcpSeen: false,
   groOnly: false,
   segmented: false,
   ...p,
@@ -275,6 +276,26 @@ test('delivery and TCP answer: the socket it found, its read, and what TCP answe
   assert.deepEqual(tcpAnswer(j, { ...arrived, sentReset: true }, true, noSocket, []), { saw: true, reply: 'R' });
   const nfDrop = { layer: 'netfilter', hook: 'LOCAL_IN', reason: 'NETFILTER_DROP', location: 'nft_do_chain' } as const;
   assert.deepEqual(tcpAnswer(j, inHook('LOCAL_IN'), false, nfDrop, []), { saw: false, reply: null });
+});
+
+test('TCP saw it only where a TCP point tells so; it did not where it died below TCP; else nothing tells', () => {
+  const ack = { ...segment(), flags: 0x10 } as Journey;
+  const syn = { ...segment(), flags: SYN } as Journey;
+  const rx = seen({ seenRx: true });
+  // Dropped at tc ingress and by generic XDP, with no netfilter hook in between: received, never in TCP.
+  const tc = { layer: 'tc', hook: null, reason: 'TC_INGRESS', location: '__netif_receive_skb_core' } as const;
+  assert.deepEqual(tcpAnswer(syn, rx, false, tc, []), { saw: false, reply: null });
+  const xdp = { layer: 'xdp', hook: null, reason: 'NOT_SPECIFIED', location: 'do_xdp_generic' } as const;
+  assert.deepEqual(tcpAnswer(syn, rx, false, xdp, []), { saw: false, reply: null });
+  // Dropped by IP after LOCAL_IN (no protocol handler): not TCP's either.
+  const ip = { layer: 'ip', hook: null, reason: 'IP_NOPROTO', location: 'ip_local_deliver_finish' } as const;
+  assert.deepEqual(tcpAnswer(syn, arrived, false, ip, []), { saw: false, reply: null });
+  // Freed by TCP (consumed by the listener; freed after its reset): TCP had it.
+  assert.deepEqual(tcpAnswer(syn, { ...arrived, tcpSeen: true }, true, null, []), { saw: true, reply: null });
+  // An ACK out of LOCAL_IN and freed silently (TCP frees pure ACKs without a tracepoint): nothing tells.
+  assert.deepEqual(tcpAnswer(ack, arrived, true, null, []), { saw: null, reply: null });
+  // A SYN out of LOCAL_IN that TCP answered (consume_skb names no function before 6.3): its answer tells.
+  assert.deepEqual(tcpAnswer(syn, arrived, true, null, [{ t: 6, kind: 'SA' }]), { saw: true, reply: 'SA' });
 });
 
 test('no reason named (before 5.17): the one answer only one path of the freeing function sends tells it', () => {
