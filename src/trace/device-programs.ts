@@ -88,7 +88,7 @@ export function dropSite(
 ): { hook: 'xdp' | 'tc'; direction: Direction } | null {
   if (d.layer === 'xdp') return { hook: 'xdp', direction: 'ingress' };
   if (d.layer !== 'tc') return null;
-  const egress = d.reason === 'TC_EGRESS' || /egress/.test(d.location);
+  const egress = d.reason === 'TC_EGRESS' || /egress|__dev_queue_xmit/.test(d.location);
   return { hook: 'tc', direction: egress ? 'egress' : 'ingress' };
 }
 
@@ -190,7 +190,9 @@ export class DevicePrograms {
     const args = ['-j', 'filter', 'show', 'dev', dev, direction];
     const [cmd, argv] = this.nsPath ? ['nsenter', [`--net=${this.nsPath}`, 'tc', ...args]] : ['tc', args];
     try {
-      return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 2000 });
+      // Milliseconds as a rule; seconds on a starved machine (a VM under emulation), where a cut-off reading
+      // would leave the filter unnamed.
+      return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
     } catch (e) {
       const err = e as { code?: string; stderr?: string; message: string };
       if (err.code === 'ENOENT') return { error: 'tc is not installed (iproute2)' };
