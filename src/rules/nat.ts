@@ -189,14 +189,17 @@ export function attributeNat(rs: Ruleset, ctx: NatContext): NatFinding {
   // With a baseline from before the rewrite, a rule that counts and did not count this packet did not rewrite it.
   const counted = fits.filter((x) => !(ctx.countersTrusted && x.rule.counter && delta(x) === 0));
   const moved = counted.filter((x) => delta(x) > 0);
+  // A rule without a counter that could have done it leaves a moved counter (another packet's, maybe) unsure.
+  const uncounted = counted.filter((x) => !x.rule.counter);
   const orConntrack = ctx.packetKind === 'unknown' ? '; or conntrack did, for a connection set up before' : '';
+  const maybe = ctx.packetKind === 'first' ? 'rule' : 'unknown';
 
-  if (moved.length) {
+  if (moved.length && !uncounted.length) {
     const both = moved.filter(sure);
     const pick = moved.length === 1 ? moved[0]! : both.length === 1 ? both[0]! : undefined;
     if (pick) return { by: 'rule', rule: named(pick.chain, pick.rule, sure(pick) ? 'counters+match' : 'counters', ctx) };
     return {
-      by: ctx.packetKind === 'first' ? 'rule' : 'unknown',
+      by: maybe,
       rule: guessed(both.length ? both : moved, chains),
       why: `several NAT rules that give it counted packets${orConntrack}`,
     };
@@ -215,15 +218,14 @@ export function attributeNat(rs: Ruleset, ctx: NatContext): NatFinding {
         : `no NAT chain at ${ctx.hook} in the ruleset now: a rule since removed, or a rewrite outside the ruleset`,
     };
   }
-  // No counter tells: rules run in order, and the first that surely covers and gives it is the one when no rule
-  // before it may.
-  const firstSure = counted.findIndex(sure);
-  if (ctx.packetKind === 'first' && firstSure === 0) {
-    return { by: 'rule', rule: named(counted[0]!.chain, counted[0]!.rule, 'match', ctx) };
-  }
+  // No counter tells. One rule alone matches the packet and gives its new tuple: a first packet's is that one.
+  // (Of several, which ran first is not enough: a rule between them may return or accept the packet.)
+  const [only] = counted;
+  if (counted.length === 1 && ctx.packetKind === 'first' && sure(only!))
+    return { by: 'rule', rule: named(only!.chain, only!.rule, 'match', ctx) };
   return {
-    by: ctx.packetKind === 'first' ? 'rule' : 'unknown',
-    rule: guessed(firstSure >= 0 ? counted.slice(0, firstSure + 1) : counted, chains),
-    why: `${firstSure === 0 ? 'no counter tells which' : 'rules whose match or target cannot be checked come first'}${orConntrack}`,
+    by: maybe,
+    rule: guessed(counted, chains),
+    why: `${counted.length === 1 ? 'its match or target cannot be checked in full' : 'several NAT rules could give it, and no counter tells which'}${orConntrack}`,
   };
 }
