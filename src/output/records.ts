@@ -271,6 +271,8 @@ export interface TripRecord {
   seq?: number;
   ack?: number;
   len: number;
+  /** The tuple it left the sender with, where the sender's NAT rewrote it (a router's DNAT or SNAT). */
+  translated?: { src: string; dst: string; sport: number; dport: number };
   sent: TripSide | null;
   received: TripSide | null;
 }
