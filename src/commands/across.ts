@@ -7,6 +7,7 @@ import type { LoadedTrace } from '../capture/trace-file.js';
 import { formatMerged, mergedRecords } from '../output/merge.js';
 import { MAX_COMPARED } from '../report/compare.js';
 import { merge, type Merged } from '../report/merge.js';
+import { tupleText } from '../report/nat.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
 import { hostTrace } from './merge.js';
@@ -51,7 +52,7 @@ export function packetLine(host: string, r: PacketLineFields, width: number): st
   const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
   const dir = r.direction === 'forward' ? 'fwd' : String(r.direction);
   const t = r.translated;
-  const nat = t ? ` NAT → ${at(t.src, r.sport === null ? null : t.sport)} → ${at(t.dst, r.dport === null ? null : t.dport)}` : '';
+  const nat = t ? ` NAT → ${tupleText(t, t.src.includes(':') ? 6 : 4, r.sport !== null)}` : '';
   return `${host.padEnd(width)}  ${time} ${dir.padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)}${nat} ${fate}`;
 }
 

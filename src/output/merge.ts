@@ -3,7 +3,7 @@
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { afterCapture, clock } from '../report/compare.js';
 import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type Trip } from '../report/merge.js';
-import { rewriteStory } from '../report/nat.js';
+import { rewriteStory, tupleText } from '../report/nat.js';
 import { PROTO_NAMES } from '../trace/record.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { MergeRecord, MergeSummaryRecord, PathVerdict, TripSide } from './records.js';
@@ -44,12 +44,9 @@ export function clockText(m: Merged): string {
 const kind = (p: HostPacket) =>
   p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`;
 const device = (p: HostPacket, tx: boolean) => deviceStep(p, tx)?.dev ?? p.tcpdump_devices[0] ?? 'device';
-const at = (a: string, port: number | null) => (port === null ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
 /** " as 198.18.1.1:40000 → 198.18.2.2:8080": the tuple it left with, where the sender's NAT rewrote it. */
-const leftAs = (p: HostPacket) => {
-  const t = p.translated;
-  return t ? ` as ${at(t.src, p.sport === null ? null : t.sport)} → ${at(t.dst, p.dport === null ? null : t.dport)}` : '';
-};
+const leftAs = (p: HostPacket) =>
+  p.translated ? ` as ${tupleText(p.translated, p.family === 'ipv6' ? 6 : 4, p.sport !== null)}` : '';
 
 /** One trip as a line: where it went between the two hosts. Pure. */
 export function tripText(t: Trip, hosts: [string, string]): string {

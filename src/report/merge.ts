@@ -112,7 +112,9 @@ export const flowOf = (p: HostPacket) =>
  *  sender's after its NAT, the receiver's before its own). */
 function contentKey(p: HostPacket, sent: boolean): string {
   if (p.proto === 'tcp') return `tcp ${p.seq} ${p.ack} ${p.tcp_flags} ${p.len}`;
-  return p.ip_id !== undefined ? `${p.proto} ${p.len} ${p.ip_id}` : `${p.proto} ${p.len} ${tuple(sent ? asSent(p) : p)}`;
+  return p.ip_id !== undefined
+    ? `${p.proto} ${p.len} ${p.ip_id}`
+    : `${p.proto} ${p.len} ${tuple(sent ? asSent(p) : p)}`;
 }
 
 interface Timed {
@@ -209,9 +211,7 @@ function match(sent: Timed[], received: Timed[], shift: number, tolerance: numbe
   const matched = new Map<HostPacket, Timed>();
   for (const s of [...sent].sort((x, y) => y.t - x.t)) {
     const at = s.t + shift;
-    const r = arrivals
-      .get(s.key)
-      ?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
+    const r = arrivals.get(s.key)?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
     if (r) {
       used.add(r.p);
       matched.set(s.p, r);

@@ -5,6 +5,11 @@ import type { NatRewrite } from '../correlate/journey.js';
 
 export type RewriteFacts = Pick<NatRewrite, 'hook' | 'from' | 'to' | 'packet' | 'reply' | 'by' | 'rule' | 'why'>;
 
+/** "198.18.1.1:40000 → 198.18.2.2:8080" (ports: the protocol has them). */
+export function tupleText(t: NatRewrite['to'], family: number, ports: boolean): string {
+  return ports ? `${endpoint(t.src, t.sport, family)} → ${endpoint(t.dst, t.dport, family)}` : `${t.src} → ${t.dst}`;
+}
+
 /** "destination rewritten to 198.18.2.2:8080" (ports: the protocol has them). */
 export function rewriteWhat(r: Pick<NatRewrite, 'from' | 'to'>, family: number, ports: boolean): string {
   const at = (a: string, p: number) => (ports ? endpoint(a, p, family) : a);
@@ -21,7 +26,8 @@ export function rewriteWhat(r: Pick<NatRewrite, 'from' | 'to'>, family: number, 
  *  conntrack: ...", or what is known when no rule can be named. */
 export function rewriteWho(r: RewriteFacts): string {
   const a = r.rule;
-  const where = a && `table ${a.family} ${a.table} chain ${a.chain}, ${a.source}${a.owner ? `, managed by ${a.owner}` : ''}`;
+  const where =
+    a && `table ${a.family} ${a.table} chain ${a.chain}, ${a.source}${a.owner ? `, managed by ${a.owner}` : ''}`;
   if (r.by === 'conntrack') {
     if (r.why) return `by conntrack (${r.why})`;
     return r.reply
@@ -30,7 +36,8 @@ export function rewriteWho(r: RewriteFacts): string {
   }
   if (a?.rule) return `by rule ${a.rule.text} (${where}; found by ${a.rule.found})`;
   const candidates = a?.candidates?.length ? `; candidates: ${a.candidates.join(' | ')}` : '';
-  if (a && r.by === 'rule') return `by a rule of ${where}, which one is a guess (${r.why ?? 'the evidence names none'})${candidates}`;
+  if (a && r.by === 'rule')
+    return `by a rule of ${where}, which one is a guess (${r.why ?? 'the evidence names none'})${candidates}`;
   if (a) return `by a rule or by conntrack, a guess (${r.why ?? 'the evidence names none'})${candidates}`;
   return `by what is not known: ${r.why ?? 'the ruleset could not be read'}`;
 }

@@ -219,7 +219,12 @@ export function candidateChains(
   return bySource.length ? bySource : bracketed;
 }
 
-export function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { inspect: string; remove?: string } {
+export function commands(
+  c: Chain,
+  r: Rule | null,
+  family: 4 | 6,
+  prefix: string,
+): { inspect: string; remove?: string } {
   if (c.source === 'nft') {
     return {
       inspect: `${prefix}nft -a list chain ${c.family} ${c.table} ${c.name}`,
@@ -235,6 +240,11 @@ export function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string
     inspect: `${prefix}${cmd}${t} -L ${c.name} -v -n --line-numbers`,
     remove: r ? `${prefix}${cmd}${t} -D ${c.name} ${r.position}` : undefined,
   };
+}
+
+/** Where a rule is: its chain, table, family, source and owner, as an attribution names them. */
+export function chainFields(c: Chain): Pick<RuleAttribution, 'table' | 'chain' | 'family' | 'source' | 'owner'> {
+  return { table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name) };
 }
 
 export function describe(c: Chain, r: Rule): string {
@@ -309,11 +319,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
     const c = policies[0]!;
     return {
-      table: c.table,
-      chain: c.name,
-      family: c.family,
-      source: c.source,
-      owner: chainOwner(c.table, c.name),
+      ...chainFields(c),
       rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };

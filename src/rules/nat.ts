@@ -7,6 +7,7 @@ import type { HookName } from '../trace/kernel-names.js';
 import { PROTO_NAMES } from '../trace/record.js';
 import {
   addrIn,
+  chainFields,
   commands,
   describe,
   ipToBytes,
@@ -16,16 +17,7 @@ import {
   type PacketView,
   type RuleAttribution,
 } from './attribute.js';
-import {
-  baseChains,
-  chainOwner,
-  ruleKey,
-  type Chain,
-  type NatMapEntry,
-  type NatTarget,
-  type Rule,
-  type Ruleset,
-} from './model.js';
+import { baseChains, ruleKey, type Chain, type NatMapEntry, type NatTarget, type Rule, type Ruleset } from './model.js';
 
 export interface NatTuple {
   src: string;
@@ -141,11 +133,7 @@ export function natGives(n: NatTarget, p: PacketView, to: NatTuple): boolean | n
 /** A named NAT rule as the drop attributions name theirs. */
 function named(c: Chain, r: Rule, found: 'counters' | 'match' | 'counters+match', ctx: NatContext): RuleAttribution {
   return {
-    table: c.table,
-    chain: c.name,
-    family: c.family,
-    source: c.source,
-    owner: chainOwner(c.table, c.name),
+    ...chainFields(c),
     rule: { text: describe(c, r), handle: r.handle, position: r.position, found },
     ...commands(c, r, ctx.family, ctx.prefix),
   };
@@ -157,11 +145,12 @@ function guessed(list: { chain: Chain; rule: Rule }[], chains: Chain[]): RuleAtt
   const one = owners.every((c) => c === owners[0]) ? owners[0] : undefined;
   const base = one ?? owners[0]!;
   return {
-    table: one ? base.table : [...new Set(owners.map((c) => c.table))].join('|'),
-    chain: one ? base.name : [...new Set(owners.map((c) => c.name))].join('|'),
-    family: base.family,
-    source: base.source,
-    owner: chainOwner(base.table, base.name),
+    ...chainFields(base),
+    // In several chains: all of them, as a drop's candidates in several chains are named.
+    ...(!one && {
+      table: [...new Set(owners.map((c) => c.table))].join('|'),
+      chain: [...new Set(owners.map((c) => c.name))].join('|'),
+    }),
     rule: null,
     guess: true,
     candidates: [...new Set(list.map((x) => describe(x.chain, x.rule)))],
@@ -197,7 +186,8 @@ export function attributeNat(rs: Ruleset, ctx: NatContext): NatFinding {
   if (moved.length && !uncounted.length) {
     const both = moved.filter(sure);
     const pick = moved.length === 1 ? moved[0]! : both.length === 1 ? both[0]! : undefined;
-    if (pick) return { by: 'rule', rule: named(pick.chain, pick.rule, sure(pick) ? 'counters+match' : 'counters', ctx) };
+    if (pick)
+      return { by: 'rule', rule: named(pick.chain, pick.rule, sure(pick) ? 'counters+match' : 'counters', ctx) };
     return {
       by: maybe,
       rule: guessed(both.length ? both : moved, chains),

@@ -111,7 +111,8 @@ function natMapKey(key: Json): NatMapKey[] | null {
 
 /** A NAT map's elements: [key, data] pairs, each side a value or a concatenation. */
 function natMapEntries(data: unknown, sets: Sets, where: string): NatMapEntry[] | null {
-  const elems = typeof data === 'string' && data.startsWith('@') ? sets.get(`${where} ${data.slice(1)}`) : (data as Json)?.set;
+  const elems =
+    typeof data === 'string' && data.startsWith('@') ? sets.get(`${where} ${data.slice(1)}`) : (data as Json)?.set;
   if (!Array.isArray(elems)) return null;
   const out: NatMapEntry[] = [];
   const parts = (v: Json) => (Array.isArray(v?.concat) ? v.concat : [v]).map(elemValue);

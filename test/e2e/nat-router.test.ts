@@ -191,11 +191,19 @@ test('--netns ROUTER --netns SERVER through a DNAT: the forwarded packets are th
   assert.equal(result.ok, true);
   const [router, server] = [lab.router!.netns, lab.server.netns];
   const syn = trips.find((x) => x.tcp_flags === 'S')!;
-  assert.deepEqual([syn.from, syn.to, syn.path, syn.dst, syn.dport], [router, server, 'delivered', lab.router!.toClient.v4, 80], text);
+  assert.deepEqual(
+    [syn.from, syn.to, syn.path, syn.dst, syn.dport],
+    [router, server, 'delivered', lab.router!.toClient.v4, 80],
+    text,
+  );
   assert.deepEqual(syn.translated, { src: lab.client.v4, sport: syn.sport, dst: lab.server.v4, dport: 8080 });
   assert.deepEqual([syn.sent.fate, syn.received.fate], ['forwarded', 'delivered']);
   const synack = trips.find((x) => x.tcp_flags === 'SA')!;
-  assert.deepEqual([synack.from, synack.to, synack.path, synack.received.fate], [server, router, 'arrived', 'forwarded'], text);
+  assert.deepEqual(
+    [synack.from, synack.to, synack.path, synack.received.fate],
+    [server, router, 'arrived', 'forwarded'],
+    text,
+  );
   // Every packet either way went between them, and arrived.
   assert.ok(trips.length >= 6, text);
   assert.deepEqual(new Set(trips.map((x) => x.path)), new Set(['delivered', 'arrived']), text);
@@ -221,13 +229,20 @@ test("--netns ROUTER --netns SERVER, the server's firewall drops the DNAT'd SYN:
   assert.equal(result.ok, false);
   assert.ok(trips.length >= 1, text);
   for (const x of trips) {
-    assert.deepEqual([x.from, x.to, x.tcp_flags, x.path], [lab.router!.netns, lab.server.netns, 'S', 'dropped-at-receiver'], text);
-    assert.deepEqual([x.sent.fate, x.received.drop.hook, x.received.drop.table, x.received.drop.chain], ['forwarded', 'LOCAL_IN', 'fw', 'input']);
+    assert.deepEqual(
+      [x.from, x.to, x.tcp_flags, x.path],
+      [lab.router!.netns, lab.server.netns, 'S', 'dropped-at-receiver'],
+      text,
+    );
+    assert.deepEqual(
+      [x.sent.fate, x.received.drop.hook, x.received.drop.table, x.received.drop.chain],
+      ['forwarded', 'LOCAL_IN', 'fw', 'input'],
+    );
     assert.equal(x.received.drop.rule.text, 'tcp dport 8080 counter drop');
   }
 });
 
-test('merge of the router\'s and the server\'s --json, through the router\'s MASQUERADE: matched on the tuple it left with', async (t) => {
+test("merge of the router's and the server's --json, through the router's MASQUERADE: matched on the tuple it left with", async (t) => {
   if (!needsRoot(t)) return;
   const lab = new Lab({ router: true });
   t.after(() => lab.destroy());
@@ -248,15 +263,19 @@ test('merge of the router\'s and the server\'s --json, through the router\'s MAS
   const trips = parseRecords(json.stdout).filter(isType('trip'));
   const text = runCli(['merge', ...args]).stdout;
   const syn = trips.find((x) => x.tcp_flags === 'S')!;
-  assert.deepEqual([syn.from, syn.path, syn.translated.src, syn.translated.dst], ['router', 'delivered', lab.router!.toServer.v4, lab.server.v4], text);
+  assert.deepEqual(
+    [syn.from, syn.path, syn.translated.src, syn.translated.dst],
+    ['router', 'delivered', lab.router!.toServer.v4, lab.server.v4],
+    text,
+  );
   const synack = trips.find((x) => x.tcp_flags === 'SA')!;
   assert.deepEqual([synack.from, synack.path, synack.dst], ['server', 'arrived', lab.router!.toServer.v4], text);
   assert.deepEqual(new Set(trips.map((x) => x.path)), new Set(['delivered', 'arrived']), text);
   assert.match(text, re(`left router's eth-srv as ${lab.router!.toServer.v4}:`));
+  assert.match(text, re(`router's NAT at POST_ROUTING: source rewritten to ${lab.router!.toServer.v4}:`));
   assert.match(
     text,
-    re(`router's NAT at POST_ROUTING: source rewritten to ${lab.router!.toServer.v4}:`),
+    re('by rule iptables -t nat -A POSTROUTING -o eth-srv -j MASQUERADE (table ip nat chain POSTROUTING'),
   );
-  assert.match(text, re('by rule iptables -t nat -A POSTROUTING -o eth-srv -j MASQUERADE (table ip nat chain POSTROUTING'));
   assert.doesNotMatch(text, /no packet went between/);
 });

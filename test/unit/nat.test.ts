@@ -21,7 +21,13 @@ const corpus = (name: string) => readFileSync(path.join(FIXTURES, 'rulesets', na
 const nft = () => parseNftJson(corpus('nat.nft.json'), parseNftText(corpus('nat.nft.listing')));
 
 /** A SYN from the client to dst:dport, in on eth-cli, rewritten at PRE_ROUTING to `to`. */
-function dnatOf(rs: Ruleset, dst: string, dport: number, to: { dst: string; dport: number }, o: Partial<NatContext> = {}) {
+function dnatOf(
+  rs: Ruleset,
+  dst: string,
+  dport: number,
+  to: { dst: string; dport: number },
+  o: Partial<NatContext> = {},
+) {
   const packet = { family: 4 as const, proto: 'tcp', src: '198.18.1.1', dst, sport: 40000, dport, iif: 'eth-cli' };
   return attributeNat(rs, {
     family: 4,
@@ -39,8 +45,23 @@ function dnatOf(rs: Ruleset, dst: string, dport: number, to: { dst: string; dpor
 }
 
 /** A packet from src leaving on oif, its source rewritten at POST_ROUTING to `to`. */
-function snatOf(rs: Ruleset, src: string, oif: string, to: { src: string; sport?: number }, o: Partial<NatContext> = {}) {
-  const packet = { family: 4 as const, proto: 'tcp', src, dst: '198.18.2.2', sport: 40000, dport: 22, iif: 'eth-cli', oif };
+function snatOf(
+  rs: Ruleset,
+  src: string,
+  oif: string,
+  to: { src: string; sport?: number },
+  o: Partial<NatContext> = {},
+) {
+  const packet = {
+    family: 4 as const,
+    proto: 'tcp',
+    src,
+    dst: '198.18.2.2',
+    sport: 40000,
+    dport: 22,
+    iif: 'eth-cli',
+    oif,
+  };
   return attributeNat(rs, {
     family: 4,
     hook: 'POST_ROUTING',
@@ -125,7 +146,7 @@ test('nft NAT statements: dnat, snat, masquerade, redirect, and a dnat by a map 
   assert.ok(rs.chains.flatMap((c) => c.rules).every((r) => !r.nat || r.verdict === 'accept'));
 });
 
-test("a target gives the new tuple: its address (range) and port (range); DNAT keeps a port it does not name, SNAT may change it", () => {
+test('a target gives the new tuple: its address (range) and port (range); DNAT keeps a port it does not name, SNAT may change it', () => {
   const p = { family: 4 as const, proto: 'tcp', src: '198.18.1.1', dst: '198.18.1.254', sport: 40000, dport: 81 };
   const to = (dst: string, dport: number) => ({ src: p.src, sport: p.sport, dst, dport });
   const range = { kind: 'dnat' as const, addrs: ['198.18.2.2-198.18.2.5'], ports: ['8000-8010'] };
@@ -137,11 +158,17 @@ test("a target gives the new tuple: its address (range) and port (range); DNAT k
   assert.equal(natGives({ kind: 'redirect', ports: ['8080'] }, p, to('198.18.1.254', 8080)), true);
   const snat = { kind: 'snat' as const, addrs: ['198.51.100.1'] };
   assert.equal(natGives(snat, p, { ...p, src: '198.51.100.1', sport: 1024 }), true, 'a clash may move the port');
-  assert.equal(natGives({ kind: 'masquerade', ports: ['20000-30000'] }, p, { ...p, src: '198.18.2.254', sport: 1024 }), false);
+  assert.equal(
+    natGives({ kind: 'masquerade', ports: ['20000-30000'] }, p, { ...p, src: '198.18.2.254', sport: 1024 }),
+    false,
+  );
   // A map: the element for the packet, none (the rule does nothing), or a map that could not be read.
   const map = {
     kind: 'dnat' as const,
-    map: { key: [{ field: 'daddr' as const }, { field: 'dport' as const, proto: 'tcp' as const }], entries: [{ key: ['198.18.1.254', 81], addr: '198.18.2.3', port: 22 }] },
+    map: {
+      key: [{ field: 'daddr' as const }, { field: 'dport' as const, proto: 'tcp' as const }],
+      entries: [{ key: ['198.18.1.254', 81], addr: '198.18.2.3', port: 22 }],
+    },
   };
   assert.equal(natGives(map, p, to('198.18.2.3', 22)), true);
   assert.equal(natGives(map, { ...p, dport: 82 }, to('198.18.2.3', 22)), false);
@@ -153,15 +180,32 @@ test('the DNAT rule by its counter and match; conntrack when the packet may be a
   const rs: Ruleset = { chains: parseIptablesSave(IPTABLES_NAT, 4, 'iptables-legacy') };
   const pre = rs.chains.find((c) => c.name === 'PREROUTING')!;
   const moved = (i: number) => new Map(pre.rules.map((r, k) => [ruleKey(pre, r), k === i ? 1 : 0]));
-  const named = dnatOf(rs, '198.18.1.254', 80, { dst: '198.18.2.2', dport: 8080 }, { counterDeltas: moved(0), countersTrusted: true, prefix: 'ip netns exec r ' });
+  const named = dnatOf(
+    rs,
+    '198.18.1.254',
+    80,
+    { dst: '198.18.2.2', dport: 8080 },
+    { counterDeltas: moved(0), countersTrusted: true, prefix: 'ip netns exec r ' },
+  );
   assert.equal(named.by, 'rule');
   assert.deepEqual(
     [named.rule?.rule?.text, named.rule?.rule?.found, named.rule?.table, named.rule?.chain],
-    ['iptables-legacy -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.18.2.2:8080', 'counters+match', 'nat', 'PREROUTING'],
+    [
+      'iptables-legacy -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.18.2.2:8080',
+      'counters+match',
+      'nat',
+      'PREROUTING',
+    ],
   );
   assert.equal(named.rule?.inspect, 'ip netns exec r iptables-legacy -t nat -L PREROUTING -v -n --line-numbers');
   // A datagram (a rule or conntrack) whose rule's counter did not move since a baseline from before: conntrack.
-  const later = dnatOf(rs, '198.18.1.254', 80, { dst: '198.18.2.2', dport: 8080 }, { counterDeltas: moved(-1), countersTrusted: true, packetKind: 'unknown' });
+  const later = dnatOf(
+    rs,
+    '198.18.1.254',
+    80,
+    { dst: '198.18.2.2', dport: 8080 },
+    { counterDeltas: moved(-1), countersTrusted: true, packetKind: 'unknown' },
+  );
   assert.deepEqual([later.by, later.rule], ['conntrack', undefined]);
   assert.match(later.why!, /no NAT rule that gives it counted a packet/);
   // Without counters that tell, the one rule whose match and target fit, for a first SYN.
@@ -181,7 +225,11 @@ test("Docker's published port: the DNAT behind the addrtype jump; its MASQUERADE
   const published = dnatOf(docker, '198.18.1.254', 3306, { dst: '198.18.2.2', dport: 3306 });
   assert.deepEqual(
     [published.by, published.rule?.rule?.text, published.rule?.owner],
-    ['rule', 'iptables -t nat -A DOCKER ! -i br0 -p tcp -m tcp --dport 3306 -j DNAT --to-destination 198.18.2.2:3306', 'docker'],
+    [
+      'rule',
+      'iptables -t nat -A DOCKER ! -i br0 -p tcp -m tcp --dport 3306 -j DNAT --to-destination 198.18.2.2:3306',
+      'docker',
+    ],
   );
   const out = snatOf(docker, '198.18.2.2', 'eth-up', { src: '198.18.1.254' });
   assert.equal(out.rule?.rule?.text, 'iptables -t nat -A POSTROUTING -s 198.18.2.0/24 ! -o br0 -j MASQUERADE');
@@ -203,20 +251,39 @@ test('kube-proxy (nftables): through the service map and the numgen map to the e
   const a = dnatOf(rs, '198.19.0.1', 80, { dst: '198.18.128.2', dport: 80 });
   assert.deepEqual(
     [a.by, a.rule?.chain, a.rule?.rule?.text, a.rule?.rule?.handle, a.rule?.owner],
-    ['rule', 'endpoint-ZCZBVNAZ-ns1/svc1/tcp/p80__198.18.128.2/80', 'meta l4proto tcp dnat to 198.18.128.2:80', 23, 'kube-proxy'],
+    [
+      'rule',
+      'endpoint-ZCZBVNAZ-ns1/svc1/tcp/p80__198.18.128.2/80',
+      'meta l4proto tcp dnat to 198.18.128.2:80',
+      23,
+      'kube-proxy',
+    ],
   );
   assert.equal(a.rule?.inspect, 'nft -a list chain ip kube-proxy endpoint-ZCZBVNAZ-ns1/svc1/tcp/p80__198.18.128.2/80');
   // The gateway's port forward by its map: the element for 198.18.1.254:2202.
   const fwd = dnatOf(rs, '198.18.1.254', 2202, { dst: '198.18.2.3', dport: 22 });
-  assert.deepEqual([fwd.rule?.rule?.text, fwd.rule?.rule?.found], ['iifname "eth-cli" dnat ip to ip daddr . tcp dport map @forwards', 'match']);
-  assert.equal(dnatOf(rs, '198.18.1.254', 2202, { dst: '198.18.2.2', dport: 22 }).by, 'unknown', 'not what the map gives');
+  assert.deepEqual(
+    [fwd.rule?.rule?.text, fwd.rule?.rule?.found],
+    ['iifname "eth-cli" dnat ip to ip daddr . tcp dport map @forwards', 'match'],
+  );
+  assert.equal(
+    dnatOf(rs, '198.18.1.254', 2202, { dst: '198.18.2.2', dport: 22 }).by,
+    'unknown',
+    'not what the map gives',
+  );
   // A counted rule whose counter moved.
   const gw = rs.chains.find((c) => c.table === 'gateway' && c.name === 'prerouting')!;
   const counted = gw.rules.find((r) => r.handle === 5)!;
-  const by = dnatOf(rs, '198.18.1.254', 8443, { dst: '198.18.2.2', dport: 443 }, {
-    counterDeltas: new Map([[ruleKey(gw, counted), 1]]),
-    countersTrusted: true,
-  });
+  const by = dnatOf(
+    rs,
+    '198.18.1.254',
+    8443,
+    { dst: '198.18.2.2', dport: 443 },
+    {
+      counterDeltas: new Map([[ruleKey(gw, counted), 1]]),
+      countersTrusted: true,
+    },
+  );
   assert.deepEqual([by.rule?.rule?.handle, by.rule?.rule?.found], [5, 'counters+match']);
 });
 
@@ -225,7 +292,10 @@ test('two source NAT rules that both fit and count nothing: a guess with both, n
   // kube-proxy's masquerade (returns unmarked packets first: beyond the model) and the gateway's snat both give it.
   const a = snatOf(rs, '198.18.1.1', 'eth-srv', { src: '198.18.2.254' });
   assert.deepEqual([a.by, a.rule?.rule, a.rule?.guess], ['rule', null, true]);
-  assert.deepEqual(a.rule?.candidates, ['masquerade fully-random', 'ip saddr 198.18.1.0/24 oifname "eth-srv" snat to 198.18.2.254']);
+  assert.deepEqual(a.rule?.candidates, [
+    'masquerade fully-random',
+    'ip saddr 198.18.1.0/24 oifname "eth-srv" snat to 198.18.2.254',
+  ]);
   // A datagram: a rule, or conntrack.
   const d = snatOf(rs, '198.18.1.1', 'eth-srv', { src: '198.18.2.254' }, { packetKind: 'unknown' });
   assert.equal(d.by, 'unknown');
@@ -243,20 +313,38 @@ test('what the NAT rules can have seen: a first SYN, a later packet or the reply
   const reply = { ...syn, flags: TCP.SYN | TCP.ACK, src: 's', dst: 'c', sport: 8080, dport: 40000 };
   assert.deepEqual(natPacket(reply, kept), { packet: 'later', reply: true });
   assert.deepEqual(natPacket({ ...syn, proto: IPPROTO.UDP, flags: 0 }, kept), { packet: 'later' });
-  assert.deepEqual(natPacket(reply, { nat: { ...kept.nat, first: false } }), { packet: 'later' }, 'which way is the reply is not known');
+  assert.deepEqual(
+    natPacket(reply, { nat: { ...kept.nat, first: false } }),
+    { packet: 'later' },
+    'which way is the reply is not known',
+  );
 });
 
 test('a rewrite in words: the end it changed, to what, and who', () => {
-  const base = { hook: 'PRE_ROUTING' as const, from: { src: '198.18.1.1', dst: '198.18.1.254', sport: 40000, dport: 80 }, to: { src: '198.18.1.1', dst: '198.18.2.2', sport: 40000, dport: 8080 } };
+  const base = {
+    hook: 'PRE_ROUTING' as const,
+    from: { src: '198.18.1.1', dst: '198.18.1.254', sport: 40000, dport: 80 },
+    to: { src: '198.18.1.1', dst: '198.18.2.2', sport: 40000, dport: 8080 },
+  };
   assert.equal(
     rewriteStory({ ...base, packet: 'later', by: 'conntrack' }, 4, true),
     'NAT at PRE_ROUTING: destination rewritten to 198.18.2.2:8080 by conntrack (a later packet of the connection; NAT rules see only its first)',
   );
-  const rule = dnatOf({ chains: parseIptablesSave(IPTABLES_NAT, 4, 'iptables-nft') }, '198.18.1.254', 80, { dst: '198.18.2.2', dport: 8080 });
+  const rule = dnatOf({ chains: parseIptablesSave(IPTABLES_NAT, 4, 'iptables-nft') }, '198.18.1.254', 80, {
+    dst: '198.18.2.2',
+    dport: 8080,
+  });
   assert.equal(
     rewriteStory({ ...base, packet: 'first', ...rule }, 4, true),
     'NAT at PRE_ROUTING: destination rewritten to 198.18.2.2:8080 by rule iptables -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.18.2.2:8080 (table ip nat chain PREROUTING, iptables-nft; found by match)',
   );
-  const both = { ...base, to: { src: '198.18.2.254', dst: '198.18.2.2', sport: 1024, dport: 8080 }, hook: 'POST_ROUTING' as const };
-  assert.equal(rewriteStory({ ...both, packet: 'first' }, 4, true), 'NAT at POST_ROUTING: destination rewritten to 198.18.2.2:8080 and source to 198.18.2.254:1024 by what is not known: the ruleset could not be read');
+  const both = {
+    ...base,
+    to: { src: '198.18.2.254', dst: '198.18.2.2', sport: 1024, dport: 8080 },
+    hook: 'POST_ROUTING' as const,
+  };
+  assert.equal(
+    rewriteStory({ ...both, packet: 'first' }, 4, true),
+    'NAT at POST_ROUTING: destination rewritten to 198.18.2.2:8080 and source to 198.18.2.254:1024 by what is not known: the ruleset could not be read',
+  );
 });
