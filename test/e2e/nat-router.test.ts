@@ -37,38 +37,49 @@ function laterRewrites(packets: Packet[], syn: Packet): void {
   }
 }
 
-test("DNAT on a router (iptables): the SYN's rewrite names the DNAT rule by its counter; replies and later packets are conntrack's", async (t) => {
-  if (!needsRoot(t)) return;
-  await traceLab(
-    {
-      router: true,
-      traced: (lab) => lab.router!.netns,
-      setup: dnatToServer,
-      args: ['--port', '80'],
-      traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, 2000 * SLOWDOWN),
-    },
-    ({ lab, result, packets }) => {
-      assert.equal(result.ok, true);
-      const syn = packets.find((p) => p.tcp_flags === 'S')!;
-      assert.equal(syn.nat.length, 1, JSON.stringify(syn.nat));
-      const [dnat] = syn.nat;
-      assert.deepEqual(
-        [dnat.hook, dnat.packet, dnat.by, dnat.family, dnat.table, dnat.chain, dnat.source, dnat.rule.found],
-        ['PRE_ROUTING', 'first', 'rule', 'ip', 'nat', 'PREROUTING', 'iptables-nft', 'counters+match'],
-      );
-      assert.equal(
-        dnat.rule.text,
-        `iptables -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination ${lab.server.v4}:8080`,
-      );
-      assert.deepEqual(dnat.from, { src: lab.client.v4, sport: syn.sport, dst: lab.router!.toClient.v4, dport: 80 });
-      assert.deepEqual(dnat.to, syn.translated);
-      assert.match(dnat.inspect, /iptables -t nat -L PREROUTING -v -n --line-numbers$/);
-      const synack = packets.find((p) => p.tcp_flags === 'SA')!;
-      assert.deepEqual(synack.nat[0]!.hook, 'POST_ROUTING', 'the reply: conntrack undoes the DNAT on its way out');
-      laterRewrites(packets, syn);
-    },
-  );
-});
+for (const iptables of ['iptables', 'iptables-legacy']) {
+  test(`DNAT on a router (${iptables}): the SYN's rewrite names the DNAT rule by its counter; replies and later packets are conntrack's`, async (t) => {
+    if (!needsRoot(t)) return;
+    await traceLab(
+      {
+        router: true,
+        traced: (lab) => lab.router!.netns,
+        setup: (lab) => dnatToServer(lab, iptables),
+        args: ['--port', '80'],
+        traffic: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, 2000 * SLOWDOWN),
+      },
+      ({ lab, result, packets }) => {
+        assert.equal(result.ok, true);
+        const syn = packets.find((p) => p.tcp_flags === 'S')!;
+        assert.equal(syn.nat.length, 1, JSON.stringify(syn.nat));
+        const [dnat] = syn.nat;
+        assert.deepEqual(
+          [dnat.hook, dnat.packet, dnat.by, dnat.family, dnat.table, dnat.chain, dnat.source, dnat.rule.found],
+          [
+            'PRE_ROUTING',
+            'first',
+            'rule',
+            'ip',
+            'nat',
+            'PREROUTING',
+            iptables === 'iptables' ? 'iptables-nft' : 'iptables-legacy',
+            'counters+match',
+          ],
+        );
+        assert.equal(
+          dnat.rule.text,
+          `${iptables} -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination ${lab.server.v4}:8080`,
+        );
+        assert.deepEqual(dnat.from, { src: lab.client.v4, sport: syn.sport, dst: lab.router!.toClient.v4, dport: 80 });
+        assert.deepEqual(dnat.to, syn.translated);
+        assert.match(dnat.inspect, re(`${iptables} -t nat -L PREROUTING -v -n --line-numbers`));
+        const synack = packets.find((p) => p.tcp_flags === 'SA')!;
+        assert.deepEqual(synack.nat[0]!.hook, 'POST_ROUTING', 'the reply: conntrack undoes the DNAT on its way out');
+        laterRewrites(packets, syn);
+      },
+    );
+  });
+}
 
 test('DNAT by an nft map on a router: the rule named by its match (no counter), the rewrite told in text', async (t) => {
   if (!needsRoot(t)) return;

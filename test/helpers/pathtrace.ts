@@ -266,9 +266,10 @@ export async function traceLab<T>(
   }
 }
 
-/** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens. */
-export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Promise<void> {
-  lab.exec(lab.router!.netns, 'iptables', [
+/** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens; by
+ *  iptables (iptables-nft), or the command given (iptables-legacy). */
+export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab, iptables = 'iptables'): Promise<void> {
+  lab.exec(lab.router!.netns, iptables, [
     '-t',
     'nat',
     '-A',
