@@ -95,11 +95,14 @@ const tuple = (p: { src: string; dst: string; sport: number | null; dport: numbe
 export const asSent = (p: HostPacket): HostPacket => (p.translated ? { ...p, ...p.translated } : p);
 
 /** Which way a packet goes between a host and the other one: sent toward it (made here, or forwarded by this host
- *  and not coming from it), received from it (delivered here, or forwarded and not going to it); a forwarded
- *  packet between two third parties is both, to be matched either way. */
+ *  to it, or at least not from it), received from it (delivered here, or forwarded from it, or at least not to it).
+ *  A forwarded packet between two third parties is both, to be matched either way; so is one from the other host
+ *  back to it (a hairpin NAT). */
 function goes(p: HostPacket, other: HostTrace, dir: 'in' | 'out'): boolean {
   if (p.direction !== 'forward') return p.direction === dir;
-  return dir === 'out' ? !other.addresses.has(p.src) : !other.addresses.has(asSent(p).dst);
+  const from = other.addresses.has(p.src),
+    to = other.addresses.has(asSent(p).dst);
+  return dir === 'out' ? to || !from : from || !to;
 }
 
 /** The flow, direction-free: the trace's own name for it. */

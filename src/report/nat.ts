@@ -13,8 +13,9 @@ export function tupleText(t: NatRewrite['to'], family: number, ports: boolean): 
 /** "destination rewritten to 198.18.2.2:8080" (ports: the protocol has them). */
 export function rewriteWhat(r: Pick<NatRewrite, 'from' | 'to'>, family: number, ports: boolean): string {
   const at = (a: string, p: number) => (ports ? endpoint(a, p, family) : a);
-  const dst = r.from.dst !== r.to.dst || r.from.dport !== r.to.dport;
-  const src = r.from.src !== r.to.src || r.from.sport !== r.to.sport;
+  // Without ports (ICMP) only the addresses are told: an error's ports are those of the packet it quotes.
+  const dst = r.from.dst !== r.to.dst || (ports && r.from.dport !== r.to.dport);
+  const src = r.from.src !== r.to.src || (ports && r.from.sport !== r.to.sport);
   const parts = [
     ...(dst ? [`destination rewritten to ${at(r.to.dst, r.to.dport)}`] : []),
     ...(src ? [`${dst ? '' : 'source rewritten '}to ${at(r.to.src, r.to.sport)}`] : []),

@@ -164,8 +164,9 @@ const SRC_KINDS = new Set(['snat', 'masquerade']);
 export function attributeNat(rs: Ruleset, ctx: NatContext): NatFinding {
   const p = ctx.packet,
     to = ctx.to;
-  const dst = p.dst !== to.dst || p.dport !== to.dport;
-  const src = p.src !== to.src || p.sport !== to.sport;
+  const ports = p.proto === 'tcp' || p.proto === 'udp';
+  const dst = p.dst !== to.dst || (ports && p.dport !== to.dport);
+  const src = p.src !== to.src || (ports && p.sport !== to.sport);
   const kinds = new Set([...(dst ? DST_KINDS : []), ...(src ? SRC_KINDS : [])]);
   const chains = natChains(rs, ctx);
   const where = `${ctx.hook}${chains.length ? ` (${chains.map((c) => `${c.family} ${c.table} ${c.name}`).join(', ')})` : ''}`;

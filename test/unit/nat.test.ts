@@ -338,6 +338,12 @@ test('a rewrite in words: the end it changed, to what, and who', () => {
     rewriteStory({ ...base, packet: 'first', ...rule }, 4, true),
     'NAT at PRE_ROUTING: destination rewritten to 198.18.2.2:8080 by rule iptables -t nat -A PREROUTING -p tcp -m tcp --dport 80 -j DNAT --to-destination 198.18.2.2:8080 (table ip nat chain PREROUTING, iptables-nft; found by match)',
   );
+  // ICMP has no ports: an error's are those of the packet it quotes, which conntrack rewrites too.
+  const icmp = { ...base, from: { ...base.from, sport: 53 }, to: { ...base.to, sport: 5353 } };
+  assert.equal(
+    rewriteStory({ ...icmp, packet: 'later', by: 'conntrack' }, 4, false),
+    'NAT at PRE_ROUTING: destination rewritten to 198.18.2.2 by conntrack (a later packet of the connection; NAT rules see only its first)',
+  );
   const both = {
     ...base,
     to: { src: '198.18.2.254', dst: '198.18.2.2', sport: 1024, dport: 8080 },
