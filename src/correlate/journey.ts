@@ -1,6 +1,7 @@
 // What the correlator produces: one packet's journey through this host.
 import type { PacketBytes } from '../trace/record.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type { HookName } from '../trace/kernel-names.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
@@ -89,6 +90,8 @@ export interface Drop {
   attribution?: RuleAttribution;
   /** XDP and tc drops: the device hook, and the program or filter there that dropped it. */
   device?: DeviceHookDrop;
+  /** Drops of a packet a queue rule (NFQUEUE) sent to a program: its queue, who listens there, what happened. */
+  nfqueue?: NfqueueFacts;
   /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */
   advice?: string[];
   /** TCP drops whose meaning depends on the connection's state (reasons.ts, TCP_STATE_REASONS): the state of

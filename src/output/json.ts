@@ -6,11 +6,13 @@ import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from './sink.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type {
   ConnectionRecord,
   DropRecord,
   FilterRecord,
   NatRecord,
+  NfqueueRecord,
   NoteRecord,
   PacketRecord,
   ReadyRecord,
@@ -137,6 +139,7 @@ export function dropRecord(d: Drop): DropRecord {
     answered: d.answered,
     tcp_state: d.tcpState,
     device: d.device,
+    nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
     ...(a && ruleFields(a)),
   };
 }
@@ -155,6 +158,7 @@ function ruleFields(a: RuleAttribution): Partial<RuleAttribution> {
     hint: a.hint,
     inspect: a.inspect,
     remove: a.remove,
+    exact: a.exact,
   };
 }
 
@@ -169,6 +173,31 @@ function natRecord(r: NatRewrite): NatRecord {
     by: r.by ?? 'unknown',
     why: r.why ?? (r.by === undefined ? 'the ruleset could not be read' : undefined),
     ...(r.rule && ruleFields(r.rule)),
+  };
+}
+
+export function nfqueueRecord(f: NfqueueFacts): NfqueueRecord {
+  return {
+    cause: f.cause,
+    queue: f.target.first,
+    queue_last: f.target.last,
+    bypass: f.target.bypass,
+    fanout: f.target.fanout,
+    listeners:
+      f.listeners &&
+      f.listeners.map((l) => ({
+        queue: l.queue,
+        portid: l.portid,
+        pid: l.pid,
+        comm: l.comm,
+        queue_total: l.total,
+        copy_mode: l.copyMode,
+        copy_range: l.copyRange,
+        queue_dropped: l.dropped,
+        user_dropped: l.userDropped,
+        id_sequence: l.idSequence,
+      })),
+    grew: f.grew && { queue: f.grew.queue, queue_dropped: f.grew.dropped, user_dropped: f.grew.userDropped },
   };
 }
 

@@ -6,6 +6,7 @@ import type { DeviceHookDrop, Ending, Fate, Journey, Layer, TcpStateSeen } from 
 import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import type { QueueCause } from '../rules/nfqueue.js';
 
 // ---- a trace (`pathtrace --json`) -----------------------------------------
 
@@ -72,6 +73,7 @@ export interface DropRecord extends Partial<RuleAttribution> {
   answered?: boolean;
   tcp_state?: TcpStateSeen;
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
+  nfqueue?: NfqueueRecord; // a queue rule (NFQUEUE) sent it to a program's queue: its rule's drops only
 }
 
 /** A NAT rewrite of a packet: the hook, the tuple before and after, and who made it; the rule flattened in where
@@ -84,6 +86,32 @@ export interface NatRecord extends Partial<RuleAttribution> {
   reply?: true; // the reply of a connection NAT'd in this trace
   by: 'rule' | 'conntrack' | 'unknown';
   why?: string; // why conntrack, or why no rule is named
+}
+
+/** A queue drop: the rule's queue, who listens there (/proc/net/netfilter/nfnetlink_queue after the drop). */
+export interface NfqueueRecord {
+  cause: QueueCause;
+  queue: number; // the rule's queue (--queue-num), the first of its range (--queue-balance)
+  queue_last: number; // the last of its range; queue for one
+  bypass: boolean; // --queue-bypass (nft: bypass): the packet passes while no program listens
+  fanout: boolean; // --queue-cpu-fanout: the CPU, not the flow, picks the queue in the range
+  listeners: NfqueueListenerRecord[] | null; // bound queues of the range; null: they could not be read
+  grew?: { queue: number; queue_dropped: number; user_dropped: number }; // queue-full, socket-full: the queue, and
+  // how much its drop counters grew since the reading before the drop
+}
+
+/** One line of /proc/net/netfilter/nfnetlink_queue, with the process behind its netlink port. */
+export interface NfqueueListenerRecord {
+  queue: number;
+  portid: number; // the listener's netlink port id
+  pid: number | null; // the process holding that socket; null: not found (gone, or not visible)
+  comm: string | null;
+  queue_total: number; // packets waiting for its verdict
+  copy_mode: number; // 0 none, 1 meta, 2 packet
+  copy_range: number;
+  queue_dropped: number; // dropped as the queue was full
+  user_dropped: number; // dropped as its netlink socket was full
+  id_sequence: number; // the last packet id given out
 }
 
 /** One packet's journey through the host. */

@@ -13,6 +13,7 @@ import { IPPROTO } from '../trace/record.js';
 import { explain } from '../report/explain.js';
 import { explainDrop } from '../report/reasons.js';
 import { rewriteStory } from '../report/nat.js';
+import { queueFactsLine } from '../report/nfqueue.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
@@ -276,8 +277,7 @@ export function ruleLines(a: RuleAttribution, st: Style): string[] {
     lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
   } else {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
-    if (a.source !== 'iptables-legacy')
-      lines.push(st.dim("pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace"));
+    if (a.exact) lines.push(st.dim(a.exact));
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
   if (a.hint) lines.push(st.dim(`${a.owner}: ${a.hint}`));
@@ -298,6 +298,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
         j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent',
       );
     extra.push(st.dim(`why: ${explainDrop(j.drop)}`));
+    if (j.drop.nfqueue) extra.push(`nfqueue: ${queueFactsLine(j.drop.nfqueue)}`);
     if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));

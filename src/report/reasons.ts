@@ -3,6 +3,9 @@
 // uses each one; a reason this table does not know (a newer kernel) still gets its name and its layer by
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
 import type { DeviceHookDrop, Layer, TcpStateSeen } from '../correlate/journey.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
+import type { RuleAttribution } from '../rules/attribute.js';
+import { explainQueueDrop, queueAdvice } from './nfqueue.js';
 
 export interface ReasonText {
   layer: Layer;
@@ -347,8 +350,11 @@ export function explainDrop(d: {
   layer: Layer;
   tcpState?: TcpStateSeen;
   device?: DeviceHookDrop;
+  nfqueue?: NfqueueFacts;
 }): string {
   if (d.device) return deviceHookWords(d.device, d.location);
+  const queued = explainQueueDrop(d);
+  if (queued) return queued;
   const where = d.location ? ` (${d.location})` : '';
   const state = d.tcpState ? `; ${tcpStateClause('', d.tcpState)}` : '';
   if (d.reason === null)
@@ -419,10 +425,18 @@ const TCP_COUNTERS: Record<string, string> = {
 
 /** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
 export function dropAdvice(
-  d: { reason: string | null; location: string; attribution?: unknown; device?: DeviceHookDrop },
+  d: {
+    reason: string | null;
+    location: string;
+    attribution?: Partial<RuleAttribution>;
+    device?: DeviceHookDrop;
+    nfqueue?: NfqueueFacts;
+  },
   c: AdviceContext,
 ): string[] {
   const p = c.prefix;
+  const queued = queueAdvice(d, p);
+  if (queued) return queued;
   const dev = c.dev;
   const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
   const v6 = c.dst.includes(':');

@@ -4,6 +4,7 @@
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../trace/kernel-names.js';
 import { PROTO_NAMES } from '../trace/record.js';
+import type { NfqueueFree } from './nfqueue.js';
 import {
   baseChains,
   chainKey,
@@ -48,6 +49,8 @@ export interface RuleAttribution {
   hint?: string;
   inspect?: string;
   remove?: string;
+  /** Where the evidence does not single out the rule: what would (--rule-trace, when it is not on already). */
+  exact?: string;
 }
 
 // ---- matching a rule against a packet -------------------------------------
@@ -146,10 +149,19 @@ export function ruleCovers(r: Rule, p: PacketView): boolean | null {
 // ---- attribution ----------------------------------------------------------
 
 const DROPS = new Set(['drop', 'reject']);
+const QUEUES = new Set(['queue']);
+// Freed after the queue: by the listener's verdict, or, before 6.11, by a chain after the queue on reinjection.
+const QUEUES_AND_DROPS = new Set([...DROPS, ...QUEUES]);
 
-/** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to by a rule that can match it. */
-function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
-  return reachableRules(rs, chain, p, (r) => r.verdict !== null && DROPS.has(r.verdict));
+/** The verdicts of the rules that can have ended a packet freed by the queue machinery (free), or elsewhere. */
+function endingVerdicts(free: NfqueueFree | undefined): Set<string> {
+  return free === 'unqueued' ? QUEUES : free === 'after-queue' ? QUEUES_AND_DROPS : DROPS;
+}
+
+/** Rules that can end a packet here: those with one of the verdicts `ends` in the chain, or in chains it jumps
+ *  to by a rule that can match it. */
+function droppingRules(rs: Ruleset, chain: Chain, p: PacketView, ends: Set<string>): { chain: Chain; rule: Rule }[] {
+  return reachableRules(rs, chain, p, (r) => r.verdict !== null && ends.has(r.verdict));
 }
 
 /** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet,
@@ -200,6 +212,10 @@ export interface DropContext {
   countersTrusted?: boolean;
   /** Netfilter answered the packet (RST, ICMP error) as it dropped it: a reject; false: silently, a drop. */
   answered?: boolean;
+  /** Freed by the queue machinery (nfqueue.ts): a queue rule sent it there. */
+  queued?: NfqueueFree;
+  /** --rule-trace is on: not a thing to advise. */
+  ruleTrace?: boolean;
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
@@ -279,7 +295,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
   // A silent drop was no reject, and a reject answers (a verdict map may do either).
   const rules = chains
-    .flatMap((c) => droppingRules(rs, c, d.packet))
+    .flatMap((c) => droppingRules(rs, c, d.packet, endingVerdicts(d.queued)))
     .filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0))
     .filter((x) => d.answered === undefined || x.rule.verdict === null || (x.rule.verdict === 'reject') === d.answered);
   const moved = rules.filter((x) => delta(x) > 0);
@@ -316,7 +332,8 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     (c) =>
       c.policy === 'drop' && !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0),
   );
-  if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
+  // Nor does it queue.
+  if (!pick && !candidates.length && policies.length === 1 && d.answered !== true && d.queued !== 'unqueued') {
     const c = policies[0]!;
     return {
       ...chainFields(c),
@@ -342,12 +359,23 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
       ? candidates.map((x) => describe(x.chain, x.rule))
       : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
     out.candidates = [...new Set(list)];
+    if (!d.ruleTrace && out.source !== 'iptables-legacy')
+      out.exact = "pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace";
     if (!chain) {
       out.table = chains.map((c) => c.table).join('|');
       out.chain = chains.map((c) => c.name).join('|');
     }
   }
   return out;
+}
+
+/** The rule an attribution names, as the ruleset holds it (its target's options with it). */
+export function attributedRule(rs: Ruleset, a: RuleAttribution): Rule | undefined {
+  if (!a.rule || a.rule.found === 'policy') return undefined;
+  const { handle, position } = a.rule;
+  return rs.chains
+    .find((c) => c.source === a.source && c.family === a.family && c.table === a.table && c.name === a.chain)
+    ?.rules.find((r) => (handle !== undefined ? r.handle === handle : r.position === position));
 }
 
 /** The exact rule, from nftables' own trace of the packet (--rule-trace). */

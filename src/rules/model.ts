@@ -57,6 +57,20 @@ export interface Rule {
   matches: Match[] | null;
   /** A NAT rule's rewrite (its verdict is then accept: the rule ends the chain for that packet). */
   nat?: NatTarget;
+  /** A queue rule's target (NFQUEUE, nft's queue): where it sends packets; absent when its queue is beyond the
+   *  model (nft's `queue to jhash ...`). */
+  queue?: QueueTarget;
+}
+
+/** Where a queue rule sends a packet: to one of the queues first..last (one, or --queue-balance's range), and
+ *  whether the packet passes on (bypass) when no program listens there. */
+export interface QueueTarget {
+  first: number;
+  last: number;
+  /** --queue-bypass, nft's `bypass` flag: no listener, the packet goes on instead of being dropped. */
+  bypass: boolean;
+  /** --queue-cpu-fanout, nft's `fanout`: the CPU picks the queue in the range, not a hash of the flow. */
+  fanout: boolean;
 }
 
 export interface Chain {

@@ -9,6 +9,7 @@ import { dropAdvice, type AdviceContext } from '../report/reasons.js';
 import { protoName, type Summary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
+import { readQueues } from '../rules/nfqueue-read.js';
 import type { Ruleset } from '../rules/model.js';
 import { RulesetReader } from '../rules/read.js';
 import { RuleTrace } from '../rules/ruletrace.js';
@@ -237,6 +238,7 @@ export class Session {
           { chains: [] },
           trace,
           () => this.now(),
+          () => readQueues(this.nsPath),
         );
       }
       this.countersBefore = this.readCounters();
