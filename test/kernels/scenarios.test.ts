@@ -238,6 +238,34 @@ test('iptables-legacy: a drop in the legacy filter table is named, with its sour
   assert.equal(syn.drop.source, 'iptables-legacy');
 });
 
+test('NFQUEUE with no program listening: the SYN dropped in nf_queue, named by its rule, its queue and no listener', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await traceDrop((lab) =>
+    ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j NFQUEUE --queue-num 0`),
+  );
+  assert.equal(r.client.ok, false);
+  // nf_queue frees what __nf_queue could not queue with kfree_skb: no reason named (none at all before 5.17).
+  const reason = netfilterReason(r.ready) === null ? null : 'NOT_SPECIFIED';
+  for (const p of withFlags(r, 'S', true)) {
+    const d = p.drop;
+    assert.deepEqual(
+      [d.layer, d.hook, d.location, d.reason, d.table, d.chain],
+      ['netfilter', 'LOCAL_IN', 'nf_queue', reason, 'filter', 'INPUT'],
+      JSON.stringify(d),
+    );
+    assert.equal(d.rule.text, `iptables -A INPUT -p tcp -m tcp --dport ${PORT} -j NFQUEUE --queue-num 0`);
+    assert.match(d.rule.found, /^(counters\+)?match$/);
+    assert.deepEqual(
+      [d.nfqueue.cause, d.nfqueue.queue, d.nfqueue.bypass, d.nfqueue.listeners],
+      ['no-listener', 0, false, []],
+    );
+    assert.match(d.explanation, /^an NFQUEUE rule sent it to queue 0, where no program listens/);
+    assert.ok(d.advice.some((a) => a.endsWith('--queue-bypass (fail-open: packets pass while no program listens)')));
+    assert.equal(p.tcp.saw, false, 'TCP never saw it');
+    assert.equal(p.tcpdump, true);
+  }
+});
+
 test('a closed UDP port: the datagram is dropped by the stack and the ICMP port unreachable follows', async (t) => {
   if (!needsRoot(t)) return;
   const r = await trace({
