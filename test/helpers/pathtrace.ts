@@ -175,33 +175,6 @@ export function runCli(args: string[], opts: { uid?: number; env?: NodeJS.Proces
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** `pathtrace --plain ARGS` started, resolved once it said it is ready. */
-export async function startPlain(
-  args: string[],
-): Promise<{ child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, '--plain', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '',
-    err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  await Promise.race([
-    new Promise<void>((resolve) =>
-      child.stderr!.on('data', () => {
-        if (/pathtrace: tracing/.test(err)) resolve();
-      }),
-    ),
-    exit.then((code) => {
-      throw new Error(`pathtrace exited (${code}): ${err}`);
-    }),
-  ]);
-  return { child, out: () => out, err: () => err, exit };
-}
-
 /** Skips the test unless running as root, saying why. */
 export function needsRoot(t: TestContext): boolean {
   if (process.getuid?.() === 0) return true;
