@@ -1,6 +1,13 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
-import { flagLetters, type Drop, type Journey, type DeviceNames, type NatRewrite } from '../correlate/journey.js';
+import {
+  flagLetters,
+  type Drop,
+  type Journey,
+  type DeviceNames,
+  type NatRewrite,
+  type TooBig,
+} from '../correlate/journey.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
@@ -17,6 +24,7 @@ import type {
   PacketRecord,
   ReadyRecord,
   SummaryRecord,
+  TooBigRecord,
 } from './records.js';
 
 export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
@@ -114,6 +122,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
         sport: j.sport,
         dport: j.dport,
       },
+      mtu: j.icmp.mtu,
     },
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
@@ -140,6 +149,7 @@ export function dropRecord(d: Drop): DropRecord {
     tcp_state: d.tcpState,
     device: d.device,
     nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
+    too_big: d.tooBig && tooBigRecord(d.tooBig),
     ...(a && ruleFields(a)),
   };
 }
@@ -198,6 +208,19 @@ export function nfqueueRecord(f: NfqueueFacts): NfqueueRecord {
         id_sequence: l.idSequence,
       })),
     grew: f.grew && { queue: f.grew.queue, queue_dropped: f.grew.dropped, user_dropped: f.grew.userDropped },
+  };
+}
+
+function tooBigRecord(t: TooBig): TooBigRecord {
+  return {
+    size: t.size,
+    mtu: t.mtu,
+    mtu_source: t.mtuFrom,
+    dev: t.dev ?? null,
+    route: t.route ?? null,
+    route_differs: t.routeDiffers,
+    told: t.told,
+    resent_after_told: t.resentAfterTold,
   };
 }
 

@@ -74,6 +74,19 @@ export interface DropRecord extends Partial<RuleAttribution> {
   tcp_state?: TcpStateSeen;
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
   nfqueue?: NfqueueRecord; // a queue rule (NFQUEUE) sent it to a program's queue: its rule's drops only
+  too_big?: TooBigRecord; // PKT_TOO_BIG: what refused it
+}
+
+/** A packet too big for its way out: the MTU that refused it, its size, the device and route, who was told. */
+export interface TooBigRecord {
+  size: number | null; // the length held against the MTU: its IP length (a GSO packet's: one segment's)
+  mtu: number | null; // null: not read, or the one read would not have refused it
+  mtu_source: 'icmp' | 'route' | 'device' | null; // the ICMP error sent with the drop, else read at the drop
+  dev: string | null; // the device its route leads out of
+  route: string | null; // the route lookup's answer for it (ip route get fibmatch), when reported
+  route_differs?: true; // that lookup leads elsewhere than the kernel's route did (policy routing, a change)
+  told: boolean; // this host sent the ICMP error (fragmentation needed / packet too big) for it
+  resent_after_told: number; // TCP: ICMP errors sent for this same segment before it came again (a black hole)
 }
 
 /** A NAT rewrite of a packet: the hook, the tuple before and after, and who made it; the rule flattened in where
@@ -150,6 +163,7 @@ export interface PacketRecord {
     type: number;
     code: number;
     about: { proto: string; src: string; dst: string; sport: number; dport: number } | null;
+    mtu?: number; // fragmentation needed (IPv6: packet too big): the MTU it carries
   };
   neighbour_wait_ns?: number;
   qdisc_wait_ns?: number;

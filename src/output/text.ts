@@ -11,9 +11,10 @@ import {
 } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
 import { explain } from '../report/explain.js';
-import { explainDrop } from '../report/reasons.js';
 import { rewriteStory } from '../report/nat.js';
 import { queueFactsLine } from '../report/nfqueue.js';
+import { explainDrop, tooBigIcmpName } from '../report/reasons.js';
+import { isTooBigIcmp } from '../correlate/identity.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
@@ -59,7 +60,6 @@ const ICMP_NAMES: Record<string, string> = {
   '6:3:0': 'hop limit exceeded',
   '6:128:0': 'echo request',
   '6:129:0': 'echo reply',
-  '6:2:0': 'packet too big',
 };
 
 /** "SYN", "SYN-ACK"... or tcpdump's flag letters for unusual combinations. */
@@ -243,7 +243,9 @@ function header(j: Journey, startedAt: number, st: Style): string {
   const dir = j.direction === 'in' ? 'in ' : j.direction === 'out' ? 'out' : 'fwd';
   const parts = [clock(startedAt + j.start / 1e6), dir];
   if (j.icmp) {
-    const name = ICMP_NAMES[`${j.family}:${j.icmp.type}:${j.icmp.code}`] ?? `type ${j.icmp.type} code ${j.icmp.code}`;
+    const name = isTooBigIcmp(j.family, j.icmp.type, j.icmp.code)
+      ? tooBigIcmpName(j.icmp.mtu)
+      : (ICMP_NAMES[`${j.family}:${j.icmp.type}:${j.icmp.code}`] ?? `type ${j.icmp.type} code ${j.icmp.code}`);
     parts.push(st.bold(`ICMP ${name}`), `${j.src} → ${j.dst}`);
     if (j.icmp.about) {
       const about = protoName(j.icmp.about.proto, j.family);

@@ -49,8 +49,9 @@ export class Tally {
       // By what it means and where: the same cause at two freeing functions (tcp_v4_rcv, tcp_v6_rcv) is one group.
       const explanation = explainDrop(j.drop);
       const k = `${j.drop.hook}|${explanation}`;
-      // The connection's state is in the explanation: the group keeps no one packet's (nor its advice).
-      const d = this.drops.get(k) ?? { ...j.drop, tcpState: undefined, explanation, count: 0 };
+      // The connection's state and a too-big packet's way out are in the explanation: the group keeps no one
+      // packet's (nor its advice).
+      const d = this.drops.get(k) ?? { ...j.drop, tcpState: undefined, tooBig: undefined, explanation, count: 0 };
       d.count++;
       this.drops.set(k, d);
     }

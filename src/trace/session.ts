@@ -3,9 +3,9 @@
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from '../correlate/correlate.js';
-import type { Journey } from '../correlate/journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
-import { dropAdvice, type AdviceContext } from '../report/reasons.js';
+import { dropAdvice, tooBigWhere, type AdviceContext } from '../report/reasons.js';
 import { protoName, type Summary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
@@ -42,6 +42,7 @@ import {
   type ClockBase,
   type PacketBytes,
 } from './record.js';
+import { RouteLookups, takeRoute, type RouteQuery } from './routes.js';
 import { missingToolNotes, onPath } from './tools.js';
 
 export class SessionError extends Error {}
@@ -162,8 +163,9 @@ export class Session {
   private readonly countersBefore: Counters | null;
   private readonly probes: NetfilterProbes | null = null;
   private readonly attributor: RuleAttributor | null = null;
-  /** Journeys in the order they are reported; netfilter drops wait for their rule. */
-  private readonly outbox: { j: Journey; pending: boolean }[] = [];
+  /** Journeys in the order they are reported; netfilter drops wait for their rule, too-big drops for their route. */
+  private readonly outbox: Outgoing[] = [];
+  private readonly routes: RouteLookups;
   private reading: Promise<void> | null = null;
   private stopBeforeRunning: string | null = null;
   private readonly firstReading: Promise<Ruleset | null> | null;
@@ -225,6 +227,7 @@ export class Session {
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
+      this.routes = new RouteLookups(this.nsPath);
       // Wire: rules, counters, the correlator.
       if (traced !== 'none') {
         this.notes.push(...missingToolNotes(onPath));
@@ -489,8 +492,10 @@ export class Session {
     else this.correlator.tick(this.now());
     for (const j of this.correlator.drain()) {
       const pending = this.attributor !== null && needsAttribution(j);
-      this.outbox.push({ j, pending });
+      const o: Outgoing = { j, pending, routing: false };
+      this.outbox.push(o);
       if (pending) this.dropsSinceReading = true;
+      if (j.drop?.tooBig) this.lookUpRoute(o, sink);
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
@@ -537,8 +542,32 @@ export class Session {
       });
   }
 
+  /** A too-big drop's way out in names: its out device, and the route lookup's answer for the packet, read while
+   *  the journey waits in the outbox (at the trace's end, routesNow reads what is left). */
+  private lookUpRoute(o: Outgoing, sink: Sink): void {
+    const t = o.j.drop!.tooBig!;
+    if (t.outDev) t.dev = this.devices.name(t.outDev);
+    o.routing = true;
+    void this.routes.get(routeQuery(o.j, this.devices)).then((r) => {
+      if (!o.routing) return;
+      takeRoute(t, r);
+      o.routing = false;
+      this.flush(sink);
+    });
+  }
+
+  /** At the end: the route lookups still under way, synchronously. */
+  private routesNow(): void {
+    for (const o of this.outbox)
+      if (o.routing) {
+        takeRoute(o.j.drop!.tooBig!, this.routes.getSync(routeQuery(o.j, this.devices)));
+        o.routing = false;
+      }
+  }
+
   /** At the end: attribute what is still waiting, synchronously. */
   private attributeNow(sink: Sink): void {
+    this.routesNow();
     const waiting = this.outbox.filter((o) => o.pending);
     if (waiting.length && this.attributor) {
       try {
@@ -558,7 +587,7 @@ export class Session {
 
   /** Reports journeys in order, up to the first that still waits for its rule. */
   private flush(sink: Sink): void {
-    const waiting = this.outbox.findIndex((o) => o.pending);
+    const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
       if (j.drop) {
@@ -607,6 +636,30 @@ export class Session {
 /** The device a packet was freed on: its last step's that names one, else its route's. */
 function freedOn(j: Journey): number | undefined {
   return [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
+}
+
+/** A journey on its way to the sink: it waits while its rule (pending) or its route (routing) is being read. */
+interface Outgoing {
+  j: Journey;
+  pending: boolean;
+  routing: boolean;
+}
+
+/** The route lookup for a too-big drop's packet: as the kernel looked it up, forwarded from the device it came in
+ *  on, or sent by this host. */
+function routeQuery(j: Journey, devices: DeviceNames): RouteQuery {
+  const forwarded = tooBigWhere(j.drop!.location) === 'forwarded';
+  const rx = j.steps.find((s) => /^(netif_receive_skb|netif_rx|napi_gro_receive_entry)$/.test(s.point))?.ifindex;
+  const inDev = rx ?? j.steps.find((s) => s.in)?.in;
+  return {
+    family: j.family,
+    dst: j.dst,
+    src: j.src,
+    iif: forwarded && inDev ? devices.name(inDev) : null,
+    proto: protoName(j.proto, j.family),
+    sport: j.sport,
+    dport: j.dport,
+  };
 }
 
 /** How the user runs a command in the traced namespace, for the commands pathtrace shows. */

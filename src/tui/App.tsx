@@ -153,8 +153,9 @@ export function packetLine(j: Journey): string {
         ? 'ICMP'
         : 'UDP';
   const dir = j.direction === 'forward' ? 'fwd' : j.direction;
+  const mtu = j.drop?.tooBig?.mtu;
   const fate = j.drop
-    ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}${j.drop.nfqueue ? ` (${queueTag(j.drop.nfqueue)})` : ''}`
+    ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}${mtu ? ` MTU ${mtu}` : ''}${j.drop.nfqueue ? ` (${queueTag(j.drop.nfqueue)})` : ''}`
     : j.fate;
   return (
     `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +

@@ -46,6 +46,8 @@ const segment = (p: Partial<JourneySoFar> = {}): JourneySoFar => ({
   dst: '198.18.0.2',
   dport: 80,
   translated: undefined,
+  seq: 1000,
+  retransmit: 0,
   steps: [
     step('netif_receive_skb', 1),
     step('netfilter', 2, { hook: 'PRE_ROUTING', at: 'entry' }),
@@ -61,6 +63,7 @@ const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({
   lastAnswerIcmp: null,
   replies: [],
   states: [],
+  tooBigTold: null,
   ...p,
 });
 const kfree = (reasonName: string | null, location: string, t = 10): EndEvent => ({
