@@ -159,7 +159,11 @@ function tooBig(j: JourneySoFar, flow: FlowFacts, end: EndEvent, answered: boole
 }
 
 /** Notes a too-big TCP segment the sender was told about, so that the same segment sent again shows a black hole. */
-export function noteTooBigTold(flow: FlowState, j: Pick<Journey, 'proto' | 'seq'>, t: TooBig): void {
+export function noteTooBigTold(
+  flow: Pick<FlowState, 'tooBigTold'>,
+  j: Pick<Journey, 'proto' | 'seq'>,
+  t: TooBig,
+): void {
   if (!t.told || j.proto !== IPPROTO.TCP) return;
   const told = (flow.tooBigTold ??= new Map());
   if (told.size >= 64) told.clear(); // a few segments under way at once: bounded
