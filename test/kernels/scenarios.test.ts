@@ -23,6 +23,7 @@ import {
   type Summary,
 } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
+import { BIG_DATA, NARROW_MTU, narrowTowardServer } from '../helpers/mtu.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
 import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
@@ -355,6 +356,28 @@ test('a TTL that runs out on a router: the datagram dropped in ip_forward, told 
   assertInferredWithoutReasons(dgram, r.ready, /^this host answered with ICMP time exceeded/);
   const icmp = r.packets.find((p) => p.proto === 'icmp');
   assert.deepEqual([icmp!.icmp.type, icmp!.flow], [11, dgram.flow]);
+});
+
+test("data too big for a router's way to the server: PKT_TOO_BIG at ip_forward (told by frag needed before 5.18), its MTU and device", async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    router: true,
+    setup: narrowTowardServer,
+    at: (lab) => lab.router!.netns,
+    clientOptions: ['--send', BIG_DATA],
+    until: (p) => p.proto === 'icmp',
+  });
+  const d = r.packets.find((p) => p.len === BIG_DATA.length && p.fate === 'dropped');
+  assert.ok(d, JSON.stringify(r.packets.map((p) => [p.tcp_flags, p.len, p.fate, p.drop])));
+  assert.deepEqual([d.drop.layer, d.drop.reason, d.drop.location], ['ip', 'PKT_TOO_BIG', 'ip_forward']);
+  assertInferredWithoutReasons(d, r.ready, /^this host sent ICMP fragmentation needed \(MTU 1280\) from ip_forward/);
+  // The device and the length read at the drop, the MTU the ICMP error carries: the same on every kernel.
+  const tb = d.drop.too_big;
+  assert.deepEqual([tb.mtu, tb.mtu_source, tb.dev, tb.told], [NARROW_MTU, 'icmp', 'eth-srv', true]);
+  assert.ok(tb.size > NARROW_MTU && tb.size < BIG_DATA.length + 100, `size ${tb.size}`);
+  assert.equal(tb.route, '198.18.2.0/24 dev eth-srv');
+  const icmp = r.packets.find((p) => p.proto === 'icmp');
+  assert.deepEqual([icmp!.icmp.type, icmp!.icmp.code, icmp!.icmp.mtu, icmp!.flow], [3, 4, NARROW_MTU, d.flow]);
 });
 
 test('a graceful exchange with a filter table in place: delivered both ways, no drop', async (t) => {
