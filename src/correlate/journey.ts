@@ -117,7 +117,7 @@ export interface TooBig {
   /** That device's name, set by the session when the drop is reported. */
   dev?: string;
   /** The route lookup's answer for its destination (`ip route get fibmatch`), read by the session when the drop is
-   *  reported; null: none could be read. */
+   *  reported; null: none could be read (or too many were under way). */
   route?: string | null;
   /** The lookup led elsewhere than the kernel's route at the drop (another device, or no MTU where the route's
    *  metric gave it): policy routing, or a route changed since. */

@@ -368,7 +368,9 @@ export function tooBigWords(t: TooBig, location: string): string {
       : ` (route ${t.route})`;
   if (t.mtu === null) s += '; its MTU was not read';
   const icmp = `ICMP ${tooBigIcmpName(t.mtuFrom === 'icmp' ? t.mtu : null)}`;
-  if (!t.told) s += '; no ICMP error for it was seen leaving (the kernel rate-limits them: icmp_ratelimit)';
+  // ip6_xmit tells the socket itself (EMSGSIZE on its error queue), with no ICMP error.
+  if (/^ip6_xmit\b/.test(location)) s += '; this host sent it, and the kernel told its socket (EMSGSIZE) directly';
+  else if (!t.told) s += '; no ICMP error for it was seen leaving (the kernel rate-limits them per destination)';
   else if (tooBigWhere(location) === 'sent')
     s += `; this host sent it, and told its own socket (${icmp}), which learns the path MTU from it`;
   else s += `; this host told the sender (${icmp})`;

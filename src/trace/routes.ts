@@ -8,6 +8,9 @@ import type { TooBig } from '../correlate/journey.js';
 
 const run = promisify(execFile);
 
+/** Lookups running at once at most. */
+const MAX_UNDER_WAY = 4;
+
 /** What the packet was: the lookup asks for its addresses, its protocol and ports, and (forwarded) its in-device. */
 export interface RouteQuery {
   family: 4 | 6;
@@ -76,10 +79,12 @@ export function takeRoute(t: TooBig, r: RouteAnswer | null): void {
   if (r && !routeAgrees(r, t.dev, t.routeMtu)) t.routeDiffers = true;
 }
 
-/** Lookups in one namespace (nsPath "": pathtrace's own), kept a second by what was asked: a burst of drops to one
- *  destination costs one. */
+/** Lookups in one namespace (nsPath "": pathtrace's own), each kept a second for its addresses, in-device and
+ *  protocol (not its ports: every connection would cost one), and a few at once: a burst of drops to one destination
+ *  costs one, and a flood of them to many costs no more than MAX_UNDER_WAY processes at a time. */
 export class RouteLookups {
   private readonly cache = new Map<string, { at: number; answer: Promise<RouteAnswer | null> }>();
+  private underWay = 0;
 
   constructor(
     private readonly nsPath: string,
@@ -93,12 +98,17 @@ export class RouteLookups {
   /** The lookup for q: as the kernel would look the packet up; where `ip` refuses that (an input lookup the
    *  reverse-path check fails, an old iproute2 without ports), by its destination alone. */
   get(q: RouteQuery): Promise<RouteAnswer | null> {
-    const key = JSON.stringify(q);
+    const key = `${q.family} ${q.dst} ${q.src} ${q.iif} ${q.proto}`;
     const hit = this.cache.get(key);
     if (hit && this.now() - hit.at < 1000) return hit.answer;
+    // Too many under way: this one is not looked up (its route is null), rather than the output waiting.
+    if (this.underWay >= MAX_UNDER_WAY) return Promise.resolve(null);
     if (this.cache.size >= 256) this.cache.clear();
     const ask = async (exact: boolean) => parseRoute((await run(...this.argv(routeArgs(q, exact)))).stdout);
-    const answer = ask(true).catch(() => ask(false).catch(() => null));
+    this.underWay++;
+    const answer = ask(true)
+      .catch(() => ask(false).catch(() => null))
+      .finally(() => this.underWay--);
     this.cache.set(key, { at: this.now(), answer });
     return answer;
   }

@@ -180,7 +180,7 @@ test('the words: size, MTU, device, route; who was told; a black hole; what was 
   );
   assert.equal(
     tooBigWords(way({ told: false, mtuFrom: 'device' }), 'ip6_forward'),
-    'too big for the way out: 1452 bytes, MTU 1280 on eth-srv (route 198.18.2.0/24 dev eth-srv); no ICMP error for it was seen leaving (the kernel rate-limits them: icmp_ratelimit)',
+    'too big for the way out: 1452 bytes, MTU 1280 on eth-srv (route 198.18.2.0/24 dev eth-srv); no ICMP error for it was seen leaving (the kernel rate-limits them per destination)',
   );
   assert.match(
     tooBigWords(way({ resentAfterTold: 2 }), 'ip_forward'),
@@ -196,7 +196,12 @@ test('the words: size, MTU, device, route; who was told; a black hole; what was 
   );
   assert.equal(
     tooBigWords(way({ size: null, mtu: null, mtuFrom: null, dev: undefined, route: null, told: false }), 'ip_forward'),
-    'too big for the way out; its MTU was not read; no ICMP error for it was seen leaving (the kernel rate-limits them: icmp_ratelimit)',
+    'too big for the way out; its MTU was not read; no ICMP error for it was seen leaving (the kernel rate-limits them per destination)',
+  );
+  // TCP over IPv6 bigger than its socket's route: ip6_xmit reports it to the socket, with no ICMP error.
+  assert.match(
+    tooBigWords(way({ told: false, mtuFrom: 'route', routeMtu: 1280 }), 'ip6_xmit'),
+    /; this host sent it, and the kernel told its socket \(EMSGSIZE\) directly$/,
   );
   // Without its way out (a kernel that named it elsewhere), the reason's own sentence.
   assert.equal(
