@@ -180,7 +180,7 @@ const answeredSince = (flow: FlowFacts, t: number) => flow.lastAnswer >= t;
 export function reasonFromAnswer(
   j: Pick<JourneySoFar, 'family' | 'proto' | 'flags' | 'direction'>,
   location: string,
-  icmp: { type: number; code: number } | null,
+  icmp: FlowFacts['lastAnswerIcmp'],
 ): { reason: string; inferred: string } | null {
   const tooBig = tooBigFromAnswer(j, location, icmp);
   if (tooBig) return tooBig;
@@ -221,7 +221,7 @@ export function reasonFromAnswer(
 export function tooBigFromAnswer(
   j: Pick<JourneySoFar, 'family'>,
   location: string,
-  icmp: { type: number; code: number; mtu?: number } | null,
+  icmp: FlowFacts['lastAnswerIcmp'],
 ): { reason: string; inferred: string } | null {
   if (!icmp || !isTooBigIcmp(j.family, icmp.type, icmp.code) || !tooBigWhere(location)) return null;
   const name = j.family === 4 ? 'fragmentation needed' : 'packet too big';

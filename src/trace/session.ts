@@ -585,7 +585,7 @@ export class Session {
     this.flush(sink);
   }
 
-  /** Reports journeys in order, up to the first that still waits for its rule. */
+  /** Reports journeys in order, up to the first that still waits for its rule or its route. */
   private flush(sink: Sink): void {
     const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
