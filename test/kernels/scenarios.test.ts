@@ -349,6 +349,8 @@ test('a TTL that runs out on a router: the datagram dropped in ip_forward, told 
     [dgram.fate, dgram.drop.layer, dgram.drop.reason, dgram.drop.location],
     ['dropped', 'ip', 'IP_INHDR', 'ip_forward'],
   );
+  // Routed to be forwarded, dropped before its FORWARD hook: a forwarded packet, never this host's TCP or UDP's.
+  assert.deepEqual([dgram.direction, dgram.route.decision, dgram.tcp], ['forward', 'forward', undefined]);
   assert.equal(
     dgram.drop.explanation,
     'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded',
