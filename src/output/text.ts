@@ -10,6 +10,7 @@ import {
   type Step,
 } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
+import { clock } from '../report/clock.js';
 import { explain } from '../report/explain.js';
 import { rewriteStory } from '../report/nat.js';
 import { queueFactsLine } from '../report/nfqueue.js';
@@ -98,13 +99,6 @@ export function duration(ns: number): string {
   if (ns < 1e6) return `${Math.round(ns / 1e3)} µs`;
   if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 1 : 0)} ms`;
   return `${(ns / 1e9).toFixed(1)} s`;
-}
-
-function clock(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  const micros = Math.floor((ms % 1000) * 1000);
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(micros, 6)}`;
 }
 
 function origin(j: Journey): string {
@@ -241,7 +235,7 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
 function header(j: Journey, startedAt: number, st: Style): string {
   const tcp = j.proto === IPPROTO.TCP;
   const dir = j.direction === 'in' ? 'in ' : j.direction === 'out' ? 'out' : 'fwd';
-  const parts = [clock(startedAt + j.start / 1e6), dir];
+  const parts = [clock(startedAt * 1000 + j.start / 1000), dir];
   if (j.icmp) {
     const name = isTooBigIcmp(j.family, j.icmp.type, j.icmp.code)
       ? tooBigIcmpName(j.icmp.mtu)

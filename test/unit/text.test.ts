@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { formatJourney, formatSummary, pathLine, PLAIN, tcpdumpFlags } from '../../src/output/text.js';
 import { Tally } from '../../src/report/tally.js';
+import { clock } from '../../src/report/clock.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
@@ -28,6 +29,13 @@ test('tcpdump flag notation', () => {
   assert.equal(tcpdumpFlags(0x18), 'P.');
   assert.equal(tcpdumpFlags(0x11), 'F.');
   assert.equal(tcpdumpFlags(0x04), 'R');
+});
+
+test("clock: tcpdump's HH:MM:SS.uuuuuu in local time, a fraction of a µs cut off", () => {
+  const us = new Date(2024, 0, 2, 13, 42, 48).getTime() * 1000 + 672669.75;
+  assert.equal(clock(us), '13:42:48.672669');
+  assert.equal(clock(us - 672669.75 + 5), '13:42:48.000005');
+  assert.equal(clock(us + 327330.5), '13:42:49.000000');
 });
 
 test('local-in: the path shows tcpdump saw it and LOCAL_IN dropped it; the summary explains', () => {
