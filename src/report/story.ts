@@ -37,6 +37,8 @@ export interface DropBundle {
   kinds: string[];
   count: number;
   tcpdump: number;
+  /** How many of them netfilter answered (a REJECT rule). */
+  answered: number;
   reason: string;
 }
 
@@ -47,11 +49,20 @@ export function bundleDrops(groups: PacketGroup[]): DropBundle[] {
     if (g.fate !== 'dropped') continue;
     const place = dropPlace(g);
     const k = `${g.direction} ${place}`;
-    const b = out.get(k) ?? { direction: g.direction, place, kinds: [], count: 0, tcpdump: 0, reason: g.reason ?? '' };
+    const b = out.get(k) ?? {
+      direction: g.direction,
+      place,
+      kinds: [],
+      count: 0,
+      tcpdump: 0,
+      answered: 0,
+      reason: g.reason ?? '',
+    };
     const name = kindName(g.kind);
     if (!b.kinds.includes(name)) b.kinds.push(name);
     b.count += g.count;
     b.tcpdump += g.tcpdump;
+    b.answered += g.answered;
     out.set(k, b);
   }
   return [...out.values()];
@@ -103,12 +114,17 @@ export function connectionVerdict(f: FlowSummary): string {
   for (const g of f.groups) {
     if (g.fate === 'forwarded') parts.push(`${kindName(g.kind)}${times(g.count)} forwarded`);
   }
-  // Where packets died, bundled.
+  // Where packets died, bundled. A REJECT's answers are told below as packets sent, where the trace has them.
+  const answersSeen = f.groups.some((g) => g.direction === 'out' && g.origin === 'netfilter');
   for (const b of bundleDrops(f.groups)) {
     const dir = b.direction === 'out' ? 'outgoing' : b.direction === 'in' ? 'incoming' : 'forwarded';
     const unseen = b.direction === 'out' && b.tcpdump === 0 ? ', before tcpdump could see them' : '';
     const what = b.kinds.length === 1 ? `${b.kinds[0]}${times(b.count)}` : `${b.count} ${dir} (${b.kinds.join(', ')})`;
-    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}`);
+    const answered =
+      b.answered && !answersSeen
+        ? `, ${b.answered === b.count ? '' : `${b.answered} of them `}answered by a netfilter REJECT rule`
+        : '';
+    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}${answered}`);
   }
   // Answers made by netfilter or by the kernel for want of a socket.
   for (const g of f.groups) {

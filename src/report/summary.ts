@@ -17,6 +17,7 @@ export interface PacketGroup {
   count: number;
   tcpdump: number; // how many tcpdump would have captured
   tcpSaw: number; // incoming TCP: how many TCP received
+  answered: number; // netfilter drops this host answered (a REJECT's RST or ICMP error)
   replies: Record<string, number>;
   retransmits: number;
   bytes: number; // transport payload

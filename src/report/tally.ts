@@ -87,6 +87,7 @@ export class Tally {
           count: 0,
           tcpdump: 0,
           tcpSaw: 0,
+          answered: 0,
           replies: {},
           retransmits: 0,
           bytes: 0,
@@ -100,6 +101,7 @@ export class Tally {
     g.bytes += j.len;
     if (j.tcpdump) g.tcpdump++;
     if (j.tcp?.saw) g.tcpSaw++;
+    if (j.drop?.answered) g.answered++;
     if (j.tcp?.reply) g.replies[j.tcp.reply] = (g.replies[j.tcp.reply] ?? 0) + 1;
     if (j.retransmit > 0) g.retransmits++;
     if (j.delivery?.read) g.read++;
