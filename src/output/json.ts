@@ -23,6 +23,7 @@ import type {
   NoteRecord,
   PacketRecord,
   ReadyRecord,
+  SummaryDropRecord,
   SummaryRecord,
   TooBigRecord,
 } from './records.js';
@@ -136,6 +137,11 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
 
 /** The drop, with the table, chain and rule flattened in when they are known. */
 export function dropRecord(d: Drop): DropRecord {
+  return { ...dropCause(d), advice: d.advice ?? [], tcp_state: d.tcpState };
+}
+
+/** What a drop shares with others of its cause: all but the packet's own advice and TCP state. */
+function dropCause(d: Drop): Omit<DropRecord, 'advice' | 'tcp_state'> {
   const a = d.attribution;
   return {
     layer: d.layer,
@@ -143,15 +149,19 @@ export function dropRecord(d: Drop): DropRecord {
     reason: d.reason,
     location: d.location,
     explanation: explainDrop(d),
-    advice: d.advice ?? [],
     inferred: d.inferred,
     answered: d.answered,
-    tcp_state: d.tcpState,
     device: d.device,
     nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
     too_big: d.tooBig && tooBigRecord(d.tooBig),
     ...(a && ruleFields(a)),
   };
+}
+
+/** A cause of drops in the summary: the first such drop's fields, flat as in a packet's drop, and its count.
+ *  `attribution` is the rule nested as summaries wrote it before (deprecated: the same fields are flat). */
+function summaryDrop(d: Summary['drops'][number]): SummaryDropRecord {
+  return { ...dropCause(d), count: d.count, attribution: d.attribution };
 }
 
 /** A rule attribution's fields, flattened into the record that names it (a drop, a NAT rewrite). */
@@ -257,7 +267,7 @@ export function summaryRecord(s: Summary): SummaryRecord {
     duration_s: Math.round(s.durationNs / 1e6) / 1e3,
     stopped_by: s.stoppedBy,
     output_skipped: s.outputSkipped ?? 0,
-    drops: s.drops,
+    drops: s.drops.map(summaryDrop),
     flows: s.flows.map((f) => ({
       flow: f.flow,
       proto: f.proto,

@@ -214,6 +214,14 @@ export interface PacketGroupRecord {
   read: number;
 }
 
+/** A cause of drops: the first such drop's fields (its rule flat, as in a packet's drop; not the packet's own
+ *  advice and TCP state), and how many. */
+export interface SummaryDropRecord extends Omit<DropRecord, 'advice' | 'tcp_state'> {
+  count: number;
+  /** @deprecated the rule's fields nested, as summaries wrote them first; the same are flat beside it. */
+  attribution?: RuleAttribution;
+}
+
 /** Last. */
 export interface SummaryRecord {
   type: 'summary';
@@ -231,15 +239,8 @@ export interface SummaryRecord {
   duration_s: number;
   stopped_by: string;
   output_skipped: number;
-  /** By cause and hook; written with the first such drop's other fields beside these. */
-  drops: {
-    layer: string;
-    hook: string | null;
-    reason: string | null;
-    location: string;
-    explanation: string;
-    count: number;
-  }[];
+  /** By cause and hook. */
+  drops: SummaryDropRecord[];
   flows: {
     flow: string;
     proto: string;
