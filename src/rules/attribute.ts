@@ -270,11 +270,12 @@ export function describe(c: Chain, r: Rule): string {
 }
 
 export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
-  return withHint(attributeDropRaw(rs, d), d.prefix);
+  return withHint(attributeDropRaw(rs, d), d.prefix, d.packet.src);
 }
 
-export function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | null {
-  const hint = a && ownerHint(a.owner, a.chain, a.rule?.text ?? '', prefix);
+export function withHint(a: RuleAttribution | null, prefix: string, src?: string): RuleAttribution | null {
+  const text = a?.rule?.text ?? (a?.candidates?.length === 1 ? a.candidates[0]! : '');
+  const hint = a && ownerHint(a.owner, a.chain, text, prefix, src);
   return hint ? { ...a, hint } : a;
 }
 
@@ -347,7 +348,12 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     chain: base.name,
     family: base.family,
     source: base.source,
-    owner: chainOwner(base.table, base.name),
+    // A rule's text may tell its owner (fail2ban's ipset rule in INPUT): the rule's, or the one candidate's.
+    owner: chainOwner(
+      base.table,
+      base.name,
+      (pick ?? (candidates.length === 1 ? candidates[0] : undefined))?.rule.text,
+    ),
     rule: pick
       ? { text: describe(pick.chain, pick.rule), handle: pick.rule.handle, position: pick.rule.position, found: found! }
       : null,
@@ -384,6 +390,7 @@ export function attributeFromTrace(
   v: { family: string; table: string; chain: string; rule: string | null; handle?: number },
   family: 4 | 6,
   prefix: string,
+  src?: string,
 ): RuleAttribution {
   const c = rs.chains.find(
     (x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain,
@@ -402,7 +409,7 @@ export function attributeFromTrace(
       chain: v.chain,
       family: v.family,
       source: chain.source,
-      owner: chainOwner(v.table, v.chain),
+      owner: chainOwner(v.table, v.chain, r?.text || v.rule || ''),
       rule:
         v.rule === null
           ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
@@ -415,5 +422,6 @@ export function attributeFromTrace(
       ),
     },
     prefix,
+    src,
   )!;
 }

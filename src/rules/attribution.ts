@@ -149,7 +149,7 @@ export class RuleAttributor {
       const queued = nfqueueFree(j.drop!.location) ?? undefined;
       const traced = this.trace?.take(j, queued);
       if (traced) {
-        j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
+        j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix, (j.translated ?? j).src);
         continue;
       }
       const nf = [...j.steps].reverse().find((s) => s.hook === j.drop!.hook);

@@ -113,8 +113,9 @@ export function baseChains(rs: Ruleset, family: 4 | 6, hook: HookName): Chain[] 
   );
 }
 
-/** Who manages a chain, when its name or table shows it. */
-export function chainOwner(table: string, chain: string): string | undefined {
+/** Who manages a chain, when its name or table shows it; or the rule, when its text does (fail2ban's ipset
+ *  action puts its rule in INPUT itself: `-m set --match-set f2b-JAIL src -j REJECT`). */
+export function chainOwner(table: string, chain: string, ruleText = ''): string | undefined {
   const name = `${table} ${chain}`;
   const owners: [RegExp, string][] = [
     [/\bDOCKER\b|DOCKER-(USER|ISOLATION|FORWARD|CT|BRIDGE)/, 'docker'],
@@ -130,7 +131,20 @@ export function chainOwner(table: string, chain: string): string | undefined {
     [/\bcrowdsec/, 'crowdsec'],
     [/\bWEAVE\b|\bWEAVE-/, 'weave'],
   ];
-  return owners.find(([re]) => re.test(name))?.[1];
+  return owners.find(([re]) => re.test(name))?.[1] ?? (/--match-set f2b-/.test(ruleText) ? 'fail2ban' : undefined);
+}
+
+/**
+ * The fail2ban jail behind a rule, as fail2ban's actions name what they make (action.d/iptables*.conf,
+ * nftables.conf): the ipset `f2b-JAIL` (`f2b-JAIL6` for IPv6), the nft set `addr-set-JAIL` (`addr6-set-JAIL`)
+ * in table f2b-table's chain f2b-chain, or the chain `f2b-JAIL` the iptables actions jump to.
+ */
+export function fail2banJail(chain: string, ruleText: string, v6: boolean): string | undefined {
+  const ipset = /--match-set f2b-(\S+)/.exec(ruleText)?.[1];
+  if (ipset) return v6 ? ipset.replace(/6$/, '') : ipset;
+  const nftSet = /@addr6?-set-(\S+)/.exec(ruleText)?.[1];
+  if (nftSet) return nftSet;
+  return chain === 'f2b-chain' ? undefined : /^f2b-(.+)$/.exec(chain)?.[1];
 }
 
 /** Standard priorities of the iptables-legacy tables, by hook (they register like the nft defaults). */
@@ -169,6 +183,8 @@ export function ownerHint(
   chain: string,
   ruleText: string,
   prefix: string,
+  /** The packet's source: the address a ban is on. */
+  src?: string,
 ): string | undefined {
   switch (owner) {
     case 'ufw':
@@ -183,8 +199,13 @@ export function ownerHint(
       return /has no endpoints/.test(ruleText)
         ? 'kube-proxy rejects traffic to a Service without endpoints: kubectl get endpoints for that Service'
         : 'kube-proxy rewrites this chain from Services and endpoints: change those, not the rule';
-    case 'fail2ban':
-      return `a fail2ban ban: ${prefix}fail2ban-client status, and fail2ban-client set JAIL unbanip ADDRESS`;
+    case 'fail2ban': {
+      const jail = fail2banJail(chain, ruleText, src?.includes(':') ?? false);
+      return (
+        `a fail2ban ban${jail ? ` (jail ${jail})` : ''}: ${prefix}fail2ban-client status ${jail ?? '(lists the jails)'}, ` +
+        `and ${prefix}fail2ban-client set ${jail ?? 'JAIL'} unbanip ${src ?? 'ADDRESS'}`
+      );
+    }
     default:
       return undefined;
   }

@@ -726,3 +726,69 @@ test('nftables.conf: a named set by its elements; a verdict map jumps to a chain
   assert.equal(viaMap.chain, 'database');
   assert.match(viaMap.rule!.text, /reject with tcp reset/);
 });
+
+test('fail2ban, as its own action files write its rules: the ban named with its jail, and the hint unbans that address', () => {
+  const v6 = { ...synTo(3306, 'fd00:198:18::1'), family: 6 as const, dst: 'fd00:198:18::2' };
+  // iptables-multiport: INPUT jumps to the jail's chain, where the banned source meets a REJECT.
+  const chain = atInput(
+    { chains: parseIptablesSave(corpus('fail2ban-multiport.rules'), 4, 'iptables-nft') },
+    { answered: true },
+  )!;
+  assert.deepEqual(
+    [chain.rule?.text, chain.rule?.found, chain.chain, chain.owner],
+    [
+      'iptables -A f2b-mysqld-auth -s 198.18.0.1/32 -j REJECT --reject-with icmp-port-unreachable',
+      'match',
+      'f2b-mysqld-auth',
+      'fail2ban',
+    ],
+  );
+  assert.equal(
+    chain.hint,
+    'a fail2ban ban (jail mysqld-auth): fail2ban-client status mysqld-auth, and fail2ban-client set mysqld-auth unbanip 198.18.0.1',
+  );
+  // iptables-ipset: one rule in INPUT itself matches the ipset f2b-JAIL (f2b-JAIL6 for IPv6), which pathtrace cannot
+  // read: its counter names it, and its text its owner.
+  for (const [file, family, packet] of [
+    ['fail2ban-ipset.rules', 4, synTo(3306)],
+    ['fail2ban-ipset.rules6', 6, v6],
+  ] as const) {
+    const rs: Ruleset = { chains: parseIptablesSave(corpus(file), family, 'iptables-nft') };
+    const input = rs.chains.find((c) => c.name === 'INPUT')!;
+    const counted = atInput(rs, {
+      family,
+      packet,
+      answered: true,
+      countersTrusted: true,
+      counterDeltas: new Map([[ruleKey(input, input.rules[0]!), 1]]),
+    })!;
+    assert.deepEqual([counted.chain, counted.rule?.found, counted.owner], ['INPUT', 'counters', 'fail2ban']);
+    assert.match(counted.rule!.text, /--match-set f2b-mysqld-auth6? src -j REJECT/);
+    assert.match(
+      counted.hint!,
+      new RegExp(`status mysqld-auth, and fail2ban-client set mysqld-auth unbanip ${packet.src}$`),
+    );
+    // Without the counter: a guess, its one candidate fail2ban's all the same.
+    const unsure = atInput(rs, { family, packet, answered: true })!;
+    assert.deepEqual([unsure.guess, unsure.owner], [true, 'fail2ban']);
+    assert.match(unsure.hint!, /fail2ban-client set mysqld-auth unbanip/);
+  }
+  // nftables: table inet f2b-table, chain f2b-chain, the jail's sets addr-set-JAIL and addr6-set-JAIL.
+  const nft = parseNftJson(corpus('fail2ban-nftables.json'), parseNftText(corpus('fail2ban-nftables.listing')));
+  for (const [family, packet, rule] of [
+    [4, synTo(3306), 'tcp dport 3306 ip saddr @addr-set-mysqld-auth reject with icmp port-unreachable'],
+    [6, v6, 'tcp dport 3306 ip6 saddr @addr6-set-mysqld-auth reject with icmpv6 port-unreachable'],
+  ] as const) {
+    const a = atInput(nft, { family, packet, answered: true })!;
+    assert.deepEqual(
+      [a.rule?.text, a.rule?.found, a.table, a.chain, a.owner],
+      [rule, 'match', 'f2b-table', 'f2b-chain', 'fail2ban'],
+    );
+    assert.match(a.hint!, new RegExp(`\\(jail mysqld-auth\\): .* unbanip ${packet.src}$`));
+  }
+  // A jail unknown (a rule without text): fail2ban-client status lists the jails.
+  assert.equal(
+    ownerHint('fail2ban', 'f2b-chain', '', 'ip netns exec web ', '203.0.113.9'),
+    'a fail2ban ban: ip netns exec web fail2ban-client status (lists the jails), and ip netns exec web fail2ban-client set JAIL unbanip 203.0.113.9',
+  );
+});
