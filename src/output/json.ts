@@ -174,6 +174,7 @@ function ruleFields(a: RuleAttribution): Partial<RuleAttribution> {
     rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
     candidates: a.candidates,
     guess: a.guess,
+    hotdrop: a.hotdrop,
     owner: a.owner,
     hint: a.hint,
     inspect: a.inspect,

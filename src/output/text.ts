@@ -17,6 +17,7 @@ import { queueFactsLine } from '../report/nfqueue.js';
 import { explainDrop, tooBigIcmpName } from '../report/reasons.js';
 import { isTooBigIcmp } from '../correlate/identity.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import { HOTDROP_MATCHES } from '../rules/model.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
 
@@ -268,11 +269,16 @@ function header(j: Journey, startedAt: number, st: Style): string {
 export function ruleLines(a: RuleAttribution, st: Style): string[] {
   const where = `table ${a.family} ${a.table} chain ${a.chain} (${a.source}${a.owner ? `, managed by ${a.owner}` : ''})`;
   const lines: string[] = [];
-  if (a.rule) {
+  const hot = a.hotdrop && `the ${a.hotdrop.match} match of ${a.hotdrop.rule}`;
+  const why = a.hotdrop && `hotdrop: ${HOTDROP_MATCHES[a.hotdrop.match]}`;
+  if (a.hotdrop?.sure) {
+    lines.push(`${where}: ${st.bold(`${hot} dropped it itself (${why}), not the rule's verdict`)}`);
+  } else if (a.rule) {
     const how = a.rule.found === 'policy' ? "the chain's policy" : `found by ${a.rule.found}`;
     lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
   } else {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
+    if (hot) lines.push(`${hot} may have dropped it itself (${why}), whatever the rule's verdict`);
     if (a.exact) lines.push(st.dim(a.exact));
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));

@@ -13,6 +13,7 @@ import {
   policyKey,
   ruleKey,
   type Chain,
+  type HotdropMatch,
   type Match,
   type Rule,
   type Ruleset,
@@ -39,10 +40,13 @@ export interface RuleAttribution {
     text: string;
     handle?: number;
     position: number;
-    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace';
+    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace' | 'hotdrop';
   } | null;
   /** When the evidence does not single out one rule (or chain): what it could be. */
   candidates?: string[];
+  /** A match that drops by itself what it cannot evaluate (connlimit...), in a rule the packet reached: sure, it
+   *  dropped the packet (nothing else can have; rule.found is 'hotdrop'), or it may have (one of the candidates). */
+  hotdrop?: { match: HotdropMatch; rule: string; sure: boolean };
   guess?: boolean;
   owner?: string;
   /** What the owner's user does about it (ufw delete, DOCKER-USER...). */
@@ -162,6 +166,16 @@ function endingVerdicts(free: NfqueueFree | undefined): Set<string> {
  *  to by a rule that can match it. */
 function droppingRules(rs: Ruleset, chain: Chain, p: PacketView, ends: Set<string>): { chain: Chain; rule: Rule }[] {
   return reachableRules(rs, chain, p, (r) => r.verdict !== null && ends.has(r.verdict));
+}
+
+/** Rules of a match that drops by itself (hotdrop) that the packet can reach, its conditions before that match met. */
+function hotdropRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
+  return reachableRules(
+    rs,
+    chain,
+    p,
+    (r) => !!r.hotdrop && ruleCovers({ ...r, matches: r.hotdrop.before }, p) !== false,
+  );
 }
 
 /** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet,
@@ -333,15 +347,28 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     (c) =>
       c.policy === 'drop' && !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0),
   );
-  // Nor does it queue.
-  if (!pick && !candidates.length && policies.length === 1 && d.answered !== true && d.queued !== 'unqueued') {
+  // A match that drops by itself (connlimit, hashlimit, ct count) where the packet reached it; it never answers
+  // nor queues. Its rule's counter does not count what it drops: only a policy's that moved rules it out.
+  const hot =
+    pick || d.answered === true || d.queued === 'unqueued' ? [] : chains.flatMap((c) => hotdropRules(rs, c, d.packet));
+  const counted = (c: Chain) => c.policyCounter !== undefined && (d.counterDeltas.get(policyKey(c)) ?? 0) > 0;
+  if (
+    !pick &&
+    !candidates.length &&
+    policies.length === 1 &&
+    d.answered !== true &&
+    d.queued !== 'unqueued' && // nor does it queue
+    (!hot.length || counted(policies[0]!))
+  ) {
     const c = policies[0]!;
     return {
       ...chainFields(c),
-      rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
+      rule: { text: policyText(c), position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };
   }
+  // Nothing else can have dropped it: that match did.
+  if (!pick && !candidates.length && !policies.length && hot.length === 1) return hotdropped(hot[0]!, d);
   const base = pick?.chain ?? chain ?? firstChain;
   const out: RuleAttribution = {
     table: base.table,
@@ -363,8 +390,12 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     out.guess = true;
     const list = candidates.length
       ? candidates.map((x) => describe(x.chain, x.rule))
-      : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
-    out.candidates = [...new Set(list)];
+      : hot.length
+        ? policies.map(policyText)
+        : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
+    out.candidates = [...new Set([...list, ...hot.map((x) => describe(x.chain, x.rule))])];
+    const [h] = hot;
+    if (h) out.hotdrop = { match: h.rule.hotdrop!.match, rule: describe(h.chain, h.rule), sure: false };
     if (!d.ruleTrace && out.source !== 'iptables-legacy')
       out.exact = "pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace";
     if (!chain) {
@@ -382,6 +413,20 @@ export function attributedRule(rs: Ruleset, a: RuleAttribution): Rule | undefine
   return rs.chains
     .find((c) => c.source === a.source && c.family === a.family && c.table === a.table && c.name === a.chain)
     ?.rules.find((r) => (handle !== undefined ? r.handle === handle : r.position === position));
+}
+
+const policyText = (c: Chain) => `policy drop of ${c.family} ${c.table} ${c.name}`;
+
+/** The drop a rule's match made by itself (hotdrop), not the rule's verdict. */
+function hotdropped({ chain: c, rule: r }: { chain: Chain; rule: Rule }, d: DropContext): RuleAttribution {
+  const text = describe(c, r);
+  return {
+    ...chainFields(c),
+    owner: chainOwner(c.table, c.name, r.text),
+    rule: { text, handle: r.handle, position: r.position, found: 'hotdrop' },
+    hotdrop: { match: r.hotdrop!.match, rule: text, sure: true },
+    ...commands(c, r, d.family, d.prefix),
+  };
 }
 
 /** The exact rule, from nftables' own trace of the packet (--rule-trace). */
@@ -412,7 +457,7 @@ export function attributeFromTrace(
       owner: chainOwner(v.table, v.chain, r?.text || v.rule || ''),
       rule:
         v.rule === null
-          ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
+          ? { text: policyText(chain), position: 0, found: 'trace' }
           : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
       ...commands(
         chain,

@@ -1,6 +1,6 @@
 // iptables-save -c output (legacy tables, and the rule texts of iptables-nft's).
 import type { Chain, Match, NatTarget, QueueTarget, Rule, TableFamily } from './model.js';
-import { IPTABLES_CHAIN_HOOK, LEGACY_PRIORITIES } from './model.js';
+import { IPTABLES_CHAIN_HOOK, isHotdropMatch, LEGACY_PRIORITIES } from './model.js';
 
 const VERDICT: Record<string, Rule['verdict']> = {
   DROP: 'drop',
@@ -89,6 +89,7 @@ export function parseIptablesMatches(args: string[]): {
   target?: string;
   nat?: NatTarget;
   queue?: QueueTarget;
+  hotdrop?: Rule['hotdrop'];
 } {
   const matches: Match[] = [];
   let understood = true;
@@ -96,6 +97,7 @@ export function parseIptablesMatches(args: string[]): {
   let target: string | undefined;
   let nat: NatTarget | undefined;
   let queue: QueueTarget | undefined;
+  let hotdrop: Rule['hotdrop'];
   for (let i = 0; i < args.length; i++) {
     let negate = false;
     if (args[i] === '!') {
@@ -152,6 +154,7 @@ export function parseIptablesMatches(args: string[]): {
         );
         break;
       case '-m':
+        if (isHotdropMatch(val) && !hotdrop) hotdrop = { match: val, before: understood ? [...matches] : null };
         if (!['tcp', 'udp', 'multiport', 'comment'].includes(val)) understood = false;
         i++;
         break;
@@ -179,7 +182,14 @@ export function parseIptablesMatches(args: string[]): {
         understood = false;
     }
   }
-  return { matches: understood ? matches : null, verdict, target, ...(nat && { nat }), ...(queue && { queue }) };
+  return {
+    matches: understood ? matches : null,
+    verdict,
+    target,
+    ...(nat && { nat }),
+    ...(queue && { queue }),
+    ...(hotdrop && { hotdrop }),
+  };
 }
 
 /** Splits a rule line as the shell would (iptables-save quotes comments). */

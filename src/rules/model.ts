@@ -60,6 +60,9 @@ export interface Rule {
   /** A queue rule's target (NFQUEUE, nft's queue): where it sends packets; absent when its queue is beyond the
    *  model (nft's `queue to jhash ...`). */
   queue?: QueueTarget;
+  /** A match of it that drops by itself a packet it cannot evaluate ("hotdrop"), whatever the rule's verdict, and
+   *  the conditions before it (null: one is beyond the model): a packet that meets those reaches the match. */
+  hotdrop?: { match: HotdropMatch; before: Match[] | null };
 }
 
 /** Where a queue rule sends a packet: to one of the queues first..last (one, or --queue-balance's range), and
@@ -72,6 +75,23 @@ export interface QueueTarget {
   /** --queue-cpu-fanout, nft's `fanout`: the CPU picks the queue in the range, not a hash of the flow. */
   fanout: boolean;
 }
+
+/**
+ * Matches whose kernel code drops a packet by itself, with no verdict of the rule, and why (par->hotdrop in
+ * net/netfilter/xt_connlimit.c and xt_hashlimit.c, NF_DROP in nft_connlimit.c). connlimit and nft's ct count drop
+ * a packet whose connection nf_conncount cannot count (its tuple unreadable, no memory, or a packet of a connection
+ * conntrack has but no longer counts, as a reset after the close); hashlimit one it finds no room for in its table
+ * (--hashlimit-htable-max) or whose ports it cannot read. Their counters do not count it: they come after the
+ * match. (xt_recent drops so only when the kernel cannot allocate memory: left out.)
+ */
+export const HOTDROP_MATCHES = {
+  connlimit: 'it could not count the connection',
+  'ct count': 'it could not count the connection',
+  hashlimit: 'its table was full, at --hashlimit-htable-max entries, or it could not read the ports',
+} as const;
+export type HotdropMatch = keyof typeof HOTDROP_MATCHES;
+
+export const isHotdropMatch = (name: string): name is HotdropMatch => Object.hasOwn(HOTDROP_MATCHES, name);
 
 export interface Chain {
   family: TableFamily;

@@ -10,7 +10,7 @@ import type {
   Ruleset,
   TableFamily,
 } from './model.js';
-import { NFT_HOOK } from './model.js';
+import { isHotdropMatch, NFT_HOOK } from './model.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -170,6 +170,9 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
   for (const e of expr) {
     const [key = ''] = Object.keys(e); // '' for an empty statement: not one we model
     const xtVerdict = key === 'xt' && e.xt?.type === 'target' ? XT_VERDICTS[e.xt.name] : undefined;
+    // connlimit, hashlimit (iptables-nft's xt matches) and nft's own ct count drop by themselves what they cannot count.
+    const hot = key === 'ct count' ? key : key === 'xt' && e.xt?.type === 'match' ? String(e.xt.name) : '';
+    if (isHotdropMatch(hot) && !rule.hotdrop) rule.hotdrop = { match: hot, before: rule.matches && [...rule.matches] };
     if (key === 'match') {
       const m = parseMatch(e.match, sets, where);
       if (m && rule.matches) rule.matches.push(...m);
