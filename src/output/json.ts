@@ -154,6 +154,7 @@ function dropCause(d: Drop): Omit<DropRecord, 'advice' | 'tcp_state'> {
     device: d.device,
     nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
     too_big: d.tooBig && tooBigRecord(d.tooBig),
+    listening: d.listening,
     ...(a && ruleFields(a)),
   };
 }

@@ -7,6 +7,7 @@ import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { QueueCause } from '../rules/nfqueue.js';
+import type { Listener } from '../trace/listeners.js';
 
 // ---- a trace (`pathtrace --json`) -----------------------------------------
 
@@ -74,6 +75,7 @@ export interface DropRecord extends Partial<RuleAttribution> {
   tcp_state?: TcpStateSeen;
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
   nfqueue?: NfqueueRecord; // a queue rule (NFQUEUE) sent it to a program's queue: its rule's drops only
+  listening?: Listener[]; // TCP_LISTEN_OVERFLOW: the sockets listening on its port, and who holds them
   too_big?: TooBigRecord; // PKT_TOO_BIG: what refused it
 }
 

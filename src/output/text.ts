@@ -14,7 +14,7 @@ import { clock } from '../report/clock.js';
 import { explain } from '../report/explain.js';
 import { rewriteStory } from '../report/nat.js';
 import { queueFactsLine } from '../report/nfqueue.js';
-import { explainDrop, tooBigIcmpName } from '../report/reasons.js';
+import { explainDrop, listenerWords, tooBigIcmpName } from '../report/reasons.js';
 import { isTooBigIcmp } from '../correlate/identity.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import { HOTDROP_MATCHES } from '../rules/model.js';
@@ -295,6 +295,8 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
       `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
     );
     if (j.drop.inferred) facts.push(`inferred: ${j.drop.inferred}`);
+    const ls = j.drop.listening;
+    if (ls) facts.push(ls.length ? `listening: ${listenerWords(ls, true)}` : 'no socket listens there now');
     if (j.drop.answered !== undefined)
       facts.push(
         j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent',

@@ -6,6 +6,7 @@ import type { DeviceHookDrop, Layer, TcpStateSeen, TooBig } from '../correlate/j
 import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import { explainQueueDrop, queueAdvice } from './nfqueue.js';
+import type { Listener } from '../trace/listeners.js';
 
 export interface ReasonText {
   layer: Layer;
@@ -391,6 +392,7 @@ export function explainDrop(d: {
   device?: DeviceHookDrop;
   nfqueue?: NfqueueFacts;
   tooBig?: TooBig;
+  listening?: Listener[];
 }): string {
   if (d.device) return deviceHookWords(d.device, d.location);
   const queued = explainQueueDrop(d);
@@ -404,6 +406,9 @@ export function explainDrop(d: {
   if (d.reason === 'IP_INHDR' && /^ip6?_forward/.test(d.location)) {
     return 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded';
   }
+  // Who does not accept fast enough, where pathtrace found the listener.
+  if (d.reason === 'TCP_LISTEN_OVERFLOW' && d.listening?.length)
+    return reasonText(d.reason).replace('the application', listenerWords(d.listening));
   if (d.tcpState && TCP_STATE_REASONS.has(d.reason))
     return `${reasonText(d.reason)}; ${tcpStateClause(d.reason, d.tcpState)}`;
   if (d.reason === 'PKT_TOO_BIG' && d.tooBig) return tooBigWords(d.tooBig, d.location);
@@ -429,6 +434,17 @@ function deviceHookWords(h: DeviceHookDrop, location: string): string {
   return h.direction === 'ingress'
     ? `${who} dropped it: after tcpdump captured it, before netfilter and the kernel stack`
     : `${who} dropped it: after netfilter, before its qdisc and before tcpdump captures`;
+}
+
+/** Who listened where a listen queue overflowed, as /proc showed it when the drop was reported: "node[1234] on
+ *  [::]:80"; with queued, how many connections then waited to be accepted. Pure. */
+export function listenerWords(ls: Listener[], queued = false): string {
+  return ls
+    .map((l) => {
+      const who = l.processes.length ? l.processes.map((p) => `${p.comm}[${p.pid}]`).join(', ') : 'no process found';
+      return `${who} on ${l.address}${queued ? ` (${l.queued} waiting to be accepted)` : ''}`;
+    })
+    .join('; ');
 }
 
 /** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command

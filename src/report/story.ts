@@ -39,6 +39,8 @@ export interface DropBundle {
   tcpdump: number;
   /** How many of them netfilter answered (a REJECT rule). */
   answered: number;
+  /** A listen queue's overflow: who listened. */
+  listener?: string;
   reason: string;
 }
 
@@ -63,6 +65,7 @@ export function bundleDrops(groups: PacketGroup[]): DropBundle[] {
     b.count += g.count;
     b.tcpdump += g.tcpdump;
     b.answered += g.answered;
+    b.listener ??= g.listener;
     out.set(k, b);
   }
   return [...out.values()];
@@ -124,7 +127,8 @@ export function connectionVerdict(f: FlowSummary): string {
       b.answered && !answersSeen
         ? `, ${b.answered === b.count ? '' : `${b.answered} of them `}answered by a netfilter REJECT rule`
         : '';
-    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}${answered}`);
+    const full = b.listener ? `: the accept queue of ${b.listener} was full` : '';
+    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}${answered}${full}`);
   }
   // Answers made by netfilter or by the kernel for want of a socket.
   for (const g of f.groups) {

@@ -18,6 +18,7 @@ export interface PacketGroup {
   tcpdump: number; // how many tcpdump would have captured
   tcpSaw: number; // incoming TCP: how many TCP received
   answered: number; // netfilter drops this host answered (a REJECT's RST or ICMP error)
+  listener?: string; // a listen queue's overflow: who listened (listenerWords)
   replies: Record<string, number>;
   retransmits: number;
   bytes: number; // transport payload

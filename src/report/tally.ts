@@ -3,7 +3,7 @@ import type { Correlator } from '../correlate/correlate.js';
 import type { FlowState } from '../correlate/flows.js';
 import { flagLetters, type Fate, type Journey } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
-import { explainDrop } from './reasons.js';
+import { explainDrop, listenerWords } from './reasons.js';
 import { connectionVerdict } from './story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from './summary.js';
 
@@ -75,6 +75,7 @@ export class Tally {
       const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
       g = groups.get(k);
       if (!g) {
+        const listening = j.drop?.listening;
         g = {
           direction: j.direction,
           kind,
@@ -92,6 +93,7 @@ export class Tally {
           retransmits: 0,
           bytes: 0,
           read: 0,
+          ...(listening?.length && { listener: listenerWords(listening) }),
         };
         groups.set(k, g);
       }

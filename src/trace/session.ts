@@ -18,6 +18,7 @@ import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Devices } from './devices.js';
 import { DevicePrograms, deviceHookDrop, dropSite } from './device-programs.js';
+import { LISTENER_FILES, listenersOf, type Listener } from './listeners.js';
 import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -590,6 +591,7 @@ export class Session {
     const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
+      if (j.drop?.reason === 'TCP_LISTEN_OVERFLOW') j.drop.listening = this.listenersFor(j);
       if (j.drop) {
         const dev = freedOn(j);
         const site = dev ? dropSite(j.drop) : null;
@@ -602,6 +604,26 @@ export class Session {
       this.tally.add(j);
       sink.packet(j);
     }
+  }
+
+  /** Who listens where listen queues overflowed, by address and port: read when the first such drop is reported. */
+  private readonly listeners = new Map<string, Listener[] | undefined>();
+
+  /** The listening sockets (and their processes) a SYN the listener had no room for came to; undefined when the
+   *  namespace cannot be read any more. */
+  private listenersFor(j: Journey): Listener[] | undefined {
+    const { dst, dport } = j.translated ?? j;
+    const key = `${dst} ${dport}`;
+    if (!this.listeners.has(key)) {
+      let found: Listener[] | undefined;
+      try {
+        found = listenersOf(native().readInNetns(this.nsPath, LISTENER_FILES), dst, dport);
+      } catch {
+        found = undefined; // the namespace is gone: who listened is not known
+      }
+      this.listeners.set(key, found);
+    }
+    return this.listeners.get(key);
   }
 
   /** A dropped packet's values for its advice (freed: the device it was freed on). */
