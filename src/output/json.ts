@@ -159,10 +159,11 @@ function dropCause(d: Drop): Omit<DropRecord, 'advice' | 'tcp_state'> {
   };
 }
 
-/** A cause of drops in the summary: the first such drop's fields, flat as in a packet's drop, and its count.
+/** A cause of drops in the summary: the first such drop's fields, flat as in a packet's drop, its count, and the
+ *  words the tally grouped it by (told with the first one's TCP state, which the group does not keep).
  *  `attribution` is the rule nested as summaries wrote it before (deprecated: the same fields are flat). */
 function summaryDrop(d: Summary['drops'][number]): SummaryDropRecord {
-  return { ...dropCause(d), count: d.count, attribution: d.attribution };
+  return { ...dropCause(d), explanation: d.explanation, count: d.count, attribution: d.attribution };
 }
 
 /** A rule attribution's fields, flattened into the record that names it (a drop, a NAT rewrite). */

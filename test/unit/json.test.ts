@@ -41,3 +41,28 @@ test("summary.drops: the rule's fields flat as in a packet's drop; attribution k
   assert.equal(cause!.rule!.text, RULE.rule!.text);
   assert.equal('advice' in cause!, false, "a packet's advice is its own");
 });
+
+test('summary.drops: a TCP drop keeps the words it was grouped by, its state told, though the group keeps no state', () => {
+  const { journeys, correlator } = replay(loadEvents('local-in'));
+  const j = journeys[0]!;
+  j.drop = {
+    layer: 'tcp',
+    hook: null,
+    reason: 'TCP_ABORT_ON_DATA',
+    location: 'tcp_rcv_state_process',
+    tcpState: { state: 'FIN_WAIT2', from: 'FIN_WAIT1', then: ['CLOSE'] },
+  };
+  const tally = new Tally();
+  tally.add(j);
+  const s = tally.summary(correlator, {
+    lostEvents: 0,
+    events: 0,
+    durationNs: 1e9,
+    stoppedBy: 'signal',
+    unavailable: [],
+    counters: null,
+  });
+  const [cause] = summaryRecord(s).drops;
+  assert.equal(cause!.explanation, dropRecord(j.drop).explanation);
+  assert.match(cause!.explanation, /FIN_WAIT2/);
+});
