@@ -3,6 +3,7 @@ import type { PacketBytes } from '../trace/record.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type { HookName } from '../trace/kernel-names.js';
+import type { Listener } from '../trace/listeners.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
 export type Layer =
@@ -90,6 +91,8 @@ export interface Drop {
   attribution?: RuleAttribution;
   /** XDP and tc drops: the device hook, and the program or filter there that dropped it. */
   device?: DeviceHookDrop;
+  /** TCP_LISTEN_OVERFLOW: the listening sockets on its port and who holds them, when it was reported. */
+  listening?: Listener[];
   /** Drops of a packet a queue rule (NFQUEUE) sent to a program: its queue, who listens there, what happened. */
   nfqueue?: NfqueueFacts;
   /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */

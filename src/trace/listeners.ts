@@ -14,13 +14,6 @@ export interface Listener {
 }
 
 // The drop a listener is told with: the Drop interface of correlate/journey.ts, widened here.
-declare module '../correlate/journey.js' {
-  interface Drop {
-    /** TCP_LISTEN_OVERFLOW: the listening sockets on its port and who holds them, when it was reported. */
-    listening?: Listener[];
-  }
-}
-
 const TCP_LISTEN = '0A';
 
 /** Read inside the traced namespace. */
