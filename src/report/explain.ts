@@ -69,6 +69,15 @@ function findings(f: FlowSummary): Finding[] {
           `tcpdump shows ${n.tcpdump} ${kinds} arriving${over}: it captures them at the device, before ${before}. ` +
           `They were dropped afterwards, ${where}.${answer.say(n)}`,
       });
+    } else if (b.direction === 'in' && b.tcpdump === 0) {
+      // Dropped before the receive tap: by XDP, or before the device handed it up (a full backlog).
+      out.push({
+        key: `in-unseen|${kinds}|${where}`,
+        counts: { count: b.count },
+        say: (n, over) =>
+          `tcpdump shows none of the ${n.count} ${kinds} that arrived${over}: they were dropped ${where}, ` +
+          `before the point where tcpdump captures.`,
+      });
     } else if (b.direction === 'out' && b.tcpdump === 0) {
       out.push({
         key: `out|${kinds}|${where}`,

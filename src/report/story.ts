@@ -97,9 +97,13 @@ export function connectionVerdict(f: FlowSummary): string {
       SA: 0,
       R: 0,
     });
+    // Only what a TCP point saw reached TCP: a SYN held in a queue (NFQUEUE) or cut by time did not, as far as seen.
+    const saw = syns.reduce((s, g) => s + g.tcpSaw, 0);
     if (replies.SA) parts.push(`SYN${times(n)} reached TCP (SYN_RECV)`);
     else if (replies.R) parts.push(`SYN${times(n)} refused by TCP with RST (no socket)`);
-    else parts.push(`SYN${times(n)} reached TCP, not answered`);
+    else if (saw) parts.push(`SYN${times(saw)} reached TCP, not answered`);
+    else if (syns.every((g) => g.fate === 'unfinished')) parts.push(`SYN${times(n)} unfinished, not seen reaching TCP`);
+    else parts.push(`SYN${times(n)} delivered to the stack, not seen reaching TCP`);
   }
   // What the peer sent: read by the application or not, and how often again.
   const data = inbound.filter((g) => g.bytes > 0);

@@ -375,7 +375,11 @@ test("data too big for a router's way to the server: PKT_TOO_BIG at ip_forward (
   assertInferredWithoutReasons(d, r.ready, /^this host sent ICMP fragmentation needed \(MTU 1280\) from ip_forward/);
   // The device and the length read at the drop, the MTU the ICMP error carries: the same on every kernel.
   const tb = d.drop.too_big;
-  assert.deepEqual([tb.mtu, tb.mtu_source, tb.dev, tb.told], [NARROW_MTU, 'icmp', 'eth-srv', true]);
+  assert.deepEqual(
+    [tb.mtu, tb.mtu_source, tb.dev, tb.told],
+    [NARROW_MTU, 'icmp', 'eth-srv', true],
+    JSON.stringify(r.packets),
+  );
   assert.ok(tb.size > NARROW_MTU && tb.size < BIG_DATA.length + 100, `size ${tb.size}`);
   assert.equal(tb.route, '198.18.2.0/24 dev eth-srv');
   const icmp = r.packets.find((p) => p.proto === 'icmp');

@@ -146,3 +146,26 @@ test('SYN-ACKs dropped before the tap on two connections: said once', () => {
       '(NETFILTER_DROP), before the device where tcpdump captures.',
   ]);
 });
+
+test('SYNs an XDP program dropped: tcpdump shows none of them, and why', () => {
+  const xdp = group({
+    hook: null,
+    reason: 'NOT_SPECIFIED',
+    location: 'do_xdp_generic',
+    layer: 'xdp',
+    count: 3,
+    tcpdump: 0,
+  });
+  assert.deepEqual(explain(summary([flow(40001, [xdp])])), [
+    'tcpdump shows none of the 3 SYN that arrived: they were dropped in the xdp layer (NOT_SPECIFIED), ' +
+      'before the point where tcpdump captures.',
+  ]);
+});
+
+test('a connection says a SYN reached TCP only where TCP saw it', () => {
+  const syn = (o: Partial<PacketGroup>) => group({ hook: null, reason: null, location: null, layer: null, ...o });
+  assert.match(flow(1, [syn({ fate: 'delivered', tcpSaw: 1 })]).verdict, /^SYN reached TCP, not answered/);
+  // Held in a queue (NFQUEUE's program never answered) or cut by time: not seen reaching TCP.
+  assert.match(flow(1, [syn({ fate: 'unfinished', tcpSaw: 0 })]).verdict, /^SYN unfinished, not seen reaching TCP/);
+  assert.match(flow(1, [syn({ fate: 'delivered', tcpSaw: 0 })]).verdict, /^SYN delivered to the stack, not seen/);
+});
