@@ -29,8 +29,11 @@ export function unsupportedClaims(p: PacketRecord): string[] {
   if (p.tcpdump) {
     // Passed a device's tap: a receive (the RX tap follows it) or a transmit (the TX tap precedes it); or first seen
     // inside a hook, having come in on a device.
+    // A packet GSO cut up passed the tap as its segments (their journeys show it).
     const tapped =
-      points.some((x) => RX_TAP.has(x) || TX_TAP.has(x)) || (p.direction !== 'out' && points[0] === 'netfilter');
+      points.some((x) => RX_TAP.has(x) || TX_TAP.has(x)) ||
+      (p.direction !== 'out' && points[0] === 'netfilter') ||
+      (p.segments?.length ?? 0) > 0;
     if (!tapped) out.push('tcpdump is true, but it passed no device tap');
     if (!p.tcpdump_devices.length) out.push('tcpdump is true with no device');
   }
