@@ -369,17 +369,23 @@ test("data too big for a router's way to the server: PKT_TOO_BIG at ip_forward (
     clientOptions: ['--send', BIG_DATA],
     until: (p) => p.proto === 'icmp',
   });
-  const d = r.packets.find((p) => p.len === BIG_DATA.length && p.fate === 'dropped');
-  assert.ok(d, JSON.stringify(r.packets.map((p) => [p.tcp_flags, p.len, p.fate, p.drop])));
-  assert.deepEqual([d.drop.layer, d.drop.reason, d.drop.location], ['ip', 'PKT_TOO_BIG', 'ip_forward']);
+  const drops = r.packets.filter((p) => p.len === BIG_DATA.length && p.fate === 'dropped');
+  assert.ok(drops.length, JSON.stringify(r.packets.map((p) => [p.tcp_flags, p.len, p.fate, p.drop])));
+  // The kernel sends ICMP errors at most once a second to a destination (icmp_ratelimit): a segment resent sooner
+  // was dropped untold, its MTU the device's, read at the drop. Whichever, the same MTU and device.
+  for (const d of drops) {
+    assert.deepEqual(
+      [d.drop.layer, d.drop.location, d.drop.too_big.mtu, d.drop.too_big.dev],
+      ['ip', 'ip_forward', NARROW_MTU, 'eth-srv'],
+    );
+    assert.equal(d.drop.too_big.mtu_source, d.drop.too_big.told ? 'icmp' : 'device', JSON.stringify(d.drop));
+  }
+  const d = drops.find((p) => p.drop.too_big.told);
+  assert.ok(d, `one of them told the sender: ${JSON.stringify(r.packets)}`);
+  assert.equal(d.drop.reason, 'PKT_TOO_BIG');
   assertInferredWithoutReasons(d, r.ready, /^this host sent ICMP fragmentation needed \(MTU 1280\) from ip_forward/);
   // The device and the length read at the drop, the MTU the ICMP error carries: the same on every kernel.
   const tb = d.drop.too_big;
-  assert.deepEqual(
-    [tb.mtu, tb.mtu_source, tb.dev, tb.told],
-    [NARROW_MTU, 'icmp', 'eth-srv', true],
-    JSON.stringify(r.packets),
-  );
   assert.ok(tb.size > NARROW_MTU && tb.size < BIG_DATA.length + 100, `size ${tb.size}`);
   assert.equal(tb.route, '198.18.2.0/24 dev eth-srv');
   const icmp = r.packets.find((p) => p.proto === 'icmp');
