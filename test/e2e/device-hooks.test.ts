@@ -99,13 +99,13 @@ for (const mode of ['generic', 'native'] as const) {
   }
 }
 
-test('XDP, told in text: the path names the program, tcpdump ✗ and why, TCP never saw it', async (t) => {
+test('XDP, told in text beside tcpdump: the program named, tcpdump ✗ and why, the capture agrees', async (t) => {
   if (!ready(t)) return;
   const lab = new Lab();
   t.after(() => lab.destroy());
   await lab.listen('tcp', PORT);
   lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject('xdp_drop'), 'sec', 'xdp');
-  const pt = await startPlain(['--netns', lab.server.netns, '--port', String(PORT)]);
+  const pt = await startPlain(['--netns', lab.server.netns, '--port', String(PORT), '--with-tcpdump', 'eth0']);
   await lab.connect('tcp', lab.server.v4, PORT, 1200 * SLOWDOWN);
   await sleep(300 * SLOWDOWN);
   pt.child.kill('SIGINT');
@@ -115,6 +115,12 @@ test('XDP, told in text: the path names the program, tcpdump ✗ and why, TCP ne
   assert.match(r.stdout, /NOT_SPECIFIED at do_xdp_generic \(xdp\) · TCP never saw it/);
   assert.match(r.stdout, /XDP on eth0: xdp_drop_3306 \(id \d+, tag [0-9a-f]+, generic\) \[the only XDP program there/);
   assert.doesNotMatch(r.stdout, /TCP received it|tcpdump ✓/);
+  // tcpdump beside it captured none of them, and the comparison says why, not that the capture missed them.
+  const cmp = r.stdout.slice(r.stdout.indexOf('── compared with tcpdump -i eth0'));
+  const syns = (r.stdout.match(/^[\d:.]+ in +SYN 198/gm) ?? []).length;
+  assert.match(cmp, new RegExp(`^── compared with tcpdump -i eth0\\n0 frames in tcpdump -i eth0, ${syns} packets`));
+  assert.equal((cmp.match(/; XDP on eth0 dropped it before the capture point/g) ?? []).length, syns, cmp);
+  assert.doesNotMatch(cmp, /would have seen it/);
 });
 
 test('tc ingress, a cls_bpf program on clsact: the filter is named; tcpdump saw the SYN, TCP did not', async (t) => {
