@@ -42,6 +42,7 @@ import {
   type PacketBytes,
 } from './record.js';
 import { missingToolNotes, onPath } from './tools.js';
+import { VERDICTS_READ_MS, VerdictTracing } from './verdicts.js';
 
 export class SessionError extends Error {}
 
@@ -133,6 +134,9 @@ export class Session {
   readonly devices: Devices;
   /** What is attached to its devices: the XDP and tc drops' programs and filters. */
   private readonly devicePrograms: DevicePrograms;
+  /** The verdicts of those programs (BPF trampolines); null without the device points. */
+  private readonly verdicts: VerdictTracing | null = null;
+  private verdictsTimer: NodeJS.Timeout | null = null;
   readonly correlator: Correlator;
   readonly ready: ReadyInfo;
   /** /proc/kallsyms, read when the first freed packet needs a name (not before ready). */
@@ -224,6 +228,17 @@ export class Session {
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
+      if (options.points.includes('device')) {
+        this.verdicts = new VerdictTracing(
+          this.tracer,
+          this.devicePrograms,
+          () => this.devices.all(),
+          features.trampolines,
+        );
+        const read = this.verdicts.read();
+        points.push(...read.points);
+        unavailable.push(...read.unavailable);
+      }
       // Wire: rules, counters, the correlator.
       if (traced !== 'none') {
         this.notes.push(...missingToolNotes(onPath));
@@ -329,6 +344,7 @@ export class Session {
         if (netnsWatch) clearInterval(netnsWatch);
         if (this.rulesetTimer) clearInterval(this.rulesetTimer);
         if (this.statsTimer) clearInterval(this.statsTimer);
+        if (this.verdictsTimer) clearInterval(this.verdictsTimer);
         this.poll(sink, true);
         this.attributeNow(sink);
         const after = this.readCounters();
@@ -381,6 +397,12 @@ export class Session {
           },
           this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS,
         );
+      }
+      if (this.verdicts?.live) {
+        this.verdictsTimer = setInterval(() => {
+          if (!this.verdicts!.live) return;
+          for (const u of this.verdicts!.read().unavailable) sink.note(`not traced: ${u.point}: ${u.reason}`);
+        }, VERDICTS_READ_MS);
       }
       if (sink.stats) {
         this.statsTimer = setInterval(() => {
@@ -591,7 +613,8 @@ export class Session {
     this.cancelPoll = null;
     if (this.rulesetTimer) clearInterval(this.rulesetTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
-    this.rulesetTimer = null;
+    if (this.verdictsTimer) clearInterval(this.verdictsTimer);
+    this.rulesetTimer = this.verdictsTimer = null;
     this.tracer?.close();
     this.tracer = null;
     this.ruleTrace?.stop();
