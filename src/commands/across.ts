@@ -7,6 +7,7 @@ import type { LoadedTrace } from '../capture/trace-file.js';
 import { formatMerged, mergedRecords } from '../output/merge.js';
 import { MAX_COMPARED } from '../report/compare.js';
 import { merge, type Merged } from '../report/merge.js';
+import { tupleText } from '../report/nat.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import type { TraceOptions } from '../trace/options.js';
 import { hostTrace } from './merge.js';
@@ -39,16 +40,20 @@ export function childArgs(argv: string[], netns: string): string[] {
 /** What packetLine reads of a packet record. */
 type PacketLineFields = Pick<
   PacketRecord,
-  'time' | 'direction' | 'tcp_flags' | 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'fate'
+  'time' | 'direction' | 'tcp_flags' | 'proto' | 'src' | 'sport' | 'dst' | 'dport' | 'fate' | 'translated'
 > & { drop: Pick<DropRecord, 'hook' | 'layer' | 'reason'> | null };
 
-/** One line for a packet as it comes: "client  out [S] 198.18.1.1:40000 → 198.18.2.2:3306 sent". Pure. */
+/** One line for a packet as it comes: "client  out [S] 198.18.1.1:40000 → 198.18.2.2:3306 sent"; a forwarded
+ *  one "fwd", with the tuple NAT gave it. Pure. */
 export function packetLine(host: string, r: PacketLineFields, width: number): string {
   const at = (a: string, p: number | null) => (p === null ? a : `${a}:${p}`);
   const kind = r.tcp_flags ? `[${r.tcp_flags}]` : r.proto;
   const fate = r.drop ? `dropped at ${r.drop.hook ?? r.drop.layer} (${r.drop.reason ?? 'no reason'})` : r.fate;
   const time = typeof r.time === 'string' ? r.time.slice(11, 23) : '';
-  return `${host.padEnd(width)}  ${time} ${String(r.direction).padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)} ${fate}`;
+  const dir = r.direction === 'forward' ? 'fwd' : String(r.direction);
+  const t = r.translated;
+  const nat = t ? ` NAT → ${tupleText(t, t.src.includes(':') ? 6 : 4, r.sport !== null)}` : '';
+  return `${host.padEnd(width)}  ${time} ${dir.padEnd(3)} ${kind} ${at(r.src, r.sport)} → ${at(r.dst, r.dport)}${nat} ${fate}`;
 }
 
 /** A child's records, parsed once as they come: its packets (MAX_COMPARED at most), its ready and summary. */

@@ -5,9 +5,10 @@ import type { Layer } from './journey.js';
 
 const LOCATION_LAYERS: [RegExp, Layer][] = [
   // XDP in generic mode (do_xdp_generic frees what the program dropped, or failed to send on) and in a driver
-  // that gives its program an skb (veth), or the CPU and device maps XDP redirects to.
+  // that gives its program an skb (veth: its NAPI poll, veth_poll, runs only for XDP and frees only what XDP
+  // dropped; 5.10 inlines veth_xdp_rcv_skb into it), or the CPU and device maps XDP redirects to.
   [
-    /^(do_xdp_generic|netif_receive_generic_xdp|bpf_prog_run_generic_xdp|generic_xdp_tx|veth_xdp_|xdp_|__xdp_|cpu_map_|dev_map_|bq_xmit_all)/,
+    /^(do_xdp_generic|netif_receive_generic_xdp|bpf_prog_run_generic_xdp|generic_xdp_tx|veth_xdp_|veth_poll|xdp_|__xdp_|cpu_map_|dev_map_|bq_xmit_all)/,
     'xdp',
   ],
   // tc's classifiers and actions, from the ingress and egress hooks (sch_handle_*, tcx).

@@ -228,7 +228,7 @@ export class Correlator {
     switch (e.point) {
       case Point.NETFILTER:
         if (step.hook === 'LOCAL_IN' && exit && this.awaitsRead(a)) this.reads.queue(a, e);
-        noteTranslation(a, e, this.flows);
+        noteTranslation(a, e, step, this.flows);
         break;
       case Point.TCP_SEND_RESET:
         resetSent(a.flow, e.t);

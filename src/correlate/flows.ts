@@ -45,6 +45,9 @@ export interface FlowState {
   lastAnswerIcmp: { type: number; code: number } | null;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
+  /** Once a rewritten packet of the flow left the last hook (conntrack keeps its mapping then): the tuple it
+   *  left with, and whether it was the connection's first packet. Later packets are conntrack's to rewrite. */
+  nat: { final: { src: string; dst: string; sport: number; dport: number }; first: boolean } | null;
   /** When it was last looked up (FlowTable generations): the least recent go first past the bound. */
   seen: number;
 }
@@ -195,6 +198,7 @@ export class FlowTable {
       lastAnswer: -Infinity,
       lastAnswerIcmp: null,
       owner: null,
+      nat: null,
       seen: this.generation,
     };
     this.flows.set(key, f);

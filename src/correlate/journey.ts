@@ -160,6 +160,31 @@ export interface TcpStateSeen {
   then: string[];
 }
 
+/** One rewrite of a packet's addresses or ports by NAT, as its netfilter steps show it: the hook, and the probes'
+ *  priorities between which it happened. */
+export interface NatRewrite {
+  hook: HookName;
+  after: number;
+  before: number;
+  /** When the new tuple was first seen, and the devices of that step. */
+  t: number;
+  in?: number;
+  out?: number;
+  from: Tuple;
+  to: Tuple;
+  /** What NAT rules saw: they see a connection's first packet only, conntrack rewrites the later ones alike.
+   *  first: a first SYN; later: a later packet of the connection (or its reply); unknown: could be either (a
+   *  datagram, a retransmitted SYN whose first copy may have died before conntrack kept it). */
+  packet: 'first' | 'later' | 'unknown';
+  /** The reply direction of a connection NAT'd in this trace: conntrack undoes the first packet's rewrite. */
+  reply?: true;
+  /** Who rewrote it: a rule (named in `rule`, or its candidates), conntrack, or not known; unset until told. */
+  by?: 'rule' | 'conntrack' | 'unknown';
+  rule?: RuleAttribution;
+  /** Why it was conntrack, or why no rule is named. */
+  why?: string;
+}
+
 export interface Journey {
   id: number;
   netns: number;
@@ -194,6 +219,8 @@ export interface Journey {
   flow: string;
   /** The tuple after NAT, when a hook rewrote it. */
   translated?: Tuple;
+  /** Each rewrite NAT made of it, in order (DNAT in PRE_ROUTING, then SNAT in POST_ROUTING...). */
+  nat?: NatRewrite[];
   /** Routing decision: delivered here, forwarded, or sent by this host; and the devices. */
   /** bridge: sent on without IP routing, from the port it arrived on to another (a bridge; or tc redirect). */
   route?: { decision: 'local' | 'forward' | 'bridge' | 'output'; inDev?: number; outDev?: number };

@@ -117,6 +117,7 @@ export function newJourney(e: TraceEvent, id: number, flow: FlowState, inbound: 
     // Declared up front: objects that keep one shape are faster to fill in.
     tcp: undefined,
     translated: undefined,
+    nat: undefined,
     route: undefined,
     delivery: undefined,
     origin: undefined,

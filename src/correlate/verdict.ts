@@ -82,10 +82,12 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
   const told =
     named === null && answeredSince(flow, j.start) ? reasonFromAnswer(j, location, flow.lastAnswerIcmp) : null;
   const reason = told?.reason ?? named;
-  const layer = dropLayer(reason ?? '', location);
+  const tc = reason === null || reason === 'NOT_SPECIFIED' ? unnamedTcDrop(j, p, location) : null;
+  const layer = tc ? 'tc' : dropLayer(reason ?? '', location);
   // The hook it was in: entered and not left, or left just before a netfilter drop.
   const hook = p.nfHook && (!p.nfExited || layer === 'netfilter') ? p.nfHook : null;
-  const drop: Drop = { layer, hook, reason, location, ...(told && { inferred: told.inferred }) };
+  const inferred = told?.inferred ?? tc;
+  const drop: Drop = { layer, hook, reason, location, ...(inferred && { inferred }) };
   if (layer === 'netfilter' && hook) {
     // Since it entered that hook (its last pass: a bridge's and the routed one may share a name).
     let entered = j.start;
@@ -106,6 +108,19 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
     if (specific || seen.state !== null) drop.tcpState = seen;
   }
   return drop;
+}
+
+/** A tc filter's drop, where the kernel names none (before it had TC_INGRESS and TC_EGRESS) and the freeing function
+ *  is the device core that runs tc's hooks inline: what tells it, or null. On receive, __netif_receive_skb_core frees
+ *  an IP packet after the capture tap only for a tc ingress drop (generic XDP and VLAN untagging free in functions of
+ *  their own, and a packet without a protocol handler is not IP); on transmit, __dev_queue_xmit frees one itself only
+ *  for a tc egress drop (a device that cannot send frees through kfree_skb_list). Pure. */
+export function unnamedTcDrop(j: Pick<JourneySoFar, 'direction'>, p: PathSeen, location: string): string | null {
+  if (/^(__netif_receive_skb_core|sch_handle_ingress)/.test(location) && p.seenRx && !p.seenXmit)
+    return `freed by ${location} after the capture tap, where an IP packet is freed only by a tc ingress filter's drop`;
+  if (/^(__dev_queue_xmit|sch_handle_egress)/.test(location) && j.direction !== 'in' && !p.seenXmit)
+    return `freed by ${location} before its qdisc, where a packet is freed itself only by a tc egress filter's drop`;
+  return null;
 }
 
 /** Whether this host began an answer (a TCP reset, an ICMP error) in the flow since t: for the packet there then. */

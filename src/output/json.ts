@@ -1,6 +1,7 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
-import { flagLetters, type Drop, type Journey, type DeviceNames } from '../correlate/journey.js';
+import { flagLetters, type Drop, type Journey, type DeviceNames, type NatRewrite } from '../correlate/journey.js';
+import type { RuleAttribution } from '../rules/attribute.js';
 import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
@@ -9,6 +10,7 @@ import type {
   ConnectionRecord,
   DropRecord,
   FilterRecord,
+  NatRecord,
   NoteRecord,
   PacketRecord,
   ReadyRecord,
@@ -85,6 +87,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
     tcp: j.tcp,
     ending: j.ending,
     translated: j.translated,
+    nat: j.nat?.map(natRecord),
     route: j.route && {
       decision: j.route.decision,
       in_dev: j.route.inDev ? devices.name(j.route.inDev) : undefined,
@@ -135,19 +138,38 @@ export function dropRecord(d: Drop): DropRecord {
     answered: d.answered,
     tcp_state: d.tcpState,
     device: d.device,
-    ...(a && {
-      table: a.table,
-      chain: a.chain,
-      family: a.family,
-      source: a.source,
-      rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
-      candidates: a.candidates,
-      guess: a.guess,
-      owner: a.owner,
-      hint: a.hint,
-      inspect: a.inspect,
-      remove: a.remove,
-    }),
+    ...(a && ruleFields(a)),
+  };
+}
+
+/** A rule attribution's fields, flattened into the record that names it (a drop, a NAT rewrite). */
+function ruleFields(a: RuleAttribution): Partial<RuleAttribution> {
+  return {
+    table: a.table,
+    chain: a.chain,
+    family: a.family,
+    source: a.source,
+    rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
+    candidates: a.candidates,
+    guess: a.guess,
+    owner: a.owner,
+    hint: a.hint,
+    inspect: a.inspect,
+    remove: a.remove,
+  };
+}
+
+/** A NAT rewrite: where, the tuples, who made it (the rule flattened in, as a drop's). */
+function natRecord(r: NatRewrite): NatRecord {
+  return {
+    hook: r.hook,
+    from: r.from,
+    to: r.to,
+    packet: r.packet,
+    reply: r.reply,
+    by: r.by ?? 'unknown',
+    why: r.why ?? (r.by === undefined ? 'the ruleset could not be read' : undefined),
+    ...(r.rule && ruleFields(r.rule)),
   };
 }
 

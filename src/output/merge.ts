@@ -3,7 +3,9 @@
 import type { LoadedTrace } from '../capture/trace-file.js';
 import { afterCapture, clock } from '../report/compare.js';
 import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type Trip } from '../report/merge.js';
+import { rewriteStory, tupleText } from '../report/nat.js';
 import { PROTO_NAMES } from '../trace/record.js';
+import type { RuleAttribution } from '../rules/attribute.js';
 import type { MergeRecord, MergeSummaryRecord, PathVerdict, TripSide } from './records.js';
 
 const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -42,13 +44,16 @@ export function clockText(m: Merged): string {
 const kind = (p: HostPacket) =>
   p.tcp_flags ? `[${p.tcp_flags}]${p.proto === 'tcp' ? ` seq ${p.seq}` : ''}` : `${p.proto} len ${p.len}`;
 const device = (p: HostPacket, tx: boolean) => deviceStep(p, tx)?.dev ?? p.tcpdump_devices[0] ?? 'device';
+/** " as 198.18.1.1:40000 → 198.18.2.2:8080": the tuple it left with, where the sender's NAT rewrote it. */
+const leftAs = (p: HostPacket) =>
+  p.translated ? ` as ${tupleText(p.translated, p.family === 'ipv6' ? 6 : 4, p.sport !== null)}` : '';
 
 /** One trip as a line: where it went between the two hosts. Pure. */
 export function tripText(t: Trip, hosts: [string, string]): string {
   const [from, to] = [hosts[t.from], hosts[1 - t.from]];
   const p = (t.sent ?? t.received)!;
   const head = `${clock(t.at)}  ${from} → ${to}  ${kind(p)}`;
-  const left = t.sent ? `left ${from}'s ${device(t.sent, true)}` : '';
+  const left = t.sent ? `left ${from}'s ${device(t.sent, true)}${leftAs(t.sent)}` : '';
   const arrived = t.received
     ? `reached ${to}'s ${device(t.received, false)}${t.leftAt !== null && t.arrivedAt !== null ? ` after ${ms(t.arrivedAt - t.leftAt)}` : ''}`
     : '';
@@ -66,12 +71,31 @@ export function tripText(t: Trip, hosts: [string, string]): string {
   return `${head}  ${stories[t.path]()}`;
 }
 
+/** The NAT rules either host's rewrites of the connection's packets came from, once each: "router's NAT at ...". */
+function natRules(trips: Trip[], hosts: [string, string]): string[] {
+  const out = new Set<string>();
+  for (const t of trips) {
+    for (const [p, host] of [
+      [t.sent, hosts[t.from]],
+      [t.received, hosts[1 - t.from]],
+    ] as const) {
+      for (const r of p?.nat ?? []) {
+        if (r.by !== 'rule' || !p) continue;
+        // The record has the rule flattened in, as a drop's.
+        const rule = r.table === undefined ? undefined : (r as RuleAttribution);
+        out.add(`${host}'s ${rewriteStory({ ...r, rule }, p.family === 'ipv6' ? 6 : 4, p.sport !== null)}`);
+      }
+    }
+  }
+  return [...out];
+}
+
 export function formatMerged(m: Merged, files: [string, string], traces: [LoadedTrace, LoadedTrace]): string {
   const [a, b] = m.hosts;
   const named = (h: string, f: string, t: LoadedTrace) => `${h}${f === h ? '' : `: ${f}`} (${t.total} packets)`;
   const lines = [`${named(a, files[0], traces[0])} · ${named(b, files[1], traces[1])}`, clockText(m), ''];
   for (const c of m.connections) {
-    lines.push(flowText(c.flow), `  ${c.verdict}`);
+    lines.push(flowText(c.flow), `  ${c.verdict}`, ...natRules(c.trips, m.hosts).map((l) => `  ${l}`));
     for (const t of c.trips) lines.push(`    ${tripText(t, m.hosts)}`);
     lines.push('');
   }
@@ -147,6 +171,7 @@ export function mergedRecords(m: Merged): MergeRecord[] {
         seq: p.seq,
         ack: p.ack,
         len: p.len,
+        translated: t.sent?.translated,
         sent: side(from, t.sent, t.leftAt),
         received: side(to, t.received, t.arrivedAt),
       });

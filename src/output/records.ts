@@ -83,6 +83,18 @@ export interface DropRecord extends Partial<RuleAttribution> {
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
 }
 
+/** A NAT rewrite of a packet: the hook, the tuple before and after, and who made it; the rule flattened in where
+ *  one is named (or its candidates), as a drop's. */
+export interface NatRecord extends Partial<RuleAttribution> {
+  hook: HookName;
+  from: { src: string; dst: string; sport: number; dport: number };
+  to: { src: string; dst: string; sport: number; dport: number };
+  packet: 'first' | 'later' | 'unknown'; // a connection's first packet (NAT rules see it), a later one, or either
+  reply?: true; // the reply of a connection NAT'd in this trace
+  by: 'rule' | 'conntrack' | 'unknown';
+  why?: string; // why conntrack, or why no rule is named
+}
+
 /** One packet's journey through the host. */
 export interface PacketRecord {
   type: 'packet';
@@ -111,6 +123,7 @@ export interface PacketRecord {
   tcp?: { saw: boolean | null; reply: string | null }; // saw null: nothing tells whether TCP got it
   ending: Ending;
   translated?: { src: string; dst: string; sport: number; dport: number };
+  nat?: NatRecord[];
   route?: { decision: 'local' | 'forward' | 'bridge' | 'output'; in_dev?: string; out_dev?: string };
   delivery?: { socket: boolean | null; read: { pid: number; comm: string; bytes: number; queued_ns: number } | null };
   origin?: 'socket' | 'stack' | 'netfilter';
@@ -267,6 +280,8 @@ export interface TripRecord {
   seq?: number;
   ack?: number;
   len: number;
+  /** The tuple it left the sender with, where the sender's NAT rewrote it (a router's DNAT or SNAT). */
+  translated?: { src: string; dst: string; sport: number; dport: number };
   sent: TripSide | null;
   received: TripSide | null;
 }

@@ -12,6 +12,7 @@ import {
 import { IPPROTO } from '../trace/record.js';
 import { explain } from '../report/explain.js';
 import { explainDrop } from '../report/reasons.js';
+import { rewriteStory } from '../report/nat.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
@@ -322,6 +323,10 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   if (j.route?.decision === 'bridge' && j.route.outDev)
     facts.push(`bridged ${dev.name(j.route.inDev ?? 0)} → ${dev.name(j.route.outDev)} (no IP routing)`);
   if (facts.length) lines.push(`  ${facts.join(' · ')}`);
+  for (const r of j.nat ?? []) {
+    lines.push(`  ${rewriteStory(r, j.family, j.proto === IPPROTO.TCP || j.proto === IPPROTO.UDP)}`);
+    if (r.rule?.rule && r.rule.inspect) lines.push(`  ${st.dim(`inspect: ${r.rule.inspect}`)}`);
+  }
   for (const x of extra) lines.push(`  ${x}`);
   return lines.join('\n');
 }

@@ -2,14 +2,17 @@
 // other is found in the other's trace by its content (TCP seq/ack/flags/length, else IP id and length: the
 // same through a NAT on the path), and its whole trip told: dropped on the sender (where), lost on the path
 // (left the sender's device, never reached the receiver's), dropped on the receiver (where), or delivered.
-// The two clocks differ: their offset is bounded from the packets both saw, one way and the other. Pure.
+// Either host may be a forwarder (a router, a NAT gateway): a packet it forwarded toward the other was sent by
+// it, one it forwarded from the other was received by it, with the tuple it left with (after its NAT) and the
+// one it came with. The two clocks differ: their offset is bounded from the packets both saw, one way and the
+// other. Pure.
 import { insnsOf, packetFromFields } from '../trace/expression.js';
 import { filterTakes, type TracePacket, type TraceFilter } from './compare.js';
 import type { PacketRecord, PathVerdict } from '../output/records.js';
 
 /** A packet record as merge reads it: compare's fields, and its steps for the device times (a --write file's
  *  records have none). */
-export type HostPacket = TracePacket & Partial<Pick<PacketRecord, 'steps' | 'flow'>>;
+export type HostPacket = TracePacket & Partial<Pick<PacketRecord, 'steps' | 'flow' | 'nat'>>;
 
 export interface HostTrace {
   name: string;
@@ -88,27 +91,46 @@ export function deviceStep(p: HostPacket, tx: boolean): NonNullable<HostPacket['
 const tuple = (p: { src: string; dst: string; sport: number | null; dport: number | null }) =>
   `${p.src} ${p.sport ?? 0} ${p.dst} ${p.dport ?? 0}`;
 
+/** The packet with the tuple it left its host with: the one its NAT gave it, if any. */
+export const asSent = (p: HostPacket): HostPacket => (p.translated ? { ...p, ...p.translated } : p);
+
+/** Which way a packet goes between a host and the other one: sent toward it (made here, or forwarded by this host
+ *  to it, or at least not from it), received from it (delivered here, or forwarded from it, or at least not to it).
+ *  A forwarded packet between two third parties is both, to be matched either way; so is one from the other host
+ *  back to it (a hairpin NAT). */
+function goes(p: HostPacket, other: HostTrace, dir: 'in' | 'out'): boolean {
+  if (p.direction !== 'forward') return p.direction === dir;
+  const from = other.addresses.has(p.src),
+    to = other.addresses.has(asSent(p).dst);
+  return dir === 'out' ? to || !from : from || !to;
+}
+
 /** The flow, direction-free: the trace's own name for it. */
 export const flowOf = (p: HostPacket) =>
   p.flow ?? [tuple(p), tuple({ src: p.dst, dst: p.src, sport: p.dport, dport: p.sport })].sort().join(' | ');
 
 /** What identifies a packet across hosts. TCP's 32-bit sequence and acknowledgement numbers do whatever a
  *  NAT did to the addresses; an IPv4 datagram's IP id and length do within the transit time; an IPv6
- *  datagram's length alone does not: its addresses are part of its key. */
-function contentKey(p: HostPacket): string {
+ *  datagram's length alone does not: its addresses are part of its key, as they were between the two (the
+ *  sender's after its NAT, the receiver's before its own). */
+function contentKey(p: HostPacket, sent: boolean): string {
   if (p.proto === 'tcp') return `tcp ${p.seq} ${p.ack} ${p.tcp_flags} ${p.len}`;
-  return p.ip_id !== undefined ? `${p.proto} ${p.len} ${p.ip_id}` : `${p.proto} ${p.len} ${tuple(p)}`;
+  return p.ip_id !== undefined
+    ? `${p.proto} ${p.len} ${p.ip_id}`
+    : `${p.proto} ${p.len} ${tuple(sent ? asSent(p) : p)}`;
 }
 
 interface Timed {
   p: HostPacket;
   t: number;
+  /** Its content key, as sent or as received. */
+  key: string;
 }
 
 function byKey(list: Timed[]): Map<string, Timed[]> {
   const m = new Map<string, Timed[]>();
   for (const x of list) {
-    const k = contentKey(x.p);
+    const k = x.key;
     const l = m.get(k);
     if (l) l.push(x);
     else m.set(k, [x]);
@@ -159,8 +181,12 @@ function evidence(out: Timed[], inn: Timed[]): [number, number][] {
 function filterTest(f: TraceFilter | null): (p: HostPacket) => boolean {
   if (!f) return () => true;
   const insns = f.expression ? insnsOf(f.expression.bpf) : null;
-  // A packet its expression does not take is outside that trace, never lost on the path.
-  return (p) => filterTakes(f, insns, { ...p, sport: p.sport ?? -1, dport: p.dport ?? -1 }, () => packetFromFields(p));
+  // A packet its expression does not take is outside that trace, never lost on the path. It is judged as it
+  // left the sender: after the sender's NAT.
+  return (sent) => {
+    const p = asSent(sent);
+    return filterTakes(f, insns, { ...p, sport: p.sport ?? -1, dport: p.dport ?? -1 }, () => packetFromFields(p));
+  };
 }
 
 /** Whether a host's trace would have had this packet: its filter takes it and it was tracing then. */
@@ -169,12 +195,13 @@ function covers(h: HostTrace, takes: (p: HostPacket) => boolean, p: HostPacket, 
   return takes(p) && h.traced !== null && at !== null && at + MAX_TRANSIT_US >= h.traced.from && at <= h.traced.to;
 }
 
-const timed = (h: HostTrace, dir: 'in' | 'out'): Timed[] =>
+/** The packets a host sent to the other (out) or received from it (in), with their times at the device. */
+const timed = (h: HostTrace, other: HostTrace, dir: 'in' | 'out'): Timed[] =>
   h.packets
-    .filter((p) => p.direction === dir)
+    .filter((p) => goes(p, other, dir))
     .flatMap((p) => {
       const t = deviceTime(p, dir === 'out');
-      return t === null ? [] : [{ p, t }];
+      return t === null ? [] : [{ p, t, key: contentKey(p, dir === 'out') }];
     });
 
 /** The packets one host sent matched with those the other received. A receiver's packet belongs to the
@@ -187,9 +214,7 @@ function match(sent: Timed[], received: Timed[], shift: number, tolerance: numbe
   const matched = new Map<HostPacket, Timed>();
   for (const s of [...sent].sort((x, y) => y.t - x.t)) {
     const at = s.t + shift;
-    const r = arrivals
-      .get(contentKey(s.p))
-      ?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
+    const r = arrivals.get(s.key)?.find((x) => !used.has(x.p) && x.t >= at - tolerance && x.t <= at + MAX_TRANSIT_US);
     if (r) {
       used.add(r.p);
       matched.set(s.p, r);
@@ -211,14 +236,14 @@ function trips(
   const to = (1 - from) as 0 | 1;
   const toFirst = (host: 0 | 1, t: number) => (host === 0 ? t : t - offset);
   const shift = from === 0 ? offset : -offset;
-  const matched = match(timed(hosts[from], 'out'), timed(hosts[to], 'in'), shift, tolerance);
+  const matched = match(timed(hosts[from], hosts[to], 'out'), timed(hosts[to], hosts[from], 'in'), shift, tolerance);
   const receiverTakes = filterTest(hosts[to].filter);
   const out: Trip[] = [];
   let elsewhere = 0;
   for (const p of hosts[from].packets) {
-    if (p.direction !== 'out') continue;
+    if (!goes(p, hosts[to], 'out')) continue;
     const r = matched.get(p);
-    if (!r && !hosts[to].addresses.has(p.dst) && !paired.has(`${from} ${flowOf(p)}`)) {
+    if (!r && !hosts[to].addresses.has(asSent(p).dst) && !paired.has(`${from} ${flowOf(p)}`)) {
       elsewhere++;
       continue;
     }
@@ -239,9 +264,11 @@ function trips(
     });
   }
   const got = new Set([...matched.values()].map((r) => r.p));
+  // The receiver's flows some packet of which came from the sender: through a forwarder, from a third host's address.
+  const reached = new Set([...matched.values()].map((r) => flowOf(r.p)));
   for (const p of hosts[to].packets) {
-    if (p.direction !== 'in' || got.has(p)) continue;
-    if (!hosts[from].addresses.has(p.src)) continue; // from a third host
+    if (!goes(p, hosts[from], 'in') || got.has(p)) continue;
+    if (!hosts[from].addresses.has(p.src) && !reached.has(flowOf(p))) continue; // from a third host
     const t = deviceTime(p, false);
     out.push({
       from,
@@ -284,8 +311,8 @@ export function connectionVerdict(trips: Trip[], hosts: [string, string]): strin
 export function merge(first: HostTrace, second: HostTrace): Merged {
   const hosts: [HostTrace, HostTrace] = [first, second];
   const clock = estimateClock(
-    evidence(timed(first, 'out'), timed(second, 'in')),
-    evidence(timed(second, 'out'), timed(first, 'in')),
+    evidence(timed(first, second, 'out'), timed(second, first, 'in')),
+    evidence(timed(second, first, 'out'), timed(first, second, 'in')),
   );
   const offset = clock.offsetUs ?? 0;
   const tolerance = (clock.uncertaintyUs ?? 0) + SLACK_US;

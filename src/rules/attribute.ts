@@ -52,7 +52,7 @@ export interface RuleAttribution {
 
 // ---- matching a rule against a packet -------------------------------------
 
-function ipToBytes(a: string): number[] | null {
+export function ipToBytes(a: string): number[] | null {
   if (a.includes('.') && !a.includes(':')) {
     const p = a.split('.').map(Number);
     return p.length === 4 && p.every((x) => x >= 0 && x <= 255) ? p : null;
@@ -66,7 +66,7 @@ function ipToBytes(a: string): number[] | null {
   return groups.flatMap((x) => [x >> 8, x & 0xff]);
 }
 
-function addrIn(addr: string, v: string): boolean | null {
+export function addrIn(addr: string, v: string): boolean | null {
   const [net = '', lenText] = v.split('/');
   const a = ipToBytes(addr),
     n = ipToBytes(net);
@@ -81,7 +81,7 @@ function addrIn(addr: string, v: string): boolean | null {
   return true;
 }
 
-function portIn(port: number, v: string | number): boolean {
+export function portIn(port: number, v: string | number): boolean {
   if (typeof v === 'number') return port === v;
   const [lo, hi] = v.split('-').map(Number);
   return hi === undefined ? port === lo : lo !== undefined && port >= lo && port <= hi;
@@ -149,13 +149,24 @@ const DROPS = new Set(['drop', 'reject']);
 
 /** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to by a rule that can match it. */
 function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
+  return reachableRules(rs, chain, p, (r) => r.verdict !== null && DROPS.has(r.verdict));
+}
+
+/** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet,
+ *  in the order they run. */
+export function reachableRules(
+  rs: Ruleset,
+  chain: Chain,
+  p: PacketView,
+  wanted: (r: Rule) => boolean,
+): { chain: Chain; rule: Rule }[] {
   const out: { chain: Chain; rule: Rule }[] = [];
   const seen = new Set<string>();
   const walk = (c: Chain, depth: number) => {
     if (seen.has(chainKey(c)) || depth > 8) return;
     seen.add(chainKey(c));
     for (const r of c.rules) {
-      if (r.verdict && DROPS.has(r.verdict)) out.push({ chain: c, rule: r });
+      if (wanted(r)) out.push({ chain: c, rule: r });
       const targets = r.verdict === 'jump' || r.verdict === 'goto' ? [r.target] : (r.mapTargets ?? []);
       if (!targets.length || ruleCovers(r, p) === false) continue;
       for (const name of targets) {
@@ -208,7 +219,12 @@ export function candidateChains(
   return bySource.length ? bySource : bracketed;
 }
 
-function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { inspect: string; remove?: string } {
+export function commands(
+  c: Chain,
+  r: Rule | null,
+  family: 4 | 6,
+  prefix: string,
+): { inspect: string; remove?: string } {
   if (c.source === 'nft') {
     return {
       inspect: `${prefix}nft -a list chain ${c.family} ${c.table} ${c.name}`,
@@ -226,7 +242,12 @@ function commands(c: Chain, r: Rule | null, family: 4 | 6, prefix: string): { in
   };
 }
 
-function describe(c: Chain, r: Rule): string {
+/** Where a rule is: its chain, table, family, source and owner, as an attribution names them. */
+export function chainFields(c: Chain): Pick<RuleAttribution, 'table' | 'chain' | 'family' | 'source' | 'owner'> {
+  return { table: c.table, chain: c.name, family: c.family, source: c.source, owner: chainOwner(c.table, c.name) };
+}
+
+export function describe(c: Chain, r: Rule): string {
   return (
     r.text || `${c.family} ${c.table} ${c.name} rule ${r.handle !== undefined ? `handle ${r.handle}` : r.position}`
   );
@@ -236,7 +257,7 @@ export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | nu
   return withHint(attributeDropRaw(rs, d), d.prefix);
 }
 
-function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | null {
+export function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | null {
   const hint = a && ownerHint(a.owner, a.chain, a.rule?.text ?? '', prefix);
   return hint ? { ...a, hint } : a;
 }
@@ -298,11 +319,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
     const c = policies[0]!;
     return {
-      table: c.table,
-      chain: c.name,
-      family: c.family,
-      source: c.source,
-      owner: chainOwner(c.table, c.name),
+      ...chainFields(c),
       rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };

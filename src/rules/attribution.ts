@@ -1,18 +1,29 @@
 // Names the table, chain and rule of netfilter drops, read-only: the probes
 // between chains bracket the drop, the ruleset's counters and matches name
-// the rule (attribute.ts). Keeps the counter baseline and moves
-// the probes when the ruleset's layout changes.
-import type { DeviceNames, Journey } from '../correlate/journey.js';
+// the rule (attribute.ts); and the NAT rule behind a rewrite (nat.ts). Keeps
+// the counter baseline and moves the probes when the ruleset's layout changes.
+import type { DeviceNames, Journey, NatRewrite } from '../correlate/journey.js';
 import type { NetfilterProbes } from '../trace/probes.js';
 import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './attribute.js';
+import { attributeNat, natChains } from './nat.js';
 import type { RuleTrace } from './ruletrace.js';
 import type { Ruleset } from './model.js';
 import { layoutChanges, layoutSignature } from './plan.js';
 import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './read.js';
 import { protoName } from '../report/summary.js';
 
-export function needsAttribution(j: Journey): boolean {
+function needsDropAttribution(j: Journey): boolean {
   return j.drop?.layer === 'netfilter' && j.drop.hook !== null;
+}
+
+/** Rewrites a rule may have made: conntrack's are told without the ruleset. */
+function pendingRewrites(j: Journey): NatRewrite[] {
+  return j.nat?.filter((r) => r.by === undefined) ?? [];
+}
+
+/** A netfilter drop, or a NAT rewrite a rule may have made: its rule is named from a reading of the ruleset. */
+export function needsAttribution(j: Journey): boolean {
+  return needsDropAttribution(j) || pendingRewrites(j).length > 0;
 }
 
 export class RuleAttributor {
@@ -59,7 +70,11 @@ export class RuleAttributor {
     if (!this.placed) return null;
     const out = new Map<string, TableRef>();
     for (const j of journeys) {
-      for (const c of candidateChains(this.known, this.context(j))) out.set(`${c.source} ${c.family} ${c.table}`, c);
+      const chains = [
+        ...(needsDropAttribution(j) ? candidateChains(this.known, this.context(j)) : []),
+        ...pendingRewrites(j).flatMap((r) => natChains(this.known, { ...r, family: j.family })),
+      ];
+      for (const c of chains) out.set(`${c.source} ${c.family} ${c.table}`, c);
     }
     return out.size ? [...out.values()].map(({ source, family, table }) => ({ source, family, table })) : null;
   }
@@ -109,6 +124,8 @@ export class RuleAttributor {
     const baselineAt = this.baselineAt;
     this.adoptBaseline(rs, partial);
     for (const j of journeys) {
+      for (const r of pendingRewrites(j)) this.attributeRewrite(rs, j, r, deltas, baselineAt);
+      if (!needsDropAttribution(j)) continue;
       const traced = this.trace?.take(j);
       if (traced) {
         j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
@@ -141,5 +158,36 @@ export class RuleAttributor {
       this.known = rs;
       this.relayout(rs);
     }
+  }
+
+  /** The rule behind one rewrite, or conntrack; what the journey says of it. */
+  private attributeRewrite(
+    rs: Ruleset,
+    j: Journey,
+    r: NatRewrite,
+    deltas: Map<string, number>,
+    baselineAt: number,
+  ): void {
+    const found = attributeNat(rs, {
+      family: j.family,
+      hook: r.hook,
+      after: r.after,
+      before: r.before,
+      packet: {
+        family: j.family,
+        proto: protoName(j.proto, j.family),
+        ...r.from,
+        iif: r.in ? this.devices.name(r.in) : undefined,
+        oif: r.out ? this.devices.name(r.out) : undefined,
+      },
+      to: r.to,
+      packetKind: r.packet === 'first' ? 'first' : 'unknown',
+      counterDeltas: deltas,
+      countersTrusted: r.t > baselineAt,
+      prefix: this.prefix,
+    });
+    r.by = found.by;
+    if (found.rule) r.rule = found.rule;
+    if (found.why) r.why = found.why;
   }
 }

@@ -1,5 +1,5 @@
 // iptables-save -c output (legacy tables, and the rule texts of iptables-nft's).
-import type { Chain, Match, Rule, TableFamily } from './model.js';
+import type { Chain, Match, NatTarget, Rule, TableFamily } from './model.js';
 import { IPTABLES_CHAIN_HOOK, LEGACY_PRIORITIES } from './model.js';
 
 const VERDICT: Record<string, Rule['verdict']> = {
@@ -11,16 +11,60 @@ const VERDICT: Record<string, Rule['verdict']> = {
   NFQUEUE: 'queue',
 };
 
+const NAT_TARGETS: Record<string, NatTarget['kind']> = {
+  DNAT: 'dnat',
+  SNAT: 'snat',
+  MASQUERADE: 'masquerade',
+  REDIRECT: 'redirect',
+};
+
+/** "198.18.2.2:8080", "198.18.2.2-198.18.2.5:8000-8010", "[fd00::1]:8080", "fd00::1": addresses and ports
+ *  (a port range's /BASE shift aside: the ports stay within the range). */
+function natSpec(spec: string): { addrs?: string[]; ports?: string[] } {
+  const bracketed = /^\[([^\]]*)\](?::(.+))?$/.exec(spec);
+  const parts = spec.split(':');
+  const [addr, port] = bracketed
+    ? [bracketed[1], bracketed[2]]
+    : parts.length === 2 // IPv4 with a port (or ":PORT"); an IPv6 address has more colons
+      ? parts
+      : [spec, undefined];
+  const ports = port?.replace(/\/.*$/, '');
+  return { addrs: addr ? [addr] : undefined, ports: ports ? [ports] : undefined };
+}
+
+/** A NAT target's options: --to-destination, --to-source (both repeatable), --to-ports. */
+function natTarget(kind: NatTarget['kind'], options: string[]): NatTarget {
+  const nat: NatTarget = { kind };
+  for (let i = 0; i < options.length; i++) {
+    const value = options[i + 1];
+    if (value === undefined) break;
+    const opt = options[i];
+    const spec =
+      opt === '--to-destination' || opt === '--to-source'
+        ? natSpec(value)
+        : opt === '--to-ports'
+          ? { ports: [value] }
+          : null;
+    if (!spec) continue; // --random, --persistent...: how, not what
+    i++;
+    if (spec.addrs) nat.addrs = [...(nat.addrs ?? []), ...spec.addrs];
+    if (spec.ports) nat.ports = [...(nat.ports ?? []), ...spec.ports];
+  }
+  return nat;
+}
+
 /** What an iptables rule matches, or null when it uses options pathtrace does not model. */
 export function parseIptablesMatches(args: string[]): {
   matches: Match[] | null;
   verdict: Rule['verdict'];
   target?: string;
+  nat?: NatTarget;
 } {
   const matches: Match[] = [];
   let understood = true;
   let verdict: Rule['verdict'] = null;
   let target: string | undefined;
+  let nat: NatTarget | undefined;
   for (let i = 0; i < args.length; i++) {
     let negate = false;
     if (args[i] === '!') {
@@ -83,13 +127,17 @@ export function parseIptablesMatches(args: string[]): {
       case '--comment':
         i++;
         break;
-      case '-j':
-        verdict = VERDICT[val] ?? 'jump';
+      case '-j': {
+        const natKind = NAT_TARGETS[val];
+        // A NAT target ends the chain for the packet it rewrites.
+        if (natKind) nat = natTarget(natKind, args.slice(i + 2));
+        verdict = natKind ? 'accept' : (VERDICT[val] ?? 'jump');
         if (verdict === 'jump') target = val;
         i++;
         // Options of the target (--reject-with...) say nothing about the packet.
         i = args.length;
         break;
+      }
       case '-g':
         verdict = 'goto';
         target = val;
@@ -99,7 +147,7 @@ export function parseIptablesMatches(args: string[]): {
         understood = false;
     }
   }
-  return { matches: understood ? matches : null, verdict, target };
+  return { matches: understood ? matches : null, verdict, target, ...(nat && { nat }) };
 }
 
 /** Splits a rule line as the shell would (iptables-save quotes comments). */

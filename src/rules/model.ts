@@ -14,6 +14,32 @@ export interface Match {
   values: (string | number)[];
 }
 
+/** What a NAT rule rewrites a connection's first packet to: dnat and redirect change its destination, snat and
+ *  masquerade its source. Addresses and ports as Match values ('a-b' ranges, 'addr/len' prefixes). */
+export interface NatTarget {
+  kind: 'dnat' | 'snat' | 'masquerade' | 'redirect';
+  /** The addresses it gives; undefined where the kernel picks one of the device's (masquerade, redirect). */
+  addrs?: string[];
+  /** The ports it gives; undefined where it keeps the port (snat and masquerade may change it for a free one). */
+  ports?: (string | number)[];
+  /** nft's `dnat to KEY map { ... }`: the address (and port) by the packet's fields; entries null when the map
+   *  could not be read. */
+  map?: { key: NatMapKey[]; entries: NatMapEntry[] | null };
+}
+
+/** A field of a NAT map's key: an address, a port (of tcp or udp, or either: th) or the protocol. */
+export interface NatMapKey {
+  field: 'saddr' | 'daddr' | 'sport' | 'dport' | 'l4proto';
+  proto?: 'tcp' | 'udp';
+}
+
+/** A NAT map's element: the key's values, one per key field, and the address (and port) it gives. */
+export interface NatMapEntry {
+  key: (string | number)[];
+  addr: string;
+  port?: number | string;
+}
+
 export interface Rule {
   /** nft handle (nft and iptables-nft), for `nft delete rule ... handle N`. */
   handle?: number;
@@ -29,6 +55,8 @@ export interface Rule {
   counter: { packets: number; bytes: number } | null;
   /** What it matches; null when some condition is beyond what pathtrace understands. */
   matches: Match[] | null;
+  /** A NAT rule's rewrite (its verdict is then accept: the rule ends the chain for that packet). */
+  nat?: NatTarget;
 }
 
 export interface Chain {

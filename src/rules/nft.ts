@@ -1,5 +1,5 @@
 // nftables' JSON (`nft -j list ruleset`) and text (`nft -a list ruleset`) into the model.
-import type { Chain, Match, Rule, Ruleset, TableFamily } from './model.js';
+import type { Chain, Match, NatMapEntry, NatMapKey, NatTarget, Rule, Ruleset, TableFamily } from './model.js';
 import { NFT_HOOK } from './model.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -84,6 +84,67 @@ function vmapVerdicts(vmap: Json, sets: Sets, where: string): Json[] {
   return set.flatMap((el: Json) => (Array.isArray(el) && el[1] && typeof el[1] === 'object' ? [el[1]] : []));
 }
 
+const NAT_KINDS = new Set(['dnat', 'snat', 'masquerade', 'redirect']);
+
+/** One element of a set or map as a Match value: an address, a port, a prefix or a range. */
+function elemValue(v: unknown): string | number | null {
+  if (typeof v === 'string' || typeof v === 'number') return v;
+  const [x = null] = values(v, new Map(), '') ?? [];
+  return x;
+}
+
+/** The fields of a NAT map's key (`ip daddr . tcp dport`), or null for one beyond them. */
+function natMapKey(key: Json): NatMapKey[] | null {
+  const parts: Json[] = Array.isArray(key?.concat) ? key.concat : [key];
+  const out: NatMapKey[] = [];
+  for (const p of parts) {
+    const { protocol, field } = p?.payload ?? {};
+    if ((protocol === 'ip' || protocol === 'ip6') && (field === 'saddr' || field === 'daddr')) out.push({ field });
+    else if ((protocol === 'tcp' || protocol === 'udp') && (field === 'sport' || field === 'dport'))
+      out.push({ field, proto: protocol });
+    else if (protocol === 'th' && (field === 'sport' || field === 'dport')) out.push({ field });
+    else if (p?.meta?.key === 'l4proto') out.push({ field: 'l4proto' });
+    else return null;
+  }
+  return out;
+}
+
+/** A NAT map's elements: [key, data] pairs, each side a value or a concatenation. */
+function natMapEntries(data: unknown, sets: Sets, where: string): NatMapEntry[] | null {
+  const elems =
+    typeof data === 'string' && data.startsWith('@') ? sets.get(`${where} ${data.slice(1)}`) : (data as Json)?.set;
+  if (!Array.isArray(elems)) return null;
+  const out: NatMapEntry[] = [];
+  const parts = (v: Json) => (Array.isArray(v?.concat) ? v.concat : [v]).map(elemValue);
+  for (const el of elems) {
+    if (!Array.isArray(el)) return null;
+    const key = parts(el[0]);
+    const [addr, port] = parts(el[1]);
+    if (key.includes(null) || typeof addr !== 'string') return null;
+    out.push({ key: key as (string | number)[], addr, ...(port !== undefined && port !== null && { port }) });
+  }
+  return out;
+}
+
+/** nft's dnat, snat, masquerade and redirect statements: {"dnat": {"addr": ..., "port": ...}}, the address
+ *  possibly a map by the packet's fields. */
+function natStatement(kind: string, st: Json | null, sets: Sets, where: string): NatTarget {
+  const nat: NatTarget = { kind: kind as NatTarget['kind'] };
+  const addr = st?.addr;
+  if (addr?.map) {
+    const key = natMapKey(addr.map.key);
+    nat.map = { key: key ?? [], entries: key ? natMapEntries(addr.map.data, sets, where) : null };
+  } else if (addr !== undefined) {
+    const v = elemValue(addr);
+    if (v !== null) nat.addrs = [String(v)];
+  }
+  if (st?.port !== undefined) {
+    const v = elemValue(st.port);
+    if (v !== null) nat.ports = [v];
+  }
+  return nat;
+}
+
 function parseRule(expr: Json[], position: number, handle: number, text: string, sets: Sets, where: string): Rule {
   const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
   for (const e of expr) {
@@ -98,6 +159,13 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
     } else if (VERDICTS.has(key)) {
       rule.verdict = key as Rule['verdict'];
       if (key === 'jump' || key === 'goto') rule.target = e[key].target;
+    } else if (NAT_KINDS.has(key)) {
+      rule.nat = natStatement(key, e[key], sets, where);
+      rule.verdict = 'accept'; // a NAT statement ends the chain for the packet it rewrites
+      // `dnat ip to` in an inet table rewrites IPv4 packets only.
+      const family = e[key]?.family;
+      if ((family === 'ip' || family === 'ip6') && rule.matches)
+        rule.matches.push({ field: 'nfproto', negate: false, values: [family === 'ip' ? 'ipv4' : 'ipv6'] });
     } else if (xtVerdict) {
       rule.verdict = xtVerdict; // iptables-nft's -j REJECT and the like
     } else if (key === 'vmap') {

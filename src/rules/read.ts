@@ -164,6 +164,7 @@ export function assemble(
         if (r.verdict === null) {
           r.verdict = sr.verdict;
           r.target = sr.target;
+          if (sr.nat) r.nat = sr.nat; // -j DNAT --to-destination ...: an xt target in nft's JSON
         }
         if (r.matches === null) r.matches = sr.matches;
       });

@@ -91,7 +91,7 @@ export function dropSite(
   if (d.layer === 'xdp') return { hook: 'xdp', direction: 'ingress' };
   if (d.layer !== 'tc') return null;
   if (d.told?.direction) return { hook: 'tc', direction: d.told.direction };
-  const egress = d.reason === 'TC_EGRESS' || /egress/.test(d.location);
+  const egress = d.reason === 'TC_EGRESS' || /egress|__dev_queue_xmit/.test(d.location);
   return { hook: 'tc', direction: egress ? 'egress' : 'ingress' };
 }
 
@@ -279,7 +279,9 @@ export class DevicePrograms {
     args = ['-j', ...args];
     const [cmd, argv] = this.nsPath ? ['nsenter', [`--net=${this.nsPath}`, 'tc', ...args]] : ['tc', args];
     try {
-      return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 2000 });
+      // Milliseconds as a rule; seconds on a starved machine (a VM under emulation), where a cut-off reading
+      // would leave the filter unnamed.
+      return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 15_000 });
     } catch (e) {
       const err = e as { code?: string; stderr?: string; message: string };
       if (err.code === 'ENOENT') return { error: 'tc is not installed (iproute2)' };

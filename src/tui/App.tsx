@@ -155,7 +155,8 @@ function packetLine(j: Journey): string {
   const fate = j.drop ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}` : j.fate;
   return (
     `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +
-    `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}`
+    `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}` +
+    (j.nat?.length ? ` · NAT by ${[...new Set(j.nat.map((r) => r.by ?? 'unknown'))].join(' and ')}` : '')
   );
 }
 

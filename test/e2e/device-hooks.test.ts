@@ -3,7 +3,7 @@
 // operator would. pathtrace must name the program, say the packet came in, that TCP never saw it, and whether
 // tcpdump did: a real tcpdump on the device is held to its word.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import {
@@ -15,7 +15,8 @@ import {
   tcpdumpBeside,
   xdpProgramId,
 } from '../helpers/device-programs.js';
-import { needsRoot, Pathtrace, runCli, sleep, SLOWDOWN, type Packet } from '../helpers/pathtrace.js';
+import { BIN } from '../helpers/paths.js';
+import { needsRoot, Pathtrace, sleep, SLOWDOWN, type Packet } from '../helpers/pathtrace.js';
 
 const PORT = 3306;
 
@@ -105,18 +106,22 @@ test('XDP, told in text: the path names the program, tcpdump ✗ and why, TCP ne
   t.after(() => lab.destroy());
   await lab.listen('tcp', PORT);
   lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject('xdp_drop'), 'sec', 'xdp');
-  const client = lab.connect('tcp', lab.server.v4, PORT, 1200 * SLOWDOWN);
-  const r = runCli([
-    '--netns',
-    lab.server.netns,
-    '--port',
-    String(PORT),
-    '--plain',
-    '--duration',
-    String(2 * SLOWDOWN),
-  ]);
-  await client;
-  assert.equal(r.code, 0, r.stderr);
+  const child = spawn(process.execPath, [BIN, '--netns', lab.server.netns, '--port', String(PORT), '--plain']);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const exited = new Promise((r) => child.on('exit', r));
+  await new Promise<void>((resolve) =>
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+      if (stderr.includes('pathtrace: tracing')) resolve();
+    }),
+  );
+  await lab.connect('tcp', lab.server.v4, PORT, 1200 * SLOWDOWN);
+  await sleep(300 * SLOWDOWN);
+  child.kill('SIGINT');
+  assert.equal(await exited, 0, stderr);
+  const r = { stdout };
   assert.match(r.stdout, /rx eth0 ─ XDP xdp_drop_3306 ✗ dropped · tcpdump ✗ \(XDP runs before the capture point\)/);
   assert.match(r.stdout, /NOT_SPECIFIED at do_xdp_generic \(xdp\) · TCP never saw it/);
   assert.match(r.stdout, /XDP on eth0: xdp_drop_3306 \(id \d+, tag [0-9a-f]+, generic\) \[the only XDP program there/);

@@ -8,8 +8,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import { startNginx } from '../../src/lab/nginx.js';
-import { BIN } from '../helpers/paths.js';
-import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, pathtraceLinks, runCli, sleep, startPlain } from '../helpers/pathtrace.js';
 
 function tools(t: TestContext, ...names: string[]): boolean {
   const missing = names.filter((n) => spawnSync(n, ['--version']).error);
@@ -287,33 +286,6 @@ test('compare: frames outside the filter are named so; bad files get one line an
 function liveCaptures(): { pids: string; dirs: string[] } {
   const pids = spawnSync('pgrep', ['-f', 'pathtrace-capture-'], { encoding: 'utf8' }).stdout.trim();
   return { pids, dirs: readdirSync(tmpdir()).filter((f) => f.startsWith('pathtrace-capture-')) };
-}
-
-/** `pathtrace --plain ARGS` started, resolved once it said it is ready. */
-async function startPlain(
-  args: string[],
-): Promise<{ child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [BIN, '--plain', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '',
-    err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  await Promise.race([
-    new Promise<void>((resolve) =>
-      child.stderr!.on('data', () => {
-        if (/pathtrace: tracing/.test(err)) resolve();
-      }),
-    ),
-    exit.then((code) => {
-      throw new Error(`pathtrace exited (${code}): ${err}`);
-    }),
-  ]);
-  return { child, out: () => out, err: () => err, exit };
 }
 
 // The filter as options, and as an expression (handed to tcpdump verbatim).

@@ -136,6 +136,33 @@ export class Pathtrace {
   }
 }
 
+/** `pathtrace --plain ARGS` started, resolved once it said it is ready. */
+export async function startPlain(
+  args: string[],
+): Promise<{ child: ChildProcess; out: () => string; err: () => string; exit: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, '--plain', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '',
+    err = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exit = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  await Promise.race([
+    new Promise<void>((resolve) =>
+      child.stderr!.on('data', () => {
+        if (/pathtrace: tracing/.test(err)) resolve();
+      }),
+    ),
+    exit.then((code) => {
+      throw new Error(`pathtrace exited (${code}): ${err}`);
+    }),
+  ]);
+  return { child, out: () => out, err: () => err, exit };
+}
+
 /** Runs pathtrace to completion (no --json added). */
 export function runCli(args: string[], opts: { uid?: number; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
   const r = spawnSync(process.execPath, [BIN, ...args], {
@@ -239,9 +266,10 @@ export async function traceLab<T>(
   }
 }
 
-/** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens. */
-export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab): Promise<void> {
-  lab.exec(lab.router!.netns, 'iptables', [
+/** traceLab's setup for a router that DNATs its port 80 to the server's 8080, where the server listens; by
+ *  iptables (iptables-nft), or the command given (iptables-legacy). */
+export async function dnatToServer(lab: import('../../src/lab/lab.js').Lab, iptables = 'iptables'): Promise<void> {
+  lab.exec(lab.router!.netns, iptables, [
     '-t',
     'nat',
     '-A',

@@ -25,9 +25,12 @@ import {
 import { FIXTURES } from '../helpers/paths.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
+import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
 import { spawnSync } from 'node:child_process';
 
 const PORT = 3306;
+
+test.after(removeBpfObjects);
 
 interface Traced {
   ready: Ready;
@@ -455,4 +458,103 @@ test('a tcpdump expression beside --port: only SYNs, the dropped one named by it
     assert.equal(p.tcp_flags, 'S', JSON.stringify(r.packets.map((x) => x.tcp_flags)));
     assertNetfilterDrop(p, r.ready, 'LOCAL_IN', 'filter', 'INPUT');
   }
+});
+
+// Drops at a device's own hooks. Older kernels name no reason for them (5.10) or only NOT_SPECIFIED (6.1): the
+// freeing function tells the layer, and what is attached to the device names the program.
+for (const mode of ['generic', 'native'] as const) {
+  test(`an XDP program in ${mode} mode drops the SYN: named, it came in, neither tcpdump nor TCP saw it`, async (t) => {
+    if (!needsRoot(t)) return;
+    const missing = missingForPrograms();
+    if (missing) return t.skip(missing);
+    let id = 0;
+    const r = await traceDrop((lab) => {
+      lab.ip(
+        lab.server.netns,
+        'link',
+        'set',
+        'dev',
+        'eth0',
+        `xdp${mode === 'generic' ? 'generic' : 'drv'}`,
+        'obj',
+        bpfObject('xdp_drop'),
+        'sec',
+        'xdp',
+      );
+      id = xdpProgramId(lab, lab.server.netns, 'eth0');
+    });
+    for (const p of withFlags(r, 'S', true)) {
+      assert.deepEqual(
+        [p.direction, p.drop.layer, p.tcpdump, p.tcp?.saw, p.delivery],
+        ['in', 'xdp', false, false, undefined],
+        JSON.stringify(p),
+      );
+      assert.deepEqual(
+        [p.drop.device?.program?.name, p.drop.device?.program?.id, p.drop.device?.program?.mode],
+        ['xdp_drop_3306', id, mode],
+        JSON.stringify(p),
+      );
+    }
+  });
+}
+
+test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP did not', async (t) => {
+  if (!needsRoot(t)) return;
+  const missing = missingForPrograms();
+  if (missing) return t.skip(missing);
+  const r = await traceDrop((lab) => {
+    lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
+    lab.exec(lab.server.netns, 'tc', [
+      'filter',
+      'add',
+      'dev',
+      'eth0',
+      'ingress',
+      'bpf',
+      'da',
+      'obj',
+      bpfObject('tc_drop_in'),
+      'sec',
+      'tc',
+    ]);
+  });
+  for (const p of withFlags(r, 'S', true)) {
+    assert.deepEqual([p.direction, p.drop.layer, p.tcpdump, p.tcp?.saw], ['in', 'tc', true, false], JSON.stringify(p));
+    assert.deepEqual(
+      [p.drop.device?.direction, p.drop.device?.program?.name],
+      ['ingress', 'tc_drop_in'],
+      JSON.stringify(p),
+    );
+  }
+});
+
+test('a tc cls_bpf filter on egress drops the SYN-ACK: named; TCP answered, tcpdump never saw the answer', async (t) => {
+  if (!needsRoot(t)) return;
+  const missing = missingForPrograms();
+  if (missing) return t.skip(missing);
+  const r = await traceDrop((lab) => {
+    lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
+    lab.exec(lab.server.netns, 'tc', [
+      'filter',
+      'add',
+      'dev',
+      'eth0',
+      'egress',
+      'bpf',
+      'da',
+      'obj',
+      bpfObject('tc_drop_out'),
+      'sec',
+      'tc',
+    ]);
+  });
+  for (const p of withFlags(r, 'SA', true)) {
+    assert.deepEqual([p.direction, p.drop.layer, p.tcpdump], ['out', 'tc', false], JSON.stringify(p));
+    assert.deepEqual(
+      [p.drop.device?.direction, p.drop.device?.program?.name],
+      ['egress', 'tc_drop_out'],
+      JSON.stringify(p),
+    );
+  }
+  for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(p));
 });

@@ -6,6 +6,9 @@ import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src
 import { compileExpression, instructions } from '../../src/trace/expression.js';
 import { native } from '../../src/trace/native.js';
 import { hostArgument } from '../../src/commands/merge.js';
+import { formatMerged, mergedRecords } from '../../src/output/merge.js';
+import type { LoadedTrace } from '../../src/capture/trace-file.js';
+import type { TripRecord } from '../../src/output/records.js';
 import { childArgs, packetLine } from '../../src/commands/across.js';
 import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/trace/counters.js';
 
@@ -205,6 +208,158 @@ test('what cannot be told is not called lost: the receiver was not tracing then,
   assert.deepEqual(
     dropped.connections[0].trips.map((t) => [t.path, t.leftAt, t.at]),
     [['dropped-at-sender', null, T0]],
+  );
+});
+
+// A router between the client and the server: its addresses toward each, its devices.
+const ROUTER_IN = '198.18.1.254',
+  ROUTER_OUT = '198.18.2.254';
+
+/** A packet the router forwarded: it came in on `from` at t, left on `to` 20 µs later. */
+function forwarded(p: HostPacket, t: number, from: string, to: string, o: Partial<HostPacket> = {}): HostPacket {
+  return {
+    ...p,
+    time_us: t,
+    direction: 'forward',
+    fate: 'forwarded',
+    tcpdump_devices: [from, to],
+    steps: [
+      { point: 'netif_receive_skb', t_ns: 0, dev: from },
+      { point: 'net_dev_start_xmit', t_ns: 20_000, dev: to },
+    ],
+    ...o,
+  };
+}
+
+/** A trace as formatMerged takes it (its counts and summary). */
+const loaded = (h: HostTrace): LoadedTrace => ({
+  packets: h.packets as LoadedTrace['packets'],
+  filter: h.filter,
+  total: h.packets.length,
+  beyond: 0,
+  traced: h.traced,
+  flows: new Set(),
+  ready: null,
+  summary: null,
+});
+
+function router(packets: HostPacket[]): HostTrace {
+  return host('router', packets, { addresses: new Set([ROUTER_IN, ROUTER_OUT]), filter: null });
+}
+
+test('a router and the server: what it forwarded toward the server it sent, what it forwarded from it it received; through its DNAT', () => {
+  // The client connects to the router's 198.18.1.254:80, DNAT'd to the server's 8080.
+  const dnat = { dst: SERVER, dport: 8080 };
+  const toRouter = { dst: ROUTER_IN, dport: 80, translated: { src: CLIENT, sport: 40000, ...dnat } };
+  const fromServer = { ...REPLY, sport: 8080, translated: { ...REPLY, src: ROUTER_IN, sport: 80 } };
+  const atServer = { ...dnat, flow: `6 ${CLIENT}:40000 ${SERVER}:8080` };
+  const rtr = router([
+    forwarded(tcp(1, 'out', 0, 'S', 100, toRouter), T0, 'eth-cli', 'eth-srv'),
+    forwarded(tcp(2, 'in', 0, 'SA', 900, { ...fromServer, ack: 101 }), T0 + 300, 'eth-srv', 'eth-cli'),
+    // The client's packet to a third host: neither to nor from the server.
+    forwarded(tcp(3, 'out', 0, 'S', 5, { dst: '198.51.100.7', flow: 'elsewhere' }), T0 + 10, 'eth-cli', 'eth-up'),
+  ]);
+  const server = host('server', [
+    tcp(7, 'in', T0 + 50, 'S', 100, atServer),
+    tcp(8, 'out', T0 + 280, 'SA', 900, { ...REPLY, sport: 8080, ack: 101, flow: atServer.flow }),
+  ]);
+  const m = merge(rtr, server);
+  assert.equal(m.connections.length, 1);
+  assert.deepEqual(
+    m.connections[0].trips.map((t) => [t.from, t.sent?.id, t.path, t.received?.id, t.leftAt, t.arrivedAt]),
+    [
+      // On the router's clock: the server's is 5 µs ahead, ± 25 (30 µs to it at most, -20 back).
+      [0, 1, 'delivered', 7, T0 + 20, T0 + 45],
+      [1, 8, 'arrived', 2, T0 + 275, T0 + 300],
+    ],
+  );
+  assert.equal(m.connections[0].verdict, '[S] delivered (router → server); [SA] arrived (server → router)');
+  assert.deepEqual(m.elsewhere, [1, 0], 'the packet to a third host is left out');
+  assert.deepEqual([m.clock.lowerUs, m.clock.upperUs], [-20, 30], 'both ways bound the clocks');
+  // The router's forwarded packets as they left it: the trip says so.
+  const text = formatMerged(m, ['r', 's'], [loaded(rtr), loaded(server)]);
+  assert.match(text, /left router's eth-srv as 198\.18\.1\.1:40000 → 198\.18\.2\.2:8080 · reached server's eth0/);
+  const trip = mergedRecords(m).find((r): r is TripRecord => r.type === 'trip');
+  assert.deepEqual(trip?.translated, toRouter.translated);
+  // The server's filter judges the packet as it came to it: --port 80 leaves out what the router sent to 8080
+  // (and the server's answer, which the router got, is not in the server's trace).
+  const onlyVip = merge(rtr, host('server', [], { filter: { ports: [80], hosts: [], protos: ['tcp'] } }));
+  assert.deepEqual(
+    onlyVip.connections.map((c) => c.trips.map((t) => [t.from, t.path])),
+    [
+      [
+        [0, 'receiver-blind'],
+        [1, 'sender-unseen'],
+      ],
+    ],
+  );
+});
+
+test('a router and the server: dropped in the router (never left it), dropped by the server, lost between them', () => {
+  const toServer = { translated: { src: ROUTER_OUT, sport: 50000, dst: SERVER, dport: 3306 } }; // masqueraded
+  const drop = (hook: 'FORWARD' | 'LOCAL_IN') => ({
+    fate: 'dropped' as const,
+    drop: {
+      layer: 'netfilter' as const,
+      hook,
+      reason: 'NETFILTER_DROP',
+      location: 'nft_do_chain',
+      explanation: '',
+      advice: [],
+    },
+  });
+  const rtr = router([
+    forwarded(tcp(1, 'out', 0, 'S', 1, toServer), T0, 'eth-cli', 'eth-srv', {
+      ...drop('FORWARD'),
+      steps: [{ point: 'netif_receive_skb', t_ns: 0, dev: 'eth-cli' }],
+    }),
+    forwarded(tcp(2, 'out', 0, 'S', 2, { ...toServer, sport: 40001, flow: 'b' }), T0 + 1000, 'eth-cli', 'eth-srv'),
+    forwarded(tcp(3, 'out', 0, 'S', 3, { ...toServer, sport: 40002, flow: 'c' }), T0 + 2000, 'eth-cli', 'eth-srv'),
+  ]);
+  const server = host('server', [
+    tcp(9, 'in', T0 + 1050, 'S', 2, { src: ROUTER_OUT, sport: 50000, ...drop('LOCAL_IN') }),
+  ]);
+  assert.deepEqual(
+    merge(rtr, server).connections.map((c) => c.trips.map((t) => [t.sent?.id, t.path])),
+    [[[1, 'dropped-at-sender']], [[2, 'dropped-at-receiver']], [[3, 'lost-on-path']]],
+  );
+});
+
+test('an IPv6 datagram through a forwarder: matched by the tuple it left with, the one the receiver got', () => {
+  const udp = (id: number, o: Partial<HostPacket>): HostPacket => ({
+    ...tcp(id, 'out', 0, '', 0, o),
+    family: 'ipv6',
+    proto: 'udp',
+    tcp_flags: null,
+    seq: undefined,
+    ack: undefined,
+    len: 12,
+    ...o,
+  });
+  const [c, vip, s] = ['fd00:198:18:1::1', 'fd00:198:18:1::fe', 'fd00:198:18:2::2'];
+  const sent = forwarded(
+    udp(1, { src: c, dst: vip, sport: 5000, dport: 53, translated: { src: c, dst: s, sport: 5000, dport: 5353 } }),
+    T0,
+    'eth-cli',
+    'eth-srv',
+  );
+  const got = udp(4, {
+    src: c,
+    dst: s,
+    sport: 5000,
+    dport: 5353,
+    direction: 'in',
+    fate: 'delivered',
+    time_us: T0 + 40,
+  });
+  got.steps = [{ point: 'netif_receive_skb', t_ns: 0, dev: 'eth0' }];
+  const m = merge(
+    host('router', [sent], { addresses: new Set([vip]), filter: null }),
+    host('server', [got], { addresses: new Set([s]), filter: null }),
+  );
+  assert.deepEqual(
+    m.connections.flatMap((x) => x.trips.map((t) => [t.sent?.id, t.path, t.received?.id])),
+    [[1, 'delivered', 4]],
   );
 });
 

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { delivery, tcpAnswer } from '../../src/correlate/delivery.js';
 import type { NamedEvent, PathSeen } from '../../src/correlate/packet.js';
-import { verdict, type EndEvent, type FlowFacts, type JourneySoFar } from '../../src/correlate/verdict.js';
+import {
+  unnamedTcDrop,
+  verdict,
+  type EndEvent,
+  type FlowFacts,
+  type JourneySoFar,
+} from '../../src/correlate/verdict.js';
 import { endpoint } from '../../src/correlate/flows.js';
 import type { Journey, Step } from '../../src/correlate/journey.js';
 import { Point } from '../../src/trace/record.js';
@@ -377,4 +383,19 @@ test('no reason named (before 5.17): the one answer only one path of the freeing
     told(segment({ flags: SYN }), seen({ ...arrived, sentReset: true }), { type: 3, code: 3 }, 'tcp_v4_rcv'),
     ['tcp', null, false],
   );
+});
+
+test('before the kernel named tc drops: a free by the device core where only a tc filter frees the packet', () => {
+  const rx = seen({ seenRx: true });
+  const tx = seen({ nfHook: 'POST_ROUTING', nfExited: true });
+  assert.match(unnamedTcDrop(segment(), rx, '__netif_receive_skb_core') ?? '', /tc ingress filter's drop/);
+  assert.match(unnamedTcDrop(outgoing(), tx, '__dev_queue_xmit') ?? '', /tc egress filter's drop/);
+  // Elsewhere, or not yet received, or already sent: not told.
+  assert.equal(unnamedTcDrop(segment(), seen(), '__netif_receive_skb_core'), null);
+  assert.equal(unnamedTcDrop(segment(), rx, 'ip_rcv_core'), null);
+  assert.equal(unnamedTcDrop(outgoing(), seen({ seenXmit: true }), '__dev_queue_xmit'), null);
+  // The verdict: a tc drop, the reason left as the kernel gave it, what told it said.
+  const v = verdict(segment(), rx, flow(), 'free', kfree(null, '__netif_receive_skb_core'));
+  assert.deepEqual([v.drop?.layer, v.drop?.reason], ['tc', null]);
+  assert.match(v.drop?.inferred ?? '', /^freed by __netif_receive_skb_core after the capture tap/);
 });
