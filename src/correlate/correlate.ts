@@ -267,7 +267,11 @@ export class Correlator {
     if (v.drop && ev?.point === Point.KFREE_SKB) {
       // Its XDP program's verdict, which came before its free with no skb to join it by.
       const told = v.drop.layer === 'xdp' ? this.xdp.claim(j, ev) : undefined;
-      if (told) j.steps.splice(j.steps.length - 1, 0, stepOf(told, false));
+      if (told) {
+        let at = j.steps.length - 1; // before the free, in time order
+        while (at > 0 && j.steps[at - 1]!.t > told.t) at--;
+        j.steps.splice(at, 0, stepOf(told, false));
+      }
       tellProgram(v.drop, j.steps);
     }
     this.close(a, v, why, ev);

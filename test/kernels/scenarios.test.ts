@@ -461,9 +461,30 @@ test('a tcpdump expression beside --port: only SYNs, the dropped one named by it
 });
 
 // Drops at a device's own hooks. Older kernels name no reason for them (5.10) or only NOT_SPECIFIED (6.1): the
-// freeing function tells the layer, and what is attached to the device names the program.
-for (const mode of ['generic', 'native'] as const) {
-  test(`an XDP program in ${mode} mode drops the SYN: named, it came in, neither tcpdump nor TCP saw it`, async (t) => {
+// freeing function tells the layer, and what is attached to the device names the program. Where the kernel has BPF
+// trampolines (Debian's do; the kprobes variant pretends they are refused), an fexit program on the XDP or tc program
+// sees its verdict: the program is then known by its own answer, else as the only one there.
+const TRAMPOLINES =
+  process.env.PATHTRACE_KERNEL !== undefined &&
+  !(process.env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(',').includes('trampolines');
+
+/** How a device hook's drop names its program: by the verdict it returned where ready shows the fexit point (which
+ *  the kernels of the matrix with trampolines must show), else as the only program there. */
+function assertFound(p: Packet, ready: Ready, point: 'xdp_verdict' | 'tc_verdict', verdict: string): void {
+  const traced = ready.points.includes(point);
+  if (process.env.PATHTRACE_KERNEL !== undefined)
+    assert.equal(traced, TRAMPOLINES, `${point} attached: ${JSON.stringify(ready.unavailable)}`);
+  const program = p.drop.device?.program;
+  if (traced) assert.deepEqual([program?.found, program?.verdict], ['verdict', verdict], JSON.stringify(p));
+  else assert.equal(program?.found, verdict === 'XDP_ABORTED' ? 'verdict' : 'only', JSON.stringify(p));
+}
+
+for (const [mode, object, verdict] of [
+  ['generic', 'xdp_drop', 'XDP_DROP'],
+  ['native', 'xdp_drop', 'XDP_DROP'],
+  ['generic', 'xdp_abort', 'XDP_ABORTED'],
+] as const) {
+  test(`an XDP program in ${mode} mode returns ${verdict} for the SYN: named, it came in, neither tcpdump nor TCP saw it`, async (t) => {
     if (!needsRoot(t)) return;
     const missing = missingForPrograms();
     if (missing) return t.skip(missing);
@@ -477,7 +498,7 @@ for (const mode of ['generic', 'native'] as const) {
         'eth0',
         `xdp${mode === 'generic' ? 'generic' : 'drv'}`,
         'obj',
-        bpfObject('xdp_drop'),
+        bpfObject(object),
         'sec',
         'xdp',
       );
@@ -491,9 +512,11 @@ for (const mode of ['generic', 'native'] as const) {
       );
       assert.deepEqual(
         [p.drop.device?.program?.name, p.drop.device?.program?.id, p.drop.device?.program?.mode],
-        ['xdp_drop_3306', id, mode],
+        [`${object}_3306`, id, mode],
         JSON.stringify(p),
       );
+      // XDP_ABORTED is reported by the kernel (xdp_exception) on every kernel.
+      assertFound(p, r.ready, 'xdp_verdict', verdict);
     }
   });
 }
@@ -525,6 +548,7 @@ test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP d
       ['ingress', 'tc_drop_in'],
       JSON.stringify(p),
     );
+    assertFound(p, r.ready, 'tc_verdict', 'TC_ACT_SHOT');
   }
 });
 
@@ -555,6 +579,7 @@ test('a tc cls_bpf filter on egress drops the SYN-ACK: named; TCP answered, tcpd
       ['egress', 'tc_drop_out'],
       JSON.stringify(p),
     );
+    assertFound(p, r.ready, 'tc_verdict', 'TC_ACT_SHOT');
   }
   for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(p));
 });
