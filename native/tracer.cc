@@ -427,9 +427,14 @@ std::vector<VerdictStatus> Tracer::trace_verdicts(const std::vector<VerdictTarge
     device_verdicts_bpf__destroy(it->second.skel);
     it = verdicts_.erase(it);
   }
+  std::string refusal;  // once the kernel refused one, the others are not tried
   for (const VerdictTarget &t : targets) {
     VerdictStatus s{t.id, true, "", false};
-    if (!verdicts_.count(t.id)) s.attached = trace_verdict(t, &s.error, &s.refused) == 0;
+    if (!refusal.empty())
+      s = {t.id, false, refusal, true};
+    else if (!verdicts_.count(t.id))
+      s.attached = trace_verdict(t, &s.error, &s.refused) == 0;
+    if (s.refused) refusal = s.error;
     out.push_back(s);
   }
   return out;

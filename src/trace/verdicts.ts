@@ -24,7 +24,7 @@ export class VerdictTracing {
   /** Why the kernel will trace no verdict (said once), or null while it may. */
   private refused: string | null;
   private refusalSaid = false;
-  /** Programs whose verdicts cannot be traced, by id: said once each. */
+  /** Programs whose verdicts cannot be traced, by id: said once each, and not tried again. */
   private readonly failed = new Set<number>();
 
   /** trampolines: false where the kernel lacks them (or the user pretends it does): nothing is loaded then. */
@@ -44,7 +44,8 @@ export class VerdictTracing {
 
   /** Reads the devices and traces the verdicts of the programs there now. */
   read(): VerdictsRead {
-    const targets = verdictTargets(this.programs.everywhere(this.devices()));
+    // One that could not be traced is not tried again (each try is a load the verifier checks).
+    const targets = verdictTargets(this.programs.everywhere(this.devices())).filter((t) => !this.failed.has(t.id));
     if (this.refused !== null) return { points: [], unavailable: this.refusal(targets) };
     const points = new Set<string>();
     const unavailable: Unavailable[] = [];
@@ -54,7 +55,7 @@ export class VerdictTracing {
         points.add(POINT[hook]);
       } else if (s.refused) {
         this.refused = `this kernel refused an fexit program on ${hook === 'xdp' ? 'an XDP' : 'a tc'} program (${s.error ?? 'no reason given'})`;
-      } else if (!this.failed.has(s.id)) {
+      } else {
         this.failed.add(s.id);
         unavailable.push({
           point: POINT[hook],
