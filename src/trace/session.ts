@@ -401,7 +401,13 @@ export class Session {
       if (this.verdicts?.live) {
         this.verdictsTimer = setInterval(() => {
           if (!this.verdicts!.live) return;
-          for (const u of this.verdicts!.read().unavailable) sink.note(`not traced: ${u.point}: ${u.reason}`);
+          try {
+            for (const u of this.verdicts!.read().unavailable) sink.note(`not traced: ${u.point}: ${u.reason}`);
+          } catch (e) {
+            // Those traced so far stay; no program attached from now on is.
+            clearInterval(this.verdictsTimer!);
+            sink.note(`not traced any more: the devices' programs could not be read: ${(e as Error).message}`);
+          }
         }, VERDICTS_READ_MS);
       }
       if (sink.stats) {

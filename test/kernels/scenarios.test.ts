@@ -517,6 +517,11 @@ for (const [mode, object, verdict] of [
       );
       // XDP_ABORTED is reported by the kernel (xdp_exception) on every kernel.
       assertFound(p, r.ready, 'xdp_verdict', verdict);
+      if (verdict === 'XDP_ABORTED')
+        assert.ok(
+          p.steps.some((s) => s.point === 'xdp_exception' && s.program?.verdict === verdict),
+          JSON.stringify(p.steps),
+        );
     }
   });
 }
@@ -581,5 +586,5 @@ test('a tc cls_bpf filter on egress drops the SYN-ACK: named; TCP answered, tcpd
     );
     assertFound(p, r.ready, 'tc_verdict', 'TC_ACT_SHOT');
   }
-  for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(p));
+  for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(r.packets));
 });

@@ -5,44 +5,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
 import { XDP_WAIT_NS } from '../../src/correlate/hook-verdicts.js';
-import {
-  AT_EGRESS,
-  AT_INGRESS,
-  clockBase,
-  decodeRecords,
-  HOOK_NONE,
-  Point,
-  RECORD_SIZE,
-  snapshotEvent,
-  writeRecord,
-  type TraceEvent,
-} from '../../src/trace/record.js';
+import { AT_EGRESS, AT_INGRESS, Point } from '../../src/trace/record.js';
 import { deviceHookDrop, verdictTargets, classicHooks } from '../../src/trace/device-programs.js';
-
-const BASE: TraceEvent = (() => {
-  const buf = new Uint8Array(RECORD_SIZE);
-  writeRecord(buf, 0, {
-    point: Point.NETIF_RECEIVE_SKB,
-    skb: 100,
-    netns: 5,
-    ifindex: 2,
-    seq: 1,
-    hook: HOOK_NONE,
-    family: 4,
-    l4proto: 6,
-    tcp_flags: 2,
-    ttl: 64,
-    sport: 40000,
-    dport: 3306,
-    ip_id: 1,
-    saddr: [198, 18, 0, 1],
-    daddr: [198, 18, 0, 2],
-  });
-  let e: TraceEvent | undefined;
-  decodeRecords(buf, 1, clockBase(0n), (r) => (e = snapshotEvent(r)));
-  return e!;
-})();
-const ev = (p: Partial<NamedEvent>): NamedEvent => ({ ...BASE, ...p });
+import { ev } from '../helpers/events.js';
 
 const XDP_ABORTED = 0;
 const XDP_DROP = 1;
