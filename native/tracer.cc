@@ -471,12 +471,12 @@ int Tracer::trace_verdict(const VerdictTarget &target, std::string *why, bool *r
     strncpy((char *)skel->rodata->target_name, name.c_str(), sizeof(skel->rodata->target_name) - 1);
     skel->bss->expr.len = std::min<size_t>(expression_.size(), PT_EXPR_MAX_INSNS);
     memcpy(skel->bss->expr.insns, expression_.data(), skel->bss->expr.len * sizeof(pathtrace_expr_insn));
-    // Its records go where the main object's go.
-    bpf_map__reuse_fd(skel->maps.events, bpf_map__fd(skel_->maps.events));
-    bpf_map__reuse_fd(skel->maps.lost, bpf_map__fd(skel_->maps.lost));
     prog = target.xdp ? skel->progs.xdp_verdict : skel->progs.tc_verdict;
     bpf_program__set_autoload(target.xdp ? skel->progs.tc_verdict : skel->progs.xdp_verdict, false);
-    err = bpf_program__set_attach_target(prog, fd, function.c_str());
+    // Its records go where the main object's go.
+    err = bpf_map__reuse_fd(skel->maps.events, bpf_map__fd(skel_->maps.events));
+    if (!err) err = bpf_map__reuse_fd(skel->maps.lost, bpf_map__fd(skel_->maps.lost));
+    if (!err) err = bpf_program__set_attach_target(prog, fd, function.c_str());
     if (!err) err = unsignalled([&] { return device_verdicts_bpf__load(skel); });
   }
   ::close(fd);  // the loaded program holds its target

@@ -27,6 +27,7 @@ import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
 import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
 import { spawnSync } from 'node:child_process';
+import { VERDICTS_READ_MS } from '../../src/trace/verdicts.js';
 
 const PORT = 3306;
 
@@ -525,6 +526,34 @@ for (const [mode, object, verdict] of [
     }
   });
 }
+
+test('an XDP program attached after the start: the devices, read again, have its verdicts traced too', async (t) => {
+  if (!needsRoot(t)) return;
+  const missing = missingForPrograms();
+  if (missing) return t.skip(missing);
+  if (!TRAMPOLINES) return t.skip('needs BPF trampolines (a kernel of the matrix, but for its kprobes variant)');
+  const lab = new Lab();
+  let pt: Pathtrace | undefined;
+  try {
+    await lab.listen('tcp', PORT);
+    pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)]);
+    assert.ok(!pt.ready.points.includes('xdp_verdict'), 'no XDP program yet');
+    lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject('xdp_drop'), 'sec', 'xdp');
+    const id = xdpProgramId(lab, lab.server.netns, 'eth0');
+    // A try at a time until a drop is known by its verdict: the devices are read every VERDICTS_READ_MS.
+    const known = (p: Packet) => p.drop?.device?.program?.found === 'verdict';
+    for (let i = 0; i < 20 && !pt.packets().some(known); i++) {
+      await lab.connect('tcp', lab.server.v4, PORT, 500 * SLOWDOWN);
+      await pt.waitFor(known, VERDICTS_READ_MS / 2);
+    }
+    const p = pt.packets().find(known);
+    assert.ok(p, JSON.stringify(pt.packets()));
+    assert.deepEqual([p.drop.device.program.id, p.drop.device.program.verdict], [id, 'XDP_DROP']);
+  } finally {
+    await pt?.stop();
+    lab.destroy();
+  }
+});
 
 test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP did not', async (t) => {
   if (!needsRoot(t)) return;
