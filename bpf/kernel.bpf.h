@@ -29,6 +29,8 @@
 #define MSG_PEEK	    2
 #define NFCT_INFOMASK	    7UL /* skb->_nfct: the conntrack entry's address, the packet's enum ip_conntrack_info below */
 #define NFCT_PTRMASK	    ~(7UL)
+#define SKB_DST_PTRMASK	    ~(1UL) /* skb->_skb_refdst: the struct dst_entry's address; bit 0, no reference held */
+#define DST_METRICS_FLAGS   3UL	   /* dst->_metrics: the address of its u32 metrics[RTAX_MAX], flags below */
 
 /* The end of an skb's linear data: what a read from its headers may reach. */
 static __always_inline const unsigned char *skb_head_end(const struct sk_buff *skb)

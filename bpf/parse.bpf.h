@@ -170,14 +170,16 @@ static __always_inline bool parse_slow(const unsigned char *nh, struct pathtrace
 			return false;
 		udp_fields(&uh, l4len, r);
 	} else if (r->l4proto == IPPROTO_ICMP || r->l4proto == IPPROTO_ICMPV6) {
-		__u8 tc[2];
-		if (bpf_probe_read_kernel(tc, 2, l4))
+		/* Type, code, checksum and the rest of the header, where frag needed and too big carry the MTU. */
+		__u8 ih[sizeof(struct icmphdr)]; /* ICMPv6's header is as long */
+		if (bpf_probe_read_kernel(ih, sizeof(ih), l4))
 			return false;
-		r->icmp_type = tc[0];
-		r->icmp_code = tc[1];
+		r->icmp_type = ih[0];
+		r->icmp_code = ih[1];
+		r->seq = ((__u32)ih[4] << 24) | ((__u32)ih[5] << 16) | ((__u32)ih[6] << 8) | ih[7];
 		r->len = l4len;
-		if (icmp_is_error(r->l4proto, tc[0]))
-			parse_quoted(l4 + sizeof(struct icmphdr), r); /* ICMPv6's header is as long */
+		if (icmp_is_error(r->l4proto, ih[0]))
+			parse_quoted(l4 + sizeof(struct icmphdr), r);
 	}
 	return true;
 }

@@ -339,6 +339,56 @@ static __always_inline void xdp_failure_told(struct pathtrace_record *f, __u64 a
 
 /* ---- end of life -------------------------------------------------------- */
 
+/* The way-out drops (record.h, PT_MTU_FROM_ROUTE), by the kernel's names: their numbers change between kernels, and
+ * PKT_TOO_BIG came in 5.18. On a kernel without reasons every drop is one (reason is PT_REASON_NONE). */
+static __always_inline bool way_out_drop(__u32 reason)
+{
+	if (reason == PT_REASON_NONE)
+		return true;
+	if (reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED))
+		return true;
+	return bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_PKT_TOO_BIG) &&
+	       reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_PKT_TOO_BIG);
+}
+
+/* The way out the packet's route gave it, as the kernel's MTU check saw it: the device and MTU of its dst (the route
+ * skb->_skb_refdst holds until the free), and the length held against that MTU. The MTU as the kernel derives it
+ * (ip_dst_mtu_maybe_forward and ipv4_mtu; ip6_dst_mtu_maybe_forward and ip6_mtu): the route's MTU metric (IPv6, for a
+ * forwarded packet: only a locked one), else the device's (IPv6: its mtu6). A path MTU IPv4 learned (rt_pmtu) is left
+ * out: where one applied, the ICMP error the kernel sends with the drop names the MTU itself. */
+static __noinline void way_out(const struct sk_buff *skb, struct pathtrace_record *r)
+{
+	const struct dst_entry *dst = (const void *)(skb->_skb_refdst & SKB_DST_PTRMASK);
+	if (!dst)
+		return;
+	struct net_device *dev = BPF_CORE_READ(dst, dev);
+	if (!dev)
+		return;
+	r->ifindex_out = BPF_CORE_READ(dev, ifindex);
+	__u32 metrics[RTAX_MTU] = {}; /* RTAX_LOCK's bits, RTAX_MTU */
+	unsigned long m = BPF_CORE_READ(dst, _metrics) & ~DST_METRICS_FLAGS;
+	if (m)
+		bpf_probe_read_kernel(metrics, sizeof(metrics), (const void *)m);
+	__u32 metric = metrics[RTAX_MTU - 1];
+	bool locked = metrics[RTAX_LOCK - 1] & (1 << RTAX_MTU);
+	/* A forwarded packet has no socket. */
+	if (metric && (r->family == 4 || locked || skb->sk))
+		r->aux = metric | PT_MTU_FROM_ROUTE;
+	else
+		r->aux = r->family == 6 ? BPF_CORE_READ(dev, ip6_ptr, cnf.mtu6) : BPF_CORE_READ(dev, mtu);
+	/* Its IP length (IPv4's total length, IPv6's payload length and header); of a GSO packet, one segment's: its
+	 * headers and gso_size of payload. */
+	__be16 field;
+	if (bpf_probe_read_kernel(&field, sizeof(field), skb_nh(skb) + (r->family == 4 ? 2 : 4)))
+		return;
+	__u32 len = bpf_ntohs(field) + (r->family == 6 ? sizeof(struct ipv6hdr) : 0);
+	const struct skb_shared_info *sh = (const void *)(skb->head + skb->end);
+	__u16 gso = BPF_CORE_READ(sh, gso_size);
+	if (gso && len > r->len)
+		len = len - r->len + gso;
+	r->ip_len = len > 0xffff ? 0xffff : len;
+}
+
 /* nft_chains: whether a drop inside nft_do_chain may be freed here (kernels with drop reasons). */
 static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *location, __u32 reason, bool nft_chains)
 {
@@ -360,6 +410,8 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 		r.ifindex = dev->ifindex;
 	if (failed && failed->ifindex == r.ifindex)
 		xdp_failure_told(failed, failed_at, &r);
+	if (point == PT_POINT_KFREE_SKB && way_out_drop(reason))
+		way_out(skb, &r);
 	/* Only where the addon keeps nft_active: elsewhere this is dead code, so the verifier never sees
 	 * nftables' structures, which older kernels have no BTF for. */
 	if (nft_chains && nft_active_kept && point == PT_POINT_KFREE_SKB)

@@ -77,6 +77,12 @@ enum pathtrace_point {
 /* kfree_skb's reason on kernels whose tracepoint has none (< 5.17). */
 #define PT_REASON_NONE 0xffffffffu
 
+/* The way-out drops, whose kfree_skb record holds the way out the packet's route gave it (ifindex_out, aux, ip_len),
+ * for a packet too big for it: PKT_TOO_BIG, NOT_SPECIFIED (ip_fragment's and ip6_fragment's refusal of a packet this
+ * host sent), and every drop of a kernel that names no reasons. aux's flag: the MTU is the route's MTU metric
+ * (`ip route ... mtu N`), not the device's. */
+#define PT_MTU_FROM_ROUTE 0x80000000u
+
 /* Netfilter probe slots: one BPF program per slot, attached at one priority of each hook. */
 #define PT_NF_SLOTS	 8
 #define PT_NF_SLOT_ENTRY 0
@@ -99,9 +105,10 @@ enum pathtrace_point {
 	F(__u64, location)      /* kfree/consume: the freeing function's address; XDP and tc points: the program's id */ \
 	F(__u32, netns)         /* network namespace inode number, 0 if unknown */ \
 	F(__u32, ifindex)       /* device of RX/TX; netfilter: in-device */ \
-	F(__u32, ifindex_out)   /* netfilter: out-device */ \
+	F(__u32, ifindex_out)   /* netfilter: out-device; kfree_skb's way-out drops (PT_MTU_FROM_ROUTE): its route's */ \
 	F(__u32, reason)        /* kfree_skb: enum skb_drop_reason; tcp_send_reset: sk_rst_reason */ \
-	F(__u32, seq)           /* TCP sequence number */ \
+	F(__u32, seq)           /* TCP sequence number; ICMP: the header's bytes 4-7 (the MTU of a frag needed,
+	                           low 16 bits, or of a packet too big) */ \
 	F(__u32, ack)           /* TCP acknowledgement number */ \
 	F(__u16, point)         /* enum pathtrace_point */ \
 	F(__u8, hook)           /* netfilter hook (NF_INET_*), PT_HOOK_NONE elsewhere */ \
@@ -122,8 +129,11 @@ enum pathtrace_point {
 	F(__u8, icmp_type) \
 	F(__u8, icmp_code) \
 	F(__u8, inner_proto)    /* ICMP errors: protocol of the quoted packet, whose ports are in sport/dport */ \
-	A(__u8, pad, 3) \
-	F(__u32, aux)           /* per point: bytes read, qdisc length */
+	F(__u8, pad) \
+	F(__u16, ip_len)        /* kfree_skb's way-out drops: the length its route's MTU was held against (its IP
+	                           length; a GSO packet's: one segment's), at most 65535 */ \
+	F(__u32, aux)           /* per point: bytes read, qdisc length; kfree_skb's way-out drops: its route's MTU,
+	                           with PT_MTU_FROM_ROUTE where the route's MTU metric gave it */
 
 #define PATHTRACE_RECORD_UNION(F, A) \
 	A(char, comm, 16)       /* current task (socket and read records); XDP and tc points: the program's name */ \
@@ -211,9 +221,9 @@ struct pathtrace_filter {
 /* The constants user space uses: scripts/generate-record-ts.mjs writes them into TypeScript, without PT_. */
 /* clang-format off */
 #define PATHTRACE_CONSTANTS(C) \
-	C(PT_REASON_NONE) C(PT_NF_EVAL_NFT) C(PT_NF_EVAL_XT) C(PT_NF_SLOTS) C(PT_NF_SLOT_ENTRY) C(PT_NF_SLOT_EXIT) \
-	C(PT_HOOK_NONE) C(PT_MAX_SNAPLEN) C(PT_BYTES_HEADER) C(PT_MAX_HOSTS) C(PT_PROTO_TCP) C(PT_PROTO_UDP) \
-	C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW) C(PT_AT_EGRESS) C(PT_AT_INGRESS)
+	C(PT_REASON_NONE) C(PT_MTU_FROM_ROUTE) C(PT_NF_EVAL_NFT) C(PT_NF_EVAL_XT) C(PT_NF_SLOTS) C(PT_NF_SLOT_ENTRY) \
+	C(PT_NF_SLOT_EXIT) C(PT_HOOK_NONE) C(PT_MAX_SNAPLEN) C(PT_BYTES_HEADER) C(PT_MAX_HOSTS) C(PT_PROTO_TCP) \
+	C(PT_PROTO_UDP) C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW) C(PT_AT_EGRESS) C(PT_AT_INGRESS)
 /* clang-format on */
 
 #endif

@@ -31,6 +31,8 @@ fi
 # nginx: the app-response lab scenario (demo app-response); ethtool: GRO in the lab; tmux: the UI test;
 # tshark: reads back what --write wrote; iperf3: the benchmark's stream; clang-format: npm run lint.
 packages=(clang llvm libelf-dev zlib1g-dev libpcap0.8-dev pkg-config make cmake g++ iproute2 iptables nftables tcpdump nginx ethtool tmux tshark iperf3 clang-format)
+# fail2ban and ipset: test/e2e/fail2ban.test.ts runs the real fail2ban (its service is not started: policy-rc.d below).
+packages+=(fail2ban ipset)
 # The kernel matrix (scripts/kernels, npm run test:kernels): qemu, the initramfs' busybox and cpio, depmod/modprobe
 # for Debian's kernel packages, xz for their compressed modules.
 packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)

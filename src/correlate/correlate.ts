@@ -16,7 +16,7 @@ import { StartOrder } from './release.js';
 import { noteTranslation, origin, route } from './route.js';
 import { resetSent, SocketEvents } from './sockets.js';
 import { readStep, stepOf } from './steps.js';
-import { reachedTransport, verdict, type Verdict, type Why } from './verdict.js';
+import { noteTooBigTold, reachedTransport, verdict, type Verdict, type Why } from './verdict.js';
 
 export type { NamedEvent } from './packet.js';
 
@@ -296,6 +296,13 @@ export class Correlator {
     // An incoming packet the kernel freed as a drop (not a SYN the listener consumed): an answer near it is for it.
     if (drop && ev?.point === Point.KFREE_SKB && j.direction !== 'out')
       a.flow.lastInDrop = { t: ev.t, layer: drop.layer };
+    if (drop?.tooBig) noteTooBigTold(a.flow, j, drop.tooBig);
+    // Dropped by forwarding before its FORWARD hook (the TTL, too big for the way out): routing had decided to
+    // forward it, so it was never this host's to deliver.
+    if (drop && j.direction === 'in' && /^ip6?_forward/.test(drop.location)) {
+      j.direction = 'forward';
+      a.forward = true;
+    }
     j.route = route(j, a.forward);
     if (j.direction === 'out') j.origin = origin(j, a.flow);
     // Where it died below the transport layer, the transport layer never had it, whatever hooks it passed.

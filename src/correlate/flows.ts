@@ -41,8 +41,12 @@ export interface FlowState {
   /** When this host last began to send an answer (TCP RST or ICMP error) in the flow: a REJECT rule
    *  sends one from inside the hook, before the packet is dropped. */
   lastAnswer: number;
-  /** What that answer was: an ICMP error's type and code (in its family's numbering), null for a TCP reset. */
-  lastAnswerIcmp: { type: number; code: number } | null;
+  /** What that answer was: an ICMP error's type and code (in its family's numbering) and the MTU a too-big one
+   *  carries; null for a TCP reset. */
+  lastAnswerIcmp: { type: number; code: number; mtu?: number } | null;
+  /** TCP segments refused as too big for the way out after which the sender was told (ICMP), by sequence number:
+   *  their size and how many ICMP errors were sent for them (a few at most; null until the first). */
+  tooBigTold: Map<number, { size: number | null; told: number }> | null;
   /** The process of the local socket, where a process-context event showed it. */
   owner: Owner | null;
   /** Once a rewritten packet of the flow left the last hook (conntrack keeps its mapping then): the tuple it
@@ -197,6 +201,7 @@ export class FlowTable {
       lastStackReset: -Infinity,
       lastAnswer: -Infinity,
       lastAnswerIcmp: null,
+      tooBigTold: null,
       owner: null,
       nat: null,
       seen: this.generation,

@@ -58,6 +58,19 @@ export function isIcmpError(e: TraceEvent): boolean {
   return (e.proto === IPPROTO.ICMP || e.proto === IPPROTO.ICMPV6) && e.innerProto !== 0;
 }
 
+/** Whether an ICMP message (family, type, code) says a packet was too big: IPv4's fragmentation needed (destination
+ *  unreachable, code 4), IPv6's packet too big. */
+export const isTooBigIcmp = (family: number, type: number, code: number): boolean =>
+  family === 4 ? type === 3 && code === 4 : type === 2;
+
+/** The MTU an ICMP error e carries (record.h: the header's bytes 4-7 in seq): of a fragmentation needed, the low 16
+ *  bits (0 where the router sent none, as RFC 792's did); of a packet too big, all 32. */
+export function icmpMtu(e: TraceEvent): number | undefined {
+  if (!isIcmpError(e) || !isTooBigIcmp(e.family, e.icmpType, e.icmpCode)) return undefined;
+  const mtu = e.family === 4 ? e.seq & 0xffff : e.seq >>> 0;
+  return mtu || undefined;
+}
+
 /** The flow a packet belongs to; an ICMP error belongs to the flow of the packet it quotes. */
 export function flowTuple(e: TraceEvent): FlowTuple {
   if (isIcmpError(e))

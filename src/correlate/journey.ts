@@ -1,7 +1,9 @@
 // What the correlator produces: one packet's journey through this host.
 import type { PacketBytes } from '../trace/record.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type { HookName } from '../trace/kernel-names.js';
+import type { Listener } from '../trace/listeners.js';
 
 /** The layer that freed a dropped packet (classify.ts tells it). */
 export type Layer =
@@ -94,11 +96,46 @@ export interface Drop {
   /** XDP and tc drops: what the program that dropped it returned, as the correlator saw it (its verdict's step);
    *  the session names it in device. */
   told?: ProgramVerdict;
+  /** TCP_LISTEN_OVERFLOW: the listening sockets on its port and who holds them, when it was reported. */
+  listening?: Listener[];
+  /** Drops of a packet a queue rule (NFQUEUE) sent to a program: its queue, who listens there, what happened. */
+  nfqueue?: NfqueueFacts;
   /** Commands that show the cause, with this packet's values (reasons.ts), set when it is reported. */
   advice?: string[];
   /** TCP drops whose meaning depends on the connection's state (reasons.ts, TCP_STATE_REASONS): the state of
    *  the socket the packet came to, as pathtrace saw it change. */
   tcpState?: TcpStateSeen;
+  /** PKT_TOO_BIG (named, or told by the ICMP error sent with it): what refused it, as the kernel had it. */
+  tooBig?: TooBig;
+}
+
+/** A packet too big for its way out: its size, the MTU, the device and the route, and who was told. */
+export interface TooBig {
+  /** The length the MTU was held against: its IP length (a GSO packet's: one segment's); null: not read. */
+  size: number | null;
+  /** The MTU that refused it; null where none was read, or the one read would not have refused it. */
+  mtu: number | null;
+  /** Where mtu comes from: the ICMP error this host sent with the drop (the kernel's own number), or, read at the
+   *  drop, its route's MTU metric or its out device's MTU. */
+  mtuFrom: 'icmp' | 'route' | 'device' | null;
+  /** The MTU metric of its route, read at the drop where it gave the MTU (null: the device's did). */
+  routeMtu: number | null;
+  /** The device its route leads out of (ifindex; 0: not read). */
+  outDev: number;
+  /** That device's name, set by the session when the drop is reported. */
+  dev?: string;
+  /** The route lookup's answer for its destination (`ip route get fibmatch`), read by the session when the drop is
+   *  reported; null: none could be read (or too many were under way). */
+  route?: string | null;
+  /** The lookup led elsewhere than the kernel's route at the drop (another device, or no MTU where the route's
+   *  metric gave it): policy routing, or a route changed since. */
+  routeDiffers?: true;
+  /** This host sent ICMP fragmentation needed (IPv6: packet too big) for it, to its sender (to itself for a
+   *  packet it sent): seen leaving while the packet was in the stack. */
+  told: boolean;
+  /** A TCP segment this host had refused before and told the sender about, sent again the same: the number of
+   *  ICMP errors sent for it before (0: none), a path MTU black hole. */
+  resentAfterTold: number;
 }
 
 /** An XDP or tc drop: the device hook it died in, and what there dropped it, as far as the evidence goes. */
@@ -228,8 +265,9 @@ export interface Journey {
   /** Who made a packet this host sent: an application socket, the kernel's own
    *  answer (TCP RST for no socket, ICMP error), or a netfilter REJECT rule. */
   origin?: 'socket' | 'stack' | 'netfilter';
-  /** ICMP errors: the packet they are about (its ports are sport/dport). */
-  icmp?: { type: number; code: number; about: { proto: number; dst: string } | null };
+  /** ICMP errors: the packet they are about (its ports are sport/dport); mtu: the MTU a fragmentation needed
+   *  (IPv6: packet too big) carries, when it has one. */
+  icmp?: { type: number; code: number; about: { proto: number; dst: string } | null; mtu?: number };
   /** Time between routing and the device queue: neighbour resolution. */
   neighbourWaitNs?: number;
   /** Time spent in a qdisc queue. */

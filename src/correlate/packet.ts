@@ -4,7 +4,7 @@ import { side, type FlowState } from './flows.js';
 import { TCP, type Journey } from './journey.js';
 import type { HookName } from '../trace/kernel-names.js';
 import { IPPROTO, Point, type TraceEvent } from '../trace/record.js';
-import { isIcmpError } from './identity.js';
+import { icmpMtu, isIcmpError } from './identity.js';
 
 /** A decoded event plus the names the session resolved for it. */
 export interface NamedEvent extends TraceEvent {
@@ -138,6 +138,8 @@ export function newJourney(e: TraceEvent, id: number, flow: FlowState, inbound: 
   }
   if (isIcmpError(e)) {
     j.icmp = { type: e.icmpType, code: e.icmpCode, about: { proto: e.innerProto, dst: e.innerDst } };
+    const mtu = icmpMtu(e);
+    if (mtu !== undefined) j.icmp.mtu = mtu;
   } else if (e.proto === IPPROTO.ICMP || e.proto === IPPROTO.ICMPV6) {
     j.icmp = { type: e.icmpType, code: e.icmpCode, about: null };
   }

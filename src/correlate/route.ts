@@ -99,14 +99,15 @@ export function natPacket(
  *  else the first hook's, else the device it arrived on: a bridge port's hooks come before the bridge
  *  device), the last hook's output device (else the last device it was sent on). One pass: this runs for
  *  every packet. forward: it was forwarded (by a FORWARD hook, or sent on from the device it came in on). */
-export function route(j: Pick<Journey, 'steps' | 'direction'>, forward: boolean): Journey['route'] {
+export function route(j: Pick<Journey, 'steps' | 'direction' | 'drop'>, forward: boolean): Journey['route'] {
   let inDev: number | undefined;
   let routedIn: number | undefined;
   let rxIn: number | undefined;
   let nfOut: number | undefined;
   let xmitOut: number | undefined;
   let local = false;
-  let routed = false;
+  // Dropped by IP forwarding itself (before its FORWARD hook): routed, to be forwarded.
+  let routed = j.drop !== null && /^ip6?_forward/.test(j.drop.location);
   for (const s of j.steps) {
     if (s.point === 'netfilter') {
       if (s.hook === 'FORWARD' && !s.bridge) routed = true;

@@ -4,7 +4,7 @@
 import type { FlowState, FlowTable } from './flows.js';
 import { TCP } from './journey.js';
 import { IPPROTO, Point, snapshotEvent, type TraceEvent } from '../trace/record.js';
-import { isIcmpError } from './identity.js';
+import { icmpMtu, isIcmpError } from './identity.js';
 import type { NamedEvent } from './packet.js';
 
 export class SocketEvents {
@@ -55,7 +55,8 @@ export class SocketEvents {
     }
     if ((e.proto === IPPROTO.TCP && e.flags & TCP.RST) || isIcmpError(e)) {
       f.lastAnswer = e.t;
-      f.lastAnswerIcmp = isIcmpError(e) ? { type: e.icmpType, code: e.icmpCode } : null;
+      const mtu = icmpMtu(e);
+      f.lastAnswerIcmp = isIcmpError(e) ? { type: e.icmpType, code: e.icmpCode, ...(mtu && { mtu }) } : null;
     }
   }
 }

@@ -2,9 +2,10 @@
 // the correlator saw of its path and of its flow. Pure: plain data in, the verdict out.
 import { dropLayer, isDrop } from './classify.js';
 import type { FlowState } from './flows.js';
-import { TCP, type Drop, type Ending, type Fate, type Journey } from './journey.js';
-import { IPPROTO, Point } from '../trace/record.js';
-import { TCP_STATE_REASONS } from '../report/reasons.js';
+import { TCP, type Drop, type Ending, type Fate, type Journey, type TooBig } from './journey.js';
+import { IPPROTO, MTU_FROM_ROUTE, Point } from '../trace/record.js';
+import { isTooBigIcmp } from './identity.js';
+import { TCP_STATE_REASONS, tooBigWhere } from '../report/reasons.js';
 import { socketState } from './delivery.js';
 import type { NamedEvent, PathSeen } from './packet.js';
 
@@ -15,15 +16,17 @@ export type Why = 'free' | 'read' | 'idle' | 'end' | 'silent';
 /** What the verdict reads of the journey. */
 export type JourneySoFar = Pick<
   Journey,
-  'family' | 'proto' | 'flags' | 'direction' | 'start' | 'steps' | 'dst' | 'dport' | 'translated'
+  'family' | 'proto' | 'flags' | 'direction' | 'start' | 'steps' | 'dst' | 'dport' | 'translated' | 'seq' | 'retransmit'
 >;
 
 /** What it reads of the flow: when this host last began an answer (RST, ICMP error), the SYN-ACKs and RSTs it
- *  sent, its sockets' state changes. */
-export type FlowFacts = Pick<FlowState, 'lastAnswer' | 'lastAnswerIcmp' | 'replies' | 'states'>;
+ *  sent, its sockets' state changes, the too-big segments its sender was told about. */
+export type FlowFacts = Pick<FlowState, 'lastAnswer' | 'lastAnswerIcmp' | 'replies' | 'states' | 'tooBigTold'>;
 
-/** The event that ended it (why 'free': a kfree_skb or consume_skb; 'read': the read). */
-export type EndEvent = Pick<NamedEvent, 'point' | 't' | 'reason' | 'reasonName' | 'location'>;
+/** The event that ended it (why 'free': a kfree_skb or consume_skb; 'read': the read); a kfree_skb's way out
+ *  (bpf/record.h: ifindex_out, aux, ip_len). */
+export type EndEvent = Pick<NamedEvent, 'point' | 't' | 'reason' | 'reasonName' | 'location'> &
+  Partial<Pick<NamedEvent, 'ifindexOut' | 'aux' | 'ipLen'>>;
 
 export interface Verdict {
   fate: Fate;
@@ -79,8 +82,16 @@ export function verdict(j: JourneySoFar, p: PathSeen, flow: FlowFacts, why: Why,
 /** Where and why a kfree_skb that is a drop (reason: the name, null where the kernel reports none) dropped it. */
 function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent, named: string | null): Drop {
   const location = end.location ?? '';
-  const told =
-    named === null && answeredSince(flow, j.start) ? reasonFromAnswer(j, location, flow.lastAnswerIcmp) : null;
+  // Where the kernel named none: what this host answered while the packet was in the stack tells it (a packet
+  // this host sent, refused by fragmentation, is freed as NOT_SPECIFIED after the ICMP error it sends itself).
+  const answered = answeredSince(flow, j.start);
+  const told = !answered
+    ? null
+    : named === null
+      ? reasonFromAnswer(j, location, flow.lastAnswerIcmp)
+      : named === 'NOT_SPECIFIED'
+        ? tooBigFromAnswer(j, location, flow.lastAnswerIcmp)
+        : null;
   const reason = told?.reason ?? named;
   const tc = reason === null || reason === 'NOT_SPECIFIED' ? unnamedTcDrop(j, p, location) : null;
   const layer = tc ? 'tc' : dropLayer(reason ?? '', location);
@@ -107,6 +118,7 @@ function freedDrop(j: JourneySoFar, p: PathSeen, flow: FlowFacts, end: EndEvent,
     const seen = socketState(j, flow.states, end.t);
     if (specific || seen.state !== null) drop.tcpState = seen;
   }
+  if (reason === 'PKT_TOO_BIG') drop.tooBig = tooBig(j, flow, end, answered);
   return drop;
 }
 
@@ -123,6 +135,42 @@ export function unnamedTcDrop(j: Pick<JourneySoFar, 'direction'>, p: PathSeen, l
   return null;
 }
 
+/** What refused a packet too big for its way out: the kernel's readings at the drop (bpf/record.h), the ICMP error
+ *  this host sent with it (answered: one was begun in the flow while the packet was in the stack), and whether the
+ *  sender had been told about this same TCP segment before. */
+function tooBig(j: JourneySoFar, flow: FlowFacts, end: EndEvent, answered: boolean): TooBig {
+  const icmp = flow.lastAnswerIcmp;
+  const told = answered && icmp !== null && isTooBigIcmp(j.family, icmp.type, icmp.code);
+  const size = end.ipLen || null;
+  const aux = end.aux ?? 0;
+  const read = (aux & ~MTU_FROM_ROUTE) >>> 0;
+  // The ICMP error carries the kernel's own number; a reading that would not have refused the packet is not it.
+  const mtuFrom = told && icmp.mtu ? 'icmp' : read && (size === null || read < size) ? 'reading' : null;
+  const before = j.proto === IPPROTO.TCP && j.retransmit > 0 ? flow.tooBigTold?.get(j.seq) : undefined;
+  return {
+    size,
+    mtu: mtuFrom === 'icmp' ? icmp!.mtu! : mtuFrom === 'reading' ? read : null,
+    mtuFrom: mtuFrom === 'reading' ? (aux & MTU_FROM_ROUTE ? 'route' : 'device') : mtuFrom,
+    routeMtu: aux & MTU_FROM_ROUTE ? read : null,
+    outDev: end.ifindexOut ?? 0,
+    told,
+    resentAfterTold: before && before.size === size ? before.told : 0,
+  };
+}
+
+/** Notes a too-big TCP segment the sender was told about, so that the same segment sent again shows a black hole. */
+export function noteTooBigTold(
+  flow: Pick<FlowState, 'tooBigTold'>,
+  j: Pick<Journey, 'proto' | 'seq'>,
+  t: TooBig,
+): void {
+  if (!t.told || j.proto !== IPPROTO.TCP) return;
+  const told = (flow.tooBigTold ??= new Map());
+  if (told.size >= 64) told.clear(); // a few segments under way at once: bounded
+  const n = told.get(j.seq);
+  told.set(j.seq, { size: t.size, told: n && n.size === t.size ? n.told + 1 : 1 });
+}
+
 /** Whether this host began an answer (a TCP reset, an ICMP error) in the flow since t: for the packet there then. */
 const answeredSince = (flow: FlowFacts, t: number) => flow.lastAnswer >= t;
 
@@ -132,8 +180,10 @@ const answeredSince = (flow: FlowFacts, t: number) => flow.lastAnswer >= t;
 export function reasonFromAnswer(
   j: Pick<JourneySoFar, 'family' | 'proto' | 'flags' | 'direction'>,
   location: string,
-  icmp: { type: number; code: number } | null,
+  icmp: FlowFacts['lastAnswerIcmp'],
 ): { reason: string; inferred: string } | null {
+  const tooBig = tooBigFromAnswer(j, location, icmp);
+  if (tooBig) return tooBig;
   const v4 = j.family === 4;
   const is = (t4: number, c4: number[], t6: number, c6: number[]) =>
     icmp !== null && icmp.type === (v4 ? t4 : t6) && (v4 ? c4 : c6).includes(icmp.code);
@@ -163,6 +213,22 @@ export function reasonFromAnswer(
       inferred: `TCP answered the SYN with a reset from ${location}, which it does when no socket takes it`,
     };
   return null;
+}
+
+/** PKT_TOO_BIG, told by the ICMP fragmentation needed (IPv6: packet too big) this host sent while the packet was in
+ *  the stack, from a function whose one path sending it frees the packet after (reasons.ts, tooBigWhere; a kernel
+ *  before 5.18 names no reason there, fragmentation none on any). Pure. */
+export function tooBigFromAnswer(
+  j: Pick<JourneySoFar, 'family'>,
+  location: string,
+  icmp: FlowFacts['lastAnswerIcmp'],
+): { reason: string; inferred: string } | null {
+  if (!icmp || !isTooBigIcmp(j.family, icmp.type, icmp.code) || !tooBigWhere(location)) return null;
+  const name = j.family === 4 ? 'fragmentation needed' : 'packet too big';
+  return {
+    reason: 'PKT_TOO_BIG',
+    inferred: `this host sent ICMP ${name}${icmp.mtu ? ` (MTU ${icmp.mtu})` : ''} from ${location}, which does so only for a packet bigger than the MTU of its way out`,
+  };
 }
 
 /** A SYN the listener consumed without a SYN-ACK or RST: the SYN-ACK of an

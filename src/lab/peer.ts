@@ -9,6 +9,7 @@
 //       one TCP connection (sending TEXT once connected); give up after MS.
 //       --after-fin: once the server closed its side (its FIN came), send TEXT
 //       to it, after the FIN's ACK went out (the server's socket then FIN_WAIT2)
+//       --reset: once the server closed its side, abort with a reset (RST) rather than close with a FIN
 //   send udp HOST PORT MS [--count N] [--size BYTES] [--ttl N] [--from ADDR]
 //       N datagrams, then wait MS for an echo
 import dgram from 'node:dgram';
@@ -36,6 +37,7 @@ const { values: opt, positionals } = parseArgs({
     ttl: { type: 'string' },
     from: { type: 'string' },
     close: { type: 'boolean' },
+    reset: { type: 'boolean' },
     'after-fin': { type: 'string' },
   },
 });
@@ -82,6 +84,10 @@ function connect(host: string, port: number, ms: number): void {
     data += d;
   });
   s.on('end', () => {
+    if (opt.reset) {
+      s.resetAndDestroy();
+      return done({ ok: true, data });
+    }
     const late = opt['after-fin'];
     if (late === undefined) return done({ ok: true, data });
     // Linux delays the ACK of a FIN by at most 200 ms (TCP_DELACK_MAX): written after 300 ms, the data does not

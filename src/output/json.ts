@@ -1,20 +1,31 @@
 // NDJSON records: the contract for scripts (see README "JSON output").
 // Names and meanings of existing fields stay; new fields may be added.
-import { flagLetters, type Drop, type Journey, type DeviceNames, type NatRewrite } from '../correlate/journey.js';
+import {
+  flagLetters,
+  type Drop,
+  type Journey,
+  type DeviceNames,
+  type NatRewrite,
+  type TooBig,
+} from '../correlate/journey.js';
 import type { RuleAttribution } from '../rules/attribute.js';
 import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from './sink.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
 import type {
   ConnectionRecord,
   DropRecord,
   FilterRecord,
   NatRecord,
+  NfqueueRecord,
   NoteRecord,
   PacketRecord,
   ReadyRecord,
+  SummaryDropRecord,
   SummaryRecord,
+  TooBigRecord,
 } from './records.js';
 
 export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
@@ -113,6 +124,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
         sport: j.sport,
         dport: j.dport,
       },
+      mtu: j.icmp.mtu,
     },
     neighbour_wait_ns: j.neighbourWaitNs,
     qdisc_wait_ns: j.qdiscWaitNs,
@@ -126,6 +138,11 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
 
 /** The drop, with the table, chain and rule flattened in when they are known. */
 export function dropRecord(d: Drop): DropRecord {
+  return { ...dropCause(d), advice: d.advice ?? [], tcp_state: d.tcpState };
+}
+
+/** What a drop shares with others of its cause: all but the packet's own advice and TCP state. */
+function dropCause(d: Drop): Omit<DropRecord, 'advice' | 'tcp_state'> {
   const a = d.attribution;
   return {
     layer: d.layer,
@@ -133,13 +150,21 @@ export function dropRecord(d: Drop): DropRecord {
     reason: d.reason,
     location: d.location,
     explanation: explainDrop(d),
-    advice: d.advice ?? [],
     inferred: d.inferred,
     answered: d.answered,
-    tcp_state: d.tcpState,
     device: d.device,
+    nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
+    too_big: d.tooBig && tooBigRecord(d.tooBig),
+    listening: d.listening,
     ...(a && ruleFields(a)),
   };
+}
+
+/** A cause of drops in the summary: the first such drop's fields, flat as in a packet's drop, its count, and the
+ *  words the tally grouped it by (told with the first one's TCP state, which the group does not keep).
+ *  `attribution` is the rule nested as summaries wrote it before (deprecated: the same fields are flat). */
+function summaryDrop(d: Summary['drops'][number]): SummaryDropRecord {
+  return { ...dropCause(d), explanation: d.explanation, count: d.count, attribution: d.attribution };
 }
 
 /** A rule attribution's fields, flattened into the record that names it (a drop, a NAT rewrite). */
@@ -152,10 +177,12 @@ function ruleFields(a: RuleAttribution): Partial<RuleAttribution> {
     rule: a.rule && { text: a.rule.text, handle: a.rule.handle, position: a.rule.position, found: a.rule.found },
     candidates: a.candidates,
     guess: a.guess,
+    hotdrop: a.hotdrop,
     owner: a.owner,
     hint: a.hint,
     inspect: a.inspect,
     remove: a.remove,
+    exact: a.exact,
   };
 }
 
@@ -170,6 +197,44 @@ function natRecord(r: NatRewrite): NatRecord {
     by: r.by ?? 'unknown',
     why: r.why ?? (r.by === undefined ? 'the ruleset could not be read' : undefined),
     ...(r.rule && ruleFields(r.rule)),
+  };
+}
+
+export function nfqueueRecord(f: NfqueueFacts): NfqueueRecord {
+  return {
+    cause: f.cause,
+    queue: f.target.first,
+    queue_last: f.target.last,
+    bypass: f.target.bypass,
+    fanout: f.target.fanout,
+    listeners:
+      f.listeners &&
+      f.listeners.map((l) => ({
+        queue: l.queue,
+        portid: l.portid,
+        pid: l.pid,
+        comm: l.comm,
+        queue_total: l.total,
+        copy_mode: l.copyMode,
+        copy_range: l.copyRange,
+        queue_dropped: l.dropped,
+        user_dropped: l.userDropped,
+        id_sequence: l.idSequence,
+      })),
+    grew: f.grew && { queue: f.grew.queue, queue_dropped: f.grew.dropped, user_dropped: f.grew.userDropped },
+  };
+}
+
+function tooBigRecord(t: TooBig): TooBigRecord {
+  return {
+    size: t.size,
+    mtu: t.mtu,
+    mtu_source: t.mtuFrom,
+    dev: t.dev ?? null,
+    route: t.route ?? null,
+    route_differs: t.routeDiffers,
+    told: t.told,
+    resent_after_told: t.resentAfterTold,
   };
 }
 
@@ -206,7 +271,7 @@ export function summaryRecord(s: Summary): SummaryRecord {
     duration_s: Math.round(s.durationNs / 1e6) / 1e3,
     stopped_by: s.stoppedBy,
     output_skipped: s.outputSkipped ?? 0,
-    drops: s.drops,
+    drops: s.drops.map(summaryDrop),
     flows: s.flows.map((f) => ({
       flow: f.flow,
       proto: f.proto,

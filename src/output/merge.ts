@@ -1,7 +1,8 @@
 // What `pathtrace merge` (and --netns twice) prints: each connection's trips between the two hosts, as text
 // or as NDJSON records. Pure.
 import type { LoadedTrace } from '../capture/trace-file.js';
-import { afterCapture, clock } from '../report/compare.js';
+import { clock } from '../report/clock.js';
+import { afterCapture } from '../report/compare.js';
 import { deviceStep, PATH_WORDS, type HostPacket, type Merged, type Trip } from '../report/merge.js';
 import { rewriteStory, tupleText } from '../report/nat.js';
 import { PROTO_NAMES } from '../trace/record.js';

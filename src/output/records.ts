@@ -14,6 +14,8 @@ import type {
 import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import type { QueueCause } from '../rules/nfqueue.js';
+import type { Listener } from '../trace/listeners.js';
 
 // ---- a trace (`pathtrace --json`) -----------------------------------------
 
@@ -81,6 +83,21 @@ export interface DropRecord extends Partial<RuleAttribution> {
   answered?: boolean;
   tcp_state?: TcpStateSeen;
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
+  nfqueue?: NfqueueRecord; // a queue rule (NFQUEUE) sent it to a program's queue: its rule's drops only
+  listening?: Listener[]; // TCP_LISTEN_OVERFLOW: the sockets listening on its port, and who holds them
+  too_big?: TooBigRecord; // PKT_TOO_BIG: what refused it
+}
+
+/** A packet too big for its way out: the MTU that refused it, its size, the device and route, who was told. */
+export interface TooBigRecord {
+  size: number | null; // the length held against the MTU: its IP length (a GSO packet's: one segment's)
+  mtu: number | null; // null: not read, or the one read would not have refused it
+  mtu_source: 'icmp' | 'route' | 'device' | null; // the ICMP error sent with the drop, else read at the drop
+  dev: string | null; // the device its route leads out of
+  route: string | null; // the route lookup's answer for it (ip route get fibmatch), when reported
+  route_differs?: true; // that lookup leads elsewhere than the kernel's route did (policy routing, a change)
+  told: boolean; // this host sent the ICMP error (fragmentation needed / packet too big) for it
+  resent_after_told: number; // TCP: ICMP errors sent for this same segment before it came again (a black hole)
 }
 
 /** A NAT rewrite of a packet: the hook, the tuple before and after, and who made it; the rule flattened in where
@@ -93,6 +110,32 @@ export interface NatRecord extends Partial<RuleAttribution> {
   reply?: true; // the reply of a connection NAT'd in this trace
   by: 'rule' | 'conntrack' | 'unknown';
   why?: string; // why conntrack, or why no rule is named
+}
+
+/** A queue drop: the rule's queue, who listens there (/proc/net/netfilter/nfnetlink_queue after the drop). */
+export interface NfqueueRecord {
+  cause: QueueCause;
+  queue: number; // the rule's queue (--queue-num), the first of its range (--queue-balance)
+  queue_last: number; // the last of its range; queue for one
+  bypass: boolean; // --queue-bypass (nft: bypass): the packet passes while no program listens
+  fanout: boolean; // --queue-cpu-fanout: the CPU, not the flow, picks the queue in the range
+  listeners: NfqueueListenerRecord[] | null; // bound queues of the range; null: they could not be read
+  grew?: { queue: number; queue_dropped: number; user_dropped: number }; // queue-full, socket-full: the queue, and
+  // how much its drop counters grew since the reading before the drop
+}
+
+/** One line of /proc/net/netfilter/nfnetlink_queue, with the process behind its netlink port. */
+export interface NfqueueListenerRecord {
+  queue: number;
+  portid: number; // the listener's netlink port id
+  pid: number | null; // the process holding that socket; null: not found (gone, or not visible)
+  comm: string | null;
+  queue_total: number; // packets waiting for its verdict
+  copy_mode: number; // 0 none, 1 meta, 2 packet
+  copy_range: number;
+  queue_dropped: number; // dropped as the queue was full
+  user_dropped: number; // dropped as its netlink socket was full
+  id_sequence: number; // the last packet id given out
 }
 
 /** One packet's journey through the host. */
@@ -131,6 +174,7 @@ export interface PacketRecord {
     type: number;
     code: number;
     about: { proto: string; src: string; dst: string; sport: number; dport: number } | null;
+    mtu?: number; // fragmentation needed (IPv6: packet too big): the MTU it carries
   };
   neighbour_wait_ns?: number;
   qdisc_wait_ns?: number;
@@ -181,6 +225,14 @@ export interface PacketGroupRecord {
   read: number;
 }
 
+/** A cause of drops: the first such drop's fields (its rule flat, as in a packet's drop; not the packet's own
+ *  advice and TCP state), and how many. */
+export interface SummaryDropRecord extends Omit<DropRecord, 'advice' | 'tcp_state'> {
+  count: number;
+  /** @deprecated the rule's fields nested, as summaries wrote them first; the same are flat beside it. */
+  attribution?: RuleAttribution;
+}
+
 /** Last. */
 export interface SummaryRecord {
   type: 'summary';
@@ -198,15 +250,8 @@ export interface SummaryRecord {
   duration_s: number;
   stopped_by: string;
   output_skipped: number;
-  /** By cause and hook; written with the first such drop's other fields beside these. */
-  drops: {
-    layer: string;
-    hook: string | null;
-    reason: string | null;
-    location: string;
-    explanation: string;
-    count: number;
-  }[];
+  /** By cause and hook. */
+  drops: SummaryDropRecord[];
   flows: {
     flow: string;
     proto: string;

@@ -10,10 +10,14 @@ import {
   type Step,
 } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
+import { clock } from '../report/clock.js';
 import { explain } from '../report/explain.js';
-import { explainDrop } from '../report/reasons.js';
 import { rewriteStory } from '../report/nat.js';
+import { queueFactsLine } from '../report/nfqueue.js';
+import { explainDrop, listenerWords, tooBigIcmpName } from '../report/reasons.js';
+import { isTooBigIcmp } from '../correlate/identity.js';
 import type { RuleAttribution } from '../rules/attribute.js';
+import { HOTDROP_MATCHES } from '../rules/model.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from '../report/summary.js';
 
@@ -58,7 +62,6 @@ const ICMP_NAMES: Record<string, string> = {
   '6:3:0': 'hop limit exceeded',
   '6:128:0': 'echo request',
   '6:129:0': 'echo reply',
-  '6:2:0': 'packet too big',
 };
 
 /** "SYN", "SYN-ACK"... or tcpdump's flag letters for unusual combinations. */
@@ -97,13 +100,6 @@ export function duration(ns: number): string {
   if (ns < 1e6) return `${Math.round(ns / 1e3)} µs`;
   if (ns < 1e9) return `${(ns / 1e6).toFixed(ns < 1e7 ? 1 : 0)} ms`;
   return `${(ns / 1e9).toFixed(1)} s`;
-}
-
-function clock(ms: number): string {
-  const d = new Date(ms);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  const micros = Math.floor((ms % 1000) * 1000);
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(micros, 6)}`;
 }
 
 function origin(j: Journey): string {
@@ -240,9 +236,11 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
 function header(j: Journey, startedAt: number, st: Style): string {
   const tcp = j.proto === IPPROTO.TCP;
   const dir = j.direction === 'in' ? 'in ' : j.direction === 'out' ? 'out' : 'fwd';
-  const parts = [clock(startedAt + j.start / 1e6), dir];
+  const parts = [clock(startedAt * 1000 + j.start / 1000), dir];
   if (j.icmp) {
-    const name = ICMP_NAMES[`${j.family}:${j.icmp.type}:${j.icmp.code}`] ?? `type ${j.icmp.type} code ${j.icmp.code}`;
+    const name = isTooBigIcmp(j.family, j.icmp.type, j.icmp.code)
+      ? tooBigIcmpName(j.icmp.mtu)
+      : (ICMP_NAMES[`${j.family}:${j.icmp.type}:${j.icmp.code}`] ?? `type ${j.icmp.type} code ${j.icmp.code}`);
     parts.push(st.bold(`ICMP ${name}`), `${j.src} → ${j.dst}`);
     if (j.icmp.about) {
       const about = protoName(j.icmp.about.proto, j.family);
@@ -271,13 +269,17 @@ function header(j: Journey, startedAt: number, st: Style): string {
 export function ruleLines(a: RuleAttribution, st: Style): string[] {
   const where = `table ${a.family} ${a.table} chain ${a.chain} (${a.source}${a.owner ? `, managed by ${a.owner}` : ''})`;
   const lines: string[] = [];
-  if (a.rule) {
+  const hot = a.hotdrop && `the ${a.hotdrop.match} match of ${a.hotdrop.rule}`;
+  const why = a.hotdrop && `hotdrop: ${HOTDROP_MATCHES[a.hotdrop.match]}`;
+  if (a.hotdrop?.sure) {
+    lines.push(`${where}: ${st.bold(`${hot} dropped it itself (${why}), not the rule's verdict`)}`);
+  } else if (a.rule) {
     const how = a.rule.found === 'policy' ? "the chain's policy" : `found by ${a.rule.found}`;
     lines.push(`${where}: ${st.bold(a.rule.text)} [${how}]`);
   } else {
     lines.push(`${where}: which rule is a guess; candidates: ${(a.candidates ?? []).join(' | ') || '(none known)'}`);
-    if (a.source !== 'iptables-legacy')
-      lines.push(st.dim("pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace"));
+    if (hot) lines.push(`${hot} may have dropped it itself (${why}), whatever the rule's verdict`);
+    if (a.exact) lines.push(st.dim(a.exact));
   }
   if (a.inspect) lines.push(st.dim(`inspect: ${a.inspect}${a.remove ? ` · remove: ${a.remove}` : ''}`));
   if (a.hint) lines.push(st.dim(`${a.owner}: ${a.hint}`));
@@ -295,11 +297,14 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
         : `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
     );
     if (j.drop.inferred) facts.push(`inferred: ${j.drop.inferred}`);
+    const ls = j.drop.listening;
+    if (ls) facts.push(ls.length ? `listening: ${listenerWords(ls, true)}` : 'no socket listens there now');
     if (j.drop.answered !== undefined)
       facts.push(
         j.drop.answered ? 'rejected: this host answered it (RST or ICMP error)' : 'silently: no answer was sent',
       );
     extra.push(st.dim(`why: ${explainDrop(j.drop)}`));
+    if (j.drop.nfqueue) extra.push(`nfqueue: ${queueFactsLine(j.drop.nfqueue)}`);
     if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));

@@ -7,6 +7,7 @@ import type { Frame } from '../capture/read.js';
 import { parseIp, type PacketHeaders } from '../capture/packet.js';
 import { flagLetters } from '../correlate/journey.js';
 import { IPPROTO, PROTO_NAMES } from '../trace/record.js';
+import { clock } from './clock.js';
 import { expressionTakes, insnsOf, type Insn } from '../trace/expression.js';
 import type { FilterRecord, PacketRecord } from '../output/records.js';
 
@@ -276,13 +277,6 @@ export function compare(
 }
 
 // ---- text ------------------------------------------------------------------
-
-/** HH:MM:SS.µµµµµµ, local time. */
-export function clock(us: number): string {
-  const d = new Date(us / 1000);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(us % 1_000_000, 6)}`;
-}
 
 function headerText(h: PacketHeaders): string {
   const a = (addr: string, port: number) =>

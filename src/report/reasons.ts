@@ -2,7 +2,11 @@
 // the packet, and the layer it belongs to. Written from include/net/dropreason-core.h and the code that
 // uses each one; a reason this table does not know (a newer kernel) still gets its name and its layer by
 // the naming rules in classify.ts, and says pathtrace has no words for it yet. Pure.
-import type { DeviceHookDrop, Layer, TcpStateSeen } from '../correlate/journey.js';
+import type { DeviceHookDrop, Layer, TcpStateSeen, TooBig } from '../correlate/journey.js';
+import type { NfqueueFacts } from '../rules/nfqueue.js';
+import type { RuleAttribution } from '../rules/attribute.js';
+import { explainQueueDrop, queueAdvice } from './nfqueue.js';
+import type { Listener } from '../trace/listeners.js';
 
 export interface ReasonText {
   layer: Layer;
@@ -339,16 +343,60 @@ export function tcpStateClause(reason: string, s: TcpStateSeen): string {
   return stateWords(s) + stateWhy(reason, s);
 }
 
+/** Where the kernel frees a packet too big for its way out, by whose packet it was: forwarding's MTU check
+ *  (ip_forward, ip6_forward), or fragmentation's refusal of a packet this host sent that must not be fragmented
+ *  (ip_fragment, inlined into __ip_finish_output or ip_finish_output on some builds; ip6_fragment; ip6_xmit, for a
+ *  TCP segment over IPv6 bigger than its socket's route allows). null: neither (openvswitch's, say). */
+export function tooBigWhere(location: string): 'forwarded' | 'sent' | null {
+  if (/^ip6?_forward\b/.test(location)) return 'forwarded';
+  return /^(ip_fragment|__ip_finish_output|ip_finish_output|ip6_fragment|ip6_xmit)\b/.test(location) ? 'sent' : null;
+}
+
+/** The name pathtrace gives ICMP's fragmentation needed and ICMPv6's packet too big alike (tcpdump says "need to frag
+ *  (mtu N)" and "packet too big, mtu N"), with the MTU it carries. */
+export const tooBigIcmpName = (mtu: number | undefined | null): string => `packet too big${mtu ? `, MTU ${mtu}` : ''}`;
+
+/** A packet too big for its way out, in words: its size, the MTU, the device and the route that refused it, whether
+ *  (and whom) this host told, and a path MTU black hole where the same segment came again after that. Pure. */
+export function tooBigWords(t: TooBig, location: string): string {
+  const fromRoute = t.mtu !== null && (t.mtuFrom === 'route' || t.routeMtu === t.mtu);
+  const mtu = t.mtu === null ? '' : `MTU ${t.mtu}${fromRoute ? " (its route's mtu)" : ''}`;
+  const what = [t.size === null ? '' : `${t.size} bytes`, mtu].filter(Boolean).join(', ');
+  let s = `too big for the way out${what ? `: ${what}` : ''}${t.dev ? ` on ${t.dev}` : ''}`;
+  if (t.route)
+    s += t.routeDiffers
+      ? ` (a route lookup now answers "${t.route}", not the way it took: policy routing (ip rule), or a change since)`
+      : ` (route ${t.route})`;
+  if (t.mtu === null) s += '; its MTU was not read';
+  const icmp = `ICMP ${tooBigIcmpName(t.mtuFrom === 'icmp' ? t.mtu : null)}`;
+  // ip6_xmit tells the socket itself (EMSGSIZE on its error queue), with no ICMP error.
+  if (/^ip6_xmit\b/.test(location)) s += '; this host sent it, and the kernel told its socket (EMSGSIZE) directly';
+  else if (!t.told) s += '; no ICMP error for it was seen leaving (the kernel rate-limits them per destination)';
+  else if (tooBigWhere(location) === 'sent')
+    s += `; this host sent it, and told its own socket (${icmp}), which learns the path MTU from it`;
+  else s += `; this host told the sender (${icmp})`;
+  // The count stays out of the words: the summary groups drops by them.
+  if (t.resentAfterTold > 0)
+    s +=
+      '; the sender sent this same segment again after this host had told it the MTU: the ICMP errors do not reach it, or it ignores them (a path MTU black hole: often a firewall on the way back that drops ICMP)';
+  return s;
+}
+
 /** A drop in one sentence: the reason's meaning, refined by where it happened and, for TCP, by the state of the
- *  connection (when the correlator noted it). Pure. */
+ *  connection (when the correlator noted it); for a packet too big for its way out, what refused it. Pure. */
 export function explainDrop(d: {
   reason: string | null;
   location: string;
   layer: Layer;
   tcpState?: TcpStateSeen;
   device?: DeviceHookDrop;
+  nfqueue?: NfqueueFacts;
+  tooBig?: TooBig;
+  listening?: Listener[];
 }): string {
   if (d.device) return deviceHookWords(d.device, d.location);
+  const queued = explainQueueDrop(d);
+  if (queued) return queued;
   const where = d.location ? ` (${d.location})` : '';
   const state = d.tcpState ? `; ${tcpStateClause('', d.tcpState)}` : '';
   if (d.reason === null)
@@ -358,8 +406,12 @@ export function explainDrop(d: {
   if (d.reason === 'IP_INHDR' && /^ip6?_forward/.test(d.location)) {
     return 'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded';
   }
+  // Who does not accept fast enough, where pathtrace found the listener.
+  if (d.reason === 'TCP_LISTEN_OVERFLOW' && d.listening?.length)
+    return reasonText(d.reason).replace('the application', listenerWords(d.listening));
   if (d.tcpState && TCP_STATE_REASONS.has(d.reason))
     return `${reasonText(d.reason)}; ${tcpStateClause(d.reason, d.tcpState)}`;
+  if (d.reason === 'PKT_TOO_BIG' && d.tooBig) return tooBigWords(d.tooBig, d.location);
   return reasonText(d.reason);
 }
 
@@ -403,6 +455,17 @@ function xdpVerdictWords(verdict: string, error: string | undefined): string {
   }
 }
 
+/** Who listened where a listen queue overflowed, as /proc showed it when the drop was reported: "node[1234] on
+ *  [::]:80"; with queued, how many connections then waited to be accepted. Pure. */
+export function listenerWords(ls: Listener[], queued = false): string {
+  return ls
+    .map((l) => {
+      const who = l.processes.length ? l.processes.map((p) => `${p.comm}[${p.pid}]`).join(', ') : 'no process found';
+      return `${who} on ${l.address}${queued ? ` (${l.queued} waiting to be accepted)` : ''}`;
+    })
+    .join('; ');
+}
+
 /** The packet a drop's advice is about: its ports and addresses, the device it was on, how to run a command
  *  in its namespace ("ip netns exec web " or ""). */
 export interface AdviceContext {
@@ -438,10 +501,19 @@ const TCP_COUNTERS: Record<string, string> = {
 
 /** What to run next for a drop, with this packet's values: the commands that show the cause. Pure. */
 export function dropAdvice(
-  d: { reason: string | null; location: string; attribution?: unknown; device?: DeviceHookDrop },
+  d: {
+    reason: string | null;
+    location: string;
+    attribution?: Partial<RuleAttribution>;
+    device?: DeviceHookDrop;
+    nfqueue?: NfqueueFacts;
+    tooBig?: TooBig;
+  },
   c: AdviceContext,
 ): string[] {
   const p = c.prefix;
+  const queued = queueAdvice(d, p);
+  if (queued) return queued;
   const dev = c.dev;
   const listening = `${p}ss -${c.proto === 'udp' ? 'u' : 't'}lnp 'sport = :${c.dport}'`;
   const v6 = c.dst.includes(':');
@@ -480,6 +552,8 @@ export function dropAdvice(
       return ['sysctl net.core.netdev_max_backlog', 'cat /proc/net/softnet_stat (second column: drops per CPU)'];
     case 'DEV_READY':
       return dev ? [`${p}ip link show ${dev}`] : [];
+    case 'PKT_TOO_BIG':
+      return tooBigAdvice(d.location, d.tooBig?.dev, c, routeGet);
   }
   if (d.device) return deviceHookAdvice(d.device, p);
   // A TCP state drop: the connection's socket as it is now (-a: TIME_WAIT entries too; -o: its timers), from this
@@ -498,4 +572,24 @@ export function dropAdvice(
   if (d.reason && /^TC_/.test(d.reason) && dev)
     return [`${p}tc -s filter show dev ${dev} ${d.reason === 'TC_INGRESS' ? 'ingress' : 'egress'}`];
   return [];
+}
+
+/** What to run for a packet too big for its way out: the route and the out device's MTU; forwarded, the path MTU
+ *  beyond (tracepath) and, for TCP, MSS clamping, which keeps segments small enough whether or not ICMP gets back;
+ *  sent by this host, the policy routing that can take it another way than its socket's route. */
+function tooBigAdvice(location: string, out: string | undefined, c: AdviceContext, routeGet: string): string[] {
+  const p = c.prefix;
+  const items = [routeGet, ...(out ? [`${p}ip link show dev ${out}`] : [])];
+  const where = tooBigWhere(location);
+  if (where === 'sent')
+    return [...items, `${p}ip rule (a mark or a rule can route it elsewhere than its socket's route)`];
+  if (where !== 'forwarded') return items;
+  items.push(`${p}tracepath -n ${c.dst}`);
+  if (c.proto === 'tcp') {
+    const ipt = c.dst.includes(':') ? 'ip6tables' : 'iptables';
+    items.push(
+      `MSS clamping: ${p}${ipt} -t mangle -A FORWARD -p tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu (nft, in a forward chain: tcp flags syn tcp option maxseg size set rt mtu)`,
+    );
+  }
+  return items;
 }

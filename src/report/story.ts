@@ -37,6 +37,10 @@ export interface DropBundle {
   kinds: string[];
   count: number;
   tcpdump: number;
+  /** How many of them netfilter answered (a REJECT rule). */
+  answered: number;
+  /** A listen queue's overflow: who listened. */
+  listener?: string;
   reason: string;
 }
 
@@ -47,11 +51,21 @@ export function bundleDrops(groups: PacketGroup[]): DropBundle[] {
     if (g.fate !== 'dropped') continue;
     const place = dropPlace(g);
     const k = `${g.direction} ${place}`;
-    const b = out.get(k) ?? { direction: g.direction, place, kinds: [], count: 0, tcpdump: 0, reason: g.reason ?? '' };
+    const b = out.get(k) ?? {
+      direction: g.direction,
+      place,
+      kinds: [],
+      count: 0,
+      tcpdump: 0,
+      answered: 0,
+      reason: g.reason ?? '',
+    };
     const name = kindName(g.kind);
     if (!b.kinds.includes(name)) b.kinds.push(name);
     b.count += g.count;
     b.tcpdump += g.tcpdump;
+    b.answered += g.answered;
+    b.listener ??= g.listener;
     out.set(k, b);
   }
   return [...out.values()];
@@ -83,9 +97,13 @@ export function connectionVerdict(f: FlowSummary): string {
       SA: 0,
       R: 0,
     });
+    // Only what a TCP point saw reached TCP: a SYN held in a queue (NFQUEUE) or cut by time did not, as far as seen.
+    const saw = syns.reduce((s, g) => s + g.tcpSaw, 0);
     if (replies.SA) parts.push(`SYN${times(n)} reached TCP (SYN_RECV)`);
     else if (replies.R) parts.push(`SYN${times(n)} refused by TCP with RST (no socket)`);
-    else parts.push(`SYN${times(n)} reached TCP, not answered`);
+    else if (saw) parts.push(`SYN${times(saw)} reached TCP, not answered`);
+    else if (syns.every((g) => g.fate === 'unfinished')) parts.push(`SYN${times(n)} unfinished, not seen reaching TCP`);
+    else parts.push(`SYN${times(n)} delivered to the stack, not seen reaching TCP`);
   }
   // What the peer sent: read by the application or not, and how often again.
   const data = inbound.filter((g) => g.bytes > 0);
@@ -103,12 +121,18 @@ export function connectionVerdict(f: FlowSummary): string {
   for (const g of f.groups) {
     if (g.fate === 'forwarded') parts.push(`${kindName(g.kind)}${times(g.count)} forwarded`);
   }
-  // Where packets died, bundled.
+  // Where packets died, bundled. A REJECT's answers are told below as packets sent, where the trace has them.
+  const answersSeen = f.groups.some((g) => g.direction === 'out' && g.origin === 'netfilter');
   for (const b of bundleDrops(f.groups)) {
     const dir = b.direction === 'out' ? 'outgoing' : b.direction === 'in' ? 'incoming' : 'forwarded';
     const unseen = b.direction === 'out' && b.tcpdump === 0 ? ', before tcpdump could see them' : '';
     const what = b.kinds.length === 1 ? `${b.kinds[0]}${times(b.count)}` : `${b.count} ${dir} (${b.kinds.join(', ')})`;
-    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}`);
+    const answered =
+      b.answered && !answersSeen
+        ? `, ${b.answered === b.count ? '' : `${b.answered} of them `}answered by a netfilter REJECT rule`
+        : '';
+    const full = b.listener ? `: the accept queue of ${b.listener} was full` : '';
+    parts.push(`${what}${b.count > 1 ? ', each' : ''} dropped ${b.place}${unseen}${answered}${full}`);
   }
   // Answers made by netfilter or by the kernel for want of a socket.
   for (const g of f.groups) {

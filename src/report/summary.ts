@@ -2,7 +2,7 @@
 // the groups of like packets, its TCP states and a one-line verdict: the shape
 // every output reads. tally.ts builds it from the journeys that were reported.
 import type { Owner } from '../correlate/flows.js';
-import type { Fate, Journey } from '../correlate/journey.js';
+import type { Drop, Fate, Journey } from '../correlate/journey.js';
 import { PROTO_NAMES } from '../trace/record.js';
 
 export interface PacketGroup {
@@ -17,6 +17,8 @@ export interface PacketGroup {
   count: number;
   tcpdump: number; // how many tcpdump would have captured
   tcpSaw: number; // incoming TCP: how many TCP received
+  answered: number; // netfilter drops this host answered (a REJECT's RST or ICMP error)
+  listener?: string; // a listen queue's overflow: who listened (listenerWords)
   replies: Record<string, number>;
   retransmits: number;
   bytes: number; // transport payload
@@ -45,14 +47,8 @@ export interface FlowSummary {
 export interface Summary {
   packets: number;
   byFate: Record<Fate, number>;
-  drops: {
-    layer: string;
-    hook: string | null;
-    reason: string | null;
-    location: string;
-    explanation: string;
-    count: number;
-  }[];
+  /** By cause and hook: the first such drop (its rule too), without what is one packet's own (state, advice). */
+  drops: (Drop & { explanation: string; count: number })[];
   flows: FlowSummary[];
   /** netstat -s counters of the traced namespace that moved during the trace. */
   counters: Record<string, number> | null;

@@ -3,7 +3,7 @@ import type { Correlator } from '../correlate/correlate.js';
 import type { FlowState } from '../correlate/flows.js';
 import { flagLetters, type Fate, type Journey } from '../correlate/journey.js';
 import { IPPROTO } from '../trace/record.js';
-import { explainDrop } from './reasons.js';
+import { explainDrop, listenerWords } from './reasons.js';
 import { connectionVerdict } from './story.js';
 import { protoName, type FlowSummary, type PacketGroup, type Summary } from './summary.js';
 
@@ -49,8 +49,9 @@ export class Tally {
       // By what it means and where: the same cause at two freeing functions (tcp_v4_rcv, tcp_v6_rcv) is one group.
       const explanation = explainDrop(j.drop);
       const k = `${j.drop.hook}|${explanation}`;
-      // The connection's state is in the explanation: the group keeps no one packet's (nor its advice).
-      const d = this.drops.get(k) ?? { ...j.drop, tcpState: undefined, explanation, count: 0 };
+      // The connection's state and a too-big packet's way out are in the explanation: the group keeps no one
+      // packet's (nor its advice).
+      const d = this.drops.get(k) ?? { ...j.drop, tcpState: undefined, tooBig: undefined, explanation, count: 0 };
       d.count++;
       this.drops.set(k, d);
     }
@@ -74,6 +75,7 @@ export class Tally {
       const k = `${j.direction}|${kind}|${j.fate}|${j.drop?.hook}|${j.drop?.reason}|${j.drop?.location}|${j.origin}`;
       g = groups.get(k);
       if (!g) {
+        const listening = j.drop?.listening;
         g = {
           direction: j.direction,
           kind,
@@ -86,10 +88,12 @@ export class Tally {
           count: 0,
           tcpdump: 0,
           tcpSaw: 0,
+          answered: 0,
           replies: {},
           retransmits: 0,
           bytes: 0,
           read: 0,
+          ...(listening?.length && { listener: listenerWords(listening) }),
         };
         groups.set(k, g);
       }
@@ -99,6 +103,7 @@ export class Tally {
     g.bytes += j.len;
     if (j.tcpdump) g.tcpdump++;
     if (j.tcp?.saw) g.tcpSaw++;
+    if (j.drop?.answered) g.answered++;
     if (j.tcp?.reply) g.replies[j.tcp.reply] = (g.replies[j.tcp.reply] ?? 0) + 1;
     if (j.retransmit > 0) g.retransmits++;
     if (j.delivery?.read) g.read++;

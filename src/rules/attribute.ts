@@ -4,6 +4,7 @@
 // covers the packet, single out the rule. Pure.
 import type { HookName } from '../trace/kernel-names.js';
 import { PROTO_NAMES } from '../trace/record.js';
+import type { NfqueueFree } from './nfqueue.js';
 import {
   baseChains,
   chainKey,
@@ -12,6 +13,7 @@ import {
   policyKey,
   ruleKey,
   type Chain,
+  type HotdropMatch,
   type Match,
   type Rule,
   type Ruleset,
@@ -38,16 +40,21 @@ export interface RuleAttribution {
     text: string;
     handle?: number;
     position: number;
-    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace';
+    found: 'counters' | 'match' | 'counters+match' | 'policy' | 'trace' | 'hotdrop';
   } | null;
   /** When the evidence does not single out one rule (or chain): what it could be. */
   candidates?: string[];
+  /** A match that drops by itself what it cannot evaluate (connlimit...), in a rule the packet reached: sure, it
+   *  dropped the packet (nothing else can have; rule.found is 'hotdrop'), or it may have (one of the candidates). */
+  hotdrop?: { match: HotdropMatch; rule: string; sure: boolean };
   guess?: boolean;
   owner?: string;
   /** What the owner's user does about it (ufw delete, DOCKER-USER...). */
   hint?: string;
   inspect?: string;
   remove?: string;
+  /** Where the evidence does not single out the rule: what would (--rule-trace, when it is not on already). */
+  exact?: string;
 }
 
 // ---- matching a rule against a packet -------------------------------------
@@ -146,10 +153,29 @@ export function ruleCovers(r: Rule, p: PacketView): boolean | null {
 // ---- attribution ----------------------------------------------------------
 
 const DROPS = new Set(['drop', 'reject']);
+const QUEUES = new Set(['queue']);
+// Freed after the queue: by the listener's verdict, or, before 6.11, by a chain after the queue on reinjection.
+const QUEUES_AND_DROPS = new Set([...DROPS, ...QUEUES]);
 
-/** Rules that can end a packet here: drop/reject in the chain, or in chains it jumps to by a rule that can match it. */
-function droppingRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
-  return reachableRules(rs, chain, p, (r) => r.verdict !== null && DROPS.has(r.verdict));
+/** The verdicts of the rules that can have ended a packet freed by the queue machinery (free), or elsewhere. */
+function endingVerdicts(free: NfqueueFree | undefined): Set<string> {
+  return free === 'unqueued' ? QUEUES : free === 'after-queue' ? QUEUES_AND_DROPS : DROPS;
+}
+
+/** Rules that can end a packet here: those with one of the verdicts `ends` in the chain, or in chains it jumps
+ *  to by a rule that can match it. */
+function droppingRules(rs: Ruleset, chain: Chain, p: PacketView, ends: Set<string>): { chain: Chain; rule: Rule }[] {
+  return reachableRules(rs, chain, p, (r) => r.verdict !== null && ends.has(r.verdict));
+}
+
+/** Rules of a match that drops by itself (hotdrop) that the packet can reach, its conditions before that match met. */
+function hotdropRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain; rule: Rule }[] {
+  return reachableRules(
+    rs,
+    chain,
+    p,
+    (r) => !!r.hotdrop && ruleCovers({ ...r, matches: r.hotdrop.before }, p) !== false,
+  );
 }
 
 /** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet,
@@ -200,6 +226,10 @@ export interface DropContext {
   countersTrusted?: boolean;
   /** Netfilter answered the packet (RST, ICMP error) as it dropped it: a reject; false: silently, a drop. */
   answered?: boolean;
+  /** Freed by the queue machinery (nfqueue.ts): a queue rule sent it there. */
+  queued?: NfqueueFree;
+  /** --rule-trace is on: not a thing to advise. */
+  ruleTrace?: boolean;
 }
 
 /** Base chains the drop is bracketed to, from the kind of code that freed the packet. */
@@ -254,11 +284,12 @@ export function describe(c: Chain, r: Rule): string {
 }
 
 export function attributeDrop(rs: Ruleset, d: DropContext): RuleAttribution | null {
-  return withHint(attributeDropRaw(rs, d), d.prefix);
+  return withHint(attributeDropRaw(rs, d), d.prefix, d.packet.src);
 }
 
-export function withHint(a: RuleAttribution | null, prefix: string): RuleAttribution | null {
-  const hint = a && ownerHint(a.owner, a.chain, a.rule?.text ?? '', prefix);
+export function withHint(a: RuleAttribution | null, prefix: string, src?: string): RuleAttribution | null {
+  const text = a?.rule?.text ?? (a?.candidates?.length === 1 ? a.candidates[0]! : '');
+  const hint = a && ownerHint(a.owner, a.chain, text, prefix, src);
   return hint ? { ...a, hint } : a;
 }
 
@@ -279,7 +310,7 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   // With a baseline from before the drop, a rule that counts and did not count this packet did not drop it.
   // A silent drop was no reject, and a reject answers (a verdict map may do either).
   const rules = chains
-    .flatMap((c) => droppingRules(rs, c, d.packet))
+    .flatMap((c) => droppingRules(rs, c, d.packet, endingVerdicts(d.queued)))
     .filter((x) => !(d.countersTrusted && x.rule.counter && delta(x) === 0))
     .filter((x) => d.answered === undefined || x.rule.verdict === null || (x.rule.verdict === 'reject') === d.answered);
   const moved = rules.filter((x) => delta(x) > 0);
@@ -316,21 +347,40 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     (c) =>
       c.policy === 'drop' && !(d.countersTrusted && c.policyCounter && (d.counterDeltas.get(policyKey(c)) ?? 0) === 0),
   );
-  if (!pick && !candidates.length && policies.length === 1 && d.answered !== true) {
+  // A match that drops by itself (connlimit, hashlimit, ct count) where the packet reached it; it never answers
+  // nor queues. Its rule's counter does not count what it drops: only a policy's that moved rules it out.
+  const hot =
+    pick || d.answered === true || d.queued === 'unqueued' ? [] : chains.flatMap((c) => hotdropRules(rs, c, d.packet));
+  const counted = (c: Chain) => c.policyCounter !== undefined && (d.counterDeltas.get(policyKey(c)) ?? 0) > 0;
+  if (
+    !pick &&
+    !candidates.length &&
+    policies.length === 1 &&
+    d.answered !== true &&
+    d.queued !== 'unqueued' && // nor does it queue
+    (!hot.length || counted(policies[0]!))
+  ) {
     const c = policies[0]!;
     return {
       ...chainFields(c),
-      rule: { text: `policy drop of ${c.family} ${c.table} ${c.name}`, position: 0, found: 'policy' },
+      rule: { text: policyText(c), position: 0, found: 'policy' },
       inspect: commands(c, null, d.family, d.prefix).inspect,
     };
   }
+  // Nothing else can have dropped it: that match did.
+  if (!pick && !candidates.length && !policies.length && hot.length === 1) return hotdropped(hot[0]!, d);
   const base = pick?.chain ?? chain ?? firstChain;
   const out: RuleAttribution = {
     table: base.table,
     chain: base.name,
     family: base.family,
     source: base.source,
-    owner: chainOwner(base.table, base.name),
+    // A rule's text may tell its owner (fail2ban's ipset rule in INPUT): the rule's, or the one candidate's.
+    owner: chainOwner(
+      base.table,
+      base.name,
+      (pick ?? (candidates.length === 1 ? candidates[0] : undefined))?.rule.text,
+    ),
     rule: pick
       ? { text: describe(pick.chain, pick.rule), handle: pick.rule.handle, position: pick.rule.position, found: found! }
       : null,
@@ -340,8 +390,14 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
     out.guess = true;
     const list = candidates.length
       ? candidates.map((x) => describe(x.chain, x.rule))
-      : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
-    out.candidates = [...new Set(list)];
+      : hot.length
+        ? policies.map(policyText)
+        : chains.map((c) => `${c.family} ${c.table} ${c.name}`);
+    out.candidates = [...new Set([...list, ...hot.map((x) => describe(x.chain, x.rule))])];
+    const [h] = hot;
+    if (h) out.hotdrop = { match: h.rule.hotdrop!.match, rule: describe(h.chain, h.rule), sure: false };
+    if (!d.ruleTrace && out.source !== 'iptables-legacy')
+      out.exact = "pathtrace --rule-trace (same filter) names the rule exactly, with nftables' own trace";
     if (!chain) {
       out.table = chains.map((c) => c.table).join('|');
       out.chain = chains.map((c) => c.name).join('|');
@@ -350,12 +406,36 @@ function attributeDropRaw(rs: Ruleset, d: DropContext): RuleAttribution | null {
   return out;
 }
 
+/** The rule an attribution names, as the ruleset holds it (its target's options with it). */
+export function attributedRule(rs: Ruleset, a: RuleAttribution): Rule | undefined {
+  if (!a.rule || a.rule.found === 'policy') return undefined;
+  const { handle, position } = a.rule;
+  return rs.chains
+    .find((c) => c.source === a.source && c.family === a.family && c.table === a.table && c.name === a.chain)
+    ?.rules.find((r) => (handle !== undefined ? r.handle === handle : r.position === position));
+}
+
+const policyText = (c: Chain) => `policy drop of ${c.family} ${c.table} ${c.name}`;
+
+/** The drop a rule's match made by itself (hotdrop), not the rule's verdict. */
+function hotdropped({ chain: c, rule: r }: { chain: Chain; rule: Rule }, d: DropContext): RuleAttribution {
+  const text = describe(c, r);
+  return {
+    ...chainFields(c),
+    owner: chainOwner(c.table, c.name, r.text),
+    rule: { text, handle: r.handle, position: r.position, found: 'hotdrop' },
+    hotdrop: { match: r.hotdrop!.match, rule: text, sure: true },
+    ...commands(c, r, d.family, d.prefix),
+  };
+}
+
 /** The exact rule, from nftables' own trace of the packet (--rule-trace). */
 export function attributeFromTrace(
   rs: Ruleset,
   v: { family: string; table: string; chain: string; rule: string | null; handle?: number },
   family: 4 | 6,
   prefix: string,
+  src?: string,
 ): RuleAttribution {
   const c = rs.chains.find(
     (x) => x.source !== 'iptables-legacy' && x.family === v.family && x.table === v.table && x.name === v.chain,
@@ -374,10 +454,10 @@ export function attributeFromTrace(
       chain: v.chain,
       family: v.family,
       source: chain.source,
-      owner: chainOwner(v.table, v.chain),
+      owner: chainOwner(v.table, v.chain, r?.text || v.rule || ''),
       rule:
         v.rule === null
-          ? { text: `policy drop of ${v.family} ${v.table} ${v.chain}`, position: 0, found: 'trace' }
+          ? { text: policyText(chain), position: 0, found: 'trace' }
           : { text: r?.text || v.rule, handle: v.handle, position: r?.position ?? 0, found: 'trace' },
       ...commands(
         chain,
@@ -387,5 +467,6 @@ export function attributeFromTrace(
       ),
     },
     prefix,
+    src,
   )!;
 }

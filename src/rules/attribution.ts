@@ -4,10 +4,18 @@
 // the counter baseline and moves the probes when the ruleset's layout changes.
 import type { DeviceNames, Journey, NatRewrite } from '../correlate/journey.js';
 import type { NetfilterProbes } from '../trace/probes.js';
-import { attributeDrop, attributeFromTrace, candidateChains, type DropContext, type PacketView } from './attribute.js';
+import {
+  attributeDrop,
+  attributedRule,
+  attributeFromTrace,
+  candidateChains,
+  type DropContext,
+  type PacketView,
+} from './attribute.js';
 import { attributeNat, natChains } from './nat.js';
 import type { RuleTrace } from './ruletrace.js';
 import type { Ruleset } from './model.js';
+import { nfqueueFree, queueFacts, type QueueReading } from './nfqueue.js';
 import { layoutChanges, layoutSignature } from './plan.js';
 import { ruleCounterDeltas, ruleCounters, type RulesetReader, type TableRef } from './read.js';
 import { protoName } from '../report/summary.js';
@@ -46,6 +54,8 @@ export class RuleAttributor {
     readonly trace: RuleTrace | null = null,
     /** The trace's clock (ns, as event times): when each counter reading ended. */
     private readonly now: () => number = () => -Infinity,
+    /** The namespace's NFQUEUE queues now (nfqueue-read.ts), read beside the counters where a rule queues. */
+    private readonly queues: () => QueueReading = () => null,
   ) {
     this.baseline = ruleCounters(initial);
     this.layout = layoutSignature(initial);
@@ -81,13 +91,21 @@ export class RuleAttributor {
 
   /** Counters a drop's deltas are taken against; a drop before the reading ended may be in them already. */
   private baselineAt = -Infinity;
+  /** The queues with the baseline: a queue's drop counters that grew since tell that it overflowed. */
+  private queueBaseline: QueueReading = null;
 
-  /** A partial reading (some tables) updates their counters only. */
-  private adoptBaseline(rs: Ruleset, partial: boolean): void {
+  /** A partial reading (some tables) updates their counters only. queues: read with it. */
+  private adoptBaseline(rs: Ruleset, partial: boolean, queues = this.readQueues(rs)): void {
     const counters = ruleCounters(rs);
     if (partial) for (const [k, v] of counters) this.baseline.set(k, v);
     else this.baseline = counters;
     this.baselineAt = this.now();
+    if (queues) this.queueBaseline = queues;
+  }
+
+  /** The queues, where a rule of this reading queues (else nothing to read them for). */
+  private readQueues(rs: Ruleset): QueueReading {
+    return rs.chains.some((c) => c.rules.some((r) => r.verdict === 'queue')) ? this.queues() : null;
   }
 
   private relayout(rs: Ruleset): string | null {
@@ -122,13 +140,16 @@ export class RuleAttributor {
   attribute(rs: Ruleset, journeys: Journey[], partial = false): void {
     const deltas = ruleCounterDeltas(this.baseline, ruleCounters(rs));
     const baselineAt = this.baselineAt;
-    this.adoptBaseline(rs, partial);
+    const queuesBefore = this.queueBaseline;
+    const queuesAfter = this.readQueues(rs);
+    this.adoptBaseline(rs, partial, queuesAfter);
     for (const j of journeys) {
       for (const r of pendingRewrites(j)) this.attributeRewrite(rs, j, r, deltas, baselineAt);
       if (!needsDropAttribution(j)) continue;
-      const traced = this.trace?.take(j);
+      const queued = nfqueueFree(j.drop!.location) ?? undefined;
+      const traced = this.trace?.take(j, queued);
       if (traced) {
-        j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix);
+        j.drop!.attribution = attributeFromTrace(rs, traced, j.family, this.prefix, (j.translated ?? j).src);
         continue;
       }
       const nf = [...j.steps].reverse().find((s) => s.hook === j.drop!.hook);
@@ -151,8 +172,17 @@ export class RuleAttributor {
         prefix: this.prefix,
         countersTrusted: last !== undefined && last.t > baselineAt,
         answered: j.drop!.answered,
+        queued,
+        ruleTrace: this.trace !== null,
       });
       if (a) j.drop!.attribution = a;
+    }
+    // A queue rule's drops: its queue, and who listened there before and after.
+    for (const j of journeys) {
+      if (!j.drop) continue;
+      const free = nfqueueFree(j.drop.location);
+      const target = free && j.drop.attribution && attributedRule(rs, j.drop.attribution)?.queue;
+      if (target) j.drop.nfqueue = queueFacts(free, target, queuesBefore, queuesAfter);
     }
     if (!partial) {
       this.known = rs;

@@ -1,6 +1,6 @@
 // iptables-save -c output (legacy tables, and the rule texts of iptables-nft's).
-import type { Chain, Match, NatTarget, Rule, TableFamily } from './model.js';
-import { IPTABLES_CHAIN_HOOK, LEGACY_PRIORITIES } from './model.js';
+import type { Chain, Match, NatTarget, QueueTarget, Rule, TableFamily } from './model.js';
+import { IPTABLES_CHAIN_HOOK, isHotdropMatch, LEGACY_PRIORITIES } from './model.js';
 
 const VERDICT: Record<string, Rule['verdict']> = {
   DROP: 'drop',
@@ -53,18 +53,51 @@ function natTarget(kind: NatTarget['kind'], options: string[]): NatTarget {
   return nat;
 }
 
+/** Where -j NFQUEUE (or the old -j QUEUE) sends a packet, from the target's options as iptables-save writes them
+ *  (--queue-num N, --queue-balance A:B, --queue-bypass, --queue-cpu-fanout; queue 0 without them). */
+export function parseQueueTarget(options: string[]): QueueTarget {
+  const q: QueueTarget = { first: 0, last: 0, bypass: false, fanout: false };
+  for (let i = 0; i < options.length; i++) {
+    const value = options[i + 1] ?? '';
+    switch (options[i]) {
+      case '--queue-num':
+        q.first = q.last = Number(value);
+        i++;
+        break;
+      case '--queue-balance': {
+        const [a, b = a] = value.split(':').map(Number);
+        q.first = a ?? 0;
+        q.last = b ?? q.first;
+        i++;
+        break;
+      }
+      case '--queue-bypass':
+        q.bypass = true;
+        break;
+      case '--queue-cpu-fanout':
+        q.fanout = true;
+        break;
+    }
+  }
+  return q;
+}
+
 /** What an iptables rule matches, or null when it uses options pathtrace does not model. */
 export function parseIptablesMatches(args: string[]): {
   matches: Match[] | null;
   verdict: Rule['verdict'];
   target?: string;
   nat?: NatTarget;
+  queue?: QueueTarget;
+  hotdrop?: Rule['hotdrop'];
 } {
   const matches: Match[] = [];
   let understood = true;
   let verdict: Rule['verdict'] = null;
   let target: string | undefined;
   let nat: NatTarget | undefined;
+  let queue: QueueTarget | undefined;
+  let hotdrop: Rule['hotdrop'];
   for (let i = 0; i < args.length; i++) {
     let negate = false;
     if (args[i] === '!') {
@@ -121,6 +154,7 @@ export function parseIptablesMatches(args: string[]): {
         );
         break;
       case '-m':
+        if (isHotdropMatch(val) && !hotdrop) hotdrop = { match: val, before: understood ? [...matches] : null };
         if (!['tcp', 'udp', 'multiport', 'comment'].includes(val)) understood = false;
         i++;
         break;
@@ -133,6 +167,7 @@ export function parseIptablesMatches(args: string[]): {
         if (natKind) nat = natTarget(natKind, args.slice(i + 2));
         verdict = natKind ? 'accept' : (VERDICT[val] ?? 'jump');
         if (verdict === 'jump') target = val;
+        if (verdict === 'queue') queue = parseQueueTarget(args.slice(i + 2));
         i++;
         // Options of the target (--reject-with...) say nothing about the packet.
         i = args.length;
@@ -147,7 +182,14 @@ export function parseIptablesMatches(args: string[]): {
         understood = false;
     }
   }
-  return { matches: understood ? matches : null, verdict, target, ...(nat && { nat }) };
+  return {
+    matches: understood ? matches : null,
+    verdict,
+    target,
+    ...(nat && { nat }),
+    ...(queue && { queue }),
+    ...(hotdrop && { hotdrop }),
+  };
 }
 
 /** Splits a rule line as the shell would (iptables-save quotes comments). */

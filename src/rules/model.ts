@@ -57,7 +57,41 @@ export interface Rule {
   matches: Match[] | null;
   /** A NAT rule's rewrite (its verdict is then accept: the rule ends the chain for that packet). */
   nat?: NatTarget;
+  /** A queue rule's target (NFQUEUE, nft's queue): where it sends packets; absent when its queue is beyond the
+   *  model (nft's `queue to jhash ...`). */
+  queue?: QueueTarget;
+  /** A match of it that drops by itself a packet it cannot evaluate ("hotdrop"), whatever the rule's verdict, and
+   *  the conditions before it (null: one is beyond the model): a packet that meets those reaches the match. */
+  hotdrop?: { match: HotdropMatch; before: Match[] | null };
 }
+
+/** Where a queue rule sends a packet: to one of the queues first..last (one, or --queue-balance's range), and
+ *  whether the packet passes on (bypass) when no program listens there. */
+export interface QueueTarget {
+  first: number;
+  last: number;
+  /** --queue-bypass, nft's `bypass` flag: no listener, the packet goes on instead of being dropped. */
+  bypass: boolean;
+  /** --queue-cpu-fanout, nft's `fanout`: the CPU picks the queue in the range, not a hash of the flow. */
+  fanout: boolean;
+}
+
+/**
+ * Matches whose kernel code drops a packet by itself, with no verdict of the rule, and why (par->hotdrop in
+ * net/netfilter/xt_connlimit.c and xt_hashlimit.c, NF_DROP in nft_connlimit.c). connlimit and nft's ct count drop
+ * a packet whose connection nf_conncount cannot count (its tuple unreadable, no memory, or a packet of a connection
+ * conntrack has but no longer counts, as a reset after the close); hashlimit one it finds no room for in its table
+ * (--hashlimit-htable-max) or whose ports it cannot read. Their counters do not count it: they come after the
+ * match. (xt_recent drops so only when the kernel cannot allocate memory: left out.)
+ */
+export const HOTDROP_MATCHES = {
+  connlimit: 'it could not count the connection',
+  'ct count': 'it could not count the connection',
+  hashlimit: 'its table was full, at --hashlimit-htable-max entries, or it could not read the ports',
+} as const;
+export type HotdropMatch = keyof typeof HOTDROP_MATCHES;
+
+export const isHotdropMatch = (name: string): name is HotdropMatch => Object.hasOwn(HOTDROP_MATCHES, name);
 
 export interface Chain {
   family: TableFamily;
@@ -99,8 +133,9 @@ export function baseChains(rs: Ruleset, family: 4 | 6, hook: HookName): Chain[] 
   );
 }
 
-/** Who manages a chain, when its name or table shows it. */
-export function chainOwner(table: string, chain: string): string | undefined {
+/** Who manages a chain, when its name or table shows it; or the rule, when its text does (fail2ban's ipset
+ *  action puts its rule in INPUT itself: `-m set --match-set f2b-JAIL src -j REJECT`). */
+export function chainOwner(table: string, chain: string, ruleText = ''): string | undefined {
   const name = `${table} ${chain}`;
   const owners: [RegExp, string][] = [
     [/\bDOCKER\b|DOCKER-(USER|ISOLATION|FORWARD|CT|BRIDGE)/, 'docker'],
@@ -116,7 +151,20 @@ export function chainOwner(table: string, chain: string): string | undefined {
     [/\bcrowdsec/, 'crowdsec'],
     [/\bWEAVE\b|\bWEAVE-/, 'weave'],
   ];
-  return owners.find(([re]) => re.test(name))?.[1];
+  return owners.find(([re]) => re.test(name))?.[1] ?? (/--match-set f2b-/.test(ruleText) ? 'fail2ban' : undefined);
+}
+
+/**
+ * The fail2ban jail behind a rule, as fail2ban's actions name what they make (action.d/iptables*.conf,
+ * nftables.conf): the ipset `f2b-JAIL` (`f2b-JAIL6` for IPv6), the nft set `addr-set-JAIL` (`addr6-set-JAIL`)
+ * in table f2b-table's chain f2b-chain, or the chain `f2b-JAIL` the iptables actions jump to.
+ */
+export function fail2banJail(chain: string, ruleText: string, v6: boolean): string | undefined {
+  const ipset = /--match-set f2b-(\S+)/.exec(ruleText)?.[1];
+  if (ipset) return v6 ? ipset.replace(/6$/, '') : ipset;
+  const nftSet = /@addr6?-set-(\S+)/.exec(ruleText)?.[1];
+  if (nftSet) return nftSet;
+  return chain === 'f2b-chain' ? undefined : /^f2b-(.+)$/.exec(chain)?.[1];
 }
 
 /** Standard priorities of the iptables-legacy tables, by hook (they register like the nft defaults). */
@@ -155,6 +203,8 @@ export function ownerHint(
   chain: string,
   ruleText: string,
   prefix: string,
+  /** The packet's source: the address a ban is on. */
+  src?: string,
 ): string | undefined {
   switch (owner) {
     case 'ufw':
@@ -169,8 +219,13 @@ export function ownerHint(
       return /has no endpoints/.test(ruleText)
         ? 'kube-proxy rejects traffic to a Service without endpoints: kubectl get endpoints for that Service'
         : 'kube-proxy rewrites this chain from Services and endpoints: change those, not the rule';
-    case 'fail2ban':
-      return `a fail2ban ban: ${prefix}fail2ban-client status, and fail2ban-client set JAIL unbanip ADDRESS`;
+    case 'fail2ban': {
+      const jail = fail2banJail(chain, ruleText, src?.includes(':') ?? false);
+      return (
+        `a fail2ban ban${jail ? ` (jail ${jail})` : ''}: ${prefix}fail2ban-client status ${jail ?? '(lists the jails)'}, ` +
+        `and ${prefix}fail2ban-client set ${jail ?? 'JAIL'} unbanip ${src ?? 'ADDRESS'}`
+      );
+    }
     default:
       return undefined;
   }

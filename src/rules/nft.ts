@@ -1,6 +1,16 @@
 // nftables' JSON (`nft -j list ruleset`) and text (`nft -a list ruleset`) into the model.
-import type { Chain, Match, NatMapEntry, NatMapKey, NatTarget, Rule, Ruleset, TableFamily } from './model.js';
-import { NFT_HOOK } from './model.js';
+import type {
+  Chain,
+  Match,
+  NatMapEntry,
+  NatMapKey,
+  NatTarget,
+  QueueTarget,
+  Rule,
+  Ruleset,
+  TableFamily,
+} from './model.js';
+import { isHotdropMatch, NFT_HOOK } from './model.js';
 
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -145,11 +155,24 @@ function natStatement(kind: string, st: Json | null, sets: Sets, where: string):
   return nat;
 }
 
+/** nft's queue statement, {"queue": {"num": 0 | {"range": [2, 3]}, "flags": "bypass" | ["bypass", "fanout"]}}
+ *  (no num: queue 0); a number nft computes (`queue to jhash ...`, a map) is beyond the model. */
+function queueTarget(q: Json | null): QueueTarget | undefined {
+  const num = q?.num ?? 0;
+  const flags: unknown[] = [q?.flags ?? []].flat();
+  const [first, last] = typeof num === 'number' ? [num, num] : Array.isArray(num?.range) ? num.range : [];
+  if (typeof first !== 'number' || typeof last !== 'number') return undefined;
+  return { first, last, bypass: flags.includes('bypass'), fanout: flags.includes('fanout') };
+}
+
 function parseRule(expr: Json[], position: number, handle: number, text: string, sets: Sets, where: string): Rule {
   const rule: Rule = { handle, position, text, verdict: null, counter: null, matches: [] };
   for (const e of expr) {
     const [key = ''] = Object.keys(e); // '' for an empty statement: not one we model
     const xtVerdict = key === 'xt' && e.xt?.type === 'target' ? XT_VERDICTS[e.xt.name] : undefined;
+    // connlimit, hashlimit (iptables-nft's xt matches) and nft's own ct count drop by themselves what they cannot count.
+    const hot = key === 'ct count' ? key : key === 'xt' && e.xt?.type === 'match' ? String(e.xt.name) : '';
+    if (isHotdropMatch(hot) && !rule.hotdrop) rule.hotdrop = { match: hot, before: rule.matches && [...rule.matches] };
     if (key === 'match') {
       const m = parseMatch(e.match, sets, where);
       if (m && rule.matches) rule.matches.push(...m);
@@ -159,6 +182,8 @@ function parseRule(expr: Json[], position: number, handle: number, text: string,
     } else if (VERDICTS.has(key)) {
       rule.verdict = key as Rule['verdict'];
       if (key === 'jump' || key === 'goto') rule.target = e[key].target;
+      const queue = key === 'queue' ? queueTarget(e.queue) : undefined;
+      if (queue) rule.queue = queue;
     } else if (NAT_KINDS.has(key)) {
       rule.nat = natStatement(key, e[key], sets, where);
       rule.verdict = 'accept'; // a NAT statement ends the chain for the packet it rewrites

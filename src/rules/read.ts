@@ -165,6 +165,7 @@ export function assemble(
           r.verdict = sr.verdict;
           r.target = sr.target;
           if (sr.nat) r.nat = sr.nat; // -j DNAT --to-destination ...: an xt target in nft's JSON
+          if (sr.queue) r.queue = sr.queue;
         }
         if (r.matches === null) r.matches = sr.matches;
       });

@@ -6,6 +6,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Journey } from '../correlate/journey.js';
 import type { TraceOptions } from '../trace/options.js';
+import type { NfqueueFree } from './nfqueue.js';
 
 export const TABLE_PREFIX = 'pathtrace_';
 
@@ -154,7 +155,8 @@ export class RuleTrace {
       return;
     }
     const verdict = /\(verdict (\w+)/.exec(t.rest)?.[1] ?? (t.kind === 'policy' ? t.rest.trim() : '');
-    if (verdict !== 'drop' && verdict !== 'reject') return;
+    // queue: an NFQUEUE rule's, for a packet the queue could not take or its listener dropped.
+    if (verdict !== 'drop' && verdict !== 'reject' && verdict !== 'queue') return;
     const handle = /# handle (\d+)/.exec(t.rest)?.[1];
     const rule =
       t.kind === 'rule'
@@ -176,8 +178,21 @@ export class RuleTrace {
     if (this.verdicts.length > 10000) this.verdicts.splice(0, 5000);
   }
 
-  /** The traced verdict for a dropped journey: the oldest unused one for the same packet. */
-  take(j: Journey): TraceVerdict | undefined {
+  /** The traced verdict for a dropped journey: the oldest unused one for the same packet, of a kind that can
+   *  have ended it: a queue rule's where the queue machinery freed it (queued), a drop's or reject's elsewhere;
+   *  after the queue (before 6.11 a chain after it drops on reinjection there too) a drop's first. */
+  take(j: Journey, queued?: NfqueueFree): TraceVerdict | undefined {
+    const ended = (v: string) => v !== 'queue';
+    const queuedIt = (v: string) => v === 'queue';
+    const order = queued === 'unqueued' ? [queuedIt] : queued === 'after-queue' ? [ended, queuedIt] : [ended];
+    for (const kind of order) {
+      const v = this.takeOf(j, kind);
+      if (v) return v;
+    }
+    return undefined;
+  }
+
+  private takeOf(j: Journey, kind: (verdict: string) => boolean): TraceVerdict | undefined {
     const same = (v: TraceVerdict, t: { src: string; dst: string; sport: number; dport: number }) =>
       v.packet.src === t.src &&
       v.packet.dst === t.dst &&
@@ -185,6 +200,7 @@ export class RuleTrace {
       (v.packet.dport === undefined || v.packet.dport === t.dport);
     const i = this.verdicts.findIndex(
       (v) =>
+        kind(v.verdict) &&
         (same(v, j) || (j.translated !== undefined && same(v, j.translated))) &&
         (v.packet.ipId === undefined || j.family === 6 || v.packet.ipId === j.ipId),
     );

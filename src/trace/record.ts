@@ -52,6 +52,8 @@ export interface TraceEvent {
   innerProto: number;
   innerDst: string;
   aux: number;
+  /** kfree_skb's way-out drops (bpf/record.h): the length its route's MTU was held against. */
+  ipLen: number;
   /** Current task's command (socket and read records), '' otherwise. */
   comm: string;
   /** --write: the packet's bytes, when this event captured them. */
@@ -198,6 +200,9 @@ export class RecordView implements TraceEvent {
   get aux(): number {
     return this.u32(OFFSETS.aux);
   }
+  get ipLen(): number {
+    return this.u16(OFFSETS.ip_len);
+  }
   get comm(): string {
     return this.innerProto ? '' : cString(this.bytesOf, this.o + OFFSETS.comm, 16);
   }
@@ -256,6 +261,7 @@ const EVENT_NAMES = {
   icmp_code: ['icmpCode'],
   inner_proto: ['innerProto'],
   inner_daddr: ['innerDst'],
+  ip_len: ['ipLen'],
   aux: ['aux'],
   comm: ['comm'],
   pad: [],

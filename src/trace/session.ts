@@ -3,12 +3,13 @@
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from '../correlate/correlate.js';
-import type { Journey } from '../correlate/journey.js';
+import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
-import { dropAdvice, type AdviceContext } from '../report/reasons.js';
+import { dropAdvice, tooBigWhere, type AdviceContext } from '../report/reasons.js';
 import { protoName, type Summary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
+import { readQueues } from '../rules/nfqueue-read.js';
 import type { Ruleset } from '../rules/model.js';
 import { RulesetReader } from '../rules/read.js';
 import { RuleTrace } from '../rules/ruletrace.js';
@@ -17,6 +18,7 @@ import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Devices } from './devices.js';
 import { DevicePrograms, deviceHookDrop, dropSite } from './device-programs.js';
+import { LISTENER_FILES, listenersOf, type Listener } from './listeners.js';
 import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -41,6 +43,7 @@ import {
   type ClockBase,
   type PacketBytes,
 } from './record.js';
+import { RouteLookups, takeRoute, type RouteQuery } from './routes.js';
 import { missingToolNotes, onPath } from './tools.js';
 import { VERDICTS_READ_MS, VerdictTracing } from './verdicts.js';
 
@@ -165,8 +168,9 @@ export class Session {
   private readonly countersBefore: Counters | null;
   private readonly probes: NetfilterProbes | null = null;
   private readonly attributor: RuleAttributor | null = null;
-  /** Journeys in the order they are reported; netfilter drops wait for their rule. */
-  private readonly outbox: { j: Journey; pending: boolean }[] = [];
+  /** Journeys in the order they are reported; netfilter drops wait for their rule, too-big drops for their route. */
+  private readonly outbox: Outgoing[] = [];
+  private readonly routes: RouteLookups;
   private reading: Promise<void> | null = null;
   private stopBeforeRunning: string | null = null;
   private readonly firstReading: Promise<Ruleset | null> | null;
@@ -228,6 +232,7 @@ export class Session {
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
+      this.routes = new RouteLookups(this.nsPath);
       if (options.points.includes('device')) {
         this.verdicts = new VerdictTracing(
           this.tracer,
@@ -252,6 +257,7 @@ export class Session {
           { chains: [] },
           trace,
           () => this.now(),
+          () => readQueues(this.nsPath),
         );
       }
       this.countersBefore = this.readCounters();
@@ -515,8 +521,10 @@ export class Session {
     else this.correlator.tick(this.now());
     for (const j of this.correlator.drain()) {
       const pending = this.attributor !== null && needsAttribution(j);
-      this.outbox.push({ j, pending });
+      const o: Outgoing = { j, pending, routing: false };
+      this.outbox.push(o);
       if (pending) this.dropsSinceReading = true;
+      if (j.drop?.tooBig) this.lookUpRoute(o, sink);
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
@@ -563,8 +571,32 @@ export class Session {
       });
   }
 
+  /** A too-big drop's way out in names: its out device, and the route lookup's answer for the packet, read while
+   *  the journey waits in the outbox (at the trace's end, routesNow reads what is left). */
+  private lookUpRoute(o: Outgoing, sink: Sink): void {
+    const t = o.j.drop!.tooBig!;
+    if (t.outDev) t.dev = this.devices.name(t.outDev);
+    o.routing = true;
+    void this.routes.get(routeQuery(o.j, this.devices)).then((r) => {
+      if (!o.routing) return;
+      takeRoute(t, r);
+      o.routing = false;
+      this.flush(sink);
+    });
+  }
+
+  /** At the end: the route lookups still under way, synchronously. */
+  private routesNow(): void {
+    for (const o of this.outbox)
+      if (o.routing) {
+        takeRoute(o.j.drop!.tooBig!, this.routes.getSync(routeQuery(o.j, this.devices)));
+        o.routing = false;
+      }
+  }
+
   /** At the end: attribute what is still waiting, synchronously. */
   private attributeNow(sink: Sink): void {
+    this.routesNow();
     const waiting = this.outbox.filter((o) => o.pending);
     if (waiting.length && this.attributor) {
       try {
@@ -582,11 +614,12 @@ export class Session {
     this.flush(sink);
   }
 
-  /** Reports journeys in order, up to the first that still waits for its rule. */
+  /** Reports journeys in order, up to the first that still waits for its rule or its route. */
   private flush(sink: Sink): void {
-    const waiting = this.outbox.findIndex((o) => o.pending);
+    const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
+      if (j.drop?.reason === 'TCP_LISTEN_OVERFLOW') j.drop.listening = this.listenersFor(j);
       if (j.drop) {
         const dev = freedOn(j);
         const site = dev ? dropSite(j.drop) : null;
@@ -599,6 +632,26 @@ export class Session {
       this.tally.add(j);
       sink.packet(j);
     }
+  }
+
+  /** Who listens where listen queues overflowed, by address and port: read when the first such drop is reported. */
+  private readonly listeners = new Map<string, Listener[] | undefined>();
+
+  /** The listening sockets (and their processes) a SYN the listener had no room for came to; undefined when the
+   *  namespace cannot be read any more. */
+  private listenersFor(j: Journey): Listener[] | undefined {
+    const { dst, dport } = j.translated ?? j;
+    const key = `${dst} ${dport}`;
+    if (!this.listeners.has(key)) {
+      let found: Listener[] | undefined;
+      try {
+        found = listenersOf(native().readInNetns(this.nsPath, LISTENER_FILES), dst, dport);
+      } catch {
+        found = undefined; // the namespace is gone: who listened is not known
+      }
+      this.listeners.set(key, found);
+    }
+    return this.listeners.get(key);
   }
 
   /** A dropped packet's values for its advice (freed: the device it was freed on). */
@@ -634,6 +687,30 @@ export class Session {
 /** The device a packet was freed on: its last step's that names one, else its route's. */
 function freedOn(j: Journey): number | undefined {
   return [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
+}
+
+/** A journey on its way to the sink: it waits while its rule (pending) or its route (routing) is being read. */
+interface Outgoing {
+  j: Journey;
+  pending: boolean;
+  routing: boolean;
+}
+
+/** The route lookup for a too-big drop's packet: as the kernel looked it up, forwarded from the device it came in
+ *  on, or sent by this host. */
+function routeQuery(j: Journey, devices: DeviceNames): RouteQuery {
+  const forwarded = tooBigWhere(j.drop!.location) === 'forwarded';
+  const rx = j.steps.find((s) => /^(netif_receive_skb|netif_rx|napi_gro_receive_entry)$/.test(s.point))?.ifindex;
+  const inDev = rx ?? j.steps.find((s) => s.in)?.in;
+  return {
+    family: j.family,
+    dst: j.dst,
+    src: j.src,
+    iif: forwarded && inDev ? devices.name(inDev) : null,
+    proto: protoName(j.proto, j.family),
+    sport: j.sport,
+    dport: j.dport,
+  };
 }
 
 /** How the user runs a command in the traced namespace, for the commands pathtrace shows. */

@@ -5,6 +5,7 @@ import { Box, Text, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useRef, useState } from 'react';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
 import type { FlowSummary } from '../report/summary.js';
+import { queueTag } from '../report/nfqueue.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
 import { DEVICE_HOOK_STAGES, FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
 import type { ConnectionView, LiveStats, TuiStore } from './store.js';
@@ -144,7 +145,7 @@ function connectionLine(c: ConnectionView, s: FlowSummary | null): string {
   return `${name} · ${c.total} pkt${c.dropped ? ` ✗${c.dropped} dropped` : ''} · ${s?.verdict ?? ''}`;
 }
 
-function packetLine(j: Journey): string {
+export function packetLine(j: Journey): string {
   const kind =
     j.proto === 6
       ? `[${['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => j.flags & (1 << i)).join('')}]`
@@ -152,7 +153,10 @@ function packetLine(j: Journey): string {
         ? 'ICMP'
         : 'UDP';
   const dir = j.direction === 'forward' ? 'fwd' : j.direction;
-  const fate = j.drop ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}` : j.fate;
+  const mtu = j.drop?.tooBig?.mtu;
+  const fate = j.drop
+    ? `✗ ${j.drop.hook ?? j.drop.layer} ${j.drop.reason}${mtu ? ` MTU ${mtu}` : ''}${j.drop.nfqueue ? ` (${queueTag(j.drop.nfqueue)})` : ''}`
+    : j.fate;
   return (
     `#${String(j.id).padEnd(4)} ${`+${(j.start / 1e9).toFixed(3)}s`.padStart(8)} ${dir.padEnd(3)} ${kind.padEnd(5)} ${`${j.len}B`.padStart(5)} ` +
     `${fate} · tcpdump ${j.tcpdump ? '✓' : '✗'}${j.retransmit ? ` · retransmission ${j.retransmit}` : ''}` +

@@ -83,7 +83,7 @@ test('node-gyp (binding.gyp) and cmake-js build the same addon', { timeout: 20 *
   const builds = { 'cmake-js': path.join(src, 'cmake-js'), 'node-gyp': path.join(src, 'build') };
 
   const [cm, gyp] = Object.values(builds).map((dir) => {
-    for (const file of ['Release/libbpf.so.1', 'Release/libelf.so.1', 'pathtrace-loadgen']) {
+    for (const file of ['Release/libbpf.so.1', 'Release/libelf.so.1', 'pathtrace-loadgen', 'pathtrace-nfq']) {
       assert.ok(existsSync(path.join(dir, file)), `${path.relative(src, dir)}/${file} is missing`);
     }
     const addon = path.join(dir, 'Release', 'pathtrace.node');

@@ -3,7 +3,7 @@
 // operator would. pathtrace must name the program, say the packet came in, that TCP never saw it, and whether
 // tcpdump did: a real tcpdump on the device is held to its word.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import {
@@ -15,8 +15,7 @@ import {
   tcpdumpBeside,
   xdpProgramId,
 } from '../helpers/device-programs.js';
-import { BIN } from '../helpers/paths.js';
-import { needsRoot, Pathtrace, sleep, SLOWDOWN, type Packet } from '../helpers/pathtrace.js';
+import { needsRoot, Pathtrace, sleep, SLOWDOWN, startPlain, type Packet } from '../helpers/pathtrace.js';
 
 const PORT = 3306;
 
@@ -106,22 +105,12 @@ test('XDP, told in text: the path names the program, tcpdump ✗ and why, TCP ne
   t.after(() => lab.destroy());
   await lab.listen('tcp', PORT);
   lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject('xdp_drop'), 'sec', 'xdp');
-  const child = spawn(process.execPath, [BIN, '--netns', lab.server.netns, '--port', String(PORT), '--plain']);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  const exited = new Promise((r) => child.on('exit', r));
-  await new Promise<void>((resolve) =>
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-      if (stderr.includes('pathtrace: tracing')) resolve();
-    }),
-  );
+  const pt = await startPlain(['--netns', lab.server.netns, '--port', String(PORT)]);
   await lab.connect('tcp', lab.server.v4, PORT, 1200 * SLOWDOWN);
   await sleep(300 * SLOWDOWN);
-  child.kill('SIGINT');
-  assert.equal(await exited, 0, stderr);
-  const r = { stdout };
+  pt.child.kill('SIGINT');
+  assert.equal(await pt.exit, 0, pt.err());
+  const r = { stdout: pt.out() };
   assert.match(r.stdout, /rx eth0 ─ XDP xdp_drop_3306 ✗ dropped · tcpdump ✗ \(XDP runs before the capture point\)/);
   assert.match(r.stdout, /NOT_SPECIFIED at do_xdp_generic \(xdp\) · TCP never saw it/);
   assert.match(r.stdout, /XDP on eth0: xdp_drop_3306 \(id \d+, tag [0-9a-f]+, generic\) \[the only XDP program there/);

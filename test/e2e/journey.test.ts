@@ -383,7 +383,7 @@ test('a full listen backlog: SYNs the listener consumed without answering, named
         );
         assert.match(
           p.drop.explanation,
-          /^the listening socket's accept queue was full: the application does not accept connections fast enough/,
+          /^the listening socket's accept queue was full: \S+\[\d+\] on \[::\]:80 does not accept connections fast enough/,
         );
         assert.match(p.drop.advice.join('\n'), /ss -tlnp 'sport = :80'[\s\S]*sysctl net\.core\.somaxconn/);
       }

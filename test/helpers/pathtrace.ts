@@ -12,6 +12,7 @@ import type {
   TraceRecord,
   TripRecord,
 } from '../../src/output/records.js';
+import { claimsFailures } from './claims.js';
 import { BIN } from './paths.js';
 
 /**
@@ -126,13 +127,18 @@ export class Pathtrace {
     return undefined;
   }
 
+  /** Stops it (signal) and resolves with what it wrote, once every packet's claims were found to rest on its steps
+   *  (claims.ts); rejects naming those that do not. */
   async stop(signal: NodeJS.Signals = 'SIGINT'): Promise<Finished> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    return this.exited;
+    return this.done();
   }
 
-  done(): Promise<Finished> {
-    return this.exited;
+  async done(): Promise<Finished> {
+    const finished = await this.exited;
+    const bad = claimsFailures(finished.records);
+    if (bad.length) throw new Error(`claims without evidence:\n${bad.join('\n')}`);
+    return finished;
   }
 }
 

@@ -23,6 +23,7 @@ import {
   type Summary,
 } from '../helpers/pathtrace.js';
 import { FIXTURES } from '../helpers/paths.js';
+import { BIG_DATA, NARROW_MTU, narrowTowardServer } from '../helpers/mtu.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
 import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
@@ -239,6 +240,34 @@ test('iptables-legacy: a drop in the legacy filter table is named, with its sour
   assert.equal(syn.drop.source, 'iptables-legacy');
 });
 
+test('NFQUEUE with no program listening: the SYN dropped in nf_queue, named by its rule, its queue and no listener', async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await traceDrop((lab) =>
+    ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j NFQUEUE --queue-num 0`),
+  );
+  assert.equal(r.client.ok, false);
+  // nf_queue frees what __nf_queue could not queue with kfree_skb: no reason named (none at all before 5.17).
+  const reason = netfilterReason(r.ready) === null ? null : 'NOT_SPECIFIED';
+  for (const p of withFlags(r, 'S', true)) {
+    const d = p.drop;
+    assert.deepEqual(
+      [d.layer, d.hook, d.location, d.reason, d.table, d.chain],
+      ['netfilter', 'LOCAL_IN', 'nf_queue', reason, 'filter', 'INPUT'],
+      JSON.stringify(d),
+    );
+    assert.equal(d.rule.text, `iptables -A INPUT -p tcp -m tcp --dport ${PORT} -j NFQUEUE --queue-num 0`);
+    assert.match(d.rule.found, /^(counters\+)?match$/);
+    assert.deepEqual(
+      [d.nfqueue.cause, d.nfqueue.queue, d.nfqueue.bypass, d.nfqueue.listeners],
+      ['no-listener', 0, false, []],
+    );
+    assert.match(d.explanation, /^an NFQUEUE rule sent it to queue 0, where no program listens/);
+    assert.ok(d.advice.some((a) => a.endsWith('--queue-bypass (fail-open: packets pass while no program listens)')));
+    assert.equal(p.tcp.saw, false, 'TCP never saw it');
+    assert.equal(p.tcpdump, true);
+  }
+});
+
 test('a closed UDP port: the datagram is dropped by the stack and the ICMP port unreachable follows', async (t) => {
   if (!needsRoot(t)) return;
   const r = await trace({
@@ -321,6 +350,8 @@ test('a TTL that runs out on a router: the datagram dropped in ip_forward, told 
     [dgram.fate, dgram.drop.layer, dgram.drop.reason, dgram.drop.location],
     ['dropped', 'ip', 'IP_INHDR', 'ip_forward'],
   );
+  // Routed to be forwarded, dropped before its FORWARD hook: a forwarded packet, never this host's TCP or UDP's.
+  assert.deepEqual([dgram.direction, dgram.route.decision, dgram.tcp], ['forward', 'forward', undefined]);
   assert.equal(
     dgram.drop.explanation,
     'its TTL (hop limit) ran out while it was forwarded: this host answers with ICMP time exceeded',
@@ -328,6 +359,38 @@ test('a TTL that runs out on a router: the datagram dropped in ip_forward, told 
   assertInferredWithoutReasons(dgram, r.ready, /^this host answered with ICMP time exceeded/);
   const icmp = r.packets.find((p) => p.proto === 'icmp');
   assert.deepEqual([icmp!.icmp.type, icmp!.flow], [11, dgram.flow]);
+});
+
+test("data too big for a router's way to the server: PKT_TOO_BIG at ip_forward (told by frag needed before 5.18), its MTU and device", async (t) => {
+  if (!needsRoot(t)) return;
+  const r = await trace({
+    router: true,
+    setup: narrowTowardServer,
+    at: (lab) => lab.router!.netns,
+    clientOptions: ['--send', BIG_DATA],
+    until: (p) => p.proto === 'icmp',
+  });
+  const drops = r.packets.filter((p) => p.len === BIG_DATA.length && p.fate === 'dropped');
+  assert.ok(drops.length, JSON.stringify(r.packets.map((p) => [p.tcp_flags, p.len, p.fate, p.drop])));
+  // The kernel sends ICMP errors at most once a second to a destination (icmp_ratelimit): a segment resent sooner
+  // was dropped untold, its MTU the device's, read at the drop. Whichever, the same MTU and device.
+  for (const d of drops) {
+    assert.deepEqual(
+      [d.drop.layer, d.drop.location, d.drop.too_big.mtu, d.drop.too_big.dev],
+      ['ip', 'ip_forward', NARROW_MTU, 'eth-srv'],
+    );
+    assert.equal(d.drop.too_big.mtu_source, d.drop.too_big.told ? 'icmp' : 'device', JSON.stringify(d.drop));
+  }
+  const d = drops.find((p) => p.drop.too_big.told);
+  assert.ok(d, `one of them told the sender: ${JSON.stringify(r.packets)}`);
+  assert.equal(d.drop.reason, 'PKT_TOO_BIG');
+  assertInferredWithoutReasons(d, r.ready, /^this host sent ICMP fragmentation needed \(MTU 1280\) from ip_forward/);
+  // The device and the length read at the drop, the MTU the ICMP error carries: the same on every kernel.
+  const tb = d.drop.too_big;
+  assert.ok(tb.size > NARROW_MTU && tb.size < BIG_DATA.length + 100, `size ${tb.size}`);
+  assert.equal(tb.route, '198.18.2.0/24 dev eth-srv');
+  const icmp = r.packets.find((p) => p.proto === 'icmp');
+  assert.deepEqual([icmp!.icmp.type, icmp!.icmp.code, icmp!.icmp.mtu, icmp!.flow], [3, 4, NARROW_MTU, d.flow]);
 });
 
 test('a graceful exchange with a filter table in place: delivered both ways, no drop', async (t) => {

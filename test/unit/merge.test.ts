@@ -6,9 +6,10 @@ import { estimateClock, merge, type HostPacket, type HostTrace } from '../../src
 import { compileExpression, instructions } from '../../src/trace/expression.js';
 import { native } from '../../src/trace/native.js';
 import { hostArgument } from '../../src/commands/merge.js';
-import { formatMerged, mergedRecords } from '../../src/output/merge.js';
+import { formatMerged, mergedRecords, tripText } from '../../src/output/merge.js';
 import type { LoadedTrace } from '../../src/capture/trace-file.js';
 import type { TripRecord } from '../../src/output/records.js';
+import { clock } from '../../src/report/clock.js';
 import { childArgs, packetLine } from '../../src/commands/across.js';
 import { parseAllCounters, parseDeviceCounters, parseSoftnet } from '../../src/trace/counters.js';
 
@@ -83,15 +84,22 @@ test('clock: bounded from above by what the first sent, from below by what the s
   );
 });
 
-test("a handshake through clocks 5 s apart: every trip delivered, times on the first host's clock", () => {
-  const skew = 5_000_000;
-  const client = host('client', [tcp(1, 'out', T0, 'S', 100), tcp(2, 'in', T0 + 400, 'SA', 900, REPLY)]);
+/** A SYN the client sent at T0 and a SYN-ACK back, merged: the server's clock `skew` µs ahead; the SYN arrived
+ *  and the SYN-ACK left at `synIn` and `synackOut` µs on its clock (past the skew), and the SYN-ACK reached the
+ *  client at `synackIn`. */
+function handshake(skew: number, synIn: number, synackOut: number, synackIn: number) {
+  const client = host('client', [tcp(1, 'out', T0, 'S', 100), tcp(2, 'in', T0 + synackIn, 'SA', 900, REPLY)]);
   const server = host(
     'server',
-    [tcp(1, 'in', T0 + skew + 150, 'S', 100), tcp(2, 'out', T0 + skew + 250, 'SA', 900, REPLY)],
+    [tcp(1, 'in', T0 + skew + synIn, 'S', 100), tcp(2, 'out', T0 + skew + synackOut, 'SA', 900, REPLY)],
     { traced: { from: T0 + skew - 10e6, to: T0 + skew + 10e6 } },
   );
-  const m = merge(client, server);
+  return merge(client, server);
+}
+
+test("a handshake through clocks 5 s apart: every trip delivered, times on the first host's clock", () => {
+  const skew = 5_000_000;
+  const m = handshake(skew, 150, 250, 400);
   assert.equal(m.clock.offsetUs, skew);
   assert.equal(m.clock.uncertaintyUs, 150, 'half the round trip: 150 µs each way could also be 0 and 300');
   assert.equal(m.connections.length, 1);
@@ -99,6 +107,16 @@ test("a handshake through clocks 5 s apart: every trip delivered, times on the f
   assert.deepEqual([syn.path, syn.from, syn.leftAt, syn.arrivedAt], ['delivered', 0, T0, T0 + 150]);
   assert.deepEqual([synack.path, synack.from, synack.leftAt, synack.arrivedAt], ['delivered', 1, T0 + 250, T0 + 400]);
   assert.equal(m.connections[0].verdict, '[S] delivered (client → server); [SA] delivered (server → client)');
+});
+
+test("times shifted by a clock offset with a fraction print as tcpdump's, HH:MM:SS.uuuuuu", () => {
+  // 100 µs one way, 301 µs the other: the offset is estimated half-way, 5_000_100.5 µs.
+  const m = handshake(5_000_000, 100, 200, 501);
+  assert.notEqual(m.clock.offsetUs! % 1, 0, 'the offset has a fraction');
+  const [, synack] = m.connections[0]!.trips;
+  const line = tripText(synack!, m.hosts);
+  assert.equal(line.split('  ')[0], clock(Math.floor(synack!.at)));
+  assert.match(line, /^\d\d:\d\d:\d\d\.\d{6}  server → client /);
 });
 
 test('retransmissions: the copy that arrived is the last one sent before it; the first ones were lost on the path', () => {

@@ -726,3 +726,163 @@ test('nftables.conf: a named set by its elements; a verdict map jumps to a chain
   assert.equal(viaMap.chain, 'database');
   assert.match(viaMap.rule!.text, /reject with tcp reset/);
 });
+
+test('fail2ban, as its own action files write its rules: the ban named with its jail, and the hint unbans that address', () => {
+  const v6 = { ...synTo(3306, 'fd00:198:18::1'), family: 6 as const, dst: 'fd00:198:18::2' };
+  // iptables-multiport: INPUT jumps to the jail's chain, where the banned source meets a REJECT.
+  const chain = atInput(
+    { chains: parseIptablesSave(corpus('fail2ban-multiport.rules'), 4, 'iptables-nft') },
+    { answered: true },
+  )!;
+  assert.deepEqual(
+    [chain.rule?.text, chain.rule?.found, chain.chain, chain.owner],
+    [
+      'iptables -A f2b-mysqld-auth -s 198.18.0.1/32 -j REJECT --reject-with icmp-port-unreachable',
+      'match',
+      'f2b-mysqld-auth',
+      'fail2ban',
+    ],
+  );
+  assert.equal(
+    chain.hint,
+    'a fail2ban ban (jail mysqld-auth): fail2ban-client status mysqld-auth, and fail2ban-client set mysqld-auth unbanip 198.18.0.1',
+  );
+  // iptables-ipset: one rule in INPUT itself matches the ipset f2b-JAIL (f2b-JAIL6 for IPv6), which pathtrace cannot
+  // read: its counter names it, and its text its owner.
+  for (const [file, family, packet] of [
+    ['fail2ban-ipset.rules', 4, synTo(3306)],
+    ['fail2ban-ipset.rules6', 6, v6],
+  ] as const) {
+    const rs: Ruleset = { chains: parseIptablesSave(corpus(file), family, 'iptables-nft') };
+    const input = rs.chains.find((c) => c.name === 'INPUT')!;
+    const counted = atInput(rs, {
+      family,
+      packet,
+      answered: true,
+      countersTrusted: true,
+      counterDeltas: new Map([[ruleKey(input, input.rules[0]!), 1]]),
+    })!;
+    assert.deepEqual([counted.chain, counted.rule?.found, counted.owner], ['INPUT', 'counters', 'fail2ban']);
+    assert.match(counted.rule!.text, /--match-set f2b-mysqld-auth6? src -j REJECT/);
+    assert.match(
+      counted.hint!,
+      new RegExp(`status mysqld-auth, and fail2ban-client set mysqld-auth unbanip ${packet.src}$`),
+    );
+    // Without the counter: a guess, its one candidate fail2ban's all the same.
+    const unsure = atInput(rs, { family, packet, answered: true })!;
+    assert.deepEqual([unsure.guess, unsure.owner], [true, 'fail2ban']);
+    assert.match(unsure.hint!, /fail2ban-client set mysqld-auth unbanip/);
+  }
+  // nftables: table inet f2b-table, chain f2b-chain, the jail's sets addr-set-JAIL and addr6-set-JAIL.
+  const nft = parseNftJson(corpus('fail2ban-nftables.json'), parseNftText(corpus('fail2ban-nftables.listing')));
+  for (const [family, packet, rule] of [
+    [4, synTo(3306), 'tcp dport 3306 ip saddr @addr-set-mysqld-auth reject with icmp port-unreachable'],
+    [6, v6, 'tcp dport 3306 ip6 saddr @addr6-set-mysqld-auth reject with icmpv6 port-unreachable'],
+  ] as const) {
+    const a = atInput(nft, { family, packet, answered: true })!;
+    assert.deepEqual(
+      [a.rule?.text, a.rule?.found, a.table, a.chain, a.owner],
+      [rule, 'match', 'f2b-table', 'f2b-chain', 'fail2ban'],
+    );
+    assert.match(a.hint!, new RegExp(`\\(jail mysqld-auth\\): .* unbanip ${packet.src}$`));
+  }
+  // A jail unknown (a rule without text): fail2ban-client status lists the jails.
+  assert.equal(
+    ownerHint('fail2ban', 'f2b-chain', '', 'ip netns exec web ', '203.0.113.9'),
+    'a fail2ban ban: ip netns exec web fail2ban-client status (lists the jails), and ip netns exec web fail2ban-client set JAIL unbanip 203.0.113.9',
+  );
+});
+
+test('a match that drops by itself (hotdrop): connlimit, hashlimit, ct count; named where nothing else can have', () => {
+  // As iptables-save and nft -j print them (iptables-nft: the xt match, then the counter, then the target).
+  const save = `*filter
+:INPUT ACCEPT [0:0]
+[0:0] -A INPUT -p tcp -m tcp --dport 3306 -m connlimit --connlimit-above 100 --connlimit-mask 32 --connlimit-saddr -j REJECT --reject-with icmp-port-unreachable
+[0:0] -A INPUT -p tcp -m tcp --dport 80 -m hashlimit --hashlimit-upto 10/sec --hashlimit-mode srcip --hashlimit-name web -j ACCEPT
+COMMIT`;
+  const legacy = parseIptablesSave(save, 4, 'iptables-legacy')[0]!;
+  const tcpTo = (port: number) => [
+    { field: 'l4proto', negate: false, values: ['tcp'] },
+    { field: 'dport', negate: false, values: [String(port)] },
+  ];
+  assert.deepEqual(
+    legacy.rules.map((r) => r.hotdrop),
+    [
+      { match: 'connlimit', before: tcpTo(3306) },
+      { match: 'hashlimit', before: tcpTo(80) },
+    ],
+  );
+  const tcpDport = (port: number) => ({
+    match: { op: '==', left: { payload: { protocol: 'tcp', field: 'dport' } }, right: port },
+  });
+  const nftRule = (handle: number, expr: object[]) => ({
+    rule: { family: 'inet', table: 't', chain: 'c', handle, expr },
+  });
+  const nft = parseNftJson(
+    JSON.stringify({
+      nftables: [
+        { table: { family: 'inet', name: 't', handle: 1 } },
+        {
+          chain: {
+            family: 'inet',
+            table: 't',
+            name: 'c',
+            handle: 1,
+            type: 'filter',
+            hook: 'input',
+            prio: 0,
+            policy: 'accept',
+          },
+        },
+        nftRule(2, [
+          tcpDport(22),
+          { 'ct count': { val: 5, inv: true } },
+          { reject: { type: 'icmpx', expr: 'port-unreachable' } },
+        ]),
+        nftRule(3, [
+          tcpDport(3306),
+          { xt: { type: 'match', name: 'connlimit' } },
+          { counter: { packets: 0, bytes: 0 } },
+          { xt: { type: 'target', name: 'REJECT' } },
+        ]),
+      ],
+    }),
+  );
+  assert.deepEqual(
+    nft.chains[0]!.rules.map((r) => [r.hotdrop?.match, r.hotdrop?.before?.find((m) => m.field === 'dport')?.values]),
+    [
+      ['ct count', [22]],
+      ['connlimit', [3306]],
+    ],
+  );
+
+  // A silent drop in INPUT (policy accept): the REJECT did not answer it, so only connlimit's own drop is left.
+  const rs: Ruleset = { chains: [legacy] };
+  const at = (over: Partial<DropContext>) =>
+    attributeDrop(rs, ctx({ location: 'nf_hook_slow', packet: synTo(3306), ...over }))!;
+  const sure = at({ answered: false });
+  assert.deepEqual(
+    [sure.rule?.found, sure.rule?.position, sure.hotdrop?.match, sure.hotdrop?.sure, sure.guess],
+    ['hotdrop', 1, 'connlimit', true, undefined],
+  );
+  assert.equal(sure.remove, 'iptables-legacy -D INPUT 1');
+  // A reject answers: the rule's verdict (its one candidate, whose limit pathtrace cannot check), not a hotdrop.
+  const answered = at({ answered: true });
+  assert.deepEqual([answered.guess, answered.candidates?.length, answered.hotdrop], [true, 1, undefined]);
+  // To port 8080 no rule's conditions hold up to its match: no hotdrop to name, the chain a guess as before.
+  const elsewhere = at({ answered: false, packet: synTo(8080) });
+  assert.deepEqual([elsewhere.hotdrop, elsewhere.guess, elsewhere.candidates], [undefined, true, ['ip filter INPUT']]);
+  // With a drop policy whose counter did not move (or has none), either may have: a guess naming both.
+  const dropPolicy: Ruleset = { chains: [{ ...legacy, policy: 'drop' }] };
+  const either = attributeDrop(dropPolicy, ctx({ location: 'nf_hook_slow', packet: synTo(3306), answered: false }))!;
+  assert.deepEqual([either.guess, either.hotdrop?.sure, either.candidates?.length], [true, false, 2]);
+  assert.equal(either.candidates![0], 'policy drop of ip filter INPUT');
+  assert.match(either.candidates![1]!, /-m connlimit/);
+  // The policy's counter moved: the policy did.
+  const policyMoved = new Map([[policyKey(dropPolicy.chains[0]!), 1]]);
+  const counted = attributeDrop(
+    { chains: [{ ...dropPolicy.chains[0]!, policyCounter: { packets: 1, bytes: 60 } }] },
+    ctx({ location: 'nf_hook_slow', packet: synTo(3306), answered: false, counterDeltas: policyMoved }),
+  )!;
+  assert.deepEqual([counted.rule?.found, counted.hotdrop], ['policy', undefined]);
+});

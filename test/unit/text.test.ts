@@ -1,8 +1,9 @@
 // The human output, from the recorded experiments: the facts a tcpdump user needs are there.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { formatJourney, formatSummary, pathLine, PLAIN, tcpdumpFlags } from '../../src/output/text.js';
+import { formatJourney, formatSummary, pathLine, PLAIN, ruleLines, tcpdumpFlags } from '../../src/output/text.js';
 import { Tally } from '../../src/report/tally.js';
+import { clock } from '../../src/report/clock.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const devices = { name: (i: number) => (i === 2 ? 'eth0' : `if${i}`) };
@@ -28,6 +29,13 @@ test('tcpdump flag notation', () => {
   assert.equal(tcpdumpFlags(0x18), 'P.');
   assert.equal(tcpdumpFlags(0x11), 'F.');
   assert.equal(tcpdumpFlags(0x04), 'R');
+});
+
+test("clock: tcpdump's HH:MM:SS.uuuuuu in local time, a fraction of a µs cut off", () => {
+  const us = new Date(2024, 0, 2, 13, 42, 48).getTime() * 1000 + 672669.75;
+  assert.equal(clock(us), '13:42:48.672669');
+  assert.equal(clock(us - 672669.75 + 5), '13:42:48.000005');
+  assert.equal(clock(us + 327330.5), '13:42:49.000000');
 });
 
 test('local-in: the path shows tcpdump saw it and LOCAL_IN dropped it; the summary explains', () => {
@@ -86,5 +94,35 @@ test('a trace ended by its namespace going away says so', () => {
   assert.match(
     formatSummary({ ...summary, stoppedBy: 'netns-gone' }),
     /stopped: the traced network namespace is gone \(deleted, or its last process exited\)/,
+  );
+});
+
+test("a match's own drop (hotdrop) is told as the match's, not the rule's verdict", () => {
+  const rule = 'iptables -A INPUT -p tcp -m tcp --dport 3306 -m connlimit --connlimit-above 100 -j REJECT';
+  const base = { table: 'filter', chain: 'INPUT', family: 'ip', source: 'iptables-nft' as const };
+  const [sure] = ruleLines(
+    { ...base, rule: { text: rule, position: 1, found: 'hotdrop' }, hotdrop: { match: 'connlimit', rule, sure: true } },
+    PLAIN,
+  );
+  assert.equal(
+    sure,
+    `table ip filter chain INPUT (iptables-nft): the connlimit match of ${rule} dropped it itself ` +
+      "(hotdrop: it could not count the connection), not the rule's verdict",
+  );
+  const maybe = ruleLines(
+    {
+      ...base,
+      rule: null,
+      guess: true,
+      candidates: ['policy drop of ip filter INPUT', rule],
+      hotdrop: { match: 'connlimit', rule, sure: false },
+    },
+    PLAIN,
+  );
+  assert.match(maybe[0]!, /which rule is a guess; candidates: policy drop of ip filter INPUT \| iptables -A INPUT/);
+  assert.equal(
+    maybe[1],
+    `the connlimit match of ${rule} may have dropped it itself (hotdrop: it could not count the connection), ` +
+      "whatever the rule's verdict",
   );
 });

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { delivery, tcpAnswer } from '../../src/correlate/delivery.js';
 import type { NamedEvent, PathSeen } from '../../src/correlate/packet.js';
 import {
+  noteTooBigTold,
   unnamedTcDrop,
   verdict,
   type EndEvent,
@@ -12,7 +13,7 @@ import {
 } from '../../src/correlate/verdict.js';
 import { endpoint } from '../../src/correlate/flows.js';
 import type { Journey, Step } from '../../src/correlate/journey.js';
-import { Point } from '../../src/trace/record.js';
+import { MTU_FROM_ROUTE, Point } from '../../src/trace/record.js';
 
 const SYN = 0x02;
 const PSH_ACK = 0x18;
@@ -46,6 +47,8 @@ const segment = (p: Partial<JourneySoFar> = {}): JourneySoFar => ({
   dst: '198.18.0.2',
   dport: 80,
   translated: undefined,
+  seq: 1000,
+  retransmit: 0,
   steps: [
     step('netif_receive_skb', 1),
     step('netfilter', 2, { hook: 'PRE_ROUTING', at: 'entry' }),
@@ -61,6 +64,7 @@ const flow = (p: Partial<FlowFacts> = {}): FlowFacts => ({
   lastAnswerIcmp: null,
   replies: [],
   states: [],
+  tooBigTold: null,
   ...p,
 });
 const kfree = (reasonName: string | null, location: string, t = 10): EndEvent => ({
@@ -398,4 +402,115 @@ test('before the kernel named tc drops: a free by the device core where only a t
   const v = verdict(segment(), rx, flow(), 'free', kfree(null, '__netif_receive_skb_core'));
   assert.deepEqual([v.drop?.layer, v.drop?.reason], ['tc', null]);
   assert.match(v.drop?.inferred ?? '', /^freed by __netif_receive_skb_core after the capture tap/);
+});
+
+// A packet too big for its way out (PKT_TOO_BIG): its way out read at the drop, the ICMP error sent with it.
+const received = seen({ seenRx: true, nfHook: 'PRE_ROUTING', nfExited: true });
+/** The ICMP error this host began at t 5, while the packet was in the stack. */
+const answered = (type: number, code: number, mtu?: number) =>
+  flow({ lastAnswer: 5, lastAnswerIcmp: { type, code, ...(mtu && { mtu }) } });
+/** A kfree with the way out read there (bpf/record.h): device 3, MTU 1280 (aux), length 1452. */
+const tooBigFree = (reasonName: string | null, location: string, way: Partial<EndEvent> = {}): EndEvent => ({
+  ...kfree(reasonName, location),
+  ifindexOut: 3,
+  aux: 1280,
+  ipLen: 1452,
+  ...way,
+});
+
+test('PKT_TOO_BIG named at ip_forward: the size, the MTU from the ICMP error sent with it, the device, told', () => {
+  const d = verdict(segment(), received, answered(3, 4, 1280), 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!;
+  assert.deepEqual([d.layer, d.reason, d.inferred], ['ip', 'PKT_TOO_BIG', undefined]);
+  assert.deepEqual(d.tooBig, {
+    size: 1452,
+    mtu: 1280,
+    mtuFrom: 'icmp',
+    routeMtu: null,
+    outDev: 3,
+    told: true,
+    resentAfterTold: 0,
+  });
+  // No ICMP error seen (rate-limited): the MTU read at the drop, the device's or the route's metric.
+  const quiet = verdict(segment(), received, flow(), 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!.tooBig!;
+  assert.deepEqual([quiet.mtu, quiet.mtuFrom, quiet.told], [1280, 'device', false]);
+  const metric = tooBigFree('PKT_TOO_BIG', 'ip_forward', { aux: (MTU_FROM_ROUTE | 1300) >>> 0 });
+  const byRoute = verdict(segment(), received, flow(), 'free', metric).drop!.tooBig!;
+  assert.deepEqual([byRoute.mtu, byRoute.mtuFrom, byRoute.routeMtu], [1300, 'route', 1300]);
+  // A reading that would not have refused the packet is not the MTU that did: unknown, not a wrong number.
+  const bigger = tooBigFree('PKT_TOO_BIG', 'ip_forward', { aux: 1500, ipLen: 1452 });
+  assert.deepEqual(verdict(segment(), received, flow(), 'free', bigger).drop!.tooBig!.mtu, null);
+  // An answer of another kind (a reset, a time exceeded) tells nothing of the MTU.
+  const ttl = verdict(segment(), received, answered(11, 0), 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!;
+  assert.deepEqual([ttl.tooBig!.told, ttl.tooBig!.mtuFrom], [false, 'device']);
+});
+
+test('no reason named: the ICMP error sent with it tells PKT_TOO_BIG, forwarded (< 5.18) or sent by this host', () => {
+  const v4 = verdict(segment(), received, answered(3, 4, 1280), 'free', tooBigFree(null, 'ip_forward')).drop!;
+  assert.equal(v4.reason, 'PKT_TOO_BIG');
+  assert.equal(
+    v4.inferred,
+    'this host sent ICMP fragmentation needed (MTU 1280) from ip_forward, which does so only for a packet bigger than the MTU of its way out',
+  );
+  assert.equal(v4.tooBig!.mtu, 1280);
+  // IPv6 numbers it otherwise: packet too big is type 2; type 3 is time exceeded.
+  const six = segment({ family: 6, dst: 'fd00:198:18:2::2' });
+  assert.equal(
+    verdict(six, received, answered(2, 0, 1280), 'free', tooBigFree(null, 'ip6_forward')).drop!.reason,
+    'PKT_TOO_BIG',
+  );
+  assert.equal(verdict(six, received, answered(3, 4), 'free', tooBigFree(null, 'ip6_forward')).drop!.reason, null);
+  // Fragmentation refusing a packet this host sent names no reason on any kernel: NOT_SPECIFIED, told by the
+  // ICMP error to its own socket.
+  const out = segment({ direction: 'out', steps: [] });
+  const sent = verdict(
+    out,
+    { ...received, seenRx: false },
+    answered(3, 4, 1280),
+    'free',
+    tooBigFree('NOT_SPECIFIED', 'ip_fragment'),
+  ).drop!;
+  assert.deepEqual([sent.reason, sent.layer], ['PKT_TOO_BIG', 'ip']);
+  assert.match(sent.inferred!, /from ip_fragment/);
+  // Elsewhere, or without that answer, NOT_SPECIFIED stays as the kernel said.
+  const noAnswer = verdict(out, received, flow(), 'free', tooBigFree('NOT_SPECIFIED', 'ip_fragment')).drop!;
+  assert.deepEqual([noAnswer.reason, noAnswer.tooBig], ['NOT_SPECIFIED', undefined]);
+  const elsewhere = verdict(
+    out,
+    received,
+    answered(3, 4, 1280),
+    'free',
+    tooBigFree('NOT_SPECIFIED', 'ip_finish_output2'),
+  ).drop!;
+  assert.equal(elsewhere.reason, 'NOT_SPECIFIED');
+  // An answer begun before this packet came is another packet's.
+  const earlier = flow({ lastAnswer: 0, lastAnswerIcmp: { type: 3, code: 4, mtu: 1280 } });
+  assert.equal(verdict(segment(), received, earlier, 'free', tooBigFree(null, 'ip_forward')).drop!.reason, null);
+});
+
+test('a path MTU black hole: the same segment, sent again after the sender was told, is refused again', () => {
+  const f = answered(3, 4, 1280);
+  const first = segment();
+  const d1 = verdict(first, received, f, 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!;
+  assert.equal(d1.tooBig!.resentAfterTold, 0);
+  noteTooBigTold(f, first, d1.tooBig!);
+  const again = segment({ start: 200, retransmit: 1 });
+  f.lastAnswer = 205;
+  const d2 = verdict(again, received, f, 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!;
+  assert.equal(d2.tooBig!.resentAfterTold, 1);
+  noteTooBigTold(f, again, d2.tooBig!);
+  // The ICMP errors rate-limited by then: not told this time, still the same black hole.
+  const third = segment({ start: 400, retransmit: 2 });
+  const d3 = verdict(third, received, f, 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward')).drop!;
+  assert.deepEqual([d3.tooBig!.told, d3.tooBig!.resentAfterTold], [false, 2]);
+  // Sent again smaller (the sender learnt the MTU), or another segment: no black hole.
+  const smaller = verdict(again, received, f, 'free', tooBigFree('PKT_TOO_BIG', 'ip_forward', { ipLen: 1300 })).drop!;
+  assert.equal(smaller.tooBig!.resentAfterTold, 0);
+  const other = verdict(
+    segment({ seq: 2400, retransmit: 1 }),
+    received,
+    f,
+    'free',
+    tooBigFree('PKT_TOO_BIG', 'ip_forward'),
+  );
+  assert.equal(other.drop!.tooBig!.resentAfterTold, 0);
 });
