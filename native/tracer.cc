@@ -28,34 +28,31 @@ namespace {
 
 // The BPF object for this kernel: the one built without bpf_loop where the kernel lacks it (its expression
 // interpreter's callback would keep a kernel before 5.13 from loading the other). Same programs, maps and
-// variables, so one skeleton serves both: only the ELF it opens differs.
-pathtrace_bpf *open_skeleton() {
-  if (kernel_has_bpf_loop()) return pathtrace_bpf__open();
-  auto *skel = static_cast<pathtrace_bpf *>(calloc(1, sizeof(pathtrace_bpf)));
+// variables, so one skeleton serves both: only the ELF it opens differs. For the main object and the verdicts'.
+template <typename Skel>
+Skel *open_for_kernel(Skel *(*open)(), int (*create)(Skel *), const void *(*compat_elf)(size_t *),
+                      void (*destroy)(Skel *)) {
+  if (kernel_has_bpf_loop()) return open();
+  auto *skel = static_cast<Skel *>(calloc(1, sizeof(Skel)));
   if (!skel) return nullptr;
-  if (pathtrace_bpf__create_skeleton(skel) == 0) {
-    skel->skeleton->data = pathtrace_compat_bpf__elf_bytes(&skel->skeleton->data_sz);
+  if (create(skel) == 0) {
+    skel->skeleton->data = compat_elf(&skel->skeleton->data_sz);
     if (bpf_object__open_skeleton(skel->skeleton, nullptr) == 0) return skel;
   }
   int err = errno;
-  pathtrace_bpf__destroy(skel);
+  destroy(skel);
   errno = err;
   return nullptr;
 }
 
-// The same for the verdicts' object (device_verdicts.bpf.c), which carries the same filter and expression.
+pathtrace_bpf *open_skeleton() {
+  return open_for_kernel(pathtrace_bpf__open, pathtrace_bpf__create_skeleton, pathtrace_compat_bpf__elf_bytes,
+                         pathtrace_bpf__destroy);
+}
+
 device_verdicts_bpf *open_verdicts_skeleton() {
-  if (kernel_has_bpf_loop()) return device_verdicts_bpf__open();
-  auto *skel = static_cast<device_verdicts_bpf *>(calloc(1, sizeof(device_verdicts_bpf)));
-  if (!skel) return nullptr;
-  if (device_verdicts_bpf__create_skeleton(skel) == 0) {
-    skel->skeleton->data = device_verdicts_compat_bpf__elf_bytes(&skel->skeleton->data_sz);
-    if (bpf_object__open_skeleton(skel->skeleton, nullptr) == 0) return skel;
-  }
-  int err = errno;
-  device_verdicts_bpf__destroy(skel);
-  errno = err;
-  return nullptr;
+  return open_for_kernel(device_verdicts_bpf__open, device_verdicts_bpf__create_skeleton,
+                         device_verdicts_compat_bpf__elf_bytes, device_verdicts_bpf__destroy);
 }
 
 // A program's name (bpf_prog_info's, up to 15 characters) and its function's in its BTF, which a tracing
