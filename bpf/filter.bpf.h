@@ -348,4 +348,24 @@ static __always_inline bool ports_rule_out(const __u8 *h, unsigned long nfct)
 	return !port_wanted(((__u16)ports[0] << 8) | ports[1]) && !port_wanted(((__u16)ports[2] << 8) | ports[3]);
 }
 
+/* The record of a packet event whose IP header is at nh (readable up to end; skb: its address, 0 for an XDP
+ * buffer; nfct: its conntrack entry, 0 for none), in netns, when the user's filter wants the packet: false at
+ * the first sign it does not (its ports, before anything is built). Needs init (output.bpf.h). */
+static __always_inline bool packet_record_at(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb,
+					     const unsigned char *nh, const unsigned char *end, unsigned long nfct,
+					     __u32 netns)
+{
+	/* One read of the headers serves the early answer and the record (a packet that
+	 * ends near a page's end, or anything unusual, is read piecewise). */
+	__u8 h[PT_HEAD_BYTES];
+	bool head = !bpf_probe_read_kernel(h, sizeof(h), nh);
+	if (head && ports_rule_out(h, nfct))
+		return false;
+	init(r, point, skb);
+	r->netns = netns;
+	if (!(head && parse_fast(h, r)) && !parse_slow(nh, r))
+		return false;
+	return packet_wanted_nfct(nfct, r, nh, end);
+}
+
 #endif

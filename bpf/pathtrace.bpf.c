@@ -5,10 +5,11 @@
  * struct pathtrace_record to the ring buffer. Nothing here changes a packet or a
  * verdict: netfilter probes always return NF_ACCEPT.
  *
- * This file holds the output (the rings) and the programs, one section per group of points. Beside it:
- * kernel.bpf.h (kernel constants, readers of kernel structures), parse.bpf.h (a packet's headers into the
- * record), filter.bpf.h (the user's filter and the follow table; the expression's interpreter in
- * expression.bpf.h), netfilter_trampolines.bpf.h (the netfilter records on kernels without netfilter links).
+ * This file holds the packet bytes' ring (--write) and the programs, one section per group of points. Beside
+ * it: kernel.bpf.h (kernel constants, readers of kernel structures), parse.bpf.h (a packet's headers into the
+ * record), output.bpf.h (the events ring, shared with device_verdicts.bpf.c), filter.bpf.h (the user's filter
+ * and the follow table; the expression's interpreter in expression.bpf.h), netfilter_trampolines.bpf.h (the
+ * netfilter records on kernels without netfilter links).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -21,12 +22,7 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-/* ---- output: the rings -------------------------------------------------- */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by the addon before load */
-} events SEC(".maps");
+#include "output.bpf.h"
 
 /* Packet bytes for --write (only used when filter.snaplen is set). */
 struct {
@@ -40,37 +36,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pathtrace_bytes);
 } bytes_scratch SEC(".maps");
-
-/* Records that did not fit in their ring buffer, per CPU: events (PT_LOST_EVENTS)
- * and packet bytes (PT_LOST_BYTES: the packet is then written without them). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
-
-static __always_inline void count_lost(__u32 which)
-{
-	__u64 *n = bpf_map_lookup_elem(&lost, &which);
-	if (n)
-		*n += 1;
-}
-
-/* The time is taken once a record is wanted: a filtered-out event costs no clock read. */
-static __always_inline void stamp(struct pathtrace_record *r)
-{
-	if (!r->ts_ns)
-		r->ts_ns = bpf_ktime_get_ns();
-}
-
-static __always_inline void emit(struct pathtrace_record *r)
-{
-	stamp(r);
-	/* No wakeups: user space drains the ring on its own timer, in batches. */
-	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP))
-		count_lost(PT_LOST_EVENTS);
-}
 
 #include "filter.bpf.h"
 
@@ -123,32 +88,11 @@ static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned
 
 /* ---- a packet event's record -------------------------------------------- */
 
-static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
-{
-	__builtin_memset(r, 0, sizeof(*r));
-	r->point = point;
-	r->hook = PT_HOOK_NONE;
-	r->skb = (__u64)skb;
-}
-
-/* The record of a packet event at nh, in netns, when the user's filter wants the packet: false at the
- * first sign it does not (its ports, before anything is built). */
+/* The record of a packet event at nh, in netns, when the user's filter wants the packet (filter.bpf.h). */
 static __always_inline bool packet_record(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb,
 					  const unsigned char *nh, __u32 netns)
 {
-	if (!nh)
-		return false;
-	/* One read of the headers serves the early answer and the record (a packet that
-	 * ends near a page's end, or anything unusual, is read piecewise). */
-	__u8 h[PT_HEAD_BYTES];
-	bool head = !bpf_probe_read_kernel(h, sizeof(h), nh);
-	if (head && ports_rule_out(h, skb->_nfct))
-		return false;
-	init(r, point, skb);
-	r->netns = netns;
-	if (!(head && parse_fast(h, r)) && !parse_slow(nh, r))
-		return false;
-	return packet_wanted(skb, r, nh);
+	return nh && packet_record_at(r, point, skb, nh, skb_head_end(skb), skb->_nfct, netns);
 }
 
 /* ---- netfilter hooks ---------------------------------------------------- */
@@ -306,6 +250,93 @@ int BPF_PROG(on_skb_copy_datagram_iovec, const struct sk_buff *skb, int len)
 	return 0;
 }
 
+/* ---- XDP's failures ----------------------------------------------------- */
+
+/* The tracepoints of an XDP program's failure name the device, the program and the action or error, not the
+ * packet: each is kept on its CPU (a record of its own, in per-CPU memory) until the free that follows there.
+ * That free, when it is of a packet the filter wants and on the same device, tells it as a step of that packet
+ * (xdp_failure_told); any other free, wanted or not, forgets it, so that a failure about a packet the filter
+ * leaves out never lands on the next one. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathtrace_record);
+} xdp_failed SEC(".maps");
+
+/* A failure is the free's when that comes within this time on its CPU (the kernel frees right after it). */
+#define XDP_FAILURE_NS 1000000
+
+static __always_inline void on_xdp_failure(__u16 point, const struct net_device *dev, const struct bpf_prog *prog,
+					   __u32 aux)
+{
+	__u32 zero = 0;
+	struct pathtrace_record *f = bpf_map_lookup_elem(&xdp_failed, &zero);
+	if (!f || netns_unwanted(dev_netns(dev)))
+		return;
+	f->ts_ns = bpf_ktime_get_ns();
+	f->point = point;
+	f->ifindex = dev->ifindex;
+	f->location = prog->aux->id;
+	f->aux = aux;
+	bpf_probe_read_kernel(f->comm, sizeof(f->comm), prog->aux->name);
+}
+
+SEC("tp_btf/xdp_exception")
+int BPF_PROG(on_xdp_exception, const struct net_device *dev, const struct bpf_prog *xdp, __u32 act)
+{
+	on_xdp_failure(PT_POINT_XDP_EXCEPTION, dev, xdp, act);
+	return 0;
+}
+
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(on_xdp_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp, const void *tgt, int err)
+{
+	on_xdp_failure(PT_POINT_XDP_REDIRECT_ERR, dev, xdp, err);
+	return 0;
+}
+
+SEC("tp_btf/xdp_redirect_map_err")
+int BPF_PROG(on_xdp_redirect_map_err, const struct net_device *dev, const struct bpf_prog *xdp, const void *tgt,
+	     int err)
+{
+	on_xdp_failure(PT_POINT_XDP_REDIRECT_MAP_ERR, dev, xdp, err);
+	return 0;
+}
+
+/* The failure kept on this CPU, taken by the free that follows it (NULL: none, or too old); *at: its time. */
+static __always_inline struct pathtrace_record *xdp_failure_taken(__u64 *at)
+{
+	__u32 zero = 0;
+	struct pathtrace_record *f = bpf_map_lookup_elem(&xdp_failed, &zero);
+	if (!f || !f->ts_ns)
+		return 0;
+	*at = f->ts_ns;
+	f->ts_ns = 0;
+	return bpf_ktime_get_ns() - *at < XDP_FAILURE_NS ? f : 0;
+}
+
+/* Failure f (kept at time at) as a step of the packet whose free r is: its tuple and skb, the failure's point,
+ * time, device, program and action. Written over f, which is per-CPU memory (a second record on the stack
+ * would not fit). */
+static __always_inline void xdp_failure_told(struct pathtrace_record *f, __u64 at, const struct pathtrace_record *r)
+{
+	__u16 point = f->point;
+	__u64 prog = f->location;
+	__u32 aux = f->aux;
+	char name[16];
+	__builtin_memcpy(name, f->comm, sizeof(name));
+	*f = *r;
+	f->ts_ns = at;
+	f->point = point;
+	f->location = prog;
+	f->aux = aux;
+	f->reason = 0;
+	if (!f->inner_proto) /* an ICMP error's quoted destination shares comm's bytes: the id names it alone */
+		__builtin_memcpy(f->comm, name, sizeof(name));
+	emit(f);
+}
+
 /* ---- end of life -------------------------------------------------------- */
 
 /* The way-out drops (record.h, PT_MTU_FROM_ROUTE), by the kernel's names: their numbers change between kernels, and
@@ -362,6 +393,8 @@ static __noinline void way_out(const struct sk_buff *skb, struct pathtrace_recor
 static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *location, __u32 reason, bool nft_chains)
 {
 	struct pathtrace_record r;
+	__u64 failed_at = 0;
+	struct pathtrace_record *failed = point == PT_POINT_KFREE_SKB ? xdp_failure_taken(&failed_at) : 0;
 	if (!skb_is_ip(skb))
 		return;
 	__u32 netns = skb_netns(skb);
@@ -375,6 +408,8 @@ static __always_inline void on_free(__u16 point, struct sk_buff *skb, void *loca
 	struct net_device *dev = skb->dev;
 	if (dev)
 		r.ifindex = dev->ifindex;
+	if (failed && failed->ifindex == r.ifindex)
+		xdp_failure_told(failed, failed_at, &r);
 	if (point == PT_POINT_KFREE_SKB && way_out_drop(reason))
 		way_out(skb, &r);
 	/* Only where the addon keeps nft_active: elsewhere this is dead code, so the verifier never sees

@@ -46,7 +46,22 @@
 	P(INET_SOCK_SET_STATE, 10, "inet_sock_set_state", "tcp") /* old and new state */ \
 	P(SKB_COPY_DATAGRAM, 16, "skb_copy_datagram_iovec", "socket") /* read by the application; aux = bytes */ \
 	P(SOCK_RECV_LENGTH, 17, "sock_recv_length", "socket")  /* on a UDP socket (its reads copy without
-	                                                          skb_copy_datagram_iovec); socket tuple, aux = bytes */
+	                                                          skb_copy_datagram_iovec); socket tuple, aux = bytes */ \
+	P(XDP_VERDICT, 19, "xdp_verdict", "device")            /* an XDP program returned anything but XDP_PASS
+	                                                          (fexit on it, device_verdicts.bpf.c): skb = 0 (an
+	                                                          xdp_buff), ifindex, aux = the action, location = the
+	                                                          program's id, comm = its name (except ICMP errors) */ \
+	P(TC_VERDICT, 20, "tc_verdict", "device")              /* a tc program returned TC_ACT_SHOT (fexit on it):
+	                                                          ifindex, probe = PT_AT_INGRESS or PT_AT_EGRESS, aux,
+	                                                          location and comm as XDP_VERDICT's */ \
+	P(XDP_EXCEPTION, 21, "xdp_exception", "device")        /* the tracepoint (XDP_ABORTED, an invalid action, a
+	                                                          failed XDP_TX), told with the free of the packet that
+	                                                          follows on its CPU and device: that packet's tuple
+	                                                          and skb, ifindex, aux = the action, location and comm
+	                                                          the program's id and name */ \
+	P(XDP_REDIRECT_ERR, 22, "xdp_redirect_err", "device")  /* a failed XDP_REDIRECT, the same way; aux = the
+	                                                          error (a negative errno) */ \
+	P(XDP_REDIRECT_MAP_ERR, 23, "xdp_redirect_map_err", "device") /* the same, redirected through a map */
 /* clang-format on */
 
 enum pathtrace_point {
@@ -75,6 +90,10 @@ enum pathtrace_point {
 
 #define PT_HOOK_NONE 0xff
 
+/* PT_POINT_TC_VERDICT: the hook's direction, in probe. */
+#define PT_AT_EGRESS  0
+#define PT_AT_INGRESS 1
+
 /*
  * struct pathtrace_record, a field a line: F(type, name), or A(type, name, count) for an array; its union,
  * which ends it, in a list of its own. Types are those of scripts/generate-record-ts.mjs's TYPE_SIZES.
@@ -83,7 +102,7 @@ enum pathtrace_point {
 #define PATHTRACE_RECORD_FIELDS(F, A) \
 	F(__u64, ts_ns)         /* bpf_ktime_get_ns(), CLOCK_MONOTONIC */ \
 	F(__u64, skb)           /* skb address, 0 for socket-only records */ \
-	F(__u64, location)      /* kfree/consume: the freeing function's address */ \
+	F(__u64, location)      /* kfree/consume: the freeing function's address; XDP and tc points: the program's id */ \
 	F(__u32, netns)         /* network namespace inode number, 0 if unknown */ \
 	F(__u32, ifindex)       /* device of RX/TX; netfilter: in-device */ \
 	F(__u32, ifindex_out)   /* netfilter: out-device; kfree_skb's way-out drops (PT_MTU_FROM_ROUTE): its route's */ \
@@ -117,7 +136,7 @@ enum pathtrace_point {
 	                           with PT_MTU_FROM_ROUTE where the route's MTU metric gave it */
 
 #define PATHTRACE_RECORD_UNION(F, A) \
-	A(char, comm, 16)       /* current task (socket and read records) */ \
+	A(char, comm, 16)       /* current task (socket and read records); XDP and tc points: the program's name */ \
 	A(__u8, inner_daddr, 16) /* ICMP errors: destination of the quoted packet */
 /* clang-format on */
 
@@ -204,7 +223,7 @@ struct pathtrace_filter {
 #define PATHTRACE_CONSTANTS(C) \
 	C(PT_REASON_NONE) C(PT_MTU_FROM_ROUTE) C(PT_NF_EVAL_NFT) C(PT_NF_EVAL_XT) C(PT_NF_SLOTS) C(PT_NF_SLOT_ENTRY) \
 	C(PT_NF_SLOT_EXIT) C(PT_HOOK_NONE) C(PT_MAX_SNAPLEN) C(PT_BYTES_HEADER) C(PT_MAX_HOSTS) C(PT_PROTO_TCP) \
-	C(PT_PROTO_UDP) C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW)
+	C(PT_PROTO_UDP) C(PT_PROTO_ICMP) C(PT_EXPR_MAX_INSNS) C(PT_EXPR_WINDOW) C(PT_AT_EGRESS) C(PT_AT_INGRESS)
 /* clang-format on */
 
 #endif

@@ -44,6 +44,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
                            InstanceMethod("attachTracepoints", &TracerWrap::AttachTracepoints),
                            InstanceMethod("attachNetfilter", &TracerWrap::AttachNetfilter),
                            InstanceMethod("detachLink", &TracerWrap::DetachLink),
+                           InstanceMethod("traceVerdicts", &TracerWrap::TraceVerdicts),
                            InstanceMethod("consume", &TracerWrap::Consume),
                            InstanceMethod("consumeBytes", &TracerWrap::ConsumeBytes),
                            InstanceMethod("lostEvents", &TracerWrap::LostEvents),
@@ -115,6 +116,31 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
       s.Set("point", statuses[i].point);
       s.Set("attached", statuses[i].attached);
       if (!statuses[i].attached) s.Set("error", statuses[i].error);
+      out.Set(i, s);
+    }
+    return out;
+  }
+
+  // traceVerdicts([{id, hook: 'xdp' | 'tc'}]) -> [{id, attached, error?, refused?}]
+  Napi::Value TraceVerdicts(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Napi::Array list = info[0].As<Napi::Array>();
+    std::vector<VerdictTarget> targets;
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object t = list.Get(i).As<Napi::Object>();
+      targets.push_back(
+          {t.Get("id").As<Napi::Number>().Uint32Value(), t.Get("hook").As<Napi::String>().Utf8Value() == "xdp"});
+    }
+    auto statuses = tracer(env).trace_verdicts(targets);
+    Napi::Array out = Napi::Array::New(env, statuses.size());
+    for (size_t i = 0; i < statuses.size(); i++) {
+      Napi::Object s = Napi::Object::New(env);
+      s.Set("id", statuses[i].id);
+      s.Set("attached", statuses[i].attached);
+      if (!statuses[i].attached) {
+        s.Set("error", statuses[i].error);
+        s.Set("refused", statuses[i].refused);
+      }
       out.Set(i, s);
     }
     return out;

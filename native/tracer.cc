@@ -1,6 +1,7 @@
 #include "tracer.h"
 
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
 #include <csignal>
@@ -8,6 +9,7 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <pthread.h>
 #include <stdexcept>
 #include <thread>
@@ -15,6 +17,8 @@
 
 #include "in_netns.h"
 #include "kernel.h"
+#include "device_verdicts.skel.h"
+#include "device_verdicts_compat.skel.h"
 #include "pathtrace.skel.h"
 #include "pathtrace_compat.skel.h"
 
@@ -24,19 +28,65 @@ namespace {
 
 // The BPF object for this kernel: the one built without bpf_loop where the kernel lacks it (its expression
 // interpreter's callback would keep a kernel before 5.13 from loading the other). Same programs, maps and
-// variables, so one skeleton serves both: only the ELF it opens differs.
-pathtrace_bpf *open_skeleton() {
-  if (kernel_has_bpf_loop()) return pathtrace_bpf__open();
-  auto *skel = static_cast<pathtrace_bpf *>(calloc(1, sizeof(pathtrace_bpf)));
+// variables, so one skeleton serves both: only the ELF it opens differs. For the main object and the verdicts'.
+template <typename Skel>
+Skel *open_for_kernel(Skel *(*open)(), int (*create)(Skel *), const void *(*compat_elf)(size_t *),
+                      void (*destroy)(Skel *)) {
+  if (kernel_has_bpf_loop()) return open();
+  auto *skel = static_cast<Skel *>(calloc(1, sizeof(Skel)));
   if (!skel) return nullptr;
-  if (pathtrace_bpf__create_skeleton(skel) == 0) {
-    skel->skeleton->data = pathtrace_compat_bpf__elf_bytes(&skel->skeleton->data_sz);
+  if (create(skel) == 0) {
+    skel->skeleton->data = compat_elf(&skel->skeleton->data_sz);
     if (bpf_object__open_skeleton(skel->skeleton, nullptr) == 0) return skel;
   }
   int err = errno;
-  pathtrace_bpf__destroy(skel);
+  destroy(skel);
   errno = err;
   return nullptr;
+}
+
+pathtrace_bpf *open_skeleton() {
+  return open_for_kernel(pathtrace_bpf__open, pathtrace_bpf__create_skeleton, pathtrace_compat_bpf__elf_bytes,
+                         pathtrace_bpf__destroy);
+}
+
+device_verdicts_bpf *open_verdicts_skeleton() {
+  return open_for_kernel(device_verdicts_bpf__open, device_verdicts_bpf__create_skeleton,
+                         device_verdicts_compat_bpf__elf_bytes, device_verdicts_bpf__destroy);
+}
+
+// A program's name (bpf_prog_info's, up to 15 characters) and its function's in its BTF, which a tracing
+// program attaches by; the function is "" when the program was loaded without BTF.
+std::pair<std::string, std::string> program_names(int fd) {
+  struct bpf_func_info entry = {};
+  struct bpf_prog_info info = {};
+  info.nr_func_info = 1;  // the first is the program's entry
+  info.func_info_rec_size = sizeof(entry);
+  info.func_info = reinterpret_cast<uintptr_t>(&entry);
+  __u32 len = sizeof(info);
+  if (bpf_prog_get_info_by_fd(fd, &info, &len) != 0) return {"", ""};
+  std::string function;
+  struct btf *btf = info.btf_id && info.nr_func_info ? btf__load_from_kernel_by_id(info.btf_id) : nullptr;
+  if (btf) {
+    const struct btf_type *t = btf__type_by_id(btf, entry.type_id);
+    if (t) function = btf__name_by_offset(btf, t->name_off);
+    btf__free(btf);
+  }
+  return {info.name, function};
+}
+
+// Runs a load on a thread of its own that blocks every signal: a signal during verification makes it fail with
+// EAGAIN (a profiler's SIGPROF aimed at the JS thread, SIGCHLD of the nft children). Its result.
+int unsignalled(const std::function<int()> &load) {
+  int err = 0;
+  std::thread loader([&] {
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, nullptr);
+    err = load();
+  });
+  loader.join();
+  return err;
 }
 
 // A negative return from the ring buffer callback stops consumption after
@@ -176,22 +226,14 @@ void set_libbpf_debug(bool debug) {
 }
 
 Tracer::Tracer(const pathtrace_filter &filter, const std::vector<pathtrace_expr_insn> &expression, uint32_t ring_bytes,
-               NetfilterMode netfilter, const std::vector<std::string> &skip) {
+               NetfilterMode netfilter, const std::vector<std::string> &skip)
+    : filter_(std::make_unique<pathtrace_filter>(filter)), expression_(expression) {
   libbpf_set_print(on_libbpf_print);
   std::vector<std::string> refusals;  // of a whole mechanism, said in the end
-  // A signal during verification makes the load fail with EAGAIN. The load runs on a thread of its own
-  // that blocks them all (a profiler's SIGPROF aimed at the JS thread, SIGCHLD of the nft children);
-  // one that still comes through is met by trying again.
+  // A signal that still comes through the load's thread (unsignalled) is met by trying again.
   for (int attempt = 0;; attempt++) {
     libbpf_log.clear();
-    int err = 0;
-    std::thread loader([&] {
-      sigset_t all;
-      sigfillset(&all);
-      pthread_sigmask(SIG_BLOCK, &all, nullptr);
-      err = open_and_load(filter, expression, ring_bytes, netfilter, skip);
-    });
-    loader.join();
+    int err = unsignalled([&] { return open_and_load(filter, expression, ring_bytes, netfilter, skip); });
     if (!err) break;
     std::string why = errno_text(err), detail = load_failure(libbpf_log);
     if (!detail.empty()) why += ": " + detail;
@@ -256,7 +298,8 @@ int Tracer::open_and_load(const pathtrace_filter &filter, const std::vector<path
     }
     if (!tp.empty() && !has_tracepoint(tp)) {
       bpf_program__set_autoload(prog, false);
-      skipped_.push_back({tp, false, "this kernel has no tracepoint " + tp});
+      // Newer kernels tell a failed redirect through a map by xdp_redirect_err too: nothing is lost there.
+      if (tp != "xdp_redirect_map_err") skipped_.push_back({tp, false, "this kernel has no tracepoint " + tp});
     }
   }
 
@@ -367,6 +410,87 @@ bool Tracer::detach_link(int id) {
   return true;
 }
 
+std::vector<VerdictStatus> Tracer::trace_verdicts(const std::vector<VerdictTarget> &targets) {
+  std::vector<VerdictStatus> out;
+  for (auto it = verdicts_.begin(); it != verdicts_.end();) {
+    bool listed =
+        std::any_of(targets.begin(), targets.end(), [&](const VerdictTarget &t) { return t.id == it->first; });
+    if (listed) {
+      ++it;
+      continue;
+    }
+    // Our link holds the program: let go of one that left its device, so that it can be freed.
+    bpf_link__destroy(it->second.link);
+    device_verdicts_bpf__destroy(it->second.skel);
+    it = verdicts_.erase(it);
+  }
+  std::string refusal;  // once the kernel refused one, the others are not tried
+  for (const VerdictTarget &t : targets) {
+    VerdictStatus s{t.id, true, "", false};
+    if (!refusal.empty())
+      s = {t.id, false, refusal, true};
+    else if (!verdicts_.count(t.id))
+      s.attached = trace_verdict(t, &s.error, &s.refused) == 0;
+    if (s.refused) refusal = s.error;
+    out.push_back(s);
+  }
+  return out;
+}
+
+int Tracer::trace_verdict(const VerdictTarget &target, std::string *why, bool *refused) {
+  if (!skel_) return -EBADF;
+  int fd = bpf_prog_get_fd_by_id(target.id);
+  if (fd < 0) {
+    int err = -errno;
+    *why = "cannot open it: " + errno_text(err);
+    return err;
+  }
+  auto [name, function] = program_names(fd);
+  if (function.empty()) {
+    ::close(fd);
+    *why = "it was loaded without BTF, which a tracing program needs to attach to it";
+    return -EINVAL;
+  }
+  // A load that a signal interrupted (EAGAIN) is tried again, on an object opened anew (libbpf loads one once).
+  device_verdicts_bpf *skel = nullptr;
+  bpf_program *prog = nullptr;
+  libbpf_log.clear();
+  int err = -EAGAIN;
+  for (int attempt = 0; err == -EAGAIN && attempt < 5; attempt++) {
+    device_verdicts_bpf__destroy(skel);
+    skel = open_verdicts_skeleton();
+    if (!skel) {
+      err = -errno;
+      break;
+    }
+    memcpy((void *)&skel->rodata->filter, filter_.get(), sizeof(*filter_));
+    skel->rodata->target_id = target.id;
+    strncpy((char *)skel->rodata->target_name, name.c_str(), sizeof(skel->rodata->target_name) - 1);
+    skel->bss->expr.len = std::min<size_t>(expression_.size(), PT_EXPR_MAX_INSNS);
+    memcpy(skel->bss->expr.insns, expression_.data(), skel->bss->expr.len * sizeof(pathtrace_expr_insn));
+    prog = target.xdp ? skel->progs.xdp_verdict : skel->progs.tc_verdict;
+    bpf_program__set_autoload(target.xdp ? skel->progs.tc_verdict : skel->progs.xdp_verdict, false);
+    // Its records go where the main object's go.
+    err = bpf_map__reuse_fd(skel->maps.events, bpf_map__fd(skel_->maps.events));
+    if (!err) err = bpf_map__reuse_fd(skel->maps.lost, bpf_map__fd(skel_->maps.lost));
+    if (!err) err = bpf_program__set_attach_target(prog, fd, function.c_str());
+    if (!err) err = unsignalled([&] { return device_verdicts_bpf__load(skel); });
+  }
+  ::close(fd);  // the loaded program holds its target
+  bpf_link *link = err ? nullptr : bpf_program__attach(prog);
+  if (!err && !link) err = -errno;
+  if (err) {
+    std::string detail = load_failure(libbpf_log);
+    *why = errno_text(err) + (detail.empty() ? "" : ": " + detail);
+    // Refused as such (no trampolines, or tracing programs not allowed here): so would any other be.
+    *refused = err == -EPERM || err == -EOPNOTSUPP || err == -524 /* ENOTSUPP */;
+    device_verdicts_bpf__destroy(skel);
+    return err;
+  }
+  verdicts_[target.id] = {skel, link};
+  return 0;
+}
+
 int Tracer::on_bytes(void *ctx, void *data, size_t size) {
   auto *self = static_cast<Tracer *>(ctx);
   size_t padded = (size + 7) & ~size_t(7);
@@ -401,6 +525,11 @@ uint64_t Tracer::lost_events() const {
 }
 
 void Tracer::close() {
+  for (auto &[id, v] : verdicts_) {
+    bpf_link__destroy(v.link);
+    device_verdicts_bpf__destroy(v.skel);
+  }
+  verdicts_.clear();
   for (bpf_link *l : links_) bpf_link__destroy(l);
   links_.clear();
   for (auto &[id, l] : netfilter_links_) bpf_link__destroy(l);

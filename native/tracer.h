@@ -11,6 +11,7 @@
 #include "record.h"
 
 struct pathtrace_bpf;
+struct device_verdicts_bpf;
 struct ring_buffer;
 struct bpf_link;
 
@@ -35,6 +36,20 @@ struct NetfilterResult {
   int priority = 0;  // the priority attached at
   int error = 0;     // errno when not attached
   int link = 0;      // id for detach_link, when attached
+};
+
+// A program on a device whose verdicts are to be traced: an XDP program, or a tc program that returns a tc action
+// (a tcx program, a cls_bpf filter in direct-action mode).
+struct VerdictTarget {
+  uint32_t id = 0;
+  bool xdp = false;
+};
+
+struct VerdictStatus {
+  uint32_t id = 0;
+  bool attached = false;
+  std::string error;     // why not, when not
+  bool refused = false;  // the kernel refused the tracing program itself (no trampolines): so will it for any other
 };
 
 // How the netfilter hooks are traced: BPF netfilter links (6.4+), trampolines
@@ -69,6 +84,9 @@ class Tracer {
                                                 const std::vector<NetfilterRequest> &requests, std::string *error);
   // Detaches one netfilter link by the id attach_netfilter gave; false if unknown.
   bool detach_link(int id);
+  // Traces the verdicts of exactly these programs: an fexit program on each one not traced yet (a load of
+  // device_verdicts.bpf.c of its own), and those traced but no longer listed let go. The status of each target.
+  std::vector<VerdictStatus> trace_verdicts(const std::vector<VerdictTarget> &targets);
   // Copies up to max records into out, oldest first; returns how many.
   size_t consume(pathtrace_record *out, size_t max) { return drain_ ? drain_->take(out, max) : 0; }
   uint64_t lost_events() const;
@@ -81,6 +99,8 @@ class Tracer {
   void choose_variants();
   void choose_hook_tracers(NetfilterMode mode);
   static int on_bytes(void *ctx, void *data, size_t size);
+  // Loads and attaches the fexit program on one target; 0 or -errno, *why the detail.
+  int trace_verdict(const VerdictTarget &target, std::string *why, bool *refused);
 
   pathtrace_bpf *skel_ = nullptr;
   std::unique_ptr<Drain> drain_;  // the event ring, emptied on a thread of its own
@@ -94,6 +114,14 @@ class Tracer {
   bool drop_reasons_ = true;
   NetfilterMode netfilter_ = NetfilterMode::None;
   std::map<std::string, std::string> refused_;  // table evaluators the kernel refused, and why
+  // What the verdicts' objects are loaded with: the main object's filter and expression.
+  std::unique_ptr<pathtrace_filter> filter_;
+  std::vector<pathtrace_expr_insn> expression_;
+  struct Traced {
+    device_verdicts_bpf *skel;
+    bpf_link *link;
+  };
+  std::map<uint32_t, Traced> verdicts_;  // by the traced program's id
 };
 
 // The BPF interpreter's answer to the expression (1 match, 0 not, -1 could not run) for each IP packet,

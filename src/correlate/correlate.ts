@@ -10,12 +10,13 @@ import { comesLater, flowTuple, rank, sameContent, startsInbound, TX_QUEUED } fr
 import { allSegmentsSent, cutBySegmentation, endMerged, grewByGro, groMerge, Segmenting } from './offload.js';
 import { newActive, newJourney, type Active, type NamedEvent } from './packet.js';
 import { follow, untapped } from './path.js';
+import { isXdpPoint, programVerdict, tellProgram, XdpVerdicts } from './hook-verdicts.js';
 import { ReadQueues } from './reads.js';
 import { StartOrder } from './release.js';
 import { noteTranslation, origin, route } from './route.js';
 import { resetSent, SocketEvents } from './sockets.js';
 import { readStep, stepOf } from './steps.js';
-import { noteTooBigTold, reachedTransport, verdict, type Why } from './verdict.js';
+import { noteTooBigTold, reachedTransport, verdict, type Verdict, type Why } from './verdict.js';
 
 export type { NamedEvent } from './packet.js';
 
@@ -64,6 +65,8 @@ export class Correlator {
   private readonly live = (a: Active): boolean => this.active.get(a.skb) === a;
   private readonly reads = new ReadQueues(this.live, (a, e) => this.settleRead(a, e));
   private readonly segmenting = new Segmenting(this.live);
+  /** XDP verdicts waiting for the free of their packet. */
+  private readonly xdp = new XdpVerdicts();
   private readonly o: Required<Omit<CorrelatorOptions, 'isExitProbe'>>;
   private readonly sockets: SocketEvents;
   private readonly isExit: (slot: number, family: number, hook: number) => boolean;
@@ -88,6 +91,9 @@ export class Correlator {
       case Point.TCP_RECEIVE_RESET:
       case Point.INET_SOCK_SET_STATE:
         if (!this.otherNetns(e)) this.sockets.push(e);
+        return;
+      case Point.XDP_VERDICT:
+        if (!(this.o.netns && e.netns !== this.o.netns)) this.xdp.add(e);
         return;
       case Point.SOCK_RECV_LENGTH:
         if (!(this.o.netns && e.netns !== this.o.netns)) this.reads.udpRead(e.sport, e);
@@ -129,6 +135,7 @@ export class Correlator {
     for (const a of this.active.values()) {
       if (!a.mergedInto && now - a.last >= this.waitFor(a)) this.settle(a, 'idle');
     }
+    if (this.xdp.size) for (const v of this.xdp.unclaimed(now)) this.diedInXdp(v);
     if (now - this.prunedAt >= PRUNE_EVERY_NS) {
       this.prunedAt = now;
       this.reads.prune();
@@ -144,13 +151,14 @@ export class Correlator {
   /** Settles everything still under way (the trace ended). */
   finish(): void {
     for (const a of this.active.values()) this.settle(a, 'end');
+    for (const v of this.xdp.unclaimed(Infinity)) this.diedInXdp(v);
   }
 
   /** Completed journeys, in the order they started; journeys that started
    *  before one still under way wait for it (up to maxHeld of them). */
   drain(): Journey[] {
     if (this.done.size === 0) return [];
-    let oldestActive = Infinity;
+    let oldestActive = this.xdp.oldest;
     for (const a of this.active.values()) oldestActive = Math.min(oldestActive, a.j.start);
     return this.done.take(oldestActive, this.o.maxHeld);
   }
@@ -196,8 +204,10 @@ export class Correlator {
       }
     }
     const flow = this.flows.of(flowTuple(e));
-    // A packet first seen at its free in XDP came in: XDP runs on receive, before anything else sees it.
-    const inbound = startsInbound(e) || (e.point === Point.KFREE_SKB && layerOfLocation(e.location ?? '') === 'xdp');
+    // A packet first seen at its free in XDP, or at XDP's points, came in: XDP runs on receive, before anything
+    // else sees it.
+    const inbound =
+      startsInbound(e) || isXdpPoint(e) || (e.point === Point.KFREE_SKB && layerOfLocation(e.location ?? '') === 'xdp');
     const j = newJourney(e, this.nextId++, flow, inbound);
     if (!inbound) {
       // A GSO segment: the packet it was cut from passed the hooks and awaits its segments.
@@ -253,7 +263,33 @@ export class Correlator {
       return; // settles with the packet it was merged into
     }
     const j = a.j;
-    const { fate, drop, ending } = verdict(j, a, a.flow, why, ev);
+    const v = verdict(j, a, a.flow, why, ev);
+    if (v.drop && ev?.point === Point.KFREE_SKB) {
+      // Its XDP program's verdict, which came before its free with no skb to join it by.
+      const told = v.drop.layer === 'xdp' ? this.xdp.claim(j, ev) : undefined;
+      if (told) {
+        let at = j.steps.length - 1; // before the free, in time order
+        while (at > 0 && j.steps[at - 1]!.t > told.t) at--;
+        j.steps.splice(at, 0, stepOf(told, false));
+      }
+      tellProgram(v.drop, j.steps);
+    }
+    this.close(a, v, why, ev);
+  }
+
+  /** An XDP verdict that dropped its packet and that no free claimed: the driver recycled the buffer, and the
+   *  verdict is all there is of the packet (its journey of one step). */
+  private diedInXdp(e: NamedEvent): void {
+    const flow = this.flows.of(flowTuple(e));
+    const j = newJourney(e, this.nextId++, flow, true);
+    j.steps.push(stepOf(e, false));
+    const drop = { layer: 'xdp' as const, hook: null, reason: null, location: '', told: programVerdict(e) };
+    this.close(newActive(j, flow, e), { fate: 'dropped', drop, ending: 'verdict' }, 'free');
+  }
+
+  /** Ends a's journey with verdict v (why: what stopped it; ev: the event that did). */
+  private close(a: Active, { fate, drop, ending }: Verdict, why: Why, ev?: NamedEvent): void {
+    const j = a.j;
     j.fate = fate;
     j.drop = drop;
     j.ending = ending;

@@ -3,7 +3,7 @@
 // the path. Address reuse, clones and a packet re-entering after a device loop are told apart that way.
 import type { FlowTuple } from './flows.js';
 import { MS, type Journey } from './journey.js';
-import { IPPROTO, Point, type TraceEvent } from '../trace/record.js';
+import { AT_INGRESS, IPPROTO, Point, type TraceEvent } from '../trace/record.js';
 
 /** Rank of each netfilter hook's entry (PRE_ROUTING .. POST_ROUTING); its exit is one more. */
 const NF_RANK = [20, 30, 40, 50, 60];
@@ -23,6 +23,10 @@ export function rank(e: TraceEvent, exit: boolean): number {
       return 5;
     case Point.NETIF_RECEIVE_SKB:
       return 10;
+    case Point.TC_VERDICT:
+      // tc ingress runs after the receive (and its tcpdump tap), before PRE_ROUTING; tc egress after POST_ROUTING,
+      // before the device's queue.
+      return e.probe === AT_INGRESS ? 12 : 63;
     case Point.NETFILTER:
       return (NF_RANK[e.hook] ?? NaN) + (exit ? 1 : 0); // NaN: a hook with no rank orders with none
     case Point.NET_DEV_QUEUE:
@@ -43,7 +47,11 @@ export function rank(e: TraceEvent, exit: boolean): number {
 /** Whether the first event of a packet shows it coming in: a receive, or a hook before routing's answer. */
 export function startsInbound(e: TraceEvent): boolean {
   const r = rank(e, false);
-  return (r >= 0 && r <= RX_START) || (e.point === Point.NETFILTER && e.hook <= 2);
+  return (
+    (r >= 0 && r <= RX_START) ||
+    (e.point === Point.NETFILTER && e.hook <= 2) ||
+    (e.point === Point.TC_VERDICT && e.probe === AT_INGRESS)
+  );
 }
 
 export function isIcmpError(e: TraceEvent): boolean {

@@ -30,7 +30,8 @@ export type Ending =
   | 'merged' // GRO merged it into another packet at the device
   | 'segmented' // GSO cut it into segments, which went on as their own journeys
   | 'timeout' // no event for too long, in the middle of the path
-  | 'trace-ended'; // the trace stopped while it was under way
+  | 'trace-ended' // the trace stopped while it was under way
+  | 'verdict'; // its XDP program's verdict dropped it and no free followed (a driver recycles its buffer)
 
 export interface Step {
   point: string; // tracepoint name, or "netfilter"
@@ -53,6 +54,7 @@ export interface Step {
   comm?: string;
   bridge?: true; // netfilter steps: br_netfilter's pass for a frame on a bridge port
   // (bridge-nf-call-iptables); in/out then name the bridge device
+  program?: ProgramVerdict; // XDP and tc points: the program and what it returned
 }
 
 export interface Tuple {
@@ -91,6 +93,9 @@ export interface Drop {
   attribution?: RuleAttribution;
   /** XDP and tc drops: the device hook, and the program or filter there that dropped it. */
   device?: DeviceHookDrop;
+  /** XDP and tc drops: what the program that dropped it returned, as the correlator saw it (its verdict's step);
+   *  the session names it in device. */
+  told?: ProgramVerdict;
   /** TCP_LISTEN_OVERFLOW: the listening sockets on its port and who holds them, when it was reported. */
   listening?: Listener[];
   /** Drops of a packet a queue rule (NFQUEUE) sent to a program: its queue, who listens there, what happened. */
@@ -146,6 +151,21 @@ export interface DeviceHookDrop {
   unread?: string;
 }
 
+/** What an XDP or tc program returned for a packet, in its own words: its verdict seen as it returned (an fexit
+ *  program on it, where the kernel has BPF trampolines), or the kernel's report of its failure (the tracepoints
+ *  xdp_exception and xdp_redirect_err). */
+export interface ProgramVerdict {
+  id: number;
+  /** Its name (bpf_prog_info's, 15 characters at most); '' where the record had no room for it (ICMP errors). */
+  name: string;
+  /** XDP_ABORTED, XDP_DROP, XDP_TX, XDP_REDIRECT, "XDP action N" (not an action), TC_ACT_SHOT. */
+  verdict: string;
+  /** tc: the hook's direction. */
+  direction?: 'ingress' | 'egress';
+  /** XDP_REDIRECT: the kernel's error for the redirect that failed (a negative errno). */
+  error?: number;
+}
+
 /** The program or filter that dropped a packet at a device hook. */
 export interface DeviceProgram {
   /** xdp: generic, native or offload; tc: tcx, or a classic filter's kind and preference. */
@@ -154,11 +174,13 @@ export interface DeviceProgram {
   name: string;
   id?: number;
   tag?: string;
-  /** How it is known: 'verdict', its own return value seen as it returned (BPF trampolines); 'only', the only
-   *  one attached there that can drop. */
+  /** How it is known: 'verdict', its own return value seen as it returned (BPF trampolines) or reported by the
+   *  kernel (xdp_exception, xdp_redirect_err); 'only', the only one attached there that can drop. */
   found: 'verdict' | 'only';
-  /** found 'verdict': the value it returned (XDP_DROP, XDP_ABORTED, TC_ACT_SHOT). */
+  /** found 'verdict': the value it returned (XDP_DROP, XDP_ABORTED, XDP_TX, XDP_REDIRECT, TC_ACT_SHOT). */
   verdict?: string;
+  /** A failed XDP_REDIRECT: the kernel's error (ENETDOWN, EINVAL...). */
+  error?: string;
   /** Classic tc filters: the command that removes it. */
   remove?: string;
 }

@@ -4,6 +4,7 @@ import type { Step } from './journey.js';
 import { HOOK_NAMES } from '../trace/kernel-names.js';
 import { NF_EVAL_XT, NF_SLOT_ENTRY, Point, POINT_NAMES } from '../trace/record.js';
 import type { NamedEvent } from './packet.js';
+import { programVerdict } from './hook-verdicts.js';
 
 /** A step with every field declared, so that all steps share one shape (cheaper to make and fill). */
 function newStep(point: string, t: number): Step {
@@ -25,6 +26,7 @@ function newStep(point: string, t: number): Step {
     table: undefined,
     bridge: undefined,
     passed: undefined,
+    program: undefined,
   };
 }
 
@@ -59,6 +61,14 @@ export function stepOf(e: NamedEvent, exit: boolean): Step {
       step.priority = e.priority;
       step.table = e.comm;
       step.location = e.probe === NF_EVAL_XT ? 'ipt_do_table' : 'nft_do_chain';
+      break;
+    case Point.XDP_VERDICT:
+    case Point.TC_VERDICT:
+    case Point.XDP_EXCEPTION:
+    case Point.XDP_REDIRECT_ERR:
+    case Point.XDP_REDIRECT_MAP_ERR:
+      step.ifindex = e.ifindex;
+      step.program = programVerdict(e);
       break;
     case Point.KFREE_SKB:
     case Point.CONSUME_SKB:

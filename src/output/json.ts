@@ -87,6 +87,7 @@ export function packetRecord(j: Journey, devices: DeviceNames, startedAt: number
       bytes: s.bytes,
       pid: s.pid,
       comm: s.comm,
+      program: s.program,
       t_ns: s.t,
     })),
     fate: j.fate,

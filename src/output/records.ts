@@ -2,7 +2,15 @@
 // writers (json.ts, merge.ts) return these types, so the compiler holds them to it; the readers (compare,
 // merge, --netns twice, the tests) narrow an OutputRecord by its `type`. Fields are added, never renamed.
 // An optional field (`?`) is left out of the line when it does not apply; `| null` ones are always written.
-import type { DeviceHookDrop, Ending, Fate, Journey, Layer, TcpStateSeen } from '../correlate/journey.js';
+import type {
+  DeviceHookDrop,
+  Ending,
+  Fate,
+  Journey,
+  Layer,
+  ProgramVerdict,
+  TcpStateSeen,
+} from '../correlate/journey.js';
 import type { HookName } from '../trace/kernel-names.js';
 import type { NetfilterMechanism } from '../trace/native.js';
 import type { RuleAttribution } from '../rules/attribute.js';
@@ -59,6 +67,7 @@ export interface StepRecord {
   bytes?: number;
   pid?: number;
   comm?: string;
+  program?: ProgramVerdict; // XDP and tc points: the program ({id, name}) and what it returned
   t_ns: number;
 }
 

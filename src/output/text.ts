@@ -124,7 +124,7 @@ export function deviceLines(h: DeviceHookDrop, st: Style): string[] {
     const id = [p.id !== undefined ? `id ${p.id}` : '', p.tag ? `tag ${p.tag}` : '', p.mode].filter(Boolean).join(', ');
     const how =
       p.found === 'verdict'
-        ? `it returned ${p.verdict}, seen as it returned`
+        ? `it returned ${p.verdict}${p.error ? ` (${p.error})` : ''}: its own answer`
         : `the only ${h.hook === 'xdp' ? 'XDP program' : 'filter that can drop'} there; its verdict is not seen on this kernel`;
     return [`${where}: ${st.bold(p.name)} (${id}) [${how}]`, ...(p.remove ? [st.dim(`remove: ${p.remove}`)] : [])];
   }
@@ -292,7 +292,9 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
   const extra: string[] = [];
   if (j.drop) {
     facts.push(
-      `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
+      j.ending === 'verdict'
+        ? `${st.bad(j.drop.told?.verdict ?? 'dropped')} in XDP, no skb freed (the driver recycles its buffer)`
+        : `${st.bad(j.drop.reason ?? 'no reason (this kernel reports none)')} at ${j.drop.location || '?'} (${j.drop.layer}${j.drop.hook ? `, hook ${j.drop.hook}` : ''})`,
     );
     if (j.drop.inferred) facts.push(`inferred: ${j.drop.inferred}`);
     const ls = j.drop.listening;

@@ -420,9 +420,11 @@ function deviceHookWords(h: DeviceHookDrop, location: string): string {
   const p = h.program;
   if (h.hook === 'xdp') {
     const who = p ? `the XDP program ${p.name} on ${h.dev}` : `an XDP program on ${h.dev}`;
-    const generic = /generic/.test(location);
+    const generic = /generic/.test(location) || p?.mode === 'generic';
+    const what =
+      p?.found === 'verdict' ? xdpVerdictWords(p.verdict ?? '', p.error) : 'dropped it (or failed to send it on)';
     return (
-      `${who} dropped it (or failed to send it on), ` +
+      `${who} ${what}, ` +
       (generic
         ? 'in generic mode: after the device received it, before tcpdump captures and before the kernel stack'
         : 'in its driver: before tcpdump captures and before the kernel stack')
@@ -431,9 +433,26 @@ function deviceHookWords(h: DeviceHookDrop, location: string): string {
   const who = p
     ? `the tc ${h.direction} ${p.mode === 'tcx' ? 'program' : 'filter'} ${p.name} on ${h.dev}`
     : `a tc ${h.direction} filter or program on ${h.dev}`;
+  const dropped = p?.found === 'verdict' ? `dropped it (it returned ${p.verdict})` : 'dropped it';
   return h.direction === 'ingress'
-    ? `${who} dropped it: after tcpdump captured it, before netfilter and the kernel stack`
-    : `${who} dropped it: after netfilter, before its qdisc and before tcpdump captures`;
+    ? `${who} ${dropped}: after tcpdump captured it, before netfilter and the kernel stack`
+    : `${who} ${dropped}: after netfilter, before its qdisc and before tcpdump captures`;
+}
+
+/** What an XDP program's verdict did to the packet it dropped: "returned XDP_ABORTED (an error path in the program)". */
+function xdpVerdictWords(verdict: string, error: string | undefined): string {
+  switch (verdict) {
+    case 'XDP_DROP':
+      return 'returned XDP_DROP';
+    case 'XDP_ABORTED':
+      return 'returned XDP_ABORTED (an error path in the program)';
+    case 'XDP_TX':
+      return 'returned XDP_TX, and sending it back out of the device failed';
+    case 'XDP_REDIRECT':
+      return `returned XDP_REDIRECT, and the redirect failed${error ? ` (${error})` : ''}`;
+    default:
+      return `returned ${verdict}, which is no XDP action: the kernel drops it as XDP_ABORTED`;
+  }
 }
 
 /** Who listened where a listen queue overflowed, as /proc showed it when the drop was reported: "node[1234] on

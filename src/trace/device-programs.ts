@@ -2,7 +2,8 @@
 // and its tc filters (tcx programs; classic filters on the clsact or ingress qdisc), and which of them a drop
 // names. Read when such a drop is reported, read-only, and kept a second: a flood of drops reads them once.
 import { execFileSync } from 'node:child_process';
-import type { DeviceHookDrop, DeviceProgram, Drop } from '../correlate/journey.js';
+import { getSystemErrorName } from 'node:util';
+import type { DeviceHookDrop, DeviceProgram, Drop, ProgramVerdict } from '../correlate/journey.js';
 import { native } from './native.js';
 
 export type Direction = 'ingress' | 'egress';
@@ -82,12 +83,14 @@ export function parseTcFilters(json: string, dev: string, direction: Direction, 
     });
 }
 
-/** Where on its device a drop happened: the hook and direction, from its layer, reason and freeing function. */
+/** Where on its device a drop happened: the hook and direction, from its layer, the program's own answer, the
+ *  reason and the freeing function. */
 export function dropSite(
-  d: Pick<Drop, 'layer' | 'reason' | 'location'>,
+  d: Pick<Drop, 'layer' | 'reason' | 'location' | 'told'>,
 ): { hook: 'xdp' | 'tc'; direction: Direction } | null {
   if (d.layer === 'xdp') return { hook: 'xdp', direction: 'ingress' };
   if (d.layer !== 'tc') return null;
+  if (d.told?.direction) return { hook: 'tc', direction: d.told.direction };
   const egress = d.reason === 'TC_EGRESS' || /egress|__dev_queue_xmit/.test(d.location);
   return { hook: 'tc', direction: egress ? 'egress' : 'ingress' };
 }
@@ -97,15 +100,18 @@ function xdpMode(location: string): string {
   return /generic/.test(location) ? 'generic' : 'native';
 }
 
-/** What on device dev dropped a packet (drop d), from what is attached there (reading): the one program or filter
- *  that can have, or the candidates when several can; null when d is not a device hook's drop. Pure. */
+/** What on device dev dropped a packet (drop d), from what is attached there (reading): the program whose own
+ *  answer the correlator saw (d.told), else the one program or filter that can have, or the candidates when several
+ *  can; null when d is not a device hook's drop. Pure. */
 export function deviceHookDrop(
-  d: Pick<Drop, 'layer' | 'reason' | 'location'>,
+  d: Pick<Drop, 'layer' | 'reason' | 'location' | 'told'>,
   dev: string,
   reading: Reading,
 ): DeviceHookDrop | null {
   const site = dropSite(d);
   if (!site) return null;
+  const unread = reading.unread !== null ? { unread: reading.unread } : {};
+  if (d.told) return { ...site, dev, program: toldProgram(d.told, site.hook, d.location, reading), ...unread };
   let there = reading.list.filter((a) => a.hook === site.hook && a.direction === site.direction);
   if (site.hook === 'xdp') {
     const mode = xdpMode(d.location);
@@ -123,13 +129,64 @@ export function deviceHookDrop(
           ...(only.remove !== undefined && { remove: only.remove }),
         }
       : null;
+  return { ...site, dev, program, ...(there.length > 1 && { candidates: there.map(label) }), ...unread };
+}
+
+/** The program that told its verdict (told), with what the reading of its device adds: its mode, tag and the command
+ *  that removes it (none when it left the device since). */
+function toldProgram(told: ProgramVerdict, hook: 'xdp' | 'tc', location: string, reading: Reading): DeviceProgram {
+  const at = reading.list.find((a) => a.hook === hook && a.id === told.id);
   return {
-    ...site,
-    dev,
-    program,
-    ...(there.length > 1 && { candidates: there.map(label) }),
-    ...(reading.unread !== null && { unread: reading.unread }),
+    mode: at?.mode ?? (hook === 'xdp' ? xdpMode(location) : 'no longer attached'),
+    name: told.name || at?.name || '',
+    id: told.id,
+    ...(at?.tag !== undefined && { tag: at.tag }),
+    found: 'verdict',
+    verdict: told.verdict,
+    ...(told.error !== undefined && { error: errnoName(told.error) }),
+    ...(at?.remove !== undefined && { remove: at.remove }),
   };
+}
+
+/** ENETDOWN for -100 (the kernel's errors are negative). */
+function errnoName(err: number): string {
+  try {
+    return getSystemErrorName(err < 0 ? err : -err);
+  } catch {
+    return `error ${err}`;
+  }
+}
+
+/** The programs whose verdicts can be traced among those attached: XDP programs in generic or native mode (an
+ *  offloaded one runs on the card), tcx programs, and classic BPF filters in direct-action mode (without it a
+ *  filter's return value is a class, not a verdict). Pure. */
+export function verdictTargets(list: Attached[]): { id: number; hook: 'xdp' | 'tc' }[] {
+  const targets = new Map<number, 'xdp' | 'tc'>();
+  for (const a of list) {
+    if (a.id === undefined) continue;
+    const traceable = a.hook === 'xdp' ? a.mode !== 'offload' : a.mode === 'tcx' || a.mode.endsWith('direct-action');
+    if (traceable) targets.set(a.id, a.hook);
+  }
+  return [...targets].map(([id, hook]) => ({ id, hook }));
+}
+
+/** The hooks that can hold classic tc filters, by device, from `tc -j qdisc show`: clsact's two, ingress's one. */
+export function classicHooks(json: string): [string, Direction[]][] {
+  let list: { kind?: string; dev?: string }[];
+  try {
+    list = JSON.parse(json) as { kind?: string; dev?: string }[];
+  } catch {
+    return [];
+  }
+  return list.flatMap((q): [string, Direction[]][] =>
+    !q.dev
+      ? []
+      : q.kind === 'clsact'
+        ? [[q.dev, ['ingress', 'egress']]]
+        : q.kind === 'ingress'
+          ? [[q.dev, ['ingress']]]
+          : [],
+  );
 }
 
 /** "drop_mysql (id 102, generic)". */
@@ -159,8 +216,40 @@ export class DevicePrograms {
     return reading;
   }
 
+  /** Everything on the namespace's devices (names: by ifindex) that can drop: their XDP and tcx programs (netlink,
+   *  in this process), and the classic filters of those holding a clsact or ingress qdisc (a `tc` process for the
+   *  qdiscs, and one for each such hook). What cannot be read is left out. */
+  everywhere(names: Record<number, string>): Attached[] {
+    const out: Attached[] = [];
+    for (const [ifindex, dev] of Object.entries(names)) {
+      try {
+        out.push(...this.bpf(Number(ifindex), dev));
+      } catch {
+        /* gone since, or the namespace went away: nothing attached there to trace */
+      }
+    }
+    const qdiscs = this.tc(['qdisc', 'show']);
+    if (typeof qdiscs !== 'string') return out;
+    for (const [dev, directions] of classicHooks(qdiscs)) {
+      for (const direction of directions) {
+        const tc = this.tcFilters(dev, direction);
+        if (typeof tc === 'string') out.push(...parseTcFilters(tc, dev, direction, this.prefix));
+      }
+    }
+    return out;
+  }
+
   private read(ifindex: number, dev: string, site: { hook: 'xdp' | 'tc'; direction: Direction }): Reading {
-    const bpf: Attached[] = native()
+    const bpf = this.bpf(ifindex, dev).filter((a) => a.hook === site.hook && a.direction === site.direction);
+    if (site.hook === 'xdp') return { list: bpf, unread: null };
+    const tc = this.tcFilters(dev, site.direction);
+    if (typeof tc !== 'string') return { list: bpf, unread: tc.error };
+    return { list: [...bpf, ...parseTcFilters(tc, dev, site.direction, this.prefix)], unread: null };
+  }
+
+  /** The XDP and tcx programs on device ifindex (named dev). */
+  private bpf(ifindex: number, dev: string): Attached[] {
+    return native()
       .devicePrograms(this.nsPath, ifindex)
       .map((p) => {
         const [kind = '', where = ''] = p.attach.split('-');
@@ -176,18 +265,18 @@ export class DevicePrograms {
             ? `${this.prefix}bpftool net detach tcx_${where} dev ${dev}`
             : `${this.prefix}ip link set dev ${dev} ${XDP_MODE_FLAG[where] ?? 'xdp'} off`,
         };
-      })
-      .filter((a) => a.hook === site.hook && a.direction === site.direction);
-    if (site.hook === 'xdp') return { list: bpf, unread: null };
-    const tc = this.tcFilters(dev, site.direction);
-    if (typeof tc !== 'string') return { list: bpf, unread: tc.error };
-    return { list: [...bpf, ...parseTcFilters(tc, dev, site.direction, this.prefix)], unread: null };
+      });
   }
 
   /** `tc -j filter show dev DEV DIRECTION` in the namespace (a device without the qdisc has none: "[]"), or why
    *  it could not be read. */
   private tcFilters(dev: string, direction: Direction): string | { error: string } {
-    const args = ['-j', 'filter', 'show', 'dev', dev, direction];
+    return this.tc(['filter', 'show', 'dev', dev, direction]);
+  }
+
+  /** `tc -j ARGS` in the namespace, or why it could not be run. */
+  private tc(args: string[]): string | { error: string } {
+    args = ['-j', ...args];
     const [cmd, argv] = this.nsPath ? ['nsenter', [`--net=${this.nsPath}`, 'tc', ...args]] : ['tc', args];
     try {
       // Milliseconds as a rule; seconds on a starved machine (a VM under emulation), where a cut-off reading

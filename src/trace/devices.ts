@@ -19,6 +19,12 @@ export class Devices {
     this.refreshedAt = Date.now();
   }
 
+  /** Every device of the namespace, by ifindex (read again when the last reading is a second old). */
+  all(): Readonly<Record<number, string>> {
+    if (Date.now() - this.refreshedAt > 1000) this.refresh();
+    return this.names;
+  }
+
   name(ifindex: number): string {
     if (!ifindex) return '';
     if (!(ifindex in this.names) && Date.now() - this.refreshedAt > 1000) this.refresh();

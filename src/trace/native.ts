@@ -46,8 +46,23 @@ export interface NativeDeviceProgram {
   tag: string;
 }
 
+/** A program on a device whose verdicts are traced (an fexit program on it). */
+export interface VerdictTarget {
+  id: number;
+  hook: 'xdp' | 'tc';
+}
+export interface VerdictStatus {
+  id: number;
+  attached: boolean;
+  error?: string;
+  /** The kernel refused the tracing program itself (no BPF trampolines, or not allowed): so it will any other. */
+  refused?: boolean;
+}
+
 export interface NativeTracer {
   attachTracepoints(): PointStatus[];
+  /** Traces the verdicts of exactly these programs: those not traced yet are, those no longer listed let go. */
+  traceVerdicts(targets: VerdictTarget[]): VerdictStatus[];
   attachNetfilter(netnsPath: string, requests: NetfilterRequest[]): NetfilterResult[];
   detachLink(link: number): boolean;
   consume(into: Uint8Array): number;

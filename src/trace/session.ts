@@ -45,6 +45,7 @@ import {
 } from './record.js';
 import { RouteLookups, takeRoute, type RouteQuery } from './routes.js';
 import { missingToolNotes, onPath } from './tools.js';
+import { VERDICTS_READ_MS, VerdictTracing } from './verdicts.js';
 
 export class SessionError extends Error {}
 
@@ -136,6 +137,9 @@ export class Session {
   readonly devices: Devices;
   /** What is attached to its devices: the XDP and tc drops' programs and filters. */
   private readonly devicePrograms: DevicePrograms;
+  /** The verdicts of those programs (BPF trampolines); null without the device points. */
+  private readonly verdicts: VerdictTracing | null = null;
+  private verdictsTimer: NodeJS.Timeout | null = null;
   readonly correlator: Correlator;
   readonly ready: ReadyInfo;
   /** /proc/kallsyms, read when the first freed packet needs a name (not before ready). */
@@ -229,6 +233,17 @@ export class Session {
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
       this.routes = new RouteLookups(this.nsPath);
+      if (options.points.includes('device')) {
+        this.verdicts = new VerdictTracing(
+          this.tracer,
+          this.devicePrograms,
+          () => this.devices.all(),
+          features.trampolines,
+        );
+        const read = this.verdicts.read();
+        points.push(...read.points);
+        unavailable.push(...read.unavailable);
+      }
       // Wire: rules, counters, the correlator.
       if (traced !== 'none') {
         this.notes.push(...missingToolNotes(onPath));
@@ -335,6 +350,7 @@ export class Session {
         if (netnsWatch) clearInterval(netnsWatch);
         if (this.rulesetTimer) clearInterval(this.rulesetTimer);
         if (this.statsTimer) clearInterval(this.statsTimer);
+        if (this.verdictsTimer) clearInterval(this.verdictsTimer);
         this.poll(sink, true);
         this.attributeNow(sink);
         const after = this.readCounters();
@@ -387,6 +403,18 @@ export class Session {
           },
           this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS,
         );
+      }
+      if (this.verdicts?.live) {
+        this.verdictsTimer = setInterval(() => {
+          if (!this.verdicts!.live) return;
+          try {
+            for (const u of this.verdicts!.read().unavailable) sink.note(`not traced: ${u.point}: ${u.reason}`);
+          } catch (e) {
+            // Those traced so far stay; no program attached from now on is.
+            clearInterval(this.verdictsTimer!);
+            sink.note(`not traced any more: the devices' programs could not be read: ${(e as Error).message}`);
+          }
+        }, VERDICTS_READ_MS);
       }
       if (sink.stats) {
         this.statsTimer = setInterval(() => {
@@ -644,7 +672,8 @@ export class Session {
     this.cancelPoll = null;
     if (this.rulesetTimer) clearInterval(this.rulesetTimer);
     if (this.statsTimer) clearInterval(this.statsTimer);
-    this.rulesetTimer = null;
+    if (this.verdictsTimer) clearInterval(this.verdictsTimer);
+    this.rulesetTimer = this.verdictsTimer = null;
     this.tracer?.close();
     this.tracer = null;
     this.ruleTrace?.stop();

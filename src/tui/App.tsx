@@ -170,7 +170,8 @@ export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: D
       ? `${s.hook} ${s.passed ? 'passed' : s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}`
       : '';
     const dev = s.ifindex ? devices.name(s.ifindex) : '';
-    const extra = [where, dev, s.location, s.reason, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : '']
+    const prog = s.program && `${s.program.name || 'program'} (id ${s.program.id}) returned ${s.program.verdict}`;
+    const extra = [where, dev, s.location, s.reason, prog, s.comm ? `${s.comm}[${s.pid}] read ${s.bytes} B` : '']
       .filter(Boolean)
       .join(' ');
     return `+${duration(s.t - j.start).padStart(8)}  ${s.point.padEnd(24)} ${extra}`;

@@ -212,3 +212,53 @@ test('tc ingress, a tcx program (Linux 6.6+): named by its id as bpftool shows i
     });
   }
 });
+
+for (const [object, name, point, verdict, words] of [
+  [
+    'xdp_abort',
+    'xdp_abort_3306',
+    'xdp_exception',
+    'XDP_ABORTED',
+    'returned XDP_ABORTED \\(an error path in the program\\)',
+  ],
+  [
+    'xdp_redirect_nowhere',
+    'xdp_redir_3306',
+    'xdp_redirect_err',
+    'XDP_REDIRECT',
+    'returned XDP_REDIRECT, and the redirect failed \\(E[A-Z]+\\)',
+  ],
+] as const) {
+  test(`${verdict} in generic mode: the kernel reports it (${point}), and pathtrace names the program and what failed`, async (t) => {
+    if (!ready(t)) return;
+    const lab = new Lab();
+    t.after(() => lab.destroy());
+    await lab.listen('tcp', PORT);
+    lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject(object), 'sec', 'xdp');
+    const id = xdpProgramId(lab, lab.server.netns, 'eth0');
+    const { packets, captured } = await traceTry(lab, 4);
+    assert.equal(captured, 0, 'tcpdump captured none: XDP runs before its capture point');
+    const dropped = syns(packets);
+    assert.ok(dropped.length >= 1, JSON.stringify(packets));
+    for (const p of dropped) {
+      assert.deepEqual([p.direction, p.fate, p.drop.layer, p.tcpdump], ['in', 'dropped', 'xdp', false]);
+      assert.deepEqual(p.tcp, { saw: false, reply: null });
+      const step = p.steps.find((s) => s.point === point);
+      assert.equal(step?.dev, 'eth0', JSON.stringify(p.steps));
+      assert.deepEqual([step.program.id, step.program.name, step.program.verdict], [id, name, verdict]);
+      const { error, ...program } = p.drop.device.program;
+      assert.deepEqual(program, {
+        mode: 'generic',
+        name,
+        id,
+        tag: p.drop.device.program.tag,
+        found: 'verdict',
+        verdict,
+        remove: `ip netns exec ${lab.server.netns} ip link set dev eth0 xdpgeneric off`,
+      });
+      if (verdict === 'XDP_REDIRECT') assert.match(error, /^E[A-Z]+$/, "the redirect's error, by name");
+      else assert.equal(error, undefined);
+      assert.match(p.drop.explanation, new RegExp(`^the XDP program ${name} on eth0 ${words}, in generic mode`));
+    }
+  });
+}

@@ -211,7 +211,7 @@ export function pathtraceLinks(): number[] {
   const ours = new Set(
     progs
       .filter((p) =>
-        /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock))/.test(
+        /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock|xdp_)|(xdp|tc)_verdict$)/.test(
           p.name ?? '',
         ),
       )

@@ -28,6 +28,7 @@ import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
 import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
 import { spawnSync } from 'node:child_process';
+import { VERDICTS_READ_MS } from '../../src/trace/verdicts.js';
 
 const PORT = 3306;
 
@@ -524,9 +525,30 @@ test('a tcpdump expression beside --port: only SYNs, the dropped one named by it
 });
 
 // Drops at a device's own hooks. Older kernels name no reason for them (5.10) or only NOT_SPECIFIED (6.1): the
-// freeing function tells the layer, and what is attached to the device names the program.
-for (const mode of ['generic', 'native'] as const) {
-  test(`an XDP program in ${mode} mode drops the SYN: named, it came in, neither tcpdump nor TCP saw it`, async (t) => {
+// freeing function tells the layer, and what is attached to the device names the program. Where the kernel has BPF
+// trampolines (Debian's do; the kprobes variant pretends they are refused), an fexit program on the XDP or tc program
+// sees its verdict: the program is then known by its own answer, else as the only one there.
+const TRAMPOLINES =
+  process.env.PATHTRACE_KERNEL !== undefined &&
+  !(process.env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(',').includes('trampolines');
+
+/** How a device hook's drop names its program: by the verdict it returned where ready shows the fexit point (which
+ *  the kernels of the matrix with trampolines must show), else as the only program there. */
+function assertFound(p: Packet, ready: Ready, point: 'xdp_verdict' | 'tc_verdict', verdict: string): void {
+  const traced = ready.points.includes(point);
+  if (process.env.PATHTRACE_KERNEL !== undefined)
+    assert.equal(traced, TRAMPOLINES, `${point} attached: ${JSON.stringify(ready.unavailable)}`);
+  const program = p.drop.device?.program;
+  if (traced) assert.deepEqual([program?.found, program?.verdict], ['verdict', verdict], JSON.stringify(p));
+  else assert.equal(program?.found, verdict === 'XDP_ABORTED' ? 'verdict' : 'only', JSON.stringify(p));
+}
+
+for (const [mode, object, verdict] of [
+  ['generic', 'xdp_drop', 'XDP_DROP'],
+  ['native', 'xdp_drop', 'XDP_DROP'],
+  ['generic', 'xdp_abort', 'XDP_ABORTED'],
+] as const) {
+  test(`an XDP program in ${mode} mode returns ${verdict} for the SYN: named, it came in, neither tcpdump nor TCP saw it`, async (t) => {
     if (!needsRoot(t)) return;
     const missing = missingForPrograms();
     if (missing) return t.skip(missing);
@@ -540,7 +562,7 @@ for (const mode of ['generic', 'native'] as const) {
         'eth0',
         `xdp${mode === 'generic' ? 'generic' : 'drv'}`,
         'obj',
-        bpfObject('xdp_drop'),
+        bpfObject(object),
         'sec',
         'xdp',
       );
@@ -554,12 +576,47 @@ for (const mode of ['generic', 'native'] as const) {
       );
       assert.deepEqual(
         [p.drop.device?.program?.name, p.drop.device?.program?.id, p.drop.device?.program?.mode],
-        ['xdp_drop_3306', id, mode],
+        [`${object}_3306`, id, mode],
         JSON.stringify(p),
       );
+      // XDP_ABORTED is reported by the kernel (xdp_exception) on every kernel.
+      assertFound(p, r.ready, 'xdp_verdict', verdict);
+      if (verdict === 'XDP_ABORTED')
+        assert.ok(
+          p.steps.some((s) => s.point === 'xdp_exception' && s.program?.verdict === verdict),
+          JSON.stringify(p.steps),
+        );
     }
   });
 }
+
+test('an XDP program attached after the start: the devices, read again, have its verdicts traced too', async (t) => {
+  if (!needsRoot(t)) return;
+  const missing = missingForPrograms();
+  if (missing) return t.skip(missing);
+  if (!TRAMPOLINES) return t.skip('needs BPF trampolines (a kernel of the matrix, but for its kprobes variant)');
+  const lab = new Lab();
+  let pt: Pathtrace | undefined;
+  try {
+    await lab.listen('tcp', PORT);
+    pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)]);
+    assert.ok(!pt.ready.points.includes('xdp_verdict'), 'no XDP program yet');
+    lab.ip(lab.server.netns, 'link', 'set', 'dev', 'eth0', 'xdpgeneric', 'obj', bpfObject('xdp_drop'), 'sec', 'xdp');
+    const id = xdpProgramId(lab, lab.server.netns, 'eth0');
+    // A try at a time until a drop is known by its verdict: the devices are read every VERDICTS_READ_MS.
+    const known = (p: Packet) => p.drop?.device?.program?.found === 'verdict';
+    for (let i = 0; i < 20 && !pt.packets().some(known); i++) {
+      await lab.connect('tcp', lab.server.v4, PORT, 500 * SLOWDOWN);
+      await pt.waitFor(known, VERDICTS_READ_MS / 2);
+    }
+    const p = pt.packets().find(known);
+    assert.ok(p, JSON.stringify(pt.packets()));
+    assert.deepEqual([p.drop.device.program.id, p.drop.device.program.verdict], [id, 'XDP_DROP']);
+  } finally {
+    await pt?.stop();
+    lab.destroy();
+  }
+});
 
 test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP did not', async (t) => {
   if (!needsRoot(t)) return;
@@ -588,6 +645,7 @@ test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP d
       ['ingress', 'tc_drop_in'],
       JSON.stringify(p),
     );
+    assertFound(p, r.ready, 'tc_verdict', 'TC_ACT_SHOT');
   }
 });
 
@@ -618,6 +676,7 @@ test('a tc cls_bpf filter on egress drops the SYN-ACK: named; TCP answered, tcpd
       ['egress', 'tc_drop_out'],
       JSON.stringify(p),
     );
+    assertFound(p, r.ready, 'tc_verdict', 'TC_ACT_SHOT');
   }
-  for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(p));
+  for (const p of withFlags(r, 'S')) assert.equal(p.tcp.saw, true, JSON.stringify(r.packets));
 });

@@ -3,20 +3,8 @@ import { test } from 'node:test';
 import { Correlator, type NamedEvent } from '../../src/correlate/correlate.js';
 import { FlowTable, MAX_FLOWS, flowKey } from '../../src/correlate/flows.js';
 import { flagLetters } from '../../src/correlate/journey.js';
-import {
-  clockBase,
-  decodeRecords,
-  HOOK_NONE,
-  NF_EVAL_NFT,
-  NF_SLOT_ENTRY,
-  NF_SLOT_EXIT,
-  Point,
-  RECORD_SIZE,
-  snapshotEvent,
-  writeRecord,
-  type RecordValues,
-  type TraceEvent,
-} from '../../src/trace/record.js';
+import { NF_EVAL_NFT, NF_SLOT_ENTRY, NF_SLOT_EXIT, Point } from '../../src/trace/record.js';
+import { ev } from '../helpers/events.js';
 import { loadEvents, replay } from '../helpers/replay.js';
 
 const kinds = (js: { direction: string; flags: number }[]) => js.map((j) => `${j.direction} ${flagLetters(j.flags)}`);
@@ -112,35 +100,6 @@ test('a closed port: the stack answers RST and frees the SYN as NO_SOCKET, outsi
   assert.equal([...correlator.flows.values()][0].resetsSent, 1);
 });
 
-// Synthetic events for the cases the fixtures do not cover: one record written through the generated layout of
-// bpf/record.h and decoded, so that a field added there needs nothing here; each event overrides what it sets.
-const BASE_RECORD: RecordValues = {
-  point: Point.NETIF_RECEIVE_SKB,
-  skb: 100,
-  netns: 5,
-  ifindex: 2,
-  seq: 1,
-  hook: HOOK_NONE,
-  family: 4,
-  l4proto: 6,
-  tcp_flags: 2,
-  ttl: 64,
-  sport: 40000,
-  dport: 80,
-  ip_id: 1,
-  saddr: [198, 18, 0, 1],
-  daddr: [198, 18, 0, 2],
-};
-const BASE_EVENT: TraceEvent = (() => {
-  const buf = new Uint8Array(RECORD_SIZE);
-  writeRecord(buf, 0, BASE_RECORD);
-  let e: TraceEvent | undefined;
-  decodeRecords(buf, 1, clockBase(0n), (r) => (e = snapshotEvent(r)));
-  return e!;
-})();
-function ev(p: Partial<NamedEvent>): NamedEvent {
-  return { ...BASE_EVENT, ...p };
-}
 const nf = (hook: number, exit: boolean, p: Partial<NamedEvent> = {}) =>
   ev({ point: Point.NETFILTER, hook, probe: exit ? NF_SLOT_EXIT : NF_SLOT_ENTRY, ...p });
 

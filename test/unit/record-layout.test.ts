@@ -46,11 +46,15 @@ test('the generated point table is enum pathtrace_point as compiled', () => {
 
 test('each tracepoint\'s point is named after the tracepoint its program attaches to (SEC("tp_btf/..."))', () => {
   // The addon attaches a point's program by that name; a point renamed in record.h alone would attach nothing.
+  // The verdicts' points are named after their fexit programs (attached to other programs: device_verdicts.bpf.c).
   const bpf = readdirSync(BPF_DIR)
     .filter((f) => /\.(c|h)$/.test(f))
     .map((f) => readFileSync(path.join(BPF_DIR, f), 'utf8'))
     .join('\n');
-  const sections = new Set([...bpf.matchAll(/SEC\("tp_btf\/(\w+)"\)/g)].map((m) => m[1]));
+  const sections = new Set([
+    ...[...bpf.matchAll(/SEC\("tp_btf\/(\w+)"\)/g)].map((m) => m[1]),
+    ...[...bpf.matchAll(/SEC\("fexit\/(?:xdp|tc)"\)\s*int BPF_PROG\((\w+)/g)].map((m) => m[1]),
+  ]);
   const tracepoints = new Set(POINTS.filter((p) => p.group !== 'netfilter').map((p) => p.name));
   assert.deepEqual([...tracepoints].sort(), [...sections].sort());
 });
