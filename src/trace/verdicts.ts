@@ -77,7 +77,12 @@ export class VerdictTracing {
     const hooks = [...new Set(targets.map((t) => t.hook))];
     return hooks.map((h) => ({
       point: POINT[h],
-      reason: `${this.refused}: ${h === 'xdp' ? 'XDP' : 'tc'} programs' verdicts are not seen; their drops are named from what is attached there`,
+      reason:
+        `${this.refused}: ${h === 'xdp' ? 'XDP' : 'tc'} programs' verdicts are not seen; their drops are named from what is attached there` +
+        // Without its verdict, a native XDP drop shows only where the driver frees an skb for it (veth does).
+        (h === 'xdp'
+          ? '; in native mode a driver that recycles its buffer frees no skb, so such drops leave no trace here (ethtool -S on the device counts them)'
+          : ''),
     }));
   }
 }

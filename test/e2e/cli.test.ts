@@ -261,6 +261,8 @@ test('--json: only NDJSON on stdout, a ready record first and a summary last; --
       'tcp_retransmit_skb',
       'tcp_retransmit_synack',
       'tcp_send_reset',
+      'xdp_exception',
+      'xdp_redirect_err',
     ]);
     assert.equal(records[0].netfilter.length, 10);
     // No chains in the namespace: each hook's entry probe alone.
