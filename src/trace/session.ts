@@ -3,10 +3,9 @@
 // close() detaches everything; it is safe to call more than once.
 import { appendFileSync, closeSync, existsSync, openSync, writeFileSync } from 'node:fs';
 import { Correlator, type NamedEvent } from '../correlate/correlate.js';
-import type { DeviceNames, Journey } from '../correlate/journey.js';
+import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
-import { dropAdvice, tooBigWhere, type AdviceContext } from '../report/reasons.js';
-import { protoName, type Summary } from '../report/summary.js';
+import type { Summary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
 import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
 import { readQueues } from '../rules/nfqueue-read.js';
@@ -17,8 +16,8 @@ import { RulesetWatch } from '../rules/watch.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
 import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from './counters.js';
 import { Devices } from './devices.js';
-import { DevicePrograms, deviceHookDrop, dropSite } from './device-programs.js';
-import { LISTENER_FILES, listenersOf, type Listener } from './listeners.js';
+import { DevicePrograms } from './device-programs.js';
+import { DropDetails } from './drop-details.js';
 import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -43,7 +42,6 @@ import {
   type ClockBase,
   type PacketBytes,
 } from './record.js';
-import { RouteLookups, takeRoute, type RouteQuery } from './routes.js';
 import { missingToolNotes, onPath } from './tools.js';
 import { VERDICTS_READ_MS, VerdictTracing } from './verdicts.js';
 
@@ -170,7 +168,8 @@ export class Session {
   private readonly attributor: RuleAttributor | null = null;
   /** Journeys in the order they are reported; netfilter drops wait for their rule, too-big drops for their route. */
   private readonly outbox: Outgoing[] = [];
-  private readonly routes: RouteLookups;
+  /** What a drop gets when it is reported: listeners, the device's program, the route, the advice. */
+  private readonly details: DropDetails;
   private reading: Promise<void> | null = null;
   private stopBeforeRunning: string | null = null;
   private readonly firstReading: Promise<Ruleset | null> | null;
@@ -232,7 +231,7 @@ export class Session {
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
-      this.routes = new RouteLookups(this.nsPath);
+      this.details = new DropDetails(this.nsPath, commandPrefix(netns), this.devices, this.devicePrograms);
       if (options.points.includes('device')) {
         this.verdicts = new VerdictTracing(
           this.tracer,
@@ -524,7 +523,7 @@ export class Session {
       const o: Outgoing = { j, pending, routing: false };
       this.outbox.push(o);
       if (pending) this.dropsSinceReading = true;
-      if (j.drop?.tooBig) this.lookUpRoute(o, sink);
+      if (this.details.needsRoute(j)) this.lookUpRoute(o, sink);
     }
     if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
     this.flush(sink);
@@ -571,15 +570,13 @@ export class Session {
       });
   }
 
-  /** A too-big drop's way out in names: its out device, and the route lookup's answer for the packet, read while
-   *  the journey waits in the outbox (at the trace's end, routesNow reads what is left). */
+  /** A too-big drop's route, read while the journey waits in the outbox (at the trace's end, routesNow reads what
+   *  is left). */
   private lookUpRoute(o: Outgoing, sink: Sink): void {
-    const t = o.j.drop!.tooBig!;
-    if (t.outDev) t.dev = this.devices.name(t.outDev);
     o.routing = true;
-    void this.routes.get(routeQuery(o.j, this.devices)).then((r) => {
+    void this.details.route(o.j).then((r) => {
       if (!o.routing) return;
-      takeRoute(t, r);
+      this.details.takeRoute(o.j, r);
       o.routing = false;
       this.flush(sink);
     });
@@ -589,7 +586,7 @@ export class Session {
   private routesNow(): void {
     for (const o of this.outbox)
       if (o.routing) {
-        takeRoute(o.j.drop!.tooBig!, this.routes.getSync(routeQuery(o.j, this.devices)));
+        this.details.takeRoute(o.j, 'now');
         o.routing = false;
       }
   }
@@ -619,52 +616,10 @@ export class Session {
     const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
     for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
       if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
-      if (j.drop?.reason === 'TCP_LISTEN_OVERFLOW') j.drop.listening = this.listenersFor(j);
-      if (j.drop) {
-        const dev = freedOn(j);
-        const site = dev ? dropSite(j.drop) : null;
-        if (dev && site) {
-          const name = this.devices.name(dev);
-          j.drop.device = deviceHookDrop(j.drop, name, this.devicePrograms.on(dev, name, site)) ?? undefined;
-        }
-        j.drop.advice = dropAdvice(j.drop, this.adviceContext(j, dev));
-      }
+      this.details.complete(j);
       this.tally.add(j);
       sink.packet(j);
     }
-  }
-
-  /** Who listens where listen queues overflowed, by address and port: read when the first such drop is reported. */
-  private readonly listeners = new Map<string, Listener[] | undefined>();
-
-  /** The listening sockets (and their processes) a SYN the listener had no room for came to; undefined when the
-   *  namespace cannot be read any more. */
-  private listenersFor(j: Journey): Listener[] | undefined {
-    const { dst, dport } = j.translated ?? j;
-    const key = `${dst} ${dport}`;
-    if (!this.listeners.has(key)) {
-      let found: Listener[] | undefined;
-      try {
-        found = listenersOf(native().readInNetns(this.nsPath, LISTENER_FILES), dst, dport);
-      } catch {
-        found = undefined; // the namespace is gone: who listened is not known
-      }
-      this.listeners.set(key, found);
-    }
-    return this.listeners.get(key);
-  }
-
-  /** A dropped packet's values for its advice (freed: the device it was freed on). */
-  private adviceContext(j: Journey, freed: number | undefined): AdviceContext {
-    return {
-      proto: protoName(j.proto, j.family),
-      src: j.src,
-      dst: j.dst,
-      sport: j.sport,
-      dport: j.dport,
-      dev: freed ? this.devices.name(freed) : null,
-      prefix: commandPrefix(this.netns),
-    };
   }
 
   close(): void {
@@ -684,33 +639,11 @@ export class Session {
   }
 }
 
-/** The device a packet was freed on: its last step's that names one, else its route's. */
-function freedOn(j: Journey): number | undefined {
-  return [...j.steps].reverse().find((s) => s.ifindex)?.ifindex ?? j.route?.outDev ?? j.route?.inDev;
-}
-
 /** A journey on its way to the sink: it waits while its rule (pending) or its route (routing) is being read. */
 interface Outgoing {
   j: Journey;
   pending: boolean;
   routing: boolean;
-}
-
-/** The route lookup for a too-big drop's packet: as the kernel looked it up, forwarded from the device it came in
- *  on, or sent by this host. */
-function routeQuery(j: Journey, devices: DeviceNames): RouteQuery {
-  const forwarded = tooBigWhere(j.drop!.location) === 'forwarded';
-  const rx = j.steps.find((s) => /^(netif_receive_skb|netif_rx|napi_gro_receive_entry)$/.test(s.point))?.ifindex;
-  const inDev = rx ?? j.steps.find((s) => s.in)?.in;
-  return {
-    family: j.family,
-    dst: j.dst,
-    src: j.src,
-    iif: forwarded && inDev ? devices.name(inDev) : null,
-    proto: protoName(j.proto, j.family),
-    sport: j.sport,
-    dport: j.dport,
-  };
 }
 
 /** How the user runs a command in the traced namespace, for the commands pathtrace shows. */
