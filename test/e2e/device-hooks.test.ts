@@ -7,6 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import {
+  addTcDrop,
   attachTcx,
   bpfObject,
   missingForPrograms,
@@ -128,9 +129,7 @@ test('tc ingress, a cls_bpf program on clsact: the filter is named; tcpdump saw 
   const lab = new Lab();
   t.after(() => lab.destroy());
   await lab.listen('tcp', PORT);
-  lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
-  const obj = bpfObject('tc_drop_in');
-  lab.exec(lab.server.netns, 'tc', ['filter', 'add', 'dev', 'eth0', 'ingress', 'bpf', 'da', 'obj', obj, 'sec', 'tc']);
+  addTcDrop(lab, lab.server.netns, 'ingress');
   const [filter] = tcBpfFilters(lab, lab.server.netns, 'eth0', 'ingress');
   assert.ok(filter, 'the filter is there');
 
@@ -167,9 +166,7 @@ test('tc egress, a cls_bpf program dropping the SYN-ACK: TCP answered, the answe
   const lab = new Lab();
   t.after(() => lab.destroy());
   await lab.listen('tcp', PORT);
-  lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
-  const obj = bpfObject('tc_drop_out');
-  lab.exec(lab.server.netns, 'tc', ['filter', 'add', 'dev', 'eth0', 'egress', 'bpf', 'da', 'obj', obj, 'sec', 'tc']);
+  addTcDrop(lab, lab.server.netns, 'egress');
   const { packets, captured } = await traceTry(lab, 4, 'out');
   assert.equal(captured, 0, 'tcpdump captured no SYN-ACK: tc egress runs before its capture point');
   const answers = packets.filter((p) => p.tcp_flags === 'SA');

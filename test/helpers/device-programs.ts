@@ -48,6 +48,14 @@ export function xdpProgramId(lab: Lab, ns: string, dev: string): number {
   return link?.xdp?.prog?.id ?? 0;
 }
 
+/** A cls_bpf filter in direct-action mode on eth0's clsact hook of that direction in ns, its program the tests'
+ *  tc_drop_in (ingress) or tc_drop_out (egress), as an operator adds one with tc. */
+export function addTcDrop(lab: Lab, ns: string, direction: 'ingress' | 'egress'): void {
+  lab.exec(ns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
+  const obj = bpfObject(direction === 'ingress' ? 'tc_drop_in' : 'tc_drop_out');
+  lab.exec(ns, 'tc', ['filter', 'add', 'dev', 'eth0', direction, 'bpf', 'da', 'obj', obj, 'sec', 'tc']);
+}
+
 /** tc's filters on dev's ingress or egress: {pref, id} of each BPF filter. */
 export function tcBpfFilters(lab: Lab, ns: string, dev: string, direction: 'ingress' | 'egress') {
   const list = JSON.parse(lab.exec(ns, 'tc', ['-j', 'filter', 'show', 'dev', dev, direction])) as {

@@ -26,7 +26,13 @@ import { FIXTURES } from '../helpers/paths.js';
 import { BIG_DATA, NARROW_MTU, narrowTowardServer } from '../helpers/mtu.js';
 import { corpusDisagreements } from '../helpers/packets.js';
 import { native } from '../../src/trace/native.js';
-import { bpfObject, missingForPrograms, removeBpfObjects, xdpProgramId } from '../helpers/device-programs.js';
+import {
+  addTcDrop,
+  bpfObject,
+  missingForPrograms,
+  removeBpfObjects,
+  xdpProgramId,
+} from '../helpers/device-programs.js';
 import { spawnSync } from 'node:child_process';
 import { VERDICTS_READ_MS } from '../../src/trace/verdicts.js';
 
@@ -622,22 +628,7 @@ test('a tc cls_bpf filter on ingress drops the SYN: named; tcpdump saw it, TCP d
   if (!needsRoot(t)) return;
   const missing = missingForPrograms();
   if (missing) return t.skip(missing);
-  const r = await traceDrop((lab) => {
-    lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
-    lab.exec(lab.server.netns, 'tc', [
-      'filter',
-      'add',
-      'dev',
-      'eth0',
-      'ingress',
-      'bpf',
-      'da',
-      'obj',
-      bpfObject('tc_drop_in'),
-      'sec',
-      'tc',
-    ]);
-  });
+  const r = await traceDrop((lab) => addTcDrop(lab, lab.server.netns, 'ingress'));
   for (const p of withFlags(r, 'S', true)) {
     assert.deepEqual([p.direction, p.drop.layer, p.tcpdump, p.tcp?.saw], ['in', 'tc', true, false], JSON.stringify(p));
     assert.deepEqual(
@@ -653,22 +644,7 @@ test('a tc cls_bpf filter on egress drops the SYN-ACK: named; TCP answered, tcpd
   if (!needsRoot(t)) return;
   const missing = missingForPrograms();
   if (missing) return t.skip(missing);
-  const r = await traceDrop((lab) => {
-    lab.exec(lab.server.netns, 'tc', ['qdisc', 'add', 'dev', 'eth0', 'clsact']);
-    lab.exec(lab.server.netns, 'tc', [
-      'filter',
-      'add',
-      'dev',
-      'eth0',
-      'egress',
-      'bpf',
-      'da',
-      'obj',
-      bpfObject('tc_drop_out'),
-      'sec',
-      'tc',
-    ]);
-  });
+  const r = await traceDrop((lab) => addTcDrop(lab, lab.server.netns, 'egress'));
   for (const p of withFlags(r, 'SA', true)) {
     assert.deepEqual([p.direction, p.drop.layer, p.tcpdump], ['out', 'tc', false], JSON.stringify(p));
     assert.deepEqual(
