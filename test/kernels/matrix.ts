@@ -24,6 +24,8 @@ export interface Result {
   ok: boolean;
   detail: string;
   seconds: number;
+  /** Each failed test's TAP block, so that the end of a long log still says what failed. */
+  failures?: string[];
 }
 
 /** The kernels to run: the arguments, or all of KERNELS; `host` (any case) means this machine without a VM. */
@@ -67,6 +69,25 @@ export function summaryTable(results: Result[]): string {
   );
 }
 
+/** Collects node --test's failed-test blocks: a `not ok` line and the lines after it, up to the next test. */
+export function failureCollector(maxLines = 30): { line(l: string): void; failures: string[] } {
+  const failures: string[] = [];
+  let current: string[] | null = null;
+  return {
+    failures,
+    line(l) {
+      const bare = l.replace(/^\s+/, '');
+      if (/^not ok \d+/.test(bare)) {
+        current = [l];
+        failures.push('');
+      } else if (current && (/^(ok|not ok) \d+|^# Subtest:/.test(bare) || current.length >= maxLines)) {
+        current = null;
+      } else if (current) current.push(l);
+      if (current) failures[failures.length - 1] = current.join('\n');
+    },
+  };
+}
+
 /** Runs a program in the repository root, its output prefixed on our stdout; resolves with code and stdout. */
 function run(
   file: string,
@@ -74,20 +95,25 @@ function run(
   prefix: string,
   keepStdout = false,
   env: NodeJS.ProcessEnv = {},
+  onLine?: (line: string) => void,
 ): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(file, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     let stdout = '';
     const out = linePrefixer(prefix);
     const err = linePrefixer(prefix);
+    const write = (text: string): void => {
+      process.stdout.write(text);
+      if (onLine) for (const l of text.split('\n').slice(0, -1)) onLine(l.slice(prefix.length));
+    };
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
       if (keepStdout) stdout += d;
-      else process.stdout.write(out.push(d));
+      else write(out.push(d));
     });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => process.stdout.write(err.push(d)));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => write(err.push(d)));
     child.on('error', (e) => process.stdout.write(`${prefix}${e.message}\n`));
     child.on('close', (code, signal) => {
-      process.stdout.write(out.flush() + err.flush());
+      write(out.flush() + err.flush());
       resolve({ code: code ?? (signal ? 128 : 1), stdout });
     });
   });
@@ -96,15 +122,17 @@ function run(
 async function runKernel(kernel: string, command: string): Promise<Result> {
   const start = Date.now();
   const prefix = `[${kernel}] `;
+  const failed = failureCollector();
   const done = (release: string, ok: boolean, detail: string): Result => ({
     kernel,
     release,
     ok,
     detail,
     seconds: (Date.now() - start) / 1000,
+    failures: failed.failures,
   });
   if (kernel === 'HOST') {
-    const { code } = await run('bash', ['-c', command], prefix);
+    const { code } = await run('bash', ['-c', command], prefix, false, {}, failed.line);
     return done(os.release(), code === 0, `exit ${code}`);
   }
   const [name, variant] = kernel.split(':');
@@ -114,7 +142,7 @@ async function runKernel(kernel: string, command: string): Promise<Result> {
   if (fetched.code !== 0) return done(release, false, 'fetch failed');
   // The tests' waits stretch under qemu's TCG (about 6 times slower here); boot.sh passes PATHTRACE_* in.
   const env = { PATHTRACE_TEST_SLOWDOWN: process.env.PATHTRACE_TEST_SLOWDOWN ?? '6', ...VARIANTS[variant ?? ''] };
-  const { code } = await run('bash', [path.join(SCRIPTS, 'boot.sh'), name, command], prefix, false, env);
+  const { code } = await run('bash', [path.join(SCRIPTS, 'boot.sh'), name, command], prefix, false, env, failed.line);
   const detail = code === 124 ? 'timeout' : code === 125 ? 'VM failed' : `exit ${code}`;
   return done(release, code === 0, detail);
 }
@@ -128,6 +156,8 @@ async function main(): Promise<void> {
     process.stdout.write(`=== ${kernel} (${r.release}): ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
     results.push(r);
   }
+  for (const r of results)
+    for (const f of r.failures ?? []) process.stdout.write(`\n--- failed on ${r.kernel}:\n${f}\n`);
   process.stdout.write('\n' + summaryTable(results));
   process.exitCode = results.every((r) => r.ok) ? 0 : 1;
 }
