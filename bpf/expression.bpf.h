@@ -11,6 +11,10 @@
 #ifndef PATHTRACE_EXPRESSION_BPF_H
 #define PATHTRACE_EXPRESSION_BPF_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "record.h"
+
 struct pathtrace_expr expr = {};
 
 struct expr_buf {

@@ -2,11 +2,21 @@
 /*
  * The user's filter, set in .rodata before load (struct pathtrace_filter): the namespace, protocols, ports
  * and hosts, the tcpdump expression (expression.bpf.h), and the follow table that keeps a matched packet
- * wanted at its later points when NAT has rewritten its tuple. Included by pathtrace.bpf.c, after kernel.bpf.h
- * and parse.bpf.h (ports_rule_out reads the header bytes parse_fast reads).
+ * wanted at its later points when NAT has rewritten its tuple. ports_rule_out reads the header bytes parse_fast
+ * (parse.bpf.h) reads.
  */
 #ifndef PATHTRACE_FILTER_BPF_H
 #define PATHTRACE_FILTER_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "record.h"
+#include "kernel.bpf.h"
+#include "parse.bpf.h"
+#include "output.bpf.h"
+#include "expression.bpf.h"
 
 const volatile struct pathtrace_filter filter = {};
 
@@ -164,8 +174,6 @@ static __always_inline bool is_followed(const struct pathtrace_record *r)
 }
 
 /* ---- through NAT, and the expression ------------------------------------ */
-
-#include "expression.bpf.h"
 
 /* A packet whose conntrack entry, in either direction, matches the filter:
  * a reply to a DNAT'd connection carries the translated tuple until

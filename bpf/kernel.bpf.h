@@ -2,10 +2,15 @@
 /*
  * What the programs read of the kernel beyond vmlinux.h: the constants it cannot carry (BTF holds enums,
  * not #defines) and small readers of sk_buff, net_device and sock (a namespace, the network header, the end
- * of the linear data). Included by pathtrace.bpf.c before anything else of pathtrace's.
+ * of the linear data).
  */
 #ifndef PATHTRACE_KERNEL_BPF_H
 #define PATHTRACE_KERNEL_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
 
 /* The kernel's #defines the programs use. Its enums come with vmlinux.h: NF_INET_* (hooks), NFPROTO_*,
  * IPPROTO_* (but IPv6's own), IPS_* (conntrack status), IP_CT_* (a packet's conntrack info). */

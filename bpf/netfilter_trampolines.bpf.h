@@ -23,6 +23,17 @@
 #ifndef PATHTRACE_NETFILTER_TRAMPOLINES_H
 #define PATHTRACE_NETFILTER_TRAMPOLINES_H
 
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "record.h"
+#include "kernel.bpf.h"
+#include "parse.bpf.h"
+#include "output.bpf.h"
+#include "filter.bpf.h"
+#include "bytes.bpf.h"
+
 /* Set by the addon from the kernel's BTF: ipt_do_table and ip6t_do_table take
  * (priv, skb, state) since 5.16, (skb, state, table) before. */
 const volatile bool xt_table_first = true;

@@ -2,10 +2,15 @@
 /*
  * The output of every BPF object of pathtrace: the events ring and the count of records that did not fit, and a
  * record's beginning. The addon creates them with the main object (pathtrace.bpf.c) and hands their fds to the
- * others (device_verdicts.bpf.c), so that all records come through one ring. Included after kernel.bpf.h.
+ * others (device_verdicts.bpf.c), so that all records come through one ring.
  */
 #ifndef PATHTRACE_OUTPUT_BPF_H
 #define PATHTRACE_OUTPUT_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "record.h"
+#include "kernel.bpf.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

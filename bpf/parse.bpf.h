@@ -2,10 +2,17 @@
 /*
  * A packet's headers into the record: IPv4 or IPv6, then TCP, UDP or ICMP (and the packet an ICMP error
  * quotes). parse_fast reads the common case from one read of the first PT_HEAD_BYTES; parse_slow reads the
- * rest piecewise. Included by pathtrace.bpf.c.
+ * rest piecewise.
  */
 #ifndef PATHTRACE_PARSE_BPF_H
 #define PATHTRACE_PARSE_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "record.h"
+#include "kernel.bpf.h"
 
 /* The headers of a packet, read in one go: IPv4 without options or IPv6, and a TCP header without
  * options or a UDP header right behind. What a packet point looks at first. */

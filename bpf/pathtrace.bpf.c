@@ -5,11 +5,12 @@
  * struct pathtrace_record to the ring buffer. Nothing here changes a packet or a
  * verdict: netfilter probes always return NF_ACCEPT.
  *
- * This file holds the packet bytes' ring (--write) and the programs, one section per group of points. Beside
- * it: kernel.bpf.h (kernel constants, readers of kernel structures), parse.bpf.h (a packet's headers into the
- * record), output.bpf.h (the events ring, shared with device_verdicts.bpf.c), filter.bpf.h (the user's filter
- * and the follow table; the expression's interpreter in expression.bpf.h), netfilter_trampolines.bpf.h (the
- * netfilter records on kernels without netfilter links).
+ * This file holds the programs, one section per group of points. Beside it, each a header that includes what
+ * it uses: kernel.bpf.h (kernel constants, readers of kernel structures), parse.bpf.h (a packet's headers into
+ * the record), output.bpf.h (the events ring, shared with device_verdicts.bpf.c), filter.bpf.h (the user's
+ * filter and the follow table; the expression's interpreter in expression.bpf.h), bytes.bpf.h (the packet
+ * bytes' ring, for --write), netfilter_trampolines.bpf.h (the netfilter records on kernels without netfilter
+ * links).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -19,72 +20,12 @@
 #include "record.h"
 #include "kernel.bpf.h"
 #include "parse.bpf.h"
+#include "output.bpf.h"
+#include "filter.bpf.h"
+#include "bytes.bpf.h"
+#include "netfilter_trampolines.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-#include "output.bpf.h"
-
-/* Packet bytes for --write (only used when filter.snaplen is set). */
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20); /* resized by the addon */
-} packet_bytes SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pathtrace_bytes);
-} bytes_scratch SEC(".maps");
-
-#include "filter.bpf.h"
-
-/* ---- a packet's bytes, for --write -------------------------------------- */
-
-/* The packet's bytes from its IP header (l3) up to head_end, the end of the skb's linear data. */
-static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigned char *head_end,
-					  struct pathtrace_record *r)
-{
-	if (!filter.snaplen)
-		return;
-	/* Once per packet: its first point (the journey's) is the one user space uses. */
-	struct follow *f = followed_slot(r);
-	if (f && f->bytes_sent)
-		return;
-	stamp(r);
-	__u32 zero = 0;
-	struct pathtrace_bytes *b = bpf_map_lookup_elem(&bytes_scratch, &zero);
-	if (!b)
-		return;
-	long avail = (long)head_end - (long)l3;
-	__u32 caplen = filter.snaplen;
-	if (avail < caplen)
-		caplen = avail > 0 ? avail : 0;
-	if (caplen > PT_MAX_SNAPLEN)
-		caplen = PT_MAX_SNAPLEN;
-	if (caplen == 0 || bpf_probe_read_kernel(b->data, caplen, l3))
-		return;
-	b->ts_ns = r->ts_ns;
-	b->skb = r->skb;
-	b->caplen = caplen;
-	b->point = r->point;
-	__u8 first = b->data[0];
-	if ((first >> 4) == 4 && caplen >= 4)
-		b->wirelen = ((__u16)b->data[2] << 8) | b->data[3];
-	else if ((first >> 4) == 6 && caplen >= 6)
-		b->wirelen = (((__u16)b->data[4] << 8) | b->data[5]) + sizeof(struct ipv6hdr);
-	else
-		b->wirelen = caplen;
-	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP))
-		count_lost(PT_LOST_BYTES);
-	else if (f)
-		f->bytes_sent = 1;
-}
-
-static __always_inline void emit_bytes(const struct sk_buff *skb, const unsigned char *l3, struct pathtrace_record *r)
-{
-	emit_bytes_to(l3, skb_head_end(skb), r);
-}
 
 /* ---- a packet event's record -------------------------------------------- */
 
@@ -121,24 +62,27 @@ static __always_inline int nf_probe(struct bpf_nf_ctx *ctx, __u8 slot)
 	return NF_ACCEPT;
 }
 
+/* One program per slot (PT_NF_SLOTS of them): the addon finds slot n's as nf_probe<n>. */
 #define NF_SLOT(n)                                                                                                     \
 	SEC("netfilter") int nf_probe##n(struct bpf_nf_ctx *ctx)                                                       \
 	{                                                                                                              \
 		return nf_probe(ctx, n);                                                                               \
 	}
-/* clang-format off */
-NF_SLOT(0) NF_SLOT(1) NF_SLOT(2) NF_SLOT(3) NF_SLOT(4) NF_SLOT(5) NF_SLOT(6) NF_SLOT(7)
-/* clang-format on */
+NF_SLOT(0)
+NF_SLOT(1)
+NF_SLOT(2)
+NF_SLOT(3)
+NF_SLOT(4)
+NF_SLOT(5)
+NF_SLOT(6)
+NF_SLOT(7)
+_Static_assert(PT_NF_SLOTS == 8, "one NF_SLOT(n) above per slot");
 
-/* Kernels without netfilter links (< 6.4): the same records from trampolines. */
-#include "netfilter_trampolines.bpf.h"
+/* ---- device points ------------------------------------------------------ */
 
-	/* ---- device points ------------------------------------------------------ */
-
-	/* A packet at a device: on receive skb->data is at L3 and the network header
-	 * is not set yet; on transmit the network header is. */
-	static __always_inline void on_device(__u16 point, const struct sk_buff *skb, const struct net_device *dev,
-					      bool rx)
+/* A packet at a device: on receive skb->data is at L3 and the network header
+ * is not set yet; on transmit the network header is. */
+static __always_inline void on_device(__u16 point, const struct sk_buff *skb, const struct net_device *dev, bool rx)
 {
 	struct pathtrace_record r;
 	if (!skb_is_ip(skb))

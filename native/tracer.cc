@@ -212,11 +212,10 @@ std::string load_failure(const std::string &log) {
 
 bool is_netfilter(const bpf_program *prog) { return bpf_program__type(prog) == kProgTypeNetfilter; }
 
+// The netfilter probe of a slot: NF_SLOT(n) in pathtrace.bpf.c names it nf_probe<n>.
 bpf_program *nf_slot(pathtrace_bpf *skel, int slot) {
-  bpf_program *progs[PT_NF_SLOTS] = {skel->progs.nf_probe0, skel->progs.nf_probe1, skel->progs.nf_probe2,
-                                     skel->progs.nf_probe3, skel->progs.nf_probe4, skel->progs.nf_probe5,
-                                     skel->progs.nf_probe6, skel->progs.nf_probe7};
-  return slot >= 0 && slot < PT_NF_SLOTS ? progs[slot] : nullptr;
+  if (slot < 0 || slot >= PT_NF_SLOTS) return nullptr;
+  return bpf_object__find_program_by_name(skel->obj, ("nf_probe" + std::to_string(slot)).c_str());
 }
 }  // namespace
 

@@ -23,6 +23,9 @@ export type Command =
   | { kind: 'compare'; capture: string; trace: string }
   | { kind: 'merge'; traces: [string, string]; json: boolean };
 
+/** The ring's pages are mapped twice (RSS counts 2 × its size); past 256 MiB the queue behind it is the better buffer. */
+const MAX_RING_MIB = 256;
+
 export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and report each one's path and fate
        pathtrace demo [local-in|local-out|app-response|forward|across] [--json]
                                              run a lab experiment in namespaces of its own
@@ -58,12 +61,13 @@ Output and end:
   -w, --write FILE.pcapng      also write the traced packets as pcapng (bytes from the IP header, one
                               interface per device, each packet's fate as a comment; packets tcpdump
                               could not see are included and say so)
-  -s, --snaplen BYTES         bytes of each packet to write (default 128, at most ${MAX_SNAPLEN})
+  -s, --snaplen BYTES         bytes of each packet to write (default ${DEFAULT_SNAPLEN}, at most ${MAX_SNAPLEN})
       --with-tcpdump IFACE    also run tcpdump on IFACE (in the traced namespace, with the same filter) and
                               at the end compare its capture with the trace, as 'pathtrace compare' does
       --points GROUP,...      probe only these (default all): ${POINT_GROUP_NAMES.join(', ')};
                               fewer points cost less per packet and tell less (see docs/overhead.md)
-      --ring-mib N            kernel ring buffer size in MiB (default 8, a power of two up to 256)
+      --ring-mib N            kernel ring buffer size in MiB (default ${DEFAULT_RING_MIB}, a power of two up
+                              to ${MAX_RING_MIB})
       --rule-trace            name the exact rule that dropped a packet with nftables tracing: adds a table
                               of its own (inet pathtrace_PID) that marks the traced packets, removed on exit;
                               without it pathtrace changes nothing and names the rule from counters and matches
@@ -202,8 +206,6 @@ function joinNegativeValues(argv: string[]): string[] {
 /** Node's timers hold at most 2^31 - 1 ms: a longer --duration would fire at once. */
 const MAX_DURATION_S = 2147483;
 const MAX_COUNT = 2 ** 32;
-/** The ring's pages are mapped twice (RSS counts 2 × its size); past 256 MiB the queue behind it is the better buffer. */
-const MAX_RING_MIB = 256;
 
 export function parseCommandLine(argv: string[]): Command {
   let parsed;
