@@ -90,9 +90,10 @@ function connect(host: string, port: number, ms: number): void {
     }
     const late = opt['after-fin'];
     if (late === undefined) return done({ ok: true, data });
-    // Linux delays the ACK of a FIN by at most 200 ms (TCP_DELACK_MAX): written after 300 ms, the data does not
-    // carry that ACK, and reaches a server socket whose FIN was acknowledged.
-    setTimeout(() => s.write(late, () => setTimeout(() => done({ ok: true, data }), 200)), 300);
+    // Linux delays the ACK of a FIN by at most 200 ms (TCP_DELACK_MAX), but a loaded VM under TCG runs timers late:
+    // written after a second, the data does not carry that ACK (which would abort the server's full socket in
+    // tcp_rcv_state_process) and reaches a server socket whose FIN was acknowledged.
+    setTimeout(() => s.write(late, () => setTimeout(() => done({ ok: true, data }), 200)), 1000);
   });
   s.on('error', (e: NodeJS.ErrnoException) => done({ ok: false, error: e.code ?? e.message }));
 }

@@ -332,7 +332,11 @@ test("data after the server closed: the TIME_WAIT socket's reset, the segment a 
   const drops = r.packets.filter((p) => p.fate === 'dropped');
   assert.equal(drops.length, 1, JSON.stringify(r.packets.map((p) => [p.tcp_flags, p.fate, p.drop])));
   const d = drops[0]!;
-  assert.deepEqual([d.direction, d.tcp_flags, d.drop.layer, d.drop.location], ['in', 'PA', 'tcp', 'tcp_v4_rcv']);
+  assert.deepEqual(
+    [d.direction, d.tcp_flags, d.drop.layer, d.drop.location],
+    ['in', 'PA', 'tcp', 'tcp_v4_rcv'],
+    JSON.stringify({ drop: d.drop, points: d.steps.map((s) => s.point) }),
+  );
   assert.ok(d.drop.reason === 'NOT_SPECIFIED' || d.drop.reason === null, `reason ${d.drop.reason}`);
   assert.equal(d.drop.inferred, undefined, 'a segment other than a SYN is not told NO_SOCKET');
   assert.deepEqual(d.drop.tcp_state, { state: 'CLOSE', from: 'FIN_WAIT2', then: [] });
