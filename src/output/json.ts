@@ -1,4 +1,4 @@
-// NDJSON records: the contract for scripts (see README "JSON output").
+// NDJSON records: the contract for scripts (see docs/json.md).
 // Names and meanings of existing fields stay; new fields may be added.
 import {
   flagLetters,
@@ -153,6 +153,7 @@ function dropCause(d: Drop): Omit<DropRecord, 'advice' | 'tcp_state'> {
     inferred: d.inferred,
     answered: d.answered,
     device: d.device,
+    rules_unread: d.rulesUnread,
     nfqueue: d.nfqueue && nfqueueRecord(d.nfqueue),
     too_big: d.tooBig && tooBigRecord(d.tooBig),
     listening: d.listening,

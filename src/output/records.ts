@@ -1,4 +1,4 @@
-// The NDJSON records pathtrace writes: the contract for scripts (README "JSON output"), declared once. The
+// The NDJSON records pathtrace writes: the contract for scripts (docs/json.md), declared once. The
 // writers (json.ts, merge.ts) return these types, so the compiler holds them to it; the readers (compare,
 // merge, --netns twice, the tests) narrow an OutputRecord by its `type`. Fields are added, never renamed.
 // An optional field (`?`) is left out of the line when it does not apply; `| null` ones are always written.
@@ -83,6 +83,7 @@ export interface DropRecord extends Partial<RuleAttribution> {
   answered?: boolean;
   tcp_state?: TcpStateSeen;
   device?: DeviceHookDrop; // XDP and tc drops: the device hook, and the program or filter there
+  rules_unread?: string; // netfilter drops named by no rule because the ruleset could not be read: what failed
   nfqueue?: NfqueueRecord; // a queue rule (NFQUEUE) sent it to a program's queue: its rule's drops only
   listening?: Listener[]; // TCP_LISTEN_OVERFLOW: the sockets listening on its port, and who holds them
   too_big?: TooBigRecord; // PKT_TOO_BIG: what refused it

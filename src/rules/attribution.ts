@@ -176,6 +176,7 @@ export class RuleAttributor {
         ruleTrace: this.trace !== null,
       });
       if (a) j.drop!.attribution = a;
+      else if (rs.unread) j.drop!.rulesUnread = rs.unread.join('; ');
     }
     // A queue rule's drops: its queue, and who listened there before and after.
     for (const j of journeys) {

@@ -109,6 +109,9 @@ export interface Chain {
 
 export interface Ruleset {
   chains: Chain[];
+  /** The tools that failed in this reading, each with what it said: the chains are then incomplete, and no rule
+   *  missing from them was shown absent. */
+  unread?: string[];
 }
 
 /** Names a chain the same whether or not its table is known to be iptables-nft's. */

@@ -32,28 +32,32 @@ export function legacyTableNames(nsPath: string): [string, string] | null {
 }
 
 export class RulesetReader {
-  /** @param nsPath namespace file to enter ("" = pathtrace's own), e.g. /proc/PID/fd/N */
-  constructor(private readonly nsPath: string) {}
+  /** @param nsPath namespace file to enter ("" = pathtrace's own), e.g. /proc/PID/fd/N
+   *  @param onUnread told what failed, after each reading a tool failed in */
+  constructor(
+    private readonly nsPath: string,
+    private readonly onUnread: (unread: string[]) => void = () => {},
+  ) {}
 
   private argv(cmd: string, args: string[]): [string, string[]] {
     return this.nsPath ? ['nsenter', [`--net=${this.nsPath}`, cmd, ...args]] : [cmd, args];
   }
 
-  private async out(cmd: string, args: string[]): Promise<string> {
+  private async out(cmd: string, args: string[], unread: string[]): Promise<string> {
     const [c, a] = this.argv(cmd, args);
     try {
       return (await run(c, a, { maxBuffer: 256 << 20 })).stdout;
-    } catch {
-      return ''; // the tool is missing, or has nothing to say: no such tables
+    } catch (e) {
+      return failed(cmd, args, e as ToolError, unread);
     }
   }
 
-  private outSync(cmd: string, args: string[]): string {
+  private outSync(cmd: string, args: string[], unread: string[]): string {
     const [c, a] = this.argv(cmd, args);
     try {
-      return execFileSync(c, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], maxBuffer: 256 << 20 });
-    } catch {
-      return '';
+      return execFileSync(c, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 256 << 20 });
+    } catch (e) {
+      return failed(cmd, args, e as ToolError, unread);
     }
   }
 
@@ -100,16 +104,43 @@ export class RulesetReader {
 
   /** The layout and counters; with texts, also the rules as their users typed them. With tables, only those. */
   async read(texts = false, tables?: TableRef[]): Promise<Ruleset> {
+    const unread: string[] = [];
     const outs = await Promise.all(
-      this.plan(texts, tables).map((cmds) => Promise.all(cmds.map(([c, a]) => this.out(c, a)))),
+      this.plan(texts, tables).map((cmds) => Promise.all(cmds.map(([c, a]) => this.out(c, a, unread)))),
     );
-    return assembleParts(outs);
+    return this.withUnread(assembleParts(outs), unread);
   }
 
   /** The same, synchronously: for the first probes before tracing starts, and the last attributions at exit. */
   readSync(texts = false, tables?: TableRef[]): Ruleset {
-    return assembleParts(this.plan(texts, tables).map((cmds) => cmds.map(([c, a]) => this.outSync(c, a))));
+    const unread: string[] = [];
+    const outs = this.plan(texts, tables).map((cmds) => cmds.map(([c, a]) => this.outSync(c, a, unread)));
+    return this.withUnread(assembleParts(outs), unread);
   }
+
+  private withUnread(rs: Ruleset, unread: string[]): Ruleset {
+    if (!unread.length) return rs;
+    this.onUnread(unread);
+    return { ...rs, unread };
+  }
+}
+
+/** What execFile and execFileSync throw: the spawn's code, or the tool's exit status and stderr. */
+type ToolError = Error & { code?: string | number; status?: number | null; stderr?: string | Buffer };
+
+// iptables' save tools are missing on a host without iptables: nft's reading then holds all there is.
+const OPTIONAL = new Set(['iptables-nft-save', 'ip6tables-nft-save']);
+
+/** A tool that failed: said in unread (once per reading), unless it is an optional one that is not installed.
+ *  Its output counts as empty, and the reading says it is incomplete. */
+export function failed(cmd: string, args: string[], e: ToolError, unread: string[]): string {
+  const stderr = String(e.stderr ?? '').trim();
+  // execFile's ENOENT directly, or nsenter's: "failed to execute X: No such file or directory" (exit 127).
+  const missing = e.code === 'ENOENT' || e.code === 127 || e.status === 127;
+  if (missing && OPTIONAL.has(cmd)) return '';
+  const said = stderr.split('\n')[0] || e.message.split('\n')[0] || 'failed';
+  unread.push(missing ? `${cmd} is not installed` : `\`${[cmd, ...args].join(' ')}\` failed: ${said}`);
+  return '';
 }
 
 type Command = [string, string[]];
@@ -123,10 +154,11 @@ function assembleParts([jsons = [], ...texts]: string[][]): Ruleset {
       ? jsons[0]!
       : (() => {
           const items = jsons.flatMap((j) => {
+            if (!j.trim()) return []; // that table's reading failed: said in unread
             try {
               return JSON.parse(j).nftables ?? [];
-            } catch {
-              return [];
+            } catch (e) {
+              throw new Error(`nft's JSON could not be parsed: ${(e as Error).message}`);
             }
           });
           return items.length ? JSON.stringify({ nftables: items }) : '';

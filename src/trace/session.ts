@@ -7,7 +7,7 @@ import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo, Sink } from '../output/sink.js';
 import type { Summary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { needsAttribution, RuleAttributor } from '../rules/attribution.js';
+import { RuleAttributor } from '../rules/attribution.js';
 import { readQueues } from '../rules/nfqueue-read.js';
 import type { Ruleset } from '../rules/model.js';
 import { RulesetReader } from '../rules/read.js';
@@ -18,6 +18,7 @@ import { COUNTER_FILES, counterDeltas, parseAllCounters, type Counters } from '.
 import { Devices } from './devices.js';
 import { DevicePrograms } from './device-programs.js';
 import { DropDetails } from './drop-details.js';
+import { Outbox } from './outbox.js';
 import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
@@ -52,9 +53,6 @@ const POLL_IDLE_MS = 100;
 /** Polls without an event before the trace counts as idle. */
 const IDLE_AFTER_POLLS = 5;
 const BATCH_RECORDS = 4096;
-/** Without change notifications, the ruleset is read this often; with them, they are checked this often. */
-const RULESET_POLL_MS = 1000;
-const RULESET_WATCH_MS = 100;
 /** Batches read per poll at most: the event loop runs in between (keys, signals, timers). A poll that
  *  left records behind runs again as soon as the loop has turned (setImmediate), not after POLL_MS:
  *  with a 20 ms pause after each poll, the drain sat idle a third of the time under a request/response
@@ -167,14 +165,11 @@ export class Session {
   private readonly probes: NetfilterProbes | null = null;
   private readonly attributor: RuleAttributor | null = null;
   /** Journeys in the order they are reported; netfilter drops wait for their rule, too-big drops for their route. */
-  private readonly outbox: Outgoing[] = [];
+  private readonly outbox: Outbox;
   /** What a drop gets when it is reported: listeners, the device's program, the route, the advice. */
   private readonly details: DropDetails;
-  private reading: Promise<void> | null = null;
   private stopBeforeRunning: string | null = null;
   private readonly firstReading: Promise<Ruleset | null> | null;
-  private dropsSinceReading = false;
-  private rulesetTimer: NodeJS.Timeout | null = null;
   /** Hears of ruleset changes: the ruleset is read again only then (a large one costs ~0.5 s to read). */
   private rulesetWatch: RulesetWatch | null = null;
   private ruleTrace: RuleTrace | null = null;
@@ -206,10 +201,14 @@ export class Session {
 
     // The first reading of the ruleset starts before the probes load, beside it: its counters are the
     // baseline for naming rules by counter, and must predate every drop traced.
-    const reader = mechanism !== 'none' ? new RulesetReader(this.nsPath) : null;
+    const reader = mechanism !== 'none' ? this.rulesetReader() : null;
     // Listening before the first reading: no change can fall between the two.
     if (reader) this.rulesetWatch = RulesetWatch.open(this.nsPath);
-    this.firstReading = reader?.read(false).catch(() => null) ?? null;
+    this.firstReading =
+      reader?.read(false).catch((e) => {
+        this.tellOnce(`ruleset not read: ${(e as Error).message}`);
+        return null;
+      }) ?? null;
 
     // Load.
     try {
@@ -259,6 +258,15 @@ export class Session {
           () => readQueues(this.nsPath),
         );
       }
+      this.outbox = new Outbox({
+        attributor: this.attributor,
+        details: this.details,
+        reader: () => this.rulesetReader(),
+        settleMs: this.ruleTrace ? 100 : 0,
+        note: (m) => this.sink?.note(m),
+        tellOnce: (m) => this.tellOnce(m),
+        report: (j) => this.report(j),
+      });
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({
         netns: netns.inode,
@@ -347,11 +355,11 @@ export class Session {
         this.cancelPoll?.();
         if (durationTimer) clearTimeout(durationTimer);
         if (netnsWatch) clearInterval(netnsWatch);
-        if (this.rulesetTimer) clearInterval(this.rulesetTimer);
+        this.outbox.stop();
         if (this.statsTimer) clearInterval(this.statsTimer);
         if (this.verdictsTimer) clearInterval(this.verdictsTimer);
-        this.poll(sink, true);
-        this.attributeNow(sink);
+        this.poll(true);
+        this.outbox.finish();
         const after = this.readCounters();
         const summary = this.tally.summary(this.correlator, {
           counters: this.countersBefore && after ? counterDeltas(this.countersBefore, after) : null,
@@ -378,31 +386,7 @@ export class Session {
             else stop('netns-gone');
           }, 500)
         : null;
-      if (this.attributor) {
-        if (!rs)
-          this.reading = this.attributor
-            .refresh(false)
-            .then(() => {})
-            .catch(() => {})
-            .finally(() => {
-              this.reading = null;
-            });
-        this.rulesetTimer = setInterval(
-          () => {
-            if (this.reading || (this.rulesetWatch && !this.rulesetWatch.due())) return;
-            const dropsSeen = this.dropsSinceReading;
-            this.reading = this.attributor!.refresh(dropsSeen)
-              .then((change) => {
-                if (change) sink.note(change);
-              })
-              .catch(() => {})
-              .finally(() => {
-                this.reading = null;
-              });
-          },
-          this.rulesetWatch ? RULESET_WATCH_MS : RULESET_POLL_MS,
-        );
-      }
+      this.outbox.keepFresh(rs, this.rulesetWatch);
       if (this.verdicts?.live) {
         this.verdictsTimer = setInterval(() => {
           if (!this.verdicts!.live) return;
@@ -429,7 +413,7 @@ export class Session {
       let idlePolls = 0;
       const pollAgain = () => {
         const before = this.events;
-        const more = this.poll(sink, false);
+        const more = this.poll(false);
         if (this.options.count !== null && this.tally.packets >= this.options.count) stop('count');
         if (stopped) return;
         idlePolls = this.events === before ? idlePolls + 1 : 0;
@@ -452,6 +436,21 @@ export class Session {
   stop(why = 'signal'): void {
     if (this.stopping) this.stopping(why);
     else this.stopBeforeRunning = why;
+  }
+
+  /** Reads the traced namespace's ruleset; a tool that fails is told once (what it said), not at every reading. */
+  private rulesetReader(): RulesetReader {
+    return new RulesetReader(this.nsPath, (unread) => {
+      for (const u of unread) this.tellOnce(`ruleset not read: ${u}; rules are not named while it fails`);
+    });
+  }
+
+  private readonly told = new Set<string>();
+  private tellOnce(message: string): void {
+    if (this.told.has(message)) return;
+    this.told.add(message);
+    if (this.sink) this.sink.note(message);
+    else this.notes.push(message);
   }
 
   /** Tells the user something through the sink (the demo's commentary in the UI). */
@@ -479,7 +478,7 @@ export class Session {
   }
 
   /** Takes the addon's records into the correlator and reports what ended; true when records were left. */
-  private poll(sink: Sink, final: boolean): boolean {
+  private poll(final: boolean): boolean {
     const tracer = this.tracer;
     if (!tracer) return false;
     let more = false;
@@ -518,15 +517,9 @@ export class Session {
     }
     if (final) this.correlator.finish();
     else this.correlator.tick(this.now());
-    for (const j of this.correlator.drain()) {
-      const pending = this.attributor !== null && needsAttribution(j);
-      const o: Outgoing = { j, pending, routing: false };
-      this.outbox.push(o);
-      if (pending) this.dropsSinceReading = true;
-      if (this.details.needsRoute(j)) this.lookUpRoute(o, sink);
-    }
-    if (!final && this.outbox.some((o) => o.pending) && !this.reading) this.attributeSoon(sink);
-    this.flush(sink);
+    for (const j of this.correlator.drain()) this.outbox.add(j);
+    // At the end, outbox.finish() reads what the drops still wait for, synchronously.
+    if (!final) this.outbox.settle();
     return more;
   }
 
@@ -545,90 +538,21 @@ export class Session {
     if (b && b.skb === e.skb) e.bytes = b;
   }
 
-  /** Reads the ruleset (with rule texts) and attributes the drops waiting in the outbox. */
-  private attributeSoon(sink: Sink): void {
-    const waiting = this.outbox.filter((o) => o.pending);
-    this.dropsSinceReading = false;
-    // nftables' trace lines come from another process: give them a moment.
-    const settle = this.ruleTrace ? new Promise((r) => setTimeout(r, 100)) : Promise.resolve();
-    // Only the tables the drops' chains can be in, with their counters and texts.
-    const tables = this.attributor!.tablesFor(waiting.map((o) => o.j)) ?? undefined;
-    this.reading = settle
-      .then(() => new RulesetReader(this.nsPath).read(true, tables))
-      .then((rs) => {
-        this.attributor!.attribute(
-          rs,
-          waiting.map((o) => o.j),
-          tables !== undefined,
-        );
-      })
-      .catch(() => {})
-      .finally(() => {
-        for (const o of waiting) o.pending = false;
-        this.reading = null;
-        this.flush(sink);
-      });
-  }
-
-  /** A too-big drop's route, read while the journey waits in the outbox (at the trace's end, routesNow reads what
-   *  is left). */
-  private lookUpRoute(o: Outgoing, sink: Sink): void {
-    o.routing = true;
-    void this.details.route(o.j).then((r) => {
-      if (!o.routing) return;
-      this.details.takeRoute(o.j, r);
-      o.routing = false;
-      this.flush(sink);
-    });
-  }
-
-  /** At the end: the route lookups still under way, synchronously. */
-  private routesNow(): void {
-    for (const o of this.outbox)
-      if (o.routing) {
-        this.details.takeRoute(o.j, 'now');
-        o.routing = false;
-      }
-  }
-
-  /** At the end: attribute what is still waiting, synchronously. */
-  private attributeNow(sink: Sink): void {
-    this.routesNow();
-    const waiting = this.outbox.filter((o) => o.pending);
-    if (waiting.length && this.attributor) {
-      try {
-        const tables = this.attributor.tablesFor(waiting.map((o) => o.j)) ?? undefined;
-        this.attributor.attribute(
-          new RulesetReader(this.nsPath).readSync(true, tables),
-          waiting.map((o) => o.j),
-          tables !== undefined,
-        );
-      } catch {
-        /* the namespace is gone: the drops keep their hook */
-      }
-    }
-    for (const o of waiting) o.pending = false;
-    this.flush(sink);
-  }
-
-  /** Reports journeys in order, up to the first that still waits for its rule or its route. */
-  private flush(sink: Sink): void {
-    const waiting = this.outbox.findIndex((o) => o.pending || o.routing);
-    for (const { j } of this.outbox.splice(0, waiting < 0 ? this.outbox.length : waiting)) {
-      if (this.options.count !== null && this.tally.packets >= this.options.count) continue;
-      this.details.complete(j);
-      this.tally.add(j);
-      sink.packet(j);
-    }
+  /** A journey with its facts complete, to the sink (up to --count). */
+  private report(j: Journey): void {
+    if (this.options.count !== null && this.tally.packets >= this.options.count) return;
+    this.details.complete(j);
+    this.tally.add(j);
+    this.sink!.packet(j);
   }
 
   close(): void {
     this.cancelPoll?.();
     this.cancelPoll = null;
-    if (this.rulesetTimer) clearInterval(this.rulesetTimer);
+    this.outbox?.stop();
     if (this.statsTimer) clearInterval(this.statsTimer);
     if (this.verdictsTimer) clearInterval(this.verdictsTimer);
-    this.rulesetTimer = this.verdictsTimer = null;
+    this.verdictsTimer = null;
     this.tracer?.close();
     this.tracer = null;
     this.ruleTrace?.stop();
@@ -637,13 +561,6 @@ export class Session {
     this.rulesetWatch = null;
     this.closeNetns();
   }
-}
-
-/** A journey on its way to the sink: it waits while its rule (pending) or its route (routing) is being read. */
-interface Outgoing {
-  j: Journey;
-  pending: boolean;
-  routing: boolean;
 }
 
 /** How the user runs a command in the traced namespace, for the commands pathtrace shows. */

@@ -4,13 +4,18 @@
 // changed while tracing; --rule-trace's exact answer and its cleanup.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import type { Lab } from '../../src/lab/lab.js';
 import {
+  isType,
   needsRoot,
   nftMonitors,
   Pathtrace,
   pathtraceLinks,
+  SLOWDOWN,
   sleep,
   traceLab,
   type Packet,
@@ -430,5 +435,48 @@ test('without --rule-trace the ruleset is left exactly as it was', async (t) => 
     assert.equal(after, before.replace(/packets \d+ bytes \d+/g, ''));
   } finally {
     lab.destroy();
+  }
+});
+
+test('nft failing is no empty ruleset: said once with its error, and the drop says its rule could not be read', async (t) => {
+  if (!needsRoot(t)) return;
+  // An nft that fails as a real one does where it may not read the ruleset (a seccomp'd container, a kernel
+  // module missing): first on PATH; iptables' save tools run as they are.
+  const bin = mkdtempSync(path.join(os.tmpdir(), 'pathtrace-nft-'));
+  const failing = path.join(bin, 'nft');
+  writeFileSync(
+    failing,
+    '#!/bin/sh\necho "netlink: Error: cache initialization failed: Operation not permitted" >&2\nexit 1\n',
+  );
+  chmodSync(failing, 0o755);
+  const { Lab } = await import('../../src/lab/lab.js');
+  const lab = new Lab();
+  try {
+    ipt(lab, 'iptables', '-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP');
+    const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', String(PORT)], {
+      PATH: `${bin}:${process.env.PATH}`,
+    });
+    await connect(lab);
+    await sleep(300 * SLOWDOWN);
+    const { code, records, stderr } = await pt.stop();
+    assert.equal(code, 0, stderr);
+    const notes = records.filter(isType('note')).map((n) => n.message);
+    const failure = notes.filter((n) => n.includes('`nft -j list ruleset` failed'));
+    assert.deepEqual(
+      failure,
+      [
+        'ruleset not read: `nft -j list ruleset` failed: netlink: Error: cache initialization failed: Operation not ' +
+          'permitted; rules are not named while it fails',
+      ],
+      notes.join('\n'),
+    );
+    const [d] = drops(records.filter(isType('packet')));
+    assert.ok(d, 'the SYN was dropped');
+    assert.equal(d.drop.hook, 'LOCAL_IN');
+    assert.equal(d.drop.rule, undefined, 'no rule named from a ruleset not read');
+    assert.match(d.drop.rules_unread, /`nft -a list (ruleset|table ip filter)` failed: netlink: Error: cache/);
+  } finally {
+    lab.destroy();
+    rmSync(bin, { recursive: true, force: true });
   }
 });

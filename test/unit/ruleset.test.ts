@@ -8,7 +8,7 @@ import { parseIptablesSave } from '../../src/rules/iptables.js';
 import { chainOwner, ownerHint, policyKey, ruleKey, type Ruleset } from '../../src/rules/model.js';
 import { parseNftJson, parseNftText } from '../../src/rules/nft.js';
 import { layoutChanges, layoutSignature, planGaps } from '../../src/rules/plan.js';
-import { assemble } from '../../src/rules/read.js';
+import { assemble, failed, RulesetReader } from '../../src/rules/read.js';
 import { parsePacketFields, parseTraceLine, traceRules } from '../../src/rules/ruletrace.js';
 import { emptyService, kubeProxyRuleset } from '../fixtures/rulesets/kube-proxy.js';
 import { FIXTURES } from '../helpers/paths.js';
@@ -885,4 +885,31 @@ COMMIT`;
     ctx({ location: 'nf_hook_slow', packet: synTo(3306), answered: false, counterDeltas: policyMoved }),
   )!;
   assert.deepEqual([counted.rule?.found, counted.hotdrop], ['policy', undefined]);
+});
+
+test("a tool that fails is said with its first line of stderr; iptables' save tools may be missing, nft may not", () => {
+  const unread: string[] = [];
+  const nftFailed = Object.assign(new Error('Command failed: nft -j list ruleset'), {
+    status: 1,
+    stderr: 'netlink: Error: cache initialization failed: Operation not permitted\nmore\n',
+  });
+  assert.equal(failed('nft', ['-j', 'list', 'ruleset'], nftFailed, unread), '');
+  const gone = Object.assign(new Error('spawn iptables-nft-save ENOENT'), { code: 'ENOENT' });
+  failed('iptables-nft-save', ['-c'], gone, unread);
+  failed('nft', ['-a', 'list', 'ruleset'], Object.assign(new Error('spawn nft ENOENT'), { code: 'ENOENT' }), unread);
+  // nsenter's own exit status when the tool it runs is not there.
+  failed('iptables-legacy-save', ['-c'], Object.assign(new Error('x'), { status: 127, stderr: 'nsenter: …' }), unread);
+  assert.deepEqual(unread, [
+    '`nft -j list ruleset` failed: netlink: Error: cache initialization failed: Operation not permitted',
+    'nft is not installed',
+    'iptables-legacy-save is not installed',
+  ]);
+});
+
+test('a reading where the tools fail says so, once per reading, and is no empty ruleset', () => {
+  const told: string[][] = [];
+  const rs = new RulesetReader('/nonexistent/netns', (u) => told.push(u)).readSync();
+  assert.deepEqual(rs.chains, []);
+  assert.match(rs.unread?.[0] ?? '', /^`nft -j list ruleset` failed: nsenter: .*\/nonexistent\/netns/);
+  assert.deepEqual(told, [rs.unread]);
 });
