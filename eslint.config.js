@@ -38,6 +38,18 @@ export default tseslint.config(
               from: './src/trace/session.ts',
               message: 'outputs see a trace through output/sink.ts, not the session',
             },
+            {
+              target: './src/capture',
+              from: './src/output',
+              except: ['./records.ts'],
+              message: 'capture/ reads and writes captures; what formats a trace is above it (records.ts: the shapes)',
+            },
+            {
+              // (rules/ still gives the journey the types of what it adds to it: an attribution, a queue's facts.)
+              target: './src/correlate',
+              from: ['./src/report', './src/output', './src/tui', './src/capture'],
+              message: 'the correlator is below what reports and formats: move what both need below',
+            },
           ],
         },
       ],

@@ -1,6 +1,6 @@
 // Which layer freed a packet, from the freeing function and the drop reason.
 // Pure: names in, names out.
-import { REASONS } from '../report/reasons.js';
+import { REASONS } from './drop-reasons.js';
 import type { Layer } from './journey.js';
 
 const LOCATION_LAYERS: [RegExp, Layer][] = [

@@ -91,6 +91,8 @@ export interface Drop {
   answered?: boolean;
   /** Netfilter drops: the table, chain and rule, as far as the evidence goes. */
   attribution?: RuleAttribution;
+  /** Netfilter drops with no rule named because the ruleset could not be read: what failed. */
+  rulesUnread?: string;
   /** XDP and tc drops: the device hook, and the program or filter there that dropped it. */
   device?: DeviceHookDrop;
   /** XDP and tc drops: what the program that dropped it returned, as the correlator saw it (its verdict's step);
@@ -298,7 +300,8 @@ export function flagLetters(flags: number): string {
   return FLAG_LETTERS[flags & 0xff]!;
 }
 
-export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10 } as const;
+/** The TCP header's flag bits, in TCP_FLAG_LETTERS' order. */
+export const TCP = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
 
 /** A millisecond in the events' and journeys' time unit (ns). */
 export const MS = 1_000_000;

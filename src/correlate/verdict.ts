@@ -5,7 +5,7 @@ import type { FlowState } from './flows.js';
 import { TCP, type Drop, type Ending, type Fate, type Journey, type TooBig } from './journey.js';
 import { IPPROTO, MTU_FROM_ROUTE, Point } from '../trace/record.js';
 import { isTooBigIcmp } from './identity.js';
-import { TCP_STATE_REASONS, tooBigWhere } from '../report/reasons.js';
+import { TCP_STATE_REASONS, tooBigWhere } from './drop-reasons.js';
 import { socketState } from './delivery.js';
 import type { NamedEvent, PathSeen } from './packet.js';
 

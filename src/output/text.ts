@@ -9,6 +9,7 @@ import {
   type Journey,
   type Step,
 } from '../correlate/journey.js';
+import { placeOf } from '../correlate/points.js';
 import { IPPROTO } from '../trace/record.js';
 import { clock } from '../report/clock.js';
 import { explain } from '../report/explain.js';
@@ -82,9 +83,9 @@ export function tcpdumpFlags(flags: number): string {
   if (flags & TCP.SYN) s += 'S';
   if (flags & TCP.RST) s += 'R';
   if (flags & TCP.PSH) s += 'P';
-  if (flags & 0x20) s += 'U';
-  if (flags & 0x40) s += 'E';
-  if (flags & 0x80) s += 'W';
+  if (flags & TCP.URG) s += 'U';
+  if (flags & TCP.ECE) s += 'E';
+  if (flags & TCP.CWR) s += 'W';
   if (flags & TCP.ACK) s += '.';
   return s || 'none';
 }
@@ -151,14 +152,13 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
     rxDevice = true;
   }
   steps.forEach((s: Step) => {
-    switch (s.point) {
-      case 'napi_gro_receive_entry':
-      case 'netif_rx':
+    switch (placeOf(s.point)) {
+      case 'rx':
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
         rxDevice = true;
         if (j.mergedInto !== undefined) parts.push('GRO merged');
         break;
-      case 'netif_receive_skb':
+      case 'rx-tap':
         // A second receive: a bridge (bond, VLAN) handed it up to its own device.
         if (!rxDevice) parts.push(`rx ${dev.name(s.ifindex ?? 0)}`);
         else if (parts.length && !String(parts[parts.length - 1]).startsWith('rx '))
@@ -167,7 +167,7 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         // Generic XDP runs between this point and the tap: a packet it dropped never reached the tap.
         if (j.tcpdumpDevices.includes(s.ifindex ?? 0)) parts.push(`tcpdump ${st.good('✓')}`);
         break;
-      case 'netfilter': {
+      case 'hook': {
         const key = s.bridge ? `${s.hook} (bridge)` : s.hook!;
         // The routing decision shows before the first hook after routing.
         if (!routeShown && !s.bridge && (s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') && preRouting) {
@@ -182,21 +182,19 @@ export function pathLine(j: Journey, dev: DeviceNames, st: Style): string {
         } else if (s.at === 'exit' || s.passed) h.exit = true;
         break;
       }
-      case 'net_dev_queue':
+      case 'neighbour':
         if (j.neighbourWaitNs !== undefined && j.neighbourWaitNs > 1e6)
           parts.push(`neighbour resolved after ${duration(j.neighbourWaitNs)}`);
         break;
-      case 'qdisc_enqueue':
-        parts.push(`qdisc ${dev.name(s.ifindex ?? 0)} (queue ${s.qlen})`);
+      case 'qdisc':
+        if (s.point === 'qdisc_enqueue') parts.push(`qdisc ${dev.name(s.ifindex ?? 0)} (queue ${s.qlen})`);
+        else if (j.qdiscWaitNs !== undefined) parts.push(`dequeued after ${duration(j.qdiscWaitNs)}`);
         break;
-      case 'qdisc_dequeue':
-        if (j.qdiscWaitNs !== undefined) parts.push(`dequeued after ${duration(j.qdiscWaitNs)}`);
-        break;
-      case 'net_dev_start_xmit':
+      case 'tx-tap':
         parts.push(`tcpdump ${st.good('✓')}`, `tx ${dev.name(s.ifindex ?? 0)}`);
         break;
-      case 'tcp_send_reset':
-        parts.push('TCP sent RST');
+      case 'tcp':
+        if (s.point === 'tcp_send_reset') parts.push('TCP sent RST');
         break;
     }
   });
@@ -308,6 +306,7 @@ export function formatJourney(j: Journey, dev: DeviceNames, startedAt: number, s
     if (j.drop.advice?.length) extra.push(st.dim(`next: ${j.drop.advice.join(' · ')}`));
     const a = j.drop.attribution;
     if (a) extra.push(...ruleLines(a, st));
+    else if (j.drop.rulesUnread) extra.push(`rule: not named: the ruleset could not be read (${j.drop.rulesUnread})`);
     if (j.drop.device) extra.push(...deviceLines(j.drop.device, st));
   } else if (j.ending === 'freed') {
     const last = j.steps[j.steps.length - 1];

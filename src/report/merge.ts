@@ -6,6 +6,7 @@
 // it, one it forwarded from the other was received by it, with the tuple it left with (after its NAT) and the
 // one it came with. The two clocks differ: their offset is bounded from the packets both saw, one way and the
 // other. Pure.
+import { atDeviceRx, atDeviceTx } from '../correlate/points.js';
 import { insnsOf, packetFromFields } from '../trace/expression.js';
 import { filterTakes, type TracePacket, type TraceFilter } from './compare.js';
 import type { PacketRecord, PathVerdict } from '../output/records.js';
@@ -65,8 +66,6 @@ export interface Merged {
   elsewhere: [number, number];
 }
 
-const TX_POINTS = new Set(['net_dev_start_xmit']);
-const RX_POINTS = new Set(['napi_gro_receive_entry', 'netif_receive_skb', 'netif_rx']);
 /** The longest a packet is taken to be in flight between the two devices. */
 const MAX_TRANSIT_US = 3_000_000;
 /** Added to the clock's uncertainty when matching: a receiver's time may precede the corrected departure by this. */
@@ -84,7 +83,7 @@ export function deviceTime(p: HostPacket, tx: boolean): number | null {
 
 /** The packet's step at a device: its last TX step, or its first RX step. */
 export function deviceStep(p: HostPacket, tx: boolean): NonNullable<HostPacket['steps']>[number] | undefined {
-  const at = (p.steps ?? []).filter((s) => (tx ? TX_POINTS : RX_POINTS).has(s.point));
+  const at = (p.steps ?? []).filter((s) => (tx ? atDeviceTx : atDeviceRx)(s.point));
   return tx ? at.at(-1) : at[0];
 }
 

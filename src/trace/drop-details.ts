@@ -1,8 +1,10 @@
 // What the session adds to a drop when it is reported, from the traced namespace as it is then: who listens where a
 // listen queue overflowed, what on the device dropped it (XDP, tc), the route of a packet too big for its way out,
 // and the commands to run next with this packet's values. Read once per drop site, not per packet where it can be.
+import { atDeviceRx } from '../correlate/points.js';
 import type { DeviceNames, Journey } from '../correlate/journey.js';
-import { dropAdvice, tooBigWhere, type AdviceContext } from '../report/reasons.js';
+import { tooBigWhere } from '../correlate/drop-reasons.js';
+import { dropAdvice, type AdviceContext } from '../report/reasons.js';
 import { protoName } from '../report/summary.js';
 import { deviceHookDrop, dropSite, type DevicePrograms } from './device-programs.js';
 import { LISTENER_FILES, listenersOf, type Listener } from './listeners.js';
@@ -95,7 +97,7 @@ function freedOn(j: Journey): number | undefined {
  *  on, or sent by this host. */
 function routeQuery(j: Journey, devices: DeviceNames): RouteQuery {
   const forwarded = tooBigWhere(j.drop!.location) === 'forwarded';
-  const rx = j.steps.find((s) => /^(netif_receive_skb|netif_rx|napi_gro_receive_entry)$/.test(s.point))?.ifindex;
+  const rx = j.steps.find((s) => atDeviceRx(s.point))?.ifindex;
   const inDev = rx ?? j.steps.find((s) => s.in)?.in;
   return {
     family: j.family,

@@ -3,11 +3,20 @@
 // journey step by step. Reads a throttled snapshot of the store.
 import { Box, Text, useInput, useStdout } from 'ink';
 import { useEffect, useMemo, useRef, useState } from 'react';
-import type { DeviceNames, Journey } from '../correlate/journey.js';
+import { flagLetters, type DeviceNames, type Journey } from '../correlate/journey.js';
+import { IPPROTO } from '../trace/record.js';
 import type { FlowSummary } from '../report/summary.js';
 import { queueTag } from '../report/nfqueue.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
-import { DEVICE_HOOK_STAGES, FWD_STAGES, RX_STAGES, STAGE_LABELS, TX_STAGES, type StageId } from './stages.js';
+import {
+  DEVICE_HOOK_STAGES,
+  FWD_STAGES,
+  RX_STAGES,
+  STAGE_LABELS,
+  TX_STAGES,
+  type StageCounts,
+  type StageId,
+} from './stages.js';
 import type { ConnectionView, LiveStats, TuiStore } from './store.js';
 
 export interface Theme {
@@ -43,12 +52,13 @@ function useSnapshot(store: TuiStore, paused: boolean, ms: number): Snapshot {
   const [snap, setSnap] = useState(() => snapshot(store));
   const pausedRef = useRef(paused);
   pausedRef.current = paused;
+  // One interval for the view's life: it compares against the snapshot held, not one captured at a render.
   useEffect(() => {
     const t = setInterval(() => {
-      if (!pausedRef.current && store.version !== snap.version) setSnap(snapshot(store));
+      if (!pausedRef.current) setSnap((s) => (store.version !== s.version ? snapshot(store) : s));
     }, ms);
     return () => clearInterval(t);
-  });
+  }, [store, ms]);
   return snap;
 }
 
@@ -85,8 +95,6 @@ function Stage({ id, counts, theme }: { id: StageId; counts?: { reached: number;
     </Box>
   );
 }
-
-type StageCounts = Map<StageId, { reached: number; died: number }>;
 
 function StageRow({
   label,
@@ -146,12 +154,7 @@ function connectionLine(c: ConnectionView, s: FlowSummary | null): string {
 }
 
 export function packetLine(j: Journey): string {
-  const kind =
-    j.proto === 6
-      ? `[${['F', 'S', 'R', 'P', 'A', 'U', 'E', 'C'].filter((_, i) => j.flags & (1 << i)).join('')}]`
-      : j.icmp
-        ? 'ICMP'
-        : 'UDP';
+  const kind = j.proto === IPPROTO.TCP ? `[${flagLetters(j.flags)}]` : j.icmp ? 'ICMP' : 'UDP';
   const dir = j.direction === 'forward' ? 'fwd' : j.direction;
   const mtu = j.drop?.tooBig?.mtu;
   const fate = j.drop

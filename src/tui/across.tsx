@@ -3,18 +3,15 @@
 // the final merge is printed when the screen is restored.
 import { Box, render, Text, useInput, useStdout, type Instance } from 'ink';
 import { createElement, useEffect, useState } from 'react';
-import type { Journey } from '../correlate/journey.js';
 import { clockText, flowText } from '../output/merge.js';
 import type { Merged } from '../report/merge.js';
 import type { PacketRecord, TraceRecord } from '../output/records.js';
 import { StagesView, type Theme } from './App.js';
-import { deathStage, stagesReached, type StageId } from './stages.js';
-
-type StageCounts = Map<StageId, { reached: number; died: number }>;
+import { deathStage, stagesReached, type StageCounts, type StageView } from './stages.js';
 
 /** A packet record as the stage functions read a journey: its steps' points, hooks and devices (numbered by name),
  *  the devices whose tap it passed, its drop, its delivery. */
-function asJourney(r: PacketRecord): Journey {
+function asJourney(r: PacketRecord): StageView {
   const numbers = new Map<string, number>();
   const number = (dev: string) => numbers.get(dev) ?? numbers.set(dev, numbers.size + 1).size;
   return {
@@ -29,7 +26,7 @@ function asJourney(r: PacketRecord): Journey {
     drop: r.drop,
     direction: r.direction,
     delivery: r.delivery,
-  } as unknown as Journey;
+  };
 }
 
 export class AcrossStore {

@@ -1,5 +1,6 @@
 // The stack as stages a packet passes, for the UI's picture: which stages
 // each journey reached and where it died. Pure.
+import { atDeviceTx, placeOf } from '../correlate/points.js';
 import type { Journey } from '../correlate/journey.js';
 
 export const RX_STAGES = [
@@ -42,8 +43,20 @@ export const STAGE_LABELS: Record<StageId, string> = {
   tx: 'device TX',
 };
 
+/** Per stage, how many journeys reached it and how many died there (the funnel the views draw). */
+export type StageCounts = Map<StageId, { reached: number; died: number }>;
+
+/** What the stages are read from: a journey, or a packet record made to look like one (across.tsx). */
+export interface StageView {
+  steps: Pick<Journey['steps'][number], 'point' | 'hook' | 'at' | 'ifindex'>[];
+  tcpdumpDevices: number[];
+  direction: Journey['direction'];
+  drop?: Pick<NonNullable<Journey['drop']>, 'hook' | 'layer' | 'device'> | null;
+  delivery?: Pick<NonNullable<Journey['delivery']>, 'socket'>;
+}
+
 /** The stage where a dropped journey died. */
-export function deathStage(j: Journey): StageId | null {
+export function deathStage(j: StageView): StageId | null {
   const d = j.drop;
   if (!d) return null;
   if (d.hook) return d.hook;
@@ -65,45 +78,42 @@ export function deathStage(j: Journey): StageId | null {
     case 'tc':
       return d.device?.direction === 'egress' || j.direction === 'out' ? 'tc_out' : 'tc_in';
     case 'device':
-      return j.steps.some((s) => s.point === 'net_dev_start_xmit') ? 'tx' : j.direction === 'out' ? 'qdisc' : 'rx';
+      return j.steps.some((s) => atDeviceTx(s.point)) ? 'tx' : j.direction === 'out' ? 'qdisc' : 'rx';
     default:
       return null;
   }
 }
 
 /** Stages a journey reached, in path order (the stage it died at included). */
-export function stagesReached(j: Journey): StageId[] {
+export function stagesReached(j: StageView): StageId[] {
   const out = new Set<StageId>();
   for (const s of j.steps) {
-    switch (s.point) {
-      case 'napi_gro_receive_entry':
-      case 'netif_rx':
+    switch (placeOf(s.point)) {
+      case 'rx':
         out.add('rx');
         break;
-      case 'netif_receive_skb':
+      case 'rx-tap':
         out.add('rx');
         // Generic XDP runs after this point and before the tap: one it dropped never reached the tap.
         if (j.tcpdumpDevices.includes(s.ifindex ?? 0)) out.add('tap_rx');
         break;
-      case 'netfilter':
+      case 'hook':
         out.add(s.hook!);
         if (s.hook === 'LOCAL_IN' || s.hook === 'FORWARD') out.add('routing');
         if (s.hook === 'LOCAL_IN' && s.at === 'exit') out.add('transport');
         break;
-      case 'net_dev_queue':
+      case 'neighbour':
         out.add('neighbour');
         out.add('qdisc');
         break;
-      case 'qdisc_enqueue':
-      case 'qdisc_dequeue':
+      case 'qdisc':
         out.add('qdisc');
         break;
-      case 'net_dev_start_xmit':
+      case 'tx-tap':
         out.add('tap_tx');
         out.add('tx');
         break;
-      case 'skb_copy_datagram_iovec':
-      case 'sock_recv_length':
+      case 'app':
         out.add('app');
         break;
     }

@@ -6,7 +6,7 @@ import type { Journey } from '../correlate/journey.js';
 import type { ReadyInfo } from '../output/sink.js';
 import type { FlowSummary } from '../report/summary.js';
 import { Tally } from '../report/tally.js';
-import { deathStage, stagesReached, type StageId } from './stages.js';
+import { deathStage, stagesReached, type StageCounts } from './stages.js';
 
 export const MAX_CONNECTIONS = 200;
 export const MAX_PACKETS_PER_CONNECTION = 100;
@@ -29,7 +29,7 @@ export interface LiveStats {
 export class TuiStore {
   version = 0;
   ready: ReadyInfo | null = null;
-  readonly stages = new Map<StageId, { reached: number; died: number }>();
+  readonly stages: StageCounts = new Map();
   readonly connections = new Map<string, ConnectionView>();
   evicted = 0;
   packets = 0;

@@ -5,14 +5,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dropLayer } from '../../src/correlate/classify.js';
-import {
-  dropAdvice,
-  explainDrop,
-  NOT_REASONS,
-  REASONS,
-  reasonText,
-  TCP_STATE_REASONS,
-} from '../../src/report/reasons.js';
+import { NOT_REASONS, REASONS, reasonText, TCP_STATE_REASONS } from '../../src/correlate/drop-reasons.js';
+import { dropAdvice, explainDrop } from '../../src/report/reasons.js';
 import { native } from '../../src/trace/native.js';
 import { FIXTURES } from '../helpers/paths.js';
 
