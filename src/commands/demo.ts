@@ -4,7 +4,9 @@ import { across } from './across.js';
 import { checkPrivileges, trace, UserError, usesTui } from './trace.js';
 import { Lab } from '../lab/lab.js';
 import { NGINX_BIN, startNginx, type Nginx } from '../lab/nginx.js';
+import type { HookName } from '../trace/kernel-names.js';
 import type { TraceOptions } from '../trace/options.js';
+import type { Summary } from '../report/summary.js';
 import { missingTools } from '../trace/tools.js';
 
 type ClientResult = Awaited<ReturnType<Lab['connect']>>;
@@ -20,8 +22,9 @@ export interface Scenario {
   /** Servers and settings; returns a note on what the application saw, if it can tell. */
   setup(lab: Lab): Promise<(() => string) | void>;
   client(lab: Lab): Promise<ClientResult>;
-  /** What to look for in the output. */
+  /** What to look for in the output: said when the run showed its drops at the hook `shows`. */
   lesson: string;
+  shows?: HookName;
   /** Programs it runs beyond ip and iptables, with their package. */
   needs?: [string, string][];
   /** Two namespaces traced at once and merged (--netns twice), named client and server. */
@@ -45,6 +48,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   'local-in': {
     title: 'SYN dropped at LOCAL_IN',
     ...mysqlLike(['INPUT', '-p', 'tcp', '--dport', String(PORT)]),
+    shows: 'LOCAL_IN',
     lesson:
       'tcpdump on the server would show every SYN arriving, yet the server never answers: ' +
       'the SYNs die at LOCAL_IN, after the capture point and before TCP, so TCP has no state for them.',
@@ -52,6 +56,7 @@ export const SCENARIOS: Record<string, Scenario> = {
   'local-out': {
     title: 'SYN-ACK dropped at LOCAL_OUT',
     ...mysqlLike(['OUTPUT', '-p', 'tcp', '--sport', String(PORT)]),
+    shows: 'LOCAL_OUT',
     lesson:
       'tcpdump on the server would show the same SYN retransmissions and no SYN-ACK, as if the server ignored them; ' +
       'in fact TCP received each SYN (SYN_RECV) and answered, and its SYN-ACKs die at LOCAL_OUT, before the capture point.',
@@ -79,6 +84,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     },
     client: (lab) =>
       lab.connect('tcp', lab.server.v4, 80, CONNECT_MS, lab.client, '--send', 'GET / HTTP/1.0\r\nHost: lab\r\n\r\n'),
+    shows: 'LOCAL_OUT',
     lesson:
       "the request reached nginx (it read it and logged it) while the client kept retransmitting it: nginx's response " +
       'and FIN died at LOCAL_OUT before tcpdump could see them, the server socket sat in FIN_WAIT1 and was aborted ' +
@@ -119,6 +125,7 @@ export const SCENARIOS: Record<string, Scenario> = {
       await lab.listen('tcp', 8080);
     },
     client: (lab) => lab.connect('tcp', lab.router!.toClient.v4, 80, CONNECT_MS),
+    shows: 'FORWARD',
     lesson:
       "the router rewrote each SYN to the server's address and forwarded it; the server answered, and its SYN-ACKs " +
       "died in the router's FORWARD hook: tcpdump on the router would show them arriving from the server and never leaving.",
@@ -146,6 +153,18 @@ export const SCENARIOS: Record<string, Scenario> = {
       'merge says it of every packet, and that neither end dropped it.',
   },
 };
+
+/** The lesson, when the run showed what it is about; else what it showed instead (a kernel or a host that
+ *  differs: the demo must not teach what did not happen). */
+export function lessonOf(scenario: Scenario, summary: Summary | null): string {
+  if (!scenario.shows || !summary) return scenario.lesson;
+  if (summary.drops.some((d) => d.hook === scenario.shows)) return scenario.lesson;
+  const seen = summary.drops.map((d) => `${d.count} at ${d.hook ?? d.location} (${d.reason ?? 'no reason'})`);
+  return (
+    `this run did not show what the demo is about (drops at ${scenario.shows}): ` +
+    `${summary.packets} packets, ${seen.length ? `drops ${seen.join(', ')}` : 'no drops'}`
+  );
+}
 
 function describe(r: ClientResult | undefined): string {
   if (!r) return 'no result';
@@ -201,7 +220,7 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
             .then((r) => {
               result = r;
             })
-            .catch(() => {})
+            .catch((e) => say(`the client failed to run: ${(e as Error).message}`))
             .finally(() => setTimeout(stop, 300));
         },
       );
@@ -219,21 +238,24 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
     };
     // In the UI the trace stays open when the client is done, to be explored; q ends it.
     const ui = usesTui(traceOptions);
-    await trace(traceOptions, (session) => {
+    const summary = await trace(traceOptions, (session) => {
       scenario
         .client(lab!)
         .then((r) => {
           result = r;
         })
-        .catch(() => {})
+        .catch((e) => say(`the client failed to run: ${(e as Error).message}`))
         .finally(() => {
-          if (ui) session.note(`demo: the client is done (${describe(result)}); ${scenario.lesson} Press q to quit.`);
+          if (ui)
+            session.note(
+              `demo: the client is done (${describe(result)}); look for this: ${scenario.lesson} Press q to quit.`,
+            );
           else setTimeout(() => session.stop('demo-done'), 300);
         });
     });
     if (result) say(`the client's view: ${describe(result)}`);
     if (appView) say(appView());
-    say(scenario.lesson);
+    say(lessonOf(scenario, summary));
   } finally {
     for (const sig of signals) process.off(sig, abort);
     lab?.destroy();

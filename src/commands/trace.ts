@@ -2,7 +2,8 @@
 // --write, --with-tcpdump), runs until a signal, --duration or --count, and detaches on every path.
 import { closeSync } from 'node:fs';
 import { release } from 'node:os';
-import { captureFilter, ComparingSink, LiveCapture, LiveCaptureError } from '../capture/live-capture.js';
+import { captureFilter, LiveCapture, LiveCaptureError } from '../capture/live-capture.js';
+import { ComparingSink } from './comparing-sink.js';
 import { openForWriting, WriteError } from '../capture/pcapng.js';
 import { JsonSink } from '../output/json.js';
 import { PcapSink } from '../output/pcap-sink.js';
@@ -20,6 +21,7 @@ import {
 import { native } from '../trace/native.js';
 import { NetnsError, resolveNetns } from '../trace/netns.js';
 import { portRuns, type TraceOptions } from '../trace/options.js';
+import type { Summary } from '../report/summary.js';
 import { Session, SessionError, type SessionSwitches } from '../trace/session.js';
 import { missingTools } from '../trace/tools.js';
 import { effectiveCaps, missingCaps } from './caps.js';
@@ -160,7 +162,8 @@ function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches 
 }
 
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
-export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<void> {
+/** Runs a trace to its end; its summary (the demo checks it showed what it is about). */
+export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<Summary | null> {
   checkPrivileges(options.netns !== null);
   const lacking = options.ruleTrace ? missingTools([['nft', 'nftables']]) : [];
   if (lacking.length)
@@ -226,7 +229,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
   try {
     sink = await makeSink(options, () => session, capture);
     if (live) sink = comparing = new ComparingSink(sink, () => session.devices, filterObject(options, expression));
-    await session.run(sink, () => onReady?.(session));
+    const summary = await session.run(sink, () => onReady?.(session));
     if (live && comparing) process.stdout.write(comparing.comparison(await live.stop(), live.iface) + '\n');
     // Everything is detached by now: a reader that takes nothing more does not keep the process.
     session.close();
@@ -239,6 +242,7 @@ export async function trace(options: TraceOptions, onReady?: (s: Session) => voi
       live?.discard(); // its temporary directory too
       process.exit(0);
     }
+    return summary;
   } finally {
     session.close();
     sink?.close?.();
