@@ -139,9 +139,15 @@ export function failed(cmd: string, args: string[], e: ToolError, unread: string
   const missing = e.code === 'ENOENT' || e.code === 127 || e.status === 127;
   if (missing && OPTIONAL.has(cmd)) return '';
   const said = stderr.split('\n')[0] || e.message.split('\n')[0] || 'failed';
-  unread.push(missing ? `${cmd} is not installed` : `\`${[cmd, ...args].join(' ')}\` failed: ${said}`);
+  unread.push(missing ? `${cmd}${NOT_INSTALLED}` : `\`${[cmd, ...args].join(' ')}\` failed: ${said}`);
   return '';
 }
+
+const NOT_INSTALLED = ' is not installed';
+
+/** Whether an unread entry is a tool not installed: the session said so at start (trace/tools.ts), the drop still
+ *  says it. */
+export const notInstalled = (unread: string): boolean => unread.endsWith(NOT_INSTALLED);
 
 type Command = [string, string[]];
 const IPTABLES_TABLES = new Set(['filter', 'nat', 'mangle', 'raw', 'security']);

@@ -10,7 +10,7 @@ import { Tally } from '../report/tally.js';
 import { RuleAttributor } from '../rules/attribution.js';
 import { readQueues } from '../rules/nfqueue-read.js';
 import type { Ruleset } from '../rules/model.js';
-import { RulesetReader } from '../rules/read.js';
+import { notInstalled, RulesetReader } from '../rules/read.js';
 import { RuleTrace } from '../rules/ruletrace.js';
 import { RulesetWatch } from '../rules/watch.js';
 import { addressBytes, localAddressesV4, localAddressesV6 } from './address.js';
@@ -441,7 +441,8 @@ export class Session {
   /** Reads the traced namespace's ruleset; a tool that fails is told once (what it said), not at every reading. */
   private rulesetReader(): RulesetReader {
     return new RulesetReader(this.nsPath, (unread) => {
-      for (const u of unread) this.tellOnce(`ruleset not read: ${u}; rules are not named while it fails`);
+      for (const u of unread.filter((u) => !notInstalled(u)))
+        this.tellOnce(`ruleset not read: ${u}; rules are not named while it fails`);
     });
   }
 

@@ -8,7 +8,7 @@ import { parseIptablesSave } from '../../src/rules/iptables.js';
 import { chainOwner, ownerHint, policyKey, ruleKey, type Ruleset } from '../../src/rules/model.js';
 import { parseNftJson, parseNftText } from '../../src/rules/nft.js';
 import { layoutChanges, layoutSignature, planGaps } from '../../src/rules/plan.js';
-import { assemble, failed, RulesetReader } from '../../src/rules/read.js';
+import { assemble, failed, notInstalled, RulesetReader } from '../../src/rules/read.js';
 import { parsePacketFields, parseTraceLine, traceRules } from '../../src/rules/ruletrace.js';
 import { emptyService, kubeProxyRuleset } from '../fixtures/rulesets/kube-proxy.js';
 import { FIXTURES } from '../helpers/paths.js';
@@ -904,6 +904,8 @@ test("a tool that fails is said with its first line of stderr; iptables' save to
     'nft is not installed',
     'iptables-legacy-save is not installed',
   ]);
+  // Said at start already (trace/tools.ts): the session does not say those again.
+  assert.deepEqual(unread.map(notInstalled), [false, true, true]);
 });
 
 test('a reading where the tools fail says so, once per reading, and is no empty ruleset', () => {
