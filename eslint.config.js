@@ -27,11 +27,18 @@ export default tseslint.config(
         {
           zones: [
             {
-              target: ['trace', 'correlate', 'rules', 'report', 'capture', 'output', 'tui', 'lab'].map(
+              target: ['trace', 'correlate', 'rules', 'report', 'capture', 'output', 'tui', 'lab', 'agent'].map(
                 (d) => `./src/${d}`,
               ),
               from: './src/commands',
               message: 'only the command layer imports commands/',
+            },
+            {
+              target: ['trace', 'correlate', 'rules', 'report', 'capture', 'output', 'tui', 'lab'].map(
+                (d) => `./src/${d}`,
+              ),
+              from: './src/agent',
+              message: "agent/ is the agent command's engine, above the trace's: only commands/ uses it",
             },
             {
               target: ['./src/output', './src/tui'],

@@ -9,6 +9,7 @@
 #include <memory>
 #include <unistd.h>
 
+#include "agent.h"
 #include "device_programs.h"
 #include "expression.h"
 #include "kernel.h"
@@ -218,6 +219,117 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
   std::unique_ptr<Tracer> tracer_;
 };
 
+// new Agent(): the agent's counting programs (native/agent.h).
+class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Agent",
+                       {
+                           InstanceMethod("setNfFreers", &AgentWrap::SetNfFreers),
+                           InstanceMethod("attachDrops", &AgentWrap::AttachDrops),
+                           InstanceMethod("attachNetns", &AgentWrap::AttachNetns),
+                           InstanceMethod("detach", &AgentWrap::Detach),
+                           InstanceMethod("counts", &AgentWrap::Counts),
+                           InstanceMethod("netfilterLinks", &AgentWrap::NetfilterLinks),
+                           InstanceMethod("close", &AgentWrap::Close),
+                       });
+  }
+
+  explicit AgentWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<AgentWrap>(info) {
+    try {
+      agent_ = std::make_unique<Agent>();
+    } catch (const std::exception &e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+ private:
+  Agent &agent(Napi::Env env) {
+    if (!agent_) throw Napi::Error::New(env, "agent is closed");
+    return *agent_;
+  }
+
+  // setNfFreers([[start: bigint, end: bigint], ...])
+  Napi::Value SetNfFreers(const Napi::CallbackInfo &info) {
+    std::vector<std::pair<uint64_t, uint64_t>> freers;
+    Napi::Array a = info[0].As<Napi::Array>();
+    bool lossless;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Array r = a.Get(i).As<Napi::Array>();
+      freers.push_back({r.Get(0u).As<Napi::BigInt>().Uint64Value(&lossless),
+                        r.Get(1u).As<Napi::BigInt>().Uint64Value(&lossless)});
+    }
+    agent(info.Env()).set_nf_freers(freers);
+    return info.Env().Undefined();
+  }
+
+  // attachDrops() -> "" or why not
+  Napi::Value AttachDrops(const Napi::CallbackInfo &info) {
+    return Napi::String::New(info.Env(), agent(info.Env()).attach_drops());
+  }
+
+  // attachNetns(path) -> link ids; throws when the namespace cannot be entered
+  Napi::Value AttachNetns(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::string error;
+    std::vector<int> ids = agent(env).attach_netns(info[0].As<Napi::String>(), &error);
+    if (!error.empty()) throw Napi::Error::New(env, error);
+    Napi::Array out = Napi::Array::New(env, ids.size());
+    for (size_t i = 0; i < ids.size(); i++) out.Set(i, ids[i]);
+    return out;
+  }
+
+  Napi::Value Detach(const Napi::CallbackInfo &info) {
+    Napi::Array a = info[0].As<Napi::Array>();
+    std::vector<int> ids;
+    for (uint32_t i = 0; i < a.Length(); i++) ids.push_back(a.Get(i).As<Napi::Number>().Int32Value());
+    agent(info.Env()).detach(ids);
+    return info.Env().Undefined();
+  }
+
+  // counts() -> { keys: [{location: bigint, netns, ifindex, reason, hook, family, proto, packets, bytes}],
+  //               unkeyed: {packets, bytes} }
+  Napi::Value Counts(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    Agent &a = agent(env);
+    std::vector<DropCount> counts = a.counts();
+    Napi::Array keys = Napi::Array::New(env, counts.size());
+    for (size_t i = 0; i < counts.size(); i++) {
+      const DropCount &d = counts[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("location", Napi::BigInt::New(env, (uint64_t)d.key.location));
+      o.Set("netns", d.key.netns);
+      o.Set("ifindex", d.key.ifindex);
+      o.Set("reason", d.key.reason);
+      o.Set("hook", d.key.hook);
+      o.Set("family", d.key.family);
+      o.Set("proto", d.key.proto);
+      o.Set("packets", (double)d.count.packets);
+      o.Set("bytes", (double)d.count.bytes);
+      keys.Set(i, o);
+    }
+    pathtrace_drop_count u = a.unkeyed();
+    Napi::Object unkeyed = Napi::Object::New(env);
+    unkeyed.Set("packets", (double)u.packets);
+    unkeyed.Set("bytes", (double)u.bytes);
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("keys", keys);
+    out.Set("unkeyed", unkeyed);
+    return out;
+  }
+
+  Napi::Value NetfilterLinks(const Napi::CallbackInfo &info) {
+    return Napi::Boolean::New(info.Env(), agent(info.Env()).netfilter_links());
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo &info) {
+    agent_.reset();
+    return info.Env().Undefined();
+  }
+
+  std::unique_ptr<Agent> agent_;
+};
+
 Napi::Value KernelFeatures(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto f = probe_kernel();
@@ -401,6 +513,7 @@ Napi::Value TestExpression(const Napi::CallbackInfo &info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   set_libbpf_debug(false);  // libbpf's messages are kept for load errors, not printed
   exports.Set("Tracer", TracerWrap::Define(env));
+  exports.Set("Agent", AgentWrap::Define(env));
   exports.Set("kernelFeatures", Napi::Function::New(env, KernelFeatures));
   exports.Set("kernelEnum", Napi::Function::New(env, KernelEnum));
   exports.Set("libbpfVersion", Napi::Function::New(env, LibbpfVersion));

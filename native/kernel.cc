@@ -32,6 +32,8 @@ const struct btf *vmlinux_btf(std::string *error = nullptr) {
 }
 }  // namespace
 
+std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
+
 KernelFeatures probe_kernel() {
   KernelFeatures f;
   f.btf = vmlinux_btf(&f.btf_error) != nullptr;

@@ -21,6 +21,9 @@ struct KernelFeatures {
 
 KernelFeatures probe_kernel();
 
+// strerror's text for an errno of either sign.
+std::string errno_text(int err);
+
 // Whether the kernel has the BTF-typed tracepoint `name` (e.g. "kfree_skb").
 bool has_tracepoint(const std::string &name);
 

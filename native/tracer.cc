@@ -96,8 +96,6 @@ constexpr int kBatchFull = -1000;
 // port's events, what the event loop may fall behind by while the JIT warms up or a GC runs.
 constexpr size_t kMaxQueuedRecords = (64u << 20) / sizeof(pathtrace_record);
 
-std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
-
 // The point a program attaches to, from its section name: a tracepoint's name
 // ("kfree_skb"), or the section of a trampoline or kprobe ("fexit/nft_do_chain"); "" for netfilter links.
 std::string point_of(const bpf_program *prog) {

@@ -40,6 +40,9 @@ packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)
 packages+=(debootstrap)
 # node-gyp (npm run build:gyp, test/builds): gyp is Python.
 packages+=(python3)
+# prometheus and promtool: test/e2e/agent.test.ts scrapes the agent with the real server (its service is not
+# started: policy-rc.d below; the test runs its own, on 127.0.0.1).
+packages+=(prometheus)
 backported=(libbpf-dev bpftool)
 
 missing=()

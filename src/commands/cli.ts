@@ -1,6 +1,7 @@
 // Entry point: parses the command line, runs the command it names (trace, demo, compare, merge), and
 // turns every failure into one line on stderr and a non-zero exit code.
 import { CompareError, type Progress } from '../capture/trace-file.js';
+import { runAgent } from './agent.js';
 import { across } from './across.js';
 import { runCompare } from './compare.js';
 import { runDemo } from './demo.js';
@@ -42,6 +43,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'merge':
         process.stdout.write(withProgress((p) => runMerge(cmd.traces, cmd.json, p)) + '\n');
+        return 0;
+      case 'agent':
+        await runAgent(cmd.options);
         return 0;
     }
   } catch (e) {

@@ -1,6 +1,7 @@
 // Command-line parsing. Pure: argv in, options or a UsageError out.
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
+import type { AgentCommandOptions } from './agent.js';
 import { addressBytes, formatAddress } from '../trace/address.js';
 import { EXPR_WINDOW, MAX_HOSTS, POINT_GROUP_NAMES } from '../trace/record.js';
 import {
@@ -21,7 +22,57 @@ export type Command =
   | { kind: 'trace'; options: TraceOptions }
   | { kind: 'demo'; scenario: string; options: TraceOptions }
   | { kind: 'compare'; capture: string; trace: string }
-  | { kind: 'merge'; traces: [string, string]; json: boolean };
+  | { kind: 'merge'; traces: [string, string]; json: boolean }
+  | { kind: 'agent'; options: AgentCommandOptions };
+
+export const AGENT_DEFAULTS: AgentCommandOptions = {
+  listen: { host: '127.0.0.1', port: 9810 },
+  intervalMs: 5000,
+  maxSeries: 2000,
+  // A namespace that went keeps its series this long: a scrape or two after it still sees their last values.
+  forgetAfterMs: 10 * 60_000,
+};
+
+/** `pathtrace agent ...`: its options alone (the trace's do not apply). */
+function parseAgent(argv: string[]): Command {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      options: {
+        listen: { type: 'string' },
+        interval: { type: 'string' },
+        'max-series': { type: 'string' },
+      },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  const o = { ...AGENT_DEFAULTS };
+  if (values.listen !== undefined) o.listen = parseListen(values.listen);
+  if (values.interval !== undefined) {
+    const s = Number(values.interval);
+    if (!(s >= 1 && s <= 3600)) throw new UsageError(`bad --interval '${values.interval}': seconds, 1 to 3600`);
+    o.intervalMs = s * 1000;
+  }
+  if (values['max-series'] !== undefined) {
+    const n = Number(values['max-series']);
+    if (!Number.isInteger(n) || n < 1) throw new UsageError(`bad --max-series '${values['max-series']}': a count`);
+    o.maxSeries = n;
+  }
+  return { kind: 'agent', options: o };
+}
+
+/** ADDR:PORT, [IPv6]:PORT or :PORT (every address). */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:]*)):(\d+)$/.exec(text);
+  const host = m ? (m[1] ?? m[2] ?? '') : '';
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535) || (host !== '' && !isIP(host)))
+    throw new UsageError(`bad --listen '${text}': ADDR:PORT, as 127.0.0.1:9810, [::1]:9810 or :9810`);
+  return { host: host || '::', port };
+}
 
 /** The ring's pages are mapped twice (RSS counts 2 × its size); past 256 MiB the queue behind it is the better buffer. */
 const MAX_RING_MIB = 256;
@@ -35,6 +86,10 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
        pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
+       pathtrace agent [--listen ADDR:PORT] [--interval SECONDS] [--max-series N]
+                                             count the drops of every network namespace, by hook, rule
+                                             and reason, for Prometheus at http://ADDR:PORT/metrics
+                                             (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series)
 
 Filter (applied in the kernel; all given filters must match):
   EXPRESSION                  a tcpdump filter expression, as tcpdump takes it: 'tcp port 3306 and host
@@ -208,6 +263,7 @@ const MAX_DURATION_S = 2147483;
 const MAX_COUNT = 2 ** 32;
 
 export function parseCommandLine(argv: string[]): Command {
+  if (argv[0] === 'agent') return parseAgent(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

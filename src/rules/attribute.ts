@@ -94,7 +94,7 @@ export function portIn(port: number, v: string | number): boolean {
   return hi === undefined ? port === lo : lo !== undefined && port >= lo && port <= hi;
 }
 
-function fieldMatches(m: Match, p: PacketView): boolean | null {
+export function fieldMatches(m: Match, p: PacketView): boolean | null {
   const any = (f: (v: string | number) => boolean | null) => {
     let unknown = false;
     for (const v of m.values) {
@@ -178,14 +178,15 @@ function hotdropRules(rs: Ruleset, chain: Chain, p: PacketView): { chain: Chain;
   );
 }
 
-/** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet,
- *  in the order they run. */
+/** The rules `wanted` picks in the chain and in the chains it jumps or goes to by a rule that can match the packet
+ *  (or, given a test of rules instead of a packet, by a rule the test passes), in the order they run. */
 export function reachableRules(
   rs: Ruleset,
   chain: Chain,
-  p: PacketView,
+  p: PacketView | ((r: Rule) => boolean),
   wanted: (r: Rule) => boolean,
 ): { chain: Chain; rule: Rule }[] {
+  const follows = typeof p === 'function' ? p : (r: Rule) => ruleCovers(r, p) !== false;
   const out: { chain: Chain; rule: Rule }[] = [];
   const seen = new Set<string>();
   const walk = (c: Chain, depth: number) => {
@@ -194,7 +195,7 @@ export function reachableRules(
     for (const r of c.rules) {
       if (wanted(r)) out.push({ chain: c, rule: r });
       const targets = r.verdict === 'jump' || r.verdict === 'goto' ? [r.target] : (r.mapTargets ?? []);
-      if (!targets.length || ruleCovers(r, p) === false) continue;
+      if (!targets.length || !follows(r)) continue;
       for (const name of targets) {
         const t = rs.chains.find(
           (x) => x.source === c.source && x.family === c.family && x.table === c.table && x.name === name,

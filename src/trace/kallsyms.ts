@@ -65,6 +65,14 @@ export class Symbolizer {
     return this.names.length;
   }
 
+  /** Where a function's text lies: [its address, the next symbol's), as 64-bit addresses; null when unknown. */
+  extent(name: string): [bigint, bigint] | null {
+    const i = this.names.indexOf(name);
+    if (i < 0 || i + 1 >= this.names.length) return null;
+    const at = (j: number) => (BigInt(this.hi[j]!) << 32n) | BigInt(this.lo[j]!);
+    return [at(i), at(i + 1)];
+  }
+
   /** The function containing address (hi:lo), or its hex form when unknown. */
   lookup(hi: number, lo: number): string {
     if (hi === 0 && lo === 0) return '';

@@ -75,8 +75,38 @@ export interface NativeTracer {
   close(): void;
 }
 
+/** A key of the agent's drop counts and its counts summed over CPUs (bpf/drop_counts.h). */
+export interface NativeDropCount {
+  location: bigint;
+  netns: number;
+  ifindex: number;
+  reason: number;
+  hook: number;
+  family: number;
+  proto: number;
+  packets: number;
+  bytes: number;
+}
+
+/** The agent's counting programs (native/agent.h). */
+export interface NativeAgent {
+  /** [start, end) of netfilter's freeing functions, whose frees are a hook's drops (at most 8). */
+  setNfFreers(ranges: [bigint, bigint][]): void;
+  /** "" once kfree_skb's program is attached, else why not. */
+  attachDrops(): string;
+  /** The hook entry programs in a namespace (none where the kernel has no netfilter programs): their link ids;
+   *  throws when the namespace cannot be entered. */
+  attachNetns(netnsPath: string): number[];
+  detach(links: number[]): void;
+  counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number } };
+  /** Whether this kernel has netfilter BPF programs (6.4+): drops are counted by hook only there. */
+  netfilterLinks(): boolean;
+  close(): void;
+}
+
 export interface Native {
   Tracer: new (config: FilterConfig) => NativeTracer;
+  Agent: new () => NativeAgent;
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
   /** "v1.4": the libbpf the addon runs with. */

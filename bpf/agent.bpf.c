@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * pathtrace agent: drops counted in the kernel by namespace, device, hook, reason, freeing function and protocol
+ * (bpf/drop_counts.h), nothing sent per packet. A netfilter program at the entry of each hook notes, per CPU, which
+ * packet is in which hook; a free by one of netfilter's own freeing functions of that packet is that hook's drop.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include "drop_counts.h"
+#include "kernel.bpf.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* [start, end) of each netfilter freeing function, from kallsyms (0, 0 where absent). A free elsewhere is not the
+ * hook's, even of the packet that passed a hook on this CPU just before (accepted at LOCAL_IN, freed by TCP).
+ * Not read-only: the addon fills them in again when a module (nf_tables, ip_tables) loads later. */
+__u64 nf_freer_start[PT_AGENT_NF_FREERS] = {};
+__u64 nf_freer_end[PT_AGENT_NF_FREERS] = {};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, PT_AGENT_MAX_KEYS);
+	__type(key, struct pathtrace_drop_key);
+	__type(value, struct pathtrace_drop_count);
+} drops SEC(".maps");
+
+/* Drops not counted by key because the map was full: counted here, so that the total stays true. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pathtrace_drop_count);
+} unkeyed SEC(".maps");
+
+struct in_hook {
+	__u64 skb;
+	__u32 hook;
+};
+
+/* The packet in a hook on this CPU, and which hook (a hook runs to its verdict without leaving the CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct in_hook);
+} in_hook SEC(".maps");
+
+SEC("netfilter")
+int agent_nf_entry(struct bpf_nf_ctx *ctx)
+{
+	__u32 zero = 0;
+	struct in_hook *h = bpf_map_lookup_elem(&in_hook, &zero);
+	if (h) {
+		h->skb = (__u64)ctx->skb;
+		h->hook = ctx->state->hook;
+	}
+	return NF_ACCEPT;
+}
+
+static __always_inline bool freed_by_netfilter(__u64 location)
+{
+	for (int i = 0; i < PT_AGENT_NF_FREERS; i++)
+		if (location >= nf_freer_start[i] && location < nf_freer_end[i])
+			return true;
+	return false;
+}
+
+static __always_inline void add(struct pathtrace_drop_count *c, __u32 len)
+{
+	c->packets++;
+	c->bytes += len;
+}
+
+static __always_inline void count(struct sk_buff *skb, void *location, __u32 reason)
+{
+	__u16 proto = bpf_ntohs(skb->protocol);
+	const unsigned char *nh = skb_nh(skb);
+	struct pathtrace_drop_key k = {};
+	if (!nh)
+		return;
+	if (proto == ETH_P_IP) {
+		k.family = 4;
+		bpf_probe_read_kernel(&k.proto, 1, nh + offsetof(struct iphdr, protocol));
+	} else if (proto == ETH_P_IPV6) {
+		k.family = 6;
+		bpf_probe_read_kernel(&k.proto, 1, nh + offsetof(struct ipv6hdr, nexthdr));
+	} else {
+		return;
+	}
+	k.location = (__u64)location;
+	k.reason = reason;
+	k.netns = skb_netns(skb);
+	struct net_device *dev = skb->dev;
+	if (dev)
+		k.ifindex = dev->ifindex;
+	k.hook = PT_HOOK_NONE;
+	__u32 zero = 0;
+	struct in_hook *h = bpf_map_lookup_elem(&in_hook, &zero);
+	if (h && h->skb == (__u64)skb && freed_by_netfilter(k.location))
+		k.hook = h->hook;
+
+	struct pathtrace_drop_count *c = bpf_map_lookup_elem(&drops, &k);
+	if (c) {
+		add(c, skb->len);
+		return;
+	}
+	struct pathtrace_drop_count first = {1, skb->len};
+	if (bpf_map_update_elem(&drops, &k, &first, BPF_NOEXIST) == 0)
+		return;
+	c = bpf_map_lookup_elem(&drops, &k); /* another CPU's first of the same key came between */
+	if (!c)
+		c = bpf_map_lookup_elem(&unkeyed, &zero);
+	if (c)
+		add(c, skb->len);
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(agent_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	count(skb, location, reason);
+	return 0;
+}
+
+/* Before 5.17 kfree_skb has no reason: the addon loads one of the two, by the tracepoint's arity. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(agent_kfree_skb_noreason, struct sk_buff *skb, void *location)
+{
+	count(skb, location, PT_REASON_NONE);
+	return 0;
+}

@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The agent's drop counts (bpf/agent.bpf.c), read by native/agent.cc: a per-CPU hash map "drops" from
+ * struct pathtrace_drop_key to struct pathtrace_drop_count. Counted in the kernel, so that an agent left on
+ * every server sends nothing per packet to user space.
+ */
+#ifndef PATHTRACE_DROP_COUNTS_H
+#define PATHTRACE_DROP_COUNTS_H
+
+#include "record.h"
+
+struct pathtrace_drop_key {
+	__u64 location; /* the freeing function's address (user space names it from kallsyms) */
+	__u32 netns;	/* network namespace inode number, 0 if unknown */
+	__u32 ifindex;	/* the device it was on, 0 for none */
+	__u32 reason;	/* enum skb_drop_reason; PT_REASON_NONE before 5.17 */
+	__u8 hook;	/* NF_INET_* of the netfilter hook that dropped it; PT_HOOK_NONE */
+	__u8 family;	/* 4 or 6 */
+	__u8 proto;	/* IPPROTO_* (IPv6: the first next header) */
+	__u8 pad;
+};
+
+struct pathtrace_drop_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define PT_AGENT_MAX_KEYS 16384
+/* The netfilter functions whose frees are a hook's drop: nf_hook_slow, the table evaluators (since 6.11
+ * nft_do_chain frees what it drops), nf_queue, ... */
+#define PT_AGENT_NF_FREERS 8
+
+#endif

@@ -1,0 +1,139 @@
+#include "agent.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <stdexcept>
+#include <unistd.h>
+
+#include "agent.skel.h"
+#include "in_netns.h"
+#include "kernel.h"
+
+namespace pathtrace {
+
+namespace {
+constexpr int kPfs[] = {2 /* NFPROTO_IPV4 */, 10 /* NFPROTO_IPV6 */};
+constexpr int kHooks = 5;  // NF_INET_PRE_ROUTING .. NF_INET_POST_ROUTING
+constexpr int kFirstPriority = INT_MIN + 1;
+constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
+}  // namespace
+
+Agent::Agent() {
+  skel_ = agent_bpf__open();
+  if (!skel_) throw std::runtime_error("cannot open the agent's BPF object: " + errno_text(errno));
+  // One kfree_skb program, by the tracepoint's arity: with a reason (5.17+) or without.
+  bool reasons = tracepoint_arity("kfree_skb") >= 3;
+  bpf_program__set_autoload(skel_->progs.agent_kfree_skb, reasons);
+  bpf_program__set_autoload(skel_->progs.agent_kfree_skb_noreason, !reasons);
+  netfilter_links_ = probe_kernel().netfilter_links;
+  bpf_program__set_autoload(skel_->progs.agent_nf_entry, netfilter_links_);
+  int err = agent_bpf__load(skel_);
+  if (err) {
+    close();
+    throw std::runtime_error("the kernel refused the agent's programs: " + errno_text(err));
+  }
+}
+
+Agent::~Agent() { close(); }
+
+void Agent::set_nf_freers(const std::vector<std::pair<uint64_t, uint64_t>> &nf_freers) {
+  if (!skel_) return;
+  for (size_t i = 0; i < PT_AGENT_NF_FREERS; i++) {
+    // The end first, so that a range being replaced is never wider than either (a free misread as the hook's).
+    skel_->bss->nf_freer_end[i] = 0;
+    skel_->bss->nf_freer_start[i] = i < nf_freers.size() ? nf_freers[i].first : 0;
+    skel_->bss->nf_freer_end[i] = i < nf_freers.size() ? nf_freers[i].second : 0;
+  }
+}
+
+std::string Agent::attach_drops() {
+  bpf_program *prog = bpf_program__autoload(skel_->progs.agent_kfree_skb) ? skel_->progs.agent_kfree_skb
+                                                                          : skel_->progs.agent_kfree_skb_noreason;
+  if (drops_link_) return "";
+  drops_link_ = bpf_program__attach(prog);
+  if (drops_link_) return "";
+  return "cannot attach to kfree_skb: " + errno_text(errno);
+}
+
+std::vector<int> Agent::attach_netns(const std::string &netns_path, std::string *error) {
+  std::vector<int> ids;
+  if (!netfilter_links_) return ids;
+  run_in_netns(
+      netns_path,
+      [&] {
+        for (int pf : kPfs)
+          for (int hook = 0; hook < kHooks; hook++)
+            for (int prio = kFirstPriority; prio < kFirstPriority + kTries; prio++) {
+              LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)pf, .hooknum = (__u32)hook, .priority = prio);
+              bpf_link *link = bpf_program__attach_netfilter(skel_->progs.agent_nf_entry, &opts);
+              if (link) {
+                hook_links_[next_link_] = link;
+                ids.push_back(next_link_++);
+                break;
+              }
+              if (errno != EBUSY) break;  // this hook is not counted by hook: the others still are
+            }
+        return 0;
+      },
+      error);
+  return ids;
+}
+
+void Agent::detach(const std::vector<int> &links) {
+  for (int id : links) {
+    auto it = hook_links_.find(id);
+    if (it == hook_links_.end()) continue;
+    bpf_link__destroy(it->second);
+    hook_links_.erase(it);
+  }
+}
+
+std::vector<DropCount> Agent::counts() const {
+  std::vector<DropCount> out;
+  if (!skel_) return out;
+  int fd = bpf_map__fd(skel_->maps.drops);
+  int cpus = libbpf_num_possible_cpus();
+  std::vector<pathtrace_drop_count> per_cpu(cpus > 0 ? cpus : 1);
+  pathtrace_drop_key key, next;
+  pathtrace_drop_key *prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, per_cpu.data()) != 0) continue;  // deleted between
+    DropCount d{key, {0, 0}};
+    for (const auto &c : per_cpu) {
+      d.count.packets += c.packets;
+      d.count.bytes += c.bytes;
+    }
+    out.push_back(d);
+  }
+  return out;
+}
+
+pathtrace_drop_count Agent::unkeyed() const {
+  pathtrace_drop_count sum{0, 0};
+  if (!skel_) return sum;
+  int cpus = libbpf_num_possible_cpus();
+  std::vector<pathtrace_drop_count> per_cpu(cpus > 0 ? cpus : 1);
+  __u32 zero = 0;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.unkeyed), &zero, per_cpu.data()) == 0)
+    for (const auto &c : per_cpu) {
+      sum.packets += c.packets;
+      sum.bytes += c.bytes;
+    }
+  return sum;
+}
+
+void Agent::close() {
+  for (auto &[id, link] : hook_links_) bpf_link__destroy(link);
+  hook_links_.clear();
+  if (drops_link_) bpf_link__destroy(drops_link_);
+  drops_link_ = nullptr;
+  if (skel_) agent_bpf__destroy(skel_);
+  skel_ = nullptr;
+}
+
+}  // namespace pathtrace

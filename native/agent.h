@@ -1,0 +1,53 @@
+// The agent's kernel objects: bpf/agent.bpf.c loaded, its kfree_skb program attached, its netfilter entry
+// programs attached in each namespace watched, and the drop counts read back summed over CPUs.
+// Knows nothing of JavaScript; native/addon.cc is the binding.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "drop_counts.h"
+
+struct agent_bpf;
+struct bpf_link;
+
+namespace pathtrace {
+
+struct DropCount {
+  pathtrace_drop_key key;
+  pathtrace_drop_count count;
+};
+
+class Agent {
+ public:
+  // Loads the programs. Throws std::runtime_error saying what the kernel refused.
+  Agent();
+  ~Agent();
+  Agent(const Agent &) = delete;
+  Agent &operator=(const Agent &) = delete;
+
+  // Whether this kernel has netfilter BPF programs (6.4+): without them drops are counted but not by hook.
+  bool netfilter_links() const { return netfilter_links_; }
+  // [start, end) of netfilter's freeing functions (at most PT_AGENT_NF_FREERS), whose frees are a hook's drops.
+  void set_nf_freers(const std::vector<std::pair<uint64_t, uint64_t>> &nf_freers);
+  // Attaches the kfree_skb program; "" or why not.
+  std::string attach_drops();
+  // Attaches the hook entry programs in the namespace at netns_path, both families, every hook. The ids of the
+  // links made (for detach), or throws with why the namespace could not be entered.
+  std::vector<int> attach_netns(const std::string &netns_path, std::string *error);
+  void detach(const std::vector<int> &links);
+  std::vector<DropCount> counts() const;
+  pathtrace_drop_count unkeyed() const;
+  void close();
+
+ private:
+  agent_bpf *skel_ = nullptr;
+  bpf_link *drops_link_ = nullptr;
+  std::map<int, bpf_link *> hook_links_;
+  int next_link_ = 1;
+  bool netfilter_links_ = false;
+};
+
+}  // namespace pathtrace

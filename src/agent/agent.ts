@@ -1,0 +1,245 @@
+// The agent's engine: the counting programs loaded once, their hook programs in every namespace as namespaces come
+// and go, and each interval the kernel's counts turned into metrics, netfilter drops named by the rules whose
+// counters grew meanwhile.
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
+import { RulesetReader } from '../rules/read.js';
+import { Symbolizer } from '../trace/kallsyms.js';
+import { EnumNames, HOOK_NAMES } from '../trace/kernel-names.js';
+import { native, type NativeAgent } from '../trace/native.js';
+import { keyOf, labelsOf, type DropCount, type DropLabels, type Namer } from './labels.js';
+import { AgentMetrics } from './metrics.js';
+import { hostNamespaces, type HostNetns } from './namespaces.js';
+import { apportion, counterValues, ruleShares } from './rule-shares.js';
+
+/** netfilter's functions whose frees are a hook's drop: a verdict (nf_hook_slow; since 6.11 the table evaluators
+ *  free what they drop), a queue with no listener (at most 8: bpf/drop_counts.h). */
+const NF_FREERS = [
+  'nf_hook_slow',
+  'nf_hook_slow_list',
+  'nft_do_chain',
+  'ipt_do_table',
+  'ip6t_do_table',
+  'nf_queue',
+  'nf_reinject',
+];
+/** The modules loaded: one that loads later (nf_tables, ip_tables) brings its freer, and kallsyms is read again. */
+function loadedModules(): string {
+  try {
+    return readFileSync('/proc/modules', 'utf8')
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .join(' ');
+  } catch {
+    return '';
+  }
+}
+
+export class AgentError extends Error {}
+
+export interface AgentOptions {
+  maxSeries: number;
+  /** How long a namespace that went keeps its series (Prometheus still sees its last values meanwhile). */
+  forgetAfterMs: number;
+  version: string;
+  log: (line: string) => void;
+}
+
+interface Watched extends HostNetns {
+  links: number[];
+  devices: Record<number, string>;
+  /** Its rules' packet counters at the last reading, for what grew since; null until read. */
+  counters: Map<string, number> | null;
+  goneAt?: number;
+}
+
+/** A count's growth since the last collection, with its labels. */
+interface Growth {
+  count: DropCount;
+  labels: DropLabels;
+  packets: number;
+  bytes: number;
+}
+
+export class DropAgent {
+  readonly metrics: AgentMetrics;
+  private readonly agent: NativeAgent;
+  private readonly watched = new Map<number, Watched>();
+  private readonly last = new Map<string, { packets: number; bytes: number }>();
+  private lastUnkeyed = 0;
+  private symbols = Symbolizer.fromProc();
+  private freersFound = 0;
+  /** The modules when kallsyms was last read for the freers. */
+  private modules: string | null = null;
+  private readonly reasons: EnumNames;
+  private readonly namer: Namer;
+  private readonly told = new Set<string>();
+
+  constructor(private readonly o: AgentOptions) {
+    const n = native();
+    try {
+      this.agent = new n.Agent();
+    } catch (e) {
+      throw new AgentError((e as Error).message);
+    }
+    this.placeFreers();
+    this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
+    this.metrics = new AgentMetrics({ version: o.version, kernel: release(), libbpf: n.libbpfVersion() }, o.maxSeries);
+    this.namer = {
+      netns: (inode) => this.watched.get(inode)?.name ?? String(inode),
+      device: (inode, ifindex) => this.device(inode, ifindex),
+      location: (a) => this.symbols.lookup(Number(a >> 32n), Number(a & 0xffffffffn)),
+      reason: (v) => this.reasons.name(v),
+    };
+  }
+
+  /** Tells the kernel side where netfilter's freeing functions are, those of modules loaded since included. */
+  private placeFreers(): void {
+    if (this.freersFound === NF_FREERS.length) return;
+    const modules = loadedModules();
+    if (modules === this.modules) return;
+    if (this.modules !== null) this.symbols = Symbolizer.fromProc();
+    this.modules = modules;
+    const ranges = NF_FREERS.map((f) => this.symbols.extent(f)).filter((e): e is [bigint, bigint] => e !== null);
+    if (ranges.length > this.freersFound) this.agent.setNfFreers(ranges);
+    this.freersFound = ranges.length;
+  }
+
+  /** Attaches everything; throws AgentError with what the kernel refused. */
+  async start(): Promise<void> {
+    const why = this.agent.attachDrops();
+    if (why) throw new AgentError(why);
+    if (!this.agent.netfilterLinks())
+      this.o.log('this kernel has no netfilter BPF programs (6.4+): drops are counted, but not by hook or rule');
+    await this.scan();
+  }
+
+  /** Follows the namespaces: the new ones watched (their rules read for a baseline), those gone forgotten after a
+   *  while. */
+  async scan(): Promise<void> {
+    this.placeFreers();
+    const now = hostNamespaces();
+    const present = new Set(now.map((n) => n.inode));
+    const added: Watched[] = [];
+    for (const ns of now) {
+      const w = this.watched.get(ns.inode);
+      if (w) {
+        w.goneAt = undefined;
+        w.path = ns.path; // a process's file goes with it: the one that names it now
+        continue;
+      }
+      let links: number[] = [];
+      try {
+        links = this.agent.attachNetns(ns.path);
+      } catch (e) {
+        this.tellOnce(`namespace ${ns.name}: ${(e as Error).message}`);
+        continue;
+      }
+      const watched: Watched = { ...ns, links, devices: {}, counters: null };
+      this.watched.set(ns.inode, watched);
+      added.push(watched);
+    }
+    for (const w of this.watched.values()) {
+      if (present.has(w.inode)) continue;
+      if (w.goneAt === undefined) {
+        w.goneAt = Date.now();
+        this.agent.detach(w.links);
+        w.links = [];
+      } else if (Date.now() - w.goneAt >= this.o.forgetAfterMs) {
+        this.metrics.forget(w.name);
+        this.watched.delete(w.inode);
+      }
+    }
+    this.metrics.watching([...this.watched.values()].filter((w) => w.goneAt === undefined).length);
+    await Promise.all(added.map((w) => this.readRules(w)));
+  }
+
+  private device(inode: number, ifindex: number): string {
+    const w = this.watched.get(inode);
+    if (!w) return `if${ifindex}`;
+    if (!(ifindex in w.devices)) {
+      try {
+        w.devices = native().interfaces(w.path);
+      } catch {
+        /* gone: the number it is */
+      }
+    }
+    return w.devices[ifindex] ?? `if${ifindex}`;
+  }
+
+  /** Reads a namespace's rules' counters; null when its ruleset could not be read. */
+  private async readRules(w: Watched) {
+    let unread = false;
+    const rs = await new RulesetReader(w.path, () => (unread = true)).read(true).catch((e: Error) => {
+      this.tellOnce(`namespace ${w.name}: ruleset not read: ${e.message}`);
+      unread = true;
+      return null;
+    });
+    if (unread) this.metrics.rulesetError(w.name);
+    if (rs) w.counters = counterValues(rs);
+    return rs;
+  }
+
+  /** Adds what the kernel counted since the last collection to the metrics. */
+  async collect(): Promise<void> {
+    const { keys, unkeyed } = this.agent.counts();
+    const inHooks = new Map<number, Growth[]>();
+    for (const c of keys) {
+      const key = keyOf(c);
+      const before = this.last.get(key) ?? { packets: 0, bytes: 0 };
+      this.last.set(key, { packets: c.packets, bytes: c.bytes });
+      const packets = c.packets - before.packets;
+      if (packets <= 0) continue;
+      const labels = labelsOf(c, this.namer);
+      if (!labels) continue;
+      const g = { count: c, labels, packets, bytes: c.bytes - before.bytes };
+      if (labels.hook && this.watched.has(c.netns)) inHooks.set(c.netns, [...(inHooks.get(c.netns) ?? []), g]);
+      else this.metrics.add(labels, g.packets, g.bytes);
+    }
+    await Promise.all([...inHooks].map(([inode, grown]) => this.nameRules(this.watched.get(inode)!, grown)));
+    this.metrics.addUnkeyed(unkeyed.packets - this.lastUnkeyed);
+    this.lastUnkeyed = unkeyed.packets;
+  }
+
+  /** Netfilter drops of one namespace, named by the drop rules whose counters grew by them. */
+  private async nameRules(w: Watched, grown: Growth[]): Promise<void> {
+    const before = w.counters;
+    const rs = await this.readRules(w);
+    for (const g of grown) {
+      const { family, proto, hook } = g.count;
+      const shares =
+        rs && before && (family === 4 || family === 6)
+          ? ruleShares(before, rs, family, HOOK_NAMES[hook]!, g.labels.protocol)
+          : [];
+      // The drops of every count these shares may explain: of this hook, family and protocol.
+      const total = grown
+        .filter((o) => o.count.hook === hook && o.count.family === family && o.count.proto === proto)
+        .reduce((a, o) => a + o.packets, 0);
+      const { named, unnamed } = apportion(
+        g.packets,
+        shares.map((s) => s.packets),
+        total,
+      );
+      shares.forEach((s, i) => {
+        const n = named[i]!;
+        if (n > 0)
+          this.metrics.add(
+            { ...g.labels, table: s.table, chain: s.chain, rule: s.rule },
+            n,
+            Math.round((g.bytes * n) / g.packets),
+          );
+      });
+      if (unnamed > 0) this.metrics.add(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
+    }
+  }
+
+  private tellOnce(line: string): void {
+    if (this.told.has(line)) return;
+    this.told.add(line);
+    this.o.log(line);
+  }
+
+  close(): void {
+    this.agent.close();
+  }
+}

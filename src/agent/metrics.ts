@@ -1,0 +1,123 @@
+// The agent's metrics in Prometheus' terms (prom-client): the drops by their labels, with a bound on how many
+// series they make, and what the agent itself went through.
+import { Counter, Gauge, Registry } from 'prom-client';
+import { LABEL_NAMES, type DropLabels } from './labels.js';
+
+/** Where drops go once the series are at their cap: every label says so. */
+const OVERFLOW: DropLabels = Object.fromEntries(LABEL_NAMES.map((n) => [n, 'overflow'])) as DropLabels;
+
+export interface BuildInfo {
+  version: string;
+  kernel: string;
+  libbpf: string;
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly drops: Counter<(typeof LABEL_NAMES)[number]>;
+  private readonly dropBytes: Counter<(typeof LABEL_NAMES)[number]>;
+  private readonly unkeyed: Counter;
+  private readonly rulesetErrors: Counter<'netns'>;
+  private readonly namespaces: Gauge;
+  private readonly overflowed: Counter;
+  /** The series there are, by namespace (a namespace gone takes its series with it). */
+  private readonly series = new Map<string, Map<string, DropLabels>>();
+  private count = 0;
+
+  constructor(
+    build: BuildInfo,
+    private readonly maxSeries: number,
+  ) {
+    const registers = [this.registry];
+    this.drops = new Counter({
+      name: 'pathtrace_drops_total',
+      help: 'Packets the kernel dropped, by network namespace, device, stage, netfilter hook, drop reason, rule and protocol',
+      labelNames: LABEL_NAMES,
+      registers,
+    });
+    this.dropBytes = new Counter({
+      name: 'pathtrace_dropped_bytes_total',
+      help: 'Bytes of the packets counted by pathtrace_drops_total, with the same labels',
+      labelNames: LABEL_NAMES,
+      registers,
+    });
+    this.unkeyed = new Counter({
+      name: 'pathtrace_drops_unkeyed_total',
+      help: 'Drops the kernel counted without their labels: its map of keys was full (they are in no other series)',
+      registers,
+    });
+    this.rulesetErrors = new Counter({
+      name: 'pathtrace_ruleset_read_errors_total',
+      help: "Readings of a namespace's ruleset that failed (nft or iptables-save): its drops were not named by rule",
+      labelNames: ['netns'],
+      registers,
+    });
+    this.namespaces = new Gauge({
+      name: 'pathtrace_watched_namespaces',
+      help: 'Network namespaces the agent watches',
+      registers,
+    });
+    this.overflowed = new Counter({
+      name: 'pathtrace_series_overflow_total',
+      help: 'Drops counted in the overflow series because the series were at --max-series',
+      registers,
+    });
+    new Gauge({
+      name: 'pathtrace_build_info',
+      help: 'pathtrace version, kernel release and libbpf, as labels; always 1',
+      labelNames: ['version', 'kernel', 'libbpf'],
+      registers,
+    }).set(build, 1);
+  }
+
+  /** Adds drops (and their bytes) to the series of these labels, or to the overflow series past the cap. */
+  add(labels: DropLabels, packets: number, bytes: number): void {
+    const id = LABEL_NAMES.map((n) => labels[n]).join('\0');
+    let of = this.series.get(labels.netns);
+    if (!of?.has(id)) {
+      if (this.count >= this.maxSeries) {
+        labels = OVERFLOW;
+        this.overflowed.inc(packets);
+      } else {
+        if (!of) this.series.set(labels.netns, (of = new Map()));
+        of.set(id, labels);
+        this.count++;
+      }
+    }
+    this.drops.inc(labels, packets);
+    this.dropBytes.inc(labels, bytes);
+  }
+
+  addUnkeyed(packets: number): void {
+    if (packets > 0) this.unkeyed.inc(packets);
+  }
+
+  rulesetError(netns: string): void {
+    this.rulesetErrors.inc({ netns });
+  }
+
+  watching(n: number): void {
+    this.namespaces.set(n);
+  }
+
+  /** Forgets a namespace's series (it is gone). */
+  forget(netns: string): void {
+    const of = this.series.get(netns);
+    if (!of) return;
+    for (const labels of of.values()) {
+      this.drops.remove(labels);
+      this.dropBytes.remove(labels);
+    }
+    this.count -= of.size;
+    this.series.delete(netns);
+    this.rulesetErrors.remove({ netns });
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

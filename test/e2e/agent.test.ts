@@ -1,0 +1,159 @@
+// pathtrace agent behind the real Prometheus (Debian's package, run here on 127.0.0.1 with a configuration of the
+// test's own): a DROP rule in a namespace of the test drops SYNs, and Prometheus' query API shows the counter with
+// that namespace's, hook's, table's, chain's and rule's labels grown by exactly what the rule's own counter counted.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { onPath } from '../../src/trace/tools.js';
+import { needsRoot, sleep, SLOWDOWN } from '../helpers/pathtrace.js';
+import { BIN } from '../helpers/paths.js';
+
+const PORT = 3306;
+const RULE = `iptables -A INPUT -p tcp -m tcp --dport ${PORT} -j DROP`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+/** A child process's output, and its exit. */
+function started(child: ChildProcess) {
+  let out = '';
+  child.stdout?.on('data', (d) => (out += d));
+  child.stderr?.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { output: () => out, exited };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const until = Date.now() + ms * SLOWDOWN;
+  let last: unknown;
+  while (Date.now() < until) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(250);
+  }
+  throw new Error(`${what}: not within ${(ms * SLOWDOWN) / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
+}
+
+/** The value of a PromQL query's one sample, by Prometheus' HTTP API; undefined while it has none. */
+async function query(prometheus: string, expr: string): Promise<number | undefined> {
+  const res = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`);
+  const body = (await res.json()) as { status: string; data: { result: { value: [number, string] }[] } };
+  assert.equal(body.status, 'success', JSON.stringify(body));
+  const [sample] = body.data.result;
+  return sample ? Number(sample.value[1]) : undefined;
+}
+
+/** Packets the rule's own counter counted (iptables-save -c: "[packets:bytes] -A INPUT ..."). */
+function ruleCount(lab: Lab, netns: string): number {
+  const save = lab.exec(netns, 'iptables-save', ['-c', '-t', 'filter']);
+  const line = save.split('\n').find((l) => l.includes(`--dport ${PORT} -j DROP`));
+  assert.ok(line, save);
+  return Number(/^\[(\d+):/.exec(line)![1]);
+}
+
+const agentPrograms = () =>
+  execFileSync('bpftool', ['prog', 'show'], { encoding: 'utf8' })
+    .split('\n')
+    .filter((l) => /name agent_/.test(l));
+
+test('the agent behind Prometheus: drops by namespace, hook, table, chain and rule, as the rule counted them', async (t) => {
+  if (!needsRoot(t)) return;
+  const missing = ['prometheus', 'promtool', 'bpftool'].filter((p) => !onPath(p, `${process.env.PATH}:/usr/sbin`));
+  if (missing.length) return t.skip(`needs ${missing.join(', ')} (bash scripts/setup.sh installs them)`);
+  const lab = new Lab();
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-prom-'));
+  const children: ChildProcess[] = [];
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    lab.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const srv = lab.server.netns;
+  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+
+  const agentPort = await freePort();
+  const agentChild = spawn(process.execPath, [BIN, 'agent', '--listen', `127.0.0.1:${agentPort}`, '--interval', '1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(agentChild);
+  const agent = started(agentChild);
+  const metricsUrl = `http://127.0.0.1:${agentPort}/metrics`;
+  await waitFor('the agent serving', async () => ((await fetch(metricsUrl)).ok ? true : undefined), 15_000).catch(
+    (e: Error) => assert.fail(`${e.message}: ${agent.output()}`),
+  );
+
+  const promPort = await freePort();
+  writeFileSync(
+    path.join(dir, 'prometheus.yml'),
+    `global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pathtrace\n    static_configs:\n      - targets: ['127.0.0.1:${agentPort}']\n`,
+  );
+  const promChild = spawn(
+    'prometheus',
+    [
+      `--config.file=${path.join(dir, 'prometheus.yml')}`,
+      `--storage.tsdb.path=${path.join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${promPort}`,
+      '--log.level=warn',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(promChild);
+  const prom = started(promChild);
+  const prometheus = `http://127.0.0.1:${promPort}`;
+  await waitFor('Prometheus scraping the agent', () => query(prometheus, 'up{job="pathtrace"} == 1'), 30_000).catch(
+    (e: Error) => assert.fail(`${e.message}: ${prom.output()}`),
+  );
+
+  // SYNs to the dropped port, each connection's retransmissions too.
+  const tries = await Promise.all([1, 2, 3].map(() => lab.connect('tcp', lab.server.v4, PORT, 1500)));
+  assert.ok(
+    tries.every((r) => !r.ok),
+    'the rule dropped them',
+  );
+  const dropped = ruleCount(lab, srv);
+  assert.ok(dropped >= 3, `the rule counted ${dropped}`);
+
+  const series =
+    `pathtrace_drops_total{netns="${srv}",device="eth0",stage="netfilter",hook="LOCAL_IN",` +
+    `reason="NETFILTER_DROP",table="filter",chain="INPUT",rule="${RULE}",protocol="tcp"}`;
+  const seen = await waitFor(
+    `${series} at ${dropped}`,
+    async () => {
+      const v = await query(prometheus, series);
+      return v === dropped ? v : undefined;
+    },
+    20_000,
+  ).catch(async (e: Error) =>
+    assert.fail(`${e.message}; the agent serves:\n${(await (await fetch(metricsUrl)).text()).slice(0, 4000)}`),
+  );
+  assert.equal(seen, dropped);
+
+  // The exposition as Prometheus' own checker reads it.
+  const exposition = await (await fetch(metricsUrl)).text();
+  execFileSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
+  assert.match(exposition, /^pathtrace_build_info\{version="[^"]+",kernel="[^"]+",libbpf="[^"]+"\} 1$/m);
+  assert.equal((await fetch(`http://127.0.0.1:${agentPort}/healthz`)).status, 200);
+
+  // SIGTERM: it ends at once, with nothing of it left in the kernel.
+  assert.ok(agentPrograms().length > 0, 'its programs were loaded');
+  agentChild.kill('SIGTERM');
+  assert.equal(await agent.exited, 0, agent.output());
+  assert.deepEqual(agentPrograms(), []);
+});

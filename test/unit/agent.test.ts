@@ -1,0 +1,164 @@
+// The agent's pure parts: which rules dropped what the kernel counted at a hook, how a count's share is split,
+// what a count's labels say, the series' bound, and its options.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { labelsOf, type DropCount, type Namer } from '../../src/agent/labels.js';
+import { AgentMetrics } from '../../src/agent/metrics.js';
+import { apportion, counterValues, ruleLabel, ruleShares, RULE_LABEL_MAX } from '../../src/agent/rule-shares.js';
+import { parseCommandLine, UsageError } from '../../src/commands/options.js';
+import { parseIptablesSave } from '../../src/rules/iptables.js';
+import type { Ruleset } from '../../src/rules/model.js';
+import { HOOK_NONE, REASON_NONE } from '../../src/trace/record.js';
+
+const save = (drops: number, policy: number, sshDrops = 0): Ruleset => ({
+  chains: parseIptablesSave(
+    `*filter
+:INPUT DROP [${policy}:${policy * 60}]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:guard - [0:0]
+[0:0] -A INPUT -p tcp -m tcp --dport 22 -j guard
+[${drops}:${drops * 60}] -A INPUT -p tcp -m tcp --dport 3306 -j DROP
+[0:0] -A INPUT -p udp -m udp --dport 53 -j DROP
+[${sshDrops}:0] -A guard -s 198.18.0.9/32 -j REJECT
+[0:0] -A INPUT -i lo -j ACCEPT
+COMMIT
+`,
+    4,
+    'iptables-nft',
+  ),
+});
+
+// In the order they run: the jump to guard comes first.
+test('the drop rules whose counters grew, through jumps, for the protocol counted; the policy by its counter', () => {
+  const before = counterValues(save(2, 1));
+  const shares = ruleShares(before, save(5, 4, 1), 4, 'LOCAL_IN', 'tcp');
+  assert.deepEqual(shares, [
+    { table: 'filter', chain: 'guard', rule: 'iptables -A guard -s 198.18.0.9/32 -j REJECT', packets: 1 },
+    { table: 'filter', chain: 'INPUT', rule: 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP', packets: 3 },
+    { table: 'filter', chain: 'INPUT', rule: 'policy drop', packets: 3 },
+  ]);
+  // A UDP count: neither TCP rule can have dropped it, nor can a rule reached only by a TCP jump.
+  assert.deepEqual(
+    ruleShares(before, save(5, 4, 1), 4, 'LOCAL_IN', 'udp').map((s) => s.rule),
+    ['policy drop'],
+  );
+  // Another hook's chains are not this one's.
+  assert.deepEqual(ruleShares(before, save(5, 4), 4, 'FORWARD', 'tcp'), []);
+});
+
+test('a count is split among the rules by what each counted, whole drops, the rest unnamed', () => {
+  assert.deepEqual(apportion(3, [3], 3), { named: [3], unnamed: 0 });
+  // Two counts (devices) of one hook, 4 drops in all, one rule that counted 4: each count all its own.
+  assert.deepEqual(apportion(1, [4], 4), { named: [1], unnamed: 0 });
+  // Rules that counted less than the kernel did (an nft rule without a counter dropped the rest).
+  assert.deepEqual(apportion(4, [1], 4), { named: [1], unnamed: 3 });
+  // Two rules: largest remainder first, and the total kept.
+  const split = apportion(5, [2, 1], 3);
+  assert.deepEqual(split, { named: [3, 2], unnamed: 0 });
+  // A rule that counted more than the kernel (drops after the counts were read): no more than the count.
+  assert.deepEqual(apportion(2, [5], 2), { named: [2], unnamed: 0 });
+  assert.deepEqual(apportion(2, [], 2), { named: [], unnamed: 2 });
+});
+
+test("a rule's label: whole when short, cut with a stable id of the whole when long", () => {
+  const short = 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP';
+  assert.equal(ruleLabel(short), short);
+  const long = `iptables -A KUBE-SVC-X -m comment --comment "${'x'.repeat(100)}" -j DROP`;
+  const other = long.replace('-j DROP', '-j REJECT');
+  assert.ok(ruleLabel(long).length <= RULE_LABEL_MAX);
+  assert.match(ruleLabel(long), /^iptables -A KUBE-SVC-X .*… \[[0-9a-f]{8}\]$/);
+  assert.equal(ruleLabel(long), ruleLabel(long));
+  assert.notEqual(ruleLabel(long), ruleLabel(other));
+});
+
+const names: Namer = {
+  netns: (inode) => (inode === 1 ? 'srv' : String(inode)),
+  device: (_, ifindex) => (ifindex === 2 ? 'eth0' : `if${ifindex}`),
+  location: (a) => (a === 0x10n ? 'nft_do_chain' : a === 0x20n ? 'tcp_v4_rcv' : a === 0x30n ? 'ip6_mc_input' : '?'),
+  reason: (v) => ({ 2: 'NOT_SPECIFIED', 3: 'NO_SOCKET', 8: 'NETFILTER_DROP' })[v] ?? String(v),
+};
+const count = (c: Partial<DropCount>): DropCount => ({
+  location: 0x10n,
+  netns: 1,
+  ifindex: 2,
+  reason: 8,
+  hook: 1,
+  family: 4,
+  proto: 6,
+  packets: 1,
+  bytes: 60,
+  ...c,
+});
+
+test("a count's labels: the hook where netfilter freed it, else its stage; frees that are no drop left out", () => {
+  assert.deepEqual(labelsOf(count({}), names), {
+    netns: 'srv',
+    device: 'eth0',
+    stage: 'netfilter',
+    hook: 'LOCAL_IN',
+    reason: 'NETFILTER_DROP',
+    table: '',
+    chain: '',
+    rule: '',
+    protocol: 'tcp',
+  });
+  const noSocket = labelsOf(count({ location: 0x20n, reason: 3, hook: HOOK_NONE }), names);
+  assert.deepEqual([noSocket?.stage, noSocket?.hook, noSocket?.reason], ['socket', '', 'NO_SOCKET']);
+  // TCP finishing with a packet it handled; a kernel before 5.17 (no reason) alike; multicast not joined.
+  assert.equal(labelsOf(count({ location: 0x20n, reason: 2, hook: HOOK_NONE }), names), null);
+  assert.equal(labelsOf(count({ location: 0x20n, reason: REASON_NONE, hook: HOOK_NONE }), names), null);
+  assert.equal(labelsOf(count({ location: 0x30n, reason: 2, hook: HOOK_NONE, family: 6, proto: 58 }), names), null);
+  assert.equal(labelsOf(count({ ifindex: 0 }), names)?.device, '');
+});
+
+test('series are bounded: past the cap drops go to the overflow series; a namespace gone takes its series', async () => {
+  const m = new AgentMetrics({ version: '0', kernel: 'k', libbpf: 'v1' }, 2);
+  const labels = (netns: string, rule: string) => ({
+    netns,
+    device: 'eth0',
+    stage: 'netfilter',
+    hook: 'LOCAL_IN',
+    reason: 'NETFILTER_DROP',
+    table: 'filter',
+    chain: 'INPUT',
+    rule,
+    protocol: 'tcp',
+  });
+  m.add(labels('a', 'r1'), 2, 120);
+  m.add(labels('b', 'r1'), 1, 60);
+  m.add(labels('b', 'r2'), 5, 300);
+  m.add(labels('a', 'r1'), 1, 60);
+  let text = await m.text();
+  assert.match(text, /^pathtrace_drops_total\{netns="a",.*rule="r1",protocol="tcp"\} 3$/m);
+  assert.match(text, /^pathtrace_drops_total\{netns="overflow",.*\} 5$/m);
+  assert.match(text, /^pathtrace_series_overflow_total 5$/m);
+  m.forget('b');
+  text = await m.text();
+  assert.doesNotMatch(text, /netns="b"/);
+  m.add(labels('c', 'r1'), 1, 60); // room again
+  assert.match(await m.text(), /^pathtrace_drops_total\{netns="c",.*\} 1$/m);
+});
+
+test('agent options: --listen, --interval, --max-series; bad ones refused in a line', () => {
+  assert.deepEqual(parseCommandLine(['agent']), {
+    kind: 'agent',
+    options: { listen: { host: '127.0.0.1', port: 9810 }, intervalMs: 5000, maxSeries: 2000, forgetAfterMs: 600000 },
+  });
+  const o = parseCommandLine(['agent', '--listen', '[::1]:9100', '--interval', '2', '--max-series', '50']);
+  assert.ok(o.kind === 'agent');
+  assert.deepEqual(
+    [o.options.listen, o.options.intervalMs, o.options.maxSeries],
+    [{ host: '::1', port: 9100 }, 2000, 50],
+  );
+  assert.deepEqual(o.kind === 'agent' && parseCommandLine(['agent', '--listen', ':9100']).kind, 'agent');
+  for (const bad of [
+    ['--listen', 'localhost'],
+    ['--listen', '1.2.3.4:0'],
+    ['--listen', 'nohost:9100'],
+    ['--interval', '0'],
+    ['--max-series', '1.5'],
+    ['--port', '22'],
+  ])
+    assert.throws(() => parseCommandLine(['agent', ...bad]), UsageError, bad.join(' '));
+});
