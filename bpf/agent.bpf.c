@@ -35,6 +35,11 @@ struct {
 	__type(value, struct pathtrace_drop_count);
 } unkeyed SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, PT_AGENT_SAMPLE_RING);
+} samples SEC(".maps");
+
 struct in_hook {
 	__u64 skb;
 	__u32 hook;
@@ -66,6 +71,37 @@ static __always_inline bool freed_by_netfilter(__u64 location)
 		if (location >= nf_freer_start[i] && location < nf_freer_end[i])
 			return true;
 	return false;
+}
+
+/* The first drop of a key, with its addresses and ports (ring full: the count alone, as for any other). */
+static __always_inline void sample(const struct pathtrace_drop_key *k, const struct sk_buff *skb,
+				   const unsigned char *nh)
+{
+	struct pathtrace_drop_sample *s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
+	if (!s)
+		return;
+	__builtin_memset(s, 0, sizeof(*s));
+	s->key = *k;
+	s->len = skb->len;
+	const unsigned char *th = 0;
+	if (k->family == 4) {
+		__u8 vihl = 0;
+		bpf_probe_read_kernel(&vihl, 1, nh);
+		bpf_probe_read_kernel(s->saddr, 4, nh + offsetof(struct iphdr, saddr));
+		bpf_probe_read_kernel(s->daddr, 4, nh + offsetof(struct iphdr, daddr));
+		th = nh + (vihl & 0xf) * 4;
+	} else {
+		bpf_probe_read_kernel(s->saddr, 16, nh + offsetof(struct ipv6hdr, saddr));
+		bpf_probe_read_kernel(s->daddr, 16, nh + offsetof(struct ipv6hdr, daddr));
+		th = nh + sizeof(struct ipv6hdr);
+	}
+	if (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) {
+		__be16 ports[2] = {};
+		bpf_probe_read_kernel(ports, sizeof(ports), th);
+		s->sport = bpf_ntohs(ports[0]);
+		s->dport = bpf_ntohs(ports[1]);
+	}
+	bpf_ringbuf_submit(s, 0);
 }
 
 static __always_inline void add(struct pathtrace_drop_count *c, __u32 len)
@@ -108,8 +144,10 @@ static __always_inline void count(struct sk_buff *skb, void *location, __u32 rea
 		return;
 	}
 	struct pathtrace_drop_count first = {1, skb->len};
-	if (bpf_map_update_elem(&drops, &k, &first, BPF_NOEXIST) == 0)
+	if (bpf_map_update_elem(&drops, &k, &first, BPF_NOEXIST) == 0) {
+		sample(&k, skb, nh);
 		return;
+	}
 	c = bpf_map_lookup_elem(&drops, &k); /* another CPU's first of the same key came between */
 	if (!c)
 		c = bpf_map_lookup_elem(&unkeyed, &zero);

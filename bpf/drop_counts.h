@@ -25,9 +25,21 @@ struct pathtrace_drop_count {
 	__u64 bytes;
 };
 
-#define PT_AGENT_MAX_KEYS 16384
+/* The first drop of a key, sent to user space ("samples" ring) so that a new kind of drop is told with a packet:
+ * its addresses (IPv4 in the first 4 bytes) and ports (0 for protocols without). */
+struct pathtrace_drop_sample {
+	struct pathtrace_drop_key key;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 len;
+};
+
+#define PT_AGENT_MAX_KEYS    16384
+#define PT_AGENT_SAMPLE_RING (64 * 1024)
 /* The netfilter functions whose frees are a hook's drop: nf_hook_slow, the table evaluators (since 6.11
  * nft_do_chain frees what it drops), nf_queue, ... */
-#define PT_AGENT_NF_FREERS 8
+#define PT_AGENT_NF_FREERS   8
 
 #endif

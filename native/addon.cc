@@ -231,6 +231,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
                            InstanceMethod("detach", &AgentWrap::Detach),
                            InstanceMethod("counts", &AgentWrap::Counts),
                            InstanceMethod("netfilterLinks", &AgentWrap::NetfilterLinks),
+                           InstanceMethod("samples", &AgentWrap::Samples),
                            InstanceMethod("close", &AgentWrap::Close),
                        });
   }
@@ -256,8 +257,8 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     bool lossless;
     for (uint32_t i = 0; i < a.Length(); i++) {
       Napi::Array r = a.Get(i).As<Napi::Array>();
-      freers.push_back({r.Get(0u).As<Napi::BigInt>().Uint64Value(&lossless),
-                        r.Get(1u).As<Napi::BigInt>().Uint64Value(&lossless)});
+      freers.push_back(
+          {r.Get(0u).As<Napi::BigInt>().Uint64Value(&lossless), r.Get(1u).As<Napi::BigInt>().Uint64Value(&lossless)});
     }
     agent(info.Env()).set_nf_freers(freers);
     return info.Env().Undefined();
@@ -296,14 +297,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     Napi::Array keys = Napi::Array::New(env, counts.size());
     for (size_t i = 0; i < counts.size(); i++) {
       const DropCount &d = counts[i];
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("location", Napi::BigInt::New(env, (uint64_t)d.key.location));
-      o.Set("netns", d.key.netns);
-      o.Set("ifindex", d.key.ifindex);
-      o.Set("reason", d.key.reason);
-      o.Set("hook", d.key.hook);
-      o.Set("family", d.key.family);
-      o.Set("proto", d.key.proto);
+      Napi::Object o = key_object(env, d.key);
       o.Set("packets", (double)d.count.packets);
       o.Set("bytes", (double)d.count.bytes);
       keys.Set(i, o);
@@ -320,6 +314,37 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
 
   Napi::Value NetfilterLinks(const Napi::CallbackInfo &info) {
     return Napi::Boolean::New(info.Env(), agent(info.Env()).netfilter_links());
+  }
+
+  // samples() -> [{key, saddr: Uint8Array(16), daddr, sport, dport, len}]: first drops of new keys
+  Napi::Value Samples(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::vector<pathtrace_drop_sample> samples = agent(env).samples();
+    Napi::Array out = Napi::Array::New(env, samples.size());
+    for (size_t i = 0; i < samples.size(); i++) {
+      const pathtrace_drop_sample &s = samples[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("key", key_object(env, s.key));
+      o.Set("saddr", Napi::Buffer<uint8_t>::Copy(env, s.saddr, sizeof(s.saddr)));
+      o.Set("daddr", Napi::Buffer<uint8_t>::Copy(env, s.daddr, sizeof(s.daddr)));
+      o.Set("sport", s.sport);
+      o.Set("dport", s.dport);
+      o.Set("len", s.len);
+      out.Set(i, o);
+    }
+    return out;
+  }
+
+  static Napi::Object key_object(Napi::Env env, const pathtrace_drop_key &k) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("location", Napi::BigInt::New(env, (uint64_t)k.location));
+    o.Set("netns", k.netns);
+    o.Set("ifindex", k.ifindex);
+    o.Set("reason", k.reason);
+    o.Set("hook", k.hook);
+    o.Set("family", k.family);
+    o.Set("proto", k.proto);
+    return o;
   }
 
   Napi::Value Close(const Napi::CallbackInfo &info) {

@@ -35,6 +35,25 @@ Agent::Agent() {
     close();
     throw std::runtime_error("the kernel refused the agent's programs: " + errno_text(err));
   }
+  samples_ring_ = ring_buffer__new(bpf_map__fd(skel_->maps.samples), on_sample, this, nullptr);
+  if (!samples_ring_) {
+    err = errno;
+    close();
+    throw std::runtime_error("cannot map the agent's sample ring: " + errno_text(err));
+  }
+}
+
+int Agent::on_sample(void *ctx, void *data, size_t size) {
+  auto *self = static_cast<Agent *>(ctx);
+  if (size >= sizeof(pathtrace_drop_sample))
+    self->samples_.push_back(*static_cast<const pathtrace_drop_sample *>(data));
+  return 0;
+}
+
+std::vector<pathtrace_drop_sample> Agent::samples() {
+  samples_.clear();
+  if (samples_ring_) ring_buffer__consume(samples_ring_);
+  return std::move(samples_);
 }
 
 Agent::~Agent() { close(); }
@@ -128,6 +147,8 @@ pathtrace_drop_count Agent::unkeyed() const {
 }
 
 void Agent::close() {
+  if (samples_ring_) ring_buffer__free(samples_ring_);
+  samples_ring_ = nullptr;
   for (auto &[id, link] : hook_links_) bpf_link__destroy(link);
   hook_links_.clear();
   if (drops_link_) bpf_link__destroy(drops_link_);

@@ -12,6 +12,7 @@
 
 struct agent_bpf;
 struct bpf_link;
+struct ring_buffer;
 
 namespace pathtrace {
 
@@ -40,11 +41,16 @@ class Agent {
   void detach(const std::vector<int> &links);
   std::vector<DropCount> counts() const;
   pathtrace_drop_count unkeyed() const;
+  // The first drops of new keys since the last call, oldest first.
+  std::vector<pathtrace_drop_sample> samples();
   void close();
 
  private:
   agent_bpf *skel_ = nullptr;
   bpf_link *drops_link_ = nullptr;
+  ring_buffer *samples_ring_ = nullptr;
+  std::vector<pathtrace_drop_sample> samples_;  // filled by the ring's callback during samples()
+  static int on_sample(void *ctx, void *data, size_t size);
   std::map<int, bpf_link *> hook_links_;
   int next_link_ = 1;
   bool netfilter_links_ = false;

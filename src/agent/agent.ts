@@ -7,7 +7,7 @@ import { RulesetReader } from '../rules/read.js';
 import { Symbolizer } from '../trace/kallsyms.js';
 import { EnumNames, HOOK_NAMES } from '../trace/kernel-names.js';
 import { native, type NativeAgent } from '../trace/native.js';
-import { keyOf, labelsOf, type DropCount, type DropLabels, type Namer } from './labels.js';
+import { eventOf, keyOf, labelsOf, type DropCount, type DropEvent, type DropLabels, type Namer } from './labels.js';
 import { AgentMetrics } from './metrics.js';
 import { hostNamespaces, type HostNetns } from './namespaces.js';
 import { apportion, counterValues, ruleShares } from './rule-shares.js';
@@ -43,6 +43,8 @@ export interface AgentOptions {
   forgetAfterMs: number;
   version: string;
   log: (line: string) => void;
+  /** A new kind of drop, with its first packet. */
+  onDrop?: (e: DropEvent) => void;
 }
 
 interface Watched extends HostNetns {
@@ -59,6 +61,8 @@ interface Growth {
   labels: DropLabels;
   packets: number;
   bytes: number;
+  /** Its labels with the rule that dropped most of it, where one did. */
+  named?: DropLabels;
 }
 
 export class DropAgent {
@@ -182,8 +186,11 @@ export class DropAgent {
 
   /** Adds what the kernel counted since the last collection to the metrics. */
   async collect(): Promise<void> {
+    // Samples first: each one's key is then in the counts read next.
+    const samples = this.agent.samples();
     const { keys, unkeyed } = this.agent.counts();
     const inHooks = new Map<number, Growth[]>();
+    const grown = new Map<string, Growth>();
     for (const c of keys) {
       const key = keyOf(c);
       const before = this.last.get(key) ?? { packets: 0, bytes: 0 };
@@ -192,13 +199,18 @@ export class DropAgent {
       if (packets <= 0) continue;
       const labels = labelsOf(c, this.namer);
       if (!labels) continue;
-      const g = { count: c, labels, packets, bytes: c.bytes - before.bytes };
+      const g: Growth = { count: c, labels, packets, bytes: c.bytes - before.bytes };
+      grown.set(key, g);
       if (labels.hook && this.watched.has(c.netns)) inHooks.set(c.netns, [...(inHooks.get(c.netns) ?? []), g]);
       else this.metrics.add(labels, g.packets, g.bytes);
     }
     await Promise.all([...inHooks].map(([inode, grown]) => this.nameRules(this.watched.get(inode)!, grown)));
     this.metrics.addUnkeyed(unkeyed.packets - this.lastUnkeyed);
     this.lastUnkeyed = unkeyed.packets;
+    for (const s of samples) {
+      const g = grown.get(keyOf(s.key));
+      if (g) this.o.onDrop?.(eventOf(s, g.named ?? g.labels));
+    }
   }
 
   /** Netfilter drops of one namespace, named by the drop rules whose counters grew by them. */
@@ -220,14 +232,13 @@ export class DropAgent {
         shares.map((s) => s.packets),
         total,
       );
+      let most = 0;
       shares.forEach((s, i) => {
         const n = named[i]!;
-        if (n > 0)
-          this.metrics.add(
-            { ...g.labels, table: s.table, chain: s.chain, rule: s.rule },
-            n,
-            Math.round((g.bytes * n) / g.packets),
-          );
+        if (n <= 0) return;
+        const labels = { ...g.labels, table: s.table, chain: s.chain, rule: s.rule };
+        this.metrics.add(labels, n, Math.round((g.bytes * n) / g.packets));
+        if (n > most) [most, g.named] = [n, labels];
       });
       if (unnamed > 0) this.metrics.add(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
     }

@@ -3,10 +3,23 @@
 import { dropLayer, isDrop } from '../correlate/classify.js';
 import { protoName } from '../report/summary.js';
 import { HOOK_NAMES } from '../trace/kernel-names.js';
-import type { NativeDropCount as DropCount } from '../trace/native.js';
+import { formatAddress } from '../trace/address.js';
+import type { NativeDropCount as DropCount, NativeDropKey, NativeDropSample } from '../trace/native.js';
 import { HOOK_NONE, REASON_NONE } from '../trace/record.js';
 
 export type { NativeDropCount as DropCount } from '../trace/native.js';
+
+/** A kind of drop told the first time it happens: its labels and the packet that was its first. */
+export interface DropEvent {
+  labels: DropLabels;
+  family: number;
+  src: string;
+  dst: string;
+  /** 0 where the protocol has none. */
+  sport: number;
+  dport: number;
+  len: number;
+}
 
 export const LABEL_NAMES = [
   'netns',
@@ -35,7 +48,7 @@ export interface Namer {
 const NOT_DROPS = new Set(['ip6_mc_input']);
 
 /** The same key, as a string for maps. */
-export const keyOf = (c: DropCount): string =>
+export const keyOf = (c: NativeDropKey): string =>
   `${c.location}/${c.netns}/${c.ifindex}/${c.reason}/${c.hook}/${c.family}/${c.proto}`;
 
 /** The labels of a count (table, chain and rule left empty: the ruleset names them); null when what the kernel
@@ -57,4 +70,31 @@ export function labelsOf(c: DropCount, names: Namer): DropLabels | null {
     rule: '',
     protocol: protoName(c.proto, c.family),
   };
+}
+
+/** A drop event from a sample and the labels its key got. */
+export function eventOf(s: NativeDropSample, labels: DropLabels): DropEvent {
+  const { family } = s.key;
+  return {
+    labels,
+    family,
+    src: formatAddress(s.saddr, 0, family),
+    dst: formatAddress(s.daddr, 0, family),
+    sport: s.sport,
+    dport: s.dport,
+    len: s.len,
+  };
+}
+
+/** One line for a log, tcpdump's way with addresses and ports (ADDR.PORT > ADDR.PORT). */
+export function eventLine(e: DropEvent): string {
+  const l = e.labels;
+  const end = (a: string, p: number) => (p ? `${a}.${p}` : a);
+  const where = [l.stage, l.hook, l.table && `table ${l.table}`, l.chain && `chain ${l.chain}`]
+    .filter(Boolean)
+    .join(' ');
+  return (
+    `drop in ${l.netns}${l.device ? ` on ${l.device}` : ''}: ${l.protocol} ${end(e.src, e.sport)} > ${end(e.dst, e.dport)}` +
+    ` length ${e.len}, ${where}${l.reason ? ` (${l.reason})` : ''}${l.rule ? `, rule: ${l.rule}` : ''}`
+  );
 }

@@ -3,6 +3,7 @@
 // for new namespaces at once.
 import { createServer, type Server } from 'node:http';
 import { AgentError, DropAgent } from '../agent/agent.js';
+import { eventLine } from '../agent/labels.js';
 import { checkPrivileges, UserError } from './trace.js';
 import { packageVersion } from './version.js';
 
@@ -43,7 +44,13 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
   checkPrivileges(true);
   let agent: DropAgent;
   try {
-    agent = new DropAgent({ maxSeries: o.maxSeries, forgetAfterMs: o.forgetAfterMs, version: packageVersion(), log });
+    agent = new DropAgent({
+      maxSeries: o.maxSeries,
+      forgetAfterMs: o.forgetAfterMs,
+      version: packageVersion(),
+      log,
+      onDrop: (e) => log(eventLine(e)),
+    });
   } catch (e) {
     if (e instanceof AgentError) throw new UserError(e.message);
     throw e;

@@ -75,8 +75,8 @@ export interface NativeTracer {
   close(): void;
 }
 
-/** A key of the agent's drop counts and its counts summed over CPUs (bpf/drop_counts.h). */
-export interface NativeDropCount {
+/** A key of the agent's drop counts (bpf/drop_counts.h). */
+export interface NativeDropKey {
   location: bigint;
   netns: number;
   ifindex: number;
@@ -84,8 +84,22 @@ export interface NativeDropCount {
   hook: number;
   family: number;
   proto: number;
+}
+
+/** A key and its counts summed over CPUs. */
+export interface NativeDropCount extends NativeDropKey {
   packets: number;
   bytes: number;
+}
+
+/** The first drop of a key: its packet's addresses (IPv4 in the first 4 bytes), ports and length. */
+export interface NativeDropSample {
+  key: NativeDropKey;
+  saddr: Uint8Array;
+  daddr: Uint8Array;
+  sport: number;
+  dport: number;
+  len: number;
 }
 
 /** The agent's counting programs (native/agent.h). */
@@ -99,6 +113,8 @@ export interface NativeAgent {
   attachNetns(netnsPath: string): number[];
   detach(links: number[]): void;
   counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number } };
+  /** The first drops of new keys since the last call. */
+  samples(): NativeDropSample[];
   /** Whether this kernel has netfilter BPF programs (6.4+): drops are counted by hook only there. */
   netfilterLinks(): boolean;
   close(): void;

@@ -145,6 +145,15 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
   );
   assert.equal(seen, dropped);
 
+  // The first drop of that kind, told in a line with its packet.
+  const told = new RegExp(
+    `^pathtrace agent: drop in ${srv} on eth0: tcp 198\\.18\\.0\\.1\\.\\d+ > 198\\.18\\.0\\.2\\.${PORT} length 60, ` +
+      `netfilter LOCAL_IN table filter chain INPUT \\(NETFILTER_DROP\\), rule: ${RULE.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')}$`,
+    'm',
+  );
+  assert.match(agent.output(), told);
+  assert.equal(agent.output().match(new RegExp(told.source, 'gm'))?.length, 1, 'once, not once per packet');
+
   // The exposition as Prometheus' own checker reads it.
   const exposition = await (await fetch(metricsUrl)).text();
   execFileSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
