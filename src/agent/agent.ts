@@ -45,6 +45,8 @@ export interface AgentOptions {
   log: (line: string) => void;
   /** A new kind of drop, with its first packet. */
   onDrop?: (e: DropEvent) => void;
+  /** Drops counted, by the labels they were counted by (the overflow series' past the cap): for other exports. */
+  onCount?: (labels: DropLabels, packets: number, bytes: number) => void;
 }
 
 interface Watched extends HostNetns {
@@ -202,7 +204,7 @@ export class DropAgent {
       const g: Growth = { count: c, labels, packets, bytes: c.bytes - before.bytes };
       grown.set(key, g);
       if (labels.hook && this.watched.has(c.netns)) inHooks.set(c.netns, [...(inHooks.get(c.netns) ?? []), g]);
-      else this.metrics.add(labels, g.packets, g.bytes);
+      else this.count(labels, g.packets, g.bytes);
     }
     await Promise.all([...inHooks].map(([inode, grown]) => this.nameRules(this.watched.get(inode)!, grown)));
     this.metrics.addUnkeyed(unkeyed.packets - this.lastUnkeyed);
@@ -237,11 +239,16 @@ export class DropAgent {
         const n = named[i]!;
         if (n <= 0) return;
         const labels = { ...g.labels, table: s.table, chain: s.chain, rule: s.rule };
-        this.metrics.add(labels, n, Math.round((g.bytes * n) / g.packets));
+        this.count(labels, n, Math.round((g.bytes * n) / g.packets));
         if (n > most) [most, g.named] = [n, labels];
       });
-      if (unnamed > 0) this.metrics.add(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
+      if (unnamed > 0) this.count(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
     }
+  }
+
+  private count(labels: DropLabels, packets: number, bytes: number): void {
+    const counted = this.metrics.add(labels, packets, bytes); // not in the call below: ?.() skips its arguments
+    this.o.onCount?.(counted, packets, bytes);
   }
 
   private tellOnce(line: string): void {

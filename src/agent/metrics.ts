@@ -70,8 +70,9 @@ export class AgentMetrics {
     }).set(build, 1);
   }
 
-  /** Adds drops (and their bytes) to the series of these labels, or to the overflow series past the cap. */
-  add(labels: DropLabels, packets: number, bytes: number): void {
+  /** Adds drops (and their bytes) to the series of these labels, or to the overflow series past the cap: the
+   *  labels it counted them by. */
+  add(labels: DropLabels, packets: number, bytes: number): DropLabels {
     const id = LABEL_NAMES.map((n) => labels[n]).join('\0');
     let of = this.series.get(labels.netns);
     if (!of?.has(id)) {
@@ -86,6 +87,7 @@ export class AgentMetrics {
     }
     this.drops.inc(labels, packets);
     this.dropBytes.inc(labels, bytes);
+    return labels;
   }
 
   addUnkeyed(packets: number): void {

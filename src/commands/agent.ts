@@ -4,11 +4,14 @@
 import { createServer, type Server } from 'node:http';
 import { AgentError, DropAgent } from '../agent/agent.js';
 import { eventLine } from '../agent/labels.js';
+import { OtlpExport } from '../agent/otlp.js';
 import { checkPrivileges, UserError } from './trace.js';
 import { packageVersion } from './version.js';
 
 export interface AgentCommandOptions {
   listen: { host: string; port: number };
+  /** OTLP/HTTP endpoint (…/v1/metrics and …/v1/logs are appended), or null. */
+  otlp: string | null;
   intervalMs: number;
   maxSeries: number;
   forgetAfterMs: number;
@@ -43,13 +46,18 @@ function serve(agent: DropAgent, o: AgentCommandOptions): Promise<Server> {
 export async function runAgent(o: AgentCommandOptions): Promise<void> {
   checkPrivileges(true);
   let agent: DropAgent;
+  const otlp = o.otlp === null ? null : new OtlpExport(o.otlp, o.intervalMs, packageVersion());
   try {
     agent = new DropAgent({
       maxSeries: o.maxSeries,
       forgetAfterMs: o.forgetAfterMs,
       version: packageVersion(),
       log,
-      onDrop: (e) => log(eventLine(e)),
+      onDrop: (e) => {
+        log(eventLine(e));
+        otlp?.drop(e);
+      },
+      onCount: otlp ? (labels, packets, bytes) => otlp.count(labels, packets, bytes) : undefined,
     });
   } catch (e) {
     if (e instanceof AgentError) throw new UserError(e.message);
@@ -60,7 +68,10 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
   try {
     await agent.start();
     server = await serve(agent, o);
-    log(`serving /metrics on ${o.listen.host}:${o.listen.port}, collecting every ${o.intervalMs / 1000} s`);
+    log(
+      `serving /metrics on ${o.listen.host}:${o.listen.port}${o.otlp ? `, sending OTLP to ${o.otlp}` : ''}, ` +
+        `collecting every ${o.intervalMs / 1000} s`,
+    );
     let busy = false;
     const tick = async () => {
       if (busy) return; // a slow ruleset reading: the next tick catches up
@@ -90,5 +101,6 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
     clearInterval(timer);
     server?.close();
     agent.close();
+    await otlp?.close();
   }
 }

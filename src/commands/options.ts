@@ -27,6 +27,7 @@ export type Command =
 
 export const AGENT_DEFAULTS: AgentCommandOptions = {
   listen: { host: '127.0.0.1', port: 9810 },
+  otlp: null,
   intervalMs: 5000,
   maxSeries: 2000,
   // A namespace that went keeps its series this long: a scrape or two after it still sees their last values.
@@ -42,6 +43,7 @@ function parseAgent(argv: string[]): Command {
       strict: true,
       options: {
         listen: { type: 'string' },
+        otlp: { type: 'string' },
         interval: { type: 'string' },
         'max-series': { type: 'string' },
       },
@@ -51,6 +53,17 @@ function parseAgent(argv: string[]): Command {
   }
   const o = { ...AGENT_DEFAULTS };
   if (values.listen !== undefined) o.listen = parseListen(values.listen);
+  if (values.otlp !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(values.otlp);
+    } catch {
+      /* said below */
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+      throw new UsageError(`bad --otlp '${values.otlp}': an OTLP/HTTP endpoint, as http://collector:4318`);
+    o.otlp = values.otlp;
+  }
   if (values.interval !== undefined) {
     const s = Number(values.interval);
     if (!(s >= 1 && s <= 3600)) throw new UsageError(`bad --interval '${values.interval}': seconds, 1 to 3600`);
@@ -86,9 +99,10 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
        pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
-       pathtrace agent [--listen ADDR:PORT] [--interval SECONDS] [--max-series N]
+       pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--interval SECONDS] [--max-series N]
                                              count the drops of every network namespace, by hook, rule
-                                             and reason, for Prometheus at http://ADDR:PORT/metrics
+                                             and reason, for Prometheus at http://ADDR:PORT/metrics,
+                                             and to an OpenTelemetry collector at URL (OTLP/HTTP)
                                              (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series)
 
 Filter (applied in the kernel; all given filters must match):

@@ -1,10 +1,14 @@
 // pathtrace agent behind the real Prometheus (Debian's package, run here on 127.0.0.1 with a configuration of the
 // test's own): a DROP rule in a namespace of the test drops SYNs, and Prometheus' query API shows the counter with
 // that namespace's, hook's, table's, chain's and rule's labels grown by exactly what the rule's own counter counted.
+// And the same over OTLP/HTTP to a receiver of the test's own (Debian packages no collector), which decodes what
+// the agent's OpenTelemetry SDK sends: the metric's data point and the drop's log record.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -141,7 +145,10 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
     },
     20_000,
   ).catch(async (e: Error) =>
-    assert.fail(`${e.message}; the agent serves:\n${(await (await fetch(metricsUrl)).text()).slice(0, 4000)}`),
+    assert.fail(
+      `${e.message}; the agent said:\n${agent.output()}\nand serves:\n` +
+        (await (await fetch(metricsUrl)).text()).replace(/^#.*\n/gm, '').slice(0, 4000),
+    ),
   );
   assert.equal(seen, dropped);
 
@@ -165,4 +172,108 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
   agentChild.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
   assert.deepEqual(agentPrograms(), []);
+});
+
+interface OtlpAttribute {
+  key: string;
+  value: { stringValue?: string; intValue?: string | number; doubleValue?: number };
+}
+type Attributes = Record<string, string | number>;
+const attrs = (list: OtlpAttribute[] = []): Attributes =>
+  Object.fromEntries(list.map((a) => [a.key, a.value.stringValue ?? Number(a.value.intValue ?? a.value.doubleValue)]));
+
+/** An OTLP/HTTP receiver: the JSON bodies posted to it, by path. */
+async function otlpReceiver() {
+  const bodies: { path: string; body: any }[] = []; // eslint-disable-line @typescript-eslint/no-explicit-any
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      let raw = Buffer.concat(chunks);
+      if (req.headers['content-encoding'] === 'gzip') raw = gunzipSync(raw);
+      assert.match(String(req.headers['content-type']), /^application\/json/);
+      bodies.push({ path: req.url ?? '', body: JSON.parse(raw.toString('utf8')) });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, bodies, server };
+}
+
+test('the agent over OTLP: the drops as a metric with the rule in its attributes, the first as a log record', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  const receiver = await otlpReceiver();
+  const children: ChildProcess[] = [];
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    lab.destroy();
+    receiver.server.close();
+  });
+  const srv = lab.server.netns;
+  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  const agentPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    [BIN, 'agent', '--listen', `127.0.0.1:${agentPort}`, '--otlp', receiver.url, '--interval', '1'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  const agent = started(child);
+  await waitFor(
+    'the agent serving',
+    async () => ((await fetch(`http://127.0.0.1:${agentPort}/healthz`)).ok ? true : undefined),
+    15_000,
+  );
+
+  await Promise.all([1, 2].map(() => lab.connect('tcp', lab.server.v4, PORT, 1500)));
+  const dropped = ruleCount(lab, srv);
+  const wanted = { 'pathtrace.netns': srv, hook: 'LOCAL_IN', table: 'filter', chain: 'INPUT', rule: RULE };
+  const point = await waitFor(
+    `pathtrace.drops of ${srv} at ${dropped}`,
+    async () => {
+      const points = receiver.bodies
+        .filter((b) => b.path === '/v1/metrics')
+        .flatMap((b) => b.body.resourceMetrics)
+        .flatMap((r: any) => r.scopeMetrics) // eslint-disable-line @typescript-eslint/no-explicit-any
+        .flatMap((s: any) => s.metrics) // eslint-disable-line @typescript-eslint/no-explicit-any
+        .filter((m: any) => m.name === 'pathtrace.drops') // eslint-disable-line @typescript-eslint/no-explicit-any
+        .flatMap((m: any) => m.sum.dataPoints) // eslint-disable-line @typescript-eslint/no-explicit-any
+        .map((p: any): Attributes => ({ ...attrs(p.attributes), value: Number(p.asDouble ?? p.asInt) })) // eslint-disable-line @typescript-eslint/no-explicit-any
+        .filter((p) => p.netns === srv && p.rule === RULE);
+      const last = points.at(-1);
+      return last && last.value === dropped ? last : undefined;
+    },
+    20_000,
+  ).catch((e: Error) =>
+    assert.fail(`${e.message}: ${JSON.stringify(receiver.bodies).slice(0, 3000)}; ${agent.output()}`),
+  );
+  assert.deepEqual(
+    [point.hook, point.table, point.chain, point.stage, point.reason, point.protocol],
+    [wanted.hook, wanted.table, wanted.chain, 'netfilter', 'NETFILTER_DROP', 'tcp'],
+  );
+
+  // SIGTERM flushes what is pending: the log record of the first drop is there by then.
+  child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0, agent.output());
+  const records = receiver.bodies
+    .filter((b) => b.path === '/v1/logs')
+    .flatMap((b) => b.body.resourceLogs)
+    .flatMap((r: any) => r.scopeLogs) // eslint-disable-line @typescript-eslint/no-explicit-any
+    .flatMap((s: any) => s.logRecords) // eslint-disable-line @typescript-eslint/no-explicit-any
+    .map((l: any): Attributes => ({ ...attrs(l.attributes), body: l.body.stringValue as string })) // eslint-disable-line @typescript-eslint/no-explicit-any
+    .filter((l) => l['pathtrace.netns'] === srv && l['destination.port'] === PORT);
+  assert.equal(records.length, 1, JSON.stringify(records));
+  const [r] = records;
+  assert.deepEqual(
+    [
+      r!['source.address'],
+      r!['destination.address'],
+      r!['network.transport'],
+      r!['pathtrace.rule'],
+      r!['pathtrace.hook'],
+    ],
+    [lab.client.v4, lab.server.v4, 'tcp', RULE, 'LOCAL_IN'],
+  );
+  assert.match(String(r!.body), new RegExp(`^drop in ${srv} on eth0: tcp `));
 });

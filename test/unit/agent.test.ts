@@ -143,7 +143,13 @@ test('series are bounded: past the cap drops go to the overflow series; a namesp
 test('agent options: --listen, --interval, --max-series; bad ones refused in a line', () => {
   assert.deepEqual(parseCommandLine(['agent']), {
     kind: 'agent',
-    options: { listen: { host: '127.0.0.1', port: 9810 }, intervalMs: 5000, maxSeries: 2000, forgetAfterMs: 600000 },
+    options: {
+      listen: { host: '127.0.0.1', port: 9810 },
+      otlp: null,
+      intervalMs: 5000,
+      maxSeries: 2000,
+      forgetAfterMs: 600000,
+    },
   });
   const o = parseCommandLine(['agent', '--listen', '[::1]:9100', '--interval', '2', '--max-series', '50']);
   assert.ok(o.kind === 'agent');
@@ -159,6 +165,8 @@ test('agent options: --listen, --interval, --max-series; bad ones refused in a l
     ['--interval', '0'],
     ['--max-series', '1.5'],
     ['--port', '22'],
+    ['--otlp', 'collector:4318'],
+    ['--otlp', 'grpc://collector:4317'],
   ])
     assert.throws(() => parseCommandLine(['agent', ...bad]), UsageError, bad.join(' '));
 });
