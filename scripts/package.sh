@@ -2,7 +2,7 @@
 # npm run package: pathtrace-<version>.tgz, for `npm install -g ./pathtrace-<version>.tgz` on a linux-x64
 # server with Node >= 20 and nothing else (no compiler, no libbpf or libelf packages, no network): the addon
 # prebuilt (Node-API: one build for every Node >= 20) with the BPF object inside it (CO-RE), libbpf and
-# libelf carried beside it, ink, react and prom-client bundled. Run after scripts/setup.sh; prints the tarball's name.
+# libelf carried beside it, its JavaScript dependencies bundled. Run after scripts/setup.sh; prints the tarball's name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,10 @@
 // The agent's pure parts: which rules dropped what the kernel counted at a hook, how a count's share is split,
 // what a count's labels say, the series' bound, and its options.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { labelsOf, type DropCount, type Namer } from '../../src/agent/labels.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
@@ -9,6 +13,7 @@ import { parseCommandLine, UsageError } from '../../src/commands/options.js';
 import { parseIptablesSave } from '../../src/rules/iptables.js';
 import type { Ruleset } from '../../src/rules/model.js';
 import { HOOK_NONE, REASON_NONE } from '../../src/trace/record.js';
+import { ROOT } from '../helpers/paths.js';
 
 const save = (drops: number, policy: number, sshDrops = 0): Ruleset => ({
   chains: parseIptablesSave(
@@ -169,4 +174,50 @@ test('agent options: --listen, --interval, --max-series; bad ones refused in a l
     ['--otlp', 'grpc://collector:4317'],
   ])
     assert.throws(() => parseCommandLine(['agent', ...bad]), UsageError, bad.join(' '));
+});
+
+test('the systemd unit in the package: systemd-analyze finds nothing wrong but the binary not installed here', (t) => {
+  const analyze = spawnSync('systemd-analyze', ['verify', path.join(ROOT, 'systemd', 'pathtrace-agent.service')], {
+    encoding: 'utf8',
+  });
+  if (analyze.error) return t.skip('needs systemd-analyze (systemd)');
+  const complaints = analyze.stderr
+    .split('\n')
+    .filter((l) => l && !/Command \/usr\/local\/bin\/pathtrace is not executable/.test(l));
+  assert.deepEqual(complaints, []);
+  const unit = readFileSync(path.join(ROOT, 'systemd', 'pathtrace-agent.service'), 'utf8');
+  assert.match(unit, /^ExecStart=\/usr\/local\/bin\/pathtrace agent /m);
+  assert.match(unit, /^KillSignal=SIGTERM$/m);
+  assert.ok(
+    (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { files: string[] }).files.includes(
+      'systemd/',
+    ),
+  );
+});
+
+test('docs/agent: the alerts and every query of the Grafana dashboard are PromQL that promtool accepts', (t) => {
+  const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' });
+  if (promtool.error) return t.skip('needs promtool (prometheus; bash scripts/setup.sh installs it)');
+  const check = (file: string) => spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
+  const alerts = check(path.join(ROOT, 'docs', 'agent', 'alerts.yml'));
+  assert.equal(alerts.status, 0, alerts.stdout + alerts.stderr);
+  // The dashboard's queries, Grafana's variables given values, as recording rules.
+  const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'docs', 'agent', 'grafana-dashboard.json'), 'utf8')) as {
+    panels: { targets: { expr: string }[] }[];
+  };
+  const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+  assert.ok(exprs.length >= 7);
+  const rules = exprs.map(
+    (e, i) =>
+      `      - record: dashboard:query${i}\n        expr: '${e
+        .replaceAll('$__rate_interval', '1m')
+        .replaceAll('$__range', '1h')
+        .replace(/\$\w+/g, '.*')
+        .replaceAll("'", "''")}'`,
+  );
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-dash-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  writeFileSync(path.join(dir, 'rules.yml'), `groups:\n  - name: dashboard\n    rules:\n${rules.join('\n')}\n`);
+  const queries = check(path.join(dir, 'rules.yml'));
+  assert.equal(queries.status, 0, queries.stdout + queries.stderr);
 });
