@@ -14,7 +14,7 @@ import { POINT_GROUPS } from '../src/trace/options.js';
 import { run as micro } from './micro.js';
 import { rulesetBench } from './ruleset.js';
 import { startPathtrace } from './traced.js';
-import { ROOT } from '../test/helpers/paths.js';
+import { BIN, ROOT } from '../test/helpers/paths.js';
 
 const LOADGEN = path.join(ROOT, 'build', 'pathtrace-loadgen');
 const PORTS = { stream: 5201, udp: 7000, rr: 7001 };
@@ -34,6 +34,8 @@ interface Config {
 }
 interface Tracer {
   pid?: number;
+  /** The agent's /metrics. */
+  metrics?: () => Promise<string>;
   stop(): Promise<TracerStats>;
 }
 interface TracerStats {
@@ -116,8 +118,38 @@ function pathtrace(args: string[]): Config['start'] {
   };
 }
 
+/** pathtrace agent, as left on a server: every namespace, counting in the kernel, /metrics served. */
+async function startAgent(args: string[] = []): Promise<Tracer> {
+  const started = Date.now();
+  const port = 19000 + Math.floor(Math.random() * 1000);
+  const child = spawn(process.execPath, [BIN, 'agent', '--listen', `127.0.0.1:${port}`, ...args], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  for (;;) {
+    if (child.exitCode !== null) throw new Error('pathtrace agent exited before it served');
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    await sleep(20);
+  }
+  const readyMs = Date.now() - started;
+  return {
+    pid: child.pid!,
+    metrics: () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text()),
+    async stop() {
+      const { rssMiB, cpuS } = await stopChild(child);
+      return { rssMiB, cpuS, readyMs };
+    },
+  };
+}
+
+const AGENT: Config = { id: 'agent', label: 'pathtrace agent', start: () => startAgent() };
+
 const CONFIGS: Config[] = [
   { id: 'none', label: 'no tracer' },
+  AGENT,
   { id: 'pt-none', label: 'pathtrace, filter matching none', start: pathtrace(['--port', '9']) },
   { id: 'pt-all', label: 'pathtrace, tracing all', start: pathtrace(['--port', TRACED_PORTS]) },
   {
@@ -300,6 +332,48 @@ async function soak(seconds: number): Promise<void> {
   }
 }
 
+const rssMiB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+const dropSeries = (text: string, netns = '') =>
+  text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${netns}`)).length;
+
+/** --soak S --agent: the agent while namespaces come and go, each with drops of its own (a lab, a DROP rule, SYNs),
+ *  for S seconds: its RSS and series every 10 s, and at the end whether the gone namespaces' series went too. */
+async function agentSoak(seconds: number): Promise<void> {
+  const forgetAfter = 5;
+  const tracer = await startAgent(['--interval', '1', '--forget-after', String(forgetAfter)]);
+  const pid = tracer.pid!;
+  const started = Date.now();
+  let labs = 0;
+  let lastReport = started;
+  while (Date.now() - started < seconds * 1000) {
+    const lab = new Lab();
+    try {
+      lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
+      await Promise.all([1, 2].map(() => lab.connect('tcp', lab.server.v4, 3306, 300)));
+      await sleep(1200); // a collection while it is there
+    } finally {
+      lab.destroy();
+    }
+    labs++;
+    if (Date.now() - lastReport >= 10_000) {
+      lastReport = Date.now();
+      const text = await tracer.metrics!();
+      console.log(
+        `agent soak ${Math.round((Date.now() - started) / 1000)} s: ${labs} labs, RSS ${rssMiB(pid).toFixed(0)} MiB, ` +
+          `${dropSeries(text)} drop series (${dropSeries(text, 'pt')} of labs)`,
+      );
+    }
+  }
+  await sleep((forgetAfter + 3) * 1000);
+  const left = dropSeries(await tracer.metrics!(), 'pt');
+  const s = await tracer.stop();
+  console.log(
+    `agent soak done: ${labs} labs (${labs * 2} namespaces) in ${seconds} s, peak RSS ${s.rssMiB!.toFixed(0)} MiB, ` +
+      `CPU ${s.cpuS!.toFixed(1)} s; series of gone labs left after --forget-after: ${left} (expected 0)`,
+  );
+}
+
 /** --breakdown: what each group of probe points costs, alone, with a filter matching none. */
 const BREAKDOWN: Config[] = [
   { id: 'none', label: 'no tracer' },
@@ -318,6 +392,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string' },
       soak: { type: 'string' },
       breakdown: { type: 'boolean' },
+      agent: { type: 'boolean' },
       ruleset: { type: 'boolean' },
     },
   });
@@ -325,12 +400,13 @@ async function main(): Promise<void> {
   for (const need of [LOADGEN, '/usr/bin/iperf3', '/usr/bin/tcpdump']) {
     if (!existsSync(need)) throw new Error(`missing ${need}: run scripts/setup.sh`);
   }
-  if (values.soak) return soak(Number(values.soak));
+  if (values.soak) return values.agent ? agentSoak(Number(values.soak)) : soak(Number(values.soak));
   if (values.ruleset) {
     console.log((await rulesetBench(Number(values.rounds ?? 5))).join('\n'));
     return;
   }
-  const configs = values.breakdown ? BREAKDOWN : CONFIGS;
+  // --agent: the agent beside no tracer alone, for more rounds in the same time.
+  const configs = values.breakdown ? BREAKDOWN : values.agent ? [CONFIGS[0]!, AGENT] : CONFIGS;
   const workloads = values.breakdown ? WORKLOADS.filter((w) => w.id !== 'stream') : WORKLOADS;
   const rounds = Number(values.rounds ?? 5);
   const seconds = Number(values.seconds ?? 3);
@@ -425,7 +501,7 @@ async function main(): Promise<void> {
     `decode + correlate (one core, recorded events): median ${(median(m.eventsPerSecond) / 1e6).toFixed(2)} M events/s ` +
       `(min ${(Math.min(...m.eventsPerSecond) / 1e6).toFixed(2)}, max ${(Math.max(...m.eventsPerSecond) / 1e6).toFixed(2)}; target ≥ 2)`,
   );
-  if (!values.breakdown) lines.push('', ...(await rulesetBench(rounds)));
+  if (!values.breakdown && !values.agent) lines.push('', ...(await rulesetBench(rounds)));
   console.log(lines.join('\n'));
 }
 

@@ -232,6 +232,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
                            InstanceMethod("counts", &AgentWrap::Counts),
                            InstanceMethod("netfilterLinks", &AgentWrap::NetfilterLinks),
                            InstanceMethod("samples", &AgentWrap::Samples),
+                           InstanceMethod("forgetNetns", &AgentWrap::ForgetNetns),
                            InstanceMethod("close", &AgentWrap::Close),
                        });
   }
@@ -333,6 +334,12 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
       out.Set(i, o);
     }
     return out;
+  }
+
+  // forgetNetns(inode) -> counts deleted
+  Napi::Value ForgetNetns(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    return Napi::Number::New(env, (double)agent(env).forget_netns(info[0].As<Napi::Number>().Uint32Value()));
   }
 
   static Napi::Object key_object(Napi::Env env, const pathtrace_drop_key &k) {

@@ -132,6 +132,23 @@ std::vector<DropCount> Agent::counts() const {
   return out;
 }
 
+size_t Agent::forget_netns(uint32_t netns) {
+  if (!skel_) return 0;
+  int fd = bpf_map__fd(skel_->maps.drops);
+  std::vector<pathtrace_drop_key> gone;
+  pathtrace_drop_key key, next;
+  pathtrace_drop_key *prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (key.netns == netns) gone.push_back(key);
+  }
+  // Deleted after the walk: a deletion during it would restart the walk from the first key.
+  size_t n = 0;
+  for (const auto &k : gone) n += bpf_map_delete_elem(fd, &k) == 0;
+  return n;
+}
+
 pathtrace_drop_count Agent::unkeyed() const {
   pathtrace_drop_count sum{0, 0};
   if (!skel_) return sum;

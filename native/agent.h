@@ -40,6 +40,8 @@ class Agent {
   std::vector<int> attach_netns(const std::string &netns_path, std::string *error);
   void detach(const std::vector<int> &links);
   std::vector<DropCount> counts() const;
+  // Deletes the counts of a namespace that went (its inode may come back for another one); how many.
+  size_t forget_netns(uint32_t netns);
   pathtrace_drop_count unkeyed() const;
   // The first drops of new keys since the last call, oldest first.
   std::vector<pathtrace_drop_sample> samples();

@@ -10,7 +10,7 @@ import { native, type NativeAgent } from '../trace/native.js';
 import { eventOf, keyOf, labelsOf, type DropCount, type DropEvent, type DropLabels, type Namer } from './labels.js';
 import { AgentMetrics } from './metrics.js';
 import { hostNamespaces, type HostNetns } from './namespaces.js';
-import { apportion, counterValues, ruleShares } from './rule-shares.js';
+import { apportion, counterValues, ruleShares, type RuleShare } from './rule-shares.js';
 
 /** netfilter's functions whose frees are a hook's drop: a verdict (nf_hook_slow; since 6.11 the table evaluators
  *  free what they drop), a queue with no listener (at most 8: bpf/drop_counts.h). */
@@ -54,6 +54,8 @@ interface Watched extends HostNetns {
   devices: Record<number, string>;
   /** Its rules' packet counters at the last reading, for what grew since; null until read. */
   counters: Map<string, number> | null;
+  /** What rules counted beyond the drops they were given, by rule, for the next interval. */
+  credit: Map<string, RuleShare>;
   goneAt?: number;
 }
 
@@ -71,7 +73,8 @@ export class DropAgent {
   readonly metrics: AgentMetrics;
   private readonly agent: NativeAgent;
   private readonly watched = new Map<number, Watched>();
-  private readonly last = new Map<string, { packets: number; bytes: number }>();
+  /** Each kernel key's counts at the last collection. */
+  private readonly last = new Map<string, { netns: number; packets: number; bytes: number }>();
   private lastUnkeyed = 0;
   private symbols = Symbolizer.fromProc();
   private freersFound = 0;
@@ -141,7 +144,7 @@ export class DropAgent {
         this.tellOnce(`namespace ${ns.name}: ${(e as Error).message}`);
         continue;
       }
-      const watched: Watched = { ...ns, links, devices: {}, counters: null };
+      const watched: Watched = { ...ns, links, devices: {}, counters: null, credit: new Map() };
       this.watched.set(ns.inode, watched);
       added.push(watched);
     }
@@ -154,6 +157,9 @@ export class DropAgent {
       } else if (Date.now() - w.goneAt >= this.o.forgetAfterMs) {
         this.metrics.forget(w.name);
         this.watched.delete(w.inode);
+        // Its keys too, in the kernel and here: their room is for namespaces to come (an inode comes back).
+        this.agent.forgetNetns(w.inode);
+        for (const [key, last] of this.last) if (last.netns === w.inode) this.last.delete(key);
       }
     }
     this.metrics.watching([...this.watched.values()].filter((w) => w.goneAt === undefined).length);
@@ -196,7 +202,7 @@ export class DropAgent {
     for (const c of keys) {
       const key = keyOf(c);
       const before = this.last.get(key) ?? { packets: 0, bytes: 0 };
-      this.last.set(key, { packets: c.packets, bytes: c.bytes });
+      this.last.set(key, { netns: c.netns, packets: c.packets, bytes: c.bytes });
       const packets = c.packets - before.packets;
       if (packets <= 0) continue;
       const labels = labelsOf(c, this.namer);
@@ -219,12 +225,31 @@ export class DropAgent {
   private async nameRules(w: Watched, grown: Growth[]): Promise<void> {
     const before = w.counters;
     const rs = await this.readRules(w);
+    // A drop can be in this reading of the rules' counters and only in the kernel's next counts (read first): what
+    // a rule counted beyond what it was given is its credit for the next interval, and no longer.
+    const credit = w.credit;
+    w.credit = new Map();
+    const shareSets = new Map<string, (RuleShare & { id: string; given: number })[]>();
+    const sharesOf = (hook: number, family: 4 | 6, protocol: string) => {
+      const at = `${hook}/${family}/${protocol}`;
+      let set = shareSets.get(at);
+      if (!set) {
+        const found = rs && before ? ruleShares(before, rs, family, HOOK_NAMES[hook]!, protocol) : [];
+        const byId = new Map(found.map((s) => [`${at}/${s.table}/${s.chain}/${s.rule}`, { ...s, given: 0 }]));
+        for (const [id, c] of credit) {
+          if (!id.startsWith(`${at}/`)) continue;
+          const s = byId.get(id);
+          if (s) s.packets += c.packets;
+          else byId.set(id, { ...c, given: 0 }); // its counter did not move again: the credit alone
+        }
+        set = [...byId].map(([id, s]) => ({ ...s, id }));
+        shareSets.set(at, set);
+      }
+      return set;
+    };
     for (const g of grown) {
       const { family, proto, hook } = g.count;
-      const shares =
-        rs && before && (family === 4 || family === 6)
-          ? ruleShares(before, rs, family, HOOK_NAMES[hook]!, g.labels.protocol)
-          : [];
+      const shares = family === 4 || family === 6 ? sharesOf(hook, family, g.labels.protocol) : [];
       // The drops of every count these shares may explain: of this hook, family and protocol.
       const total = grown
         .filter((o) => o.count.hook === hook && o.count.family === family && o.count.proto === proto)
@@ -238,12 +263,15 @@ export class DropAgent {
       shares.forEach((s, i) => {
         const n = named[i]!;
         if (n <= 0) return;
+        s.given += n;
         const labels = { ...g.labels, table: s.table, chain: s.chain, rule: s.rule };
         this.count(labels, n, Math.round((g.bytes * n) / g.packets));
         if (n > most) [most, g.named] = [n, labels];
       });
       if (unnamed > 0) this.count(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
     }
+    for (const { id, given, ...s } of [...shareSets.values()].flat())
+      if (s.packets > given) w.credit.set(id, { ...s, packets: s.packets - given });
   }
 
   private count(labels: DropLabels, packets: number, bytes: number): void {

@@ -46,6 +46,7 @@ function parseAgent(argv: string[]): Command {
         otlp: { type: 'string' },
         interval: { type: 'string' },
         'max-series': { type: 'string' },
+        'forget-after': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -74,6 +75,12 @@ function parseAgent(argv: string[]): Command {
     if (!Number.isInteger(n) || n < 1) throw new UsageError(`bad --max-series '${values['max-series']}': a count`);
     o.maxSeries = n;
   }
+  if (values['forget-after'] !== undefined) {
+    const s = Number(values['forget-after']);
+    if (!(s >= 0 && s <= 86400 * 7))
+      throw new UsageError(`bad --forget-after '${values['forget-after']}': seconds, 0 to 604800`);
+    o.forgetAfterMs = s * 1000;
+  }
   return { kind: 'agent', options: o };
 }
 
@@ -100,10 +107,12 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
        pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--interval SECONDS] [--max-series N]
+                       [--forget-after SECONDS]
                                              count the drops of every network namespace, by hook, rule
                                              and reason, for Prometheus at http://ADDR:PORT/metrics,
                                              and to an OpenTelemetry collector at URL (OTLP/HTTP)
-                                             (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series)
+                                             (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series;
+                                             a namespace gone keeps its series ${AGENT_DEFAULTS.forgetAfterMs / 1000} s)
 
 Filter (applied in the kernel; all given filters must match):
   EXPRESSION                  a tcpdump filter expression, as tcpdump takes it: 'tcp port 3306 and host

@@ -115,6 +115,8 @@ export interface NativeAgent {
   counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number } };
   /** The first drops of new keys since the last call. */
   samples(): NativeDropSample[];
+  /** Deletes the counts of a namespace that went; how many. */
+  forgetNetns(inode: number): number;
   /** Whether this kernel has netfilter BPF programs (6.4+): drops are counted by hook only there. */
   netfilterLinks(): boolean;
   close(): void;

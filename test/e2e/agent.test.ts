@@ -277,3 +277,36 @@ test('the agent over OTLP: the drops as a metric with the rule in its attributes
   );
   assert.match(String(r!.body), new RegExp(`^drop in ${srv} on eth0: tcp `));
 });
+
+test('a namespace that goes takes its series with it, after --forget-after', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [BIN, 'agent', '--listen', `127.0.0.1:${port}`, '--interval', '1', '--forget-after', '1'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  t.after(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+    lab.destroy();
+  });
+  const agent = started(child);
+  const metrics = () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
+  await waitFor(
+    'the agent serving',
+    async () => ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined),
+    15_000,
+  );
+  const srv = lab.server.netns;
+  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  await lab.connect('tcp', lab.server.v4, PORT, 300);
+  const series = (text: string) => text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  await waitFor(`a series of ${srv}`, async () => (series(await metrics()).length ? true : undefined), 10_000);
+  lab.destroy();
+  await waitFor(`${srv}'s series gone`, async () => (series(await metrics()).length ? undefined : true), 10_000).catch(
+    async (e: Error) => assert.fail(`${e.message}: ${series(await metrics()).join('\n')}; ${agent.output()}`),
+  );
+  child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0, agent.output());
+});
