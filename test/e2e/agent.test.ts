@@ -7,75 +7,25 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
-import { gunzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
 import { Lab } from '../../src/lab/lab.js';
 import { onPath } from '../../src/trace/tools.js';
-import { needsRoot, sleep, SLOWDOWN } from '../helpers/pathtrace.js';
-import { BIN } from '../helpers/paths.js';
-
-const PORT = 3306;
-const RULE = `iptables -A INPUT -p tcp -m tcp --dport ${PORT} -j DROP`;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-/** A child process's output, and its exit. */
-function started(child: ChildProcess) {
-  let out = '';
-  child.stdout?.on('data', (d) => (out += d));
-  child.stderr?.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { output: () => out, exited };
-}
-
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const until = Date.now() + ms * SLOWDOWN;
-  let last: unknown;
-  while (Date.now() < until) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`${what}: not within ${(ms * SLOWDOWN) / 1000} s${last ? ` (${(last as Error).message})` : ''}`);
-}
-
-/** The value of a PromQL query's one sample, by Prometheus' HTTP API; undefined while it has none. */
-async function query(prometheus: string, expr: string): Promise<number | undefined> {
-  const res = await fetch(`${prometheus}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await res.json()) as { status: string; data: { result: { value: [number, string] }[] } };
-  assert.equal(body.status, 'success', JSON.stringify(body));
-  const [sample] = body.data.result;
-  return sample ? Number(sample.value[1]) : undefined;
-}
-
-/** Packets the rule's own counter counted (iptables-save -c: "[packets:bytes] -A INPUT ..."). */
-function ruleCount(lab: Lab, netns: string): number {
-  const save = lab.exec(netns, 'iptables-save', ['-c', '-t', 'filter']);
-  const line = save.split('\n').find((l) => l.includes(`--dport ${PORT} -j DROP`));
-  assert.ok(line, save);
-  return Number(/^\[(\d+):/.exec(line)![1]);
-}
-
-const agentPrograms = () =>
-  execFileSync('bpftool', ['prog', 'show'], { encoding: 'utf8' })
-    .split('\n')
-    .filter((l) => /name agent_/.test(l));
+import {
+  addDropRule,
+  agentPrograms,
+  freePort,
+  PORT,
+  query,
+  RULE,
+  ruleCount,
+  started,
+  startAgent,
+  waitFor,
+} from '../helpers/agent.js';
+import { needsRoot } from '../helpers/pathtrace.js';
 
 test('the agent behind Prometheus: drops by namespace, hook, table, chain and rule, as the rule counted them', async (t) => {
   if (!needsRoot(t)) return;
@@ -90,18 +40,10 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
     rmSync(dir, { recursive: true, force: true });
   });
   const srv = lab.server.netns;
-  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
-
-  const agentPort = await freePort();
-  const agentChild = spawn(process.execPath, [BIN, 'agent', '--listen', `127.0.0.1:${agentPort}`, '--interval', '1'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(agentChild);
-  const agent = started(agentChild);
-  const metricsUrl = `http://127.0.0.1:${agentPort}/metrics`;
-  await waitFor('the agent serving', async () => ((await fetch(metricsUrl)).ok ? true : undefined), 15_000).catch(
-    (e: Error) => assert.fail(`${e.message}: ${agent.output()}`),
-  );
+  addDropRule(lab);
+  const agent = await startAgent();
+  children.push(agent.child);
+  const agentPort = new URL(agent.url).port;
 
   const promPort = await freePort();
   writeFileSync(
@@ -147,7 +89,7 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
   ).catch(async (e: Error) =>
     assert.fail(
       `${e.message}; the agent said:\n${agent.output()}\nand serves:\n` +
-        (await (await fetch(metricsUrl)).text()).replace(/^#.*\n/gm, '').slice(0, 4000),
+        (await agent.metrics()).replace(/^#.*\n/gm, '').slice(0, 4000),
     ),
   );
   assert.equal(seen, dropped);
@@ -162,14 +104,14 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
   assert.equal(agent.output().match(new RegExp(told.source, 'gm'))?.length, 1, 'once, not once per packet');
 
   // The exposition as Prometheus' own checker reads it.
-  const exposition = await (await fetch(metricsUrl)).text();
+  const exposition = await agent.metrics();
   execFileSync('promtool', ['check', 'metrics'], { input: exposition, encoding: 'utf8' });
   assert.match(exposition, /^pathtrace_build_info\{version="[^"]+",kernel="[^"]+",libbpf="[^"]+"\} 1$/m);
-  assert.equal((await fetch(`http://127.0.0.1:${agentPort}/healthz`)).status, 200);
+  assert.equal((await fetch(`${agent.url}/healthz`)).status, 200);
 
   // SIGTERM: it ends at once, with nothing of it left in the kernel.
   assert.ok(agentPrograms().length > 0, 'its programs were loaded');
-  agentChild.kill('SIGTERM');
+  agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
   assert.deepEqual(agentPrograms(), []);
 });
@@ -211,20 +153,10 @@ test('the agent over OTLP: the drops as a metric with the rule in its attributes
     receiver.server.close();
   });
   const srv = lab.server.netns;
-  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
-  const agentPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    [BIN, 'agent', '--listen', `127.0.0.1:${agentPort}`, '--otlp', receiver.url, '--interval', '1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  addDropRule(lab);
+  const agent = await startAgent(['--otlp', receiver.url]);
+  const { child } = agent;
   children.push(child);
-  const agent = started(child);
-  await waitFor(
-    'the agent serving',
-    async () => ((await fetch(`http://127.0.0.1:${agentPort}/healthz`)).ok ? true : undefined),
-    15_000,
-  );
 
   await Promise.all([1, 2].map(() => lab.connect('tcp', lab.server.v4, PORT, 1500)));
   const dropped = ruleCount(lab, srv);
@@ -281,25 +213,14 @@ test('the agent over OTLP: the drops as a metric with the rule in its attributes
 test('a namespace that goes takes its series with it, after --forget-after', async (t) => {
   if (!needsRoot(t)) return;
   const lab = new Lab();
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [BIN, 'agent', '--listen', `127.0.0.1:${port}`, '--interval', '1', '--forget-after', '1'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const agent = await startAgent(['--forget-after', '1']);
   t.after(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
     lab.destroy();
   });
-  const agent = started(child);
-  const metrics = () => fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text());
-  await waitFor(
-    'the agent serving',
-    async () => ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok ? true : undefined),
-    15_000,
-  );
+  const { metrics } = agent;
   const srv = lab.server.netns;
-  lab.exec(srv, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  addDropRule(lab);
   await lab.connect('tcp', lab.server.v4, PORT, 300);
   const series = (text: string) => text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
   await waitFor(`a series of ${srv}`, async () => (series(await metrics()).length ? true : undefined), 10_000);
@@ -307,6 +228,6 @@ test('a namespace that goes takes its series with it, after --forget-after', asy
   await waitFor(`${srv}'s series gone`, async () => (series(await metrics()).length ? undefined : true), 10_000).catch(
     async (e: Error) => assert.fail(`${e.message}: ${series(await metrics()).join('\n')}; ${agent.output()}`),
   );
-  child.kill('SIGTERM');
+  agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
 });
