@@ -10,7 +10,15 @@ import { native, type NativeAgent } from '../trace/native.js';
 import { eventOf, keyOf, labelsOf, type DropCount, type DropEvent, type DropLabels, type Namer } from './labels.js';
 import { AgentMetrics } from './metrics.js';
 import { hostNamespaces, type HostNetns } from './namespaces.js';
-import { apportion, counterValues, ruleShares, type RuleShare } from './rule-shares.js';
+import {
+  apportion,
+  counterValues,
+  leftOver,
+  ruleShares,
+  withCredit,
+  type Credited,
+  type RuleShare,
+} from './rule-shares.js';
 
 /** netfilter's functions whose frees are a hook's drop: a verdict (nf_hook_slow; since 6.11 the table evaluators
  *  free what they drop), a queue with no listener (at most 8: bpf/drop_counts.h). */
@@ -225,25 +233,14 @@ export class DropAgent {
   private async nameRules(w: Watched, grown: Growth[]): Promise<void> {
     const before = w.counters;
     const rs = await this.readRules(w);
-    // A drop can be in this reading of the rules' counters and only in the kernel's next counts (read first): what
-    // a rule counted beyond what it was given is its credit for the next interval, and no longer.
     const credit = w.credit;
-    w.credit = new Map();
-    const shareSets = new Map<string, (RuleShare & { id: string; given: number })[]>();
+    const shareSets = new Map<string, Credited[]>();
     const sharesOf = (hook: number, family: 4 | 6, protocol: string) => {
       const at = `${hook}/${family}/${protocol}`;
       let set = shareSets.get(at);
       if (!set) {
         const found = rs && before ? ruleShares(before, rs, family, HOOK_NAMES[hook]!, protocol) : [];
-        const byId = new Map(found.map((s) => [`${at}/${s.table}/${s.chain}/${s.rule}`, { ...s, given: 0 }]));
-        for (const [id, c] of credit) {
-          if (!id.startsWith(`${at}/`)) continue;
-          const s = byId.get(id);
-          if (s) s.packets += c.packets;
-          else byId.set(id, { ...c, given: 0 }); // its counter did not move again: the credit alone
-        }
-        set = [...byId].map(([id, s]) => ({ ...s, id }));
-        shareSets.set(at, set);
+        shareSets.set(at, (set = withCredit(at, found, credit)));
       }
       return set;
     };
@@ -270,8 +267,7 @@ export class DropAgent {
       });
       if (unnamed > 0) this.count(g.labels, unnamed, Math.round((g.bytes * unnamed) / g.packets));
     }
-    for (const { id, given, ...s } of [...shareSets.values()].flat())
-      if (s.packets > given) w.credit.set(id, { ...s, packets: s.packets - given });
+    w.credit = leftOver([...shareSets.values()].flat());
   }
 
   private count(labels: DropLabels, packets: number, bytes: number): void {

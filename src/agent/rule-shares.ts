@@ -88,3 +88,30 @@ export function apportion(count: number, shares: number[], total: number): { nam
   }
   return { named, unnamed: count - named.reduce((a, b) => a + b, 0) };
 }
+
+/** A rule's share in this interval with what it was given of the drops, and its id across intervals. */
+export interface Credited extends RuleShare {
+  id: string;
+  given: number;
+}
+
+/** This interval's shares at `at` (a hook, family and protocol), with what each rule counted beyond what it was
+ *  given last interval added: a drop can be in one reading of the counters and only in the kernel's next counts
+ *  (read first). A credited rule whose counter did not move again keeps its credit alone. */
+export function withCredit(at: string, found: RuleShare[], credit: Map<string, RuleShare>): Credited[] {
+  const byId = new Map(found.map((s) => [`${at}/${s.table}/${s.chain}/${s.rule}`, { ...s, given: 0 }]));
+  for (const [id, c] of credit) {
+    if (!id.startsWith(`${at}/`)) continue;
+    const s = byId.get(id);
+    if (s) s.packets += c.packets;
+    else byId.set(id, { ...c, given: 0 });
+  }
+  return [...byId].map(([id, s]) => ({ ...s, id }));
+}
+
+/** What the rules counted beyond what they were given: their credit for the next collection with drops there. */
+export function leftOver(shares: Credited[]): Map<string, RuleShare> {
+  const out = new Map<string, RuleShare>();
+  for (const { id, given, ...s } of shares) if (s.packets > given) out.set(id, { ...s, packets: s.packets - given });
+  return out;
+}

@@ -8,7 +8,15 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { labelsOf, type DropCount, type Namer } from '../../src/agent/labels.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
-import { apportion, counterValues, ruleLabel, ruleShares, RULE_LABEL_MAX } from '../../src/agent/rule-shares.js';
+import {
+  apportion,
+  counterValues,
+  leftOver,
+  ruleLabel,
+  ruleShares,
+  RULE_LABEL_MAX,
+  withCredit,
+} from '../../src/agent/rule-shares.js';
 import { parseCommandLine, UsageError } from '../../src/commands/options.js';
 import { parseIptablesSave } from '../../src/rules/iptables.js';
 import type { Ruleset } from '../../src/rules/model.js';
@@ -64,6 +72,25 @@ test('a count is split among the rules by what each counted, whole drops, the re
   // A rule that counted more than the kernel (drops after the counts were read): no more than the count.
   assert.deepEqual(apportion(2, [5], 2), { named: [2], unnamed: 0 });
   assert.deepEqual(apportion(2, [], 2), { named: [], unnamed: 2 });
+});
+
+test('a drop in one reading of the counters and in the next counts of the kernel is named the next interval', () => {
+  const rule = { table: 'filter', chain: 'INPUT', rule: 'r' };
+  // Interval 1: the rule counted 2, the kernel 1 (its second drop came between the two readings).
+  const first = withCredit('1/4/tcp', [{ ...rule, packets: 2 }], new Map());
+  const one = apportion(1, [first[0]!.packets], 1);
+  first[0]!.given += one.named[0]!;
+  assert.deepEqual(one, { named: [1], unnamed: 0 });
+  const credit = leftOver(first);
+  assert.deepEqual([...credit.values()], [{ ...rule, packets: 1 }]);
+  // Interval 2: the counter did not move, the kernel counts that drop: the credit names it.
+  const second = withCredit('1/4/tcp', [], credit);
+  assert.deepEqual(apportion(1, [second[0]!.packets], 1), { named: [1], unnamed: 0 });
+  second[0]!.given = 1;
+  assert.equal(leftOver(second).size, 0, 'given, the credit is spent');
+  // Another hook's credit is not this one's; an unclaimed credit lasts one interval.
+  assert.deepEqual(withCredit('3/4/tcp', [], credit), []);
+  assert.equal(leftOver(withCredit('1/4/udp', [], credit)).size, 0);
 });
 
 test("a rule's label: whole when short, cut with a stable id of the whole when long", () => {
