@@ -25,7 +25,7 @@ import {
   startAgent,
   waitFor,
 } from '../helpers/agent.js';
-import { needsRoot } from '../helpers/pathtrace.js';
+import { needsRoot, runCli } from '../helpers/pathtrace.js';
 
 test('the agent behind Prometheus: drops by namespace, hook, table, chain and rule, as the rule counted them', async (t) => {
   if (!needsRoot(t)) return;
@@ -230,4 +230,23 @@ test('a namespace that goes takes its series with it, after --forget-after', asy
   );
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
+});
+
+test('agent: a port taken, an address not here, not root: one line, exit 1, nothing left attached', async (t) => {
+  if (!needsRoot(t)) return;
+  const first = await startAgent();
+  t.after(() => {
+    if (first.child.exitCode === null) first.child.kill('SIGKILL');
+  });
+  const port = new URL(first.url).port;
+  const taken = runCli(['agent', '--listen', `127.0.0.1:${port}`]);
+  assert.deepEqual([taken.code, taken.stderr], [1, `pathtrace: cannot listen on 127.0.0.1:${port}: EADDRINUSE\n`]);
+  const away = runCli(['agent', '--listen', '203.0.113.1:9810']);
+  assert.deepEqual([away.code, away.stderr], [1, 'pathtrace: cannot listen on 203.0.113.1:9810: EADDRNOTAVAIL\n']);
+  const user = runCli(['agent'], { uid: 65534 });
+  assert.equal(user.code, 1);
+  assert.match(user.stderr, /^pathtrace: must run as root: loading BPF probes needs [A-Z_, ]+\n$/);
+  first.child.kill('SIGTERM');
+  assert.equal(await first.exited, 0, first.output());
+  assert.deepEqual(agentPrograms(), [], 'the refused ones left nothing either');
 });
