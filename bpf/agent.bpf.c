@@ -20,6 +20,10 @@ char LICENSE[] SEC("license") = "GPL";
 __u64 nf_freer_start[PT_AGENT_NF_FREERS] = {};
 __u64 nf_freer_end[PT_AGENT_NF_FREERS] = {};
 
+/* --port: only drops of TCP and UDP to or from these ports (a bit per port); any_port: all drops. */
+const volatile __u8 any_port = 1;
+const volatile __u8 ports[8192] = {};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, PT_AGENT_MAX_KEYS);
@@ -73,6 +77,30 @@ static __always_inline bool freed_by_netfilter(__u64 location)
 	return false;
 }
 
+/* The TCP or UDP ports of a packet whose IP header is at nh; false for other protocols. */
+static __always_inline bool transport_ports(const struct pathtrace_drop_key *k, const unsigned char *nh, __u16 *sport,
+					    __u16 *dport)
+{
+	if (k->proto != IPPROTO_TCP && k->proto != IPPROTO_UDP)
+		return false;
+	const unsigned char *th = nh + sizeof(struct ipv6hdr);
+	if (k->family == 4) {
+		__u8 vihl = 0;
+		bpf_probe_read_kernel(&vihl, 1, nh);
+		th = nh + (vihl & 0xf) * 4;
+	}
+	__be16 p[2] = {};
+	bpf_probe_read_kernel(p, sizeof(p), th);
+	*sport = bpf_ntohs(p[0]);
+	*dport = bpf_ntohs(p[1]);
+	return true;
+}
+
+static __always_inline bool port_wanted(__u16 port)
+{
+	return ports[port >> 3] & (1 << (port & 7));
+}
+
 /* The first drop of a key, with its addresses and ports (ring full: the count alone, as for any other). */
 static __always_inline void sample(const struct pathtrace_drop_key *k, const struct sk_buff *skb,
 				   const unsigned char *nh)
@@ -83,24 +111,14 @@ static __always_inline void sample(const struct pathtrace_drop_key *k, const str
 	__builtin_memset(s, 0, sizeof(*s));
 	s->key = *k;
 	s->len = skb->len;
-	const unsigned char *th = 0;
 	if (k->family == 4) {
-		__u8 vihl = 0;
-		bpf_probe_read_kernel(&vihl, 1, nh);
 		bpf_probe_read_kernel(s->saddr, 4, nh + offsetof(struct iphdr, saddr));
 		bpf_probe_read_kernel(s->daddr, 4, nh + offsetof(struct iphdr, daddr));
-		th = nh + (vihl & 0xf) * 4;
 	} else {
 		bpf_probe_read_kernel(s->saddr, 16, nh + offsetof(struct ipv6hdr, saddr));
 		bpf_probe_read_kernel(s->daddr, 16, nh + offsetof(struct ipv6hdr, daddr));
-		th = nh + sizeof(struct ipv6hdr);
 	}
-	if (k->proto == IPPROTO_TCP || k->proto == IPPROTO_UDP) {
-		__be16 ports[2] = {};
-		bpf_probe_read_kernel(ports, sizeof(ports), th);
-		s->sport = bpf_ntohs(ports[0]);
-		s->dport = bpf_ntohs(ports[1]);
-	}
+	transport_ports(k, nh, &s->sport, &s->dport);
 	bpf_ringbuf_submit(s, 0);
 }
 
@@ -125,6 +143,11 @@ static __always_inline void count(struct sk_buff *skb, void *location, __u32 rea
 		bpf_probe_read_kernel(&k.proto, 1, nh + offsetof(struct ipv6hdr, nexthdr));
 	} else {
 		return;
+	}
+	if (!any_port) {
+		__u16 sport, dport;
+		if (!transport_ports(&k, nh, &sport, &dport) || !(port_wanted(sport) || port_wanted(dport)))
+			return;
 	}
 	k.location = (__u64)location;
 	k.reason = reason;

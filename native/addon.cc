@@ -219,7 +219,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
   std::unique_ptr<Tracer> tracer_;
 };
 
-// new Agent(): the agent's counting programs (native/agent.h).
+// new Agent(ports: number[] | null): the agent's counting programs (native/agent.h).
 class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -238,8 +238,13 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
   }
 
   explicit AgentWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<AgentWrap>(info) {
+    std::vector<uint16_t> ports;
+    if (info[0].IsArray()) {
+      Napi::Array a = info[0].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); i++) ports.push_back(a.Get(i).As<Napi::Number>().Uint32Value() & 0xffff);
+    }
     try {
-      agent_ = std::make_unique<Agent>();
+      agent_ = std::make_unique<Agent>(ports);
     } catch (const std::exception &e) {
       throw Napi::Error::New(info.Env(), e.what());
     }

@@ -21,9 +21,11 @@ constexpr int kFirstPriority = INT_MIN + 1;
 constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
 }  // namespace
 
-Agent::Agent() {
+Agent::Agent(const std::vector<uint16_t> &ports) {
   skel_ = agent_bpf__open();
   if (!skel_) throw std::runtime_error("cannot open the agent's BPF object: " + errno_text(errno));
+  skel_->rodata->any_port = ports.empty();
+  for (uint16_t p : ports) skel_->rodata->ports[p >> 3] |= 1 << (p & 7);
   // One kfree_skb program, by the tracepoint's arity: with a reason (5.17+) or without.
   bool reasons = tracepoint_arity("kfree_skb") >= 3;
   bpf_program__set_autoload(skel_->progs.agent_kfree_skb, reasons);

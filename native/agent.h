@@ -23,8 +23,9 @@ struct DropCount {
 
 class Agent {
  public:
-  // Loads the programs. Throws std::runtime_error saying what the kernel refused.
-  Agent();
+  // Loads the programs; ports: count only drops of TCP and UDP to or from these (none: all drops).
+  // Throws std::runtime_error saying what the kernel refused.
+  explicit Agent(const std::vector<uint16_t> &ports);
   ~Agent();
   Agent(const Agent &) = delete;
   Agent &operator=(const Agent &) = delete;

@@ -46,6 +46,8 @@ function loadedModules(): string {
 export class AgentError extends Error {}
 
 export interface AgentOptions {
+  /** Count only drops of TCP and UDP to or from these ports; null: all drops. */
+  ports: number[] | null;
   maxSeries: number;
   /** How long a namespace that went keeps its series (Prometheus still sees its last values meanwhile). */
   forgetAfterMs: number;
@@ -95,7 +97,7 @@ export class DropAgent {
   constructor(private readonly o: AgentOptions) {
     const n = native();
     try {
-      this.agent = new n.Agent();
+      this.agent = new n.Agent(o.ports);
     } catch (e) {
       throw new AgentError((e as Error).message);
     }

@@ -12,6 +12,8 @@ export interface AgentCommandOptions {
   listen: { host: string; port: number };
   /** OTLP/HTTP endpoint (…/v1/metrics and …/v1/logs are appended), or null. */
   otlp: string | null;
+  /** --port: only drops of TCP and UDP to or from these; null: all. */
+  ports: number[] | null;
   intervalMs: number;
   maxSeries: number;
   forgetAfterMs: number;
@@ -49,6 +51,7 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
   const otlp = o.otlp === null ? null : new OtlpExport(o.otlp, o.intervalMs, packageVersion());
   try {
     agent = new DropAgent({
+      ports: o.ports,
       maxSeries: o.maxSeries,
       forgetAfterMs: o.forgetAfterMs,
       version: packageVersion(),

@@ -28,6 +28,7 @@ export type Command =
 export const AGENT_DEFAULTS: AgentCommandOptions = {
   listen: { host: '127.0.0.1', port: 9810 },
   otlp: null,
+  ports: null,
   intervalMs: 5000,
   maxSeries: 2000,
   // A namespace that went keeps its series this long: a scrape or two after it still sees their last values.
@@ -44,6 +45,7 @@ function parseAgent(argv: string[]): Command {
       options: {
         listen: { type: 'string' },
         otlp: { type: 'string' },
+        port: { type: 'string', short: 'p', multiple: true },
         interval: { type: 'string' },
         'max-series': { type: 'string' },
         'forget-after': { type: 'string' },
@@ -54,6 +56,7 @@ function parseAgent(argv: string[]): Command {
   }
   const o = { ...AGENT_DEFAULTS };
   if (values.listen !== undefined) o.listen = parseListen(values.listen);
+  if (values.port !== undefined) o.ports = parsePorts(values.port);
   if (values.otlp !== undefined) {
     let url: URL | null = null;
     try {
@@ -106,11 +109,12 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
        pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
-       pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--interval SECONDS] [--max-series N]
-                       [--forget-after SECONDS]
+       pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...]] [--interval SECONDS]
+                       [--max-series N] [--forget-after SECONDS]
                                              count the drops of every network namespace, by hook, rule
                                              and reason, for Prometheus at http://ADDR:PORT/metrics,
-                                             and to an OpenTelemetry collector at URL (OTLP/HTTP)
+                                             and to an OpenTelemetry collector at URL (OTLP/HTTP);
+                                             --port: only TCP and UDP drops to or from those ports
                                              (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series;
                                              a namespace gone keeps its series ${AGENT_DEFAULTS.forgetAfterMs / 1000} s)
 

@@ -172,12 +172,13 @@ test('series are bounded: past the cap drops go to the overflow series; a namesp
   assert.match(await m.text(), /^pathtrace_drops_total\{netns="c",.*\} 1$/m);
 });
 
-test('agent options: --listen, --interval, --max-series; bad ones refused in a line', () => {
+test('agent options: --listen, --otlp, --port, --interval, --max-series; bad ones refused in a line', () => {
   assert.deepEqual(parseCommandLine(['agent']), {
     kind: 'agent',
     options: {
       listen: { host: '127.0.0.1', port: 9810 },
       otlp: null,
+      ports: null,
       intervalMs: 5000,
       maxSeries: 2000,
       forgetAfterMs: 600000,
@@ -190,14 +191,17 @@ test('agent options: --listen, --interval, --max-series; bad ones refused in a l
     [{ host: '::1', port: 9100 }, 2000, 50],
   );
   assert.deepEqual(o.kind === 'agent' && parseCommandLine(['agent', '--listen', ':9100']).kind, 'agent');
+  const ported = parseCommandLine(['agent', '-p', '3306', '--port', '80,8000-8002']);
+  assert.deepEqual(ported.kind === 'agent' && ported.options.ports, [80, 3306, 8000, 8001, 8002]);
   for (const bad of [
     ['--listen', 'localhost'],
     ['--listen', '1.2.3.4:0'],
     ['--listen', 'nohost:9100'],
     ['--interval', '0'],
     ['--max-series', '1.5'],
-    ['--port', '22'],
+    ['--netns', 'web'],
     ['--otlp', 'collector:4318'],
+    ['--port', '70000'],
     ['--otlp', 'grpc://collector:4317'],
   ])
     assert.throws(() => parseCommandLine(['agent', ...bad]), UsageError, bad.join(' '));
