@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * pathtrace agent: drops counted in the kernel by namespace, device, hook, reason, freeing function and protocol
- * (bpf/drop_counts.h), nothing sent per packet. A netfilter program at the entry of each hook notes, per CPU, which
- * packet is in which hook; a free by one of netfilter's own freeing functions of that packet is that hook's drop.
+ * (bpf/drop_counts.h), nothing sent per packet; those of --port's ports or a tcpdump expression only, if given. A
+ * netfilter program at the entry of each hook notes, per CPU, which packet is in which hook; a free by one of
+ * netfilter's own freeing functions of that packet is that hook's drop.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -11,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 #include "drop_counts.h"
 #include "kernel.bpf.h"
+#include "expression.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -149,6 +151,9 @@ static __always_inline void count(struct sk_buff *skb, void *location, __u32 rea
 		if (!transport_ports(&k, nh, &sport, &dport) || !(port_wanted(sport) || port_wanted(dport)))
 			return;
 	}
+	/* A tcpdump expression (the trace's interpreter, expression.bpf.h): run on drops only. */
+	if (expr.len && !(expr_fill(nh, skb_head_end(skb)) && expr_run()))
+		return;
 	k.location = (__u64)location;
 	k.reason = reason;
 	k.netns = skb_netns(skb);

@@ -219,7 +219,7 @@ class TracerWrap : public Napi::ObjectWrap<TracerWrap> {
   std::unique_ptr<Tracer> tracer_;
 };
 
-// new Agent(ports: number[] | null): the agent's counting programs (native/agent.h).
+// new Agent(ports: number[] | null, expression?: Uint8Array): the agent's counting programs (native/agent.h).
 class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -244,7 +244,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
       for (uint32_t i = 0; i < a.Length(); i++) ports.push_back(a.Get(i).As<Napi::Number>().Uint32Value() & 0xffff);
     }
     try {
-      agent_ = std::make_unique<Agent>(ports);
+      agent_ = std::make_unique<Agent>(ports, program_of(info[1]));
     } catch (const std::exception &e) {
       throw Napi::Error::New(info.Env(), e.what());
     }

@@ -1,5 +1,6 @@
 #include "agent.h"
 
+#include <algorithm>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <cerrno>
@@ -9,8 +10,10 @@
 #include <unistd.h>
 
 #include "agent.skel.h"
+#include "agent_compat.skel.h"
 #include "in_netns.h"
 #include "kernel.h"
+#include "skeleton.h"
 
 namespace pathtrace {
 
@@ -21,11 +24,13 @@ constexpr int kFirstPriority = INT_MIN + 1;
 constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
 }  // namespace
 
-Agent::Agent(const std::vector<uint16_t> &ports) {
-  skel_ = agent_bpf__open();
+Agent::Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression) {
+  skel_ = open_for_kernel(agent_bpf__open, agent_bpf__create_skeleton, agent_compat_bpf__elf_bytes, agent_bpf__destroy);
   if (!skel_) throw std::runtime_error("cannot open the agent's BPF object: " + errno_text(errno));
   skel_->rodata->any_port = ports.empty();
   for (uint16_t p : ports) skel_->rodata->ports[p >> 3] |= 1 << (p & 7);
+  skel_->bss->expr.len = std::min<size_t>(expression.size(), PT_EXPR_MAX_INSNS);
+  memcpy(skel_->bss->expr.insns, expression.data(), skel_->bss->expr.len * sizeof(pathtrace_expr_insn));
   // One kfree_skb program, by the tracepoint's arity: with a reason (5.17+) or without.
   bool reasons = tracepoint_arity("kfree_skb") >= 3;
   bpf_program__set_autoload(skel_->progs.agent_kfree_skb, reasons);

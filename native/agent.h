@@ -23,9 +23,9 @@ struct DropCount {
 
 class Agent {
  public:
-  // Loads the programs; ports: count only drops of TCP and UDP to or from these (none: all drops).
-  // Throws std::runtime_error saying what the kernel refused.
-  explicit Agent(const std::vector<uint16_t> &ports);
+  // Loads the programs; ports: count only drops of TCP and UDP to or from these (none: all drops); expression:
+  // only drops it takes (none: all). Throws std::runtime_error saying what the kernel refused.
+  Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression);
   ~Agent();
   Agent(const Agent &) = delete;
   Agent &operator=(const Agent &) = delete;

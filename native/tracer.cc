@@ -17,6 +17,7 @@
 
 #include "in_netns.h"
 #include "kernel.h"
+#include "skeleton.h"
 #include "device_verdicts.skel.h"
 #include "device_verdicts_compat.skel.h"
 #include "pathtrace.skel.h"
@@ -25,25 +26,6 @@
 namespace pathtrace {
 
 namespace {
-
-// The BPF object for this kernel: the one built without bpf_loop where the kernel lacks it (its expression
-// interpreter's callback would keep a kernel before 5.13 from loading the other). Same programs, maps and
-// variables, so one skeleton serves both: only the ELF it opens differs. For the main object and the verdicts'.
-template <typename Skel>
-Skel *open_for_kernel(Skel *(*open)(), int (*create)(Skel *), const void *(*compat_elf)(size_t *),
-                      void (*destroy)(Skel *)) {
-  if (kernel_has_bpf_loop()) return open();
-  auto *skel = static_cast<Skel *>(calloc(1, sizeof(Skel)));
-  if (!skel) return nullptr;
-  if (create(skel) == 0) {
-    skel->skeleton->data = compat_elf(&skel->skeleton->data_sz);
-    if (bpf_object__open_skeleton(skel->skeleton, nullptr) == 0) return skel;
-  }
-  int err = errno;
-  destroy(skel);
-  errno = err;
-  return nullptr;
-}
 
 pathtrace_bpf *open_skeleton() {
   return open_for_kernel(pathtrace_bpf__open, pathtrace_bpf__create_skeleton, pathtrace_compat_bpf__elf_bytes,

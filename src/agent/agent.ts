@@ -48,6 +48,8 @@ export class AgentError extends Error {}
 export interface AgentOptions {
   /** Count only drops of TCP and UDP to or from these ports; null: all drops. */
   ports: number[] | null;
+  /** A tcpdump expression compiled (classic BPF): count only the drops it takes; null: all. */
+  expression: Uint8Array | null;
   maxSeries: number;
   /** How long a namespace that went keeps its series (Prometheus still sees its last values meanwhile). */
   forgetAfterMs: number;
@@ -97,7 +99,7 @@ export class DropAgent {
   constructor(private readonly o: AgentOptions) {
     const n = native();
     try {
-      this.agent = new n.Agent(o.ports);
+      this.agent = new n.Agent(o.ports, o.expression ?? undefined);
     } catch (e) {
       throw new AgentError((e as Error).message);
     }

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { AgentError, DropAgent } from '../agent/agent.js';
 import { eventLine } from '../agent/labels.js';
 import { OtlpExport } from '../agent/otlp.js';
-import { checkPrivileges, UserError } from './trace.js';
+import { checkPrivileges, compileFor, UserError } from './trace.js';
 import { packageVersion } from './version.js';
 
 export interface AgentCommandOptions {
@@ -14,6 +14,8 @@ export interface AgentCommandOptions {
   otlp: string | null;
   /** --port: only drops of TCP and UDP to or from these; null: all. */
   ports: number[] | null;
+  /** A tcpdump expression: only the drops it takes; null: all. */
+  expression: string | null;
   intervalMs: number;
   maxSeries: number;
   forgetAfterMs: number;
@@ -47,11 +49,13 @@ function serve(agent: DropAgent, o: AgentCommandOptions): Promise<Server> {
 
 export async function runAgent(o: AgentCommandOptions): Promise<void> {
   checkPrivileges(true);
+  const expression = compileFor(o);
   let agent: DropAgent;
   const otlp = o.otlp === null ? null : new OtlpExport(o.otlp, o.intervalMs, packageVersion());
   try {
     agent = new DropAgent({
       ports: o.ports,
+      expression: expression?.program ?? null,
       maxSeries: o.maxSeries,
       forgetAfterMs: o.forgetAfterMs,
       version: packageVersion(),

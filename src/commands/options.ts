@@ -29,6 +29,7 @@ export const AGENT_DEFAULTS: AgentCommandOptions = {
   listen: { host: '127.0.0.1', port: 9810 },
   otlp: null,
   ports: null,
+  expression: null,
   intervalMs: 5000,
   maxSeries: 2000,
   // A namespace that went keeps its series this long: a scrape or two after it still sees their last values.
@@ -37,10 +38,11 @@ export const AGENT_DEFAULTS: AgentCommandOptions = {
 
 /** `pathtrace agent ...`: its options alone (the trace's do not apply). */
 function parseAgent(argv: string[]): Command {
-  let values;
+  let values, positionals;
   try {
-    ({ values } = parseArgs({
+    ({ values, positionals } = parseArgs({
       args: argv,
+      allowPositionals: true,
       strict: true,
       options: {
         listen: { type: 'string' },
@@ -57,6 +59,10 @@ function parseAgent(argv: string[]): Command {
   const o = { ...AGENT_DEFAULTS };
   if (values.listen !== undefined) o.listen = parseListen(values.listen);
   if (values.port !== undefined) o.ports = parsePorts(values.port);
+  if (positionals.length) {
+    o.expression = positionals.join(' ').trim();
+    if (!o.expression) throw new UsageError('empty filter expression');
+  }
   if (values.otlp !== undefined) {
     let url: URL | null = null;
     try {
@@ -110,11 +116,12 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
        pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...]] [--interval SECONDS]
-                       [--max-series N] [--forget-after SECONDS]
+                       [--max-series N] [--forget-after SECONDS] [EXPRESSION]
                                              count the drops of every network namespace, by hook, rule
                                              and reason, for Prometheus at http://ADDR:PORT/metrics,
                                              and to an OpenTelemetry collector at URL (OTLP/HTTP);
-                                             --port: only TCP and UDP drops to or from those ports
+                                             --port, EXPRESSION: only the drops of those ports, or that
+                                             a tcpdump expression takes
                                              (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series;
                                              a namespace gone keeps its series ${AGENT_DEFAULTS.forgetAfterMs / 1000} s)
 

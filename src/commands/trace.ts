@@ -64,7 +64,7 @@ export function filterObject(o: TraceOptions, expression: Expression | null = nu
 }
 
 /** The user's expression compiled, or null; a one-line UserError when it cannot be, or this kernel cannot run it. */
-export function compileFor(o: TraceOptions): Expression | null {
+export function compileFor(o: Pick<TraceOptions, 'expression'>): Expression | null {
   if (!o.expression) return null;
   const n = native();
   if (!('BPF_FUNC_loop' in n.kernelEnum('bpf_func_id'))) {

@@ -124,8 +124,8 @@ export interface NativeAgent {
 
 export interface Native {
   Tracer: new (config: FilterConfig) => NativeTracer;
-  /** ports: count only drops of TCP and UDP to or from these; null: all drops. */
-  Agent: new (ports: number[] | null) => NativeAgent;
+  /** ports: count only drops of TCP and UDP to or from these; null: all drops. expression: only drops it takes. */
+  Agent: new (ports: number[] | null, expression?: Uint8Array) => NativeAgent;
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
   /** "v1.4": the libbpf the addon runs with. */

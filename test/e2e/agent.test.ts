@@ -251,31 +251,33 @@ test('agent: a port taken, an address not here, not root: one line, exit 1, noth
   assert.deepEqual(agentPrograms(), [], 'the refused ones left nothing either');
 });
 
-test('agent --port: only the drops of those ports are counted, in the kernel', async (t) => {
-  if (!needsRoot(t)) return;
-  const lab = new Lab();
-  const agent = await startAgent(['--port', String(PORT)]);
-  t.after(() => {
-    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
-    lab.destroy();
+for (const filter of [['--port', String(PORT)], [`tcp dst port ${PORT}`]])
+  test(`agent ${filter.join(' ')}: only the drops it takes are counted, in the kernel`, async (t) => {
+    if (!needsRoot(t)) return;
+    const lab = new Lab();
+    const agent = await startAgent(filter);
+    t.after(() => {
+      if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+      lab.destroy();
+    });
+    const srv = lab.server.netns;
+    addDropRule(lab);
+    // A SYN to a closed port (NO_SOCKET, with a reset back) and one the rule drops.
+    await Promise.all([lab.connect('tcp', lab.server.v4, 9, 300), lab.connect('tcp', lab.server.v4, PORT, 300)]);
+    const series = (text: string) =>
+      text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+    const seen = await waitFor(
+      `the drops of port ${PORT}`,
+      async () => {
+        const s = series(await agent.metrics());
+        return s.some((l) => l.includes(`rule="${RULE}"`)) ? s : undefined;
+      },
+      10_000,
+    );
+    await new Promise((r) => setTimeout(r, 1500)); // another collection: the port 9 one would be there by now
+    assert.deepEqual(
+      series(await agent.metrics()).filter((l) => !l.includes('stage="netfilter"')),
+      [],
+      JSON.stringify(seen),
+    );
   });
-  const srv = lab.server.netns;
-  addDropRule(lab);
-  // A SYN to a closed port (NO_SOCKET, with a reset back) and one the rule drops.
-  await Promise.all([lab.connect('tcp', lab.server.v4, 9, 300), lab.connect('tcp', lab.server.v4, PORT, 300)]);
-  const series = (text: string) => text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
-  const seen = await waitFor(
-    `the drops of port ${PORT}`,
-    async () => {
-      const s = series(await agent.metrics());
-      return s.some((l) => l.includes(`rule="${RULE}"`)) ? s : undefined;
-    },
-    10_000,
-  );
-  await new Promise((r) => setTimeout(r, 1500)); // another collection: the port 9 one would be there by now
-  assert.deepEqual(
-    series(await agent.metrics()).filter((l) => !l.includes('stage="netfilter"')),
-    [],
-    JSON.stringify(seen),
-  );
-});

@@ -179,6 +179,7 @@ test('agent options: --listen, --otlp, --port, --interval, --max-series; bad one
       listen: { host: '127.0.0.1', port: 9810 },
       otlp: null,
       ports: null,
+      expression: null,
       intervalMs: 5000,
       maxSeries: 2000,
       forgetAfterMs: 600000,
@@ -191,6 +192,8 @@ test('agent options: --listen, --otlp, --port, --interval, --max-series; bad one
     [{ host: '::1', port: 9100 }, 2000, 50],
   );
   assert.deepEqual(o.kind === 'agent' && parseCommandLine(['agent', '--listen', ':9100']).kind, 'agent');
+  const expr = parseCommandLine(['agent', 'tcp', 'port', '3306']);
+  assert.deepEqual(expr.kind === 'agent' && expr.options.expression, 'tcp port 3306');
   const ported = parseCommandLine(['agent', '-p', '3306', '--port', '80,8000-8002']);
   assert.deepEqual(ported.kind === 'agent' && ported.options.ports, [80, 3306, 8000, 8001, 8002]);
   for (const bad of [
