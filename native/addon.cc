@@ -227,7 +227,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
                        {
                            InstanceMethod("setNfFreers", &AgentWrap::SetNfFreers),
                            InstanceMethod("attachDrops", &AgentWrap::AttachDrops),
-                           InstanceMethod("attachNetns", &AgentWrap::AttachNetns),
+                           InstanceMethod("attachHooks", &AgentWrap::AttachHooks),
                            InstanceMethod("detach", &AgentWrap::Detach),
                            InstanceMethod("counts", &AgentWrap::Counts),
                            InstanceMethod("netfilterLinks", &AgentWrap::NetfilterLinks),
@@ -275,11 +275,18 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     return Napi::String::New(info.Env(), agent(info.Env()).attach_drops());
   }
 
-  // attachNetns(path) -> link ids; throws when the namespace cannot be entered
-  Napi::Value AttachNetns(const Napi::CallbackInfo &info) {
+  // attachHooks(path, [[pf, hooknum], ...]) -> a link id per hook (0: not attached); throws when the namespace
+  // cannot be entered
+  Napi::Value AttachHooks(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
+    std::vector<std::pair<int, int>> hooks;
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Array h = a.Get(i).As<Napi::Array>();
+      hooks.push_back({h.Get(0u).As<Napi::Number>().Int32Value(), h.Get(1u).As<Napi::Number>().Int32Value()});
+    }
     std::string error;
-    std::vector<int> ids = agent(env).attach_netns(info[0].As<Napi::String>(), &error);
+    std::vector<int> ids = agent(env).attach_hooks(info[0].As<Napi::String>(), hooks, &error);
     if (!error.empty()) throw Napi::Error::New(env, error);
     Napi::Array out = Napi::Array::New(env, ids.size());
     for (size_t i = 0; i < ids.size(); i++) out.Set(i, ids[i]);

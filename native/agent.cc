@@ -18,8 +18,6 @@
 namespace pathtrace {
 
 namespace {
-constexpr int kPfs[] = {2 /* NFPROTO_IPV4 */, 10 /* NFPROTO_IPV6 */};
-constexpr int kHooks = 5;  // NF_INET_PRE_ROUTING .. NF_INET_POST_ROUTING
 constexpr int kFirstPriority = INT_MIN + 1;
 constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
 }  // namespace
@@ -84,24 +82,25 @@ std::string Agent::attach_drops() {
   return "cannot attach to kfree_skb: " + errno_text(errno);
 }
 
-std::vector<int> Agent::attach_netns(const std::string &netns_path, std::string *error) {
-  std::vector<int> ids;
+std::vector<int> Agent::attach_hooks(const std::string &netns_path, const std::vector<std::pair<int, int>> &hooks,
+                                     std::string *error) {
+  std::vector<int> ids(hooks.size(), 0);
   if (!netfilter_links_) return ids;
   run_in_netns(
       netns_path,
       [&] {
-        for (int pf : kPfs)
-          for (int hook = 0; hook < kHooks; hook++)
-            for (int prio = kFirstPriority; prio < kFirstPriority + kTries; prio++) {
-              LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)pf, .hooknum = (__u32)hook, .priority = prio);
-              bpf_link *link = bpf_program__attach_netfilter(skel_->progs.agent_nf_entry, &opts);
-              if (link) {
-                hook_links_[next_link_] = link;
-                ids.push_back(next_link_++);
-                break;
-              }
-              if (errno != EBUSY) break;  // this hook is not counted by hook: the others still are
+        for (size_t i = 0; i < hooks.size(); i++)
+          for (int prio = kFirstPriority; prio < kFirstPriority + kTries; prio++) {
+            LIBBPF_OPTS(bpf_netfilter_opts, opts, .pf = (__u32)hooks[i].first, .hooknum = (__u32)hooks[i].second,
+                        .priority = prio);
+            bpf_link *link = bpf_program__attach_netfilter(skel_->progs.agent_nf_entry, &opts);
+            if (link) {
+              hook_links_[next_link_] = link;
+              ids[i] = next_link_++;
+              break;
             }
+            if (errno != EBUSY) break;  // this hook is not counted by hook: the others still are
+          }
         return 0;
       },
       error);

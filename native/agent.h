@@ -36,9 +36,10 @@ class Agent {
   void set_nf_freers(const std::vector<std::pair<uint64_t, uint64_t>> &nf_freers);
   // Attaches the kfree_skb program; "" or why not.
   std::string attach_drops();
-  // Attaches the hook entry programs in the namespace at netns_path, both families, every hook. The ids of the
-  // links made (for detach), or throws with why the namespace could not be entered.
-  std::vector<int> attach_netns(const std::string &netns_path, std::string *error);
+  // Attaches the hook entry program in the namespace at netns_path at each of these hooks ({pf, hooknum}): the id
+  // of each link (for detach), 0 where it could not be; *error when the namespace could not be entered.
+  std::vector<int> attach_hooks(const std::string &netns_path, const std::vector<std::pair<int, int>> &hooks,
+                                std::string *error);
   void detach(const std::vector<int> &links);
   std::vector<DropCount> counts() const;
   // Deletes the counts of a namespace that went (its inode may come back for another one); how many.

@@ -3,16 +3,20 @@
 // counters grew meanwhile.
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
+import type { Ruleset } from '../rules/model.js';
 import { RulesetReader } from '../rules/read.js';
+import { RulesetWatch } from '../rules/watch.js';
 import { Symbolizer } from '../trace/kallsyms.js';
-import { EnumNames, HOOK_NAMES } from '../trace/kernel-names.js';
+import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from '../trace/kernel-names.js';
 import { native, type NativeAgent } from '../trace/native.js';
+import { HOOK_NONE } from '../trace/record.js';
 import { eventOf, keyOf, labelsOf, type DropCount, type DropEvent, type DropLabels, type Namer } from './labels.js';
 import { AgentMetrics } from './metrics.js';
 import { hostNamespaces, type HostNetns } from './namespaces.js';
 import {
   apportion,
   counterValues,
+  hooksWithChains,
   leftOver,
   ruleShares,
   withCredit,
@@ -45,6 +49,10 @@ function loadedModules(): string {
 
 export class AgentError extends Error {}
 
+const ALL_HOOKS: [number, number][] = [NFPROTO_IPV4, NFPROTO_IPV6].flatMap((pf) =>
+  HOOK_NAMES.map((_, hook): [number, number] => [pf, hook]),
+);
+
 export interface AgentOptions {
   /** Count only drops of TCP and UDP to or from these ports; null: all drops. */
   ports: number[] | null;
@@ -62,7 +70,10 @@ export interface AgentOptions {
 }
 
 interface Watched extends HostNetns {
-  links: number[];
+  /** Its hook programs' links, by "pf/hooknum". */
+  links: Map<string, number>;
+  /** Tells when its ruleset changed (null where the kernel does not let us listen: read at start only). */
+  watch: RulesetWatch | null;
   devices: Record<number, string>;
   /** Its rules' packet counters at the last reading, for what grew since; null until read. */
   counters: Map<string, number> | null;
@@ -149,23 +160,23 @@ export class DropAgent {
         w.path = ns.path; // a process's file goes with it: the one that names it now
         continue;
       }
-      let links: number[] = [];
-      try {
-        links = this.agent.attachNetns(ns.path);
-      } catch (e) {
-        this.tellOnce(`namespace ${ns.name}: ${(e as Error).message}`);
-        continue;
-      }
-      const watched: Watched = { ...ns, links, devices: {}, counters: null, credit: new Map() };
+      const watch = this.agent.netfilterLinks() ? RulesetWatch.open(ns.path) : null;
+      const watched: Watched = { ...ns, links: new Map(), watch, devices: {}, counters: null, credit: new Map() };
       this.watched.set(ns.inode, watched);
       added.push(watched);
     }
+    // A ruleset that changed: read again, its hooks placed again (a chain added, a table removed).
+    const changed = [...this.watched.values()].filter(
+      (w) => !added.includes(w) && w.goneAt === undefined && w.watch?.due(),
+    );
     for (const w of this.watched.values()) {
       if (present.has(w.inode)) continue;
       if (w.goneAt === undefined) {
         w.goneAt = Date.now();
-        this.agent.detach(w.links);
-        w.links = [];
+        this.agent.detach([...w.links.values()]);
+        w.links.clear();
+        w.watch?.close();
+        w.watch = null;
       } else if (Date.now() - w.goneAt >= this.o.forgetAfterMs) {
         this.metrics.forget(w.name);
         this.watched.delete(w.inode);
@@ -175,7 +186,27 @@ export class DropAgent {
       }
     }
     this.metrics.watching([...this.watched.values()].filter((w) => w.goneAt === undefined).length);
-    await Promise.all(added.map((w) => this.readRules(w)));
+    await Promise.all([...added, ...changed].map((w) => this.readRules(w)));
+  }
+
+  /** The hook program at the hooks where the namespace's ruleset has chains, and only there (every hook a packet
+   *  meets with a program costs it); at every hook when the ruleset could not be read. */
+  private placeHooks(w: Watched, rs: Ruleset | null): void {
+    if (!this.agent.netfilterLinks() || w.goneAt !== undefined) return;
+    const wanted = rs ? hooksWithChains(rs) : ALL_HOOKS;
+    const keys = new Set(wanted.map(([pf, hook]) => `${pf}/${hook}`));
+    const gone = [...w.links].filter(([k]) => !keys.has(k));
+    this.agent.detach(gone.map(([, id]) => id));
+    for (const [k] of gone) w.links.delete(k);
+    const add = wanted.filter(([pf, hook]) => !w.links.has(`${pf}/${hook}`));
+    if (!add.length) return;
+    try {
+      this.agent.attachHooks(w.path, add).forEach((id, i) => {
+        if (id) w.links.set(`${add[i]![0]}/${add[i]![1]}`, id);
+      });
+    } catch (e) {
+      this.tellOnce(`namespace ${w.name}: ${(e as Error).message}`);
+    }
   }
 
   private device(inode: number, ifindex: number): string {
@@ -201,6 +232,7 @@ export class DropAgent {
     });
     if (unread) this.metrics.rulesetError(w.name);
     if (rs) w.counters = counterValues(rs);
+    this.placeHooks(w, unread ? null : rs);
     return rs;
   }
 
@@ -221,7 +253,9 @@ export class DropAgent {
       if (!labels) continue;
       const g: Growth = { count: c, labels, packets, bytes: c.bytes - before.bytes };
       grown.set(key, g);
-      if (labels.hook && this.watched.has(c.netns)) inHooks.set(c.netns, [...(inHooks.get(c.netns) ?? []), g]);
+      // Netfilter's drops, at a hook or not known where (no hook program there yet, or a kernel before 6.4).
+      if (labels.stage === 'netfilter' && this.watched.has(c.netns))
+        inHooks.set(c.netns, [...(inHooks.get(c.netns) ?? []), g]);
       else this.count(labels, g.packets, g.bytes);
     }
     await Promise.all([...inHooks].map(([inode, grown]) => this.nameRules(this.watched.get(inode)!, grown)));
@@ -239,25 +273,34 @@ export class DropAgent {
     const rs = await this.readRules(w);
     const credit = w.credit;
     const shareSets = new Map<string, Credited[]>();
-    const sharesOf = (hook: number, family: 4 | 6, protocol: string) => {
+    const sharesAt = (hook: number, family: 4 | 6, protocol: string) => {
       const at = `${hook}/${family}/${protocol}`;
       let set = shareSets.get(at);
       if (!set) {
         const found = rs && before ? ruleShares(before, rs, family, HOOK_NAMES[hook]!, protocol) : [];
-        shareSets.set(at, (set = withCredit(at, found, credit)));
+        set = withCredit(at, found, credit).map((s) => Object.assign(s, { hook: HOOK_NAMES[hook]! }));
+        shareSets.set(at, set);
       }
       return set;
     };
+    // A drop whose hook is not known may be any hook's: the rules of all of them share it.
+    const sharesOf = (hook: number, family: 4 | 6, protocol: string) =>
+      hook === HOOK_NONE
+        ? HOOK_NAMES.flatMap((_, h) => sharesAt(h, family, protocol))
+        : sharesAt(hook, family, protocol);
+    // The drops not yet given of each group of counts that the same shares may explain (a hook, family and
+    // protocol): each count takes its part of what the rules counted and the earlier counts left.
+    const group = (c: DropCount) => `${c.hook}/${c.family}/${c.proto}`;
+    const left = new Map<string, number>();
+    for (const g of grown) left.set(group(g.count), (left.get(group(g.count)) ?? 0) + g.packets);
     for (const g of grown) {
-      const { family, proto, hook } = g.count;
+      const { family, hook } = g.count;
       const shares = family === 4 || family === 6 ? sharesOf(hook, family, g.labels.protocol) : [];
-      // The drops of every count these shares may explain: of this hook, family and protocol.
-      const total = grown
-        .filter((o) => o.count.hook === hook && o.count.family === family && o.count.proto === proto)
-        .reduce((a, o) => a + o.packets, 0);
+      const total = left.get(group(g.count))!;
+      left.set(group(g.count), total - g.packets);
       const { named, unnamed } = apportion(
         g.packets,
-        shares.map((s) => s.packets),
+        shares.map((s) => Math.max(0, s.packets - s.given)),
         total,
       );
       let most = 0;
@@ -265,7 +308,7 @@ export class DropAgent {
         const n = named[i]!;
         if (n <= 0) return;
         s.given += n;
-        const labels = { ...g.labels, table: s.table, chain: s.chain, rule: s.rule };
+        const labels = { ...g.labels, hook: s.hook ?? g.labels.hook, table: s.table, chain: s.chain, rule: s.rule };
         this.count(labels, n, Math.round((g.bytes * n) / g.packets));
         if (n > most) [most, g.named] = [n, labels];
       });

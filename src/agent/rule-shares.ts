@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { fieldMatches, reachableRules, type PacketView } from '../rules/attribute.js';
 import { baseChains, policyKey, ruleKey, type Rule, type Ruleset } from '../rules/model.js';
-import type { HookName } from '../trace/kernel-names.js';
+import { HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6, type HookName } from '../trace/kernel-names.js';
 
 /** A rule (or a chain's policy) and the packets it dropped between two readings. */
 export interface RuleShare {
@@ -93,6 +93,8 @@ export function apportion(count: number, shares: number[], total: number): { nam
 export interface Credited extends RuleShare {
   id: string;
   given: number;
+  /** The hook of its chain. */
+  hook?: string;
 }
 
 /** This interval's shares at `at` (a hook, family and protocol), with what each rule counted beyond what it was
@@ -112,6 +114,20 @@ export function withCredit(at: string, found: RuleShare[], credit: Map<string, R
 /** What the rules counted beyond what they were given: their credit for the next collection with drops there. */
 export function leftOver(shares: Credited[]): Map<string, RuleShare> {
   const out = new Map<string, RuleShare>();
-  for (const { id, given, ...s } of shares) if (s.packets > given) out.set(id, { ...s, packets: s.packets - given });
+  for (const { id, given, table, chain, rule, packets } of shares)
+    if (packets > given) out.set(id, { table, chain, rule, packets: packets - given });
   return out;
+}
+
+/** The hooks ([pf, hooknum]) where the ruleset has base chains: the only ones where a rule can drop a packet, and
+ *  so the only ones the agent puts its hook program at (every hook a packet meets with a program on it costs). */
+export function hooksWithChains(rs: Ruleset): [number, number][] {
+  const out = new Map<string, [number, number]>();
+  for (const c of rs.chains) {
+    if (c.hook === undefined || c.priority === undefined) continue;
+    const hook = HOOK_NAMES.indexOf(c.hook);
+    const pfs = c.family === 'ip' ? [NFPROTO_IPV4] : c.family === 'ip6' ? [NFPROTO_IPV6] : [NFPROTO_IPV4, NFPROTO_IPV6];
+    for (const pf of pfs) out.set(`${pf}/${hook}`, [pf, hook]);
+  }
+  return [...out.values()].sort((a, b) => a[0] - b[0] || a[1] - b[1]);
 }

@@ -108,9 +108,9 @@ export interface NativeAgent {
   setNfFreers(ranges: [bigint, bigint][]): void;
   /** "" once kfree_skb's program is attached, else why not. */
   attachDrops(): string;
-  /** The hook entry programs in a namespace (none where the kernel has no netfilter programs): their link ids;
-   *  throws when the namespace cannot be entered. */
-  attachNetns(netnsPath: string): number[];
+  /** The hook entry program in a namespace at each of these hooks ([pf, hooknum]): a link id per hook, 0 where it
+   *  could not be (or the kernel has no netfilter programs); throws when the namespace cannot be entered. */
+  attachHooks(netnsPath: string, hooks: [number, number][]): number[];
   detach(links: number[]): void;
   counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number } };
   /** The first drops of new keys since the last call. */
