@@ -4,7 +4,7 @@
 import { createServer, type Server } from 'node:http';
 import { AgentError, DropAgent } from '../agent/agent.js';
 import { eventLine } from '../agent/labels.js';
-import { OtlpExport } from '../agent/otlp.js';
+import type { OtlpExport } from '../agent/otlp.js';
 import { checkPrivileges, compileFor, UserError } from './trace.js';
 import { packageVersion } from './version.js';
 
@@ -51,7 +51,9 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
   checkPrivileges(true);
   const expression = compileFor(o);
   let agent: DropAgent;
-  const otlp = o.otlp === null ? null : new OtlpExport(o.otlp, o.intervalMs, packageVersion());
+  // The OpenTelemetry SDK is loaded only for --otlp: an agent without it keeps its memory.
+  const otlp: OtlpExport | null =
+    o.otlp === null ? null : new (await import('../agent/otlp.js')).OtlpExport(o.otlp, o.intervalMs, packageVersion());
   try {
     agent = new DropAgent({
       ports: o.ports,
