@@ -92,7 +92,11 @@ test('node-gyp (binding.gyp) and cmake-js build the same addon', { timeout: 20 *
   });
   assert.ok(cm.exports.length > 10, `cmake-js's addon exports ${cm.exports.join(', ')}`);
   assert.deepEqual(gyp.exports, cm.exports, 'the same functions');
-  assert.equal(cm.bpf.length, 4, 'each BPF object (the probes, the device verdicts) twice: with and without bpf_loop');
+  assert.equal(
+    cm.bpf.length,
+    6,
+    "each BPF object (the probes, the device verdicts, the agent's) twice: with and without bpf_loop",
+  );
   assert.ok(
     gyp.bpf.length === cm.bpf.length && gyp.bpf.every((o, i) => o.equals(cm.bpf[i]!)),
     'the same BPF objects inside',
