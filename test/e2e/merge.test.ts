@@ -36,6 +36,9 @@ interface Case {
 }
 
 interface Merged {
+  /** Each end's trace, compact, for a failure's message: its packets' times, flags, fates and points, its summary's
+   *  lost events. */
+  traces: string;
   trips: Trip[];
   clock: Clock;
   text: string;
@@ -69,7 +72,19 @@ async function across(t: TestContext, c: Case): Promise<Merged> {
   assert.equal(text.code, 0, text.stderr);
   const written = c.write ? runCli(['merge', '--json', `client=${pcapng[0]}`, `server=${pcapng[1]}`]) : null;
   assert.equal(written?.code ?? 0, 0, written?.stderr);
+  const compact = (ndjson: string) =>
+    parseRecords(ndjson)
+      .map((r) =>
+        r.type === 'packet'
+          ? `${r.time.slice(11)} ${r.tcp_flags} ${r.fate} ${r.steps.map((s) => s.point).join(',')}`
+          : r.type === 'summary'
+            ? `summary: ${r.lost_events} lost events`
+            : '',
+      )
+      .filter(Boolean)
+      .join('\n');
   return {
+    traces: `client:\n${compact(a.stdout)}\nserver:\n${compact(b.stdout)}`,
     trips: records.filter(isType('trip')),
     clock: records.find(isType('clock'))!,
     text: text.stdout,
@@ -81,7 +96,7 @@ async function across(t: TestContext, c: Case): Promise<Merged> {
 const paths = (m: Merged) => m.trips.map((t) => `${t.from}→${t.to} [${t.tcp_flags}] ${t.path}`);
 const only = (m: Merged, want: string) => {
   assert.ok(m.trips.length >= 2, `the SYN and a retransmission at least:\n${m.text}`);
-  assert.deepEqual([...new Set(paths(m))], [want], m.text);
+  assert.deepEqual([...new Set(paths(m))], [want], `${m.text}\n${m.traces}`);
 };
 
 test("merge: a drop in the router's FORWARD is loss on the path: left the client's device, never reached the server's", async (t) => {
