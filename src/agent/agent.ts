@@ -18,6 +18,7 @@ import {
   counterValues,
   hooksWithChains,
   leftOver,
+  rebased,
   ruleShares,
   withCredit,
   type Credited,
@@ -186,7 +187,7 @@ export class DropAgent {
       }
     }
     this.metrics.watching([...this.watched.values()].filter((w) => w.goneAt === undefined).length);
-    await Promise.all([...added, ...changed].map((w) => this.readRules(w)));
+    await Promise.all([...added.map((w) => this.readRules(w)), ...changed.map((w) => this.readRules(w, true))]);
   }
 
   /** The hook program at the hooks where the namespace's ruleset has chains, and only there (every hook a packet
@@ -222,8 +223,9 @@ export class DropAgent {
     return w.devices[ifindex] ?? `if${ifindex}`;
   }
 
-  /** Reads a namespace's rules' counters; null when its ruleset could not be read. */
-  private async readRules(w: Watched) {
+  /** Reads a namespace's rules and their counters, the new baseline (`keep`: the old one kept for the rules that
+   *  stay, their drops since not yet named); null when its ruleset could not be read. */
+  private async readRules(w: Watched, keep = false) {
     let unread = false;
     const rs = await new RulesetReader(w.path, () => (unread = true)).read(true).catch((e: Error) => {
       this.tellOnce(`namespace ${w.name}: ruleset not read: ${e.message}`);
@@ -231,7 +233,7 @@ export class DropAgent {
       return null;
     });
     if (unread) this.metrics.rulesetError(w.name);
-    if (rs) w.counters = counterValues(rs);
+    if (rs) w.counters = keep && w.counters ? rebased(w.counters, counterValues(rs)) : counterValues(rs);
     this.placeHooks(w, unread ? null : rs);
     return rs;
   }

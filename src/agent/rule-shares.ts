@@ -25,6 +25,18 @@ export function counterValues(rs: Ruleset): Map<string, number> {
   return out;
 }
 
+/** The baseline after a ruleset changed between two collections: each rule's count at the last collection where it
+ *  had one, so that what it dropped since is still named at the next; a new rule (or one whose counter went back,
+ *  re-created) from zero. Taking the new reading as it is would lose what the rules dropped meanwhile. */
+export function rebased(before: Map<string, number>, now: Map<string, number>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [key, n] of now) {
+    const b = before.get(key);
+    if (b !== undefined && b <= n) out.set(key, b);
+  }
+  return out;
+}
+
 const DROPS = new Set(['drop', 'reject']);
 /** Past this, a rule's text is cut and a hash of the whole keeps it apart from others cut alike. */
 export const RULE_LABEL_MAX = 80;

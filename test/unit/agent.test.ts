@@ -12,6 +12,7 @@ import {
   apportion,
   counterValues,
   leftOver,
+  rebased,
   ruleLabel,
   ruleShares,
   RULE_LABEL_MAX,
@@ -91,6 +92,24 @@ test('a drop in one reading of the counters and in the next counts of the kernel
   // Another hook's credit is not this one's; an unclaimed credit lasts one interval.
   assert.deepEqual(withCredit('3/4/tcp', [], credit), []);
   assert.equal(leftOver(withCredit('1/4/udp', [], credit)).size, 0);
+});
+
+test('a ruleset changed between collections: the old baseline kept for the rules that stay, new ones from zero', () => {
+  // The DROP rule had counted 2 at the last collection; the ruleset changed (a rule added) and is read again with
+  // the DROP rule at 5: its 3 drops since are still to be named at the next collection.
+  const before = counterValues(save(2, 0));
+  const now = new Map([...counterValues(save(5, 0)), ['ip/filter/INPUT#new', 4]]);
+  const base = rebased(before, now);
+  assert.deepEqual(ruleShares(base, save(5, 0), 4, 'LOCAL_IN', 'tcp'), [
+    { table: 'filter', chain: 'INPUT', rule: 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP', packets: 3 },
+  ]);
+  assert.equal(base.has('ip/filter/INPUT#new'), false, 'a new rule counts from zero');
+  // A counter that went back (the rule re-created) counts from zero too.
+  const back = rebased(counterValues(save(9, 0)), counterValues(save(5, 0)));
+  assert.deepEqual(
+    ruleShares(back, save(5, 0), 4, 'LOCAL_IN', 'tcp').map((s) => s.packets),
+    [5],
+  );
 });
 
 test("a rule's label: whole when short, cut with a stable id of the whole when long", () => {
