@@ -25,6 +25,8 @@ __u64 nf_freer_end[PT_AGENT_NF_FREERS] = {};
 /* --port: only drops of TCP and UDP to or from these ports (a bit per port); any_port: all drops. */
 const volatile __u8 any_port = 1;
 const volatile __u8 ports[8192] = {};
+/* --label-ports: each drop counted by the port of the list it has. */
+const volatile __u8 label_ports = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -103,13 +105,29 @@ static __always_inline bool port_wanted(__u16 port)
 	return ports[port >> 3] & (1 << (port & 7));
 }
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PT_AGENT_LOST_KINDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} lost SEC(".maps");
+
+static __always_inline void lose(__u32 kind)
+{
+	__u64 *n = bpf_map_lookup_elem(&lost, &kind);
+	if (n)
+		(*n)++;
+}
+
 /* The first drop of a key, with its addresses and ports (ring full: the count alone, as for any other). */
 static __always_inline void sample(const struct pathtrace_drop_key *k, const struct sk_buff *skb,
 				   const unsigned char *nh)
 {
 	struct pathtrace_drop_sample *s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
-	if (!s)
+	if (!s) {
+		lose(PT_AGENT_SAMPLES_LOST);
 		return;
+	}
 	__builtin_memset(s, 0, sizeof(*s));
 	s->key = *k;
 	s->len = skb->len;
@@ -150,6 +168,8 @@ static __always_inline void count(struct sk_buff *skb, void *location, __u32 rea
 		__u16 sport, dport;
 		if (!transport_ports(&k, nh, &sport, &dport) || !(port_wanted(sport) || port_wanted(dport)))
 			return;
+		if (label_ports)
+			k.port = port_wanted(dport) ? dport : sport;
 	}
 	/* A tcpdump expression (the trace's interpreter, expression.bpf.h): run on drops only. */
 	if (expr.len && !(expr_fill(nh, skb_head_end(skb)) && expr_run()))

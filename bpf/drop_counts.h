@@ -14,10 +14,11 @@ struct pathtrace_drop_key {
 	__u32 netns;	/* network namespace inode number, 0 if unknown */
 	__u32 ifindex;	/* the device it was on, 0 for none */
 	__u32 reason;	/* enum skb_drop_reason; PT_REASON_NONE before 5.17 */
+	__u16 port;	/* --label-ports: the port of --port's list the packet has (its destination's first); else 0 */
 	__u8 hook;	/* NF_INET_* of the netfilter hook that dropped it; PT_HOOK_NONE */
 	__u8 family;	/* 4 or 6 */
 	__u8 proto;	/* IPPROTO_* (IPv6: the first next header) */
-	__u8 pad;
+	__u8 pad[7];
 };
 
 struct pathtrace_drop_count {
@@ -34,6 +35,12 @@ struct pathtrace_drop_sample {
 	__u16 sport;
 	__u16 dport;
 	__u32 len;
+};
+
+/* Counters of the agent itself, in the "lost" per-CPU array. */
+enum pathtrace_agent_lost {
+	PT_AGENT_SAMPLES_LOST, /* first drops of a key not told: the sample ring was full */
+	PT_AGENT_LOST_KINDS,
 };
 
 #define PT_AGENT_MAX_KEYS    16384

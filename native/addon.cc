@@ -244,7 +244,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
       for (uint32_t i = 0; i < a.Length(); i++) ports.push_back(a.Get(i).As<Napi::Number>().Uint32Value() & 0xffff);
     }
     try {
-      agent_ = std::make_unique<Agent>(ports, program_of(info[1]));
+      agent_ = std::make_unique<Agent>(ports, program_of(info[1]), info[2].ToBoolean());
     } catch (const std::exception &e) {
       throw Napi::Error::New(info.Env(), e.what());
     }
@@ -301,8 +301,8 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     return info.Env().Undefined();
   }
 
-  // counts() -> { keys: [{location: bigint, netns, ifindex, reason, hook, family, proto, packets, bytes}],
-  //               unkeyed: {packets, bytes} }
+  // counts() -> { keys: [{location: bigint, netns, ifindex, reason, port, hook, family, proto, packets, bytes}],
+  //               unkeyed: {packets, bytes}, samplesLost }
   Napi::Value Counts(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     Agent &a = agent(env);
@@ -322,6 +322,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     Napi::Object out = Napi::Object::New(env);
     out.Set("keys", keys);
     out.Set("unkeyed", unkeyed);
+    out.Set("samplesLost", (double)a.lost(PT_AGENT_SAMPLES_LOST));
     return out;
   }
 
@@ -360,6 +361,7 @@ class AgentWrap : public Napi::ObjectWrap<AgentWrap> {
     o.Set("netns", k.netns);
     o.Set("ifindex", k.ifindex);
     o.Set("reason", k.reason);
+    o.Set("port", k.port);
     o.Set("hook", k.hook);
     o.Set("family", k.family);
     o.Set("proto", k.proto);

@@ -22,11 +22,13 @@ constexpr int kFirstPriority = INT_MIN + 1;
 constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
 }  // namespace
 
-Agent::Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression) {
+Agent::Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression,
+             bool label_ports) {
   skel_ = open_for_kernel(agent_bpf__open, agent_bpf__create_skeleton, agent_compat_bpf__elf_bytes, agent_bpf__destroy);
   if (!skel_) throw std::runtime_error("cannot open the agent's BPF object: " + errno_text(errno));
   skel_->rodata->any_port = ports.empty();
   for (uint16_t p : ports) skel_->rodata->ports[p >> 3] |= 1 << (p & 7);
+  skel_->rodata->label_ports = label_ports && !ports.empty();
   skel_->bss->expr.len = std::min<size_t>(expression.size(), PT_EXPR_MAX_INSNS);
   memcpy(skel_->bss->expr.insns, expression.data(), skel_->bss->expr.len * sizeof(pathtrace_expr_insn));
   // One kfree_skb program, by the tracepoint's arity: with a reason (5.17+) or without.
@@ -166,6 +168,17 @@ pathtrace_drop_count Agent::unkeyed() const {
       sum.packets += c.packets;
       sum.bytes += c.bytes;
     }
+  return sum;
+}
+
+uint64_t Agent::lost(pathtrace_agent_lost kind) const {
+  uint64_t sum = 0;
+  if (!skel_) return sum;
+  int cpus = libbpf_num_possible_cpus();
+  std::vector<uint64_t> per_cpu(cpus > 0 ? cpus : 1);
+  __u32 k = kind;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.lost), &k, per_cpu.data()) == 0)
+    for (uint64_t n : per_cpu) sum += n;
   return sum;
 }
 

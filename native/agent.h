@@ -24,8 +24,9 @@ struct DropCount {
 class Agent {
  public:
   // Loads the programs; ports: count only drops of TCP and UDP to or from these (none: all drops); expression:
-  // only drops it takes (none: all). Throws std::runtime_error saying what the kernel refused.
-  Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression);
+  // only drops it takes (none: all); label_ports: each drop counted by the port of the list it has. Throws
+  // std::runtime_error saying what the kernel refused.
+  Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression, bool label_ports);
   ~Agent();
   Agent(const Agent &) = delete;
   Agent &operator=(const Agent &) = delete;
@@ -45,6 +46,8 @@ class Agent {
   // Deletes the counts of a namespace that went (its inode may come back for another one); how many.
   size_t forget_netns(uint32_t netns);
   pathtrace_drop_count unkeyed() const;
+  // First drops of keys not told (enum pathtrace_agent_lost: the sample ring was full).
+  uint64_t lost(pathtrace_agent_lost kind) const;
   // The first drops of new keys since the last call, oldest first.
   std::vector<pathtrace_drop_sample> samples();
   void close();

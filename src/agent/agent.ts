@@ -59,6 +59,8 @@ export interface AgentOptions {
   ports: number[] | null;
   /** A tcpdump expression compiled (classic BPF): count only the drops it takes; null: all. */
   expression: Uint8Array | null;
+  /** Drops counted by the port of `ports` they have (a port label). */
+  labelPorts: boolean;
   maxSeries: number;
   /** How long a namespace that went keeps its series (Prometheus still sees its last values meanwhile). */
   forgetAfterMs: number;
@@ -100,6 +102,7 @@ export class DropAgent {
   /** Each kernel key's counts at the last collection. */
   private readonly last = new Map<string, { netns: number; packets: number; bytes: number }>();
   private lastUnkeyed = 0;
+  private lastSamplesLost = 0;
   private symbols = Symbolizer.fromProc();
   private freersFound = 0;
   /** The modules when kallsyms was last read for the freers. */
@@ -111,13 +114,17 @@ export class DropAgent {
   constructor(private readonly o: AgentOptions) {
     const n = native();
     try {
-      this.agent = new n.Agent(o.ports, o.expression ?? undefined);
+      this.agent = new n.Agent(o.ports, o.expression ?? undefined, o.labelPorts);
     } catch (e) {
       throw new AgentError((e as Error).message);
     }
     this.placeFreers();
     this.reasons = new EnumNames(n.kernelEnum('skb_drop_reason'), 'SKB_DROP_REASON_');
-    this.metrics = new AgentMetrics({ version: o.version, kernel: release(), libbpf: n.libbpfVersion() }, o.maxSeries);
+    this.metrics = new AgentMetrics(
+      { version: o.version, kernel: release(), libbpf: n.libbpfVersion() },
+      o.maxSeries,
+      o.labelPorts,
+    );
     this.namer = {
       netns: (inode) => this.watched.get(inode)?.name ?? String(inode),
       device: (inode, ifindex) => this.device(inode, ifindex),
@@ -242,7 +249,7 @@ export class DropAgent {
   async collect(): Promise<void> {
     // Samples first: each one's key is then in the counts read next.
     const samples = this.agent.samples();
-    const { keys, unkeyed } = this.agent.counts();
+    const { keys, unkeyed, samplesLost } = this.agent.counts();
     const inHooks = new Map<number, Growth[]>();
     const grown = new Map<string, Growth>();
     for (const c of keys) {
@@ -263,6 +270,8 @@ export class DropAgent {
     await Promise.all([...inHooks].map(([inode, grown]) => this.nameRules(this.watched.get(inode)!, grown)));
     this.metrics.addUnkeyed(unkeyed.packets - this.lastUnkeyed);
     this.lastUnkeyed = unkeyed.packets;
+    this.metrics.addSamplesLost(samplesLost - this.lastSamplesLost);
+    this.lastSamplesLost = samplesLost;
     for (const s of samples) {
       const g = grown.get(keyOf(s.key));
       if (g) this.o.onDrop?.(eventOf(s, g.named ?? g.labels));

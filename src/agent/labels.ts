@@ -32,7 +32,12 @@ export const LABEL_NAMES = [
   'rule',
   'protocol',
 ] as const;
-export type DropLabels = Record<(typeof LABEL_NAMES)[number], string>;
+/** The labels of a drop series; `port` only with --label-ports (a series per port of --port's list). */
+export type DropLabels = Record<(typeof LABEL_NAMES)[number], string> & { port?: string };
+export type LabelName = (typeof LABEL_NAMES)[number] | 'port';
+
+/** The label names of the drop series: the port's only when asked. */
+export const labelNames = (ports: boolean): LabelName[] => (ports ? [...LABEL_NAMES, 'port'] : [...LABEL_NAMES]);
 
 /** How the kernel's numbers read: a namespace's name, a device's, a freeing function's, a drop reason's. */
 export interface Namer {
@@ -49,7 +54,7 @@ const NOT_DROPS = new Set(['ip6_mc_input']);
 
 /** The same key, as a string for maps. */
 export const keyOf = (c: NativeDropKey): string =>
-  `${c.location}/${c.netns}/${c.ifindex}/${c.reason}/${c.hook}/${c.family}/${c.proto}`;
+  `${c.location}/${c.netns}/${c.ifindex}/${c.reason}/${c.hook}/${c.family}/${c.proto}/${c.port}`;
 
 /** The labels of a count (table, chain and rule left empty: the ruleset names them); null when what the kernel
  *  freed was no drop: a transport finishing with a packet it handled (NOT_SPECIFIED, or no reason before 5.17). */
@@ -69,6 +74,7 @@ export function labelsOf(c: DropCount, names: Namer): DropLabels | null {
     chain: '',
     rule: '',
     protocol: protoName(c.proto, c.family),
+    ...(c.port ? { port: String(c.port) } : {}),
   };
 }
 

@@ -14,6 +14,8 @@ export interface AgentCommandOptions {
   otlp: string | null;
   /** --port: only drops of TCP and UDP to or from these; null: all. */
   ports: number[] | null;
+  /** --label-ports: each drop series by the port of `ports` it has. */
+  labelPorts: boolean;
   /** A tcpdump expression: only the drops it takes; null: all. */
   expression: string | null;
   intervalMs: number;
@@ -58,6 +60,7 @@ export async function runAgent(o: AgentCommandOptions): Promise<void> {
     agent = new DropAgent({
       ports: o.ports,
       expression: expression?.program ?? null,
+      labelPorts: o.labelPorts,
       maxSeries: o.maxSeries,
       forgetAfterMs: o.forgetAfterMs,
       version: packageVersion(),

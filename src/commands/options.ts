@@ -29,6 +29,7 @@ export const AGENT_DEFAULTS: AgentCommandOptions = {
   listen: { host: '127.0.0.1', port: 9810 },
   otlp: null,
   ports: null,
+  labelPorts: false,
   expression: null,
   intervalMs: 5000,
   maxSeries: 2000,
@@ -48,6 +49,7 @@ function parseAgent(argv: string[]): Command {
         listen: { type: 'string' },
         otlp: { type: 'string' },
         port: { type: 'string', short: 'p', multiple: true },
+        'label-ports': { type: 'boolean' },
         interval: { type: 'string' },
         'max-series': { type: 'string' },
         'forget-after': { type: 'string' },
@@ -59,6 +61,11 @@ function parseAgent(argv: string[]): Command {
   const o = { ...AGENT_DEFAULTS };
   if (values.listen !== undefined) o.listen = parseListen(values.listen);
   if (values.port !== undefined) o.ports = parsePorts(values.port);
+  if (values['label-ports']) {
+    // Every port a label would make a series per client port: only the ports asked for.
+    if (!o.ports) throw new UsageError('--label-ports needs --port: the ports to count by');
+    o.labelPorts = true;
+  }
   if (positionals.length) {
     o.expression = positionals.join(' ').trim();
     if (!o.expression) throw new UsageError('empty filter expression');
@@ -115,13 +122,13 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
        pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
-       pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...]] [--interval SECONDS]
-                       [--max-series N] [--forget-after SECONDS] [EXPRESSION]
+       pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...] [--label-ports]]
+                       [--interval SECONDS] [--max-series N] [--forget-after SECONDS] [EXPRESSION]
                                              count the drops of every network namespace, by hook, rule
                                              and reason, for Prometheus at http://ADDR:PORT/metrics,
                                              and to an OpenTelemetry collector at URL (OTLP/HTTP);
                                              --port, EXPRESSION: only the drops of those ports, or that
-                                             a tcpdump expression takes
+                                             a tcpdump expression takes; --label-ports: by port too
                                              (default ${AGENT_DEFAULTS.listen.host}:${AGENT_DEFAULTS.listen.port}, every ${AGENT_DEFAULTS.intervalMs / 1000} s, ${AGENT_DEFAULTS.maxSeries} series;
                                              a namespace gone keeps its series ${AGENT_DEFAULTS.forgetAfterMs / 1000} s)
 

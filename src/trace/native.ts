@@ -81,6 +81,8 @@ export interface NativeDropKey {
   netns: number;
   ifindex: number;
   reason: number;
+  /** The port of --port's list the packet had, with --label-ports; else 0. */
+  port: number;
   hook: number;
   family: number;
   proto: number;
@@ -112,7 +114,8 @@ export interface NativeAgent {
    *  could not be (or the kernel has no netfilter programs); throws when the namespace cannot be entered. */
   attachHooks(netnsPath: string, hooks: [number, number][]): number[];
   detach(links: number[]): void;
-  counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number } };
+  /** samplesLost: first drops of keys not told, the sample ring full. */
+  counts(): { keys: NativeDropCount[]; unkeyed: { packets: number; bytes: number }; samplesLost: number };
   /** The first drops of new keys since the last call. */
   samples(): NativeDropSample[];
   /** Deletes the counts of a namespace that went; how many. */
@@ -124,8 +127,9 @@ export interface NativeAgent {
 
 export interface Native {
   Tracer: new (config: FilterConfig) => NativeTracer;
-  /** ports: count only drops of TCP and UDP to or from these; null: all drops. expression: only drops it takes. */
-  Agent: new (ports: number[] | null, expression?: Uint8Array) => NativeAgent;
+  /** ports: count only drops of TCP and UDP to or from these; null: all drops. expression: only drops it takes.
+   *  labelPorts: each drop counted by the port of the list it has. */
+  Agent: new (ports: number[] | null, expression?: Uint8Array, labelPorts?: boolean) => NativeAgent;
   kernelFeatures(): { btf: boolean; netfilterLinks: boolean; btfError?: string };
   kernelEnum(name: string): Record<string, number>;
   /** "v1.4": the libbpf the addon runs with. */

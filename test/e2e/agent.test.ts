@@ -281,3 +281,33 @@ for (const filter of [['--port', String(PORT)], [`tcp dst port ${PORT}`]])
       JSON.stringify(seen),
     );
   });
+
+test('agent --port P,Q --label-ports: a series per port of the list, and none for other ports', async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  const closed = 5432;
+  const agent = await startAgent(['--port', `${PORT},${closed}`, '--label-ports']);
+  t.after(() => {
+    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+    lab.destroy();
+  });
+  const srv = lab.server.netns;
+  addDropRule(lab);
+  // The rule drops the SYN to PORT; nothing listens on `closed` (NO_SOCKET) nor on 9 (not in the list).
+  await Promise.all([PORT, closed, 9].map((p) => lab.connect('tcp', lab.server.v4, p, 300)));
+  const series = (text: string) => text.split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  const seen = await waitFor(
+    'a series of each port',
+    async () => {
+      const s = series(await agent.metrics());
+      const ruled = s.some((l) => l.includes(`rule="${RULE}"`) && l.includes(`port="${PORT}"`));
+      return ruled && s.some((l) => l.includes(`port="${closed}"`)) ? s : undefined;
+    },
+    10_000,
+  ).catch(async (e: Error) => assert.fail(`${e.message}: ${await agent.metrics()}; ${agent.output()}`));
+  for (const l of seen) assert.match(l, new RegExp(`port="(${PORT}|${closed})"`), l);
+  assert.ok(
+    seen.some((l) => l.includes(`port="${closed}"`) && l.includes('reason="NO_SOCKET"')),
+    seen.join('\n'),
+  );
+});

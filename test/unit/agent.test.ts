@@ -134,6 +134,7 @@ const count = (c: Partial<DropCount>): DropCount => ({
   netns: 1,
   ifindex: 2,
   reason: 8,
+  port: 0,
   hook: 1,
   family: 4,
   proto: 6,
@@ -161,6 +162,9 @@ test("a count's labels: the hook where netfilter freed it, else its stage; frees
   assert.equal(labelsOf(count({ location: 0x20n, reason: REASON_NONE, hook: HOOK_NONE }), names), null);
   assert.equal(labelsOf(count({ location: 0x30n, reason: 2, hook: HOOK_NONE, family: 6, proto: 58 }), names), null);
   assert.equal(labelsOf(count({ ifindex: 0 }), names)?.device, '');
+  // --label-ports: the port the kernel counted it by, as a label; none without.
+  assert.equal(labelsOf(count({ port: 3306 }), names)?.port, '3306');
+  assert.equal('port' in labelsOf(count({}), names)!, false);
 });
 
 test('series are bounded: past the cap drops go to the overflow series; a namespace gone takes its series', async () => {
@@ -189,6 +193,15 @@ test('series are bounded: past the cap drops go to the overflow series; a namesp
   assert.doesNotMatch(text, /netns="b"/);
   m.add(labels('c', 'r1'), 1, 60); // room again
   assert.match(await m.text(), /^pathtrace_drops_total\{netns="c",.*\} 1$/m);
+  // With a port label: a series per port, the overflow's says so too.
+  const p = new AgentMetrics({ version: '0', kernel: 'k', libbpf: 'v1' }, 1, true);
+  p.add({ ...labels('a', 'r1'), port: '3306' }, 1, 60);
+  p.add({ ...labels('a', 'r1'), port: '5432' }, 2, 60);
+  text = await p.text();
+  assert.match(text, /^pathtrace_drops_total\{netns="a",.*protocol="tcp",port="3306"\} 1$/m);
+  assert.match(text, /^pathtrace_drops_total\{netns="overflow",.*port="overflow"\} 2$/m);
+  p.addSamplesLost(3);
+  assert.match(await p.text(), /^pathtrace_samples_lost_total 3$/m);
 });
 
 test('agent options: --listen, --otlp, --port, --interval, --max-series; bad ones refused in a line', () => {
@@ -198,6 +211,7 @@ test('agent options: --listen, --otlp, --port, --interval, --max-series; bad one
       listen: { host: '127.0.0.1', port: 9810 },
       otlp: null,
       ports: null,
+      labelPorts: false,
       expression: null,
       intervalMs: 5000,
       maxSeries: 2000,
@@ -215,6 +229,8 @@ test('agent options: --listen, --otlp, --port, --interval, --max-series; bad one
   assert.deepEqual(expr.kind === 'agent' && expr.options.expression, 'tcp port 3306');
   const ported = parseCommandLine(['agent', '-p', '3306', '--port', '80,8000-8002']);
   assert.deepEqual(ported.kind === 'agent' && ported.options.ports, [80, 3306, 8000, 8001, 8002]);
+  const labelled = parseCommandLine(['agent', '-p', '3306', '--label-ports']);
+  assert.equal(labelled.kind === 'agent' && labelled.options.labelPorts, true);
   for (const bad of [
     ['--listen', 'localhost'],
     ['--listen', '1.2.3.4:0'],
@@ -225,6 +241,7 @@ test('agent options: --listen, --otlp, --port, --interval, --max-series; bad one
     ['--otlp', 'collector:4318'],
     ['--port', '70000'],
     ['--otlp', 'grpc://collector:4317'],
+    ['--label-ports'],
   ])
     assert.throws(() => parseCommandLine(['agent', ...bad]), UsageError, bad.join(' '));
 });
