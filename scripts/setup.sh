@@ -43,6 +43,9 @@ packages+=(python3)
 # prometheus and promtool: test/e2e/agent.test.ts scrapes the agent with the real server (its service is not
 # started: policy-rc.d below; the test runs its own, on 127.0.0.1).
 packages+=(prometheus)
+# podman and runc: test/e2e/containers.test.ts traces real containers by name (runc: this machine's cgroups refuse
+# crun); busybox-static above is their image.
+packages+=(podman runc)
 backported=(libbpf-dev bpftool)
 
 missing=()

@@ -8,10 +8,9 @@ import { formatMerged, mergedRecords } from '../output/merge.js';
 import { MAX_COMPARED } from '../report/compare.js';
 import { merge, type Merged } from '../report/merge.js';
 import { tupleText } from '../report/nat.js';
-import { NetnsError, resolveNetns } from '../trace/netns.js';
-import type { TraceOptions } from '../trace/options.js';
+import type { Place, TraceOptions } from '../trace/options.js';
 import { hostTrace } from './merge.js';
-import { checkPrivileges, compileFor, loadTui, UserError, usesTui } from './trace.js';
+import { checkPrivileges, compileFor, loadTui, resolvePlace, usesTui } from './trace.js';
 import type {
   DropRecord,
   HostRecord,
@@ -21,16 +20,18 @@ import type {
   TraceRecord,
 } from '../output/records.js';
 
-/** The arguments of the child tracing one namespace: the user's, their --netns and output mode replaced. Pure. */
+/** The arguments of the child tracing one namespace: the user's, their --netns, --container and output mode
+ *  replaced (a container is found once, here, and its child given its namespace). Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
   const out: string[] = [];
   const args = argv.values();
   for (const a of args) {
-    if (a === '--netns' || a === '-n') {
+    if (a === '--netns' || a === '-n' || a === '--container') {
       args.next();
       continue;
     } // and the name after it
-    if (a.startsWith('--netns=') || (a.startsWith('-n') && !a.startsWith('--') && a.length > 2)) continue;
+    if (a.startsWith('--netns=') || a.startsWith('--container=')) continue;
+    if (a.startsWith('-n') && !a.startsWith('--') && a.length > 2) continue;
     if (a === '--json' || a === '--plain') continue;
     out.push(a);
   }
@@ -207,7 +208,7 @@ function traceAcross(argv: string[], across: [string, string], bin: string, o: A
 /** --netns A --netns B: both traced by children of this process, merged at the end (traceAcross above); on a
  *  terminal, both shown side by side meanwhile. onReady: once both trace (the demo starts its client). */
 export async function across(
-  o: TraceOptions & { across: [string, string] },
+  o: TraceOptions & { across: [Place, Place] },
   argv: string[],
   names?: [string, string],
   onReady?: (stop: () => void) => void,
@@ -217,19 +218,15 @@ export async function across(
   const self = process.argv[1]; // pathtrace's own script, which each child runs
   if (self === undefined)
     throw new Error('tracing two namespaces needs pathtrace run as a script (it runs itself for each)');
-  for (const n of o.across) {
-    try {
-      resolveNetns(n);
-    } catch (e) {
-      throw e instanceof NetnsError ? new UserError(e.message) : e;
-    }
-  }
+  const [a, b] = o.across.map(resolvePlace);
+  const paths: [string, string] = [a!.path, b!.path];
+  names ??= [a!.label, b!.label];
   let stopRun = () => {};
   let view: AcrossOptions['view'];
   let redraw: NodeJS.Timeout | null = null;
   if (usesTui(o)) {
     const { AcrossStore, showAcross } = await loadTui();
-    const store = new AcrossStore(names ?? o.across);
+    const store = new AcrossStore(names);
     const screen = showAcross(store, !process.env.NO_COLOR, () => stopRun());
     view = {
       record: (host, r) => store.record(host, r),
@@ -244,7 +241,7 @@ export async function across(
       if (m) store.setMerged(m);
     }, 1000);
   }
-  const run = traceAcross(argv, o.across, self, { json: o.json, names, view });
+  const run = traceAcross(argv, paths, self, { json: o.json, names, view });
   stopRun = run.stop;
   let signalled = false;
   const stop = () => {

@@ -5,7 +5,7 @@ import { checkPrivileges, trace, UserError, usesTui } from './trace.js';
 import { Lab } from '../lab/lab.js';
 import { NGINX_BIN, startNginx, type Nginx } from '../lab/nginx.js';
 import type { HookName } from '../trace/kernel-names.js';
-import type { TraceOptions } from '../trace/options.js';
+import type { Place, TraceOptions } from '../trace/options.js';
 import type { Summary } from '../report/summary.js';
 import { missingTools } from '../trace/tools.js';
 
@@ -28,7 +28,7 @@ export interface Scenario {
   /** Programs it runs beyond ip and iptables, with their package. */
   needs?: [string, string][];
   /** Two namespaces traced at once and merged (--netns twice), named client and server. */
-  both?(lab: Lab): [string, string];
+  both?(lab: Lab): [Place, Place];
 }
 
 export const PORT = 3306;
@@ -135,7 +135,7 @@ export const SCENARIOS: Record<string, Scenario> = {
     router: true,
     port: PORT,
     traced: (lab) => lab.client.netns,
-    both: (lab) => [lab.client.netns, lab.server.netns],
+    both: (lab) => [{ netns: lab.client.netns }, { netns: lab.server.netns }],
     rules: (lab) => [
       {
         netns: lab.router!.netns,

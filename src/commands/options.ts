@@ -9,6 +9,7 @@ import {
   DEFAULT_SNAPLEN,
   MAX_SNAPLEN,
   POINT_GROUPS,
+  type Place,
   type PointGroup,
   type Proto,
   type TraceOptions,
@@ -147,6 +148,9 @@ Filter (applied in the kernel; all given filters must match):
                               path such as /proc/PID/ns/net); default: pathtrace's own. Twice: both
                               at once, each packet tagged by its namespace, merged at the end as
                               'pathtrace merge' does
+      --container NAME|ID     trace inside this container's network namespace, found through its
+                              runtime (podman, docker, or crictl for containerd and CRI-O); its
+                              packets named by the container. With --netns or twice: as --netns twice
 
 Output and end:
       --json                  NDJSON on stdout: ready, packet, connection and summary records
@@ -267,6 +271,7 @@ const VALUE_OPTIONS = new Set([
   '--proto',
   '--netns',
   '-n',
+  '--container',
   '--duration',
   '-d',
   '--count',
@@ -281,6 +286,9 @@ const VALUE_OPTIONS = new Set([
 ]);
 
 const isPair = <T>(xs: T[]): xs is [T, T] => xs.length === 2;
+
+/** A place as its option: "--netns web", "--container db". */
+export const placeText = (p: Place): string => ('netns' in p ? `--netns '${p.netns}'` : `--container '${p.container}'`);
 
 /** `--port -1` as `--port=-1`: parseArgs takes a value that starts with '-' for an option and calls the
  *  pair ambiguous; a negative number is a bad value, to be named as such. */
@@ -311,11 +319,13 @@ export function parseCommandLine(argv: string[]): Command {
       args: joinNegativeValues(argv),
       allowPositionals: true,
       strict: true,
+      tokens: true,
       options: {
         port: { type: 'string', short: 'p', multiple: true },
         host: { type: 'string', short: 'H', multiple: true },
         proto: { type: 'string' },
         netns: { type: 'string', short: 'n', multiple: true },
+        container: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         plain: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
@@ -339,6 +349,12 @@ export function parseCommandLine(argv: string[]): Command {
   }
   const v = parsed.values;
   if (v.help) return { kind: 'help' };
+  // --netns and --container in the order given: the first is the first host of a merge.
+  const places: Place[] = parsed.tokens.flatMap((t) =>
+    t.kind === 'option' && t.value !== undefined && (t.name === 'netns' || t.name === 'container')
+      ? [t.name === 'netns' ? { netns: t.value } : { container: t.value }]
+      : [],
+  );
   if (v.version) return { kind: 'version' };
 
   const ports = v.port ? parsePorts(v.port) : null;
@@ -354,8 +370,9 @@ export function parseCommandLine(argv: string[]): Command {
     hosts: (v.host ?? []).map(parseHost),
     expression: null,
     protos: parseProtos(v.proto, ports !== null),
-    netns: v.netns?.[0] ?? null,
-    across: v.netns && isPair(v.netns) ? [v.netns[0], v.netns[1]] : null,
+    netns: places.length === 1 && 'netns' in places[0]! ? places[0].netns : null,
+    container: places.length === 1 && 'container' in places[0]! ? places[0].container : null,
+    across: isPair(places) ? places : null,
     json: v.json ?? false,
     plain: v.plain ?? false,
     quiet: v.quiet ?? false,
@@ -381,11 +398,13 @@ export function parseCommandLine(argv: string[]): Command {
     );
   }
   if (options.hosts.length > MAX_HOSTS) throw new UsageError(`too many --host filters (at most ${MAX_HOSTS})`);
-  if ((v.netns?.length ?? 0) > 2)
-    throw new UsageError('--netns at most twice: two namespaces traced at once and merged');
+  if (places.length > 2)
+    throw new UsageError('--netns and --container at most twice in all: two namespaces traced at once and merged');
+  for (const c of v.container ?? [])
+    if (!c.trim() || c.startsWith('-')) throw new UsageError(`bad --container '${c}': a container's name or id`);
   if (options.across) {
-    if (options.across[0] === options.across[1])
-      throw new UsageError(`--netns '${options.across[0]}' twice: give two different namespaces`);
+    const [a, b] = options.across.map(placeText);
+    if (a === b) throw new UsageError(`${a} twice: give two different namespaces`);
     if (options.write)
       throw new UsageError(
         '--write with two namespaces: trace each with a --write of its own, then pathtrace merge the two files',

@@ -19,8 +19,9 @@ import {
   type Expression,
 } from '../trace/expression.js';
 import { native } from '../trace/native.js';
-import { NetnsError, resolveNetns } from '../trace/netns.js';
-import { portRuns, type TraceOptions } from '../trace/options.js';
+import { ContainerError, containerNetns } from '../trace/containers.js';
+import { NetnsError, resolveNetns, type NetnsTarget } from '../trace/netns.js';
+import { portRuns, type Place, type TraceOptions } from '../trace/options.js';
 import type { Summary } from '../report/summary.js';
 import { Session, SessionError, type SessionSwitches } from '../trace/session.js';
 import { missingTools } from '../trace/tools.js';
@@ -78,6 +79,17 @@ export function compileFor(o: Pick<TraceOptions, 'expression'>): Expression | nu
     return compileExpression(o.expression, (t, l) => n.compileExpression(t, l), MAX_INSNS, libraries);
   } catch (e) {
     throw e instanceof ExpressionError ? new UserError(e.message) : e;
+  }
+}
+
+/** The namespace a place names (a container: found through its runtime); a UserError saying why not. */
+export function resolvePlace(place: Place | null): NetnsTarget {
+  try {
+    if (place && 'container' in place) return containerNetns(place.container);
+    return resolveNetns(place?.netns ?? null);
+  } catch (e) {
+    if (e instanceof NetnsError || e instanceof ContainerError) throw new UserError(e.message);
+    throw e;
   }
 }
 
@@ -164,17 +176,17 @@ function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches 
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
 /** Runs a trace to its end; its summary (the demo checks it showed what it is about). */
 export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<Summary | null> {
-  checkPrivileges(options.netns !== null);
+  checkPrivileges(options.netns !== null || options.container !== null);
   const lacking = options.ruleTrace ? missingTools([['nft', 'nftables']]) : [];
   if (lacking.length)
     throw new UserError(`--rule-trace needs ${lacking.join(', ')}: apt install nftables, or trace without it`);
-  let netns;
-  try {
-    netns = resolveNetns(options.netns);
-  } catch (e) {
-    if (e instanceof NetnsError) throw new UserError(e.message);
-    throw e;
-  }
+  const netns = resolvePlace(
+    options.container !== null
+      ? { container: options.container }
+      : options.netns !== null
+        ? { netns: options.netns }
+        : null,
+  );
   const expression = compileFor(options);
   let session: Session | undefined;
   let sink: Sink | null = null;

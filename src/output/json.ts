@@ -11,6 +11,7 @@ import {
 import type { RuleAttribution } from '../rules/attribute.js';
 import { explainDrop } from '../report/reasons.js';
 import { IPPROTO } from '../trace/record.js';
+import type { Container } from '../trace/containers.js';
 import { protoName, type FlowSummary, type Summary } from '../report/summary.js';
 import type { ReadyInfo, Sink } from './sink.js';
 import type { NfqueueFacts } from '../rules/nfqueue.js';
@@ -28,10 +29,15 @@ import type {
   TooBigRecord,
 } from './records.js';
 
+function containerRecord({ name, id, runtime, pod }: Container): ReadyRecord['container'] {
+  return { name, id, runtime, ...(pod ? { pod } : {}) };
+}
+
 export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
   return {
     type: 'ready',
     netns: { name: r.netns.label, inode: r.netns.inode },
+    ...(r.netns.container ? { container: containerRecord(r.netns.container) } : {}),
     filter,
     points: r.points,
     netfilter_mechanism: r.netfilterMechanism,

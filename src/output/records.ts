@@ -32,6 +32,8 @@ export interface FilterRecord {
 export interface ReadyRecord {
   type: 'ready';
   netns: { name: string; inode: number };
+  /** --container: the container traced (netns.name is its name too); its Kubernetes pod where a CRI one. */
+  container?: { name: string; id: string; runtime: string; pod?: { namespace: string; name: string } };
   filter: FilterRecord;
   points: string[];
   netfilter_mechanism: NetfilterMechanism;

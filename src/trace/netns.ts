@@ -2,13 +2,16 @@
 // finds the namespace again when the file it was named by goes.
 import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
+import type { Container } from './containers.js';
 
 export interface NetnsTarget {
   /** File to setns() into; "" for pathtrace's own namespace. */
   path: string;
   inode: number;
-  /** As the user named it, for messages. */
+  /** As the user named it, for messages (a container: its name). */
   label: string;
+  /** --container: the container it was found by. */
+  container?: Container;
 }
 
 export class NetnsError extends Error {}

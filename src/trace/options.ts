@@ -5,6 +5,9 @@ export { MAX_SNAPLEN } from './record.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
 
+/** A network namespace to trace in, as given: by `ip netns` name or path, or by the container in it. */
+export type Place = { netns: string } | { container: string };
+
 export interface TraceOptions {
   ports: number[] | null; // null: any port
   hosts: string[]; // IPv4/IPv6 literals, normalised
@@ -12,8 +15,11 @@ export interface TraceOptions {
   expression: string | null;
   protos: Proto[];
   netns: string | null; // as given: a name from `ip netns` or a path
-  /** --netns given twice: both traced at once, each by a pathtrace of its own, and merged (commands/across.ts). */
-  across: [string, string] | null;
+  /** --container: trace in this container's network namespace (trace/containers.ts finds it). */
+  container: string | null;
+  /** Two places (--netns, --container) given: both traced at once, each by a pathtrace of its own, and merged
+   *  (commands/across.ts). */
+  across: [Place, Place] | null;
   json: boolean;
   /** Line output even on a terminal (no full-screen UI). */
   plain: boolean;

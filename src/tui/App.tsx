@@ -336,7 +336,13 @@ export function App({
   });
 
   const ready = store.ready;
-  const ns = ready ? (ready.netns.label === 'own' ? 'own netns' : `netns ${ready.netns.label}`) : 'starting';
+  const ns = !ready
+    ? 'starting'
+    : ready.netns.container
+      ? `container ${ready.netns.label}`
+      : ready.netns.label === 'own'
+        ? 'own netns'
+        : `netns ${ready.netns.label}`;
   const uptime = ready ? clockOf((Date.now() - ready.startedAt) * 1e6) : '00:00:00';
   const lost = snap.stats.lostEvents;
   const unavailable = ready?.unavailable.length ?? 0;

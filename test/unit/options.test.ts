@@ -48,6 +48,16 @@ test('duration, count, netns and json', () => {
   assert.throws(() => parseCommandLine(['--duration', '-1']), UsageError);
 });
 
+test('--netns and --container: one is where to trace; two in the order given are traced at once', () => {
+  assert.deepEqual([trace(['--container', 'db']).container, trace(['--container', 'db']).netns], ['db', null]);
+  assert.deepEqual(trace(['--container', 'db', '-n', 'cli']).across, [{ container: 'db' }, { netns: 'cli' }]);
+  assert.deepEqual(trace(['--netns', 'a', '--netns=b']).across, [{ netns: 'a' }, { netns: 'b' }]);
+  assert.equal(trace(['--netns', 'a', '--container', 'b']).netns, null, 'two: neither alone');
+  assert.throws(() => parseCommandLine(['-n', 'a', '--container', 'b', '--container', 'c']), /at most twice in all/);
+  assert.throws(() => parseCommandLine(['--container', 'db', '--container', 'db']), /--container 'db' twice/);
+  assert.throws(() => parseCommandLine(['--container', ' ']), /bad --container ' '/);
+});
+
 test('unknown options and arguments are one-line usage errors', () => {
   assert.throws(
     () => parseCommandLine(['--bogus']),
