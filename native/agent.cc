@@ -22,8 +22,7 @@ constexpr int kFirstPriority = INT_MIN + 1;
 constexpr int kTries = 16;  // EBUSY: that priority is taken (a pathtrace trace is there), try the next
 }  // namespace
 
-Agent::Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression,
-             bool label_ports) {
+Agent::Agent(const std::vector<uint16_t> &ports, const std::vector<pathtrace_expr_insn> &expression, bool label_ports) {
   skel_ = open_for_kernel(agent_bpf__open, agent_bpf__create_skeleton, agent_compat_bpf__elf_bytes, agent_bpf__destroy);
   if (!skel_) throw std::runtime_error("cannot open the agent's BPF object: " + errno_text(errno));
   skel_->rodata->any_port = ports.empty();
