@@ -98,12 +98,19 @@ if [ -e "$xfer/kvm-hangs" ]; then
   touch "$cache/kvm-hangs"; cleanup; trap - EXIT
   exec env PATHTRACE_VM_ACCEL=tcg bash "$0" "$name" "$@"
 fi
-if [ -s "$xfer/rc" ]; then
+if [ -s "$xfer/rc" ] && [ -e "$xfer/booted" ]; then
   rc=$(cat "$xfer/rc")
   log "$name ($release, $accel): booted in $(cat "$xfer/booted" 2>/dev/null || echo '?') s, exit $rc after $(printf %.1f "$secs") s"
   exit "$rc"
 fi
-[ "$qemu_rc" = 124 ] && log "$name: timed out after ${PATHTRACE_VM_TIMEOUT:-1200} s" || log "$name: the VM ended without an exit code"
+[ "$qemu_rc" = 124 ] && log "$name: timed out after ${PATHTRACE_VM_TIMEOUT:-1200} s" || log "$name: the VM ended before $([ -e "$xfer/booted" ] && echo "the command's exit code" || echo 'running the command')"
 log "qemu ($qemu_rc):"; sed 's/^/  /' "$xfer/qemu.log" >&2
 log "console (last 40 lines):"; tail -n 40 "$xfer/console" | sed 's/^/  /' >&2
+# A guest that never reached its command (qemu refused to start, memory was short on a shared machine, stage 1
+# of init failed) ran nothing of the caller's: one more boot, once, rather than a red row for the machine's moment.
+if [ "$qemu_rc" != 124 ] && [ ! -e "$xfer/booted" ] && [ -z "${PATHTRACE_VM_REBOOTED:-}" ]; then
+  log "$name: the guest never ran the command: booting it once more"
+  cleanup; trap - EXIT
+  exec env PATHTRACE_VM_REBOOTED=1 bash "$0" "$name" "$@"
+fi
 [ "$qemu_rc" = 124 ] && exit 124 || exit 125

@@ -69,18 +69,27 @@ export function summaryTable(results: Result[]): string {
   );
 }
 
-/** Collects node --test's failed-test blocks: a `not ok` line and the lines after it, up to the next test. */
+/**
+ * Collects node --test's failed-test blocks (a `not ok` line and the lines after it, up to the next test) and
+ * boot.sh's account of a VM that failed (its `boot.sh: NAME: ...` line, qemu's words and the console's tail).
+ */
 export function failureCollector(maxLines = 30): { line(l: string): void; failures: string[] } {
   const failures: string[] = [];
   let current: string[] | null = null;
+  let vm = false;
   return {
     failures,
     line(l) {
       const bare = l.replace(/^\s+/, '');
-      if (/^not ok \d+/.test(bare)) {
+      const vmFailure = /^boot\.sh: \S+: (timed out|the VM ended)/.test(l);
+      if (/^not ok \d+/.test(bare) || vmFailure) {
         current = [l];
+        vm = vmFailure;
         failures.push('');
-      } else if (current && (/^(ok|not ok) \d+|^# Subtest:/.test(bare) || current.length >= maxLines)) {
+      } else if (
+        current &&
+        (vm ? !/^( |boot\.sh: )/.test(l) : /^(ok|not ok) \d+|^# Subtest:/.test(bare) || current.length >= maxLines)
+      ) {
         current = null;
       } else if (current) current.push(l);
       if (current) failures[failures.length - 1] = current.join('\n');
