@@ -20,17 +20,17 @@ import type {
   TraceRecord,
 } from '../output/records.js';
 
-/** The arguments of the child tracing one namespace: the user's, their --netns, --container and output mode
- *  replaced (a container is found once, here, and its child given its namespace). Pure. */
+/** The arguments of the child tracing one namespace: the user's, their --netns, --container, --pod and output
+ *  mode replaced (a container or pod is found once, here, and its child given its namespace). Pure. */
 export function childArgs(argv: string[], netns: string): string[] {
   const out: string[] = [];
   const args = argv.values();
   for (const a of args) {
-    if (a === '--netns' || a === '-n' || a === '--container') {
+    if (a === '--netns' || a === '-n' || a === '--container' || a === '--pod') {
       args.next();
       continue;
     } // and the name after it
-    if (a.startsWith('--netns=') || a.startsWith('--container=')) continue;
+    if (/^--(netns|container|pod)=/.test(a)) continue;
     if (a.startsWith('-n') && !a.startsWith('--') && a.length > 2) continue;
     if (a === '--json' || a === '--plain') continue;
     out.push(a);

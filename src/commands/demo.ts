@@ -233,7 +233,7 @@ export async function runDemo(name: string, options: TraceOptions): Promise<void
       ...options,
       ports: [scenario.port],
       protos: ['tcp'],
-      netns: traced,
+      place: { netns: traced },
       duration: null,
     };
     // In the UI the trace stays open when the client is done, to be explored; q ends it.

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import type { AgentCommandOptions } from './agent.js';
 import { addressBytes, formatAddress } from '../trace/address.js';
+import { parsePodRef } from '../trace/containers.js';
 import { EXPR_WINDOW, MAX_HOSTS, POINT_GROUP_NAMES } from '../trace/record.js';
 import {
   DEFAULT_RING_MIB,
@@ -151,6 +152,9 @@ Filter (applied in the kernel; all given filters must match):
       --container NAME|ID     trace inside this container's network namespace, found through its
                               runtime (podman, docker, or crictl for containerd and CRI-O); its
                               packets named by the container. With --netns or twice: as --netns twice
+      --pod [NAMESPACE/]NAME  trace inside this Kubernetes pod's network namespace, its sandbox found
+                              through the node's CRI runtime (crictl); namespace default if not given.
+                              With --netns or --container, or twice: as --netns twice
 
 Output and end:
       --json                  NDJSON on stdout: ready, packet, connection and summary records
@@ -272,6 +276,7 @@ const VALUE_OPTIONS = new Set([
   '--netns',
   '-n',
   '--container',
+  '--pod',
   '--duration',
   '-d',
   '--count',
@@ -288,7 +293,8 @@ const VALUE_OPTIONS = new Set([
 const isPair = <T>(xs: T[]): xs is [T, T] => xs.length === 2;
 
 /** A place as its option: "--netns web", "--container db". */
-export const placeText = (p: Place): string => ('netns' in p ? `--netns '${p.netns}'` : `--container '${p.container}'`);
+export const placeText = (p: Place): string =>
+  'netns' in p ? `--netns '${p.netns}'` : 'container' in p ? `--container '${p.container}'` : `--pod '${p.pod}'`;
 
 /** `--port -1` as `--port=-1`: parseArgs takes a value that starts with '-' for an option and calls the
  *  pair ambiguous; a negative number is a bad value, to be named as such. */
@@ -326,6 +332,7 @@ export function parseCommandLine(argv: string[]): Command {
         proto: { type: 'string' },
         netns: { type: 'string', short: 'n', multiple: true },
         container: { type: 'string', multiple: true },
+        pod: { type: 'string', multiple: true },
         json: { type: 'boolean' },
         plain: { type: 'boolean' },
         quiet: { type: 'boolean', short: 'q' },
@@ -349,12 +356,14 @@ export function parseCommandLine(argv: string[]): Command {
   }
   const v = parsed.values;
   if (v.help) return { kind: 'help' };
-  // --netns and --container in the order given: the first is the first host of a merge.
-  const places: Place[] = parsed.tokens.flatMap((t) =>
-    t.kind === 'option' && t.value !== undefined && (t.name === 'netns' || t.name === 'container')
-      ? [t.name === 'netns' ? { netns: t.value } : { container: t.value }]
-      : [],
-  );
+  // --netns, --container and --pod in the order given: the first is the first host of a merge.
+  const places = parsed.tokens.flatMap((t): Place[] => {
+    if (t.kind !== 'option' || t.value === undefined) return [];
+    if (t.name === 'netns') return [{ netns: t.value }];
+    if (t.name === 'container') return [{ container: t.value }];
+    if (t.name === 'pod') return [{ pod: t.value }];
+    return [];
+  });
   if (v.version) return { kind: 'version' };
 
   const ports = v.port ? parsePorts(v.port) : null;
@@ -370,8 +379,7 @@ export function parseCommandLine(argv: string[]): Command {
     hosts: (v.host ?? []).map(parseHost),
     expression: null,
     protos: parseProtos(v.proto, ports !== null),
-    netns: places.length === 1 && 'netns' in places[0]! ? places[0].netns : null,
-    container: places.length === 1 && 'container' in places[0]! ? places[0].container : null,
+    place: places.length === 1 ? places[0]! : null,
     across: isPair(places) ? places : null,
     json: v.json ?? false,
     plain: v.plain ?? false,
@@ -399,9 +407,13 @@ export function parseCommandLine(argv: string[]): Command {
   }
   if (options.hosts.length > MAX_HOSTS) throw new UsageError(`too many --host filters (at most ${MAX_HOSTS})`);
   if (places.length > 2)
-    throw new UsageError('--netns and --container at most twice in all: two namespaces traced at once and merged');
+    throw new UsageError(
+      '--netns, --container and --pod at most twice in all: two namespaces traced at once and merged',
+    );
   for (const c of v.container ?? [])
     if (!c.trim() || c.startsWith('-')) throw new UsageError(`bad --container '${c}': a container's name or id`);
+  for (const p of v.pod ?? [])
+    if (!parsePodRef(p)) throw new UsageError(`bad --pod '${p}': NAMESPACE/NAME, or NAME in namespace default`);
   if (options.across) {
     const [a, b] = options.across.map(placeText);
     if (a === b) throw new UsageError(`${a} twice: give two different namespaces`);

@@ -19,7 +19,7 @@ import {
   type Expression,
 } from '../trace/expression.js';
 import { native } from '../trace/native.js';
-import { ContainerError, containerNetns } from '../trace/containers.js';
+import { ContainerError, containerNetns, podNetns } from '../trace/containers.js';
 import { NetnsError, resolveNetns, type NetnsTarget } from '../trace/netns.js';
 import { portRuns, type Place, type TraceOptions } from '../trace/options.js';
 import type { Summary } from '../report/summary.js';
@@ -59,7 +59,7 @@ export function filterObject(o: TraceOptions, expression: Expression | null = nu
     ports: o.ports,
     hosts: o.hosts,
     protos: o.protos,
-    netns: o.netns,
+    netns: o.place && 'netns' in o.place ? o.place.netns : null,
     expression: expression ? { text: expression.text, bpf } : null,
   };
 }
@@ -82,10 +82,11 @@ export function compileFor(o: Pick<TraceOptions, 'expression'>): Expression | nu
   }
 }
 
-/** The namespace a place names (a container: found through its runtime); a UserError saying why not. */
+/** The namespace a place names (a container or pod: found through its runtime); a UserError saying why not. */
 export function resolvePlace(place: Place | null): NetnsTarget {
   try {
     if (place && 'container' in place) return containerNetns(place.container);
+    if (place && 'pod' in place) return podNetns(place.pod);
     return resolveNetns(place?.netns ?? null);
   } catch (e) {
     if (e instanceof NetnsError || e instanceof ContainerError) throw new UserError(e.message);
@@ -176,17 +177,11 @@ function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches 
 /** Runs a trace until a signal, --duration or --count; detaches on every path. */
 /** Runs a trace to its end; its summary (the demo checks it showed what it is about). */
 export async function trace(options: TraceOptions, onReady?: (s: Session) => void): Promise<Summary | null> {
-  checkPrivileges(options.netns !== null || options.container !== null);
+  checkPrivileges(options.place !== null);
   const lacking = options.ruleTrace ? missingTools([['nft', 'nftables']]) : [];
   if (lacking.length)
     throw new UserError(`--rule-trace needs ${lacking.join(', ')}: apt install nftables, or trace without it`);
-  const netns = resolvePlace(
-    options.container !== null
-      ? { container: options.container }
-      : options.netns !== null
-        ? { netns: options.netns }
-        : null,
-  );
+  const netns = resolvePlace(options.place);
   const expression = compileFor(options);
   let session: Session | undefined;
   let sink: Sink | null = null;

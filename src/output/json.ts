@@ -38,6 +38,7 @@ export function readyRecord(r: ReadyInfo, filter: FilterRecord): ReadyRecord {
     type: 'ready',
     netns: { name: r.netns.label, inode: r.netns.inode },
     ...(r.netns.container ? { container: containerRecord(r.netns.container) } : {}),
+    ...(r.netns.pod ? { pod: r.netns.pod } : {}),
     filter,
     points: r.points,
     netfilter_mechanism: r.netfilterMechanism,

@@ -34,6 +34,8 @@ export interface ReadyRecord {
   netns: { name: string; inode: number };
   /** --container: the container traced (netns.name is its name too); its Kubernetes pod where a CRI one. */
   container?: { name: string; id: string; runtime: string; pod?: { namespace: string; name: string } };
+  /** --pod: the Kubernetes pod traced (netns.name is NAMESPACE/NAME), its sandbox's id and its containers. */
+  pod?: { namespace: string; name: string; id: string; containers: string[] };
   filter: FilterRecord;
   points: string[];
   netfilter_mechanism: NetfilterMechanism;

@@ -409,12 +409,14 @@ export function formatSummary(s: Summary, st: Style = PLAIN): string {
 
 export function readyLine(r: ReadyInfo, filterText: string): string {
   const nf = r.netfilter.filter((p) => p.entry !== null).length + r.netfilter.filter((p) => p.exit !== null).length;
-  const c = r.netns.container;
+  const { container: c, pod } = r.netns;
   const ns = c
     ? `container ${c.name} (${c.runtime} ${c.id.slice(0, 12)}${c.pod ? `, pod ${c.pod.namespace}/${c.pod.name}` : ''})`
-    : r.netns.label === 'own'
-      ? 'this network namespace'
-      : `netns ${r.netns.label}`;
+    : pod
+      ? `pod ${pod.namespace}/${pod.name} (sandbox ${pod.id.slice(0, 12)}${pod.containers.length ? `: ${pod.containers.join(', ')}` : ''})`
+      : r.netns.label === 'own'
+        ? 'this network namespace'
+        : `netns ${r.netns.label}`;
   const hooks =
     r.netfilterMechanism === 'links'
       ? `${nf} netfilter probes`

@@ -2,7 +2,7 @@
 // finds the namespace again when the file it was named by goes.
 import { existsSync, lstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
-import type { Container } from './containers.js';
+import type { Container, Pod } from './containers.js';
 
 export interface NetnsTarget {
   /** File to setns() into; "" for pathtrace's own namespace. */
@@ -12,6 +12,8 @@ export interface NetnsTarget {
   label: string;
   /** --container: the container it was found by. */
   container?: Container;
+  /** --pod: the Kubernetes pod it was found by. */
+  pod?: Pod;
 }
 
 export class NetnsError extends Error {}

@@ -5,8 +5,9 @@ export { MAX_SNAPLEN } from './record.js';
 
 export type Proto = 'tcp' | 'udp' | 'icmp';
 
-/** A network namespace to trace in, as given: by `ip netns` name or path, or by the container in it. */
-export type Place = { netns: string } | { container: string };
+/** A network namespace to trace in, as given: by `ip netns` name or path, by the container in it, or by the
+ *  Kubernetes pod (NAMESPACE/NAME) whose sandbox holds it. */
+export type Place = { netns: string } | { container: string } | { pod: string };
 
 export interface TraceOptions {
   ports: number[] | null; // null: any port
@@ -14,10 +15,10 @@ export interface TraceOptions {
   /** A tcpdump filter expression (the words after the options, joined as tcpdump joins them), or null. */
   expression: string | null;
   protos: Proto[];
-  netns: string | null; // as given: a name from `ip netns` or a path
-  /** --container: trace in this container's network namespace (trace/containers.ts finds it). */
-  container: string | null;
-  /** Two places (--netns, --container) given: both traced at once, each by a pathtrace of its own, and merged
+  /** --netns, --container or --pod once: trace in that namespace (trace/containers.ts finds a container's or
+   *  pod's); null: pathtrace's own. */
+  place: Place | null;
+  /** Two places (--netns, --container, --pod) given: both traced at once, each by a pathtrace of its own, and merged
    *  (commands/across.ts). */
   across: [Place, Place] | null;
   json: boolean;

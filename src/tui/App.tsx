@@ -340,9 +340,11 @@ export function App({
     ? 'starting'
     : ready.netns.container
       ? `container ${ready.netns.label}`
-      : ready.netns.label === 'own'
-        ? 'own netns'
-        : `netns ${ready.netns.label}`;
+      : ready.netns.pod
+        ? `pod ${ready.netns.label}`
+        : ready.netns.label === 'own'
+          ? 'own netns'
+          : `netns ${ready.netns.label}`;
   const uptime = ready ? clockOf((Date.now() - ready.startedAt) * 1e6) : '00:00:00';
   const lost = snap.stats.lostEvents;
   const unavailable = ready?.unavailable.length ?? 0;

@@ -399,7 +399,7 @@ test("--netns twice: each child gets the user's arguments with its own --netns a
   ]);
   assert.deepEqual(childArgs(['--json', '-n', 'x', '--rule-trace'], 'y'), ['--rule-trace', '--json', '--netns', 'y']);
   // A container is found by the parent: its child is given the namespace.
-  assert.deepEqual(childArgs(['--container', 'db', '--container=web', '-p', '1'], '/proc/9/ns/net'), [
+  assert.deepEqual(childArgs(['--container', 'db', '--pod=a/web', '-p', '1'], '/proc/9/ns/net'), [
     '-p',
     '1',
     '--json',

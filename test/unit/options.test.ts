@@ -42,18 +42,23 @@ test('duration, count, netns and json', () => {
   const o = trace(['--duration', '2.5', '-c', '10', '--netns', 'srv', '--json']);
   assert.equal(o.duration, 2.5);
   assert.equal(o.count, 10);
-  assert.equal(o.netns, 'srv');
+  assert.deepEqual(o.place, { netns: 'srv' });
   assert.equal(o.json, true);
   assert.throws(() => parseCommandLine(['--count', '1.5']), /positive integer/);
   assert.throws(() => parseCommandLine(['--duration', '-1']), UsageError);
 });
 
-test('--netns and --container: one is where to trace; two in the order given are traced at once', () => {
-  assert.deepEqual([trace(['--container', 'db']).container, trace(['--container', 'db']).netns], ['db', null]);
+test('--netns, --container and --pod: one is where to trace; two in the order given are traced at once', () => {
+  assert.deepEqual(trace(['--container', 'db']).place, { container: 'db' });
+  assert.deepEqual(trace(['--pod', 'prod/mysql-0']).place, { pod: 'prod/mysql-0' });
   assert.deepEqual(trace(['--container', 'db', '-n', 'cli']).across, [{ container: 'db' }, { netns: 'cli' }]);
+  assert.deepEqual(trace(['--pod', 'web', '--netns=b']).across, [{ pod: 'web' }, { netns: 'b' }]);
   assert.deepEqual(trace(['--netns', 'a', '--netns=b']).across, [{ netns: 'a' }, { netns: 'b' }]);
-  assert.equal(trace(['--netns', 'a', '--container', 'b']).netns, null, 'two: neither alone');
-  assert.throws(() => parseCommandLine(['-n', 'a', '--container', 'b', '--container', 'c']), /at most twice in all/);
+  assert.equal(trace(['--netns', 'a', '--container', 'b']).place, null, 'two: neither alone');
+  assert.throws(() => parseCommandLine(['-n', 'a', '--container', 'b', '--pod', 'c']), /at most twice in all/);
+  assert.throws(() => parseCommandLine(['--pod', 'a/b', '--pod', 'a/b']), /--pod 'a\/b' twice/);
+  for (const bad of ['Prod/x', 'a/b/c', '/x', 'a/', 'under_score'])
+    assert.throws(() => parseCommandLine(['--pod', bad]), new RegExp(`bad --pod '${bad}': NAMESPACE/NAME`));
   assert.throws(() => parseCommandLine(['--container', 'db', '--container', 'db']), /--container 'db' twice/);
   assert.throws(() => parseCommandLine(['--container', ' ']), /bad --container ' '/);
 });

@@ -1,0 +1,81 @@
+// --pod: a Kubernetes pod found through the node's CRI runtime. No kubelet or CRI runtime runs here: the CRI
+// fixture (test/fixtures/cri/: a crictl stand-in answering as containerd does) names a namespace of the test's lab
+// as the pod's sandbox, where a real DROP rule drops real SYNs.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { FIXTURES } from '../helpers/paths.js';
+import { isType, needsRoot, Pathtrace, runCli, SLOWDOWN, sleep } from '../helpers/pathtrace.js';
+
+const PORT = 3306;
+const SANDBOX = 'b1f0c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1';
+const FIXTURE = path.join(FIXTURES, 'cri');
+
+/** The CRI fixture's answers for a pod db/mysql-0 whose sandbox is the namespace /run/netns/NETNS; the env that
+ *  puts the crictl stand-in first on PATH. */
+function criFor(t: TestContext, netns: string, pid: number): NodeJS.ProcessEnv {
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-cri-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const file of ['pods.json', 'inspectp.json', 'ps.json']) {
+    const text = readFileSync(path.join(FIXTURE, file), 'utf8')
+      .replaceAll('@SANDBOX@', SANDBOX)
+      .replaceAll('"@PID@"', String(pid))
+      .replaceAll('@NETNS@', `/run/netns/${netns}`);
+    writeFileSync(path.join(dir, file), text);
+  }
+  return { PATH: `${FIXTURE}:${process.env.PATH}`, PATHTRACE_TEST_CRI: dir };
+}
+
+test("--pod NAMESPACE/NAME: its sandbox's namespace traced, the DROP rule there named, the pod and its containers told", async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  // The sandbox's "pause" process, in the pod's namespace.
+  const pause = spawn('ip', ['netns', 'exec', lab.server.netns, 'sleep', '600'], { stdio: 'ignore' });
+  t.after(() => pause.kill());
+  const env = criFor(t, lab.server.netns, pause.pid!);
+  const pt = await Pathtrace.start(['--pod', 'db/mysql-0', '--port', String(PORT)], env);
+  await lab.connect('tcp', lab.server.v4, PORT, 500 * SLOWDOWN);
+  await sleep(300 * SLOWDOWN);
+  const { code, records, stderr } = await pt.stop();
+  assert.equal(code, 0, stderr);
+  const r = records.find(isType('ready'))!;
+  assert.equal(r.netns.name, 'db/mysql-0');
+  assert.deepEqual(r.pod, { namespace: 'db', name: 'mysql-0', id: SANDBOX, containers: ['mysql', 'metrics'] });
+  assert.equal(r.netns.inode, statSync(`/run/netns/${lab.server.netns}`).ino, "the pod's namespace is the server's");
+  const [d] = records.filter(isType('packet')).filter((p) => p.fate === 'dropped');
+  assert.ok(d, `the SYN was dropped: ${JSON.stringify(records)}`);
+  assert.deepEqual([d.drop.hook, d.drop.chain], ['LOCAL_IN', 'INPUT']);
+  // Asked by exact name: crictl's filters are patterns, and the fixture has a mysql-0-backup beside it.
+  const calls = readFileSync(path.join(env.PATHTRACE_TEST_CRI!, 'calls'), 'utf8');
+  assert.match(calls, /^pods --namespace \^db\$ --name \^mysql-0\$ --output json$/m);
+  const plain = runCli(['--pod', 'db/mysql-0', '--port', String(PORT), '--plain', '--duration', '1'], { env });
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.match(plain.stderr + plain.stdout, /pod db\/mysql-0 \(sandbox b1f0c2d3e4f5: mysql, metrics\)/);
+});
+
+test('--pod: no such pod, no CRI runtime, no crictl, a bad name: one line, a non-zero exit', (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  const env = criFor(t, lab.server.netns, process.pid);
+  const noCrictl = { PATH: '/usr/sbin:/sbin' }; // node is run by its path; crictl is nowhere on this PATH
+  const cases: [string[], NodeJS.ProcessEnv, number, RegExp][] = [
+    [['--pod', 'db/nosuch'], env, 1, /^pathtrace: no pod db\/nosuch on this node \(crictl pods\)\n$/],
+    [['--pod', 'mysql-0'], env, 1, /^pathtrace: no pod default\/mysql-0 on this node/],
+    [['--pod', 'db/mysql-0'], { ...env, PATHTRACE_TEST_CRI: '' }, 1, /^pathtrace: crictl pods: validate service/],
+    [['--pod', 'db/mysql-0'], noCrictl, 1, /^pathtrace: --pod needs crictl \(cri-tools\).*not installed\n$/],
+    [['--pod', 'DB/x'], env, 2, /^pathtrace: bad --pod 'DB\/x': NAMESPACE\/NAME/],
+  ];
+  for (const [args, e, code, message] of cases) {
+    const r = runCli([...args, '--port', String(PORT)], { env: e });
+    assert.equal(r.code, code, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});
