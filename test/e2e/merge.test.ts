@@ -297,7 +297,11 @@ test('--netns twice: a namespace that is not there, the same one twice, or with 
       /^pathtrace: unknown network namespace 'no-such-pt-ns'/,
     ],
     [['--netns', 'a', '--netns', 'a'], 2, /^pathtrace: --netns 'a' twice: give two different namespaces/],
-    [['--netns', 'a', '--netns', 'b', '--netns', 'c'], 2, /^pathtrace: --netns, --container and --pod at most twice in all/],
+    [
+      ['--netns', 'a', '--netns', 'b', '--netns', 'c'],
+      2,
+      /^pathtrace: --netns, --container and --pod at most twice in all/,
+    ],
     [
       ['--netns', 'a', '--netns', 'b', '--write', '/tmp/x.pcapng'],
       2,
