@@ -1,7 +1,7 @@
 // The agent's engine: the counting programs loaded once, their hook programs in every namespace as namespaces come
 // and go, and each interval the kernel's counts turned into metrics, netfilter drops named by the rules whose
 // counters grew meanwhile.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import type { Ruleset } from '../rules/model.js';
 import { RulesetReader } from '../rules/read.js';
@@ -10,9 +10,19 @@ import { Symbolizer } from '../trace/kallsyms.js';
 import { EnumNames, HOOK_NAMES, NFPROTO_IPV4, NFPROTO_IPV6 } from '../trace/kernel-names.js';
 import { native, type NativeAgent } from '../trace/native.js';
 import { HOOK_NONE } from '../trace/record.js';
-import { eventOf, keyOf, labelsOf, type DropCount, type DropEvent, type DropLabels, type Namer } from './labels.js';
+import {
+  eventOf,
+  keyOf,
+  labelsOf,
+  labelsOwner,
+  type DropCount,
+  type DropEvent,
+  type DropLabels,
+  type Namer,
+} from './labels.js';
 import { AgentMetrics } from './metrics.js';
 import { hostNamespaces, type HostNetns } from './namespaces.js';
+import { ownerText, Owners, type Owner } from './owners.js';
 import {
   apportion,
   counterValues,
@@ -49,6 +59,14 @@ function loadedModules(): string {
 }
 
 export class AgentError extends Error {}
+
+function inodeOf(file: string): number {
+  try {
+    return statSync(file).ino;
+  } catch {
+    return 0;
+  }
+}
 
 const ALL_HOOKS: [number, number][] = [NFPROTO_IPV4, NFPROTO_IPV6].flatMap((pf) =>
   HOOK_NAMES.map((_, hook): [number, number] => [pf, hook]),
@@ -110,6 +128,12 @@ export class DropAgent {
   private readonly reasons: EnumNames;
   private readonly namer: Namer;
   private readonly told = new Set<string>();
+  private readonly owners = new Owners();
+  /** Owners gone from a namespace that stays (a container stopped in a namespace pinned by name): their series
+   *  go after --forget-after, like a namespace's. */
+  private readonly ownersGone: { inode: number; netns: string; owner: Owner; at: number }[] = [];
+  /** The host's namespace: a container on the host's network does not make it its own. */
+  private readonly hostNetns = inodeOf('/proc/1/ns/net');
 
   constructor(private readonly o: AgentOptions) {
     const n = native();
@@ -127,6 +151,7 @@ export class DropAgent {
     );
     this.namer = {
       netns: (inode) => this.watched.get(inode)?.name ?? String(inode),
+      owner: (inode) => this.owners.owner(inode),
       device: (inode, ifindex) => this.device(inode, ifindex),
       location: (a) => this.symbols.lookup(Number(a >> 32n), Number(a & 0xffffffffn)),
       reason: (v) => this.reasons.name(v),
@@ -187,6 +212,7 @@ export class DropAgent {
         w.watch = null;
       } else if (Date.now() - w.goneAt >= this.o.forgetAfterMs) {
         this.metrics.forget(w.name);
+        this.owners.forget(w.inode);
         this.watched.delete(w.inode);
         // Its keys too, in the kernel and here: their room is for namespaces to come (an inode comes back).
         this.agent.forgetNetns(w.inode);
@@ -194,7 +220,31 @@ export class DropAgent {
       }
     }
     this.metrics.watching([...this.watched.values()].filter((w) => w.goneAt === undefined).length);
-    await Promise.all([...added.map((w) => this.readRules(w)), ...changed.map((w) => this.readRules(w, true))]);
+    await Promise.all([
+      ...now.map((ns) => this.followOwner(ns)),
+      ...added.map((w) => this.readRules(w)),
+      ...changed.map((w) => this.readRules(w, true)),
+    ]);
+    this.forgetOwnersGone();
+  }
+
+  /** The container or pod a namespace is now (one that went is noted, its series to go after a while). */
+  private async followOwner(ns: HostNetns): Promise<void> {
+    if (ns.inode === this.hostNetns) return;
+    const { name } = this.watched.get(ns.inode)!;
+    await this.owners.update(ns.inode, ns.pids, (owner) =>
+      this.ownersGone.push({ inode: ns.inode, netns: name, owner, at: Date.now() }),
+    );
+  }
+
+  /** The series of owners gone --forget-after ago, unless the same came back (a container restarted). */
+  private forgetOwnersGone(): void {
+    while (this.ownersGone.length && Date.now() - this.ownersGone[0]!.at >= this.o.forgetAfterMs) {
+      const { inode, netns, owner } = this.ownersGone.shift()!;
+      const was = ownerText(owner);
+      if (was === ownerText(this.owners.owner(inode))) continue;
+      this.metrics.forget(netns, (l) => ownerText(labelsOwner(l)) === was);
+    }
   }
 
   /** The hook program at the hooks where the namespace's ruleset has chains, and only there (every hook a packet

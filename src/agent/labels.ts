@@ -6,6 +6,7 @@ import { HOOK_NAMES } from '../trace/kernel-names.js';
 import { formatAddress } from '../trace/address.js';
 import type { NativeDropCount as DropCount, NativeDropKey, NativeDropSample } from '../trace/native.js';
 import { HOOK_NONE, REASON_NONE } from '../trace/record.js';
+import { ownerText, type Owner } from './owners.js';
 
 export type { NativeDropCount as DropCount } from '../trace/native.js';
 
@@ -23,6 +24,9 @@ export interface DropEvent {
 
 export const LABEL_NAMES = [
   'netns',
+  'container',
+  'k8s_namespace',
+  'k8s_pod',
   'device',
   'stage',
   'hook',
@@ -42,6 +46,8 @@ export const labelNames = (ports: boolean): LabelName[] => (ports ? [...LABEL_NA
 /** How the kernel's numbers read: a namespace's name, a device's, a freeing function's, a drop reason's. */
 export interface Namer {
   netns(inode: number): string;
+  /** The container or pod the namespace is, if any. */
+  owner(inode: number): Owner;
   device(netns: number, ifindex: number): string;
   location(address: bigint): string;
   /** Without the SKB_DROP_REASON_ prefix. */
@@ -56,6 +62,20 @@ const NOT_DROPS = new Set(['ip6_mc_input']);
 export const keyOf = (c: NativeDropKey): string =>
   `${c.location}/${c.netns}/${c.ifindex}/${c.reason}/${c.hook}/${c.family}/${c.proto}/${c.port}`;
 
+/** An owner's labels. */
+const ownerLabels = (o: Owner) => ({
+  container: o.container,
+  k8s_namespace: o.k8sNamespace,
+  k8s_pod: o.k8sPod,
+});
+
+/** The owner labels name. */
+export const labelsOwner = (l: DropLabels): Owner => ({
+  container: l.container,
+  k8sNamespace: l.k8s_namespace,
+  k8sPod: l.k8s_pod,
+});
+
 /** The labels of a count (table, chain and rule left empty: the ruleset names them); null when what the kernel
  *  freed was no drop: a transport finishing with a packet it handled (NOT_SPECIFIED, or no reason before 5.17). */
 export function labelsOf(c: DropCount, names: Namer): DropLabels | null {
@@ -66,6 +86,7 @@ export function labelsOf(c: DropCount, names: Namer): DropLabels | null {
     return null;
   return {
     netns: names.netns(c.netns),
+    ...ownerLabels(names.owner(c.netns)),
     device: c.ifindex ? names.device(c.netns, c.ifindex) : '',
     stage: inHook ? 'netfilter' : dropLayer(reason ?? '', location),
     hook: inHook ? (HOOK_NAMES[c.hook] ?? String(c.hook)) : '',
@@ -96,11 +117,12 @@ export function eventOf(s: NativeDropSample, labels: DropLabels): DropEvent {
 export function eventLine(e: DropEvent): string {
   const l = e.labels;
   const end = (a: string, p: number) => (p ? `${a}.${p}` : a);
+  const owned = ownerText(labelsOwner(l));
   const where = [l.stage, l.hook, l.table && `table ${l.table}`, l.chain && `chain ${l.chain}`]
     .filter(Boolean)
     .join(' ');
   return (
-    `drop in ${l.netns}${l.device ? ` on ${l.device}` : ''}: ${l.protocol} ${end(e.src, e.sport)} > ${end(e.dst, e.dport)}` +
+    `drop in ${l.netns}${owned ? ` (${owned})` : ''}${l.device ? ` on ${l.device}` : ''}: ${l.protocol} ${end(e.src, e.sport)} > ${end(e.dst, e.dport)}` +
     ` length ${e.len}, ${where}${l.reason ? ` (${l.reason})` : ''}${l.rule ? `, rule: ${l.rule}` : ''}`
   );
 }

@@ -116,15 +116,18 @@ export class AgentMetrics {
     this.namespaces.set(n);
   }
 
-  /** Forgets a namespace's series (it is gone). */
-  forget(netns: string): void {
+  /** Forgets a namespace's series (it is gone), or those of them `only` takes (a container in it is gone). */
+  forget(netns: string, only?: (labels: DropLabels) => boolean): void {
     const of = this.series.get(netns);
     if (!of) return;
-    for (const labels of of.values()) {
+    for (const [id, labels] of of) {
+      if (only && !only(labels)) continue;
       this.drops.remove(labels);
       this.dropBytes.remove(labels);
+      of.delete(id);
+      this.count--;
     }
-    this.count -= of.size;
+    if (only) return;
     this.series.delete(netns);
     this.rulesetErrors.remove({ netns });
   }

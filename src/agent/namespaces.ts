@@ -9,6 +9,8 @@ export interface HostNetns {
   path: string;
   /** Its `ip netns` name, else its inode number. */
   name: string;
+  /** The processes in it. */
+  pids: number[];
 }
 
 function list(dir: string): string[] {
@@ -24,16 +26,18 @@ function list(dir: string): string[] {
 export function hostNamespaces(runDir = '/run/netns', proc = '/proc'): HostNetns[] {
   const nsfs = statSync(path.join(proc, 'self/ns/net')).dev;
   const found = new Map<number, HostNetns>();
-  const add = (file: string, name: string | null) => {
+  const add = (file: string, name: string | null, pid?: number) => {
     try {
       const st = statSync(file);
-      if (st.dev !== nsfs || found.has(st.ino)) return;
-      found.set(st.ino, { inode: st.ino, path: file, name: name ?? String(st.ino) });
+      if (st.dev !== nsfs) return;
+      let ns = found.get(st.ino);
+      if (!ns) found.set(st.ino, (ns = { inode: st.ino, path: file, name: name ?? String(st.ino), pids: [] }));
+      if (pid) ns.pids.push(pid);
     } catch {
       /* gone meanwhile, or not a namespace we may read */
     }
   };
   for (const n of list(runDir)) add(path.join(runDir, n), n);
-  for (const pid of list(proc)) if (/^\d+$/.test(pid)) add(path.join(proc, pid, 'ns/net'), null);
+  for (const pid of list(proc)) if (/^\d+$/.test(pid)) add(path.join(proc, pid, 'ns/net'), null, Number(pid));
   return [...found.values()];
 }

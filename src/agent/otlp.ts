@@ -67,6 +67,8 @@ export class OtlpExport {
       body: eventLine(e),
       attributes: {
         ...Object.fromEntries(Object.entries(e.labels).map(([k, v]) => [`pathtrace.${k}`, v])),
+        ...(e.labels.container ? { 'container.name': e.labels.container } : {}),
+        ...(e.labels.k8s_pod ? { 'k8s.namespace.name': e.labels.k8s_namespace, 'k8s.pod.name': e.labels.k8s_pod } : {}),
         'network.type': e.family === 6 ? 'ipv6' : 'ipv4',
         'network.transport': e.labels.protocol,
         'source.address': e.src,

@@ -2,12 +2,13 @@
 // process), asked of the runtimes whose command-line tools are here: podman, Docker, and a CRI runtime
 // (containerd, CRI-O) through crictl. --pod: a Kubernetes pod to its sandbox's namespace, through crictl.
 // Read-only: only their `inspect`, `pods` and `ps`.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolveNetns, type NetnsTarget } from './netns.js';
 
 export type Runtime = 'podman' | 'docker' | 'crictl';
 const RUNTIMES: Runtime[] = ['podman', 'docker', 'crictl'];
+const ASK_TIMEOUT_MS = 10_000;
 
 export interface Container {
   runtime: Runtime;
@@ -80,25 +81,46 @@ function fromCri(json: unknown): Answer {
   };
 }
 
-const ARGS: Record<Runtime, (ref: string) => string[]> = {
+export const INSPECT_ARGS: Record<Runtime, (ref: string) => string[]> = {
   podman: (ref) => ['inspect', '--type', 'container', '--format', 'json', ref],
   docker: (ref) => ['inspect', '--type', 'container', ref],
   crictl: (ref) => ['inspect', '--output', 'json', ref],
 };
 
+export interface Asked {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** What a runtime's tool answered: null when it is not installed. */
+function asked(error: Error | undefined | null, status: number | null, stdout = '', stderr = ''): Asked | null {
+  if ((error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
+  if (error && status === null) return { status: null, stdout: '', stderr: error.message };
+  return { status, stdout, stderr };
+}
+
 /** A runtime's tool run, read-only; null when it is not installed. */
-function ask(tool: Runtime, args: string[]): { status: number | null; stdout: string; stderr: string } | null {
-  const r = spawnSync(tool, args, { encoding: 'utf8', timeout: 10_000 });
-  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return null;
-  if (r.error) return { status: null, stdout: '', stderr: r.error.message };
-  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+function ask(tool: Runtime, args: string[]): Asked | null {
+  const r = spawnSync(tool, args, { encoding: 'utf8', timeout: ASK_TIMEOUT_MS });
+  return asked(r.error, r.status, r.stdout, r.stderr);
+}
+
+/** The same, not holding up the caller (the agent serves its metrics meanwhile). */
+export function askLater(tool: Runtime, args: string[]): Promise<Asked | null> {
+  return new Promise((resolve) =>
+    execFile(tool, args, { encoding: 'utf8', timeout: ASK_TIMEOUT_MS, maxBuffer: 16 << 20 }, (e, stdout, stderr) => {
+      const code = (e as { code?: unknown } | null)?.code;
+      resolve(asked(e, e ? (typeof code === 'number' ? code : null) : 0, stdout, stderr));
+    }),
+  );
 }
 
 /** Asks each runtime here, in turn, for the container; throws ContainerError saying what each answered. */
 export function findContainer(ref: string): Container {
   const answers: string[] = [];
   for (const runtime of RUNTIMES) {
-    const r = ask(runtime, ARGS[runtime](ref));
+    const r = ask(runtime, INSPECT_ARGS[runtime](ref));
     if (!r) continue;
     const a = parseInspect(runtime, r.status, r.stdout, r.stderr);
     if ('container' in a) {
@@ -171,6 +193,7 @@ export function parsePods(stdout: string, ns: string, name: string): { id: strin
 }
 
 interface CriSandbox {
+  status?: { metadata?: { name?: string; namespace?: string } };
   info?: {
     pid?: number;
     runtimeSpec?: { linux?: { namespaces?: { type?: string; path?: string }[] } };
@@ -184,6 +207,12 @@ export function sandboxNetns(stdout: string): string | null {
   const pinned = info?.runtimeSpec?.linux?.namespaces?.find((n) => n.type === 'network')?.path;
   if (pinned) return pinned;
   return info?.pid ? `/proc/${info.pid}/ns/net` : null;
+}
+
+/** `crictl inspectp -o json`: the sandbox's pod, null when it names none. */
+export function sandboxPod(stdout: string): { namespace: string; name: string } | null {
+  const { namespace, name } = (JSON.parse(stdout) as CriSandbox).status?.metadata ?? {};
+  return namespace && name ? { namespace, name } : null;
 }
 
 /** `crictl ps -o json`: the containers' names. */

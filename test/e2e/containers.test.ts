@@ -8,6 +8,7 @@ import { Lab } from '../../src/lab/lab.js';
 import { containerToolsMissing, removeContainer, removeImage, runContainer } from '../helpers/containers.js';
 import type { HostRecord, MergeRecord } from '../../src/output/records.js';
 import { isType, needsRoot, Pathtrace, runCli, SLOWDOWN, sleep, type Present } from '../helpers/pathtrace.js';
+import { startAgent, waitFor } from '../helpers/agent.js';
 
 const PORT = 3306;
 after(removeImage);
@@ -113,4 +114,42 @@ test('--container: no such container, one that is not running, a bad name: one l
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+});
+
+test("the agent: a container's drops labelled with its name; its series gone after it stops, the namespace staying", async (t) => {
+  if (!ready(t)) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  const name = serverContainer(t, lab);
+  const agent = await startAgent(['--forget-after', '1']);
+  t.after(() => {
+    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+  });
+  const srv = lab.server.netns;
+  const series = async () =>
+    (await agent.metrics()).split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  await lab.connect('tcp', lab.server.v4, PORT, 300 * SLOWDOWN);
+  const labelled = await waitFor(
+    `a series of ${srv} labelled with ${name}`,
+    async () => (await series()).find((l) => l.includes(`container="${name}"`)),
+    15_000,
+  ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
+  assert.match(labelled, new RegExp(`container="${name}",k8s_namespace="",k8s_pod="",.*chain="INPUT",rule="${RULE}"`));
+  assert.match(agent.output(), new RegExp(`drop in ${srv} \\(container ${name}\\): tcp `));
+  // Stopped: the namespace (the lab's) stays, the container's series go after --forget-after; drops from then on
+  // are the namespace's alone.
+  execFileSync('podman', ['stop', '-t', '0', name], { stdio: 'ignore' });
+  await waitFor(
+    `${name}'s series gone`,
+    async () => ((await series()).some((l) => l.includes(`container="${name}"`)) ? undefined : true),
+    15_000,
+  ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
+  await lab.connect('tcp', lab.server.v4, PORT, 300 * SLOWDOWN);
+  await waitFor(
+    `a series of ${srv} without a container`,
+    async () => (await series()).find((l) => l.includes('container=""')),
+    15_000,
+  );
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0, agent.output());
 });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { labelsOf, type DropCount, type Namer } from '../../src/agent/labels.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
+import { NO_OWNER } from '../../src/agent/owners.js';
 import {
   apportion,
   counterValues,
@@ -125,6 +126,8 @@ test("a rule's label: whole when short, cut with a stable id of the whole when l
 
 const names: Namer = {
   netns: (inode) => (inode === 1 ? 'srv' : String(inode)),
+  owner: (inode) =>
+    inode === 7 ? { container: '', k8sNamespace: 'shop', k8sPod: 'db-0' } : { ...NO_OWNER, container: 'mariadb' },
   device: (_, ifindex) => (ifindex === 2 ? 'eth0' : `if${ifindex}`),
   location: (a) => (a === 0x10n ? 'nft_do_chain' : a === 0x20n ? 'tcp_v4_rcv' : a === 0x30n ? 'ip6_mc_input' : '?'),
   reason: (v) => ({ 2: 'NOT_SPECIFIED', 3: 'NO_SOCKET', 8: 'NETFILTER_DROP' })[v] ?? String(v),
@@ -146,6 +149,9 @@ const count = (c: Partial<DropCount>): DropCount => ({
 test("a count's labels: the hook where netfilter freed it, else its stage; frees that are no drop left out", () => {
   assert.deepEqual(labelsOf(count({}), names), {
     netns: 'srv',
+    container: 'mariadb',
+    k8s_namespace: '',
+    k8s_pod: '',
     device: 'eth0',
     stage: 'netfilter',
     hook: 'LOCAL_IN',
@@ -165,12 +171,18 @@ test("a count's labels: the hook where netfilter freed it, else its stage; frees
   // --label-ports: the port the kernel counted it by, as a label; none without.
   assert.equal(labelsOf(count({ port: 3306 }), names)?.port, '3306');
   assert.equal('port' in labelsOf(count({}), names)!, false);
+  // A pod's namespace: the pod's labels, no one container's.
+  const pod = labelsOf(count({ netns: 7 }), names)!;
+  assert.deepEqual([pod.container, pod.k8s_namespace, pod.k8s_pod], ['', 'shop', 'db-0']);
 });
 
 test('series are bounded: past the cap drops go to the overflow series; a namespace gone takes its series', async () => {
   const m = new AgentMetrics({ version: '0', kernel: 'k', libbpf: 'v1' }, 2);
-  const labels = (netns: string, rule: string) => ({
+  const labels = (netns: string, rule: string, container = '') => ({
     netns,
+    container,
+    k8s_namespace: '',
+    k8s_pod: '',
     device: 'eth0',
     stage: 'netfilter',
     hook: 'LOCAL_IN',
@@ -193,6 +205,17 @@ test('series are bounded: past the cap drops go to the overflow series; a namesp
   assert.doesNotMatch(text, /netns="b"/);
   m.add(labels('c', 'r1'), 1, 60); // room again
   assert.match(await m.text(), /^pathtrace_drops_total\{netns="c",.*\} 1$/m);
+  // A container gone from a namespace that stays: its series go, the namespace's others stay.
+  m.forget('a');
+  m.forget('c');
+  m.add(labels('d', 'r1', 'web'), 1, 60);
+  m.add(labels('d', 'r1'), 1, 60);
+  m.forget('d', (l) => l.container === 'web');
+  text = await m.text();
+  assert.doesNotMatch(text, /container="web"/);
+  assert.match(text, /^pathtrace_drops_total\{netns="d",container="",.*\} 1$/m);
+  m.add(labels('e', 'r1'), 1, 60); // its room given back
+  assert.match(await m.text(), /^pathtrace_drops_total\{netns="e",.*\} 1$/m);
   // With a port label: a series per port, the overflow's says so too.
   const p = new AgentMetrics({ version: '0', kernel: 'k', libbpf: 'v1' }, 1, true);
   p.add({ ...labels('a', 'r1'), port: '3306' }, 1, 60);
