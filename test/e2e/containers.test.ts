@@ -135,7 +135,7 @@ test("the agent: a container's drops labelled with its name; its series gone aft
     15_000,
   ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
   assert.match(labelled, new RegExp(`container="${name}",k8s_namespace="",k8s_pod="",.*chain="INPUT",rule="${RULE}"`));
-  assert.match(agent.output(), new RegExp(`drop in ${srv} \\(container ${name}\\): tcp `));
+  assert.match(agent.output(), new RegExp(`drop in ${srv} \\(container ${name}\\) on eth0: tcp `));
   // Stopped: the namespace (the lab's) stays, the container's series go after --forget-after; drops from then on
   // are the namespace's alone.
   execFileSync('podman', ['stop', '-t', '0', name], { stdio: 'ignore' });
