@@ -40,13 +40,60 @@ export function cgroupContainer(cgroups: string): { runtime: Runtime; id: string
   return null;
 }
 
-/** The owner a runtime's answers name; the container's short id where the runtime did not answer (not
- *  installed, not running): `docker ps`/`crictl ps` still find it by that. Pure but for `ask`. */
+/** Where runtimes keep what they know of a container, read before asking their tools (a DaemonSet's image has
+ *  none, and mounts these read-only): the OCI bundle of containerd's and CRI-O's Kubernetes containers, with the
+ *  pod in its annotations; containers/storage's list of podman's containers; Docker's container config. */
+const RECORDS: Record<Runtime, ((id: string) => string)[]> = {
+  crictl: [
+    (id) => `/run/containerd/io.containerd.runtime.v2.task/k8s.io/${id}/config.json`,
+    (id) => `/run/containers/storage/overlay-containers/${id}/userdata/config.json`,
+  ],
+  podman: [() => '/var/lib/containers/storage/overlay-containers/containers.json'],
+  docker: [(id) => `/var/lib/docker/containers/${id}/config.v2.json`],
+};
+
+/** The owner one of those files names, null when it names none. Pure. */
+export function recordedOwner(runtime: Runtime, id: string, text: string): Owner | null {
+  const json = JSON.parse(text) as unknown;
+  if (runtime === 'podman') {
+    const c = (Array.isArray(json) ? (json as { id?: string; names?: string[] }[]) : []).find((c) => c.id === id);
+    return c?.names?.[0] ? { ...NO_OWNER, container: c.names[0] } : null;
+  }
+  if (runtime === 'docker') {
+    const name = (json as { Name?: string }).Name?.replace(/^\//, '');
+    return name ? { ...NO_OWNER, container: name } : null;
+  }
+  // containerd's annotations name the sandbox's pod; CRI-O's the pod.
+  const a = (json as { annotations?: Record<string, string> }).annotations ?? {};
+  const namespace = a['io.kubernetes.cri.sandbox-namespace'] ?? a['io.kubernetes.pod.namespace'];
+  const name = a['io.kubernetes.cri.sandbox-name'] ?? a['io.kubernetes.pod.name'];
+  return namespace && name ? { container: '', k8sNamespace: namespace, k8sPod: name } : null;
+}
+
+function fromRecords(runtime: Runtime, id: string, read: (file: string) => string): Owner | null {
+  for (const file of RECORDS[runtime]) {
+    try {
+      const owner = recordedOwner(runtime, id, read(file(id)));
+      if (owner) return owner;
+    } catch {
+      /* not this runtime's layout, not mounted, or not JSON: its tool is asked */
+    }
+  }
+  return null;
+}
+
+const readText = (file: string): string => readFileSync(file, 'utf8');
+
+/** The owner the runtime's files or its tool's answers name; the container's short id where neither told
+ *  (not installed, not running): `docker ps`/`crictl ps` still find it by that. Pure but for `ask`, `read`. */
 export async function askOwner(
   runtime: Runtime,
   id: string,
   ask: (tool: Runtime, args: string[]) => Promise<Asked | null> = askLater,
+  read: (file: string) => string = readText,
 ): Promise<Owner> {
+  const recorded = fromRecords(runtime, id, read);
+  if (recorded) return recorded;
   const short = { ...NO_OWNER, container: id.slice(0, 12) };
   const r = await ask(runtime, INSPECT_ARGS[runtime](id));
   if (!r) return short;

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { askOwner, cgroupContainer, NO_OWNER, Owners, type Owner } from '../../src/agent/owners.js';
+import { askOwner, cgroupContainer, NO_OWNER, Owners, recordedOwner, type Owner } from '../../src/agent/owners.js';
 import type { Asked, Runtime } from '../../src/trace/containers.js';
 import { ROOT } from '../helpers/paths.js';
 
@@ -42,6 +42,9 @@ test("a process's cgroup names its container, as podman, Docker, containerd and 
 const fixture = (name: string) =>
   readFileSync(path.join(ROOT, 'test/fixtures/cri', name), 'utf8').replaceAll('"@PID@"', '4242');
 /** A runtime that answers these commands ("tool arg ..." → what it says), and says nothing else is there. */
+const noFiles = (file: string): string => {
+  throw new Error(`ENOENT: ${file}`);
+};
 const answering =
   (said: Record<string, Asked>, asked: string[] = []) =>
   (tool: Runtime, args: string[]): Promise<Asked | null> => {
@@ -56,12 +59,12 @@ test("the owner's name: the container's, or a pod's; the short id where the runt
   const podman = answering({
     [`podman inspect --type container --format json ${ID}`]: { status: 0, stdout: podmanSays, stderr: '' },
   });
-  assert.deepEqual(await askOwner('podman', ID, podman), { ...NO_OWNER, container: 'mariadb' });
+  assert.deepEqual(await askOwner('podman', ID, podman, noFiles), { ...NO_OWNER, container: 'mariadb' });
   const dockerSays = JSON.stringify([{ Id: ID, Name: '/web', State: { Pid: 1 } }]);
   const docker = answering({
     [`docker inspect --type container ${ID}`]: { status: 0, stdout: dockerSays, stderr: '' },
   });
-  assert.deepEqual(await askOwner('docker', ID, docker), { ...NO_OWNER, container: 'web' });
+  assert.deepEqual(await askOwner('docker', ID, docker, noFiles), { ...NO_OWNER, container: 'web' });
   // A pod's container, by its labels; the pod's sandbox (its pause process), by crictl inspectp.
   const criSays = JSON.stringify({
     status: {
@@ -76,14 +79,14 @@ test("the owner's name: the container's, or a pod's; the short id where the runt
     [`crictl inspect --output json ${ID}`]: { status: 0, stdout: criSays, stderr: '' },
     [`crictl inspectp --output json ${SANDBOX}`]: { status: 0, stdout: fixture('inspectp.json'), stderr: '' },
   });
-  assert.deepEqual(await askOwner('crictl', ID, cri), pod);
-  assert.deepEqual(await askOwner('crictl', SANDBOX, cri), pod);
+  assert.deepEqual(await askOwner('crictl', ID, cri, noFiles), pod);
+  assert.deepEqual(await askOwner('crictl', SANDBOX, cri, noFiles), pod);
   // Not installed, the daemon not answering, or neither a container nor a sandbox: its short id.
   const short = { ...NO_OWNER, container: ID.slice(0, 12) };
-  assert.deepEqual(await askOwner('docker', ID, () => Promise.resolve(null)), short);
+  assert.deepEqual(await askOwner('docker', ID, () => Promise.resolve(null), noFiles), short);
   const down = { status: 1, stdout: '', stderr: 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock' };
-  assert.deepEqual(await askOwner('docker', ID, () => Promise.resolve(down)), short);
-  assert.deepEqual(await askOwner('crictl', ID, answering({})), short);
+  assert.deepEqual(await askOwner('docker', ID, () => Promise.resolve(down), noFiles), short);
+  assert.deepEqual(await askOwner('crictl', ID, answering({}), noFiles), short);
 });
 
 test("a namespace's owner followed: found once among its processes, gone with the process, the runtime asked once", async () => {
@@ -118,4 +121,51 @@ test("a namespace's owner followed: found once among its processes, gone with th
   assert.deepEqual(asked, [ID, SANDBOX]);
   owners.forget(7);
   assert.deepEqual(owners.owner(7), NO_OWNER);
+});
+
+test("the owner from the runtime's own files, before its tool: containerd's and CRI-O's annotations, podman's and Docker's names", async () => {
+  const files: Record<string, string> = {
+    [`/run/containerd/io.containerd.runtime.v2.task/k8s.io/${SANDBOX}/config.json`]: JSON.stringify({
+      ociVersion: '1.1.0',
+      annotations: {
+        'io.kubernetes.cri.container-type': 'sandbox',
+        'io.kubernetes.cri.sandbox-id': SANDBOX,
+        'io.kubernetes.cri.sandbox-name': 'mysql-0',
+        'io.kubernetes.cri.sandbox-namespace': 'db',
+      },
+    }),
+    [`/run/containers/storage/overlay-containers/${ID}/userdata/config.json`]: JSON.stringify({
+      annotations: {
+        'io.kubernetes.cri-o.ContainerType': 'container',
+        'io.kubernetes.container.name': 'mysql',
+        'io.kubernetes.pod.name': 'mysql-0',
+        'io.kubernetes.pod.namespace': 'db',
+      },
+    }),
+    '/var/lib/containers/storage/overlay-containers/containers.json': JSON.stringify([
+      { id: SANDBOX, names: ['other'] },
+      { id: ID, names: ['mariadb'], image: 'f'.repeat(64) },
+    ]),
+    [`/var/lib/docker/containers/${ID}/config.v2.json`]: JSON.stringify({ ID, Name: '/web', State: { Pid: 42 } }),
+  };
+  const read = (file: string) => files[file] ?? noFiles(file);
+  const asked: string[] = [];
+  const ask = answering({}, asked);
+  const pod: Owner = { container: '', k8sNamespace: 'db', k8sPod: 'mysql-0' };
+  assert.deepEqual(await askOwner('crictl', SANDBOX, ask, read), pod);
+  assert.deepEqual(await askOwner('crictl', ID, ask, read), pod);
+  assert.deepEqual(await askOwner('podman', ID, ask, read), { ...NO_OWNER, container: 'mariadb' });
+  assert.deepEqual(await askOwner('docker', ID, ask, read), { ...NO_OWNER, container: 'web' });
+  assert.deepEqual(asked, [], 'no tool asked where the files told');
+  // A bundle without a pod's annotations (podman's own), a container not in the list: the tool is asked.
+  assert.equal(
+    recordedOwner('crictl', ID, JSON.stringify({ annotations: { 'io.container.manager': 'libpod' } })),
+    null,
+  );
+  assert.equal(
+    recordedOwner('podman', 'e'.repeat(64), files['/var/lib/containers/storage/overlay-containers/containers.json']!),
+    null,
+  );
+  await askOwner('podman', 'e'.repeat(64), ask, read);
+  assert.deepEqual(asked, [`podman inspect --type container --format json ${'e'.repeat(64)}`]);
 });
