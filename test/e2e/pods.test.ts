@@ -3,11 +3,12 @@
 // as the pod's sandbox, where a real DROP rule drops real SYNs.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
+import { startAgent, waitFor } from '../helpers/agent.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { isType, needsRoot, Pathtrace, runCli, SLOWDOWN, sleep } from '../helpers/pathtrace.js';
 
@@ -78,4 +79,65 @@ test('--pod: no such pod, no CRI runtime, no crictl, a bad name: one line, a non
     assert.match(r.stderr, message);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
+});
+
+/** A cgroup laid out as the kubelet's cgroupfs driver lays a pod's sandbox out (…/kubepods/QOS/podUID/ID), made
+ *  under a directory of the test's own in a hierarchy that takes processes; null where none does. */
+function podCgroup(t: TestContext, id: string): string | null {
+  const root = ['/sys/fs/cgroup', '/sys/fs/cgroup/pids'].find((d) => existsSync(path.join(d, 'cgroup.procs')));
+  if (!root) return null;
+  const top = path.join(root, `pathtrace-test-${process.pid}`);
+  const dir = path.join(top, 'kubepods/besteffort/pod3f1c2a8e-8a52-4d0b-9b8a-2f6f0c1d9e11', id);
+  mkdirSync(dir, { recursive: true });
+  t.after(() => {
+    // Its processes back to the root first: a cgroup with processes cannot go.
+    for (const pid of readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean))
+      try {
+        writeFileSync(path.join(root, 'cgroup.procs'), pid);
+      } catch {
+        /* gone meanwhile */
+      }
+    for (let d = dir; d.startsWith(top); d = path.dirname(d)) rmdirSync(d);
+  });
+  return dir;
+}
+
+test("the agent: a pod's drops labelled with its namespace and name, from its sandbox's cgroup and CRI", async (t) => {
+  if (!needsRoot(t)) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
+  const pause = spawn('ip', ['netns', 'exec', lab.server.netns, 'sleep', '600'], { stdio: 'ignore' });
+  t.after(() => pause.kill());
+  const cgroup = podCgroup(t, SANDBOX);
+  if (!cgroup) return t.skip('no cgroup hierarchy here takes processes (/sys/fs/cgroup, /sys/fs/cgroup/pids)');
+  writeFileSync(path.join(cgroup, 'cgroup.procs'), String(pause.pid));
+  const env = criFor(t, lab.server.netns, pause.pid!);
+  const agent = await startAgent(['--forget-after', '1'], env);
+  t.after(() => {
+    if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
+  });
+  const srv = lab.server.netns;
+  const series = async () =>
+    (await agent.metrics()).split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  await lab.connect('tcp', lab.server.v4, PORT, 300 * SLOWDOWN);
+  const labelled = await waitFor(
+    `a series of ${srv} labelled with the pod`,
+    async () => (await series()).find((l) => l.includes('k8s_pod="mysql-0"')),
+    15_000,
+  ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
+  assert.match(labelled, /container="",k8s_namespace="db",k8s_pod="mysql-0",.*chain="INPUT"/);
+  assert.match(agent.output(), new RegExp(`drop in ${srv} \\(pod db/mysql-0\\) on eth0: tcp `));
+  // The sandbox's id is no container's: crictl inspect said so, inspectp named the pod.
+  const calls = readFileSync(path.join(env.PATHTRACE_TEST_CRI!, 'calls'), 'utf8');
+  assert.equal(calls, `inspect --output json ${SANDBOX}\ninspectp --output json ${SANDBOX}\n`);
+  // The sandbox gone: the pod's series after --forget-after.
+  pause.kill();
+  await waitFor(
+    "the pod's series gone",
+    async () => ((await series()).some((l) => l.includes('k8s_pod="mysql-0"')) ? undefined : true),
+    15_000,
+  );
+  agent.child.kill('SIGTERM');
+  assert.equal(await agent.exited, 0, agent.output());
 });

@@ -73,10 +73,11 @@ export const agentPrograms = () =>
     .filter((l) => /name agent_/.test(l));
 
 /** `pathtrace agent` on a free port of 127.0.0.1, served (its /healthz answers); its child, output and URL. */
-export async function startAgent(args: string[] = []) {
+export async function startAgent(args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const port = await freePort();
   const child = spawn(process.execPath, [BIN, 'agent', '--listen', `127.0.0.1:${port}`, '--interval', '1', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
   });
   const run = started(child);
   const url = `http://127.0.0.1:${port}`;
