@@ -8,6 +8,9 @@ import { IPPROTO } from '../trace/record.js';
 import type { FlowSummary } from '../report/summary.js';
 import { queueTag } from '../report/nfqueue.js';
 import { duration, formatJourney, PLAIN } from '../output/text.js';
+import { packetRecord } from '../output/json.js';
+import { ladder, ladderRows } from '../pictures/ladder.js';
+import { packetPath, pathLines } from '../pictures/path.js';
 import {
   DEVICE_HOOK_STAGES,
   FWD_STAGES,
@@ -167,7 +170,53 @@ export function packetLine(j: Journey): string {
   );
 }
 
-export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: DeviceNames; startedAt: number }) {
+/** The packet's way through the stack, drawn: its direction's stages, ✗ at the one it died at, what dropped it. */
+function PathDiagram({
+  j,
+  devices,
+  startedAt,
+  width,
+  theme,
+}: {
+  j: Journey;
+  devices: DeviceNames;
+  startedAt: number;
+  width: number;
+  theme: Theme;
+}) {
+  const lines = pathLines(packetPath(packetRecord(j, devices, startedAt)), width - 2);
+  return (
+    <Box flexDirection="column" marginBottom={1}>
+      {lines.map((l, i) => (
+        <Text
+          key={i}
+          wrap="truncate"
+          bold={l.startsWith('✗')}
+          color={theme.color && l.includes('✗') ? 'red' : undefined}
+        >
+          {l}
+        </Text>
+      ))}
+    </Box>
+  );
+}
+
+export function PacketDetail({
+  j,
+  devices,
+  startedAt,
+  width = 80,
+  theme = { color: false },
+  pictures = false,
+}: {
+  j: Journey;
+  devices: DeviceNames;
+  startedAt: number;
+  width?: number;
+  theme?: Theme;
+  /** The path through the stack drawn, in place of the steps. */
+  pictures?: boolean;
+}) {
   const steps = j.steps.map((s) => {
     const where = s.hook
       ? `${s.hook} ${s.passed ? 'passed' : s.at}${s.priority !== undefined ? ` (priority ${s.priority})` : ''}`
@@ -188,12 +237,16 @@ export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: D
             {l}
           </Text>
         ))}
-      <Text bold>steps</Text>
-      {steps.map((l, i) => (
-        <Text key={i} wrap="truncate">
-          {l}
-        </Text>
-      ))}
+      <Text bold>{pictures ? 'path through the stack' : 'steps'}</Text>
+      {pictures ? (
+        <PathDiagram j={j} devices={devices} startedAt={startedAt} width={width} theme={theme} />
+      ) : (
+        steps.map((l, i) => (
+          <Text key={i} wrap="truncate">
+            {l}
+          </Text>
+        ))
+      )}
       <Text>{`tcpdump: ${j.tcpdump ? `✓ captured on ${j.tcpdumpDevices.map((d) => devices.name(d)).join(', ')}` : '✗ it never passed a capture point'}`}</Text>
     </Box>
   );
@@ -202,6 +255,7 @@ export function PacketDetail({ j, devices, startedAt }: { j: Journey; devices: D
 const HELP = [
   '↑/↓ or j/k   move',
   'Enter        open (connection → packets → journey)',
+  "l            a connection's packets as a ladder, or as a list",
   'Esc/Bksp     back',
   '/            filter the connections (Enter to apply, Esc to clear)',
   'p            pause the view (tracing goes on)',
@@ -221,6 +275,8 @@ export interface UiState {
   /** The filter being typed, or null. */
   editing: string | null;
   help: boolean;
+  /** Pictures rather than text: a connection's packets as a ladder, a packet's path through the stack. */
+  pictures: boolean;
 }
 const INITIAL: UiState = {
   paused: false,
@@ -229,6 +285,7 @@ const INITIAL: UiState = {
   filter: '',
   editing: null,
   help: false,
+  pictures: false,
 };
 
 type Key = {
@@ -277,6 +334,7 @@ export function onKey(
   if (input === 'p') return { ...ui, paused: !ui.paused };
   if (input === 'c') return 'clear';
   if (input === '/' && view.kind === 'main') return { ...ui, editing: ui.filter };
+  if (input === 'g') return { ...ui, pictures: !ui.pictures };
   if (key.escape || key.backspace || key.delete) {
     return { ...ui, view: view.kind === 'packet' ? { kind: 'connection', key: view.key } : { kind: 'main' } };
   }
@@ -370,13 +428,49 @@ export function App({
   } else if (view.kind === 'packet' && conn) {
     const j = conn.packets.find((p) => p.id === view.id);
     body = j ? (
-      <PacketDetail j={j} devices={devices} startedAt={ready?.startedAt ?? Date.now()} />
+      <PacketDetail
+        j={j}
+        devices={devices}
+        startedAt={ready?.startedAt ?? Date.now()}
+        width={columns}
+        theme={theme}
+        pictures={ui.pictures}
+      />
     ) : (
       <Text>packet #{view.id} is no longer kept</Text>
     );
   } else if (view.kind === 'connection' && conn) {
     const s = store.summaryOf(conn.key);
-    const w = windowed(packets, sel.connection, listHeight - 2);
+    const selected = packets[sel.connection]?.id;
+    let list;
+    if (ui.pictures) {
+      // Oldest first, as time runs down the ladder; the selected packet's rung in view.
+      const startedAt = ready?.startedAt ?? Date.now();
+      const rows = ladderRows(ladder(conn.packets.map((p) => packetRecord(p, devices, startedAt))), columns - 2);
+      const at = Math.max(
+        0,
+        rows.findIndex((r) => r.id === selected),
+      );
+      const head = rows.slice(0, 2);
+      const w = windowed(rows.slice(2), at - 2, listHeight - 4);
+      list = [...head, ...w.items].map((r, i) => (
+        <Text
+          key={i}
+          wrap="truncate"
+          inverse={r.id !== undefined && r.id === selected}
+          color={theme.color && r.text.includes('✗') ? 'red' : undefined}
+        >
+          {r.text}
+        </Text>
+      ));
+    } else {
+      const w = windowed(packets, sel.connection, listHeight - 2);
+      list = w.items.map((p, i) => (
+        <Row key={p.id} theme={theme} selected={w.start + i === sel.connection}>
+          {packetLine(p)}
+        </Row>
+      ));
+    }
     body = (
       <Box flexDirection="column">
         <Text bold wrap="truncate">
@@ -384,11 +478,7 @@ export function App({
           {s?.owner ? ` · ${s.owner.comm}[${s.owner.pid}]` : ''}
         </Text>
         <Text wrap="truncate">{s?.verdict ?? ''}</Text>
-        {w.items.map((p, i) => (
-          <Row key={p.id} theme={theme} selected={w.start + i === sel.connection}>
-            {packetLine(p)}
-          </Row>
-        ))}
+        {list}
       </Box>
     );
   } else {
@@ -438,7 +528,9 @@ export function App({
       <Text wrap="truncate" dimColor>
         {editing !== null
           ? `filter: ${editing}▏ (Enter apply · Esc clear)`
-          : '↑↓/jk move · Enter open · Esc back · / filter · p pause · c clear · ? help · q quit'}
+          : view.kind === 'main'
+            ? '↑↓/jk move · Enter open · Esc back · / filter · p pause · c clear · ? help · q quit'
+            : `↑↓/jk move · Enter open · Esc back · g ${ui.pictures ? 'text' : 'pictures'} · p pause · ? help · q quit`}
       </Text>
     </Box>
   );

@@ -5,29 +5,10 @@ import { Box, render, Text, useInput, useStdout, type Instance } from 'ink';
 import { createElement, useEffect, useState } from 'react';
 import { clockText, flowText } from '../output/merge.js';
 import type { Merged } from '../report/merge.js';
-import type { PacketRecord, TraceRecord } from '../output/records.js';
+import type { TraceRecord } from '../output/records.js';
 import { StagesView, type Theme } from './App.js';
-import { deathStage, stagesReached, type StageCounts, type StageView } from './stages.js';
-
-/** A packet record as the stage functions read a journey: its steps' points, hooks and devices (numbered by name),
- *  the devices whose tap it passed, its drop, its delivery. */
-function asJourney(r: PacketRecord): StageView {
-  const numbers = new Map<string, number>();
-  const number = (dev: string) => numbers.get(dev) ?? numbers.set(dev, numbers.size + 1).size;
-  return {
-    steps: (r.steps ?? []).map((s) => ({
-      point: s.point,
-      hook: s.hook,
-      at: s.at,
-      t: s.t_ns ?? 0,
-      ifindex: s.dev === undefined ? undefined : number(s.dev),
-    })),
-    tcpdumpDevices: (r.tcpdump_devices ?? []).map(number),
-    drop: r.drop,
-    direction: r.direction,
-    delivery: r.delivery,
-  };
-}
+import { stageView } from '../pictures/path.js';
+import { deathStage, stagesReached, type StageCounts } from './stages.js';
 
 export class AcrossStore {
   version = 0;
@@ -41,7 +22,7 @@ export class AcrossStore {
   record(host: 0 | 1, r: TraceRecord): void {
     if (r.type !== 'packet') return;
     this.packets[host]++;
-    const j = asJourney(r);
+    const j = stageView(r);
     const died = deathStage(j);
     for (const s of stagesReached(j)) {
       const c = this.stages[host].get(s) ?? { reached: 0, died: 0 };

@@ -118,3 +118,38 @@ test('the UI in demo app-response at 160×48: the application stage, LOCAL_OUT d
   await term.keys('q');
   await term.waitFor(/── \d+ packets/);
 });
+
+test("the UI in pictures (g): a connection as a ladder, a packet's path through the stack, at 80×24", async (t) => {
+  if (!needsRoot(t) || !hasTmux(t)) return;
+  const term = new Terminal(['demo', 'local-in'], 80, 24, { CI: 'true', NO_COLOR: '1' });
+  t.after(() => term.close());
+  await term.waitFor(/› tcp 198\.18\.0\.1:\d+ ↔ 198\.18\.0\.2:3306 · [2-9]\d* pkt/, 20000);
+  await term.keys('Enter');
+  await term.waitFor(/› #\d+/);
+  await term.keys('g');
+  // Client and server at either end, this host between; each SYN's arrow stops at LOCAL_IN, its
+  // retransmissions told, the rule that dropped them said once.
+  let s = await term.waitFor(/retransmit 1/);
+  assert.match(s, /198\.18\.0\.1:\d+ +198\.18\.0\.2:3306/);
+  assert.match(s, /│ +this host +│/);
+  assert.match(s, /^\+0\.000s +│─ \[S\] ─+✗ LOCAL_IN +│$/m);
+  assert.match(s, /^\+1\.\d{3}s +│─ \[S\] retransmit 1 ─+✗ LOCAL_IN +│$/m);
+  // The rule, wrapped in the lane, once for the SYN and its retransmissions.
+  assert.equal(s.match(/✗ filter INPUT: iptables -A INPUT -p tcp -m tcp --dport 3306/g)?.length, 1, s);
+  assert.match(s, /│ +(-j )?DROP +│/);
+  assert.doesNotMatch(s, /retransmit 1 ─+✗ LOCAL_IN +│\n +│ ✗ filter/, 'said once');
+  assert.match(s, /g text/);
+  for (const line of s.split('\n')) assert.ok([...line].length <= 80, line);
+  await term.keys('Enter');
+  s = await term.waitFor(/path through the stack/);
+  assert.match(s, /device RX → PRE_ROUTING → routing → ✗ LOCAL_IN ┄ \(TCP\) ┄ \(socket\)/);
+  // What dropped it, wrapped at the screen's width.
+  assert.match(
+    s,
+    /✗ dropped at LOCAL_IN by filter INPUT: iptables -A INPUT -p tcp -m tcp --dport\s+3306 -j DROP \(NETFILTER_DROP\)/,
+  );
+  await term.keys('g');
+  await term.waitFor(/kfree_skb/);
+  await term.keys('q');
+  await term.waitFor(/── \d+ packets/);
+});

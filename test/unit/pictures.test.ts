@@ -1,0 +1,90 @@
+// The pictures' models and their text: a connection's ladder and a packet's path through the stack, from the
+// records of demo local-out (test/fixtures/pictures: its SYN delivered, its SYN-ACKs dropped at LOCAL_OUT).
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import type { PacketRecord } from '../../src/output/records.js';
+import { ladder, ladderLines, rungLabel } from '../../src/pictures/ladder.js';
+import { packetPath, pathLines } from '../../src/pictures/path.js';
+import { FIXTURES } from '../helpers/paths.js';
+
+const records = readFileSync(path.join(FIXTURES, 'pictures/local-out.ndjson'), 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((l) => JSON.parse(l) as PacketRecord);
+
+test("a packet's path: its direction's stages, passed, the one it died at, those it never reached", () => {
+  const syn = packetPath(records[0]!);
+  assert.equal(syn.death, null);
+  assert.deepEqual(
+    syn.stages.map((s) => `${s.label}:${s.state}`),
+    [
+      'device RX:passed',
+      'PRE_ROUTING:passed',
+      'routing:passed',
+      'LOCAL_IN:passed',
+      'TCP:passed',
+      'socket:passed',
+      'application:unreached',
+    ],
+  );
+  const synAck = packetPath(records[1]!);
+  assert.deepEqual(
+    synAck.stages.map((s) => `${s.label}:${s.state}`),
+    [
+      'socket:passed',
+      'LOCAL_OUT:died',
+      'POST_ROUTING:unreached',
+      'neighbour:unreached',
+      'qdisc:unreached',
+      'device TX:unreached',
+    ],
+  );
+  assert.deepEqual(synAck.death, {
+    stage: 'LOCAL_OUT',
+    by: 'filter OUTPUT: iptables -A OUTPUT -p tcp -m tcp --sport 3306 -j DROP',
+    reason: 'NETFILTER_DROP',
+  });
+  assert.deepEqual(pathLines(synAck, 60), [
+    'socket → ✗ LOCAL_OUT ┄ (POST_ROUTING) ┄ (neighbour)',
+    '  ┄ (qdisc) ┄ (device TX)',
+    '✗ dropped at LOCAL_OUT by filter OUTPUT: iptables -A OUTPUT',
+    '   -p tcp -m tcp --sport 3306 -j DROP (NETFILTER_DROP)',
+  ]);
+});
+
+test('a ladder: the client the first sender, arrows as far as each packet went, retransmissions told', () => {
+  const l = ladder(records);
+  assert.match(l.client, /^198\.18\.0\.1:\d+$/);
+  assert.equal(l.server, '198.18.0.2:3306');
+  assert.deepEqual(
+    l.rungs.map((r) => [r.dir, r.label, r.died, r.retransmit]),
+    [
+      ['right', '[S]', false, 0],
+      ['left', '[SA]', true, 0],
+      ['left', '[SA]', true, 1],
+      ['right', '[S]', false, 1],
+    ],
+  );
+  assert.ok(l.rungs[1]!.reach > 0 && l.rungs[1]!.reach < 0.5, 'LOCAL_OUT is near the server on the way out');
+  const lines = ladderLines(l, 80);
+  for (const line of lines) assert.ok([...line].length <= 80, line);
+  assert.match(lines[2]!, /^\+0\.000s +│─ \[S\] ─+▶│$/);
+  assert.match(lines[3]!, /^\+0\.\d{3}s +│ +LOCAL_OUT ✗─+ \[SA\] ─│$/);
+  // What dropped it, wrapped in the lane.
+  assert.match(lines[4]!, /│ ✗ filter OUTPUT: iptables -A OUTPUT -p tcp -m tcp --sport 3306 (-j)? +│/);
+  assert.match(lines[5]!, /│ +(-j )?DROP +│/);
+  assert.match(lines[6]!, /LOCAL_OUT +\[SA\] retransmit 1 ✗─+│$/);
+  assert.equal(lines.filter((x) => x.includes('✗ filter OUTPUT')).length, 1, 'the rule said once for the run');
+});
+
+test("a rung's label, tcpdump's way", () => {
+  const base = records[0]!;
+  assert.equal(rungLabel({ ...base, tcp_flags: 'PA', len: 120 }), '[PA] 120B');
+  assert.equal(rungLabel({ ...base, proto: 'udp', tcp_flags: null, len: 60 }), 'UDP 60B');
+  assert.equal(
+    rungLabel({ ...base, proto: 'icmp', tcp_flags: null, icmp: { type: 3, code: 4, about: null } }),
+    'ICMP 3/4',
+  );
+});
