@@ -46,6 +46,8 @@ packages+=(prometheus)
 # podman and runc: test/e2e/containers.test.ts traces real containers by name (runc: this machine's cgroups refuse
 # crun); busybox-static above is their image.
 packages+=(podman runc)
+# chromium: test/e2e/report.test.ts draws the HTML report headless and reads the screenshot back.
+packages+=(chromium)
 backported=(libbpf-dev bpftool)
 
 missing=()

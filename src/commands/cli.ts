@@ -6,6 +6,7 @@ import { across } from './across.js';
 import { runCompare } from './compare.js';
 import { runDemo } from './demo.js';
 import { runMerge } from './merge.js';
+import { runReport } from './report.js';
 import { parseCommandLine, USAGE, UsageError } from './options.js';
 import { ProgressLine } from './progress.js';
 import { trace, UserError } from './trace.js';
@@ -43,6 +44,9 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'merge':
         process.stdout.write(withProgress((p) => runMerge(cmd.traces, cmd.json, p)) + '\n');
+        return 0;
+      case 'report':
+        process.stderr.write(withProgress((p) => runReport(cmd.traces, cmd.output, p)) + '\n');
         return 0;
       case 'agent':
         await runAgent(cmd.options);

@@ -25,6 +25,7 @@ export type Command =
   | { kind: 'demo'; scenario: string; options: TraceOptions }
   | { kind: 'compare'; capture: string; trace: string }
   | { kind: 'merge'; traces: [string, string]; json: boolean }
+  | { kind: 'report'; traces: string[]; output: string }
   | { kind: 'agent'; options: AgentCommandOptions };
 
 export const AGENT_DEFAULTS: AgentCommandOptions = {
@@ -38,6 +39,25 @@ export const AGENT_DEFAULTS: AgentCommandOptions = {
   // A namespace that went keeps its series this long: a scrape or two after it still sees their last values.
   forgetAfterMs: 10 * 60_000,
 };
+
+/** `pathtrace report TRACE [TRACE] -o FILE.html`. */
+function parseReport(argv: string[]): Command {
+  let values, positionals;
+  try {
+    ({ values, positionals } = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: { output: { type: 'string', short: 'o' } },
+    }));
+  } catch (e) {
+    throw new UsageError((e as Error).message.split('\n')[0]!);
+  }
+  if (positionals.length < 1 || positionals.length > 2)
+    throw new UsageError("report takes one or two traces: pathtrace's --json output or --write file (one per host)");
+  if (!values.output) throw new UsageError('report needs -o FILE.html: where to write the page');
+  return { kind: 'report', traces: positionals, output: values.output };
+}
 
 /** `pathtrace agent ...`: its options alone (the trace's do not apply). */
 function parseAgent(argv: string[]): Command {
@@ -124,6 +144,10 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
        pathtrace merge [NAME=]TRACE [NAME=]TRACE [--json]
                                              two hosts' --json outputs or --write files of the same
                                              time: where between them each packet was lost
+       pathtrace report [NAME=]TRACE [[NAME=]TRACE] -o FILE.html
+                                             one self-contained page of one or two traces: where
+                                             packets died, each drop's path and rule, each connection
+                                             as a ladder; of two hosts, what was lost between them
        pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...] [--label-ports]]
                        [--interval SECONDS] [--max-series N] [--forget-after SECONDS] [EXPRESSION]
                                              count the drops of every network namespace, by hook, rule
@@ -319,6 +343,7 @@ const MAX_COUNT = 2 ** 32;
 
 export function parseCommandLine(argv: string[]): Command {
   if (argv[0] === 'agent') return parseAgent(argv.slice(1));
+  if (argv[0] === 'report') return parseReport(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -7,6 +7,8 @@ import { test } from 'node:test';
 import type { PacketRecord } from '../../src/output/records.js';
 import { ladder, ladderLines, rungLabel } from '../../src/pictures/ladder.js';
 import { packetPath, pathLines } from '../../src/pictures/path.js';
+import { parseCommandLine } from '../../src/commands/options.js';
+import { reportHtml } from '../../src/report/html.js';
 import { FIXTURES } from '../helpers/paths.js';
 
 const records = readFileSync(path.join(FIXTURES, 'pictures/local-out.ndjson'), 'utf8')
@@ -87,4 +89,25 @@ test("a rung's label, tcpdump's way", () => {
     rungLabel({ ...base, proto: 'icmp', tcp_flags: null, icmp: { type: 3, code: 4, about: null } }),
     'ICMP 3/4',
   );
+});
+
+test('the report page: self-contained, each drop linked from the summary, text escaped', () => {
+  const html = reportHtml([{ name: 'srv <1>', packets: records, ready: null, summary: null }], null, 'a & b');
+  assert.match(html, /<title>a &amp; b<\/title>/);
+  assert.match(html, /<h2>srv &lt;1&gt;<\/h2>/);
+  assert.match(html, /<a href="#drop-1">✗ LOCAL_OUT — filter OUTPUT: iptables -A OUTPUT/);
+  assert.match(html, /<section class="drop" id="drop-1">/);
+  assert.doesNotMatch(html, /\b(src|href)=["']?(https?:)?\/\//i);
+});
+
+test('report options: one or two traces and -o; anything else refused in a line', () => {
+  assert.deepEqual(parseCommandLine(['report', 'a.ndjson', '-o', 'a.html']), {
+    kind: 'report',
+    traces: ['a.ndjson'],
+    output: 'a.html',
+  });
+  assert.deepEqual(parseCommandLine(['report', 'c=a', 's=b', '--output', 'x.html']).kind, 'report');
+  assert.throws(() => parseCommandLine(['report', 'a.ndjson']), /report needs -o FILE\.html/);
+  assert.throws(() => parseCommandLine(['report', '-o', 'x.html']), /one or two traces/);
+  assert.throws(() => parseCommandLine(['report', 'a', 'b', 'c', '-o', 'x.html']), /one or two traces/);
 });

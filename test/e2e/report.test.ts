@@ -1,0 +1,101 @@
+// pathtrace report on real traces, drawn by headless Chromium (network off): demo local-in's trace (the SYNs dropped
+// by a DROP rule at LOCAL_IN), and two hosts' traces through a router whose FORWARD rule drops them (lost on the
+// path). The page is self-contained, names the hook and the rule, links each drop from the summary, and is drawn
+// (not blank) at a desktop's width and a phone's.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { Lab } from '../../src/lab/lab.js';
+import { needsRoot, Pathtrace, runCli, SLOWDOWN, sleep } from '../helpers/pathtrace.js';
+import { chromiumMissing, pngStats, screenshot } from '../helpers/screenshot.js';
+
+const RULE = 'iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP';
+
+function ready(t: TestContext): string | null {
+  if (!needsRoot(t)) return null;
+  const missing = chromiumMissing();
+  if (missing) {
+    t.skip(`needs ${missing}`);
+    return null;
+  }
+  const dir = mkdtempSync(path.join(tmpdir(), 'pt-report-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** What every page must be: one file that fetches nothing, drawn at two widths. */
+function checkPage(html: string, file: string, dir: string): void {
+  assert.match(html, /^<!doctype html>/);
+  assert.doesNotMatch(html, /\b(src|href)=["']?(https?:)?\/\//i, 'nothing fetched from the network');
+  assert.doesNotMatch(html, /<link\b|@import|url\((?!#)/i, 'no style sheet or image from elsewhere');
+  for (const [name, w, h] of [
+    ['desktop', 1000, 1600],
+    ['phone', 390, 1600],
+  ] as const) {
+    const png = path.join(dir, `${path.basename(file, '.html')}-${name}.png`);
+    screenshot(file, png, w, h);
+    const s = pngStats(png);
+    assert.deepEqual([s.width, s.height], [w, h]);
+    assert.ok(s.colours > 50 && s.drawn > 0.05, `${name}: drawn, not blank: ${JSON.stringify(s)}`);
+    // Kept for a person to look at (PATHTRACE_KEEP_SCREENSHOTS=DIR).
+    const keep = process.env.PATHTRACE_KEEP_SCREENSHOTS;
+    if (keep) writeFileSync(path.join(keep, path.basename(png)), readFileSync(png));
+  }
+}
+
+test('report of demo local-in: the drop at LOCAL_IN with its rule, its path and ladder, linked from the summary', async (t) => {
+  const dir = ready(t);
+  if (!dir) return;
+  const demo = runCli(['demo', 'local-in', '--json'], { timeout: 120_000 * SLOWDOWN });
+  assert.equal(demo.code, 0, demo.stderr);
+  const trace = path.join(dir, 'server.ndjson');
+  writeFileSync(trace, demo.stdout);
+  const page = path.join(dir, 'local-in.html');
+  const r = runCli(['report', `server=${trace}`, '-o', page]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /^wrote .*local-in\.html: \d+ packets, \d+ dropped\n$/);
+  const html = readFileSync(page, 'utf8');
+  // The summary links to the drop; the drop names the hook, the rule, the reason; the path's stages drawn.
+  const link = /<a href="#(drop-1)">✗ LOCAL_IN — filter INPUT: (.*?)<\/a>/.exec(html);
+  assert.ok(link, 'the summary links to the drop');
+  assert.equal(link[2]!.replace(/&#39;/g, "'"), RULE);
+  assert.match(html, new RegExp(`<section class="drop" id="${link[1]}">`));
+  assert.match(html, /NETFILTER_DROP/);
+  assert.match(html, /class="stage died"[^>]*\/><text[^>]*>✗ LOCAL_IN<\/text>/);
+  assert.match(html, /<title>ladder of 198\.18\.0\.1:\d+ and 198\.18\.0\.2:3306<\/title>/);
+  assert.match(html, /retransmit 1/);
+  checkPage(html, page, dir);
+});
+
+test('report of two hosts through a router that drops: the trips drawn, lost on the path', async (t) => {
+  const dir = ready(t);
+  if (!dir) return;
+  const lab = new Lab({ router: true });
+  t.after(() => lab.destroy());
+  lab.exec(lab.router!.netns, 'iptables', ['-A', 'FORWARD', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
+  await lab.listen('tcp', 3306);
+  const client = await Pathtrace.start(['--netns', lab.client.netns, '--port', '3306']);
+  const server = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306']);
+  await lab.connect('tcp', lab.server.v4, 3306, 2500 * SLOWDOWN);
+  await sleep(300 * SLOWDOWN);
+  const files = ['client', 'server'].map((n) => path.join(dir, `${n}.ndjson`));
+  const done = [await client.stop(), await server.stop()];
+  done.forEach((d, i) => writeFileSync(files[i]!, d.stdout));
+  const page = path.join(dir, 'across.html');
+  const r = runCli(['report', `client=${files[0]}`, `server=${files[1]}`, '-o', page]);
+  assert.equal(r.code, 0, r.stderr);
+  const html = readFileSync(page, 'utf8');
+  assert.match(html, /<h2>Between client and server<\/h2>/);
+  assert.match(html, /<title>trips between client and server<\/title>/);
+  assert.match(html, /✗ \d+ lost on the path/);
+  // The summary links to the connection whose packets were lost.
+  assert.match(html, /<a href="#trips-1">✗ lost on the path between client and server: tcp /);
+  assert.match(html, /<details open id="trips-1">/);
+  assert.match(html, />lost on path<\/text>/);
+  // Each host's own section: the client's SYNs left its device; the server's trace saw none of them.
+  assert.match(html, /<h2>client · pt\w+-cli<\/h2>/);
+  assert.match(html, /<h2>server · pt\w+-srv<\/h2>\n<p>0 packets/);
+  checkPage(html, page, dir);
+});
