@@ -20,3 +20,7 @@ export function fileFailure(e: unknown): string {
       return (e as Error).message;
   }
 }
+
+/** A write's failure: its directory missing, or fileFailure's words. */
+export const writeFailure = (e: unknown): string =>
+  (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such directory' : fileFailure(e);

@@ -186,6 +186,7 @@ Output and end:
   -q, --quiet                 no per-packet output, the summary only (cheapest at high packet rates)
   -d, --duration SECONDS      stop after this long
   -c, --count N               stop after N packets
+      --report FILE.html      at the end, also write the trace as an HTML page (as pathtrace report)
   -w, --write FILE.pcapng      also write the traced packets as pcapng (bytes from the IP header, one
                               interface per device, each packet's fate as a comment; packets tcpdump
                               could not see are included and say so)
@@ -367,6 +368,7 @@ export function parseCommandLine(argv: string[]): Command {
         'ring-mib': { type: 'string' },
         'rule-trace': { type: 'boolean' },
         write: { type: 'string', short: 'w' },
+        report: { type: 'string' },
         points: { type: 'string' },
         snaplen: { type: 'string', short: 's' },
         'with-tcpdump': { type: 'string' },
@@ -415,6 +417,7 @@ export function parseCommandLine(argv: string[]): Command {
     ringMiB,
     ruleTrace: v['rule-trace'] ?? false,
     write: v.write ?? null,
+    report: v.report ?? null,
     snaplen: positiveNumber('--snaplen', v.snaplen, true, MAX_SNAPLEN, ' bytes') ?? DEFAULT_SNAPLEN,
     points: parsePoints(v.points),
     withTcpdump: v['with-tcpdump'] ?? null,
@@ -442,6 +445,10 @@ export function parseCommandLine(argv: string[]): Command {
   if (options.across) {
     const [a, b] = options.across.map(placeText);
     if (a === b) throw new UsageError(`${a} twice: give two different namespaces`);
+    if (options.report)
+      throw new UsageError(
+        '--report with two namespaces: trace each with --json of its own, then pathtrace report the two files',
+      );
     if (options.write)
       throw new UsageError(
         '--write with two namespaces: trace each with a --write of its own, then pathtrace merge the two files',

@@ -2,6 +2,7 @@
 // (report/html.ts); of two hosts' traces, merged as `pathtrace merge` merges them.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { writeFailure } from '../capture/file-errors.js';
 import { readTraceFile, type LoadedTrace, type Progress } from '../capture/trace-file.js';
 import type { PacketRecord } from '../output/records.js';
 import { reportHtml, type ReportTrace } from '../report/html.js';
@@ -30,10 +31,7 @@ export function runReport(args: string[], output: string, progress?: Progress): 
   try {
     writeFileSync(output, reportHtml(traces, merged, title));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT' ? 'no such directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
-    throw new UserError(`cannot write ${output}: ${why}`);
+    throw new UserError(`cannot write ${output}: ${writeFailure(e)}`);
   }
   const dropped = traces.reduce((n, t) => n + t.packets.filter((p) => p.drop).length, 0);
   const packets = traces.reduce((n, t) => n + t.packets.length, 0);

@@ -1,12 +1,15 @@
 // The trace command: checks what it needs, opens the session, picks the output (text, NDJSON, the UI,
 // --write, --with-tcpdump), runs until a signal, --duration or --count, and detaches on every path.
-import { closeSync } from 'node:fs';
+import { accessSync, closeSync, constants } from 'node:fs';
+import path from 'node:path';
+import { writeFailure } from '../capture/file-errors.js';
 import { release } from 'node:os';
 import { captureFilter, LiveCapture, LiveCaptureError } from '../capture/live-capture.js';
 import { ComparingSink } from './comparing-sink.js';
 import { openForWriting, WriteError } from '../capture/pcapng.js';
 import { JsonSink } from '../output/json.js';
 import { PcapSink } from '../output/pcap-sink.js';
+import { ReportSink } from '../output/report-sink.js';
 import type { Sink } from '../output/sink.js';
 import { drainStdout, SlowReaderSink } from '../output/slow-reader.js';
 import { ANSI, PLAIN, TextSink } from '../output/text.js';
@@ -123,7 +126,18 @@ export function usesTui(o: TraceOptions): boolean {
 
 /** capture: the --write file, opened before anything is attached (openForWriting). */
 export async function makeSink(o: TraceOptions, session: () => Session, capture: number | null): Promise<Sink> {
-  const sink = await outputSink(o, session);
+  let sink = await outputSink(o, session);
+  if (o.report) {
+    // Refused now, not after a long trace: the page is written at its end.
+    try {
+      accessSync(path.dirname(path.resolve(o.report)), constants.W_OK);
+    } catch (e) {
+      throw new UserError(`cannot write ${o.report}: ${writeFailure(e)}`);
+    }
+    const devices = () => session().devices;
+    const filter = () => filterObject(o, session().expression);
+    sink = new ReportSink(sink, o.report, devices, filter, (l) => process.stderr.write(`pathtrace: ${l}\n`));
+  }
   return o.write && capture !== null ? new PcapSink(sink, o.write, capture, o.snaplen, () => session().devices) : sink;
 }
 

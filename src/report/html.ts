@@ -138,7 +138,7 @@ function traceSection(t: ReportTrace, kinds: DropKind[]): string {
   const dropped = t.packets.filter((p) => p.drop).length;
   const ns = t.ready?.netns?.name;
   return `<section class="trace">
-<h2>${esc(t.name)}${ns ? ` · ${esc(ns)}` : ''}</h2>
+<h2>${esc(t.name)}${ns && ns !== t.name ? ` · ${esc(ns)}` : ''}</h2>
 <p>${t.packets.length} packets, ${dropped} dropped${filterText(t.ready) ? ` · filter <code>${esc(filterText(t.ready))}</code>` : ''}${t.ready?.started_at ? ` · from ${esc(t.ready.started_at)}` : ''}</p>
 <h3>Where packets went</h3>
 ${t.packets.length ? fig(funnelSvg(funnel(t))) : '<p>No packets.</p>'}

@@ -35,6 +35,8 @@ export interface TraceOptions {
   ruleTrace: boolean;
   /** --write: a pcapng file of the traced packets, with their fates as comments. */
   write: string | null;
+  /** --report: an HTML page of the trace, written at its end. */
+  report: string | null;
   snaplen: number;
   /** --with-tcpdump: run tcpdump on this interface beside the trace and compare at the end. */
   withTcpdump: string | null;

@@ -99,3 +99,29 @@ test('report of two hosts through a router that drops: the trips drawn, lost on 
   assert.match(html, /<h2>server · pt\w+-srv<\/h2>\n<p>0 packets/);
   checkPage(html, page, dir);
 });
+
+test('--report FILE.html on a live trace: the page written at its end, beside the usual output', async (t) => {
+  const dir = ready(t);
+  if (!dir) return;
+  const lab = new Lab();
+  t.after(() => lab.destroy());
+  lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', '3306', '-j', 'DROP']);
+  const page = path.join(dir, 'live.html');
+  const pt = await Pathtrace.start(['--netns', lab.server.netns, '--port', '3306', '--report', page]);
+  await lab.connect('tcp', lab.server.v4, 3306, 1500 * SLOWDOWN);
+  await sleep(300 * SLOWDOWN);
+  const done = await pt.stop();
+  assert.equal(done.code, 0, done.stderr);
+  assert.match(done.stderr, new RegExp(`^pathtrace: report written to ${page.replace(/[.]/g, '\\.')}$`, 'm'));
+  assert.ok(
+    done.records.some((r) => r.type === 'packet'),
+    'the usual output too',
+  );
+  const html = readFileSync(page, 'utf8');
+  assert.match(
+    html,
+    /<a href="#drop-1">✗ LOCAL_IN — filter INPUT: iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP<\/a>/,
+  );
+  assert.match(html, new RegExp(`<h2>${lab.server.netns}</h2>`));
+  checkPage(html, page, dir);
+});

@@ -110,4 +110,8 @@ test('report options: one or two traces and -o; anything else refused in a line'
   assert.throws(() => parseCommandLine(['report', 'a.ndjson']), /report needs -o FILE\.html/);
   assert.throws(() => parseCommandLine(['report', '-o', 'x.html']), /one or two traces/);
   assert.throws(() => parseCommandLine(['report', 'a', 'b', 'c', '-o', 'x.html']), /one or two traces/);
+  // --report on a trace: taken, but not with two namespaces at once (each has its own trace).
+  const live = parseCommandLine(['-p', '3306', '--report', 'r.html']);
+  assert.equal(live.kind === 'trace' && live.options.report, 'r.html');
+  assert.throws(() => parseCommandLine(['-n', 'a', '-n', 'b', '--report', 'r.html']), /--report with two namespaces/);
 });
