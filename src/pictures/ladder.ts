@@ -14,11 +14,17 @@ export interface Rung {
   /** How far it went, 0 (the near end) to 1 (the far end): where it died on the way through this host. */
   reach: number;
   died: boolean;
+  /** It left this host (sent, forwarded): where it went on is beyond this trace, so the arrow stops at the host's
+   *  edge. */
+  beyond: boolean;
   /** The stage it died at, and what dropped it. */
   death: PacketPath['death'];
   retransmit: number;
   tcpdump: boolean;
 }
+
+/** Where an arrow that left this host stops: the host's far edge. */
+export const BEYOND = 0.85;
 
 export interface Ladder {
   client: string;
@@ -54,7 +60,8 @@ export function ladder(packets: PacketRecord[], client?: string): Ladder {
     const dir = end(p.src, p.sport) === a ? 'right' : 'left';
     const i = path.stages.findIndex((s) => s.state === 'died');
     // Across the host: the stages share the middle of the way; a packet that died stops at its stage.
-    const reach = i < 0 ? 1 : (i + 1) / (path.stages.length + 1);
+    const beyond = i < 0 && (p.fate === 'sent' || p.fate === 'forwarded');
+    const reach = i >= 0 ? (i + 1) / (path.stages.length + 1) : beyond ? BEYOND : 1;
     return {
       id: p.id,
       t: (p.time_us - t0) / 1e6,
@@ -62,6 +69,7 @@ export function ladder(packets: PacketRecord[], client?: string): Ladder {
       label: rungLabel(p),
       reach,
       died: i >= 0,
+      beyond,
       death: path.death,
       retransmit: p.retransmit,
       tcpdump: p.tcpdump,
@@ -97,12 +105,12 @@ export function ladderRows(l: Ladder, width: number): { text: string; id?: numbe
     const label = ` ${r.label}${r.retransmit ? ` retransmit ${r.retransmit}` : ''} `;
     const note = r.died && r.death ? ` ${r.death.stage} ` : '';
     if (r.dir === 'right') {
-      put(row, 0, '─'.repeat(len - 1) + (r.died ? '✗' : '▶'));
+      put(row, 0, '─'.repeat(len - 1) + (r.died ? '✗' : r.beyond ? '▷' : '▶'));
       if (label.length + 2 < len) put(row, 1, label);
       else put(row, len, label);
       if (note) put(row, len + (label.length + 2 < len ? 0 : label.length), note);
     } else {
-      put(row, inner - len, (r.died ? '✗' : '◀') + '─'.repeat(len - 1));
+      put(row, inner - len, (r.died ? '✗' : r.beyond ? '◁' : '◀') + '─'.repeat(len - 1));
       if (label.length + 2 < len) put(row, inner - 1 - label.length, label);
       else put(row, inner - len - label.length, label);
       if (note) put(row, inner - len - note.length - (label.length + 2 < len ? 0 : label.length), note);

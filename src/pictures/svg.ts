@@ -69,8 +69,9 @@ export function ladderSvg(l: Ladder, max = 80): string {
   rungs.forEach((r, i) => {
     const y = top + i * step + 12;
     const from = r.dir === 'right' ? left : right;
+    // Died: where its stage is on the way through this host; left it: the host's edge; else the far end.
     const to = r.dir === 'right' ? hostL + (right - hostL) * r.reach : hostR - (hostR - left) * r.reach;
-    const end = r.died ? to : r.dir === 'right' ? right : left;
+    const end = r.died ? to : r.beyond ? (r.dir === 'right' ? hostR : hostL) : r.dir === 'right' ? right : left;
     body += text(4, y + 4, `+${r.t.toFixed(3)}s`, 'time');
     body += `<line x1="${from}" y1="${y}" x2="${end}" y2="${y}" class="rung${r.died ? ' died' : ''}"${r.died ? '' : ' marker-end="url(#arrow)"'}/>`;
     const label = `${r.label}${r.retransmit ? ` retransmit ${r.retransmit}` : ''}${r.tcpdump ? '' : ' · tcpdump ✗'}`;

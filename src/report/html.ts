@@ -89,6 +89,13 @@ function rates(t: ReportTrace): string {
   return ratesSvg(bins, reasons, binS);
 }
 
+const tcpdumpSaw = (seen: number, all: number): string =>
+  seen === all
+    ? `all ${all}`
+    : seen === 0
+      ? `none of the ${all}: they died before its capture point`
+      : `${seen} of ${all} (the others died before its capture point)`;
+
 function dropSection(k: DropKind): string {
   const d = k.first.drop!;
   const seen = k.packets.filter((p) => p.tcpdump).length;
@@ -99,7 +106,7 @@ ${fig(pathSvg(k.path))}
 <p class="death">✗ dropped at ${esc(k.path.death?.stage ?? d.layer)} by <code>${esc(k.path.death?.by ?? d.location)}</code></p>
 <p class="why">${esc(d.explanation)}</p>
 ${advice.length ? `<p>What to do:</p><ul>${advice.map((a) => `<li><code>${esc(a)}</code></li>`).join('')}</ul>` : ''}
-<p>What tcpdump saw: ${seen} of ${k.packets.length}${seen < k.packets.length ? ' (the others died before its capture point)' : ''}.</p>
+<p>What tcpdump saw: ${tcpdumpSaw(seen, k.packets.length)}.</p>
 </section>`;
 }
 

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { PacketRecord } from '../../src/output/records.js';
-import { ladder, ladderLines, rungLabel } from '../../src/pictures/ladder.js';
+import { BEYOND, ladder, ladderLines, rungLabel } from '../../src/pictures/ladder.js';
 import { packetPath, pathLines } from '../../src/pictures/path.js';
 import { parseCommandLine } from '../../src/commands/options.js';
 import { reportHtml } from '../../src/report/html.js';
@@ -79,6 +79,11 @@ test('a ladder: the client the first sender, arrows as far as each packet went, 
   assert.match(lines[5]!, /│ +(-j )?DROP +│/);
   assert.match(lines[6]!, /LOCAL_OUT +\[SA\] retransmit 1 ✗─+│$/);
   assert.equal(lines.filter((x) => x.includes('✗ filter OUTPUT')).length, 1, 'the rule said once for the run');
+  // Traced on the client: its SYN left this host, and what became of it beyond is not this trace's to say.
+  const sent: PacketRecord = { ...records[0]!, direction: 'out', fate: 'sent', steps: [], delivery: undefined };
+  const [rung] = ladder([sent]).rungs;
+  assert.deepEqual([rung!.beyond, rung!.reach, rung!.died], [true, BEYOND, false]);
+  assert.match(ladderLines(ladder([sent]), 80)[2]!, /─▷ +│$/);
 });
 
 test("a rung's label, tcpdump's way", () => {
