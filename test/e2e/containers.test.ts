@@ -8,7 +8,7 @@ import { Lab } from '../../src/lab/lab.js';
 import { containerToolsMissing, removeContainer, removeImage, runContainer } from '../helpers/containers.js';
 import type { HostRecord, MergeRecord } from '../../src/output/records.js';
 import { isType, needsRoot, Pathtrace, runCli, SLOWDOWN, sleep, type Present } from '../helpers/pathtrace.js';
-import { startAgent, waitFor } from '../helpers/agent.js';
+import { dropSeries, seriesWith, startAgent, waitFor } from '../helpers/agent.js';
 
 const PORT = 3306;
 after(removeImage);
@@ -126,14 +126,9 @@ test("the agent: a container's drops labelled with its name; its series gone aft
     if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
   });
   const srv = lab.server.netns;
-  const series = async () =>
-    (await agent.metrics()).split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  const series = () => dropSeries(agent, srv);
   await lab.connect('tcp', lab.server.v4, PORT, 300 * SLOWDOWN);
-  const labelled = await waitFor(
-    `a series of ${srv} labelled with ${name}`,
-    async () => (await series()).find((l) => l.includes(`container="${name}"`)),
-    15_000,
-  ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
+  const labelled = await seriesWith(agent, srv, `container="${name}"`);
   assert.match(labelled, new RegExp(`container="${name}",k8s_namespace="",k8s_pod="",.*chain="INPUT",rule="${RULE}"`));
   assert.match(agent.output(), new RegExp(`drop in ${srv} \\(container ${name}\\) on eth0: tcp `));
   // Stopped: the namespace (the lab's) stays, the container's series go after --forget-after; drops from then on

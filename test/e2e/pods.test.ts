@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
-import { startAgent, waitFor } from '../helpers/agent.js';
+import { dropSeries, seriesWith, startAgent, waitFor } from '../helpers/agent.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { isType, needsRoot, Pathtrace, runCli, SLOWDOWN, sleep } from '../helpers/pathtrace.js';
 
@@ -31,14 +31,19 @@ function criFor(t: TestContext, netns: string, pid: number): NodeJS.ProcessEnv {
   return { PATH: `${FIXTURE}:${process.env.PATH}`, PATHTRACE_TEST_CRI: dir };
 }
 
-test("--pod NAMESPACE/NAME: its sandbox's namespace traced, the DROP rule there named, the pod and its containers told", async (t) => {
-  if (!needsRoot(t)) return;
+/** A lab whose server namespace is the pod's, a DROP rule on PORT there, and its sandbox's "pause" process. */
+function podLab(t: TestContext) {
   const lab = new Lab();
   t.after(() => lab.destroy());
   lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
-  // The sandbox's "pause" process, in the pod's namespace.
   const pause = spawn('ip', ['netns', 'exec', lab.server.netns, 'sleep', '600'], { stdio: 'ignore' });
   t.after(() => pause.kill());
+  return { lab, pause };
+}
+
+test("--pod NAMESPACE/NAME: its sandbox's namespace traced, the DROP rule there named, the pod and its containers told", async (t) => {
+  if (!needsRoot(t)) return;
+  const { lab, pause } = podLab(t);
   const env = criFor(t, lab.server.netns, pause.pid!);
   const pt = await Pathtrace.start(['--pod', 'db/mysql-0', '--port', String(PORT)], env);
   await lab.connect('tcp', lab.server.v4, PORT, 500 * SLOWDOWN);
@@ -104,11 +109,7 @@ function podCgroup(t: TestContext, id: string): string | null {
 
 test("the agent: a pod's drops labelled with its namespace and name, from its sandbox's cgroup and CRI", async (t) => {
   if (!needsRoot(t)) return;
-  const lab = new Lab();
-  t.after(() => lab.destroy());
-  lab.exec(lab.server.netns, 'iptables', ['-A', 'INPUT', '-p', 'tcp', '--dport', String(PORT), '-j', 'DROP']);
-  const pause = spawn('ip', ['netns', 'exec', lab.server.netns, 'sleep', '600'], { stdio: 'ignore' });
-  t.after(() => pause.kill());
+  const { lab, pause } = podLab(t);
   const cgroup = podCgroup(t, SANDBOX);
   if (!cgroup) return t.skip('no cgroup hierarchy here takes processes (/sys/fs/cgroup, /sys/fs/cgroup/pids)');
   writeFileSync(path.join(cgroup, 'cgroup.procs'), String(pause.pid));
@@ -118,14 +119,9 @@ test("the agent: a pod's drops labelled with its namespace and name, from its sa
     if (agent.child.exitCode === null) agent.child.kill('SIGKILL');
   });
   const srv = lab.server.netns;
-  const series = async () =>
-    (await agent.metrics()).split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${srv}"`));
+  const series = () => dropSeries(agent, srv);
   await lab.connect('tcp', lab.server.v4, PORT, 300 * SLOWDOWN);
-  const labelled = await waitFor(
-    `a series of ${srv} labelled with the pod`,
-    async () => (await series()).find((l) => l.includes('k8s_pod="mysql-0"')),
-    15_000,
-  ).catch(async (e: Error) => assert.fail(`${e.message}: ${(await series()).join('\n')}; ${agent.output()}`));
+  const labelled = await seriesWith(agent, srv, 'k8s_pod="mysql-0"');
   assert.match(labelled, /container="",k8s_namespace="db",k8s_pod="mysql-0",.*chain="INPUT"/);
   assert.match(agent.output(), new RegExp(`drop in ${srv} \\(pod db/mysql-0\\) on eth0: tcp `));
   // The sandbox's id is no container's: crictl inspect said so, inspectp named the pod.

@@ -90,4 +90,24 @@ export async function startAgent(args: string[] = [], env: NodeJS.ProcessEnv = {
   return { child, ...run, url, metrics: () => fetch(`${url}/metrics`).then((r) => r.text()) };
 }
 
+/** The agent's drop series of one namespace (its /metrics lines). */
+export async function dropSeries(agent: { metrics(): Promise<string> }, netns: string): Promise<string[]> {
+  return (await agent.metrics()).split('\n').filter((l) => l.startsWith(`pathtrace_drops_total{netns="${netns}"`));
+}
+
+/** The first series of the namespace with `has` in its labels, once it is there; fails saying what there was. */
+export function seriesWith(
+  agent: { metrics(): Promise<string>; output(): string },
+  netns: string,
+  has: string,
+): Promise<string> {
+  return waitFor(
+    `a series of ${netns} with ${has}`,
+    async () => (await dropSeries(agent, netns)).find((l) => l.includes(has)),
+    15_000,
+  ).catch(async (e: Error) =>
+    assert.fail(`${e.message}: ${(await dropSeries(agent, netns)).join('\n')}; ${agent.output()}`),
+  );
+}
+
 export type { ChildProcess };
