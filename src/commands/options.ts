@@ -1,6 +1,6 @@
 // Command-line parsing. Pure: argv in, options or a UsageError out.
 import { isIP } from 'node:net';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { AgentCommandOptions } from './agent.js';
 import { addressBytes, formatAddress } from '../trace/address.js';
 import { parsePodRef } from '../trace/containers.js';
@@ -40,19 +40,20 @@ export const AGENT_DEFAULTS: AgentCommandOptions = {
   forgetAfterMs: 10 * 60_000,
 };
 
+/** parseArgs, strict, with positionals and tokens; what it refuses as a one-line UsageError in our words. */
+function strictArgs<const O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
+  } catch (e) {
+    const [line = ''] = (e as Error).message.split('\n');
+    const msg = line.replace(/\. To specify a positional argument.*$/, '');
+    throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
+  }
+}
+
 /** `pathtrace report TRACE [TRACE] -o FILE.html`. */
 function parseReport(argv: string[]): Command {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: { output: { type: 'string', short: 'o' } },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const { values, positionals } = strictArgs(argv, { output: { type: 'string', short: 'o' } });
   if (positionals.length < 1 || positionals.length > 2)
     throw new UsageError("report takes one or two traces: pathtrace's --json output or --write file (one per host)");
   if (!values.output) throw new UsageError('report needs -o FILE.html: where to write the page');
@@ -61,25 +62,15 @@ function parseReport(argv: string[]): Command {
 
 /** `pathtrace agent ...`: its options alone (the trace's do not apply). */
 function parseAgent(argv: string[]): Command {
-  let values, positionals;
-  try {
-    ({ values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        listen: { type: 'string' },
-        otlp: { type: 'string' },
-        port: { type: 'string', short: 'p', multiple: true },
-        'label-ports': { type: 'boolean' },
-        interval: { type: 'string' },
-        'max-series': { type: 'string' },
-        'forget-after': { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('\n')[0]!);
-  }
+  const { values, positionals } = strictArgs(argv, {
+    listen: { type: 'string' },
+    otlp: { type: 'string' },
+    port: { type: 'string', short: 'p', multiple: true },
+    'label-ports': { type: 'boolean' },
+    interval: { type: 'string' },
+    'max-series': { type: 'string' },
+    'forget-after': { type: 'string' },
+  });
   const o = { ...AGENT_DEFAULTS };
   if (values.listen !== undefined) o.listen = parseListen(values.listen);
   if (values.port !== undefined) o.ports = parsePorts(values.port);
@@ -345,42 +336,29 @@ const MAX_COUNT = 2 ** 32;
 export function parseCommandLine(argv: string[]): Command {
   if (argv[0] === 'agent') return parseAgent(argv.slice(1));
   if (argv[0] === 'report') return parseReport(argv.slice(1));
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: joinNegativeValues(argv),
-      allowPositionals: true,
-      strict: true,
-      tokens: true,
-      options: {
-        port: { type: 'string', short: 'p', multiple: true },
-        host: { type: 'string', short: 'H', multiple: true },
-        proto: { type: 'string' },
-        netns: { type: 'string', short: 'n', multiple: true },
-        container: { type: 'string', multiple: true },
-        pod: { type: 'string', multiple: true },
-        json: { type: 'boolean' },
-        plain: { type: 'boolean' },
-        quiet: { type: 'boolean', short: 'q' },
-        debug: { type: 'boolean' },
-        duration: { type: 'string', short: 'd' },
-        count: { type: 'string', short: 'c' },
-        'ring-mib': { type: 'string' },
-        'rule-trace': { type: 'boolean' },
-        write: { type: 'string', short: 'w' },
-        report: { type: 'string' },
-        points: { type: 'string' },
-        snaplen: { type: 'string', short: 's' },
-        'with-tcpdump': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-    });
-  } catch (e) {
-    const [line = ''] = (e as Error).message.split('\n');
-    const msg = line.replace(/\. To specify a positional argument.*$/, '');
-    throw new UsageError(msg.replace(/^Unknown option/, 'unknown option'));
-  }
+  const parsed = strictArgs(joinNegativeValues(argv), {
+    port: { type: 'string', short: 'p', multiple: true },
+    host: { type: 'string', short: 'H', multiple: true },
+    proto: { type: 'string' },
+    netns: { type: 'string', short: 'n', multiple: true },
+    container: { type: 'string', multiple: true },
+    pod: { type: 'string', multiple: true },
+    json: { type: 'boolean' },
+    plain: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    debug: { type: 'boolean' },
+    duration: { type: 'string', short: 'd' },
+    count: { type: 'string', short: 'c' },
+    'ring-mib': { type: 'string' },
+    'rule-trace': { type: 'boolean' },
+    write: { type: 'string', short: 'w' },
+    report: { type: 'string' },
+    points: { type: 'string' },
+    snaplen: { type: 'string', short: 's' },
+    'with-tcpdump': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean', short: 'V' },
+  });
   const v = parsed.values;
   if (v.help) return { kind: 'help' };
   // --netns, --container and --pod in the order given: the first is the first host of a merge.
