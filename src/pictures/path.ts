@@ -30,6 +30,8 @@ export interface PacketPath {
 const IN: StageId[] = ['rx', 'xdp', 'tc_in', 'PRE_ROUTING', 'routing', 'LOCAL_IN', 'transport', 'socket', 'app'];
 const FORWARD: StageId[] = ['rx', 'xdp', 'tc_in', 'PRE_ROUTING', 'routing', 'FORWARD'];
 const OUT: StageId[] = ['LOCAL_OUT', 'POST_ROUTING', 'neighbour', 'tc_out', 'qdisc', 'tx'];
+/** A forwarded packet's way out: FORWARD leads to POST_ROUTING; LOCAL_OUT is only for what this host sends. */
+const OUT_AFTER_LOCAL = OUT.slice(1);
 
 /** A packet record as the stage functions read a journey: its steps' points, hooks and devices (numbered by name),
  *  the devices whose tap it passed, its drop, its delivery. */
@@ -69,7 +71,7 @@ export function packetPath(r: PacketRecord): PacketPath {
   const reached = new Set(stagesReached(view));
   const died = deathStage(view);
   const order: (StageId | 'origin')[] =
-    r.direction === 'in' ? IN : r.direction === 'forward' ? [...FORWARD, ...OUT] : ['origin', ...OUT];
+    r.direction === 'in' ? IN : r.direction === 'forward' ? [...FORWARD, ...OUT_AFTER_LOCAL] : ['origin', ...OUT];
   // Stages no probe marks (routing between hooks) were passed where a later one was reached.
   const last = Math.max(...order.map((id, i) => (id === 'origin' || reached.has(id) ? i : -1)));
   const stages = order

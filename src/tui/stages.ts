@@ -122,6 +122,13 @@ export function stagesReached(j: StageView): StageId[] {
     out.add('transport');
     out.add('socket');
   }
+  // First seen at a hook (its ports matched the filter only after NAT): it came in on a device, through its tap
+  // when the correlator says tcpdump saw it there (a tapped device that is not one it was sent on).
+  if (j.direction !== 'out' && !out.has('rx') && (out.has('PRE_ROUTING') || out.has('FORWARD'))) {
+    out.add('rx');
+    const sentOn = new Set(j.steps.filter((s) => placeOf(s.point) === 'tx-tap').map((s) => s.ifindex));
+    if (j.tcpdumpDevices.some((d) => !sentOn.has(d))) out.add('tap_rx');
+  }
   const died = deathStage(j);
   if (died) out.add(died);
   const order: StageId[] = [...RX_STAGES, ...FWD_STAGES, ...TX_STAGES];

@@ -35,3 +35,19 @@ test('tc drops: ingress after the tap, egress before the qdisc', () => {
   });
   assert.deepEqual(stagesReached(tx), ['POST_ROUTING', 'tc_out']);
 });
+
+test('first seen at PRE_ROUTING (the reply of a DNAT, its ports matched only after NAT): it came in on its device', () => {
+  const reply = journey({
+    direction: 'forward',
+    steps: [
+      { point: 'netfilter', hook: 'PRE_ROUTING', at: 'entry', t: 1 },
+      { point: 'netfilter', hook: 'FORWARD', at: 'entry', t: 2 },
+    ],
+    tcpdumpDevices: [3],
+    drop: { layer: 'netfilter', hook: 'FORWARD', reason: null, location: '', device: null } as never,
+  });
+  assert.deepEqual(stagesReached(reply), ['rx', 'tap_rx', 'PRE_ROUTING', 'routing', 'FORWARD']);
+  // Sent out of this host: nothing came in.
+  const sent = journey({ direction: 'out', steps: [{ point: 'netfilter', hook: 'POST_ROUTING', at: 'exit', t: 1 }] });
+  assert.deepEqual(stagesReached(sent), ['POST_ROUTING']);
+});
