@@ -35,7 +35,8 @@ export interface Ladder {
 const end = (addr: string, port: number | null) =>
   port ? (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`) : addr;
 
-/** What a rung says of its packet, tcpdump's way: [S], [S.], [P.] 120B, ICMP 3/4, UDP 60B. */
+/** What a rung says of its packet, in pathtrace's flag letters (as its other outputs): [S], [SA], [PA] 120B,
+ *  ICMP 3/4, UDP 60B. */
 export function rungLabel(r: PacketRecord): string {
   if (r.tcp_flags !== null && r.tcp_flags !== undefined)
     return `[${r.tcp_flags}]${/P/.test(r.tcp_flags) ? ` ${r.len}B` : ''}`;

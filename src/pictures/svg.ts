@@ -14,11 +14,10 @@ const svg = (w: number, h: number, body: string, title: string): string =>
 const text = (x: number, y: number, s: string, cls = '', anchor = 'start'): string =>
   `<text x="${x}" y="${y}" text-anchor="${anchor}"${cls ? ` class="${cls}"` : ''}>${esc(s)}</text>`;
 
-/** The path: a box per stage, in rows of five, linked by arrows; the one it died at marked, those after dashed
- *  (what dropped it is the page's text, which wraps). */
-export function pathSvg(p: PacketPath): string {
-  const perRow = 5,
-    bw = 128,
+/** The path: a box per stage, in rows of `perRow` (five on a wide page, three on a phone's), linked by arrows; the
+ *  one it died at marked, those after dashed (what dropped it is the page's text, which wraps). */
+export function pathSvg(p: PacketPath, perRow = 5): string {
+  const bw = 128,
     bh = 34,
     gap = 24;
   const rows = Math.ceil(p.stages.length / perRow);
@@ -51,6 +50,11 @@ const MARKERS =
   '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse">' +
   '<path d="M0 0 L10 5 L0 10 z" class="arrowhead"/></marker></defs>';
 
+/** A rung's label above it, from its sender's lifeline inwards: a long one runs along the arrow, never back over
+ *  the lifeline or the times. */
+const senderLabel = (from: number, y: number, rightwards: boolean, label: string): string =>
+  text(rightwards ? from + 8 : from - 8, y - 4, label, 'rung-label', rightwards ? 'start' : 'end');
+
 /** The ladder: client and server as lifelines, this host's stretch between them shaded, a rung per packet from
  *  its sender as far as it went. */
 export function ladderSvg(l: Ladder, max = 80): string {
@@ -75,7 +79,7 @@ export function ladderSvg(l: Ladder, max = 80): string {
     body += text(4, y + 4, `+${r.t.toFixed(3)}s`, 'time');
     body += `<line x1="${from}" y1="${y}" x2="${end}" y2="${y}" class="rung${r.died ? ' died' : ''}"${r.died ? '' : ' marker-end="url(#arrow)"'}/>`;
     const label = `${r.label}${r.retransmit ? ` retransmit ${r.retransmit}` : ''}${r.tcpdump ? '' : ' · tcpdump ✗'}`;
-    body += text((from + end) / 2, y - 4, label, 'rung-label', 'middle');
+    body += senderLabel(from, y, r.dir === 'right', label);
     if (r.died) {
       body += text(end, y + 5, '✗', 'cross', 'middle');
       body += text(
@@ -173,7 +177,7 @@ export function tripsSvg(
     const died = stop !== to;
     body += text(4, y + 4, `+${r.t.toFixed(3)}s`, 'time');
     body += `<line x1="${from}" y1="${y}" x2="${stop}" y2="${y}" class="rung${died ? ' died' : ''}"${died ? '' : ' marker-end="url(#arrow)"'}/>`;
-    body += text((from + stop) / 2, y - 4, r.label, 'rung-label', 'middle');
+    body += senderLabel(from, y, r.from === 0, r.label);
     if (died) {
       body += text(stop, y + 5, '✗', 'cross', 'middle');
       body += text(

@@ -102,7 +102,7 @@ function dropSection(k: DropKind): string {
   const advice = d.advice ?? [];
   return `<section class="drop" id="${k.anchor}">
 <h3>✗ ${esc(k.path.death?.stage ?? d.layer)}: ${k.packets.length} packet${k.packets.length === 1 ? '' : 's'} ${esc(k.first.direction)} · ${esc(d.reason ?? 'no reason named')}</h3>
-${fig(pathSvg(k.path))}
+<div class="fig wide">${pathSvg(k.path)}</div><div class="fig narrow">${pathSvg(k.path, 3)}</div>
 <p class="death">✗ dropped at ${esc(k.path.death?.stage ?? d.layer)} by <code>${esc(k.path.death?.by ?? d.location)}</code></p>
 <p class="why">${esc(d.explanation)}</p>
 ${advice.length ? `<p>What to do:</p><ul>${advice.map((a) => `<li><code>${esc(a)}</code></li>`).join('')}</ul>` : ''}
@@ -141,13 +141,17 @@ function filterText(r: ReadyRecord | null): string {
     .join(' and ');
 }
 
+/** Said of a --write file: its records keep where each packet ended, not the steps on the way. */
+const NO_STEPS =
+  'This trace keeps no steps (a --write file): each packet is drawn from where it ended, the stages before as passed.';
+
 function traceSection(t: ReportTrace, kinds: DropKind[]): string {
   const dropped = t.packets.filter((p) => p.drop).length;
   const ns = t.ready?.netns?.name;
   return `<section class="trace">
 <h2>${esc(t.name)}${ns && ns !== t.name ? ` · ${esc(ns)}` : ''}</h2>
 <p>${t.packets.length} packets, ${dropped} dropped${filterText(t.ready) ? ` · filter <code>${esc(filterText(t.ready))}</code>` : ''}${t.ready?.started_at ? ` · from ${esc(t.ready.started_at)}` : ''}</p>
-<h3>Where packets went</h3>
+${t.packets.length && t.packets.every((p) => !p.steps?.length) ? `<p class="why">${NO_STEPS}</p>\n` : ''}<h3>Where packets went</h3>
 ${t.packets.length ? fig(funnelSvg(funnel(t))) : '<p>No packets.</p>'}
 <h3>Drops over time, by reason</h3>
 ${fig(rates(t))}
@@ -193,7 +197,9 @@ svg{max-width:100%;height:auto;font:12px ui-monospace,monospace}.fig{overflow-x:
 .rung{stroke:#0550ae;stroke-width:1.6}.rung.died{stroke:#cf222e}.rung-label{fill:#1b1f24}
 .reached{fill:#54aeff}.died-bar{fill:#cf222e}.value{fill:#1b1f24}
 .s0{fill:#cf222e}.s1{fill:#bf8700}.s2{fill:#8250df}.s3{fill:#0969da}.s4{fill:#1a7f37}.s5{fill:#57606a}
-@media (max-width:600px){body{font-size:14px;padding:6px}.fig svg{max-width:none;width:640px}}
+.fig.narrow{display:none}
+@media (max-width:600px){body{font-size:14px;padding:6px}.fig svg{max-width:none;width:640px}
+.fig.wide{display:none}.fig.narrow{display:block}.fig.narrow svg{max-width:100%;width:100%}}
 @media print{details>summary{list-style:none}nav{display:none}.drop{break-inside:avoid}}
 `;
 

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import type { PacketRecord } from '../../src/output/records.js';
 import { BEYOND, ladder, ladderLines, rungLabel } from '../../src/pictures/ladder.js';
-import { packetPath, pathLines } from '../../src/pictures/path.js';
+import { packetPath, pathLines, type PacketPath } from '../../src/pictures/path.js';
 import { parseCommandLine } from '../../src/commands/options.js';
 import { reportHtml } from '../../src/report/html.js';
 import { FIXTURES } from '../helpers/paths.js';
@@ -16,33 +16,30 @@ const records = readFileSync(path.join(FIXTURES, 'pictures/local-out.ndjson'), '
   .filter(Boolean)
   .map((l) => JSON.parse(l) as PacketRecord);
 
+/** A path's stages as "label:state". */
+const states = (p: PacketPath): string[] => p.stages.map((s) => `${s.label}:${s.state}`);
+
 test("a packet's path: its direction's stages, passed, the one it died at, those it never reached", () => {
   const syn = packetPath(records[0]!);
   assert.equal(syn.death, null);
-  assert.deepEqual(
-    syn.stages.map((s) => `${s.label}:${s.state}`),
-    [
-      'device RX:passed',
-      'PRE_ROUTING:passed',
-      'routing:passed',
-      'LOCAL_IN:passed',
-      'TCP:passed',
-      'socket:passed',
-      'application:unreached',
-    ],
-  );
+  assert.deepEqual(states(syn), [
+    'device RX:passed',
+    'PRE_ROUTING:passed',
+    'routing:passed',
+    'LOCAL_IN:passed',
+    'TCP:passed',
+    'socket:passed',
+    'application:unreached',
+  ]);
   const synAck = packetPath(records[1]!);
-  assert.deepEqual(
-    synAck.stages.map((s) => `${s.label}:${s.state}`),
-    [
-      'socket:passed',
-      'LOCAL_OUT:died',
-      'POST_ROUTING:unreached',
-      'neighbour:unreached',
-      'qdisc:unreached',
-      'device TX:unreached',
-    ],
-  );
+  assert.deepEqual(states(synAck), [
+    'socket:passed',
+    'LOCAL_OUT:died',
+    'POST_ROUTING:unreached',
+    'neighbour:unreached',
+    'qdisc:unreached',
+    'device TX:unreached',
+  ]);
   assert.deepEqual(synAck.death, {
     stage: 'LOCAL_OUT',
     by: 'filter OUTPUT: iptables -A OUTPUT -p tcp -m tcp --sport 3306 -j DROP',
@@ -86,7 +83,7 @@ test('a ladder: the client the first sender, arrows as far as each packet went, 
   assert.match(ladderLines(ladder([sent]), 80)[2]!, /─▷ +│$/);
 });
 
-test("a rung's label, tcpdump's way", () => {
+test("a rung's label in pathtrace's flag letters, its size where it carries data", () => {
   const base = records[0]!;
   assert.equal(rungLabel({ ...base, tcp_flags: 'PA', len: 120 }), '[PA] 120B');
   assert.equal(rungLabel({ ...base, proto: 'udp', tcp_flags: null, len: 60 }), 'UDP 60B');
@@ -103,6 +100,28 @@ test('the report page: self-contained, each drop linked from the summary, text e
   assert.match(html, /<a href="#drop-1">✗ LOCAL_OUT — filter OUTPUT: iptables -A OUTPUT/);
   assert.match(html, /<section class="drop" id="drop-1">/);
   assert.doesNotMatch(html, /\b(src|href)=["']?(https?:)?\/\//i);
+  // The path in rows of five on a wide page, of three on a phone's, one shown at a time by the page's width.
+  const widths = [...html.matchAll(/<div class="fig (wide|narrow)"><svg [^>]*viewBox="0 0 (\d+) /g)];
+  assert.deepEqual(
+    widths.map((m) => [m[1], Number(m[2])]),
+    [
+      ['wide', 5 * 128 + 4 * 24 + 4],
+      ['narrow', 3 * 128 + 2 * 24 + 4],
+    ],
+  );
+  // A ladder's labels start at their sender's lifeline (x 150 and 690), clear of it and of the times.
+  const labels = [...html.matchAll(/<text x="([\d.]+)" y="[\d.]+" text-anchor="(start|end)" class="rung-label">/g)];
+  assert.ok(labels.length >= records.length);
+  for (const m of labels) assert.ok(m[2] === 'start' ? m[1] === '158' : m[1] === '682', m[0]);
+  assert.doesNotMatch(html, /keeps no steps/);
+});
+
+test('a --write trace (no steps): its pictures drawn from where each packet ended, and the page says so', () => {
+  // As the loader gives them (asReport): the record type says steps, the file has none.
+  const written = records.map((r) => ({ ...r, steps: undefined }) as unknown as PacketRecord);
+  const html = reportHtml([{ name: 'w', packets: written, ready: null, summary: null }], null, 'w');
+  assert.match(html, /This trace keeps no steps \(a --write file\)/);
+  assert.deepEqual(states(packetPath(written[1]!)), states(packetPath(records[1]!)));
 });
 
 test('report options: one or two traces and -o; anything else refused in a line', () => {
@@ -115,6 +134,9 @@ test('report options: one or two traces and -o; anything else refused in a line'
   assert.throws(() => parseCommandLine(['report', 'a.ndjson']), /report needs -o FILE\.html/);
   assert.throws(() => parseCommandLine(['report', '-o', 'x.html']), /one or two traces/);
   assert.throws(() => parseCommandLine(['report', 'a', 'b', 'c', '-o', 'x.html']), /one or two traces/);
+  assert.throws(() => parseCommandLine(['report', 'a', '-o', 'x.html', '--json']), {
+    message: "unknown option '--json'",
+  });
   // --report on a trace: taken, but not with two namespaces at once (each has its own trace).
   const live = parseCommandLine(['-p', '3306', '--report', 'r.html']);
   assert.equal(live.kind === 'trace' && live.options.report, 'r.html');
