@@ -69,6 +69,45 @@ test('report of demo local-in: the drop at LOCAL_IN with its rule, its path and 
   checkPage(html, page, dir);
 });
 
+// The other demos: each drop's hook and rule linked from the summary, its path drawn with the stage it died at,
+// drawn at both widths. (local-in is above, across is the two-host test below.)
+const DEMOS = [
+  ['local-out', 'LOCAL_OUT', 'filter OUTPUT: iptables -A OUTPUT -p tcp -m tcp --sport 3306 -j DROP'],
+  [
+    'app-response',
+    'LOCAL_OUT',
+    'filter OUTPUT: iptables -A OUTPUT -p tcp -m tcp --sport 80 --tcp-flags SYN NONE -j DROP',
+  ],
+  ['forward', 'FORWARD', 'filter FORWARD: iptables -A FORWARD -p tcp -m tcp --sport 8080 -j DROP'],
+] as const;
+
+for (const [demo, hook, rule] of DEMOS)
+  test(`report of demo ${demo}: the drop at ${hook} with its rule and path`, async (t) => {
+    const dir = ready(t);
+    if (!dir) return;
+    const run = runCli(['demo', demo, '--json'], { timeout: 120_000 * SLOWDOWN });
+    if (run.code !== 0 && /needs .*nginx/.test(run.stderr)) return t.skip(run.stderr.trim());
+    assert.equal(run.code, 0, run.stderr);
+    const trace = path.join(dir, `${demo}.ndjson`);
+    writeFileSync(trace, run.stdout);
+    const page = path.join(dir, `${demo}.html`);
+    const r = runCli(['report', trace, '-o', page]);
+    assert.equal(r.code, 0, r.stderr);
+    const html = readFileSync(page, 'utf8').replace(/&#39;/g, "'");
+    const link = new RegExp(`<a href="#(drop-\\d+)">✗ ${hook} — (.*?)</a>`).exec(html);
+    assert.ok(link, `the summary links to the drop at ${hook}`);
+    assert.equal(link[2], rule);
+    assert.match(html, new RegExp(`<section class="drop" id="${link[1]}">\\n<h3>✗ ${hook}:`));
+    assert.match(html, new RegExp(`class="stage died"[^>]*/><text[^>]*>✗ ${hook}</text>`));
+    if (hook === 'FORWARD') {
+      assert.doesNotMatch(html, />LOCAL_OUT</, 'a forwarded packet goes from FORWARD to POST_ROUTING');
+      // The replies matched the filter only after NAT (first seen at PRE_ROUTING): still counted as received.
+      const count = (stage: string) => new RegExp(`>in ${stage}</text>.*?>(\\d+)`).exec(html)?.[1];
+      assert.equal(count('device RX'), count('PRE_ROUTING'));
+    }
+    checkPage(html, page, dir);
+  });
+
 test('report of two hosts through a router that drops: the trips drawn, lost on the path', async (t) => {
   const dir = ready(t);
   if (!dir) return;
