@@ -5,6 +5,7 @@ import { runAgent } from './agent.js';
 import { across } from './across.js';
 import { runCompare } from './compare.js';
 import { runDemo } from './demo.js';
+import { runDoctor } from './doctor.js';
 import { runMerge } from './merge.js';
 import { runReport } from './report.js';
 import { parseCommandLine, USAGE, UsageError } from './options.js';
@@ -48,6 +49,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'report':
         process.stderr.write(withProgress((p) => runReport(cmd.traces, cmd.output, p)) + '\n');
         return 0;
+      case 'doctor':
+        return runDoctor(cmd.json);
       case 'agent':
         await runAgent(cmd.options);
         return 0;

@@ -26,6 +26,7 @@ export type Command =
   | { kind: 'compare'; capture: string; trace: string }
   | { kind: 'merge'; traces: [string, string]; json: boolean }
   | { kind: 'report'; traces: string[]; output: string }
+  | { kind: 'doctor'; json: boolean }
   | { kind: 'agent'; options: AgentCommandOptions };
 
 export const AGENT_DEFAULTS: AgentCommandOptions = {
@@ -58,6 +59,13 @@ function parseReport(argv: string[]): Command {
     throw new UsageError("report takes one or two traces: pathtrace's --json output or --write file (one per host)");
   if (!values.output) throw new UsageError('report needs -o FILE.html: where to write the page');
   return { kind: 'report', traces: positionals, output: values.output };
+}
+
+/** `pathtrace doctor [--json]`. */
+function parseDoctor(argv: string[]): Command {
+  const { values, positionals } = strictArgs(argv, { json: { type: 'boolean' } });
+  if (positionals.length) throw new UsageError(`doctor takes no arguments (got '${positionals[0]}')`);
+  return { kind: 'doctor', json: values.json ?? false };
 }
 
 /** `pathtrace agent ...`: its options alone (the trace's do not apply). */
@@ -139,6 +147,8 @@ export const USAGE = `Usage: pathtrace [options] [EXPRESSION]  trace packets and
                                              one self-contained page of one or two traces: where
                                              packets died, each drop's path and rule, each connection
                                              as a ladder; of two hosts, what was lost between them
+       pathtrace doctor [--json]             what this host offers pathtrace, and for what it lacks,
+                                             what that costs and the command that fixes it
        pathtrace agent [--listen ADDR:PORT] [--otlp URL] [--port PORT[,PORT...] [--label-ports]]
                        [--interval SECONDS] [--max-series N] [--forget-after SECONDS] [EXPRESSION]
                                              count the drops of every network namespace, by hook, rule
@@ -336,6 +346,7 @@ const MAX_COUNT = 2 ** 32;
 export function parseCommandLine(argv: string[]): Command {
   if (argv[0] === 'agent') return parseAgent(argv.slice(1));
   if (argv[0] === 'report') return parseReport(argv.slice(1));
+  if (argv[0] === 'doctor') return parseDoctor(argv.slice(1));
   const parsed = strictArgs(joinNegativeValues(argv), {
     port: { type: 'string', short: 'p', multiple: true },
     host: { type: 'string', short: 'H', multiple: true },
