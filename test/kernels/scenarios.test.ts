@@ -165,6 +165,33 @@ function withFlags(r: Traced, flags: string, dropped = false): Packet[] {
   return ps;
 }
 
+test('pathtrace doctor says what a trace finds on this kernel: how the hooks are traced, drop reasons, what is missing', (t) => {
+  if (!needsRoot(t)) return;
+  // A trace that takes nothing (an address of the benchmark range no one uses), for its ready record.
+  const tr = runCli(['--json', '--duration', '1', '--host', '198.18.255.254'], { timeout: 120_000 * SLOWDOWN });
+  assert.equal(tr.code, 0, tr.stderr);
+  const ready = JSON.parse(tr.stdout.split('\n')[0]!) as Ready;
+  const r = runCli(['doctor', '--json'], { timeout: 120_000 * SLOWDOWN });
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const checks = (JSON.parse(r.stdout) as { checks: { name: string; ok: boolean | null; found: string }[] }).checks;
+  const check = (n: string) => checks.find((c) => c.name === n);
+  const hooks = { links: /BPF netfilter links/, trampolines: /by trampolines on nf_hook_slow/, kprobes: /by kprobes/ };
+  assert.match(check('netfilter')!.found, hooks[ready.netfilter_mechanism as keyof typeof hooks]);
+  assert.equal(check('drop reasons')!.ok, netfilterReason(ready) !== null);
+  // The tracepoints this kernel lacks: the same in both, each with what it costs.
+  const tracepoints = ['sock_recv_length', 'qdisc_enqueue', 'napi_gro_receive_entry', 'netif_rx'];
+  assert.deepEqual(
+    checks
+      .filter((c) => tracepoints.includes(c.name))
+      .map((c) => c.name)
+      .sort(),
+    ready.unavailable
+      .filter((u) => tracepoints.includes(u.point))
+      .map((u) => u.point)
+      .sort(),
+  );
+});
+
 test('SYN dropped by an INPUT rule: LOCAL_IN, seen by tcpdump, table filter chain INPUT', async (t) => {
   if (!needsRoot(t)) return;
   const r = await traceDrop((lab) => ipt(lab, lab.server.netns, 'iptables', `-A INPUT -p tcp --dport ${PORT} -j DROP`));
