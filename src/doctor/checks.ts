@@ -52,20 +52,27 @@ export interface Check {
 
 const KERNEL_FIX = (pkg: string) => `a newer kernel: apt install ${pkg} (Debian 12's 6.1), or your distribution's`;
 
-function versionAtLeast(have: string, need: string): boolean {
-  const [a, b] = [have, need].map((v) => v.split('.').map(Number));
-  for (let i = 0; i < Math.max(a!.length, b!.length); i++) {
-    const d = (a![i] ?? 0) - (b![i] ?? 0);
-    if (d) return d > 0;
+/** Dotted versions compared: negative, zero or positive, as a sort wants. */
+export function compareVersions(a: string, b: string): number {
+  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
+  for (let i = 0; i < Math.max(x!.length, y!.length); i++) {
+    const d = (x![i] ?? 0) - (y![i] ?? 0);
+    if (d) return d;
   }
-  return true;
+  return 0;
 }
+
+/** The tracer's load, where it was tried and succeeded. */
+const loaded = (f: DoctorFacts): LoadFacts | null => (f.load && 'fallback' in f.load ? f.load : null);
+
+const NOT_TRIED = 'not tried (needs the rights to load BPF)';
+const NO_EXPRESSIONS = 'no tcpdump filter expressions (--port, --host and --proto still filter)';
 
 function addonCheck(f: DoctorFacts): Check {
   const needs = f.addonNeedsGlibc ? `; needs glibc ≥ ${f.addonNeedsGlibc}` : '';
   if ('libbpf' in f.addon)
     return { name: 'addon', ok: true, found: `loads (libbpf ${f.addon.libbpf.replace(/^v/, '')}${needs})` };
-  const tooOld = f.glibc && f.addonNeedsGlibc && !versionAtLeast(f.glibc, f.addonNeedsGlibc);
+  const tooOld = f.glibc && f.addonNeedsGlibc && compareVersions(f.glibc, f.addonNeedsGlibc) < 0;
   return {
     name: 'addon',
     ok: false,
@@ -80,8 +87,8 @@ function addonCheck(f: DoctorFacts): Check {
 function netfilterCheck(f: DoctorFacts): Check {
   const name = 'netfilter';
   if (f.netfilterLinks) return { name, ok: true, found: 'hooks traced by BPF netfilter links (Linux 6.4+)' };
-  const load = f.load && 'fallback' in f.load ? f.load : null;
-  if (!load) return { name, ok: null, found: 'not tried (needs the rights to load BPF)' };
+  const load = loaded(f);
+  if (!load) return { name, ok: null, found: NOT_TRIED };
   if (load.fallback === 'trampolines' || load.fallback === 'kprobes')
     return {
       name,
@@ -99,8 +106,8 @@ function netfilterCheck(f: DoctorFacts): Check {
 
 function trampolinesCheck(f: DoctorFacts): Check {
   const name = 'trampolines';
-  const load = f.load && 'fallback' in f.load ? f.load : null;
-  if (!load) return { name, ok: null, found: 'not tried (needs the rights to load BPF)' };
+  const load = loaded(f);
+  if (!load) return { name, ok: null, found: NOT_TRIED };
   if (load.trampolines) return { name, ok: true, found: 'fentry/fexit load and attach' };
   return {
     name,
@@ -114,7 +121,7 @@ function trampolinesCheck(f: DoctorFacts): Check {
 }
 
 function kprobesCheck(f: DoctorFacts): Check {
-  const load = f.load && 'fallback' in f.load ? f.load : null;
+  const load = loaded(f);
   // Needed where a trace falls back to them: no links, and trampolines refused (known only once loaded).
   const needed = f.netfilterLinks === false && load !== null && !load.trampolines;
   if (f.kprobes) return { name: 'kprobes', ok: true, found: needed ? 'present: they trace the hooks' : 'present' };
@@ -129,8 +136,8 @@ function kprobesCheck(f: DoctorFacts): Check {
 }
 
 function dropReasonsCheck(f: DoctorFacts): Check {
-  const load = f.load && 'dropReasons' in f.load ? f.load : null;
-  if (!load) return { name: 'drop reasons', ok: null, found: 'not tried (needs the rights to load BPF)' };
+  const load = loaded(f);
+  if (!load) return { name: 'drop reasons', ok: null, found: NOT_TRIED };
   if (load.dropReasons) return { name: 'drop reasons', ok: true, found: 'kfree_skb names them (Linux 5.17+)' };
   return {
     name: 'drop reasons',
@@ -148,7 +155,7 @@ function bpfLoopCheck(f: DoctorFacts): Check {
     name: 'bpf_loop',
     ok: false,
     found: 'this kernel has no bpf_loop (Linux < 5.17)',
-    costs: 'no tcpdump filter expressions (--port, --host and --proto still filter)',
+    costs: NO_EXPRESSIONS,
     fix: KERNEL_FIX(f.kernelPackage),
   };
 }
@@ -159,7 +166,7 @@ function libpcapCheck(f: DoctorFacts): Check {
     name: 'libpcap',
     ok: false,
     found: f.libpcap.error,
-    costs: 'no tcpdump filter expressions (--port, --host and --proto still filter)',
+    costs: NO_EXPRESSIONS,
     fix: 'apt install libpcap0.8 (Debian, Ubuntu), or dnf install libpcap',
   };
 }

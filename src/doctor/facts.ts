@@ -13,7 +13,7 @@ import { ADDON_PATH, native, type Native, type NetfilterMechanism } from '../tra
 import { netfilterTracing, unattached } from '../trace/netfilter-mechanism.js';
 import { PROTO_TCP } from '../trace/record.generated.js';
 import { onPath } from '../trace/tools.js';
-import type { DoctorFacts, LoadFacts } from './checks.js';
+import { compareVersions, type DoctorFacts, type LoadFacts } from './checks.js';
 
 /** The highest GLIBC_x.y a file asks for (its version references, read as text). */
 export function glibcNeeded(bytes: Buffer): string | null {
@@ -23,15 +23,6 @@ export function glibcNeeded(bytes: Buffer): string | null {
     if (!max || compareVersions(v, max) > 0) max = v;
   }
   return max;
-}
-
-function compareVersions(a: string, b: string): number {
-  const [x, y] = [a, b].map((v) => v.split('.').map(Number));
-  for (let i = 0; i < Math.max(x!.length, y!.length); i++) {
-    const d = (x![i] ?? 0) - (y![i] ?? 0);
-    if (d) return d;
-  }
-  return 0;
 }
 
 /** The addon and the shared libraries carried beside it. */
