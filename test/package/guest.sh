@@ -22,6 +22,11 @@ echo "=== expression"
 pathtrace --duration 1 'tcp port 3306' 2>&1
 echo "exit $?"
 
+echo "=== doctor"
+# What this server offers, read by pathtrace itself: no libpcap here, said with its cost and fix.
+pathtrace doctor 2>&1
+echo "exit $?"
+
 echo "=== demo"
 pathtrace demo local-in --plain 2>&1
 

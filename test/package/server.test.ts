@@ -112,6 +112,17 @@ test('the package on a minimal Debian 12 server: installed offline, --version, t
   const system = /^1:(\d+\.\d+)/.exec((s.get('system-libbpf') ?? '').trim())?.[1];
   assert.ok(system && !libbpf.startsWith(`libbpf ${system} `), `the system's libbpf ${system}, pathtrace's: ${libbpf}`);
 
+  // doctor on a server as operators have them: Debian 12's 6.1 traces the hooks with trampolines; no libpcap.
+  const doctor = s.get('doctor') ?? '';
+  assert.match(doctor, /^pathtrace \S+ on Linux 6\.1\.\S+ x86_64, glibc 2\.36\n✓ addon /, say);
+  assert.match(doctor, /\n✓ netfilter +hooks traced by trampolines on nf_hook_slow/, say);
+  assert.match(
+    doctor,
+    /\n✗ libpcap .*\n +costs: no tcpdump filter expressions.*\n +fix: +apt install libpcap0\.8/,
+    say,
+  );
+  assert.match(doctor, /\npathtrace can trace here\.\nexit 0\n$/, say);
+
   const demo = s.get('demo') ?? '';
   assert.match(demo, /LOCAL_IN ✗ dropped/, say);
   assert.match(demo, /iptables -A INPUT -p tcp -m tcp --dport 3306 -j DROP/, say);
