@@ -13,7 +13,7 @@ import { follow, untapped } from './path.js';
 import { isXdpPoint, programVerdict, tellProgram, XdpVerdicts } from './hook-verdicts.js';
 import { ReadQueues } from './reads.js';
 import { StartOrder } from './release.js';
-import { noteTranslation, origin, route } from './route.js';
+import { isAnswer, noteTranslation, origin, route } from './route.js';
 import { resetSent, SocketEvents } from './sockets.js';
 import { readStep, stepOf } from './steps.js';
 import { noteTooBigTold, reachedTransport, verdict, type Verdict, type Why } from './verdict.js';
@@ -294,8 +294,13 @@ export class Correlator {
     j.drop = drop;
     j.ending = ending;
     // An incoming packet the kernel freed as a drop (not a SYN the listener consumed): an answer near it is for it.
-    if (drop && ev?.point === Point.KFREE_SKB && j.direction !== 'out')
+    if (drop && ev?.point === Point.KFREE_SKB && j.direction !== 'out') {
       a.flow.lastInDrop = { t: ev.t, layer: drop.layer };
+      // Its answer may have ended first (still held: it started after this one): told now.
+      const answer = a.flow.answerSent;
+      if (answer && answer.start > j.start) answer.origin = origin(answer, a.flow);
+      a.flow.answerSent = null;
+    }
     if (drop?.tooBig) noteTooBigTold(a.flow, j, drop.tooBig);
     // Dropped by forwarding before its FORWARD hook (the TTL, too big for the way out): routing had decided to
     // forward it, so it was never this host's to deliver.
@@ -304,7 +309,10 @@ export class Correlator {
       a.forward = true;
     }
     j.route = route(j, a.forward);
-    if (j.direction === 'out') j.origin = origin(j, a.flow);
+    if (j.direction === 'out') {
+      j.origin = origin(j, a.flow);
+      if (isAnswer(j)) a.flow.answerSent = j;
+    }
     // Where it died below the transport layer, the transport layer never had it, whatever hooks it passed.
     const reached = reachedTransport(a) && !(drop && BELOW_TRANSPORT.has(drop.layer));
     if (drop?.layer === 'xdp') untapped(j);

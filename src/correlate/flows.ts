@@ -2,6 +2,7 @@
 // socket layer told about it. Keyed by the endpoints in either order; a tuple
 // rewritten by NAT is an alias of the flow it came from.
 import { tcpStateName } from '../trace/kernel-names.js';
+import type { Journey } from './journey.js';
 
 export interface FlowTuple {
   proto: number;
@@ -44,6 +45,9 @@ export interface FlowState {
   /** What that answer was: an ICMP error's type and code (in its family's numbering) and the MTU a too-big one
    *  carries; null for a TCP reset. */
   lastAnswerIcmp: { type: number; code: number; mtu?: number } | null;
+  /** The latest answer sent, while the packet it answered may still be dying: a reset can leave the host before
+   *  the SYN that caused it is freed, and that free tells whose answer it was. */
+  answerSent: Journey | null;
   /** TCP segments refused as too big for the way out after which the sender was told (ICMP), by sequence number:
    *  their size and how many ICMP errors were sent for them (a few at most; null until the first). */
   tooBigTold: Map<number, { size: number | null; told: number }> | null;
@@ -198,6 +202,7 @@ export class FlowTable {
       segments: [new SegmentCopies(), new SegmentCopies()],
       replies: [],
       lastInDrop: null,
+      answerSent: null,
       lastStackReset: -Infinity,
       lastAnswer: -Infinity,
       lastAnswerIcmp: null,

@@ -132,6 +132,11 @@ export function route(j: Pick<Journey, 'steps' | 'direction' | 'drop'>, forward:
   return undefined;
 }
 
+/** A TCP reset or an ICMP error: what a host sends back about a packet it refused. */
+export function isAnswer(j: Journey): boolean {
+  return Boolean((j.proto === IPPROTO.TCP && j.flags & TCP.RST) || j.icmp?.about);
+}
+
 /** Who made an outgoing packet, known once it settles (undefined: nothing of its path tells): a RST or ICMP error
  *  made while an incoming packet of the flow was dying in a netfilter hook
  *  (a REJECT rule sends its answer before the drop) came from netfilter;
@@ -139,8 +144,7 @@ export function route(j: Pick<Journey, 'steps' | 'direction' | 'drop'>, forward:
 export function origin(j: Journey, f: FlowState): Journey['origin'] {
   // First seen at its end (freed in a device of this namespace, having come from elsewhere): nothing tells.
   if (j.steps.every((s) => s.point === 'kfree_skb' || s.point === 'consume_skb')) return undefined;
-  const answer = (j.proto === IPPROTO.TCP && j.flags & TCP.RST) || j.icmp?.about;
-  if (!answer) return 'socket';
+  if (!isAnswer(j)) return 'socket';
   const near = (t: number) => Math.abs(j.start - t) < 10 * MS;
   if (j.proto === IPPROTO.TCP && near(f.lastStackReset)) return 'stack';
   if (f.lastInDrop && near(f.lastInDrop.t)) return f.lastInDrop.layer === 'netfilter' ? 'netfilter' : 'stack';

@@ -345,6 +345,24 @@ test("a closed port before 5.17 and 6.10: no reason, no tcp_send_reset; the rese
   assert.deepEqual([flagLetters(reset!.flags), reset!.fate, reset!.origin], ['RA', 'sent', 'stack']);
 });
 
+test("a reset that left the host before the SYN it answers was freed is still the kernel's", () => {
+  const c = new Correlator({ netns: 5 });
+  arrive(c);
+  // The RST goes out and is freed on the way (its whole journey ended) before tcp_v4_rcv frees the SYN.
+  const rst = { skb: 200, src: '198.18.0.2', dst: '198.18.0.1', sport: 80, dport: 40000, flags: 0x14 };
+  c.push(nf(3, false, { ...rst, t: 6 }));
+  c.push(nf(3, true, { ...rst, t: 7 }));
+  c.push(nf(4, false, { ...rst, t: 8 }));
+  c.push(nf(4, true, { ...rst, t: 9 }));
+  c.push(ev({ ...rst, t: 10, point: Point.NET_DEV_START_XMIT }));
+  c.push(ev({ ...rst, t: 11, point: Point.CONSUME_SKB }));
+  c.push(ev({ t: 12, point: Point.KFREE_SKB, reasonName: null, location: 'tcp_v4_rcv' }));
+  c.finish();
+  const [syn, reset] = c.drain();
+  assert.equal(syn!.drop?.reason, 'NO_SOCKET');
+  assert.deepEqual([flagLetters(reset!.flags), reset!.fate, reset!.origin], ['RA', 'sent', 'stack']);
+});
+
 test('events of other namespaces and consumes of unseen packets start nothing', () => {
   const c = new Correlator({ netns: 5 });
   c.push(ev({ netns: 6 }));
