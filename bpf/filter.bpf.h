@@ -52,9 +52,11 @@ static __always_inline bool addr_eq(const __u8 *a, const volatile __u8 *b, int n
 	return true;
 }
 
-/* Whether one tuple's ports and addresses pass the user's filter. */
+/* Whether one tuple's ports and addresses pass the user's filter; with inner, also the destination of the packet an
+ * ICMP error quotes. inner_daddr is always a readable address, inner or not: the 6.1 verifier loses track of a
+ * pointer that may be NULL across the loop below ("invalid mem access 'scalar'"). */
 static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, const __u8 *daddr, const __u8 *inner_daddr,
-					     __u16 sport, __u16 dport)
+					     bool inner, __u16 sport, __u16 dport)
 {
 	if (!filter.any_port && !port_wanted(sport) && !port_wanted(dport))
 		return false;
@@ -67,7 +69,7 @@ static __always_inline bool endpoints_wanted(__u8 family, const __u8 *saddr, con
 		if (filter.hosts[i].family != family)
 			continue;
 		if (addr_eq(saddr, filter.hosts[i].addr, n) || addr_eq(daddr, filter.hosts[i].addr, n) ||
-		    (inner_daddr && addr_eq(inner_daddr, filter.hosts[i].addr, n)))
+		    (inner && addr_eq(inner_daddr, filter.hosts[i].addr, n)))
 			return true;
 	}
 	return false;
@@ -95,7 +97,7 @@ static __always_inline bool wanted(struct pathtrace_record *r)
 	if (record_netns_unwanted(r))
 		return false;
 	return proto_wanted(r) &&
-	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_proto ? r->inner_daddr : 0, r->sport, r->dport);
+	       endpoints_wanted(r->family, r->saddr, r->daddr, r->inner_daddr, r->inner_proto != 0, r->sport, r->dport);
 }
 
 /* ---- following a packet whose tuple NAT rewrote ------------------------- */
@@ -192,8 +194,8 @@ static __always_inline bool conntrack_wanted(unsigned long nfct, const struct pa
 			return false;
 		if (t->dst.protonum != r->l4proto)
 			return false;
-		if (endpoints_wanted(r->family, (const __u8 *)&t->src.u3, (const __u8 *)&t->dst.u3, 0,
-				     bpf_ntohs(t->src.u.all), bpf_ntohs(t->dst.u.all)))
+		if (endpoints_wanted(r->family, (const __u8 *)&t->src.u3, (const __u8 *)&t->dst.u3,
+				     (const __u8 *)&t->dst.u3, false, bpf_ntohs(t->src.u.all), bpf_ntohs(t->dst.u.all)))
 			return true;
 	}
 	return false;
