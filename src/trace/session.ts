@@ -49,6 +49,13 @@ import { VERDICTS_READ_MS, VerdictTracing } from './verdicts.js';
 export class SessionError extends Error {}
 
 const POLL_MS = 20;
+
+/** PATHTRACE_IDLE_MS: how long a packet may rest mid-path before it is reported cut by timeout (unset: the
+ *  correlator's 1 s). An emulated machine (the kernel matrix under TCG) can stall a CPU mid-path for longer. */
+export function idleNsFromEnv(value: string | undefined): number | undefined {
+  const ms = Number(value);
+  return value && Number.isFinite(ms) && ms > 0 ? ms * 1e6 : undefined;
+}
 const POLL_IDLE_MS = 100;
 /** Polls without an event before the trace counts as idle. */
 const IDLE_AFTER_POLLS = 5;
@@ -270,6 +277,7 @@ export class Session {
       this.countersBefore = this.readCounters();
       this.correlator = new Correlator({
         netns: netns.inode,
+        idleNs: idleNsFromEnv(process.env.PATHTRACE_IDLE_MS),
         isExitProbe: (slot, family, hook) =>
           slot === NF_SLOT_EXIT || (slot === NF_SLOT_ENTRY && this.probes?.passOnly(family, hook) === true),
         reads: POINT_GROUPS.socket.some((p) => points.includes(p)),

@@ -149,8 +149,15 @@ async function runKernel(kernel: string, command: string): Promise<Result> {
   const fetched = await run('bash', [path.join(SCRIPTS, 'fetch.sh'), name], prefix, true);
   const release = fetched.stdout.trim().split(/\s+/)[1] ?? '?';
   if (fetched.code !== 0) return done(release, false, 'fetch failed');
-  // The tests' waits stretch under qemu's TCG (about 6 times slower here); boot.sh passes PATHTRACE_* in.
-  const env = { PATHTRACE_TEST_SLOWDOWN: process.env.PATHTRACE_TEST_SLOWDOWN ?? '6', ...VARIANTS[variant ?? ''] };
+  // The tests' waits stretch under qemu's TCG (about 6 times slower here), and so does the time a packet may rest
+  // mid-path: a vCPU stalled past the correlator's 1 s once split a forwarded packet in three. boot.sh passes
+  // PATHTRACE_* in.
+  const slowdown = Number(process.env.PATHTRACE_TEST_SLOWDOWN ?? '6');
+  const env = {
+    PATHTRACE_TEST_SLOWDOWN: String(slowdown),
+    PATHTRACE_IDLE_MS: String(1000 * slowdown),
+    ...VARIANTS[variant ?? ''],
+  };
   const { code } = await run('bash', [path.join(SCRIPTS, 'boot.sh'), name, command], prefix, false, env, failed.line);
   const detail = code === 124 ? 'timeout' : code === 125 ? 'VM failed' : `exit ${code}`;
   return done(release, code === 0, detail);

@@ -511,7 +511,7 @@ test("a container behind a Docker host's bridge: each packet one journey through
           `${p.id} ${p.tcp_flags} ${p.fate} ${p.ending}: ${p.steps.map((s) => `${s.point}${s.hook ? `/${s.hook}.${s.at}` : ''}${s.dev ? `@${s.dev}` : ''}`).join(' ')}`,
       ),
     [],
-    'every packet forwarded',
+    `every packet forwarded (lost events ${r.summary.lost_events}): ${JSON.stringify(r.packets)}`,
   );
   assert.equal(r.summary.cut_by_timeout, 0);
   const [synAck] = withFlags(r, 'SA');
