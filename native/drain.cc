@@ -1,13 +1,15 @@
 #include "drain.h"
 
 #include <bpf/libbpf.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -20,25 +22,32 @@ namespace {
 constexpr int kQueueFull = -1000;
 // Pauses between reads of the ring: short while records come (a busy port fills an 8 MiB ring in
 // ~100 ms), longer once it has been empty for a while (an idle trace wakes 50 times a second).
-constexpr auto kBusyPause = std::chrono::milliseconds(1);
-constexpr auto kIdlePause = std::chrono::milliseconds(20);
+constexpr int kBusyPauseMs = 1;
+constexpr int kIdlePauseMs = 20;
 constexpr int kIdleAfterEmptyReads = 20;
 }  // namespace
 
 Drain::Drain(int ring_fd, size_t max_records) : max_records_(max_records) {
+  wake_fd_ = eventfd(0, EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw std::runtime_error(std::string("cannot make an eventfd: ") + strerror(errno));
   ring_ = ring_buffer__new(ring_fd, on_sample, this, nullptr);
-  if (!ring_) throw std::runtime_error(std::string("cannot map the ring buffer: ") + strerror(errno));
+  if (!ring_) {
+    int err = errno;
+    close(wake_fd_);
+    throw std::runtime_error(std::string("cannot map the ring buffer: ") + strerror(err));
+  }
   filling_.reserve(kChunkRecords);  // never grows: full, it is flushed
   thread_ = std::thread([this] { run(); });
 }
 
 Drain::~Drain() {
-  {
-    std::lock_guard<std::mutex> lock(sleep_mu_);
-    stop_ = true;
+  stop_ = true;
+  uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof(one)) < 0) {
+    // An eventfd's counter cannot overflow here: the thread still wakes at its next pause.
   }
-  wake_.notify_all();
   if (thread_.joinable()) thread_.join();
+  close(wake_fd_);
   ring_buffer__free(ring_);
   for (Chunk &c : queue_) unmap_chunk(c);
 }
@@ -68,9 +77,8 @@ void Drain::run() {
       n = drain_ring();
     }
     empty_reads = n ? 0 : empty_reads + 1;
-    std::unique_lock<std::mutex> lock(sleep_mu_);
-    wake_.wait_for(lock, empty_reads >= kIdleAfterEmptyReads ? kIdlePause : kBusyPause,
-                   [this] { return stop_.load(); });
+    pollfd wake = {wake_fd_, POLLIN, 0};
+    poll(&wake, 1, empty_reads >= kIdleAfterEmptyReads ? kIdlePauseMs : kBusyPauseMs);
   }
 }
 

@@ -7,7 +7,6 @@
 // and empty: memory a burst took goes back to the system when it is taken.
 #pragma once
 #include <atomic>
-#include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <mutex>
@@ -67,8 +66,9 @@ class Drain {
   std::atomic<uint64_t> dropped_{0};
 
   std::atomic<bool> stop_{false};
-  std::mutex sleep_mu_;
-  std::condition_variable wake_;
+  // Wakes the thread from its pause to stop. An eventfd and poll(), not a condition variable: a timed wait on a
+  // steady clock needs glibc 2.30 (pthread_cond_clockwait), and the addon is built for older userlands.
+  int wake_fd_ = -1;
   std::thread thread_;
 };
 
