@@ -38,7 +38,8 @@ if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" 
       echo "$base" >> "$stage/modules/order"
     done
   touch "$stage/modules/order"
-  (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.tmp" && mv "$initrd.tmp" "$initrd"
+  # Its own temporary name: two guests of one release may boot at once (the matrix runs two at a time).
+  (cd "$stage" && find . | cpio -o -H newc --quiet | gzip -1) > "$initrd.$$" && mv "$initrd.$$" "$initrd"
   rm -rf "$stage"
 fi
 

@@ -1,6 +1,7 @@
 // The kernel matrix: `node dist/test/kernels/matrix.js [NAMES...]` runs a command (by default the kernel scenario
 // tests) under each of Debian's kernels in qemu (scripts/kernels/boot.sh), and on this machine for HOST.
-// Env: PATHTRACE_MATRIX_COMMAND (a bash script, run in the repository root), plus boot.sh's PATHTRACE_VM_*.
+// Env: PATHTRACE_MATRIX_COMMAND (a bash script, run in the repository root), PATHTRACE_MATRIX_JOBS (guests booted
+// at a time, default 2), plus boot.sh's PATHTRACE_VM_*.
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -165,13 +166,26 @@ async function runKernel(kernel: string, command: string): Promise<Result> {
 
 async function main(): Promise<void> {
   const command = process.env.PATHTRACE_MATRIX_COMMAND || DEFAULT_COMMAND;
-  const results: Result[] = [];
-  for (const kernel of kernelsToRun(process.argv.slice(2))) {
-    process.stdout.write(`\n=== ${kernel}: ${command}\n`);
-    const r = await runKernel(kernel, command);
-    process.stdout.write(`=== ${kernel} (${r.release}): ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
-    results.push(r);
-  }
+  const kernels = kernelsToRun(process.argv.slice(2));
+  // Each kernel fetched once, one after the other (fetch.sh shares apt lists per suite), before any boots.
+  for (const name of new Set(kernels.filter((k) => k !== 'HOST').map((k) => k.split(':')[0]!)))
+    await run('bash', [path.join(SCRIPTS, 'fetch.sh'), name], `[${name}] `, true);
+  // A TCG guest keeps about one of its two vCPUs busy: two guests at a time use a 2-core machine whole.
+  const jobs = Math.max(1, Number(process.env.PATHTRACE_MATRIX_JOBS) || 2);
+  const results: Result[] = new Array(kernels.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < kernels.length; i = next++) {
+      const kernel = kernels[i]!;
+      process.stdout.write(`\n=== ${kernel}: ${command}\n`);
+      const r = await runKernel(kernel, command);
+      process.stdout.write(`=== ${kernel} (${r.release}): ${r.ok ? 'ok' : 'FAILED'} in ${r.seconds.toFixed(1)} s\n`);
+      results[i] = r;
+    }
+  };
+  // HOST runs alone: its lab namespaces and load are this machine's.
+  if (kernels.includes('HOST')) await worker();
+  else await Promise.all(Array.from({ length: Math.min(jobs, kernels.length) }, worker));
   for (const r of results)
     for (const f of r.failures ?? []) process.stdout.write(`\n--- failed on ${r.kernel}:\n${f}\n`);
   process.stdout.write('\n' + summaryTable(results));
