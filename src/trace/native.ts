@@ -165,7 +165,16 @@ export interface Native {
 
 // The repository's (or the package's) root, from dist/src/trace/.
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-export const ADDON_PATH = path.join(root, 'build', 'Release', 'pathtrace.node');
+
+/** Where the addon is loaded from, as node-gyp-build looks: this tree's own build (build/Release: a development
+ *  tree), else the one prebuilt for this machine (prebuilds/linux-<arch>/: the package's, built by
+ *  scripts/prebuild.sh for glibc 2.28). Pure but for exists. */
+export function addonPath(dir: string, arch: string, exists: (p: string) => boolean): string {
+  const built = path.join(dir, 'build', 'Release', 'pathtrace.node');
+  const prebuilt = path.join(dir, 'prebuilds', `linux-${arch}`, 'pathtrace.node');
+  return exists(built) || !exists(prebuilt) ? built : prebuilt;
+}
+export const ADDON_PATH = addonPath(root, process.arch, existsSync);
 
 let cached: Native | undefined;
 
@@ -174,10 +183,10 @@ let cached: Native | undefined;
 export function addonFailure(e: Error, exists: boolean): string {
   if (!exists) return `the native addon is not built (${ADDON_PATH}); run scripts/setup.sh`;
   const [why = ''] = e.message.split('\n');
-  const glibc = /GLIBC(XX)?_[\d.]+/.exec(why);
+  const glibc = /GLIBC_([\d.]+)/.exec(why);
   const need = glibc
-    ? ': the prebuilt addon needs glibc 2.34 or later (Debian 12, Ubuntu 22.04, RHEL 9, Amazon Linux 2023); ' +
-      'elsewhere build it from the source (scripts/setup.sh)'
+    ? `: it was built for glibc ${glibc[1]}, newer than this system's; the package's prebuilt addon needs 2.28, ` +
+      'as Node 20 does, or build it here (scripts/setup.sh)'
     : '';
   return `cannot load the native addon (${why})${need}`;
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Run inside the minimal Debian 12 server (test/package/server.test.ts boots it): what a user would type
+# Run inside the minimal Debian server (test/package/server.test.ts boots it): what a user would type
 # after `npm install -g pathtrace-<version>.tgz`. Sections start with "=== NAME" for the test to read.
 set -uo pipefail
 
