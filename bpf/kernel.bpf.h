@@ -12,6 +12,18 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
+#if defined(__TARGET_ARCH_arm64)
+/* arm64's kprobe context, whose registers bpf_tracing.h's BPF_KPROBE reads the arguments from. vmlinux.h is
+ * generated on the x86 build machine for both architectures and lacks it; CO-RE relocates these fields against
+ * the running kernel's own BTF. */
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+} __attribute__((preserve_access_index));
+#endif
+
 /* The kernel's #defines the programs use. Its enums come with vmlinux.h: NF_INET_* (hooks), NFPROTO_*,
  * IPPROTO_* (but IPv6's own), IPS_* (conntrack status), IP_CT_* (a packet's conntrack info). */
 #define NF_DROP		    0
