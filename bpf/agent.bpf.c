@@ -112,20 +112,13 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-static __always_inline void lose(__u32 kind)
-{
-	__u64 *n = bpf_map_lookup_elem(&lost, &kind);
-	if (n)
-		(*n)++;
-}
-
 /* The first drop of a key, with its addresses and ports (ring full: the count alone, as for any other). */
 static __always_inline void sample(const struct pathtrace_drop_key *k, const struct sk_buff *skb,
 				   const unsigned char *nh)
 {
 	struct pathtrace_drop_sample *s = bpf_ringbuf_reserve(&samples, sizeof(*s), 0);
 	if (!s) {
-		lose(PT_AGENT_SAMPLES_LOST);
+		count_in(&lost, PT_AGENT_SAMPLES_LOST);
 		return;
 	}
 	__builtin_memset(s, 0, sizeof(*s));

@@ -63,7 +63,7 @@ static __always_inline void emit_bytes_to(const unsigned char *l3, const unsigne
 	else
 		b->wirelen = caplen;
 	if (bpf_ringbuf_output(&packet_bytes, b, PT_BYTES_HEADER + caplen, BPF_RB_NO_WAKEUP))
-		count_lost(PT_LOST_BYTES);
+		count_in(&lost, PT_LOST_BYTES);
 	else if (f)
 		f->bytes_sent = 1;
 }

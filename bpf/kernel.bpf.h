@@ -24,6 +24,14 @@ struct user_pt_regs {
 } __attribute__((preserve_access_index));
 #endif
 
+/* One more in slot key of a per-CPU array of counters (user space sums the CPUs): records lost to a full ring. */
+static __always_inline void count_in(void *counters, __u32 key)
+{
+	__u64 *n = bpf_map_lookup_elem(counters, &key);
+	if (n)
+		*n += 1;
+}
+
 /* The kernel's #defines the programs use. Its enums come with vmlinux.h: NF_INET_* (hooks), NFPROTO_*,
  * IPPROTO_* (but IPv6's own), IPS_* (conntrack status), IP_CT_* (a packet's conntrack info). */
 #define NF_DROP		    0

@@ -26,13 +26,6 @@ struct {
 	__type(value, __u64);
 } lost SEC(".maps");
 
-static __always_inline void count_lost(__u32 which)
-{
-	__u64 *n = bpf_map_lookup_elem(&lost, &which);
-	if (n)
-		*n += 1;
-}
-
 /* The time is taken once a record is wanted: a filtered-out event costs no clock read. */
 static __always_inline void stamp(struct pathtrace_record *r)
 {
@@ -45,7 +38,7 @@ static __always_inline void emit(struct pathtrace_record *r)
 	stamp(r);
 	/* No wakeups: user space drains the ring on its own timer, in batches. */
 	if (bpf_ringbuf_output(&events, r, sizeof(*r), BPF_RB_NO_WAKEUP))
-		count_lost(PT_LOST_EVENTS);
+		count_in(&lost, PT_LOST_EVENTS);
 }
 
 static __always_inline void init(struct pathtrace_record *r, __u16 point, const struct sk_buff *skb)
