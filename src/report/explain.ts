@@ -58,7 +58,7 @@ function findings(f: FlowSummary): Finding[] {
       answers[kindName(g.kind)] = (answers[kindName(g.kind)] ?? 0) + g.count;
   for (const b of bundleDrops(f.groups)) {
     const kinds = b.kinds.join(', ');
-    const where = `${b.place.replace(/^in (\w+) \((.*)\)$/, 'in the $1 layer ($2)')}${b.place.startsWith('at ') ? ` (${b.reason})` : ''}`;
+    const where = `${b.place.replace(/^in (\w+) \((.*)\)$/, 'in the $1 layer ($2)')}${b.place.startsWith('at ') && b.reason ? ` (${b.reason})` : ''}`;
     if (b.direction !== 'out' && b.tcpdump > 0) {
       const before = b.place.startsWith('at ') ? 'netfilter' : 'the stack';
       const answer = answerClause(f, b, answers);

@@ -77,6 +77,14 @@ test('SYNs dropped alike on nine connections: said once, counts summed, over 9 c
   ]);
 });
 
+test('a kernel without drop reasons (before 5.17): the hook alone, no empty brackets', () => {
+  const s = summary([flow(40001, [group({ reason: null, location: 'nf_hook_slow' })])]);
+  assert.deepEqual(explain(s), [
+    'tcpdump shows 1 SYN arriving: it captures them at the device, before netfilter. ' +
+      'They were dropped afterwards, at LOCAL_IN. TCP never saw them, so it never answered.',
+  ]);
+});
+
 test('a connection alone says no "over"; drops at different places are said apart', () => {
   const s = summary([
     flow(40001, [group({ count: 3, tcpdump: 3 })]),
