@@ -38,7 +38,8 @@ ip link add veth-c netns pkg-cli type veth peer name veth-s netns pkg-srv
 ip -n pkg-cli addr add 198.18.9.1/24 dev veth-c && ip -n pkg-srv addr add 198.18.9.2/24 dev veth-s
 for ns in pkg-cli pkg-srv; do ip -n $ns link set lo up; done
 ip -n pkg-cli link set veth-c up && ip -n pkg-srv link set veth-s up
-ip netns exec pkg-srv nft -f - <<'NFT'
+# From a file: Debian 11's nft 0.9.8 reads `-f -` through /dev/stdin, which this VM's /dev does not have.
+cat > /root/guard.nft <<'NFT'
 table inet guard {
   chain input {
     type filter hook input priority filter;
@@ -46,6 +47,7 @@ table inet guard {
   }
 }
 NFT
+ip netns exec pkg-srv nft -f /root/guard.nft
 pathtrace --json --netns pkg-srv --port 3306 --count 2 --duration 90 > /root/trace.ndjson 2> /root/trace.err &
 pt=$!
 for _ in $(seq 300); do grep -q '"type":"ready"' /root/trace.ndjson 2>/dev/null && break; sleep 0.2; done
