@@ -454,9 +454,12 @@ export class Session {
     });
   }
 
+  private closed = false;
   private readonly told = new Set<string>();
   private tellOnce(message: string): void {
-    if (this.told.has(message)) return;
+    // A ruleset read still under way at close ends after the summary, and fails: its namespace's fd is closed
+    // (nsenter then opens whatever took that number: seen on Debian 11). Nothing is said after the summary.
+    if (this.closed || this.told.has(message)) return;
     this.told.add(message);
     if (this.sink) this.sink.note(message);
     else this.notes.push(message);
@@ -556,6 +559,7 @@ export class Session {
   }
 
   close(): void {
+    this.closed = true;
     this.cancelPoll?.();
     this.cancelPoll = null;
     this.outbox?.stop();
