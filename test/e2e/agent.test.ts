@@ -16,6 +16,7 @@ import { onPath } from '../../src/trace/tools.js';
 import {
   addDropRule,
   agentPrograms,
+  assertAgentGone,
   freePort,
   PORT,
   query,
@@ -113,7 +114,7 @@ test('the agent behind Prometheus: drops by namespace, hook, table, chain and ru
   assert.ok(agentPrograms().length > 0, 'its programs were loaded');
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
-  assert.deepEqual(agentPrograms(), []);
+  await assertAgentGone();
 });
 
 interface OtlpAttribute {
@@ -248,7 +249,7 @@ test('agent: a port taken, an address not here, not root: one line, exit 1, noth
   assert.match(user.stderr, /^pathtrace: must run as root: loading BPF probes needs [A-Z_, ]+\n$/);
   first.child.kill('SIGTERM');
   assert.equal(await first.exited, 0, first.output());
-  assert.deepEqual(agentPrograms(), [], 'the refused ones left nothing either');
+  await assertAgentGone('the refused ones left nothing either');
 });
 
 for (const filter of [['--port', String(PORT)], [`tcp dst port ${PORT}`]])

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Lab } from '../../src/lab/lab.js';
-import { sleep, SLOWDOWN } from './pathtrace.js';
+import { linksOfPrograms, sleep, SLOWDOWN } from './pathtrace.js';
 import { BIN } from './paths.js';
 
 export const PORT = 3306;
@@ -64,6 +64,15 @@ export function ruleCount(lab: Lab, netns: string): number {
   const line = save.split('\n').find((l) => l.includes(`--dport ${PORT} -j DROP`));
   assert.ok(line, save);
   return Number(/^\[(\d+):/.exec(line)![1]);
+}
+
+/** Nothing of an agent that ended left in the kernel: none of its links at once, none of its programs once the
+ *  kernel has freed them (a tracing program goes an RCU grace period after its link: seen lingering under load). */
+export async function assertAgentGone(message?: string): Promise<void> {
+  assert.deepEqual(linksOfPrograms(/^agent_/), [], message);
+  const end = Date.now() + 20_000 * SLOWDOWN;
+  while (agentPrograms().length && Date.now() < end) await sleep(100);
+  assert.deepEqual(agentPrograms(), [], message);
 }
 
 /** The agent's BPF programs loaded now (bpftool prog show). */

@@ -205,22 +205,21 @@ function bpftoolList<T>(kind: 'prog' | 'link'): T[] {
   }
 }
 
-/** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
-export function pathtraceLinks(): number[] {
+/** IDs of BPF links whose programs' names match: what attaches them. A link goes when its last fd closes; its
+ *  program, for tracing programs, only after an RCU grace period (longer on a busy machine). */
+export function linksOfPrograms(names: RegExp): number[] {
   const progs = bpftoolList<{ id: number; name?: string }>('prog');
-  const ours = new Set(
-    progs
-      .filter((p) =>
-        /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock|xdp_)|(xdp|tc)_verdict$)/.test(
-          p.name ?? '',
-        ),
-      )
-      .map((p) => p.id),
-  );
+  const ours = new Set(progs.filter((p) => names.test(p.name ?? '')).map((p) => p.id));
   return bpftoolList<{ id: number; prog_id: number }>('link')
     .filter((l) => ours.has(l.prog_id))
     .map((l) => l.id);
 }
+
+/** IDs of BPF links whose programs are pathtrace's (nf_probeN, the trampolines, on_*). */
+export const pathtraceLinks = () =>
+  linksOfPrograms(
+    /^(nf_probe\d|nf_hook_slow_|nft_do_chain_|ip6?t_do_table_|k[pr]_(nf_hook|nft_do|ip6?t_do)|on_(netif_|napi_gro|net_dev_|qdisc_|skb_copy|sock_recv|kfree_skb|consume_skb|tcp_|inet_sock|xdp_)|(xdp|tc)_verdict$)/,
+  );
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Lab } from '../../src/lab/lab.js';
 import { native } from '../../src/trace/native.js';
-import { addDropRule, agentPrograms, PORT, RULE, ruleCount, startAgent, waitFor } from '../helpers/agent.js';
+import { addDropRule, assertAgentGone, PORT, RULE, ruleCount, startAgent, waitFor } from '../helpers/agent.js';
 import { needsRoot } from '../helpers/pathtrace.js';
 
 /** The labels and value of each drop series of a namespace in an exposition. */
@@ -64,5 +64,5 @@ test("agent: a DROP rule's drops counted in its namespace, named by the rule and
   );
   agent.child.kill('SIGTERM');
   assert.equal(await agent.exited, 0, agent.output());
-  assert.deepEqual(agentPrograms(), []);
+  await assertAgentGone();
 });
