@@ -244,6 +244,8 @@ export class FlowTable {
   }
 
   stateChange(t: FlowTuple, time: number, oldState: number, newState: number, owner: Owner): void {
+    // tcp_set_state reports a state set again unchanged (close() of a FIN_WAIT2 socket): not a change.
+    if (oldState === newState) return;
     const f = this.of(t);
     const from = tcpStateName(oldState),
       to = tcpStateName(newState);

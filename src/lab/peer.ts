@@ -4,7 +4,8 @@
 //   listen tcp|udp PORT [--stall MS] [--rcvbuf BYTES] [--backlog N] [--close]
 //       serve: TCP writes "hello\n" and closes; UDP echoes. --stall blocks the
 //       process after binding (nothing is read or accepted): full queues.
-//       --close: TCP closes each connection at once, sending nothing.
+//       --close: TCP sends nothing: half-closes each connection at once (FIN)
+//       and closes it 300 ms later.
 //   connect tcp HOST PORT MS [--send TEXT] [--from ADDR] [--after-fin TEXT]
 //       one TCP connection (sending TEXT once connected); give up after MS.
 //       --after-fin: once the server closed its side (its FIN came), send TEXT
@@ -51,8 +52,12 @@ function listen(proto: string, port: number): void {
   if (proto === 'tcp') {
     const server = net.createServer((s) => {
       s.on('error', () => {});
-      if (opt.close) s.destroy();
-      else s.end('hello\n');
+      if (!opt.close) return s.end('hello\n');
+      // Half-close first and close once the peer's ACK of the FIN is in: close() on a FIN_WAIT2 socket hands it
+      // to a time-wait socket (or, above 60 s of tcp_fin_timeout, keeps it) every time. Closed at once, the ACK
+      // could come while close() holds the socket's lock, and the kernel then keeps the full socket either way.
+      s.end();
+      setTimeout(() => s.destroy(), 300);
     });
     server.listen({ port, host, backlog: opt.backlog ? Number(opt.backlog) : 16 }, bound);
   } else {
