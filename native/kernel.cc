@@ -32,7 +32,12 @@ const struct btf *vmlinux_btf(std::string *error = nullptr) {
 }
 }  // namespace
 
-std::string errno_text(int err) { return std::string(strerror(err < 0 ? -err : err)); }
+std::string errno_text(int err) {
+  err = err < 0 ? -err : err;
+  // The kernel's own ENOTSUPP, which libc does not name: what BPF says of an attach this kernel cannot do.
+  if (err == 524) return "not supported by this kernel (ENOTSUPP)";
+  return std::string(strerror(err));
+}
 
 KernelFeatures probe_kernel() {
   KernelFeatures f;

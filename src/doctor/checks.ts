@@ -34,6 +34,8 @@ export interface DoctorFacts {
 export interface LoadFacts {
   /** What the kernel allowed of trampolines: loaded and attached to nf_hook_slow. */
   trampolines: boolean;
+  /** Why trampolines that loaded did not attach (arm64 before 6.4); else absent. */
+  trampolinesUnattached?: string;
   /** How the hooks would be traced without links: trampolines, kprobes, or none. */
   fallback: NetfilterMechanism;
   dropReasons: boolean;
@@ -109,13 +111,26 @@ function trampolinesCheck(f: DoctorFacts): Check {
   const load = loaded(f);
   if (!load) return { name, ok: null, found: NOT_TRIED };
   if (load.trampolines) return { name, ok: true, found: 'fentry/fexit load and attach' };
+  const costs =
+    "XDP and tc programs' own verdicts are not seen (a drop there names the program attached)" +
+    (f.netfilterLinks ? '' : '; the hooks fall back to kprobes');
+  // arm64 attaches them through ftrace direct calls, which it has from 6.4 on.
+  if (load.trampolinesUnattached)
+    return {
+      name,
+      ok: false,
+      found: `fentry/fexit load but do not attach to nf_hook_slow: ${load.trampolinesUnattached}`,
+      costs,
+      fix:
+        f.kernel.machine === 'aarch64'
+          ? `a kernel of 6.4 or later, where arm64 attaches them: apt install -t bookworm-backports ${f.kernelPackage} (Debian 12), or your distribution's`
+          : KERNEL_FIX(f.kernelPackage),
+    };
   return {
     name,
     ok: false,
     found: 'fentry/fexit refused by this kernel',
-    costs:
-      "XDP and tc programs' own verdicts are not seen (a drop there names the program attached)" +
-      (f.netfilterLinks ? '' : '; the hooks fall back to kprobes'),
+    costs,
     fix: 'none from here: the kernel is built or locked down without them (Debian, Ubuntu and RHEL kernels have them)',
   };
 }

@@ -10,7 +10,7 @@ import { packageVersion } from '../commands/version.js';
 import { addressBytes } from '../trace/address.js';
 import { LIBPCAP_NAMES } from '../trace/expression.js';
 import { ADDON_PATH, native, type Native, type NetfilterMechanism } from '../trace/native.js';
-import { netfilterTracing, unattached } from '../trace/netfilter-mechanism.js';
+import { attachTracer, netfilterTracing, TRAMPOLINES_UNATTACHED, unattached } from '../trace/netfilter-mechanism.js';
 import { PROTO_TCP } from '../trace/record.generated.js';
 import { onPath } from '../trace/tools.js';
 import { compareVersions, type DoctorFacts, type LoadFacts } from './checks.js';
@@ -53,21 +53,25 @@ function toolVersion(tool: string, args: string[]): string | null {
 /** A tracer as a trace loads it, in this namespace, taking no packet (a port and an address of the benchmark
  *  range no one uses); its points attached, read, and everything detached. */
 function loadProbe(n: Native, ask: NetfilterMechanism, links: boolean): LoadFacts | { error: string } {
-  let tracer;
-  try {
-    tracer = new n.Tracer({
+  const make = (netfilter: NetfilterMechanism) =>
+    new n.Tracer({
       netns: statSync('/proc/self/ns/net').ino,
       protos: PROTO_TCP,
       ports: [9],
       hosts: [addressBytes('198.18.255.254')],
       ringBytes: 1 << 20,
-      netfilter: ask,
+      netfilter,
     });
+  let tracer;
+  try {
+    tracer = make(ask);
   } catch (e) {
     return { error: (e as Error).message };
   }
   try {
-    const statuses = tracer.attachTracepoints();
+    const attached = attachTracer(tracer, () => make('kprobes'));
+    tracer = attached.tracer;
+    const statuses = attached.statuses;
     const points = statuses.filter((s) => s.attached).map((s) => s.point);
     const failed = statuses.filter((s) => !s.attached).map((s) => unattached(s.point, s.error));
     const loaded = tracer.netfilterMode();
@@ -76,8 +80,12 @@ function loadProbe(n: Native, ask: NetfilterMechanism, links: boolean): LoadFact
     const rest = unavailable.filter(
       (u) => u.point !== 'netfilter' && !(links && /^(fentry|fexit|kprobe|kretprobe)\//.test(u.point)),
     );
+    const unattachedReason = failed.find((u) => u.point === 'netfilter trampolines')?.reason;
     return {
       trampolines: loaded === 'trampolines' && points.includes('fentry/nf_hook_slow'),
+      ...(unattachedReason?.startsWith(TRAMPOLINES_UNATTACHED)
+        ? { trampolinesUnattached: unattachedReason.slice(TRAMPOLINES_UNATTACHED.length + 2) }
+        : {}),
       fallback: traced,
       dropReasons: tracer.dropReasons(),
       unattached: rest,

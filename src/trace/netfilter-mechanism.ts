@@ -1,7 +1,8 @@
 // How the netfilter hooks are traced on this kernel, and what the ready record
-// says about it. Pure: the points that attached and the unavailable list in,
-// the mechanism and the list as the user reads it out.
-import type { NetfilterMechanism } from './native.js';
+// says about it. Pure but for attachTracer, whose tracers come in: the points
+// that attached and the unavailable list in, the mechanism and the list as the
+// user reads it out.
+import type { NativeTracer, NetfilterMechanism, PointStatus } from './native.js';
 
 export interface Unavailable {
   point: string;
@@ -26,6 +27,30 @@ const HOOK_POINTS: Partial<Record<NetfilterMechanism, string[]>> = {
   trampolines: ['fentry/nf_hook_slow', 'fexit/nf_hook_slow'],
   kprobes: ['kprobe/nf_hook_slow', 'kretprobe/nf_hook_slow'],
 };
+
+/** How a failure of loaded trampolines to attach begins in the unavailable list (what doctor looks for). */
+export const TRAMPOLINES_UNATTACHED = 'trampolines did not attach to nf_hook_slow';
+
+/**
+ * Attaches the tracer's points. Trampolines that loaded but do not attach to nf_hook_slow (arm64 before 6.4 has
+ * no ftrace direct calls: ENOTSUPP) give way to kprobes, as the addon's refusal at load does: the tracer is
+ * closed, withKprobes makes the next, and the first one's failure is listed as the addon lists a refusal.
+ */
+export function attachTracer<T extends Pick<NativeTracer, 'attachTracepoints' | 'netfilterMode' | 'close'>>(
+  tracer: T,
+  withKprobes: () => T,
+): { tracer: T; statuses: PointStatus[] } {
+  const statuses = tracer.attachTracepoints();
+  const failed = statuses.find((s) => HOOK_POINTS.trampolines!.includes(s.point) && !s.attached);
+  if (tracer.netfilterMode() !== 'trampolines' || !failed) return { tracer, statuses };
+  tracer.close();
+  const next = withKprobes();
+  const error = `${TRAMPOLINES_UNATTACHED}: ${failed.error ?? 'not attached'}`;
+  return {
+    tracer: next,
+    statuses: [{ point: 'netfilter trampolines', attached: false, error }, ...next.attachTracepoints()],
+  };
+}
 
 /** The addon's entries for a mechanism the kernel refused at load ("netfilter trampolines"). */
 const REFUSAL = /^netfilter (trampolines|kprobes)$/;

@@ -23,7 +23,7 @@ import type { Expression } from './expression.js';
 import { Symbolizer } from './kallsyms.js';
 import { EnumNames } from './kernel-names.js';
 import { native, type Native, type NativeTracer, type NetfilterMechanism } from './native.js';
-import { netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
+import { attachTracer, netfilterTracing, unattached, type Unavailable } from './netfilter-mechanism.js';
 import { findNetns, type NetnsTarget } from './netns.js';
 import { POINT_GROUPS, type PointGroup, type TraceOptions } from './options.js';
 import { NetfilterProbes } from './probes.js';
@@ -233,7 +233,8 @@ export class Session {
 
     try {
       // Attach.
-      const { points, traced, unavailable, probes } = this.attach(this.tracer, mechanism);
+      const kprobes = () => new n.Tracer(tracerConfig(options, netns, expression, 'kprobes'));
+      const { points, traced, unavailable, probes } = this.attach(mechanism, kprobes);
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
       this.devicePrograms = new DevicePrograms(this.nsPath, commandPrefix(netns));
@@ -301,12 +302,14 @@ export class Session {
 
   /** Attaches the tracepoints and the netfilter probes; says which points could not be. */
   private attach(
-    tracer: NativeTracer,
     mechanism: NetfilterMechanism,
+    withKprobes: () => NativeTracer,
   ): { points: string[]; traced: NetfilterMechanism; unavailable: Unavailable[]; probes: NetfilterProbes | null } {
     const points: string[] = [];
     const unattachedPoints: Unavailable[] = [];
-    for (const s of tracer.attachTracepoints()) {
+    const attached = attachTracer(this.tracer!, withKprobes);
+    const tracer = (this.tracer = attached.tracer);
+    for (const s of attached.statuses) {
       if (s.attached) points.push(s.point);
       else unattachedPoints.push(unattached(s.point, s.error));
     }

@@ -111,3 +111,31 @@ test('the glibc a binary asks for: the highest of its version references', () =>
   assert.equal(glibcNeeded(bytes), '2.34');
   assert.equal(glibcNeeded(Buffer.from('no references')), null);
 });
+
+test('arm64 6.1: trampolines load but do not attach, kprobes trace the hooks; the fix is a 6.4+ kernel', () => {
+  const c = byName({
+    ...HOST,
+    kernel: { release: '6.1.0-50-arm64', machine: 'aarch64' },
+    netfilterLinks: false,
+    load: {
+      trampolines: false,
+      trampolinesUnattached: 'not supported by this kernel (ENOTSUPP)',
+      fallback: 'kprobes',
+      dropReasons: true,
+      unattached: [],
+    },
+    kprobes: true,
+    kernelPackage: 'linux-image-arm64',
+  });
+  assert.match(c.get('netfilter')!.found, /^hooks traced by kprobes on nf_hook_slow/);
+  assert.deepEqual(c.get('trampolines'), {
+    name: 'trampolines',
+    ok: false,
+    found: 'fentry/fexit load but do not attach to nf_hook_slow: not supported by this kernel (ENOTSUPP)',
+    costs:
+      "XDP and tc programs' own verdicts are not seen (a drop there names the program attached); the hooks fall back to kprobes",
+    fix: "a kernel of 6.4 or later, where arm64 attaches them: apt install -t bookworm-backports linux-image-arm64 (Debian 12), or your distribution's",
+  });
+  assert.equal(c.get('kprobes')!.found, 'present: they trace the hooks');
+  assert.equal(canTrace([...c.values()]), true);
+});

@@ -1,7 +1,8 @@
 // What ready says about how netfilter is traced, from what loaded and attached.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { netfilterTracing, unattached } from '../../src/trace/netfilter-mechanism.js';
+import type { NetfilterMechanism, PointStatus } from '../../src/trace/native.js';
+import { attachTracer, netfilterTracing, unattached } from '../../src/trace/netfilter-mechanism.js';
 
 const TRAMPOLINES = ['fentry/nf_hook_slow', 'fexit/nf_hook_slow', 'kfree_skb'];
 
@@ -57,4 +58,56 @@ test('nothing attached on nf_hook_slow: one line with both reasons, the failed p
 test('links: traced by links, nothing added; netfilter not wanted (--points): nothing said', () => {
   assert.deepEqual(netfilterTracing('links', 'links', ['kfree_skb'], []), { traced: 'links', unavailable: [] });
   assert.deepEqual(netfilterTracing('none', 'none', ['kfree_skb'], []), { traced: 'none', unavailable: [] });
+});
+
+/** A tracer as attachTracer sees it: what it loaded, what attaches, whether it was closed. */
+function fakeTracer(loaded: NetfilterMechanism, statuses: PointStatus[]) {
+  return {
+    closed: false,
+    attachTracepoints: () => statuses,
+    netfilterMode: () => loaded,
+    close() {
+      this.closed = true;
+    },
+  };
+}
+
+test('trampolines that load but do not attach (arm64 before 6.4): closed, kprobes loaded, the failure said', () => {
+  const first = fakeTracer('trampolines', [
+    { point: 'fentry/nf_hook_slow', attached: false, error: 'not supported by this kernel (ENOTSUPP)' },
+    { point: 'fexit/nf_hook_slow', attached: false, error: 'not supported by this kernel (ENOTSUPP)' },
+    { point: 'kfree_skb', attached: true },
+  ]);
+  const second = fakeTracer('kprobes', [
+    { point: 'kprobe/nf_hook_slow', attached: true },
+    { point: 'kretprobe/nf_hook_slow', attached: true },
+  ]);
+  const { tracer, statuses } = attachTracer(first, () => second);
+  assert.deepEqual([tracer === second, first.closed, second.closed], [true, true, false]);
+  const failed = statuses.filter((s) => !s.attached).map((s) => unattached(s.point, s.error));
+  const r = netfilterTracing(
+    'trampolines',
+    tracer.netfilterMode(),
+    statuses.filter((s) => s.attached).map((s) => s.point),
+    failed,
+  );
+  assert.equal(r.traced, 'kprobes');
+  assert.deepEqual(r.unavailable, [
+    {
+      point: 'netfilter',
+      reason:
+        'kprobes trace the hooks, as trampolines could not (trampolines did not attach to nf_hook_slow: ' +
+        'not supported by this kernel (ENOTSUPP))',
+    },
+  ]);
+});
+
+test('attached trampolines, or kprobes loaded already: the tracer kept, no second one made', () => {
+  for (const t of [
+    fakeTracer('trampolines', [{ point: 'fentry/nf_hook_slow', attached: true }]),
+    fakeTracer('kprobes', [{ point: 'kprobe/nf_hook_slow', attached: false, error: 'No such file or directory' }]),
+  ]) {
+    const r = attachTracer(t, () => assert.fail('no second tracer'));
+    assert.deepEqual([r.tracer === t, t.closed], [true, false]);
+  }
 });
