@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# prebuild.sh: the addon and the libraries it carries, built in a Debian 11 (bullseye) root so that a server
-# with glibc 2.31 loads them (Debian 11, Ubuntu 20.04; the host's own build needs 2.34). Writes
-# prebuilds/linux-x64/{pathtrace.node,libbpf.so.1,libelf.so.1}, the layout node-gyp-build loads prebuilt addons
-# from, and prebuilds/linux-x64/SOURCES (what each library was built from). libbpf and libelf are compiled there
-# from the source packages of the versions the host build uses (downloaded with apt, which checks them against
-# the archive's signed index); the BPF side is the host build's (build/gen: CO-RE objects do not depend on the
-# userland). Run after scripts/setup.sh; prints the directory. The root is cached in $cache/roots.
+# prebuild.sh [x64|arm64]: the addon and the libraries it carries, built in a Debian 11 (bullseye) root so that a
+# server with glibc 2.31 loads them (Debian 11, Ubuntu 20.04; the host's own build needs 2.34), for x86_64 or,
+# cross-compiled with Debian's gcc-aarch64-linux-gnu, for arm64. Writes prebuilds/linux-<arch>/{pathtrace.node,
+# libbpf.so.1,libelf.so.1}, the layout node-gyp-build loads prebuilt addons from, and prebuilds/linux-<arch>/SOURCES
+# (what each library was built from). libbpf and libelf are compiled there from the source packages of the
+# versions the host build uses (downloaded with apt, which checks them against the archive's signed index), each
+# under /opt/<arch> of the root; the BPF side is built on the host (CO-RE objects do not depend on the userland;
+# for arm64 by CMake's bpf_skeletons target with BPF_ARCH=arm64). Run after scripts/setup.sh; prints the
+# directory. The root is cached in $cache/roots.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
+arch=${1:-x64}
 cache=${PATHTRACE_KERNELS_CACHE:-/var/cache/pathtrace-kernels}
-out=$repo/prebuilds/linux-x64
+out=$repo/prebuilds/linux-$arch
 log() { printf 'prebuild.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
 
-[ "$(uname -m)" = x86_64 ] || die "builds the linux-x64 addon, on x86_64 only"
+[ "$(uname -m)" = x86_64 ] || die "builds on x86_64 only"
 [ -e build/gen/pathtrace.skel.h ] || die "no build/gen: run 'npm run build' (scripts/setup.sh) first"
+case $arch in
+  x64) gen=build/gen ;;
+  arm64)
+    gen=build/bpf-arm64/gen
+    cmake -S . -B build/bpf-arm64 -G Ninja -DBPF_ARCH=arm64 > /dev/null
+    cmake --build build/bpf-arm64 --target bpf_skeletons >&2 ;;
+  *) die "unknown architecture '$arch' (x64 or arm64)" ;;
+esac
 command -v debootstrap >/dev/null || die "needs debootstrap (scripts/setup.sh installs it)"
 . scripts/debian-archive.sh
 uri=$(debian_archive_uri | head -n1)
@@ -53,7 +64,10 @@ elfutils_tar=$(orig elfutils "$elfutils_version")
 # `node -p` run in the root).
 node_dir=$(bash scripts/node-linux.sh x64)
 
-root=$cache/roots/bullseye-build
+# The libraries go under /opt/<arch>: libbpf's UAPI headers over the root's /usr/include/linux would keep dpkg from
+# installing linux-libc-dev:arm64 (the cross build's).
+rm -rf "$cache/roots/bullseye-build"  # the root before that
+root=$cache/roots/bullseye-cross
 if [ ! -e "$root/.complete" ]; then
   log "debootstrap --variant=minbase bullseye from $uri"
   rm -rf "$root" && mkdir -p "$root"
@@ -65,49 +79,67 @@ fi
 # In the root, with the repository and the downloads bound read-only, in a mount namespace that goes with it.
 mkdir -p "$root/src" "$root/srcs" "$root/opt/node" "$root/build"
 unshare --mount --fork -- bash -s "$root" "$repo" "$srcs" "$node_dir" "$(basename "$libbpf_tar")" \
-  "$(basename "$elfutils_tar")" >&2 <<'OUTER'
+  "$(basename "$elfutils_tar")" "$arch" "$gen" >&2 <<'OUTER'
 set -euo pipefail
 root=$1
 mount --bind -o ro "$2" "$root/src"
 mount --bind -o ro "$3" "$root/srcs"
 mount --bind -o ro "$4" "$root/opt/node"
 mount -t proc proc "$root/proc"
-exec chroot "$root" env -i PATH=/opt/node/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash -s "$5" "$6" <<'INNER'
+exec chroot "$root" env -i PATH=/opt/node/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root bash -s "$5" "$6" "$7" "$8" <<'INNER'
 set -euo pipefail
-libbpf_tar=/srcs/$1 elfutils_tar=/srcs/$2
-lib=/usr/lib/x86_64-linux-gnu
-# Each library once per root and version (a marker of what was installed).
-if [ ! -e "/usr/local/share/built-$2" ]; then
-  echo "prebuild.sh: libelf from $2" >&2
+libbpf_tar=/srcs/$1 elfutils_tar=/srcs/$2 arch=$3 gen=/src/$4
+prefix=/opt/$arch
+case $arch in
+  x64) triple=x86_64-linux-gnu host=() cc=gcc cmake_cross=() ;;
+  arm64)
+    triple=aarch64-linux-gnu host=(--host=aarch64-linux-gnu) cc=aarch64-linux-gnu-gcc
+    cmake_cross=(--arch arm64 --CDCMAKE_SYSTEM_NAME=Linux --CDCMAKE_SYSTEM_PROCESSOR=aarch64
+      --CDCMAKE_C_COMPILER=aarch64-linux-gnu-gcc --CDCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++
+      --CDCMAKE_FIND_ROOT_PATH=$prefix)
+    if [ ! -x /usr/bin/aarch64-linux-gnu-g++ ]; then
+      echo "prebuild.sh: the arm64 cross compilers (gcc-aarch64-linux-gnu) and zlib1g-dev:arm64" >&2
+      dpkg --add-architecture arm64 && apt-get -qq update
+      DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends \
+        gcc-aarch64-linux-gnu g++-aarch64-linux-gnu zlib1g-dev:arm64 >/dev/null
+    fi ;;
+esac
+export PKG_CONFIG_LIBDIR=$prefix/lib/pkgconfig:/usr/lib/$triple/pkgconfig
+# Each library once per root, architecture and version (a marker of what was installed).
+if [ ! -e "$prefix/built-$2" ]; then
+  echo "prebuild.sh: libelf for $arch from $2" >&2
   rm -rf /tmp/elfutils && mkdir /tmp/elfutils && tar xf "$elfutils_tar" -C /tmp/elfutils --strip-components=1
   cd /tmp/elfutils
-  ./configure -q --prefix=/usr --libdir=$lib --disable-debuginfod --disable-libdebuginfod \
+  ./configure -q "${host[@]}" --prefix=$prefix --libdir=$prefix/lib --disable-debuginfod --disable-libdebuginfod \
     --without-bzlib --without-lzma --without-zstd
   make -s -j"$(nproc)" -C lib && make -s -j"$(nproc)" -C libelf
   make -s -C libelf install && make -s -C config install
-  mkdir -p /usr/local/share && touch "/usr/local/share/built-$2"
+  touch "$prefix/built-$2"
 fi
-if [ ! -e "/usr/local/share/built-$1" ]; then
-  echo "prebuild.sh: libbpf from $1" >&2
+if [ ! -e "$prefix/built-$1" ]; then
+  echo "prebuild.sh: libbpf for $arch from $1" >&2
   rm -rf /tmp/libbpf && mkdir /tmp/libbpf && tar xf "$libbpf_tar" -C /tmp/libbpf --strip-components=1
   # install_uapi_headers: bullseye's linux/bpf.h and btf.h are older than what libbpf 1.x and pathtrace use.
-  make -s -j"$(nproc)" -C /tmp/libbpf/src PREFIX=/usr LIBDIR=$lib install install_uapi_headers
-  touch "/usr/local/share/built-$1"
+  make -s -j"$(nproc)" -C /tmp/libbpf/src CC=$cc PREFIX=$prefix LIBDIR=$prefix/lib \
+    EXTRA_CFLAGS=-I$prefix/include EXTRA_LDFLAGS=-L$prefix/lib install install_uapi_headers
+  touch "$prefix/built-$1"
 fi
-echo "prebuild.sh: the addon" >&2
+echo "prebuild.sh: the addon for $arch" >&2
 rm -rf /build/* && cd /src
 npm_config_nodedir=/opt/node node node_modules/cmake-js/bin/cmake-js build --log-level warn -O /build \
-  --CDPATHTRACE_BPF_GEN=/src/build/gen >&2
+  "${cmake_cross[@]}" --CDPATHTRACE_BPF_GEN=$gen --CDCMAKE_LIBRARY_PATH=$prefix/lib >&2
 INNER
 OUTER
 
 rm -rf "$out" && mkdir -p "$out"
 for f in pathtrace.node libbpf.so.1 libelf.so.1; do cp "$root/build/Release/$f" "$out/$f"; done
 # What the built files ask of glibc: the point of building here.
-need=$(objdump -T "$out"/* | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n1)
+need=$(readelf -W --dyn-syms "$out"/*.so.1 "$out"/*.node | grep -o '@GLIBC_[0-9.]*' | sed 's/@GLIBC_//' | sort -uV | tail -n1)
+machine=$(readelf -h "$out/pathtrace.node" | sed -n 's/^ *Machine: *//p')
+case $arch:$machine in x64:*X86-64 | arm64:AArch64) ;; *) die "built for $machine, not $arch" ;; esac
 [ "$(printf '%s\n2.31\n' "$need" | sort -V | tail -n1)" = 2.31 ] || die "the build needs glibc $need, more than 2.31"
 cat > "$out/SOURCES" <<EOF
-pathtrace.node: this repository, compiled in Debian 11 (bullseye) against the two below; needs glibc $need
+pathtrace.node: this repository, compiled for $arch in Debian 11 (bullseye) against the two below; needs glibc $need
 libbpf.so.1: $(basename "$libbpf_tar") (Debian source package libbpf $libbpf_version)
 libelf.so.1: $(basename "$elfutils_tar") (Debian source package elfutils $elfutils_version)
 EOF

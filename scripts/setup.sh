@@ -36,8 +36,9 @@ packages+=(fail2ban ipset)
 # The kernel matrix (scripts/kernels, npm run test:kernels): qemu, the initramfs' busybox and cpio, depmod/modprobe
 # for Debian's kernel packages, xz for their compressed modules.
 packages+=(qemu-system-x86 busybox-static cpio kmod xz-utils)
-# The packaged-install test (npm run test:package): a minimal Debian root for its server.
-packages+=(debootstrap)
+# The packaged-install test (npm run test:package): a minimal Debian root for its server; the arm64 one
+# boots in qemu-system-aarch64 (qemu-system-arm).
+packages+=(debootstrap qemu-system-arm)
 # node-gyp (npm run build:gyp, test/builds): gyp is Python.
 packages+=(python3)
 # prometheus and promtool: test/e2e/agent.test.ts scrapes the agent with the real server (its service is not
