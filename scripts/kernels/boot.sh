@@ -6,6 +6,7 @@
 # COMMAND's stdout+stderr stream to stdout; its exit code is boot.sh's (124: timeout, 125: the VM failed).
 # Env: PATHTRACE_VM_TIMEOUT (s, default 1200), PATHTRACE_VM_ACCEL (kvm|tcg; default kvm when /dev/kvm is usable),
 # PATHTRACE_VM_MEM (default 3G), PATHTRACE_VM_CPUS (default 2), PATHTRACE_KERNELS_CACHE (see fetch.sh).
+# An arm64 kernel (6.1-arm64) boots in qemu-system-aarch64's virt machine, with TCG: its root must be arm64 too.
 # In the guest, PATHTRACE_KERNEL=NAME; PATH, LANG, TERM and PATHTRACE_*/NODE_* variables are passed through; the
 # kernel package's tree is shared at /run/pathtrace/kernel (its modules, its config).
 set -euo pipefail
@@ -28,7 +29,9 @@ if [ ! -s "$initrd" ] || [ "$here/init" -nt "$initrd" ] || [ "$0" -nt "$initrd" 
   log "building $initrd"
   stage=$(mktemp -d)
   mkdir -p "$stage/bin" "$stage/dev" "$stage/modules" "$(dirname "$initrd")"
-  cp /bin/busybox "$stage/bin/busybox"
+  # The kernel's own architecture's busybox (fetch.sh brings arm64's), else this machine's.
+  bb=$tree/busybox/bin/busybox; [ -x "$bb" ] || bb=/bin/busybox
+  cp "$bb" "$stage/bin/busybox"
   install -m 755 "$here/init" "$stage/init"
   mknod "$stage/dev/console" c 5 1
   modprobe -d "$tree" -S "$release" -a --show-depends virtio_pci 9pnet_virtio 9p overlay |
@@ -67,18 +70,23 @@ printf 'NAME=%q\nRELEASE=%q\n' "$name" "$release" > "$xfer/guest.conf"
 
 # KVM when /dev/kvm is usable, unless an earlier boot found it hanging (nested KVM can: see README.md).
 accel=${PATHTRACE_VM_ACCEL:-}
+case $release in *-arm64) accel=tcg ;; esac
 if [ -z "$accel" ]; then
   [ -w /dev/kvm ] && [ ! -e "$cache/kvm-hangs" ] && accel=kvm || accel=tcg
 fi
-# -arch-capabilities: nested KVM may refuse to set that MSR (qemu then aborts).
-case $accel in kvm) cpu=host,-arch-capabilities ;; *) cpu=max ;; esac
+case $release in
+  # cortex-a72 rather than max: TCG emulates max's pointer authentication slowly.
+  *-arm64) qemu=(qemu-system-aarch64 -M virt -cpu cortex-a72) console=ttyAMA0 ;;
+  # -arch-capabilities: nested KVM may refuse to set that MSR (qemu then aborts).
+  *) qemu=(qemu-system-x86_64 -cpu "$([ "$accel" = kvm ] && echo host,-arch-capabilities || echo max)") console=ttyS0 ;;
+esac
 
 start=$(date +%s%N)
-timeout -k 10 "${PATHTRACE_VM_TIMEOUT:-1200}" qemu-system-x86_64 \
-  -accel "$accel" -cpu "$cpu" -smp "${PATHTRACE_VM_CPUS:-2}" -m "${PATHTRACE_VM_MEM:-3G}" \
+timeout -k 10 "${PATHTRACE_VM_TIMEOUT:-1200}" "${qemu[@]}" \
+  -accel "$accel" -smp "${PATHTRACE_VM_CPUS:-2}" -m "${PATHTRACE_VM_MEM:-3G}" \
   -nodefaults -no-reboot -display none -monitor none -serial "file:$xfer/console" \
   -kernel "$tree/boot/vmlinuz-$release" -initrd "$initrd" \
-  -append "console=ttyS0 quiet loglevel=3 panic=-1" \
+  -append "console=$console quiet loglevel=3 panic=-1" \
   -virtfs "local,path=$vmroot,mount_tag=hostroot,readonly=on,security_model=none,multidevs=remap" \
   -virtfs "local,path=$tree,mount_tag=kernel,readonly=on,security_model=none" \
   -virtfs "local,path=$xfer,mount_tag=xfer,security_model=none" \
