@@ -8,9 +8,12 @@ export interface Traced {
   output(): string;
 }
 
-export async function startPathtrace(args: string[]): Promise<Traced> {
+export async function startPathtrace(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Traced> {
   const started = Date.now();
-  const child = spawn(process.execPath, [BIN, '--json', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [BIN, '--json', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
   let text = '';
   child.stdout!.on('data', (d) => {
     text += d;

@@ -185,6 +185,7 @@ function sessionSwitches(env: NodeJS.ProcessEnv = process.env): SessionSwitches 
   return {
     pretendLacks: (env.PATHTRACE_PRETEND_KERNEL_LACKS ?? '').split(','),
     recordEventsTo: env.PATHTRACE_RECORD_EVENTS || null,
+    probesOnly: env.PATHTRACE_PROBES_ONLY === '1',
   };
 }
 

@@ -73,9 +73,14 @@ export interface SessionSwitches {
   pretendLacks: string[];
   /** PATHTRACE_RECORD_EVENTS=FILE: named events as NDJSON, the fixtures of the correlator's tests. */
   recordEventsTo: string | null;
+  /** PATHTRACE_PROBES_ONLY=1: every probe attached as asked, but the kernel filter wants no namespace, so each
+   *  leaves at its first check and nothing is recorded: the benchmark's floor, what attaching alone costs. */
+  probesOnly?: boolean;
 }
 
 const NO_SWITCHES: SessionSwitches = { pretendLacks: [], recordEventsTo: null };
+/** A namespace inode no namespace has (the kernel numbers them from 0xEFFFFFF8 up): the filter of PATHTRACE_PROBES_ONLY. */
+const NO_NAMESPACE = 1;
 
 /** What the kernel offers, less what the switches pretend it lacks. */
 function kernelFeatures(n: Native, lacks: string[]) {
@@ -218,8 +223,9 @@ export class Session {
       }) ?? null;
 
     // Load.
+    const wanted = switches.probesOnly ? { ...netns, inode: NO_NAMESPACE } : netns;
     try {
-      this.tracer = new n.Tracer(tracerConfig(options, netns, expression, mechanism));
+      this.tracer = new n.Tracer(tracerConfig(options, wanted, expression, mechanism));
     } catch (e) {
       this.closeNetns();
       throw new SessionError((e as Error).message);
@@ -233,7 +239,7 @@ export class Session {
 
     try {
       // Attach.
-      const kprobes = () => new n.Tracer(tracerConfig(options, netns, expression, 'kprobes'));
+      const kprobes = () => new n.Tracer(tracerConfig(options, wanted, expression, 'kprobes'));
       const { points, traced, unavailable, probes } = this.attach(mechanism, kprobes);
       this.probes = probes;
       this.devices = new Devices(this.nsPath);
